@@ -1,0 +1,70 @@
+# The front door. Every target does its own set-up (a project-local virtual environment
+# under .local/venv with the pinned requirements) and fails loudly.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules
+
+PYTHON ?= python3
+VENV := .local/venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: help venv run test test-unit test-integration test-e2e proto proto-check lint bench lock clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-input -r requirements.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+venv: $(STAMP) ## create .local/venv with the pinned requirements (first run only)
+	@# the checkout and the generated contracts are importable from the venv wherever it lives
+	@printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/gen/python" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/retail-platform.pth"
+
+run: venv ## start PostgreSQL, NATS, every service and the gateway with demo data
+	$(PY) -m devstack run
+
+test: venv ## unit, integration and end-to-end tests against private PostgreSQL and NATS
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: venv
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-integration: venv
+	$(PY) -m pytest tests/integration $(PYTEST_ARGS)
+
+test-e2e: venv
+	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+proto: venv ## regenerate Python code and type stubs from proto/ into gen/python
+	$(PY) -m tools.protogen generate
+
+proto-check: venv ## fail when gen/python is not what `make proto` would produce
+	$(PY) -m tools.protogen check
+
+lint: venv proto-check ## ruff, mypy, buf lint + breaking, kustomize render + schema validation
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/buf lint
+	$(PY) -m tools.protogen breaking
+	$(PY) -m tools.k8s_validate
+
+bench: venv ## benchmarks: ratios against raw baselines measured in the same run
+	$(PY) -m bench
+
+lock: ## re-resolve requirements.in into the pinned requirements.txt
+	rm -rf .local/lock-venv && $(PYTHON) -m venv .local/lock-venv
+	.local/lock-venv/bin/pip install --quiet -r requirements.in
+	{ echo '# Pinned, complete dependency set (generated from requirements.in by `make lock`).'; \
+	  .local/lock-venv/bin/pip freeze --exclude-editable; } > requirements.txt
+	rm -rf .local/lock-venv
+
+clean: ## remove the local stack's state and the virtual environment
+	rm -rf .local

@@ -1,0 +1,5 @@
+import sys
+
+from servicekit.migrations import main
+
+sys.exit(main())

@@ -1,0 +1,321 @@
+"""Transactional outbox: events are rows written with the state change, published later.
+
+A handler never publishes to NATS directly (that would be a dual write). It adds
+:class:`OutboxEvent` rows in its own transaction; :class:`OutboxRelay` publishes them to
+JetStream with ``Nats-Msg-Id`` = event id and marks them sent only after the publish ack.
+
+Ordering: one relay per database is active at a time (a PostgreSQL advisory lock elects
+it), rows are read in id order, and the rows of one aggregate are published one after
+the other — a failed publish stops its aggregate until the next pass, so a later event of
+that aggregate can never overtake an earlier one. Different aggregates go in parallel.
+
+Crash safety: a row is marked only after JetStream acknowledged it, so a ``kill -9`` at any
+point leaves at most the in-flight rows unmarked; they are published once more on restart
+and JetStream's duplicate window (keyed on ``Nats-Msg-Id``) drops the copies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import asyncpg
+from google.protobuf.message import Message
+from opentelemetry import trace
+from sqlalchemy import insert, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from servicekit.settings import to_plain_url
+from servicekit.tables import outbox
+from servicekit.telemetry import context_from_headers, current_trace_headers
+
+log = logging.getLogger("servicekit.outbox")
+_tracer = trace.get_tracer("servicekit.outbox")
+
+NOTIFY_CHANNEL = "retail_outbox"
+EVENT_TYPE_HEADER = "Retail-Event-Type"
+OCCURRED_AT_HEADER = "Retail-Occurred-At"
+AGGREGATE_HEADER = "Retail-Aggregate-Id"
+MSG_ID_HEADER = "Nats-Msg-Id"
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """One integration event: a protobuf payload bound for one NATS subject."""
+
+    subject: str
+    event_type: str
+    aggregate_id: str
+    payload: bytes
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+    occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @classmethod
+    def of(
+        cls,
+        subject: str,
+        message: Message,
+        *,
+        aggregate_id: str,
+        event_id: uuid.UUID | None = None,
+        occurred_at: datetime | None = None,
+    ) -> OutboxEvent:
+        """Build an event from a protobuf message; its full name becomes the event type."""
+        return cls(
+            subject=subject,
+            event_type=message.DESCRIPTOR.full_name,
+            aggregate_id=aggregate_id,
+            payload=message.SerializeToString(deterministic=True),
+            event_id=event_id or uuid.uuid4(),
+            occurred_at=occurred_at or datetime.now(UTC),
+        )
+
+
+async def add_to_outbox(session: AsyncSession, events: Iterable[OutboxEvent]) -> None:
+    """Write events in the session's transaction, carrying the caller's trace context."""
+    trace_headers = current_trace_headers()
+    rows = [
+        {
+            "event_id": event.event_id,
+            "subject": event.subject,
+            "event_type": event.event_type,
+            "aggregate_id": event.aggregate_id,
+            "payload": event.payload,
+            "headers": trace_headers,
+            "occurred_at": event.occurred_at,
+        }
+        for event in events
+    ]
+    if not rows:
+        return
+    await session.execute(insert(outbox), rows)
+    # Delivered at commit only, so the relay wakes exactly when there is something to read.
+    await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL})
+
+
+class JetStreamPublisher(Protocol):
+    """The one call of nats-py's JetStreamContext the relay needs."""
+
+    async def publish(
+        self,
+        subject: str,
+        payload: bytes = b"",
+        timeout: float | None = None,  # noqa: ASYNC109 - mirrors nats-py
+        stream: str | None = None,
+        headers: dict[str, Any] | None = None,
+    ) -> Any: ...
+
+
+@dataclass(frozen=True)
+class _Row:
+    id: int
+    event_id: uuid.UUID
+    subject: str
+    event_type: str
+    aggregate_id: str
+    payload: bytes
+    headers: dict[str, str]
+    occurred_at: datetime
+
+
+@dataclass
+class RelayStats:
+    published: int = 0
+    failed: int = 0
+    passes: int = 0
+
+
+class OutboxRelay:
+    """Publishes unsent outbox rows to JetStream; one active relay per database."""
+
+    def __init__(
+        self,
+        database_url: str,
+        jetstream: JetStreamPublisher,
+        *,
+        lock_key: int = 0x4F55_5442_4F58,  # "OUTBOX"
+        batch_size: int = 500,
+        poll_interval: float = 1.0,
+        publish_timeout: float = 5.0,
+        max_backoff: float = 10.0,
+        retention: timedelta = timedelta(days=3),
+    ) -> None:
+        self._database_url = to_plain_url(database_url)
+        self._js = jetstream
+        self._lock_key = lock_key
+        self._batch_size = batch_size
+        self._poll_interval = poll_interval
+        self._publish_timeout = publish_timeout
+        self._max_backoff = max_backoff
+        self._retention = retention
+        self._wakeup = asyncio.Event()
+        self.stats = RelayStats()
+        self.is_leader = False
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until ``stop`` is set, reconnecting to PostgreSQL with backoff."""
+        backoff = 0.1
+        while not stop.is_set():
+            try:
+                await self._run_connected(stop)
+                backoff = 0.1
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self.is_leader = False
+                log.warning("outbox relay lost its database connection; retrying", extra={"error": str(exc)})
+                await _sleep_unless(stop, backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+
+    async def _run_connected(self, stop: asyncio.Event) -> None:
+        connection = await asyncpg.connect(self._database_url)
+        try:
+            # Session-level lock: held for as long as this connection lives, released if we die.
+            while not await connection.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
+                if await _sleep_unless(stop, self._poll_interval):
+                    return
+            self.is_leader = True
+            await connection.add_listener(NOTIFY_CHANNEL, self._on_notify)
+            backoff = 0.05
+            last_prune = datetime.now(UTC) - timedelta(hours=1)
+            while not stop.is_set():
+                self._wakeup.clear()
+                published, failed = await self.publish_pending(connection)
+                if failed:
+                    # JetStream is unhappy: back off, but keep the rows (they stay unpublished).
+                    await _sleep_unless(stop, backoff)
+                    backoff = min(backoff * 2, self._max_backoff)
+                    continue
+                backoff = 0.05
+                if published >= self._batch_size:
+                    continue  # more rows are probably waiting
+                if datetime.now(UTC) - last_prune > timedelta(minutes=10):
+                    await self.prune(connection)
+                    last_prune = datetime.now(UTC)
+                await self._wait_for_work(stop)
+        finally:
+            self.is_leader = False
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connection.close(), timeout=2)
+
+    def _on_notify(self, *_: object) -> None:
+        self._wakeup.set()
+
+    async def _wait_for_work(self, stop: asyncio.Event) -> None:
+        waiters = [asyncio.ensure_future(self._wakeup.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=self._poll_interval, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def publish_pending(self, connection: asyncpg.Connection) -> tuple[int, int]:
+        """One pass over the oldest unsent rows; returns (published, failed)."""
+        records = await connection.fetch(
+            """
+            SELECT id, event_id, subject, event_type, aggregate_id, payload, headers, occurred_at
+            FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1
+            """,
+            self._batch_size,
+        )
+        if not records:
+            return 0, 0
+        rows = [_row(record) for record in records]
+        by_aggregate: dict[str, list[_Row]] = {}
+        for row in rows:
+            by_aggregate.setdefault(row.aggregate_id, []).append(row)
+        outcomes = await asyncio.gather(*(self._publish_in_order(group) for group in by_aggregate.values()))
+        published_ids = [row_id for sent, _ in outcomes for row_id in sent]
+        failures = [failure for _, failure in outcomes if failure is not None]
+        if published_ids:
+            await connection.execute(
+                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", published_ids
+            )
+        for row_id, error in failures:
+            await connection.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1", row_id, error[:500]
+            )
+        self.stats.passes += 1
+        self.stats.published += len(published_ids)
+        self.stats.failed += len(failures)
+        if failures:
+            log.warning(
+                "outbox publish failed; rows stay queued",
+                extra={"failed": len(failures), "published": len(published_ids), "error": failures[0][1][:200]},
+            )
+        return len(published_ids), len(failures)
+
+    async def _publish_in_order(self, rows: Sequence[_Row]) -> tuple[list[int], tuple[int, str] | None]:
+        sent: list[int] = []
+        for row in rows:
+            try:
+                await self._publish(row)
+            except Exception as exc:
+                return sent, (row.id, f"{type(exc).__name__}: {exc}")
+            sent.append(row.id)
+        return sent, None
+
+    async def _publish(self, row: _Row) -> None:
+        parent = context_from_headers(row.headers)
+        with _tracer.start_as_current_span(
+            f"publish {row.subject}",
+            context=parent,
+            kind=trace.SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.destination.name": row.subject,
+                "messaging.message.id": str(row.event_id),
+            },
+        ):
+            headers = {
+                MSG_ID_HEADER: str(row.event_id),
+                EVENT_TYPE_HEADER: row.event_type,
+                OCCURRED_AT_HEADER: row.occurred_at.isoformat(),
+                AGGREGATE_HEADER: row.aggregate_id,
+                **current_trace_headers(),
+            }
+            await self._js.publish(row.subject, row.payload, timeout=self._publish_timeout, headers=headers)
+
+    async def prune(self, connection: asyncpg.Connection) -> int:
+        """Delete rows published longer ago than the retention period, in small batches."""
+        deleted_total = 0
+        while True:
+            status = await connection.execute(
+                """
+                DELETE FROM outbox WHERE id IN (
+                    SELECT id FROM outbox WHERE published_at < now() - $1::interval LIMIT 5000)
+                """,
+                self._retention,
+            )
+            deleted = int(status.split()[-1])
+            deleted_total += deleted
+            if deleted < 5000:
+                return deleted_total
+
+
+def _row(record: asyncpg.Record) -> _Row:
+    headers = record["headers"]
+    if isinstance(headers, str):  # asyncpg returns jsonb as text unless a codec is set
+        headers = json.loads(headers)
+    return _Row(
+        id=record["id"],
+        event_id=record["event_id"],
+        subject=record["subject"],
+        event_type=record["event_type"],
+        aggregate_id=record["aggregate_id"],
+        payload=bytes(record["payload"]),
+        headers=dict(headers or {}),
+        occurred_at=record["occurred_at"],
+    )
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep, waking early when ``stop`` is set; returns whether it was set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    return stop.is_set()

@@ -1,0 +1,105 @@
+"""Typed settings read from the environment.
+
+Every process of the platform builds its settings through :func:`load_settings`, which
+turns pydantic's validation errors into one message naming each missing or bad variable,
+and refuses a secret that still holds its local-development default unless ``APP_ENV`` is
+``local`` or ``test``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    LOCAL = "local"
+    TEST = "test"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+    @property
+    def allows_dev_secrets(self) -> bool:
+        return self in (Environment.LOCAL, Environment.TEST)
+
+
+class SettingsError(RuntimeError):
+    """Start-up cannot continue: a setting is missing, malformed or insecure."""
+
+
+def dev_secret(default: str, description: str) -> Any:
+    """A secret whose default is only acceptable in local development and tests."""
+    return Field(default=SecretStr(default), description=description, json_schema_extra={"dev_default": True})
+
+
+class BaseServiceSettings(BaseSettings):
+    """What every process needs: where it runs, its database, its broker, telemetry."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True, case_sensitive=False)
+
+    app_env: Environment = Field(description="local, test, staging or production (APP_ENV)")
+    database_url: str = Field(description="PostgreSQL URL of this process's own database")
+    nats_url: str = Field(description="NATS server URL(s), comma-separated")
+    log_level: str = "INFO"
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+    # JetStream replication for the streams this process declares (3 in production).
+    jetstream_replicas: int = Field(default=1, ge=1, le=5)
+    shutdown_grace_seconds: float = Field(default=10.0, gt=0, le=120)
+    # OpenTelemetry: exporting is on only when an OTLP endpoint is configured.
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_traces_sampler_arg: float = Field(default=1.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _no_dev_secrets_outside_development(self) -> BaseServiceSettings:
+        if self.app_env.allows_dev_secrets:
+            return self
+        offending = []
+        for name, field in type(self).model_fields.items():
+            extra = field.json_schema_extra
+            if isinstance(extra, dict) and extra.get("dev_default") and getattr(self, name) == field.default:
+                offending.append(name.upper())
+        if offending:
+            raise ValueError(
+                f"{', '.join(offending)} still hold the local-development default; "
+                f"set a real secret for APP_ENV={self.app_env.value}"
+            )
+        return self
+
+    @property
+    def async_database_url(self) -> str:
+        return to_async_url(self.database_url)
+
+
+def to_async_url(url: str) -> str:
+    """SQLAlchemy's spelling of a PostgreSQL URL for the asyncpg driver."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise SettingsError(f"DATABASE_URL must be a postgresql:// URL, got scheme of {url.split(':', 1)[0]!r}")
+
+
+def to_plain_url(url: str) -> str:
+    """The libpq spelling of a PostgreSQL URL, as asyncpg and psql want it."""
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+SettingsT = TypeVar("SettingsT", bound=BaseServiceSettings)
+
+
+def load_settings(settings_class: type[SettingsT], **overrides: Any) -> SettingsT:
+    """Read settings from the environment, or fail with a message naming each problem."""
+    try:
+        return settings_class(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            location = ".".join(str(part) for part in error["loc"]).upper() or "settings"
+            if error["type"] == "missing":
+                problems.append(f"{location} is required but not set")
+            else:
+                problems.append(f"{location}: {error['msg']}")
+        raise SettingsError(f"{settings_class.__name__}: " + "; ".join(problems)) from None

@@ -1,0 +1,132 @@
+"""Test infrastructure: one private PostgreSQL and one private NATS JetStream per test run.
+
+Servers start lazily, only when a test asks for them, so unit tests run without them.
+``DATABASE_URL`` / ``NATS_URL`` in the environment point the tests at existing servers
+instead. Each test gets its own database (a copy of a migrated template) and its own
+random stream and subject names, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import asyncpg
+import pytest
+
+from devstack.servers import NatsServer, PostgresServer
+from servicekit import migrations
+from servicekit.settings import to_plain_url
+
+T = TypeVar("T")
+
+
+def run_in_fresh_loop(factory: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine to completion on a private thread, whatever loop the caller is in."""
+    result: list[T] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(asyncio.run(factory()))  # type: ignore[arg-type]
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return result[0]
+
+
+@dataclass
+class Infra:
+    """Where the test run's servers are, and handles to restart or crash them."""
+
+    postgres_admin_url: str
+    nats_url: str
+    postgres: PostgresServer | None
+    nats: NatsServer | None
+
+    def database_url(self, name: str) -> str:
+        base = to_plain_url(self.postgres_admin_url).rsplit("/", 1)[0]
+        return f"{base}/{name}"
+
+
+@pytest.fixture(scope="session")
+def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
+    root: Path = tmp_path_factory.mktemp("servers")
+    postgres = nats = None
+    admin_url = os.environ.get("DATABASE_URL")
+    nats_url = os.environ.get("NATS_URL")
+    try:
+        if not admin_url:
+            postgres = PostgresServer(root / "postgres", durable=False)
+            postgres.start()
+            admin_url = postgres.url
+        if not nats_url:
+            nats = NatsServer(root / "nats", durable=False)
+            nats.start()
+            nats_url = nats.url
+        yield Infra(admin_url, nats_url, postgres, nats)
+    finally:
+        if nats:
+            nats.stop()
+        if postgres:
+            postgres.stop()
+
+
+@pytest.fixture(scope="session")
+def kit_template(infra: Infra) -> str:
+    """A database migrated with the kit's tables, copied for every test that needs one."""
+    name = f"kit_template_{uuid.uuid4().hex[:8]}"
+
+    async def create() -> None:
+        connection = await asyncpg.connect(to_plain_url(infra.postgres_admin_url))
+        try:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+
+    run_in_fresh_loop(create)
+    run_in_fresh_loop(lambda: asyncio.to_thread(migrations.upgrade, infra.database_url(name)))
+    return name
+
+
+def create_database_from(infra: Infra, template: str) -> str:
+    """A new, uniquely named database copied from ``template``; returns its URL."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> None:
+        connection = await asyncpg.connect(to_plain_url(infra.postgres_admin_url))
+        try:
+            await connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        finally:
+            await connection.close()
+
+    run_in_fresh_loop(create)
+    return infra.database_url(name)
+
+
+@pytest.fixture
+def database_url(infra: Infra, kit_template: str) -> str:
+    """A fresh database with the kit's tables (outbox, inbox, request log)."""
+    return create_database_from(infra, kit_template)
+
+
+@pytest.fixture
+def nats_url(infra: Infra) -> str:
+    return infra.nats_url
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short random token for stream, subject and consumer names of one test."""
+    return uuid.uuid4().hex[:10].upper()

@@ -32,6 +32,7 @@ from opentelemetry import trace
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from servicekit.lifecycle import sleep_unless
 from servicekit.settings import to_plain_url
 from servicekit.tables import outbox
 from servicekit.telemetry import context_from_headers, current_trace_headers
@@ -169,7 +170,7 @@ class OutboxRelay:
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 self.is_leader = False
                 log.warning("outbox relay lost its database connection; retrying", extra={"error": str(exc)})
-                await _sleep_unless(stop, backoff)
+                await sleep_unless(stop, backoff)
                 backoff = min(backoff * 2, self._max_backoff)
 
     async def _run_connected(self, stop: asyncio.Event) -> None:
@@ -177,7 +178,7 @@ class OutboxRelay:
         try:
             # Session-level lock: held for as long as this connection lives, released if we die.
             while not await connection.fetchval("SELECT pg_try_advisory_lock($1)", self._lock_key):
-                if await _sleep_unless(stop, self._poll_interval):
+                if await sleep_unless(stop, self._poll_interval):
                     return
             self.is_leader = True
             await connection.add_listener(NOTIFY_CHANNEL, self._on_notify)
@@ -188,7 +189,7 @@ class OutboxRelay:
                 published, failed = await self.publish_pending(connection)
                 if failed:
                     # JetStream is unhappy: back off, but keep the rows (they stay unpublished).
-                    await _sleep_unless(stop, backoff)
+                    await sleep_unless(stop, backoff)
                     backoff = min(backoff * 2, self._max_backoff)
                     continue
                 backoff = 0.05
@@ -233,9 +234,7 @@ class OutboxRelay:
         published_ids = [row_id for sent, _ in outcomes for row_id in sent]
         failures = [failure for _, failure in outcomes if failure is not None]
         if published_ids:
-            await connection.execute(
-                "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", published_ids
-            )
+            await self._mark_published(connection, published_ids)
         for row_id, error in failures:
             await connection.execute(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1", row_id, error[:500]
@@ -249,6 +248,9 @@ class OutboxRelay:
                 extra={"failed": len(failures), "published": len(published_ids), "error": failures[0][1][:200]},
             )
         return len(published_ids), len(failures)
+
+    async def _mark_published(self, connection: asyncpg.Connection, row_ids: list[int]) -> None:
+        await connection.execute("UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])", row_ids)
 
     async def _publish_in_order(self, rows: Sequence[_Row]) -> tuple[list[int], tuple[int, str] | None]:
         sent: list[int] = []
@@ -312,10 +314,3 @@ def _row(record: asyncpg.Record) -> _Row:
         headers=dict(headers or {}),
         occurred_at=record["occurred_at"],
     )
-
-
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep, waking early when ``stop`` is set; returns whether it was set."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    return stop.is_set()

@@ -1,0 +1,267 @@
+"""Event consumer runner: durable pull consumer, inbox, bounded redelivery, dead letters.
+
+For each message the runner opens a unit of work, claims the event id in the ``inbox``
+table, runs the handler and commits both together, then acks. A redelivered event finds
+its inbox row and is acked without running the handler again, so the effect happens
+exactly once although delivery is at-least-once. Two deliveries racing each other
+serialise on the inbox row's primary key.
+
+A handler that raises is retried with growing delays (``nak`` with a delay) up to the
+spec's ``max_attempts``; a message that cannot even be decoded, or that has failed that
+often, goes to the dead-letter stream with the reason in its headers, and the consumer
+carries on with the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from google.protobuf.message import DecodeError, Message
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.errors import FetchTimeoutError
+from opentelemetry import trace
+from sqlalchemy import text
+
+from servicekit.db import UnitOfWork
+from servicekit.lifecycle import sleep_unless
+from servicekit.messaging import DEAD_LETTER_PREFIX, ConsumerSpec
+from servicekit.outbox import EVENT_TYPE_HEADER, MSG_ID_HEADER, OCCURRED_AT_HEADER
+from servicekit.telemetry import context_from_headers
+
+log = logging.getLogger("servicekit.consumer")
+_tracer = trace.get_tracer("servicekit.consumer")
+
+MessageT = TypeVar("MessageT", bound=Message)
+UowT = TypeVar("UowT", bound=UnitOfWork)
+
+
+class PoisonMessage(Exception):
+    """The message can never be handled (missing id, undecodable payload)."""
+
+
+@dataclass(frozen=True)
+class InboundEvent(Generic[MessageT]):
+    """A decoded event as a handler sees it."""
+
+    event_id: str
+    subject: str
+    event_type: str
+    message: MessageT
+    occurred_at: datetime | None
+    attempt: int
+    headers: Mapping[str, str]
+
+
+Handler = Callable[[InboundEvent[MessageT], UowT], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class _Route(Generic[MessageT, UowT]):
+    message_type: type[MessageT]
+    handler: Handler[MessageT, UowT]
+
+
+class EventHandlers(Generic[UowT]):
+    """Which handler runs for which event type (the protobuf full name in the headers)."""
+
+    def __init__(self) -> None:
+        self._routes: dict[str, _Route[Message, UowT]] = {}
+
+    def on(self, message_type: type[MessageT], handler: Handler[MessageT, UowT]) -> None:
+        self._routes[message_type.DESCRIPTOR.full_name] = _Route(message_type, handler)  # type: ignore[arg-type]
+
+    def route(self, event_type: str) -> _Route[Message, UowT] | None:
+        return self._routes.get(event_type)
+
+
+@dataclass
+class ConsumerStats:
+    handled: int = 0
+    duplicates: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    ignored: int = 0
+
+
+class EventConsumer(Generic[UowT]):
+    """Runs one durable pull consumer until stopped."""
+
+    def __init__(
+        self,
+        js: JetStreamContext,
+        spec: ConsumerSpec,
+        handlers: EventHandlers[UowT],
+        unit_of_work: Callable[[], UowT],
+        *,
+        batch_size: int = 50,
+        fetch_timeout: float = 1.0,
+        retry_base_delay: float = 0.5,
+        retry_max_delay: float = 30.0,
+    ) -> None:
+        self._js = js
+        self.spec = spec
+        self._handlers = handlers
+        self._unit_of_work = unit_of_work
+        self._batch_size = batch_size
+        self._fetch_timeout = fetch_timeout
+        self._retry_base_delay = retry_base_delay
+        self._retry_max_delay = retry_max_delay
+        self.stats = ConsumerStats()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Fetch and handle until ``stop`` is set; the batch in hand is finished first (drain)."""
+        subscription = await self._js.pull_subscribe_bind(durable=self.spec.durable, stream=self.spec.stream)
+        backoff = 0.1
+        try:
+            while not stop.is_set():
+                try:
+                    messages = await subscription.fetch(self._batch_size, timeout=self._fetch_timeout)
+                except (FetchTimeoutError, TimeoutError):
+                    continue
+                except Exception as exc:  # broker restarting, connection lost: wait and retry
+                    log.warning("fetch failed; retrying", extra={"consumer": self.spec.durable, "error": str(exc)})
+                    await sleep_unless(stop, backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                backoff = 0.1
+                for index, message in enumerate(messages):
+                    if stop.is_set():
+                        # Draining: hand the rest back at once rather than after ack_wait.
+                        for unhandled in messages[index:]:
+                            with contextlib.suppress(Exception):
+                                await unhandled.nak()
+                        break
+                    await self.handle(message)
+        finally:
+            with contextlib.suppress(Exception):
+                await subscription.unsubscribe()
+
+    async def handle(self, message: Msg) -> None:
+        """Handle one delivery: effect + inbox in one transaction, then ack (or retry/park)."""
+        headers = dict(message.headers or {})
+        attempt = message.metadata.num_delivered if message.reply else 1
+        started = time.perf_counter()
+        with _tracer.start_as_current_span(
+            f"consume {message.subject}",
+            context=context_from_headers(headers),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.consumer.group.name": self.spec.durable,
+                "messaging.destination.name": message.subject,
+            },
+        ):
+            try:
+                outcome = await self._apply(message, headers, attempt)
+            except PoisonMessage as exc:
+                await self._dead_letter(message, headers, attempt, f"poison: {exc}")
+                return
+            except Exception as exc:
+                if attempt >= self.spec.max_attempts:
+                    log.exception("event handler failed for the last time", extra=self._log_fields(message, attempt))
+                    await self._dead_letter(message, headers, attempt, f"{type(exc).__name__}: {exc}")
+                    return
+                delay = min(self._retry_base_delay * 2 ** (attempt - 1), self._retry_max_delay)
+                log.warning(
+                    "event handler failed; will retry",
+                    extra={**self._log_fields(message, attempt), "error": str(exc), "retry_in_s": delay},
+                )
+                self.stats.retried += 1
+                await message.nak(delay=delay)
+                return
+            await message.ack()
+            setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
+            log.debug(
+                "event %s",
+                outcome,
+                extra={**self._log_fields(message, attempt), "ms": round((time.perf_counter() - started) * 1000, 2)},
+            )
+
+    async def _apply(self, message: Msg, headers: dict[str, str], attempt: int) -> str:
+        event_id = headers.get(MSG_ID_HEADER)
+        if not event_id:
+            raise PoisonMessage(f"no {MSG_ID_HEADER} header")
+        event_type = headers.get(EVENT_TYPE_HEADER, "")
+        route = self._handlers.route(event_type)
+        if route is None:
+            return "ignored"  # an event type this consumer does not care about
+        try:
+            decoded = route.message_type.FromString(message.data)
+        except DecodeError as exc:
+            raise PoisonMessage(f"cannot decode {event_type}: {exc}") from exc
+        event = InboundEvent(
+            event_id=event_id,
+            subject=message.subject,
+            event_type=event_type,
+            message=decoded,
+            occurred_at=_parse_time(headers.get(OCCURRED_AT_HEADER)),
+            attempt=attempt,
+            headers=headers,
+        )
+        async with self._unit_of_work() as uow:
+            claimed = await uow.session.execute(
+                text(
+                    "INSERT INTO inbox (consumer, event_id, subject) VALUES (:consumer, :event_id, :subject) "
+                    "ON CONFLICT DO NOTHING RETURNING 1"
+                ),
+                {"consumer": self.spec.durable, "event_id": event_id, "subject": message.subject},
+            )
+            if claimed.first() is None:
+                return "duplicates"
+            await route.handler(event, uow)
+            await uow.commit()
+        return "handled"
+
+    async def _dead_letter(self, message: Msg, headers: dict[str, str], attempt: int, reason: str) -> None:
+        subject = f"{DEAD_LETTER_PREFIX}.{self.spec.durable}"
+        dead_headers = {
+            **headers,
+            "Retail-Dead-Letter-Reason": reason[:1000],
+            "Retail-Original-Subject": message.subject,
+            "Retail-Consumer": self.spec.durable,
+            "Retail-Attempts": str(attempt),
+        }
+        # The dead letter keeps the original id so parking the same message twice stores it once.
+        if MSG_ID_HEADER in headers:
+            dead_headers[MSG_ID_HEADER] = f"{self.spec.durable}:{headers[MSG_ID_HEADER]}"
+        else:
+            dead_headers.pop(MSG_ID_HEADER, None)
+        try:
+            await self._js.publish(subject, message.data, headers=dead_headers)
+        except Exception as exc:
+            # Could not park it: leave it unacked so it comes back rather than vanish.
+            log.error("dead-letter publish failed", extra={**self._log_fields(message, attempt), "error": str(exc)})
+            await message.nak(delay=self._retry_max_delay)
+            return
+        log.error(
+            "event dead-lettered",
+            extra={**self._log_fields(message, attempt), "reason": reason[:300], "dead_letter_subject": subject},
+        )
+        await message.ack()
+        self.stats.dead_lettered += 1
+
+    def _log_fields(self, message: Msg, attempt: int) -> dict[str, object]:
+        headers = message.headers or {}
+        return {
+            "consumer": self.spec.durable,
+            "subject": message.subject,
+            "event_id": headers.get(MSG_ID_HEADER),
+            "attempt": attempt,
+        }
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None

@@ -1,0 +1,220 @@
+"""gRPC server bootstrap shared by every service.
+
+``GrpcServer`` runs a ``grpc.aio`` server with the standard health service (SERVING only
+while every readiness check passes: PostgreSQL answers, NATS is connected), reflection,
+an interceptor that maps domain errors to precise status codes and writes one structured
+log line per call, OpenTelemetry server instrumentation, and background tasks (outbox
+relay, event consumers) that stop in order on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2
+from grpc_health.v1._async import HealthServicer
+from grpc_health.v1.health_pb2_grpc import add_HealthServicer_to_server
+from grpc_reflection.v1alpha import reflection
+
+from servicekit import errors
+from servicekit.telemetry import current_trace_id
+
+log = logging.getLogger("servicekit.grpc")
+
+STATUS_FOR_ERROR: dict[type[errors.DomainError], grpc.StatusCode] = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.Conflict: grpc.StatusCode.ABORTED,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+REASON_METADATA_KEY = "retail-error-reason"
+
+
+def status_for(error: errors.DomainError) -> grpc.StatusCode:
+    for error_type in type(error).__mro__:
+        if error_type in STATUS_FOR_ERROR:
+            return STATUS_FOR_ERROR[error_type]  # type: ignore[index]
+    return grpc.StatusCode.FAILED_PRECONDITION
+
+
+class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    """Domain errors → precise status codes; unexpected errors → INTERNAL without internals.
+
+    Also writes one structured line per call (method, code, duration, trace id).
+    """
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any]:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler  # streaming methods (health Watch, reflection) pass through untouched
+        method = handler_call_details.method
+        inner = handler.unary_unary
+
+        async def unary_unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            reason: str | None = None
+            try:
+                return await inner(request, context)  # type: ignore[arg-type]
+            except errors.DomainError as exc:
+                code, reason = status_for(exc), exc.reason
+                context.set_trailing_metadata(((REASON_METADATA_KEY, exc.reason),))
+                await context.abort(code, exc.message)
+            except asyncio.CancelledError:
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except Exception as exc:
+                if _is_abort(exc):
+                    code = context.code() or grpc.StatusCode.UNKNOWN  # the servicer aborted on purpose
+                    raise
+                code = grpc.StatusCode.INTERNAL
+                log.exception("unhandled error in %s", method, extra={"method": method})
+                await context.abort(code, "internal error")
+            finally:
+                level = logging.ERROR if code == grpc.StatusCode.INTERNAL else logging.INFO
+                log.log(
+                    level,
+                    "rpc",
+                    extra={
+                        "method": method,
+                        "code": code.name,
+                        "reason": reason,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                        "trace_id": current_trace_id(),
+                    },
+                )
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary_unary,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _is_abort(exc: Exception) -> bool:
+    # grpc.aio raises AbortError from context.abort(); it is not exported under a stable name.
+    return type(exc).__name__ == "AbortError"
+
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+BackgroundTask = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+@dataclass
+class GrpcServer:
+    """One service process: gRPC API, health, reflection and its background workers."""
+
+    name: str
+    port: int
+    registrations: Sequence[Callable[[grpc.aio.Server], None]]
+    service_names: Sequence[str]
+    readiness_checks: dict[str, ReadinessCheck] = field(default_factory=dict)
+    background: Sequence[BackgroundTask] = ()
+    host: str = "0.0.0.0"  # noqa: S104 - a pod listens on all its interfaces
+    shutdown_grace: float = 10.0
+    readiness_interval: float = 1.0
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = ()  # type: ignore[type-arg]
+
+    def __post_init__(self) -> None:
+        self.health = HealthServicer()
+        self.stop_event = asyncio.Event()
+        self.ready = False
+        self.bound_port = 0
+        self._server: grpc.aio.Server | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+        server = grpc.aio.server(
+            interceptors=[
+                aio_server_interceptor(),  # type: ignore[no-untyped-call]
+                ErrorMappingInterceptor(),
+                *self.interceptors,
+            ],
+            options=[("grpc.so_reuseport", 0), ("grpc.max_receive_message_length", 16 * 1024 * 1024)],
+        )
+        for register in self.registrations:
+            register(server)
+        add_HealthServicer_to_server(self.health, server)
+        reflection.enable_server_reflection(
+            [*self.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            server,
+        )
+        self.bound_port = server.add_insecure_port(f"{self.host}:{self.port}")
+        await self._set_serving(False)
+        await server.start()
+        self._server = server
+        self._tasks = [asyncio.create_task(self._watch_readiness(), name=f"{self.name}-readiness")]
+        self._tasks += [asyncio.create_task(task(self.stop_event)) for task in self.background]
+        log.info("grpc server started", extra={"service": self.name, "port": self.bound_port})
+
+    async def _set_serving(self, ready: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if ready else health_pb2.HealthCheckResponse.NOT_SERVING
+        for service in ("", *self.service_names):
+            await self.health.set(service, status)
+        if ready != self.ready:
+            log.info("readiness changed", extra={"service": self.name, "ready": ready})
+        self.ready = ready
+
+    async def check_readiness(self) -> dict[str, bool]:
+        results = await asyncio.gather(*(_safe(check) for check in self.readiness_checks.values()))
+        return dict(zip(self.readiness_checks, results, strict=True))
+
+    async def _watch_readiness(self) -> None:
+        while not self.stop_event.is_set():
+            results = await self.check_readiness()
+            ready = all(results.values())
+            if not ready and self.ready:
+                log.warning("dependency unavailable", extra={"checks": results})
+            await self._set_serving(ready)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_event.wait(), timeout=self.readiness_interval)
+
+    async def stop(self) -> None:
+        """Graceful stop: report NOT_SERVING, finish in-flight calls, then stop workers."""
+        if self._server is None:
+            return
+        await self.health.enter_graceful_shutdown()
+        self.stop_event.set()
+        await self._server.stop(self.shutdown_grace)
+        done, pending = await asyncio.wait(self._tasks, timeout=self.shutdown_grace)
+        for task in pending:
+            task.cancel()
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("background task failed", exc_info=task.exception())
+        self._server = None
+        log.info("grpc server stopped", extra={"service": self.name})
+
+    async def serve_until_signalled(self) -> None:
+        """Start, run until SIGTERM/SIGINT, then stop gracefully."""
+        loop = asyncio.get_running_loop()
+        signalled = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, signalled.set)
+        await self.start()
+        await signalled.wait()
+        await self.stop()
+
+
+async def _safe(check: ReadinessCheck) -> bool:
+    try:
+        return await asyncio.wait_for(check(), timeout=2.0)
+    except Exception:
+        return False

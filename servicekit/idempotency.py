@@ -1,0 +1,84 @@
+"""Request-id store: a mutating RPC retried with the same ``request_id`` returns the first answer.
+
+The id is claimed with an INSERT at the start of the handler's transaction and the
+response is stored in that same transaction, so the effect and the stored answer commit
+together. A concurrent duplicate blocks on the claimed key until the first transaction
+ends: after a commit it reads the stored answer, after a rollback it claims the id itself.
+The same id with a different request (another method or other fields) is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from google.protobuf.message import Message
+from sqlalchemy import text
+
+from servicekit.db import UnitOfWork
+from servicekit.errors import AlreadyExists, InvalidArgument
+
+ResponseT = TypeVar("ResponseT", bound=Message)
+UowT = TypeVar("UowT", bound=UnitOfWork)
+
+MAX_REQUEST_ID_LENGTH = 200
+
+
+class RequestIdReused(AlreadyExists):
+    """The request_id was already used for a different request."""
+
+    reason = "request-id-reused"
+
+
+def request_digest(method: str, request: Message) -> bytes:
+    """A fingerprint of what was asked, ignoring field order on the wire."""
+    return hashlib.sha256(method.encode() + b"\x00" + request.SerializeToString(deterministic=True)).digest()
+
+
+async def run_once(
+    uow: UowT,
+    *,
+    request_id: str,
+    method: str,
+    request: Message,
+    response_type: type[ResponseT],
+    effect: Callable[[UowT], Awaitable[ResponseT]],
+) -> ResponseT:
+    """Run ``effect`` in ``uow`` once per ``request_id``; replays return the stored response.
+
+    ``effect`` must not commit: it makes its changes (and publishes its events) in the
+    unit of work, and this function stores the response and commits everything at once.
+    A domain error raised by ``effect`` rolls back the claim too, so a corrected retry
+    with the same id is free to succeed.
+    """
+    if not request_id:
+        raise InvalidArgument("request_id is required for this call", reason="request-id-missing")
+    if len(request_id) > MAX_REQUEST_ID_LENGTH:
+        raise InvalidArgument(f"request_id is longer than {MAX_REQUEST_ID_LENGTH} characters")
+    digest = request_digest(method, request)
+    async with uow:
+        claimed = await uow.session.execute(
+            text(
+                "INSERT INTO request_log (request_id, method, request_digest) VALUES (:id, :method, :digest) "
+                "ON CONFLICT (request_id) DO NOTHING RETURNING 1"
+            ),
+            {"id": request_id, "method": method, "digest": digest},
+        )
+        if claimed.first() is None:
+            stored = (
+                await uow.session.execute(
+                    text("SELECT method, request_digest, response FROM request_log WHERE request_id = :id"),
+                    {"id": request_id},
+                )
+            ).one()
+            if stored.method != method or bytes(stored.request_digest) != digest:
+                raise RequestIdReused(f"request_id {request_id!r} was already used for a different request")
+            return response_type.FromString(bytes(stored.response))
+        response = await effect(uow)
+        await uow.session.execute(
+            text("UPDATE request_log SET response = :response WHERE request_id = :id"),
+            {"id": request_id, "response": response.SerializeToString(deterministic=True)},
+        )
+        await uow.commit()
+        return response

@@ -30,15 +30,13 @@ async def own_stream(js: JetStreamContext, token: str) -> StreamSpec:
 
 async def read_all(js: JetStreamContext, stream: str, subject: str = ">") -> list[tuple[str, dict[str, str], bytes]]:
     """Every message currently in ``stream`` (subject, headers, payload), in stream order."""
-    info = await js.stream_info(stream)
-    expected = info.state.messages
-    if expected == 0:
-        return []
     subscription = await js.pull_subscribe(
         subject,
         stream=stream,
         config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE, inactive_threshold=30),
     )
+    # The consumer counts what matches its filter at creation: that is exactly what to read.
+    expected = (await subscription.consumer_info()).num_pending
     received: list[tuple[str, dict[str, str], bytes]] = []
     while len(received) < expected:
         for message in await subscription.fetch(min(500, expected - len(received)), timeout=5):

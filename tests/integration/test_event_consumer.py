@@ -1,0 +1,284 @@
+"""The event consumer runner against real PostgreSQL and NATS JetStream."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from google.protobuf.wrappers_pb2 import StringValue
+from nats.js import JetStreamContext
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from servicekit.consumer import EventConsumer, EventHandlers, InboundEvent
+from servicekit.db import UnitOfWork, create_engine
+from servicekit.messaging import DEAD_LETTER_STREAM, ConsumerSpec, StreamSpec, ensure_consumer, ensure_stream, provision
+from servicekit.settings import to_plain_url
+from tests.support.messaging import jetstream, own_stream, read_all
+
+EVENT_TYPE = StringValue.DESCRIPTOR.full_name
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE applied (event_id text, value text)"))
+    yield engine
+    await engine.dispose()
+
+
+def unit_of_work(engine: AsyncEngine) -> UnitOfWork:
+    return UnitOfWork(async_sessionmaker(engine, expire_on_commit=False))
+
+
+async def record(event: InboundEvent[StringValue], uow: UnitOfWork) -> None:
+    await uow.session.execute(
+        text("INSERT INTO applied VALUES (:id, :value)"), {"id": event.event_id, "value": event.message.value}
+    )
+
+
+async def applied(database_url: str) -> list[tuple[str, str]]:
+    connection = await asyncpg.connect(to_plain_url(database_url))
+    try:
+        rows = await connection.fetch("SELECT event_id, value FROM applied ORDER BY value")
+    finally:
+        await connection.close()
+    return [(row["event_id"], row["value"]) for row in rows]
+
+
+async def publish(js: JetStreamContext, subject: str, value: str, *, payload: bytes | None = None) -> str:
+    event_id = str(uuid.uuid4())
+    data = payload if payload is not None else StringValue(value=value).SerializeToString()
+    await js.publish(subject, data, headers={"Nats-Msg-Id": event_id, "Retail-Event-Type": EVENT_TYPE})
+    return event_id
+
+
+async def consumer_for(js: JetStreamContext, token: str, **spec_options: object) -> ConsumerSpec:
+    stream = await own_stream(js, token)
+    await ensure_stream(js, StreamSpec(DEAD_LETTER_STREAM, ["retail.deadletter.>"]))
+    spec = ConsumerSpec(stream=stream.name, durable=f"c{token}", filter_subjects=[f"test.{token}.>"], **spec_options)  # type: ignore[arg-type]
+    await ensure_consumer(js, spec)
+    return spec
+
+
+async def run_until(consumer: EventConsumer[UnitOfWork], condition: asyncio.Event | None = None, **stats: int) -> None:
+    """Run the consumer until its counters reach ``stats``, then stop it (bounded by a timeout)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        async with asyncio.timeout(30):
+            while any(getattr(consumer.stats, name) < value for name, value in stats.items()):
+                await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await task
+
+
+async def test_each_event_is_applied_once_and_recorded_in_the_inbox(
+    database_url: str, engine: AsyncEngine, nats_url: str, unique: str
+) -> None:
+    async with jetstream(nats_url) as (_, js):
+        spec = await consumer_for(js, unique)
+        ids = [await publish(js, f"test.{unique}.noted", f"v{i:02}") for i in range(20)]
+        handlers: EventHandlers[UnitOfWork] = EventHandlers()
+        handlers.on(StringValue, record)
+        consumer = EventConsumer(js, spec, handlers, lambda: unit_of_work(engine), batch_size=7)
+        await run_until(consumer, handled=20)
+    assert sorted(event_id for event_id, _ in await applied(database_url)) == sorted(ids)
+    connection = await asyncpg.connect(to_plain_url(database_url))
+    inbox = await connection.fetchval("SELECT count(*) FROM inbox WHERE consumer = $1", spec.durable)
+    await connection.close()
+    assert inbox == 20
+
+
+async def test_a_redelivered_event_whose_ack_was_lost_changes_nothing_the_second_time(
+    database_url: str, engine: AsyncEngine, nats_url: str, unique: str
+) -> None:
+    async with jetstream(nats_url) as (_, js):
+        spec = await consumer_for(js, unique, ack_wait_seconds=1.0)
+        await publish(js, f"test.{unique}.noted", "once")
+        handlers: EventHandlers[UnitOfWork] = EventHandlers()
+        handlers.on(StringValue, record)
+        crashed = EventConsumer(js, spec, handlers, lambda: unit_of_work(engine))
+        subscription = await js.pull_subscribe_bind(durable=spec.durable, stream=spec.stream)
+        [message] = await subscription.fetch(1, timeout=5)
+        # The effect commits, then the process dies before its ack reaches the broker.
+        assert await crashed._apply(message, dict(message.headers or {}), attempt=1) == "handled"
+        await subscription.unsubscribe()
+        survivor = EventConsumer(js, spec, handlers, lambda: unit_of_work(engine))
+        await run_until(survivor, duplicates=1)  # JetStream redelivers after ack_wait
+    assert [value for _, value in await applied(database_url)] == ["once"]
+    assert survivor.stats.handled == 0
+
+
+async def test_two_consumers_racing_on_one_redelivered_event_apply_it_once(
+    database_url: str, engine: AsyncEngine, nats_url: str, unique: str
+) -> None:
+    async with jetstream(nats_url) as (_, js):
+        spec = await consumer_for(js, unique, ack_wait_seconds=1.0)
+        await publish(js, f"test.{unique}.noted", "raced")
+        first_inside = asyncio.Event()
+        release_first = asyncio.Event()
+
+        async def slow_record(event: InboundEvent[StringValue], uow: UnitOfWork) -> None:
+            await record(event, uow)
+            if event.attempt == 1:
+                first_inside.set()
+                await release_first.wait()  # hold the inbox claim past ack_wait
+
+        handlers: EventHandlers[UnitOfWork] = EventHandlers()
+        handlers.on(StringValue, slow_record)
+        slow = EventConsumer(js, spec, handlers, lambda: unit_of_work(engine))
+        fast = EventConsumer(js, spec, handlers, lambda: unit_of_work(engine))
+        stop = asyncio.Event()
+        slow_task = asyncio.create_task(slow.run(stop))
+        await asyncio.wait_for(first_inside.wait(), 10)
+        fast_task = asyncio.create_task(fast.run(stop))
+        # The redelivery reaches `fast`, whose inbox insert now waits on `slow`'s claim.
+        async with asyncio.timeout(20):
+            while not await _blocked_on_lock(database_url):
+                await asyncio.sleep(0.05)
+        release_first.set()
+        async with asyncio.timeout(20):
+            while fast.stats.duplicates + slow.stats.duplicates < 1:
+                await asyncio.sleep(0.01)
+        stop.set()
+        await asyncio.gather(slow_task, fast_task)
+    assert [value for _, value in await applied(database_url)] == ["raced"]
+    assert slow.stats.handled + fast.stats.handled == 1
+
+
+async def _blocked_on_lock(database_url: str) -> bool:
+    connection = await asyncpg.connect(to_plain_url(database_url))
+    try:
+        waiting = await connection.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+    finally:
+        await connection.close()
+    return bool(waiting)
+
+
+async def test_a_malformed_event_is_dead_lettered_with_its_reason_and_the_consumer_carries_on(
+    database_url: str, engine: AsyncEngine, nats_url: str, unique: str
+) -> None:
+    async with jetstream(nats_url) as (_, js):
+        spec = await consumer_for(js, unique)
+        poison_id = await publish(js, f"test.{unique}.noted", "", payload=b"\xff\xff\xff not protobuf")
+        await publish(js, f"test.{unique}.noted", "after-poison")
+        handlers: EventHandlers[UnitOfWork] = EventHandlers()
+        handlers.on(StringValue, record)
+        consumer = EventConsumer(js, spec, handlers, lambda: unit_of_work(engine))
+        await run_until(consumer, handled=1, dead_lettered=1)
+        parked = [
+            (subject, headers)
+            for subject, headers, _ in await read_all(js, DEAD_LETTER_STREAM, f"retail.deadletter.{spec.durable}")
+        ]
+    assert [value for _, value in await applied(database_url)] == ["after-poison"]
+    [(subject, headers)] = parked
+    assert subject == f"retail.deadletter.{spec.durable}"
+    assert headers["Retail-Dead-Letter-Reason"].startswith("poison: cannot decode")
+    assert headers["Retail-Original-Subject"] == f"test.{unique}.noted"
+    assert headers["Nats-Msg-Id"] == f"{spec.durable}:{poison_id}"
+
+
+async def test_a_handler_that_keeps_failing_is_retried_a_bounded_number_of_times_then_dead_lettered(
+    database_url: str, engine: AsyncEngine, nats_url: str, unique: str
+) -> None:
+    attempts: list[int] = []
+
+    async def always_fails(event: InboundEvent[StringValue], uow: UnitOfWork) -> None:
+        await record(event, uow)  # rolled back each time
+        attempts.append(event.attempt)
+        raise RuntimeError("downstream rule violated")
+
+    async with jetstream(nats_url) as (_, js):
+        spec = await consumer_for(js, unique, max_attempts=3)
+        await publish(js, f"test.{unique}.noted", "doomed")
+        handlers: EventHandlers[UnitOfWork] = EventHandlers()
+        handlers.on(StringValue, always_fails)
+        consumer = EventConsumer(js, spec, handlers, lambda: unit_of_work(engine), retry_base_delay=0.05)
+        await run_until(consumer, dead_lettered=1)
+        parked = await read_all(js, DEAD_LETTER_STREAM, f"retail.deadletter.{spec.durable}")
+    assert attempts == [1, 2, 3]
+    assert await applied(database_url) == []
+    [(_, headers, _)] = parked
+    assert headers["Retail-Attempts"] == "3"
+    assert "downstream rule violated" in headers["Retail-Dead-Letter-Reason"]
+
+
+async def test_a_transient_failure_is_retried_and_then_applied_once(
+    database_url: str, engine: AsyncEngine, nats_url: str, unique: str
+) -> None:
+    async def flaky(event: InboundEvent[StringValue], uow: UnitOfWork) -> None:
+        await record(event, uow)
+        if event.attempt == 1:
+            raise ConnectionError("dependency hiccup")
+
+    async with jetstream(nats_url) as (_, js):
+        spec = await consumer_for(js, unique)
+        await publish(js, f"test.{unique}.noted", "eventually")
+        handlers: EventHandlers[UnitOfWork] = EventHandlers()
+        handlers.on(StringValue, flaky)
+        consumer = EventConsumer(js, spec, handlers, lambda: unit_of_work(engine), retry_base_delay=0.05)
+        await run_until(consumer, handled=1)
+    assert [value for _, value in await applied(database_url)] == ["eventually"]
+    assert consumer.stats.retried == 1
+
+
+async def test_stopping_drains_the_event_in_hand_before_returning(
+    database_url: str, engine: AsyncEngine, nats_url: str, unique: str
+) -> None:
+    inside = asyncio.Event()
+    finish = asyncio.Event()
+
+    async def slow(event: InboundEvent[StringValue], uow: UnitOfWork) -> None:
+        inside.set()
+        await finish.wait()
+        await record(event, uow)
+
+    async with jetstream(nats_url) as (_, js):
+        spec = await consumer_for(js, unique, ack_wait_seconds=60.0)
+        for value in ("first", "second", "third"):
+            await publish(js, f"test.{unique}.noted", value)
+        handlers: EventHandlers[UnitOfWork] = EventHandlers()
+        handlers.on(StringValue, slow)
+        consumer = EventConsumer(js, spec, handlers, lambda: unit_of_work(engine), batch_size=3)
+        stop = asyncio.Event()
+        task = asyncio.create_task(consumer.run(stop))
+        await asyncio.wait_for(inside.wait(), 10)
+        stop.set()
+        finish.set()
+        await asyncio.wait_for(task, 10)
+        assert [value for _, value in await applied(database_url)] == ["first"]
+        assert consumer.stats.handled == 1
+        # The two it never started were handed back at once: a successor gets them long
+        # before the 60 s ack_wait would have released them.
+        handlers.on(StringValue, record)
+        successor = EventConsumer(js, spec, handlers, lambda: unit_of_work(engine))
+        async with asyncio.timeout(20):
+            await run_until(successor, handled=2)
+    assert [value for _, value in await applied(database_url)] == ["first", "second", "third"]
+
+
+async def test_provisioning_twice_changes_nothing_and_a_changed_spec_updates_the_stream(
+    nats_url: str, unique: str
+) -> None:
+    spec = StreamSpec(name=f"P{unique}", subjects=[f"prov.{unique}.a"])
+    changed = StreamSpec(name=f"P{unique}", subjects=[f"prov.{unique}.a", f"prov.{unique}.b"])
+    consumer = ConsumerSpec(stream=spec.name, durable=f"d{unique}", filter_subjects=[f"prov.{unique}.a"])
+    async with jetstream(nats_url) as (_, js):
+        await provision(js, [spec], [consumer])
+        assert await ensure_stream(js, spec) == "unchanged"
+        await provision(js, [spec], [consumer])
+        assert await ensure_stream(js, changed) == "updated"
+        info = await js.stream_info(spec.name)
+        consumer_info = await js.consumer_info(spec.name, consumer.durable)
+        dead_letter = await js.stream_info(DEAD_LETTER_STREAM)
+    assert sorted(info.config.subjects or []) == sorted(changed.subjects)
+    assert str(consumer_info.config.ack_policy).rsplit(".", 1)[-1].lower() == "explicit"
+    assert dead_letter.config.subjects == ["retail.deadletter.>"]

@@ -31,7 +31,7 @@ async def connect_nats(url: str, *, name: str, connect_timeout: float = 2.0) -> 
         log.warning("nats error", extra={"error": str(exc)})
 
     async def on_disconnected() -> None:
-        log.warning("nats disconnected")
+        log.info("nats disconnected")
 
     async def on_reconnected() -> None:
         log.info("nats reconnected")

@@ -1,0 +1,155 @@
+"""`make bench`: platform benchmarks, each as a ratio against a raw baseline of the same run.
+
+The machines this runs on are shared and their speed drifts, so absolute numbers are
+printed but the ratios are what to compare between runs. Every load comes from a process
+of its own (pgbench, wrk, a separate publisher), never from the process being measured.
+
+1. Outbox relay: rows per second the relay publishes to JetStream and marks, against a
+   raw publisher doing the same acknowledged publishes without PostgreSQL; and against
+   the write path's ceiling, pgbench inserting outbox rows as handlers do.
+2. Gateway HTTP: requests per second `wrk` gets from the gateway's /healthz (all
+   middleware: problem handling, body limit, access log, tracing) against a bare uvicorn
+   app answering the same JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import asyncpg
+
+from devstack.servers import NatsServer, PostgresServer, postgres_bin_dir
+from servicekit import migrations
+from servicekit.messaging import StreamSpec, connect_nats, ensure_stream
+
+OUTBOX_WRITE = """\\set aggregate random(1, 1000)
+BEGIN;
+INSERT INTO outbox (event_id, subject, event_type, aggregate_id, payload, occurred_at)
+  VALUES (gen_random_uuid(), 'bench.outbox.event', 'retail.bench.v1.Event', 'agg-' || :aggregate, '\\x0a0568656c6c6f', now());
+SELECT pg_notify('retail_outbox', '');
+COMMIT;
+"""
+
+
+def pgbench(postgres: PostgresServer, database: str, script: Path, seconds: int, clients: int) -> tuple[float, int]:
+    """Run pgbench with a custom script; returns (transactions per second, transactions)."""
+    result = subprocess.run(
+        [
+            str(postgres_bin_dir() / "pgbench"), "-n", "-h", "127.0.0.1", "-p", str(postgres.port), "-U", "postgres",
+            "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(seconds), "-f", str(script), database,
+        ],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    tps = float(re.search(r"tps = ([\d.]+)", result.stdout).group(1))  # type: ignore[union-attr]
+    transactions = int(re.search(r"number of transactions actually processed: (\d+)", result.stdout).group(1))  # type: ignore[union-attr]
+    return tps, transactions
+
+
+async def prepare(postgres: PostgresServer, nats: NatsServer) -> str:
+    postgres.create_database("bench")
+    url = postgres.url_for("bench")
+    await asyncio.to_thread(migrations.upgrade, url)
+    client = await connect_nats(nats.url, name="bench-setup")
+    js = client.jetstream()
+    for name, subjects in (("BENCHRAW", ["bench.raw"]), ("BENCHOUTBOX", ["bench.outbox.>"])):
+        await ensure_stream(js, StreamSpec(name, subjects, max_age_seconds=3600))
+    await client.close()
+    return url
+
+
+async def pending_rows(url: str) -> int:
+    connection = await asyncpg.connect(url)
+    try:
+        return int(await connection.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"))
+    finally:
+        await connection.close()
+
+
+def python_module(*args: str) -> float:
+    output = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, check=True).stdout
+    return float(output.strip().splitlines()[-1])
+
+
+def bench_outbox(work: Path, seconds: int) -> dict[str, float]:
+    postgres = PostgresServer(work / "postgres")
+    nats = NatsServer(work / "nats")
+    postgres.start()
+    nats.start()
+    try:
+        url = asyncio.run(prepare(postgres, nats))
+        script = work / "outbox_write.sql"
+        script.write_text(OUTBOX_WRITE)
+        write_tps, rows = pgbench(postgres, "bench", script, seconds, clients=8)
+        assert asyncio.run(pending_rows(url)) == rows
+        raw_publish = python_module("bench.js_publish", nats.url, "bench.raw", str(rows), "500")
+        relay = python_module("bench.relay_drain", url, nats.url)
+        left = asyncio.run(pending_rows(url))
+        if left:
+            raise SystemExit(f"relay left {left} rows unpublished")
+    finally:
+        nats.stop()
+        postgres.stop()
+    return {
+        "rows": rows,
+        "pgbench_outbox_write_tps": write_tps,
+        "raw_jetstream_publish_per_s": raw_publish,
+        "relay_publish_and_mark_per_s": relay,
+        "relay_vs_raw_jetstream": relay / raw_publish,
+        "relay_vs_write_ceiling": relay / write_tps,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10, help="duration of each timed load")
+    parser.add_argument("--only", choices=["outbox", "http"], help="run one benchmark")
+    args = parser.parse_args()
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="retail-bench-") as folder:
+        work = Path(folder)
+        if os.geteuid() == 0:
+            os.chmod(work, 0o755)  # PostgreSQL runs as `nobody` under root
+        if args.only in (None, "outbox"):
+            print("== outbox relay", flush=True)
+            results["outbox"] = bench_outbox(work / "outbox", args.seconds)
+            print_results(results["outbox"])
+        if args.only in (None, "http"):
+            from bench.http import bench_http
+
+            print("== gateway HTTP", flush=True)
+            results["http"] = bench_http(work / "http", args.seconds)
+            print_results(results["http"])
+    out = Path(".local/bench-latest.json")
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"(written to {out})")
+    return 0
+
+
+def print_results(figures: dict[str, float]) -> None:
+    width = max(len(name) for name in figures)
+    for name, value in figures.items():
+        shown = f"{value:.3f}" if name.endswith(("_vs_raw_jetstream", "_vs_write_ceiling")) or "_vs_" in name else (
+            f"{value:,.0f}"
+        )
+        print(f"  {name:<{width}}  {shown}")
+
+
+def require_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    raise SystemExit("wrk is not installed")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

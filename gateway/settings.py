@@ -1,0 +1,102 @@
+"""The gateway's settings, read from the environment through :func:`servicekit.settings.load_settings`.
+
+Besides what every process needs (``APP_ENV``, ``DATABASE_URL``, ``NATS_URL``, ...):
+
+- ``HTTP_HOST`` / ``HTTP_PORT`` — where the HTTP API listens (``0.0.0.0`` in a container).
+- ``FORWARDED_ALLOW_IPS`` — proxies whose ``X-Forwarded-*`` headers are trusted.
+- ``MAX_REQUEST_BODY_BYTES`` — larger request bodies are refused with 413.
+- ``GATEWAY_BACKENDS`` — the gRPC services behind the gateway, ``name=host:port,...``.
+- ``GRPC_DEADLINE_SECONDS`` — the deadline of every call to a backend.
+- ``READINESS_TIMEOUT_SECONDS`` — how long ``/readyz`` waits for each dependency.
+- ``NATS_STARTUP_WAIT_SECONDS`` — how long start-up waits for NATS before serving anyway.
+
+Secrets (none yet) are declared with :func:`servicekit.settings.dev_secret`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
+
+from servicekit.settings import BaseServiceSettings
+
+_BACKEND_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
+_HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
+_BACKEND_EXAMPLE = "e.g. inventory=inventory:50051"
+
+
+class GatewaySettings(BaseServiceSettings):
+    """Everything the gateway process is configured with."""
+
+    http_host: str = Field(default="127.0.0.1", description="interface the HTTP API listens on (HTTP_HOST)")
+    http_port: int = Field(default=8080, ge=1, le=65535, description="port of the HTTP API (HTTP_PORT)")
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1,::1",
+        description="comma-separated proxy addresses (or *) whose X-Forwarded-For/Proto are trusted",
+    )
+    max_request_body_bytes: int = Field(
+        default=1024 * 1024, ge=1, le=64 * 1024 * 1024, description="largest accepted request body, in bytes"
+    )
+    gateway_backends: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict,
+        description="gRPC backends as comma-separated name=host:port entries (GATEWAY_BACKENDS)",
+    )
+    grpc_deadline_seconds: float = Field(default=5.0, gt=0, le=120, description="deadline of each backend call")
+    readiness_timeout_seconds: float = Field(
+        default=1.0, gt=0, le=30, description="how long /readyz waits for each dependency"
+    )
+    nats_startup_wait_seconds: float = Field(
+        default=2.0, ge=0, le=60, description="how long start-up waits for the first NATS connection"
+    )
+
+    @field_validator("gateway_backends", mode="before")
+    @classmethod
+    def _parse_backends(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_backends(value)
+        if isinstance(value, Mapping):
+            return parse_backends(",".join(f"{name}={target}" for name, target in value.items()))
+        return value
+
+    @property
+    def backends(self) -> Mapping[str, str]:
+        """Backend name → gRPC target (``host:port``), in configuration order."""
+        return self.gateway_backends
+
+
+def parse_backends(spec: str) -> dict[str, str]:
+    """Parse ``name=host:port,name=host:port``; an empty string means no backends.
+
+    Raises ``ValueError`` naming the first bad entry and what is wrong with it.
+    """
+    backends: dict[str, str] = {}
+    if not spec.strip():
+        return backends
+    for position, raw_entry in enumerate(spec.split(","), start=1):
+        entry = raw_entry.strip()
+        if not entry:
+            raise ValueError(f"entry {position} is empty (stray comma?); {_BACKEND_EXAMPLE}")
+        name, separator, target = entry.partition("=")
+        name, target = name.strip(), target.strip()
+        if not separator:
+            raise ValueError(f"entry {position} ({entry!r}) must be name=host:port, {_BACKEND_EXAMPLE}")
+        if not _BACKEND_NAME.fullmatch(name):
+            raise ValueError(
+                f"entry {position} ({entry!r}): backend name {name!r} must be lower-case letters, digits, "
+                "'-' or '_', starting with a letter"
+            )
+        if name in backends:
+            raise ValueError(f"entry {position} ({entry!r}): backend {name!r} is configured twice")
+        host, colon, port_text = target.rpartition(":")
+        if not colon or not host:
+            raise ValueError(f"entry {position} ({entry!r}): target {target!r} must be host:port, {_BACKEND_EXAMPLE}")
+        if not _HOST.fullmatch(host):
+            raise ValueError(f"entry {position} ({entry!r}): {host!r} is not a host name or address")
+        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise ValueError(f"entry {position} ({entry!r}): port {port_text!r} must be a number from 1 to 65535")
+        backends[name] = f"{host}:{int(port_text)}"
+    return backends

@@ -1,0 +1,77 @@
+"""The FastAPI application: middleware, error handling, OpenAPI and routers.
+
+:func:`create_app` builds it from what it is given and connects nothing; the composition
+root (:mod:`gateway.bootstrap`) passes the lifespan that opens the connections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+from starlette.middleware import Middleware
+from starlette.types import Lifespan
+
+from gateway import problems
+from gateway.grpc_errors import install_rpc_error_handler
+from gateway.middleware import AccessLogMiddleware, BodySizeLimitMiddleware, UnexpectedErrorMiddleware
+from gateway.routes import health
+
+API_TITLE = "Retail platform API"
+API_VERSION = "0.1.0"
+API_DESCRIPTION = """\
+The one front door of the retail middle-platform, for app and mini-program back ends,
+POS terminals, supplier portals and store staff.
+
+**Errors** are always [RFC 9457](https://www.rfc-editor.org/rfc/rfc9457) problem details
+(`application/problem+json`) with a stable `type` URI per kind of error, a `detail` for
+humans, the `trace_id` of the request, `errors` for each invalid part of a request, and a
+machine-readable `reason` when a service gave one.
+"""
+
+# Each router's tag, described; routers of later areas add theirs here.
+OPENAPI_TAGS: list[dict[str, Any]] = [
+    {"name": "operations", "description": "Liveness and readiness probes."},
+]
+
+
+class GatewayApi(FastAPI):
+    """FastAPI whose OpenAPI document describes the problem answers truthfully."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            problems.document_problems(super().openapi())
+        assert self.openapi_schema is not None
+        return self.openapi_schema
+
+
+def create_app(
+    *,
+    lifespan: Lifespan[FastAPI] | None = None,
+    max_request_body_bytes: int,
+    routers: Sequence[APIRouter] = (),
+) -> FastAPI:
+    """The gateway's HTTP application, with the health routes and ``routers``."""
+    app = GatewayApi(
+        title=API_TITLE,
+        description=API_DESCRIPTION,
+        version=API_VERSION,
+        openapi_tags=OPENAPI_TAGS,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+        lifespan=lifespan,
+        # Outermost first: the access log sees every answer, including the 500s and 413s.
+        middleware=[
+            Middleware(AccessLogMiddleware),
+            Middleware(UnexpectedErrorMiddleware),
+            Middleware(BodySizeLimitMiddleware, max_body_bytes=max_request_body_bytes),
+        ],
+    )
+    problems.install_problem_handlers(app)
+    install_rpc_error_handler(app)
+    app.include_router(health.router)
+    for router in routers:
+        app.include_router(router)
+    return app

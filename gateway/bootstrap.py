@@ -1,0 +1,103 @@
+"""The composition root: the one place the gateway's real dependencies are wired together.
+
+Nothing here connects at import time. :func:`build_app` returns an application whose
+lifespan opens the database engine, the NATS connection and the gRPC channels when the
+server starts and closes them when it stops.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from gateway.adapters.backends import BackendChannels, check_backend_health
+from gateway.adapters.client_registry import ClientRegistry
+from gateway.adapters.nats_connection import NatsConnection
+from gateway.app import create_app
+from gateway.readiness import NotReady, Readiness, ReadinessCheck
+from gateway.resources import GatewayResources
+from gateway.settings import GatewaySettings
+from servicekit.db import create_engine
+
+log = logging.getLogger("gateway")
+
+SERVICE_NAME = "gateway"
+
+
+def build_app(settings: GatewaySettings, *, routers: Sequence[APIRouter] = ()) -> FastAPI:
+    """The gateway application, traced, opening its connections when it starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_resources(settings) as resources:
+            app.state.resources = resources
+            try:
+                yield
+            finally:
+                del app.state.resources
+
+    app = create_app(lifespan=lifespan, max_request_body_bytes=settings.max_request_body_bytes, routers=routers)
+    # Spans for the request itself only, not one per ASGI message sent or received.
+    FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
+    return app
+
+
+@asynccontextmanager
+async def open_resources(settings: GatewaySettings) -> AsyncIterator[GatewayResources]:
+    """Open the engine, NATS and the backend channels; close them all on the way out."""
+    engine = create_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        application_name=SERVICE_NAME,
+    )
+    nats = NatsConnection(settings.nats_url, name=SERVICE_NAME)
+    backends = BackendChannels(settings.backends)
+    try:
+        nats.start()
+        if not await nats.wait_connected(settings.nats_startup_wait_seconds):
+            log.warning("NATS is not reachable yet; serving anyway while it keeps trying, /readyz reports it")
+        yield GatewayResources(
+            settings=settings,
+            engine=engine,
+            nats=nats,
+            backends=backends,
+            clients=ClientRegistry(engine),
+            readiness=Readiness(
+                readiness_checks(engine, nats, backends, timeout=settings.readiness_timeout_seconds),
+                timeout=settings.readiness_timeout_seconds,
+            ),
+        )
+    finally:
+        # In-flight requests were drained by the server before the lifespan ends.
+        await backends.close(grace=1.0)
+        await nats.close()
+        await engine.dispose()
+
+
+def readiness_checks(
+    engine: AsyncEngine, nats: NatsConnection, backends: BackendChannels, *, timeout: float
+) -> dict[str, ReadinessCheck]:
+    """One check per dependency: ``postgres``, ``nats`` and ``backend:<name>`` for each backend."""
+
+    async def postgres() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    async def nats_connected() -> None:
+        if not nats.is_connected:
+            raise NotReady("not connected")
+
+    def backend(name: str) -> ReadinessCheck:
+        async def check() -> None:
+            await check_backend_health(backends[name], timeout)
+
+        return check
+
+    return {"postgres": postgres, "nats": nats_connected} | {f"backend:{name}": backend(name) for name in backends}

@@ -57,6 +57,8 @@ lint: venv proto-check ## ruff, mypy, buf lint + breaking, kustomize render + sc
 	$(PY) -m tools.k8s_validate
 
 bench: venv ## benchmarks: ratios against raw baselines measured in the same run
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } \
+	  || { echo "bench needs wrk: install it (e.g. apt-get install wrk)"; exit 1; }
 	$(PY) -m bench
 
 lock: ## re-resolve requirements.in into the pinned requirements.txt

@@ -39,6 +39,9 @@ STATUS_FOR_ERROR: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 REASON_METADATA_KEY = "retail-error-reason"
+# Kubernetes' liveness probe asks for this name: SERVING while the process serves at all,
+# so an outage of PostgreSQL or NATS makes pods unready without restarting them.
+LIVENESS_SERVICE = "liveness"
 
 
 def status_for(error: errors.DomainError) -> grpc.StatusCode:
@@ -157,6 +160,7 @@ class GrpcServer:
             server,
         )
         self.bound_port = server.add_insecure_port(f"{self.host}:{self.port}")
+        await self.health.set(LIVENESS_SERVICE, health_pb2.HealthCheckResponse.SERVING)
         await self._set_serving(False)
         await server.start()
         self._server = server

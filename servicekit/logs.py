@@ -10,7 +10,8 @@ from typing import Any
 
 from opentelemetry import trace
 
-_STANDARD_ATTRIBUTES = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+# Record attributes that are not extra fields; uvicorn's ANSI-coloured copy of the message too.
+_STANDARD_ATTRIBUTES = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName", "color_message"}
 
 
 class JsonFormatter(logging.Formatter):

@@ -36,7 +36,7 @@ async def read_all(js: JetStreamContext, stream: str, subject: str = ">") -> lis
         config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE, inactive_threshold=30),
     )
     # The consumer counts what matches its filter at creation: that is exactly what to read.
-    expected = (await subscription.consumer_info()).num_pending
+    expected = (await subscription.consumer_info()).num_pending or 0
     received: list[tuple[str, dict[str, str], bytes]] = []
     while len(received) < expected:
         for message in await subscription.fetch(min(500, expected - len(received)), timeout=5):

@@ -1,0 +1,333 @@
+"""`make run`: the whole platform on one machine.
+
+Starts a private PostgreSQL and NATS JetStream (unless ``DATABASE_URL`` / ``NATS_URL`` name
+existing servers), creates and migrates each component's database, starts every service
+and the gateway as separate processes, loads the demo retailer once, writes
+``.local/stack.json`` and waits. Ctrl-C or SIGTERM stops everything it started, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO, cast
+
+import asyncpg
+
+from devstack.components import COMPONENTS, Component
+from devstack.servers import NatsServer, PostgresServer, free_port, port_is_free
+from servicekit.settings import to_plain_url
+
+DEMO_SEED = 20261124
+
+
+class StackError(RuntimeError):
+    """The stack could not start; the message says which part and where its log is."""
+
+
+@dataclass
+class Ports:
+    """Ports chosen on the first run and reused while they stay free, so URLs stay stable."""
+
+    values: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> Ports:
+        try:
+            return cls({key: int(value) for key, value in json.loads(path.read_text()).items()})
+        except (OSError, ValueError):
+            return cls()
+
+    def take(self, name: str) -> int:
+        port = self.values.get(name)
+        if port is None or not port_is_free(port):
+            port = free_port()
+            self.values[name] = port
+        return port
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.values, indent=2, sort_keys=True) + "\n")
+
+
+@dataclass
+class RunningProcess:
+    component: Component
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    url: str
+
+
+class LocalStack:
+    """Owns every process `make run` starts, and stops them all."""
+
+    def __init__(self, state_dir: Path, *, out: TextIO = sys.stdout, environ: Mapping[str, str] | None = None) -> None:
+        self.state_dir = state_dir
+        self.log_dir = state_dir / "logs"
+        self.out = out
+        self.environ = dict(os.environ if environ is None else environ)
+        self.postgres: PostgresServer | None = None
+        self.nats: NatsServer | None = None
+        self.admin_database_url = ""
+        self.nats_url = ""
+        self.processes: list[RunningProcess] = []
+
+    def say(self, message: str) -> None:
+        print(f"[stack] {message}", file=self.out, flush=True)
+
+    # -- servers -------------------------------------------------------------------------
+    def start_servers(self, ports: Ports) -> None:
+        external_database = self.environ.get("DATABASE_URL")
+        external_nats = self.environ.get("NATS_URL")
+        if external_database:
+            self.admin_database_url = to_plain_url(external_database)
+            self.say(f"using PostgreSQL from DATABASE_URL ({_without_password(self.admin_database_url)})")
+        else:
+            self.postgres = PostgresServer(self.state_dir / "postgres", ports.take("postgres"))
+            self.say(f"starting PostgreSQL on 127.0.0.1:{self.postgres.port} (data in {self.postgres.data_dir})")
+            self.postgres.start()
+            self.admin_database_url = self.postgres.url
+        if external_nats:
+            self.nats_url = external_nats
+            self.say("using NATS from NATS_URL")
+        else:
+            self.nats = NatsServer(self.state_dir / "nats", ports.take("nats"), ports.take("nats_monitor"))
+            self.say(f"starting NATS JetStream on 127.0.0.1:{self.nats.port}")
+            self.nats.start()
+            self.nats_url = self.nats.url
+
+    def database_url(self, component: Component) -> str:
+        base, _, _ = self.admin_database_url.rpartition("/")
+        return f"{base}/{component.database}"
+
+    async def create_databases(self) -> None:
+        connection = await asyncpg.connect(self.admin_database_url)
+        try:
+            for component in COMPONENTS:
+                exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", component.database)
+                if not exists:
+                    await connection.execute(f'CREATE DATABASE "{component.database}"')
+                    self.say(f"created database {component.database}")
+        finally:
+            await connection.close()
+
+    # -- components ----------------------------------------------------------------------
+    def component_env(self, component: Component, ports: Ports) -> dict[str, str]:
+        env = {
+            **self.environ,
+            "APP_ENV": self.environ.get("APP_ENV", "local"),
+            "DATABASE_URL": self.database_url(component),
+            "NATS_URL": self.nats_url,
+            "PYTHONUNBUFFERED": "1",
+        }
+        if component.protocol == "grpc":
+            env["GRPC_PORT"] = str(ports.take(component.name))
+        else:
+            env["HTTP_PORT"] = str(ports.take(component.name))
+            env["GATEWAY_BACKENDS"] = ",".join(
+                f"{service.name}=127.0.0.1:{ports.take(service.name)}"
+                for service in COMPONENTS
+                if service.protocol == "grpc"
+            )
+        return env
+
+    def migrate(self, component: Component, ports: Ports) -> None:
+        self.say(f"migrating {component.database}")
+        result = subprocess.run(
+            [sys.executable, "-m", component.migrate_module],
+            env=self.component_env(component, ports),
+            capture_output=True,
+            text=True,
+        )
+        if result.returncode != 0:
+            raise StackError(f"migrating {component.name} failed:\n{result.stderr[-3000:]}")
+
+    def start_component(self, component: Component, ports: Ports) -> RunningProcess:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{component.name}.log"
+        env = self.component_env(component, ports)
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", component.module],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
+            )
+        port = env.get("HTTP_PORT") or env["GRPC_PORT"]
+        scheme = "http" if component.protocol == "http" else "grpc"
+        running = RunningProcess(component, process, log_path, f"{scheme}://127.0.0.1:{port}")
+        self.processes.append(running)
+        self.say(f"started {component.name} (pid {process.pid}) at {running.url}, log {log_path}")
+        return running
+
+    def wait_until_ready(self, running: RunningProcess, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if running.process.poll() is not None:
+                raise StackError(
+                    f"{running.component.name} exited with code {running.process.returncode}; "
+                    f"last lines of {running.log_path}:\n{_tail(running.log_path)}"
+                )
+            if running.component.protocol == "http" and _http_ok(f"{running.url}/readyz"):
+                return
+            if running.component.protocol == "grpc" and _grpc_serving(running.url.removeprefix("grpc://")):
+                return
+            time.sleep(0.2)
+        raise StackError(f"{running.component.name} not ready within {timeout}s; see {running.log_path}")
+
+    # -- demo data -----------------------------------------------------------------------
+    async def load_demo_data(self, ports: Ports) -> dict[str, Any]:
+        """Each component loads its part once; a marker file keeps later runs from repeating it."""
+        from demodata import DemoRetailer, DemoScale
+
+        marker_path = self.state_dir / "demo-loaded.json"
+        marker = _read_json(marker_path)
+        retailer = DemoRetailer(seed=DEMO_SEED, scale=DemoScale.demo())
+        outputs: dict[str, Any] = dict(marker.get("outputs", {}))
+        for component in COMPONENTS:
+            if component.demo_loader is None or component.name in marker.get("loaded", []):
+                continue
+            self.say(f"loading demo data into {component.name}")
+            loader = _resolve(component.demo_loader)
+            outputs[component.name] = await loader(self.database_url(component), retailer, self.state_dir)
+            marker = {"seed": DEMO_SEED, "loaded": [*marker.get("loaded", []), component.name], "outputs": outputs}
+            marker_path.write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
+        return outputs
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def stop(self, grace: float = 15.0) -> None:
+        """Stop components (gateway first), then NATS, then PostgreSQL."""
+        for running in reversed(self.processes):
+            if running.process.poll() is None:
+                running.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for running in reversed(self.processes):
+            try:
+                running.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.say(f"{running.component.name} did not stop in {grace}s; killing it")
+                running.process.kill()
+                running.process.wait()
+        self.processes.clear()
+        if self.nats:
+            self.nats.stop()
+        if self.postgres:
+            self.postgres.stop()
+
+
+def run(state_dir: Path) -> int:
+    """Bring the stack up, print where to look, and wait for Ctrl-C / SIGTERM."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    stack = LocalStack(state_dir)
+    stopping = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        ports = Ports.load(state_dir / "ports.json")
+        stack.start_servers(ports)
+        asyncio.run(stack.create_databases())
+        for component in COMPONENTS:
+            stack.migrate(component, ports)
+        for component in COMPONENTS:
+            stack.wait_until_ready(stack.start_component(component, ports))
+        ports.save(state_dir / "ports.json")
+        demo_outputs = asyncio.run(stack.load_demo_data(ports))
+        gateway = next(p for p in stack.processes if p.component.name == "gateway")
+        description = {
+            "gateway_url": gateway.url,
+            "docs_url": f"{gateway.url}/docs",
+            "openapi_url": f"{gateway.url}/openapi.json",
+            "services": {p.component.name: p.url for p in stack.processes if p.component.protocol == "grpc"},
+            "postgres_url": _without_password(stack.admin_database_url),
+            "nats_url": stack.nats_url,
+            "logs": str(stack.log_dir),
+            "demo": demo_outputs,
+        }
+        stack_file = state_dir / "stack.json"
+        stack_file.write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
+        stack.say(f"ready: gateway {gateway.url}, API docs {gateway.url}/docs")
+        stack.say(f"demo credentials and URLs: {stack_file}; press Ctrl-C to stop everything")
+        while True:
+            for running in stack.processes:
+                if running.process.poll() is not None:
+                    raise StackError(
+                        f"{running.component.name} exited with code {running.process.returncode}; "
+                        f"last lines of {running.log_path}:\n{_tail(running.log_path)}"
+                    )
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        stack.say("stopping")
+        return 0
+    except StackError as exc:
+        stack.say(f"error: {exc}")
+        return 1
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stack.stop()
+        stack.say("stopped")
+
+
+def _resolve(reference: str) -> Callable[[str, Any, Path], Awaitable[Any]]:
+    module_name, _, attribute = reference.partition(":")
+    return cast(Callable[[str, Any, Path], Awaitable[Any]], getattr(importlib.import_module(module_name), attribute))
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - our own loopback URL
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _grpc_serving(target: str) -> bool:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(target) as channel:
+        try:
+            response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1)
+        except grpc.RpcError:
+            return False
+    return bool(response.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return cast(dict[str, Any], json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    with contextlib.suppress(OSError):
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return "(no log)"
+
+
+def _without_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not at or ":" not in credentials:
+        return url
+    return f"{scheme}{sep}{credentials.split(':', 1)[0]}:***@{host}"

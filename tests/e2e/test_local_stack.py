@@ -1,0 +1,100 @@
+"""`make run` end to end: the stack comes up, answers, stops cleanly and restarts without duplicating data."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tests.conftest import run_in_fresh_loop
+
+
+@contextmanager
+def local_stack(state_dir: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, object], list[str]]]:
+    """Run `python -m devstack run`, wait for stack.json, yield, then Ctrl-C it."""
+    (state_dir / "stack.json").unlink(missing_ok=True)
+    env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "NATS_URL")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack", "run", "--state-dir", str(state_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 120
+        while not (state_dir / "stack.json").exists():
+            line = process.stdout.readline()
+            if not line and process.poll() is not None:
+                pytest.fail("the stack exited before it was ready:\n" + "".join(lines))
+            lines.append(line)
+            assert time.monotonic() < deadline, "the stack was not ready within 120 s:\n" + "".join(lines)
+        yield process, json.loads((state_dir / "stack.json").read_text()), lines
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)
+        lines.append(rest)
+
+
+def processes_using(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def get(url: str) -> tuple[int, dict[str, object]]:
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - the stack's loopback URL
+        return response.status, json.loads(response.read())
+
+
+def registered_clients(postgres_url: str) -> int:
+    async def count() -> int:
+        connection = await asyncpg.connect(postgres_url.rsplit("/", 1)[0] + "/retail_gateway")
+        try:
+            return int(await connection.fetchval("SELECT count(*) FROM client_registration"))
+        finally:
+            await connection.close()
+
+    return run_in_fresh_loop(count)
+
+
+def test_make_run_serves_ready_stops_clean_and_keeps_its_data_across_restarts(tmp_path: Path) -> None:
+    state_dir = tmp_path / "stack"
+    with local_stack(state_dir) as (_, stack, first_output):
+        status, readiness = get(f"{stack['gateway_url']}/readyz")
+        assert (status, readiness["status"]) == (200, "ready")
+        assert get(str(stack["openapi_url"]))[0] == 200
+        demo = stack["demo"]["gateway"]  # type: ignore[index]
+        assert set(demo["credentials"]) >= {"app", "pos_terminal", "supplier_user", "headquarters", "store_guide"}
+        clients_after_first_run = registered_clients(str(stack["postgres_url"]))
+        gateway_pid = int(re.search(r"started gateway \(pid (\d+)\)", "".join(first_output)).group(1))  # type: ignore[union-attr]
+    assert "[stack] stopped" in "".join(first_output)
+    assert processes_using(str(state_dir)) == [], "a server outlived Ctrl-C"
+    assert not Path(f"/proc/{gateway_pid}").exists(), "the gateway outlived Ctrl-C"
+    assert clients_after_first_run == demo["clients_registered"] > 0
+
+    with local_stack(state_dir) as (_, stack_again, second_output):
+        assert get(f"{stack_again['gateway_url']}/readyz")[0] == 200
+        assert registered_clients(str(stack_again["postgres_url"])) == clients_after_first_run
+        assert stack_again["gateway_url"] == stack["gateway_url"], "ports should stay stable across runs"
+    assert not any("loading demo data" in line for line in second_output)
+    assert processes_using(str(state_dir)) == []

@@ -8,6 +8,7 @@ and are never registered in any other environment.
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from demodata.model import DemoClient
 from gateway.adapters.client_registry import ClientRegistry
 from gateway.domain.clients import ClientKind, ClientRegistration, StaffRole, hash_client_secret
 from servicekit.db import create_engine
+from servicekit.settings import Environment
 
 _KIND = {
     DemoClientKind.APP_BACKEND: ClientKind.APP,
@@ -53,6 +55,9 @@ def credential(client: DemoClient) -> dict[str, str]:
 
 async def load_demo(database_url: str, retailer: DemoRetailer, state_dir: Path) -> dict[str, Any]:
     """Register every demo client (idempotent) and return one credential per kind of client."""
+    environment = Environment(os.environ.get("APP_ENV", "local"))
+    if not environment.allows_dev_secrets:
+        raise RuntimeError(f"demo clients have public secrets; refusing to register them with APP_ENV={environment}")
     engine = create_engine(database_url, pool_size=2, max_overflow=0, application_name="demo-loader")
     registry = ClientRegistry(engine)
     try:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -61,8 +63,10 @@ class Infra:
 
 
 @pytest.fixture(scope="session")
-def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
-    root: Path = tmp_path_factory.mktemp("servers")
+def infra() -> Iterator[Infra]:
+    # A folder of our own rather than pytest's tmp_path: under root PostgreSQL runs as
+    # `nobody`, and pytest resets its own base folder to 0700 whenever a session starts.
+    root = Path(tempfile.mkdtemp(prefix="retail-test-servers-"))
     postgres = nats = None
     admin_url = os.environ.get("DATABASE_URL")
     nats_url = os.environ.get("NATS_URL")
@@ -81,6 +85,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Infra]:
             nats.stop()
         if postgres:
             postgres.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,14 +19,26 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.conftest import run_in_fresh_loop
+from tests.conftest import Infra, run_in_fresh_loop
+
+
+@pytest.fixture
+def state_dir() -> Iterator[Path]:
+    # Not pytest's tmp_path: under root PostgreSQL runs as `nobody`, and pytest keeps its
+    # base folder at 0700.
+    folder = Path(tempfile.mkdtemp(prefix="retail-stack-test-"))
+    yield folder / "stack"
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextmanager
-def local_stack(state_dir: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, object], list[str]]]:
+def local_stack(
+    state_dir: Path, servers: dict[str, str] | None = None
+) -> Iterator[tuple[subprocess.Popen[str], dict[str, object], list[str]]]:
     """Run `python -m devstack run`, wait for stack.json, yield, then Ctrl-C it."""
     (state_dir / "stack.json").unlink(missing_ok=True)
     env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "NATS_URL")}
+    env.update(servers or {})
     process = subprocess.Popen(
         [sys.executable, "-m", "devstack", "run", "--state-dir", str(state_dir)],
         stdout=subprocess.PIPE,
@@ -77,8 +91,7 @@ def registered_clients(postgres_url: str) -> int:
     return run_in_fresh_loop(count)
 
 
-def test_make_run_serves_ready_stops_clean_and_keeps_its_data_across_restarts(tmp_path: Path) -> None:
-    state_dir = tmp_path / "stack"
+def test_make_run_serves_ready_stops_clean_and_keeps_its_data_across_restarts(state_dir: Path) -> None:
     with local_stack(state_dir) as (_, stack, first_output):
         status, readiness = get(f"{stack['gateway_url']}/readyz")
         assert (status, readiness["status"]) == (200, "ready")
@@ -98,3 +111,18 @@ def test_make_run_serves_ready_stops_clean_and_keeps_its_data_across_restarts(tm
         assert stack_again["gateway_url"] == stack["gateway_url"], "ports should stay stable across runs"
     assert not any("loading demo data" in line for line in second_output)
     assert processes_using(str(state_dir)) == []
+
+
+def test_make_run_uses_existing_servers_named_by_the_environment(state_dir: Path, infra: Infra) -> None:
+    servers = {"DATABASE_URL": infra.postgres_admin_url, "NATS_URL": infra.nats_url}
+    with local_stack(state_dir, servers) as (_, stack, output):
+        assert get(f"{stack['gateway_url']}/readyz")[0] == 200
+        assert stack["nats_url"] == infra.nats_url
+        assert registered_clients(str(stack["postgres_url"])) > 0
+    text = "".join(output)
+    assert "using PostgreSQL from DATABASE_URL" in text
+    assert "using NATS from NATS_URL" in text
+    assert "starting PostgreSQL" not in text
+    assert "starting NATS" not in text
+    assert not (state_dir / "postgres").exists()
+    assert not (state_dir / "nats").exists()

@@ -65,7 +65,7 @@ lock: ## re-resolve requirements.in into the pinned requirements.txt
 	rm -rf .local/lock-venv && $(PYTHON) -m venv .local/lock-venv
 	.local/lock-venv/bin/pip install --quiet -r requirements.in
 	{ echo '# Pinned, complete dependency set (generated from requirements.in by `make lock`).'; \
-	  .local/lock-venv/bin/pip freeze --exclude-editable; } > requirements.txt
+	  .local/lock-venv/bin/pip freeze --all --exclude-editable | grep -v '^pip=='; } > requirements.txt
 	rm -rf .local/lock-venv
 
 clean: ## remove the local stack's state and the virtual environment

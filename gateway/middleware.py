@@ -20,6 +20,23 @@ from servicekit.telemetry import current_trace_id
 access_log = logging.getLogger("gateway.access")
 
 
+class ResponseStartTracker:
+    """Wraps ``send`` and remembers whether the response has started.
+
+    Once the status line is out, an error can no longer be answered with a problem
+    document; the middlewares that turn exceptions into responses need to know that.
+    """
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
+
+
 class AccessLogMiddleware:
     """One structured log line per HTTP request.
 
@@ -79,18 +96,11 @@ class UnexpectedErrorMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        response_started = False
-
-        async def send_tracking_start(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
+        tracked_send = ResponseStartTracker(send)
         try:
-            await self.app(scope, receive, send_tracking_start)
+            await self.app(scope, receive, tracked_send)
         except Exception as exc:
-            if response_started:
+            if tracked_send.started:
                 raise  # too late to answer; the server closes the connection
             response = problems.unexpected_error_response(scope, exc)
             await response(scope, receive, send)
@@ -138,7 +148,6 @@ class BodySizeLimitMiddleware:
                 return
 
         received = 0
-        response_started = False
 
         async def receive_counting() -> Message:
             nonlocal received
@@ -151,16 +160,11 @@ class BodySizeLimitMiddleware:
                     raise RequestBodyTooLarge(limit)
             return message
 
-        async def send_tracking_start(message: Message) -> None:
-            nonlocal response_started
-            if message["type"] == "http.response.start":
-                response_started = True
-            await send(message)
-
+        tracked_send = ResponseStartTracker(send)
         try:
-            await self.app(scope, receive_counting, send_tracking_start)
+            await self.app(scope, receive_counting, tracked_send)
         except RequestBodyTooLarge as exc:
-            if response_started:
+            if tracked_send.started:
                 raise
             await self._refuse(scope, receive, send, problems.CONTENT_TOO_LARGE, str(exc.detail))
 

@@ -23,12 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
+import asyncpg
 from google.protobuf.message import DecodeError, Message
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import FetchTimeoutError
 from opentelemetry import trace
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from servicekit.db import UnitOfWork
 from servicekit.lifecycle import sleep_unless
@@ -89,6 +91,7 @@ class ConsumerStats:
     retried: int = 0
     dead_lettered: int = 0
     ignored: int = 0
+    handed_back: int = 0  # deliveries returned because our own database was unreachable
 
 
 class EventConsumer(Generic[UowT]):
@@ -117,35 +120,56 @@ class EventConsumer(Generic[UowT]):
         self.stats = ConsumerStats()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Fetch and handle until ``stop`` is set; the batch in hand is finished first (drain)."""
-        subscription = await self._js.pull_subscribe_bind(durable=self.spec.durable, stream=self.spec.stream)
-        backoff = 0.1
-        try:
-            while not stop.is_set():
-                try:
-                    messages = await subscription.fetch(self._batch_size, timeout=self._fetch_timeout)
-                except (FetchTimeoutError, TimeoutError):
-                    continue
-                except Exception as exc:  # broker restarting, connection lost: wait and retry
-                    log.warning("fetch failed; retrying", extra={"consumer": self.spec.durable, "error": str(exc)})
-                    await sleep_unless(stop, backoff)
-                    backoff = min(backoff * 2, 5.0)
-                    continue
-                backoff = 0.1
-                for index, message in enumerate(messages):
-                    if stop.is_set():
-                        # Draining: hand the rest back at once rather than after ack_wait.
-                        for unhandled in messages[index:]:
-                            with contextlib.suppress(Exception):
-                                await unhandled.nak()
-                        break
-                    await self.handle(message)
-        finally:
-            with contextlib.suppress(Exception):
-                await subscription.unsubscribe()
+        """Fetch and handle until ``stop`` is set; the batch in hand is finished first (drain).
 
-    async def handle(self, message: Msg) -> None:
-        """Handle one delivery: effect + inbox in one transaction, then ack (or retry/park)."""
+        Losing NATS or PostgreSQL never ends the loop: it backs off and carries on when
+        they return, and nothing is dead-lettered because of an outage.
+        """
+        backoff = 0.1
+        while not stop.is_set():
+            try:
+                subscription = await self._js.pull_subscribe_bind(durable=self.spec.durable, stream=self.spec.stream)
+            except Exception as exc:  # broker unreachable at start-up: keep trying
+                log.warning("cannot bind consumer; retrying", extra={"consumer": self.spec.durable, "error": str(exc)})
+                await sleep_unless(stop, backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            try:
+                await self._consume(subscription, stop)
+            finally:
+                with contextlib.suppress(Exception):
+                    await subscription.unsubscribe()
+
+    async def _consume(self, subscription: JetStreamContext.PullSubscription, stop: asyncio.Event) -> None:
+        backoff = 0.1
+        while not stop.is_set():
+            try:
+                messages = await subscription.fetch(self._batch_size, timeout=self._fetch_timeout)
+            except (FetchTimeoutError, TimeoutError):
+                continue
+            except Exception as exc:  # broker restarting, connection lost: wait and retry
+                log.warning("fetch failed; retrying", extra={"consumer": self.spec.durable, "error": str(exc)})
+                await sleep_unless(stop, backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.1
+            for index, message in enumerate(messages):
+                if stop.is_set() or not await self.handle(message):
+                    # Draining, or our database is unreachable: hand the rest back at once
+                    # rather than after ack_wait, and (on an outage) pause before fetching again.
+                    for unhandled in messages[index + (0 if stop.is_set() else 1) :]:
+                        with contextlib.suppress(Exception):
+                            await unhandled.nak()
+                    if not stop.is_set():
+                        await sleep_unless(stop, self._retry_base_delay)
+                    break
+
+    async def handle(self, message: Msg) -> bool:
+        """Handle one delivery: effect + inbox in one transaction, then ack (or retry/park).
+
+        Returns False when the service's own infrastructure failed (the message is handed
+        back without counting against it), True otherwise.
+        """
         headers = dict(message.headers or {})
         attempt = message.metadata.num_delivered if message.reply else 1
         started = time.perf_counter()
@@ -163,12 +187,21 @@ class EventConsumer(Generic[UowT]):
                 outcome = await self._apply(message, headers, attempt)
             except PoisonMessage as exc:
                 await self._dead_letter(message, headers, attempt, f"poison: {exc}")
-                return
+                return True
             except Exception as exc:
+                if is_infrastructure_failure(exc):
+                    log.warning(
+                        "database unavailable; event handed back",
+                        extra={**self._log_fields(message, attempt), "error": str(exc)},
+                    )
+                    self.stats.handed_back += 1
+                    with contextlib.suppress(Exception):
+                        await message.nak(delay=self._retry_base_delay)
+                    return False
                 if attempt >= self.spec.max_attempts:
                     log.exception("event handler failed for the last time", extra=self._log_fields(message, attempt))
                     await self._dead_letter(message, headers, attempt, f"{type(exc).__name__}: {exc}")
-                    return
+                    return True
                 delay = min(self._retry_base_delay * 2 ** (attempt - 1), self._retry_max_delay)
                 log.warning(
                     "event handler failed; will retry",
@@ -176,7 +209,7 @@ class EventConsumer(Generic[UowT]):
                 )
                 self.stats.retried += 1
                 await message.nak(delay=delay)
-                return
+                return True
             await message.ack()
             setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
             log.debug(
@@ -184,6 +217,7 @@ class EventConsumer(Generic[UowT]):
                 outcome,
                 extra={**self._log_fields(message, attempt), "ms": round((time.perf_counter() - started) * 1000, 2)},
             )
+            return True
 
     async def _apply(self, message: Msg, headers: dict[str, str], attempt: int) -> str:
         event_id = headers.get(MSG_ID_HEADER)
@@ -256,6 +290,18 @@ class EventConsumer(Generic[UowT]):
             "event_id": headers.get(MSG_ID_HEADER),
             "attempt": attempt,
         }
+
+
+def is_infrastructure_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` says our database could not be reached, rather than that the handler failed.
+
+    Such failures say nothing about the message, so they never count towards dead-lettering.
+    """
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(
+        exc, OSError | asyncpg.InterfaceError | asyncpg.PostgresConnectionError | OperationalError | InterfaceError
+    ) or isinstance(exc.__cause__, OSError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError)
 
 
 def _parse_time(value: str | None) -> datetime | None:

@@ -167,9 +167,9 @@ class OutboxRelay:
             try:
                 await self._run_connected(stop)
                 backoff = 0.1
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except Exception as exc:  # database gone, or anything unforeseen: never stop relaying
                 self.is_leader = False
-                log.warning("outbox relay lost its database connection; retrying", extra={"error": str(exc)})
+                log.warning("outbox relay interrupted; reconnecting", extra={"error": f"{type(exc).__name__}: {exc}"})
                 await sleep_unless(stop, backoff)
                 backoff = min(backoff * 2, self._max_backoff)
 

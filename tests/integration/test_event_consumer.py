@@ -17,6 +17,7 @@ from servicekit.consumer import EventConsumer, EventHandlers, InboundEvent
 from servicekit.db import UnitOfWork, create_engine
 from servicekit.messaging import DEAD_LETTER_STREAM, ConsumerSpec, StreamSpec, ensure_consumer, ensure_stream, provision
 from servicekit.settings import to_plain_url
+from tests.conftest import Infra
 from tests.support.messaging import jetstream, own_stream, read_all
 
 EVENT_TYPE = StringValue.DESCRIPTOR.full_name
@@ -217,7 +218,7 @@ async def test_a_transient_failure_is_retried_and_then_applied_once(
     async def flaky(event: InboundEvent[StringValue], uow: UnitOfWork) -> None:
         await record(event, uow)
         if event.attempt == 1:
-            raise ConnectionError("dependency hiccup")
+            raise RuntimeError("downstream service hiccup")
 
     async with jetstream(nats_url) as (_, js):
         spec = await consumer_for(js, unique)
@@ -282,3 +283,41 @@ async def test_provisioning_twice_changes_nothing_and_a_changed_spec_updates_the
     assert sorted(info.config.subjects or []) == sorted(changed.subjects)
     assert str(consumer_info.config.ack_policy).rsplit(".", 1)[-1].lower() == "explicit"
     assert dead_letter.config.subjects == ["retail.deadletter.>"]
+
+
+async def test_a_database_outage_hands_events_back_without_dead_lettering_them_and_recovers(
+    infra: Infra, database_url: str, engine: AsyncEngine, nats_url: str, unique: str
+) -> None:
+    if infra.postgres is None:
+        pytest.fail("this test restarts PostgreSQL, so it needs the test run's own server")
+    async with jetstream(nats_url) as (_, js):
+        spec = await consumer_for(js, unique, max_attempts=2)
+        attempts: list[int] = []
+
+        async def record_attempt(event: InboundEvent[StringValue], uow: UnitOfWork) -> None:
+            attempts.append(event.attempt)
+            await record(event, uow)
+
+        handlers: EventHandlers[UnitOfWork] = EventHandlers()
+        handlers.on(StringValue, record_attempt)
+        consumer = EventConsumer(js, spec, handlers, lambda: unit_of_work(engine), retry_base_delay=0.05)
+        stop = asyncio.Event()
+        infra.postgres.stop()
+        try:
+            await publish(js, f"test.{unique}.noted", "survives-the-outage")
+            task = asyncio.create_task(consumer.run(stop))
+            # Delivered well past max_attempts while the database is down...
+            async with asyncio.timeout(30):
+                while consumer.stats.handed_back < 3:
+                    await asyncio.sleep(0.05)
+        finally:
+            infra.postgres.start()
+        # ...yet handled once it is back, and never parked.
+        async with asyncio.timeout(30):
+            while consumer.stats.handled < 1:
+                await asyncio.sleep(0.05)
+        stop.set()
+        await task
+    assert consumer.stats.dead_lettered == 0
+    assert attempts[-1] > spec.max_attempts
+    assert [value for _, value in await applied(database_url)] == ["survives-the-outage"]

@@ -18,12 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters.backends import BackendChannels, check_backend_health
 from gateway.adapters.client_registry import ClientRegistry
-from gateway.adapters.nats_connection import NatsConnection
 from gateway.app import create_app
 from gateway.readiness import NotReady, Readiness, ReadinessCheck
 from gateway.resources import GatewayResources
 from gateway.settings import GatewaySettings
 from servicekit.db import create_engine
+from servicekit.nats_connection import NatsConnection
 
 log = logging.getLogger("gateway")
 

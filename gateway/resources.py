@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway import problems
 from gateway.adapters.backends import BackendChannels
 from gateway.adapters.client_registry import ClientRegistry
-from gateway.adapters.nats_connection import NatsConnection
 from gateway.readiness import Readiness
 from gateway.settings import GatewaySettings
+from servicekit.nats_connection import NatsConnection
 
 
 @dataclass(frozen=True)

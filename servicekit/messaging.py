@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-import nats
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, DiscardPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
+
+from servicekit.nats_connection import NatsConnection
 
 log = logging.getLogger("servicekit.messaging")
 
@@ -24,29 +25,17 @@ DEAD_LETTER_STREAM = "DEADLETTER"
 DEAD_LETTER_PREFIX = "retail.deadletter"
 
 
-async def connect_nats(url: str, *, name: str, connect_timeout: float = 2.0) -> NatsClient:
-    """Connect and keep reconnecting forever; callers watch ``is_connected`` for readiness."""
+async def connect_nats(url: str, *, name: str, connect_timeout: float = 5.0) -> NatsClient:
+    """Connect now and wait for it (tools, tests, benchmarks); services use NatsConnection.
 
-    async def on_error(exc: Exception) -> None:
-        log.warning("nats error", extra={"error": str(exc)})
-
-    async def on_disconnected() -> None:
-        log.info("nats disconnected")
-
-    async def on_reconnected() -> None:
-        log.info("nats reconnected")
-
-    return await nats.connect(
-        servers=[server.strip() for server in url.split(",")],
-        name=name,
-        connect_timeout=connect_timeout,
-        allow_reconnect=True,
-        max_reconnect_attempts=-1,
-        reconnect_time_wait=0.5,
-        error_cb=on_error,
-        disconnected_cb=on_disconnected,
-        reconnected_cb=on_reconnected,
-    )
+    The client keeps reconnecting after later outages, like every connection of ours.
+    """
+    connection = NatsConnection(url, name=name)
+    connection.start()
+    if not await connection.wait_connected(connect_timeout):
+        await connection.close()
+        raise ConnectionError(f"no NATS server answered at {url} within {connect_timeout}s")
+    return cast(NatsClient, connection.client)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
-"""The gateway's NATS connection, which start-up never waits on forever.
+"""A NATS connection that start-up never waits on forever.
 
 nats-py's ``connect`` with unlimited reconnects keeps retrying until a server answers, so it
-runs in a background task: the gateway serves at once, ``/readyz`` reports NATS as not
+runs in a background task: a process serves at once, its readiness reports NATS as not
 connected until it is, and once connected nats-py reconnects by itself after any outage.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from nats.aio.client import Client
 
-log = logging.getLogger("gateway.nats")
+log = logging.getLogger("servicekit.nats")
 
 
 class NatsConnection:

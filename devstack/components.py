@@ -31,6 +31,14 @@ GATEWAY = Component(
     demo_loader="gateway.demo:load_demo",
 )
 
+INVENTORY = Component(
+    name="inventory",
+    module="services.inventory",
+    migrate_module="services.inventory.migrate",
+    protocol="grpc",
+    demo_loader="services.inventory.demo:load_demo",
+)
+
 # Services come first so that the gateway finds its backends when it starts.
-SERVICES: tuple[Component, ...] = ()
+SERVICES: tuple[Component, ...] = (INVENTORY,)
 COMPONENTS: tuple[Component, ...] = (*SERVICES, GATEWAY)

@@ -14,9 +14,11 @@ class DomainError(Exception):
 
     reason: str = "domain-error"
 
-    def __init__(self, message: str, *, reason: str | None = None) -> None:
+    def __init__(self, message: str, *, reason: str | None = None, details: dict[str, object] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        # Structured facts a caller can act on (e.g. what is still available); plain JSON values.
+        self.details = details or {}
         if reason is not None:
             self.reason = reason
 

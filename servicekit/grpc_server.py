@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import signal
 import time
@@ -39,6 +40,7 @@ STATUS_FOR_ERROR: dict[type[errors.DomainError], grpc.StatusCode] = {
     errors.ResourceExhausted: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 REASON_METADATA_KEY = "retail-error-reason"
+DETAILS_METADATA_KEY = "retail-error-details"  # JSON object of DomainError.details
 # Kubernetes' liveness probe asks for this name: SERVING while the process serves at all,
 # so an outage of PostgreSQL or NATS makes pods unready without restarting them.
 LIVENESS_SERVICE = "liveness"
@@ -76,7 +78,10 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-
                 return await inner(request, context)  # type: ignore[arg-type]
             except errors.DomainError as exc:
                 code, reason = status_for(exc), exc.reason
-                context.set_trailing_metadata(((REASON_METADATA_KEY, exc.reason),))
+                metadata = [(REASON_METADATA_KEY, exc.reason)]
+                if exc.details:
+                    metadata.append((DETAILS_METADATA_KEY, json.dumps(exc.details, default=str)))
+                context.set_trailing_metadata(tuple(metadata))
                 await context.abort(code, exc.message)
             except asyncio.CancelledError:
                 code = grpc.StatusCode.CANCELLED

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicekit.db import UnitOfWork
 from servicekit.errors import AlreadyExists, InvalidArgument
@@ -36,6 +37,50 @@ def request_digest(method: str, request: Message) -> bytes:
     return hashlib.sha256(method.encode() + b"\x00" + request.SerializeToString(deterministic=True)).digest()
 
 
+async def claim_request(session: AsyncSession, request_id: str, method: str, request: Message) -> bytes | None:
+    """Claim ``request_id`` in the session's transaction.
+
+    Returns None when the claim is ours (go ahead), or the stored response of the first
+    call with this id. Raises when the id is missing, too long or was used for another request.
+    """
+    if not request_id:
+        raise InvalidArgument("request_id is required for this call", reason="request-id-missing")
+    if len(request_id) > MAX_REQUEST_ID_LENGTH:
+        raise InvalidArgument(f"request_id is longer than {MAX_REQUEST_ID_LENGTH} characters")
+    digest = request_digest(method, request)
+    claimed = await session.execute(
+        text(
+            "INSERT INTO request_log (request_id, method, request_digest) VALUES (:id, :method, :digest) "
+            "ON CONFLICT (request_id) DO NOTHING RETURNING 1"
+        ),
+        {"id": request_id, "method": method, "digest": digest},
+    )
+    if claimed.first() is not None:
+        return None
+    stored = (
+        await session.execute(
+            text("SELECT method, request_digest, response FROM request_log WHERE request_id = :id"),
+            {"id": request_id},
+        )
+    ).one()
+    if stored.method != method or bytes(stored.request_digest) != digest:
+        raise RequestIdReused(f"request_id {request_id!r} was already used for a different request")
+    return bytes(stored.response)
+
+
+async def store_response(session: AsyncSession, request_id: str, response: Message) -> None:
+    """Record the answer to a claimed request, in the same transaction as its effect."""
+    await session.execute(
+        text("UPDATE request_log SET response = :response WHERE request_id = :id"),
+        {"id": request_id, "response": response.SerializeToString(deterministic=True)},
+    )
+
+
+async def release_claim(session: AsyncSession, request_id: str) -> None:
+    """Give up a claim whose request was refused, so a corrected retry may use the id."""
+    await session.execute(text("DELETE FROM request_log WHERE request_id = :id"), {"id": request_id})
+
+
 async def run_once(
     uow: UowT,
     *,
@@ -52,33 +97,11 @@ async def run_once(
     A domain error raised by ``effect`` rolls back the claim too, so a corrected retry
     with the same id is free to succeed.
     """
-    if not request_id:
-        raise InvalidArgument("request_id is required for this call", reason="request-id-missing")
-    if len(request_id) > MAX_REQUEST_ID_LENGTH:
-        raise InvalidArgument(f"request_id is longer than {MAX_REQUEST_ID_LENGTH} characters")
-    digest = request_digest(method, request)
     async with uow:
-        claimed = await uow.session.execute(
-            text(
-                "INSERT INTO request_log (request_id, method, request_digest) VALUES (:id, :method, :digest) "
-                "ON CONFLICT (request_id) DO NOTHING RETURNING 1"
-            ),
-            {"id": request_id, "method": method, "digest": digest},
-        )
-        if claimed.first() is None:
-            stored = (
-                await uow.session.execute(
-                    text("SELECT method, request_digest, response FROM request_log WHERE request_id = :id"),
-                    {"id": request_id},
-                )
-            ).one()
-            if stored.method != method or bytes(stored.request_digest) != digest:
-                raise RequestIdReused(f"request_id {request_id!r} was already used for a different request")
-            return response_type.FromString(bytes(stored.response))
+        stored = await claim_request(uow.session, request_id, method, request)
+        if stored is not None:
+            return response_type.FromString(stored)
         response = await effect(uow)
-        await uow.session.execute(
-            text("UPDATE request_log SET response = :response WHERE request_id = :id"),
-            {"id": request_id, "response": response.SerializeToString(deterministic=True)},
-        )
+        await store_response(uow.session, request_id, response)
         await uow.commit()
         return response

@@ -1,0 +1,284 @@
+"""PostgreSQL persistence of stock positions, the ledger and reservations.
+
+Every write goes through a unit of work's session. Batched writes use array parameters
+(``unnest``) so that a coalesced batch of reservations costs a fixed number of statements
+whatever its size. Rows are always locked in (sku, location_id) order, reservations
+before stock levels, so concurrent transactions never deadlock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.inventory.domain.model import (
+    ZERO,
+    Allocation,
+    Movement,
+    Reservation,
+    ReservationStatus,
+    StockPosition,
+)
+
+Key = tuple[str, str]
+
+
+async def lock_positions(session: AsyncSession, keys: Iterable[Key]) -> dict[Key, StockPosition]:
+    """Load and row-lock stock levels, in a fixed order; missing levels are simply absent."""
+    ordered = sorted(set(keys))
+    if not ordered:
+        return {}
+    rows = await session.execute(
+        text(
+            "SELECT sku, location_id, on_hand, reserved, in_transit, safety_stock FROM stock_level "
+            "WHERE (sku, location_id) IN (SELECT * FROM unnest(CAST(:skus AS text[]), CAST(:locations AS text[]))) "
+            "ORDER BY sku, location_id FOR UPDATE"
+        ),
+        {"skus": [k[0] for k in ordered], "locations": [k[1] for k in ordered]},
+    )
+    return {(row.sku, row.location_id): _position(row) for row in rows}
+
+
+async def read_positions(session: AsyncSession, *, sku: str | None = None, location_id: str | None = None,
+                         after_sku: str = "", limit: int = 1000) -> list[StockPosition]:  # fmt: skip
+    """Stock levels without locking, for answering questions."""
+    rows = await session.execute(
+        text(
+            "SELECT sku, location_id, on_hand, reserved, in_transit, safety_stock FROM stock_level "
+            "WHERE (CAST(:sku AS text) IS NULL OR sku = :sku) "
+            "AND (CAST(:location AS text) IS NULL OR location_id = :location) AND sku > :after "
+            "ORDER BY sku, location_id LIMIT :limit"
+        ),
+        {"sku": sku, "location": location_id, "after": after_sku, "limit": limit},
+    )
+    return [_position(row) for row in rows]
+
+
+async def positions_for_channel(session: AsyncSession, sku: str, channel: str) -> list[StockPosition]:
+    rows = await session.execute(
+        text(
+            "SELECT s.sku, s.location_id, s.on_hand, s.reserved, s.in_transit, s.safety_stock "
+            "FROM stock_level s JOIN location l USING (location_id) "
+            "WHERE s.sku = :sku AND l.active AND (:channel = '' OR :channel = ANY (l.channels)) "
+            "ORDER BY s.location_id"
+        ),
+        {"sku": sku, "channel": channel},
+    )
+    return [_position(row) for row in rows]
+
+
+async def save_positions(session: AsyncSession, positions: Iterable[StockPosition]) -> None:
+    """Write the new balances and append every movement they recorded, in two statements."""
+    changed = [p for p in positions if p.movements]
+    if not changed:
+        return
+    await session.execute(
+        text(
+            "UPDATE stock_level s SET on_hand = v.on_hand, reserved = v.reserved, in_transit = v.in_transit, "
+            "updated_at = now() FROM unnest(CAST(:skus AS text[]), CAST(:locations AS text[]), "
+            "CAST(:on_hand AS numeric[]), CAST(:reserved AS numeric[]), CAST(:in_transit AS numeric[])) "
+            "AS v(sku, location_id, on_hand, reserved, in_transit) "
+            "WHERE s.sku = v.sku AND s.location_id = v.location_id"
+        ),
+        {
+            "skus": [p.sku for p in changed],
+            "locations": [p.location_id for p in changed],
+            "on_hand": [p.on_hand for p in changed],
+            "reserved": [p.reserved for p in changed],
+            "in_transit": [p.in_transit for p in changed],
+        },
+    )
+    movements = [m for p in changed for m in p.movements]
+    await insert_movements(session, movements)
+    for position in changed:
+        position.movements.clear()
+
+
+async def insert_movements(session: AsyncSession, movements: Sequence[Movement]) -> None:
+    if not movements:
+        return
+    await session.execute(
+        text(
+            "INSERT INTO stock_movement (sku, location_id, kind, on_hand_delta, reserved_delta, in_transit_delta, "
+            "reference) SELECT * FROM unnest(CAST(:skus AS text[]), CAST(:locations AS text[]), "
+            "CAST(:kinds AS text[]), CAST(:on_hand AS numeric[]), CAST(:reserved AS numeric[]), "
+            "CAST(:in_transit AS numeric[]), CAST(:refs AS text[]))"
+        ),
+        {
+            "skus": [m.sku for m in movements],
+            "locations": [m.location_id for m in movements],
+            "kinds": [m.kind.value for m in movements],
+            "on_hand": [m.on_hand_delta for m in movements],
+            "reserved": [m.reserved_delta for m in movements],
+            "in_transit": [m.in_transit_delta for m in movements],
+            "refs": [m.reference for m in movements],
+        },
+    )
+
+
+async def create_position(session: AsyncSession, position: StockPosition) -> None:
+    """A new stock level with its opening movement (the ledger starts where the balance does)."""
+    await session.execute(
+        text(
+            "INSERT INTO stock_level (sku, location_id, on_hand, reserved, in_transit, safety_stock) "
+            "VALUES (:sku, :location, 0, 0, 0, :safety) ON CONFLICT DO NOTHING"
+        ),
+        {"sku": position.sku, "location": position.location_id, "safety": position.safety_stock},
+    )
+
+
+async def insert_reservations(session: AsyncSession, reservations: Sequence[Reservation]) -> None:
+    if not reservations:
+        return
+    await session.execute(
+        text(
+            "INSERT INTO reservation (reservation_id, sku, channel, status, expires_at) "
+            "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:skus AS text[]), CAST(:channels AS text[]), "
+            "CAST(:statuses AS text[]), CAST(:expires AS timestamptz[]))"
+        ),
+        {
+            "ids": [uuid.UUID(r.reservation_id) for r in reservations],
+            "skus": [r.sku for r in reservations],
+            "channels": [r.channel for r in reservations],
+            "statuses": [r.status.value for r in reservations],
+            "expires": [r.expires_at for r in reservations],
+        },
+    )
+    allocations = [(r.reservation_id, a) for r in reservations for a in r.allocations]
+    await session.execute(
+        text(
+            "INSERT INTO reservation_allocation (reservation_id, location_id, quantity) "
+            "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:locations AS text[]), CAST(:quantities AS numeric[]))"
+        ),
+        {
+            "ids": [uuid.UUID(rid) for rid, _ in allocations],
+            "locations": [a.location_id for _, a in allocations],
+            "quantities": [a.quantity for _, a in allocations],
+        },
+    )
+
+
+async def load_reservation(session: AsyncSession, reservation_id: str, *, lock: bool) -> Reservation | None:
+    try:
+        rid = uuid.UUID(reservation_id)
+    except ValueError:
+        return None
+    row = (
+        await session.execute(
+            text(
+                "SELECT reservation_id, sku, channel, status, expires_at, sale_id FROM reservation "
+                "WHERE reservation_id = :id" + (" FOR UPDATE" if lock else "")
+            ),
+            {"id": rid},
+        )
+    ).first()
+    if row is None:
+        return None
+    allocations = await session.execute(
+        text(
+            "SELECT location_id, quantity FROM reservation_allocation WHERE reservation_id = :id ORDER BY location_id"
+        ),
+        {"id": rid},
+    )
+    return Reservation(
+        reservation_id=str(row.reservation_id),
+        sku=row.sku,
+        channel=row.channel,
+        status=ReservationStatus(row.status),
+        expires_at=row.expires_at,
+        allocations=[Allocation(a.location_id, a.quantity) for a in allocations],
+        sale_id=row.sale_id,
+    )
+
+
+async def set_reservation_status(session: AsyncSession, reservation: Reservation) -> None:
+    closed = reservation.status not in (ReservationStatus.ACTIVE, ReservationStatus.COMMITTED)
+    await session.execute(
+        text(
+            "UPDATE reservation SET status = :status, sale_id = :sale_id, "
+            "closed_at = CASE WHEN :closed THEN now() ELSE closed_at END WHERE reservation_id = :id"
+        ),
+        {"status": reservation.status.value, "sale_id": reservation.sale_id, "closed": closed,
+         "id": uuid.UUID(reservation.reservation_id)},
+    )  # fmt: skip
+
+
+async def lock_expired_reservations(session: AsyncSession, now: datetime, limit: int) -> list[Reservation]:
+    """Expired active reservations, locked; SKIP LOCKED lets a commit or release in progress win."""
+    ids = (
+        (
+            await session.execute(
+                text(
+                    "SELECT reservation_id FROM reservation WHERE status = 'active' AND expires_at <= :now "
+                    "ORDER BY expires_at LIMIT :limit FOR UPDATE SKIP LOCKED"
+                ),
+                {"now": now, "limit": limit},
+            )
+        )
+        .scalars()
+        .all()
+    )
+    found = [await load_reservation(session, str(rid), lock=False) for rid in ids]
+    return [reservation for reservation in found if reservation is not None]
+
+
+async def known_sku(session: AsyncSession, sku: str) -> bool:
+    return bool((await session.execute(text("SELECT 1 FROM item WHERE sku = :sku AND active"), {"sku": sku})).first())
+
+
+async def known_location(session: AsyncSession, location_id: str) -> bool:
+    row = await session.execute(text("SELECT 1 FROM location WHERE location_id = :id AND active"), {"id": location_id})
+    return bool(row.first())
+
+
+async def list_locations(session: AsyncSession) -> list[Any]:
+    rows = await session.execute(
+        text("SELECT location_id, name, kind, city, channels FROM location WHERE active ORDER BY location_id")
+    )
+    return list(rows)
+
+
+async def ledger_sums(session: AsyncSession, sku: str, location_id: str) -> tuple[Decimal, Decimal, Decimal]:
+    row = (
+        await session.execute(
+            text(
+                "SELECT coalesce(sum(on_hand_delta), 0) AS on_hand, coalesce(sum(reserved_delta), 0) AS reserved, "
+                "coalesce(sum(in_transit_delta), 0) AS in_transit FROM stock_movement "
+                "WHERE sku = :sku AND location_id = :location"
+            ),
+            {"sku": sku, "location": location_id},
+        )
+    ).one()
+    return row.on_hand, row.reserved, row.in_transit
+
+
+async def record_discrepancy(
+    session: AsyncSession, position: StockPosition, sale_id: str, occurred_at: datetime | None
+) -> str:
+    discrepancy_id = uuid.uuid4()
+    await session.execute(
+        text(
+            "INSERT INTO stock_discrepancy (discrepancy_id, sku, location_id, sale_id, on_hand_after, occurred_at) "
+            "VALUES (:id, :sku, :location, :sale, :after, :occurred)"
+        ),
+        {"id": discrepancy_id, "sku": position.sku, "location": position.location_id, "sale": sale_id,
+         "after": position.on_hand, "occurred": occurred_at},
+    )  # fmt: skip
+    return str(discrepancy_id)
+
+
+def _position(row: Any) -> StockPosition:
+    return StockPosition(
+        sku=row.sku,
+        location_id=row.location_id,
+        on_hand=row.on_hand or ZERO,
+        reserved=row.reserved or ZERO,
+        in_transit=row.in_transit or ZERO,
+        safety_stock=row.safety_stock or ZERO,
+    )

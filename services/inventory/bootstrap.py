@@ -1,0 +1,120 @@
+"""The inventory service's one composition root: real dependencies wired together."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from retail.inventory.v1 import inventory_service_pb2
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from servicekit.consumer import EventConsumer
+from servicekit.db import UnitOfWork, create_engine, database_is_reachable
+from servicekit.grpc_server import GrpcServer
+from servicekit.lifecycle import sleep_unless
+from servicekit.maintenance import kit_maintenance
+from servicekit.messaging import provision
+from servicekit.nats_connection import NatsConnection
+from servicekit.outbox import OutboxRelay
+from services.inventory.entrypoints.grpc_api import RESERVATION_CODEC, InventoryServicer, register
+from services.inventory.entrypoints.sales_consumer import INVENTORY_STREAM, SALES_CONSUMER, sales_handlers
+from services.inventory.service_layer.handlers import InventoryService
+from services.inventory.settings import InventorySettings
+
+log = logging.getLogger("inventory")
+SERVICE_NAME = "inventory"
+GRPC_SERVICE = inventory_service_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name
+
+
+@dataclass
+class InventoryApp:
+    server: GrpcServer
+    service: InventoryService
+    engine: AsyncEngine
+    nats: NatsConnection
+
+    async def close(self) -> None:
+        await self.nats.close()
+        await self.engine.dispose()
+
+
+def build(settings: InventorySettings) -> InventoryApp:
+    engine = create_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        application_name=SERVICE_NAME,
+    )
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    def unit_of_work() -> UnitOfWork:
+        return UnitOfWork(sessions)
+
+    service = InventoryService(unit_of_work, RESERVATION_CODEC, max_batch=settings.reservation_batch_max)
+    nats = NatsConnection(settings.nats_url, name=SERVICE_NAME)
+
+    async def postgres_ready() -> bool:
+        return await database_is_reachable(engine)
+
+    async def nats_ready() -> bool:
+        return nats.is_connected
+
+    server = GrpcServer(
+        name=SERVICE_NAME,
+        port=settings.grpc_port,
+        host=settings.grpc_host,
+        registrations=[register(InventoryServicer(service, unit_of_work))],
+        service_names=[GRPC_SERVICE],
+        readiness_checks={"postgres": postgres_ready, "nats": nats_ready},
+        background=[
+            _messaging(settings, nats, service, unit_of_work),
+            _expiry_sweeper(service, settings.reservation_sweep_seconds),
+            kit_maintenance(engine),
+        ],
+        shutdown_grace=settings.shutdown_grace_seconds,
+    )
+    return InventoryApp(server, service, engine, nats)
+
+
+def _messaging(
+    settings: InventorySettings, nats: NatsConnection, service: InventoryService, unit_of_work: Callable[[], UnitOfWork]
+) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    """Connect, declare streams and consumers (retrying until NATS answers), then relay and consume."""
+
+    async def run(stop: asyncio.Event) -> None:
+        nats.start()
+        while not stop.is_set():
+            if await nats.wait_connected(1.0):
+                try:
+                    await provision(
+                        nats.client.jetstream(), [INVENTORY_STREAM], [SALES_CONSUMER],
+                        replicas=settings.jetstream_replicas,
+                    )  # fmt: skip
+                    break
+                except Exception as exc:  # e.g. the SALES stream not declared yet by the gateway
+                    log.warning("provisioning streams failed; retrying", extra={"error": str(exc)})
+            await sleep_unless(stop, 2.0)
+        if stop.is_set():
+            return
+        js = nats.client.jetstream()
+        relay = OutboxRelay(settings.database_url, js)
+        consumer = EventConsumer(js, SALES_CONSUMER, sales_handlers(service), unit_of_work)
+        await asyncio.gather(relay.run(stop), consumer.run(stop))
+
+    return run
+
+
+def _expiry_sweeper(service: InventoryService, interval: float) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                while await service.expire_due() and not stop.is_set():
+                    pass  # a full batch: more may be due
+            except Exception as exc:  # database down: try again next round
+                log.warning("reservation expiry sweep failed", extra={"error": str(exc)})
+            await sleep_unless(stop, interval)
+
+    return run

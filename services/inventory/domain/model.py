@@ -1,0 +1,232 @@
+"""Stock, reservations and the movement ledger: the rules, in plain Python.
+
+A :class:`StockPosition` is one SKU at one location. It changes only by applying a
+:class:`Movement`, and every movement is also written to the ledger, so the balance always
+equals the sum of its ledger. Reservations never take available-to-promise below zero;
+sales that already happened (often offline) are always applied, and a sale that drives
+on-hand below zero is reported as a discrepancy rather than refused.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+
+from servicekit.errors import FailedPrecondition, InvalidArgument, NotFound
+
+ZERO = Decimal(0)
+MAX_QUANTITY = Decimal(100_000)
+QUANTITY_PLACES = 3  # kilograms to the gram
+DEFAULT_RESERVATION_TTL = timedelta(minutes=15)
+MAX_RESERVATION_TTL = timedelta(days=2)
+
+
+class MovementKind(enum.StrEnum):
+    OPENING_BALANCE = "opening_balance"
+    RECEIPT = "receipt"
+    SALE = "sale"
+    RETURN = "return"
+    RESERVATION = "reservation"
+    RELEASE = "release"
+    EXPIRY = "expiry"
+    RESERVED_SALE = "reserved_sale"  # a committed reservation turned into sold units
+    TRANSFER_OUT = "transfer_out"
+    TRANSFER_IN = "transfer_in"
+    COUNT_ADJUSTMENT = "count_adjustment"
+    SHRINK = "shrink"
+
+
+class ReservationStatus(enum.StrEnum):
+    ACTIVE = "active"
+    COMMITTED = "committed"
+    FULFILLED = "fulfilled"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+
+class OutOfStock(FailedPrecondition):
+    """Not enough available-to-promise; ``details`` says how much there is."""
+
+    reason = "out-of-stock"
+
+
+class UnknownSku(NotFound):
+    reason = "unknown-sku"
+
+
+class UnknownLocation(NotFound):
+    reason = "unknown-location"
+
+
+class ReservationNotFound(NotFound):
+    reason = "reservation-not-found"
+
+
+class ReservationNotActive(FailedPrecondition):
+    """The reservation was already committed, released, expired or fulfilled."""
+
+    reason = "reservation-not-active"
+
+
+def parse_quantity(text: str, *, field_name: str = "quantity") -> Decimal:
+    """A positive quantity with at most three decimals and below an absurd bound."""
+    try:
+        quantity = Decimal(text)
+    except (InvalidOperation, ValueError, TypeError):
+        raise InvalidArgument(f"{field_name} {text!r} is not a decimal number", reason="invalid-quantity") from None
+    if not quantity.is_finite() or quantity <= ZERO:
+        raise InvalidArgument(f"{field_name} must be positive, got {text!r}", reason="invalid-quantity")
+    if quantity > MAX_QUANTITY:
+        raise InvalidArgument(f"{field_name} {text} exceeds the maximum of {MAX_QUANTITY}", reason="invalid-quantity")
+    if -quantity.as_tuple().exponent > QUANTITY_PLACES:  # type: ignore[operator]
+        raise InvalidArgument(
+            f"{field_name} {text} has more than {QUANTITY_PLACES} decimals", reason="invalid-quantity"
+        )
+    return quantity
+
+
+def reservation_ttl(seconds: int) -> timedelta:
+    if seconds < 0:
+        raise InvalidArgument("ttl_seconds must not be negative", reason="invalid-ttl")
+    if seconds == 0:
+        return DEFAULT_RESERVATION_TTL
+    ttl = timedelta(seconds=seconds)
+    if ttl > MAX_RESERVATION_TTL:
+        raise InvalidArgument(
+            f"ttl_seconds may be at most {int(MAX_RESERVATION_TTL.total_seconds())}", reason="invalid-ttl"
+        )
+    return ttl
+
+
+@dataclass(frozen=True)
+class Movement:
+    """One ledger line: what changed on one stock position, and why."""
+
+    sku: str
+    location_id: str
+    kind: MovementKind
+    on_hand_delta: Decimal = ZERO
+    reserved_delta: Decimal = ZERO
+    in_transit_delta: Decimal = ZERO
+    reference: str = ""
+
+
+@dataclass
+class StockPosition:
+    """One SKU at one location."""
+
+    sku: str
+    location_id: str
+    on_hand: Decimal = ZERO
+    reserved: Decimal = ZERO
+    in_transit: Decimal = ZERO
+    safety_stock: Decimal = ZERO
+    movements: list[Movement] = field(default_factory=list)
+
+    @property
+    def available_to_promise(self) -> Decimal:
+        return max(ZERO, self.on_hand - self.reserved - self.safety_stock)
+
+    def _apply(self, movement: Movement) -> Movement:
+        self.on_hand += movement.on_hand_delta
+        self.reserved += movement.reserved_delta
+        self.in_transit += movement.in_transit_delta
+        self.movements.append(movement)
+        return movement
+
+    def reserve(self, quantity: Decimal, reservation_id: str) -> Movement:
+        if quantity > self.available_to_promise:
+            raise OutOfStock(
+                f"only {self.available_to_promise} of {self.sku} available at {self.location_id}, {quantity} requested",
+                details={"sku": self.sku, "location_id": self.location_id,
+                         "available": str(self.available_to_promise), "requested": str(quantity)},
+            )  # fmt: skip
+        return self._apply(
+            Movement(self.sku, self.location_id, MovementKind.RESERVATION, ZERO, quantity, ZERO, reservation_id)
+        )
+
+    def unreserve(self, quantity: Decimal, reservation_id: str, kind: MovementKind) -> Movement:
+        """Release or expiry: the held units become available again."""
+        return self._apply(Movement(self.sku, self.location_id, kind, ZERO, -quantity, ZERO, reservation_id))
+
+    def sell_reserved(self, quantity: Decimal, sale_id: str) -> Movement:
+        """A committed reservation's sale: the held units leave the building."""
+        return self._apply(
+            Movement(self.sku, self.location_id, MovementKind.RESERVED_SALE, -quantity, -quantity, ZERO, sale_id)
+        )
+
+    def sell(self, quantity: Decimal, sale_id: str) -> Movement:
+        """A sale that happened; applied even if it takes on-hand below zero."""
+        return self._apply(Movement(self.sku, self.location_id, MovementKind.SALE, -quantity, ZERO, ZERO, sale_id))
+
+    def take_back(self, quantity: Decimal, sale_id: str) -> Movement:
+        return self._apply(Movement(self.sku, self.location_id, MovementKind.RETURN, quantity, ZERO, ZERO, sale_id))
+
+    def receive(self, quantity: Decimal, reference: str, kind: MovementKind = MovementKind.RECEIPT) -> Movement:
+        return self._apply(Movement(self.sku, self.location_id, kind, quantity, ZERO, ZERO, reference))
+
+    @property
+    def is_short(self) -> bool:
+        """On-hand below zero: sales were recorded that the stock cannot explain."""
+        return self.on_hand < ZERO
+
+
+@dataclass
+class Allocation:
+    location_id: str
+    quantity: Decimal
+
+
+@dataclass
+class Reservation:
+    reservation_id: str
+    sku: str
+    channel: str
+    status: ReservationStatus
+    expires_at: datetime
+    allocations: list[Allocation]
+    sale_id: str = ""
+
+    @property
+    def quantity(self) -> Decimal:
+        return sum((allocation.quantity for allocation in self.allocations), ZERO)
+
+    def ensure_open(self, now: datetime) -> None:
+        """Still holding units that a commit or release may act on."""
+        if self.status is ReservationStatus.ACTIVE and self.expires_at <= now:
+            raise ReservationNotActive(f"reservation {self.reservation_id} expired at {self.expires_at.isoformat()}")
+        if self.status is not ReservationStatus.ACTIVE:
+            raise ReservationNotActive(f"reservation {self.reservation_id} is {self.status.value}")
+
+
+def choose_location(candidates: list[StockPosition], quantity: Decimal) -> list[StockPosition]:
+    """Allocation order for a reservation without a named location: most available first.
+
+    Only positions that could serve the whole quantity are listed; the caller tries them in
+    order (another request may take the stock between reading and locking).
+    """
+    able = [position for position in candidates if position.available_to_promise >= quantity]
+    return sorted(able, key=lambda p: (-p.available_to_promise, p.location_id))
+
+
+def split_allocation(candidates: list[StockPosition], quantity: Decimal) -> list[Allocation]:
+    """Spread ``quantity`` over as few locations as possible, most available first."""
+    remaining = quantity
+    allocations: list[Allocation] = []
+    for position in sorted(candidates, key=lambda p: (-p.available_to_promise, p.location_id)):
+        if remaining <= ZERO:
+            break
+        take = min(remaining, position.available_to_promise)
+        if take > ZERO:
+            allocations.append(Allocation(position.location_id, take))
+            remaining -= take
+    if remaining > ZERO:
+        available = sum((p.available_to_promise for p in candidates), ZERO)
+        sku = candidates[0].sku if candidates else ""
+        raise OutOfStock(
+            f"only {available} of {sku} available across locations, {quantity} requested",
+            details={"sku": sku, "available": str(available), "requested": str(quantity)},
+        )
+    return allocations

@@ -1,0 +1,210 @@
+"""The InventoryService gRPC servicer: map the wire message, call the handler, map back."""
+
+from __future__ import annotations
+
+from datetime import UTC
+from decimal import Decimal
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from retail.common.v1 import money_pb2, paging_pb2
+from retail.inventory.v1 import inventory_service_pb2 as pb
+from retail.inventory.v1 import inventory_service_pb2_grpc as pb_grpc
+
+from servicekit.db import UnitOfWork
+from servicekit.errors import InvalidArgument
+from servicekit.idempotency import MAX_REQUEST_ID_LENGTH, run_once
+from services.inventory.adapters import stock_store
+from services.inventory.domain.model import (
+    ZERO,
+    Allocation,
+    Reservation,
+    ReservationStatus,
+    StockPosition,
+    parse_quantity,
+    reservation_ttl,
+)
+from services.inventory.service_layer.handlers import InventoryService, ReservationCodec, ReserveStock
+
+MAX_PAGE_SIZE = 500
+DEFAULT_PAGE_SIZE = 100
+_KINDS = {"store": pb.LOCATION_KIND_STORE, "warehouse": pb.LOCATION_KIND_WAREHOUSE, "online": pb.LOCATION_KIND_ONLINE}
+_STATUSES = {
+    ReservationStatus.ACTIVE: pb.RESERVATION_STATUS_ACTIVE,
+    ReservationStatus.COMMITTED: pb.RESERVATION_STATUS_COMMITTED,
+    ReservationStatus.FULFILLED: pb.RESERVATION_STATUS_FULFILLED,
+    ReservationStatus.RELEASED: pb.RESERVATION_STATUS_RELEASED,
+    ReservationStatus.EXPIRED: pb.RESERVATION_STATUS_EXPIRED,
+}
+_STATUS_OF = {value: key for key, value in _STATUSES.items()}
+
+
+def map_decimal(value: Decimal) -> money_pb2.Decimal:
+    return money_pb2.Decimal(value=format(value.normalize() if value else ZERO, "f"))
+
+
+def map_level(position: StockPosition) -> pb.StockLevel:
+    return pb.StockLevel(
+        sku=position.sku,
+        location_id=position.location_id,
+        on_hand=map_decimal(position.on_hand),
+        reserved=map_decimal(position.reserved),
+        in_transit=map_decimal(position.in_transit),
+        safety_stock=map_decimal(position.safety_stock),
+        available_to_promise=map_decimal(position.available_to_promise),
+    )
+
+
+def map_reservation(reservation: Reservation) -> pb.Reservation:
+    expires_at = Timestamp()
+    expires_at.FromDatetime(reservation.expires_at)
+    return pb.Reservation(
+        reservation_id=reservation.reservation_id,
+        sku=reservation.sku,
+        allocations=[
+            pb.Allocation(location_id=a.location_id, quantity=map_decimal(a.quantity)) for a in reservation.allocations
+        ],
+        status=_STATUSES[reservation.status],
+        expires_at=expires_at,
+        channel=reservation.channel,
+        sale_id=reservation.sale_id,
+    )
+
+
+def map_reservation_back(message: pb.Reservation) -> Reservation:
+    return Reservation(
+        reservation_id=message.reservation_id,
+        sku=message.sku,
+        channel=message.channel,
+        status=_STATUS_OF[message.status],
+        expires_at=message.expires_at.ToDatetime(tzinfo=UTC),
+        allocations=[Allocation(a.location_id, Decimal(a.quantity.value)) for a in message.allocations],
+        sale_id=message.sale_id,
+    )
+
+
+RESERVATION_CODEC = ReservationCodec(
+    encode=map_reservation, decode=lambda data: map_reservation_back(pb.Reservation.FromString(data))
+)
+
+
+def map_reserve(request: pb.ReserveStockRequest) -> ReserveStock:
+    if not request.request_id or len(request.request_id) > MAX_REQUEST_ID_LENGTH:
+        raise InvalidArgument("request_id is required (at most 200 characters)", reason="request-id-missing")
+    if not request.sku:
+        raise InvalidArgument("sku is required", reason="sku-missing")
+    if not request.location_id and not request.channel:
+        raise InvalidArgument("either location_id or channel is required", reason="location-or-channel-missing")
+    return ReserveStock(
+        request_id=request.request_id,
+        sku=request.sku,
+        quantity=parse_quantity(request.quantity.value),
+        location_id=request.location_id,
+        channel=request.channel,
+        ttl=reservation_ttl(request.ttl_seconds),
+        allow_split=request.allow_split,
+        request=request,
+    )
+
+
+class InventoryServicer(pb_grpc.InventoryServiceServicer):
+    """gRPC face of the inventory service."""
+
+    def __init__(self, service: InventoryService, unit_of_work: Any) -> None:
+        self._service = service
+        self._uow = unit_of_work
+
+    async def ListLocations(self, request: pb.ListLocationsRequest, context: Any) -> pb.ListLocationsResponse:
+        """Every active location with the channels it serves."""
+        async with self._uow() as uow:
+            rows = await stock_store.list_locations(uow.session)
+        return pb.ListLocationsResponse(
+            locations=[
+                pb.Location(
+                    location_id=r.location_id, name=r.name, kind=_KINDS[r.kind], city=r.city, channels=list(r.channels)
+                )
+                for r in rows
+            ]
+        )
+
+    async def GetSkuAvailability(
+        self, request: pb.GetSkuAvailabilityRequest, context: Any
+    ) -> pb.GetSkuAvailabilityResponse:
+        """One SKU at every location, with the chain's total available-to-promise."""
+        positions = await self._service.availability(request.sku)
+        total = sum((p.available_to_promise for p in positions), ZERO)
+        return pb.GetSkuAvailabilityResponse(
+            sku=request.sku, levels=[map_level(p) for p in positions], total_available_to_promise=map_decimal(total)
+        )
+
+    async def ListLocationStock(
+        self, request: pb.ListLocationStockRequest, context: Any
+    ) -> pb.ListLocationStockResponse:
+        """A page of one location's stock levels, ordered by SKU; the token is the last SKU."""
+        size = request.page.page_size or DEFAULT_PAGE_SIZE
+        if not 0 < size <= MAX_PAGE_SIZE:
+            raise InvalidArgument(f"page_size must be between 1 and {MAX_PAGE_SIZE}", reason="invalid-page-size")
+        positions = await self._service.location_stock(request.location_id, request.page.page_token, size + 1)
+        page, more = positions[:size], len(positions) > size
+        return pb.ListLocationStockResponse(
+            levels=[map_level(p) for p in page],
+            page_info=paging_pb2.PageInfo(next_page_token=page[-1].sku if more else ""),
+        )
+
+    async def ReserveStock(self, request: pb.ReserveStockRequest, context: Any) -> pb.ReserveStockResponse:
+        """Hold units for an online order (coalesced per hot SKU and location)."""
+        reservation = await self._service.reserve(map_reserve(request))
+        return pb.ReserveStockResponse(reservation=map_reservation(reservation))
+
+    async def CommitReservation(
+        self, request: pb.CommitReservationRequest, context: Any
+    ) -> pb.CommitReservationResponse:
+        """Mark a reservation as paid; the journaled sale then sells the units."""
+
+        async def effect(uow: UnitOfWork) -> pb.CommitReservationResponse:
+            reservation = await self._service.commit(uow, request.reservation_id)
+            return pb.CommitReservationResponse(reservation=map_reservation(reservation))
+
+        return await run_once(
+            self._uow(), request_id=request.request_id, method="InventoryService/CommitReservation",
+            request=request, response_type=pb.CommitReservationResponse, effect=effect,
+        )  # fmt: skip
+
+    async def ReleaseReservation(
+        self, request: pb.ReleaseReservationRequest, context: Any
+    ) -> pb.ReleaseReservationResponse:
+        """Give a reservation's units back to available-to-promise."""
+
+        async def effect(uow: UnitOfWork) -> pb.ReleaseReservationResponse:
+            reservation = await self._service.release(uow, request.reservation_id)
+            return pb.ReleaseReservationResponse(reservation=map_reservation(reservation))
+
+        return await run_once(
+            self._uow(), request_id=request.request_id, method="InventoryService/ReleaseReservation",
+            request=request, response_type=pb.ReleaseReservationResponse, effect=effect,
+        )  # fmt: skip
+
+    async def GetReservation(self, request: pb.GetReservationRequest, context: Any) -> pb.GetReservationResponse:
+        """A reservation and where its units are held."""
+        return pb.GetReservationResponse(
+            reservation=map_reservation(await self._service.get_reservation(request.reservation_id))
+        )
+
+    async def CheckLedger(self, request: pb.CheckLedgerRequest, context: Any) -> pb.CheckLedgerResponse:
+        """Prove that a stock level equals the sum of its movements."""
+        position, (on_hand, reserved, in_transit) = await self._service.ledger_check(request.sku, request.location_id)
+        return pb.CheckLedgerResponse(
+            level=map_level(position),
+            ledger_on_hand=map_decimal(on_hand),
+            ledger_reserved=map_decimal(reserved),
+            ledger_in_transit=map_decimal(in_transit),
+            consistent=(on_hand, reserved, in_transit) == (position.on_hand, position.reserved, position.in_transit),
+        )
+
+
+def register(servicer: InventoryServicer) -> Any:
+    def add(server: grpc.aio.Server) -> None:
+        pb_grpc.add_InventoryServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+
+    return add

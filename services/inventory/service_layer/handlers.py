@@ -1,0 +1,368 @@
+"""Inventory commands: one handler each, in a unit of work, calling the domain.
+
+Reservations at a named location go through a :class:`Coalescer`, so a burst on one hot
+SKU becomes few transactions. Every mutating command is idempotent by ``request_id``;
+sales from the journal are idempotent by sale id through the consumer's inbox.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from google.protobuf.message import Message
+
+from servicekit.db import UnitOfWork
+from servicekit.errors import FailedPrecondition
+from servicekit.idempotency import RequestIdReused, claim_request, release_claim, request_digest, store_response
+from servicekit.outbox import OutboxEvent
+from services.inventory.adapters import stock_store
+from services.inventory.domain.model import (
+    ZERO,
+    Allocation,
+    MovementKind,
+    OutOfStock,
+    Reservation,
+    ReservationNotFound,
+    ReservationStatus,
+    StockPosition,
+    UnknownLocation,
+    UnknownSku,
+    choose_location,
+    split_allocation,
+)
+from services.inventory.service_layer.coalescing import Coalescer
+
+RESERVE_METHOD = "retail.inventory.v1.InventoryService/ReserveStock"
+# How many other locations to try when the best one sold out between reading and locking.
+ALLOCATION_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class ReserveStock:
+    """Hold ``quantity`` of ``sku``; ``request`` is the wire message, for the request-id store."""
+
+    request_id: str
+    sku: str
+    quantity: Decimal
+    location_id: str
+    channel: str
+    ttl: timedelta
+    allow_split: bool
+    request: Message
+
+
+@dataclass(frozen=True)
+class ReservationCodec:
+    """How a reservation is stored as the response of a request id (the wire format)."""
+
+    encode: Callable[[Reservation], Message]
+    decode: Callable[[bytes], Reservation]
+
+
+@dataclass(frozen=True)
+class AppliedSaleLine:
+    sku: str
+    location_id: str
+    quantity: Decimal
+
+
+class InventoryService:
+    """The inventory application service: what the gRPC servicer and the consumers call."""
+
+    def __init__(
+        self,
+        unit_of_work: Callable[[], UnitOfWork],
+        codec: ReservationCodec,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_batch: int = 256,
+    ) -> None:
+        self._uow = unit_of_work
+        self._codec = codec
+        self._clock = clock
+        self.coalescer: Coalescer[tuple[str, str], ReserveStock, Reservation] = Coalescer(
+            self._reserve_batch, max_batch=max_batch
+        )
+
+    # -- reservations ----------------------------------------------------------------------
+    async def reserve(self, command: ReserveStock) -> Reservation:
+        if command.location_id:
+            return await self.coalescer.submit((command.sku, command.location_id), command)
+        if command.allow_split:
+            return await self._reserve_split(command)
+        async with self._uow() as uow:
+            candidates = await stock_store.positions_for_channel(uow.session, command.sku, command.channel)
+        if not candidates:
+            await self._raise_unknown(command.sku, None)
+        last_refusal: OutOfStock | None = None
+        for position in choose_location(candidates, command.quantity)[:ALLOCATION_ATTEMPTS]:
+            try:
+                return await self.coalescer.submit((command.sku, position.location_id), command)
+            except OutOfStock as refusal:  # taken by someone else meanwhile: next best location
+                last_refusal = refusal
+        available = sum((p.available_to_promise for p in candidates), ZERO)
+        raise last_refusal or OutOfStock(
+            f"no single location serving {command.channel or 'any channel'} has {command.quantity} of {command.sku}; "
+            f"{available} available in total",
+            details={"sku": command.sku, "available": str(max((p.available_to_promise for p in candidates),
+                                                                 default=ZERO)),
+                     "available_total": str(available), "requested": str(command.quantity)},
+        )  # fmt: skip
+
+    async def _reserve_batch(
+        self, key: tuple[str, str], commands: Sequence[ReserveStock]
+    ) -> list[Reservation | BaseException]:
+        """One transaction for every queued reservation of one SKU at one location."""
+        sku, location_id = key
+        outcomes: list[Reservation | BaseException | None] = [None] * len(commands)
+        first_of: dict[str, int] = {}
+        async with self._uow() as uow:
+            session = uow.session
+            live: list[int] = []
+            for index, command in enumerate(commands):
+                if command.request_id in first_of:  # the same request twice in one batch
+                    continue
+                first_of[command.request_id] = index
+                try:
+                    stored = await claim_request(session, command.request_id, RESERVE_METHOD, command.request)
+                except RequestIdReused as reused:
+                    outcomes[index] = reused
+                    continue
+                if stored is not None:
+                    outcomes[index] = self._codec.decode(stored)
+                else:
+                    live.append(index)
+            position = (await stock_store.lock_positions(session, [key])).get(key)
+            granted: list[tuple[int, Reservation]] = []
+            if position is None and live:
+                refusal = await self._unknown_error(uow, sku, location_id)
+                for index in live:
+                    outcomes[index] = refusal
+                    await release_claim(session, commands[index].request_id)
+            elif position is not None:
+                now = self._clock()
+                for index in live:
+                    command = commands[index]
+                    reservation_id = str(uuid.uuid4())
+                    try:
+                        position.reserve(command.quantity, reservation_id)
+                    except OutOfStock as refusal:
+                        outcomes[index] = refusal
+                        await release_claim(session, command.request_id)
+                        continue
+                    reservation = Reservation(
+                        reservation_id=reservation_id,
+                        sku=sku,
+                        channel=command.channel,
+                        status=ReservationStatus.ACTIVE,
+                        expires_at=now + command.ttl,
+                        allocations=[Allocation(location_id, command.quantity)],
+                    )
+                    granted.append((index, reservation))
+                    outcomes[index] = reservation
+                await stock_store.insert_reservations(session, [r for _, r in granted])
+                await stock_store.save_positions(session, [position])
+                for index, reservation in granted:
+                    await store_response(session, commands[index].request_id, self._codec.encode(reservation))
+            await uow.commit()
+        for index, command in enumerate(commands):
+            if outcomes[index] is None:  # a duplicate inside the batch shares the first one's outcome
+                first = outcomes[first_of[command.request_id]]
+                same = request_digest(RESERVE_METHOD, command.request) == request_digest(
+                    RESERVE_METHOD, commands[first_of[command.request_id]].request
+                )
+                outcomes[index] = first if same else RequestIdReused(
+                    f"request_id {command.request_id!r} was already used for a different request"
+                )  # fmt: skip
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    async def _reserve_split(self, command: ReserveStock) -> Reservation:
+        async with self._uow() as uow:
+            stored = await claim_request(uow.session, command.request_id, RESERVE_METHOD, command.request)
+            if stored is not None:
+                return self._codec.decode(stored)
+            candidates = await stock_store.positions_for_channel(uow.session, command.sku, command.channel)
+            if not candidates:
+                await self._raise_unknown(command.sku, None)
+            locked = await stock_store.lock_positions(uow.session, [(p.sku, p.location_id) for p in candidates])
+            allocations = split_allocation(list(locked.values()), command.quantity)
+            reservation = Reservation(
+                reservation_id=str(uuid.uuid4()),
+                sku=command.sku,
+                channel=command.channel,
+                status=ReservationStatus.ACTIVE,
+                expires_at=self._clock() + command.ttl,
+                allocations=allocations,
+            )
+            for allocation in allocations:
+                locked[(command.sku, allocation.location_id)].reserve(allocation.quantity, reservation.reservation_id)
+            await stock_store.insert_reservations(uow.session, [reservation])
+            await stock_store.save_positions(uow.session, locked.values())
+            await store_response(uow.session, command.request_id, self._codec.encode(reservation))
+            await uow.commit()
+            return reservation
+
+    async def commit(self, uow: UnitOfWork, reservation_id: str) -> Reservation:
+        """Paid: stop the clock. The journaled sale carrying this id sells the units."""
+        reservation = await self._open_reservation(uow, reservation_id)
+        reservation.status = ReservationStatus.COMMITTED
+        await stock_store.set_reservation_status(uow.session, reservation)
+        return reservation
+
+    async def release(self, uow: UnitOfWork, reservation_id: str) -> Reservation:
+        reservation = await self._open_reservation(uow, reservation_id)
+        await self._give_back(uow, reservation, MovementKind.RELEASE, ReservationStatus.RELEASED)
+        return reservation
+
+    async def get_reservation(self, reservation_id: str) -> Reservation:
+        async with self._uow() as uow:
+            reservation = await stock_store.load_reservation(uow.session, reservation_id, lock=False)
+        if reservation is None:
+            raise ReservationNotFound(f"reservation {reservation_id} does not exist")
+        return reservation
+
+    async def expire_due(self, limit: int = 500) -> int:
+        """Release expired reservations in one batch; returns how many expired."""
+        async with self._uow() as uow:
+            due = await stock_store.lock_expired_reservations(uow.session, self._clock(), limit)
+            for reservation in due:
+                await self._give_back(uow, reservation, MovementKind.EXPIRY, ReservationStatus.EXPIRED)
+            await uow.commit()
+        return len(due)
+
+    async def _open_reservation(self, uow: UnitOfWork, reservation_id: str) -> Reservation:
+        reservation = await stock_store.load_reservation(uow.session, reservation_id, lock=True)
+        if reservation is None:
+            raise ReservationNotFound(f"reservation {reservation_id} does not exist")
+        reservation.ensure_open(self._clock())
+        return reservation
+
+    async def _give_back(
+        self, uow: UnitOfWork, reservation: Reservation, kind: MovementKind, status: ReservationStatus
+    ) -> None:
+        keys = [(reservation.sku, a.location_id) for a in reservation.allocations]
+        positions = await stock_store.lock_positions(uow.session, keys)
+        for allocation in reservation.allocations:
+            positions[(reservation.sku, allocation.location_id)].unreserve(
+                allocation.quantity, reservation.reservation_id, kind
+            )
+        reservation.status = status
+        await stock_store.set_reservation_status(uow.session, reservation)
+        await stock_store.save_positions(uow.session, positions.values())
+
+    # -- the sales journal -----------------------------------------------------------------
+    async def apply_sale(
+        self,
+        uow: UnitOfWork,
+        *,
+        sale_id: str,
+        location_id: str,
+        is_return: bool,
+        lines: Sequence[tuple[str, Decimal]],
+        reservation_id: str,
+        occurred_at: datetime | None,
+        discrepancy_event: Callable[[str, StockPosition, str], OutboxEvent],
+    ) -> None:
+        """Apply one journal entry; called once per sale id (the consumer's inbox sees to that)."""
+        session = uow.session
+        reservation = None
+        if reservation_id and not is_return:
+            reservation = await stock_store.load_reservation(session, reservation_id, lock=True)
+            if reservation is not None and reservation.status not in (
+                ReservationStatus.ACTIVE, ReservationStatus.COMMITTED
+            ):  # fmt: skip
+                reservation = None  # expired or released before the sale arrived: a plain sale
+        from_reservation: dict[str, Decimal] = {}
+        keys = {(sku, location_id) for sku, _ in lines}
+        if reservation is not None:
+            keys |= {(reservation.sku, a.location_id) for a in reservation.allocations}
+        positions = await stock_store.lock_positions(session, keys)
+        missing = sorted(key for key in keys if key not in positions)
+        for sku, where in missing:
+            if not await stock_store.known_sku(session, sku):
+                raise UnknownSku(f"sale {sale_id} sells unknown SKU {sku}")
+            if not await stock_store.known_location(session, where):
+                raise UnknownLocation(f"sale {sale_id} names unknown location {where}")
+            await stock_store.create_position(session, StockPosition(sku, where))
+        if missing:
+            positions = await stock_store.lock_positions(session, keys)
+        for sku, quantity in lines:
+            remaining = quantity
+            if reservation is not None and sku == reservation.sku:
+                for allocation in reservation.allocations:
+                    take = min(remaining, allocation.quantity - from_reservation.get(allocation.location_id, ZERO))
+                    if take > ZERO:
+                        positions[(sku, allocation.location_id)].sell_reserved(take, sale_id)
+                        from_reservation[allocation.location_id] = (
+                            from_reservation.get(allocation.location_id, ZERO) + take
+                        )
+                        remaining -= take
+            position = positions[(sku, location_id)]
+            if is_return:
+                position.take_back(remaining, sale_id)
+            elif remaining > ZERO:
+                position.sell(remaining, sale_id)
+        if reservation is not None:
+            # Units held beyond what the sale took go back to available-to-promise.
+            for allocation in reservation.allocations:
+                leftover = allocation.quantity - from_reservation.get(allocation.location_id, ZERO)
+                if leftover > ZERO:
+                    positions[(reservation.sku, allocation.location_id)].unreserve(
+                        leftover, reservation.reservation_id, MovementKind.RELEASE
+                    )
+            reservation.status = ReservationStatus.FULFILLED
+            reservation.sale_id = sale_id
+            await stock_store.set_reservation_status(session, reservation)
+        await stock_store.save_positions(session, positions.values())
+        for position in positions.values():
+            if position.is_short and not is_return:
+                discrepancy_id = await stock_store.record_discrepancy(session, position, sale_id, occurred_at)
+                uow.publish(discrepancy_event(discrepancy_id, position, sale_id))
+
+    # -- questions -----------------------------------------------------------------------------
+    async def availability(self, sku: str) -> list[StockPosition]:
+        async with self._uow() as uow:
+            positions = await stock_store.read_positions(uow.session, sku=sku)
+            if not positions and not await stock_store.known_sku(uow.session, sku):
+                raise UnknownSku(f"SKU {sku} does not exist")
+        return positions
+
+    async def location_stock(self, location_id: str, after_sku: str, limit: int) -> list[StockPosition]:
+        async with self._uow() as uow:
+            if not await stock_store.known_location(uow.session, location_id):
+                raise UnknownLocation(f"location {location_id} does not exist")
+            return await stock_store.read_positions(
+                uow.session, location_id=location_id, after_sku=after_sku, limit=limit
+            )
+
+    async def ledger_check(self, sku: str, location_id: str) -> tuple[StockPosition, tuple[Decimal, Decimal, Decimal]]:
+        async with self._uow() as uow:
+            positions = await stock_store.read_positions(uow.session, sku=sku, location_id=location_id, limit=1)
+            if not positions:
+                await self._raise_unknown(sku, location_id)
+                raise FailedPrecondition(f"{sku} is not stocked at {location_id}", reason="not-stocked")
+            return positions[0], await stock_store.ledger_sums(uow.session, sku, location_id)
+
+    async def _unknown_error(self, uow: UnitOfWork, sku: str, location_id: str) -> Exception:
+        if not await stock_store.known_sku(uow.session, sku):
+            return UnknownSku(f"SKU {sku} does not exist")
+        if not await stock_store.known_location(uow.session, location_id):
+            return UnknownLocation(f"location {location_id} does not exist")
+        return OutOfStock(
+            f"{sku} is not stocked at {location_id}",
+            details={"sku": sku, "location_id": location_id, "available": "0"},
+        )
+
+    async def _raise_unknown(self, sku: str, location_id: str | None) -> None:
+        async with self._uow() as uow:
+            if not await stock_store.known_sku(uow.session, sku):
+                raise UnknownSku(f"SKU {sku} does not exist")
+            if location_id is not None and not await stock_store.known_location(uow.session, location_id):
+                raise UnknownLocation(f"location {location_id} does not exist")
+        if location_id is None:
+            raise OutOfStock(f"{sku} is not stocked anywhere serving this channel",
+                             details={"sku": sku, "available": "0"})  # fmt: skip

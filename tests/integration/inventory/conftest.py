@@ -1,0 +1,126 @@
+"""Inventory databases for tests: the kit's and inventory's migrations, copied per test."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from servicekit import migrations
+from servicekit.db import UnitOfWork, create_engine
+from servicekit.settings import to_plain_url
+from services.inventory.entrypoints.grpc_api import RESERVATION_CODEC
+from services.inventory.migrate import VERSIONS
+from services.inventory.service_layer.handlers import InventoryService
+from tests.conftest import Infra, create_database_from, run_in_fresh_loop
+
+
+@pytest.fixture(scope="session")
+def inventory_template(infra: Infra) -> str:
+    name = f"inventory_template_{uuid.uuid4().hex[:8]}"
+
+    async def create() -> None:
+        connection = await asyncpg.connect(to_plain_url(infra.postgres_admin_url))
+        try:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+
+    run_in_fresh_loop(create)
+    run_in_fresh_loop(lambda: asyncio.to_thread(migrations.upgrade, infra.database_url(name), VERSIONS))
+    return name
+
+
+@pytest.fixture
+def inventory_url(infra: Infra, inventory_template: str) -> str:
+    return create_database_from(infra, inventory_template)
+
+
+class Clock:
+    """A clock the test moves by hand, so expiry needs no sleeping."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def engine(inventory_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(inventory_url, pool_size=20, max_overflow=10)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def unit_of_work(engine: AsyncEngine) -> Callable[[], UnitOfWork]:
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    return lambda: UnitOfWork(sessions)
+
+
+@pytest.fixture
+def service(unit_of_work: Callable[[], UnitOfWork], clock: Clock) -> InventoryService:
+    return InventoryService(unit_of_work, RESERVATION_CODEC, clock=clock)
+
+
+async def stock(url: str, sku: str, levels: dict[str, Decimal], *, safety: Decimal = Decimal(0)) -> None:
+    """Create an item with opening stock at locations (created on the fly), ledger included."""
+    connection = await asyncpg.connect(to_plain_url(url))
+    try:
+        async with connection.transaction():
+            await connection.execute("INSERT INTO item (sku, name) VALUES ($1, $1) ON CONFLICT DO NOTHING", sku)
+            for location_id, on_hand in levels.items():
+                kind = "online" if location_id.startswith("ONLINE") else "store"
+                channels = ["online", "click_and_collect"] if kind == "online" else ["store", "click_and_collect"]
+                await connection.execute(
+                    "INSERT INTO location (location_id, name, kind, channels) VALUES ($1, $1, $2, $3) "
+                    "ON CONFLICT DO NOTHING",
+                    location_id, kind, channels,
+                )  # fmt: skip
+                await connection.execute(
+                    "INSERT INTO stock_level (sku, location_id, on_hand, safety_stock) VALUES ($1, $2, $3, $4)",
+                    sku, location_id, on_hand, safety,
+                )  # fmt: skip
+                await connection.execute(
+                    "INSERT INTO stock_movement (sku, location_id, kind, on_hand_delta) "
+                    "VALUES ($1, $2, 'opening_balance', $3)",
+                    sku, location_id, on_hand,
+                )  # fmt: skip
+    finally:
+        await connection.close()
+
+
+async def level(url: str, sku: str, location_id: str) -> dict[str, Decimal]:
+    connection = await asyncpg.connect(to_plain_url(url))
+    try:
+        row = await connection.fetchrow(
+            "SELECT on_hand, reserved, in_transit, safety_stock FROM stock_level WHERE sku = $1 AND location_id = $2",
+            sku, location_id,
+        )  # fmt: skip
+        ledger = await connection.fetchrow(
+            "SELECT coalesce(sum(on_hand_delta), 0) AS on_hand, coalesce(sum(reserved_delta), 0) AS reserved, "
+            "coalesce(sum(in_transit_delta), 0) AS in_transit FROM stock_movement WHERE sku = $1 AND location_id = $2",
+            sku, location_id,
+        )  # fmt: skip
+    finally:
+        await connection.close()
+    assert row is not None
+    assert (row["on_hand"], row["reserved"], row["in_transit"]) == (
+        ledger["on_hand"], ledger["reserved"], ledger["in_transit"]
+    ), "the balance drifted from its ledger"  # fmt: skip
+    return dict(row)

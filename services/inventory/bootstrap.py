@@ -16,7 +16,7 @@ from servicekit.db import UnitOfWork, create_engine, database_is_reachable
 from servicekit.grpc_server import GrpcServer
 from servicekit.lifecycle import sleep_unless
 from servicekit.maintenance import kit_maintenance
-from servicekit.messaging import provision
+from servicekit.messaging import ensure_consumer, provision
 from servicekit.nats_connection import NatsConnection
 from servicekit.outbox import OutboxRelay
 from services.inventory.entrypoints.grpc_api import RESERVATION_CODEC, InventoryServicer, register
@@ -82,27 +82,41 @@ def build(settings: InventorySettings) -> InventoryApp:
 def _messaging(
     settings: InventorySettings, nats: NatsConnection, service: InventoryService, unit_of_work: Callable[[], UnitOfWork]
 ) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
-    """Connect, declare streams and consumers (retrying until NATS answers), then relay and consume."""
+    """Relay our outbox as soon as our own stream exists; consume sales once SALES exists.
 
-    async def run(stop: asyncio.Event) -> None:
+    The SALES stream belongs to the gateway, so the consumer waits for it without holding
+    back the relay. Both retry until NATS answers; neither gives up.
+    """
+
+    async def when_provisioned(stop: asyncio.Event, what: str, step: Callable[[], Coroutine[Any, Any, None]]) -> bool:
         nats.start()
         while not stop.is_set():
             if await nats.wait_connected(1.0):
                 try:
-                    await provision(
-                        nats.client.jetstream(), [INVENTORY_STREAM], [SALES_CONSUMER],
-                        replicas=settings.jetstream_replicas,
-                    )  # fmt: skip
-                    break
-                except Exception as exc:  # e.g. the SALES stream not declared yet by the gateway
-                    log.warning("provisioning streams failed; retrying", extra={"error": str(exc)})
+                    await step()
+                    return True
+                except Exception as exc:
+                    log.warning("provisioning failed; retrying", extra={"what": what, "error": str(exc)})
             await sleep_unless(stop, 2.0)
-        if stop.is_set():
-            return
-        js = nats.client.jetstream()
-        relay = OutboxRelay(settings.database_url, js)
-        consumer = EventConsumer(js, SALES_CONSUMER, sales_handlers(service), unit_of_work)
-        await asyncio.gather(relay.run(stop), consumer.run(stop))
+        return False
+
+    async def relay(stop: asyncio.Event) -> None:
+        async def own_streams() -> None:
+            await provision(nats.client.jetstream(), [INVENTORY_STREAM], [], replicas=settings.jetstream_replicas)
+
+        if await when_provisioned(stop, "INVENTORY stream", own_streams):
+            await OutboxRelay(settings.database_url, nats.client.jetstream()).run(stop)
+
+    async def consume(stop: asyncio.Event) -> None:
+        async def sales_consumer() -> None:
+            await ensure_consumer(nats.client.jetstream(), SALES_CONSUMER)
+
+        if await when_provisioned(stop, "SALES consumer", sales_consumer):
+            consumer = EventConsumer(nats.client.jetstream(), SALES_CONSUMER, sales_handlers(service), unit_of_work)
+            await consumer.run(stop)
+
+    async def run(stop: asyncio.Event) -> None:
+        await asyncio.gather(relay(stop), consume(stop))
 
     return run
 

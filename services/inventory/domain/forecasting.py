@@ -12,7 +12,7 @@ with the SKU's scale as an offset, so small and large SKUs count in proportion t
 The regressor is scikit-learn's ``HistGradientBoostingRegressor`` with a Poisson loss
 (counts are non-negative and their noise grows with their level). Features: day of week,
 promotion, holiday and day-off flags, lags of 7, 14 and 28 days, rolling means over 7 and
-28 days, the same-weekday mean of the last four weeks, and a time index for trend. The
+28 days, the same-weekday mean of the last four weeks, and the trend of the last four weeks. The
 forecast is recursive: each day's prediction becomes the lags and rolling means of the
 days after it, so one fitted model serves any horizon from 1 to :data:`MAX_HORIZON_DAYS`.
 
@@ -78,15 +78,20 @@ class DemandCalendar:
     """What the calendar tells the model about a location's days.
 
     ``holidays`` are days whose demand a festival or shopping event lifts; ``days_off``
-    are statutory days off, on which people shop as on a weekend whatever the weekday.
+    are statutory days off, on which people shop as on a weekend whatever the weekday;
+    ``make_up_workdays`` (调休) are weekend days that are official workdays, on which
+    they shop as on a weekday.
     """
 
     holidays: frozenset[date] = frozenset()
     days_off: frozenset[date] = frozenset()
+    make_up_workdays: frozenset[date] = frozenset()
 
     @classmethod
-    def of(cls, holidays: Collection[date] = (), days_off: Collection[date] = ()) -> DemandCalendar:
-        return cls(holidays=frozenset(holidays), days_off=frozenset(days_off))
+    def of(
+        cls, holidays: Collection[date] = (), days_off: Collection[date] = (), make_up_workdays: Collection[date] = ()
+    ) -> DemandCalendar:
+        return cls(frozenset(holidays), frozenset(days_off), frozenset(make_up_workdays))
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +289,9 @@ class LocationDemandModel:
         day_off = np.broadcast_to(
             np.array([day in self._calendar.days_off for day in days], dtype=np.float64), (series, len(days))
         )
+        make_up_workday = np.broadcast_to(
+            np.array([day in self._calendar.make_up_workdays for day in days], dtype=np.float64), (series, len(days))
+        )
         promotion = np.array(
             [
                 [any(window.contains(day) for window in history.promotions) for day in days]
@@ -291,13 +299,16 @@ class LocationDemandModel:
             ],
             dtype=np.float64,
         )
-        trend = np.broadcast_to(columns.astype(np.float64) / 365.0, (series, len(days)))
+        # Trend as momentum (last two weeks against the two before), not as a time index: a
+        # tree cannot extrapolate a time index and ends up replaying the last weeks it saw.
+        trend = (rolling_mean(14) - (cumulative[:, columns - 14] - cumulative[:, columns - 28]) / 14) / scales
         stacked = np.stack(
             [
                 day_of_week,
                 promotion,
                 holiday,
                 day_off,
+                make_up_workday,
                 lag(7) / scales,
                 lag(14) / scales,
                 lag(28) / scales,

@@ -70,6 +70,11 @@ class ReservationNotActive(FailedPrecondition):
     reason = "reservation-not-active"
 
 
+def format_quantity(quantity: Decimal) -> str:
+    """The canonical text of a quantity: no exponent, no trailing zeros ("2", "0.375")."""
+    return format(quantity.normalize(), "f") if quantity else "0"
+
+
 def parse_quantity(text: str, *, field_name: str = "quantity") -> Decimal:
     """A positive quantity with at most three decimals and below an absurd bound."""
     try:
@@ -141,7 +146,8 @@ class StockPosition:
             raise OutOfStock(
                 f"only {self.available_to_promise} of {self.sku} available at {self.location_id}, {quantity} requested",
                 details={"sku": self.sku, "location_id": self.location_id,
-                         "available": str(self.available_to_promise), "requested": str(quantity)},
+                         "available": format_quantity(self.available_to_promise),
+                         "requested": format_quantity(quantity)},
             )  # fmt: skip
         return self._apply(
             Movement(self.sku, self.location_id, MovementKind.RESERVATION, ZERO, quantity, ZERO, reservation_id)
@@ -227,6 +233,6 @@ def split_allocation(candidates: list[StockPosition], quantity: Decimal) -> list
         sku = candidates[0].sku if candidates else ""
         raise OutOfStock(
             f"only {available} of {sku} available across locations, {quantity} requested",
-            details={"sku": sku, "available": str(available), "requested": str(quantity)},
+            details={"sku": sku, "available": format_quantity(available), "requested": format_quantity(quantity)},
         )
     return allocations

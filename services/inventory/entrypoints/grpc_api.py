@@ -22,6 +22,7 @@ from services.inventory.domain.model import (
     Reservation,
     ReservationStatus,
     StockPosition,
+    format_quantity,
     parse_quantity,
     reservation_ttl,
 )
@@ -41,7 +42,7 @@ _STATUS_OF = {value: key for key, value in _STATUSES.items()}
 
 
 def map_decimal(value: Decimal) -> money_pb2.Decimal:
-    return money_pb2.Decimal(value=format(value.normalize() if value else ZERO, "f"))
+    return money_pb2.Decimal(value=format_quantity(value))
 
 
 def map_level(position: StockPosition) -> pb.StockLevel:

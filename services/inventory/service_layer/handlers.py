@@ -32,6 +32,7 @@ from services.inventory.domain.model import (
     UnknownLocation,
     UnknownSku,
     choose_location,
+    format_quantity,
     split_allocation,
 )
 from services.inventory.service_layer.coalescing import Coalescer
@@ -108,9 +109,9 @@ class InventoryService:
         raise last_refusal or OutOfStock(
             f"no single location serving {command.channel or 'any channel'} has {command.quantity} of {command.sku}; "
             f"{available} available in total",
-            details={"sku": command.sku, "available": str(max((p.available_to_promise for p in candidates),
-                                                                 default=ZERO)),
-                     "available_total": str(available), "requested": str(command.quantity)},
+            details={"sku": command.sku,
+                     "available": format_quantity(max((p.available_to_promise for p in candidates), default=ZERO)),
+                     "available_total": format_quantity(available), "requested": format_quantity(command.quantity)},
         )  # fmt: skip
 
     async def _reserve_batch(

@@ -1,0 +1,113 @@
+"""The inventory service as bootstrapped: gRPC API, sales journal consumer, outbox relay."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from retail.common.v1 import money_pb2
+from retail.inventory.v1 import events_pb2
+from retail.inventory.v1 import inventory_service_pb2 as pb
+from retail.inventory.v1 import inventory_service_pb2_grpc as pb_grpc
+from retail.sales.v1 import events_pb2 as sales_pb2
+
+from servicekit.messaging import StreamSpec, ensure_stream
+from services.inventory.bootstrap import InventoryApp, build
+from services.inventory.settings import InventorySettings
+from tests.integration.inventory.conftest import level, stock
+from tests.support.messaging import jetstream, read_all
+
+
+@pytest.fixture
+async def app(inventory_url: str, nats_url: str) -> AsyncIterator[InventoryApp]:
+    settings = InventorySettings(
+        app_env="test", database_url=inventory_url, nats_url=nats_url, grpc_host="127.0.0.1", grpc_port=0
+    )
+    async with jetstream(nats_url) as (_, js):
+        await ensure_stream(js, StreamSpec("SALES", ["retail.sales.v1.>"]))  # the gateway's stream
+    app = build(settings)
+    await app.server.start()
+    yield app
+    await app.server.stop()
+    await app.close()
+
+
+def sale(sale_id: str, location_id: str, lines: dict[str, str], **fields: Any) -> sales_pb2.SaleRecorded:
+    occurred_at = Timestamp()
+    occurred_at.GetCurrentTime()
+    return sales_pb2.SaleRecorded(
+        sale_id=sale_id,
+        kind=fields.pop("kind", sales_pb2.SALE_KIND_SALE),
+        location_id=location_id,
+        channel=sales_pb2.SALES_CHANNEL_STORE,
+        occurred_at=occurred_at,
+        lines=[
+            sales_pb2.SaleLine(line_number=n, sku=sku, quantity=money_pb2.Decimal(value=quantity))
+            for n, (sku, quantity) in enumerate(lines.items(), start=1)
+        ],
+        **fields,
+    )
+
+
+async def journal(js: Any, entry: sales_pb2.SaleRecorded) -> None:
+    await js.publish(
+        f"retail.sales.v1.sale_recorded.{entry.location_id}",
+        entry.SerializeToString(),
+        headers={"Nats-Msg-Id": entry.sale_id, "Retail-Event-Type": "retail.sales.v1.SaleRecorded"},
+    )
+
+
+async def wait_for_on_hand(url: str, sku: str, location_id: str, expected: Decimal) -> dict[str, Decimal]:
+    async with asyncio.timeout(30):
+        while (current := await level(url, sku, location_id))["on_hand"] != expected:
+            await asyncio.sleep(0.05)
+    return current
+
+
+async def test_out_of_stock_over_grpc_says_how_much_is_available(app: InventoryApp, inventory_url: str) -> None:
+    await stock(inventory_url, "GRPC", {"S001": Decimal(2)})
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.server.bound_port}") as channel:
+        stub = pb_grpc.InventoryServiceStub(channel)
+        request = pb.ReserveStockRequest(
+            request_id=str(uuid.uuid4()), sku="GRPC", quantity=money_pb2.Decimal(value="5"), location_id="S001"
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.ReserveStock(request, timeout=5)
+        ledger = await stub.CheckLedger(pb.CheckLedgerRequest(sku="GRPC", location_id="S001"), timeout=5)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    metadata: Any = refused.value.trailing_metadata()
+    trailers = {str(key): str(value) for key, value in metadata}
+    assert trailers["retail-error-reason"] == "out-of-stock"
+    assert json.loads(trailers["retail-error-details"])["available"] == "2"
+    assert ledger.consistent
+
+
+async def test_journaled_sales_and_returns_change_stock_once_and_shortfalls_are_reported(
+    app: InventoryApp, inventory_url: str, nats_url: str, unique: str
+) -> None:
+    sku = f"J{unique}"
+    await stock(inventory_url, sku, {"S001": Decimal(5)})
+    async with jetstream(nats_url) as (_, js):
+        first = sale(f"{unique}-1", "S001", {sku: "3"})
+        await journal(js, first)
+        await journal(js, first)  # the terminal retried: JetStream and the inbox both absorb it
+        await wait_for_on_hand(inventory_url, sku, "S001", Decimal(2))
+        await journal(js, sale(f"{unique}-2", "S001", {sku: "4"}))  # happened offline: stock goes negative
+        await wait_for_on_hand(inventory_url, sku, "S001", Decimal(-2))
+        await journal(js, sale(f"{unique}-3", "S001", {sku: "1"}, kind=sales_pb2.SALE_KIND_RETURN,
+                               original_sale_id=f"{unique}-1"))  # fmt: skip
+        await wait_for_on_hand(inventory_url, sku, "S001", Decimal(-1))
+        async with asyncio.timeout(30):
+            while not (
+                discrepancies := await read_all(js, "INVENTORY", "retail.inventory.v1.stock_discrepancy_recorded.S001")
+            ):
+                await asyncio.sleep(0.05)
+    recorded = [events_pb2.StockDiscrepancyRecorded.FromString(payload) for _, _, payload in discrepancies]
+    assert [(d.sku, d.sale_id, d.on_hand_after.value) for d in recorded if d.sku == sku] == [(sku, f"{unique}-2", "-2")]

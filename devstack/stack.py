@@ -42,6 +42,8 @@ class Ports:
     """Ports chosen on the first run and reused while they stay free, so URLs stay stable."""
 
     values: dict[str, int] = field(default_factory=dict)
+    # Ports checked in this run: once our own process listens on one it is no longer "free".
+    confirmed: set[str] = field(default_factory=set)
 
     @classmethod
     def load(cls, path: Path) -> Ports:
@@ -52,10 +54,11 @@ class Ports:
 
     def take(self, name: str) -> int:
         port = self.values.get(name)
-        if port is None or not port_is_free(port):
+        if name not in self.confirmed and (port is None or not port_is_free(port)):
             port = free_port()
             self.values[name] = port
-        return port
+        self.confirmed.add(name)
+        return self.values[name]
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.values, indent=2, sort_keys=True) + "\n")
@@ -201,7 +204,10 @@ class LocalStack:
                 continue
             self.say(f"loading demo data into {component.name}")
             loader = _resolve(component.demo_loader)
-            outputs[component.name] = await loader(self.database_url(component), retailer, self.state_dir)
+            try:
+                outputs[component.name] = await loader(self.database_url(component), retailer, self.state_dir)
+            except Exception as exc:
+                raise StackError(f"loading {component.name}'s demo data failed: {type(exc).__name__}: {exc}") from exc
             marker = {"seed": DEMO_SEED, "loaded": [*marker.get("loaded", []), component.name], "outputs": outputs}
             marker_path.write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
         return outputs

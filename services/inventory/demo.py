@@ -23,8 +23,9 @@ async def load_demo(database_url: str, retailer: DemoRetailer, state_dir: Path |
             await connection.execute(
                 text(
                     "INSERT INTO location (location_id, name, kind, city, channels) "
-                    "SELECT * FROM unnest(CAST(:ids AS text[]), CAST(:names AS text[]), CAST(:kinds AS text[]), "
-                    "CAST(:cities AS text[]), CAST(:channels AS text[])) AS v(location_id, name, kind, city, channels) "
+                    "SELECT location_id, name, kind, city, CAST(channels AS text[]) FROM unnest("
+                    "CAST(:ids AS text[]), CAST(:names AS text[]), CAST(:kinds AS text[]), CAST(:cities AS text[]), "
+                    "CAST(:channels AS text[])) AS v(location_id, name, kind, city, channels) "
                     "ON CONFLICT DO NOTHING"
                 ),
                 {

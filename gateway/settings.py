@@ -10,7 +10,21 @@ Besides what every process needs (``APP_ENV``, ``DATABASE_URL``, ``NATS_URL``, .
 - ``READINESS_TIMEOUT_SECONDS`` — how long ``/readyz`` waits for each dependency.
 - ``NATS_STARTUP_WAIT_SECONDS`` — how long start-up waits for NATS before serving anyway.
 
-Secrets (none yet) are declared with :func:`servicekit.settings.dev_secret`.
+- ``TOKEN_SIGNING_KEYS`` (secret) — ``kid:key,kid:key``; the first signs access tokens, all
+  verify them, so a new key is put first and the old one removed once its tokens expired.
+- ``TOKEN_TTL_SECONDS`` — lifetime of an access token.
+- ``CLIENT_CACHE_SECONDS`` — how long a client registration is cached per pod: a revoked
+  client's tokens stop working within this bound.
+- ``MEMBER_LOOKUP_KEY`` (secret) — HMAC key under which phone and card numbers travel in the
+  sales journal (the member service looks members up by the same keyed hash).
+- ``SALE_FUTURE_TOLERANCE_SECONDS`` — how far a sale's ``occurred_at`` may lie ahead of the
+  gateway's clock (till clocks drift); ``MAX_SALES_PER_BATCH`` — the batch-size cap.
+- ``IDEMPOTENCY_WAIT_SECONDS`` — how long a repeated request waits for the first one with
+  the same ``Idempotency-Key`` to finish before answering 409.
+- ``RATE_LIMIT_PER_SECOND`` / ``RATE_LIMIT_BURST`` — each client's token bucket (per pod).
+- ``MAX_PAGE_SIZE`` — the largest page any list route returns.
+
+Secrets are declared with :func:`servicekit.settings.dev_secret`.
 """
 
 from __future__ import annotations
@@ -19,10 +33,10 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from servicekit.settings import BaseServiceSettings
+from servicekit.settings import BaseServiceSettings, dev_secret
 
 _BACKEND_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 _HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\]")
@@ -52,6 +66,40 @@ class GatewaySettings(BaseServiceSettings):
     nats_startup_wait_seconds: float = Field(
         default=2.0, ge=0, le=60, description="how long start-up waits for the first NATS connection"
     )
+
+    token_signing_keys: SecretStr = dev_secret(
+        "local-2026:local-development-token-signing-key-not-a-secret",
+        "JWT signing keys as kid:key,kid:key; the first signs, every one verifies (TOKEN_SIGNING_KEYS)",
+    )
+    token_ttl_seconds: int = Field(default=900, ge=60, le=24 * 3600, description="lifetime of an access token")
+    client_cache_seconds: float = Field(
+        default=5.0, ge=0, le=300, description="per-pod cache of client registrations; bounds revocation delay"
+    )
+    member_lookup_key: SecretStr = dev_secret(
+        "local-development-member-lookup-key-not-a-secret",
+        "HMAC-SHA256 key of member phone/card lookup hashes in the sales journal (MEMBER_LOOKUP_KEY)",
+    )
+    sale_future_tolerance_seconds: float = Field(
+        default=300.0, ge=0, le=24 * 3600, description="how far ahead of the gateway's clock a sale may be dated"
+    )
+    max_sales_per_batch: int = Field(default=500, ge=1, le=500, description="most sales in one POS batch")
+    idempotency_wait_seconds: float = Field(
+        default=2.0, ge=0, le=30, description="how long a repeated request waits for the first one to finish"
+    )
+    rate_limit_per_second: float = Field(default=50.0, gt=0, description="requests per second per client (per pod)")
+    rate_limit_burst: int = Field(default=100, ge=1, description="requests a client may burst above its rate")
+    max_page_size: int = Field(default=200, ge=1, le=1000, description="largest page any list route returns")
+
+    @field_validator("token_signing_keys")
+    @classmethod
+    def _check_signing_keys(cls, value: SecretStr) -> SecretStr:
+        parse_signing_keys(value.get_secret_value())
+        return value
+
+    @property
+    def signing_keys(self) -> list[tuple[str, bytes]]:
+        """(key id, key) pairs; the first signs new tokens."""
+        return parse_signing_keys(self.token_signing_keys.get_secret_value())
 
     @field_validator("gateway_backends", mode="before")
     @classmethod
@@ -100,3 +148,25 @@ def parse_backends(spec: str) -> dict[str, str]:
             raise ValueError(f"entry {position} ({entry!r}): port {port_text!r} must be a number from 1 to 65535")
         backends[name] = f"{host}:{int(port_text)}"
     return backends
+
+
+_KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+MIN_SIGNING_KEY_LENGTH = 32
+
+
+def parse_signing_keys(spec: str) -> list[tuple[str, bytes]]:
+    """Parse ``kid:key,kid:key`` (at least one; keys of 32 characters or more, ids unique).
+
+    Raises ``ValueError`` naming the entry by position, never showing a key.
+    """
+    keys: list[tuple[str, bytes]] = []
+    for position, raw_entry in enumerate(spec.split(","), start=1):
+        kid, separator, key = raw_entry.strip().partition(":")
+        if not separator or not _KEY_ID.fullmatch(kid):
+            raise ValueError(f"entry {position} must be kid:key with a key id of letters, digits, '.', '_' or '-'")
+        if len(key) < MIN_SIGNING_KEY_LENGTH:
+            raise ValueError(f"entry {position} ({kid}): the key must be at least {MIN_SIGNING_KEY_LENGTH} characters")
+        if any(kid == known for known, _ in keys):
+            raise ValueError(f"entry {position}: key id {kid!r} appears twice")
+        keys.append((kid, key.encode()))
+    return keys

@@ -1,0 +1,108 @@
+"""Sales as a POS terminal submits them: the rules a sale must meet to enter the journal.
+
+Plain Python: amounts are ``Decimal`` (never float), converted to integer minor units
+(fen) for the journal; member phone and card numbers leave here only as a keyed hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+MINOR_UNITS_PER_UNIT = 100
+MAX_QUANTITY_PLACES = 3  # grams for goods sold by the kilogram
+MAX_MONEY_PLACES = 2
+
+
+@dataclass(frozen=True)
+class SaleRejection:
+    """Why one sale was refused: a stable machine-readable ``reason`` and the part at fault."""
+
+    reason: str
+    detail: str
+    location: str
+
+
+def parse_amount(text: str) -> Decimal:
+    """A decimal string as a Decimal; ValueError for anything else (no exponents, no NaN)."""
+    if not re.fullmatch(r"-?\d{1,12}(\.\d{1,12})?", text):
+        raise ValueError(f"{text!r} is not a decimal number like '12.50'")
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"{text!r} is not a decimal number") from None
+
+
+def decimal_places(value: Decimal) -> int:
+    exponent = value.as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+
+
+def to_minor_units(amount: Decimal) -> int:
+    """Exact minor units of an amount with at most two decimal places."""
+    return int(amount * MINOR_UNITS_PER_UNIT)
+
+
+def line_total_minor(quantity: Decimal, unit_price: Decimal, discount: Decimal) -> int:
+    """quantity × unit_price − discount, rounded half-up to the fen."""
+    gross = (quantity * unit_price).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    return to_minor_units(gross - discount)
+
+
+def normalise_phone(phone: str) -> str:
+    """Digits only, without the +86 / 0086 country prefix of mainland numbers."""
+    digits = re.sub(r"\D", "", phone)
+    for prefix in ("0086", "86"):
+        if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
+            return digits[len(prefix) :]
+    return digits
+
+
+def normalise_card(card: str) -> str:
+    return re.sub(r"\s", "", card).upper()
+
+
+def member_identity_hash(key: bytes, identifier_type: str, value: str) -> bytes:
+    """HMAC-SHA256 of ``"<type>:<normalised value>"`` (type ``phone`` or ``pos_card``) under the
+    member lookup key; the member service computes the same to find the member."""
+    normalised = normalise_phone(value) if identifier_type == "phone" else normalise_card(value)
+    return hmac.new(key, f"{identifier_type}:{normalised}".encode(), hashlib.sha256).digest()
+
+
+def check_occurred_at(occurred_at: datetime, now: datetime, tolerance: timedelta) -> SaleRejection | None:
+    if occurred_at > now + tolerance:
+        return SaleRejection(
+            "occurred-in-future",
+            f"occurred_at is more than {int(tolerance.total_seconds())} s ahead of the server clock; "
+            "check the till's clock",
+            "occurred_at",
+        )
+    return None
+
+
+def check_quantity(text: str, location: str) -> SaleRejection | None:
+    try:
+        quantity = parse_amount(text)
+    except ValueError as exc:
+        return SaleRejection("invalid-quantity", str(exc), location)
+    if quantity <= 0:
+        return SaleRejection("non-positive-quantity", "quantities are positive; a return says so by its kind", location)
+    if decimal_places(quantity) > MAX_QUANTITY_PLACES:
+        return SaleRejection("invalid-quantity", f"at most {MAX_QUANTITY_PLACES} decimal places", location)
+    return None
+
+
+def check_money(text: str, location: str) -> SaleRejection | None:
+    try:
+        amount = parse_amount(text)
+    except ValueError as exc:
+        return SaleRejection("invalid-amount", str(exc), location)
+    if amount < 0:
+        return SaleRejection("invalid-amount", "amounts are never negative", location)
+    if decimal_places(amount) > MAX_MONEY_PLACES:
+        return SaleRejection("invalid-amount", f"at most {MAX_MONEY_PLACES} decimal places (fen)", location)
+    return None

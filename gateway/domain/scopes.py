@@ -1,0 +1,64 @@
+"""The scope catalogue: every permission a route can ask for, and what each kind of client gets.
+
+A route names the one scope it needs (``require(STOCK_READ)``); ownership (which store,
+which supplier) is checked separately against the client's bindings. A client's
+registration may list scopes explicitly; when it lists none it gets its kind's defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from gateway.domain.clients import ClientKind, ClientRegistration, StaffRole
+
+STOCK_READ = "stock:read"
+RESERVATIONS_WRITE = "reservations:write"
+TRANSFERS_WRITE = "transfers:write"
+STOCK_COUNTS_WRITE = "stock-counts:write"
+SALES_HISTORY_WRITE = "sales-history:write"
+REPLENISHMENT_READ = "replenishment:read"
+POS_SALES_WRITE = "pos:sales:write"
+POS_SYNC_READ = "pos:sync:read"
+CLIENTS_ADMIN = "clients:admin"
+
+# Scope → what it allows, for the API documentation and the admin routes.
+CATALOGUE: dict[str, str] = {
+    STOCK_READ: "read stock levels and available-to-promise",
+    RESERVATIONS_WRITE: "reserve, commit and release stock for online orders",
+    TRANSFERS_WRITE: "create and receive stock transfers between locations",
+    STOCK_COUNTS_WRITE: "record stock counts",
+    SALES_HISTORY_WRITE: "load historical sales (back-fill)",
+    REPLENISHMENT_READ: "read replenishment suggestions",
+    POS_SALES_WRITE: "upload POS sales and returns to the sales journal",
+    POS_SYNC_READ: "read what a terminal needs on start-up (server time, store configuration)",
+    CLIENTS_ADMIN: "register, rotate and revoke API clients",
+}
+
+_DEFAULTS: dict[ClientKind | StaffRole, frozenset[str]] = {
+    ClientKind.APP: frozenset({STOCK_READ, RESERVATIONS_WRITE}),
+    ClientKind.POS_TERMINAL: frozenset({POS_SALES_WRITE, POS_SYNC_READ, STOCK_READ}),
+    ClientKind.SUPPLIER_USER: frozenset({STOCK_READ, REPLENISHMENT_READ}),
+    StaffRole.STORE_GUIDE: frozenset({STOCK_READ}),
+    StaffRole.STORE_MANAGER: frozenset({STOCK_READ, TRANSFERS_WRITE, STOCK_COUNTS_WRITE, REPLENISHMENT_READ}),
+    StaffRole.HEADQUARTERS: frozenset(
+        {STOCK_READ, TRANSFERS_WRITE, STOCK_COUNTS_WRITE, REPLENISHMENT_READ, SALES_HISTORY_WRITE, CLIENTS_ADMIN}
+    ),
+}
+
+
+def default_scopes(kind: ClientKind, staff_role: StaffRole | None = None) -> frozenset[str]:
+    """The scopes a client of this kind (and staff role) gets unless registered with others."""
+    if kind is ClientKind.STAFF:
+        if staff_role is None:
+            raise ValueError("staff need a staff_role")
+        return _DEFAULTS[staff_role]
+    return _DEFAULTS[kind]
+
+
+def effective_scopes(registration: ClientRegistration) -> frozenset[str]:
+    """The scopes a client's tokens carry: its registered ones, or its kind's defaults."""
+    return registration.scopes or default_scopes(registration.kind, registration.staff_role)
+
+
+def unknown_scopes(scopes: Iterable[str]) -> list[str]:
+    return sorted(scope for scope in scopes if scope not in CATALOGUE)

@@ -24,6 +24,8 @@ from services.inventory.domain.model import (
     Reservation,
     ReservationStatus,
     StockPosition,
+    Transfer,
+    TransferStatus,
 )
 
 Key = tuple[str, str]
@@ -282,3 +284,57 @@ def _position(row: Any) -> StockPosition:
         in_transit=row.in_transit or ZERO,
         safety_stock=row.safety_stock or ZERO,
     )
+
+
+async def insert_transfer(session: AsyncSession, transfer: Transfer) -> None:
+    await session.execute(
+        text(
+            "INSERT INTO transfer (transfer_id, sku, from_location, to_location, quantity, status) "
+            "VALUES (:id, :sku, :source, :destination, :quantity, :status)"
+        ),
+        {"id": uuid.UUID(transfer.transfer_id), "sku": transfer.sku, "source": transfer.from_location,
+         "destination": transfer.to_location, "quantity": transfer.quantity, "status": transfer.status.value},
+    )  # fmt: skip
+
+
+async def load_transfer(session: AsyncSession, transfer_id: str, *, lock: bool) -> Transfer | None:
+    try:
+        tid = uuid.UUID(transfer_id)
+    except ValueError:
+        return None
+    row = (
+        await session.execute(
+            text(
+                "SELECT transfer_id, sku, from_location, to_location, quantity, status, received_quantity "
+                "FROM transfer WHERE transfer_id = :id" + (" FOR UPDATE" if lock else "")
+            ),
+            {"id": tid},
+        )
+    ).first()
+    if row is None:
+        return None
+    return Transfer(str(row.transfer_id), row.sku, row.from_location, row.to_location, row.quantity,
+                    TransferStatus(row.status), row.received_quantity)  # fmt: skip
+
+
+async def save_transfer(session: AsyncSession, transfer: Transfer) -> None:
+    await session.execute(
+        text(
+            "UPDATE transfer SET status = :status, received_quantity = :received, updated_at = now() "
+            "WHERE transfer_id = :id"
+        ),
+        {"status": transfer.status.value, "received": transfer.received_quantity,
+         "id": uuid.UUID(transfer.transfer_id)},
+    )  # fmt: skip
+
+
+async def lock_or_create_positions(session: AsyncSession, keys: Iterable[Key]) -> dict[Key, StockPosition]:
+    """Lock stock levels, creating empty ones first where an item is new at a location."""
+    wanted = sorted(set(keys))
+    positions = await lock_positions(session, wanted)
+    missing = [key for key in wanted if key not in positions]
+    for sku, location_id in missing:
+        await create_position(session, StockPosition(sku, location_id))
+    if missing:
+        positions = await lock_positions(session, wanted)
+    return positions

@@ -217,9 +217,11 @@ class LocationDemandModel:
             features, target, weight = model._training_rows()
             regressor = HistGradientBoostingRegressor(
                 loss="poisson",
-                learning_rate=0.06,
-                max_iter=150,
-                max_leaf_nodes=15,
+                # Small trees, few rounds: chosen on the demo backtest, where deeper or longer fits
+                # start learning the noise of single SKUs (and cost more time).
+                learning_rate=0.05,
+                max_iter=100,
+                max_leaf_nodes=7,
                 min_samples_leaf=40,
                 l2_regularization=1.0,
                 categorical_features=[_DAY_OF_WEEK],

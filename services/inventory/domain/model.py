@@ -75,13 +75,13 @@ def format_quantity(quantity: Decimal) -> str:
     return format(quantity.normalize(), "f") if quantity else "0"
 
 
-def parse_quantity(text: str, *, field_name: str = "quantity") -> Decimal:
-    """A positive quantity with at most three decimals and below an absurd bound."""
+def parse_quantity(text: str, *, field_name: str = "quantity", allow_zero: bool = False) -> Decimal:
+    """A positive (or, where allowed, zero) quantity with at most three decimals, below an absurd bound."""
     try:
         quantity = Decimal(text)
     except (InvalidOperation, ValueError, TypeError):
         raise InvalidArgument(f"{field_name} {text!r} is not a decimal number", reason="invalid-quantity") from None
-    if not quantity.is_finite() or quantity <= ZERO:
+    if not quantity.is_finite() or quantity < ZERO or (quantity == ZERO and not allow_zero):
         raise InvalidArgument(f"{field_name} must be positive, got {text!r}", reason="invalid-quantity")
     if quantity > MAX_QUANTITY:
         raise InvalidArgument(f"{field_name} {text} exceeds the maximum of {MAX_QUANTITY}", reason="invalid-quantity")
@@ -236,3 +236,103 @@ def split_allocation(candidates: list[StockPosition], quantity: Decimal) -> list
             details={"sku": sku, "available": format_quantity(available), "requested": format_quantity(quantity)},
         )
     return allocations
+
+
+class TransferStatus(enum.StrEnum):
+    REQUESTED = "requested"  # the source holds the units
+    DISPATCHED = "dispatched"  # left the source, in transit to the destination
+    RECEIVED = "received"  # arrived (perhaps short: the difference is shrink)
+    CANCELLED = "cancelled"  # called off before dispatch; the source's hold released
+
+
+class TransferNotFound(NotFound):
+    reason = "transfer-not-found"
+
+
+class TransferStepNotAllowed(FailedPrecondition):
+    """The saga is not at the step this command needs (e.g. receiving before dispatch)."""
+
+    reason = "transfer-step-not-allowed"
+
+
+@dataclass
+class Transfer:
+    """An inter-store transfer, moved one step at a time; each step is one transaction.
+
+    Through every step on-hand + in-transit of the SKU across both locations stays the
+    same, except for shrink, which is recorded as such on receipt.
+    """
+
+    transfer_id: str
+    sku: str
+    from_location: str
+    to_location: str
+    quantity: Decimal
+    status: TransferStatus = TransferStatus.REQUESTED
+    received_quantity: Decimal = ZERO
+
+    @classmethod
+    def request(cls, transfer_id: str, sku: str, from_location: str, to_location: str, quantity: Decimal,
+                source: StockPosition) -> Transfer:  # fmt: skip
+        if from_location == to_location:
+            raise InvalidArgument("a transfer needs two different locations", reason="transfer-to-same-location")
+        transfer = cls(transfer_id, sku, from_location, to_location, quantity)
+        source.reserve(quantity, transfer_id)
+        return transfer
+
+    def _expect(self, status: TransferStatus, step: str) -> None:
+        if self.status is not status:
+            raise TransferStepNotAllowed(f"transfer {self.transfer_id} is {self.status.value}; cannot {step}")
+
+    def dispatch(self, source: StockPosition, destination: StockPosition) -> None:
+        self._expect(TransferStatus.REQUESTED, "dispatch")
+        source._apply(Movement(self.sku, source.location_id, MovementKind.TRANSFER_OUT, -self.quantity,
+                               -self.quantity, ZERO, self.transfer_id))  # fmt: skip
+        destination._apply(Movement(self.sku, destination.location_id, MovementKind.TRANSFER_OUT, ZERO, ZERO,
+                                    self.quantity, self.transfer_id))  # fmt: skip
+        self.status = TransferStatus.DISPATCHED
+
+    def receive(self, received: Decimal, destination: StockPosition) -> Decimal:
+        """Book what arrived; returns the shrink (dispatched but never arrived)."""
+        self._expect(TransferStatus.DISPATCHED, "receive")
+        if received > self.quantity:
+            raise InvalidArgument(
+                f"received {format_quantity(received)} but only {format_quantity(self.quantity)} were dispatched",
+                reason="received-more-than-dispatched",
+            )
+        if received < ZERO:
+            raise InvalidArgument("received quantity must not be negative", reason="invalid-quantity")
+        destination._apply(Movement(self.sku, destination.location_id, MovementKind.TRANSFER_IN, received, ZERO,
+                                    -received, self.transfer_id))  # fmt: skip
+        shrink = self.quantity - received
+        if shrink > ZERO:
+            destination._apply(Movement(self.sku, destination.location_id, MovementKind.SHRINK, ZERO, ZERO, -shrink,
+                                        self.transfer_id))  # fmt: skip
+        self.received_quantity = received
+        self.status = TransferStatus.RECEIVED
+        return shrink
+
+    def cancel(self, source: StockPosition) -> None:
+        self._expect(TransferStatus.REQUESTED, "cancel")
+        source.unreserve(self.quantity, self.transfer_id, MovementKind.RELEASE)
+        self.status = TransferStatus.CANCELLED
+
+
+@dataclass(frozen=True)
+class CountedLine:
+    sku: str
+    counted: Decimal
+    reason: str = ""
+
+
+def apply_count(position: StockPosition, line: CountedLine, count_id: str) -> Movement | None:
+    """A stock count (盘点): the counted quantity becomes on-hand through an adjustment movement."""
+    if line.counted < ZERO:
+        raise InvalidArgument(f"counted quantity of {line.sku} must not be negative", reason="invalid-quantity")
+    delta = line.counted - position.on_hand
+    if delta == ZERO:
+        return None
+    reference = f"{count_id}:{line.reason}" if line.reason else count_id
+    return position._apply(
+        Movement(position.sku, position.location_id, MovementKind.COUNT_ADJUSTMENT, delta, ZERO, ZERO, reference)
+    )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from retail.common.v1 import money_pb2, paging_pb2
 from retail.inventory.v1 import inventory_service_pb2 as pb
@@ -19,15 +21,20 @@ from services.inventory.adapters import stock_store
 from services.inventory.domain.model import (
     ZERO,
     Allocation,
+    CountedLine,
     Reservation,
     ReservationStatus,
     StockPosition,
+    Transfer,
+    TransferStatus,
     format_quantity,
     parse_quantity,
     reservation_ttl,
 )
 from services.inventory.service_layer.handlers import InventoryService, ReservationCodec, ReserveStock
+from services.inventory.service_layer.transfers import TransferSaga, record_stock_count
 
+ResponseT = TypeVar("ResponseT", bound=Message)
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 100
 _KINDS = {"store": pb.LOCATION_KIND_STORE, "warehouse": pb.LOCATION_KIND_WAREHOUSE, "online": pb.LOCATION_KIND_ONLINE}
@@ -112,9 +119,67 @@ def map_reserve(request: pb.ReserveStockRequest) -> ReserveStock:
 class InventoryServicer(pb_grpc.InventoryServiceServicer):
     """gRPC face of the inventory service."""
 
-    def __init__(self, service: InventoryService, unit_of_work: Any) -> None:
+    def __init__(self, service: InventoryService, unit_of_work: Any, saga: TransferSaga | None = None) -> None:
         self._service = service
         self._uow = unit_of_work
+        self._saga = saga or TransferSaga()
+
+    async def _once(self, request: Any, response_type: type[ResponseT],
+                    effect: Callable[[UnitOfWork], Awaitable[ResponseT]]) -> ResponseT:  # fmt: skip
+        return await run_once(
+            self._uow(), request_id=request.request_id, method=type(request).DESCRIPTOR.full_name,
+            request=request, response_type=response_type, effect=effect,
+        )  # fmt: skip
+
+    async def RequestTransfer(self, request: pb.RequestTransferRequest, context: Any) -> pb.RequestTransferResponse:
+        """Start a transfer: the source holds the units."""
+        quantity = parse_quantity(request.quantity.value)
+
+        async def effect(uow: UnitOfWork) -> pb.RequestTransferResponse:
+            transfer = await self._saga.request(uow, sku=request.sku, quantity=quantity,
+                                                from_location=request.from_location_id,
+                                                to_location=request.to_location_id)  # fmt: skip
+            return pb.RequestTransferResponse(transfer=map_transfer(transfer))
+
+        return await self._once(request, pb.RequestTransferResponse, effect)
+
+    async def DispatchTransfer(self, request: pb.DispatchTransferRequest, context: Any) -> pb.DispatchTransferResponse:
+        """The units left the source and are in transit to the destination."""
+
+        async def effect(uow: UnitOfWork) -> pb.DispatchTransferResponse:
+            return pb.DispatchTransferResponse(
+                transfer=map_transfer(await self._saga.dispatch(uow, request.transfer_id))
+            )
+
+        return await self._once(request, pb.DispatchTransferResponse, effect)
+
+    async def ReceiveTransfer(self, request: pb.ReceiveTransferRequest, context: Any) -> pb.ReceiveTransferResponse:
+        """Book what arrived; the shortfall is recorded as shrink."""
+        received = parse_quantity(request.received_quantity.value, field_name="received_quantity", allow_zero=True)
+
+        async def effect(uow: UnitOfWork) -> pb.ReceiveTransferResponse:
+            transfer = await self._saga.receive(uow, request.transfer_id, received)
+            return pb.ReceiveTransferResponse(transfer=map_transfer(transfer))
+
+        return await self._once(request, pb.ReceiveTransferResponse, effect)
+
+    async def CancelTransfer(self, request: pb.CancelTransferRequest, context: Any) -> pb.CancelTransferResponse:
+        """Call a transfer off before dispatch."""
+
+        async def effect(uow: UnitOfWork) -> pb.CancelTransferResponse:
+            return pb.CancelTransferResponse(transfer=map_transfer(await self._saga.cancel(uow, request.transfer_id)))
+
+        return await self._once(request, pb.CancelTransferResponse, effect)
+
+    async def RecordStockCount(self, request: pb.RecordStockCountRequest, context: Any) -> pb.RecordStockCountResponse:
+        """Counted quantities become adjustment movements, for the whole count or not at all."""
+        lines = [map_count_line(line) for line in request.lines]
+
+        async def effect(uow: UnitOfWork) -> pb.RecordStockCountResponse:
+            adjusted = await record_stock_count(uow, request.location_id, lines)
+            return pb.RecordStockCountResponse(adjusted_levels=adjusted)
+
+        return await self._once(request, pb.RecordStockCountResponse, effect)
 
     async def ListLocations(self, request: pb.ListLocationsRequest, context: Any) -> pb.ListLocationsResponse:
         """Every active location with the channels it serves."""
@@ -202,6 +267,31 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
             ledger_in_transit=map_decimal(in_transit),
             consistent=(on_hand, reserved, in_transit) == (position.on_hand, position.reserved, position.in_transit),
         )
+
+
+def map_count_line(line: pb.CountLine) -> CountedLine:
+    counted = parse_quantity(line.counted_quantity.value, field_name=f"counted_quantity of {line.sku}", allow_zero=True)
+    return CountedLine(line.sku, counted, line.reason[:200])
+
+
+def map_transfer(transfer: Transfer) -> pb.Transfer:
+    return pb.Transfer(
+        transfer_id=transfer.transfer_id,
+        sku=transfer.sku,
+        from_location_id=transfer.from_location,
+        to_location_id=transfer.to_location,
+        quantity=map_decimal(transfer.quantity),
+        status=_TRANSFER_STATUSES[transfer.status],
+        received_quantity=map_decimal(transfer.received_quantity),
+    )
+
+
+_TRANSFER_STATUSES = {
+    TransferStatus.REQUESTED: pb.TRANSFER_STATUS_REQUESTED,
+    TransferStatus.DISPATCHED: pb.TRANSFER_STATUS_DISPATCHED,
+    TransferStatus.RECEIVED: pb.TRANSFER_STATUS_RECEIVED,
+    TransferStatus.CANCELLED: pb.TRANSFER_STATUS_CANCELLED,
+}
 
 
 def register(servicer: InventoryServicer) -> Any:

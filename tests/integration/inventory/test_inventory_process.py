@@ -111,3 +111,35 @@ async def test_journaled_sales_and_returns_change_stock_once_and_shortfalls_are_
                 await asyncio.sleep(0.05)
     recorded = [events_pb2.StockDiscrepancyRecorded.FromString(payload) for _, _, payload in discrepancies]
     assert [(d.sku, d.sale_id, d.on_hand_after.value) for d in recorded if d.sku == sku] == [(sku, f"{unique}-2", "-2")]
+
+
+async def test_a_transfer_and_a_count_over_grpc_are_idempotent_per_request_id(
+    app: InventoryApp, inventory_url: str
+) -> None:
+    await stock(inventory_url, "XFER", {"S001": Decimal(10), "S002": Decimal(0)})
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.server.bound_port}") as channel:
+        stub = pb_grpc.InventoryServiceStub(channel)
+        ask = pb.RequestTransferRequest(request_id="t-1", sku="XFER", quantity=money_pb2.Decimal(value="4"),
+                                        from_location_id="S001", to_location_id="S002")  # fmt: skip
+        first = (await stub.RequestTransfer(ask, timeout=5)).transfer
+        again = (await stub.RequestTransfer(ask, timeout=5)).transfer
+        transfer_id = first.transfer_id
+        await stub.DispatchTransfer(pb.DispatchTransferRequest(request_id="t-2", transfer_id=transfer_id), timeout=5)
+        received = await stub.ReceiveTransfer(
+            pb.ReceiveTransferRequest(request_id="t-3", transfer_id=transfer_id,
+                                      received_quantity=money_pb2.Decimal(value="4")), timeout=5,
+        )  # fmt: skip
+        with pytest.raises(grpc.aio.AioRpcError) as same_place:
+            await stub.RequestTransfer(pb.RequestTransferRequest(
+                request_id="t-4", sku="XFER", quantity=money_pb2.Decimal(value="1"), from_location_id="S001",
+                to_location_id="S001"), timeout=5)  # fmt: skip
+        counted = await stub.RecordStockCount(pb.RecordStockCountRequest(
+            request_id="c-1", location_id="S002",
+            lines=[pb.CountLine(sku="XFER", counted_quantity=money_pb2.Decimal(value="3"), reason="damaged")],
+        ), timeout=5)  # fmt: skip
+    assert again.transfer_id == transfer_id
+    assert received.transfer.status == pb.TRANSFER_STATUS_RECEIVED
+    assert same_place.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert counted.adjusted_levels == 1
+    assert (await level(inventory_url, "XFER", "S001"))["on_hand"] == Decimal(6)
+    assert (await level(inventory_url, "XFER", "S002"))["on_hand"] == Decimal(3)

@@ -22,6 +22,38 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _TransferStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TransferStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TransferStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TRANSFER_STATUS_UNSPECIFIED: _TransferStatus.ValueType  # 0
+    """Never sent."""
+    TRANSFER_STATUS_REQUESTED: _TransferStatus.ValueType  # 1
+    """The source holds the units."""
+    TRANSFER_STATUS_DISPATCHED: _TransferStatus.ValueType  # 2
+    """The units left the source and are in transit."""
+    TRANSFER_STATUS_RECEIVED: _TransferStatus.ValueType  # 3
+    """The units arrived (perhaps short)."""
+    TRANSFER_STATUS_CANCELLED: _TransferStatus.ValueType  # 4
+    """Called off before dispatch."""
+
+class TransferStatus(_TransferStatus, metaclass=_TransferStatusEnumTypeWrapper):
+    """TransferStatus is where a transfer is in its saga."""
+
+TRANSFER_STATUS_UNSPECIFIED: TransferStatus.ValueType  # 0
+"""Never sent."""
+TRANSFER_STATUS_REQUESTED: TransferStatus.ValueType  # 1
+"""The source holds the units."""
+TRANSFER_STATUS_DISPATCHED: TransferStatus.ValueType  # 2
+"""The units left the source and are in transit."""
+TRANSFER_STATUS_RECEIVED: TransferStatus.ValueType  # 3
+"""The units arrived (perhaps short)."""
+TRANSFER_STATUS_CANCELLED: TransferStatus.ValueType  # 4
+"""Called off before dispatch."""
+Global___TransferStatus: _TypeAlias = TransferStatus  # noqa: Y015
+
 class _LocationKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -85,6 +117,362 @@ RESERVATION_STATUS_RELEASED: ReservationStatus.ValueType  # 4
 RESERVATION_STATUS_EXPIRED: ReservationStatus.ValueType  # 5
 """Expired before being committed; units returned to available-to-promise."""
 Global___ReservationStatus: _TypeAlias = ReservationStatus  # noqa: Y015
+
+@_typing.final
+class Transfer(_message.Message):
+    """Transfer moves units of one SKU from one location to another."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSFER_ID_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    FROM_LOCATION_ID_FIELD_NUMBER: _builtins.int
+    TO_LOCATION_ID_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    RECEIVED_QUANTITY_FIELD_NUMBER: _builtins.int
+    transfer_id: _builtins.str
+    """The transfer's id."""
+    sku: _builtins.str
+    """The SKU moved."""
+    from_location_id: _builtins.str
+    """Where the units come from."""
+    to_location_id: _builtins.str
+    """Where they go."""
+    status: Global___TransferStatus.ValueType
+    """Where the saga is."""
+    @_builtins.property
+    def quantity(self) -> _money_pb2.Decimal:
+        """How many were requested and dispatched."""
+
+    @_builtins.property
+    def received_quantity(self) -> _money_pb2.Decimal:
+        """How many arrived (set once received)."""
+
+    def __init__(
+        self,
+        *,
+        transfer_id: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        from_location_id: _builtins.str = ...,
+        to_location_id: _builtins.str = ...,
+        quantity: _money_pb2.Decimal | None = ...,
+        status: Global___TransferStatus.ValueType = ...,
+        received_quantity: _money_pb2.Decimal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["quantity", b"quantity", "received_quantity", b"received_quantity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_location_id", b"from_location_id", "quantity", b"quantity", "received_quantity", b"received_quantity", "sku", b"sku", "status", b"status", "to_location_id", b"to_location_id", "transfer_id", b"transfer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Transfer: _TypeAlias = Transfer  # noqa: Y015
+
+@_typing.final
+class RequestTransferRequest(_message.Message):
+    """RequestTransferRequest starts a transfer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    FROM_LOCATION_ID_FIELD_NUMBER: _builtins.int
+    TO_LOCATION_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen id; a retry with the same id returns the first answer."""
+    sku: _builtins.str
+    """The SKU to move."""
+    from_location_id: _builtins.str
+    """The source location."""
+    to_location_id: _builtins.str
+    """The destination location (must differ from the source)."""
+    @_builtins.property
+    def quantity(self) -> _money_pb2.Decimal:
+        """How many; positive."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        quantity: _money_pb2.Decimal | None = ...,
+        from_location_id: _builtins.str = ...,
+        to_location_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["quantity", b"quantity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_location_id", b"from_location_id", "quantity", b"quantity", "request_id", b"request_id", "sku", b"sku", "to_location_id", b"to_location_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestTransferRequest: _TypeAlias = RequestTransferRequest  # noqa: Y015
+
+@_typing.final
+class RequestTransferResponse(_message.Message):
+    """RequestTransferResponse is the new transfer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSFER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def transfer(self) -> Global___Transfer:
+        """The transfer, requested."""
+
+    def __init__(
+        self,
+        *,
+        transfer: Global___Transfer | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["transfer", b"transfer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["transfer", b"transfer"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestTransferResponse: _TypeAlias = RequestTransferResponse  # noqa: Y015
+
+@_typing.final
+class DispatchTransferRequest(_message.Message):
+    """DispatchTransferRequest names the transfer being dispatched."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TRANSFER_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen id; a retry with the same id returns the first answer."""
+    transfer_id: _builtins.str
+    """The transfer."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        transfer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "transfer_id", b"transfer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DispatchTransferRequest: _TypeAlias = DispatchTransferRequest  # noqa: Y015
+
+@_typing.final
+class DispatchTransferResponse(_message.Message):
+    """DispatchTransferResponse is the dispatched transfer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSFER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def transfer(self) -> Global___Transfer:
+        """The transfer, dispatched."""
+
+    def __init__(
+        self,
+        *,
+        transfer: Global___Transfer | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["transfer", b"transfer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["transfer", b"transfer"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DispatchTransferResponse: _TypeAlias = DispatchTransferResponse  # noqa: Y015
+
+@_typing.final
+class ReceiveTransferRequest(_message.Message):
+    """ReceiveTransferRequest books an arrival."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TRANSFER_ID_FIELD_NUMBER: _builtins.int
+    RECEIVED_QUANTITY_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen id; a retry with the same id returns the first answer."""
+    transfer_id: _builtins.str
+    """The transfer."""
+    @_builtins.property
+    def received_quantity(self) -> _money_pb2.Decimal:
+        """How many arrived; at most what was dispatched."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        transfer_id: _builtins.str = ...,
+        received_quantity: _money_pb2.Decimal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["received_quantity", b"received_quantity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["received_quantity", b"received_quantity", "request_id", b"request_id", "transfer_id", b"transfer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiveTransferRequest: _TypeAlias = ReceiveTransferRequest  # noqa: Y015
+
+@_typing.final
+class ReceiveTransferResponse(_message.Message):
+    """ReceiveTransferResponse is the received transfer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSFER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def transfer(self) -> Global___Transfer:
+        """The transfer, received."""
+
+    def __init__(
+        self,
+        *,
+        transfer: Global___Transfer | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["transfer", b"transfer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["transfer", b"transfer"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReceiveTransferResponse: _TypeAlias = ReceiveTransferResponse  # noqa: Y015
+
+@_typing.final
+class CancelTransferRequest(_message.Message):
+    """CancelTransferRequest calls a transfer off."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TRANSFER_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen id; a retry with the same id returns the first answer."""
+    transfer_id: _builtins.str
+    """The transfer."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        transfer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "transfer_id", b"transfer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelTransferRequest: _TypeAlias = CancelTransferRequest  # noqa: Y015
+
+@_typing.final
+class CancelTransferResponse(_message.Message):
+    """CancelTransferResponse is the cancelled transfer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSFER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def transfer(self) -> Global___Transfer:
+        """The transfer, cancelled."""
+
+    def __init__(
+        self,
+        *,
+        transfer: Global___Transfer | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["transfer", b"transfer"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["transfer", b"transfer"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CancelTransferResponse: _TypeAlias = CancelTransferResponse  # noqa: Y015
+
+@_typing.final
+class CountLine(_message.Message):
+    """CountLine is one counted SKU."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKU_FIELD_NUMBER: _builtins.int
+    COUNTED_QUANTITY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    sku: _builtins.str
+    """The SKU counted."""
+    reason: _builtins.str
+    """Why it differs, if known (damaged, expired, theft...)."""
+    @_builtins.property
+    def counted_quantity(self) -> _money_pb2.Decimal:
+        """What was on the shelf and in the back room; zero or more."""
+
+    def __init__(
+        self,
+        *,
+        sku: _builtins.str = ...,
+        counted_quantity: _money_pb2.Decimal | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["counted_quantity", b"counted_quantity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counted_quantity", b"counted_quantity", "reason", b"reason", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CountLine: _TypeAlias = CountLine  # noqa: Y015
+
+@_typing.final
+class RecordStockCountRequest(_message.Message):
+    """RecordStockCountRequest is a count of one location."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen id; a retry with the same id returns the first answer."""
+    location_id: _builtins.str
+    """The location counted."""
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___CountLine]:
+        """One line per SKU counted."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        location_id: _builtins.str = ...,
+        lines: _abc.Iterable[Global___CountLine] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lines", b"lines", "location_id", b"location_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordStockCountRequest: _TypeAlias = RecordStockCountRequest  # noqa: Y015
+
+@_typing.final
+class RecordStockCountResponse(_message.Message):
+    """RecordStockCountResponse says what the count changed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ADJUSTED_LEVELS_FIELD_NUMBER: _builtins.int
+    adjusted_levels: _builtins.int
+    """How many stock levels were adjusted."""
+    def __init__(
+        self,
+        *,
+        adjusted_levels: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["adjusted_levels", b"adjusted_levels"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordStockCountResponse: _TypeAlias = RecordStockCountResponse  # noqa: Y015
 
 @_typing.final
 class Location(_message.Message):

@@ -77,6 +77,31 @@ class InventoryServiceStub:
                 request_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.CheckLedgerRequest.SerializeToString,
                 response_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.CheckLedgerResponse.FromString,
                 _registered_method=True)
+        self.RequestTransfer = channel.unary_unary(
+                '/retail.inventory.v1.InventoryService/RequestTransfer',
+                request_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RequestTransferRequest.SerializeToString,
+                response_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RequestTransferResponse.FromString,
+                _registered_method=True)
+        self.DispatchTransfer = channel.unary_unary(
+                '/retail.inventory.v1.InventoryService/DispatchTransfer',
+                request_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.DispatchTransferRequest.SerializeToString,
+                response_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.DispatchTransferResponse.FromString,
+                _registered_method=True)
+        self.ReceiveTransfer = channel.unary_unary(
+                '/retail.inventory.v1.InventoryService/ReceiveTransfer',
+                request_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ReceiveTransferRequest.SerializeToString,
+                response_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ReceiveTransferResponse.FromString,
+                _registered_method=True)
+        self.CancelTransfer = channel.unary_unary(
+                '/retail.inventory.v1.InventoryService/CancelTransfer',
+                request_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.CancelTransferRequest.SerializeToString,
+                response_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.CancelTransferResponse.FromString,
+                _registered_method=True)
+        self.RecordStockCount = channel.unary_unary(
+                '/retail.inventory.v1.InventoryService/RecordStockCount',
+                request_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RecordStockCountRequest.SerializeToString,
+                response_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RecordStockCountResponse.FromString,
+                _registered_method=True)
 
 
 class InventoryServiceServicer:
@@ -142,6 +167,41 @@ class InventoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RequestTransfer(self, request, context):
+        """RequestTransfer starts an inter-store transfer: the source holds the units.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DispatchTransfer(self, request, context):
+        """DispatchTransfer records that the units left the source; they are in transit.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReceiveTransfer(self, request, context):
+        """ReceiveTransfer books what arrived; a short receipt records the difference as shrink.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelTransfer(self, request, context):
+        """CancelTransfer calls a transfer off before dispatch and releases the source's hold.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordStockCount(self, request, context):
+        """RecordStockCount turns counted quantities into adjustment movements, all or nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InventoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -184,6 +244,31 @@ def add_InventoryServiceServicer_to_server(servicer, server):
                     servicer.CheckLedger,
                     request_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.CheckLedgerRequest.FromString,
                     response_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.CheckLedgerResponse.SerializeToString,
+            ),
+            'RequestTransfer': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestTransfer,
+                    request_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RequestTransferRequest.FromString,
+                    response_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RequestTransferResponse.SerializeToString,
+            ),
+            'DispatchTransfer': grpc.unary_unary_rpc_method_handler(
+                    servicer.DispatchTransfer,
+                    request_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.DispatchTransferRequest.FromString,
+                    response_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.DispatchTransferResponse.SerializeToString,
+            ),
+            'ReceiveTransfer': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReceiveTransfer,
+                    request_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ReceiveTransferRequest.FromString,
+                    response_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ReceiveTransferResponse.SerializeToString,
+            ),
+            'CancelTransfer': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelTransfer,
+                    request_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.CancelTransferRequest.FromString,
+                    response_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.CancelTransferResponse.SerializeToString,
+            ),
+            'RecordStockCount': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordStockCount,
+                    request_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RecordStockCountRequest.FromString,
+                    response_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RecordStockCountResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -405,6 +490,141 @@ class InventoryService:
             '/retail.inventory.v1.InventoryService/CheckLedger',
             retail_dot_inventory_dot_v1_dot_inventory__service__pb2.CheckLedgerRequest.SerializeToString,
             retail_dot_inventory_dot_v1_dot_inventory__service__pb2.CheckLedgerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestTransfer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.inventory.v1.InventoryService/RequestTransfer',
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RequestTransferRequest.SerializeToString,
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RequestTransferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DispatchTransfer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.inventory.v1.InventoryService/DispatchTransfer',
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.DispatchTransferRequest.SerializeToString,
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.DispatchTransferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReceiveTransfer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.inventory.v1.InventoryService/ReceiveTransfer',
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ReceiveTransferRequest.SerializeToString,
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ReceiveTransferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelTransfer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.inventory.v1.InventoryService/CancelTransfer',
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.CancelTransferRequest.SerializeToString,
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.CancelTransferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordStockCount(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.inventory.v1.InventoryService/RecordStockCount',
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RecordStockCountRequest.SerializeToString,
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RecordStockCountResponse.FromString,
             options,
             channel_credentials,
             insecure,

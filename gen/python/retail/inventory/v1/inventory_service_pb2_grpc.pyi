@@ -54,6 +54,16 @@ class InventoryServiceStub:
     """GetReservation returns a reservation and its allocations."""
     CheckLedger: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.CheckLedgerRequest, _inventory_service_pb2.CheckLedgerResponse]
     """CheckLedger proves that a stock level equals the sum of its ledger movements."""
+    RequestTransfer: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.RequestTransferRequest, _inventory_service_pb2.RequestTransferResponse]
+    """RequestTransfer starts an inter-store transfer: the source holds the units."""
+    DispatchTransfer: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.DispatchTransferRequest, _inventory_service_pb2.DispatchTransferResponse]
+    """DispatchTransfer records that the units left the source; they are in transit."""
+    ReceiveTransfer: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.ReceiveTransferRequest, _inventory_service_pb2.ReceiveTransferResponse]
+    """ReceiveTransfer books what arrived; a short receipt records the difference as shrink."""
+    CancelTransfer: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.CancelTransferRequest, _inventory_service_pb2.CancelTransferResponse]
+    """CancelTransfer calls a transfer off before dispatch and releases the source's hold."""
+    RecordStockCount: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.RecordStockCountRequest, _inventory_service_pb2.RecordStockCountResponse]
+    """RecordStockCount turns counted quantities into adjustment movements, all or nothing."""
 
 @_typing.type_check_only
 class InventoryServiceAsyncStub(InventoryServiceStub):
@@ -81,6 +91,16 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     """GetReservation returns a reservation and its allocations."""
     CheckLedger: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.CheckLedgerRequest, _inventory_service_pb2.CheckLedgerResponse]  # type: ignore[assignment]
     """CheckLedger proves that a stock level equals the sum of its ledger movements."""
+    RequestTransfer: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.RequestTransferRequest, _inventory_service_pb2.RequestTransferResponse]  # type: ignore[assignment]
+    """RequestTransfer starts an inter-store transfer: the source holds the units."""
+    DispatchTransfer: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.DispatchTransferRequest, _inventory_service_pb2.DispatchTransferResponse]  # type: ignore[assignment]
+    """DispatchTransfer records that the units left the source; they are in transit."""
+    ReceiveTransfer: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.ReceiveTransferRequest, _inventory_service_pb2.ReceiveTransferResponse]  # type: ignore[assignment]
+    """ReceiveTransfer books what arrived; a short receipt records the difference as shrink."""
+    CancelTransfer: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.CancelTransferRequest, _inventory_service_pb2.CancelTransferResponse]  # type: ignore[assignment]
+    """CancelTransfer calls a transfer off before dispatch and releases the source's hold."""
+    RecordStockCount: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.RecordStockCountRequest, _inventory_service_pb2.RecordStockCountResponse]  # type: ignore[assignment]
+    """RecordStockCount turns counted quantities into adjustment movements, all or nothing."""
 
 class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
     """InventoryService owns the chain's stock picture: locations, stock per SKU and location
@@ -153,5 +173,45 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_inventory_service_pb2.CheckLedgerResponse, _abc.Awaitable[_inventory_service_pb2.CheckLedgerResponse]]:
         """CheckLedger proves that a stock level equals the sum of its ledger movements."""
+
+    @_abc_1.abstractmethod
+    def RequestTransfer(
+        self,
+        request: _inventory_service_pb2.RequestTransferRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_service_pb2.RequestTransferResponse, _abc.Awaitable[_inventory_service_pb2.RequestTransferResponse]]:
+        """RequestTransfer starts an inter-store transfer: the source holds the units."""
+
+    @_abc_1.abstractmethod
+    def DispatchTransfer(
+        self,
+        request: _inventory_service_pb2.DispatchTransferRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_service_pb2.DispatchTransferResponse, _abc.Awaitable[_inventory_service_pb2.DispatchTransferResponse]]:
+        """DispatchTransfer records that the units left the source; they are in transit."""
+
+    @_abc_1.abstractmethod
+    def ReceiveTransfer(
+        self,
+        request: _inventory_service_pb2.ReceiveTransferRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_service_pb2.ReceiveTransferResponse, _abc.Awaitable[_inventory_service_pb2.ReceiveTransferResponse]]:
+        """ReceiveTransfer books what arrived; a short receipt records the difference as shrink."""
+
+    @_abc_1.abstractmethod
+    def CancelTransfer(
+        self,
+        request: _inventory_service_pb2.CancelTransferRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_service_pb2.CancelTransferResponse, _abc.Awaitable[_inventory_service_pb2.CancelTransferResponse]]:
+        """CancelTransfer calls a transfer off before dispatch and releases the source's hold."""
+
+    @_abc_1.abstractmethod
+    def RecordStockCount(
+        self,
+        request: _inventory_service_pb2.RecordStockCountRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_service_pb2.RecordStockCountResponse, _abc.Awaitable[_inventory_service_pb2.RecordStockCountResponse]]:
+        """RecordStockCount turns counted quantities into adjustment movements, all or nothing."""
 
 def add_InventoryServiceServicer_to_server(servicer: InventoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -16,7 +16,7 @@ from starlette.types import Lifespan
 from gateway import problems
 from gateway.grpc_errors import install_rpc_error_handler
 from gateway.middleware import AccessLogMiddleware, BodySizeLimitMiddleware, UnexpectedErrorMiddleware
-from gateway.routes import health
+from gateway.routes import auth, clients, health, pos
 
 API_TITLE = "Retail platform API"
 API_VERSION = "0.1.0"
@@ -33,6 +33,9 @@ machine-readable `reason` when a service gave one.
 # Each router's tag, described; routers of later areas add theirs here.
 OPENAPI_TAGS: list[dict[str, Any]] = [
     {"name": "operations", "description": "Liveness and readiness probes."},
+    {"name": "auth", "description": "OAuth2 client credentials: a short-lived bearer token per client."},
+    {"name": "pos", "description": "POS terminals: sales into the sales journal, start-up data."},
+    {"name": "clients", "description": "Client administration, for headquarters staff."},
 ]
 
 
@@ -71,7 +74,8 @@ def create_app(
     )
     problems.install_problem_handlers(app)
     install_rpc_error_handler(app)
-    app.include_router(health.router)
+    for router in (health.router, auth.router, pos.router, clients.router):
+        app.include_router(router)
     for router in routers:
         app.include_router(router)
     return app

@@ -18,7 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters.backends import BackendChannels, check_backend_health
 from gateway.adapters.client_registry import ClientRegistry
+from gateway.adapters.idempotency_records import IdempotencyRecords
+from gateway.adapters.sales_journal import SalesJournal
 from gateway.app import create_app
+from gateway.authentication import Authenticator
+from gateway.domain.tokens import TokenSigner
+from gateway.rate_limits import RateLimiter
 from gateway.readiness import NotReady, Readiness, ReadinessCheck
 from gateway.resources import GatewayResources
 from gateway.settings import GatewaySettings
@@ -59,20 +64,37 @@ async def open_resources(settings: GatewaySettings) -> AsyncIterator[GatewayReso
     )
     nats = NatsConnection(settings.nats_url, name=SERVICE_NAME)
     backends = BackendChannels(settings.backends)
+    clients = ClientRegistry(engine)
+    sales_journal = SalesJournal(engine, nats, replicas=settings.jetstream_replicas)
     try:
         nats.start()
         if not await nats.wait_connected(settings.nats_startup_wait_seconds):
             log.warning("NATS is not reachable yet; serving anyway while it keeps trying, /readyz reports it")
+        else:
+            try:
+                await sales_journal.provision()
+            except Exception as exc:  # declared again before the first publication
+                log.warning("declaring the SALES stream failed; retried on first use", extra={"error": repr(exc)})
         yield GatewayResources(
             settings=settings,
             engine=engine,
             nats=nats,
             backends=backends,
-            clients=ClientRegistry(engine),
+            clients=clients,
             readiness=Readiness(
                 readiness_checks(engine, nats, backends, timeout=settings.readiness_timeout_seconds),
                 timeout=settings.readiness_timeout_seconds,
             ),
+            authenticator=Authenticator(
+                clients,
+                TokenSigner(settings.signing_keys),
+                token_ttl_seconds=settings.token_ttl_seconds,
+                cache_seconds=settings.client_cache_seconds,
+            ),
+            rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+            # A claim older than four backend deadlines belongs to a request whose gateway died.
+            idempotency=IdempotencyRecords(engine, lease_seconds=max(30.0, 4 * settings.grpc_deadline_seconds)),
+            sales_journal=sales_journal,
         )
     finally:
         # In-flight requests were drained by the server before the lifespan ends.

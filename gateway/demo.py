@@ -17,6 +17,7 @@ from demodata.model import ClientKind as DemoClientKind
 from demodata.model import DemoClient
 from gateway.adapters.client_registry import ClientRegistry
 from gateway.domain.clients import ClientKind, ClientRegistration, StaffRole, hash_client_secret
+from gateway.domain.scopes import default_scopes
 from servicekit.db import create_engine
 from servicekit.settings import Environment
 
@@ -30,16 +31,18 @@ _KIND = {
 
 def registration_for(client: DemoClient, secret_hash: str) -> ClientRegistration:
     kind = _KIND[client.kind]
+    staff_role = StaffRole(client.staff_role.value) if client.staff_role else None
     return ClientRegistration(
         client_id=client.client_id,
         kind=kind,
         display_name=client.display_name,
         secret_hash=secret_hash,
+        scopes=default_scopes(kind, staff_role),
         store_id=client.store_id,
         # A till's client id is its terminal id (S001-POS01).
         terminal_id=client.client_id if kind is ClientKind.POS_TERMINAL else None,
         supplier_id=client.supplier_id,
-        staff_role=StaffRole(client.staff_role.value) if client.staff_role else None,
+        staff_role=staff_role,
     )
 
 

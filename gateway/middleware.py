@@ -41,8 +41,8 @@ class AccessLogMiddleware:
     """One structured log line per HTTP request.
 
     Logs the route *template* (``/v1/skus/{sku}``), never the raw path, query string,
-    headers or bodies: those can carry personal data. ``client_id`` is whatever the
-    authentication layer stores in ``request.state.client_id``.
+    headers or bodies: those can carry personal data. ``client_id`` and
+    ``client_kind`` are what the authentication layer stores in ``request.state``.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -77,6 +77,7 @@ class AccessLogMiddleware:
                     "latency_ms": round((time.perf_counter() - started_at) * 1000, 2),
                     "trace_id": current_trace_id(),
                     "client_id": state.get("client_id") if isinstance(state, dict) else None,
+                    "client_kind": state.get("client_kind") if isinstance(state, dict) else None,
                 },
             )
 

@@ -15,6 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway import problems
 from gateway.adapters.backends import BackendChannels
 from gateway.adapters.client_registry import ClientRegistry
+from gateway.adapters.idempotency_records import IdempotencyRecords
+from gateway.adapters.sales_journal import SalesJournal
+from gateway.authentication import Authenticator
+from gateway.rate_limits import RateLimiter
 from gateway.readiness import Readiness
 from gateway.settings import GatewaySettings
 from servicekit.nats_connection import NatsConnection
@@ -30,6 +34,10 @@ class GatewayResources:
     backends: BackendChannels
     clients: ClientRegistry
     readiness: Readiness
+    authenticator: Authenticator
+    rate_limiter: RateLimiter
+    idempotency: IdempotencyRecords
+    sales_journal: SalesJournal
 
     @property
     def grpc_deadline(self) -> float:

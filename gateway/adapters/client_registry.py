@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, MetaData, Table, Text, func, select
+from sqlalchemy import Column, DateTime, MetaData, Table, Text, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -66,6 +66,29 @@ class ClientRegistry:
         """The registration of ``client_id`` (revoked ones included), or None."""
         statement = select(client_registration).where(client_registration.c.client_id == client_id)
         async with self._engine.connect() as connection:
+            row = (await connection.execute(statement)).mappings().first()
+        return _registration(row) if row is not None else None
+
+    async def replace_secret_hash(self, client_id: str, secret_hash: str) -> bool:
+        """Give an active client a new secret hash; False when it is unknown or revoked."""
+        statement = (
+            update(client_registration)
+            .where(client_registration.c.client_id == client_id, client_registration.c.revoked_at.is_(None))
+            .values(secret_hash=secret_hash)
+            .returning(client_registration.c.client_id)
+        )
+        async with self._engine.begin() as connection:
+            return (await connection.execute(statement)).first() is not None
+
+    async def revoke(self, client_id: str) -> ClientRegistration | None:
+        """Revoke a client (idempotent: the first revocation time stands); None when unknown."""
+        statement = (
+            update(client_registration)
+            .where(client_registration.c.client_id == client_id)
+            .values(revoked_at=func.coalesce(client_registration.c.revoked_at, func.now()))
+            .returning(*client_registration.c)
+        )
+        async with self._engine.begin() as connection:
             row = (await connection.execute(statement)).mappings().first()
         return _registration(row) if row is not None else None
 

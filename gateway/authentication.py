@@ -1,0 +1,164 @@
+"""Authentication: client credentials → access token, and bearer token → :class:`Principal`.
+
+Revocation: a token is only accepted while its client's registration is active. Each pod
+caches registrations for ``CLIENT_CACHE_SECONDS`` (default 5 s), so a revoked client's
+tokens stop working on every pod within that bound (at once on the pod that revoked).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+from gateway import problems
+from gateway.adapters.client_registry import ClientRegistry
+from gateway.domain.clients import ClientKind, ClientRegistration, StaffRole, hash_client_secret, verify_client_secret
+from gateway.domain.scopes import effective_scopes
+from gateway.domain.tokens import InvalidToken, TokenClaims, TokenSigner, new_token_id
+
+
+@cache
+def _unknown_client_hash() -> str:
+    """Checked against when the client is unknown, so that an unknown client id costs as
+    much time as a wrong secret and client ids cannot be probed by timing."""
+    return hash_client_secret("no-such-client-placeholder-secret")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated client of a request, with its scopes and bindings."""
+
+    client_id: str
+    kind: ClientKind
+    scopes: frozenset[str]
+    store_id: str | None = None
+    terminal_id: str | None = None
+    supplier_id: str | None = None
+    staff_role: StaffRole | None = None
+
+    @property
+    def is_headquarters(self) -> bool:
+        return self.kind is ClientKind.STAFF and self.staff_role is StaffRole.HEADQUARTERS
+
+    def may_touch_store(self, store_id: str) -> bool:
+        """Terminals and store staff only their own store; headquarters and app back ends any."""
+        if self.kind is ClientKind.SUPPLIER_USER:
+            return False
+        return self.store_id is None or self.store_id == store_id
+
+    def ensure_store(self, store_id: str) -> None:
+        """403 unless this client may touch ``store_id``."""
+        if not self.may_touch_store(store_id):
+            raise problems.ProblemError(problems.FORBIDDEN, f"this client may not touch store {store_id}")
+
+    def ensure_supplier(self, supplier_id: str) -> None:
+        """A supplier user only sees its own supplier: another supplier's objects are 404, not 403,
+        so that their existence does not leak. Staff of headquarters see every supplier."""
+        if self.kind is ClientKind.SUPPLIER_USER and self.supplier_id == supplier_id:
+            return
+        if self.is_headquarters:
+            return
+        if self.kind is ClientKind.SUPPLIER_USER:
+            raise problems.ProblemError(problems.NOT_FOUND, f"no supplier {supplier_id}")
+        raise problems.ProblemError(problems.FORBIDDEN, "only the supplier's own users and headquarters")
+
+    def ensure_headquarters(self) -> None:
+        if not self.is_headquarters:
+            raise problems.ProblemError(problems.FORBIDDEN, "only headquarters staff may do this")
+
+    @classmethod
+    def from_claims(cls, claims: TokenClaims) -> Principal:
+        return cls(
+            client_id=claims.client_id,
+            kind=ClientKind(claims.kind),
+            scopes=claims.scopes,
+            store_id=claims.store_id,
+            terminal_id=claims.terminal_id,
+            supplier_id=claims.supplier_id,
+            staff_role=StaffRole(claims.staff_role) if claims.staff_role else None,
+        )
+
+
+class Authenticator:
+    """Issues tokens for valid client credentials and turns bearer tokens into principals."""
+
+    def __init__(
+        self,
+        registry: ClientRegistry,
+        signer: TokenSigner,
+        *,
+        token_ttl_seconds: int,
+        cache_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._registry = registry
+        self._signer = signer
+        self._ttl = token_ttl_seconds
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._cache: dict[str, tuple[float, ClientRegistration | None]] = {}
+
+    @property
+    def token_ttl_seconds(self) -> int:
+        return self._ttl
+
+    async def issue(self, client_id: str, secret: str, requested_scopes: frozenset[str] | None) -> TokenClaims | str:
+        """A token for valid credentials, or the OAuth2 error code (``invalid_client``, ``invalid_scope``)."""
+        registration = await self._registry.get(client_id) if len(client_id) <= 128 else None
+        # scrypt is deliberately slow: keep the event loop free while checking.
+        secret_hash = registration.secret_hash if registration is not None else _unknown_client_hash()
+        matches = await asyncio.to_thread(verify_client_secret, secret, secret_hash)
+        if registration is None or not matches or not registration.is_active:
+            return "invalid_client"
+        allowed = effective_scopes(registration)
+        scopes = allowed if requested_scopes is None else requested_scopes
+        if not scopes <= allowed:
+            return "invalid_scope"
+        now = int(self._clock())
+        return self._claims(registration, scopes, now)
+
+    def _claims(self, registration: ClientRegistration, scopes: frozenset[str], now: int) -> TokenClaims:
+        return TokenClaims(
+            client_id=registration.client_id,
+            kind=registration.kind.value,
+            scopes=scopes,
+            issued_at=now,
+            expires_at=now + self._ttl,
+            token_id=new_token_id(),
+            store_id=registration.store_id,
+            terminal_id=registration.terminal_id,
+            supplier_id=registration.supplier_id,
+            staff_role=registration.staff_role.value if registration.staff_role else None,
+        )
+
+    def sign(self, claims: TokenClaims) -> str:
+        return self._signer.issue(claims)
+
+    async def authenticate(self, token: str) -> Principal:
+        """The principal of a valid token of an active client; InvalidToken otherwise."""
+        claims = self._signer.verify(token, now=int(self._clock()))
+        registration = await self._registration(claims.client_id)
+        if registration is None or not registration.is_active:
+            raise InvalidToken("the client is revoked or unknown")
+        if registration.kind.value != claims.kind:
+            raise InvalidToken("the token does not match its client")
+        return Principal.from_claims(claims)
+
+    def forget(self, client_id: str) -> None:
+        """Drop a cached registration (after a revocation on this pod)."""
+        self._cache.pop(client_id, None)
+
+    async def _registration(self, client_id: str) -> ClientRegistration | None:
+        now = time.monotonic()
+        cached = self._cache.get(client_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        registration = await self._registry.get(client_id)
+        if self._cache_seconds > 0:
+            if len(self._cache) > 50_000:
+                self._cache.clear()
+            self._cache[client_id] = (now + self._cache_seconds, registration)
+        return registration

@@ -1,0 +1,163 @@
+"""``POST /v1/auth/token``: OAuth2 client credentials for a short-lived bearer token."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Header, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gateway import problems
+from gateway.domain.scopes import CATALOGUE
+from gateway.resources import Resources
+from gateway.security import TOKEN_URL, enforce_rate_limit
+
+router = APIRouter(tags=["auth"])
+
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+
+
+class TokenRequest(BaseModel):
+    """OAuth2 client-credentials grant (RFC 6749 §4.4)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grant_type: str = Field(description="always client_credentials", examples=["client_credentials"])
+    client_id: str | None = Field(default=None, max_length=128, examples=["S001-POS01"])
+    client_secret: str | None = Field(default=None, max_length=512, examples=["the-secret-issued-at-registration"])
+    scope: str | None = Field(
+        default=None,
+        max_length=2000,
+        description="space-separated subset of the client's scopes; all of them when omitted",
+        examples=["pos:sales:write pos:sync:read"],
+    )
+
+
+class TokenResponse(BaseModel):
+    access_token: str = Field(description="a JWT (HS256) to send as Authorization: Bearer <token>")
+    token_type: str = Field(examples=["Bearer"])
+    expires_in: int = Field(description="seconds until the token expires", examples=[900])
+    scope: str = Field(description="the scopes the token carries, space-separated")
+
+
+_SCHEMA = TokenRequest.model_json_schema()
+_EXAMPLE = {"grant_type": "client_credentials", "client_id": "S001-POS01", "client_secret": "…"}
+
+
+def oauth_error(code: str, detail: str, status: int) -> problems.ProblemError:
+    """An OAuth2 error (RFC 6749 §5.2) as a problem document whose ``error`` member is the OAuth2 code."""
+    problem_type = problems.UNAUTHENTICATED if status == 401 else problems.BAD_REQUEST
+    headers = {"WWW-Authenticate": 'Basic realm="retail"'} if status == 401 else {}
+    return problems.ProblemError(
+        problem_type,
+        detail,
+        status=status,
+        extensions={"error": code},
+        headers={"Cache-Control": "no-store", **headers},
+    )
+
+
+@router.post(
+    TOKEN_URL,
+    summary="Exchange client credentials for an access token",
+    response_model=TokenResponse,
+    responses=problems.problem_responses(400, 401, 415, 429),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                FORM: {"schema": _SCHEMA, "example": _EXAMPLE},
+                JSON: {"schema": _SCHEMA, "example": _EXAMPLE},
+            },
+        }
+    },
+)
+async def issue_token(
+    request: Request,
+    resources: Resources,
+    authorization: Annotated[
+        str | None, Header(description="optional HTTP Basic client authentication (RFC 6749 §2.3.1)")
+    ] = None,
+) -> Any:
+    """**No scope**: this is how a client gets its token. Form-encoded (as OAuth2 libraries send
+    it) or JSON; the client may authenticate with HTTP Basic instead of body parameters.
+
+    The token is a JWT signed with HS256 whose header names its signing key (`kid`); it
+    carries the client's kind, scopes and bindings (store, terminal, supplier, staff role)
+    and expires after `expires_in` seconds. Errors: 400 `invalid_request`,
+    `unsupported_grant_type` or `invalid_scope`; 401 `invalid_client` (unknown client,
+    wrong secret or revoked: deliberately indistinguishable); 429 over the rate limit.
+    No `Idempotency-Key`: issuing a token changes nothing.
+    """
+    token_request = await _read_token_request(request)
+    client_id, secret = token_request.client_id, token_request.client_secret
+    if authorization and authorization.lower().startswith("basic "):
+        client_id, secret = _basic_credentials(authorization[6:])
+    if token_request.grant_type != "client_credentials":
+        raise oauth_error("unsupported_grant_type", "only grant_type=client_credentials is supported", 400)
+    if not client_id or not secret:
+        raise oauth_error("invalid_request", "client_id and client_secret are required", 400)
+    enforce_rate_limit(resources.rate_limiter, f"token:{client_id}")
+    requested = frozenset(token_request.scope.split()) if token_request.scope else None
+    if requested is not None and not requested <= CATALOGUE.keys():
+        raise oauth_error("invalid_scope", "unknown scopes requested", 400)
+    outcome = await resources.authenticator.issue(client_id, secret, requested)
+    if outcome == "invalid_client":
+        raise oauth_error("invalid_client", "unknown client, wrong secret or revoked client", 401)
+    if outcome == "invalid_scope":
+        raise oauth_error("invalid_scope", "the client does not hold every requested scope", 400)
+    assert not isinstance(outcome, str)
+    request.state.client_id = outcome.client_id
+    request.state.client_kind = outcome.kind
+    body = TokenResponse(
+        access_token=resources.authenticator.sign(outcome),
+        token_type="Bearer",  # noqa: S106 - the OAuth2 token type, not a password
+        expires_in=outcome.expires_at - outcome.issued_at,
+        scope=" ".join(sorted(outcome.scopes)),
+    )
+    return JSONResponse(body.model_dump(), headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+async def _read_token_request(request: Request) -> TokenRequest:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    raw = await request.body()
+    try:
+        if content_type == FORM:
+            fields: Any = {name: values[-1] for name, values in parse_qs(raw.decode(), keep_blank_values=True).items()}
+        elif content_type == JSON:
+            fields = json.loads(raw)
+        else:
+            raise problems.ProblemError(
+                problems.UNSUPPORTED_MEDIA_TYPE,
+                f"send the grant as {FORM} or {JSON}",
+                extensions={"error": "invalid_request"},
+            )
+    except (UnicodeDecodeError, ValueError):
+        raise oauth_error("invalid_request", "the body is not valid form data or JSON", 400) from None
+    if not isinstance(fields, dict):
+        raise oauth_error("invalid_request", "the body must be an object of grant parameters", 400)
+    try:
+        return TokenRequest.model_validate(fields)
+    except ValidationError as exc:
+        raise problems.ProblemError(
+            problems.BAD_REQUEST,
+            "the grant parameters are invalid; see errors",
+            extensions={"error": "invalid_request", "errors": problems.field_errors(exc.errors())},
+        ) from None
+
+
+def _basic_credentials(encoded: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise oauth_error("invalid_client", "malformed HTTP Basic credentials", 401) from None
+    client_id, separator, secret = decoded.partition(":")
+    if not separator:
+        raise oauth_error("invalid_client", "malformed HTTP Basic credentials", 401)
+    return client_id, secret

@@ -1,0 +1,198 @@
+"""Client administration (headquarters staff): register, inspect, rotate secrets, revoke."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from gateway import problems
+from gateway.authentication import Principal
+from gateway.domain.clients import (
+    ClientKind,
+    ClientRegistration,
+    InvalidClientRegistration,
+    StaffRole,
+    hash_client_secret,
+)
+from gateway.domain.scopes import CLIENTS_ADMIN, effective_scopes, unknown_scopes
+from gateway.idempotency import IdempotentRequest, idempotent
+from gateway.resources import Resources
+from gateway.security import require
+
+router = APIRouter(prefix="/v1/admin/clients", tags=["clients"])
+
+ClientIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{2,127}$", examples=["S001-POS01"])]
+_ISSUED_ONCE = "shown only in the first answer; a replay of the request answers null (rotate again if it was lost)"
+
+
+class NewClient(BaseModel):
+    """A client to register; bindings must fit its kind (a POS terminal: store and terminal, ...)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    client_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{2,127}$", examples=["S001-POS09"])
+    kind: ClientKind
+    display_name: str = Field(min_length=1, max_length=200, examples=["Store S001, till 9"])
+    scopes: list[str] | None = Field(
+        default=None, max_length=64, description="omit for the kind's default scopes", examples=[None]
+    )
+    store_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", examples=["S001"])
+    terminal_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+    supplier_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+    staff_role: StaffRole | None = None
+
+
+class ClientView(BaseModel):
+    """A registration as administrators see it (never the secret or its hash)."""
+
+    client_id: str
+    kind: ClientKind
+    display_name: str
+    scopes: list[str] = Field(description="the scopes its tokens carry")
+    store_id: str | None
+    terminal_id: str | None
+    supplier_id: str | None
+    staff_role: StaffRole | None
+    created_at: datetime | None
+    revoked_at: datetime | None
+
+
+class IssuedSecret(BaseModel):
+    client: ClientView
+    client_secret: str | None = Field(description=_ISSUED_ONCE)
+
+
+def view(registration: ClientRegistration) -> ClientView:
+    return ClientView(
+        client_id=registration.client_id,
+        kind=registration.kind,
+        display_name=registration.display_name,
+        scopes=sorted(effective_scopes(registration)),
+        store_id=registration.store_id,
+        terminal_id=registration.terminal_id,
+        supplier_id=registration.supplier_id,
+        staff_role=registration.staff_role,
+        created_at=registration.created_at,
+        revoked_at=registration.revoked_at,
+    )
+
+
+async def new_secret() -> tuple[str, str]:
+    secret = secrets.token_urlsafe(32)
+    return secret, await asyncio.to_thread(hash_client_secret, secret)
+
+
+def headquarters(principal: Principal) -> Principal:
+    principal.ensure_headquarters()
+    return principal
+
+
+_ERRORS = problems.problem_responses(401, 403, 404, 409, 429)
+
+
+@router.post("", status_code=201, summary="Register a client", response_model=IssuedSecret, responses=_ERRORS)
+async def register_client(
+    new: NewClient, idempotency: Annotated[IdempotentRequest, Depends(idempotent(CLIENTS_ADMIN))], resources: Resources
+) -> Any:
+    """**Scope:** `clients:admin`, headquarters staff only. **Header:** `Idempotency-Key`.
+
+    Registers a client with a freshly generated secret, returned once. 409
+    `already-exists` when the client id is taken; 422 when the bindings do not fit the
+    kind or a scope is not in the catalogue.
+    """
+    headquarters(idempotency.principal)
+
+    async def effect() -> tuple[int, Any]:
+        unknown = unknown_scopes(new.scopes or [])
+        if unknown:
+            raise problems.ProblemError(problems.INVALID_ARGUMENT, f"unknown scopes: {', '.join(unknown)}")
+        secret, secret_hash = await new_secret()
+        try:
+            registration = ClientRegistration(
+                client_id=new.client_id,
+                kind=new.kind,
+                display_name=new.display_name,
+                secret_hash=secret_hash,
+                scopes=frozenset(new.scopes or ()),
+                store_id=new.store_id,
+                terminal_id=new.terminal_id,
+                supplier_id=new.supplier_id,
+                staff_role=new.staff_role,
+            )
+        except InvalidClientRegistration as exc:
+            raise problems.ProblemError(problems.INVALID_ARGUMENT, str(exc)) from None
+        if not await resources.clients.register(registration):
+            raise problems.ProblemError(problems.ALREADY_EXISTS, f"client {new.client_id} is already registered")
+        stored = await resources.clients.get(new.client_id)
+        assert stored is not None
+        return 201, IssuedSecret(client=view(stored), client_secret=secret).model_dump(mode="json")
+
+    return await idempotency.run(effect, never_stored=("client_secret",))
+
+
+@router.get("/{client_id}", summary="Show a client", response_model=ClientView, responses=_ERRORS)
+async def show_client(
+    client_id: ClientIdPath,
+    principal: Annotated[Principal, Depends(require(CLIENTS_ADMIN))],
+    resources: Resources,
+) -> ClientView:
+    """**Scope:** `clients:admin`, headquarters staff only. 404 when unknown."""
+    headquarters(principal)
+    registration = await resources.clients.get(client_id)
+    if registration is None:
+        raise problems.ProblemError(problems.NOT_FOUND, f"no client {client_id}")
+    return view(registration)
+
+
+@router.post("/{client_id}/secret", summary="Rotate a client's secret", response_model=IssuedSecret, responses=_ERRORS)
+async def rotate_secret(
+    client_id: ClientIdPath,
+    idempotency: Annotated[IdempotentRequest, Depends(idempotent(CLIENTS_ADMIN))],
+    resources: Resources,
+) -> Any:
+    """**Scope:** `clients:admin`, headquarters staff only. **Header:** `Idempotency-Key`.
+
+    Replaces the secret with a new one, returned once; the old secret stops working at
+    once (tokens already issued run out within their lifetime). 404 when the client is
+    unknown or revoked.
+    """
+    headquarters(idempotency.principal)
+
+    async def effect() -> tuple[int, Any]:
+        secret, secret_hash = await new_secret()
+        if not await resources.clients.replace_secret_hash(client_id, secret_hash):
+            raise problems.ProblemError(problems.NOT_FOUND, f"no active client {client_id}")
+        stored = await resources.clients.get(client_id)
+        assert stored is not None
+        return 200, IssuedSecret(client=view(stored), client_secret=secret).model_dump(mode="json")
+
+    return await idempotency.run(effect, never_stored=("client_secret",))
+
+
+@router.post("/{client_id}/revoke", summary="Revoke a client", response_model=ClientView, responses=_ERRORS)
+async def revoke_client(
+    client_id: ClientIdPath,
+    idempotency: Annotated[IdempotentRequest, Depends(idempotent(CLIENTS_ADMIN))],
+    resources: Resources,
+) -> Any:
+    """**Scope:** `clients:admin`, headquarters staff only. **Header:** `Idempotency-Key`.
+
+    Revokes the client: it can get no new token, and its tokens stop working within
+    `CLIENT_CACHE_SECONDS` on every gateway pod (at once on this one). Revoking twice
+    changes nothing. 404 when unknown.
+    """
+    headquarters(idempotency.principal)
+
+    async def effect() -> tuple[int, Any]:
+        revoked = await resources.clients.revoke(client_id)
+        if revoked is None:
+            raise problems.ProblemError(problems.NOT_FOUND, f"no client {client_id}")
+        resources.authenticator.forget(client_id)
+        return 200, view(revoked).model_dump(mode="json")
+
+    return await idempotency.run(effect)

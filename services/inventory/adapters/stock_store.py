@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -338,3 +338,58 @@ async def lock_or_create_positions(session: AsyncSession, keys: Iterable[Key]) -
     if missing:
         positions = await lock_positions(session, wanted)
     return positions
+
+
+async def add_journal_sales(
+    session: AsyncSession, location_id: str, day: date, lines: Sequence[tuple[str, Decimal]]
+) -> None:
+    """Accumulate one journal entry into the daily totals (a return passes negative quantities)."""
+    if not lines:
+        return
+    await session.execute(
+        text(
+            "INSERT INTO daily_sales (location_id, sku, day, source, quantity) "
+            "SELECT :location, sku, :day, 'journal', quantity "
+            "FROM unnest(CAST(:skus AS text[]), CAST(:quantities AS numeric[])) AS v(sku, quantity) "
+            "ON CONFLICT (location_id, sku, day, source) "
+            "DO UPDATE SET quantity = daily_sales.quantity + EXCLUDED.quantity"
+        ),
+        {"location": location_id, "day": day, "skus": [sku for sku, _ in lines],
+         "quantities": [quantity for _, quantity in lines]},
+    )  # fmt: skip
+
+
+async def upsert_imported_sales(
+    session: AsyncSession, location_id: str, rows: Sequence[tuple[str, date, Decimal]]
+) -> None:
+    """Backfilled daily totals: the last import of a (SKU, day) wins, so re-importing changes nothing."""
+    await session.execute(
+        text(
+            "INSERT INTO daily_sales (location_id, sku, day, source, quantity) "
+            "SELECT :location, sku, day, 'import', quantity FROM unnest(CAST(:skus AS text[]), "
+            "CAST(:days AS date[]), CAST(:quantities AS numeric[])) AS v(sku, day, quantity) "
+            "ON CONFLICT (location_id, sku, day, source) DO UPDATE SET quantity = EXCLUDED.quantity"
+        ),
+        {"location": location_id, "skus": [r[0] for r in rows], "days": [r[1] for r in rows],
+         "quantities": [r[2] for r in rows]},
+    )  # fmt: skip
+
+
+async def daily_sales_series(session: AsyncSession, location_id: str, sku: str) -> list[tuple[date, Decimal]]:
+    """Sold quantity per day, both sources together, oldest first."""
+    rows = await session.execute(
+        text(
+            "SELECT day, sum(quantity) AS quantity FROM daily_sales WHERE location_id = :location AND sku = :sku "
+            "GROUP BY day ORDER BY day"
+        ),
+        {"location": location_id, "sku": sku},
+    )
+    return [(row.day, row.quantity) for row in rows]
+
+
+async def unknown_skus(session: AsyncSession, skus: Iterable[str]) -> set[str]:
+    wanted = sorted(set(skus))
+    rows = await session.execute(
+        text("SELECT sku FROM item WHERE active AND sku = ANY (CAST(:skus AS text[]))"), {"skus": wanted}
+    )
+    return set(wanted) - {row.sku for row in rows}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -31,8 +31,13 @@ from services.inventory.domain.model import (
     parse_quantity,
     reservation_ttl,
 )
-from services.inventory.service_layer.handlers import InventoryService, ReservationCodec, ReserveStock
-from services.inventory.service_layer.transfers import TransferSaga, record_stock_count
+from services.inventory.service_layer.handlers import (
+    CHINA_STANDARD_TIME,
+    InventoryService,
+    ReservationCodec,
+    ReserveStock,
+)
+from services.inventory.service_layer.transfers import TransferSaga, import_sales_history, record_stock_count
 
 ResponseT = TypeVar("ResponseT", bound=Message)
 MAX_PAGE_SIZE = 500
@@ -171,6 +176,19 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
 
         return await self._once(request, pb.CancelTransferResponse, effect)
 
+    async def ImportSalesHistory(
+        self, request: pb.ImportSalesHistoryRequest, context: Any
+    ) -> pb.ImportSalesHistoryResponse:
+        """Backfill daily sold quantities (an upsert; re-importing changes nothing; stock untouched)."""
+        rows = [map_history_line(line) for line in request.lines]
+        today = datetime.now(CHINA_STANDARD_TIME).date()
+
+        async def effect(uow: UnitOfWork) -> pb.ImportSalesHistoryResponse:
+            imported = await import_sales_history(uow, request.location_id, rows, today)
+            return pb.ImportSalesHistoryResponse(imported_lines=imported)
+
+        return await self._once(request, pb.ImportSalesHistoryResponse, effect)
+
     async def RecordStockCount(self, request: pb.RecordStockCountRequest, context: Any) -> pb.RecordStockCountResponse:
         """Counted quantities become adjustment movements, for the whole count or not at all."""
         lines = [map_count_line(line) for line in request.lines]
@@ -267,6 +285,15 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
             ledger_in_transit=map_decimal(in_transit),
             consistent=(on_hand, reserved, in_transit) == (position.on_hand, position.reserved, position.in_transit),
         )
+
+
+def map_history_line(line: pb.SalesHistoryLine) -> tuple[str, date, Decimal]:
+    try:
+        day = date.fromisoformat(line.date)
+    except ValueError:
+        raise InvalidArgument(f"date {line.date!r} of {line.sku} is not YYYY-MM-DD", reason="invalid-date") from None
+    quantity = parse_quantity(line.quantity.value, field_name=f"quantity of {line.sku} on {line.date}", allow_zero=True)
+    return line.sku, day, quantity
 
 
 def map_count_line(line: pb.CountLine) -> CountedLine:

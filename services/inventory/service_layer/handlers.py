@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 from google.protobuf.message import Message
@@ -38,6 +38,8 @@ from services.inventory.domain.model import (
 from services.inventory.service_layer.coalescing import Coalescer
 
 RESERVE_METHOD = "retail.inventory.v1.InventoryService/ReserveStock"
+# The chain trades in China: a sale belongs to the local calendar day it happened on.
+CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 # How many other locations to try when the best one sold out between reading and locking.
 ALLOCATION_ATTEMPTS = 3
 
@@ -319,6 +321,9 @@ class InventoryService:
             reservation.sale_id = sale_id
             await stock_store.set_reservation_status(session, reservation)
         await stock_store.save_positions(session, positions.values())
+        sold_on = (occurred_at or self._clock()).astimezone(CHINA_STANDARD_TIME).date()
+        sign = Decimal(-1) if is_return else Decimal(1)
+        await stock_store.add_journal_sales(session, location_id, sold_on, [(sku, sign * q) for sku, q in lines])
         for position in positions.values():
             if position.is_short and not is_return:
                 discrepancy_id = await stock_store.record_discrepancy(session, position, sale_id, occurred_at)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import date
 from decimal import Decimal
 
 from servicekit.db import UnitOfWork
@@ -119,3 +120,31 @@ async def record_stock_count(uow: UnitOfWork, location_id: str, lines: Sequence[
     adjusted = sum(1 for line in lines if apply_count(positions[(line.sku, location_id)], line, count_id) is not None)
     await stock_store.save_positions(session, positions.values())
     return adjusted
+
+
+MAX_HISTORY_LINES = 10_000
+
+
+async def import_sales_history(
+    uow: UnitOfWork, location_id: str, rows: Sequence[tuple[str, date, Decimal]], today: date
+) -> int:
+    """Store backfilled daily totals for one location: validated first, then all or nothing."""
+    session = uow.session
+    if not rows:
+        raise InvalidArgument("a sales-history import needs at least one line", reason="empty-import")
+    if len(rows) > MAX_HISTORY_LINES:
+        raise InvalidArgument(f"at most {MAX_HISTORY_LINES} lines per request", reason="import-too-large")
+    if len({(sku, day) for sku, day, _ in rows}) != len(rows):
+        raise InvalidArgument("each (sku, date) may appear once per request", reason="duplicate-line")
+    future = [day for _, day, _ in rows if day > today]
+    if future:
+        raise InvalidArgument(f"history cannot be in the future ({min(future).isoformat()})", reason="future-date")
+    if not await stock_store.known_location(session, location_id):
+        raise UnknownLocation(f"location {location_id} does not exist")
+    unknown = await stock_store.unknown_skus(session, {sku for sku, _, _ in rows})
+    if unknown:
+        raise UnknownSku(
+            f"unknown SKUs: {', '.join(sorted(unknown)[:10])}", details={"unknown_skus": sorted(unknown)[:100]}
+        )
+    await stock_store.upsert_imported_sales(session, location_id, rows)
+    return len(rows)

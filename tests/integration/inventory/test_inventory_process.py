@@ -17,7 +17,9 @@ from retail.inventory.v1 import events_pb2
 from retail.inventory.v1 import inventory_service_pb2 as pb
 from retail.inventory.v1 import inventory_service_pb2_grpc as pb_grpc
 from retail.sales.v1 import events_pb2 as sales_pb2
+from sqlalchemy import text
 
+from servicekit.db import create_engine
 from servicekit.messaging import StreamSpec, ensure_stream
 from services.inventory.bootstrap import InventoryApp, build
 from services.inventory.settings import InventorySettings
@@ -110,6 +112,15 @@ async def test_journaled_sales_and_returns_change_stock_once_and_shortfalls_are_
             ):
                 await asyncio.sleep(0.05)
     recorded = [events_pb2.StockDiscrepancyRecorded.FromString(payload) for _, _, payload in discrepancies]
+    engine = create_engine(inventory_url)
+    async with engine.connect() as connection:
+        sold = (
+            await connection.execute(
+                text("SELECT sum(quantity) FROM daily_sales WHERE sku = :sku AND source = 'journal'"), {"sku": sku}
+            )
+        ).scalar_one()
+    await engine.dispose()
+    assert sold == Decimal(6)  # 3 + 4 − 1 returned, each sale counted once
     assert [(d.sku, d.sale_id, d.on_hand_after.value) for d in recorded if d.sku == sku] == [(sku, f"{unique}-2", "-2")]
 
 
@@ -143,3 +154,43 @@ async def test_a_transfer_and_a_count_over_grpc_are_idempotent_per_request_id(
     assert counted.adjusted_levels == 1
     assert (await level(inventory_url, "XFER", "S001"))["on_hand"] == Decimal(6)
     assert (await level(inventory_url, "XFER", "S002"))["on_hand"] == Decimal(3)
+
+
+async def test_importing_the_same_sales_history_twice_changes_nothing_and_never_touches_stock(
+    app: InventoryApp, inventory_url: str
+) -> None:
+    await stock(inventory_url, "HIST", {"S001": Decimal(9)})
+    lines = [
+        pb.SalesHistoryLine(sku="HIST", date=f"2026-10-{day:02}", quantity=money_pb2.Decimal(value=str(day)))
+        for day in range(1, 11)
+    ]
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.server.bound_port}") as channel:
+        stub = pb_grpc.InventoryServiceStub(channel)
+        for attempt in ("h-1", "h-2"):  # two different requests carrying the same file
+            answer = await stub.ImportSalesHistory(
+                pb.ImportSalesHistoryRequest(request_id=attempt, location_id="S001", lines=lines), timeout=5
+            )
+            assert answer.imported_lines == 10
+        refusals = []
+        for bad in (
+            [pb.SalesHistoryLine(sku="NOPE", date="2026-10-01", quantity=money_pb2.Decimal(value="1"))],
+            [pb.SalesHistoryLine(sku="HIST", date="2099-01-01", quantity=money_pb2.Decimal(value="1"))],
+            [pb.SalesHistoryLine(sku="HIST", date="01/10/2026", quantity=money_pb2.Decimal(value="1"))],
+            [pb.SalesHistoryLine(sku="HIST", date="2026-10-01", quantity=money_pb2.Decimal(value="-1"))],
+            lines + lines[:1],
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as refused:
+                await stub.ImportSalesHistory(
+                    pb.ImportSalesHistoryRequest(request_id=str(uuid.uuid4()), location_id="S001", lines=bad), timeout=5
+                )
+            refusals.append(refused.value.code())
+    assert set(refusals) <= {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND}
+    engine = create_engine(inventory_url)
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            text("SELECT day, sum(quantity) AS q FROM daily_sales WHERE sku = 'HIST' GROUP BY day ORDER BY day")
+        )
+        series = [(row.day, row.q) for row in rows]
+    await engine.dispose()
+    assert [(day.day, quantity) for day, quantity in series] == [(d, Decimal(d)) for d in range(1, 11)]
+    assert (await level(inventory_url, "HIST", "S001"))["on_hand"] == Decimal(9)

@@ -119,6 +119,92 @@ RESERVATION_STATUS_EXPIRED: ReservationStatus.ValueType  # 5
 Global___ReservationStatus: _TypeAlias = ReservationStatus  # noqa: Y015
 
 @_typing.final
+class SalesHistoryLine(_message.Message):
+    """SalesHistoryLine is one SKU's sold quantity on one day."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKU_FIELD_NUMBER: _builtins.int
+    DATE_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    sku: _builtins.str
+    """The SKU."""
+    date: _builtins.str
+    """The calendar day (local time), ISO 8601 "YYYY-MM-DD"."""
+    @_builtins.property
+    def quantity(self) -> _money_pb2.Decimal:
+        """Units (or kg) sold that day; zero or more."""
+
+    def __init__(
+        self,
+        *,
+        sku: _builtins.str = ...,
+        date: _builtins.str = ...,
+        quantity: _money_pb2.Decimal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["quantity", b"quantity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "quantity", b"quantity", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SalesHistoryLine: _TypeAlias = SalesHistoryLine  # noqa: Y015
+
+@_typing.final
+class ImportSalesHistoryRequest(_message.Message):
+    """ImportSalesHistoryRequest is one file's worth of history for one location."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen id; a retry with the same id returns the first answer."""
+    location_id: _builtins.str
+    """The location the history belongs to."""
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___SalesHistoryLine]:
+        """At most 10,000 lines, each (SKU, date) once."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        location_id: _builtins.str = ...,
+        lines: _abc.Iterable[Global___SalesHistoryLine] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lines", b"lines", "location_id", b"location_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportSalesHistoryRequest: _TypeAlias = ImportSalesHistoryRequest  # noqa: Y015
+
+@_typing.final
+class ImportSalesHistoryResponse(_message.Message):
+    """ImportSalesHistoryResponse says how much was stored."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMPORTED_LINES_FIELD_NUMBER: _builtins.int
+    imported_lines: _builtins.int
+    """Lines stored (inserted or updated)."""
+    def __init__(
+        self,
+        *,
+        imported_lines: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["imported_lines", b"imported_lines"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportSalesHistoryResponse: _TypeAlias = ImportSalesHistoryResponse  # noqa: Y015
+
+@_typing.final
 class Transfer(_message.Message):
     """Transfer moves units of one SKU from one location to another."""
 

@@ -102,6 +102,11 @@ class InventoryServiceStub:
                 request_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RecordStockCountRequest.SerializeToString,
                 response_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RecordStockCountResponse.FromString,
                 _registered_method=True)
+        self.ImportSalesHistory = channel.unary_unary(
+                '/retail.inventory.v1.InventoryService/ImportSalesHistory',
+                request_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ImportSalesHistoryRequest.SerializeToString,
+                response_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ImportSalesHistoryResponse.FromString,
+                _registered_method=True)
 
 
 class InventoryServiceServicer:
@@ -202,6 +207,14 @@ class InventoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportSalesHistory(self, request, context):
+        """ImportSalesHistory backfills daily sold quantities from a previous system; an upsert
+        per SKU, location and date that feeds forecasts and KPIs and changes no stock.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InventoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -269,6 +282,11 @@ def add_InventoryServiceServicer_to_server(servicer, server):
                     servicer.RecordStockCount,
                     request_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RecordStockCountRequest.FromString,
                     response_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RecordStockCountResponse.SerializeToString,
+            ),
+            'ImportSalesHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportSalesHistory,
+                    request_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ImportSalesHistoryRequest.FromString,
+                    response_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ImportSalesHistoryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -625,6 +643,33 @@ class InventoryService:
             '/retail.inventory.v1.InventoryService/RecordStockCount',
             retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RecordStockCountRequest.SerializeToString,
             retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RecordStockCountResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportSalesHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.inventory.v1.InventoryService/ImportSalesHistory',
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ImportSalesHistoryRequest.SerializeToString,
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ImportSalesHistoryResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -64,6 +64,10 @@ class InventoryServiceStub:
     """CancelTransfer calls a transfer off before dispatch and releases the source's hold."""
     RecordStockCount: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.RecordStockCountRequest, _inventory_service_pb2.RecordStockCountResponse]
     """RecordStockCount turns counted quantities into adjustment movements, all or nothing."""
+    ImportSalesHistory: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.ImportSalesHistoryRequest, _inventory_service_pb2.ImportSalesHistoryResponse]
+    """ImportSalesHistory backfills daily sold quantities from a previous system; an upsert
+    per SKU, location and date that feeds forecasts and KPIs and changes no stock.
+    """
 
 @_typing.type_check_only
 class InventoryServiceAsyncStub(InventoryServiceStub):
@@ -101,6 +105,10 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     """CancelTransfer calls a transfer off before dispatch and releases the source's hold."""
     RecordStockCount: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.RecordStockCountRequest, _inventory_service_pb2.RecordStockCountResponse]  # type: ignore[assignment]
     """RecordStockCount turns counted quantities into adjustment movements, all or nothing."""
+    ImportSalesHistory: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.ImportSalesHistoryRequest, _inventory_service_pb2.ImportSalesHistoryResponse]  # type: ignore[assignment]
+    """ImportSalesHistory backfills daily sold quantities from a previous system; an upsert
+    per SKU, location and date that feeds forecasts and KPIs and changes no stock.
+    """
 
 class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
     """InventoryService owns the chain's stock picture: locations, stock per SKU and location
@@ -213,5 +221,15 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_inventory_service_pb2.RecordStockCountResponse, _abc.Awaitable[_inventory_service_pb2.RecordStockCountResponse]]:
         """RecordStockCount turns counted quantities into adjustment movements, all or nothing."""
+
+    @_abc_1.abstractmethod
+    def ImportSalesHistory(
+        self,
+        request: _inventory_service_pb2.ImportSalesHistoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_service_pb2.ImportSalesHistoryResponse, _abc.Awaitable[_inventory_service_pb2.ImportSalesHistoryResponse]]:
+        """ImportSalesHistory backfills daily sold quantities from a previous system; an upsert
+        per SKU, location and date that feeds forecasts and KPIs and changes no stock.
+        """
 
 def add_InventoryServiceServicer_to_server(servicer: InventoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

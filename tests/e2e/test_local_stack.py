@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 import asyncpg
 import pytest
@@ -96,7 +97,7 @@ def test_make_run_serves_ready_stops_clean_and_keeps_its_data_across_restarts(st
         status, readiness = get(f"{stack['gateway_url']}/readyz")
         assert (status, readiness["status"]) == (200, "ready")
         assert readiness["checks"]["backend:inventory"] == "ok"  # type: ignore[index]
-        assert set(stack["services"]) == {"inventory"}  # type: ignore[arg-type]
+        assert set(cast(dict[str, str], stack["services"])) == {"inventory"}
         assert stack["demo"]["inventory"]["stock_levels_created"] > 0  # type: ignore[index]
         assert get(str(stack["openapi_url"]))[0] == 200
         demo = stack["demo"]["gateway"]  # type: ignore[index]

@@ -215,6 +215,9 @@ def stock_alerts(
 ) -> list[StockAlert]:
     """Low stock when ATP ≤ reorder point; overstock when on-hand stock covers more days than the threshold.
 
+    At most one alert: stock cannot be both. A zero reorder point (no demand forecast)
+    raises no low-stock alert unless ATP is negative.
+
     Cover is counted on what is physically there and not promised (on hand − reserved):
     goods in transit are not yet a problem on the shelf.
     """
@@ -234,7 +237,9 @@ def stock_alerts(
             overstock_cover_days=policy.overstock_cover_days,
         )
 
-    if position.available_to_promise <= suggestion.reorder_point:
+    atp = position.available_to_promise
+    # An item nobody is expected to buy, with nothing on the shelf, is not low on stock (unless oversold).
+    if atp <= suggestion.reorder_point and (suggestion.reorder_point > 0 or atp < 0):
         alerts.append(alert(AlertKind.LOW_STOCK))
     elif available > 0 and (cover is None or cover > policy.overstock_cover_days):
         alerts.append(alert(AlertKind.OVERSTOCK))

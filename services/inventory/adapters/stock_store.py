@@ -140,9 +140,9 @@ async def insert_reservations(session: AsyncSession, reservations: Sequence[Rese
         return
     await session.execute(
         text(
-            "INSERT INTO reservation (reservation_id, sku, channel, status, expires_at) "
+            "INSERT INTO reservation (reservation_id, sku, channel, status, expires_at, owner) "
             "SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:skus AS text[]), CAST(:channels AS text[]), "
-            "CAST(:statuses AS text[]), CAST(:expires AS timestamptz[]))"
+            "CAST(:statuses AS text[]), CAST(:expires AS timestamptz[]), CAST(:owners AS text[]))"
         ),
         {
             "ids": [uuid.UUID(r.reservation_id) for r in reservations],
@@ -150,6 +150,7 @@ async def insert_reservations(session: AsyncSession, reservations: Sequence[Rese
             "channels": [r.channel for r in reservations],
             "statuses": [r.status.value for r in reservations],
             "expires": [r.expires_at for r in reservations],
+            "owners": [r.owner for r in reservations],
         },
     )
     allocations = [(r.reservation_id, a) for r in reservations for a in r.allocations]
@@ -174,7 +175,7 @@ async def load_reservation(session: AsyncSession, reservation_id: str, *, lock: 
     row = (
         await session.execute(
             text(
-                "SELECT reservation_id, sku, channel, status, expires_at, sale_id FROM reservation "
+                "SELECT reservation_id, sku, channel, status, expires_at, sale_id, owner FROM reservation "
                 "WHERE reservation_id = :id" + (" FOR UPDATE" if lock else "")
             ),
             {"id": rid},
@@ -196,6 +197,7 @@ async def load_reservation(session: AsyncSession, reservation_id: str, *, lock: 
         expires_at=row.expires_at,
         allocations=[Allocation(a.location_id, a.quantity) for a in allocations],
         sale_id=row.sale_id,
+        owner=row.owner,
     )
 
 

@@ -226,7 +226,6 @@ class LocationDemandModel:
                 max_leaf_nodes=7,
                 min_samples_leaf=40,
                 l2_regularization=1.0,
-                categorical_features=[_DAY_OF_WEEK],
                 early_stopping=False,
                 random_state=_RANDOM_STATE,
             )

@@ -194,6 +194,12 @@ class Reservation:
     expires_at: datetime
     allocations: list[Allocation]
     sale_id: str = ""
+    owner: str = ""
+
+    def ensure_owned_by(self, client: str) -> None:
+        """Another client's reservation does not exist, as far as the caller can tell."""
+        if client and self.owner and client != self.owner:
+            raise ReservationNotFound(f"reservation {self.reservation_id} does not exist")
 
     @property
     def quantity(self) -> Decimal:

@@ -82,6 +82,7 @@ def map_reservation(reservation: Reservation) -> pb.Reservation:
         expires_at=expires_at,
         channel=reservation.channel,
         sale_id=reservation.sale_id,
+        owner=reservation.owner,
     )
 
 
@@ -94,6 +95,7 @@ def map_reservation_back(message: pb.Reservation) -> Reservation:
         expires_at=message.expires_at.ToDatetime(tzinfo=UTC),
         allocations=[Allocation(a.location_id, Decimal(a.quantity.value)) for a in message.allocations],
         sale_id=message.sale_id,
+        owner=message.owner,
     )
 
 
@@ -118,6 +120,7 @@ def map_reserve(request: pb.ReserveStockRequest) -> ReserveStock:
         ttl=reservation_ttl(request.ttl_seconds),
         allow_split=request.allow_split,
         request=request,
+        owner=request.owner,
     )
 
 
@@ -247,7 +250,7 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         """Mark a reservation as paid; the journaled sale then sells the units."""
 
         async def effect(uow: UnitOfWork) -> pb.CommitReservationResponse:
-            reservation = await self._service.commit(uow, request.reservation_id)
+            reservation = await self._service.commit(uow, request.reservation_id, request.owner)
             return pb.CommitReservationResponse(reservation=map_reservation(reservation))
 
         return await run_once(
@@ -261,7 +264,7 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         """Give a reservation's units back to available-to-promise."""
 
         async def effect(uow: UnitOfWork) -> pb.ReleaseReservationResponse:
-            reservation = await self._service.release(uow, request.reservation_id)
+            reservation = await self._service.release(uow, request.reservation_id, request.owner)
             return pb.ReleaseReservationResponse(reservation=map_reservation(reservation))
 
         return await run_once(
@@ -272,7 +275,7 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
     async def GetReservation(self, request: pb.GetReservationRequest, context: Any) -> pb.GetReservationResponse:
         """A reservation and where its units are held."""
         return pb.GetReservationResponse(
-            reservation=map_reservation(await self._service.get_reservation(request.reservation_id))
+            reservation=map_reservation(await self._service.get_reservation(request.reservation_id, request.owner))
         )
 
     async def CheckLedger(self, request: pb.CheckLedgerRequest, context: Any) -> pb.CheckLedgerResponse:

@@ -56,6 +56,7 @@ class ReserveStock:
     ttl: timedelta
     allow_split: bool
     request: Message
+    owner: str = ""
 
 
 @dataclass(frozen=True)
@@ -164,6 +165,7 @@ class InventoryService:
                         status=ReservationStatus.ACTIVE,
                         expires_at=now + command.ttl,
                         allocations=[Allocation(location_id, command.quantity)],
+                        owner=command.owner,
                     )
                     granted.append((index, reservation))
                     outcomes[index] = reservation
@@ -200,6 +202,7 @@ class InventoryService:
                 status=ReservationStatus.ACTIVE,
                 expires_at=self._clock() + command.ttl,
                 allocations=allocations,
+                owner=command.owner,
             )
             for allocation in allocations:
                 locked[(command.sku, allocation.location_id)].reserve(allocation.quantity, reservation.reservation_id)
@@ -209,23 +212,24 @@ class InventoryService:
             await uow.commit()
             return reservation
 
-    async def commit(self, uow: UnitOfWork, reservation_id: str) -> Reservation:
+    async def commit(self, uow: UnitOfWork, reservation_id: str, owner: str = "") -> Reservation:
         """Paid: stop the clock. The journaled sale carrying this id sells the units."""
-        reservation = await self._open_reservation(uow, reservation_id)
+        reservation = await self._open_reservation(uow, reservation_id, owner)
         reservation.status = ReservationStatus.COMMITTED
         await stock_store.set_reservation_status(uow.session, reservation)
         return reservation
 
-    async def release(self, uow: UnitOfWork, reservation_id: str) -> Reservation:
-        reservation = await self._open_reservation(uow, reservation_id)
+    async def release(self, uow: UnitOfWork, reservation_id: str, owner: str = "") -> Reservation:
+        reservation = await self._open_reservation(uow, reservation_id, owner)
         await self._give_back(uow, reservation, MovementKind.RELEASE, ReservationStatus.RELEASED)
         return reservation
 
-    async def get_reservation(self, reservation_id: str) -> Reservation:
+    async def get_reservation(self, reservation_id: str, owner: str = "") -> Reservation:
         async with self._uow() as uow:
             reservation = await stock_store.load_reservation(uow.session, reservation_id, lock=False)
         if reservation is None:
             raise ReservationNotFound(f"reservation {reservation_id} does not exist")
+        reservation.ensure_owned_by(owner)
         return reservation
 
     async def expire_due(self, limit: int = 500) -> int:
@@ -237,10 +241,11 @@ class InventoryService:
             await uow.commit()
         return len(due)
 
-    async def _open_reservation(self, uow: UnitOfWork, reservation_id: str) -> Reservation:
+    async def _open_reservation(self, uow: UnitOfWork, reservation_id: str, owner: str) -> Reservation:
         reservation = await stock_store.load_reservation(uow.session, reservation_id, lock=True)
         if reservation is None:
             raise ReservationNotFound(f"reservation {reservation_id} does not exist")
+        reservation.ensure_owned_by(owner)
         reservation.ensure_open(self._clock())
         return reservation
 

@@ -21,6 +21,7 @@ from services.inventory.domain.model import (
     OutOfStock,
     Reservation,
     ReservationNotActive,
+    ReservationNotFound,
     ReservationStatus,
     UnknownLocation,
     UnknownSku,
@@ -30,8 +31,17 @@ from services.inventory.service_layer.handlers import InventoryService
 from tests.integration.inventory.conftest import Clock, level, stock
 
 
-def reserve_request(sku: str, quantity: str, *, location_id: str = "", channel: str = "", request_id: str = "",
-                    ttl_seconds: int = 0, allow_split: bool = False) -> pb.ReserveStockRequest:  # fmt: skip
+def reserve_request(
+    sku: str,
+    quantity: str,
+    *,
+    location_id: str = "",
+    channel: str = "",
+    request_id: str = "",
+    ttl_seconds: int = 0,
+    allow_split: bool = False,
+    owner: str = "",
+) -> pb.ReserveStockRequest:
     return pb.ReserveStockRequest(
         request_id=request_id or str(uuid.uuid4()),
         sku=sku,
@@ -40,6 +50,7 @@ def reserve_request(sku: str, quantity: str, *, location_id: str = "", channel: 
         channel=channel,
         ttl_seconds=ttl_seconds,
         allow_split=allow_split,
+        owner=owner,
     )
 
 
@@ -237,3 +248,18 @@ async def test_a_sale_carrying_a_committed_reservation_sells_the_held_units_once
     fulfilled = await service.get_reservation(reservation.reservation_id)
     assert (fulfilled.status, fulfilled.sale_id) == (ReservationStatus.FULFILLED, "paid-1")
     assert MovementKind.RESERVED_SALE.value == "reserved_sale"
+
+
+async def test_another_client_cannot_see_commit_or_release_a_reservation(
+    service: InventoryService, unit_of_work: Callable[[], UnitOfWork], inventory_url: str
+) -> None:
+    await stock(inventory_url, "MINE", {"ONLINE01": Decimal(5)})
+    mine = await service.reserve(map_reserve(reserve_request("MINE", "2", location_id="ONLINE01", owner="APP-A")))
+    with pytest.raises(ReservationNotFound):
+        await service.get_reservation(mine.reservation_id, owner="APP-B")
+    for action in (service.commit, service.release):
+        with pytest.raises(ReservationNotFound):
+            async with unit_of_work() as uow:
+                await action(uow, mine.reservation_id, "APP-B")
+    assert (await service.get_reservation(mine.reservation_id, owner="APP-A")).status is ReservationStatus.ACTIVE
+    assert (await level(inventory_url, "MINE", "ONLINE01"))["reserved"] == Decimal(2)

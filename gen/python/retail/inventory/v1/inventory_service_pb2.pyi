@@ -697,6 +697,7 @@ class Reservation(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _builtins.int
     CHANNEL_FIELD_NUMBER: _builtins.int
     SALE_ID_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     reservation_id: _builtins.str
     """The reservation's id."""
     sku: _builtins.str
@@ -707,6 +708,8 @@ class Reservation(_message.Message):
     """The channel the order came from."""
     sale_id: _builtins.str
     """The sale that fulfilled it, once fulfilled."""
+    owner: _builtins.str
+    """The client that placed it."""
     @_builtins.property
     def allocations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Allocation]:
         """Where the units are held."""
@@ -725,10 +728,11 @@ class Reservation(_message.Message):
         expires_at: _timestamp_pb2.Timestamp | None = ...,
         channel: _builtins.str = ...,
         sale_id: _builtins.str = ...,
+        owner: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocations", b"allocations", "channel", b"channel", "expires_at", b"expires_at", "reservation_id", b"reservation_id", "sale_id", b"sale_id", "sku", b"sku", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocations", b"allocations", "channel", b"channel", "expires_at", b"expires_at", "owner", b"owner", "reservation_id", b"reservation_id", "sale_id", b"sale_id", "sku", b"sku", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -902,6 +906,7 @@ class ReserveStockRequest(_message.Message):
     CHANNEL_FIELD_NUMBER: _builtins.int
     TTL_SECONDS_FIELD_NUMBER: _builtins.int
     ALLOW_SPLIT_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Client-chosen id; a retry with the same id returns the first answer."""
     sku: _builtins.str
@@ -914,6 +919,8 @@ class ReserveStockRequest(_message.Message):
     """How long to hold before expiry; 0 means the service default."""
     allow_split: _builtins.bool
     """Allow splitting across locations when no single one can serve the whole quantity."""
+    owner: _builtins.str
+    """The client placing the order (set by the gateway); only it may commit, release or read it."""
     @_builtins.property
     def quantity(self) -> _money_pb2.Decimal:
         """How many units (or kg) to hold; positive."""
@@ -928,10 +935,11 @@ class ReserveStockRequest(_message.Message):
         channel: _builtins.str = ...,
         ttl_seconds: _builtins.int = ...,
         allow_split: _builtins.bool = ...,
+        owner: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["quantity", b"quantity"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_split", b"allow_split", "channel", b"channel", "location_id", b"location_id", "quantity", b"quantity", "request_id", b"request_id", "sku", b"sku", "ttl_seconds", b"ttl_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_split", b"allow_split", "channel", b"channel", "location_id", b"location_id", "owner", b"owner", "quantity", b"quantity", "request_id", b"request_id", "sku", b"sku", "ttl_seconds", b"ttl_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -969,19 +977,23 @@ class CommitReservationRequest(_message.Message):
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     RESERVATION_ID_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Client-chosen id; a retry with the same id returns the first answer."""
     reservation_id: _builtins.str
     """The reservation."""
+    owner: _builtins.str
+    """The calling client (set by the gateway); must be the reservation's owner when set."""
     def __init__(
         self,
         *,
         request_id: _builtins.str = ...,
         reservation_id: _builtins.str = ...,
+        owner: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "reservation_id", b"reservation_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["owner", b"owner", "request_id", b"request_id", "reservation_id", b"reservation_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1019,19 +1031,23 @@ class ReleaseReservationRequest(_message.Message):
 
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     RESERVATION_ID_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Client-chosen id; a retry with the same id returns the first answer."""
     reservation_id: _builtins.str
     """The reservation."""
+    owner: _builtins.str
+    """The calling client (set by the gateway); must be the reservation's owner when set."""
     def __init__(
         self,
         *,
         request_id: _builtins.str = ...,
         reservation_id: _builtins.str = ...,
+        owner: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "reservation_id", b"reservation_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["owner", b"owner", "request_id", b"request_id", "reservation_id", b"reservation_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1068,16 +1084,20 @@ class GetReservationRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     RESERVATION_ID_FIELD_NUMBER: _builtins.int
+    OWNER_FIELD_NUMBER: _builtins.int
     reservation_id: _builtins.str
     """The reservation."""
+    owner: _builtins.str
+    """The calling client (set by the gateway); must be the reservation's owner when set."""
     def __init__(
         self,
         *,
         reservation_id: _builtins.str = ...,
+        owner: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["reservation_id", b"reservation_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["owner", b"owner", "reservation_id", b"reservation_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -43,7 +43,6 @@ QUANTITY_PLACES = Decimal("0.001")  # kilograms to the gram for loose goods; pie
 _LONGEST_LAG = 28  # the first day a training row can be built for
 _MIN_TRAINING_DAYS = _LONGEST_LAG + 14  # below this the model has too few rows: fall back to a recent mean
 _RANDOM_STATE = 20261124
-_DAY_OF_WEEK = 0  # index of the categorical feature
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +148,13 @@ class Backtest:
     @property
     def beats_baseline(self) -> bool:
         return self.model_error < self.baseline_error
+
+    def accuracy_of(self, sku: str, location_id: str) -> SeriesAccuracy | None:
+        """The backtest of one SKU at one location (its ``daily_error_std`` sizes safety stock)."""
+        return next(
+            (accuracy for accuracy in self.series if (accuracy.sku, accuracy.location_id) == (sku, location_id)),
+            None,
+        )
 
 
 def to_quantity(value: float) -> Decimal:
@@ -287,6 +293,8 @@ class LocationDemandModel:
             return result
 
         same_weekday = (lag(7) + lag(14) + lag(21) + lag(28)) / 4.0
+        # Weekday as a number (Monday 0): the weekend is one split away, and a categorical
+        # feature would put a column transformer into every one of the recursive predictions.
         day_of_week = np.broadcast_to(np.array([day.weekday() for day in days], dtype=np.float64), (series, len(days)))
         holiday = np.broadcast_to(
             np.array([day in self._calendar.holidays for day in days], dtype=np.float64), (series, len(days))

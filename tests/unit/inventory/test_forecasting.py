@@ -120,6 +120,10 @@ def test_the_backtest_is_deterministic(demo: DemoHistory) -> None:
     assert first == second
     assert first.series == second.series
     assert len(first.series) == 8
+    accuracy = first.accuracy_of(histories[0].sku, "S001")
+    assert accuracy is not None
+    assert accuracy.daily_error_std > 0
+    assert first.accuracy_of("SKU99999", "S001") is None
 
 
 @pytest.mark.parametrize("horizon_days", [1, 7, MAX_HORIZON_DAYS])

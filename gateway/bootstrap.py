@@ -26,6 +26,7 @@ from gateway.domain.tokens import TokenSigner
 from gateway.rate_limits import RateLimiter
 from gateway.readiness import NotReady, Readiness, ReadinessCheck
 from gateway.resources import GatewayResources
+from gateway.routes import inventory
 from gateway.settings import GatewaySettings
 from servicekit.db import create_engine
 from servicekit.nats_connection import NatsConnection
@@ -33,6 +34,10 @@ from servicekit.nats_connection import NatsConnection
 log = logging.getLogger("gateway")
 
 SERVICE_NAME = "gateway"
+
+
+# Routes that front a backend service, one router per service.
+SERVICE_ROUTERS: tuple[APIRouter, ...] = (inventory.router,)
 
 
 def build_app(settings: GatewaySettings, *, routers: Sequence[APIRouter] = ()) -> FastAPI:
@@ -47,7 +52,11 @@ def build_app(settings: GatewaySettings, *, routers: Sequence[APIRouter] = ()) -
             finally:
                 del app.state.resources
 
-    app = create_app(lifespan=lifespan, max_request_body_bytes=settings.max_request_body_bytes, routers=routers)
+    app = create_app(
+        lifespan=lifespan,
+        max_request_body_bytes=settings.max_request_body_bytes,
+        routers=[*SERVICE_ROUTERS, *routers],
+    )
     # Spans for the request itself only, not one per ASGI message sent or received.
     FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
     return app

@@ -24,6 +24,7 @@ it becomes the problem's ``reason`` member.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ from fastapi import FastAPI, Request
 
 from gateway import problems
 from gateway.problems import ProblemResponse, ProblemType
-from servicekit.grpc_server import REASON_METADATA_KEY
+from servicekit.grpc_server import DETAILS_METADATA_KEY, REASON_METADATA_KEY
 
 __all__ = ["REASON_METADATA_KEY", "RPC_STATUS_TO_PROBLEM", "install_rpc_error_handler", "rpc_error_problem"]
 
@@ -106,6 +107,26 @@ def error_reason(error: grpc.RpcError) -> str | None:
     return None
 
 
+def error_details(error: grpc.RpcError) -> dict[str, Any]:
+    """Structured facts the service attached (e.g. what is still available), if well-formed JSON."""
+    try:
+        metadata: Any = error.trailing_metadata()
+    except Exception:
+        return {}
+    for key, value in metadata or ():
+        if key == DETAILS_METADATA_KEY:
+            try:
+                details = json.loads(value)
+            except (ValueError, TypeError):
+                return {}
+            return {k: v for k, v in details.items() if isinstance(k, str)} if isinstance(details, dict) else {}
+    return {}
+
+
+# Refusals common enough for clients to switch on get a problem type of their own.
+REASON_PROBLEM_TYPES: dict[str, ProblemType] = {problems.OUT_OF_STOCK.slug: problems.OUT_OF_STOCK}
+
+
 def rpc_error_problem(error: grpc.RpcError, *, instance: str) -> ProblemResponse:
     """The problem answer for a failed backend call."""
     code = error.code()
@@ -115,12 +136,18 @@ def rpc_error_problem(error: grpc.RpcError, *, instance: str) -> ProblemResponse
     else:
         detail = _SERVER_FAULT_DETAILS.get(mapped.status, "an unexpected error occurred; quote the trace_id")
     reason = error_reason(error)
+    # Only refusals of the caller's request carry their facts along; server faults say nothing.
+    extensions = error_details(error) if mapped.shows_details else {}
+    if reason:
+        extensions["reason"] = reason
+    specific = REASON_PROBLEM_TYPES.get(reason or "")
+    problem_type = specific if specific is not None and specific.status == mapped.status else mapped.problem_type
     return problems.problem_response(
-        mapped.problem_type,
+        problem_type,
         detail,
         instance=instance,
         status=mapped.status,
-        extensions={"reason": reason} if reason else None,
+        extensions=extensions or None,
     )
 
 

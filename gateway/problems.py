@@ -61,6 +61,7 @@ METHOD_NOT_ALLOWED = ProblemType("method-not-allowed", "Method not allowed", 405
 NOT_ACCEPTABLE = ProblemType("not-acceptable", "No acceptable representation", 406)
 ALREADY_EXISTS = ProblemType("already-exists", "It already exists", 409)
 FAILED_PRECONDITION = ProblemType("failed-precondition", "Not possible in the current state", 409)
+OUT_OF_STOCK = ProblemType("out-of-stock", "Not enough stock to promise", 409)
 CONCURRENT_MODIFICATION = ProblemType("concurrent-modification", "Changed concurrently; retry", 409)
 CONTENT_TOO_LARGE = ProblemType("content-too-large", "The request body is too large", 413)
 UNSUPPORTED_MEDIA_TYPE = ProblemType("unsupported-media-type", "Unsupported media type", 415)

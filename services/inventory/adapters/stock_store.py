@@ -395,3 +395,8 @@ async def unknown_skus(session: AsyncSession, skus: Iterable[str]) -> set[str]:
         text("SELECT sku FROM item WHERE active AND sku = ANY (CAST(:skus AS text[]))"), {"skus": wanted}
     )
     return set(wanted) - {row.sku for row in rows}
+
+
+async def supplier_of(session: AsyncSession, sku: str) -> str:
+    row = (await session.execute(text("SELECT supplier_id FROM item WHERE sku = :sku"), {"sku": sku})).first()
+    return (row.supplier_id or "") if row else ""

@@ -219,10 +219,13 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         self, request: pb.GetSkuAvailabilityRequest, context: Any
     ) -> pb.GetSkuAvailabilityResponse:
         """One SKU at every location, with the chain's total available-to-promise."""
-        positions = await self._service.availability(request.sku)
+        positions, supplier_id = await self._service.availability(request.sku)
         total = sum((p.available_to_promise for p in positions), ZERO)
         return pb.GetSkuAvailabilityResponse(
-            sku=request.sku, levels=[map_level(p) for p in positions], total_available_to_promise=map_decimal(total)
+            sku=request.sku,
+            levels=[map_level(p) for p in positions],
+            total_available_to_promise=map_decimal(total),
+            supplier_id=supplier_id,
         )
 
     async def ListLocationStock(

@@ -335,12 +335,13 @@ class InventoryService:
                 uow.publish(discrepancy_event(discrepancy_id, position, sale_id))
 
     # -- questions -----------------------------------------------------------------------------
-    async def availability(self, sku: str) -> list[StockPosition]:
+    async def availability(self, sku: str) -> tuple[list[StockPosition], str]:
+        """The SKU's stock at every location, and its supplier."""
         async with self._uow() as uow:
             positions = await stock_store.read_positions(uow.session, sku=sku)
             if not positions and not await stock_store.known_sku(uow.session, sku):
                 raise UnknownSku(f"SKU {sku} does not exist")
-        return positions
+            return positions, await stock_store.supplier_of(uow.session, sku)
 
     async def location_stock(self, location_id: str, after_sku: str, limit: int) -> list[StockPosition]:
         async with self._uow() as uow:

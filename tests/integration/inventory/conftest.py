@@ -14,11 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from servicekit import migrations
 from servicekit.db import UnitOfWork, create_engine
+from servicekit.messaging import StreamSpec, ensure_stream
 from servicekit.settings import to_plain_url
+from services.inventory.bootstrap import InventoryApp, build
 from services.inventory.entrypoints.grpc_api import RESERVATION_CODEC
 from services.inventory.migrate import VERSIONS
 from services.inventory.service_layer.handlers import InventoryService
+from services.inventory.settings import InventorySettings
 from tests.conftest import Infra, create_database_from, run_in_fresh_loop
+from tests.support.messaging import jetstream
 
 
 @pytest.fixture(scope="session")
@@ -78,12 +82,16 @@ def service(unit_of_work: Callable[[], UnitOfWork], clock: Clock) -> InventorySe
     return InventoryService(unit_of_work, RESERVATION_CODEC, clock=clock)
 
 
-async def stock(url: str, sku: str, levels: dict[str, Decimal], *, safety: Decimal = Decimal(0)) -> None:
+async def stock(
+    url: str, sku: str, levels: dict[str, Decimal], *, safety: Decimal = Decimal(0), supplier_id: str | None = None
+) -> None:
     """Create an item with opening stock at locations (created on the fly), ledger included."""
     connection = await asyncpg.connect(to_plain_url(url))
     try:
         async with connection.transaction():
-            await connection.execute("INSERT INTO item (sku, name) VALUES ($1, $1) ON CONFLICT DO NOTHING", sku)
+            await connection.execute(
+                "INSERT INTO item (sku, name, supplier_id) VALUES ($1, $1, $2) ON CONFLICT DO NOTHING", sku, supplier_id
+            )
             for location_id, on_hand in levels.items():
                 kind = "online" if location_id.startswith("ONLINE") else "store"
                 channels = ["online", "click_and_collect"] if kind == "online" else ["store", "click_and_collect"]
@@ -124,3 +132,17 @@ async def level(url: str, sku: str, location_id: str) -> dict[str, Decimal]:
         ledger["on_hand"], ledger["reserved"], ledger["in_transit"]
     ), "the balance drifted from its ledger"  # fmt: skip
     return dict(row)
+
+
+@pytest.fixture
+async def app(inventory_url: str, nats_url: str) -> AsyncIterator[InventoryApp]:
+    settings = InventorySettings(
+        app_env="test", database_url=inventory_url, nats_url=nats_url, grpc_host="127.0.0.1", grpc_port=0
+    )
+    async with jetstream(nats_url) as (_, js):
+        await ensure_stream(js, StreamSpec("SALES", ["retail.sales.v1.>"]))  # the gateway's stream
+    app = build(settings)
+    await app.server.start()
+    yield app
+    await app.server.stop()
+    await app.close()

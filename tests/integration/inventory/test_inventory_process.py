@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -20,25 +19,9 @@ from retail.sales.v1 import events_pb2 as sales_pb2
 from sqlalchemy import text
 
 from servicekit.db import create_engine
-from servicekit.messaging import StreamSpec, ensure_stream
-from services.inventory.bootstrap import InventoryApp, build
-from services.inventory.settings import InventorySettings
+from services.inventory.bootstrap import InventoryApp
 from tests.integration.inventory.conftest import level, stock
 from tests.support.messaging import jetstream, read_all
-
-
-@pytest.fixture
-async def app(inventory_url: str, nats_url: str) -> AsyncIterator[InventoryApp]:
-    settings = InventorySettings(
-        app_env="test", database_url=inventory_url, nats_url=nats_url, grpc_host="127.0.0.1", grpc_port=0
-    )
-    async with jetstream(nats_url) as (_, js):
-        await ensure_stream(js, StreamSpec("SALES", ["retail.sales.v1.>"]))  # the gateway's stream
-    app = build(settings)
-    await app.server.start()
-    yield app
-    await app.server.stop()
-    await app.close()
 
 
 def sale(sale_id: str, location_id: str, lines: dict[str, str], **fields: Any) -> sales_pb2.SaleRecorded:

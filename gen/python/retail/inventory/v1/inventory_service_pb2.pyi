@@ -810,8 +810,11 @@ class GetSkuAvailabilityResponse(_message.Message):
     SKU_FIELD_NUMBER: _builtins.int
     LEVELS_FIELD_NUMBER: _builtins.int
     TOTAL_AVAILABLE_TO_PROMISE_FIELD_NUMBER: _builtins.int
+    SUPPLIER_ID_FIELD_NUMBER: _builtins.int
     sku: _builtins.str
     """The SKU."""
+    supplier_id: _builtins.str
+    """The supplier of the SKU (suppliers may see only their own SKUs)."""
     @_builtins.property
     def levels(self) -> _containers.RepeatedCompositeFieldContainer[Global___StockLevel]:
         """Its level at each location that stocks it."""
@@ -826,10 +829,11 @@ class GetSkuAvailabilityResponse(_message.Message):
         sku: _builtins.str = ...,
         levels: _abc.Iterable[Global___StockLevel] | None = ...,
         total_available_to_promise: _money_pb2.Decimal | None = ...,
+        supplier_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["total_available_to_promise", b"total_available_to_promise"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["levels", b"levels", "sku", b"sku", "total_available_to_promise", b"total_available_to_promise"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["levels", b"levels", "sku", b"sku", "supplier_id", b"supplier_id", "total_available_to_promise", b"total_available_to_promise"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

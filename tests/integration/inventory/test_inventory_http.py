@@ -1,0 +1,138 @@
+"""Inventory through the gateway: scopes, ownership, idempotency and problem answers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+
+import pytest
+
+from gateway.domain.clients import ClientKind, StaffRole
+from gateway.settings import GatewaySettings
+from services.inventory.bootstrap import InventoryApp
+from tests.integration.inventory.conftest import level, stock
+from tests.support.gateway import (
+    RunningGateway,
+    assert_problem,
+    gateway_schema,
+    gateway_settings,
+    idempotency_key,
+    running_gateway,
+)
+
+__all__ = ["gateway_schema", "gateway_settings"]
+
+
+@pytest.fixture
+async def gateway(app: InventoryApp, gateway_settings: Callable[..., GatewaySettings]) -> AsyncIterator[RunningGateway]:
+    settings = gateway_settings(gateway_backends=f"inventory=127.0.0.1:{app.server.bound_port}")
+    async with running_gateway(settings) as running:
+        yield running
+
+
+async def test_an_app_reserves_replays_by_key_and_is_told_what_is_left_when_stock_runs_out(
+    gateway: RunningGateway, inventory_url: str
+) -> None:
+    await stock(inventory_url, "WEB", {"ONLINE01": Decimal(3)})
+    app = await gateway.client_headers(ClientKind.APP)
+    key = idempotency_key()
+    body = {"sku": "WEB", "quantity": "2", "location_id": "ONLINE01", "ttl_seconds": 600}
+    created = await gateway.http.post("/v1/reservations", json=body, headers=app | key)
+    replayed = await gateway.http.post("/v1/reservations", json=body, headers=app | key)
+    assert created.status_code == 201, created.text
+    assert replayed.status_code == 201
+    assert replayed.json() == created.json()
+    assert replayed.headers.get("Idempotent-Replayed") == "true"
+    assert created.json()["allocations"] == [{"location_id": "ONLINE01", "quantity": "2"}]
+    refused = await gateway.http.post(
+        "/v1/reservations", json=body | {"quantity": "5"}, headers=app | idempotency_key()
+    )
+    problem = assert_problem(refused, 409, "out-of-stock")
+    assert (problem["available"], problem["reason"]) == ("1", "out-of-stock")
+    assert (await level(inventory_url, "WEB", "ONLINE01"))["reserved"] == Decimal(2)
+
+
+async def test_another_app_cannot_commit_or_release_a_reservation_it_did_not_place(
+    gateway: RunningGateway, inventory_url: str
+) -> None:
+    await stock(inventory_url, "OWNED", {"ONLINE01": Decimal(5)})
+    placer = await gateway.client_headers(ClientKind.APP)
+    intruder = await gateway.client_headers(ClientKind.APP)
+    created = await gateway.http.post(
+        "/v1/reservations", json={"sku": "OWNED", "quantity": "1", "location_id": "ONLINE01"},
+        headers=placer | idempotency_key(),
+    )  # fmt: skip
+    reservation_id = created.json()["reservation_id"]
+    for action in ("commit", "release"):
+        refused = await gateway.http.post(f"/v1/reservations/{reservation_id}/{action}",
+                                          headers=intruder | idempotency_key())  # fmt: skip
+        assert_problem(refused, 404, "not-found")
+    committed = await gateway.http.post(f"/v1/reservations/{reservation_id}/commit", headers=placer | idempotency_key())
+    assert committed.json()["status"] == "committed"
+
+
+async def test_store_bound_clients_see_and_change_only_their_own_store(
+    gateway: RunningGateway, inventory_url: str
+) -> None:
+    await stock(inventory_url, "SHELF", {"S001": Decimal(5), "S002": Decimal(7)})
+    till = await gateway.client_headers(ClientKind.POS_TERMINAL, store_id="S001")
+    manager = await gateway.client_headers(ClientKind.STAFF, store_id="S001", staff_role=StaffRole.STORE_MANAGER)
+    assert (await gateway.http.get("/v1/locations/S001/stock", headers=till)).status_code == 200
+    assert_problem(await gateway.http.get("/v1/locations/S002/stock", headers=till), 403, "forbidden")
+    own = await gateway.http.get("/v1/stock/SHELF", headers=till)
+    assert [level["location_id"] for level in own.json()["levels"]] == ["S001"]
+    count = {"lines": [{"sku": "SHELF", "counted_quantity": "6"}]}
+    elsewhere = await gateway.http.post(
+        "/v1/locations/S002/stock-counts", json=count, headers=manager | idempotency_key()
+    )
+    assert_problem(elsewhere, 403, "forbidden")
+    counted = await gateway.http.post(
+        "/v1/locations/S001/stock-counts", json=count, headers=manager | idempotency_key()
+    )
+    assert counted.json() == {"adjusted_levels": 1}
+    assert (await level(inventory_url, "SHELF", "S002"))["on_hand"] == Decimal(7)
+
+
+async def test_only_headquarters_imports_sales_history_and_a_supplier_reads_only_its_own_skus(
+    gateway: RunningGateway, inventory_url: str
+) -> None:
+    await stock(inventory_url, "PAST", {"S001": Decimal(1)})
+    history = {"lines": [{"sku": "PAST", "date": "2026-10-01", "quantity": "4"}]}
+    manager = await gateway.client_headers(ClientKind.STAFF, store_id="S001", staff_role=StaffRole.STORE_MANAGER)
+    headquarters = await gateway.client_headers(ClientKind.STAFF, staff_role=StaffRole.HEADQUARTERS)
+    supplier = await gateway.client_headers(ClientKind.SUPPLIER_USER, supplier_id="SUP001")
+    refused = await gateway.http.post("/v1/locations/S001/sales-history", json=history,
+                                      headers=manager | idempotency_key())  # fmt: skip
+    assert refused.status_code == 403
+    imported = await gateway.http.post("/v1/locations/S001/sales-history", json=history,
+                                       headers=headquarters | idempotency_key())  # fmt: skip
+    assert imported.json() == {"imported_lines": 1}
+    # A supplier sees the stock of its own SKUs only; anyone else's does not exist for it.
+    assert_problem(await gateway.http.get("/v1/stock/PAST", headers=supplier), 404, "not-found")
+    await stock(inventory_url, "THEIRS", {"S001": Decimal(3)}, supplier_id="SUP001")
+    own = await gateway.http.get("/v1/stock/THEIRS", headers=supplier)
+    assert (own.status_code, own.json()["total_available_to_promise"]) == (200, "3")
+
+
+async def test_a_transfer_runs_through_the_gateway_and_bad_input_changes_nothing(
+    gateway: RunningGateway, inventory_url: str
+) -> None:
+    await stock(inventory_url, "TRIP", {"S001": Decimal(9), "S002": Decimal(0)})
+    headquarters = await gateway.client_headers(ClientKind.STAFF, staff_role=StaffRole.HEADQUARTERS)
+    same_place = {"sku": "TRIP", "quantity": "2", "from_location_id": "S001", "to_location_id": "S001"}
+    assert_problem(await gateway.http.post("/v1/transfers", json=same_place, headers=headquarters | idempotency_key()),
+                   422, "invalid-argument")  # fmt: skip
+    unknown = await gateway.http.post("/v1/reservations", json={"sku": "NOPE", "quantity": "1", "location_id": "S001"},
+                                      headers=headquarters | idempotency_key())  # fmt: skip
+    assert unknown.status_code in (403, 404)
+    created = await gateway.http.post("/v1/transfers", json=same_place | {"to_location_id": "S002"},
+                                      headers=headquarters | idempotency_key())  # fmt: skip
+    transfer_id = created.json()["transfer_id"]
+    await gateway.http.post(f"/v1/transfers/{transfer_id}/dispatch", headers=headquarters | idempotency_key())
+    too_many = await gateway.http.post(f"/v1/transfers/{transfer_id}/receive", json={"received_quantity": "3"},
+                                       headers=headquarters | idempotency_key())  # fmt: skip
+    assert_problem(too_many, 422, "invalid-argument")
+    received = await gateway.http.post(f"/v1/transfers/{transfer_id}/receive", json={"received_quantity": "2"},
+                                       headers=headquarters | idempotency_key())  # fmt: skip
+    assert received.json()["status"] == "received"
+    assert (await level(inventory_url, "TRIP", "S002"))["on_hand"] == Decimal(2)

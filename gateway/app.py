@@ -15,6 +15,7 @@ from starlette.types import Lifespan
 
 from gateway import problems
 from gateway.grpc_errors import install_rpc_error_handler
+from gateway.idempotency import IDEMPOTENCY_KEY_IN_FLIGHT, IDEMPOTENCY_KEY_REUSED
 from gateway.middleware import AccessLogMiddleware, BodySizeLimitMiddleware, UnexpectedErrorMiddleware
 from gateway.routes import auth, clients, health, pos
 
@@ -28,6 +29,36 @@ POS terminals, supplier portals and store staff.
 (`application/problem+json`) with a stable `type` URI per kind of error, a `detail` for
 humans, the `trace_id` of the request, `errors` for each invalid part of a request, and a
 machine-readable `reason` when a service gave one.
+"""
+
+
+def problem_catalogue() -> str:
+    """The API description's list of every problem type the gateway answers with."""
+    known = [value for value in vars(problems).values() if type(value) is problems.ProblemType]
+    rows = [
+        f"| `{kind.slug}` | {kind.status} | {kind.title} |"
+        for kind in [*known, IDEMPOTENCY_KEY_REUSED, IDEMPOTENCY_KEY_IN_FLIGHT, pos.SALE_REJECTED]
+    ]
+    return (
+        f"\n**Problem types** (`type` is `{problems.PROBLEM_BASE_URI}<slug>`; `sale-rejected` appears per sale "
+        "inside a POS batch answer):\n\n| slug | status | title |\n|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
+
+
+AUTH_DESCRIPTION = """
+**Authentication**: OAuth2 client credentials. `POST /v1/auth/token` with `client_id` and
+`client_secret` returns a short-lived bearer token; send it as `Authorization: Bearer <token>`.
+Each route names the scope it needs; a missing, expired or badly signed token is 401, a
+token without the scope (or a client that does not own the object) 403, or 404 where the
+object's existence must not leak.
+
+**Idempotency**: every POST that changes something requires an `Idempotency-Key` header.
+Resending the same key with the same body returns the first answer (status and body,
+with `Idempotent-Replayed: true`) without repeating the effect; the same key with a
+different body is 422, and while the first request is still running, 409.
+
+**Limits**: each client has a rate limit (429 with `Retry-After`); request bodies are
+capped (413); a POS batch holds at most 500 sales.
 """
 
 # Each router's tag, described; routers of later areas add theirs here.
@@ -58,7 +89,7 @@ def create_app(
     """The gateway's HTTP application, with the health routes and ``routers``."""
     app = GatewayApi(
         title=API_TITLE,
-        description=API_DESCRIPTION,
+        description=API_DESCRIPTION + AUTH_DESCRIPTION + problem_catalogue(),
         version=API_VERSION,
         openapi_tags=OPENAPI_TAGS,
         docs_url="/docs",

@@ -59,6 +59,13 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 
+_KEY_ERROR = {
+    "location": "header.Idempotency-Key",
+    "message": "already used for a different request",
+    "type": "idempotency_key_reused",
+}
+
+
 @dataclass(frozen=True)
 class IdempotentRequest:
     """One POST under an Idempotency-Key, with the authenticated principal."""
@@ -95,6 +102,7 @@ class IdempotentRequest:
             raise problems.ProblemError(
                 IDEMPOTENCY_KEY_REUSED,
                 "this Idempotency-Key was first used with a different request body or route; use a new key",
+                extensions={"errors": [_KEY_ERROR]},
             )
         if outcome.state == "in_flight":
             raise problems.ProblemError(

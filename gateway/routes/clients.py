@@ -87,6 +87,12 @@ async def new_secret() -> tuple[str, str]:
     return secret, await asyncio.to_thread(hash_client_secret, secret)
 
 
+def invalid(detail: str, location: str) -> problems.ProblemError:
+    """422 ``invalid-argument`` naming the part of the request at fault."""
+    error = {"location": location, "message": detail, "type": "invalid_registration"}
+    return problems.ProblemError(problems.INVALID_ARGUMENT, detail, extensions={"errors": [error]})
+
+
 def headquarters(principal: Principal) -> Principal:
     principal.ensure_headquarters()
     return principal
@@ -110,7 +116,7 @@ async def register_client(
     async def effect() -> tuple[int, Any]:
         unknown = unknown_scopes(new.scopes or [])
         if unknown:
-            raise problems.ProblemError(problems.INVALID_ARGUMENT, f"unknown scopes: {', '.join(unknown)}")
+            raise invalid(f"unknown scopes: {', '.join(unknown)}", "body.scopes")
         secret, secret_hash = await new_secret()
         try:
             registration = ClientRegistration(
@@ -125,7 +131,7 @@ async def register_client(
                 staff_role=new.staff_role,
             )
         except InvalidClientRegistration as exc:
-            raise problems.ProblemError(problems.INVALID_ARGUMENT, str(exc)) from None
+            raise invalid(str(exc), "body") from None
         if not await resources.clients.register(registration):
             raise problems.ProblemError(problems.ALREADY_EXISTS, f"client {new.client_id} is already registered")
         stored = await resources.clients.get(new.client_id)

@@ -7,7 +7,9 @@ of its own (pgbench, wrk, a separate publisher), never from the process being me
 1. Outbox relay: rows per second the relay publishes to JetStream and marks, against a
    raw publisher doing the same acknowledged publishes without PostgreSQL; and against
    the write path's ceiling, pgbench inserting outbox rows as handlers do.
-2. Gateway HTTP: requests per second `wrk` gets from the gateway's /healthz (all
+2. Reservations through the gateway (see bench/reservations.py) against pgbench's naive
+   one-UPDATE-per-request rate on a hot row and on 10,000 rows.
+3. Gateway HTTP: requests per second `wrk` gets from the gateway's /healthz (all
    middleware: problem handling, body limit, access log, tracing) against a bare uvicorn
    app answering the same JSON.
 """
@@ -110,7 +112,7 @@ def bench_outbox(work: Path, seconds: int) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--seconds", type=int, default=10, help="duration of each timed load")
-    parser.add_argument("--only", choices=["outbox", "http"], help="run one benchmark")
+    parser.add_argument("--only", choices=["outbox", "http", "reservations", "pos"], help="run one benchmark")
     args = parser.parse_args()
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="retail-bench-") as folder:
@@ -119,12 +121,24 @@ def main() -> int:
             print("== outbox relay", flush=True)
             results["outbox"] = bench_outbox(work / "outbox", args.seconds)
             print_results(results["outbox"])
+        if args.only in (None, "reservations"):
+            from bench.reservations import bench_reservations
+
+            print("== reservations through the gateway", flush=True)
+            results["reservations"] = bench_reservations(work / "reservations", args.seconds)
+            print_results(results["reservations"])
         if args.only in (None, "http"):
             from bench.http import bench_http
 
             print("== gateway HTTP", flush=True)
             results["http"] = bench_http(work / "http", args.seconds)
             print_results(results["http"])
+        if args.only in (None, "pos"):
+            from bench.pos_ingest import bench_pos
+
+            print("== POS sales ingestion", flush=True)
+            results["pos"] = bench_pos(work / "pos", args.seconds)
+            print_results(results["pos"])
     out = Path(".local/bench-latest.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

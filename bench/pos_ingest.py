@@ -9,6 +9,8 @@ batch: the database write ceiling of the path. The gateway runs twice, with trac
 drops them), to show what tracing costs.
 
 The journal count is checked afterwards: messages in SALES equal the sales answered.
+A raw JetStream publisher (acknowledged publishes, no gateway, no database) gives the
+journal's own ceiling: JetStream syncs every write to disk, and that bounds everything.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ STORE = "S001"
 TERMINAL = "S001-POS01"
 SALES_PER_BATCH = 100
 LINES_PER_SALE = 3
+CONNECTIONS = 8
 
 JOURNAL_WRITE = f"""\\set batch random(1, 1000000000)
 BEGIN;
@@ -76,7 +79,7 @@ def token(base_url: str, secret: str) -> str:
     return str(response.json()["access_token"])
 
 
-def wrk_batches(base_url: str, access_token: str, seconds: int, connections: int = 8) -> tuple[float, int]:
+def wrk_batches(base_url: str, access_token: str, seconds: int, connections: int = CONNECTIONS) -> tuple[float, int]:
     """(batches per second, batches answered 200) from wrk running the batch script."""
     binary = shutil.which("wrk")
     if binary is None:
@@ -102,8 +105,14 @@ async def journal_size(nats_url: str) -> int:
         await client.close()
 
 
+def python_module(*args: str) -> float:
+    from bench.__main__ import python_module as run
+
+    return run(*args)
+
+
 def pgbench_batches(postgres: PostgresServer, database: str, work: Path, seconds: int) -> float:
-    from bench.__main__ import pgbench
+    from bench.__main__ import pgbench  # the shared runner; imported late, __main__ imports this module
 
     script = work / "journal_write.sql"
     script.write_text(JOURNAL_WRITE)
@@ -131,6 +140,12 @@ def bench_pos(work: Path, seconds: int) -> dict[str, float]:
         in_stream = asyncio.run(journal_size(nats.url))
         if in_stream < journaled:
             raise SystemExit(f"the journal holds {in_stream} sales but {journaled} were answered as journaled")
+        # The journal's own ceiling: acknowledged publishes alone, as many in flight as wrk keeps.
+        raw = python_module(
+            "bench.js_publish", nats.url, "retail.sales.v1.sale_recorded.RAW", str(max(1000, journaled // 2)),
+            str(CONNECTIONS * SALES_PER_BATCH),
+        )  # fmt: skip
+        figures["raw_jetstream_publish_sale_lines_per_s"] = raw * LINES_PER_SALE
         batch_tps = pgbench_batches(postgres, "gateway", work, seconds)
         figures["pgbench_journal_write_sale_lines_per_s"] = batch_tps * SALES_PER_BATCH * LINES_PER_SALE
     finally:
@@ -140,6 +155,7 @@ def bench_pos(work: Path, seconds: int) -> dict[str, float]:
     return figures | {
         "sales_journaled": float(in_stream),
         "gateway_vs_pgbench_journal_write": off / figures["pgbench_journal_write_sale_lines_per_s"],
+        "gateway_vs_raw_jetstream_publish": off / figures["raw_jetstream_publish_sale_lines_per_s"],
         "tracing_on_vs_off": on / off,
     }
 

@@ -12,6 +12,9 @@ of its own (pgbench, wrk, a separate publisher), never from the process being me
 3. Gateway HTTP: requests per second `wrk` gets from the gateway's /healthz (all
    middleware: problem handling, body limit, access log, tracing) against a bare uvicorn
    app answering the same JSON.
+4. POS ingestion (see bench/pos_ingest.py): sale lines per second journaled through
+   `POST /v1/pos/sales/batch`, beside the raw JetStream publish ceiling and pgbench
+   writing the same journal rows; tracing on against off.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ The same id with a different request (another method or other fields) is refused
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 from google.protobuf.message import Message
@@ -66,6 +66,79 @@ async def claim_request(session: AsyncSession, request_id: str, method: str, req
     if stored.method != method or bytes(stored.request_digest) != digest:
         raise RequestIdReused(f"request_id {request_id!r} was already used for a different request")
     return bytes(stored.response)
+
+
+async def claim_requests(
+    session: AsyncSession, method: str, requests: Sequence[tuple[str, Message]]
+) -> list[bytes | AlreadyExists | None]:
+    """Claim many distinct request ids in one statement (a coalesced batch).
+
+    Per request, in order: None (ours, go ahead), the stored first response, or the
+    error to answer with when the id was used for a different request. Ids must be distinct.
+    """
+    if not requests:
+        return []
+    for request_id, _ in requests:
+        if not request_id or len(request_id) > MAX_REQUEST_ID_LENGTH:
+            raise InvalidArgument("every request needs a request_id of at most 200 characters")
+    ids = [request_id for request_id, _ in requests]
+    digests = [request_digest(method, request) for _, request in requests]
+    claimed = {
+        row.request_id
+        for row in await session.execute(
+            text(
+                # Sorted, so that two batches sharing ids always take their locks in the same order.
+                "INSERT INTO request_log (request_id, method, request_digest) "
+                "SELECT id, :method, digest FROM unnest(CAST(:ids AS text[]), CAST(:digests AS bytea[])) "
+                "AS v(id, digest) ORDER BY id ON CONFLICT (request_id) DO NOTHING RETURNING request_id"
+            ),
+            {"method": method, "ids": ids, "digests": digests},
+        )
+    }
+    earlier = [request_id for request_id in ids if request_id not in claimed]
+    stored = {}
+    if earlier:
+        rows = await session.execute(
+            text(
+                "SELECT request_id, method, request_digest, response FROM request_log "
+                "WHERE request_id = ANY (CAST(:ids AS text[]))"
+            ),
+            {"ids": earlier},
+        )
+        stored = {row.request_id: row for row in rows}
+    outcomes: list[bytes | AlreadyExists | None] = []
+    for request_id, digest in zip(ids, digests, strict=True):
+        if request_id in claimed:
+            outcomes.append(None)
+            continue
+        row = stored[request_id]
+        if row.method != method or bytes(row.request_digest) != digest:
+            outcomes.append(RequestIdReused(f"request_id {request_id!r} was already used for a different request"))
+        else:
+            outcomes.append(bytes(row.response))
+    return outcomes
+
+
+async def store_responses(session: AsyncSession, responses: Sequence[tuple[str, Message]]) -> None:
+    """Record the answers of many claimed requests in one statement."""
+    if not responses:
+        return
+    await session.execute(
+        text(
+            "UPDATE request_log l SET response = v.response FROM unnest(CAST(:ids AS text[]), "
+            "CAST(:responses AS bytea[])) AS v(id, response) WHERE l.request_id = v.id"
+        ),
+        {"ids": [request_id for request_id, _ in responses],
+         "responses": [response.SerializeToString(deterministic=True) for _, response in responses]},
+    )  # fmt: skip
+
+
+async def release_claims(session: AsyncSession, request_ids: Sequence[str]) -> None:
+    """Give up many claims at once (their requests were refused)."""
+    if request_ids:
+        await session.execute(
+            text("DELETE FROM request_log WHERE request_id = ANY (CAST(:ids AS text[]))"), {"ids": list(request_ids)}
+        )
 
 
 async def store_response(session: AsyncSession, request_id: str, response: Message) -> None:

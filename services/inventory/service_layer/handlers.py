@@ -17,7 +17,15 @@ from google.protobuf.message import Message
 
 from servicekit.db import UnitOfWork
 from servicekit.errors import FailedPrecondition
-from servicekit.idempotency import RequestIdReused, claim_request, release_claim, request_digest, store_response
+from servicekit.idempotency import (
+    RequestIdReused,
+    claim_request,
+    claim_requests,
+    release_claims,
+    request_digest,
+    store_response,
+    store_responses,
+)
 from servicekit.outbox import OutboxEvent
 from services.inventory.adapters import stock_store
 from services.inventory.domain.model import (
@@ -126,27 +134,30 @@ class InventoryService:
         first_of: dict[str, int] = {}
         async with self._uow() as uow:
             session = uow.session
-            live: list[int] = []
+            distinct: list[int] = []
             for index, command in enumerate(commands):
-                if command.request_id in first_of:  # the same request twice in one batch
-                    continue
-                first_of[command.request_id] = index
-                try:
-                    stored = await claim_request(session, command.request_id, RESERVE_METHOD, command.request)
-                except RequestIdReused as reused:
-                    outcomes[index] = reused
-                    continue
-                if stored is not None:
-                    outcomes[index] = self._codec.decode(stored)
-                else:
+                if command.request_id not in first_of:  # the same request twice in one batch shares an answer
+                    first_of[command.request_id] = index
+                    distinct.append(index)
+            claims = await claim_requests(
+                session, RESERVE_METHOD, [(commands[i].request_id, commands[i].request) for i in distinct]
+            )
+            live: list[int] = []
+            for index, claim in zip(distinct, claims, strict=True):
+                if claim is None:
                     live.append(index)
+                elif isinstance(claim, BaseException):
+                    outcomes[index] = claim
+                else:
+                    outcomes[index] = self._codec.decode(claim)
             position = (await stock_store.lock_positions(session, [key])).get(key)
             granted: list[tuple[int, Reservation]] = []
+            refused: list[str] = []
             if position is None and live:
                 refusal = await self._unknown_error(uow, sku, location_id)
                 for index in live:
                     outcomes[index] = refusal
-                    await release_claim(session, commands[index].request_id)
+                    refused.append(commands[index].request_id)
             elif position is not None:
                 now = self._clock()
                 for index in live:
@@ -156,7 +167,7 @@ class InventoryService:
                         position.reserve(command.quantity, reservation_id)
                     except OutOfStock as refusal:
                         outcomes[index] = refusal
-                        await release_claim(session, command.request_id)
+                        refused.append(command.request_id)
                         continue
                     reservation = Reservation(
                         reservation_id=reservation_id,
@@ -171,8 +182,8 @@ class InventoryService:
                     outcomes[index] = reservation
                 await stock_store.insert_reservations(session, [r for _, r in granted])
                 await stock_store.save_positions(session, [position])
-                for index, reservation in granted:
-                    await store_response(session, commands[index].request_id, self._codec.encode(reservation))
+                await store_responses(session, [(commands[i].request_id, self._codec.encode(r)) for i, r in granted])
+            await release_claims(session, refused)
             await uow.commit()
         for index, command in enumerate(commands):
             if outcomes[index] is None:  # a duplicate inside the batch shares the first one's outcome

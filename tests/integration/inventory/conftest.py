@@ -116,6 +116,9 @@ async def stock(
 async def level(url: str, sku: str, location_id: str) -> dict[str, Decimal]:
     connection = await asyncpg.connect(to_plain_url(url))
     try:
+        # One snapshot for both reads: a sale committing in between must not look like drift.
+        transaction = connection.transaction(isolation="repeatable_read", readonly=True)
+        await transaction.start()
         row = await connection.fetchrow(
             "SELECT on_hand, reserved, in_transit, safety_stock FROM stock_level WHERE sku = $1 AND location_id = $2",
             sku, location_id,
@@ -125,6 +128,7 @@ async def level(url: str, sku: str, location_id: str) -> dict[str, Decimal]:
             "coalesce(sum(in_transit_delta), 0) AS in_transit FROM stock_movement WHERE sku = $1 AND location_id = $2",
             sku, location_id,
         )  # fmt: skip
+        await transaction.rollback()
     finally:
         await connection.close()
     assert row is not None

@@ -36,8 +36,13 @@ log = logging.getLogger("gateway")
 SERVICE_NAME = "gateway"
 
 
-# Routes that front a backend service, one router per service.
-SERVICE_ROUTERS: tuple[APIRouter, ...] = (inventory.router,)
+# Routes that front a backend service, by the backend's name in GATEWAY_BACKENDS.
+SERVICE_ROUTERS: dict[str, APIRouter] = {"inventory": inventory.router}
+
+
+def service_routers(settings: GatewaySettings) -> list[APIRouter]:
+    """Only the routes whose backend is configured: the API never advertises what it cannot serve."""
+    return [router for name, router in SERVICE_ROUTERS.items() if name in settings.gateway_backends]
 
 
 def build_app(settings: GatewaySettings, *, routers: Sequence[APIRouter] = ()) -> FastAPI:
@@ -55,7 +60,7 @@ def build_app(settings: GatewaySettings, *, routers: Sequence[APIRouter] = ()) -
     app = create_app(
         lifespan=lifespan,
         max_request_body_bytes=settings.max_request_body_bytes,
-        routers=[*SERVICE_ROUTERS, *routers],
+        routers=[*service_routers(settings), *routers],
     )
     # Spans for the request itself only, not one per ASGI message sent or received.
     FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])

@@ -7,6 +7,7 @@ server starts and closes them when it stops.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ from gateway.adapters.sales_journal import SalesJournal
 from gateway.app import create_app
 from gateway.authentication import Authenticator
 from gateway.domain.tokens import TokenSigner
+from gateway.maintenance import run_maintenance
 from gateway.rate_limits import RateLimiter
 from gateway.readiness import NotReady, Readiness, ReadinessCheck
 from gateway.resources import GatewayResources
@@ -52,9 +54,13 @@ def build_app(settings: GatewaySettings, *, routers: Sequence[APIRouter] = ()) -
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_resources(settings) as resources:
             app.state.resources = resources
+            stop = asyncio.Event()
+            housekeeping = asyncio.create_task(run_maintenance(resources.engine, stop), name="gateway-maintenance")
             try:
                 yield
             finally:
+                stop.set()
+                await housekeeping
                 del app.state.resources
 
     app = create_app(

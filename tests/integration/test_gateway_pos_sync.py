@@ -12,7 +12,9 @@ import pytest
 from retail.sales.v1 import events_pb2
 from sqlalchemy import text
 
+from devstack.servers import free_port
 from gateway.domain.clients import ClientKind, StaffRole
+from gateway.maintenance import prune_gateway_tables
 from gateway.settings import GatewaySettings
 from tests.support.gateway import (
     RunningGateway,
@@ -222,3 +224,45 @@ async def test_a_terminal_reads_its_start_up_data(gateway: RunningGateway, store
     assert body["store"]["store_id"] == store
     assert body["store"]["max_sales_per_batch"] == 500
     assert set(body["datasets"]) == {"price_book", "catalogue"}
+
+
+async def test_without_the_journal_the_batch_is_503_and_a_resend_later_is_answered_afresh(
+    gateway_settings: Callable[..., GatewaySettings], store: str
+) -> None:
+    unreachable = f"nats://127.0.0.1:{free_port()}"
+    async with running_gateway(gateway_settings(nats_url=unreachable, nats_startup_wait_seconds=0)) as gateway:
+        terminal = await gateway.client_headers(ClientKind.POS_TERMINAL, store_id=store)
+        key = idempotency_key()
+        body = {"sales": [a_sale(store)]}
+        first = await gateway.http.post("/v1/pos/sales/batch", json=body, headers=terminal | key)
+        again = await gateway.http.post("/v1/pos/sales/batch", json=body, headers=terminal | key)
+        async with gateway.resources.engine.connect() as connection:
+            journaled = (await connection.execute(text("SELECT count(*) FROM journaled_sale"))).scalar_one()
+    assert_problem(first, 503, "service-unavailable")
+    assert first.headers["retry-after"]
+    assert_problem(again, 503, "service-unavailable")  # not a replay of the failure: tried again
+    assert journaled == 0
+
+
+async def test_housekeeping_prunes_old_idempotency_records_and_journaled_sale_ids_only(
+    gateway: RunningGateway, store: str
+) -> None:
+    terminal = await gateway.client_headers(ClientKind.POS_TERMINAL, store_id=store)
+    await post_batch(gateway, terminal, [a_sale(store)])
+    async with gateway.resources.engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO idempotency_record (client_id, idempotency_key, fingerprint, state, claimed_at)"
+                " VALUES ('old-client', 'k', '\\x00', 'in_flight', now() - interval '8 days')"
+            )
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO journaled_sale (sale_id, kind, location_id, submitted_by, occurred_at, recorded_at)"
+                " VALUES ('ancient', 'sale', :store, 'x', now() - interval '200 days', now() - interval '121 days')"
+            ),
+            {"store": store},
+        )
+    deleted = await prune_gateway_tables(gateway.resources.engine)
+    assert deleted == {"idempotency_record": 1, "journaled_sale": 1}
+    assert await prune_gateway_tables(gateway.resources.engine) == {"idempotency_record": 0, "journaled_sale": 0}

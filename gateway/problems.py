@@ -198,6 +198,9 @@ def problem_body(
     }
     for name, value in (extensions or {}).items():
         body.setdefault(name, value)
+    if body["status"] == 422 and "errors" not in body:
+        # Every 422 is documented as a validation problem: it always names what was rejected.
+        body["errors"] = [{"location": "request", "message": detail, "type": problem_type.slug or "invalid"}]
     return body
 
 

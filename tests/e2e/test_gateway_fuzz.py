@@ -2,7 +2,7 @@
 
 Schemathesis generates requests (valid and invalid) for every operation from
 ``/openapi.json`` and sends them, with a token of a client that may call the route, to a
-real ``python -m gateway`` backed by PostgreSQL and NATS JetStream. The example count is
+real ``python -m gateway`` backed by PostgreSQL, NATS JetStream and the real services. The example count is
 bounded so that the whole run stays well under a minute.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -31,11 +32,12 @@ from gateway.domain.clients import ClientKind, ClientRegistration, StaffRole, ha
 from gateway.domain.scopes import default_scopes
 from servicekit.db import create_engine
 from tests.conftest import Infra, create_database_from, run_in_fresh_loop
-from tests.e2e.test_gateway_process import REPO, gateway_env, wait_until_serving
+from tests.e2e.test_gateway_process import REPO, gateway_env, get_until, wait_until_serving
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 TERMINAL = ("S001-POS01", "fuzz-terminal-secret-0123456789")
 HEADQUARTERS = ("fuzz-hq-01", "fuzz-headquarters-secret-0123456789")
+APP = ("fuzz-app-01", "fuzz-app-backend-secret-0123456789")
 EXAMPLES_PER_OPERATION = 25
 
 
@@ -46,6 +48,7 @@ async def register_clients(database_url: str) -> None:
         for client_id, secret, kind, role, store in (
             (*TERMINAL, ClientKind.POS_TERMINAL, None, "S001"),
             (*HEADQUARTERS, ClientKind.STAFF, StaffRole.HEADQUARTERS, None),
+            (*APP, ClientKind.APP, None, None),
         ):
             await registry.register(
                 ClientRegistration(
@@ -63,39 +66,52 @@ async def register_clients(database_url: str) -> None:
         await engine.dispose()
 
 
-@pytest.fixture(scope="module")
-def fuzzed_gateway(infra: Infra, kit_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    database_url = create_database_from(infra, kit_template)
-    port = free_port()
-    env = gateway_env(
-        APP_ENV="test",
-        DATABASE_URL=database_url,
-        NATS_URL=infra.nats_url,
-        HTTP_PORT=str(port),
-        RATE_LIMIT_BURST="100000",
-        LOG_LEVEL="WARNING",
-    )
+def start(module: str, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     migrate = subprocess.run(
-        [sys.executable, "-m", "gateway.migrate"], env=env, cwd=REPO, capture_output=True, timeout=120, check=False
+        [sys.executable, "-m", f"{module}.migrate"], env=env, cwd=REPO, capture_output=True, timeout=120, check=False
     )
     assert migrate.returncode == 0, migrate.stderr.decode()
-    run_in_fresh_loop(lambda: register_clients(database_url))
-    log_path = tmp_path_factory.mktemp("fuzz") / "gateway.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "gateway"], env=env, cwd=REPO, stdout=log, stderr=log)
+        return subprocess.Popen([sys.executable, "-m", module], env=env, cwd=REPO, stdout=log, stderr=log)
+
+
+@pytest.fixture(scope="module")
+def fuzzed_gateway(infra: Infra, kit_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The gateway and every service behind it, as real processes with their own databases."""
+    logs = tmp_path_factory.mktemp("fuzz")
+    inventory_port, port = free_port(), free_port()
+    common = {"APP_ENV": "test", "NATS_URL": infra.nats_url, "LOG_LEVEL": "WARNING"}
+    inventory = start(
+        "services.inventory",
+        gateway_env(**common, DATABASE_URL=create_database_from(infra, kit_template), GRPC_PORT=str(inventory_port)),
+        logs / "inventory.log",
+    )
+    database_url = create_database_from(infra, kit_template)
+    env = gateway_env(
+        **common,
+        DATABASE_URL=database_url,
+        HTTP_PORT=str(port),
+        GATEWAY_BACKENDS=f"inventory=127.0.0.1:{inventory_port}",
+        RATE_LIMIT_BURST="100000",
+    )
+    gateway = start("gateway", env, logs / "gateway.log")
+    run_in_fresh_loop(lambda: register_clients(database_url))
     base_url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_serving(process, base_url, log_path)
+        wait_until_serving(gateway, base_url, logs / "gateway.log")
+        ready = get_until(f"{base_url}/readyz", 200, within=60)
+        assert ready.status_code == 200, ready.text + (logs / "inventory.log").read_text()
         yield base_url
     finally:
-        process.kill()
-        process.wait()
+        for process in (gateway, inventory):
+            process.kill()
+            process.wait()
 
 
 @pytest.fixture(scope="module")
 def tokens(fuzzed_gateway: str) -> dict[str, str]:
     issued = {}
-    for name, (client_id, secret) in (("terminal", TERMINAL), ("headquarters", HEADQUARTERS)):
+    for name, (client_id, secret) in (("terminal", TERMINAL), ("headquarters", HEADQUARTERS), ("app", APP)):
         response = httpx.post(
             f"{fuzzed_gateway}/v1/auth/token",
             data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
@@ -103,6 +119,21 @@ def tokens(fuzzed_gateway: str) -> dict[str, str]:
         assert response.status_code == 200, response.text
         issued[name] = response.json()["access_token"]
     return issued
+
+
+def caller_for(operation: dict[str, Any]) -> str:
+    """The fuzzing client whose default scopes include the one the operation requires."""
+    scopes = [
+        scope for requirement in operation.get("security", []) for scope in requirement.get("client_credentials", [])
+    ]
+    for name, kind, role in (
+        ("terminal", ClientKind.POS_TERMINAL, None),
+        ("app", ClientKind.APP, None),
+        ("headquarters", ClientKind.STAFF, StaffRole.HEADQUARTERS),
+    ):
+        if set(scopes) <= default_scopes(kind, role):
+            return name
+    return "headquarters"
 
 
 def fuzz_operation(operation: Any, base_url: str, headers: dict[str, str]) -> None:
@@ -131,8 +162,7 @@ def test_the_gateway_answers_every_generated_request_without_5xx_and_within_its_
     for result in schema.get_all_operations():
         assert isinstance(result, Ok), result.err()  # the document itself must be valid
         operation = result.ok()
-        token = tokens["headquarters"] if operation.path.startswith("/v1/admin") else tokens["terminal"]
-        headers = {} if operation.path == "/v1/auth/token" else {"Authorization": f"Bearer {token}"}
+        headers = {"Authorization": f"Bearer {tokens[caller_for(operation.definition.raw)]}"}
 
         fuzz_operation(operation, fuzzed_gateway, headers)
         fuzzed.append(f"{operation.method.upper()} {operation.path}")

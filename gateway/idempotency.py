@@ -5,7 +5,7 @@ Depends(idempotent(SCOPE))]`` (which also authenticates, like ``require(SCOPE)``
 wraps its effect: ``return await idempotency.run(effect)``. The effect's answer (status
 and JSON body) is stored under (client id, key):
 
-- the same key with the same body (method, route and canonical JSON) replays that answer
+- the same key with the same request (method, path and canonical JSON body) replays that answer
   without running the effect again, also when many copies arrive at once: a copy that
   finds the first one still running waits up to ``IDEMPOTENCY_WAIT_SECONDS`` for it;
 - the same key with a different body is 422 (``idempotency-key-reused``);
@@ -101,7 +101,7 @@ class IdempotentRequest:
         if outcome.state == "mismatch":
             raise problems.ProblemError(
                 IDEMPOTENCY_KEY_REUSED,
-                "this Idempotency-Key was first used with a different request body or route; use a new key",
+                "this Idempotency-Key was first used with a different request (path or body); use a new key",
                 extensions={"errors": [_KEY_ERROR]},
             )
         if outcome.state == "in_flight":
@@ -135,13 +135,13 @@ def render(body: Any) -> str:
     return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
-def request_fingerprint(method: str, route: str, body: bytes) -> bytes:
-    """SHA-256 of method, route template and the body (canonical JSON when it is JSON)."""
+def request_fingerprint(method: str, path: str, body: bytes) -> bytes:
+    """SHA-256 of method, path and the body (canonical JSON when it is JSON)."""
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
     except (ValueError, UnicodeDecodeError):
         canonical = body
-    return hashlib.sha256(b"\0".join([method.encode(), route.encode(), canonical])).digest()
+    return hashlib.sha256(b"\0".join([method.encode(), path.encode(), canonical])).digest()
 
 
 @cache
@@ -154,11 +154,12 @@ def idempotent(scope: str) -> Callable[..., Coroutine[Any, Any, IdempotentReques
         principal: Annotated[Principal, Depends(require(scope))],
         idempotency_key: IdempotencyKeyHeader,
     ) -> IdempotentRequest:
-        route = problems.route_template(request.scope) or request.url.path
+        # The path itself, not its template: the same key on another object is another request.
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return IdempotentRequest(
             principal=principal,
             key=idempotency_key,
-            fingerprint=request_fingerprint(request.method, route, await request.body()),
+            fingerprint=request_fingerprint(request.method, path, await request.body()),
             records=resources.idempotency,
             wait_seconds=resources.settings.idempotency_wait_seconds,
         )

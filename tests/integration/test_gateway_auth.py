@@ -257,3 +257,14 @@ async def test_a_client_over_its_rate_limit_gets_429_with_retry_after(
         assert_problem(limited, 429, "too-many-requests")
         assert int(limited.headers["retry-after"]) >= 1
         assert (await gateway.http.get("/v1/pos/sync", headers=other)).status_code == 200
+
+
+async def test_one_idempotency_key_cannot_replay_a_revocation_onto_another_client(gateway: RunningGateway) -> None:
+    admin = await gateway.client_headers(ClientKind.STAFF, staff_role=StaffRole.HEADQUARTERS)
+    first, _ = await gateway.register(ClientKind.APP)
+    second, second_secret = await gateway.register(ClientKind.APP)
+    key = idempotency_key()
+    assert (await gateway.http.post(f"/v1/admin/clients/{first}/revoke", headers=admin | key)).status_code == 200
+    other = await gateway.http.post(f"/v1/admin/clients/{second}/revoke", headers=admin | key)
+    assert_problem(other, 422, "idempotency-key-reused")
+    await gateway.token(second, second_secret)  # still active

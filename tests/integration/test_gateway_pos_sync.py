@@ -16,6 +16,7 @@ from devstack.servers import free_port
 from gateway.domain.clients import ClientKind, StaffRole
 from gateway.maintenance import prune_gateway_tables
 from gateway.settings import GatewaySettings
+from servicekit.telemetry import configure_tracing
 from tests.support.gateway import (
     RunningGateway,
     assert_problem,
@@ -266,3 +267,16 @@ async def test_housekeeping_prunes_old_idempotency_records_and_journaled_sale_id
     deleted = await prune_gateway_tables(gateway.resources.engine)
     assert deleted == {"idempotency_record": 1, "journaled_sale": 1}
     assert await prune_gateway_tables(gateway.resources.engine) == {"idempotency_record": 0, "journaled_sale": 0}
+
+
+async def test_the_journal_entry_continues_the_terminals_trace(
+    gateway: RunningGateway, store: str, nats_url: str
+) -> None:
+    configure_tracing("gateway-tests")
+    trace_id = uuid.uuid4().hex
+    terminal = await gateway.client_headers(ClientKind.POS_TERMINAL, store_id=store)
+    traced = terminal | {"traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"}
+    response = await post_batch(gateway, traced, [a_sale(store)])
+    assert response.json()["accepted"] == 1
+    [(_, headers, _)] = await journal(nats_url, store)
+    assert headers["traceparent"].split("-")[1] == trace_id

@@ -19,6 +19,8 @@ from gateway.domain.clients import ClientKind, ClientRegistration, StaffRole, ha
 from gateway.domain.scopes import effective_scopes
 from gateway.domain.tokens import InvalidToken, TokenClaims, TokenSigner, new_token_id
 
+MAX_CONCURRENT_SECRET_CHECKS = 8
+
 
 @cache
 def _unknown_client_hash() -> str:
@@ -100,6 +102,9 @@ class Authenticator:
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._cache: dict[str, tuple[float, ClientRegistration | None]] = {}
+        # scrypt checks run in threads; a bound keeps a flood of token requests from taking
+        # every worker thread (and memory: about 16 MiB per check) from the rest of the gateway.
+        self._secret_checks = asyncio.Semaphore(MAX_CONCURRENT_SECRET_CHECKS)
 
     @property
     def token_ttl_seconds(self) -> int:
@@ -110,7 +115,8 @@ class Authenticator:
         registration = await self._registry.get(client_id) if len(client_id) <= 128 else None
         # scrypt is deliberately slow: keep the event loop free while checking.
         secret_hash = registration.secret_hash if registration is not None else _unknown_client_hash()
-        matches = await asyncio.to_thread(verify_client_secret, secret, secret_hash)
+        async with self._secret_checks:
+            matches = await asyncio.to_thread(verify_client_secret, secret, secret_hash)
         if registration is None or not matches or not registration.is_active:
             return "invalid_client"
         allowed = effective_scopes(registration)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+
+# The stack forks servers after it has used gRPC (health checks): keep gRPC's fork handlers out.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 from devstack.stack import run
 

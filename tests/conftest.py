@@ -8,8 +8,14 @@ random stream and subject names, so tests never see each other's data.
 
 from __future__ import annotations
 
-import asyncio
 import os
+
+# The tests restart PostgreSQL and NATS from a process where gRPC threads run. gRPC's fork
+# handlers can abort the forked child before it execs the server, and nothing here needs
+# gRPC across a fork: switch them off before grpc is first imported.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
+import asyncio
 import shutil
 import tempfile
 import threading

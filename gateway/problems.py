@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -308,9 +310,36 @@ def unexpected_error_response(scope: Mapping[str, Any], exc: BaseException) -> P
     )
 
 
+async def handle_database_unavailable(request: Request, exc: Exception) -> ProblemResponse:
+    """The gateway's own PostgreSQL is unreachable or its pool exhausted: retry, nothing was done."""
+    log.warning(
+        "the gateway database is unavailable",
+        extra={"route": route_template(request.scope), "error": type(exc).__name__},
+    )
+    return problem_response(
+        SERVICE_UNAVAILABLE,
+        "the gateway's database is unavailable; retry shortly",
+        instance=request_instance(request),
+        headers={"Retry-After": "2"},
+    )
+
+
+# Outages of the gateway's own database (connection refused or lost, pool exhausted).
+DATABASE_OUTAGES: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    ConnectionRefusedError,
+)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Answer every error of ``app`` with problem details."""
     app.add_exception_handler(ProblemError, handle_problem_error)
+    for outage in DATABASE_OUTAGES:
+        app.add_exception_handler(outage, handle_database_unavailable)
     app.add_exception_handler(HTTPException, handle_http_exception)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
     # Last resort for errors outside the routes; see gateway.middleware.UnexpectedErrorMiddleware.

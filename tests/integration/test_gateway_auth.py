@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from devstack.servers import free_port
 from gateway.domain.clients import ClientKind, StaffRole
 from gateway.domain.tokens import TokenClaims, TokenSigner
 from gateway.settings import GatewaySettings
@@ -268,3 +269,21 @@ async def test_one_idempotency_key_cannot_replay_a_revocation_onto_another_clien
     other = await gateway.http.post(f"/v1/admin/clients/{second}/revoke", headers=admin | key)
     assert_problem(other, 422, "idempotency-key-reused")
     await gateway.token(second, second_secret)  # still active
+
+
+async def test_while_the_gateway_database_is_down_token_and_api_requests_get_503_not_500(
+    gateway_settings: Callable[..., GatewaySettings],
+) -> None:
+    down = f"postgresql://postgres@127.0.0.1:{free_port()}/gateway"
+    async with running_gateway(gateway_settings(database_url=down, token_signing_keys=KEYS)) as gateway:
+        token = await gateway.http.post(
+            "/v1/auth/token", data={"grant_type": "client_credentials", "client_id": "S001-POS01", "client_secret": "x"}
+        )
+        now = int(time.time())
+        signed = TokenSigner([("k2", b"second-signing-key-0123456789abcdef")]).issue(
+            TokenClaims("S001-POS01", "pos_terminal", frozenset({"pos:sync:read"}), now, now + 60, "j", "S001")
+        )
+        sync = await gateway.http.get("/v1/pos/sync", headers=bearer(signed))
+    for response in (token, sync):
+        assert_problem(response, 503, "service-unavailable")
+        assert response.headers["retry-after"] == "2"

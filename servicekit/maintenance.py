@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -26,7 +26,8 @@ INBOX_RETENTION = timedelta(days=35)
 _BATCH = 5000
 
 
-async def _prune(engine: AsyncEngine, table: str, column: str, older_than: timedelta) -> int:
+async def prune_older_than(engine: AsyncEngine, table: str, column: str, older_than: timedelta) -> int:
+    """Delete rows whose ``column`` is older than ``older_than``, in batches; returns how many."""
     deleted_total = 0
     while True:
         async with engine.begin() as connection:
@@ -50,24 +51,40 @@ async def prune_kit_tables(
 ) -> dict[str, int]:
     """Delete expired request-log and inbox rows in small batches; returns counts per table."""
     return {
-        "request_log": await _prune(engine, "request_log", "created_at", request_log_retention),
-        "inbox": await _prune(engine, "inbox", "handled_at", inbox_retention),
+        "request_log": await prune_older_than(engine, "request_log", "created_at", request_log_retention),
+        "inbox": await prune_older_than(engine, "inbox", "handled_at", inbox_retention),
     }
+
+
+async def prune_periodically(
+    what: str,
+    prune: Callable[[], Awaitable[dict[str, int]]],
+    stop: asyncio.Event,
+    *,
+    interval_seconds: float = 3600.0,
+    first_after_seconds: float = 0.0,
+) -> None:
+    """Run ``prune`` now and then until ``stop`` is set; a database outage only delays it."""
+    if first_after_seconds and await sleep_unless(stop, first_after_seconds):
+        return
+    while not stop.is_set():
+        try:
+            deleted = await prune()
+            if any(deleted.values()):
+                log.info("pruned %s", what, extra=deleted)
+        except Exception as exc:  # a database outage must not end the task
+            log.warning("pruning %s failed; will retry", what, extra={"error": str(exc)})
+        await sleep_unless(stop, interval_seconds)
 
 
 def kit_maintenance(
     engine: AsyncEngine, *, interval_seconds: float = 3600.0
 ) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
-    """A background task for ``GrpcServer``: prune now and then until stopped."""
+    """A background task for ``GrpcServer``: prune the kit's tables now and then until stopped."""
 
     async def run(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                deleted = await prune_kit_tables(engine)
-                if any(deleted.values()):
-                    log.info("pruned kit tables", extra=deleted)
-            except Exception as exc:  # a database outage must not end the task
-                log.warning("kit table pruning failed; will retry", extra={"error": str(exc)})
-            await sleep_unless(stop, interval_seconds)
+        await prune_periodically(
+            "kit tables", lambda: prune_kit_tables(engine), stop, interval_seconds=interval_seconds
+        )
 
     return run

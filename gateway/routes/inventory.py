@@ -9,6 +9,7 @@ together there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Annotated, Any
 
@@ -320,15 +321,9 @@ async def commit_reservation(
     Scope `reservations:write`; only the client that placed it. `Idempotency-Key` required.
     """
 
-    async def effect() -> tuple[int, Any]:
-        answer = await inventory(resources).CommitReservation(
-            pb.CommitReservationRequest(request_id=call.request_id, reservation_id=reservation_id,
-                                        owner=owner_of(call.principal)),
-            timeout=resources.grpc_deadline,
-        )  # fmt: skip
-        return 200, map_reservation(answer.reservation)
-
-    return await call.run(effect)  # type: ignore[return-value]
+    message = pb.CommitReservationRequest(request_id=call.request_id, reservation_id=reservation_id,
+                                          owner=owner_of(call.principal))  # fmt: skip
+    return await _step(resources, call, "CommitReservation", message, _reservation_of)  # type: ignore[no-any-return]
 
 
 @router.post("/reservations/{reservation_id}/release", responses=problems.problem_responses(401, 403, 404, 409))
@@ -339,15 +334,9 @@ async def release_reservation(
 ) -> ReservationOut:
     """Give a reservation's units back. Scope `reservations:write`; only its client. `Idempotency-Key` required."""
 
-    async def effect() -> tuple[int, Any]:
-        answer = await inventory(resources).ReleaseReservation(
-            pb.ReleaseReservationRequest(request_id=call.request_id, reservation_id=reservation_id,
-                                         owner=owner_of(call.principal)),
-            timeout=resources.grpc_deadline,
-        )  # fmt: skip
-        return 200, map_reservation(answer.reservation)
-
-    return await call.run(effect)  # type: ignore[return-value]
+    message = pb.ReleaseReservationRequest(request_id=call.request_id, reservation_id=reservation_id,
+                                           owner=owner_of(call.principal))  # fmt: skip
+    return await _step(resources, call, "ReleaseReservation", message, _reservation_of)  # type: ignore[no-any-return]
 
 
 @router.post("/transfers", status_code=201, responses=problems.problem_responses(401, 403, 404, 409, 422))
@@ -371,17 +360,24 @@ async def request_transfer(
     return await call.run(effect)  # type: ignore[return-value]
 
 
-async def _transfer_step(
-    resources: GatewayResources, call: IdempotentRequest, step: str, message: Any, check_store: str | None = None
+async def _step(
+    resources: GatewayResources, call: IdempotentRequest, rpc: str, message: Any, answer_of: Callable[[Any], Any]
 ) -> Any:
-    if check_store is not None:
-        call.principal.ensure_store(check_store)
+    """One idempotent call of inventory's ``rpc``; the answer body is ``answer_of(response)``."""
 
     async def effect() -> tuple[int, Any]:
-        answer = await getattr(inventory(resources), step)(message, timeout=resources.grpc_deadline)
-        return 200, map_transfer(answer.transfer)
+        answer = await getattr(inventory(resources), rpc)(message, timeout=resources.grpc_deadline)
+        return 200, answer_of(answer)
 
     return await call.run(effect)
+
+
+def _transfer_of(answer: Any) -> dict[str, Any]:
+    return map_transfer(answer.transfer)
+
+
+def _reservation_of(answer: Any) -> dict[str, Any]:
+    return map_reservation(answer.reservation)
 
 
 @router.post("/transfers/{transfer_id}/dispatch", responses=problems.problem_responses(401, 403, 404, 409))
@@ -392,7 +388,7 @@ async def dispatch_transfer(
 ) -> TransferOut:
     """The units left the source and are in transit. Scope `transfers:write`."""
     message = pb.DispatchTransferRequest(request_id=call.request_id, transfer_id=transfer_id)
-    return await _transfer_step(resources, call, "DispatchTransfer", message)  # type: ignore[no-any-return]
+    return await _step(resources, call, "DispatchTransfer", message, _transfer_of)  # type: ignore[no-any-return]
 
 
 @router.post("/transfers/{transfer_id}/receive", responses=problems.problem_responses(401, 403, 404, 409, 422))
@@ -405,7 +401,7 @@ async def receive_transfer(
     """Book what arrived; a shortfall is recorded as shrink. Scope `transfers:write`."""
     message = pb.ReceiveTransferRequest(request_id=call.request_id, transfer_id=transfer_id,
                                         received_quantity=quantity(body.received_quantity))  # fmt: skip
-    return await _transfer_step(resources, call, "ReceiveTransfer", message)  # type: ignore[no-any-return]
+    return await _step(resources, call, "ReceiveTransfer", message, _transfer_of)  # type: ignore[no-any-return]
 
 
 @router.post("/transfers/{transfer_id}/cancel", responses=problems.problem_responses(401, 403, 404, 409))
@@ -416,7 +412,7 @@ async def cancel_transfer(
 ) -> TransferOut:
     """Call a transfer off before dispatch; the source's hold is released. Scope `transfers:write`."""
     message = pb.CancelTransferRequest(request_id=call.request_id, transfer_id=transfer_id)
-    return await _transfer_step(resources, call, "CancelTransfer", message)  # type: ignore[no-any-return]
+    return await _step(resources, call, "CancelTransfer", message, _transfer_of)  # type: ignore[no-any-return]
 
 
 @router.post("/locations/{location_id}/stock-counts", responses=problems.problem_responses(401, 403, 404, 422))

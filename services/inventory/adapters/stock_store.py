@@ -125,7 +125,7 @@ async def insert_movements(session: AsyncSession, movements: Sequence[Movement])
 
 
 async def create_position(session: AsyncSession, position: StockPosition) -> None:
-    """A new stock level with its opening movement (the ledger starts where the balance does)."""
+    """A new, empty stock level (zero balance, so its ledger starts empty too)."""
     await session.execute(
         text(
             "INSERT INTO stock_level (sku, location_id, on_hand, reserved, in_transit, safety_stock) "

@@ -256,10 +256,7 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
             reservation = await self._service.commit(uow, request.reservation_id, request.owner)
             return pb.CommitReservationResponse(reservation=map_reservation(reservation))
 
-        return await run_once(
-            self._uow(), request_id=request.request_id, method="InventoryService/CommitReservation",
-            request=request, response_type=pb.CommitReservationResponse, effect=effect,
-        )  # fmt: skip
+        return await self._once(request, pb.CommitReservationResponse, effect)
 
     async def ReleaseReservation(
         self, request: pb.ReleaseReservationRequest, context: Any
@@ -270,10 +267,7 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
             reservation = await self._service.release(uow, request.reservation_id, request.owner)
             return pb.ReleaseReservationResponse(reservation=map_reservation(reservation))
 
-        return await run_once(
-            self._uow(), request_id=request.request_id, method="InventoryService/ReleaseReservation",
-            request=request, response_type=pb.ReleaseReservationResponse, effect=effect,
-        )  # fmt: skip
+        return await self._once(request, pb.ReleaseReservationResponse, effect)
 
     async def GetReservation(self, request: pb.GetReservationRequest, context: Any) -> pb.GetReservationResponse:
         """A reservation and where its units are held."""

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from typing import NoReturn
 
 from google.protobuf.message import Message
 
@@ -109,7 +110,7 @@ class InventoryService:
         async with self._uow() as uow:
             candidates = await stock_store.positions_for_channel(uow.session, command.sku, command.channel)
         if not candidates:
-            await self._raise_unknown(command.sku, None)
+            await self._raise_not_stocked_anywhere(command.sku)
         last_refusal: OutOfStock | None = None
         for position in choose_location(candidates, command.quantity)[:ALLOCATION_ATTEMPTS]:
             try:
@@ -154,7 +155,10 @@ class InventoryService:
             granted: list[tuple[int, Reservation]] = []
             refused: list[str] = []
             if position is None and live:
-                refusal = await self._unknown_error(uow, sku, location_id)
+                refusal = await self._unknown_error(uow, sku, location_id) or OutOfStock(
+                    f"{sku} is not stocked at {location_id}",
+                    details={"sku": sku, "location_id": location_id, "available": "0"},
+                )
                 for index in live:
                     outcomes[index] = refusal
                     refused.append(commands[index].request_id)
@@ -203,7 +207,7 @@ class InventoryService:
                 return self._codec.decode(stored)
             candidates = await stock_store.positions_for_channel(uow.session, command.sku, command.channel)
             if not candidates:
-                await self._raise_unknown(command.sku, None)
+                await self._raise_not_stocked_anywhere(command.sku)
             locked = await stock_store.lock_positions(uow.session, [(p.sku, p.location_id) for p in candidates])
             allocations = split_allocation(list(locked.values()), command.quantity)
             reservation = Reservation(
@@ -300,15 +304,14 @@ class InventoryService:
         if reservation is not None:
             keys |= {(reservation.sku, a.location_id) for a in reservation.allocations}
         positions = await stock_store.lock_positions(session, keys)
-        missing = sorted(key for key in keys if key not in positions)
-        for sku, where in missing:
+        missing = sorted(keys - positions.keys())
+        for sku, where in missing:  # a sale that happened is applied, but only to what exists
             if not await stock_store.known_sku(session, sku):
                 raise UnknownSku(f"sale {sale_id} sells unknown SKU {sku}")
             if not await stock_store.known_location(session, where):
                 raise UnknownLocation(f"sale {sale_id} names unknown location {where}")
-            await stock_store.create_position(session, StockPosition(sku, where))
         if missing:
-            positions = await stock_store.lock_positions(session, keys)
+            positions = await stock_store.lock_or_create_positions(session, keys)
         for sku, quantity in lines:
             remaining = quantity
             if reservation is not None and sku == reservation.sku:
@@ -366,26 +369,24 @@ class InventoryService:
         async with self._uow() as uow:
             positions = await stock_store.read_positions(uow.session, sku=sku, location_id=location_id, limit=1)
             if not positions:
-                await self._raise_unknown(sku, location_id)
-                raise FailedPrecondition(f"{sku} is not stocked at {location_id}", reason="not-stocked")
+                raise await self._unknown_error(uow, sku, location_id) or FailedPrecondition(
+                    f"{sku} is not stocked at {location_id}", reason="not-stocked"
+                )
             return positions[0], await stock_store.ledger_sums(uow.session, sku, location_id)
 
-    async def _unknown_error(self, uow: UnitOfWork, sku: str, location_id: str) -> Exception:
+    async def _unknown_error(
+        self, uow: UnitOfWork, sku: str, location_id: str | None
+    ) -> UnknownSku | UnknownLocation | None:
+        """Why a SKU (at a location) has no stock level: unknown SKU or location, or None if both exist."""
         if not await stock_store.known_sku(uow.session, sku):
             return UnknownSku(f"SKU {sku} does not exist")
-        if not await stock_store.known_location(uow.session, location_id):
+        if location_id is not None and not await stock_store.known_location(uow.session, location_id):
             return UnknownLocation(f"location {location_id} does not exist")
-        return OutOfStock(
-            f"{sku} is not stocked at {location_id}",
-            details={"sku": sku, "location_id": location_id, "available": "0"},
-        )
+        return None
 
-    async def _raise_unknown(self, sku: str, location_id: str | None) -> None:
+    async def _raise_not_stocked_anywhere(self, sku: str) -> NoReturn:
         async with self._uow() as uow:
-            if not await stock_store.known_sku(uow.session, sku):
-                raise UnknownSku(f"SKU {sku} does not exist")
-            if location_id is not None and not await stock_store.known_location(uow.session, location_id):
-                raise UnknownLocation(f"location {location_id} does not exist")
-        if location_id is None:
-            raise OutOfStock(f"{sku} is not stocked anywhere serving this channel",
-                             details={"sku": sku, "available": "0"})  # fmt: skip
+            unknown = await self._unknown_error(uow, sku, None)
+        raise unknown or OutOfStock(
+            f"{sku} is not stocked anywhere serving this channel", details={"sku": sku, "available": "0"}
+        )

@@ -191,7 +191,7 @@ class LocalStack:
         raise StackError(f"{running.component.name} not ready within {timeout}s; see {running.log_path}")
 
     # -- demo data -----------------------------------------------------------------------
-    async def load_demo_data(self, ports: Ports) -> dict[str, Any]:
+    async def load_demo_data(self) -> dict[str, Any]:
         """Each component loads its part once; a marker file keeps later runs from repeating it."""
         from demodata import DemoRetailer, DemoScale
 
@@ -256,7 +256,7 @@ def run(state_dir: Path) -> int:
         for component in COMPONENTS:
             stack.wait_until_ready(stack.start_component(component, ports))
         ports.save(state_dir / "ports.json")
-        demo_outputs = asyncio.run(stack.load_demo_data(ports))
+        demo_outputs = asyncio.run(stack.load_demo_data())
         gateway = next(p for p in stack.processes if p.component.name == "gateway")
         description = {
             "gateway_url": gateway.url,

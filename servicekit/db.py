@@ -51,13 +51,11 @@ class UnitOfWork:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
         self._pending_events: list[OutboxEvent] = []
-        self.committed_events: list[OutboxEvent] = []
 
     async def __aenter__(self) -> Self:
         self.session = self._sessions()
         await self.session.begin()
         self._pending_events = []
-        self.committed_events = []
         return self
 
     async def __aexit__(
@@ -77,7 +75,7 @@ class UnitOfWork:
         if self._pending_events:
             await add_to_outbox(self.session, self._pending_events)
         await self.session.commit()
-        self.committed_events, self._pending_events = self._pending_events, []
+        self._pending_events = []
 
     async def rollback(self) -> None:
         await self.session.rollback()

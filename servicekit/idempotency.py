@@ -149,11 +149,6 @@ async def store_response(session: AsyncSession, request_id: str, response: Messa
     )
 
 
-async def release_claim(session: AsyncSession, request_id: str) -> None:
-    """Give up a claim whose request was refused, so a corrected retry may use the id."""
-    await session.execute(text("DELETE FROM request_log WHERE request_id = :id"), {"id": request_id})
-
-
 async def run_once(
     uow: UowT,
     *,

@@ -126,6 +126,12 @@ def _latency_ms(output: str, percentile: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -237,8 +243,19 @@ def bench_reservations(work: Path, seconds: int) -> dict[str, float]:
         token = token_for(base, client_id, secret)
         script = work / "reserve.lua"
         script.write_text(WRK_SCRIPT)
+        # CPU milliseconds per reservation, per process: steadier than rates on a shared machine.
+        cpu = {name: cpu_seconds(process.pid) for name, process in (("gateway", gateway), ("inventory", inventory))}
         hot_run = wrk(base, script, "HOT", seconds, token)
+        hot_count = hot_run["rps"] * seconds
+        for name, process in (("gateway", gateway), ("inventory", inventory)):
+            used = cpu_seconds(process.pid) - cpu[name]
+            hot_run[f"{name}_cpu_ms_per_reservation"] = 1000 * used / hot_count if hot_count else 0.0
+            cpu[name] += used
         spread_run = wrk(base, script, "spread", seconds, token)
+        spread_count = spread_run["rps"] * seconds
+        for name, process in (("gateway", gateway), ("inventory", inventory)):
+            used = cpu_seconds(process.pid) - cpu[name]
+            spread_run[f"{name}_cpu_ms_per_reservation"] = 1000 * used / spread_count if spread_count else 0.0
         limited_run = wrk(base, script, "LIMITED", max(3, seconds // 2), token)
         memory = {"inventory_rss_mb": rss_mb(inventory.pid), "gateway_rss_mb": rss_mb(gateway.pid)}
         oversell = asyncio.run(check_no_oversell(inventory_url))
@@ -264,6 +281,10 @@ def bench_reservations(work: Path, seconds: int) -> dict[str, float]:
         "hot_p99_ms": hot_run["p99_ms"],
         "spread_p50_ms": spread_run["p50_ms"],
         "spread_p99_ms": spread_run["p99_ms"],
+        "hot_gateway_cpu_ms_per_reservation": hot_run["gateway_cpu_ms_per_reservation"],
+        "hot_inventory_cpu_ms_per_reservation": hot_run["inventory_cpu_ms_per_reservation"],
+        "spread_gateway_cpu_ms_per_reservation": spread_run["gateway_cpu_ms_per_reservation"],
+        "spread_inventory_cpu_ms_per_reservation": spread_run["inventory_cpu_ms_per_reservation"],
         "limited_requests_refused_409": limited_run["non_2xx"],
         **oversell,
         **memory,

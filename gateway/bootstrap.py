@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters.backends import BackendChannels, check_backend_health
 from gateway.adapters.client_registry import ClientRegistry
-from gateway.adapters.idempotency_records import IdempotencyRecords
+from gateway.adapters.idempotency_records import IdempotencyRecords, open_pool
 from gateway.adapters.sales_journal import SalesJournal
 from gateway.app import create_app
 from gateway.authentication import Authenticator
@@ -85,6 +85,10 @@ async def open_resources(settings: GatewaySettings) -> AsyncIterator[GatewayReso
     nats = NatsConnection(settings.nats_url, name=SERVICE_NAME)
     backends = BackendChannels(settings.backends)
     clients = ClientRegistry(engine)
+    # The per-request Idempotency-Key records go through their own lean asyncpg pool.
+    idempotency_pool = await open_pool(
+        settings.database_url, max_size=settings.db_pool_size, application_name=SERVICE_NAME
+    )
     sales_journal = SalesJournal(engine, nats, replicas=settings.jetstream_replicas)
     try:
         nats.start()
@@ -113,13 +117,16 @@ async def open_resources(settings: GatewaySettings) -> AsyncIterator[GatewayReso
             ),
             rate_limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
             # A claim older than four backend deadlines belongs to a request whose gateway died.
-            idempotency=IdempotencyRecords(engine, lease_seconds=max(30.0, 4 * settings.grpc_deadline_seconds)),
+            idempotency=IdempotencyRecords(
+                idempotency_pool, lease_seconds=max(30.0, 4 * settings.grpc_deadline_seconds)
+            ),
             sales_journal=sales_journal,
         )
     finally:
         # In-flight requests were drained by the server before the lifespan ends.
         await backends.close(grace=1.0)
         await nats.close()
+        await idempotency_pool.close()
         await engine.dispose()
 
 

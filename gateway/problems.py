@@ -30,6 +30,7 @@ from opentelemetry.trace import Status, StatusCode
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
+from gateway.adapters.idempotency_records import DatabaseBusy
 from servicekit.telemetry import current_trace_id
 
 log = logging.getLogger("gateway.errors")
@@ -332,6 +333,7 @@ DATABASE_OUTAGES: tuple[type[Exception], ...] = (
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
     ConnectionRefusedError,
+    DatabaseBusy,
 )
 
 

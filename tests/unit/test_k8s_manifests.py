@@ -167,11 +167,13 @@ def test_every_postgres_cluster_has_the_instances_of_its_environment(
     rendered: dict[str, list[Manifest]], overlay: str, instances: int
 ) -> None:
     clusters = [d for d in rendered[f"overlays/{overlay}"] if d["kind"] == "Cluster"]
-    assert [c["metadata"]["name"] for c in clusters] == ["gateway-db"]
+    names = [c["metadata"]["name"] for c in clusters]
+    assert {"gateway-db", "inventory-db"} <= set(names)  # one cluster per component that owns data
     for cluster in clusters:
+        component = cluster["metadata"]["name"].removesuffix("-db")
         assert cluster["apiVersion"] == "postgresql.cnpg.io/v1"
         assert cluster["spec"]["instances"] == instances
-        assert cluster["spec"]["bootstrap"]["initdb"]["database"] == "gateway"
+        assert cluster["spec"]["bootstrap"]["initdb"]["database"] == component.replace("-", "_")
         synchronous = cluster["spec"]["postgresql"].get("synchronous")
         if instances > 1:
             assert synchronous == {"method": "any", "number": 1, "dataDurability": "required"}

@@ -1,0 +1,1 @@
+"""Members, identities, merges, points, tiers and lifecycle in plain Python."""

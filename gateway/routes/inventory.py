@@ -23,6 +23,7 @@ from gateway import problems
 from gateway.authentication import Principal
 from gateway.domain.clients import ClientKind
 from gateway.domain.scopes import (
+    REPLENISHMENT_READ,
     RESERVATIONS_WRITE,
     SALES_HISTORY_WRITE,
     STOCK_COUNTS_WRITE,
@@ -469,3 +470,295 @@ async def import_sales_history(
         return 200, SalesHistoryOut(imported_lines=answer.imported_lines).model_dump()
 
     return await call.run(effect)  # type: ignore[return-value]
+
+
+# -- replenishment planning: forecasts, suggestions, KPIs ----------------------------------------------
+# Fitting a location's demand model takes seconds the first time each day (the service caches it).
+PLANNING_DEADLINE_SECONDS = 60.0
+MAX_FORECAST_DAYS = 90
+_ALERT_KINDS = {pb.STOCK_ALERT_KIND_LOW_STOCK: "low_stock", pb.STOCK_ALERT_KIND_OVERSTOCK: "overstock"}
+
+
+class DailyDemandOut(BaseModel):
+    date: Annotated[date, Field(description="business day (China Standard Time)", examples=["2026-11-24"])]
+    quantity: str = Field(description="units (kg for loose goods) expected to sell that day", examples=["12.431"])
+
+
+class BacktestOut(BaseModel):
+    """The demand model against the seasonal-naive baseline (same weekday last week) on held-out history."""
+
+    metric: str = Field(description="wape: total absolute error ÷ total actual sales; lower is better",
+                        examples=["wape"])  # fmt: skip
+    model_error: str | None = Field(description="the model's error on this SKU; null if it sold nothing then",
+                                    examples=["0.4123"])  # fmt: skip
+    baseline_error: str | None = Field(description="the baseline's error on this SKU; null if it sold nothing then",
+                                       examples=["0.5871"])  # fmt: skip
+    location_model_error: str = Field(description="the model's error over all SKUs of the location",
+                                      examples=["0.331"])  # fmt: skip
+    location_baseline_error: str = Field(description="the baseline's error over all SKUs of the location",
+                                         examples=["0.4502"])  # fmt: skip
+    horizon_days: int = Field(description="days each backtest origin forecasts", examples=[14])
+    origin_dates: list[date] = Field(description="first held-out day of each origin")
+
+
+class ForecastOut(BaseModel):
+    """Expected daily sales of one SKU at one location from today on."""
+
+    location_id: str = Field(examples=["S001"])
+    sku: str = Field(examples=["SKU00001"])
+    forecast: list[DailyDemandOut] = Field(description="one entry per day from today, horizon_days in all")
+    backtest: BacktestOut | None = Field(description="null when the location has no sales history")
+    history_end_date: date | None = Field(
+        description="last day of sales history the model learned from; days after it are forecast, not taken as zero"
+    )
+
+
+class SuggestionOut(BaseModel):
+    """What to order of one SKU, and the figures behind it."""
+
+    sku: str = Field(examples=["SKU00001"])
+    supplier_id: str = Field(examples=["SUP001"])
+    as_of_date: date = Field(examples=["2026-11-24"])
+    lead_time_days: int = Field(examples=[3])
+    review_period_days: int = Field(examples=[7])
+    service_level: str = Field(examples=["0.95"])
+    on_hand: str = Field(examples=["40"])
+    reserved: str = Field(examples=["2"])
+    in_transit: str = Field(examples=["0"])
+    available_to_promise: str = Field(description="on hand − reserved − the level's safety stock", examples=["30"])
+    inventory_position: str = Field(description="on hand − reserved + in transit", examples=["38"])
+    lead_time_forecast: str = Field(description="forecast demand over the lead time", examples=["36.2"])
+    protection_forecast: str = Field(description="forecast demand over lead time + review period",
+                                     examples=["120.5"])  # fmt: skip
+    daily_error_std: str = Field(description="σ of the model's daily errors on this SKU in the backtest",
+                                 examples=["3.1"])  # fmt: skip
+    safety_stock: str = Field(description="z(service level) × σ × √(lead time)", examples=["8.832"])
+    reorder_point: str = Field(description="lead-time forecast + safety stock", examples=["45.032"])
+    order_up_to: str = Field(description="protection forecast + safety stock", examples=["129.332"])
+    suggested_quantity: str = Field(
+        description="order-up-to − inventory position, rounded up to whole pieces (loose goods to the gram), ≥ 0",
+        examples=["92"],
+    )
+    reorder_due: bool = Field(description="the inventory position is at or below the reorder point")
+    days_of_cover: str | None = Field(description="days the shelf stock lasts at the forecast rate; null if no demand",
+                                      examples=["9.4"])  # fmt: skip
+
+
+class AlertOut(BaseModel):
+    sku: str = Field(examples=["SKU00001"])
+    kind: str = Field(description="low_stock or overstock", examples=["low_stock"])
+    available_to_promise: str = Field(examples=["4"])
+    reorder_point: str = Field(examples=["45.032"])
+    days_of_cover: str | None = Field(description="null when no demand is forecast", examples=["1.2"])
+    overstock_cover_days: str = Field(description="more days of cover than this is overstock", examples=["60"])
+
+
+class ReplenishmentPageOut(BaseModel):
+    """A page of a location's order suggestions (by SKU) and the alerts among them."""
+
+    location_id: str = Field(examples=["S001"])
+    as_of_date: date = Field(examples=["2026-11-24"])
+    suggestions: list[SuggestionOut]
+    alerts: list[AlertOut]
+    next_page_token: str | None = Field(description="pass as page_token for the next page; null on the last one")
+
+
+class SkuKpisOut(BaseModel):
+    sku: str = Field(examples=["SKU00001"])
+    from_date: date = Field(description="first day counted (its stock is known from its first ledger movement on)")
+    to_date: date
+    days: int = Field(examples=[30])
+    units_sold: str = Field(examples=["312"])
+    shrink: str = Field(description="negative count adjustments and transfer shortfalls", examples=["3"])
+    closing_stock: str = Field(examples=["41"])
+    stock_out_rate: str = Field(description="share of days closing with nothing on hand", examples=["0.0333"])
+    sell_through_rate: str | None = Field(description="sold ÷ (sold + closing stock)", examples=["0.8838"])
+    days_of_cover: str | None = Field(description="average stock ÷ average daily sales", examples=["4.1"])
+    shrink_rate: str | None = Field(description="shrink ÷ (sold + shrink)", examples=["0.0095"])
+
+
+class StockKpisOut(BaseModel):
+    """Stock KPIs of a location over a period, overall and per SKU."""
+
+    location_id: str = Field(examples=["S001"])
+    from_date: date = Field(examples=["2026-10-26"])
+    to_date: date = Field(examples=["2026-11-24"])
+    skus_carried: int = Field(examples=[287])
+    skus_sold: int = Field(examples=[261])
+    sell_through_rate: str | None = Field(description="动销率: share of carried SKUs that sold", examples=["0.9094"])
+    stock_out_rate: str | None = Field(description="share of SKU-days closing with nothing on hand",
+                                       examples=["0.0412"])  # fmt: skip
+    days_of_cover: str | None = Field(description="turnover days: average stock ÷ average daily sales",
+                                      examples=["11.3"])  # fmt: skip
+    shrink_rate: str | None = Field(description="shrink ÷ (sold + shrink)", examples=["0.0061"])
+    skus: list[SkuKpisOut]
+
+
+def planning_supplier(principal: Principal, location_id: str) -> str:
+    """Whose SKUs a planning answer may show: a supplier user its own anywhere; store staff their store's only."""
+    if principal.kind is ClientKind.SUPPLIER_USER:
+        if not principal.supplier_id:
+            raise problems.ProblemError(problems.FORBIDDEN, "this supplier user is not bound to a supplier")
+        return principal.supplier_id
+    principal.ensure_store(location_id)
+    return ""
+
+
+def _decimal(value: money_pb2.Decimal, present: bool = True) -> str | None:
+    return value.value if present else None
+
+
+def map_backtest(backtest: pb.ForecastBacktest) -> BacktestOut:
+    return BacktestOut(
+        metric=backtest.metric,
+        model_error=_decimal(backtest.model_error, backtest.HasField("model_error")),
+        baseline_error=_decimal(backtest.baseline_error, backtest.HasField("baseline_error")),
+        location_model_error=backtest.location_model_error.value,
+        location_baseline_error=backtest.location_baseline_error.value,
+        horizon_days=backtest.horizon_days,
+        origin_dates=[date.fromisoformat(day) for day in backtest.origin_dates],
+    )
+
+
+def map_suggestion(suggestion: pb.ReplenishmentSuggestion) -> SuggestionOut:
+    return SuggestionOut(
+        sku=suggestion.sku, supplier_id=suggestion.supplier_id, as_of_date=date.fromisoformat(suggestion.as_of_date),
+        lead_time_days=suggestion.lead_time_days, review_period_days=suggestion.review_period_days,
+        service_level=suggestion.service_level.value, on_hand=suggestion.on_hand.value,
+        reserved=suggestion.reserved.value, in_transit=suggestion.in_transit.value,
+        available_to_promise=suggestion.available_to_promise.value,
+        inventory_position=suggestion.inventory_position.value,
+        lead_time_forecast=suggestion.lead_time_forecast.value,
+        protection_forecast=suggestion.protection_forecast.value,
+        daily_error_std=suggestion.daily_error_std.value, safety_stock=suggestion.safety_stock.value,
+        reorder_point=suggestion.reorder_point.value, order_up_to=suggestion.order_up_to.value,
+        suggested_quantity=suggestion.suggested_quantity.value, reorder_due=suggestion.reorder_due,
+        days_of_cover=_decimal(suggestion.days_of_cover, suggestion.HasField("days_of_cover")),
+    )  # fmt: skip
+
+
+def map_alert(alert: pb.StockAlert) -> AlertOut:
+    return AlertOut(
+        sku=alert.sku, kind=_ALERT_KINDS.get(alert.kind, "unknown"),
+        available_to_promise=alert.available_to_promise.value, reorder_point=alert.reorder_point.value,
+        days_of_cover=_decimal(alert.days_of_cover, alert.HasField("days_of_cover")),
+        overstock_cover_days=alert.overstock_cover_days.value,
+    )  # fmt: skip
+
+
+def _rate(message: Any, name: str) -> str | None:
+    return _decimal(getattr(message, name), message.HasField(name))
+
+
+def map_sku_kpis(kpis: pb.SkuStockKpis) -> SkuKpisOut:
+    return SkuKpisOut(
+        sku=kpis.sku, from_date=date.fromisoformat(kpis.from_date), to_date=date.fromisoformat(kpis.to_date),
+        days=kpis.days, units_sold=kpis.units_sold.value, shrink=kpis.shrink.value,
+        closing_stock=kpis.closing_stock.value, stock_out_rate=kpis.stock_out_rate.value,
+        sell_through_rate=_rate(kpis, "sell_through_rate"), days_of_cover=_rate(kpis, "days_of_cover"),
+        shrink_rate=_rate(kpis, "shrink_rate"),
+    )  # fmt: skip
+
+
+@router.get("/locations/{location_id}/replenishment", responses=problems.problem_responses(401, 403, 404, 409, 422))
+async def location_replenishment(
+    location_id: LocationId,
+    resources: Resources,
+    principal: Annotated[Principal, Depends(require(REPLENISHMENT_READ))],
+    page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
+    page_token: Annotated[str, Query(max_length=64)] = "",
+) -> ReplenishmentPageOut:
+    """A page of a store's (or online location's) order suggestions by SKU, with low-stock and overstock alerts.
+
+    Scope `replenishment:read`. Store staff see their own store only, headquarters every
+    location, a supplier user its own SKUs at any location. Suggested quantity =
+    order-up-to − (on hand − reserved + in transit), where order-up-to is the forecast
+    over lead time + review period plus safety stock. A warehouse is `409`
+    (`not-a-selling-location`): its demand is the stores' orders.
+    """
+    supplier_id = planning_supplier(principal, location_id)
+    answer = await inventory(resources).ListReplenishment(
+        pb.ListReplenishmentRequest(location_id=location_id, supplier_id=supplier_id,
+                                    page=paging_pb2.PageRequest(page_size=page_size, page_token=page_token)),
+        timeout=max(resources.grpc_deadline, PLANNING_DEADLINE_SECONDS),
+    )  # fmt: skip
+    return ReplenishmentPageOut(
+        location_id=answer.location_id,
+        as_of_date=date.fromisoformat(answer.as_of_date),
+        suggestions=[map_suggestion(suggestion) for suggestion in answer.suggestions],
+        alerts=[map_alert(alert) for alert in answer.alerts],
+        next_page_token=answer.page_info.next_page_token or None,
+    )
+
+
+@router.get(
+    "/locations/{location_id}/skus/{sku}/forecast", responses=problems.problem_responses(401, 403, 404, 409, 422)
+)
+async def sku_forecast(
+    location_id: LocationId,
+    sku: Sku,
+    resources: Resources,
+    principal: Annotated[Principal, Depends(require(REPLENISHMENT_READ))],
+    horizon_days: Annotated[int, Query(ge=1, le=MAX_FORECAST_DAYS, description="days from today, 1 to 90")] = 14,
+) -> ForecastOut:
+    """Expected daily sales of one SKU at a store or online location from today on, and its backtest.
+
+    Scope `replenishment:read`; store staff: their own store only; a supplier user: its own
+    SKUs. The backtest compares the model with the seasonal-naive baseline on held-out
+    days of the history (WAPE). `404` for an unknown location or SKU, or a SKU the location
+    neither stocks nor sold.
+    """
+    supplier_id = planning_supplier(principal, location_id)
+    answer = await inventory(resources).GetForecast(
+        pb.GetForecastRequest(location_id=location_id, sku=sku, horizon_days=horizon_days),
+        timeout=max(resources.grpc_deadline, PLANNING_DEADLINE_SECONDS),
+    )
+    if supplier_id and answer.supplier_id != supplier_id:
+        raise problems.ProblemError(problems.NOT_FOUND, f"SKU {sku} does not exist")
+    return ForecastOut(
+        location_id=answer.location_id,
+        sku=answer.sku,
+        forecast=[DailyDemandOut(date=date.fromisoformat(day.date), quantity=day.quantity.value)
+                  for day in answer.forecast],
+        backtest=map_backtest(answer.backtest) if answer.HasField("backtest") else None,
+        history_end_date=date.fromisoformat(answer.history_end_date) if answer.history_end_date else None,
+    )  # fmt: skip
+
+
+@router.get("/locations/{location_id}/kpis", responses=problems.problem_responses(401, 403, 404, 422))
+async def stock_kpis(
+    location_id: LocationId,
+    resources: Resources,
+    principal: Annotated[Principal, Depends(require(REPLENISHMENT_READ))],
+    sku: Annotated[str | None, Query(pattern=_ID, description="one SKU only")] = None,
+    from_date: Annotated[date | None, Query(alias="from", description="first day; default 29 days before `to`")] = None,
+    to_date: Annotated[date | None, Query(alias="to", description="last day, not after today; default today")] = None,
+) -> StockKpisOut:
+    """Stock KPIs of a location over a period (at most 366 days): stock-out rate, sell-through, cover, shrink.
+
+    Scope `replenishment:read`; store staff: their own store only; a supplier user: over
+    its own SKUs. Sell-through per location is 动销率 (share of carried SKUs that sold);
+    days of cover are turnover days. A SKU counts from the first day its ledger knows its
+    stock.
+    """
+    supplier_id = planning_supplier(principal, location_id)
+    if from_date and to_date and from_date > to_date:
+        raise problems.ProblemError(problems.INVALID_ARGUMENT, "`from` must not be after `to`")
+    answer = await inventory(resources).GetStockKpis(
+        pb.GetStockKpisRequest(location_id=location_id, sku=sku or "", supplier_id=supplier_id,
+                               from_date=from_date.isoformat() if from_date else "",
+                               to_date=to_date.isoformat() if to_date else ""),
+        timeout=max(resources.grpc_deadline, PLANNING_DEADLINE_SECONDS),
+    )  # fmt: skip
+    return StockKpisOut(
+        location_id=answer.location_id,
+        from_date=date.fromisoformat(answer.from_date),
+        to_date=date.fromisoformat(answer.to_date),
+        skus_carried=answer.skus_carried,
+        skus_sold=answer.skus_sold,
+        sell_through_rate=_rate(answer, "sell_through_rate"),
+        stock_out_rate=_rate(answer, "stock_out_rate"),
+        days_of_cover=_rate(answer, "days_of_cover"),
+        shrink_rate=_rate(answer, "shrink_rate"),
+        skus=[map_sku_kpis(kpis) for kpis in answer.skus],
+    )

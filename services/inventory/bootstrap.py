@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,7 @@ from servicekit.outbox import OutboxRelay
 from services.inventory.entrypoints.grpc_api import RESERVATION_CODEC, InventoryServicer, register
 from services.inventory.entrypoints.sales_consumer import INVENTORY_STREAM, SALES_CONSUMER, sales_handlers
 from services.inventory.service_layer.handlers import InventoryService
+from services.inventory.service_layer.replenishment import DemandFits, PlanningPolicy, ReplenishmentPlanner
 from services.inventory.settings import InventorySettings
 
 log = logging.getLogger("inventory")
@@ -35,8 +37,11 @@ class InventoryApp:
     service: InventoryService
     engine: AsyncEngine
     nats: NatsConnection
+    planner: ReplenishmentPlanner
+    fit_executor: ThreadPoolExecutor
 
     async def close(self) -> None:
+        self.fit_executor.shutdown(wait=False, cancel_futures=True)
         await self.nats.close()
         await self.engine.dispose()
 
@@ -55,6 +60,18 @@ def build(settings: InventorySettings) -> InventoryApp:
 
     service = InventoryService(unit_of_work, RESERVATION_CODEC, max_batch=settings.reservation_batch_max)
     nats = NatsConnection(settings.nats_url, name=SERVICE_NAME)
+    # Demand fits take seconds of CPU: on threads of their own, never on the event loop.
+    fit_executor = ThreadPoolExecutor(max_workers=settings.forecast_workers, thread_name_prefix="demand-fit")
+    planner = ReplenishmentPlanner(
+        unit_of_work,
+        DemandFits(unit_of_work, fit_executor),
+        PlanningPolicy(
+            default_lead_time_days=settings.replenishment_lead_time_days,
+            review_period_days=settings.replenishment_review_period_days,
+            service_level=settings.replenishment_service_level,
+            overstock_cover_days=settings.overstock_cover_days,
+        ),
+    )
 
     async def postgres_ready() -> bool:
         return await database_is_reachable(engine)
@@ -66,17 +83,18 @@ def build(settings: InventorySettings) -> InventoryApp:
         name=SERVICE_NAME,
         port=settings.grpc_port,
         host=settings.grpc_host,
-        registrations=[register(InventoryServicer(service, unit_of_work))],
+        registrations=[register(InventoryServicer(service, unit_of_work, planner=planner))],
         service_names=[GRPC_SERVICE],
         readiness_checks={"postgres": postgres_ready, "nats": nats_ready},
         background=[
             _messaging(settings, nats, service, unit_of_work),
             _expiry_sweeper(service, settings.reservation_sweep_seconds),
             kit_maintenance(engine),
+            _replenishment_runs(planner, settings.replenishment_interval_seconds),
         ],
         shutdown_grace=settings.shutdown_grace_seconds,
     )
-    return InventoryApp(server, service, engine, nats)
+    return InventoryApp(server, service, engine, nats, planner, fit_executor)
 
 
 def _messaging(
@@ -130,5 +148,28 @@ def _expiry_sweeper(service: InventoryService, interval: float) -> Callable[[asy
             except Exception as exc:  # database down: try again next round
                 log.warning("reservation expiry sweep failed", extra={"error": str(exc)})
             await sleep_unless(stop, interval)
+
+    return run
+
+
+def _replenishment_runs(
+    planner: ReplenishmentPlanner, interval: float
+) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    """Plan every selling location each ``interval`` seconds (the first run after one interval); 0 is off."""
+
+    async def run(stop: asyncio.Event) -> None:
+        if not interval:
+            return
+        while not await sleep_unless(stop, interval):
+            try:
+                report = await planner.run()
+            except Exception as exc:  # database down: try again next round
+                log.warning("replenishment run failed", extra={"error": str(exc)})
+                continue
+            log.info(
+                "replenishment run finished",
+                extra={"locations": len(report.locations), "suggestions_published": report.suggestions_published,
+                       "alerts_published": report.alerts_published, "skipped": report.skipped},
+            )  # fmt: skip
 
     return run

@@ -1,16 +1,21 @@
-"""Inventory's part of the demo retailer: locations, the item projection and opening stock.
+"""Inventory's part of the demo retailer: locations, the item projection, opening stock and sales history.
 
-Until the pricing service publishes the catalogue, the demo seeds the item projection.
-Loading twice changes nothing: rows are keyed, and a stock level's opening-balance
+Until the pricing service publishes the catalogue, the demo seeds the item projection
+(with each supplier's lead time, for replenishment). The daily sales history goes into
+``daily_sales`` as an import, so forecasts, their backtest and KPIs run on it; it is
+already reflected in the opening stock, so it moves no stock. Loading twice changes
+nothing: rows are keyed, imports are upserts, and a stock level's opening-balance
 movement is written only when the level is created, so balance = ledger from the start.
 """
 
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from demodata import DemoRetailer
 from servicekit.db import create_engine
@@ -39,10 +44,10 @@ async def load_demo(database_url: str, retailer: DemoRetailer, state_dir: Path |
             )
             await connection.execute(
                 text(
-                    "INSERT INTO item (sku, name, category_id, unit, sold_by_weight, supplier_id) "
+                    "INSERT INTO item (sku, name, category_id, unit, sold_by_weight, supplier_id, lead_time_days) "
                     "SELECT * FROM unnest(CAST(:skus AS text[]), CAST(:names AS text[]), CAST(:categories AS text[]), "
-                    "CAST(:units AS text[]), CAST(:by_weight AS boolean[]), CAST(:suppliers AS text[])) "
-                    "ON CONFLICT DO NOTHING"
+                    "CAST(:units AS text[]), CAST(:by_weight AS boolean[]), CAST(:suppliers AS text[]), "
+                    "CAST(:lead_times AS integer[])) ON CONFLICT DO NOTHING"
                 ),
                 {
                     "skus": [sku.sku_code for sku in retailer.skus],
@@ -51,6 +56,7 @@ async def load_demo(database_url: str, retailer: DemoRetailer, state_dir: Path |
                     "units": [sku.unit.value for sku in retailer.skus],
                     "by_weight": [sku.sold_by_weight for sku in retailer.skus],
                     "suppliers": [sku.supplier_id for sku in retailer.skus],
+                    "lead_times": [retailer.supplier(sku.supplier_id).lead_time_days for sku in retailer.skus],
                 },
             )
             levels = list(retailer.stock_levels())
@@ -81,6 +87,35 @@ async def load_demo(database_url: str, retailer: DemoRetailer, state_dir: Path |
                     "on_hand": [row.on_hand for row in rows],
                 },
             )
+            history_rows = await _import_sales_history(connection, retailer)
     finally:
         await engine.dispose()
-    return {"locations": len(retailer.locations), "skus": len(retailer.skus), "stock_levels_created": len(rows)}
+    return {
+        "locations": len(retailer.locations),
+        "skus": len(retailer.skus),
+        "stock_levels_created": len(rows),
+        "sales_history_rows": history_rows,
+    }
+
+
+_HISTORY_CHUNK = 20_000
+
+
+async def _import_sales_history(connection: AsyncConnection, retailer: DemoRetailer) -> int:
+    """Every (business day, location, SKU) total of the demo history, upserted as imported sales."""
+    imported = 0
+    totals = retailer.daily_sales()
+    while chunk := list(islice(totals, _HISTORY_CHUNK)):
+        await connection.execute(
+            text(
+                "INSERT INTO daily_sales (location_id, sku, day, source, quantity) "
+                "SELECT location_id, sku, day, 'import', quantity FROM unnest(CAST(:locations AS text[]), "
+                "CAST(:skus AS text[]), CAST(:days AS date[]), CAST(:quantities AS numeric[])) "
+                "AS v(location_id, sku, day, quantity) "
+                "ON CONFLICT (location_id, sku, day, source) DO UPDATE SET quantity = EXCLUDED.quantity"
+            ),
+            {"locations": [row.location_id for row in chunk], "skus": [row.sku_code for row in chunk],
+             "days": [row.business_date for row in chunk], "quantities": [row.quantity for row in chunk]},
+        )  # fmt: skip
+        imported += len(chunk)
+    return imported

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
@@ -42,4 +45,24 @@ async def read_all(js: JetStreamContext, stream: str, subject: str = ">") -> lis
         for message in await subscription.fetch(min(500, expected - len(received)), timeout=5):
             received.append((message.subject, dict(message.headers or {}), message.data))
     await subscription.unsubscribe()
+    return received
+
+
+async def receive(js: JetStreamContext, stream: str, subject: str, count: int) -> list[Msg]:
+    """The first ``count`` messages on ``subject``, waiting (server-side long polls, 30 s at most) for them."""
+    subscription = await js.pull_subscribe(
+        subject,
+        stream=stream,
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_policy=AckPolicy.NONE, inactive_threshold=30),
+    )
+    received: list[Msg] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(received) < count:
+                try:
+                    received += await subscription.fetch(count - len(received), timeout=5)
+                except NatsTimeoutError:
+                    continue  # nothing yet: ask again until the overall timeout
+    finally:
+        await subscription.unsubscribe()
     return received

@@ -75,11 +75,14 @@ async def positions_for_channel(session: AsyncSession, sku: str, channel: str) -
     return [_position(row) for row in rows]
 
 
-async def save_positions(session: AsyncSession, positions: Iterable[StockPosition]) -> None:
-    """Write the new balances and append every movement they recorded, in two statements."""
+async def save_positions(session: AsyncSession, positions: Iterable[StockPosition]) -> list[StockPosition]:
+    """Write the new balances and append every movement they recorded, in two statements.
+
+    Returns the positions that had movements, i.e. the levels that changed.
+    """
     changed = [p for p in positions if p.movements]
     if not changed:
-        return
+        return []
     await session.execute(
         text(
             "UPDATE stock_level s SET on_hand = v.on_hand, reserved = v.reserved, in_transit = v.in_transit, "
@@ -100,6 +103,7 @@ async def save_positions(session: AsyncSession, positions: Iterable[StockPositio
     await insert_movements(session, movements)
     for position in changed:
         position.movements.clear()
+    return changed
 
 
 async def insert_movements(session: AsyncSession, movements: Sequence[Movement]) -> None:

@@ -36,7 +36,9 @@ from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]  # s
 
 FloatArray = npt.NDArray[np.float64]
 
-MAX_HORIZON_DAYS = 56
+MAX_HORIZON_DAYS = 90
+# A history may stop this long before the first day forecast (see LocationDemandModel.forecast).
+MAX_BRIDGE_DAYS = 366
 WAPE = "WAPE"  # the backtest's metric: sum of absolute errors / sum of actual demand
 QUANTITY_PLACES = Decimal("0.001")  # kilograms to the gram for loose goods; pieces are whole anyway
 
@@ -240,17 +242,30 @@ class LocationDemandModel:
             model._regressor = regressor
         return model
 
-    def forecast(self, horizon_days: int) -> list[Forecast]:
-        """Daily forecasts of every series for ``horizon_days`` days from ``start``, in the order fitted."""
+    def forecast(self, horizon_days: int, *, first_day: date | None = None) -> list[Forecast]:
+        """Daily forecasts of every series for ``horizon_days`` days from ``first_day``, in the order fitted.
+
+        ``first_day`` defaults to ``start``. A later one bridges a history that stopped
+        before it (a location's sales feed fell silent, a demo history ended): the days in
+        between are unknown rather than days without sales, so they are forecast too and
+        carry the lags of the days returned, at most :data:`MAX_BRIDGE_DAYS` of them.
+        """
         if not 1 <= horizon_days <= MAX_HORIZON_DAYS:
             raise ValueError(f"horizon_days must be between 1 and {MAX_HORIZON_DAYS}, not {horizon_days}")
-        predicted = self._predict(horizon_days)
+        first_day = first_day or self.start
+        bridge = (first_day - self.start).days
+        if not 0 <= bridge <= MAX_BRIDGE_DAYS:
+            raise ValueError(
+                f"the first day forecast ({first_day}) must be 0 to {MAX_BRIDGE_DAYS} days after the "
+                f"history ends ({self.start - timedelta(days=1)})"
+            )
+        predicted = self._predict(bridge + horizon_days)[:, bridge:]
         forecasts = []
         for row, history in enumerate(self._histories):
             daily = [
-                (self.start + timedelta(days=step), to_quantity(predicted[row, step])) for step in range(horizon_days)
+                (first_day + timedelta(days=step), to_quantity(predicted[row, step])) for step in range(horizon_days)
             ]
-            forecasts.append(Forecast(history.sku, history.location_id, self.start, daily))
+            forecasts.append(Forecast(history.sku, history.location_id, first_day, daily))
         return forecasts
 
     def _predict(self, horizon_days: int) -> FloatArray:

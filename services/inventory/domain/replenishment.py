@@ -251,3 +251,45 @@ def _quantity(value: Decimal) -> Decimal:
     if not value.is_finite():
         raise ValueError(f"not a finite quantity: {value}")
     return value.quantize(QUANTITY_PLACES, rounding=ROUND_CEILING)
+
+
+@dataclass(frozen=True, slots=True)
+class LastReported:
+    """What replenishment runs last told others about one SKU at one location."""
+
+    suggested_quantity: Decimal
+    alert: AlertKind | None = None
+
+    @classmethod
+    def of(cls, suggestion: ReplenishmentSuggestion, alert: StockAlert | None) -> LastReported:
+        return cls(suggestion.suggested_quantity, alert.kind if alert is not None else None)
+
+
+@dataclass(frozen=True, slots=True)
+class ReplenishmentNews:
+    """What a run has to tell about one SKU at one location that was not told before."""
+
+    suggestion: ReplenishmentSuggestion | None
+    alert: StockAlert | None
+
+    def __bool__(self) -> bool:
+        return self.suggestion is not None or self.alert is not None
+
+
+def news_since(
+    last: LastReported | None, suggestion: ReplenishmentSuggestion, alert: StockAlert | None
+) -> ReplenishmentNews:
+    """Only what changed since ``last``, so a run over unchanged stock and demand says nothing.
+
+    A suggestion is news when its quantity differs from the last one reported (nothing
+    reported counts as zero, so a first suggestion to order nothing is not news, and a
+    drop to zero withdraws an earlier one). An alert is news when the SKU had no alert or
+    one of the other kind: it is raised once, not on every run while it lasts, and again
+    after it cleared.
+    """
+    reported_quantity = last.suggested_quantity if last is not None else ZERO
+    reported_alert = last.alert if last is not None else None
+    return ReplenishmentNews(
+        suggestion if suggestion.suggested_quantity != reported_quantity else None,
+        alert if alert is not None and alert.kind is not reported_alert else None,
+    )

@@ -15,7 +15,7 @@ from retail.inventory.v1 import inventory_service_pb2 as pb
 from retail.inventory.v1 import inventory_service_pb2_grpc as pb_grpc
 
 from servicekit.db import UnitOfWork
-from servicekit.errors import InvalidArgument
+from servicekit.errors import FailedPrecondition, InvalidArgument
 from servicekit.idempotency import MAX_REQUEST_ID_LENGTH, run_once
 from services.inventory.adapters import stock_store
 from services.inventory.domain.model import (
@@ -31,12 +31,14 @@ from services.inventory.domain.model import (
     parse_quantity,
     reservation_ttl,
 )
+from services.inventory.entrypoints import planning_api
 from services.inventory.service_layer.handlers import (
     CHINA_STANDARD_TIME,
     InventoryService,
     ReservationCodec,
     ReserveStock,
 )
+from services.inventory.service_layer.replenishment import ReplenishmentPlanner
 from services.inventory.service_layer.transfers import TransferSaga, import_sales_history, record_stock_count
 
 ResponseT = TypeVar("ResponseT", bound=Message)
@@ -127,10 +129,12 @@ def map_reserve(request: pb.ReserveStockRequest) -> ReserveStock:
 class InventoryServicer(pb_grpc.InventoryServiceServicer):
     """gRPC face of the inventory service."""
 
-    def __init__(self, service: InventoryService, unit_of_work: Any, saga: TransferSaga | None = None) -> None:
+    def __init__(self, service: InventoryService, unit_of_work: Any, saga: TransferSaga | None = None,
+                 planner: ReplenishmentPlanner | None = None) -> None:  # fmt: skip
         self._service = service
         self._uow = unit_of_work
         self._saga = saga or TransferSaga()
+        self._planner = planner
 
     async def _once(self, request: Any, response_type: type[ResponseT],
                     effect: Callable[[UnitOfWork], Awaitable[ResponseT]]) -> ResponseT:  # fmt: skip
@@ -285,6 +289,35 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
             ledger_in_transit=map_decimal(in_transit),
             consistent=(on_hand, reserved, in_transit) == (position.on_hand, position.reserved, position.in_transit),
         )
+
+    async def GetForecast(self, request: pb.GetForecastRequest, context: Any) -> pb.GetForecastResponse:
+        """One SKU's daily forecast from today on, with how the location's model fared in the backtest."""
+        answer = await self._planning().forecast(request.location_id, request.sku, request.horizon_days)
+        return planning_api.map_forecast(request.location_id, answer)
+
+    async def ListReplenishment(
+        self, request: pb.ListReplenishmentRequest, context: Any
+    ) -> pb.ListReplenishmentResponse:
+        """A page of a selling location's order suggestions and stock alerts, by SKU."""
+        size = request.page.page_size or DEFAULT_PAGE_SIZE
+        if not 0 < size <= MAX_PAGE_SIZE:
+            raise InvalidArgument(f"page_size must be between 1 and {MAX_PAGE_SIZE}", reason="invalid-page-size")
+        page = await self._planning().replenishment(request.location_id, after_sku=request.page.page_token,
+                                                    limit=size, supplier_id=request.supplier_id)  # fmt: skip
+        return planning_api.map_replenishment(page)
+
+    async def GetStockKpis(self, request: pb.GetStockKpisRequest, context: Any) -> pb.GetStockKpisResponse:
+        """Stock-out rate, sell-through (动销率), days of cover and shrink of a location over a period."""
+        start, end, kpis = await self._planning().stock_kpis(
+            request.location_id, sku=request.sku, start=planning_api.parse_day(request.from_date, "from_date"),
+            end=planning_api.parse_day(request.to_date, "to_date"), supplier_id=request.supplier_id,
+        )  # fmt: skip
+        return planning_api.map_kpis(request.location_id, start, end, kpis)
+
+    def _planning(self) -> ReplenishmentPlanner:
+        if self._planner is None:
+            raise FailedPrecondition("replenishment planning is not configured here", reason="planning-unavailable")
+        return self._planner
 
 
 def map_history_line(line: pb.SalesHistoryLine) -> tuple[str, date, Decimal]:

@@ -5,15 +5,12 @@ from __future__ import annotations
 from datetime import UTC
 from decimal import Decimal
 
-from retail.inventory.v1 import events_pb2
 from retail.sales.v1 import events_pb2 as sales_pb2
 
 from servicekit.consumer import EventHandlers, InboundEvent
 from servicekit.db import UnitOfWork
 from servicekit.messaging import ConsumerSpec, StreamSpec
-from servicekit.outbox import OutboxEvent
-from services.inventory.domain.model import StockPosition, parse_quantity
-from services.inventory.entrypoints.grpc_api import map_decimal
+from services.inventory.domain.model import parse_quantity
 from services.inventory.service_layer.handlers import InventoryService
 
 SALES_STREAM = "SALES"
@@ -26,22 +23,6 @@ SALES_CONSUMER = ConsumerSpec(
     filter_subjects=["retail.sales.v1.sale_recorded.>"],
     description="inventory applies every sale and return to stock",
 )
-
-
-def discrepancy_event(discrepancy_id: str, position: StockPosition, sale_id: str) -> OutboxEvent:
-    message = events_pb2.StockDiscrepancyRecorded(
-        discrepancy_id=discrepancy_id,
-        sku=position.sku,
-        location_id=position.location_id,
-        sale_id=sale_id,
-        on_hand_after=map_decimal(position.on_hand),
-    )
-    message.occurred_at.GetCurrentTime()
-    return OutboxEvent.of(
-        f"retail.inventory.v1.stock_discrepancy_recorded.{position.location_id}",
-        message,
-        aggregate_id=f"{position.sku}@{position.location_id}",
-    )
 
 
 def sales_handlers(service: InventoryService) -> EventHandlers[UnitOfWork]:
@@ -58,7 +39,6 @@ def sales_handlers(service: InventoryService) -> EventHandlers[UnitOfWork]:
             lines=sorted(totals.items()),
             reservation_id=sale.reservation_id,
             occurred_at=sale.occurred_at.ToDatetime(tzinfo=UTC) if sale.HasField("occurred_at") else None,
-            discrepancy_event=discrepancy_event,
         )
 
     handlers: EventHandlers[UnitOfWork] = EventHandlers()

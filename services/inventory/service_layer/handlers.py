@@ -2,7 +2,9 @@
 
 Reservations at a named location go through a :class:`Coalescer`, so a burst on one hot
 SKU becomes few transactions. Every mutating command is idempotent by ``request_id``;
-sales from the journal are idempotent by sale id through the consumer's inbox.
+sales from the journal are idempotent by sale id through the consumer's inbox. Each one
+writes its integration events to the outbox in its own transaction: one StockLevelChanged
+per level it changed, whatever the number of reservations or movements behind it.
 """
 
 from __future__ import annotations
@@ -27,8 +29,16 @@ from servicekit.idempotency import (
     store_response,
     store_responses,
 )
-from servicekit.outbox import OutboxEvent
 from services.inventory.adapters import stock_store
+from services.inventory.adapters.integration_events import (
+    StockChangeCause,
+    reservation_committed,
+    reservation_expired,
+    reservation_made,
+    reservation_released,
+    stock_discrepancy_recorded,
+    stock_level_changes,
+)
 from services.inventory.domain.model import (
     ZERO,
     Allocation,
@@ -185,8 +195,11 @@ class InventoryService:
                     granted.append((index, reservation))
                     outcomes[index] = reservation
                 await stock_store.insert_reservations(session, [r for _, r in granted])
-                await stock_store.save_positions(session, [position])
+                changed = await stock_store.save_positions(session, [position])
                 await store_responses(session, [(commands[i].request_id, self._codec.encode(r)) for i, r in granted])
+                # The whole batch is one level change; each reservation granted is a fact of its own.
+                uow.publish(*stock_level_changes(changed, StockChangeCause.RESERVATION, now))
+                uow.publish(*(reservation_made(reservation, now) for _, reservation in granted))
             await release_claims(session, refused)
             await uow.commit()
         for index, command in enumerate(commands):
@@ -210,20 +223,24 @@ class InventoryService:
                 await self._raise_not_stocked_anywhere(command.sku)
             locked = await stock_store.lock_positions(uow.session, [(p.sku, p.location_id) for p in candidates])
             allocations = split_allocation(list(locked.values()), command.quantity)
+            now = self._clock()
             reservation = Reservation(
                 reservation_id=str(uuid.uuid4()),
                 sku=command.sku,
                 channel=command.channel,
                 status=ReservationStatus.ACTIVE,
-                expires_at=self._clock() + command.ttl,
+                expires_at=now + command.ttl,
                 allocations=allocations,
                 owner=command.owner,
             )
             for allocation in allocations:
                 locked[(command.sku, allocation.location_id)].reserve(allocation.quantity, reservation.reservation_id)
             await stock_store.insert_reservations(uow.session, [reservation])
-            await stock_store.save_positions(uow.session, locked.values())
+            changed = await stock_store.save_positions(uow.session, locked.values())
             await store_response(uow.session, command.request_id, self._codec.encode(reservation))
+            uow.publish(
+                *stock_level_changes(changed, StockChangeCause.RESERVATION, now), reservation_made(reservation, now)
+            )
             await uow.commit()
             return reservation
 
@@ -236,7 +253,11 @@ class InventoryService:
 
     async def release(self, uow: UnitOfWork, reservation_id: str, owner: str = "") -> Reservation:
         reservation = await self._open_reservation(uow, reservation_id, owner)
-        await self._give_back(uow, reservation, MovementKind.RELEASE, ReservationStatus.RELEASED)
+        changed = await self._give_back(uow, reservation, MovementKind.RELEASE, ReservationStatus.RELEASED)
+        now = self._clock()
+        uow.publish(
+            *stock_level_changes(changed, StockChangeCause.RELEASE, now), reservation_released(reservation, now)
+        )
         return reservation
 
     async def get_reservation(self, reservation_id: str, owner: str = "") -> Reservation:
@@ -250,9 +271,14 @@ class InventoryService:
     async def expire_due(self, limit: int = 500) -> int:
         """Release expired reservations in one batch; returns how many expired."""
         async with self._uow() as uow:
-            due = await stock_store.lock_expired_reservations(uow.session, self._clock(), limit)
+            now = self._clock()
+            due = await stock_store.lock_expired_reservations(uow.session, now, limit)
+            changed: list[StockPosition] = []
             for reservation in due:
-                await self._give_back(uow, reservation, MovementKind.EXPIRY, ReservationStatus.EXPIRED)
+                changed += await self._give_back(uow, reservation, MovementKind.EXPIRY, ReservationStatus.EXPIRED)
+                uow.publish(reservation_expired(reservation, now))
+            # A level that several expiries touched is announced once, as the sweep left it.
+            uow.publish(*stock_level_changes(changed, StockChangeCause.EXPIRY, now))
             await uow.commit()
         return len(due)
 
@@ -266,7 +292,8 @@ class InventoryService:
 
     async def _give_back(
         self, uow: UnitOfWork, reservation: Reservation, kind: MovementKind, status: ReservationStatus
-    ) -> None:
+    ) -> list[StockPosition]:
+        """Return the held units; returns the levels that changed."""
         keys = [(reservation.sku, a.location_id) for a in reservation.allocations]
         positions = await stock_store.lock_positions(uow.session, keys)
         for allocation in reservation.allocations:
@@ -275,7 +302,7 @@ class InventoryService:
             )
         reservation.status = status
         await stock_store.set_reservation_status(uow.session, reservation)
-        await stock_store.save_positions(uow.session, positions.values())
+        return await stock_store.save_positions(uow.session, positions.values())
 
     # -- the sales journal -----------------------------------------------------------------
     async def apply_sale(
@@ -288,7 +315,6 @@ class InventoryService:
         lines: Sequence[tuple[str, Decimal]],
         reservation_id: str,
         occurred_at: datetime | None,
-        discrepancy_event: Callable[[str, StockPosition, str], OutboxEvent],
     ) -> None:
         """Apply one journal entry; called once per sale id (the consumer's inbox sees to that)."""
         session = uow.session
@@ -339,14 +365,18 @@ class InventoryService:
             reservation.status = ReservationStatus.FULFILLED
             reservation.sale_id = sale_id
             await stock_store.set_reservation_status(session, reservation)
-        await stock_store.save_positions(session, positions.values())
+        changed = await stock_store.save_positions(session, positions.values())
         sold_on = (occurred_at or self._clock()).astimezone(CHINA_STANDARD_TIME).date()
         sign = Decimal(-1) if is_return else Decimal(1)
         await stock_store.add_journal_sales(session, location_id, sold_on, [(sku, sign * q) for sku, q in lines])
+        now = self._clock()
+        uow.publish(*stock_level_changes(changed, StockChangeCause.RETURN if is_return else StockChangeCause.SALE, now))
+        if reservation is not None:
+            uow.publish(reservation_committed(reservation, now))
         for position in positions.values():
             if position.is_short and not is_return:
                 discrepancy_id = await stock_store.record_discrepancy(session, position, sale_id, occurred_at)
-                uow.publish(discrepancy_event(discrepancy_id, position, sale_id))
+                uow.publish(stock_discrepancy_recorded(discrepancy_id, position, sale_id, occurred_at or now))
 
     # -- questions -----------------------------------------------------------------------------
     async def availability(self, sku: str) -> tuple[list[StockPosition], str]:

@@ -4,19 +4,25 @@ A transfer is a saga of steps — request (the source holds the units), dispatch
 leave the source and are in transit), receive (they arrive; a short receipt is shrink) or
 cancel before dispatch — each one transaction, retried safely under its request_id. A
 failure inside a step rolls the whole step back, so on-hand + in-transit is conserved
-whatever fails and whenever.
+whatever fails and whenever. Each step writes a TransferStateChanged and the stock levels it
+changed to the outbox in the same transaction, so a rolled-back step announces nothing.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
-from datetime import date
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from servicekit.db import UnitOfWork
 from servicekit.errors import InvalidArgument
 from services.inventory.adapters import stock_store
+from services.inventory.adapters.integration_events import (
+    StockChangeCause,
+    stock_level_changes,
+    transfer_state_changed,
+)
 from services.inventory.domain.model import (
     CountedLine,
     StockPosition,
@@ -56,7 +62,7 @@ class TransferSaga:
         transfer = Transfer.request(str(uuid.uuid4()), sku, from_location, to_location, quantity,
                                     positions[(sku, from_location)])  # fmt: skip
         await stock_store.insert_transfer(session, transfer)
-        await stock_store.save_positions(session, positions.values())
+        _announce(uow, transfer, await stock_store.save_positions(session, positions.values()))
         self._fault("request")
         return transfer
 
@@ -97,8 +103,13 @@ class TransferSaga:
     async def _save(self, uow: UnitOfWork, transfer: Transfer, positions: dict[tuple[str, str], StockPosition],
                     step: str) -> None:  # fmt: skip
         await stock_store.save_transfer(uow.session, transfer)
-        await stock_store.save_positions(uow.session, positions.values())
+        _announce(uow, transfer, await stock_store.save_positions(uow.session, positions.values()))
         self._fault(step)
+
+
+def _announce(uow: UnitOfWork, transfer: Transfer, changed: Iterable[StockPosition]) -> None:
+    now = datetime.now(UTC)
+    uow.publish(*stock_level_changes(changed, StockChangeCause.TRANSFER, now), transfer_state_changed(transfer, now))
 
 
 async def record_stock_count(uow: UnitOfWork, location_id: str, lines: Sequence[CountedLine]) -> int:
@@ -118,7 +129,9 @@ async def record_stock_count(uow: UnitOfWork, location_id: str, lines: Sequence[
     positions = await stock_store.lock_or_create_positions(session, [(line.sku, location_id) for line in lines])
     count_id = f"count-{uuid.uuid4()}"
     adjusted = sum(1 for line in lines if apply_count(positions[(line.sku, location_id)], line, count_id) is not None)
-    await stock_store.save_positions(session, positions.values())
+    changed = await stock_store.save_positions(session, positions.values())
+    # Only adjusted levels changed; a line that confirms the books announces nothing.
+    uow.publish(*stock_level_changes(changed, StockChangeCause.COUNT, datetime.now(UTC)))
     return adjusted
 
 

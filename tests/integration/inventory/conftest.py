@@ -5,11 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Generic, TypeVar
 
 import asyncpg
 import pytest
+from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from servicekit import migrations
@@ -136,6 +139,43 @@ async def level(url: str, sku: str, location_id: str) -> dict[str, Decimal]:
         ledger["on_hand"], ledger["reserved"], ledger["in_transit"]
     ), "the balance drifted from its ledger"  # fmt: skip
     return dict(row)
+
+
+MessageT = TypeVar("MessageT", bound=Message)
+
+
+@dataclass(frozen=True)
+class Written(Generic[MessageT]):
+    """One integration event as the outbox holds it."""
+
+    event_id: uuid.UUID
+    subject: str
+    aggregate_id: str
+    occurred_at: datetime
+    message: MessageT
+
+
+async def outbox_events(url: str, message_type: type[MessageT]) -> list[Written[MessageT]]:
+    """Every event of one type written to the outbox (so committed), in the order it was written."""
+    connection = await asyncpg.connect(to_plain_url(url))
+    try:
+        rows = await connection.fetch(
+            "SELECT event_id, subject, aggregate_id, occurred_at, payload FROM outbox "
+            "WHERE event_type = $1 ORDER BY id",
+            message_type.DESCRIPTOR.full_name,
+        )
+    finally:
+        await connection.close()
+    return [
+        Written(
+            row["event_id"],
+            row["subject"],
+            row["aggregate_id"],
+            row["occurred_at"],
+            message_type.FromString(row["payload"]),
+        )
+        for row in rows
+    ]
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from decimal import Decimal
 
 import pytest
 from retail.common.v1 import money_pb2
+from retail.inventory.v1 import events_pb2
 from retail.inventory.v1 import inventory_service_pb2 as pb
 
 from servicekit.db import UnitOfWork
@@ -25,10 +26,11 @@ from services.inventory.domain.model import (
     ReservationStatus,
     UnknownLocation,
     UnknownSku,
+    format_quantity,
 )
 from services.inventory.entrypoints.grpc_api import map_reserve
 from services.inventory.service_layer.handlers import InventoryService
-from tests.integration.inventory.conftest import Clock, level, stock
+from tests.integration.inventory.conftest import Clock, level, outbox_events, stock
 
 
 def reserve_request(
@@ -193,7 +195,7 @@ async def test_a_storm_of_reservations_releases_expiries_commits_and_sales_ends_
         async with unit_of_work() as uow:
             await service.apply_sale(
                 uow, sale_id=f"walk-in-{n}", location_id=location, is_return=False, lines=[("STORM", Decimal(1))],
-                reservation_id="", occurred_at=None, discrepancy_event=lambda *_: pytest.fail("no discrepancy here"),
+                reservation_id="", occurred_at=None,
             )  # fmt: skip
             await uow.commit()
         sold[location] += 1
@@ -214,18 +216,30 @@ async def test_a_storm_of_reservations_releases_expiries_commits_and_sales_ends_
             await service.apply_sale(
                 uow, sale_id=f"online-{n}", location_id=allocation.location_id, is_return=False,
                 lines=[(reservation.sku, allocation.quantity)], reservation_id=reservation.reservation_id,
-                occurred_at=None, discrepancy_event=lambda *_: pytest.fail("no discrepancy here"),
+                occurred_at=None,
             )  # fmt: skip
             await uow.commit()
         sold[allocation.location_id] += allocation.quantity
     clock.advance(hours=1)
     while await service.expire_due():
         pass
+    announced = {
+        e.message.location_id: e.message for e in await outbox_events(inventory_url, events_pb2.StockLevelChanged)
+    }
     for location, opening in (("S001", Decimal(60)), ("S002", Decimal(40))):
         after = await level(inventory_url, "STORM", location)  # also proves balance = ledger
         assert after["reserved"] == ZERO, "every reservation ended (sold, released or expired)"
         assert after["on_hand"] == opening - sold[location]
         assert after["on_hand"] >= ZERO, "reservations can never oversell"
+        last = announced[location]  # a projection keeping the latest event ends where the database did
+        assert (last.on_hand.value, last.reserved.value) == (format_quantity(after["on_hand"]), "0")
+    made = [e.message.reservation_id for e in await outbox_events(inventory_url, events_pb2.ReservationMade)]
+    ended = [e.message.reservation_id for e in await outbox_events(inventory_url, events_pb2.ReservationCommitted)]
+    ended += [e.message.reservation_id for e in await outbox_events(inventory_url, events_pb2.ReservationReleased)]
+    ended += [e.message.reservation_id for e in await outbox_events(inventory_url, events_pb2.ReservationExpired)]
+    assert len(set(made)) == len(made)
+    assert sorted(ended) == sorted(made), "each reservation ended exactly once: sold, released or expired"
+    assert await outbox_events(inventory_url, events_pb2.StockDiscrepancyRecorded) == []
 
 
 async def test_a_sale_carrying_a_committed_reservation_sells_the_held_units_once(
@@ -240,9 +254,9 @@ async def test_a_sale_carrying_a_committed_reservation_sells_the_held_units_once
         await service.apply_sale(
             uow, sale_id="paid-1", location_id="ONLINE01", is_return=False, lines=[("PAID", Decimal(3))],
             reservation_id=reservation.reservation_id, occurred_at=None,
-            discrepancy_event=lambda *_: pytest.fail("no discrepancy here"),
         )  # fmt: skip
         await uow.commit()
+    assert await outbox_events(inventory_url, events_pb2.StockDiscrepancyRecorded) == []
     after = await level(inventory_url, "PAID", "ONLINE01")
     assert (after["on_hand"], after["reserved"]) == (Decimal(7), ZERO)
     fulfilled = await service.get_reservation(reservation.reservation_id)

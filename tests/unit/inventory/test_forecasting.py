@@ -14,12 +14,14 @@ import pytest
 
 from demodata import MAKE_UP_WORKDAYS, DemoRetailer, DemoScale, HolidayKind, Promotion
 from services.inventory.domain.forecasting import (
+    MAX_BRIDGE_DAYS,
     MAX_HORIZON_DAYS,
     WAPE,
     Backtest,
     DemandCalendar,
     DemandHistory,
     Forecast,
+    LocationDemandModel,
     PromotionWindow,
     backtest_location,
     forecast_demand,
@@ -231,11 +233,32 @@ def test_a_short_history_is_forecast_at_its_recent_mean() -> None:
 
 
 @pytest.mark.parametrize("horizon_days", [0, -1, MAX_HORIZON_DAYS + 1])
-def test_a_horizon_outside_one_to_56_days_is_refused(horizon_days: int) -> None:
+def test_a_horizon_outside_one_to_90_days_is_refused(horizon_days: int) -> None:
     history = DemandHistory("SKU00001", "S001", {date(2026, 10, 1): Decimal(1)})
 
     with pytest.raises(ValueError, match="horizon_days"):
         forecast_demand(history, start=date(2026, 11, 1), horizon_days=horizon_days)
+
+
+def test_a_history_that_stopped_before_the_first_day_is_bridged_by_forecasting_the_days_between(
+    demo: DemoHistory,
+) -> None:
+    histories = demo.histories("S001", demo.sample_skus[:6])
+    start = demo.retailer.history_end + timedelta(days=1)
+    model = LocationDemandModel.fit(histories, start=start, calendar=demo.calendar)
+
+    later = model.forecast(14, first_day=start + timedelta(days=10))
+    through = model.forecast(24)
+
+    # The days between are forecast, not taken as days that sold nothing.
+    for bridged, whole in zip(later, through, strict=True):
+        assert bridged.start == start + timedelta(days=10)
+        assert bridged.daily == whole.daily[10:]
+        assert bridged.total() > 0 or whole.total() == 0
+    with pytest.raises(ValueError, match="days after the history ends"):
+        model.forecast(7, first_day=start + timedelta(days=MAX_BRIDGE_DAYS + 1))
+    with pytest.raises(ValueError, match="days after the history ends"):
+        model.forecast(7, first_day=start - timedelta(days=1))
 
 
 def test_a_promotion_cannot_end_before_it_starts() -> None:

@@ -10,9 +10,11 @@ import pytest
 from services.inventory.domain.forecasting import Forecast
 from services.inventory.domain.replenishment import (
     AlertKind,
+    LastReported,
     ReplenishmentPolicy,
     StockPosition,
     days_of_cover,
+    news_since,
     round_up_to_pack,
     safety_stock,
     service_level_z,
@@ -163,3 +165,28 @@ def test_an_oversold_item_without_forecast_demand_is_still_low_on_stock() -> Non
     alerts = stock_alerts(suggest_replenishment(no_demand, oversold, POLICY, Decimal(0)), oversold, no_demand, POLICY)
 
     assert [alert.kind for alert in alerts] == [AlertKind.LOW_STOCK]
+
+
+def test_a_run_reports_only_a_changed_order_quantity_and_an_alert_not_raised_already() -> None:
+    low = StockPosition(on_hand=Decimal(20))
+    suggestion = suggest_replenishment(_forecast(), low, POLICY, SIGMA)  # orders 101.396
+    alert = stock_alerts(suggestion, low, _forecast(), POLICY)[0]
+
+    first = news_since(None, suggestion, alert)
+    unchanged = news_since(LastReported.of(suggestion, alert), suggestion, alert)
+    moved = news_since(LastReported(Decimal(90), AlertKind.OVERSTOCK), suggestion, alert)
+
+    assert (first.suggestion, first.alert) == (suggestion, alert)
+    assert not unchanged
+    assert (moved.suggestion, moved.alert) == (suggestion, alert)
+
+
+def test_nothing_to_order_is_news_only_when_it_withdraws_an_earlier_suggestion() -> None:
+    plenty = StockPosition(on_hand=Decimal(200))
+    suggestion = suggest_replenishment(_forecast(), plenty, POLICY, SIGMA)
+
+    assert not news_since(None, suggestion, None)
+    assert news_since(LastReported(Decimal(40)), suggestion, None).suggestion == suggestion
+    # An alert that cleared is not news; it is raised again when it comes back.
+    assert not news_since(LastReported(Decimal(0), AlertKind.LOW_STOCK), suggestion, None)
+    assert LastReported.of(suggestion, None) == LastReported(Decimal(0), None)

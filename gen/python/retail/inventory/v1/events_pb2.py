@@ -24,15 +24,34 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from retail.common.v1 import money_pb2 as retail_dot_common_dot_v1_dot_money__pb2
+from retail.inventory.v1 import inventory_service_pb2 as retail_dot_inventory_dot_v1_dot_inventory__service__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n retail/inventory/v1/events.proto\x12\x13retail.inventory.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cretail/common/v1/money.proto\"\xc8\x01\n\x18StockDiscrepancyRecorded\x12\x16\n\x0e\x64iscrepancy_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x13\n\x0blocation_id\x18\x03 \x01(\t\x12\x0f\n\x07sale_id\x18\x04 \x01(\t\x12\x30\n\ron_hand_after\x18\x05 \x01(\x0b\x32\x19.retail.common.v1.Decimal\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestampb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n retail/inventory/v1/events.proto\x12\x13retail.inventory.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1cretail/common/v1/money.proto\x1a+retail/inventory/v1/inventory_service.proto\"\xc8\x01\n\x18StockDiscrepancyRecorded\x12\x16\n\x0e\x64iscrepancy_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x13\n\x0blocation_id\x18\x03 \x01(\t\x12\x0f\n\x07sale_id\x18\x04 \x01(\t\x12\x30\n\ron_hand_after\x18\x05 \x01(\x0b\x32\x19.retail.common.v1.Decimal\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8e\x03\n\x11StockLevelChanged\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x13\n\x0blocation_id\x18\x02 \x01(\t\x12*\n\x07on_hand\x18\x03 \x01(\x0b\x32\x19.retail.common.v1.Decimal\x12+\n\x08reserved\x18\x04 \x01(\x0b\x32\x19.retail.common.v1.Decimal\x12-\n\nin_transit\x18\x05 \x01(\x0b\x32\x19.retail.common.v1.Decimal\x12/\n\x0csafety_stock\x18\x06 \x01(\x0b\x32\x19.retail.common.v1.Decimal\x12\x37\n\x14\x61vailable_to_promise\x18\x07 \x01(\x0b\x32\x19.retail.common.v1.Decimal\x12\x34\n\x05\x63\x61use\x18\x08 \x01(\x0e\x32%.retail.inventory.v1.StockChangeCause\x12/\n\x0boccurred_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xde\x01\n\x0fReservationMade\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x34\n\x0b\x61llocations\x18\x03 \x03(\x0b\x32\x1f.retail.inventory.v1.Allocation\x12\x0f\n\x07\x63hannel\x18\x04 \x01(\t\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc4\x01\n\x14ReservationCommitted\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x34\n\x0b\x61llocations\x18\x03 \x03(\x0b\x32\x1f.retail.inventory.v1.Allocation\x12\x0f\n\x07\x63hannel\x18\x04 \x01(\t\x12\x0f\n\x07sale_id\x18\x05 \x01(\t\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb2\x01\n\x13ReservationReleased\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x34\n\x0b\x61llocations\x18\x03 \x03(\x0b\x32\x1f.retail.inventory.v1.Allocation\x12\x0f\n\x07\x63hannel\x18\x04 \x01(\t\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe1\x01\n\x12ReservationExpired\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x34\n\x0b\x61llocations\x18\x03 \x03(\x0b\x32\x1f.retail.inventory.v1.Allocation\x12\x0f\n\x07\x63hannel\x18\x04 \x01(\t\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0boccurred_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe7\x02\n\x14TransferStateChanged\x12\x13\n\x0btransfer_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x18\n\x10\x66rom_location_id\x18\x03 \x01(\t\x12\x16\n\x0eto_location_id\x18\x04 \x01(\t\x12+\n\x08quantity\x18\x05 \x01(\x0b\x32\x19.retail.common.v1.Decimal\x12\x33\n\x06status\x18\x06 \x01(\x0e\x32#.retail.inventory.v1.TransferStatus\x12\x34\n\x11received_quantity\x18\x07 \x01(\x0b\x32\x19.retail.common.v1.Decimal\x12\x32\n\x0fshrink_quantity\x18\x08 \x01(\x0b\x32\x19.retail.common.v1.Decimal\x12/\n\x0boccurred_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb7\x01\n\x16ReplenishmentSuggested\x12\x15\n\rsuggestion_id\x18\x01 \x01(\t\x12\x13\n\x0blocation_id\x18\x02 \x01(\t\x12@\n\nsuggestion\x18\x03 \x01(\x0b\x32,.retail.inventory.v1.ReplenishmentSuggestion\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xae\x01\n\x10StockAlertRaised\x12\x10\n\x08\x61lert_id\x18\x01 \x01(\t\x12\x13\n\x0blocation_id\x18\x02 \x01(\t\x12.\n\x05\x61lert\x18\x03 \x01(\x0b\x32\x1f.retail.inventory.v1.StockAlert\x12\x12\n\nas_of_date\x18\x04 \x01(\t\x12/\n\x0boccurred_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x94\x02\n\x10StockChangeCause\x12\"\n\x1eSTOCK_CHANGE_CAUSE_UNSPECIFIED\x10\x00\x12\"\n\x1eSTOCK_CHANGE_CAUSE_RESERVATION\x10\x01\x12\x1e\n\x1aSTOCK_CHANGE_CAUSE_RELEASE\x10\x02\x12\x1d\n\x19STOCK_CHANGE_CAUSE_EXPIRY\x10\x03\x12\x1b\n\x17STOCK_CHANGE_CAUSE_SALE\x10\x04\x12\x1d\n\x19STOCK_CHANGE_CAUSE_RETURN\x10\x05\x12\x1f\n\x1bSTOCK_CHANGE_CAUSE_TRANSFER\x10\x06\x12\x1c\n\x18STOCK_CHANGE_CAUSE_COUNT\x10\x07\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'retail.inventory.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STOCKDISCREPANCYRECORDED']._serialized_start=121
-  _globals['_STOCKDISCREPANCYRECORDED']._serialized_end=321
+  _globals['_STOCKCHANGECAUSE']._serialized_start=2328
+  _globals['_STOCKCHANGECAUSE']._serialized_end=2604
+  _globals['_STOCKDISCREPANCYRECORDED']._serialized_start=166
+  _globals['_STOCKDISCREPANCYRECORDED']._serialized_end=366
+  _globals['_STOCKLEVELCHANGED']._serialized_start=369
+  _globals['_STOCKLEVELCHANGED']._serialized_end=767
+  _globals['_RESERVATIONMADE']._serialized_start=770
+  _globals['_RESERVATIONMADE']._serialized_end=992
+  _globals['_RESERVATIONCOMMITTED']._serialized_start=995
+  _globals['_RESERVATIONCOMMITTED']._serialized_end=1191
+  _globals['_RESERVATIONRELEASED']._serialized_start=1194
+  _globals['_RESERVATIONRELEASED']._serialized_end=1372
+  _globals['_RESERVATIONEXPIRED']._serialized_start=1375
+  _globals['_RESERVATIONEXPIRED']._serialized_end=1600
+  _globals['_TRANSFERSTATECHANGED']._serialized_start=1603
+  _globals['_TRANSFERSTATECHANGED']._serialized_end=1962
+  _globals['_REPLENISHMENTSUGGESTED']._serialized_start=1965
+  _globals['_REPLENISHMENTSUGGESTED']._serialized_end=2148
+  _globals['_STOCKALERTRAISED']._serialized_start=2151
+  _globals['_STOCKALERTRAISED']._serialized_end=2325
 # @@protoc_insertion_point(module_scope)

@@ -3,10 +3,14 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from retail.common.v1 import money_pb2 as _money_pb2
+from retail.inventory.v1 import inventory_service_pb2 as _inventory_service_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -18,10 +22,55 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _StockChangeCause:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StockChangeCauseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StockChangeCause.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STOCK_CHANGE_CAUSE_UNSPECIFIED: _StockChangeCause.ValueType  # 0
+    """Never sent."""
+    STOCK_CHANGE_CAUSE_RESERVATION: _StockChangeCause.ValueType  # 1
+    """Units were held for online orders."""
+    STOCK_CHANGE_CAUSE_RELEASE: _StockChangeCause.ValueType  # 2
+    """A reservation was released by its client."""
+    STOCK_CHANGE_CAUSE_EXPIRY: _StockChangeCause.ValueType  # 3
+    """Reservations lapsed and their units were given back."""
+    STOCK_CHANGE_CAUSE_SALE: _StockChangeCause.ValueType  # 4
+    """A sale from the journal (with or without a reservation)."""
+    STOCK_CHANGE_CAUSE_RETURN: _StockChangeCause.ValueType  # 5
+    """A return from the journal."""
+    STOCK_CHANGE_CAUSE_TRANSFER: _StockChangeCause.ValueType  # 6
+    """A step of an inter-store transfer."""
+    STOCK_CHANGE_CAUSE_COUNT: _StockChangeCause.ValueType  # 7
+    """A stock count adjusted on-hand to what was counted."""
+
+class StockChangeCause(_StockChangeCause, metaclass=_StockChangeCauseEnumTypeWrapper):
+    """StockChangeCause is the command that changed a stock level."""
+
+STOCK_CHANGE_CAUSE_UNSPECIFIED: StockChangeCause.ValueType  # 0
+"""Never sent."""
+STOCK_CHANGE_CAUSE_RESERVATION: StockChangeCause.ValueType  # 1
+"""Units were held for online orders."""
+STOCK_CHANGE_CAUSE_RELEASE: StockChangeCause.ValueType  # 2
+"""A reservation was released by its client."""
+STOCK_CHANGE_CAUSE_EXPIRY: StockChangeCause.ValueType  # 3
+"""Reservations lapsed and their units were given back."""
+STOCK_CHANGE_CAUSE_SALE: StockChangeCause.ValueType  # 4
+"""A sale from the journal (with or without a reservation)."""
+STOCK_CHANGE_CAUSE_RETURN: StockChangeCause.ValueType  # 5
+"""A return from the journal."""
+STOCK_CHANGE_CAUSE_TRANSFER: StockChangeCause.ValueType  # 6
+"""A step of an inter-store transfer."""
+STOCK_CHANGE_CAUSE_COUNT: StockChangeCause.ValueType  # 7
+"""A stock count adjusted on-hand to what was counted."""
+Global___StockChangeCause: _TypeAlias = StockChangeCause  # noqa: Y015
+
 @_typing.final
 class StockDiscrepancyRecorded(_message.Message):
     """Integration events of the inventory context, published through the outbox to the
-    INVENTORY stream on subjects `retail.inventory.v1.<event>.<location_id>`.
+    INVENTORY stream on subjects `retail.inventory.v1.<event>.<location_id>` (a transfer's
+    carry both of its locations: `<event>.<from_location_id>.<to_location_id>`).
 
     StockDiscrepancyRecorded: a sale took a location's on-hand below zero. The sale had
     already happened (often offline), so it was applied, and the store must investigate
@@ -69,3 +118,414 @@ class StockDiscrepancyRecorded(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StockDiscrepancyRecorded: _TypeAlias = StockDiscrepancyRecorded  # noqa: Y015
+
+@_typing.final
+class StockLevelChanged(_message.Message):
+    """StockLevelChanged: one SKU's stock level at one location, as a transaction left it. At
+    most one per level per transaction (a coalesced batch of reservations publishes one), so
+    a projection keeps the latest it has seen for each (sku, location_id).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKU_FIELD_NUMBER: _builtins.int
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    ON_HAND_FIELD_NUMBER: _builtins.int
+    RESERVED_FIELD_NUMBER: _builtins.int
+    IN_TRANSIT_FIELD_NUMBER: _builtins.int
+    SAFETY_STOCK_FIELD_NUMBER: _builtins.int
+    AVAILABLE_TO_PROMISE_FIELD_NUMBER: _builtins.int
+    CAUSE_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    sku: _builtins.str
+    """The SKU."""
+    location_id: _builtins.str
+    """The location."""
+    cause: Global___StockChangeCause.ValueType
+    """What changed it."""
+    @_builtins.property
+    def on_hand(self) -> _money_pb2.Decimal:
+        """Physically there (may be negative after offline sales the system had not seen)."""
+
+    @_builtins.property
+    def reserved(self) -> _money_pb2.Decimal:
+        """Held by reservations and by requested transfers."""
+
+    @_builtins.property
+    def in_transit(self) -> _money_pb2.Decimal:
+        """Dispatched towards this location and not yet received."""
+
+    @_builtins.property
+    def safety_stock(self) -> _money_pb2.Decimal:
+        """Kept back from promising, so shelves are never emptied by online orders."""
+
+    @_builtins.property
+    def available_to_promise(self) -> _money_pb2.Decimal:
+        """on_hand − reserved − safety_stock, never below zero."""
+
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When the level changed (for a sale replayed late: when it was applied, not sold)."""
+
+    def __init__(
+        self,
+        *,
+        sku: _builtins.str = ...,
+        location_id: _builtins.str = ...,
+        on_hand: _money_pb2.Decimal | None = ...,
+        reserved: _money_pb2.Decimal | None = ...,
+        in_transit: _money_pb2.Decimal | None = ...,
+        safety_stock: _money_pb2.Decimal | None = ...,
+        available_to_promise: _money_pb2.Decimal | None = ...,
+        cause: Global___StockChangeCause.ValueType = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["available_to_promise", b"available_to_promise", "in_transit", b"in_transit", "occurred_at", b"occurred_at", "on_hand", b"on_hand", "reserved", b"reserved", "safety_stock", b"safety_stock"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_to_promise", b"available_to_promise", "cause", b"cause", "in_transit", b"in_transit", "location_id", b"location_id", "occurred_at", b"occurred_at", "on_hand", b"on_hand", "reserved", b"reserved", "safety_stock", b"safety_stock", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StockLevelChanged: _TypeAlias = StockLevelChanged  # noqa: Y015
+
+@_typing.final
+class ReservationMade(_message.Message):
+    """ReservationMade: units were held for an online order until it is paid and sold, released
+    or expires. Reservation events are published under the lowest location id that holds units.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESERVATION_ID_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    ALLOCATIONS_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    reservation_id: _builtins.str
+    """The reservation's id."""
+    sku: _builtins.str
+    """The SKU held."""
+    channel: _builtins.str
+    """The channel the order came from."""
+    @_builtins.property
+    def allocations(self) -> _containers.RepeatedCompositeFieldContainer[_inventory_service_pb2.Allocation]:
+        """Where the units are held, and how many at each location."""
+
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When it lapses unless committed or released."""
+
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was made."""
+
+    def __init__(
+        self,
+        *,
+        reservation_id: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        allocations: _abc.Iterable[_inventory_service_pb2.Allocation] | None = ...,
+        channel: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocations", b"allocations", "channel", b"channel", "expires_at", b"expires_at", "occurred_at", b"occurred_at", "reservation_id", b"reservation_id", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReservationMade: _TypeAlias = ReservationMade  # noqa: Y015
+
+@_typing.final
+class ReservationCommitted(_message.Message):
+    """ReservationCommitted: the journaled sale carrying the reservation's id sold the held units;
+    any units the sale did not take went back to available-to-promise.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESERVATION_ID_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    ALLOCATIONS_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    reservation_id: _builtins.str
+    """The reservation's id."""
+    sku: _builtins.str
+    """The SKU held."""
+    channel: _builtins.str
+    """The channel the order came from."""
+    sale_id: _builtins.str
+    """The sale that sold the units."""
+    @_builtins.property
+    def allocations(self) -> _containers.RepeatedCompositeFieldContainer[_inventory_service_pb2.Allocation]:
+        """Where the units were held, and how many at each location."""
+
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When the sale was applied."""
+
+    def __init__(
+        self,
+        *,
+        reservation_id: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        allocations: _abc.Iterable[_inventory_service_pb2.Allocation] | None = ...,
+        channel: _builtins.str = ...,
+        sale_id: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocations", b"allocations", "channel", b"channel", "occurred_at", b"occurred_at", "reservation_id", b"reservation_id", "sale_id", b"sale_id", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReservationCommitted: _TypeAlias = ReservationCommitted  # noqa: Y015
+
+@_typing.final
+class ReservationReleased(_message.Message):
+    """ReservationReleased: the client gave the held units back to available-to-promise."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESERVATION_ID_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    ALLOCATIONS_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    reservation_id: _builtins.str
+    """The reservation's id."""
+    sku: _builtins.str
+    """The SKU held."""
+    channel: _builtins.str
+    """The channel the order came from."""
+    @_builtins.property
+    def allocations(self) -> _containers.RepeatedCompositeFieldContainer[_inventory_service_pb2.Allocation]:
+        """Where the units were held, and how many at each location."""
+
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was released."""
+
+    def __init__(
+        self,
+        *,
+        reservation_id: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        allocations: _abc.Iterable[_inventory_service_pb2.Allocation] | None = ...,
+        channel: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocations", b"allocations", "channel", b"channel", "occurred_at", b"occurred_at", "reservation_id", b"reservation_id", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReservationReleased: _TypeAlias = ReservationReleased  # noqa: Y015
+
+@_typing.final
+class ReservationExpired(_message.Message):
+    """ReservationExpired: the reservation lapsed before it was paid or released; its units went
+    back to available-to-promise.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESERVATION_ID_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    ALLOCATIONS_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    reservation_id: _builtins.str
+    """The reservation's id."""
+    sku: _builtins.str
+    """The SKU held."""
+    channel: _builtins.str
+    """The channel the order came from."""
+    @_builtins.property
+    def allocations(self) -> _containers.RepeatedCompositeFieldContainer[_inventory_service_pb2.Allocation]:
+        """Where the units were held, and how many at each location."""
+
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was due to lapse."""
+
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When the sweeper gave the units back."""
+
+    def __init__(
+        self,
+        *,
+        reservation_id: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        allocations: _abc.Iterable[_inventory_service_pb2.Allocation] | None = ...,
+        channel: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at", "occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allocations", b"allocations", "channel", b"channel", "expires_at", b"expires_at", "occurred_at", b"occurred_at", "reservation_id", b"reservation_id", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReservationExpired: _TypeAlias = ReservationExpired  # noqa: Y015
+
+@_typing.final
+class TransferStateChanged(_message.Message):
+    """TransferStateChanged: a transfer reached a new step of its saga. Published on
+    `retail.inventory.v1.transfer_state_changed.<from_location_id>.<to_location_id>`, so each
+    side can filter on its outgoing or incoming transfers.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSFER_ID_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    FROM_LOCATION_ID_FIELD_NUMBER: _builtins.int
+    TO_LOCATION_ID_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    RECEIVED_QUANTITY_FIELD_NUMBER: _builtins.int
+    SHRINK_QUANTITY_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    transfer_id: _builtins.str
+    """The transfer's id."""
+    sku: _builtins.str
+    """The SKU moved."""
+    from_location_id: _builtins.str
+    """Where the units come from."""
+    to_location_id: _builtins.str
+    """Where they go."""
+    status: _inventory_service_pb2.TransferStatus.ValueType
+    """The step reached."""
+    @_builtins.property
+    def quantity(self) -> _money_pb2.Decimal:
+        """How many were requested (and dispatched)."""
+
+    @_builtins.property
+    def received_quantity(self) -> _money_pb2.Decimal:
+        """How many arrived; set once received."""
+
+    @_builtins.property
+    def shrink_quantity(self) -> _money_pb2.Decimal:
+        """Dispatched but never arrived (quantity − received_quantity); set once received."""
+
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When the step was taken."""
+
+    def __init__(
+        self,
+        *,
+        transfer_id: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        from_location_id: _builtins.str = ...,
+        to_location_id: _builtins.str = ...,
+        quantity: _money_pb2.Decimal | None = ...,
+        status: _inventory_service_pb2.TransferStatus.ValueType = ...,
+        received_quantity: _money_pb2.Decimal | None = ...,
+        shrink_quantity: _money_pb2.Decimal | None = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at", "quantity", b"quantity", "received_quantity", b"received_quantity", "shrink_quantity", b"shrink_quantity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_location_id", b"from_location_id", "occurred_at", b"occurred_at", "quantity", b"quantity", "received_quantity", b"received_quantity", "shrink_quantity", b"shrink_quantity", "sku", b"sku", "status", b"status", "to_location_id", b"to_location_id", "transfer_id", b"transfer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransferStateChanged: _TypeAlias = TransferStateChanged  # noqa: Y015
+
+@_typing.final
+class ReplenishmentSuggested(_message.Message):
+    """ReplenishmentSuggested: the replenishment run suggests a new order quantity for one SKU at
+    one location, for the supply side to turn into a purchase order or a transfer. Published
+    only when the quantity differs from the last one suggested for the SKU at the location;
+    a quantity of zero withdraws an earlier suggestion.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUGGESTION_ID_FIELD_NUMBER: _builtins.int
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    SUGGESTION_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    suggestion_id: _builtins.str
+    """Id of this suggestion."""
+    location_id: _builtins.str
+    """The location to replenish."""
+    @_builtins.property
+    def suggestion(self) -> _inventory_service_pb2.ReplenishmentSuggestion:
+        """What to order and the figures behind it."""
+
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When the run computed it."""
+
+    def __init__(
+        self,
+        *,
+        suggestion_id: _builtins.str = ...,
+        location_id: _builtins.str = ...,
+        suggestion: _inventory_service_pb2.ReplenishmentSuggestion | None = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at", "suggestion", b"suggestion"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["location_id", b"location_id", "occurred_at", b"occurred_at", "suggestion", b"suggestion", "suggestion_id", b"suggestion_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplenishmentSuggested: _TypeAlias = ReplenishmentSuggested  # noqa: Y015
+
+@_typing.final
+class StockAlertRaised(_message.Message):
+    """StockAlertRaised: the replenishment run found a SKU at a location low on stock or
+    overstocked. Raised once when the finding appears (or changes kind), not again on every
+    run while it lasts.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_ID_FIELD_NUMBER: _builtins.int
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    ALERT_FIELD_NUMBER: _builtins.int
+    AS_OF_DATE_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    alert_id: _builtins.str
+    """Id of this alert."""
+    location_id: _builtins.str
+    """The location."""
+    as_of_date: _builtins.str
+    """The business day it was found for, "YYYY-MM-DD"."""
+    @_builtins.property
+    def alert(self) -> _inventory_service_pb2.StockAlert:
+        """The finding."""
+
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When the run found it."""
+
+    def __init__(
+        self,
+        *,
+        alert_id: _builtins.str = ...,
+        location_id: _builtins.str = ...,
+        alert: _inventory_service_pb2.StockAlert | None = ...,
+        as_of_date: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert", b"alert", "alert_id", b"alert_id", "as_of_date", b"as_of_date", "location_id", b"location_id", "occurred_at", b"occurred_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StockAlertRaised: _TypeAlias = StockAlertRaised  # noqa: Y015

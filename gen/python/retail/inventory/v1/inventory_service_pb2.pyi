@@ -118,6 +118,34 @@ RESERVATION_STATUS_EXPIRED: ReservationStatus.ValueType  # 5
 """Expired before being committed; units returned to available-to-promise."""
 Global___ReservationStatus: _TypeAlias = ReservationStatus  # noqa: Y015
 
+class _StockAlertKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StockAlertKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StockAlertKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STOCK_ALERT_KIND_UNSPECIFIED: _StockAlertKind.ValueType  # 0
+    """Never sent."""
+    STOCK_ALERT_KIND_LOW_STOCK: _StockAlertKind.ValueType  # 1
+    """Available-to-promise is at or below the reorder point: order now."""
+    STOCK_ALERT_KIND_OVERSTOCK: _StockAlertKind.ValueType  # 2
+    """Stock covers more days of forecast demand than the threshold, or nobody is expected
+    to buy it at all.
+    """
+
+class StockAlertKind(_StockAlertKind, metaclass=_StockAlertKindEnumTypeWrapper):
+    """StockAlertKind says why a stock level needs someone's attention."""
+
+STOCK_ALERT_KIND_UNSPECIFIED: StockAlertKind.ValueType  # 0
+"""Never sent."""
+STOCK_ALERT_KIND_LOW_STOCK: StockAlertKind.ValueType  # 1
+"""Available-to-promise is at or below the reorder point: order now."""
+STOCK_ALERT_KIND_OVERSTOCK: StockAlertKind.ValueType  # 2
+"""Stock covers more days of forecast demand than the threshold, or nobody is expected
+to buy it at all.
+"""
+Global___StockAlertKind: _TypeAlias = StockAlertKind  # noqa: Y015
+
 @_typing.final
 class SalesHistoryLine(_message.Message):
     """SalesHistoryLine is one SKU's sold quantity on one day."""
@@ -1202,3 +1230,613 @@ class CheckLedgerResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CheckLedgerResponse: _TypeAlias = CheckLedgerResponse  # noqa: Y015
+
+@_typing.final
+class DailyDemand(_message.Message):
+    """DailyDemand is the expected sales of one SKU on one day."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATE_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    date: _builtins.str
+    """The business day (China Standard Time), ISO 8601 "YYYY-MM-DD"."""
+    @_builtins.property
+    def quantity(self) -> _money_pb2.Decimal:
+        """Units (or kg) expected to sell that day; zero or more, to the gram."""
+
+    def __init__(
+        self,
+        *,
+        date: _builtins.str = ...,
+        quantity: _money_pb2.Decimal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["quantity", b"quantity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "quantity", b"quantity"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DailyDemand: _TypeAlias = DailyDemand  # noqa: Y015
+
+@_typing.final
+class ForecastBacktest(_message.Message):
+    """ForecastBacktest says how far to trust a forecast: the location's demand model against
+    the seasonal-naive baseline (each day sells what the same weekday sold the week before),
+    both forecasting held-out days of the history from rolling origins.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METRIC_FIELD_NUMBER: _builtins.int
+    MODEL_ERROR_FIELD_NUMBER: _builtins.int
+    BASELINE_ERROR_FIELD_NUMBER: _builtins.int
+    LOCATION_MODEL_ERROR_FIELD_NUMBER: _builtins.int
+    LOCATION_BASELINE_ERROR_FIELD_NUMBER: _builtins.int
+    HORIZON_DAYS_FIELD_NUMBER: _builtins.int
+    ORIGIN_DATES_FIELD_NUMBER: _builtins.int
+    metric: _builtins.str
+    """The error metric: "wape", total absolute error ÷ total actual sales (lower is better)."""
+    horizon_days: _builtins.int
+    """Days each backtest origin forecasts."""
+    @_builtins.property
+    def model_error(self) -> _money_pb2.Decimal:
+        """The model's error on this SKU; unset when the SKU sold nothing on the held-out days."""
+
+    @_builtins.property
+    def baseline_error(self) -> _money_pb2.Decimal:
+        """The baseline's error on this SKU; unset when the SKU sold nothing on the held-out days."""
+
+    @_builtins.property
+    def location_model_error(self) -> _money_pb2.Decimal:
+        """The model's error over every SKU of the location together."""
+
+    @_builtins.property
+    def location_baseline_error(self) -> _money_pb2.Decimal:
+        """The baseline's error over every SKU of the location together."""
+
+    @_builtins.property
+    def origin_dates(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The first held-out day of each origin, oldest first, "YYYY-MM-DD"."""
+
+    def __init__(
+        self,
+        *,
+        metric: _builtins.str = ...,
+        model_error: _money_pb2.Decimal | None = ...,
+        baseline_error: _money_pb2.Decimal | None = ...,
+        location_model_error: _money_pb2.Decimal | None = ...,
+        location_baseline_error: _money_pb2.Decimal | None = ...,
+        horizon_days: _builtins.int = ...,
+        origin_dates: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["baseline_error", b"baseline_error", "location_baseline_error", b"location_baseline_error", "location_model_error", b"location_model_error", "model_error", b"model_error"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["baseline_error", b"baseline_error", "horizon_days", b"horizon_days", "location_baseline_error", b"location_baseline_error", "location_model_error", b"location_model_error", "metric", b"metric", "model_error", b"model_error", "origin_dates", b"origin_dates"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForecastBacktest: _TypeAlias = ForecastBacktest  # noqa: Y015
+
+@_typing.final
+class GetForecastRequest(_message.Message):
+    """GetForecastRequest names a SKU at a location and how far ahead to look."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    HORIZON_DAYS_FIELD_NUMBER: _builtins.int
+    location_id: _builtins.str
+    """The selling location (a store or an online location)."""
+    sku: _builtins.str
+    """The SKU; it must be stocked or have sold at the location."""
+    horizon_days: _builtins.int
+    """Days to forecast from today on, 1 to 90."""
+    def __init__(
+        self,
+        *,
+        location_id: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        horizon_days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["horizon_days", b"horizon_days", "location_id", b"location_id", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetForecastRequest: _TypeAlias = GetForecastRequest  # noqa: Y015
+
+@_typing.final
+class GetForecastResponse(_message.Message):
+    """GetForecastResponse is a daily forecast and its backtest."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    SUPPLIER_ID_FIELD_NUMBER: _builtins.int
+    FORECAST_FIELD_NUMBER: _builtins.int
+    BACKTEST_FIELD_NUMBER: _builtins.int
+    HISTORY_END_DATE_FIELD_NUMBER: _builtins.int
+    location_id: _builtins.str
+    """The location."""
+    sku: _builtins.str
+    """The SKU."""
+    supplier_id: _builtins.str
+    """The SKU's supplier (suppliers may see only their own SKUs)."""
+    history_end_date: _builtins.str
+    """The last day of sales history the model learned from, "YYYY-MM-DD" (empty without
+    history). Days between it and today are forecast rather than taken as days without sales.
+    """
+    @_builtins.property
+    def forecast(self) -> _containers.RepeatedCompositeFieldContainer[Global___DailyDemand]:
+        """One entry per day, from today on, horizon_days in all."""
+
+    @_builtins.property
+    def backtest(self) -> Global___ForecastBacktest:
+        """How the model fared on held-out history; unset when the location has no sales history."""
+
+    def __init__(
+        self,
+        *,
+        location_id: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        supplier_id: _builtins.str = ...,
+        forecast: _abc.Iterable[Global___DailyDemand] | None = ...,
+        backtest: Global___ForecastBacktest | None = ...,
+        history_end_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["backtest", b"backtest"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["backtest", b"backtest", "forecast", b"forecast", "history_end_date", b"history_end_date", "location_id", b"location_id", "sku", b"sku", "supplier_id", b"supplier_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetForecastResponse: _TypeAlias = GetForecastResponse  # noqa: Y015
+
+@_typing.final
+class ReplenishmentSuggestion(_message.Message):
+    """ReplenishmentSuggestion is what to order of one SKU for one location, and the figures
+    behind it: safety stock = z(service level) × σ(daily forecast error) × √(lead time);
+    reorder point = forecast over the lead time + safety stock; order-up-to = forecast over
+    lead time + review period + safety stock; suggested quantity = order-up-to − inventory
+    position, rounded up to whole pieces (loose goods to the gram), never below zero.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKU_FIELD_NUMBER: _builtins.int
+    SUPPLIER_ID_FIELD_NUMBER: _builtins.int
+    AS_OF_DATE_FIELD_NUMBER: _builtins.int
+    LEAD_TIME_DAYS_FIELD_NUMBER: _builtins.int
+    REVIEW_PERIOD_DAYS_FIELD_NUMBER: _builtins.int
+    SERVICE_LEVEL_FIELD_NUMBER: _builtins.int
+    ON_HAND_FIELD_NUMBER: _builtins.int
+    RESERVED_FIELD_NUMBER: _builtins.int
+    IN_TRANSIT_FIELD_NUMBER: _builtins.int
+    AVAILABLE_TO_PROMISE_FIELD_NUMBER: _builtins.int
+    INVENTORY_POSITION_FIELD_NUMBER: _builtins.int
+    LEAD_TIME_FORECAST_FIELD_NUMBER: _builtins.int
+    PROTECTION_FORECAST_FIELD_NUMBER: _builtins.int
+    DAILY_ERROR_STD_FIELD_NUMBER: _builtins.int
+    SAFETY_STOCK_FIELD_NUMBER: _builtins.int
+    REORDER_POINT_FIELD_NUMBER: _builtins.int
+    ORDER_UP_TO_FIELD_NUMBER: _builtins.int
+    SUGGESTED_QUANTITY_FIELD_NUMBER: _builtins.int
+    REORDER_DUE_FIELD_NUMBER: _builtins.int
+    DAYS_OF_COVER_FIELD_NUMBER: _builtins.int
+    sku: _builtins.str
+    """The SKU."""
+    supplier_id: _builtins.str
+    """Its supplier."""
+    as_of_date: _builtins.str
+    """The business day the suggestion is for, "YYYY-MM-DD"."""
+    lead_time_days: _builtins.int
+    """Days from ordering to the goods on the shelf."""
+    review_period_days: _builtins.int
+    """Days until the next order is placed."""
+    reorder_due: _builtins.bool
+    """True when the inventory position is at or below the reorder point."""
+    @_builtins.property
+    def service_level(self) -> _money_pb2.Decimal:
+        """Target probability of not running out before an order arrives, e.g. "0.95"."""
+
+    @_builtins.property
+    def on_hand(self) -> _money_pb2.Decimal:
+        """Physically there."""
+
+    @_builtins.property
+    def reserved(self) -> _money_pb2.Decimal:
+        """Held by reservations."""
+
+    @_builtins.property
+    def in_transit(self) -> _money_pb2.Decimal:
+        """Dispatched towards this location and not yet received."""
+
+    @_builtins.property
+    def available_to_promise(self) -> _money_pb2.Decimal:
+        """on_hand − reserved − the level's configured safety stock (negative when oversold)."""
+
+    @_builtins.property
+    def inventory_position(self) -> _money_pb2.Decimal:
+        """on_hand − reserved + in_transit: what is ours to sell once inbound goods arrive."""
+
+    @_builtins.property
+    def lead_time_forecast(self) -> _money_pb2.Decimal:
+        """Forecast demand over the lead time."""
+
+    @_builtins.property
+    def protection_forecast(self) -> _money_pb2.Decimal:
+        """Forecast demand over lead time + review period."""
+
+    @_builtins.property
+    def daily_error_std(self) -> _money_pb2.Decimal:
+        """σ of the model's daily forecast errors on this SKU in the backtest."""
+
+    @_builtins.property
+    def safety_stock(self) -> _money_pb2.Decimal:
+        """The buffer against forecast errors over the lead time."""
+
+    @_builtins.property
+    def reorder_point(self) -> _money_pb2.Decimal:
+        """Order when the inventory position falls to this."""
+
+    @_builtins.property
+    def order_up_to(self) -> _money_pb2.Decimal:
+        """What an order should bring the inventory position up to."""
+
+    @_builtins.property
+    def suggested_quantity(self) -> _money_pb2.Decimal:
+        """How much to order now; zero when nothing is needed."""
+
+    @_builtins.property
+    def days_of_cover(self) -> _money_pb2.Decimal:
+        """Days the stock on the shelf (on hand − reserved) lasts at the forecast rate; unset
+        when no demand is forecast.
+        """
+
+    def __init__(
+        self,
+        *,
+        sku: _builtins.str = ...,
+        supplier_id: _builtins.str = ...,
+        as_of_date: _builtins.str = ...,
+        lead_time_days: _builtins.int = ...,
+        review_period_days: _builtins.int = ...,
+        service_level: _money_pb2.Decimal | None = ...,
+        on_hand: _money_pb2.Decimal | None = ...,
+        reserved: _money_pb2.Decimal | None = ...,
+        in_transit: _money_pb2.Decimal | None = ...,
+        available_to_promise: _money_pb2.Decimal | None = ...,
+        inventory_position: _money_pb2.Decimal | None = ...,
+        lead_time_forecast: _money_pb2.Decimal | None = ...,
+        protection_forecast: _money_pb2.Decimal | None = ...,
+        daily_error_std: _money_pb2.Decimal | None = ...,
+        safety_stock: _money_pb2.Decimal | None = ...,
+        reorder_point: _money_pb2.Decimal | None = ...,
+        order_up_to: _money_pb2.Decimal | None = ...,
+        suggested_quantity: _money_pb2.Decimal | None = ...,
+        reorder_due: _builtins.bool = ...,
+        days_of_cover: _money_pb2.Decimal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["available_to_promise", b"available_to_promise", "daily_error_std", b"daily_error_std", "days_of_cover", b"days_of_cover", "in_transit", b"in_transit", "inventory_position", b"inventory_position", "lead_time_forecast", b"lead_time_forecast", "on_hand", b"on_hand", "order_up_to", b"order_up_to", "protection_forecast", b"protection_forecast", "reorder_point", b"reorder_point", "reserved", b"reserved", "safety_stock", b"safety_stock", "service_level", b"service_level", "suggested_quantity", b"suggested_quantity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of_date", b"as_of_date", "available_to_promise", b"available_to_promise", "daily_error_std", b"daily_error_std", "days_of_cover", b"days_of_cover", "in_transit", b"in_transit", "inventory_position", b"inventory_position", "lead_time_days", b"lead_time_days", "lead_time_forecast", b"lead_time_forecast", "on_hand", b"on_hand", "order_up_to", b"order_up_to", "protection_forecast", b"protection_forecast", "reorder_due", b"reorder_due", "reorder_point", b"reorder_point", "reserved", b"reserved", "review_period_days", b"review_period_days", "safety_stock", b"safety_stock", "service_level", b"service_level", "sku", b"sku", "suggested_quantity", b"suggested_quantity", "supplier_id", b"supplier_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplenishmentSuggestion: _TypeAlias = ReplenishmentSuggestion  # noqa: Y015
+
+@_typing.final
+class StockAlert(_message.Message):
+    """StockAlert is a low-stock or overstock finding for one SKU at one location."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKU_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    AVAILABLE_TO_PROMISE_FIELD_NUMBER: _builtins.int
+    REORDER_POINT_FIELD_NUMBER: _builtins.int
+    DAYS_OF_COVER_FIELD_NUMBER: _builtins.int
+    OVERSTOCK_COVER_DAYS_FIELD_NUMBER: _builtins.int
+    sku: _builtins.str
+    """The SKU."""
+    kind: Global___StockAlertKind.ValueType
+    """Low stock or overstock."""
+    @_builtins.property
+    def available_to_promise(self) -> _money_pb2.Decimal:
+        """Available-to-promise when the alert was found."""
+
+    @_builtins.property
+    def reorder_point(self) -> _money_pb2.Decimal:
+        """The reorder point it was compared with."""
+
+    @_builtins.property
+    def days_of_cover(self) -> _money_pb2.Decimal:
+        """Days of cover; unset when no demand is forecast."""
+
+    @_builtins.property
+    def overstock_cover_days(self) -> _money_pb2.Decimal:
+        """Cover above this many days is overstock."""
+
+    def __init__(
+        self,
+        *,
+        sku: _builtins.str = ...,
+        kind: Global___StockAlertKind.ValueType = ...,
+        available_to_promise: _money_pb2.Decimal | None = ...,
+        reorder_point: _money_pb2.Decimal | None = ...,
+        days_of_cover: _money_pb2.Decimal | None = ...,
+        overstock_cover_days: _money_pb2.Decimal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["available_to_promise", b"available_to_promise", "days_of_cover", b"days_of_cover", "overstock_cover_days", b"overstock_cover_days", "reorder_point", b"reorder_point"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_to_promise", b"available_to_promise", "days_of_cover", b"days_of_cover", "kind", b"kind", "overstock_cover_days", b"overstock_cover_days", "reorder_point", b"reorder_point", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StockAlert: _TypeAlias = StockAlert  # noqa: Y015
+
+@_typing.final
+class ListReplenishmentRequest(_message.Message):
+    """ListReplenishmentRequest pages through one location's suggestions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    SUPPLIER_ID_FIELD_NUMBER: _builtins.int
+    location_id: _builtins.str
+    """The selling location (a store or an online location)."""
+    supplier_id: _builtins.str
+    """Only this supplier's SKUs when set (the gateway sets it for supplier users)."""
+    @_builtins.property
+    def page(self) -> _paging_pb2.PageRequest:
+        """Page size (default 100, at most 500) and token."""
+
+    def __init__(
+        self,
+        *,
+        location_id: _builtins.str = ...,
+        page: _paging_pb2.PageRequest | None = ...,
+        supplier_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["location_id", b"location_id", "page", b"page", "supplier_id", b"supplier_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReplenishmentRequest: _TypeAlias = ListReplenishmentRequest  # noqa: Y015
+
+@_typing.final
+class ListReplenishmentResponse(_message.Message):
+    """ListReplenishmentResponse is one page of suggestions, ordered by SKU."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    AS_OF_DATE_FIELD_NUMBER: _builtins.int
+    SUGGESTIONS_FIELD_NUMBER: _builtins.int
+    ALERTS_FIELD_NUMBER: _builtins.int
+    PAGE_INFO_FIELD_NUMBER: _builtins.int
+    location_id: _builtins.str
+    """The location."""
+    as_of_date: _builtins.str
+    """The business day the suggestions are for, "YYYY-MM-DD"."""
+    @_builtins.property
+    def suggestions(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReplenishmentSuggestion]:
+        """One suggestion per SKU stocked at the location, ordered by SKU."""
+
+    @_builtins.property
+    def alerts(self) -> _containers.RepeatedCompositeFieldContainer[Global___StockAlert]:
+        """Alerts among this page's SKUs (at most one per SKU)."""
+
+    @_builtins.property
+    def page_info(self) -> _paging_pb2.PageInfo:
+        """Where the next page starts."""
+
+    def __init__(
+        self,
+        *,
+        location_id: _builtins.str = ...,
+        as_of_date: _builtins.str = ...,
+        suggestions: _abc.Iterable[Global___ReplenishmentSuggestion] | None = ...,
+        alerts: _abc.Iterable[Global___StockAlert] | None = ...,
+        page_info: _paging_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page_info", b"page_info"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "as_of_date", b"as_of_date", "location_id", b"location_id", "page_info", b"page_info", "suggestions", b"suggestions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListReplenishmentResponse: _TypeAlias = ListReplenishmentResponse  # noqa: Y015
+
+@_typing.final
+class GetStockKpisRequest(_message.Message):
+    """GetStockKpisRequest names a location, optionally one SKU, and a period."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    FROM_DATE_FIELD_NUMBER: _builtins.int
+    TO_DATE_FIELD_NUMBER: _builtins.int
+    SUPPLIER_ID_FIELD_NUMBER: _builtins.int
+    location_id: _builtins.str
+    """The location."""
+    sku: _builtins.str
+    """Only this SKU when set; every SKU stocked at the location otherwise."""
+    from_date: _builtins.str
+    """First day of the period, "YYYY-MM-DD"; empty for 29 days before to_date."""
+    to_date: _builtins.str
+    """Last day of the period, "YYYY-MM-DD", not after today; empty for today. At most 366 days in all."""
+    supplier_id: _builtins.str
+    """Only this supplier's SKUs when set (the gateway sets it for supplier users)."""
+    def __init__(
+        self,
+        *,
+        location_id: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        from_date: _builtins.str = ...,
+        to_date: _builtins.str = ...,
+        supplier_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_date", b"from_date", "location_id", b"location_id", "sku", b"sku", "supplier_id", b"supplier_id", "to_date", b"to_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetStockKpisRequest: _TypeAlias = GetStockKpisRequest  # noqa: Y015
+
+@_typing.final
+class SkuStockKpis(_message.Message):
+    """SkuStockKpis are one SKU's KPIs at the location over the days of the period on which its
+    stock level existed (its ledger tells its stock only from its first movement on).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKU_FIELD_NUMBER: _builtins.int
+    FROM_DATE_FIELD_NUMBER: _builtins.int
+    TO_DATE_FIELD_NUMBER: _builtins.int
+    DAYS_FIELD_NUMBER: _builtins.int
+    UNITS_SOLD_FIELD_NUMBER: _builtins.int
+    SHRINK_FIELD_NUMBER: _builtins.int
+    CLOSING_STOCK_FIELD_NUMBER: _builtins.int
+    STOCK_OUT_RATE_FIELD_NUMBER: _builtins.int
+    SELL_THROUGH_RATE_FIELD_NUMBER: _builtins.int
+    DAYS_OF_COVER_FIELD_NUMBER: _builtins.int
+    SHRINK_RATE_FIELD_NUMBER: _builtins.int
+    sku: _builtins.str
+    """The SKU."""
+    from_date: _builtins.str
+    """First day counted, "YYYY-MM-DD"."""
+    to_date: _builtins.str
+    """Last day counted, "YYYY-MM-DD"."""
+    days: _builtins.int
+    """Days counted."""
+    @_builtins.property
+    def units_sold(self) -> _money_pb2.Decimal:
+        """Units (or kg) sold, net of returns."""
+
+    @_builtins.property
+    def shrink(self) -> _money_pb2.Decimal:
+        """Units that left the stock without being sold: negative count adjustments and
+        transfer shortfalls.
+        """
+
+    @_builtins.property
+    def closing_stock(self) -> _money_pb2.Decimal:
+        """On hand at the end of the last day counted."""
+
+    @_builtins.property
+    def stock_out_rate(self) -> _money_pb2.Decimal:
+        """Share of days that closed with nothing (or less) on hand, 0 to 1."""
+
+    @_builtins.property
+    def sell_through_rate(self) -> _money_pb2.Decimal:
+        """Units sold ÷ (units sold + closing stock); unset when there was nothing to sell."""
+
+    @_builtins.property
+    def days_of_cover(self) -> _money_pb2.Decimal:
+        """Average closing stock ÷ average daily sales (turnover days); unset when nothing sold."""
+
+    @_builtins.property
+    def shrink_rate(self) -> _money_pb2.Decimal:
+        """Shrink ÷ (units sold + shrink); unset when nothing left the shelf."""
+
+    def __init__(
+        self,
+        *,
+        sku: _builtins.str = ...,
+        from_date: _builtins.str = ...,
+        to_date: _builtins.str = ...,
+        days: _builtins.int = ...,
+        units_sold: _money_pb2.Decimal | None = ...,
+        shrink: _money_pb2.Decimal | None = ...,
+        closing_stock: _money_pb2.Decimal | None = ...,
+        stock_out_rate: _money_pb2.Decimal | None = ...,
+        sell_through_rate: _money_pb2.Decimal | None = ...,
+        days_of_cover: _money_pb2.Decimal | None = ...,
+        shrink_rate: _money_pb2.Decimal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["closing_stock", b"closing_stock", "days_of_cover", b"days_of_cover", "sell_through_rate", b"sell_through_rate", "shrink", b"shrink", "shrink_rate", b"shrink_rate", "stock_out_rate", b"stock_out_rate", "units_sold", b"units_sold"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["closing_stock", b"closing_stock", "days", b"days", "days_of_cover", b"days_of_cover", "from_date", b"from_date", "sell_through_rate", b"sell_through_rate", "shrink", b"shrink", "shrink_rate", b"shrink_rate", "sku", b"sku", "stock_out_rate", b"stock_out_rate", "to_date", b"to_date", "units_sold", b"units_sold"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SkuStockKpis: _TypeAlias = SkuStockKpis  # noqa: Y015
+
+@_typing.final
+class GetStockKpisResponse(_message.Message):
+    """GetStockKpisResponse are a location's KPIs over a period."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    FROM_DATE_FIELD_NUMBER: _builtins.int
+    TO_DATE_FIELD_NUMBER: _builtins.int
+    SKUS_CARRIED_FIELD_NUMBER: _builtins.int
+    SKUS_SOLD_FIELD_NUMBER: _builtins.int
+    SELL_THROUGH_RATE_FIELD_NUMBER: _builtins.int
+    STOCK_OUT_RATE_FIELD_NUMBER: _builtins.int
+    DAYS_OF_COVER_FIELD_NUMBER: _builtins.int
+    SHRINK_RATE_FIELD_NUMBER: _builtins.int
+    SKUS_FIELD_NUMBER: _builtins.int
+    location_id: _builtins.str
+    """The location."""
+    from_date: _builtins.str
+    """First day of the period asked for, "YYYY-MM-DD"."""
+    to_date: _builtins.str
+    """Last day of the period asked for, "YYYY-MM-DD"."""
+    skus_carried: _builtins.int
+    """SKUs with a stock level on at least one day of the period."""
+    skus_sold: _builtins.int
+    """Of those, how many sold at least once."""
+    @_builtins.property
+    def sell_through_rate(self) -> _money_pb2.Decimal:
+        """动销率: skus_sold ÷ skus_carried; unset when none was carried."""
+
+    @_builtins.property
+    def stock_out_rate(self) -> _money_pb2.Decimal:
+        """Share of SKU-days that closed with nothing on hand; unset when none was carried."""
+
+    @_builtins.property
+    def days_of_cover(self) -> _money_pb2.Decimal:
+        """Average stock ÷ average daily sales over every SKU (turnover days); unset when nothing sold."""
+
+    @_builtins.property
+    def shrink_rate(self) -> _money_pb2.Decimal:
+        """Shrink ÷ (units sold + shrink) over every SKU; unset when nothing left the shelf."""
+
+    @_builtins.property
+    def skus(self) -> _containers.RepeatedCompositeFieldContainer[Global___SkuStockKpis]:
+        """Per SKU, ordered by SKU."""
+
+    def __init__(
+        self,
+        *,
+        location_id: _builtins.str = ...,
+        from_date: _builtins.str = ...,
+        to_date: _builtins.str = ...,
+        skus_carried: _builtins.int = ...,
+        skus_sold: _builtins.int = ...,
+        sell_through_rate: _money_pb2.Decimal | None = ...,
+        stock_out_rate: _money_pb2.Decimal | None = ...,
+        days_of_cover: _money_pb2.Decimal | None = ...,
+        shrink_rate: _money_pb2.Decimal | None = ...,
+        skus: _abc.Iterable[Global___SkuStockKpis] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["days_of_cover", b"days_of_cover", "sell_through_rate", b"sell_through_rate", "shrink_rate", b"shrink_rate", "stock_out_rate", b"stock_out_rate"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["days_of_cover", b"days_of_cover", "from_date", b"from_date", "location_id", b"location_id", "sell_through_rate", b"sell_through_rate", "shrink_rate", b"shrink_rate", "skus", b"skus", "skus_carried", b"skus_carried", "skus_sold", b"skus_sold", "stock_out_rate", b"stock_out_rate", "to_date", b"to_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetStockKpisResponse: _TypeAlias = GetStockKpisResponse  # noqa: Y015

@@ -107,6 +107,21 @@ class InventoryServiceStub:
                 request_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ImportSalesHistoryRequest.SerializeToString,
                 response_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ImportSalesHistoryResponse.FromString,
                 _registered_method=True)
+        self.GetForecast = channel.unary_unary(
+                '/retail.inventory.v1.InventoryService/GetForecast',
+                request_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.GetForecastRequest.SerializeToString,
+                response_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.GetForecastResponse.FromString,
+                _registered_method=True)
+        self.ListReplenishment = channel.unary_unary(
+                '/retail.inventory.v1.InventoryService/ListReplenishment',
+                request_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ListReplenishmentRequest.SerializeToString,
+                response_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ListReplenishmentResponse.FromString,
+                _registered_method=True)
+        self.GetStockKpis = channel.unary_unary(
+                '/retail.inventory.v1.InventoryService/GetStockKpis',
+                request_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.GetStockKpisRequest.SerializeToString,
+                response_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.GetStockKpisResponse.FromString,
+                _registered_method=True)
 
 
 class InventoryServiceServicer:
@@ -215,6 +230,32 @@ class InventoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetForecast(self, request, context):
+        """GetForecast returns one SKU's expected daily sales at one location from today (China
+        Standard Time) on, and how the location's demand model fared against the seasonal-naive
+        baseline in a rolling-origin backtest on its own history.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListReplenishment(self, request, context):
+        """ListReplenishment pages through a selling location's order suggestions, by SKU: reorder
+        point, safety stock, order-up-to level and quantity to order, with low-stock and
+        overstock alerts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStockKpis(self, request, context):
+        """GetStockKpis returns a location's stock KPIs over a period: stock-out rate,
+        sell-through (动销率), days of cover and shrink, for the location and per SKU.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InventoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -287,6 +328,21 @@ def add_InventoryServiceServicer_to_server(servicer, server):
                     servicer.ImportSalesHistory,
                     request_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ImportSalesHistoryRequest.FromString,
                     response_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ImportSalesHistoryResponse.SerializeToString,
+            ),
+            'GetForecast': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetForecast,
+                    request_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.GetForecastRequest.FromString,
+                    response_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.GetForecastResponse.SerializeToString,
+            ),
+            'ListReplenishment': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListReplenishment,
+                    request_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ListReplenishmentRequest.FromString,
+                    response_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ListReplenishmentResponse.SerializeToString,
+            ),
+            'GetStockKpis': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStockKpis,
+                    request_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.GetStockKpisRequest.FromString,
+                    response_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.GetStockKpisResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -670,6 +726,87 @@ class InventoryService:
             '/retail.inventory.v1.InventoryService/ImportSalesHistory',
             retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ImportSalesHistoryRequest.SerializeToString,
             retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ImportSalesHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetForecast(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.inventory.v1.InventoryService/GetForecast',
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.GetForecastRequest.SerializeToString,
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.GetForecastResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListReplenishment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.inventory.v1.InventoryService/ListReplenishment',
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ListReplenishmentRequest.SerializeToString,
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ListReplenishmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStockKpis(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.inventory.v1.InventoryService/GetStockKpis',
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.GetStockKpisRequest.SerializeToString,
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.GetStockKpisResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -68,6 +68,20 @@ class InventoryServiceStub:
     """ImportSalesHistory backfills daily sold quantities from a previous system; an upsert
     per SKU, location and date that feeds forecasts and KPIs and changes no stock.
     """
+    GetForecast: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.GetForecastRequest, _inventory_service_pb2.GetForecastResponse]
+    """GetForecast returns one SKU's expected daily sales at one location from today (China
+    Standard Time) on, and how the location's demand model fared against the seasonal-naive
+    baseline in a rolling-origin backtest on its own history.
+    """
+    ListReplenishment: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.ListReplenishmentRequest, _inventory_service_pb2.ListReplenishmentResponse]
+    """ListReplenishment pages through a selling location's order suggestions, by SKU: reorder
+    point, safety stock, order-up-to level and quantity to order, with low-stock and
+    overstock alerts.
+    """
+    GetStockKpis: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.GetStockKpisRequest, _inventory_service_pb2.GetStockKpisResponse]
+    """GetStockKpis returns a location's stock KPIs over a period: stock-out rate,
+    sell-through (动销率), days of cover and shrink, for the location and per SKU.
+    """
 
 @_typing.type_check_only
 class InventoryServiceAsyncStub(InventoryServiceStub):
@@ -108,6 +122,20 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     ImportSalesHistory: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.ImportSalesHistoryRequest, _inventory_service_pb2.ImportSalesHistoryResponse]  # type: ignore[assignment]
     """ImportSalesHistory backfills daily sold quantities from a previous system; an upsert
     per SKU, location and date that feeds forecasts and KPIs and changes no stock.
+    """
+    GetForecast: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.GetForecastRequest, _inventory_service_pb2.GetForecastResponse]  # type: ignore[assignment]
+    """GetForecast returns one SKU's expected daily sales at one location from today (China
+    Standard Time) on, and how the location's demand model fared against the seasonal-naive
+    baseline in a rolling-origin backtest on its own history.
+    """
+    ListReplenishment: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.ListReplenishmentRequest, _inventory_service_pb2.ListReplenishmentResponse]  # type: ignore[assignment]
+    """ListReplenishment pages through a selling location's order suggestions, by SKU: reorder
+    point, safety stock, order-up-to level and quantity to order, with low-stock and
+    overstock alerts.
+    """
+    GetStockKpis: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.GetStockKpisRequest, _inventory_service_pb2.GetStockKpisResponse]  # type: ignore[assignment]
+    """GetStockKpis returns a location's stock KPIs over a period: stock-out rate,
+    sell-through (动销率), days of cover and shrink, for the location and per SKU.
     """
 
 class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -230,6 +258,38 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_inventory_service_pb2.ImportSalesHistoryResponse, _abc.Awaitable[_inventory_service_pb2.ImportSalesHistoryResponse]]:
         """ImportSalesHistory backfills daily sold quantities from a previous system; an upsert
         per SKU, location and date that feeds forecasts and KPIs and changes no stock.
+        """
+
+    @_abc_1.abstractmethod
+    def GetForecast(
+        self,
+        request: _inventory_service_pb2.GetForecastRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_service_pb2.GetForecastResponse, _abc.Awaitable[_inventory_service_pb2.GetForecastResponse]]:
+        """GetForecast returns one SKU's expected daily sales at one location from today (China
+        Standard Time) on, and how the location's demand model fared against the seasonal-naive
+        baseline in a rolling-origin backtest on its own history.
+        """
+
+    @_abc_1.abstractmethod
+    def ListReplenishment(
+        self,
+        request: _inventory_service_pb2.ListReplenishmentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_service_pb2.ListReplenishmentResponse, _abc.Awaitable[_inventory_service_pb2.ListReplenishmentResponse]]:
+        """ListReplenishment pages through a selling location's order suggestions, by SKU: reorder
+        point, safety stock, order-up-to level and quantity to order, with low-stock and
+        overstock alerts.
+        """
+
+    @_abc_1.abstractmethod
+    def GetStockKpis(
+        self,
+        request: _inventory_service_pb2.GetStockKpisRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_service_pb2.GetStockKpisResponse, _abc.Awaitable[_inventory_service_pb2.GetStockKpisResponse]]:
+        """GetStockKpis returns a location's stock KPIs over a period: stock-out rate,
+        sell-through (动销率), days of cover and shrink, for the location and per SKU.
         """
 
 def add_InventoryServiceServicer_to_server(servicer: InventoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

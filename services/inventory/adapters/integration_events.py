@@ -1,0 +1,196 @@
+"""The inventory context's integration events: domain objects mapped to outbox rows.
+
+Subjects are ``retail.inventory.v1.<event>.<location_id>`` on the INVENTORY stream; a split
+reservation's carry its lowest location, a transfer's both (``<from>.<to>``). A stock level's
+events share one aggregate (``sku@location``) and a reservation's or a transfer's share its
+id, so the relay publishes each one's events in the order they were written.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from retail.common.v1 import money_pb2
+from retail.inventory.v1 import events_pb2
+from retail.inventory.v1 import inventory_service_pb2 as service_pb2
+
+from servicekit.outbox import OutboxEvent
+from services.inventory.domain.model import (
+    Reservation,
+    StockPosition,
+    Transfer,
+    TransferStatus,
+    format_quantity,
+)
+
+SUBJECT_PREFIX = "retail.inventory.v1"
+
+
+class StockChangeCause(enum.Enum):
+    """The command that changed stock levels; one per transaction."""
+
+    RESERVATION = events_pb2.STOCK_CHANGE_CAUSE_RESERVATION
+    RELEASE = events_pb2.STOCK_CHANGE_CAUSE_RELEASE
+    EXPIRY = events_pb2.STOCK_CHANGE_CAUSE_EXPIRY
+    SALE = events_pb2.STOCK_CHANGE_CAUSE_SALE
+    RETURN = events_pb2.STOCK_CHANGE_CAUSE_RETURN
+    TRANSFER = events_pb2.STOCK_CHANGE_CAUSE_TRANSFER
+    COUNT = events_pb2.STOCK_CHANGE_CAUSE_COUNT
+
+
+_TRANSFER_STATUSES = {
+    TransferStatus.REQUESTED: service_pb2.TRANSFER_STATUS_REQUESTED,
+    TransferStatus.DISPATCHED: service_pb2.TRANSFER_STATUS_DISPATCHED,
+    TransferStatus.RECEIVED: service_pb2.TRANSFER_STATUS_RECEIVED,
+    TransferStatus.CANCELLED: service_pb2.TRANSFER_STATUS_CANCELLED,
+}
+
+
+def stock_level_changes(
+    positions: Iterable[StockPosition], cause: StockChangeCause, occurred_at: datetime
+) -> list[OutboxEvent]:
+    """One StockLevelChanged per level, with the last state seen of each (a level saved twice counts once)."""
+    latest = {(position.sku, position.location_id): position for position in positions}
+    when = _timestamp(occurred_at)
+    return [
+        OutboxEvent.of(
+            f"{SUBJECT_PREFIX}.stock_level_changed.{location_id}",
+            events_pb2.StockLevelChanged(
+                sku=sku,
+                location_id=location_id,
+                on_hand=_decimal(position.on_hand),
+                reserved=_decimal(position.reserved),
+                in_transit=_decimal(position.in_transit),
+                safety_stock=_decimal(position.safety_stock),
+                available_to_promise=_decimal(position.available_to_promise),
+                cause=cause.value,
+                occurred_at=when,
+            ),
+            aggregate_id=f"{sku}@{location_id}",
+            occurred_at=occurred_at,
+        )
+        for (sku, location_id), position in sorted(latest.items())
+    ]
+
+
+def reservation_made(reservation: Reservation, occurred_at: datetime) -> OutboxEvent:
+    message = events_pb2.ReservationMade(
+        reservation_id=reservation.reservation_id,
+        sku=reservation.sku,
+        allocations=_allocations(reservation),
+        channel=reservation.channel,
+        expires_at=_timestamp(reservation.expires_at),
+        occurred_at=_timestamp(occurred_at),
+    )
+    return _reservation_event("reservation_made", reservation, message, occurred_at)
+
+
+def reservation_committed(reservation: Reservation, occurred_at: datetime) -> OutboxEvent:
+    """The sale named by ``reservation.sale_id`` sold the held units."""
+    message = events_pb2.ReservationCommitted(
+        reservation_id=reservation.reservation_id,
+        sku=reservation.sku,
+        allocations=_allocations(reservation),
+        channel=reservation.channel,
+        sale_id=reservation.sale_id,
+        occurred_at=_timestamp(occurred_at),
+    )
+    return _reservation_event("reservation_committed", reservation, message, occurred_at)
+
+
+def reservation_released(reservation: Reservation, occurred_at: datetime) -> OutboxEvent:
+    message = events_pb2.ReservationReleased(
+        reservation_id=reservation.reservation_id,
+        sku=reservation.sku,
+        allocations=_allocations(reservation),
+        channel=reservation.channel,
+        occurred_at=_timestamp(occurred_at),
+    )
+    return _reservation_event("reservation_released", reservation, message, occurred_at)
+
+
+def reservation_expired(reservation: Reservation, occurred_at: datetime) -> OutboxEvent:
+    message = events_pb2.ReservationExpired(
+        reservation_id=reservation.reservation_id,
+        sku=reservation.sku,
+        allocations=_allocations(reservation),
+        channel=reservation.channel,
+        expires_at=_timestamp(reservation.expires_at),
+        occurred_at=_timestamp(occurred_at),
+    )
+    return _reservation_event("reservation_expired", reservation, message, occurred_at)
+
+
+def transfer_state_changed(transfer: Transfer, occurred_at: datetime) -> OutboxEvent:
+    """The transfer's new step; on both locations' subject tokens, so either side can filter on it."""
+    message = events_pb2.TransferStateChanged(
+        transfer_id=transfer.transfer_id,
+        sku=transfer.sku,
+        from_location_id=transfer.from_location,
+        to_location_id=transfer.to_location,
+        quantity=_decimal(transfer.quantity),
+        status=_TRANSFER_STATUSES[transfer.status],
+        occurred_at=_timestamp(occurred_at),
+    )
+    if transfer.status is TransferStatus.RECEIVED:
+        message.received_quantity.CopyFrom(_decimal(transfer.received_quantity))
+        message.shrink_quantity.CopyFrom(_decimal(transfer.quantity - transfer.received_quantity))
+    return OutboxEvent.of(
+        f"{SUBJECT_PREFIX}.transfer_state_changed.{transfer.from_location}.{transfer.to_location}",
+        message,
+        aggregate_id=f"transfer:{transfer.transfer_id}",
+        occurred_at=occurred_at,
+    )
+
+
+def stock_discrepancy_recorded(
+    discrepancy_id: str, position: StockPosition, sale_id: str, sale_occurred_at: datetime
+) -> OutboxEvent:
+    message = events_pb2.StockDiscrepancyRecorded(
+        discrepancy_id=discrepancy_id,
+        sku=position.sku,
+        location_id=position.location_id,
+        sale_id=sale_id,
+        on_hand_after=_decimal(position.on_hand),
+    )
+    message.occurred_at.FromDatetime(sale_occurred_at)  # when the sale happened, as documented
+    return OutboxEvent.of(
+        f"{SUBJECT_PREFIX}.stock_discrepancy_recorded.{position.location_id}",
+        message,
+        aggregate_id=f"{position.sku}@{position.location_id}",
+    )
+
+
+def _reservation_event(
+    event_name: str, reservation: Reservation, message: Message, occurred_at: datetime
+) -> OutboxEvent:
+    # A split reservation is published once, under the lowest of its locations.
+    location_id = min(allocation.location_id for allocation in reservation.allocations)
+    return OutboxEvent.of(
+        f"{SUBJECT_PREFIX}.{event_name}.{location_id}",
+        message,
+        aggregate_id=f"reservation:{reservation.reservation_id}",
+        occurred_at=occurred_at,
+    )
+
+
+def _allocations(reservation: Reservation) -> list[service_pb2.Allocation]:
+    return [
+        service_pb2.Allocation(location_id=allocation.location_id, quantity=_decimal(allocation.quantity))
+        for allocation in reservation.allocations
+    ]
+
+
+def _decimal(value: Decimal) -> money_pb2.Decimal:
+    return money_pb2.Decimal(value=format_quantity(value))
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    timestamp = Timestamp()
+    timestamp.FromDatetime(moment)
+    return timestamp

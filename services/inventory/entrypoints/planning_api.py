@@ -1,0 +1,103 @@
+"""The planning RPCs' wire mapping (forecast, replenishment, KPIs); the servicer in grpc_api stays thin."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from decimal import Decimal
+
+from retail.common.v1 import paging_pb2
+from retail.inventory.v1 import inventory_service_pb2 as pb
+
+from servicekit.errors import InvalidArgument
+from services.inventory.adapters.replenishment_messages import map_alert, map_decimal, map_suggestion
+from services.inventory.domain.forecasting import Backtest, SeriesAccuracy
+from services.inventory.domain.kpis import LocationKpis, SkuKpis
+from services.inventory.service_layer.replenishment import ForecastAnswer, ReplenishmentPage
+
+ERROR_PLACES = Decimal("0.0001")
+
+
+def map_error(value: float) -> Decimal | None:
+    """A backtest error to four places; ``None`` when undefined (no demand, yet some was forecast)."""
+    return Decimal(repr(value)).quantize(ERROR_PLACES) if math.isfinite(value) else None
+
+
+def map_backtest(backtest: Backtest, accuracy: SeriesAccuracy | None) -> pb.ForecastBacktest:
+    return pb.ForecastBacktest(
+        metric=backtest.metric.lower(),
+        model_error=map_decimal(map_error(accuracy.model_error)) if accuracy is not None else None,
+        baseline_error=map_decimal(map_error(accuracy.baseline_error)) if accuracy is not None else None,
+        location_model_error=map_decimal(map_error(backtest.model_error)),
+        location_baseline_error=map_decimal(map_error(backtest.baseline_error)),
+        horizon_days=backtest.horizon_days,
+        origin_dates=[origin.isoformat() for origin in backtest.origins],
+    )
+
+
+def map_forecast(location_id: str, answer: ForecastAnswer) -> pb.GetForecastResponse:
+    return pb.GetForecastResponse(
+        location_id=location_id,
+        sku=answer.forecast.sku,
+        supplier_id=answer.supplier_id,
+        forecast=[
+            pb.DailyDemand(date=day.isoformat(), quantity=map_decimal(quantity))
+            for day, quantity in answer.forecast.daily
+        ],
+        backtest=map_backtest(answer.backtest, answer.accuracy) if answer.backtest is not None else None,
+        history_end_date=answer.history_end.isoformat() if answer.history_end is not None else "",
+    )
+
+
+def map_replenishment(page: ReplenishmentPage) -> pb.ListReplenishmentResponse:
+    return pb.ListReplenishmentResponse(
+        location_id=page.location_id,
+        as_of_date=page.as_of.isoformat(),
+        suggestions=[
+            map_suggestion(planned.suggestion, planned.level.position, planned.level.supplier_id,
+                           planned.days_of_cover)
+            for planned in page.levels
+        ],
+        alerts=[map_alert(planned.alert) for planned in page.levels if planned.alert is not None],
+        page_info=paging_pb2.PageInfo(next_page_token=page.levels[-1].level.sku if page.more else ""),
+    )  # fmt: skip
+
+
+def map_sku_kpis(kpis: SkuKpis) -> pb.SkuStockKpis:
+    return pb.SkuStockKpis(
+        sku=kpis.sku,
+        from_date=kpis.start.isoformat(),
+        to_date=kpis.end.isoformat(),
+        days=kpis.days,
+        units_sold=map_decimal(kpis.units_sold),
+        shrink=map_decimal(kpis.shrink),
+        closing_stock=map_decimal(kpis.closing_stock),
+        stock_out_rate=map_decimal(kpis.stock_out_rate),
+        sell_through_rate=map_decimal(kpis.sell_through_rate),
+        days_of_cover=map_decimal(kpis.days_of_cover),
+        shrink_rate=map_decimal(kpis.shrink_rate),
+    )
+
+
+def map_kpis(location_id: str, start: date, end: date, kpis: LocationKpis | None) -> pb.GetStockKpisResponse:
+    response = pb.GetStockKpisResponse(location_id=location_id, from_date=start.isoformat(), to_date=end.isoformat())
+    if kpis is None:
+        return response
+    response.skus_carried = kpis.skus_carried
+    response.skus_sold = kpis.skus_sold
+    for name in ("sell_through_rate", "stock_out_rate", "days_of_cover", "shrink_rate"):
+        value = map_decimal(getattr(kpis, name))
+        if value is not None:
+            getattr(response, name).CopyFrom(value)
+    response.skus.extend(map_sku_kpis(sku) for sku in kpis.by_sku)
+    return response
+
+
+def parse_day(text: str, field_name: str) -> date | None:
+    """An optional "YYYY-MM-DD" request field."""
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidArgument(f"{field_name} {text!r} is not YYYY-MM-DD", reason="invalid-date") from None

@@ -6,6 +6,12 @@ its inbox row and is acked without running the handler again, so the effect happ
 exactly once although delivery is at-least-once. Two deliveries racing each other
 serialise on the inbox row's primary key.
 
+Group commit: the deliveries of one fetch are applied in ONE transaction (their inbox rows
+and every handler's effects), then acked, so a backlog drains at the rate of a batch per
+commit rather than a commit per event. If anything in that transaction fails, it is rolled
+back as a whole and the batch is handled again one delivery at a time, so a failing event
+gets exactly the per-event treatment below and never blocks or repeats the others.
+
 A handler that raises is retried with growing delays (``nak`` with a delay) up to the
 spec's ``max_attempts``; a message that cannot even be decoded, or that has failed that
 often, goes to the dead-letter stream with the reason in its headers, and the consumer
@@ -153,6 +159,8 @@ class EventConsumer(Generic[UowT]):
                 backoff = min(backoff * 2, 5.0)
                 continue
             backoff = 0.1
+            if len(messages) > 1 and not stop.is_set():
+                messages = await self._handle_together(messages, stop)
             for index, message in enumerate(messages):
                 if stop.is_set() or not await self.handle(message):
                     # Draining, or our database is unreachable: hand the rest back at once
@@ -219,14 +227,95 @@ class EventConsumer(Generic[UowT]):
             )
             return True
 
-    async def _apply(self, message: Msg, headers: dict[str, str], attempt: int) -> str:
+    async def _handle_together(self, messages: list[Msg], stop: asyncio.Event) -> list[Msg]:
+        """Apply a fetched batch in one transaction; returns the deliveries left to handle one by one.
+
+        When ``stop`` is set midway, what was applied so far commits and the rest is
+        returned unclaimed (the caller hands it back at once).
+        """
+        alone: list[Msg] = []
+        together: list[tuple[Msg, InboundEvent[Message], _Route[Message, UowT]]] = []
+        ignored: list[Msg] = []
+        for message in messages:
+            headers = dict(message.headers or {})
+            try:
+                decoded = self._decode(message, headers, message.metadata.num_delivered if message.reply else 1)
+            except PoisonMessage:
+                alone.append(message)  # parked by the one-by-one path, with its reason
+                continue
+            if decoded is None:
+                ignored.append(message)
+            else:
+                together.append((message, *decoded))
+        if len(together) < 2:
+            return alone + [message for message, _, _ in together] + ignored
+        try:
+            async with self._unit_of_work() as uow:
+                claimed = await uow.session.execute(
+                    text(
+                        "INSERT INTO inbox (consumer, event_id, subject)"
+                        " SELECT :consumer, e.event_id, e.subject"
+                        " FROM unnest(CAST(:event_ids AS text[]), CAST(:subjects AS text[])) AS e (event_id, subject)"
+                        " ON CONFLICT DO NOTHING RETURNING event_id"
+                    ),
+                    {
+                        "consumer": self.spec.durable,
+                        "event_ids": [event.event_id for _, event, _ in together],
+                        "subjects": [message.subject for message, _, _ in together],
+                    },
+                )
+                fresh = {row.event_id for row in claimed}
+                outcomes: list[str] = []
+                for message, event, route in together:
+                    if outcomes and stop.is_set():  # draining: keep what is done, give the rest back
+                        break
+                    if event.event_id not in fresh:
+                        outcomes.append("duplicates")
+                        continue
+                    fresh.discard(event.event_id)  # the same event twice in one fetch runs once
+                    with _tracer.start_as_current_span(
+                        f"consume {message.subject}",
+                        context=context_from_headers(dict(event.headers)),
+                        kind=trace.SpanKind.CONSUMER,
+                        attributes={
+                            "messaging.system": "nats",
+                            "messaging.consumer.group.name": self.spec.durable,
+                            "messaging.destination.name": message.subject,
+                            "messaging.batch.message_count": len(together),
+                        },
+                    ):
+                        await route.handler(event, uow)
+                    outcomes.append("handled")
+                unstarted = [event.event_id for _, event, _ in together[len(outcomes) :] if event.event_id in fresh]
+                if unstarted:
+                    await uow.session.execute(
+                        text("DELETE FROM inbox WHERE consumer = :consumer AND event_id = ANY(CAST(:ids AS text[]))"),
+                        {"consumer": self.spec.durable, "ids": unstarted},
+                    )
+                await uow.commit()
+        except Exception as exc:
+            log.info(
+                "a batch failed as a whole; handling its events one by one",
+                extra={"consumer": self.spec.durable, "events": len(together), "error": f"{type(exc).__name__}: {exc}"},
+            )
+            return [message for message, _, _ in together] + alone + ignored
+        for (message, _, _), outcome in zip(together, outcomes, strict=False):
+            with contextlib.suppress(Exception):  # an ack lost here only means a redelivery the inbox absorbs
+                await message.ack()
+            setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
+        return [message for message, _, _ in together[len(outcomes) :]] + alone + ignored
+
+    def _decode(
+        self, message: Msg, headers: dict[str, str], attempt: int
+    ) -> tuple[InboundEvent[Message], _Route[Message, UowT]] | None:
+        """The delivery as an event and its route; None for an event type this consumer ignores."""
         event_id = headers.get(MSG_ID_HEADER)
         if not event_id:
             raise PoisonMessage(f"no {MSG_ID_HEADER} header")
         event_type = headers.get(EVENT_TYPE_HEADER, "")
         route = self._handlers.route(event_type)
         if route is None:
-            return "ignored"  # an event type this consumer does not care about
+            return None
         try:
             decoded = route.message_type.FromString(message.data)
         except DecodeError as exc:
@@ -240,13 +329,20 @@ class EventConsumer(Generic[UowT]):
             attempt=attempt,
             headers=headers,
         )
+        return event, route
+
+    async def _apply(self, message: Msg, headers: dict[str, str], attempt: int) -> str:
+        decoded = self._decode(message, headers, attempt)
+        if decoded is None:
+            return "ignored"  # an event type this consumer does not care about
+        event, route = decoded
         async with self._unit_of_work() as uow:
             claimed = await uow.session.execute(
                 text(
                     "INSERT INTO inbox (consumer, event_id, subject) VALUES (:consumer, :event_id, :subject) "
                     "ON CONFLICT DO NOTHING RETURNING 1"
                 ),
-                {"consumer": self.spec.durable, "event_id": event_id, "subject": message.subject},
+                {"consumer": self.spec.durable, "event_id": event.event_id, "subject": message.subject},
             )
             if claimed.first() is None:
                 return "duplicates"

@@ -321,3 +321,52 @@ async def test_a_database_outage_hands_events_back_without_dead_lettering_them_a
     assert consumer.stats.dead_lettered == 0
     assert attempts[-1] > spec.max_attempts
     assert [value for _, value in await applied(database_url)] == ["survives-the-outage"]
+
+
+async def test_a_fetched_batch_is_applied_in_one_transaction(
+    database_url: str, engine: AsyncEngine, nats_url: str, unique: str
+) -> None:
+    async def record_transaction(event: InboundEvent[StringValue], uow: UnitOfWork) -> None:
+        txid = (await uow.session.execute(text("SELECT txid_current()"))).scalar_one()
+        await uow.session.execute(
+            text("INSERT INTO applied VALUES (:id, :value)"), {"id": str(txid), "value": event.message.value}
+        )
+
+    async with jetstream(nats_url) as (_, js):
+        spec = await consumer_for(js, unique)
+        for i in range(20):
+            await publish(js, f"test.{unique}.noted", f"v{i:02}")
+        handlers: EventHandlers[UnitOfWork] = EventHandlers()
+        handlers.on(StringValue, record_transaction)
+        consumer = EventConsumer(js, spec, handlers, lambda: unit_of_work(engine), batch_size=20)
+        await run_until(consumer, handled=20)
+    rows = await applied(database_url)
+    assert [value for _, value in rows] == [f"v{i:02}" for i in range(20)]
+    # Group commit: the 20 events pending at the first fetch share very few transactions.
+    assert len({txid for txid, _ in rows}) <= 2
+
+
+async def test_a_failing_event_in_a_batch_neither_blocks_nor_repeats_the_others(
+    database_url: str, engine: AsyncEngine, nats_url: str, unique: str
+) -> None:
+    attempts: dict[str, int] = {}
+
+    async def flaky(event: InboundEvent[StringValue], uow: UnitOfWork) -> None:
+        attempts[event.message.value] = attempts.get(event.message.value, 0) + 1
+        await record(event, uow)
+        # Fails inside the batch and again when handled alone; its redelivery succeeds.
+        if event.message.value == "v04" and attempts["v04"] <= 2:
+            raise RuntimeError("a transient handler failure")
+
+    async with jetstream(nats_url) as (_, js):
+        spec = await consumer_for(js, unique)
+        for i in range(10):
+            await publish(js, f"test.{unique}.noted", f"v{i:02}")
+        handlers: EventHandlers[UnitOfWork] = EventHandlers()
+        handlers.on(StringValue, flaky)
+        consumer = EventConsumer(js, spec, handlers, lambda: unit_of_work(engine), batch_size=10, retry_base_delay=0.05)
+        await run_until(consumer, handled=10)
+    # The failed batch rolled back as a whole; each event then committed exactly once.
+    assert [value for _, value in await applied(database_url)] == [f"v{i:02}" for i in range(10)]
+    assert consumer.stats.retried == 1
+    assert consumer.stats.handled == 10

@@ -1,0 +1,1 @@
+"""Persistence, encryption of personal data and integration events of the member service."""

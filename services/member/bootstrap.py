@@ -1,0 +1,198 @@
+"""The member service's one composition root: real dependencies wired together.
+
+Nothing connects at import time; :func:`build` returns the server and what it holds, and
+:func:`wire` is the part that tests and tools reuse with a unit of work and clock of theirs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from retail.member.v1 import member_service_pb2
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from servicekit.consumer import EventConsumer
+from servicekit.db import UnitOfWork, create_engine, database_is_reachable
+from servicekit.grpc_server import GrpcServer
+from servicekit.lifecycle import sleep_unless
+from servicekit.maintenance import kit_maintenance
+from servicekit.messaging import ensure_consumer, provision
+from servicekit.nats_connection import NatsConnection
+from servicekit.outbox import OutboxRelay
+from services.member.adapters.personal_data import DataKeyring, PersonalDataCodec
+from services.member.domain.lifecycle import LifecyclePolicy
+from services.member.domain.points import PointsPolicy
+from services.member.domain.tiers import DEFAULT_TIER_POLICY, TierPolicy
+from services.member.entrypoints.grpc_api import MemberServicer, register
+from services.member.entrypoints.sales_consumer import MEMBER_STREAM, sales_consumer, sales_handlers
+from services.member.service_layer.loyalty import EXPIRY_BATCH, Loyalty, LoyaltyPolicies
+from services.member.service_layer.members import MemberService
+from services.member.settings import MemberSettings
+
+log = logging.getLogger("member")
+SERVICE_NAME = "member"
+GRPC_SERVICE = member_service_pb2.DESCRIPTOR.services_by_name["MemberService"].full_name
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class MemberServices:
+    members: MemberService
+    loyalty: Loyalty
+    codec: PersonalDataCodec
+
+
+def policies(settings: MemberSettings) -> LoyaltyPolicies:
+    return LoyaltyPolicies(
+        points=PointsPolicy(
+            points_per_yuan=settings.points_per_yuan,
+            category_multipliers=settings.category_multipliers,
+            expiry_days=settings.points_expiry_days,
+        ),
+        tiers=TierPolicy(DEFAULT_TIER_POLICY.tiers, window_days=settings.tier_window_days,
+                         grace_days=settings.tier_grace_days),
+        lifecycle=LifecyclePolicy(
+            new_days=settings.lifecycle_new_days,
+            dormant_after_days=settings.lifecycle_dormant_after_days,
+            churned_after_days=settings.lifecycle_churned_after_days,
+            repeat_min_purchases=settings.lifecycle_repeat_min_purchases,
+        ),
+    )  # fmt: skip
+
+
+def wire(
+    settings: MemberSettings, unit_of_work: Callable[[], UnitOfWork], *, clock: Clock = lambda: datetime.now(UTC)
+) -> MemberServices:
+    """The application services over a unit of work, with the settings' keys and policies."""
+    codec = PersonalDataCodec(DataKeyring(settings.data_keys))
+    loyalty = Loyalty(unit_of_work, policies(settings), clock=clock)
+    members = MemberService(unit_of_work, codec, settings.lookup_key, loyalty, clock=clock)
+    return MemberServices(members, loyalty, codec)
+
+
+@dataclass
+class MemberApp:
+    server: GrpcServer
+    services: MemberServices
+    engine: AsyncEngine
+    nats: NatsConnection
+
+    async def close(self) -> None:
+        await self.nats.close()
+        await self.engine.dispose()
+
+
+def build(settings: MemberSettings, *, clock: Clock = lambda: datetime.now(UTC)) -> MemberApp:
+    engine = create_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        application_name=SERVICE_NAME,
+    )
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    def unit_of_work() -> UnitOfWork:
+        return UnitOfWork(sessions)
+
+    services = wire(settings, unit_of_work, clock=clock)
+    nats = NatsConnection(settings.nats_url, name=SERVICE_NAME)
+
+    async def postgres_ready() -> bool:
+        return await database_is_reachable(engine)
+
+    async def nats_ready() -> bool:
+        return nats.is_connected
+
+    server = GrpcServer(
+        name=SERVICE_NAME,
+        port=settings.grpc_port,
+        host=settings.grpc_host,
+        registrations=[register(MemberServicer(services.members, services.loyalty, unit_of_work, clock=clock))],
+        service_names=[GRPC_SERVICE],
+        readiness_checks={"postgres": postgres_ready, "nats": nats_ready},
+        background=[
+            _messaging(settings, nats, services.loyalty, unit_of_work),
+            _points_expiry(services.loyalty, settings.points_expiry_sweep_seconds),
+            _member_reviews(services.loyalty, settings.member_review_seconds),
+            kit_maintenance(engine),
+        ],
+        shutdown_grace=settings.shutdown_grace_seconds,
+    )
+    return MemberApp(server, services, engine, nats)
+
+
+def _messaging(
+    settings: MemberSettings, nats: NatsConnection, loyalty: Loyalty, unit_of_work: Callable[[], UnitOfWork]
+) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    """Relay our outbox once our stream exists; consume the journal once the gateway's SALES stream exists."""
+
+    async def when_provisioned(stop: asyncio.Event, what: str, step: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+        nats.start()
+        while not stop.is_set():
+            if await nats.wait_connected(1.0):
+                try:
+                    await step()
+                    return True
+                except Exception as exc:
+                    log.warning("provisioning failed; retrying", extra={"what": what, "error": str(exc)})
+            await sleep_unless(stop, 2.0)
+        return False
+
+    async def relay(stop: asyncio.Event) -> None:
+        async def own_stream() -> None:
+            await provision(nats.client.jetstream(), [MEMBER_STREAM], [], replicas=settings.jetstream_replicas)
+
+        if await when_provisioned(stop, "MEMBER stream", own_stream):
+            await OutboxRelay(settings.database_url, nats.client.jetstream()).run(stop)
+
+    async def consume(stop: asyncio.Event) -> None:
+        spec = sales_consumer(settings.sales_consumer_durable)
+
+        async def declare_consumer() -> None:
+            await ensure_consumer(nats.client.jetstream(), spec)
+
+        if await when_provisioned(stop, "SALES consumer", declare_consumer):
+            consumer = EventConsumer(nats.client.jetstream(), spec, sales_handlers(loyalty), unit_of_work)
+            await consumer.run(stop)
+
+    async def run(stop: asyncio.Event) -> None:
+        await asyncio.gather(relay(stop), consume(stop))
+
+    return run
+
+
+def _points_expiry(loyalty: Loyalty, interval: float) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                while await loyalty.expire_due() == EXPIRY_BATCH and not stop.is_set():
+                    pass  # a full batch: more may be due
+            except Exception as exc:  # database down: try again next round
+                log.warning("points expiry sweep failed", extra={"error": str(exc)})
+            await sleep_unless(stop, interval)
+
+    return run
+
+
+def _member_reviews(loyalty: Loyalty, interval: float) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    """Every ``interval`` seconds, review every member's tier (downgrades after grace) and lifecycle stage."""
+
+    async def run(stop: asyncio.Event) -> None:
+        if not interval:
+            return
+        while not await sleep_unless(stop, interval):
+            cursor = ""
+            try:
+                while not stop.is_set():
+                    cursor = await loyalty.review(after_member_id=cursor)
+                    if not cursor:
+                        break
+            except Exception as exc:  # database down: the next round starts over
+                log.warning("member review failed", extra={"error": str(exc)})
+
+    return run

@@ -1,0 +1,1 @@
+"""The member service's gRPC API and its SALES journal consumer."""

@@ -1,0 +1,1 @@
+"""Member commands: one handler each, in a unit of work, calling the domain."""

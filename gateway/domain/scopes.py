@@ -20,6 +20,14 @@ REPLENISHMENT_READ = "replenishment:read"
 POS_SALES_WRITE = "pos:sales:write"
 POS_SYNC_READ = "pos:sync:read"
 CLIENTS_ADMIN = "clients:admin"
+MEMBERS_READ = "members:read"
+MEMBERS_WRITE = "members:write"
+MEMBERS_PII_READ = "members:pii:read"
+MEMBERS_MERGES_UNDO = "members:merges:undo"
+MEMBERS_ERASE = "members:erase"
+MEMBER_POINTS_READ = "members:points:read"
+MEMBER_POINTS_REDEEM = "members:points:redeem"
+MEMBER_KPIS_READ = "members:kpis:read"
 
 # Scope → what it allows, for the API documentation and the admin routes.
 CATALOGUE: dict[str, str] = {
@@ -32,18 +40,31 @@ CATALOGUE: dict[str, str] = {
     POS_SALES_WRITE: "upload POS sales and returns to the sales journal",
     POS_SYNC_READ: "read what a terminal needs on start-up (server time, store configuration)",
     CLIENTS_ADMIN: "register, rotate and revoke API clients",
+    MEMBERS_READ: "resolve and read members (personal data masked, or left out for store guides)",
+    MEMBERS_WRITE: "register members, change profile, preferences, tags and consent, link identities",
+    MEMBERS_PII_READ: "read members' personal data in clear (headquarters only; every access is audited)",
+    MEMBERS_MERGES_UNDO: "undo a member merge",
+    MEMBERS_ERASE: "erase a member's personal data (PIPL)",
+    MEMBER_POINTS_READ: "read a member's points balance and ledger",
+    MEMBER_POINTS_REDEEM: "redeem a member's points",
+    MEMBER_KPIS_READ: "read member KPIs (active members, repeat-purchase rate, average basket, member share)",
 }
 
+_MEMBER_COUNTER = frozenset({MEMBERS_READ, MEMBERS_WRITE, MEMBER_POINTS_READ})
+
 _DEFAULTS: dict[ClientKind | StaffRole, frozenset[str]] = {
-    ClientKind.APP: frozenset({STOCK_READ, RESERVATIONS_WRITE}),
-    ClientKind.POS_TERMINAL: frozenset({POS_SALES_WRITE, POS_SYNC_READ, STOCK_READ}),
+    ClientKind.APP: frozenset({STOCK_READ, RESERVATIONS_WRITE, MEMBER_POINTS_REDEEM}) | _MEMBER_COUNTER,
+    ClientKind.POS_TERMINAL: frozenset({POS_SALES_WRITE, POS_SYNC_READ, STOCK_READ, MEMBER_POINTS_REDEEM})
+    | _MEMBER_COUNTER,
     ClientKind.SUPPLIER_USER: frozenset({STOCK_READ, REPLENISHMENT_READ}),
-    StaffRole.STORE_GUIDE: frozenset({STOCK_READ}),
-    StaffRole.STORE_MANAGER: frozenset({STOCK_READ, TRANSFERS_WRITE, STOCK_COUNTS_WRITE, REPLENISHMENT_READ}),
+    StaffRole.STORE_GUIDE: frozenset({STOCK_READ}) | _MEMBER_COUNTER,
+    StaffRole.STORE_MANAGER: frozenset({STOCK_READ, TRANSFERS_WRITE, STOCK_COUNTS_WRITE, REPLENISHMENT_READ,
+                                        MEMBER_KPIS_READ}) | _MEMBER_COUNTER,
     StaffRole.HEADQUARTERS: frozenset(
-        {STOCK_READ, TRANSFERS_WRITE, STOCK_COUNTS_WRITE, REPLENISHMENT_READ, SALES_HISTORY_WRITE, CLIENTS_ADMIN}
-    ),
-}
+        {STOCK_READ, TRANSFERS_WRITE, STOCK_COUNTS_WRITE, REPLENISHMENT_READ, SALES_HISTORY_WRITE, CLIENTS_ADMIN,
+         MEMBERS_PII_READ, MEMBERS_MERGES_UNDO, MEMBERS_ERASE, MEMBER_POINTS_REDEEM, MEMBER_KPIS_READ}
+    ) | _MEMBER_COUNTER,
+}  # fmt: skip
 
 
 def default_scopes(kind: ClientKind, staff_role: StaffRole | None = None) -> frozenset[str]:

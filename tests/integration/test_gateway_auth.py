@@ -55,7 +55,9 @@ async def test_a_terminal_gets_a_token_carrying_its_kind_scopes_and_bindings(gat
     assert response.headers["cache-control"] == "no-store"
     body = response.json()
     assert body["token_type"] == "Bearer"
-    assert body["scope"] == "pos:sales:write pos:sync:read stock:read"
+    assert body["scope"] == (
+        "members:points:read members:points:redeem members:read members:write pos:sales:write pos:sync:read stock:read"
+    )
     header_part, payload_part, _ = body["access_token"].split(".")
     header = json.loads(base64.urlsafe_b64decode(header_part + "=="))
     payload = json.loads(base64.urlsafe_b64decode(payload_part + "=="))
@@ -199,7 +201,10 @@ async def test_headquarters_register_rotate_and_inspect_a_client(gateway: Runnin
     created = await gateway.http.post("/v1/admin/clients", json=new, headers=admin | key)
     assert created.status_code == 201, created.text
     secret = created.json()["client_secret"]
-    assert created.json()["client"]["scopes"] == ["pos:sales:write", "pos:sync:read", "stock:read"]
+    assert created.json()["client"]["scopes"] == [
+        "members:points:read", "members:points:redeem", "members:read", "members:write", "pos:sales:write",
+        "pos:sync:read", "stock:read",
+    ]  # fmt: skip
     replayed = await gateway.http.post("/v1/admin/clients", json=new, headers=admin | key)
     assert replayed.status_code == 201
     assert replayed.json()["client_secret"] is None  # a secret is never stored, not even for replays

@@ -39,6 +39,14 @@ INVENTORY = Component(
     demo_loader="services.inventory.demo:load_demo",
 )
 
+MEMBER = Component(
+    name="member",
+    module="services.member",
+    migrate_module="services.member.migrate",
+    protocol="grpc",
+    demo_loader="services.member.demo:load_demo",
+)
+
 # Services come first so that the gateway finds its backends when it starts.
-SERVICES: tuple[Component, ...] = (INVENTORY,)
+SERVICES: tuple[Component, ...] = (INVENTORY, MEMBER)
 COMPONENTS: tuple[Component, ...] = (*SERVICES, GATEWAY)

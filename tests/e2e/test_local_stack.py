@@ -97,8 +97,10 @@ def test_make_run_serves_ready_stops_clean_and_keeps_its_data_across_restarts(st
         status, readiness = get(f"{stack['gateway_url']}/readyz")
         assert (status, readiness["status"]) == (200, "ready")
         assert readiness["checks"]["backend:inventory"] == "ok"  # type: ignore[index]
-        assert set(cast(dict[str, str], stack["services"])) == {"inventory"}
+        assert set(cast(dict[str, str], stack["services"])) == {"inventory", "member"}
         assert stack["demo"]["inventory"]["stock_levels_created"] > 0  # type: ignore[index]
+        assert readiness["checks"]["backend:member"] == "ok"  # type: ignore[index]
+        assert stack["demo"]["member"]["members"] > 0  # type: ignore[index]
         assert get(str(stack["openapi_url"]))[0] == 200
         demo = stack["demo"]["gateway"]  # type: ignore[index]
         assert set(demo["credentials"]) >= {"app", "pos_terminal", "supplier_user", "headquarters", "store_guide"}

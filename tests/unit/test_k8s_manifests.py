@@ -168,7 +168,7 @@ def test_every_postgres_cluster_has_the_instances_of_its_environment(
 ) -> None:
     clusters = [d for d in rendered[f"overlays/{overlay}"] if d["kind"] == "Cluster"]
     names = [c["metadata"]["name"] for c in clusters]
-    assert {"gateway-db", "inventory-db"} <= set(names)  # one cluster per component that owns data
+    assert {"gateway-db", "inventory-db", "member-db"} <= set(names)  # one cluster per component that owns data
     for cluster in clusters:
         component = cluster["metadata"]["name"].removesuffix("-db")
         assert cluster["apiVersion"] == "postgresql.cnpg.io/v1"

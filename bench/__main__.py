@@ -19,6 +19,9 @@ of its own (pgbench, wrk, a separate publisher), never from the process being me
    drain time; tracing on against off. Then the gateway's added latency (p50/p99 of a
    stock read and a reservation through the gateway against the same gRPC calls made
    directly, see bench/gateway_latency.py).
+5. Members (see bench/members.py): identity resolution through the gateway with a million
+   members loaded, beside pgbench's lookup of the same row; points earned from a SALES
+   journal backlog in sales/s, beside pgbench's naive per-sale write transaction.
 """
 
 from __future__ import annotations
@@ -120,7 +123,9 @@ def bench_outbox(work: Path, seconds: int) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--seconds", type=int, default=10, help="duration of each timed load")
-    parser.add_argument("--only", choices=["outbox", "http", "reservations", "pos"], help="run one benchmark")
+    parser.add_argument(
+        "--only", choices=["outbox", "http", "reservations", "pos", "members"], help="run one benchmark"
+    )
     args = parser.parse_args()
     # The benchmark's own short-lived NATS clients close without saying so first: not a disconnection.
     logging.getLogger("servicekit.nats").setLevel(logging.ERROR)
@@ -149,6 +154,12 @@ def main() -> int:
             print("== POS sales ingestion", flush=True)
             results["pos"] = bench_pos(work / "pos", args.seconds)
             print_results(results["pos"])
+        if args.only in (None, "members"):
+            from bench.members import bench_members
+
+            print("== members: identity resolution and points earning", flush=True)
+            results["members"] = bench_members(work / "members", args.seconds)
+            print_results(results["members"])
     out = Path(".local/bench-latest.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -12,14 +12,12 @@ from typing import Any
 from retail.inventory.v1 import inventory_service_pb2
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from servicekit.consumer import EventConsumer
 from servicekit.db import UnitOfWork, create_engine, database_is_reachable
+from servicekit.eventing import Subscription, relay_and_consume
 from servicekit.grpc_server import GrpcServer
 from servicekit.lifecycle import sleep_unless
 from servicekit.maintenance import kit_maintenance
-from servicekit.messaging import ensure_consumer, provision
 from servicekit.nats_connection import NatsConnection
-from servicekit.outbox import OutboxRelay
 from services.inventory.entrypoints.grpc_api import RESERVATION_CODEC, InventoryServicer, register
 from services.inventory.entrypoints.sales_consumer import INVENTORY_STREAM, SALES_CONSUMER, sales_handlers
 from services.inventory.service_layer.handlers import InventoryService
@@ -87,7 +85,13 @@ def build(settings: InventorySettings) -> InventoryApp:
         service_names=[GRPC_SERVICE],
         readiness_checks={"postgres": postgres_ready, "nats": nats_ready},
         background=[
-            _messaging(settings, nats, service, unit_of_work),
+            relay_and_consume(
+                nats,
+                database_url=settings.database_url,
+                own_stream=INVENTORY_STREAM,
+                replicas=settings.jetstream_replicas,
+                subscriptions=[Subscription(SALES_CONSUMER, sales_handlers(service), unit_of_work)],
+            ),
             _expiry_sweeper(service, settings.reservation_sweep_seconds),
             kit_maintenance(engine),
             _replenishment_runs(planner, settings.replenishment_interval_seconds),
@@ -95,48 +99,6 @@ def build(settings: InventorySettings) -> InventoryApp:
         shutdown_grace=settings.shutdown_grace_seconds,
     )
     return InventoryApp(server, service, engine, nats, planner, fit_executor)
-
-
-def _messaging(
-    settings: InventorySettings, nats: NatsConnection, service: InventoryService, unit_of_work: Callable[[], UnitOfWork]
-) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
-    """Relay our outbox as soon as our own stream exists; consume sales once SALES exists.
-
-    The SALES stream belongs to the gateway, so the consumer waits for it without holding
-    back the relay. Both retry until NATS answers; neither gives up.
-    """
-
-    async def when_provisioned(stop: asyncio.Event, what: str, step: Callable[[], Coroutine[Any, Any, None]]) -> bool:
-        nats.start()
-        while not stop.is_set():
-            if await nats.wait_connected(1.0):
-                try:
-                    await step()
-                    return True
-                except Exception as exc:
-                    log.warning("provisioning failed; retrying", extra={"what": what, "error": str(exc)})
-            await sleep_unless(stop, 2.0)
-        return False
-
-    async def relay(stop: asyncio.Event) -> None:
-        async def own_streams() -> None:
-            await provision(nats.client.jetstream(), [INVENTORY_STREAM], [], replicas=settings.jetstream_replicas)
-
-        if await when_provisioned(stop, "INVENTORY stream", own_streams):
-            await OutboxRelay(settings.database_url, nats.client.jetstream()).run(stop)
-
-    async def consume(stop: asyncio.Event) -> None:
-        async def sales_consumer() -> None:
-            await ensure_consumer(nats.client.jetstream(), SALES_CONSUMER)
-
-        if await when_provisioned(stop, "SALES consumer", sales_consumer):
-            consumer = EventConsumer(nats.client.jetstream(), SALES_CONSUMER, sales_handlers(service), unit_of_work)
-            await consumer.run(stop)
-
-    async def run(stop: asyncio.Event) -> None:
-        await asyncio.gather(relay(stop), consume(stop))
-
-    return run
 
 
 def _expiry_sweeper(service: InventoryService, interval: float) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:

@@ -16,14 +16,12 @@ from typing import Any
 from retail.member.v1 import member_service_pb2
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from servicekit.consumer import EventConsumer
 from servicekit.db import UnitOfWork, create_engine, database_is_reachable
+from servicekit.eventing import Subscription, relay_and_consume
 from servicekit.grpc_server import GrpcServer
 from servicekit.lifecycle import sleep_unless
 from servicekit.maintenance import kit_maintenance
-from servicekit.messaging import ensure_consumer, provision
 from servicekit.nats_connection import NatsConnection
-from servicekit.outbox import OutboxRelay
 from services.member.adapters.personal_data import DataKeyring, PersonalDataCodec
 from services.member.domain.lifecycle import LifecyclePolicy
 from services.member.domain.points import PointsPolicy
@@ -116,7 +114,17 @@ def build(settings: MemberSettings, *, clock: Clock = lambda: datetime.now(UTC))
         service_names=[GRPC_SERVICE],
         readiness_checks={"postgres": postgres_ready, "nats": nats_ready},
         background=[
-            _messaging(settings, nats, services.loyalty, unit_of_work),
+            relay_and_consume(
+                nats,
+                database_url=settings.database_url,
+                own_stream=MEMBER_STREAM,
+                replicas=settings.jetstream_replicas,
+                subscriptions=[
+                    Subscription(
+                        sales_consumer(settings.sales_consumer_durable), sales_handlers(services.loyalty), unit_of_work
+                    )
+                ],
+            ),
             _points_expiry(services.loyalty, settings.points_expiry_sweep_seconds),
             _member_reviews(services.loyalty, settings.member_review_seconds),
             kit_maintenance(engine),
@@ -124,46 +132,6 @@ def build(settings: MemberSettings, *, clock: Clock = lambda: datetime.now(UTC))
         shutdown_grace=settings.shutdown_grace_seconds,
     )
     return MemberApp(server, services, engine, nats)
-
-
-def _messaging(
-    settings: MemberSettings, nats: NatsConnection, loyalty: Loyalty, unit_of_work: Callable[[], UnitOfWork]
-) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
-    """Relay our outbox once our stream exists; consume the journal once the gateway's SALES stream exists."""
-
-    async def when_provisioned(stop: asyncio.Event, what: str, step: Callable[[], Coroutine[Any, Any, None]]) -> bool:
-        nats.start()
-        while not stop.is_set():
-            if await nats.wait_connected(1.0):
-                try:
-                    await step()
-                    return True
-                except Exception as exc:
-                    log.warning("provisioning failed; retrying", extra={"what": what, "error": str(exc)})
-            await sleep_unless(stop, 2.0)
-        return False
-
-    async def relay(stop: asyncio.Event) -> None:
-        async def own_stream() -> None:
-            await provision(nats.client.jetstream(), [MEMBER_STREAM], [], replicas=settings.jetstream_replicas)
-
-        if await when_provisioned(stop, "MEMBER stream", own_stream):
-            await OutboxRelay(settings.database_url, nats.client.jetstream()).run(stop)
-
-    async def consume(stop: asyncio.Event) -> None:
-        spec = sales_consumer(settings.sales_consumer_durable)
-
-        async def declare_consumer() -> None:
-            await ensure_consumer(nats.client.jetstream(), spec)
-
-        if await when_provisioned(stop, "SALES consumer", declare_consumer):
-            consumer = EventConsumer(nats.client.jetstream(), spec, sales_handlers(loyalty), unit_of_work)
-            await consumer.run(stop)
-
-    async def run(stop: asyncio.Event) -> None:
-        await asyncio.gather(relay(stop), consume(stop))
-
-    return run
 
 
 def _points_expiry(loyalty: Loyalty, interval: float) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:

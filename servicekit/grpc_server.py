@@ -14,10 +14,11 @@ import contextlib
 import json
 import logging
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 from grpc_health.v1 import health_pb2
@@ -26,7 +27,9 @@ from grpc_health.v1.health_pb2_grpc import add_HealthServicer_to_server
 from grpc_reflection.v1alpha import reflection
 
 from servicekit import errors
-from servicekit.telemetry import current_trace_id
+from servicekit.logs import configure_logging
+from servicekit.settings import SettingsError, SettingsT, load_settings
+from servicekit.telemetry import configure_tracing, current_trace_id
 
 log = logging.getLogger("servicekit.grpc")
 
@@ -227,3 +230,35 @@ async def _safe(check: ReadinessCheck) -> bool:
         return await asyncio.wait_for(check(), timeout=2.0)
     except Exception:
         return False
+
+
+class ServiceApp(Protocol):
+    """What a service's composition root builds: its server, and what to close after it stops."""
+
+    @property
+    def server(self) -> GrpcServer: ...
+
+    async def close(self) -> None: ...
+
+
+def run_service(name: str, settings_type: type[SettingsT], build: Callable[[SettingsT], ServiceApp]) -> int:
+    """What a gRPC service's ``python -m`` does: settings (2 when missing or invalid), logs, traces, serve."""
+    try:
+        settings = load_settings(settings_type)
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    configure_logging(name, settings.log_level)
+    configure_tracing(
+        name, otlp_endpoint=settings.otel_exporter_otlp_endpoint, sample_ratio=settings.otel_traces_sampler_arg
+    )
+
+    async def serve() -> None:
+        app = build(settings)
+        try:
+            await app.server.serve_until_signalled()
+        finally:
+            await app.close()
+
+    asyncio.run(serve())
+    return 0

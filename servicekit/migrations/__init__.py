@@ -15,7 +15,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from servicekit.settings import to_async_url
+from servicekit.settings import BaseServiceSettings, SettingsError, load_settings, to_async_url
 
 KIT_MIGRATIONS = Path(__file__).parent
 KIT_VERSIONS = KIT_MIGRATIONS / "versions"
@@ -34,6 +34,17 @@ def alembic_config(database_url: str, service_versions: Path | None = None) -> C
 def upgrade(database_url: str, service_versions: Path | None = None) -> None:
     """Bring a database to the newest revision of the kit and of one service."""
     command.upgrade(alembic_config(database_url, service_versions), "heads")
+
+
+def upgrade_from_environment(service_versions: Path) -> int:
+    """What a service's ``python -m <service>.migrate`` does: migrate ``DATABASE_URL``; 2 on bad settings."""
+    try:
+        settings = load_settings(BaseServiceSettings)
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    upgrade(settings.database_url, service_versions)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,19 +6,12 @@ import sys
 from pathlib import Path
 
 from servicekit import migrations
-from servicekit.settings import BaseServiceSettings, SettingsError, load_settings
 
 VERSIONS = Path(__file__).resolve().parent / "migrations" / "versions"
 
 
 def main() -> int:
-    try:
-        settings = load_settings(BaseServiceSettings)
-    except SettingsError as exc:
-        print(exc, file=sys.stderr)
-        return 2
-    migrations.upgrade(settings.database_url, VERSIONS)
-    return 0
+    return migrations.upgrade_from_environment(VERSIONS)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 from sqlalchemy import text
@@ -173,3 +173,18 @@ async def run_once(
         await store_response(uow.session, request_id, response)
         await uow.commit()
         return response
+
+
+async def run_request_once(
+    uow: UowT, request: Any, response_type: type[ResponseT], effect: Callable[[UowT], Awaitable[ResponseT]]
+) -> ResponseT:
+    """:func:`run_once` for a request message carrying its own ``request_id`` field; the method
+    it is stored under is the request's message type."""
+    return await run_once(
+        uow,
+        request_id=request.request_id,
+        method=type(request).DESCRIPTOR.full_name,
+        request=request,
+        response_type=response_type,
+        effect=effect,
+    )

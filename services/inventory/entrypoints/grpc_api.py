@@ -16,7 +16,7 @@ from retail.inventory.v1 import inventory_service_pb2_grpc as pb_grpc
 
 from servicekit.db import UnitOfWork
 from servicekit.errors import FailedPrecondition, InvalidArgument
-from servicekit.idempotency import MAX_REQUEST_ID_LENGTH, run_once
+from servicekit.idempotency import MAX_REQUEST_ID_LENGTH, run_request_once
 from services.inventory.adapters import stock_store
 from services.inventory.domain.model import (
     ZERO,
@@ -138,10 +138,7 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
 
     async def _once(self, request: Any, response_type: type[ResponseT],
                     effect: Callable[[UnitOfWork], Awaitable[ResponseT]]) -> ResponseT:  # fmt: skip
-        return await run_once(
-            self._uow(), request_id=request.request_id, method=type(request).DESCRIPTOR.full_name,
-            request=request, response_type=response_type, effect=effect,
-        )  # fmt: skip
+        return await run_request_once(self._uow(), request, response_type, effect)
 
     async def RequestTransfer(self, request: pb.RequestTransferRequest, context: Any) -> pb.RequestTransferResponse:
         """Start a transfer: the source holds the units."""

@@ -1,6 +1,6 @@
 """The MemberService gRPC servicer: map the wire message, call the handler, map back.
 
-Mutating calls run through the kit's request-id store (``run_once``): the effect, its
+Mutating calls run through the kit's request-id store (``run_request_once``): the effect, its
 events and the stored answer commit together. Answers of mutating calls carry ids and
 facts only, never personal data, because the request-id store keeps them.
 """
@@ -20,7 +20,7 @@ from retail.member.v1 import member_service_pb2_grpc as pb_grpc
 
 from servicekit.db import UnitOfWork
 from servicekit.errors import InvalidArgument
-from servicekit.idempotency import run_once
+from servicekit.idempotency import run_request_once
 from services.member.adapters.integration_events import from_wire, money, timestamp, to_wire
 from services.member.domain.identities import ChannelIdentity, UnknownIdentityType, parse_identity
 from services.member.domain.model import (
@@ -271,10 +271,7 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
 
     async def _once(self, request: Any, response_type: type[ResponseT],
                     effect: Callable[[UnitOfWork], Awaitable[ResponseT]]) -> ResponseT:  # fmt: skip
-        return await run_once(
-            self._uow(), request_id=request.request_id, method=type(request).DESCRIPTOR.full_name,
-            request=request, response_type=response_type, effect=effect,
-        )  # fmt: skip
+        return await run_request_once(self._uow(), request, response_type, effect)
 
     async def RegisterMember(self, request: pb.RegisterMemberRequest, context: Any) -> pb.RegisterMemberResponse:
         """Create a member from one channel identity, or name the identity's owner (created = false)."""

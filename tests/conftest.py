@@ -126,6 +126,14 @@ def create_database_from(infra: Infra, template: str) -> str:
     return infra.database_url(name)
 
 
+def service_template(infra: Infra, kit_template: str, versions: Path) -> str:
+    """The name of a new database holding the kit's tables and a service's schema (``versions``),
+    to copy with :func:`create_database_from` for each test."""
+    url = create_database_from(infra, kit_template)
+    run_in_fresh_loop(lambda: asyncio.to_thread(migrations.upgrade, url, versions))
+    return url.rsplit("/", 1)[1]
+
+
 @pytest.fixture
 def database_url(infra: Infra, kit_template: str) -> str:
     """A fresh database with the kit's tables (outbox, inbox, request log)."""

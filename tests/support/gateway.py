@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -19,9 +18,8 @@ from gateway.domain.scopes import default_scopes
 from gateway.migrate import GATEWAY_VERSIONS
 from gateway.resources import GatewayResources
 from gateway.settings import GatewaySettings
-from servicekit import migrations
 from servicekit.settings import load_settings
-from tests.conftest import Infra, create_database_from, run_in_fresh_loop
+from tests.conftest import Infra, create_database_from, service_template
 
 PROBLEM = "application/problem+json"
 TYPE = "https://problems.retail-platform.dev/"
@@ -32,9 +30,7 @@ CHEAP_SCRYPT_N = 2**10
 @pytest.fixture(scope="session")
 def gateway_schema(infra: Infra, kit_template: str) -> str:
     """A database migrated with the gateway's schema, copied for each test."""
-    url = create_database_from(infra, kit_template)
-    run_in_fresh_loop(lambda: asyncio.to_thread(migrations.upgrade, url, GATEWAY_VERSIONS))
-    return url.rsplit("/", 1)[1]
+    return service_template(infra, kit_template, GATEWAY_VERSIONS)
 
 
 @pytest.fixture

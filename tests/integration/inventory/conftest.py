@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -15,7 +14,6 @@ import pytest
 from google.protobuf.message import Message
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from servicekit import migrations
 from servicekit.db import UnitOfWork, create_engine
 from servicekit.messaging import StreamSpec, ensure_stream
 from servicekit.settings import to_plain_url
@@ -24,24 +22,13 @@ from services.inventory.entrypoints.grpc_api import RESERVATION_CODEC
 from services.inventory.migrate import VERSIONS
 from services.inventory.service_layer.handlers import InventoryService
 from services.inventory.settings import InventorySettings
-from tests.conftest import Infra, create_database_from, run_in_fresh_loop
+from tests.conftest import Infra, create_database_from, service_template
 from tests.support.messaging import jetstream
 
 
 @pytest.fixture(scope="session")
-def inventory_template(infra: Infra) -> str:
-    name = f"inventory_template_{uuid.uuid4().hex[:8]}"
-
-    async def create() -> None:
-        connection = await asyncpg.connect(to_plain_url(infra.postgres_admin_url))
-        try:
-            await connection.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await connection.close()
-
-    run_in_fresh_loop(create)
-    run_in_fresh_loop(lambda: asyncio.to_thread(migrations.upgrade, infra.database_url(name), VERSIONS))
-    return name
+def inventory_template(infra: Infra, kit_template: str) -> str:
+    return service_template(infra, kit_template, VERSIONS)
 
 
 @pytest.fixture

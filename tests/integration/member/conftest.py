@@ -23,14 +23,13 @@ from retail.member.v1 import member_service_pb2 as pb
 from retail.member.v1 import member_service_pb2_grpc as pb_grpc
 from retail.sales.v1 import events_pb2 as sales_pb2
 
-from servicekit import migrations
 from servicekit.grpc_server import REASON_METADATA_KEY
 from servicekit.messaging import StreamSpec, ensure_stream
 from servicekit.settings import load_settings, to_plain_url
 from services.member.bootstrap import MemberApp, build
 from services.member.migrate import VERSIONS
 from services.member.settings import MemberSettings
-from tests.conftest import Infra, create_database_from, run_in_fresh_loop
+from tests.conftest import Infra, create_database_from, run_in_fresh_loop, service_template
 from tests.support.messaging import jetstream
 
 MessageT = TypeVar("MessageT", bound=Message)
@@ -40,19 +39,8 @@ LOOKUP_KEY = b"local-development-member-lookup-key-not-a-secret"
 
 
 @pytest.fixture(scope="session")
-def member_template(infra: Infra) -> str:
-    name = f"member_template_{uuid.uuid4().hex[:8]}"
-
-    async def create() -> None:
-        connection = await asyncpg.connect(to_plain_url(infra.postgres_admin_url))
-        try:
-            await connection.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await connection.close()
-
-    run_in_fresh_loop(create)
-    run_in_fresh_loop(lambda: asyncio.to_thread(migrations.upgrade, infra.database_url(name), VERSIONS))
-    return name
+def member_template(infra: Infra, kit_template: str) -> str:
+    return service_template(infra, kit_template, VERSIONS)
 
 
 @pytest.fixture

@@ -14,12 +14,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 from retail.common.v1 import money_pb2
 from retail.inventory.v1 import events_pb2
 from retail.inventory.v1 import inventory_service_pb2 as service_pb2
 
 from servicekit.outbox import OutboxEvent
+from servicekit.protowire import timestamp
 from services.inventory.domain.model import (
     Reservation,
     StockPosition,
@@ -56,7 +56,7 @@ def stock_level_changes(
 ) -> list[OutboxEvent]:
     """One StockLevelChanged per level, with the last state seen of each (a level saved twice counts once)."""
     latest = {(position.sku, position.location_id): position for position in positions}
-    when = _timestamp(occurred_at)
+    when = timestamp(occurred_at)
     return [
         OutboxEvent.of(
             f"{SUBJECT_PREFIX}.stock_level_changed.{location_id}",
@@ -84,8 +84,8 @@ def reservation_made(reservation: Reservation, occurred_at: datetime) -> OutboxE
         sku=reservation.sku,
         allocations=_allocations(reservation),
         channel=reservation.channel,
-        expires_at=_timestamp(reservation.expires_at),
-        occurred_at=_timestamp(occurred_at),
+        expires_at=timestamp(reservation.expires_at),
+        occurred_at=timestamp(occurred_at),
     )
     return _reservation_event("reservation_made", reservation, message, occurred_at)
 
@@ -98,7 +98,7 @@ def reservation_committed(reservation: Reservation, occurred_at: datetime) -> Ou
         allocations=_allocations(reservation),
         channel=reservation.channel,
         sale_id=reservation.sale_id,
-        occurred_at=_timestamp(occurred_at),
+        occurred_at=timestamp(occurred_at),
     )
     return _reservation_event("reservation_committed", reservation, message, occurred_at)
 
@@ -109,7 +109,7 @@ def reservation_released(reservation: Reservation, occurred_at: datetime) -> Out
         sku=reservation.sku,
         allocations=_allocations(reservation),
         channel=reservation.channel,
-        occurred_at=_timestamp(occurred_at),
+        occurred_at=timestamp(occurred_at),
     )
     return _reservation_event("reservation_released", reservation, message, occurred_at)
 
@@ -120,8 +120,8 @@ def reservation_expired(reservation: Reservation, occurred_at: datetime) -> Outb
         sku=reservation.sku,
         allocations=_allocations(reservation),
         channel=reservation.channel,
-        expires_at=_timestamp(reservation.expires_at),
-        occurred_at=_timestamp(occurred_at),
+        expires_at=timestamp(reservation.expires_at),
+        occurred_at=timestamp(occurred_at),
     )
     return _reservation_event("reservation_expired", reservation, message, occurred_at)
 
@@ -135,7 +135,7 @@ def transfer_state_changed(transfer: Transfer, occurred_at: datetime) -> OutboxE
         to_location_id=transfer.to_location,
         quantity=_decimal(transfer.quantity),
         status=_TRANSFER_STATUSES[transfer.status],
-        occurred_at=_timestamp(occurred_at),
+        occurred_at=timestamp(occurred_at),
     )
     if transfer.status is TransferStatus.RECEIVED:
         message.received_quantity.CopyFrom(_decimal(transfer.received_quantity))
@@ -188,9 +188,3 @@ def _allocations(reservation: Reservation) -> list[service_pb2.Allocation]:
 
 def _decimal(value: Decimal) -> money_pb2.Decimal:
     return money_pb2.Decimal(value=format_quantity(value))
-
-
-def _timestamp(moment: datetime) -> Timestamp:
-    timestamp = Timestamp()
-    timestamp.FromDatetime(moment)
-    return timestamp

@@ -8,36 +8,19 @@ its undo are events of the survivor. No event carries personal data.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
 from retail.common.v1 import money_pb2
 from retail.member.v1 import events_pb2
 from retail.member.v1 import member_service_pb2 as pb
 
 from servicekit.outbox import OutboxEvent
+from servicekit.protowire import from_wire as from_wire  # re-exported: the member contract's helpers
+from servicekit.protowire import timestamp as timestamp
+from servicekit.protowire import to_wire as to_wire
 
 SUBJECT_PREFIX = "retail.member.v1"
 CURRENCY = "CNY"
-
-
-def to_wire(enum_type: Any, prefix: str, value: str) -> Any:
-    """The contract's number of a domain enum value: ``("IDENTITY_TYPE", "pos_card")`` → IDENTITY_TYPE_POS_CARD;
-    ``""`` → the unspecified zero."""
-    return enum_type.Value(f"{prefix}_{value.upper() or 'UNSPECIFIED'}")
-
-
-def from_wire(enum_type: Any, prefix: str, number: int) -> str:
-    """The domain value of a contract enum number (``""`` for the unspecified zero)."""
-    name: str = enum_type.Name(number)
-    return "" if name.endswith("_UNSPECIFIED") else name.removeprefix(f"{prefix}_").lower()
-
-
-def timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
 
 
 def money(minor_units: int) -> money_pb2.Money:

@@ -23,7 +23,6 @@ from retail.member.v1 import member_service_pb2 as pb
 from retail.member.v1 import member_service_pb2_grpc as pb_grpc
 from retail.sales.v1 import events_pb2 as sales_pb2
 
-from servicekit.grpc_server import REASON_METADATA_KEY
 from servicekit.messaging import StreamSpec, ensure_stream
 from servicekit.settings import load_settings, to_plain_url
 from services.member.bootstrap import MemberApp, build
@@ -160,18 +159,6 @@ async def clear_view(stub: pb_grpc.MemberServiceAsyncStub, member_id: str) -> pb
         pb.GetMemberRequest(member_id=member_id, view=pb.PERSONAL_DATA_VIEW_CLEAR, actor=HQ, purpose="test"), timeout=10
     )
     return answer.member
-
-
-async def refused(call: Any, code: grpc.StatusCode, reason: str) -> str:
-    """Await a call that must fail with ``code`` and ``reason``; returns the message."""
-    with pytest.raises(grpc.aio.AioRpcError) as failure:
-        await call
-    error = failure.value
-    assert error.code() == code, error.details()
-    metadata: Any = error.trailing_metadata() or ()
-    reasons = [value for key, value in metadata if key == REASON_METADATA_KEY]
-    assert reasons == [reason], (reasons, error.details())
-    return str(error.details())
 
 
 # ---- the journal --------------------------------------------------------------------------------

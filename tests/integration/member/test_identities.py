@@ -21,10 +21,10 @@ from tests.integration.member.conftest import (
     link,
     outbox_messages,
     random_phone,
-    refused,
     register,
     request_id,
 )
+from tests.support.grpc_status import refused
 
 if TYPE_CHECKING:
     Stub = pb_grpc.MemberServiceAsyncStub

@@ -23,11 +23,11 @@ from tests.integration.member.conftest import (
     outbox_messages,
     publish_sales,
     random_phone,
-    refused,
     register,
     request_id,
     settled,
 )
+from tests.support.grpc_status import refused
 
 if TYPE_CHECKING:
     Stub = pb_grpc.MemberServiceAsyncStub

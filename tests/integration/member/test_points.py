@@ -28,13 +28,13 @@ from tests.integration.member.conftest import (
     outbox_messages,
     publish_sales,
     random_phone,
-    refused,
     register,
     request_id,
     seed_categories,
     settled,
     start_member_app,
 )
+from tests.support.grpc_status import refused
 from tests.support.messaging import jetstream
 
 if TYPE_CHECKING:

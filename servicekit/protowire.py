@@ -1,0 +1,32 @@
+"""Small conversions between domain values and the protobuf contracts, for every service.
+
+Contract enums are named ``<PREFIX>_<VALUE>`` with an ``<PREFIX>_UNSPECIFIED`` zero (buf
+style); domain enums use the lower-case ``<value>``. Nothing here knows any one contract.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+
+def to_wire(enum_type: Any, prefix: str, value: str) -> Any:
+    """The contract's number of a domain enum value: ``("IDENTITY_TYPE", "pos_card")`` → IDENTITY_TYPE_POS_CARD;
+    ``""`` → the unspecified zero."""
+    return enum_type.Value(f"{prefix}_{value.upper() or 'UNSPECIFIED'}")
+
+
+def from_wire(enum_type: Any, prefix: str, number: int) -> str:
+    """The domain value of a contract enum number (``""`` for the unspecified zero); ValueError for
+    a number the contract does not define."""
+    name: str = enum_type.Name(number)
+    return "" if name.endswith("_UNSPECIFIED") else name.removeprefix(f"{prefix}_").lower()
+
+
+def timestamp(moment: datetime) -> Timestamp:
+    """A protobuf Timestamp of an aware moment."""
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp

@@ -1,0 +1,1 @@
+"""Pricing: regular prices, store and tier overrides, promotions, guard rails and markdowns."""

@@ -1,0 +1,1 @@
+"""Pricing adapters: persistence, outbound clients and shelf-label stations."""

@@ -1,0 +1,99 @@
+"""The pricing context's integration events: facts mapped to outbox rows on the PRICING stream.
+
+Subjects are ``retail.pricing.v1.<event>``; ``price_changed`` and ``label_sync_given_up``
+end with the store id so a store's consumers can filter by it. A store's price changes
+share one aggregate (``book:<store>``), so the relay publishes them in version order; an
+item's changes share ``item:<sku>``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from retail.pricing.v1 import events_pb2
+from retail.pricing.v1 import pricing_service_pb2 as pb
+
+from servicekit.messaging import StreamSpec
+from servicekit.outbox import OutboxEvent
+from services.pricing.adapters import wire
+
+if TYPE_CHECKING:
+    from services.pricing.service_layer.book import Computed
+
+SUBJECT_PREFIX = "retail.pricing.v1"
+PRICING_STREAM = StreamSpec(
+    name="PRICING", subjects=[f"{SUBJECT_PREFIX}.>"], description="Facts of the pricing context"
+)
+
+
+def item_changed(item: pb.Item, created: bool, at: datetime) -> OutboxEvent:
+    message = events_pb2.ItemChanged(item=item, created=created, occurred_at=wire.timestamp(at))
+    return OutboxEvent.of(f"{SUBJECT_PREFIX}.item_changed", message, aggregate_id=f"item:{item.sku}", occurred_at=at)
+
+
+def price_changed(
+    *,
+    store_id: str,
+    sku: str,
+    old_unit_price_fen: int | None,
+    computed: Computed,
+    currency: str,
+    version: int,
+    change_id: str,
+    effective_at: datetime,
+    occurred_at: datetime,
+) -> OutboxEvent:
+    message = events_pb2.PriceChanged(
+        store_id=store_id,
+        sku=sku,
+        price_book_version=version,
+        change_id=change_id,
+        effective_at=wire.timestamp(effective_at),
+        occurred_at=wire.timestamp(occurred_at),
+    )
+    if old_unit_price_fen is not None:
+        message.old_unit_price.CopyFrom(wire.money(old_unit_price_fen, currency))
+    price = computed.price
+    if price is not None:
+        message.new_unit_price.CopyFrom(wire.money(price.unit_price_fen, currency))
+        message.regular_price.CopyFrom(wire.money(price.regular_price_fen, currency))
+        if price.promotion is not None:
+            message.promotion.CopyFrom(wire.promotion(price.promotion))
+    return OutboxEvent.of(
+        f"{SUBJECT_PREFIX}.price_changed.{store_id}", message, aggregate_id=f"book:{store_id}", occurred_at=occurred_at
+    )
+
+
+def guard_rail_overridden(
+    *, sku: str, price_fen: int, cost_fen: int, currency: str, violation: str, reason: str, actor: str,
+    change_id: str, at: datetime,
+) -> OutboxEvent:  # fmt: skip
+    message = events_pb2.PriceGuardRailOverridden(
+        sku=sku, price=wire.money(price_fen, currency), cost=wire.money(cost_fen, currency), violation=violation,
+        reason=reason, actor_client_id=actor, change_id=change_id, occurred_at=wire.timestamp(at),
+    )  # fmt: skip
+    return OutboxEvent.of(
+        f"{SUBJECT_PREFIX}.price_guard_rail_overridden", message, aggregate_id=f"item:{sku}", occurred_at=at
+    )
+
+
+def label_sync_given_up(
+    *, store_id: str, label_id: str, sku: str, attempts: int, last_error: str, at: datetime
+) -> OutboxEvent:
+    message = events_pb2.LabelSyncGivenUp(
+        store_id=store_id, label_id=label_id, sku=sku, attempts=attempts, last_error=last_error,
+        occurred_at=wire.timestamp(at),
+    )  # fmt: skip
+    return OutboxEvent.of(
+        f"{SUBJECT_PREFIX}.label_sync_given_up.{store_id}", message, aggregate_id=f"label:{store_id}:{label_id}",
+        occurred_at=at,
+    )  # fmt: skip
+
+
+def markdown_suggested(suggestion: pb.MarkdownSuggestion, at: datetime) -> OutboxEvent:
+    message = events_pb2.MarkdownSuggested(suggestion=suggestion, occurred_at=wire.timestamp(at))
+    return OutboxEvent.of(
+        f"{SUBJECT_PREFIX}.markdown_suggested", message, aggregate_id=f"markdown:{suggestion.store_id}",
+        occurred_at=at,
+    )  # fmt: skip

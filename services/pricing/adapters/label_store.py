@@ -1,0 +1,390 @@
+"""PostgreSQL persistence of the shelf-label registry and of every label's sync state.
+
+A label row holds three contents by digest: ``desired`` (what it should show, set in the
+same transaction as the book entry it follows), ``sent`` (what was last pushed to its
+station) and ``acked`` (what it last confirmed showing). The state machine:
+pending → sent → acknowledged, or failed → (retried after a backoff) → given_up. A new
+desired content makes any label pending again with its attempts reset. Pushers claim due
+labels with ``FOR UPDATE SKIP LOCKED`` and commit the claim before talking to a station,
+so no row lock is held across the network, and two replicas never push the same label.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.pricing.adapters.esl.base import LabelContent
+
+_COLUMNS = (
+    "store_id, label_id, sku, template, state, desired, desired_digest, desired_price_fen, pending_since, attempts, "
+    "next_attempt_at, last_error, ticket, sent_digest, sent_at, acked_digest, acked_price_fen, acked_at, online, "
+    "battery_mv, last_seen"
+)
+# The same columns of the row aliased "l" (updates with FROM, joins).
+_L_COLUMNS = ", ".join(f"l.{column.strip()}" for column in _COLUMNS.split(","))
+
+
+@dataclass(frozen=True)
+class LabelRow:
+    store_id: str
+    label_id: str
+    sku: str
+    template: str
+    state: str
+    desired: LabelContent | None
+    desired_digest: str | None
+    desired_price_fen: int | None
+    pending_since: datetime
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str
+    ticket: str
+    sent_digest: str | None
+    sent_at: datetime | None
+    acked_digest: str | None
+    acked_price_fen: int | None
+    acked_at: datetime | None
+    online: bool
+    battery_mv: int | None
+    last_seen: datetime | None
+
+
+def _content(raw: Any) -> LabelContent | None:
+    if raw is None:
+        return None
+    data = json.loads(raw) if isinstance(raw, str) else raw
+    return LabelContent(**data)
+
+
+def _label(row: Any) -> LabelRow:
+    return LabelRow(
+        store_id=row.store_id,
+        label_id=row.label_id,
+        sku=row.sku,
+        template=row.template,
+        state=row.state,
+        desired=_content(row.desired),
+        desired_digest=row.desired_digest,
+        desired_price_fen=row.desired_price_fen,
+        pending_since=row.pending_since,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_error=row.last_error,
+        ticket=row.ticket,
+        sent_digest=row.sent_digest,
+        sent_at=row.sent_at,
+        acked_digest=row.acked_digest,
+        acked_price_fen=row.acked_price_fen,
+        acked_at=row.acked_at,
+        online=row.online,
+        battery_mv=row.battery_mv,
+        last_seen=row.last_seen,
+    )
+
+
+def _json(content: LabelContent | None) -> str | None:
+    return None if content is None else json.dumps(dataclasses.asdict(content), ensure_ascii=False)
+
+
+async def get_label(session: AsyncSession, store_id: str, label_id: str, *, lock: bool = False) -> LabelRow | None:
+    suffix = " FOR UPDATE" if lock else ""
+    row = (
+        await session.execute(
+            text(f"SELECT {_COLUMNS} FROM label WHERE store_id = :store AND label_id = :label{suffix}"),
+            {"store": store_id, "label": label_id},
+        )
+    ).one_or_none()
+    return _label(row) if row else None
+
+
+async def put_label(
+    session: AsyncSession, store_id: str, label_id: str, sku: str, template: str, content: LabelContent | None,
+    now: datetime,
+) -> tuple[LabelRow, bool]:  # fmt: skip
+    """Link a label to a SKU with the content it should show; a label whose desired content
+    does not change keeps its state (re-linking the same SKU is harmless)."""
+    before = await get_label(session, store_id, label_id, lock=True)
+    digest = None if content is None else content.digest()
+    if before is not None and before.sku == sku and before.template == template and before.desired_digest == digest:
+        return before, False
+    row = (
+        await session.execute(
+            text(f"""
+                INSERT INTO label (store_id, label_id, sku, template, state, desired, desired_digest,
+                                   desired_price_fen, pending_since, attempts, next_attempt_at, created_at)
+                VALUES (:store, :label, :sku, :template, 'pending', CAST(:desired AS jsonb), :digest, :price, :now, 0,
+                        :now, :now)
+                ON CONFLICT (store_id, label_id) DO UPDATE SET sku = EXCLUDED.sku, template = EXCLUDED.template,
+                    state = 'pending', desired = EXCLUDED.desired, desired_digest = EXCLUDED.desired_digest,
+                    desired_price_fen = EXCLUDED.desired_price_fen, pending_since = EXCLUDED.pending_since,
+                    attempts = 0, next_attempt_at = EXCLUDED.next_attempt_at, last_error = ''
+                RETURNING {_COLUMNS}
+            """),
+            {
+                "store": store_id,
+                "label": label_id,
+                "sku": sku,
+                "template": template,
+                "desired": _json(content),
+                "digest": digest,
+                "price": None if content is None else content.price_fen,
+                "now": now,
+            },
+        )
+    ).one()
+    return _label(row), before is None
+
+
+async def set_desired(
+    session: AsyncSession, store_id: str, contents: Sequence[tuple[str, LabelContent | None]], now: datetime
+) -> int:
+    """Give every label of the store showing one of these SKUs its new content (in its own template)."""
+    by_sku = dict(contents)
+    if not by_sku:
+        return 0
+    rows = await session.execute(
+        text("SELECT label_id, sku, template FROM label WHERE store_id = :store AND sku = ANY(:skus)"),
+        {"store": store_id, "skus": list(by_sku)},
+    )
+    label_ids: list[str] = []
+    skus: list[str] = []
+    desired: list[str | None] = []
+    digests: list[str | None] = []
+    prices: list[int | None] = []
+    for row in rows:
+        content = by_sku[row.sku]
+        if content is not None:
+            content = dataclasses.replace(content, template=row.template)
+        label_ids.append(row.label_id)
+        skus.append(row.sku)
+        desired.append(_json(content))
+        digests.append(None if content is None else content.digest())
+        prices.append(None if content is None else content.price_fen)
+    if not label_ids:
+        return 0
+    result = await session.execute(
+        text("""
+            UPDATE label AS l SET desired = CAST(v.desired AS jsonb), desired_digest = v.digest,
+                desired_price_fen = v.price, state = 'pending', attempts = 0, next_attempt_at = :now,
+                pending_since = :now, last_error = ''
+            FROM unnest(CAST(:labels AS text[]), CAST(:skus AS text[]), CAST(:desired AS text[]),
+                        CAST(:digests AS text[]), CAST(:prices AS bigint[])) AS v(label_id, sku, desired, digest, price)
+            WHERE l.store_id = :store AND l.label_id = v.label_id AND l.desired_digest IS DISTINCT FROM v.digest
+              AND l.sku = v.sku  -- relinked to another SKU meanwhile: that SKU's content is already set
+        """),
+        {"store": store_id, "labels": label_ids, "skus": skus, "desired": desired, "digests": digests,
+         "prices": prices, "now": now},
+    )  # fmt: skip
+    return int(getattr(result, "rowcount", 0))
+
+
+async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[LabelRow]:
+    """Mark up to ``limit`` due labels (with content and a station) as sent and return them."""
+    rows = await session.execute(
+        text(f"""
+            UPDATE label AS l SET state = 'sent', attempts = l.attempts + 1, sent_digest = l.desired_digest,
+                sent_price_fen = l.desired_price_fen, sent_at = :now, ticket = ''
+            WHERE (l.store_id, l.label_id) IN (
+                SELECT d.store_id, d.label_id FROM label d JOIN store s USING (store_id)
+                WHERE d.state IN ('pending', 'failed') AND d.next_attempt_at <= :now AND d.desired_digest IS NOT NULL
+                  AND s.label_station_kind <> ''
+                ORDER BY d.next_attempt_at LIMIT :limit FOR UPDATE OF d SKIP LOCKED)
+            RETURNING {_L_COLUMNS}
+        """),
+        {"now": now, "limit": limit},
+    )
+    return [_label(row) for row in rows]
+
+
+async def sent_labels(session: AsyncSession, store_id: str, limit: int, after_label: str = "") -> list[LabelRow]:
+    rows = await session.execute(
+        text(f"SELECT {_COLUMNS} FROM label WHERE store_id = :store AND state = 'sent' AND label_id > :after "
+             "ORDER BY label_id LIMIT :limit"),
+        {"store": store_id, "after": after_label, "limit": limit},
+    )  # fmt: skip
+    return [_label(row) for row in rows]
+
+
+async def stores_with_sent(session: AsyncSession) -> list[str]:
+    rows = await session.execute(text("SELECT DISTINCT store_id FROM label WHERE state = 'sent'"))
+    return sorted(row.store_id for row in rows)
+
+
+async def record_tickets(session: AsyncSession, store_id: str, tickets: Sequence[tuple[str, str, str]]) -> None:
+    """(label, digest sent, ticket): remember what to poll with, if the label still waits for that content."""
+    if not tickets:
+        return
+    await session.execute(
+        text("""
+            UPDATE label AS l SET ticket = v.ticket
+            FROM unnest(CAST(:labels AS text[]), CAST(:digests AS text[]), CAST(:tickets AS text[]))
+                 AS v(label_id, digest, ticket)
+            WHERE l.store_id = :store AND l.label_id = v.label_id AND l.state = 'sent' AND l.sent_digest = v.digest
+        """),
+        {"store": store_id, "labels": [t[0] for t in tickets], "digests": [t[1] for t in tickets],
+         "tickets": [t[2] for t in tickets]},
+    )  # fmt: skip
+
+
+async def record_acknowledged(
+    session: AsyncSession, store_id: str, acknowledged: Sequence[tuple[str, str]], now: datetime
+) -> int:
+    """(label, digest confirmed): the label shows that content; acknowledged if it is still the desired one."""
+    if not acknowledged:
+        return 0
+    result = await session.execute(
+        text("""
+            UPDATE label AS l SET acked_digest = v.digest, acked_at = :now,
+                acked_price_fen = CASE WHEN l.desired_digest = v.digest THEN l.desired_price_fen
+                                       ELSE l.sent_price_fen END,
+                state = CASE WHEN l.desired_digest = v.digest THEN 'acknowledged' ELSE l.state END,
+                last_error = CASE WHEN l.desired_digest = v.digest THEN '' ELSE l.last_error END,
+                online = true, last_seen = :now
+            FROM unnest(CAST(:labels AS text[]), CAST(:digests AS text[])) AS v(label_id, digest)
+            WHERE l.store_id = :store AND l.label_id = v.label_id
+              AND (l.desired_digest = v.digest OR l.sent_digest = v.digest)
+              AND l.acked_digest IS DISTINCT FROM v.digest
+        """),
+        {"store": store_id, "labels": [a[0] for a in acknowledged], "digests": [a[1] for a in acknowledged],
+         "now": now},
+    )  # fmt: skip
+    return int(getattr(result, "rowcount", 0))
+
+
+@dataclass(frozen=True)
+class Failure:
+    label_id: str
+    digest: str
+    error: str
+
+
+async def record_failures(
+    session: AsyncSession, store_id: str, failures: Sequence[Failure], now: datetime, *,
+    retry_base: float, retry_max: float, max_attempts: int,
+) -> list[LabelRow]:  # fmt: skip
+    """Failed pushes of still-desired content: retried after base·2^(attempts−1) seconds (capped),
+    or given up after ``max_attempts``. Returns the labels given up by this call."""
+    if not failures:
+        return []
+    rows = await session.execute(
+        text(f"""
+            UPDATE label AS l SET
+                state = CASE WHEN l.attempts >= :max_attempts THEN 'given_up' ELSE 'failed' END,
+                last_error = left(v.error, 500),
+                next_attempt_at = CAST(:now AS timestamptz) + make_interval(secs => least(CAST(:retry_max AS float8),
+                                        CAST(:retry_base AS float8) * power(2, greatest(l.attempts - 1, 0))))
+            FROM unnest(CAST(:labels AS text[]), CAST(:digests AS text[]), CAST(:errors AS text[]))
+                 AS v(label_id, digest, error)
+            WHERE l.store_id = :store AND l.label_id = v.label_id AND l.state = 'sent' AND l.sent_digest = v.digest
+            RETURNING {_L_COLUMNS}
+        """),
+        {"store": store_id, "labels": [f.label_id for f in failures], "digests": [f.digest for f in failures],
+         "errors": [f.error for f in failures], "now": now, "retry_base": retry_base, "retry_max": retry_max,
+         "max_attempts": max_attempts},
+    )  # fmt: skip
+    return [label for label in (_label(row) for row in rows) if label.state == "given_up"]
+
+
+async def record_status(
+    session: AsyncSession, store_id: str, statuses: Sequence[tuple[str, bool, int | None, datetime | None]],
+    now: datetime,
+) -> int:  # fmt: skip
+    """(label, online, battery, last seen) as the station reports; a label seen online again
+    whose content is not confirmed (failed or given up) is made pending again, attempts reset."""
+    if not statuses:
+        return 0
+    result = await session.execute(
+        text("""
+            UPDATE label AS l SET online = v.online, battery_mv = coalesce(v.battery, l.battery_mv),
+                last_seen = coalesce(v.seen, l.last_seen),
+                state = CASE WHEN v.online AND NOT l.online AND l.state IN ('failed', 'given_up') THEN 'pending'
+                             ELSE l.state END,
+                attempts = CASE WHEN v.online AND NOT l.online AND l.state IN ('failed', 'given_up') THEN 0
+                                ELSE l.attempts END,
+                next_attempt_at = CASE WHEN v.online AND NOT l.online AND l.state IN ('failed', 'given_up')
+                                       THEN :now ELSE l.next_attempt_at END
+            FROM unnest(CAST(:labels AS text[]), CAST(:online AS boolean[]), CAST(:battery AS integer[]),
+                        CAST(:seen AS timestamptz[])) AS v(label_id, online, battery, seen)
+            WHERE l.store_id = :store AND l.label_id = v.label_id
+        """),
+        {"store": store_id, "labels": [s[0] for s in statuses], "online": [s[1] for s in statuses],
+         "battery": [s[2] for s in statuses], "seen": [s[3] for s in statuses], "now": now},
+    )  # fmt: skip
+    return int(getattr(result, "rowcount", 0))
+
+
+async def label_ids_of_store(session: AsyncSession, store_id: str, after_label: str, limit: int) -> list[str]:
+    rows = await session.execute(
+        text("SELECT label_id FROM label WHERE store_id = :store AND label_id > :after ORDER BY label_id "
+             "LIMIT :limit"),
+        {"store": store_id, "after": after_label, "limit": limit},
+    )  # fmt: skip
+    return [row.label_id for row in rows]
+
+
+async def list_labels(session: AsyncSession, store_id: str, state: str, after_label: str, limit: int) -> list[LabelRow]:
+    condition = " AND state = :state" if state else ""
+    rows = await session.execute(
+        text(f"SELECT {_COLUMNS} FROM label WHERE store_id = :store{condition} AND label_id > :after "
+             "ORDER BY label_id LIMIT :limit"),
+        {"store": store_id, "state": state, "after": after_label, "limit": limit},
+    )  # fmt: skip
+    return [_label(row) for row in rows]
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    label: LabelRow
+    reason: str
+    pos_price_fen: int | None
+
+
+_MISMATCH_CONDITION = """
+    FROM label l LEFT JOIN book_entry b ON b.store_id = l.store_id AND b.sku = l.sku
+    WHERE l.store_id = :store AND (
+        (l.acked_digest IS NOT NULL AND l.acked_price_fen IS DISTINCT FROM
+            CASE WHEN b.removed THEN NULL ELSE b.unit_price_fen END)
+        OR (l.acked_digest IS DISTINCT FROM l.desired_digest AND l.pending_since < :deadline)
+        OR (l.acked_digest IS NULL AND l.desired_digest IS NULL AND l.pending_since < :deadline))
+"""
+
+
+async def mismatches(
+    session: AsyncSession, store_id: str, deadline: datetime, after_label: str, limit: int
+) -> list[Mismatch]:
+    """The parity audit: labels that confirmed a price the tills do not charge now, and labels
+    whose current content is not confirmed since before the deadline."""
+    rows = await session.execute(
+        text(f"SELECT {_L_COLUMNS}, "
+             f"CASE WHEN b.removed THEN NULL ELSE b.unit_price_fen END AS pos_price "
+             f"{_MISMATCH_CONDITION} AND l.label_id > :after ORDER BY l.label_id LIMIT :limit"),
+        {"store": store_id, "deadline": deadline, "after": after_label, "limit": limit},
+    )  # fmt: skip
+    found = []
+    for row in rows:
+        label = _label(row)
+        differs = label.acked_digest is not None and label.acked_price_fen != row.pos_price
+        found.append(Mismatch(label, "price_differs" if differs else "not_acknowledged", row.pos_price))
+    return found
+
+
+async def mismatch_counts(session: AsyncSession, store_id: str, deadline: datetime) -> tuple[int, int]:
+    """(labels of the store, labels failing the audit)."""
+    row = (
+        await session.execute(
+            text(
+                f"SELECT (SELECT count(*) FROM label WHERE store_id = :store) AS total, count(*) AS failing "
+                f"{_MISMATCH_CONDITION}"
+            ),
+            {"store": store_id, "deadline": deadline},
+        )
+    ).one()
+    return int(row.total), int(row.failing)

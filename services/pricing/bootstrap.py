@@ -1,0 +1,171 @@
+"""The pricing service's one composition root: real dependencies wired together.
+
+Nothing connects at import time; :func:`build` returns the server and what it holds, and
+:func:`wire` is the part that tests and tools reuse with a unit of work and clock of theirs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from retail.pricing.v1 import pricing_service_pb2
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+
+from servicekit.db import UnitOfWork, create_engine, database_is_reachable
+from servicekit.eventing import Subscription, relay_and_consume
+from servicekit.grpc_server import GrpcServer
+from servicekit.lifecycle import sleep_unless
+from servicekit.maintenance import kit_maintenance
+from servicekit.nats_connection import NatsConnection
+from services.pricing.adapters.integration_events import PRICING_STREAM
+from services.pricing.entrypoints.grpc_api import PricingServicer, register
+from services.pricing.entrypoints.inventory_consumer import inventory_consumer, inventory_handlers
+from services.pricing.service_layer.labels import LabelPolicy, LabelSync, Stations
+from services.pricing.service_layer.markdowns import Markdowns
+from services.pricing.service_layer.pricing import Pricing
+from services.pricing.service_layer.schedule import Scheduler
+from services.pricing.settings import PricingSettings
+
+log = logging.getLogger("pricing")
+SERVICE_NAME = "pricing"
+GRPC_SERVICE = pricing_service_pb2.DESCRIPTOR.services_by_name["PricingService"].full_name
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class PricingServices:
+    pricing: Pricing
+    scheduler: Scheduler
+    labels: LabelSync
+    stations: Stations
+    markdowns: Markdowns
+
+
+def label_policy(settings: PricingSettings) -> LabelPolicy:
+    return LabelPolicy(
+        retry_base_seconds=settings.label_retry_base_seconds,
+        retry_max_seconds=settings.label_retry_max_seconds,
+        max_attempts=settings.label_max_attempts,
+        ack_timeout_seconds=settings.label_ack_timeout_seconds,
+        ack_deadline_seconds=settings.label_ack_deadline_seconds,
+        station_timeout_seconds=settings.label_station_timeout_seconds,
+        push_batch=settings.label_push_batch,
+        api_key=settings.label_station_api_key,
+    )
+
+
+def wire(
+    settings: PricingSettings, unit_of_work: Callable[[], UnitOfWork], *, clock: Clock = lambda: datetime.now(UTC)
+) -> PricingServices:
+    """The application services over a unit of work, with the settings' policies."""
+    pricing = Pricing(unit_of_work, min_margin=settings.min_margin, clock=clock)
+    policy = label_policy(settings)
+    stations = Stations(policy)
+    return PricingServices(
+        pricing=pricing,
+        scheduler=Scheduler(unit_of_work, batch=settings.schedule_batch, clock=clock),
+        labels=LabelSync(unit_of_work, stations, policy, clock=clock),
+        stations=stations,
+        markdowns=Markdowns(unit_of_work, pricing, min_margin=settings.min_margin, clock=clock),
+    )
+
+
+@dataclass
+class PricingApp:
+    server: GrpcServer
+    services: PricingServices
+    engine: AsyncEngine
+    nats: NatsConnection
+
+    async def close(self) -> None:
+        await self.services.stations.close()
+        await self.nats.close()
+        await self.engine.dispose()
+
+
+def build(settings: PricingSettings, *, clock: Clock = lambda: datetime.now(UTC)) -> PricingApp:
+    engine = create_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        application_name=SERVICE_NAME,
+    )
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    def unit_of_work() -> UnitOfWork:
+        return UnitOfWork(sessions)
+
+    services = wire(settings, unit_of_work, clock=clock)
+    nats = NatsConnection(settings.nats_url, name=SERVICE_NAME)
+
+    async def postgres_ready() -> bool:
+        return await database_is_reachable(engine)
+
+    async def nats_ready() -> bool:
+        return nats.is_connected
+
+    labels = services.labels
+    server = GrpcServer(
+        name=SERVICE_NAME,
+        port=settings.grpc_port,
+        host=settings.grpc_host,
+        registrations=[
+            register(PricingServicer(services.pricing, labels, services.markdowns, unit_of_work, clock=clock))
+        ],
+        service_names=[GRPC_SERVICE],
+        readiness_checks={"postgres": postgres_ready, "nats": nats_ready},
+        background=[
+            relay_and_consume(
+                nats,
+                database_url=settings.database_url,
+                own_stream=PRICING_STREAM,
+                replicas=settings.jetstream_replicas,
+                subscriptions=[
+                    Subscription(
+                        inventory_consumer(settings.inventory_consumer_durable),
+                        inventory_handlers(services.markdowns),
+                        unit_of_work,
+                    )
+                ],
+            ),
+            every("price schedule", settings.schedule_poll_seconds, services.scheduler.run_due),
+            every(
+                "label push", settings.schedule_poll_seconds, lambda: _drain(labels.push_due, settings.label_push_batch)
+            ),
+            every("label acknowledgements", settings.label_poll_seconds, labels.poll_sent),
+            every("label status", settings.label_status_seconds, labels.refresh_status),
+            kit_maintenance(engine),
+        ],
+        shutdown_grace=settings.shutdown_grace_seconds,
+    )
+    return PricingApp(server, services, engine, nats)
+
+
+async def _drain(step: Callable[[], Awaitable[int]], full: int) -> int:
+    """Run ``step`` while it does a full batch of work."""
+    total = 0
+    while (done := await step()) >= full:
+        total += done
+    return total + done
+
+
+def every(
+    what: str, interval: float, step: Callable[[], Awaitable[Any]]
+) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    """A background loop running ``step`` now and then every ``interval`` seconds until stopped;
+    a failing round (database or station down) is logged and tried again next round."""
+
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await step()
+            except Exception as exc:
+                log.warning("background round failed", extra={"what": what, "error": str(exc)})
+            await sleep_unless(stop, interval)
+
+    return run

@@ -1,0 +1,201 @@
+"""Each store's POS price book, kept materialised, and what follows when an entry changes.
+
+A book entry is what a store's tills charge for a SKU now: the regular price and running
+promotion for the store channel, the price per member tier, and the item's name, barcode
+and unit. :func:`refresh` recomputes the entries of some SKUs in every store that lists
+them, at one moment; where an entry differs from the stored one, the store's book version
+advances (once per store and transaction), the entry is stamped with it, a
+``PriceChanged`` is written to the outbox and every label showing the SKU in that store is
+given its new content to push. Callers hold the items' row locks (see pricing_store).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from retail.pricing.v1 import pricing_service_pb2 as pb
+
+from servicekit.db import UnitOfWork
+from servicekit.errors import FailedPrecondition
+from services.pricing.adapters import label_store, pricing_store, wire
+from services.pricing.adapters.esl.base import LabelContent
+from services.pricing.adapters.integration_events import price_changed
+from services.pricing.adapters.pricing_store import BookRow, StoredItem, StoreRow
+from services.pricing.domain.rules import MEMBER_TIERS, Channel, EffectivePrice, PriceContext, PriceRule, RuleSet
+
+
+@dataclass(frozen=True)
+class Computed:
+    """One store's entry for one SKU: the entry without its version, or None when the SKU is not in the book."""
+
+    entry: pb.PriceBookEntry | None
+    price: EffectivePrice | None
+    item: StoredItem
+
+    def serialized(self) -> bytes:
+        return b"" if self.entry is None else self.entry.SerializeToString(deterministic=True)
+
+
+def listed(item: StoredItem, store: StoreRow) -> bool:
+    return item.item.active and item.item.listed_in(store.store_id)
+
+
+def compute_entry(
+    item: StoredItem, rules: RuleSet, store: StoreRow, at: datetime, sku_rules: Sequence[PriceRule] = ()
+) -> Computed:
+    if not listed(item, store):
+        return Computed(None, None, item)
+    context = PriceContext(
+        sku=item.item.sku,
+        store_id=store.store_id,
+        store_groups=frozenset(store.price_groups),
+        channel=Channel.STORE,
+        member_tier=None,
+        at=at,
+        currency=store.currency,
+    )
+    try:
+        price = rules.price(context, Decimal(1))
+    except FailedPrecondition:  # no regular price here: the SKU is not sold
+        return Computed(None, None, item)
+    entry = pb.PriceBookEntry(
+        sku=item.item.sku,
+        name=item.item.name,
+        barcode=item.item.barcode,
+        unit=wire.unit(item.item.unit.value),
+        regular_price=wire.money(price.regular_price_fen, store.currency),
+        unit_price=wire.money(price.unit_price_fen, store.currency),
+    )
+    if price.promotion is not None:
+        entry.promotion.CopyFrom(wire.promotion(price.promotion))
+    for tier in MEMBER_TIERS:
+        tier_price = rules.price(dataclasses.replace(context, member_tier=tier), Decimal(1))
+        if tier_price.unit_price_fen != price.unit_price_fen:
+            entry.member_prices[tier].CopyFrom(wire.money(tier_price.unit_price_fen, store.currency))
+    boundary = min((moment for _, moment in rule_boundaries(sku_rules, at)), default=None)
+    if boundary is not None:
+        entry.valid_until.FromDatetime(boundary)
+    return Computed(entry, price, item)
+
+
+def label_content(entry: pb.PriceBookEntry | None, template: str) -> LabelContent | None:
+    """What a label showing this book entry displays: the till price, and during a promotion
+    the regular price crossed out. Derived from the entry alone, so a label linked later gets
+    exactly the content (and digest) a refresh would have given it."""
+    if entry is None:
+        return None
+    unit_price = entry.unit_price.minor_units
+    regular = entry.regular_price.minor_units
+    return LabelContent(
+        sku=entry.sku,
+        name=entry.name,
+        unit=wire.from_wire(pb.Unit, "UNIT", entry.unit),
+        barcode=entry.barcode,
+        currency=entry.unit_price.currency_code,
+        price_fen=unit_price,
+        regular_price_fen=regular if unit_price < regular else None,
+        promotion_text=entry.promotion.display_text if entry.HasField("promotion") else "",
+        template=template,
+    )
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    changed: int
+    versions: dict[str, int]
+
+
+async def refresh(
+    uow: UnitOfWork,
+    skus: Iterable[str],
+    at: datetime,
+    *,
+    items: dict[str, StoredItem] | None = None,
+    stores: Sequence[StoreRow] | None = None,
+    causes: Mapping[tuple[str, str], tuple[str, datetime]] | None = None,
+) -> RefreshResult:
+    """Recompute the book entries of ``skus`` (whose item rows the caller has locked) at ``at``.
+
+    ``causes`` names, per (store, SKU), the scheduled change (id, effective moment) that made it change.
+    """
+    session = uow.session
+    wanted = sorted(set(skus))
+    if not wanted:
+        return RefreshResult(0, {})
+    if items is None:
+        items = await pricing_store.get_items(session, wanted)
+    if stores is None:
+        stores = await pricing_store.all_stores(session)
+    rules_by_sku = await pricing_store.rules_of(session, wanted)
+    rules = RuleSet.of(rule for sku_rules in rules_by_sku.values() for rule in sku_rules)
+    stored = await pricing_store.book_rows(session, wanted, [store.store_id for store in stores])
+    changed: dict[str, list[tuple[str, Computed, BookRow | None]]] = {}
+    for store in stores:
+        for sku in wanted:
+            item = items.get(sku)
+            if item is None:
+                continue
+            computed = compute_entry(item, rules, store, at, rules_by_sku.get(sku, ()))
+            before = stored.get((store.store_id, sku))
+            if before is None and computed.entry is None:
+                continue
+            if (
+                before is not None
+                and before.entry == computed.serialized()
+                and before.removed == (computed.entry is None)
+            ):
+                continue
+            changed.setdefault(store.store_id, []).append((sku, computed, before))
+    if not changed:
+        return RefreshResult(0, {})
+    versions = await pricing_store.advance_book_versions(session, list(changed))
+    store_by_id = {store.store_id: store for store in stores}
+    rows: list[BookRow] = []
+    for store_id, entries in changed.items():
+        version = versions[store_id]
+        store = store_by_id[store_id]
+        contents: list[tuple[str, LabelContent | None]] = []
+        for sku, computed, before in entries:
+            rows.append(
+                BookRow(
+                    store_id=store_id,
+                    sku=sku,
+                    version=version,
+                    removed=computed.entry is None,
+                    unit_price_fen=computed.price.unit_price_fen if computed.price else None,
+                    entry=computed.serialized(),
+                )
+            )
+            old_price = before.unit_price_fen if before is not None and not before.removed else None
+            change_id, effective_at = (causes or {}).get((store_id, sku), ("", at))
+            uow.publish(
+                price_changed(
+                    store_id=store_id,
+                    sku=sku,
+                    old_unit_price_fen=old_price,
+                    computed=computed,
+                    currency=store.currency,
+                    version=version,
+                    change_id=change_id,
+                    effective_at=effective_at,
+                    occurred_at=at,
+                )
+            )
+            contents.append((sku, label_content(computed.entry, "")))
+        await label_store.set_desired(session, store_id, contents, at)
+    await pricing_store.upsert_book_rows(session, rows)
+    return RefreshResult(len(rows), versions)
+
+
+def rule_boundaries(rules: Iterable[PriceRule], after: datetime) -> list[tuple[str, datetime]]:
+    """(SKU, moment) of every rule window edge after ``after``: the book must be recomputed then."""
+    moments: list[tuple[str, datetime]] = []
+    for rule in rules:
+        for edge in (rule.valid_from, rule.valid_to):
+            if edge is not None and edge > after:
+                moments.append((rule.sku, edge))
+    return moments

@@ -1,0 +1,318 @@
+"""Shelf labels: the registry, pushing each label's content to its store's station, following
+every push to its acknowledgement, and the parity audit.
+
+Three rounds run side by side, each safe to run on every replica:
+
+* :meth:`LabelSync.push_due` claims due labels (pending, or failed and past their backoff),
+  commits the claim, then pushes them per store, stations in parallel, each call bounded by
+  the station's timeout: a slow, failing or garbage-answering station fails its own labels
+  (retried with backoff, then given up and reported), never the other stores'.
+* :meth:`LabelSync.poll_sent` asks stations what their sent labels show: the content that
+  was pushed → acknowledged; a per-label failure → failed; no answer within the ack timeout
+  → failed (pushed again; a tag that was asleep simply gets it again).
+* :meth:`LabelSync.refresh_status` reads every label's online state and battery; a label
+  that comes back online with content it never confirmed is made pending again, so a label
+  that was offline during a price change is caught up when it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from retail.pricing.v1 import pricing_service_pb2 as pb
+
+from servicekit.db import UnitOfWork
+from servicekit.errors import InvalidArgument
+from services.pricing.adapters import integration_events as events
+from services.pricing.adapters import label_store, pricing_store
+from services.pricing.adapters.esl.base import LabelPush, LabelStation, PushState, StationUnavailable, open_station
+from services.pricing.adapters.label_store import Failure, LabelRow, Mismatch
+from services.pricing.adapters.pricing_store import StoreRow
+from services.pricing.domain.catalogue import validate_sku
+from services.pricing.service_layer.book import label_content
+from services.pricing.service_layer.pricing import NotListed, UnknownSku, UnknownStore
+
+log = logging.getLogger("pricing.labels")
+Clock = Callable[[], datetime]
+LABEL_STATES = ("pending", "sent", "acknowledged", "failed", "given_up")
+_LABEL_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
+_TEMPLATE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
+STATUS_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class LabelPolicy:
+    retry_base_seconds: float = 5.0
+    retry_max_seconds: float = 600.0
+    max_attempts: int = 6
+    ack_timeout_seconds: float = 600.0
+    ack_deadline_seconds: float = 900.0
+    station_timeout_seconds: float = 10.0
+    push_batch: int = 1000
+    api_key: str = ""
+
+
+@dataclass(frozen=True)
+class Audit:
+    store_id: str
+    label_count: int
+    mismatch_count: int
+    mismatch_rate: Decimal
+    deadline_seconds: int
+    mismatches: list[Mismatch]
+    next_label: str
+
+
+class Stations:
+    """One adapter per (kind, URL), opened on first use and kept (they hold connection pools)."""
+
+    def __init__(self, policy: LabelPolicy) -> None:
+        self._policy = policy
+        self._open: dict[tuple[str, str], LabelStation] = {}
+
+    def of(self, store: StoreRow) -> LabelStation | None:
+        if not store.label_station_kind:
+            return None
+        key = (store.label_station_kind, store.label_station_url)
+        station = self._open.get(key)
+        if station is None:
+            options = (
+                {"api_key": self._policy.api_key}
+                if store.label_station_kind == "batch" and self._policy.api_key
+                else {}
+            )
+            station = open_station(*key, timeout=self._policy.station_timeout_seconds, **options)
+            self._open[key] = station
+        return station
+
+    async def close(self) -> None:
+        stations, self._open = list(self._open.values()), {}
+        for station in stations:
+            await station.close()
+
+
+class LabelSync:
+    def __init__(
+        self, unit_of_work: Callable[[], UnitOfWork], stations: Stations, policy: LabelPolicy, *, clock: Clock
+    ) -> None:
+        self._uow = unit_of_work
+        self._stations = stations
+        self._policy = policy
+        self._clock = clock
+
+    # -- registry ----------------------------------------------------------------------------
+
+    async def put_label(
+        self, uow: UnitOfWork, store_id: str, label_id: str, sku: str, template: str
+    ) -> tuple[LabelRow, bool]:
+        if not label_id or len(label_id) > 64 or not set(label_id) <= _LABEL_ID_CHARS:
+            raise InvalidArgument("label_id must be 1-64 letters, digits, '.', '_', ':' or '-'",
+                                  details={"field": "label_id"})  # fmt: skip
+        template = template or "standard"
+        if len(template) > 40 or not set(template) <= _TEMPLATE_CHARS:
+            raise InvalidArgument("template must be 1-40 lower-case letters, digits, '_' or '-'",
+                                  details={"field": "template"})  # fmt: skip
+        validate_sku(sku)
+        store = await pricing_store.get_store(uow.session, store_id)
+        if store is None:
+            raise UnknownStore(f"unknown store {store_id}", details={"store_id": store_id})
+        item = await pricing_store.share_lock_item(uow.session, sku)  # no book refresh of the SKU meanwhile
+        if item is None:
+            raise UnknownSku(f"unknown SKU {sku}", details={"sku": sku})
+        if not item.item.sellable_in(store_id):
+            raise NotListed(f"SKU {sku} is not in the catalogue of store {store_id}", details={"sku": sku})
+        entry = (await pricing_store.book_rows(uow.session, [sku], [store_id])).get((store_id, sku))
+        content = None
+        if entry is not None and not entry.removed:
+            content = label_content(pb.PriceBookEntry.FromString(entry.entry), template)
+        return await label_store.put_label(uow.session, store_id, label_id, sku, template, content, self._clock())
+
+    async def list_labels(self, store_id: str, state: str, after_label: str, limit: int) -> list[LabelRow]:
+        if state and state not in LABEL_STATES:
+            raise InvalidArgument(f"state must be one of {', '.join(LABEL_STATES)}", details={"field": "state"})
+        async with self._uow() as uow:
+            await self._store(uow, store_id)
+            return await label_store.list_labels(uow.session, store_id, state, after_label, limit)
+
+    async def audit(self, store_id: str, after_label: str, limit: int) -> Audit:
+        deadline_seconds = int(self._policy.ack_deadline_seconds)
+        deadline = self._clock() - timedelta(seconds=self._policy.ack_deadline_seconds)
+        async with self._uow() as uow:
+            await self._store(uow, store_id)
+            total, failing = await label_store.mismatch_counts(uow.session, store_id, deadline)
+            found = await label_store.mismatches(uow.session, store_id, deadline, after_label, limit + 1)
+        rate = (Decimal(failing) / Decimal(total)).quantize(Decimal("0.0001"), ROUND_HALF_UP) if total else Decimal(0)
+        next_label = found[limit - 1].label.label_id if len(found) > limit else ""
+        return Audit(store_id, total, failing, rate, deadline_seconds, found[:limit], next_label)
+
+    async def _store(self, uow: UnitOfWork, store_id: str) -> StoreRow:
+        store = await pricing_store.get_store(uow.session, store_id)
+        if store is None:
+            raise UnknownStore(f"unknown store {store_id}", details={"store_id": store_id})
+        return store
+
+    # -- sync rounds -------------------------------------------------------------------------
+
+    async def push_due(self) -> int:
+        """Push one batch of due labels; the number claimed (a full batch: call again)."""
+        now = self._clock()
+        async with self._uow() as uow:
+            claimed = await label_store.claim_due(uow.session, now, self._policy.push_batch)
+            stores = {store.store_id: store for store in await pricing_store.all_stores(uow.session)}
+            await uow.commit()
+        by_store: dict[str, list[LabelRow]] = {}
+        for label in claimed:
+            by_store.setdefault(label.store_id, []).append(label)
+        await asyncio.gather(*(self._push_store(stores[store_id], labels) for store_id, labels in by_store.items()))
+        return len(claimed)
+
+    async def _push_store(self, store: StoreRow, labels: list[LabelRow]) -> None:
+        station = self._stations.of(store)
+        pushes = [LabelPush(label.label_id, label.desired) for label in labels if label.desired is not None]
+        digests = {label.label_id: label.sent_digest or "" for label in labels}
+        acknowledged: list[tuple[str, str]] = []
+        tickets: list[tuple[str, str, str]] = []
+        failures: list[Failure] = []
+        if station is None:
+            failures = [
+                Failure(push.label_id, digests[push.label_id], "the store has no label station") for push in pushes
+            ]
+        else:
+            try:
+                results = await station.push(pushes)
+            except StationUnavailable as exc:
+                failures = [
+                    Failure(push.label_id, digests[push.label_id], f"station unavailable: {exc}") for push in pushes
+                ]
+            except Exception as exc:  # an adapter bug must not stop the other stores
+                log.exception("label station push failed", extra={"store_id": store.store_id})
+                failures = [Failure(push.label_id, digests[push.label_id], f"push failed: {exc}") for push in pushes]
+            else:
+                for result in results:
+                    digest = digests.get(result.label_id, "")
+                    if result.state is PushState.ACKNOWLEDGED:
+                        acknowledged.append((result.label_id, digest))
+                    elif result.state is PushState.ACCEPTED:
+                        tickets.append((result.label_id, digest, result.ticket))
+                    else:
+                        failures.append(Failure(result.label_id, digest, result.error or "refused by the station"))
+        await self._record(store.store_id, acknowledged=acknowledged, tickets=tickets, failures=failures)
+
+    async def poll_sent(self) -> int:
+        """Ask every station what its sent labels show now; the number of labels asked about."""
+        async with self._uow() as uow:
+            store_ids = await label_store.stores_with_sent(uow.session)
+            stores = {store.store_id: store for store in await pricing_store.all_stores(uow.session)}
+        counts = await asyncio.gather(
+            *(self._poll_store(stores[store_id]) for store_id in store_ids if store_id in stores)
+        )
+        return sum(counts)
+
+    async def _poll_store(self, store: StoreRow) -> int:
+        station = self._stations.of(store)
+        asked = 0
+        after = ""
+        while True:
+            async with self._uow() as uow:
+                sent = await label_store.sent_labels(uow.session, store.store_id, STATUS_BATCH, after)
+            if not sent:
+                return asked
+            asked += len(sent)
+            after = sent[-1].label_id
+            now = self._clock()
+            timeout = timedelta(seconds=self._policy.ack_timeout_seconds)
+            acknowledged: list[tuple[str, str]] = []
+            failures: list[Failure] = []
+            statuses: list[tuple[str, bool, int | None, datetime | None]] = []
+            if station is not None:
+                try:
+                    # A label whose push has not recorded its ticket yet (or never will: the pusher
+                    # stopped) is asked about without one: the station then reports what it shows.
+                    answers = await station.status([label.label_id for label in sent], [label.ticket for label in sent])
+                except StationUnavailable as exc:
+                    log.warning("label station unavailable", extra={"store_id": store.store_id, "error": str(exc)})
+                    answers = []
+                except Exception:
+                    log.exception("label station status failed", extra={"store_id": store.store_id})
+                    answers = []
+                by_id = {label.label_id: label for label in sent}
+                for answer in answers:
+                    label = by_id.get(answer.label_id)
+                    if label is None:
+                        continue
+                    statuses.append((label.label_id, answer.online, answer.battery_mv, answer.last_seen))
+                    if answer.acknowledged_digest is not None and answer.acknowledged_digest == label.sent_digest:
+                        acknowledged.append((label.label_id, answer.acknowledged_digest))
+                    elif answer.error and not answer.pending:
+                        failures.append(Failure(label.label_id, label.sent_digest or "", answer.error))
+            answered = {label_id for label_id, _ in acknowledged} | {failure.label_id for failure in failures}
+            for label in sent:
+                if label.label_id not in answered and label.sent_at is not None and now - label.sent_at >= timeout:
+                    failures.append(Failure(label.label_id, label.sent_digest or "", "not acknowledged in time"))
+            await self._record(store.store_id, acknowledged=acknowledged, failures=failures, statuses=statuses)
+            if len(sent) < STATUS_BATCH:
+                return asked
+
+    async def refresh_status(self) -> int:
+        """Read every label's online state and battery from its station; the number refreshed."""
+        async with self._uow() as uow:
+            stores = [store for store in await pricing_store.all_stores(uow.session) if store.label_station_kind]
+        counts = await asyncio.gather(*(self._refresh_store(store) for store in stores))
+        return sum(counts)
+
+    async def _refresh_store(self, store: StoreRow) -> int:
+        station = self._stations.of(store)
+        if station is None:
+            return 0
+        refreshed = 0
+        after = ""
+        while True:
+            async with self._uow() as uow:
+                label_ids = await label_store.label_ids_of_store(uow.session, store.store_id, after, STATUS_BATCH)
+            if not label_ids:
+                return refreshed
+            after = label_ids[-1]
+            try:
+                answers = await station.status(label_ids)
+            except Exception as exc:
+                log.warning("label station status failed", extra={"store_id": store.store_id, "error": str(exc)})
+                return refreshed
+            statuses = [(a.label_id, a.online, a.battery_mv, a.last_seen) for a in answers]
+            await self._record(store.store_id, statuses=statuses)
+            refreshed += len(statuses)
+            if len(label_ids) < STATUS_BATCH:
+                return refreshed
+
+    async def _record(
+        self, store_id: str, *, acknowledged: Sequence[tuple[str, str]] = (),
+        tickets: Sequence[tuple[str, str, str]] = (), failures: Sequence[Failure] = (),
+        statuses: Sequence[tuple[str, bool, int | None, datetime | None]] = (),
+    ) -> None:  # fmt: skip
+        now = self._clock()
+        async with self._uow() as uow:
+            await label_store.record_tickets(uow.session, store_id, tickets)
+            await label_store.record_acknowledged(uow.session, store_id, acknowledged, now)
+            given_up = await label_store.record_failures(
+                uow.session, store_id, failures, now, retry_base=self._policy.retry_base_seconds,
+                retry_max=self._policy.retry_max_seconds, max_attempts=self._policy.max_attempts,
+            )  # fmt: skip
+            await label_store.record_status(uow.session, store_id, statuses, now)
+            for label in given_up:
+                log.warning("label given up", extra={"store_id": store_id, "label_id": label.label_id,
+                                                     "error": label.last_error})  # fmt: skip
+                uow.publish(
+                    events.label_sync_given_up(
+                        store_id=store_id,
+                        label_id=label.label_id,
+                        sku=label.sku,
+                        attempts=label.attempts,
+                        last_error=label.last_error,
+                        at=now,
+                    )
+                )
+            await uow.commit()

@@ -1,0 +1,195 @@
+"""Markdown suggestions: overstock and slow movers found by inventory become suggested price
+cuts for staff to approve; an approved one becomes a scheduled price change of its store.
+
+A new alert for a store and SKU replaces its open suggestion (one open suggestion per store
+and SKU); a suggestion the minimum margin leaves no room for is not made at all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from retail.pricing.v1 import pricing_service_pb2 as pb
+from sqlalchemy import text
+
+from servicekit.db import UnitOfWork
+from servicekit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.pricing.adapters import integration_events as events
+from services.pricing.adapters import pricing_store, wire
+from services.pricing.adapters.pricing_store import ChangeRow
+from services.pricing.domain.markdown import suggest_markdown
+from services.pricing.domain.rules import Channel, PriceContext, RuleSet
+from services.pricing.service_layer.pricing import Actor, Pricing, ScheduleChange
+
+Clock = Callable[[], datetime]
+_COLUMNS = (
+    "markdown_id, store_id, sku, current_price_fen, suggested_price_fen, floor_price_fen, percent_off, reason, state, "
+    "change_id, created_at"
+)
+MARKDOWN_STATES = ("open", "approved", "rejected", "withdrawn")
+
+
+@dataclass(frozen=True)
+class MarkdownRow:
+    markdown_id: str
+    store_id: str
+    sku: str
+    current_price_fen: int
+    suggested_price_fen: int
+    floor_price_fen: int
+    percent_off: Decimal
+    reason: str
+    state: str
+    change_id: str | None
+    created_at: datetime
+
+
+def wire_markdown(row: MarkdownRow) -> pb.MarkdownSuggestion:
+    message = pb.MarkdownSuggestion(
+        markdown_id=row.markdown_id,
+        store_id=row.store_id,
+        sku=row.sku,
+        current_price=wire.money(row.current_price_fen, "CNY"),
+        suggested_price=wire.money(row.suggested_price_fen, "CNY"),
+        floor_price=wire.money(row.floor_price_fen, "CNY"),
+        reason=row.reason,
+        state=wire.to_wire(pb.MarkdownState, "MARKDOWN_STATE", row.state),
+        change_id=row.change_id or "",
+        created_at=wire.timestamp(row.created_at),
+    )
+    message.percent_off.value = format(row.percent_off.normalize(), "f")
+    return message
+
+
+def _row(row: Any) -> MarkdownRow:
+    return MarkdownRow(*(getattr(row, column.strip()) for column in _COLUMNS.split(",")))
+
+
+@dataclass(frozen=True)
+class OverstockAlert:
+    store_id: str
+    sku: str
+    days_of_cover: Decimal  # Infinity when nothing is expected to sell
+    overstock_cover_days: Decimal
+
+
+class Markdowns:
+    def __init__(
+        self, unit_of_work: Callable[[], UnitOfWork], pricing: Pricing, *, min_margin: Decimal, clock: Clock
+    ) -> None:
+        self._uow = unit_of_work
+        self._pricing = pricing
+        self._min_margin = min_margin
+        self._clock = clock
+
+    async def on_overstock(self, uow: UnitOfWork, alert: OverstockAlert) -> MarkdownRow | None:
+        """Suggest a markdown for an overstocked SKU of a store (if pricing knows both and the margin allows)."""
+        session = uow.session
+        store = await pricing_store.get_store(session, alert.store_id)
+        item = (await pricing_store.get_items(session, [alert.sku])).get(alert.sku)
+        if store is None or item is None or not item.item.sellable_in(store.store_id):
+            return None  # not a store pricing serves (a warehouse, the online shop) or not sold there
+        now = self._clock()
+        rules = RuleSet.of((await pricing_store.rules_of(session, [alert.sku])).get(alert.sku, []))
+        context = PriceContext(sku=alert.sku, store_id=store.store_id, store_groups=frozenset(store.price_groups),
+                               channel=Channel.STORE, member_tier=None, at=now, currency=store.currency)  # fmt: skip
+        try:
+            regular = rules.regular_rule(context).price_fen or 0
+        except FailedPrecondition:
+            return None
+        threshold = max(1, int(alert.overstock_cover_days))
+        suggestion = suggest_markdown(
+            sku=alert.sku, store_id=store.store_id, regular_price_fen=regular, cost_fen=item.item.cost_fen,
+            days_of_cover=alert.days_of_cover, overstock_threshold_days=threshold, min_margin=self._min_margin,
+        )  # fmt: skip
+        await session.execute(
+            text("UPDATE markdown SET state = 'withdrawn', decided_at = :now WHERE store_id = :store AND sku = :sku "
+                 "AND state = 'open'"),
+            {"now": now, "store": store.store_id, "sku": alert.sku},
+        )  # fmt: skip
+        if suggestion is None:
+            return None
+        row = (
+            await session.execute(
+                text(f"""
+                    INSERT INTO markdown (markdown_id, store_id, sku, current_price_fen, suggested_price_fen,
+                                          floor_price_fen, percent_off, reason, created_at)
+                    VALUES (:id, :store, :sku, :current, :suggested, :floor, :percent, :reason, :now)
+                    RETURNING {_COLUMNS}
+                """),
+                {
+                    "id": f"MD{uuid.uuid4().hex[:20].upper()}",
+                    "store": store.store_id,
+                    "sku": alert.sku,
+                    "current": regular,
+                    "suggested": suggestion.suggested_price_fen,
+                    "floor": suggestion.floor_price_fen,
+                    "percent": suggestion.percent,
+                    "reason": suggestion.reason,
+                    "now": now,
+                },
+            )
+        ).one()
+        suggested = _row(row)
+        uow.publish(events.markdown_suggested(wire_markdown(suggested), now))
+        return suggested
+
+    async def list(self, store_id: str, state: str, after_sku: str, limit: int) -> list[MarkdownRow]:
+        if state not in MARKDOWN_STATES:
+            raise InvalidArgument(f"state must be one of {', '.join(MARKDOWN_STATES)}", details={"field": "state"})
+        async with self._uow() as uow:
+            if await pricing_store.get_store(uow.session, store_id) is None:
+                raise NotFound(f"unknown store {store_id}", reason="unknown-store")
+            rows = await uow.session.execute(
+                text(f"SELECT {_COLUMNS} FROM markdown WHERE store_id = :store AND state = :state AND sku > :after "
+                     "ORDER BY sku, created_at DESC LIMIT :limit"),
+                {"store": store_id, "state": state, "after": after_sku, "limit": limit},
+            )  # fmt: skip
+            return [_row(row) for row in rows]
+
+    async def decide(
+        self, uow: UnitOfWork, markdown_id: str, approve: bool, effective_at: datetime | None, actor: Actor
+    ) -> tuple[MarkdownRow, ChangeRow | None]:
+        row = (
+            await uow.session.execute(
+                text(f"SELECT {_COLUMNS} FROM markdown WHERE markdown_id = :id FOR UPDATE"), {"id": markdown_id}
+            )
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"unknown markdown suggestion {markdown_id}", reason="unknown-markdown")
+        suggestion = _row(row)
+        if not actor.headquarters and actor.store_id != suggestion.store_id:
+            raise PermissionDenied("only headquarters or the store's own staff decide its markdowns")
+        if suggestion.state != "open":
+            raise FailedPrecondition(f"the suggestion is {suggestion.state}, not open", reason="markdown-not-open")
+        now = self._clock()
+        change = None
+        if approve:
+            moment = effective_at or now + timedelta(seconds=1)
+            change = await self._pricing.schedule_change(
+                uow,
+                ScheduleChange(sku=suggestion.sku, price_fen=suggestion.suggested_price_fen, effective_at=moment,
+                               store_ids=(suggestion.store_id,), channel=Channel.STORE, markdown_id=markdown_id),
+                Actor(actor.client_id, suggestion.store_id, actor.headquarters),
+            )  # fmt: skip
+        decided = (
+            await uow.session.execute(
+                text(
+                    f"UPDATE markdown SET state = :state, change_id = :change, decided_at = :now, decided_by = :by "
+                    f"WHERE markdown_id = :id RETURNING {_COLUMNS}"
+                ),
+                {
+                    "state": "approved" if approve else "rejected",
+                    "change": change.change_id if change else None,
+                    "now": now,
+                    "by": actor.client_id,
+                    "id": markdown_id,
+                },
+            )
+        ).one()
+        return _row(decided), change

@@ -1,0 +1,78 @@
+"""The moments at which prices change: due scheduled changes and rule window edges.
+
+:meth:`Scheduler.run_due` applies every scheduled change whose moment has come (it becomes
+the regular price of its scope: the chain-wide base price, or an override per store and
+channel) and recomputes every SKU whose rule window opened or closed, then advances the
+affected books (see :mod:`book`). Work is claimed with ``SKIP LOCKED``, in batches of
+SKUs per transaction, so replicas share it and a crash loses nothing: an unapplied change
+or an unconsumed window edge is still there for the next round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from servicekit.db import UnitOfWork
+from services.pricing.adapters import pricing_store
+from services.pricing.adapters.pricing_store import ChangeRow
+from services.pricing.domain.rules import Channel, PriceRule, RuleKind, Scope
+from services.pricing.service_layer import book
+
+Clock = Callable[[], datetime]
+
+
+class Scheduler:
+    def __init__(self, unit_of_work: Callable[[], UnitOfWork], *, batch: int, clock: Clock) -> None:
+        self._uow = unit_of_work
+        self._batch = batch
+        self._clock = clock
+
+    async def run_due(self) -> int:
+        """Apply what is due now, batch after batch; the number of book entries that changed."""
+        changed = 0
+        while True:
+            done, entries = await self._one_batch()
+            changed += entries
+            if not done:
+                return changed
+
+    async def _one_batch(self) -> tuple[bool, int]:
+        now = self._clock()
+        async with self._uow() as uow:
+            changes = await pricing_store.claim_due_changes(uow.session, now, self._batch)
+            timer_skus = await pricing_store.due_timer_skus(uow.session, now, self._batch)
+            if not changes and not timer_skus:
+                return False, 0
+            skus = sorted({change.sku for change in changes} | set(timer_skus))
+            items = await pricing_store.lock_items(uow.session, skus)
+            await pricing_store.clear_due_timers(uow.session, timer_skus, now)
+            stores = await pricing_store.all_stores(uow.session)
+            for change in changes:  # in effective order: a later change of the same scope wins
+                await _apply(uow, change)
+            causes = {
+                (store_id, change.sku): (change.change_id, change.effective_at)
+                for change in changes
+                for store_id in change.store_ids or [store.store_id for store in stores]
+            }
+            result = await book.refresh(uow, skus, now, items=items, stores=stores, causes=causes)
+            await pricing_store.mark_changes_applied(uow.session, [change.change_id for change in changes], now)
+            await uow.commit()
+            return True, result.changed
+
+    async def next_due(self) -> datetime | None:
+        async with self._uow() as uow:
+            return await pricing_store.next_timer(uow.session)
+
+
+async def _apply(uow: UnitOfWork, change: ChangeRow) -> None:
+    channel = Channel(change.channel) if change.channel else None
+    store_ids: tuple[str | None, ...] = change.store_ids or (None,)
+    sequences = await pricing_store.next_rule_sequence(uow.session, len(store_ids))
+    for store_id, sequence in zip(store_ids, sequences, strict=True):
+        rule = PriceRule(
+            rule_id=f"R{sequence}", sku=change.sku, kind=RuleKind.REGULAR,
+            scope=Scope(store_id=store_id, channel=channel), currency=change.currency, sequence=sequence,
+            price_fen=change.price_fen,
+        )  # fmt: skip
+        await pricing_store.set_regular_price(uow.session, rule, change.change_id)

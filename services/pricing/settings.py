@@ -1,0 +1,47 @@
+"""Settings of the pricing service (environment variables, see servicekit.settings)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from pydantic import Field
+
+from servicekit.settings import BaseServiceSettings
+
+
+class PricingSettings(BaseServiceSettings):
+    grpc_host: str = Field(default="0.0.0.0", description="interface the gRPC API listens on (GRPC_HOST)")  # noqa: S104
+    grpc_port: int = Field(default=50051, ge=0, le=65535, description="gRPC port (GRPC_PORT)")
+    min_margin: Decimal = Field(
+        default=Decimal("0.05"), ge=0, lt=1,
+        description="regular prices below this margin over cost need an explicit, audited override (MIN_MARGIN)",
+    )  # fmt: skip
+    schedule_poll_seconds: float = Field(
+        default=1.0, gt=0, le=60,
+        description="how often due price changes and rule windows are looked for (also woken by writes)",
+    )  # fmt: skip
+    schedule_batch: int = Field(default=500, ge=1, le=10_000, description="SKUs recomputed per transaction")
+    label_push_batch: int = Field(default=1000, ge=1, le=10_000, description="label pushes claimed per round")
+    label_poll_seconds: float = Field(
+        default=2.0, gt=0, le=600, description="how often stations are asked what their labels show"
+    )
+    label_status_seconds: float = Field(
+        default=300.0, gt=0, le=86_400, description="how often every label's online state and battery are refreshed"
+    )
+    label_retry_base_seconds: float = Field(default=5.0, gt=0, le=3600, description="first retry delay (doubles)")
+    label_retry_max_seconds: float = Field(default=600.0, gt=0, le=86_400, description="longest retry delay")
+    label_max_attempts: int = Field(default=6, ge=1, le=100, description="pushes before a label is given up")
+    label_ack_timeout_seconds: float = Field(
+        default=600.0, gt=0, le=86_400,
+        description="a sent label not confirmed this long is pushed again (counts as an attempt)",
+    )  # fmt: skip
+    label_ack_deadline_seconds: float = Field(
+        default=900.0, gt=0, le=86_400,
+        description="the parity audit reports labels not confirming their content within this deadline",
+    )  # fmt: skip
+    label_station_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="per request to a station")
+    label_station_api_key: str = Field(default="", description="API key of batch label stations, when they need one")
+    inventory_consumer_durable: str = Field(
+        default="pricing-inventory", pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="durable consumer name on INVENTORY (overstock alerts → markdown suggestions)",
+    )  # fmt: skip

@@ -18,6 +18,7 @@ from servicekit.grpc_server import GrpcServer
 from servicekit.lifecycle import sleep_unless
 from servicekit.maintenance import kit_maintenance
 from servicekit.nats_connection import NatsConnection
+from services.inventory.entrypoints.catalogue_consumer import catalogue_consumer, catalogue_handlers
 from services.inventory.entrypoints.grpc_api import RESERVATION_CODEC, InventoryServicer, register
 from services.inventory.entrypoints.sales_consumer import INVENTORY_STREAM, SALES_CONSUMER, sales_handlers
 from services.inventory.service_layer.handlers import InventoryService
@@ -90,7 +91,13 @@ def build(settings: InventorySettings) -> InventoryApp:
                 database_url=settings.database_url,
                 own_stream=INVENTORY_STREAM,
                 replicas=settings.jetstream_replicas,
-                subscriptions=[Subscription(SALES_CONSUMER, sales_handlers(service), unit_of_work)],
+                subscriptions=[
+                    Subscription(SALES_CONSUMER, sales_handlers(service), unit_of_work),
+                    # Until pricing has declared its stream this one retries; nothing else waits for it.
+                    Subscription(
+                        catalogue_consumer(settings.catalogue_consumer_durable), catalogue_handlers(), unit_of_work
+                    ),
+                ],
             ),
             _expiry_sweeper(service, settings.reservation_sweep_seconds),
             kit_maintenance(engine),

@@ -32,6 +32,10 @@ class InventorySettings(BaseServiceSettings):
     overstock_cover_days: Decimal = Field(
         default=Decimal(60), gt=0, le=365, description="more days of cover than this is overstock"
     )
+    catalogue_consumer_durable: str = Field(
+        default="inventory-catalogue", pattern=r"^[A-Za-z0-9_-]+$",
+        description="durable JetStream consumer of pricing's item changes (CATALOGUE_CONSUMER_DURABLE)",
+    )  # fmt: skip
     forecast_workers: int = Field(
         default=2, ge=1, le=32, description="threads fitting demand models (each fit takes one CPU for seconds)"
     )

@@ -28,7 +28,7 @@ from gateway.maintenance import run_maintenance
 from gateway.rate_limits import RateLimiter
 from gateway.readiness import NotReady, Readiness, ReadinessCheck
 from gateway.resources import GatewayResources
-from gateway.routes import inventory, members
+from gateway.routes import inventory, members, pricing
 from gateway.settings import GatewaySettings
 from servicekit.db import create_engine
 from servicekit.nats_connection import NatsConnection
@@ -39,7 +39,11 @@ SERVICE_NAME = "gateway"
 
 
 # Routes that front a backend service, by the backend's name in GATEWAY_BACKENDS.
-SERVICE_ROUTERS: dict[str, APIRouter] = {"inventory": inventory.router, "member": members.router}
+SERVICE_ROUTERS: dict[str, APIRouter] = {
+    "inventory": inventory.router,
+    "member": members.router,
+    "pricing": pricing.router,
+}
 
 
 def service_routers(settings: GatewaySettings) -> list[APIRouter]:

@@ -28,6 +28,17 @@ MEMBERS_ERASE = "members:erase"
 MEMBER_POINTS_READ = "members:points:read"
 MEMBER_POINTS_REDEEM = "members:points:redeem"
 MEMBER_KPIS_READ = "members:kpis:read"
+CATALOGUE_READ = "catalogue:read"
+CATALOGUE_WRITE = "catalogue:write"
+PRICES_READ = "prices:read"
+PRICES_WRITE = "prices:write"
+PRICE_CHANGES_WRITE = "price-changes:write"
+POS_PRICE_BOOK_READ = "pos:price-book:read"
+LABELS_READ = "labels:read"
+LABELS_WRITE = "labels:write"
+MARKDOWNS_READ = "markdowns:read"
+MARKDOWNS_DECIDE = "markdowns:decide"
+STORES_WRITE = "stores:write"
 
 # Scope → what it allows, for the API documentation and the admin routes.
 CATALOGUE: dict[str, str] = {
@@ -48,22 +59,37 @@ CATALOGUE: dict[str, str] = {
     MEMBER_POINTS_READ: "read a member's points balance and ledger",
     MEMBER_POINTS_REDEEM: "redeem a member's points",
     MEMBER_KPIS_READ: "read member KPIs (active members, repeat-purchase rate, average basket, member share)",
+    CATALOGUE_READ: "list catalogue items (terminals and store staff: their store's; suppliers: their own)",
+    CATALOGUE_WRITE: "create and change catalogue items (headquarters)",
+    PRICES_READ: "read price rules, effective prices and basket prices (store-bound clients: their store)",
+    PRICES_WRITE: "set a SKU's base price, overrides and promotions (headquarters)",
+    PRICE_CHANGES_WRITE: "schedule price changes (headquarters: any stores; store managers: their own store)",
+    POS_PRICE_BOOK_READ: "download the terminal's store price book, in full or as a delta",
+    LABELS_READ: "read a store's shelf labels and their parity audit",
+    LABELS_WRITE: "link shelf labels to SKUs (store managers: their own store)",
+    MARKDOWNS_READ: "read a store's markdown suggestions",
+    MARKDOWNS_DECIDE: "approve or reject markdown suggestions (store managers: their own store)",
+    STORES_WRITE: "register stores, their price groups and label stations (headquarters)",
 }
 
 _MEMBER_COUNTER = frozenset({MEMBERS_READ, MEMBERS_WRITE, MEMBER_POINTS_READ})
+_PRICE_LOOKUP = frozenset({CATALOGUE_READ, PRICES_READ})
+_STORE_PRICING = _PRICE_LOOKUP | {PRICE_CHANGES_WRITE, LABELS_READ, LABELS_WRITE, MARKDOWNS_READ, MARKDOWNS_DECIDE}
 
 _DEFAULTS: dict[ClientKind | StaffRole, frozenset[str]] = {
-    ClientKind.APP: frozenset({STOCK_READ, RESERVATIONS_WRITE, MEMBER_POINTS_REDEEM}) | _MEMBER_COUNTER,
-    ClientKind.POS_TERMINAL: frozenset({POS_SALES_WRITE, POS_SYNC_READ, STOCK_READ, MEMBER_POINTS_REDEEM})
-    | _MEMBER_COUNTER,
-    ClientKind.SUPPLIER_USER: frozenset({STOCK_READ, REPLENISHMENT_READ}),
-    StaffRole.STORE_GUIDE: frozenset({STOCK_READ}) | _MEMBER_COUNTER,
+    ClientKind.APP: frozenset({STOCK_READ, RESERVATIONS_WRITE, MEMBER_POINTS_REDEEM}) | _MEMBER_COUNTER
+    | _PRICE_LOOKUP,
+    ClientKind.POS_TERMINAL: frozenset({POS_SALES_WRITE, POS_SYNC_READ, STOCK_READ, MEMBER_POINTS_REDEEM,
+                                        POS_PRICE_BOOK_READ}) | _MEMBER_COUNTER | _PRICE_LOOKUP,
+    ClientKind.SUPPLIER_USER: frozenset({STOCK_READ, REPLENISHMENT_READ, CATALOGUE_READ}),
+    StaffRole.STORE_GUIDE: frozenset({STOCK_READ, LABELS_READ}) | _MEMBER_COUNTER | _PRICE_LOOKUP,
     StaffRole.STORE_MANAGER: frozenset({STOCK_READ, TRANSFERS_WRITE, STOCK_COUNTS_WRITE, REPLENISHMENT_READ,
-                                        MEMBER_KPIS_READ}) | _MEMBER_COUNTER,
+                                        MEMBER_KPIS_READ}) | _MEMBER_COUNTER | _STORE_PRICING,
     StaffRole.HEADQUARTERS: frozenset(
         {STOCK_READ, TRANSFERS_WRITE, STOCK_COUNTS_WRITE, REPLENISHMENT_READ, SALES_HISTORY_WRITE, CLIENTS_ADMIN,
-         MEMBERS_PII_READ, MEMBERS_MERGES_UNDO, MEMBERS_ERASE, MEMBER_POINTS_REDEEM, MEMBER_KPIS_READ}
-    ) | _MEMBER_COUNTER,
+         MEMBERS_PII_READ, MEMBERS_MERGES_UNDO, MEMBERS_ERASE, MEMBER_POINTS_REDEEM, MEMBER_KPIS_READ,
+         CATALOGUE_WRITE, PRICES_WRITE, STORES_WRITE}
+    ) | _MEMBER_COUNTER | _STORE_PRICING,
 }  # fmt: skip
 
 

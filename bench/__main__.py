@@ -22,6 +22,10 @@ of its own (pgbench, wrk, a separate publisher), never from the process being me
 5. Members (see bench/members.py): identity resolution through the gateway with a million
    members loaded, beside pgbench's lookup of the same row; points earned from a SALES
    journal backlog in sales/s, beside pgbench's naive per-sale write transaction.
+6. Pricing (see bench/pricing.py): a chain-wide price change reaching 50,000 shelf labels in
+   10 stores (seconds from the effective moment until every label confirmed it) beside the
+   raw JetStream publish rate; baskets of 20 lines priced through the gateway beside
+   pgbench reading the same rows.
 """
 
 from __future__ import annotations
@@ -124,7 +128,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--seconds", type=int, default=10, help="duration of each timed load")
     parser.add_argument(
-        "--only", choices=["outbox", "http", "reservations", "pos", "members"], help="run one benchmark"
+        "--only", choices=["outbox", "http", "reservations", "pos", "members", "pricing"], help="run one benchmark"
     )
     args = parser.parse_args()
     # The benchmark's own short-lived NATS clients close without saying so first: not a disconnection.
@@ -160,6 +164,12 @@ def main() -> int:
             print("== members: identity resolution and points earning", flush=True)
             results["members"] = bench_members(work / "members", args.seconds)
             print_results(results["members"])
+        if args.only in (None, "pricing"):
+            from bench.pricing import bench_pricing
+
+            print("== pricing: a label storm and basket lookups", flush=True)
+            results["pricing"] = bench_pricing(work / "pricing", args.seconds)
+            print_results(results["pricing"])
     out = Path(".local/bench-latest.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

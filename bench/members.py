@@ -340,12 +340,19 @@ class WrkRun:
 
 
 def wrk(base_url: str, script: Path, seconds: int, token: str) -> WrkRun:
+    return run_wrk(base_url, script, seconds, token, connections=CONNECTIONS, script_args=[str(MEMBERS)])
+
+
+def run_wrk(
+    base_url: str, script: Path, seconds: int, token: str, *, connections: int, script_args: list[str]
+) -> WrkRun:
+    """wrk (2 threads, ``connections``) running a Lua script with a bearer token in ``BENCH_TOKEN``."""
     binary = shutil.which("wrk")
     if binary is None:
         raise SystemExit("wrk is not installed (make bench installs it from Debian's packages when run as root)")
     output = subprocess.run(
-        [binary, "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s", "--latency", "-s", str(script),
-         base_url, "--", str(MEMBERS)],
+        [binary, "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency", "-s", str(script),
+         base_url, "--", *script_args],
         capture_output=True, text=True, check=True, env={**os.environ, "BENCH_TOKEN": token},
     ).stdout  # fmt: skip
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)

@@ -17,6 +17,8 @@ class Component:
     protocol: Literal["http", "grpc"]
     # "package.module:function" — an async loader of this component's part of the demo data.
     demo_loader: str | None = None
+    # An HTTP component is ready once this path answers 200.
+    ready_path: str = "/readyz"
 
     @property
     def database(self) -> str:
@@ -47,6 +49,25 @@ MEMBER = Component(
     demo_loader="services.member.demo:load_demo",
 )
 
+PRICING = Component(
+    name="pricing",
+    module="services.pricing",
+    migrate_module="services.pricing.migrate",
+    protocol="grpc",
+    demo_loader="services.pricing.demo:load_demo",
+)
+
 # Services come first so that the gateway finds its backends when it starts.
-SERVICES: tuple[Component, ...] = (INVENTORY, MEMBER)
+SERVICES: tuple[Component, ...] = (INVENTORY, MEMBER, PRICING)
 COMPONENTS: tuple[Component, ...] = (*SERVICES, GATEWAY)
+
+# Not part of the platform: a batch shelf-label station simulator standing in for store
+# S001's hardware, so that `make run` shows labels syncing (no database, started with
+# `python -m tools.esl_simulators batch ...` by the stack; the pricing demo links its labels).
+LABEL_STATION = Component(
+    name="label-station",
+    module="tools.esl_simulators",
+    migrate_module="",
+    protocol="http",
+    ready_path="/api/v1/labels",
+)

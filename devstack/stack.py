@@ -26,7 +26,7 @@ from typing import Any, TextIO, cast
 
 import asyncpg
 
-from devstack.components import COMPONENTS, Component
+from devstack.components import COMPONENTS, LABEL_STATION, Component
 from devstack.servers import NatsServer, PostgresServer, free_port, port_is_free
 from servicekit.settings import to_plain_url
 
@@ -183,12 +183,32 @@ class LocalStack:
                     f"{running.component.name} exited with code {running.process.returncode}; "
                     f"last lines of {running.log_path}:\n{_tail(running.log_path)}"
                 )
-            if running.component.protocol == "http" and _http_ok(f"{running.url}/readyz"):
+            if running.component.protocol == "http" and _http_ok(f"{running.url}{running.component.ready_path}"):
                 return
             if running.component.protocol == "grpc" and _grpc_serving(running.url.removeprefix("grpc://")):
                 return
             time.sleep(0.2)
         raise StackError(f"{running.component.name} not ready within {timeout}s; see {running.log_path}")
+
+    def start_label_station(self, ports: Ports) -> RunningProcess:
+        """A batch shelf-label station simulator with the demo's labels; the pricing demo gives it to S001."""
+        from services.pricing.demo import DEMO_LABELS, LABEL_STATION_ENV
+
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{LABEL_STATION.name}.log"
+        port = ports.take(LABEL_STATION.name)
+        with log_path.open("ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", LABEL_STATION.module, "batch", "--host", "127.0.0.1", "--port", str(port),
+                 "--generate", str(DEMO_LABELS), "--checkin-ms", "1000"],
+                env={**self.environ, "PYTHONUNBUFFERED": "1"}, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        running = RunningProcess(LABEL_STATION, process, log_path, f"http://127.0.0.1:{port}")
+        self.processes.append(running)
+        os.environ.setdefault(LABEL_STATION_ENV, running.url)  # read by the pricing demo loader (in this process)
+        self.say(f"started {LABEL_STATION.name} simulator (pid {process.pid}) at {running.url}, log {log_path}")
+        return running
 
     # -- demo data -----------------------------------------------------------------------
     async def load_demo_data(self) -> dict[str, Any]:
@@ -255,6 +275,8 @@ def run(state_dir: Path) -> int:
             stack.migrate(component, ports)
         for component in COMPONENTS:
             stack.wait_until_ready(stack.start_component(component, ports))
+        label_station = stack.start_label_station(ports)
+        stack.wait_until_ready(label_station)
         ports.save(state_dir / "ports.json")
         demo_outputs = asyncio.run(stack.load_demo_data())
         gateway = next(p for p in stack.processes if p.component.name == "gateway")
@@ -263,6 +285,7 @@ def run(state_dir: Path) -> int:
             "docs_url": f"{gateway.url}/docs",
             "openapi_url": f"{gateway.url}/openapi.json",
             "services": {p.component.name: p.url for p in stack.processes if p.component.protocol == "grpc"},
+            "label_station_url": label_station.url,
             "postgres_url": _without_password(stack.admin_database_url),
             "nats_url": stack.nats_url,
             "logs": str(stack.log_dir),

@@ -92,15 +92,37 @@ def registered_clients(postgres_url: str) -> int:
     return run_in_fresh_loop(count)
 
 
+def wait_for_acknowledged_labels(postgres_url: str, timeout: float = 30.0) -> int:
+    """Labels of the demo store that the simulated station has confirmed showing (polls until some are)."""
+
+    async def count() -> int:
+        connection = await asyncpg.connect(postgres_url.rsplit("/", 1)[0] + "/retail_pricing")
+        try:
+            return int(await connection.fetchval("SELECT count(*) FROM label WHERE state = 'acknowledged'"))
+        finally:
+            await connection.close()
+
+    deadline = time.monotonic() + timeout
+    while (acknowledged := run_in_fresh_loop(count)) == 0 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return acknowledged
+
+
 def test_make_run_serves_ready_stops_clean_and_keeps_its_data_across_restarts(state_dir: Path) -> None:
     with local_stack(state_dir) as (_, stack, first_output):
         status, readiness = get(f"{stack['gateway_url']}/readyz")
         assert (status, readiness["status"]) == (200, "ready")
         assert readiness["checks"]["backend:inventory"] == "ok"  # type: ignore[index]
-        assert set(cast(dict[str, str], stack["services"])) == {"inventory", "member"}
+        assert set(cast(dict[str, str], stack["services"])) == {"inventory", "member", "pricing"}
         assert stack["demo"]["inventory"]["stock_levels_created"] > 0  # type: ignore[index]
         assert readiness["checks"]["backend:member"] == "ok"  # type: ignore[index]
         assert stack["demo"]["member"]["members"] > 0  # type: ignore[index]
+        assert readiness["checks"]["backend:pricing"] == "ok"  # type: ignore[index]
+        pricing_demo = stack["demo"]["pricing"]  # type: ignore[index]
+        assert pricing_demo["book_entries"] > 0
+        assert pricing_demo["labels_linked"] > 0
+        assert pricing_demo["label_station"] == stack["label_station_url"]
+        assert wait_for_acknowledged_labels(str(stack["postgres_url"])) > 0, "no demo label synced with the station"
         assert get(str(stack["openapi_url"]))[0] == 200
         demo = stack["demo"]["gateway"]  # type: ignore[index]
         assert set(demo["credentials"]) >= {"app", "pos_terminal", "supplier_user", "headquarters", "store_guide"}

@@ -168,7 +168,7 @@ def test_every_postgres_cluster_has_the_instances_of_its_environment(
 ) -> None:
     clusters = [d for d in rendered[f"overlays/{overlay}"] if d["kind"] == "Cluster"]
     names = [c["metadata"]["name"] for c in clusters]
-    assert {"gateway-db", "inventory-db", "member-db"} <= set(names)  # one cluster per component that owns data
+    assert {"gateway-db", "inventory-db", "member-db", "pricing-db"} <= set(names)  # one per component owning data
     for cluster in clusters:
         component = cluster["metadata"]["name"].removesuffix("-db")
         assert cluster["apiVersion"] == "postgresql.cnpg.io/v1"
@@ -192,6 +192,35 @@ def test_each_overlay_sets_its_environment_and_pins_the_platform_image(
     (image,) = images
     assert image.startswith("registry.example.com/retail/platform:")
     assert not image.endswith(":latest")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_gateway_reaches_every_deployed_grpc_service(rendered: dict[str, list[Manifest]], overlay: str) -> None:
+    docs = rendered[f"overlays/{overlay}"]
+    backends = dict(entry.split("=", 1) for entry in config_map(docs, "gateway-config")["GATEWAY_BACKENDS"].split(","))
+    assert backends == {"inventory": "inventory:50051", "member": "member:50051", "pricing": "pricing:50051"}
+    for name in backends:
+        ports = one(docs, "Service", name)["spec"]["ports"]
+        assert [(port["name"], port["port"]) for port in ports] == [("grpc", 50051)]
+
+
+@pytest.mark.parametrize(("overlay", "key_required"), [("dev", False), ("prod", True)])
+def test_pricing_takes_its_secrets_from_pricing_secrets_and_prod_requires_the_label_station_key(
+    rendered: dict[str, list[Manifest]], overlay: str, key_required: bool
+) -> None:
+    docs = rendered[f"overlays/{overlay}"]
+    container = one(docs, "Deployment", "pricing")["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["python", "-m", "services.pricing"]
+    assert {"secretRef": {"name": "pricing-secrets"}} in container["envFrom"]
+    key = [env for env in container.get("env", []) if env["name"] == "LABEL_STATION_API_KEY"]
+    if key_required:  # never the empty default in production
+        assert key == [{"name": "LABEL_STATION_API_KEY", "valueFrom": {"secretKeyRef": {
+            "name": "pricing-secrets", "key": "LABEL_STATION_API_KEY"}}}]  # fmt: skip
+    else:
+        assert key == []
+    assert "LABEL_STATION_API_KEY" not in config_map(docs, "pricing-config")
+    migrate = one(docs, "Job", "pricing-migrate")["spec"]["template"]["spec"]["containers"][0]
+    assert migrate["command"] == ["python", "-m", "services.pricing.migrate"]
 
 
 def test_no_secret_with_values_is_committed(rendered: dict[str, list[Manifest]]) -> None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 from retail.inventory.v1 import inventory_service_pb2
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -15,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from servicekit.db import UnitOfWork, create_engine, database_is_reachable
 from servicekit.eventing import Subscription, relay_and_consume
 from servicekit.grpc_server import GrpcServer
-from servicekit.lifecycle import sleep_unless
+from servicekit.lifecycle import every
 from servicekit.maintenance import kit_maintenance
 from servicekit.nats_connection import NatsConnection
 from services.inventory.entrypoints.catalogue_consumer import catalogue_consumer, catalogue_handlers
@@ -99,46 +97,28 @@ def build(settings: InventorySettings) -> InventoryApp:
                     ),
                 ],
             ),
-            _expiry_sweeper(service, settings.reservation_sweep_seconds),
+            every("reservation expiry", settings.reservation_sweep_seconds, service.expire_due, again=bool),
             kit_maintenance(engine),
-            _replenishment_runs(planner, settings.replenishment_interval_seconds),
+            # Every selling location planned each interval (the first run after one interval); 0 is off.
+            every(
+                "replenishment run",
+                settings.replenishment_interval_seconds,
+                _replenishment_run(planner),
+                first_run_now=False,
+            ),
         ],
         shutdown_grace=settings.shutdown_grace_seconds,
     )
     return InventoryApp(server, service, engine, nats, planner, fit_executor)
 
 
-def _expiry_sweeper(service: InventoryService, interval: float) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
-    async def run(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                while await service.expire_due() and not stop.is_set():
-                    pass  # a full batch: more may be due
-            except Exception as exc:  # database down: try again next round
-                log.warning("reservation expiry sweep failed", extra={"error": str(exc)})
-            await sleep_unless(stop, interval)
+def _replenishment_run(planner: ReplenishmentPlanner) -> Callable[[], Awaitable[None]]:
+    async def step() -> None:
+        report = await planner.run()
+        log.info(
+            "replenishment run finished",
+            extra={"locations": len(report.locations), "suggestions_published": report.suggestions_published,
+                   "alerts_published": report.alerts_published, "skipped": report.skipped},
+        )  # fmt: skip
 
-    return run
-
-
-def _replenishment_runs(
-    planner: ReplenishmentPlanner, interval: float
-) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
-    """Plan every selling location each ``interval`` seconds (the first run after one interval); 0 is off."""
-
-    async def run(stop: asyncio.Event) -> None:
-        if not interval:
-            return
-        while not await sleep_unless(stop, interval):
-            try:
-                report = await planner.run()
-            except Exception as exc:  # database down: try again next round
-                log.warning("replenishment run failed", extra={"error": str(exc)})
-                continue
-            log.info(
-                "replenishment run finished",
-                extra={"locations": len(report.locations), "suggestions_published": report.suggestions_published,
-                       "alerts_published": report.alerts_published, "skipped": report.skipped},
-            )  # fmt: skip
-
-    return run
+    return step

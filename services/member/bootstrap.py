@@ -6,12 +6,10 @@ Nothing connects at import time; :func:`build` returns the server and what it ho
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from retail.member.v1 import member_service_pb2
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -19,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from servicekit.db import UnitOfWork, create_engine, database_is_reachable
 from servicekit.eventing import Subscription, relay_and_consume
 from servicekit.grpc_server import GrpcServer
-from servicekit.lifecycle import sleep_unless
+from servicekit.lifecycle import every
 from servicekit.maintenance import kit_maintenance
 from servicekit.nats_connection import NatsConnection
 from services.member.adapters.personal_data import DataKeyring, PersonalDataCodec
@@ -125,8 +123,20 @@ def build(settings: MemberSettings, *, clock: Clock = lambda: datetime.now(UTC))
                     )
                 ],
             ),
-            _points_expiry(services.loyalty, settings.points_expiry_sweep_seconds),
-            _member_reviews(services.loyalty, settings.member_review_seconds),
+            every(
+                "points expiry",
+                settings.points_expiry_sweep_seconds,
+                services.loyalty.expire_due,
+                again=lambda expired: expired == EXPIRY_BATCH,
+            ),
+            # Every member's tier (downgrades after grace) and lifecycle stage; the first roll after one interval.
+            every(
+                "member review",
+                settings.member_review_seconds,
+                _review_step(services.loyalty),
+                again=bool,
+                first_run_now=False,
+            ),
             kit_maintenance(engine),
         ],
         shutdown_grace=settings.shutdown_grace_seconds,
@@ -134,33 +144,13 @@ def build(settings: MemberSettings, *, clock: Clock = lambda: datetime.now(UTC))
     return MemberApp(server, services, engine, nats)
 
 
-def _points_expiry(loyalty: Loyalty, interval: float) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
-    async def run(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                while await loyalty.expire_due() == EXPIRY_BATCH and not stop.is_set():
-                    pass  # a full batch: more may be due
-            except Exception as exc:  # database down: try again next round
-                log.warning("points expiry sweep failed", extra={"error": str(exc)})
-            await sleep_unless(stop, interval)
+def _review_step(loyalty: Loyalty) -> Callable[[], Awaitable[str]]:
+    """One batch of the tier and lifecycle review; a roll resumes where it stopped, and starts over when done."""
+    cursor = ""
 
-    return run
+    async def step() -> str:
+        nonlocal cursor
+        cursor = await loyalty.review(after_member_id=cursor)
+        return cursor
 
-
-def _member_reviews(loyalty: Loyalty, interval: float) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
-    """Every ``interval`` seconds, review every member's tier (downgrades after grace) and lifecycle stage."""
-
-    async def run(stop: asyncio.Event) -> None:
-        if not interval:
-            return
-        while not await sleep_unless(stop, interval):
-            cursor = ""
-            try:
-                while not stop.is_set():
-                    cursor = await loyalty.review(after_member_id=cursor)
-                    if not cursor:
-                        break
-            except Exception as exc:  # database down: the next round starts over
-                log.warning("member review failed", extra={"error": str(exc)})
-
-    return run
+    return step

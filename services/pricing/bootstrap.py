@@ -6,12 +6,10 @@ Nothing connects at import time; :func:`build` returns the server and what it ho
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from retail.pricing.v1 import pricing_service_pb2
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -19,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from servicekit.db import UnitOfWork, create_engine, database_is_reachable
 from servicekit.eventing import Subscription, relay_and_consume
 from servicekit.grpc_server import GrpcServer
-from servicekit.lifecycle import sleep_unless
+from servicekit.lifecycle import every
 from servicekit.maintenance import kit_maintenance
 from servicekit.nats_connection import NatsConnection
 from services.pricing.adapters.integration_events import PRICING_STREAM
@@ -135,7 +133,10 @@ def build(settings: PricingSettings, *, clock: Clock = lambda: datetime.now(UTC)
             ),
             every("price schedule", settings.schedule_poll_seconds, services.scheduler.run_due),
             every(
-                "label push", settings.schedule_poll_seconds, lambda: _drain(labels.push_due, settings.label_push_batch)
+                "label push",
+                settings.schedule_poll_seconds,
+                labels.push_due,
+                again=lambda pushed: pushed >= settings.label_push_batch,
             ),
             every("label acknowledgements", settings.label_poll_seconds, labels.poll_sent),
             every("label status", settings.label_status_seconds, labels.refresh_status),
@@ -144,28 +145,3 @@ def build(settings: PricingSettings, *, clock: Clock = lambda: datetime.now(UTC)
         shutdown_grace=settings.shutdown_grace_seconds,
     )
     return PricingApp(server, services, engine, nats)
-
-
-async def _drain(step: Callable[[], Awaitable[int]], full: int) -> int:
-    """Run ``step`` while it does a full batch of work."""
-    total = 0
-    while (done := await step()) >= full:
-        total += done
-    return total + done
-
-
-def every(
-    what: str, interval: float, step: Callable[[], Awaitable[Any]]
-) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
-    """A background loop running ``step`` now and then every ``interval`` seconds until stopped;
-    a failing round (database or station down) is logged and tried again next round."""
-
-    async def run(stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await step()
-            except Exception as exc:
-                log.warning("background round failed", extra={"what": what, "error": str(exc)})
-            await sleep_unless(stop, interval)
-
-    return run

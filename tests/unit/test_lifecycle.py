@@ -1,0 +1,103 @@
+"""servicekit.lifecycle.every: the background loop every service's periodic work runs in."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from servicekit.lifecycle import every
+
+HOUR = 3600.0
+
+
+async def test_a_full_batch_runs_again_at_once_and_the_loop_then_waits_for_the_interval() -> None:
+    stop = asyncio.Event()
+    backlog = [500, 500, 120]  # two full batches, then the rest
+    calls: list[int] = []
+
+    async def step() -> int:
+        done = backlog.pop(0) if backlog else 0
+        calls.append(done)
+        if not backlog:
+            stop.set()  # the round's last batch: nothing else may run within the hour
+        return done
+
+    await asyncio.wait_for(every("sweep", HOUR, step, again=lambda n: n == 500)(stop), timeout=5)
+
+    assert calls == [500, 500, 120]
+
+
+async def test_without_again_one_step_per_round() -> None:
+    stop = asyncio.Event()
+    rounds = 0
+
+    async def step() -> int:
+        nonlocal rounds
+        rounds += 1
+        if rounds == 3:
+            stop.set()
+        return 500
+
+    await asyncio.wait_for(every("tick", 0.001, step)(stop), timeout=5)
+
+    assert rounds == 3
+
+
+async def test_a_failing_round_is_logged_and_the_next_round_runs(caplog: pytest.LogCaptureFixture) -> None:
+    stop = asyncio.Event()
+    attempts = 0
+
+    async def step() -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise ConnectionError("database down")
+        stop.set()
+
+    with caplog.at_level(logging.WARNING, logger="servicekit.lifecycle"):
+        await asyncio.wait_for(every("schedule", 0.001, step)(stop), timeout=5)
+
+    assert attempts == 2
+    [record] = [r for r in caplog.records if r.getMessage() == "background round failed"]
+    assert (record.what, record.error) == ("schedule", "database down")  # type: ignore[attr-defined]
+
+
+async def test_stopping_ends_a_drain_between_batches() -> None:
+    stop = asyncio.Event()
+    calls = 0
+
+    async def step() -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            stop.set()
+        return True  # always more
+
+    await asyncio.wait_for(every("review", HOUR, step, again=bool)(stop), timeout=5)
+
+    assert calls == 2
+
+
+async def test_an_interval_of_zero_switches_the_loop_off() -> None:
+    async def step() -> None:
+        raise AssertionError("a switched-off loop ran")
+
+    await asyncio.wait_for(every("replenishment", 0, step)(asyncio.Event()), timeout=5)
+
+
+async def test_first_run_after_one_interval_runs_nothing_when_stopped_before() -> None:
+    stop = asyncio.Event()
+    ran = False
+
+    async def step() -> None:
+        nonlocal ran
+        ran = True
+
+    loop = asyncio.create_task(every("replenishment", HOUR, step, first_run_now=False)(stop))
+    await asyncio.sleep(0)  # let the loop start waiting for its first interval
+    stop.set()
+    await asyncio.wait_for(loop, timeout=5)
+
+    assert not ran

@@ -49,6 +49,7 @@ def label_policy(settings: PricingSettings) -> LabelPolicy:
         retry_base_seconds=settings.label_retry_base_seconds,
         retry_max_seconds=settings.label_retry_max_seconds,
         max_attempts=settings.label_max_attempts,
+        given_up_retry_seconds=settings.label_given_up_retry_seconds,
         ack_timeout_seconds=settings.label_ack_timeout_seconds,
         ack_deadline_seconds=settings.label_ack_deadline_seconds,
         station_timeout_seconds=settings.label_station_timeout_seconds,

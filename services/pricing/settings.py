@@ -31,6 +31,9 @@ class PricingSettings(BaseServiceSettings):
     label_retry_base_seconds: float = Field(default=5.0, gt=0, le=3600, description="first retry delay (doubles)")
     label_retry_max_seconds: float = Field(default=600.0, gt=0, le=86_400, description="longest retry delay")
     label_max_attempts: int = Field(default=6, ge=1, le=100, description="pushes before a label is given up")
+    label_given_up_retry_seconds: float = Field(
+        default=1800.0, gt=0, le=86_400, description="a given-up label is still pushed this often until it confirms"
+    )
     label_ack_timeout_seconds: float = Field(
         default=600.0, gt=0, le=86_400,
         description="a sent label not confirmed this long is pushed again (counts as an attempt)",

@@ -194,7 +194,8 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[La
                 sent_price_fen = l.desired_price_fen, sent_at = :now, ticket = ''
             WHERE (l.store_id, l.label_id) IN (
                 SELECT d.store_id, d.label_id FROM label d JOIN store s USING (store_id)
-                WHERE d.state IN ('pending', 'failed') AND d.next_attempt_at <= :now AND d.desired_digest IS NOT NULL
+                WHERE d.state IN ('pending', 'failed', 'given_up') AND d.next_attempt_at <= :now
+                  AND d.desired_digest IS NOT NULL
                   AND s.label_station_kind <> ''
                 ORDER BY d.next_attempt_at LIMIT :limit FOR UPDATE OF d SKIP LOCKED)
             RETURNING {_L_COLUMNS}
@@ -268,10 +269,13 @@ class Failure:
 
 async def record_failures(
     session: AsyncSession, store_id: str, failures: Sequence[Failure], now: datetime, *,
-    retry_base: float, retry_max: float, max_attempts: int,
+    retry_base: float, retry_max: float, max_attempts: int, given_up_retry: float,
 ) -> list[LabelRow]:  # fmt: skip
     """Failed pushes of still-desired content: retried after base·2^(attempts−1) seconds (capped),
-    or given up after ``max_attempts``. Returns the labels given up by this call."""
+    or given up after ``max_attempts``. A given-up label is still tried once every
+    ``given_up_retry`` seconds (a station outage longer than the backoff must not leave its
+    labels stale until their prices change again); failing again, it stays given up. Returns
+    the labels given up by this call for the first time (their attempts are exactly the maximum)."""
     if not failures:
         return []
     rows = await session.execute(
@@ -279,8 +283,10 @@ async def record_failures(
             UPDATE label AS l SET
                 state = CASE WHEN l.attempts >= :max_attempts THEN 'given_up' ELSE 'failed' END,
                 last_error = left(v.error, 500),
-                next_attempt_at = CAST(:now AS timestamptz) + make_interval(secs => least(CAST(:retry_max AS float8),
-                                        CAST(:retry_base AS float8) * power(2, greatest(l.attempts - 1, 0))))
+                next_attempt_at = CAST(:now AS timestamptz) + make_interval(secs => CASE
+                    WHEN l.attempts >= :max_attempts THEN CAST(:given_up_retry AS float8)
+                    ELSE least(CAST(:retry_max AS float8),
+                               CAST(:retry_base AS float8) * power(2, greatest(l.attempts - 1, 0))) END)
             FROM unnest(CAST(:labels AS text[]), CAST(:digests AS text[]), CAST(:errors AS text[]))
                  AS v(label_id, digest, error)
             WHERE l.store_id = :store AND l.label_id = v.label_id AND l.state = 'sent' AND l.sent_digest = v.digest
@@ -288,9 +294,9 @@ async def record_failures(
         """),
         {"store": store_id, "labels": [f.label_id for f in failures], "digests": [f.digest for f in failures],
          "errors": [f.error for f in failures], "now": now, "retry_base": retry_base, "retry_max": retry_max,
-         "max_attempts": max_attempts},
+         "max_attempts": max_attempts, "given_up_retry": given_up_retry},
     )  # fmt: skip
-    return [label for label in (_label(row) for row in rows) if label.state == "given_up"]
+    return [label for label in (_label(row) for row in rows) if label.attempts == max_attempts]
 
 
 async def record_status(

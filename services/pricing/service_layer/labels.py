@@ -13,6 +13,11 @@ Three rounds run side by side, each safe to run on every replica:
 * :meth:`LabelSync.refresh_status` reads every label's online state and battery; a label
   that comes back online with content it never confirmed is made pending again, so a label
   that was offline during a price change is caught up when it returns.
+
+A given-up label stays reported (in the parity audit and by one ``LabelSyncGivenUp``) and is
+still pushed once every ``given_up_retry_seconds``: when the station itself was down longer
+than the backoff, its labels never went offline in its tag database, so only this slow retry
+brings them back in step before their prices next change.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ class LabelPolicy:
     retry_base_seconds: float = 5.0
     retry_max_seconds: float = 600.0
     max_attempts: int = 6
+    given_up_retry_seconds: float = 1800.0
     ack_timeout_seconds: float = 600.0
     ack_deadline_seconds: float = 900.0
     station_timeout_seconds: float = 10.0
@@ -300,6 +306,7 @@ class LabelSync:
             given_up = await label_store.record_failures(
                 uow.session, store_id, failures, now, retry_base=self._policy.retry_base_seconds,
                 retry_max=self._policy.retry_max_seconds, max_attempts=self._policy.max_attempts,
+                given_up_retry=self._policy.given_up_retry_seconds,
             )  # fmt: skip
             await label_store.record_status(uow.session, store_id, statuses, now)
             for label in given_up:

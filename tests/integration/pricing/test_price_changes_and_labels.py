@@ -216,7 +216,7 @@ async def test_a_label_offline_during_a_change_catches_up_when_it_returns(
         assert (audit.mismatch_count, list(audit.mismatches)) == (0, [])
 
 
-async def test_a_failing_station_is_retried_with_backoff_then_given_up_and_reported(
+async def test_a_failing_station_is_retried_with_backoff_then_given_up_reported_and_still_tried_slowly(
     app: PricingApp, stub: pb_grpc.PricingServiceAsyncStub, clock: Clock
 ) -> None:
     broken = BatchSimulator(["X-1"])
@@ -253,8 +253,13 @@ async def test_a_failing_station_is_retried_with_backoff_then_given_up_and_repor
         assert (given_up.state, given_up.attempts) == (pb.LABEL_SYNC_STATE_GIVEN_UP, 3)
         assert given_up.acknowledged_price.minor_units == 0
         assert not given_up.HasField("acknowledged_at")
-        clock.advance(seconds=3600)
-        assert await app.services.labels.push_due() == 0  # given up stays given up until the label is seen again
+        # Given up, it is still tried, but only once per given-up interval (1,800 s here).
+        clock.advance(seconds=1799)
+        assert await app.services.labels.push_due() == 0
+        clock.advance(seconds=1)
+        assert await app.services.labels.push_due() == 1
+        [still_given_up] = await labels_of(stub, "S020")
+        assert (still_given_up.state, still_given_up.attempts) == (pb.LABEL_SYNC_STATE_GIVEN_UP, 4)
         audit = await stub.ListLabelMismatches(pb.ListLabelMismatchesRequest(store_id="S020"), timeout=10)
         assert [(m.label.label_id, m.reason) for m in audit.mismatches] == [
             ("X-1", pb.MISMATCH_REASON_NOT_ACKNOWLEDGED)
@@ -265,7 +270,19 @@ async def test_a_failing_station_is_retried_with_backoff_then_given_up_and_repor
                     text("SELECT count(*) FROM outbox WHERE subject = 'retail.pricing.v1.label_sync_given_up.S020'")
                 )
             ).scalar()
-        assert given_up_events == 1
+        assert given_up_events == 1, "given up is reported once, not on every slow retry"
+
+        # The station recovers; its label never went offline in the station's eyes, so only the
+        # slow retry brings it in step (before SKU-F's price next changes).
+        broken.mode = Mode.NORMAL
+        clock.advance(seconds=1800)
+        assert await app.services.labels.push_due() == 1
+        broken.tick()
+        await app.services.labels.poll_sent()
+        [recovered] = await labels_of(stub, "S020")
+        assert (recovered.state, recovered.acknowledged_price.minor_units) == (pb.LABEL_SYNC_STATE_ACKNOWLEDGED, 300)
+        audit = await stub.ListLabelMismatches(pb.ListLabelMismatchesRequest(store_id="S020"), timeout=10)
+        assert (audit.mismatch_count, list(audit.mismatches)) == (0, [])
 
 
 async def test_a_station_answering_garbage_or_hanging_never_stalls_the_other_stores(

@@ -107,8 +107,8 @@ def base_price_fen(number: int) -> int:
 
 
 def basket_script() -> str:
-    """What ``Pricing.effective_prices`` reads per basket (pricing_store.get_store, get_items, rules_of), in
-    one transaction, for a random store and 20 random SKUs."""
+    """What ``Pricing.effective_prices`` reads per basket (pricing_store.get_store, get_items,
+    rules_for_store), in one transaction, for a random store and 20 random SKUs."""
     sets = [f"\\set st random(1, {STORES})"] + [f"\\set s{i} random(1, {SKUS})" for i in range(1, BASKET_LINES + 1)]
     skus = ", ".join(f"'SKU' || lpad(CAST(:s{i} AS text), 5, '0')" for i in range(1, BASKET_LINES + 1))
     return "\n".join(
@@ -117,7 +117,10 @@ def basket_script() -> str:
             "BEGIN;",
             f"SELECT {_STORE_COLUMNS} FROM store WHERE store_id = 'S' || lpad(CAST(:st AS text), 3, '0');",
             f"SELECT {_ITEM_COLUMNS} FROM item WHERE sku = ANY(ARRAY[{skus}]);",
-            f"SELECT {_RULE_COLUMNS} FROM price_rule WHERE sku = ANY(ARRAY[{skus}]);",
+            f"SELECT {_RULE_COLUMNS} FROM price_rule WHERE sku = ANY(ARRAY[{skus}]) AND currency = 'CNY' "
+            "AND (valid_from IS NULL OR valid_from <= now()) AND (valid_to IS NULL OR valid_to > now()) "
+            "AND (store_id IS NULL OR store_id = 'S' || lpad(CAST(:st AS text), 3, '0')) "
+            "AND (store_group IS NULL OR store_group = ANY(CAST(ARRAY[] AS text[])));",
             "COMMIT;",
             "",
         ]

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, TEXT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.pricing.domain.catalogue import Item, Unit
-from services.pricing.domain.rules import FixedPrice, MultiBuy, PercentOff, PriceRule, RuleKind, Scope
+from services.pricing.domain.rules import Channel, FixedPrice, MultiBuy, PercentOff, PriceRule, RuleKind, Scope
 
 
 @dataclass(frozen=True)
@@ -95,8 +95,6 @@ def _item(row: Any) -> StoredItem:
 
 
 def _rule(row: Any) -> PriceRule:
-    from services.pricing.domain.rules import Channel
-
     mechanic: FixedPrice | PercentOff | MultiBuy | None = None
     if row.mechanic == "fixed_price":
         mechanic = FixedPrice(row.bundle_price_fen)
@@ -296,6 +294,30 @@ async def rules_of(session: AsyncSession, skus: Iterable[str]) -> dict[str, list
     rows = await session.execute(
         text(f"SELECT {_RULE_COLUMNS} FROM price_rule WHERE sku = ANY(:skus)"), {"skus": list(set(skus))}
     )
+    return _by_sku(rows)
+
+
+async def rules_for_store(
+    session: AsyncSession, skus: Iterable[str], *, store_id: str, store_groups: Iterable[str], currency: str,
+    at: datetime,
+) -> dict[str, list[PriceRule]]:  # fmt: skip
+    """The SKUs' rules that can apply in one store at one moment: the hard filters (currency,
+    validity window, location) done by the index scan rather than in Python, so a chain with a
+    thousand stores' overrides reads one store's worth per SKU. Tier and channel are left to the
+    domain, which ranks what remains."""
+    rows = await session.execute(
+        text(f"""
+            SELECT {_RULE_COLUMNS} FROM price_rule
+            WHERE sku = ANY(:skus) AND currency = :currency
+              AND (valid_from IS NULL OR valid_from <= :at) AND (valid_to IS NULL OR valid_to > :at)
+              AND (store_id IS NULL OR store_id = :store) AND (store_group IS NULL OR store_group = ANY(:groups))
+        """),
+        {"skus": list(set(skus)), "currency": currency, "at": at, "store": store_id, "groups": list(store_groups)},
+    )
+    return _by_sku(rows)
+
+
+def _by_sku(rows: Iterable[Any]) -> dict[str, list[PriceRule]]:
     rules: dict[str, list[PriceRule]] = {}
     for row in rows:
         rules.setdefault(row.sku, []).append(_rule(row))

@@ -284,7 +284,10 @@ class Pricing:
             if store is None:
                 raise UnknownStore(f"unknown store {question.store_id}", details={"store_id": question.store_id})
             items = await pricing_store.get_items(uow.session, skus)
-            rules = await pricing_store.rules_of(uow.session, skus)
+            rules = await pricing_store.rules_for_store(
+                uow.session, skus, store_id=store.store_id, store_groups=store.price_groups, currency=store.currency,
+                at=at,
+            )  # fmt: skip
         missing = [sku for sku in skus if sku not in items]
         if missing:
             raise UnknownSku(f"unknown SKUs {', '.join(missing)}", details={"skus": missing})

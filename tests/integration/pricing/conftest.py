@@ -15,10 +15,12 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
 from retail.common.v1 import identifiers_pb2, money_pb2
 from retail.pricing.v1 import pricing_service_pb2 as pb
 from retail.pricing.v1 import pricing_service_pb2_grpc as pb_grpc
 
+from servicekit.protowire import timestamp
 from servicekit.settings import load_settings
 from services.pricing.bootstrap import PricingApp, build
 from services.pricing.migrate import VERSIONS
@@ -109,12 +111,8 @@ def cny(fen: int) -> money_pb2.Money:
     return money_pb2.Money(currency_code="CNY", minor_units=fen)
 
 
-def stamp(moment: datetime) -> Any:
-    from google.protobuf.timestamp_pb2 import Timestamp
-
-    result = Timestamp()
-    result.FromDatetime(moment)
-    return result
+def stamp(moment: datetime) -> Timestamp:
+    return timestamp(moment)
 
 
 async def _stub_call(app: PricingApp, method: str, request: Any) -> Any:

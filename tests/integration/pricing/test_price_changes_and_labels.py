@@ -319,10 +319,10 @@ async def test_bad_input_gets_a_precise_error_and_changes_nothing(
 
     negative = pb.SetPricesRequest(request_id=request_id(), sku="SKU-X", base_price=cny(-1), actor=HQ)
     await refused(stub.SetPrices(negative, timeout=10), grpc.StatusCode.INVALID_ARGUMENT, "invalid-argument")
-    window = {"valid_from": stamp(now), "valid_to": stamp(now + timedelta(days=7))}
     overlapping = pb.SetPricesRequest(
         request_id=request_id(), sku="SKU-X", base_price=cny(1000), actor=HQ,
-        promotions=[pb.Promotion(name="a", percent_off=money_pb2.Decimal(value="10"), **window),
+        promotions=[pb.Promotion(name="a", percent_off=money_pb2.Decimal(value="10"), valid_from=stamp(now),
+                                 valid_to=stamp(now + timedelta(days=7))),
                     pb.Promotion(name="b", fixed_price=cny(700), valid_from=stamp(now + timedelta(days=3)),
                                  valid_to=stamp(now + timedelta(days=9)))],
     )  # fmt: skip

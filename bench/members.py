@@ -280,18 +280,29 @@ def member_service(stack: Stack, work: Path, name: str) -> Iterator[Member]:
 @contextlib.contextmanager
 def gateway(stack: Stack, member: Member, work: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A ready gateway in front of the member service; yields its base URL and process."""
+    with gateway_in_front_of(stack.env, stack.gateway_url, "member", member.grpc_port, member.process, work) as gw:
+        yield gw
+
+
+@contextlib.contextmanager
+def gateway_in_front_of(
+    env: dict[str, str], database_url: str, backend: str, grpc_port: int, backend_process: subprocess.Popen[bytes],
+    work: Path,
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:  # fmt: skip
+    """A gateway process routing to one service (its rate limit out of the way), ready when the
+    service answers its health check too; yields its base URL and process; log in ``work``."""
     port = free_port()
     with (work / "gateway.log").open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gateway"],
-            env={**stack.env, "DATABASE_URL": stack.gateway_url, "HTTP_PORT": str(port), "DB_POOL_SIZE": "20",
-                 "GATEWAY_BACKENDS": f"member=127.0.0.1:{member.grpc_port}",
+            env={**env, "DATABASE_URL": database_url, "HTTP_PORT": str(port), "DB_POOL_SIZE": "20",
+                 "GATEWAY_BACKENDS": f"{backend}=127.0.0.1:{grpc_port}",
                  "RATE_LIMIT_PER_SECOND": "1000000", "RATE_LIMIT_BURST": "1000000"},
             stdout=subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
         base_url = f"http://127.0.0.1:{port}"
         try:
-            wait_ready(f"{base_url}/readyz", {"gateway": process, "member": member.process})
+            wait_ready(f"{base_url}/readyz", {"gateway": process, backend: backend_process})
             yield base_url, process
         finally:
             process.terminate()

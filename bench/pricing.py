@@ -56,7 +56,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.members import WrkRun, pgbench, run_wrk
+from bench.members import WrkRun, gateway_in_front_of, pgbench, run_wrk
 from bench.pos_ingest import wait_ready
 from bench.reservations import cpu_seconds, rss_mb, token_for
 from devstack.servers import NatsServer, PostgresServer, free_port
@@ -187,30 +187,6 @@ def pricing_service(stack: Stack, work: Path) -> Iterator[tuple[subprocess.Popen
         )  # fmt: skip
         try:
             yield process, grpc_port
-        finally:
-            process.terminate()
-            process.wait(20)
-
-
-@contextlib.contextmanager
-def gateway(
-    stack: Stack, pricing: subprocess.Popen[bytes], grpc_port: int, work: Path
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A ready gateway in front of the pricing service (ready means the pricing service answers its health
-    check too); yields its base URL and process."""
-    port = free_port()
-    with (work / "gateway.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gateway"],
-            env={**stack.env, "DATABASE_URL": stack.gateway_url, "HTTP_PORT": str(port), "DB_POOL_SIZE": "20",
-                 "GATEWAY_BACKENDS": f"pricing=127.0.0.1:{grpc_port}",
-                 "RATE_LIMIT_PER_SECOND": "1000000", "RATE_LIMIT_BURST": "1000000"},
-            stdout=subprocess.DEVNULL, stderr=log,
-        )  # fmt: skip
-        base_url = f"http://127.0.0.1:{port}"
-        try:
-            wait_ready(f"{base_url}/readyz", {"gateway": process, "pricing": pricing})
-            yield base_url, process
         finally:
             process.terminate()
             process.wait(20)
@@ -508,7 +484,7 @@ def bench_pricing(work: Path, seconds: int) -> dict[str, float]:
                   f"{load_seconds:.1f}s)", flush=True)  # fmt: skip
             with (
                 pricing_service(stack, work) as (pricing, grpc_port),
-                gateway(stack, pricing, grpc_port, work) as (base_url, gw),
+                gateway_in_front_of(stack.env, stack.gateway_url, "pricing", grpc_port, pricing, work) as (base, gw),
             ):
                 started = time.time()
                 watched = {"pricing": pricing} | {f"ESL simulator {s.store_id}": s.process for s in stations}
@@ -519,8 +495,8 @@ def bench_pricing(work: Path, seconds: int) -> dict[str, float]:
                 print(f"  (books materialised and every label's first content confirmed {synced - started:.1f}s "
                       "after the service started)", flush=True)  # fmt: skip
                 storm = label_storm(stack, pricing, stations, watched)
-                token = token_for(base_url, CLIENT_ID, client_secret)
-                baskets = basket_lookups(stack, base_url, token, {"pricing": pricing.pid, "gateway": gw.pid}, seconds)
+                token = token_for(base, CLIENT_ID, client_secret)
+                baskets = basket_lookups(stack, base, token, {"pricing": pricing.pid, "gateway": gw.pid}, seconds)
     finally:
         nats.stop()
         postgres.stop()

@@ -57,16 +57,13 @@ from retail.common.v1 import money_pb2
 from retail.sales.v1 import events_pb2 as sales_pb2
 
 from bench.pos_ingest import wait_ready
-from bench.reservations import cpu_seconds, rss_mb, token_for
+from bench.reservations import cpu_seconds, register_app_client, rss_mb, token_for
 from devstack.servers import NatsServer, PostgresServer, free_port, postgres_bin_dir
-from gateway.adapters.client_registry import ClientRegistry
 from gateway.adapters.sales_journal import SALE_RECORDED_TYPE, SALES_STREAM, sale_subject
-from gateway.domain.clients import ClientKind, ClientRegistration, hash_client_secret
 from gateway.domain.sales import member_identity_hash
 from gateway.domain.scopes import MEMBERS_READ
 from gateway.migrate import GATEWAY_VERSIONS
 from servicekit import migrations
-from servicekit.db import create_engine
 from servicekit.messaging import connect_nats, ensure_stream
 from servicekit.outbox import AGGREGATE_HEADER, EVENT_TYPE_HEADER, MSG_ID_HEADER, OCCURRED_AT_HEADER
 from servicekit.settings import load_settings
@@ -307,23 +304,6 @@ def gateway_in_front_of(
         finally:
             process.terminate()
             process.wait(20)
-
-
-async def register_client(gateway_url: str, secret: str) -> None:
-    """An app back end allowed to resolve members and nothing else (the route needs ``members:read``)."""
-    engine = create_engine(gateway_url, pool_size=1, max_overflow=0, application_name="bench")
-    try:
-        await ClientRegistry(engine).register(
-            ClientRegistration(
-                client_id=CLIENT_ID,
-                kind=ClientKind.APP,
-                display_name="bench app (member resolution)",
-                secret_hash=hash_client_secret(secret),
-                scopes=frozenset({MEMBERS_READ}),
-            )
-        )
-    finally:
-        await engine.dispose()
 
 
 # ---- load generators ----------------------------------------------------------------------------
@@ -571,7 +551,9 @@ def resolve(stack: Stack, work: Path, seconds: int) -> dict[str, float]:
     script = work / "resolve.lua"
     script.write_text(WRK_SCRIPT)
     client_secret = secrets.token_hex(16)
-    asyncio.run(register_client(stack.gateway_url, client_secret))
+    # An app back end allowed to resolve members and nothing else (the route needs ``members:read``).
+    asyncio.run(register_app_client(stack.gateway_url, CLIENT_ID, client_secret, "bench app (member resolution)",
+                                    frozenset({MEMBERS_READ})))  # fmt: skip
     with member_service(stack, work, "member-resolve") as member, gateway(stack, member, work) as (base_url, gw):
         token = token_for(base_url, CLIENT_ID, client_secret)
         check_resolves(base_url, token)

@@ -58,14 +58,10 @@ import asyncpg
 
 from bench.members import WrkRun, gateway_in_front_of, pgbench, run_wrk
 from bench.pos_ingest import wait_ready
-from bench.reservations import cpu_seconds, rss_mb, token_for
+from bench.reservations import cpu_seconds, register_app_client, rss_mb, token_for
 from devstack.servers import NatsServer, PostgresServer, free_port
-from gateway.adapters.client_registry import ClientRegistry
-from gateway.domain.clients import ClientKind, ClientRegistration, hash_client_secret
-from gateway.domain.scopes import default_scopes
 from gateway.migrate import GATEWAY_VERSIONS
 from servicekit import migrations
-from servicekit.db import create_engine
 from servicekit.messaging import StreamSpec, connect_nats, ensure_stream
 from servicekit.outbox import AGGREGATE_HEADER, EVENT_TYPE_HEADER, MSG_ID_HEADER, OCCURRED_AT_HEADER
 from services.inventory.entrypoints.sales_consumer import INVENTORY_STREAM
@@ -420,23 +416,6 @@ def wrk(base_url: str, seconds: int, token: str) -> WrkRun:
                    script_args=[str(SKUS), str(STORES), str(BASKET_LINES)])  # fmt: skip
 
 
-async def register_client(gateway_url: str, secret: str) -> None:
-    """An app back end with an app's default scopes (``prices:read`` among them)."""
-    engine = create_engine(gateway_url, pool_size=1, max_overflow=0, application_name="bench")
-    try:
-        await ClientRegistry(engine).register(
-            ClientRegistration(
-                client_id=CLIENT_ID,
-                kind=ClientKind.APP,
-                display_name="bench app (basket prices)",
-                secret_hash=hash_client_secret(secret),
-                scopes=default_scopes(ClientKind.APP),
-            )
-        )
-    finally:
-        await engine.dispose()
-
-
 def check_basket(base_url: str, token: str) -> None:
     """A basket of every store's first 20 SKUs at the storm's new prices: each line and the total right."""
     numbers = list(range(1, BASKET_LINES + 1))
@@ -477,7 +456,8 @@ def bench_pricing(work: Path, seconds: int) -> dict[str, float]:
         env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
         stack = Stack(postgres, nats, pricing_url, gateway_url, env)
         client_secret = secrets.token_hex(16)
-        asyncio.run(register_client(gateway_url, client_secret))
+        # An app back end with an app's default scopes (``prices:read`` among them).
+        asyncio.run(register_app_client(gateway_url, CLIENT_ID, client_secret, "bench app (basket prices)"))
         with simulators(stack, work) as stations:
             load_seconds = asyncio.run(load_chain(stack, stations))
             print(f"  (loaded {STORES} stores, {SKUS:,} SKUs and {STORES * LABELS_PER_STORE:,} labels in "

@@ -29,8 +29,12 @@ import asyncpg
 
 from bench.http import wait_for
 from devstack.servers import NatsServer, PostgresServer, free_port, postgres_bin_dir
+from gateway.adapters.client_registry import ClientRegistry
+from gateway.domain.clients import ClientKind, ClientRegistration, hash_client_secret
+from gateway.domain.scopes import default_scopes
 from gateway.migrate import GATEWAY_VERSIONS
 from servicekit import migrations
+from servicekit.db import create_engine
 from services.inventory.migrate import VERSIONS as INVENTORY_VERSIONS
 
 CONNECTIONS = 64
@@ -139,26 +143,24 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-async def register_bench_client(gateway_url: str) -> tuple[str, str]:
-    from gateway.adapters.client_registry import ClientRegistry
-    from gateway.domain.clients import ClientKind, ClientRegistration, hash_client_secret
-    from gateway.domain.scopes import default_scopes
-    from servicekit.db import create_engine
-
-    engine = create_engine(gateway_url, pool_size=1, max_overflow=0)
+async def register_app_client(
+    gateway_url: str, client_id: str, secret: str, display_name: str, scopes: frozenset[str] | None = None
+) -> None:
+    """Register a benchmark's app back end straight in the gateway's client registry (an app's
+    default scopes unless ``scopes`` narrows them)."""
+    engine = create_engine(gateway_url, pool_size=1, max_overflow=0, application_name="bench")
     try:
         await ClientRegistry(engine).register(
             ClientRegistration(
-                client_id="BENCH-APP",
+                client_id=client_id,
                 kind=ClientKind.APP,
-                display_name="benchmark",
-                secret_hash=hash_client_secret("bench-secret-not-for-production"),
-                scopes=default_scopes(ClientKind.APP, None),
+                display_name=display_name,
+                secret_hash=hash_client_secret(secret),
+                scopes=scopes if scopes is not None else default_scopes(ClientKind.APP),
             )
         )
     finally:
         await engine.dispose()
-    return "BENCH-APP", "bench-secret-not-for-production"
 
 
 def token_for(base: str, client_id: str, secret: str) -> str:
@@ -239,7 +241,8 @@ def bench_reservations(work: Path, seconds: int) -> dict[str, float]:
                     break
             except OSError:
                 time.sleep(0.2)
-        client_id, secret = asyncio.run(register_bench_client(gateway_url))
+        client_id, secret = "BENCH-APP", "bench-secret-not-for-production"
+        asyncio.run(register_app_client(gateway_url, client_id, secret, "benchmark"))
         token = token_for(base, client_id, secret)
         script = work / "reserve.lua"
         script.write_text(WRK_SCRIPT)

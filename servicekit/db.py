@@ -6,6 +6,7 @@ it adds and the response it stores under a ``request_id`` commit together or not
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
@@ -28,6 +29,17 @@ def create_engine(
         pool_recycle=1800,
         connect_args={"server_settings": {"application_name": application_name}},
     )
+
+
+def units_of_work(engine: AsyncEngine) -> Callable[[], UnitOfWork]:
+    """The factory of units of work over ``engine`` that a composition root hands its services
+    (one session maker; objects stay usable after commit)."""
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+
+    def unit_of_work() -> UnitOfWork:
+        return UnitOfWork(sessions)
+
+    return unit_of_work
 
 
 async def database_is_reachable(engine: AsyncEngine) -> bool:

@@ -25,9 +25,12 @@ from grpc_health.v1 import health_pb2
 from grpc_health.v1._async import HealthServicer
 from grpc_health.v1.health_pb2_grpc import add_HealthServicer_to_server
 from grpc_reflection.v1alpha import reflection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from servicekit import errors
+from servicekit.db import database_is_reachable
 from servicekit.logs import configure_logging
+from servicekit.nats_connection import NatsConnection
 from servicekit.settings import SettingsError, SettingsT, load_settings
 from servicekit.telemetry import configure_tracing, current_trace_id
 
@@ -223,6 +226,18 @@ class GrpcServer:
         await self.start()
         await signalled.wait()
         await self.stop()
+
+
+def database_and_broker_checks(engine: AsyncEngine, nats: NatsConnection) -> dict[str, ReadinessCheck]:
+    """The readiness every service reports: its PostgreSQL answers and its NATS client is connected."""
+
+    async def postgres_ready() -> bool:
+        return await database_is_reachable(engine)
+
+    async def nats_ready() -> bool:
+        return nats.is_connected
+
+    return {"postgres": postgres_ready, "nats": nats_ready}
 
 
 async def _safe(check: ReadinessCheck) -> bool:

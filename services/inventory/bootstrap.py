@@ -8,11 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from retail.inventory.v1 import inventory_service_pb2
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from servicekit.db import UnitOfWork, create_engine, database_is_reachable
+from servicekit.db import create_engine, units_of_work
 from servicekit.eventing import Subscription, relay_and_consume
-from servicekit.grpc_server import GrpcServer
+from servicekit.grpc_server import GrpcServer, database_and_broker_checks
 from servicekit.lifecycle import every
 from servicekit.maintenance import kit_maintenance
 from servicekit.nats_connection import NatsConnection
@@ -50,10 +50,7 @@ def build(settings: InventorySettings) -> InventoryApp:
         max_overflow=settings.db_max_overflow,
         application_name=SERVICE_NAME,
     )
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-
-    def unit_of_work() -> UnitOfWork:
-        return UnitOfWork(sessions)
+    unit_of_work = units_of_work(engine)
 
     service = InventoryService(unit_of_work, RESERVATION_CODEC, max_batch=settings.reservation_batch_max)
     nats = NatsConnection(settings.nats_url, name=SERVICE_NAME)
@@ -70,19 +67,13 @@ def build(settings: InventorySettings) -> InventoryApp:
         ),
     )
 
-    async def postgres_ready() -> bool:
-        return await database_is_reachable(engine)
-
-    async def nats_ready() -> bool:
-        return nats.is_connected
-
     server = GrpcServer(
         name=SERVICE_NAME,
         port=settings.grpc_port,
         host=settings.grpc_host,
         registrations=[register(InventoryServicer(service, unit_of_work, planner=planner))],
         service_names=[GRPC_SERVICE],
-        readiness_checks={"postgres": postgres_ready, "nats": nats_ready},
+        readiness_checks=database_and_broker_checks(engine, nats),
         background=[
             relay_and_consume(
                 nats,

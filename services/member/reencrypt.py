@@ -9,9 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
-
-from servicekit.db import UnitOfWork, create_engine
+from servicekit.db import create_engine, units_of_work
 from servicekit.logs import configure_logging
 from servicekit.settings import SettingsError, load_settings
 from services.member.adapters.personal_data import DataKeyring, PersonalDataCodec
@@ -22,9 +20,8 @@ from services.member.settings import MemberSettings
 async def run(settings: MemberSettings) -> int:
     engine = create_engine(settings.database_url, pool_size=2, max_overflow=0, application_name="member-reencrypt")
     try:
-        sessions = async_sessionmaker(engine, expire_on_commit=False)
         codec = PersonalDataCodec(DataKeyring(settings.data_keys))
-        report = await reseal_with_current_key(lambda: UnitOfWork(sessions), codec)
+        report = await reseal_with_current_key(units_of_work(engine), codec)
     finally:
         await engine.dispose()
     print(

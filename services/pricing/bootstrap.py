@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from retail.pricing.v1 import pricing_service_pb2
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from servicekit.db import UnitOfWork, create_engine, database_is_reachable
+from servicekit.db import UnitOfWork, create_engine, units_of_work
 from servicekit.eventing import Subscription, relay_and_consume
-from servicekit.grpc_server import GrpcServer
+from servicekit.grpc_server import GrpcServer, database_and_broker_checks
 from servicekit.lifecycle import every
 from servicekit.maintenance import kit_maintenance
 from servicekit.nats_connection import NatsConnection
@@ -94,19 +94,10 @@ def build(settings: PricingSettings, *, clock: Clock = lambda: datetime.now(UTC)
         max_overflow=settings.db_max_overflow,
         application_name=SERVICE_NAME,
     )
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-
-    def unit_of_work() -> UnitOfWork:
-        return UnitOfWork(sessions)
+    unit_of_work = units_of_work(engine)
 
     services = wire(settings, unit_of_work, clock=clock)
     nats = NatsConnection(settings.nats_url, name=SERVICE_NAME)
-
-    async def postgres_ready() -> bool:
-        return await database_is_reachable(engine)
-
-    async def nats_ready() -> bool:
-        return nats.is_connected
 
     labels = services.labels
     server = GrpcServer(
@@ -117,7 +108,7 @@ def build(settings: PricingSettings, *, clock: Clock = lambda: datetime.now(UTC)
             register(PricingServicer(services.pricing, labels, services.markdowns, unit_of_work, clock=clock))
         ],
         service_names=[GRPC_SERVICE],
-        readiness_checks={"postgres": postgres_ready, "nats": nats_ready},
+        readiness_checks=database_and_broker_checks(engine, nats),
         background=[
             relay_and_consume(
                 nats,

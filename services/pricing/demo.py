@@ -23,10 +23,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.ext.asyncio import async_sessionmaker
-
 from demodata import CHINA_STANDARD_TIME, DemoRetailer, LocationKind, Promotion, Sku
-from servicekit.db import UnitOfWork, create_engine
+from servicekit.db import UnitOfWork, create_engine, units_of_work
 from servicekit.settings import Environment, load_settings
 from services.pricing.adapters import pricing_store
 from services.pricing.adapters.pricing_store import StoreRow
@@ -60,10 +58,7 @@ async def load_demo(
         nats_url=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"),
     )  # fmt: skip
     engine = create_engine(database_url, pool_size=2, max_overflow=0, application_name="demo-loader")
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-
-    def unit_of_work() -> UnitOfWork:
-        return UnitOfWork(sessions)
+    unit_of_work = units_of_work(engine)
 
     # The whole load happens as of one moment: every timer it leaves for a SKU is then one
     # timer (not one per new store), and the scheduler computes each book entry once.

@@ -12,9 +12,9 @@ from typing import Generic, TypeVar
 import asyncpg
 import pytest
 from google.protobuf.message import Message
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from servicekit.db import UnitOfWork, create_engine
+from servicekit.db import UnitOfWork, create_engine, units_of_work
 from servicekit.messaging import StreamSpec, ensure_stream
 from servicekit.settings import to_plain_url
 from services.inventory.bootstrap import InventoryApp, build
@@ -63,8 +63,7 @@ async def engine(inventory_url: str) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 def unit_of_work(engine: AsyncEngine) -> Callable[[], UnitOfWork]:
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-    return lambda: UnitOfWork(sessions)
+    return units_of_work(engine)
 
 
 @pytest.fixture

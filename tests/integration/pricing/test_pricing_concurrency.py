@@ -22,9 +22,8 @@ from retail.pricing.v1 import events_pb2
 from retail.pricing.v1 import pricing_service_pb2 as pb
 from retail.pricing.v1 import pricing_service_pb2_grpc as pb_grpc
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from servicekit.db import UnitOfWork
+from servicekit.db import UnitOfWork, units_of_work
 from services.pricing.adapters import label_store
 from services.pricing.bootstrap import PricingApp, label_policy
 from services.pricing.domain.rules import MEMBER_TIERS
@@ -89,8 +88,7 @@ async def all_labels(stub: pb_grpc.PricingServiceAsyncStub, store_id: str) -> li
 
 def unit_of_work_over(app: PricingApp) -> Callable[[], UnitOfWork]:
     """Units of work over the service's database, for a second scheduler or pusher (another replica)."""
-    sessions = async_sessionmaker(app.engine, expire_on_commit=False)
-    return lambda: UnitOfWork(sessions)
+    return units_of_work(app.engine)
 
 
 async def price_changed_events(app: PricingApp, store_id: str) -> list[events_pb2.PriceChanged]:

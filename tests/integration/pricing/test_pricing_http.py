@@ -13,11 +13,10 @@ from typing import Any
 import httpx
 import pytest
 from retail.pricing.v1 import pricing_service_pb2 as pb
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from gateway.domain.clients import ClientKind, StaffRole
 from gateway.settings import GatewaySettings
-from servicekit.db import UnitOfWork
+from servicekit.db import units_of_work
 from services.pricing.bootstrap import PricingApp
 from services.pricing.service_layer.markdowns import OverstockAlert
 from tests.integration.pricing.conftest import Clock, barcode_for, put_item, put_store, set_prices
@@ -574,7 +573,7 @@ async def test_labels_that_do_not_confirm_in_time_fail_the_parity_audit(
 
 async def overstocked(app: PricingApp, store_id: str, sku: str) -> str:
     """A markdown suggestion as inventory's overstock alert makes one (90 days of cover, 30 allowed)."""
-    async with UnitOfWork(async_sessionmaker(app.engine, expire_on_commit=False)) as uow:
+    async with units_of_work(app.engine)() as uow:
         row = await app.services.markdowns.on_overstock(uow, OverstockAlert(store_id, sku, Decimal(90), Decimal(30)))
         await uow.commit()
     assert row is not None

@@ -12,10 +12,28 @@ commit rather than a commit per event. If anything in that transaction fails, it
 back as a whole and the batch is handled again one delivery at a time, so a failing event
 gets exactly the per-event treatment below and never blocks or repeats the others.
 
-A handler that raises is retried with growing delays (``nak`` with a delay) up to the
-spec's ``max_attempts``; a message that cannot even be decoded, or that has failed that
-often, goes to the dead-letter stream with the reason in its headers, and the consumer
-carries on with the next one.
+The rule every consumer follows — **a dead letter is for a message that cannot be read,
+never for a fact the business must reconcile**:
+
+- A message that cannot be read — no event id, a payload that does not decode, or one a
+  handler declares meaningless by raising :class:`PoisonMessage` (say, a catalogue item
+  without a SKU) — goes to the dead-letter stream at once, with the reason in its headers,
+  and the consumer carries on with the next one.
+- A readable event is a fact another context committed to (a sale happened at a till). Its
+  handler applies what it can and *records* what it cannot as data of its own service, for
+  people to reconcile: inventory keeps a sale line of an unknown SKU as a discrepancy and
+  applies it once the SKU exists; member keeps a sale naming an unknown member as an
+  anonymous fact. It never raises because of what the event says.
+- What a handler still raises is something a retry or a fix cures (a deadlock, a bug, a
+  constraint the code got wrong). The event is retried with growing delays (``nak`` with a
+  delay, at most ``retry_max_delay`` apart) for as long as it takes — never parked, so the
+  fact is applied as soon as the cause is gone. From the spec's ``stuck_after_attempts`` on
+  each failure is logged at ERROR as ``event stuck`` (and counted once in ``stats.stuck``) so
+  that someone looks; the other events keep flowing meanwhile.
+
+New consumers (marketing's coupon redemptions, supply's settlement lines) follow the same
+rule: decide per field what "cannot apply" means in the business, record it, and test that
+such an event is recorded and nothing is dead-lettered.
 """
 
 from __future__ import annotations
@@ -52,7 +70,10 @@ UowT = TypeVar("UowT", bound=UnitOfWork)
 
 
 class PoisonMessage(Exception):
-    """The message can never be handled (missing id, undecodable payload)."""
+    """The message cannot be read (missing id, undecodable payload, or a handler says it is meaningless).
+
+    The only failure that dead-letters: raise it from a handler only for a message no fix could ever apply.
+    """
 
 
 @dataclass(frozen=True)
@@ -96,6 +117,7 @@ class ConsumerStats:
     duplicates: int = 0
     retried: int = 0
     dead_lettered: int = 0
+    stuck: int = 0  # events whose handler failed stuck_after_attempts times (still being retried)
     ignored: int = 0
     handed_back: int = 0  # deliveries returned because our own database was unreachable
 
@@ -206,15 +228,24 @@ class EventConsumer(Generic[UowT]):
                     with contextlib.suppress(Exception):
                         await message.nak(delay=self._retry_base_delay)
                     return False
-                if attempt >= self.spec.max_attempts:
-                    log.exception("event handler failed for the last time", extra=self._log_fields(message, attempt))
-                    await self._dead_letter(message, headers, attempt, f"{type(exc).__name__}: {exc}")
-                    return True
-                delay = min(self._retry_base_delay * 2 ** (attempt - 1), self._retry_max_delay)
-                log.warning(
-                    "event handler failed; will retry",
-                    extra={**self._log_fields(message, attempt), "error": str(exc), "retry_in_s": delay},
-                )
+                # Growing delays, capped (the exponent too: an event may be retried for days).
+                delay = min(self._retry_base_delay * 2 ** min(attempt - 1, 30), self._retry_max_delay)
+                fields = {
+                    **self._log_fields(message, attempt),
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "retry_in_s": delay,
+                }
+                if attempt >= self.spec.stuck_after_attempts:
+                    # Never dead-lettered: the fact waits here for its cause to be fixed, visibly.
+                    if attempt == self.spec.stuck_after_attempts:
+                        self.stats.stuck += 1
+                    log.error(
+                        "event stuck: its handler keeps failing; retrying until it succeeds",
+                        extra=fields,
+                        exc_info=attempt == self.spec.stuck_after_attempts,
+                    )
+                else:
+                    log.warning("event handler failed; will retry", extra=fields)
                 self.stats.retried += 1
                 await message.nak(delay=delay)
                 return True

@@ -82,9 +82,10 @@ class ConsumerSpec:
     durable: str
     filter_subjects: Sequence[str] = field(default_factory=tuple)
     ack_wait_seconds: float = 30.0
-    # Deliveries we attempt before dead-lettering; the server-side limit stays unbounded
-    # so that it is always our code that gives up (and records why).
-    max_attempts: int = 5
+    # Failed deliveries after which an event counts as stuck and each further failure is
+    # logged at ERROR. It is still retried: events are facts and are never dead-lettered for
+    # a handler's failure (see servicekit.consumer). The server-side limit stays unbounded.
+    stuck_after_attempts: int = 5
     max_ack_pending: int = 1000
     description: str = ""
 

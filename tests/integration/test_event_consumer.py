@@ -13,7 +13,7 @@ from nats.js import JetStreamContext
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from servicekit.consumer import EventConsumer, EventHandlers, InboundEvent
+from servicekit.consumer import EventConsumer, EventHandlers, InboundEvent, PoisonMessage
 from servicekit.db import UnitOfWork, create_engine
 from servicekit.messaging import DEAD_LETTER_STREAM, ConsumerSpec, StreamSpec, ensure_consumer, ensure_stream, provision
 from servicekit.settings import to_plain_url
@@ -187,29 +187,70 @@ async def test_a_malformed_event_is_dead_lettered_with_its_reason_and_the_consum
     assert headers["Nats-Msg-Id"] == f"{spec.durable}:{poison_id}"
 
 
-async def test_a_handler_that_keeps_failing_is_retried_a_bounded_number_of_times_then_dead_lettered(
+async def test_a_handler_that_keeps_failing_is_retried_past_stuck_never_dead_lettered_and_applied_once_fixed(
+    database_url: str, engine: AsyncEngine, nats_url: str, unique: str
+) -> None:
+    attempts: list[int] = []
+    fixed = asyncio.Event()
+
+    async def fails_until_fixed(event: InboundEvent[StringValue], uow: UnitOfWork) -> None:
+        await record(event, uow)  # rolled back on each failure
+        attempts.append(event.attempt)
+        if not fixed.is_set():
+            raise RuntimeError("downstream rule violated")
+
+    async with jetstream(nats_url) as (_, js):
+        spec = await consumer_for(js, unique, stuck_after_attempts=3)
+        await publish(js, f"test.{unique}.noted", "a fact")
+        handlers: EventHandlers[UnitOfWork] = EventHandlers()
+        handlers.on(StringValue, fails_until_fixed)
+        consumer = EventConsumer(
+            js, spec, handlers, lambda: unit_of_work(engine), retry_base_delay=0.05, retry_max_delay=0.2
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(consumer.run(stop))
+        try:
+            async with asyncio.timeout(30):
+                while len(attempts) < 6:  # well past stuck_after_attempts
+                    await asyncio.sleep(0.01)
+            assert consumer.stats.stuck == 1
+            assert consumer.stats.dead_lettered == 0
+            fixed.set()  # the cause is gone (a fix deployed, a constraint corrected)
+            async with asyncio.timeout(30):
+                while consumer.stats.handled < 1:
+                    await asyncio.sleep(0.01)
+        finally:
+            stop.set()
+            await task
+        parked = await read_all(js, DEAD_LETTER_STREAM, f"retail.deadletter.{spec.durable}")
+    assert attempts[:6] == [1, 2, 3, 4, 5, 6]
+    assert [value for _, value in await applied(database_url)] == ["a fact"]
+    assert parked == []
+
+
+async def test_an_event_its_handler_declares_unreadable_is_dead_lettered_at_once(
     database_url: str, engine: AsyncEngine, nats_url: str, unique: str
 ) -> None:
     attempts: list[int] = []
 
-    async def always_fails(event: InboundEvent[StringValue], uow: UnitOfWork) -> None:
-        await record(event, uow)  # rolled back each time
+    async def refuses_empty(event: InboundEvent[StringValue], uow: UnitOfWork) -> None:
         attempts.append(event.attempt)
-        raise RuntimeError("downstream rule violated")
+        if not event.message.value:
+            raise PoisonMessage("a note without text means nothing")
+        await record(event, uow)
 
     async with jetstream(nats_url) as (_, js):
-        spec = await consumer_for(js, unique, max_attempts=3)
-        await publish(js, f"test.{unique}.noted", "doomed")
+        spec = await consumer_for(js, unique)
+        await publish(js, f"test.{unique}.noted", "")
+        await publish(js, f"test.{unique}.noted", "after")
         handlers: EventHandlers[UnitOfWork] = EventHandlers()
-        handlers.on(StringValue, always_fails)
+        handlers.on(StringValue, refuses_empty)
         consumer = EventConsumer(js, spec, handlers, lambda: unit_of_work(engine), retry_base_delay=0.05)
-        await run_until(consumer, dead_lettered=1)
-        parked = await read_all(js, DEAD_LETTER_STREAM, f"retail.deadletter.{spec.durable}")
-    assert attempts == [1, 2, 3]
-    assert await applied(database_url) == []
-    [(_, headers, _)] = parked
-    assert headers["Retail-Attempts"] == "3"
-    assert "downstream rule violated" in headers["Retail-Dead-Letter-Reason"]
+        await run_until(consumer, handled=1, dead_lettered=1)
+        [(_, headers, _)] = await read_all(js, DEAD_LETTER_STREAM, f"retail.deadletter.{spec.durable}")
+    assert headers["Retail-Dead-Letter-Reason"] == "poison: a note without text means nothing"
+    assert consumer.stats.retried == 0
+    assert [value for _, value in await applied(database_url)] == ["after"]
 
 
 async def test_a_transient_failure_is_retried_and_then_applied_once(
@@ -291,7 +332,7 @@ async def test_a_database_outage_hands_events_back_without_dead_lettering_them_a
     if infra.postgres is None:
         pytest.fail("this test restarts PostgreSQL, so it needs the test run's own server")
     async with jetstream(nats_url) as (_, js):
-        spec = await consumer_for(js, unique, max_attempts=2)
+        spec = await consumer_for(js, unique, stuck_after_attempts=2)
         attempts: list[int] = []
 
         async def record_attempt(event: InboundEvent[StringValue], uow: UnitOfWork) -> None:
@@ -306,7 +347,7 @@ async def test_a_database_outage_hands_events_back_without_dead_lettering_them_a
         try:
             await publish(js, f"test.{unique}.noted", "survives-the-outage")
             task = asyncio.create_task(consumer.run(stop))
-            # Delivered well past max_attempts while the database is down...
+            # Delivered well past stuck_after_attempts while the database is down...
             async with asyncio.timeout(30):
                 while consumer.stats.handed_back < 3:
                     await asyncio.sleep(0.05)
@@ -318,8 +359,8 @@ async def test_a_database_outage_hands_events_back_without_dead_lettering_them_a
                 await asyncio.sleep(0.05)
         stop.set()
         await task
-    assert consumer.stats.dead_lettered == 0
-    assert attempts[-1] > spec.max_attempts
+    assert consumer.stats.dead_lettered == consumer.stats.stuck == 0
+    assert attempts[-1] > spec.stuck_after_attempts
     assert [value for _, value in await applied(database_url)] == ["survives-the-outage"]
 
 

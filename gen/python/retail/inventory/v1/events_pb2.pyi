@@ -72,9 +72,13 @@ class StockDiscrepancyRecorded(_message.Message):
     INVENTORY stream on subjects `retail.inventory.v1.<event>.<location_id>` (a transfer's
     carry both of its locations: `<event>.<from_location_id>.<to_location_id>`).
 
-    StockDiscrepancyRecorded: a sale took a location's on-hand below zero. The sale had
-    already happened (often offline), so it was applied, and the store must investigate
-    (unrecorded receipt, miscount, theft).
+    StockDiscrepancyRecorded: a journaled sale or return left something for people to
+    reconcile. The sale had already happened (often offline), so it is never refused: either
+    it was applied and took a location's on-hand below zero (kind NEGATIVE_STOCK: the store
+    investigates an unrecorded receipt, a miscount, theft), or one of its lines could not be
+    applied yet because its SKU or location is unknown to inventory (kinds UNKNOWN_SKU,
+    UNKNOWN_LOCATION: the catalogue or the store set-up needs correcting; the line is applied
+    exactly once when they exist) or because its quantity is unreadable (UNREADABLE_QUANTITY).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -85,21 +89,34 @@ class StockDiscrepancyRecorded(_message.Message):
     SALE_ID_FIELD_NUMBER: _builtins.int
     ON_HAND_AFTER_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    IS_RETURN_FIELD_NUMBER: _builtins.int
     discrepancy_id: _builtins.str
     """Id of the discrepancy record."""
     sku: _builtins.str
     """The SKU."""
     location_id: _builtins.str
-    """The location whose stock went negative."""
+    """The location of the sale (for NEGATIVE_STOCK, the one whose stock went negative)."""
     sale_id: _builtins.str
-    """The sale that did it."""
+    """The sale or return."""
+    kind: _inventory_service_pb2.StockDiscrepancyKind.ValueType
+    """What kind of discrepancy; UNSPECIFIED (from producers older than this field) means
+    NEGATIVE_STOCK.
+    """
+    is_return: _builtins.bool
+    """True when the line is a return's (units come back), false for a sale's."""
     @_builtins.property
     def on_hand_after(self) -> _money_pb2.Decimal:
-        """On-hand after the sale (negative)."""
+        """On-hand after the sale (negative); set for NEGATIVE_STOCK only."""
 
     @_builtins.property
     def occurred_at(self) -> _timestamp_pb2.Timestamp:
         """When the sale happened."""
+
+    @_builtins.property
+    def quantity(self) -> _money_pb2.Decimal:
+        """Units (or kg) of the line left unapplied; set for UNKNOWN_SKU and UNKNOWN_LOCATION."""
 
     def __init__(
         self,
@@ -110,10 +127,13 @@ class StockDiscrepancyRecorded(_message.Message):
         sale_id: _builtins.str = ...,
         on_hand_after: _money_pb2.Decimal | None = ...,
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        kind: _inventory_service_pb2.StockDiscrepancyKind.ValueType = ...,
+        quantity: _money_pb2.Decimal | None = ...,
+        is_return: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at", "on_hand_after", b"on_hand_after"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at", "on_hand_after", b"on_hand_after", "quantity", b"quantity"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["discrepancy_id", b"discrepancy_id", "location_id", b"location_id", "occurred_at", b"occurred_at", "on_hand_after", b"on_hand_after", "sale_id", b"sale_id", "sku", b"sku"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["discrepancy_id", b"discrepancy_id", "is_return", b"is_return", "kind", b"kind", "location_id", b"location_id", "occurred_at", b"occurred_at", "on_hand_after", b"on_hand_after", "quantity", b"quantity", "sale_id", b"sale_id", "sku", b"sku"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

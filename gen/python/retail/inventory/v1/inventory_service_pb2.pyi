@@ -146,6 +146,57 @@ to buy it at all.
 """
 Global___StockAlertKind: _TypeAlias = StockAlertKind  # noqa: Y015
 
+class _StockDiscrepancyKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StockDiscrepancyKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StockDiscrepancyKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STOCK_DISCREPANCY_KIND_UNSPECIFIED: _StockDiscrepancyKind.ValueType  # 0
+    """Never sent by this version; from older producers it means NEGATIVE_STOCK."""
+    STOCK_DISCREPANCY_KIND_NEGATIVE_STOCK: _StockDiscrepancyKind.ValueType  # 1
+    """A sale took on-hand below zero. It was applied; the store investigates (unrecorded
+    receipt, miscount, theft).
+    """
+    STOCK_DISCREPANCY_KIND_UNKNOWN_SKU: _StockDiscrepancyKind.ValueType  # 2
+    """A sale or return line named a SKU inventory does not know. The line waits, unapplied,
+    and is applied once when the SKU arrives (or by ApplyPendingSaleLines).
+    """
+    STOCK_DISCREPANCY_KIND_UNKNOWN_LOCATION: _StockDiscrepancyKind.ValueType  # 3
+    """A sale or return named a location inventory does not know. Its lines wait, unapplied,
+    until the location is set up and ApplyPendingSaleLines runs.
+    """
+    STOCK_DISCREPANCY_KIND_UNREADABLE_QUANTITY: _StockDiscrepancyKind.ValueType  # 4
+    """A line's quantity is not one stock can move by (not a positive number with at most three
+    decimals within range). It is never applied automatically; the store counts the SKU.
+    """
+
+class StockDiscrepancyKind(_StockDiscrepancyKind, metaclass=_StockDiscrepancyKindEnumTypeWrapper):
+    """StockDiscrepancyKind says what a recorded stock discrepancy is. A sale that happened at a
+    till is never refused or dropped: what inventory can apply it applies, and the rest is
+    recorded as one of these for people to reconcile.
+    """
+
+STOCK_DISCREPANCY_KIND_UNSPECIFIED: StockDiscrepancyKind.ValueType  # 0
+"""Never sent by this version; from older producers it means NEGATIVE_STOCK."""
+STOCK_DISCREPANCY_KIND_NEGATIVE_STOCK: StockDiscrepancyKind.ValueType  # 1
+"""A sale took on-hand below zero. It was applied; the store investigates (unrecorded
+receipt, miscount, theft).
+"""
+STOCK_DISCREPANCY_KIND_UNKNOWN_SKU: StockDiscrepancyKind.ValueType  # 2
+"""A sale or return line named a SKU inventory does not know. The line waits, unapplied,
+and is applied once when the SKU arrives (or by ApplyPendingSaleLines).
+"""
+STOCK_DISCREPANCY_KIND_UNKNOWN_LOCATION: StockDiscrepancyKind.ValueType  # 3
+"""A sale or return named a location inventory does not know. Its lines wait, unapplied,
+until the location is set up and ApplyPendingSaleLines runs.
+"""
+STOCK_DISCREPANCY_KIND_UNREADABLE_QUANTITY: StockDiscrepancyKind.ValueType  # 4
+"""A line's quantity is not one stock can move by (not a positive number with at most three
+decimals within range). It is never applied automatically; the store counts the SKU.
+"""
+Global___StockDiscrepancyKind: _TypeAlias = StockDiscrepancyKind  # noqa: Y015
+
 @_typing.final
 class SalesHistoryLine(_message.Message):
     """SalesHistoryLine is one SKU's sold quantity on one day."""
@@ -1789,6 +1840,7 @@ class GetStockKpisResponse(_message.Message):
     DAYS_OF_COVER_FIELD_NUMBER: _builtins.int
     SHRINK_RATE_FIELD_NUMBER: _builtins.int
     SKUS_FIELD_NUMBER: _builtins.int
+    DISCREPANCIES_FIELD_NUMBER: _builtins.int
     location_id: _builtins.str
     """The location."""
     from_date: _builtins.str
@@ -1819,6 +1871,12 @@ class GetStockKpisResponse(_message.Message):
     def skus(self) -> _containers.RepeatedCompositeFieldContainer[Global___SkuStockKpis]:
         """Per SKU, ordered by SKU."""
 
+    @_builtins.property
+    def discrepancies(self) -> _containers.RepeatedCompositeFieldContainer[Global___DiscrepancyTally]:
+        """The stock discrepancies recorded for sales and returns of the period (by the day they
+        happened), one tally per kind that occurred, ordered by kind.
+        """
+
     def __init__(
         self,
         *,
@@ -1832,11 +1890,154 @@ class GetStockKpisResponse(_message.Message):
         days_of_cover: _money_pb2.Decimal | None = ...,
         shrink_rate: _money_pb2.Decimal | None = ...,
         skus: _abc.Iterable[Global___SkuStockKpis] | None = ...,
+        discrepancies: _abc.Iterable[Global___DiscrepancyTally] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["days_of_cover", b"days_of_cover", "sell_through_rate", b"sell_through_rate", "shrink_rate", b"shrink_rate", "stock_out_rate", b"stock_out_rate"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["days_of_cover", b"days_of_cover", "from_date", b"from_date", "location_id", b"location_id", "sell_through_rate", b"sell_through_rate", "shrink_rate", b"shrink_rate", "skus", b"skus", "skus_carried", b"skus_carried", "skus_sold", b"skus_sold", "stock_out_rate", b"stock_out_rate", "to_date", b"to_date"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["days_of_cover", b"days_of_cover", "discrepancies", b"discrepancies", "from_date", b"from_date", "location_id", b"location_id", "sell_through_rate", b"sell_through_rate", "shrink_rate", b"shrink_rate", "skus", b"skus", "skus_carried", b"skus_carried", "skus_sold", b"skus_sold", "stock_out_rate", b"stock_out_rate", "to_date", b"to_date"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetStockKpisResponse: _TypeAlias = GetStockKpisResponse  # noqa: Y015
+
+@_typing.final
+class DiscrepancyTally(_message.Message):
+    """DiscrepancyTally counts one kind of stock discrepancy at a location over a period."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    RECORDED_FIELD_NUMBER: _builtins.int
+    OPEN_FIELD_NUMBER: _builtins.int
+    kind: Global___StockDiscrepancyKind.ValueType
+    """The kind counted."""
+    recorded: _builtins.int
+    """How many were recorded for sales and returns that happened in the period."""
+    open: _builtins.int
+    """Of those, how many are still open: lines not applied yet, shortfalls not resolved."""
+    def __init__(
+        self,
+        *,
+        kind: Global___StockDiscrepancyKind.ValueType = ...,
+        recorded: _builtins.int = ...,
+        open: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "open", b"open", "recorded", b"recorded"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DiscrepancyTally: _TypeAlias = DiscrepancyTally  # noqa: Y015
+
+@_typing.final
+class ApplyPendingSaleLinesRequest(_message.Message):
+    """ApplyPendingSaleLinesRequest asks to apply what has become applicable."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen id; a retry with the same id returns the first answer and changes nothing."""
+    location_id: _builtins.str
+    """Only lines of this location when set; lines of every location otherwise."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        location_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["location_id", b"location_id", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyPendingSaleLinesRequest: _TypeAlias = ApplyPendingSaleLinesRequest  # noqa: Y015
+
+@_typing.final
+class PendingSaleLine(_message.Message):
+    """PendingSaleLine is a journaled sale or return line inventory recorded but has not applied."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DISCREPANCY_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    SALE_ID_FIELD_NUMBER: _builtins.int
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    IS_RETURN_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    discrepancy_id: _builtins.str
+    """Id of its discrepancy record."""
+    kind: Global___StockDiscrepancyKind.ValueType
+    """Why it waits: STOCK_DISCREPANCY_KIND_UNKNOWN_SKU or STOCK_DISCREPANCY_KIND_UNKNOWN_LOCATION."""
+    sale_id: _builtins.str
+    """The sale or return it belongs to."""
+    location_id: _builtins.str
+    """The location of the sale."""
+    sku: _builtins.str
+    """The SKU of the line."""
+    is_return: _builtins.bool
+    """True for a return's line (units come back), false for a sale's (units leave)."""
+    @_builtins.property
+    def quantity(self) -> _money_pb2.Decimal:
+        """Units (or kg) of the line."""
+
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When the sale or return happened at the till."""
+
+    def __init__(
+        self,
+        *,
+        discrepancy_id: _builtins.str = ...,
+        kind: Global___StockDiscrepancyKind.ValueType = ...,
+        sale_id: _builtins.str = ...,
+        location_id: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        quantity: _money_pb2.Decimal | None = ...,
+        is_return: _builtins.bool = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at", "quantity", b"quantity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["discrepancy_id", b"discrepancy_id", "is_return", b"is_return", "kind", b"kind", "location_id", b"location_id", "occurred_at", b"occurred_at", "quantity", b"quantity", "sale_id", b"sale_id", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PendingSaleLine: _TypeAlias = PendingSaleLine  # noqa: Y015
+
+@_typing.final
+class ApplyPendingSaleLinesResponse(_message.Message):
+    """ApplyPendingSaleLinesResponse says what was applied and what still waits."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APPLIED_LINES_FIELD_NUMBER: _builtins.int
+    PENDING_TOTAL_FIELD_NUMBER: _builtins.int
+    PENDING_LINES_FIELD_NUMBER: _builtins.int
+    applied_lines: _builtins.int
+    """Lines this call applied."""
+    pending_total: _builtins.int
+    """How many lines still wait (their SKU or location is still unknown)."""
+    @_builtins.property
+    def pending_lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___PendingSaleLine]:
+        """The oldest of those, at most 100."""
+
+    def __init__(
+        self,
+        *,
+        applied_lines: _builtins.int = ...,
+        pending_total: _builtins.int = ...,
+        pending_lines: _abc.Iterable[Global___PendingSaleLine] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_lines", b"applied_lines", "pending_lines", b"pending_lines", "pending_total", b"pending_total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyPendingSaleLinesResponse: _TypeAlias = ApplyPendingSaleLinesResponse  # noqa: Y015

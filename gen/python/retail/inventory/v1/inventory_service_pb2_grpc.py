@@ -122,6 +122,11 @@ class InventoryServiceStub:
                 request_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.GetStockKpisRequest.SerializeToString,
                 response_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.GetStockKpisResponse.FromString,
                 _registered_method=True)
+        self.ApplyPendingSaleLines = channel.unary_unary(
+                '/retail.inventory.v1.InventoryService/ApplyPendingSaleLines',
+                request_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ApplyPendingSaleLinesRequest.SerializeToString,
+                response_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ApplyPendingSaleLinesResponse.FromString,
+                _registered_method=True)
 
 
 class InventoryServiceServicer:
@@ -250,7 +255,20 @@ class InventoryServiceServicer:
 
     def GetStockKpis(self, request, context):
         """GetStockKpis returns a location's stock KPIs over a period: stock-out rate,
-        sell-through (动销率), days of cover and shrink, for the location and per SKU.
+        sell-through (动销率), days of cover and shrink, for the location and per SKU, and the
+        stock discrepancies its sales left (shortfalls, lines of unknown SKUs waiting).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyPendingSaleLines(self, request, context):
+        """ApplyPendingSaleLines applies, each exactly once, the journaled sale and return lines
+        that were recorded as discrepancies because their SKU or location was unknown, for every
+        such line whose SKU and location inventory knows now, and reports the lines still
+        waiting. Lines of a SKU that arrives through pricing's catalogue are applied as it
+        arrives, without this call; it is for the rest (a store set up after its tills started
+        selling, items loaded another way).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -343,6 +361,11 @@ def add_InventoryServiceServicer_to_server(servicer, server):
                     servicer.GetStockKpis,
                     request_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.GetStockKpisRequest.FromString,
                     response_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.GetStockKpisResponse.SerializeToString,
+            ),
+            'ApplyPendingSaleLines': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyPendingSaleLines,
+                    request_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ApplyPendingSaleLinesRequest.FromString,
+                    response_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ApplyPendingSaleLinesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -807,6 +830,33 @@ class InventoryService:
             '/retail.inventory.v1.InventoryService/GetStockKpis',
             retail_dot_inventory_dot_v1_dot_inventory__service__pb2.GetStockKpisRequest.SerializeToString,
             retail_dot_inventory_dot_v1_dot_inventory__service__pb2.GetStockKpisResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyPendingSaleLines(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.inventory.v1.InventoryService/ApplyPendingSaleLines',
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ApplyPendingSaleLinesRequest.SerializeToString,
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ApplyPendingSaleLinesResponse.FromString,
             options,
             channel_credentials,
             insecure,

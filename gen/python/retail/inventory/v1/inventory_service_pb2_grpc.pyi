@@ -80,7 +80,16 @@ class InventoryServiceStub:
     """
     GetStockKpis: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.GetStockKpisRequest, _inventory_service_pb2.GetStockKpisResponse]
     """GetStockKpis returns a location's stock KPIs over a period: stock-out rate,
-    sell-through (动销率), days of cover and shrink, for the location and per SKU.
+    sell-through (动销率), days of cover and shrink, for the location and per SKU, and the
+    stock discrepancies its sales left (shortfalls, lines of unknown SKUs waiting).
+    """
+    ApplyPendingSaleLines: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.ApplyPendingSaleLinesRequest, _inventory_service_pb2.ApplyPendingSaleLinesResponse]
+    """ApplyPendingSaleLines applies, each exactly once, the journaled sale and return lines
+    that were recorded as discrepancies because their SKU or location was unknown, for every
+    such line whose SKU and location inventory knows now, and reports the lines still
+    waiting. Lines of a SKU that arrives through pricing's catalogue are applied as it
+    arrives, without this call; it is for the rest (a store set up after its tills started
+    selling, items loaded another way).
     """
 
 @_typing.type_check_only
@@ -135,7 +144,16 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     """
     GetStockKpis: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.GetStockKpisRequest, _inventory_service_pb2.GetStockKpisResponse]  # type: ignore[assignment]
     """GetStockKpis returns a location's stock KPIs over a period: stock-out rate,
-    sell-through (动销率), days of cover and shrink, for the location and per SKU.
+    sell-through (动销率), days of cover and shrink, for the location and per SKU, and the
+    stock discrepancies its sales left (shortfalls, lines of unknown SKUs waiting).
+    """
+    ApplyPendingSaleLines: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.ApplyPendingSaleLinesRequest, _inventory_service_pb2.ApplyPendingSaleLinesResponse]  # type: ignore[assignment]
+    """ApplyPendingSaleLines applies, each exactly once, the journaled sale and return lines
+    that were recorded as discrepancies because their SKU or location was unknown, for every
+    such line whose SKU and location inventory knows now, and reports the lines still
+    waiting. Lines of a SKU that arrives through pricing's catalogue are applied as it
+    arrives, without this call; it is for the rest (a store set up after its tills started
+    selling, items loaded another way).
     """
 
 class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -289,7 +307,22 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_inventory_service_pb2.GetStockKpisResponse, _abc.Awaitable[_inventory_service_pb2.GetStockKpisResponse]]:
         """GetStockKpis returns a location's stock KPIs over a period: stock-out rate,
-        sell-through (动销率), days of cover and shrink, for the location and per SKU.
+        sell-through (动销率), days of cover and shrink, for the location and per SKU, and the
+        stock discrepancies its sales left (shortfalls, lines of unknown SKUs waiting).
+        """
+
+    @_abc_1.abstractmethod
+    def ApplyPendingSaleLines(
+        self,
+        request: _inventory_service_pb2.ApplyPendingSaleLinesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_service_pb2.ApplyPendingSaleLinesResponse, _abc.Awaitable[_inventory_service_pb2.ApplyPendingSaleLinesResponse]]:
+        """ApplyPendingSaleLines applies, each exactly once, the journaled sale and return lines
+        that were recorded as discrepancies because their SKU or location was unknown, for every
+        such line whose SKU and location inventory knows now, and reports the lines still
+        waiting. Lines of a SKU that arrives through pricing's catalogue are applied as it
+        arrives, without this call; it is for the rest (a store set up after its tills started
+        selling, items loaded another way).
         """
 
 def add_InventoryServiceServicer_to_server(servicer: InventoryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -10,7 +10,7 @@ together there.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -51,6 +51,12 @@ _RESERVATION_STATUSES = {
     pb.RESERVATION_STATUS_FULFILLED: "fulfilled",
     pb.RESERVATION_STATUS_RELEASED: "released",
     pb.RESERVATION_STATUS_EXPIRED: "expired",
+}
+_DISCREPANCY_KINDS = {
+    pb.STOCK_DISCREPANCY_KIND_NEGATIVE_STOCK: "negative_stock",
+    pb.STOCK_DISCREPANCY_KIND_UNKNOWN_SKU: "unknown_sku",
+    pb.STOCK_DISCREPANCY_KIND_UNKNOWN_LOCATION: "unknown_location",
+    pb.STOCK_DISCREPANCY_KIND_UNREADABLE_QUANTITY: "unreadable_quantity",
 }
 _TRANSFER_STATUSES = {
     pb.TRANSFER_STATUS_REQUESTED: "requested",
@@ -577,8 +583,19 @@ class SkuKpisOut(BaseModel):
     shrink_rate: str | None = Field(description="shrink ÷ (sold + shrink)", examples=["0.0095"])
 
 
+class DiscrepancyTallyOut(BaseModel):
+    kind: str = Field(
+        description="negative_stock: a sale took on-hand below zero (applied; to investigate); unknown_sku, "
+        "unknown_location: a sale or return line inventory could not apply yet (it waits and is applied once the "
+        "SKU or location exists); unreadable_quantity: a line whose quantity cannot move stock",
+        examples=["unknown_sku"],
+    )
+    recorded: int = Field(description="recorded for sales and returns that happened in the period", examples=[3])
+    open: int = Field(description="of those, still open: lines not applied yet, shortfalls not resolved", examples=[1])
+
+
 class StockKpisOut(BaseModel):
-    """Stock KPIs of a location over a period, overall and per SKU."""
+    """Stock KPIs of a location over a period, overall and per SKU, and the discrepancies its sales left."""
 
     location_id: str = Field(examples=["S001"])
     from_date: date = Field(examples=["2026-10-26"])
@@ -592,6 +609,28 @@ class StockKpisOut(BaseModel):
                                       examples=["11.3"])  # fmt: skip
     shrink_rate: str | None = Field(description="shrink ÷ (sold + shrink)", examples=["0.0061"])
     skus: list[SkuKpisOut]
+    discrepancies: list[DiscrepancyTallyOut] = Field(description="one tally per kind that occurred in the period")
+
+
+class PendingSaleLineOut(BaseModel):
+    """A journaled sale or return line inventory recorded but has not applied: its SKU or location is unknown."""
+
+    discrepancy_id: str
+    kind: str = Field(description="unknown_sku or unknown_location", examples=["unknown_sku"])
+    sale_id: str = Field(examples=["S001-POS01-20261124-000042"])
+    location_id: str = Field(examples=["S001"])
+    sku: str = Field(examples=["SKU00030"])
+    quantity: str = Field(examples=["1"])
+    is_return: bool = Field(description="a return's line (units come back) rather than a sale's")
+    occurred_at: datetime | None = Field(description="when the sale happened at the till")
+
+
+class PendingSaleLinesOut(BaseModel):
+    """What applying the waiting sale lines of a location did, and what still waits."""
+
+    applied_lines: int = Field(description="lines this request applied", examples=[2])
+    pending_total: int = Field(description="lines still waiting for their SKU or location", examples=[1])
+    pending_lines: list[PendingSaleLineOut] = Field(description="the oldest of those, at most 100")
 
 
 def planning_supplier(principal: Principal, location_id: str) -> str:
@@ -739,7 +778,9 @@ async def stock_kpis(
     Scope `replenishment:read`; store staff: their own store only; a supplier user: over
     its own SKUs. Sell-through per location is 动销率 (share of carried SKUs that sold);
     days of cover are turnover days. A SKU counts from the first day its ledger knows its
-    stock.
+    stock. `discrepancies` counts per kind what the period's sales left to reconcile: sales
+    that took on-hand below zero, and lines of a SKU or at a location inventory did not know
+    (they wait, unapplied, until it does) — with how many are still open.
     """
     supplier_id = planning_supplier(principal, location_id)
     if from_date and to_date and from_date > to_date:
@@ -761,4 +802,55 @@ async def stock_kpis(
         days_of_cover=_rate(answer, "days_of_cover"),
         shrink_rate=_rate(answer, "shrink_rate"),
         skus=[map_sku_kpis(kpis) for kpis in answer.skus],
+        discrepancies=[
+            DiscrepancyTallyOut(
+                kind=_DISCREPANCY_KINDS.get(tally.kind, "unknown"), recorded=tally.recorded, open=tally.open
+            )
+            for tally in answer.discrepancies
+        ],
     )
+
+
+@router.post("/locations/{location_id}/pending-sale-lines/apply", responses=problems.problem_responses(401, 403, 422))
+async def apply_pending_sale_lines(
+    location_id: LocationId,
+    resources: Resources,
+    call: Annotated[IdempotentRequest, Depends(idempotent(STOCK_COUNTS_WRITE))],
+) -> PendingSaleLinesOut:
+    """Apply the location's sale and return lines that waited for an unknown SKU or location, now that both exist.
+
+    Scope `stock-counts:write`; headquarters staff only. A sale that happened at a till is
+    never dropped: a line inventory cannot apply on arrival waits as a discrepancy
+    (`unknown_sku`, `unknown_location` in the KPIs). A SKU that arrives through the
+    catalogue has its lines applied as it arrives; after setting up a store (or loading items
+    another way), this applies the rest. Each line moves stock exactly once, whoever applies
+    it; the answer lists what still waits. `Idempotency-Key` required.
+    """
+    if not call.principal.is_headquarters:
+        raise problems.ProblemError(problems.FORBIDDEN, "only headquarters staff reconcile pending sale lines")
+
+    async def effect() -> tuple[int, Any]:
+        answer = await inventory(resources).ApplyPendingSaleLines(
+            pb.ApplyPendingSaleLinesRequest(request_id=call.request_id, location_id=location_id),
+            timeout=max(resources.grpc_deadline, PLANNING_DEADLINE_SECONDS),
+        )
+        result = PendingSaleLinesOut(
+            applied_lines=answer.applied_lines,
+            pending_total=answer.pending_total,
+            pending_lines=[
+                PendingSaleLineOut(
+                    discrepancy_id=line.discrepancy_id,
+                    kind=_DISCREPANCY_KINDS.get(line.kind, "unknown"),
+                    sale_id=line.sale_id,
+                    location_id=line.location_id,
+                    sku=line.sku,
+                    quantity=line.quantity.value,
+                    is_return=line.is_return,
+                    occurred_at=line.occurred_at.ToDatetime(tzinfo=UTC) if line.HasField("occurred_at") else None,
+                )
+                for line in answer.pending_lines
+            ],
+        )
+        return 200, result.model_dump(mode="json")
+
+    return await call.run(effect)  # type: ignore[return-value]

@@ -84,7 +84,9 @@ def build(settings: InventorySettings) -> InventoryApp:
                     Subscription(SALES_CONSUMER, sales_handlers(service), unit_of_work),
                     # Until pricing has declared its stream this one retries; nothing else waits for it.
                     Subscription(
-                        catalogue_consumer(settings.catalogue_consumer_durable), catalogue_handlers(), unit_of_work
+                        catalogue_consumer(settings.catalogue_consumer_durable),
+                        catalogue_handlers(service),
+                        unit_of_work,
                     ),
                 ],
             ),

@@ -9,6 +9,7 @@ id, so the relay publishes each one's events in the order they were written.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -21,6 +22,7 @@ from retail.inventory.v1 import inventory_service_pb2 as service_pb2
 from servicekit.outbox import OutboxEvent
 from servicekit.protowire import timestamp
 from services.inventory.domain.model import (
+    DiscrepancyKind,
     Reservation,
     StockPosition,
     Transfer,
@@ -148,22 +150,51 @@ def transfer_state_changed(transfer: Transfer, occurred_at: datetime) -> OutboxE
     )
 
 
+DISCREPANCY_KINDS = {
+    DiscrepancyKind.NEGATIVE_STOCK: service_pb2.STOCK_DISCREPANCY_KIND_NEGATIVE_STOCK,
+    DiscrepancyKind.UNKNOWN_SKU: service_pb2.STOCK_DISCREPANCY_KIND_UNKNOWN_SKU,
+    DiscrepancyKind.UNKNOWN_LOCATION: service_pb2.STOCK_DISCREPANCY_KIND_UNKNOWN_LOCATION,
+    DiscrepancyKind.UNREADABLE_QUANTITY: service_pb2.STOCK_DISCREPANCY_KIND_UNREADABLE_QUANTITY,
+}
+
+
 def stock_discrepancy_recorded(
-    discrepancy_id: str, position: StockPosition, sale_id: str, sale_occurred_at: datetime
+    discrepancy_id: str,
+    kind: DiscrepancyKind,
+    *,
+    sku: str,
+    location_id: str,
+    sale_id: str,
+    sale_occurred_at: datetime,
+    on_hand_after: Decimal | None = None,
+    quantity: Decimal | None = None,
+    is_return: bool = False,
 ) -> OutboxEvent:
+    """A journaled sale left something to reconcile: a shortfall it caused, or a line it could not apply."""
     message = events_pb2.StockDiscrepancyRecorded(
         discrepancy_id=discrepancy_id,
-        sku=position.sku,
-        location_id=position.location_id,
+        kind=DISCREPANCY_KINDS[kind],
+        sku=sku,
+        location_id=location_id,
         sale_id=sale_id,
-        on_hand_after=_decimal(position.on_hand),
+        is_return=is_return,
     )
+    if on_hand_after is not None:
+        message.on_hand_after.CopyFrom(_decimal(on_hand_after))
+    if quantity is not None:
+        message.quantity.CopyFrom(_decimal(quantity))
     message.occurred_at.FromDatetime(sale_occurred_at)  # when the sale happened, as documented
     return OutboxEvent.of(
-        f"{SUBJECT_PREFIX}.stock_discrepancy_recorded.{position.location_id}",
+        f"{SUBJECT_PREFIX}.stock_discrepancy_recorded.{subject_token(location_id)}",
         message,
-        aggregate_id=f"{position.sku}@{position.location_id}",
+        aggregate_id=f"{sku}@{location_id}",
     )
+
+
+def subject_token(value: str) -> str:
+    """``value`` as one subject token: a location inventory does not know may hold anything."""
+    token = re.sub(r"[.*>\s]", "_", value)
+    return token or "_"
 
 
 def _reservation_event(

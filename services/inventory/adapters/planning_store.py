@@ -14,6 +14,8 @@ from decimal import Decimal
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.inventory.domain.kpis import DiscrepancyTally
+from services.inventory.domain.model import DiscrepancyKind
 from services.inventory.domain.replenishment import AlertKind, LastReported, StockPosition
 
 ZERO = Decimal(0)
@@ -248,3 +250,38 @@ async def sales_by_day(
     for row in rows:
         sold[row.sku][row.day] = row.quantity
     return dict(sold)
+
+
+async def discrepancy_tallies(
+    session: AsyncSession,
+    location_id: str,
+    start: date,
+    end: date,
+    tz: tzinfo,
+    *,
+    sku: str = "",
+    supplier_id: str = "",
+) -> list[DiscrepancyTally]:
+    """Per kind, the discrepancies of the sales made at a location on the days of the period, and how many are open.
+
+    A supplier's view counts its own SKUs only (a SKU inventory does not know has no supplier).
+    """
+    rows = await session.execute(
+        text(
+            "SELECT d.kind, count(*) AS recorded, count(*) FILTER (WHERE d.status = 'open') AS open "
+            "FROM stock_discrepancy d LEFT JOIN item i ON i.sku = d.sku "
+            "WHERE d.location_id = :location AND coalesce(d.occurred_at, d.recorded_at) >= :start_at "
+            "AND coalesce(d.occurred_at, d.recorded_at) < :end_at AND (:sku = '' OR d.sku = :sku) "
+            "AND (:supplier = '' OR i.supplier_id = :supplier) GROUP BY d.kind"
+        ),
+        {
+            "location": location_id,
+            "start_at": datetime.combine(start, time.min, tz),
+            "end_at": datetime.combine(end + timedelta(days=1), time.min, tz),
+            "sku": sku,
+            "supplier": supplier_id,
+        },
+    )
+    order = list(DiscrepancyKind)
+    tallies = [DiscrepancyTally(DiscrepancyKind(row.kind), int(row.recorded), int(row.open)) for row in rows]
+    return sorted(tallies, key=lambda tally: order.index(tally.kind))

@@ -20,7 +20,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.inventory.domain.model import (
     ZERO,
     Allocation,
+    DiscrepancyKind,
     Movement,
+    PendingSaleLine,
     Reservation,
     ReservationStatus,
     StockPosition,
@@ -267,18 +269,169 @@ async def ledger_sums(session: AsyncSession, sku: str, location_id: str) -> tupl
 
 
 async def record_discrepancy(
-    session: AsyncSession, position: StockPosition, sale_id: str, occurred_at: datetime | None
-) -> str:
+    session: AsyncSession,
+    *,
+    kind: DiscrepancyKind,
+    sku: str,
+    location_id: str,
+    sale_id: str,
+    occurred_at: datetime | None,
+    on_hand_after: Decimal | None = None,
+    quantity: Decimal | None = None,
+    is_return: bool = False,
+    detail: str = "",
+) -> str | None:
+    """Keep one discrepancy; its id, or None when this line of this sale was recorded before."""
     discrepancy_id = uuid.uuid4()
+    inserted = await session.execute(
+        text(
+            "INSERT INTO stock_discrepancy (discrepancy_id, kind, sku, location_id, sale_id, on_hand_after, quantity, "
+            "is_return, detail, occurred_at) VALUES (:id, :kind, :sku, :location, :sale, :after, :quantity, "
+            ":is_return, :detail, :occurred) ON CONFLICT DO NOTHING RETURNING discrepancy_id"
+        ),
+        {
+            "id": discrepancy_id,
+            "kind": kind.value,
+            "sku": sku,
+            "location": location_id,
+            "sale": sale_id,
+            "after": on_hand_after,
+            "quantity": quantity,
+            "is_return": is_return,
+            "detail": detail,
+            "occurred": occurred_at,
+        },
+    )
+    return str(discrepancy_id) if inserted.first() is not None else None
+
+
+async def missing_items(session: AsyncSession, skus: Iterable[str]) -> set[str]:
+    """The SKUs inventory has no item for at all (an inactive item still exists: its sales still move stock)."""
+    wanted = sorted(set(skus))
+    if not wanted:
+        return set()
+    rows = await session.execute(text("SELECT sku FROM item WHERE sku = ANY (CAST(:skus AS text[]))"), {"skus": wanted})
+    return set(wanted) - {row.sku for row in rows}
+
+
+async def location_exists(session: AsyncSession, location_id: str) -> bool:
+    """Whether the location was ever set up (a closed one still takes the sales it made)."""
+    row = await session.execute(text("SELECT 1 FROM location WHERE location_id = :id"), {"id": location_id})
+    return row.first() is not None
+
+
+# A SKU's registration and a sale finding the SKU unknown serialise on this lock, so a line
+# recorded as waiting is always seen (and applied) by the registration that makes it known.
+_ITEM_REGISTRATION_LOCK = (
+    "SELECT pg_advisory_xact_lock{mode}(hashtextextended('inventory.item:' || sku, 0)) "
+    "FROM (SELECT sku FROM unnest(CAST(:skus AS text[])) AS s(sku) ORDER BY sku) AS ordered"
+)
+
+
+async def hold_item_registrations(session: AsyncSession, skus: Iterable[str]) -> None:
+    """Keep these SKUs from being registered until this transaction ends (shared: sales do not wait on each other)."""
+    await session.execute(text(_ITEM_REGISTRATION_LOCK.format(mode="_shared")), {"skus": sorted(set(skus))})
+
+
+async def lock_item_registration(session: AsyncSession, sku: str) -> None:
+    """Wait for every transaction holding this SKU's registration, and keep new ones out until this one ends."""
+    await session.execute(text(_ITEM_REGISTRATION_LOCK.format(mode="")), {"skus": [sku]})
+
+
+async def register_item(
+    session: AsyncSession, *, sku: str, name: str, category: str, unit: str, supplier_id: str, active: bool
+) -> bool:
+    """Make a SKU known to inventory as the catalogue describes it; False when it already was."""
+    inserted = await session.execute(
+        text(
+            "INSERT INTO item (sku, name, category_id, unit, sold_by_weight, supplier_id, active) "
+            "VALUES (:sku, :name, :category, :unit, :by_weight, :supplier, :active) "
+            "ON CONFLICT (sku) DO NOTHING RETURNING 1"
+        ),
+        {
+            "sku": sku,
+            "name": name or sku,
+            "category": category or None,
+            "unit": unit or "piece",
+            "by_weight": unit == "kg",
+            "supplier": supplier_id or None,
+            "active": active,
+        },
+    )
+    return inserted.first() is not None
+
+
+_WAITING_LINE_COLUMNS = (
+    "d.discrepancy_id, d.kind, d.sale_id, d.location_id, d.sku, d.quantity, d.is_return, d.occurred_at"
+)
+
+
+async def lock_applicable_waiting_lines(
+    session: AsyncSession, *, sku: str | None = None, location_id: str | None = None
+) -> list[PendingSaleLine]:
+    """The waiting lines (of a SKU, at a location) whose SKU and location both exist now, row-locked.
+
+    Lines another transaction is applying right now are skipped: that one applies them.
+    """
+    rows = await session.execute(
+        text(
+            f"SELECT {_WAITING_LINE_COLUMNS} FROM stock_discrepancy d "
+            "WHERE d.status = 'open' AND d.kind IN ('unknown_sku', 'unknown_location') "
+            "AND (CAST(:sku AS text) IS NULL OR d.sku = :sku) "
+            "AND (CAST(:location AS text) IS NULL OR d.location_id = :location) "
+            "AND EXISTS (SELECT 1 FROM item i WHERE i.sku = d.sku) "
+            "AND EXISTS (SELECT 1 FROM location l WHERE l.location_id = d.location_id) "
+            # In the order the sales happened at the tills, as they would have been applied.
+            "ORDER BY coalesce(d.occurred_at, d.recorded_at), d.recorded_at, d.discrepancy_id "
+            "FOR UPDATE OF d SKIP LOCKED"
+        ),
+        {"sku": sku, "location": location_id},
+    )
+    return [_waiting_line(row) for row in rows]
+
+
+async def mark_lines_applied(session: AsyncSession, discrepancy_ids: Sequence[str], at: datetime) -> None:
     await session.execute(
         text(
-            "INSERT INTO stock_discrepancy (discrepancy_id, sku, location_id, sale_id, on_hand_after, occurred_at) "
-            "VALUES (:id, :sku, :location, :sale, :after, :occurred)"
+            "UPDATE stock_discrepancy SET status = 'resolved', applied_at = :at "
+            "WHERE discrepancy_id = ANY (CAST(:ids AS uuid[]))"
         ),
-        {"id": discrepancy_id, "sku": position.sku, "location": position.location_id, "sale": sale_id,
-         "after": position.on_hand, "occurred": occurred_at},
-    )  # fmt: skip
-    return str(discrepancy_id)
+        {"ids": [uuid.UUID(d) for d in discrepancy_ids], "at": at},
+    )
+
+
+async def waiting_lines(
+    session: AsyncSession, *, location_id: str | None = None, limit: int = 100
+) -> tuple[int, list[PendingSaleLine]]:
+    """How many lines still wait (at a location), and the oldest ``limit`` of them."""
+    where = (
+        "WHERE d.status = 'open' AND d.kind IN ('unknown_sku', 'unknown_location') "
+        "AND (CAST(:location AS text) IS NULL OR d.location_id = :location)"
+    )
+    total = (
+        await session.execute(text(f"SELECT count(*) FROM stock_discrepancy d {where}"), {"location": location_id})
+    ).scalar_one()
+    rows = await session.execute(
+        text(
+            f"SELECT {_WAITING_LINE_COLUMNS} FROM stock_discrepancy d {where} "
+            "ORDER BY coalesce(d.occurred_at, d.recorded_at), d.recorded_at, d.discrepancy_id LIMIT :limit"
+        ),
+        {"location": location_id, "limit": limit},
+    )
+    return int(total), [_waiting_line(row) for row in rows]
+
+
+def _waiting_line(row: Any) -> PendingSaleLine:
+    return PendingSaleLine(
+        discrepancy_id=str(row.discrepancy_id),
+        kind=DiscrepancyKind(row.kind),
+        sale_id=row.sale_id,
+        location_id=row.location_id,
+        sku=row.sku,
+        quantity=row.quantity,
+        is_return=row.is_return,
+        occurred_at=row.occurred_at,
+    )
 
 
 def _position(row: Any) -> StockPosition:

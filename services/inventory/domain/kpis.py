@@ -17,6 +17,11 @@ Definitions (the ones store operations in a Chinese supermarket chain report):
 Negative closing stock (a sale recorded before its receipt) counts as a stock-out day and
 as zero stock in the averages: shelves do not hold negative goods. Rates are ``Decimal``
 to four places, days to one.
+
+Beside the rates, a location's **discrepancies**: per kind, how many its sales and returns
+of the period left (a sale that took on-hand below zero; a line of a SKU, or at a location,
+inventory did not know, which waits unapplied; an unreadable quantity), and how many of
+them are still open. They are what the figures above cannot see yet.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+
+from services.inventory.domain.model import DiscrepancyKind
 
 RATE_PLACES = Decimal("0.0001")
 DAY_PLACES = Decimal("0.1")
@@ -77,6 +84,15 @@ class LocationKpis:
     days_of_cover: Decimal | None
     shrink_rate: Decimal | None
     by_sku: tuple[SkuKpis, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DiscrepancyTally:
+    """How many discrepancies of one kind a location's sales of a period left, and how many are still open."""
+
+    kind: DiscrepancyKind
+    recorded: int
+    open: int
 
 
 def stock_out_rate(closing_on_hand: Sequence[Decimal]) -> Decimal:

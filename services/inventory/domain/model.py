@@ -4,7 +4,9 @@ A :class:`StockPosition` is one SKU at one location. It changes only by applying
 :class:`Movement`, and every movement is also written to the ledger, so the balance always
 equals the sum of its ledger. Reservations never take available-to-promise below zero;
 sales that already happened (often offline) are always applied, and a sale that drives
-on-hand below zero is reported as a discrepancy rather than refused.
+on-hand below zero is reported as a discrepancy rather than refused. A sale line that
+cannot be applied yet (its SKU or location unknown to inventory) is not refused either: it
+is kept as a :class:`PendingSaleLine` and applied once when both exist.
 """
 
 from __future__ import annotations
@@ -36,6 +38,18 @@ class MovementKind(enum.StrEnum):
     TRANSFER_IN = "transfer_in"
     COUNT_ADJUSTMENT = "count_adjustment"
     SHRINK = "shrink"
+
+
+class DiscrepancyKind(enum.StrEnum):
+    """What a recorded stock discrepancy is (the journal's facts are never refused or dropped)."""
+
+    NEGATIVE_STOCK = "negative_stock"  # a sale took on-hand below zero; applied
+    UNKNOWN_SKU = "unknown_sku"  # a line of a SKU inventory does not know; waits, unapplied
+    UNKNOWN_LOCATION = "unknown_location"  # a line at a location inventory does not know; waits
+    UNREADABLE_QUANTITY = "unreadable_quantity"  # a line whose quantity cannot move stock
+
+
+WAITING_KINDS = (DiscrepancyKind.UNKNOWN_SKU, DiscrepancyKind.UNKNOWN_LOCATION)
 
 
 class ReservationStatus(enum.StrEnum):
@@ -177,6 +191,26 @@ class StockPosition:
     def is_short(self) -> bool:
         """On-hand below zero: sales were recorded that the stock cannot explain."""
         return self.on_hand < ZERO
+
+
+@dataclass(frozen=True)
+class PendingSaleLine:
+    """A journaled sale or return line recorded but not applied yet: its SKU or location was unknown."""
+
+    discrepancy_id: str
+    kind: DiscrepancyKind
+    sale_id: str
+    location_id: str
+    sku: str
+    quantity: Decimal
+    is_return: bool
+    occurred_at: datetime | None
+
+    def apply_to(self, position: StockPosition) -> Movement:
+        """The line's movement, as the sale or return would have made it on arrival."""
+        if self.is_return:
+            return position.take_back(self.quantity, self.sale_id)
+        return position.sell(self.quantity, self.sale_id)
 
 
 @dataclass

@@ -18,10 +18,12 @@ from servicekit.db import UnitOfWork
 from servicekit.errors import FailedPrecondition, InvalidArgument
 from servicekit.idempotency import MAX_REQUEST_ID_LENGTH, run_request_once
 from services.inventory.adapters import stock_store
+from services.inventory.adapters.integration_events import DISCREPANCY_KINDS
 from services.inventory.domain.model import (
     ZERO,
     Allocation,
     CountedLine,
+    PendingSaleLine,
     Reservation,
     ReservationStatus,
     StockPosition,
@@ -305,16 +307,46 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
 
     async def GetStockKpis(self, request: pb.GetStockKpisRequest, context: Any) -> pb.GetStockKpisResponse:
         """Stock-out rate, sell-through (动销率), days of cover and shrink of a location over a period."""
-        start, end, kpis = await self._planning().stock_kpis(
+        start, end, kpis, discrepancies = await self._planning().stock_kpis(
             request.location_id, sku=request.sku, start=planning_api.parse_day(request.from_date, "from_date"),
             end=planning_api.parse_day(request.to_date, "to_date"), supplier_id=request.supplier_id,
         )  # fmt: skip
-        return planning_api.map_kpis(request.location_id, start, end, kpis)
+        return planning_api.map_kpis(request.location_id, start, end, kpis, discrepancies)
+
+    async def ApplyPendingSaleLines(
+        self, request: pb.ApplyPendingSaleLinesRequest, context: Any
+    ) -> pb.ApplyPendingSaleLinesResponse:
+        """Apply, once each, the waiting sale lines whose SKU and location now exist; report the rest."""
+
+        async def effect(uow: UnitOfWork) -> pb.ApplyPendingSaleLinesResponse:
+            report = await self._service.apply_pending_sale_lines(uow, request.location_id)
+            return pb.ApplyPendingSaleLinesResponse(
+                applied_lines=report.applied,
+                pending_total=report.still_waiting,
+                pending_lines=[map_pending_line(line) for line in report.oldest_waiting],
+            )
+
+        return await self._once(request, pb.ApplyPendingSaleLinesResponse, effect)
 
     def _planning(self) -> ReplenishmentPlanner:
         if self._planner is None:
             raise FailedPrecondition("replenishment planning is not configured here", reason="planning-unavailable")
         return self._planner
+
+
+def map_pending_line(line: PendingSaleLine) -> pb.PendingSaleLine:
+    message = pb.PendingSaleLine(
+        discrepancy_id=line.discrepancy_id,
+        kind=DISCREPANCY_KINDS[line.kind],
+        sale_id=line.sale_id,
+        location_id=line.location_id,
+        sku=line.sku,
+        quantity=map_decimal(line.quantity),
+        is_return=line.is_return,
+    )
+    if line.occurred_at is not None:
+        message.occurred_at.FromDatetime(line.occurred_at)
+    return message
 
 
 def map_history_line(line: pb.SalesHistoryLine) -> tuple[str, date, Decimal]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 
@@ -10,9 +11,10 @@ from retail.common.v1 import paging_pb2
 from retail.inventory.v1 import inventory_service_pb2 as pb
 
 from servicekit.errors import InvalidArgument
+from services.inventory.adapters.integration_events import DISCREPANCY_KINDS
 from services.inventory.adapters.replenishment_messages import map_alert, map_decimal, map_suggestion
 from services.inventory.domain.forecasting import Backtest, SeriesAccuracy
-from services.inventory.domain.kpis import LocationKpis, SkuKpis
+from services.inventory.domain.kpis import DiscrepancyTally, LocationKpis, SkuKpis
 from services.inventory.service_layer.replenishment import ForecastAnswer, ReplenishmentPage
 
 ERROR_PLACES = Decimal("0.0001")
@@ -79,8 +81,14 @@ def map_sku_kpis(kpis: SkuKpis) -> pb.SkuStockKpis:
     )
 
 
-def map_kpis(location_id: str, start: date, end: date, kpis: LocationKpis | None) -> pb.GetStockKpisResponse:
+def map_kpis(
+    location_id: str, start: date, end: date, kpis: LocationKpis | None, discrepancies: Sequence[DiscrepancyTally]
+) -> pb.GetStockKpisResponse:
     response = pb.GetStockKpisResponse(location_id=location_id, from_date=start.isoformat(), to_date=end.isoformat())
+    response.discrepancies.extend(
+        pb.DiscrepancyTally(kind=DISCREPANCY_KINDS[tally.kind], recorded=tally.recorded, open=tally.open)
+        for tally in discrepancies
+    )
     if kpis is None:
         return response
     response.skus_carried = kpis.skus_carried

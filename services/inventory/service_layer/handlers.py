@@ -5,6 +5,10 @@ SKU becomes few transactions. Every mutating command is idempotent by ``request_
 sales from the journal are idempotent by sale id through the consumer's inbox. Each one
 writes its integration events to the outbox in its own transaction: one StockLevelChanged
 per level it changed, whatever the number of reservations or movements behind it.
+
+A journaled sale is never refused: a line inventory cannot apply yet (its SKU or store
+unknown) waits as a discrepancy and is applied exactly once when the SKU is registered
+(from the catalogue, in the registration's transaction) or when headquarters reconciles.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import NoReturn
 
@@ -42,8 +46,10 @@ from services.inventory.adapters.integration_events import (
 from services.inventory.domain.model import (
     ZERO,
     Allocation,
+    DiscrepancyKind,
     MovementKind,
     OutOfStock,
+    PendingSaleLine,
     Reservation,
     ReservationNotFound,
     ReservationStatus,
@@ -61,6 +67,8 @@ RESERVE_METHOD = "retail.inventory.v1.InventoryService/ReserveStock"
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 # How many other locations to try when the best one sold out between reading and locking.
 ALLOCATION_ATTEMPTS = 3
+# How many of the sale lines still waiting a reconciliation reports by name.
+PENDING_LINES_REPORTED = 100
 
 
 @dataclass(frozen=True)
@@ -87,10 +95,12 @@ class ReservationCodec:
 
 
 @dataclass(frozen=True)
-class AppliedSaleLine:
-    sku: str
-    location_id: str
-    quantity: Decimal
+class PendingLinesReport:
+    """What applying the waiting sale lines did: how many it applied, how many still wait, the oldest of those."""
+
+    applied: int
+    still_waiting: int
+    oldest_waiting: list[PendingSaleLine]
 
 
 class InventoryService:
@@ -315,8 +325,16 @@ class InventoryService:
         lines: Sequence[tuple[str, Decimal]],
         reservation_id: str,
         occurred_at: datetime | None,
+        unreadable: Sequence[tuple[str, str]] = (),
     ) -> None:
-        """Apply one journal entry; called once per sale id (the consumer's inbox sees to that)."""
+        """Apply one journal entry; called once per sale id (the consumer's inbox sees to that).
+
+        The sale happened, so nothing of it is refused or dropped. The lines inventory can
+        apply move stock now. A line whose SKU or location inventory does not know waits as a
+        discrepancy and is applied exactly once when both exist (:meth:`apply_waiting_lines`).
+        A line whose quantity cannot move stock (``unreadable``: the SKU and the quantity as
+        journaled) is recorded for the store to count.
+        """
         session = uow.session
         reservation = None
         if reservation_id and not is_return:
@@ -325,20 +343,30 @@ class InventoryService:
                 ReservationStatus.ACTIVE, ReservationStatus.COMMITTED
             ):  # fmt: skip
                 reservation = None  # expired or released before the sale arrived: a plain sale
-        from_reservation: dict[str, Decimal] = {}
         keys = {(sku, location_id) for sku, _ in lines}
         if reservation is not None:
             keys |= {(reservation.sku, a.location_id) for a in reservation.allocations}
         positions = await stock_store.lock_positions(session, keys)
-        missing = sorted(keys - positions.keys())
-        for sku, where in missing:  # a sale that happened is applied, but only to what exists
-            if not await stock_store.known_sku(session, sku):
-                raise UnknownSku(f"sale {sale_id} sells unknown SKU {sku}")
-            if not await stock_store.known_location(session, where):
-                raise UnknownLocation(f"sale {sale_id} names unknown location {where}")
-        if missing:
+        unknown: set[str] = set()
+        location_known = True
+        if missing := keys - positions.keys():  # rare: a SKU new at the store, or not known at all
+            unknown = await stock_store.missing_items(session, {sku for sku, _ in missing})
+            if unknown:
+                # A registration of one of these SKUs either committed before this re-read, or
+                # waits for this transaction and then finds the waiting line it records.
+                await stock_store.hold_item_registrations(session, unknown)
+                unknown = await stock_store.missing_items(session, unknown)
+            location_known = await stock_store.location_exists(session, location_id)
+            keys = {
+                (sku, where) for sku, where in keys if sku not in unknown and (location_known or where != location_id)
+            }
             positions = await stock_store.lock_or_create_positions(session, keys)
+        from_reservation: dict[str, Decimal] = {}
+        waiting: dict[str, tuple[DiscrepancyKind, Decimal]] = {}
         for sku, quantity in lines:
+            if sku in unknown:
+                waiting[sku] = (DiscrepancyKind.UNKNOWN_SKU, quantity)
+                continue
             remaining = quantity
             if reservation is not None and sku == reservation.sku:
                 for allocation in reservation.allocations:
@@ -349,11 +377,14 @@ class InventoryService:
                             from_reservation.get(allocation.location_id, ZERO) + take
                         )
                         remaining -= take
-            position = positions[(sku, location_id)]
-            if is_return:
-                position.take_back(remaining, sale_id)
-            elif remaining > ZERO:
-                position.sell(remaining, sale_id)
+            if remaining <= ZERO:
+                continue
+            if not location_known:
+                waiting[sku] = (DiscrepancyKind.UNKNOWN_LOCATION, remaining)
+            elif is_return:
+                positions[(sku, location_id)].take_back(remaining, sale_id)
+            else:
+                positions[(sku, location_id)].sell(remaining, sale_id)
         if reservation is not None:
             # Units held beyond what the sale took go back to available-to-promise.
             for allocation in reservation.allocations:
@@ -366,17 +397,162 @@ class InventoryService:
             reservation.sale_id = sale_id
             await stock_store.set_reservation_status(session, reservation)
         changed = await stock_store.save_positions(session, positions.values())
-        sold_on = (occurred_at or self._clock()).astimezone(CHINA_STANDARD_TIME).date()
-        sign = Decimal(-1) if is_return else Decimal(1)
-        await stock_store.add_journal_sales(session, location_id, sold_on, [(sku, sign * q) for sku, q in lines])
         now = self._clock()
+        sign = Decimal(-1) if is_return else Decimal(1)
+        sold = [(sku, quantity - waiting[sku][1] if sku in waiting else quantity) for sku, quantity in lines]
+        await stock_store.add_journal_sales(
+            session, location_id, self._business_day(occurred_at), [(sku, sign * q) for sku, q in sold if q > ZERO]
+        )
         uow.publish(*stock_level_changes(changed, StockChangeCause.RETURN if is_return else StockChangeCause.SALE, now))
         if reservation is not None:
             uow.publish(reservation_committed(reservation, now))
         for position in positions.values():
             if position.is_short and not is_return:
-                discrepancy_id = await stock_store.record_discrepancy(session, position, sale_id, occurred_at)
-                uow.publish(stock_discrepancy_recorded(discrepancy_id, position, sale_id, occurred_at or now))
+                await self._record(
+                    uow,
+                    DiscrepancyKind.NEGATIVE_STOCK,
+                    sku=position.sku,
+                    location_id=position.location_id,
+                    sale_id=sale_id,
+                    occurred_at=occurred_at,
+                    on_hand_after=position.on_hand,
+                )
+        for sku, (kind, quantity) in sorted(waiting.items()):
+            await self._record(
+                uow,
+                kind,
+                sku=sku,
+                location_id=location_id,
+                sale_id=sale_id,
+                occurred_at=occurred_at,
+                quantity=quantity,
+                is_return=is_return,
+            )
+        for sku, quantity_text in unreadable:
+            await self._record(
+                uow,
+                DiscrepancyKind.UNREADABLE_QUANTITY,
+                sku=sku,
+                location_id=location_id,
+                sale_id=sale_id,
+                occurred_at=occurred_at,
+                is_return=is_return,
+                detail=f"quantity {quantity_text!r} cannot move stock",
+            )
+
+    async def register_item(
+        self, uow: UnitOfWork, *, sku: str, name: str, category: str, unit: str, supplier_id: str, active: bool
+    ) -> int:
+        """The catalogue describes ``sku``: inventory knows it from now on, and the sale lines that
+        waited for it are applied, each once, in this same transaction. Returns how many."""
+        await stock_store.lock_item_registration(uow.session, sku)
+        await stock_store.register_item(
+            uow.session, sku=sku, name=name, category=category, unit=unit, supplier_id=supplier_id, active=active
+        )
+        return await self.apply_waiting_lines(uow, sku=sku)
+
+    async def apply_waiting_lines(
+        self, uow: UnitOfWork, *, sku: str | None = None, location_id: str | None = None
+    ) -> int:
+        """Apply the waiting sale lines (of one SKU, at one location) whose SKU and location exist now.
+
+        Each line moves stock exactly once: it is row-locked, applied and marked in one
+        transaction, and lines another transaction is applying are left to it. Returns how
+        many were applied.
+        """
+        session = uow.session
+        lines = await stock_store.lock_applicable_waiting_lines(session, sku=sku, location_id=location_id)
+        if not lines:
+            return 0
+        positions = await stock_store.lock_or_create_positions(
+            session, {(line.sku, line.location_id) for line in lines}
+        )
+        shortfalls: list[tuple[PendingSaleLine, Decimal]] = []
+        for line in lines:
+            position = positions[(line.sku, line.location_id)]
+            line.apply_to(position)
+            if not line.is_return and position.is_short:
+                shortfalls.append((line, position.on_hand))
+        changed = await stock_store.save_positions(session, positions.values())
+        now = self._clock()
+        await stock_store.mark_lines_applied(session, [line.discrepancy_id for line in lines], now)
+        by_day: dict[tuple[str, date], dict[str, Decimal]] = {}
+        for line in lines:
+            day_sales = by_day.setdefault((line.location_id, self._business_day(line.occurred_at)), {})
+            day_sales[line.sku] = day_sales.get(line.sku, ZERO) + (-line.quantity if line.is_return else line.quantity)
+        for (where, day), day_sales in sorted(by_day.items()):
+            await stock_store.add_journal_sales(session, where, day, sorted(day_sales.items()))
+        sold_at = {(line.sku, line.location_id) for line in lines if not line.is_return}
+        uow.publish(
+            *stock_level_changes([p for p in changed if (p.sku, p.location_id) in sold_at], StockChangeCause.SALE, now),
+            *stock_level_changes(
+                [p for p in changed if (p.sku, p.location_id) not in sold_at], StockChangeCause.RETURN, now
+            ),
+        )
+        for line, on_hand in shortfalls:
+            await self._record(
+                uow,
+                DiscrepancyKind.NEGATIVE_STOCK,
+                sku=line.sku,
+                location_id=line.location_id,
+                sale_id=line.sale_id,
+                occurred_at=line.occurred_at,
+                on_hand_after=on_hand,
+            )
+        return len(lines)
+
+    async def apply_pending_sale_lines(self, uow: UnitOfWork, location_id: str = "") -> PendingLinesReport:
+        """Apply what has become applicable (at one location, or everywhere) and report what still waits."""
+        applied = await self.apply_waiting_lines(uow, location_id=location_id or None)
+        total, oldest = await stock_store.waiting_lines(
+            uow.session, location_id=location_id or None, limit=PENDING_LINES_REPORTED
+        )
+        return PendingLinesReport(applied=applied, still_waiting=total, oldest_waiting=oldest)
+
+    async def _record(
+        self,
+        uow: UnitOfWork,
+        kind: DiscrepancyKind,
+        *,
+        sku: str,
+        location_id: str,
+        sale_id: str,
+        occurred_at: datetime | None,
+        on_hand_after: Decimal | None = None,
+        quantity: Decimal | None = None,
+        is_return: bool = False,
+        detail: str = "",
+    ) -> None:
+        """Keep a discrepancy and announce it; a line already recorded (a replayed sale) is neither."""
+        discrepancy_id = await stock_store.record_discrepancy(
+            uow.session,
+            kind=kind,
+            sku=sku,
+            location_id=location_id,
+            sale_id=sale_id,
+            occurred_at=occurred_at,
+            on_hand_after=on_hand_after,
+            quantity=quantity,
+            is_return=is_return,
+            detail=detail,
+        )
+        if discrepancy_id is not None:
+            uow.publish(
+                stock_discrepancy_recorded(
+                    discrepancy_id,
+                    kind,
+                    sku=sku,
+                    location_id=location_id,
+                    sale_id=sale_id,
+                    sale_occurred_at=occurred_at or self._clock(),
+                    on_hand_after=on_hand_after,
+                    quantity=quantity,
+                    is_return=is_return,
+                )
+            )
+
+    def _business_day(self, occurred_at: datetime | None) -> date:
+        return (occurred_at or self._clock()).astimezone(CHINA_STANDARD_TIME).date()
 
     # -- questions -----------------------------------------------------------------------------
     async def availability(self, sku: str) -> tuple[list[StockPosition], str]:

@@ -38,7 +38,7 @@ from services.inventory.domain.forecasting import (
     SeriesAccuracy,
     backtest_location,
 )
-from services.inventory.domain.kpis import DailyStockRecord, LocationKpis, location_kpis
+from services.inventory.domain.kpis import DailyStockRecord, DiscrepancyTally, LocationKpis, location_kpis
 from services.inventory.domain.model import UnknownLocation, UnknownSku
 from services.inventory.domain.replenishment import (
     DEFAULT_OVERSTOCK_COVER_DAYS,
@@ -296,8 +296,9 @@ class ReplenishmentPlanner:
     async def stock_kpis(
         self, location_id: str, *, sku: str = "", start: date | None = None, end: date | None = None,
         supplier_id: str = "",
-    ) -> tuple[date, date, LocationKpis | None]:  # fmt: skip
-        """KPIs of a location (or one SKU there) over ``start``..``end``; ``None`` when nothing was carried.
+    ) -> tuple[date, date, LocationKpis | None, list[DiscrepancyTally]]:  # fmt: skip
+        """KPIs of a location (or one SKU there) over ``start``..``end`` (``None`` when nothing was
+        carried), and the discrepancies its sales of the period left, per kind.
 
         A SKU counts from the first day its ledger knows its stock: history imported from
         before says what sold but not what stood on the shelf.
@@ -324,12 +325,15 @@ class ReplenishmentPlanner:
             sold = await planning_store.sales_by_day(
                 uow.session, location_id, start, end, sku=sku, supplier_id=supplier_id
             )
+            discrepancies = await planning_store.discrepancy_tallies(
+                uow.session, location_id, start, end, CHINA_STANDARD_TIME, sku=sku, supplier_id=supplier_id
+            )
         records = {
             sku_code: daily_stock_records(ledger, sold.get(sku_code, {}), start, end)
             for sku_code, ledger in ledgers.items()
         }
         records = {sku_code: days for sku_code, days in records.items() if days}
-        return start, end, location_kpis(location_id, records) if records else None
+        return start, end, location_kpis(location_id, records) if records else None, discrepancies
 
     # -- the replenishment run ------------------------------------------------------------------
     async def run(self, location_ids: Sequence[str] | None = None) -> RunReport:

@@ -1,4 +1,10 @@
-"""The SALES journal consumer: each sale earns its member's points once, each return reverses them."""
+"""The SALES journal consumer: each sale earns its member's points once, each return reverses them.
+
+A journal entry is a fact, so nothing it says makes this handler fail: a sale naming a member
+the service does not know (an unknown or malformed id, a phone or card nobody registered) is
+kept as an anonymous purchase, a return that overtakes its sale waits for it. What still
+raises (a fault, a bug) is retried until it succeeds, never dead-lettered (servicekit.consumer).
+"""
 
 from __future__ import annotations
 

@@ -2,8 +2,9 @@
 
 ``idempotency_record`` rows matter while a client may still retry a request (hours; kept
 a week). ``journaled_sale`` rows answer "duplicate" to a terminal replaying old sales;
-they are kept longer than the SALES stream keeps messages (90 days), after which a
-replay would be a new journal entry that every consumer still drops by its sale id.
+they are kept a month longer than the SALES stream keeps messages (its retention, which
+is also the oldest a sale may be when it enters), after which a replay would be a new
+journal entry that every consumer still drops by its sale id.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.domain.sales import SALES_JOURNAL_RETENTION
 from servicekit.maintenance import prune_older_than, prune_periodically
 
 IDEMPOTENCY_RETENTION = timedelta(days=7)
-JOURNALED_SALE_RETENTION = timedelta(days=120)
+JOURNALED_SALE_RETENTION = SALES_JOURNAL_RETENTION + timedelta(days=30)
 
 
 async def prune_gateway_tables(

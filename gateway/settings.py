@@ -19,6 +19,8 @@ Besides what every process needs (``APP_ENV``, ``DATABASE_URL``, ``NATS_URL``, .
   sales journal (the member service looks members up by the same keyed hash).
 - ``SALE_FUTURE_TOLERANCE_SECONDS`` — how far a sale's ``occurred_at`` may lie ahead of the
   gateway's clock (till clocks drift); ``MAX_SALES_PER_BATCH`` — the batch-size cap.
+- ``SALE_MAX_AGE_SECONDS`` — how far a sale's ``occurred_at`` may lie behind the gateway's
+  clock (a till's offline spell); by default, and at most, the SALES journal's retention.
 - ``IDEMPOTENCY_WAIT_SECONDS`` — how long a repeated request waits for the first one with
   the same ``Idempotency-Key`` to finish before answering 409.
 - ``RATE_LIMIT_PER_SECOND`` / ``RATE_LIMIT_BURST`` — each client's token bucket (per pod).
@@ -36,6 +38,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
+from gateway.domain.sales import SALES_JOURNAL_RETENTION
 from servicekit.settings import BaseServiceSettings, dev_secret
 
 _BACKEND_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
@@ -81,6 +84,12 @@ class GatewaySettings(BaseServiceSettings):
     )
     sale_future_tolerance_seconds: float = Field(
         default=300.0, ge=0, le=24 * 3600, description="how far ahead of the gateway's clock a sale may be dated"
+    )
+    sale_max_age_seconds: float = Field(
+        default=SALES_JOURNAL_RETENTION.total_seconds(),
+        gt=0,
+        le=SALES_JOURNAL_RETENTION.total_seconds(),
+        description="how far behind the gateway's clock a sale may be dated (at most the SALES journal's retention)",
     )
     max_sales_per_batch: int = Field(default=500, ge=1, le=500, description="most sales in one POS batch")
     idempotency_wait_seconds: float = Field(

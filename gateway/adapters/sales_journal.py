@@ -21,6 +21,7 @@ from nats.js.api import PubAck
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.domain.sales import SALES_JOURNAL_RETENTION
 from servicekit.messaging import StreamSpec, ensure_stream
 from servicekit.nats_connection import NatsConnection
 from servicekit.outbox import AGGREGATE_HEADER, EVENT_TYPE_HEADER, MSG_ID_HEADER, OCCURRED_AT_HEADER
@@ -30,7 +31,7 @@ SALES_STREAM = StreamSpec(
     name="SALES",
     subjects=["retail.sales.v1.>"],
     description="The sales journal: every sale and return, published by the gateway",
-    max_age_seconds=90 * 24 * 3600,
+    max_age_seconds=SALES_JOURNAL_RETENTION.total_seconds(),
     # Terminals retry within minutes; older replays are caught by journaled_sale.
     duplicate_window_seconds=2 * 3600,
 )

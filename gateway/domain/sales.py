@@ -15,7 +15,13 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 MINOR_UNITS_PER_UNIT = 100
 MAX_QUANTITY_PLACES = 3  # grams for goods sold by the kilogram
+# The most units (or kg) one line may carry: what inventory moves stock by in one movement.
+MAX_LINE_QUANTITY = Decimal(100_000)
 MAX_MONEY_PLACES = 2
+# How long the SALES journal keeps a sale: the stream's max_age, and the oldest a sale may
+# be when it enters (SALE_MAX_AGE_SECONDS defaults to it and may only be shorter). A sale
+# older than the journal holds could no longer be told from a replay of one already applied.
+SALES_JOURNAL_RETENTION = timedelta(days=90)
 
 
 @dataclass(frozen=True)
@@ -73,12 +79,22 @@ def member_identity_hash(key: bytes, identifier_type: str, value: str) -> bytes:
     return hmac.new(key, f"{identifier_type}:{normalised}".encode(), hashlib.sha256).digest()
 
 
-def check_occurred_at(occurred_at: datetime, now: datetime, tolerance: timedelta) -> SaleRejection | None:
+def check_occurred_at(
+    occurred_at: datetime, now: datetime, tolerance: timedelta, max_age: timedelta
+) -> SaleRejection | None:
+    """A sale happened between ``max_age`` ago and ``tolerance`` ahead of the server clock."""
     if occurred_at > now + tolerance:
         return SaleRejection(
             "occurred-in-future",
             f"occurred_at is more than {int(tolerance.total_seconds())} s ahead of the server clock; "
             "check the till's clock",
+            "occurred_at",
+        )
+    if occurred_at < now - max_age:
+        return SaleRejection(
+            "occurred-too-long-ago",
+            f"occurred_at is more than {int(max_age.total_seconds())} s before the server clock, older than the "
+            "sales journal accepts; check the till's clock, or load old sales as sales history",
             "occurred_at",
         )
     return None
@@ -93,6 +109,8 @@ def check_quantity(text: str, location: str) -> SaleRejection | None:
         return SaleRejection("non-positive-quantity", "quantities are positive; a return says so by its kind", location)
     if decimal_places(quantity) > MAX_QUANTITY_PLACES:
         return SaleRejection("invalid-quantity", f"at most {MAX_QUANTITY_PLACES} decimal places", location)
+    if quantity > MAX_LINE_QUANTITY:
+        return SaleRejection("invalid-quantity", f"at most {MAX_LINE_QUANTITY} units per line", location)
     return None
 
 

@@ -92,8 +92,9 @@ class SaleIn(Strict):
     kind: Literal["sale", "return"] = Field(default="sale", description="a return references its original sale")
     store_id: str = Field(pattern=_STORE_ID, description="must be the terminal's own store", examples=["S001"])
     occurred_at: AwareDatetime = Field(
-        description="when it happened at the till, with its UTC offset; may be hours old after an offline spell, "
-        "never more than the tolerance ahead of the server clock",
+        description="when it happened at the till, with its UTC offset; may be hours or days old after an offline "
+        "spell, but not older than the sale max age (by default the journal's retention, 90 days) nor more than "
+        "the tolerance ahead of the server clock",
         examples=["2026-11-24T09:30:00+08:00"],
     )
     lines: list[SaleLineIn] = Field(min_length=1, max_length=MAX_LINES_PER_SALE)
@@ -141,8 +142,8 @@ class SaleProblem(BaseModel):
     title: str
     detail: str
     reason: str = Field(
-        description="stable machine-readable reason: store-mismatch, occurred-in-future, non-positive-quantity, "
-        "invalid-quantity, invalid-amount, unknown-original-sale, original-only-for-returns, "
+        description="stable machine-readable reason: store-mismatch, occurred-in-future, occurred-too-long-ago, "
+        "non-positive-quantity, invalid-quantity, invalid-amount, unknown-original-sale, original-only-for-returns, "
         "payments-do-not-add-up",
         examples=["store-mismatch"],
     )
@@ -188,8 +189,11 @@ async def upload_sales(
 
     - `store-mismatch`: the sale's `store_id` is not the terminal's store;
     - `occurred-in-future`: `occurred_at` lies beyond the clock tolerance ahead of the server;
+    - `occurred-too-long-ago`: `occurred_at` lies further back than the sale max age (by
+      default the journal's retention, 90 days);
     - `non-positive-quantity`, `invalid-quantity`, `invalid-amount`: quantities positive with
-      at most 3 decimals, amounts non-negative with at most 2 decimals (yuan);
+      at most 3 decimals and at most 100000 per line, amounts non-negative with at most 2
+      decimals (yuan);
     - `unknown-original-sale`: a return whose `original_sale_id` is neither in the journal
       nor earlier in this batch; `original-only-for-returns`;
     - `payments-do-not-add-up`: payments given but not summing to the receipt total.
@@ -225,6 +229,7 @@ async def ingest(sales: Sequence[SaleIn], principal: Principal, resources: Resou
         )
     now = datetime.now(UTC)
     tolerance = timedelta(seconds=settings.sale_future_tolerance_seconds)
+    max_age = timedelta(seconds=settings.sale_max_age_seconds)
     candidate_ids = [sale.sale_id for sale in sales] + [s.original_sale_id for s in sales if s.original_sale_id]
     journaled = await resources.sales_journal.journaled(candidate_ids)
     results: dict[int, SaleResult] = {}
@@ -234,7 +239,7 @@ async def ingest(sales: Sequence[SaleIn], principal: Principal, resources: Resou
         if sale.sale_id in journaled or sale.sale_id in seen:
             results[index] = SaleResult(sale_id=sale.sale_id, status="duplicate")
             continue
-        rejection = check_sale(sale, principal, now, tolerance, known_sales=journaled | seen)
+        rejection = check_sale(sale, principal, now, tolerance, max_age, known_sales=journaled | seen)
         if rejection is not None:
             results[index] = SaleResult(
                 sale_id=sale.sale_id,
@@ -266,14 +271,20 @@ async def ingest(sales: Sequence[SaleIn], principal: Principal, resources: Resou
 
 
 def check_sale(
-    sale: SaleIn, principal: Principal, now: datetime, tolerance: timedelta, *, known_sales: set[str]
+    sale: SaleIn,
+    principal: Principal,
+    now: datetime,
+    tolerance: timedelta,
+    max_age: timedelta,
+    *,
+    known_sales: set[str],
 ) -> rules.SaleRejection | None:
     """The first rule the sale breaks, or None."""
     if principal.store_id is None or sale.store_id != principal.store_id:
         return rules.SaleRejection("store-mismatch", "this terminal may only submit sales of its own store", "store_id")
-    too_early = rules.check_occurred_at(sale.occurred_at, now, tolerance)
-    if too_early is not None:
-        return too_early
+    misdated = rules.check_occurred_at(sale.occurred_at, now, tolerance, max_age)
+    if misdated is not None:
+        return misdated
     for number, line in enumerate(sale.lines):
         for problem in (
             rules.check_quantity(line.quantity, f"lines.{number}.quantity"),

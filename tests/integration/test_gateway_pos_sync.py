@@ -138,7 +138,9 @@ async def test_each_bad_sale_is_rejected_with_its_reason_and_never_blocks_the_go
     bad = {
         "store-mismatch": a_sale(store, store_id="S999"),
         "occurred-in-future": a_sale(store, occurred_at=(datetime.now(UTC) + timedelta(hours=1)).isoformat()),
+        "occurred-too-long-ago": a_sale(store, occurred_at="1970-01-01T08:00:00+08:00"),
         "non-positive-quantity": a_sale(store, lines=[line | {"quantity": "-1"}], payments=[]),
+        "invalid-quantity": a_sale(store, lines=[line | {"quantity": "100001"}], payments=[]),
         "invalid-amount": a_sale(store, lines=[line | {"unit_price": "5.001"}], payments=[]),
         "unknown-original-sale": a_sale(store, kind="return", original_sale_id="never-sold", payments=[]),
         "original-only-for-returns": a_sale(store, original_sale_id=good["sale_id"]),
@@ -160,6 +162,22 @@ async def test_each_bad_sale_is_rejected_with_its_reason_and_never_blocks_the_go
     assert journaled == [good["sale_id"], returned["sale_id"]]  # the sale before its return
     later_return = a_sale(store, kind="return", original_sale_id=good["sale_id"], payments=[])
     assert (await post_batch(gateway, terminal, [later_return])).json()["accepted"] == 1
+
+
+async def test_a_sale_older_than_the_configured_max_age_is_refused_and_a_younger_one_journaled(
+    gateway_settings: Callable[..., GatewaySettings], store: str, nats_url: str
+) -> None:
+    async with running_gateway(gateway_settings(sale_max_age_seconds=3600)) as gateway:
+        terminal = await gateway.client_headers(ClientKind.POS_TERMINAL, store_id=store)
+        now = datetime.now(UTC)
+        young, old = (a_sale(store, occurred_at=(now - timedelta(minutes=m)).isoformat()) for m in (50, 70))
+        response = await post_batch(gateway, terminal, [young, old])
+    [accepted, refused] = response.json()["results"]
+    assert accepted["status"] == "accepted"
+    assert (refused["status"], refused["problem"]["reason"]) == ("rejected", "occurred-too-long-ago")
+    assert refused["problem"]["location"] == "occurred_at"
+    assert "3600 s" in refused["problem"]["detail"]
+    assert [headers["Nats-Msg-Id"] for _, headers, _ in await journal(nats_url, store)] == [young["sale_id"]]
 
 
 @pytest.mark.parametrize(

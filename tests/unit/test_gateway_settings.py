@@ -1,9 +1,10 @@
-"""The gateway's settings: defaults, and precise errors for a bad GATEWAY_BACKENDS."""
+"""The gateway's settings: defaults, the sale max age's bound, and precise errors for a bad GATEWAY_BACKENDS."""
 
 from __future__ import annotations
 
 import pytest
 
+from gateway.adapters.sales_journal import SALES_STREAM
 from gateway.settings import GatewaySettings, parse_backends
 from servicekit.settings import SettingsError, load_settings
 
@@ -54,4 +55,14 @@ def test_a_bad_backend_entry_is_refused_naming_the_entry_and_the_fault(spec: str
 def test_a_bad_backend_list_fails_start_up_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GATEWAY_BACKENDS", "inventory=inventory")
     with pytest.raises(SettingsError, match=r"GATEWAY_BACKENDS: .*entry 1"):
+        load_settings(GatewaySettings, **REQUIRED)
+
+
+def test_a_sale_may_be_as_old_as_the_sales_journal_keeps_sales_and_no_older(monkeypatch: pytest.MonkeyPatch) -> None:
+    retention = SALES_STREAM.max_age_seconds
+    assert load_settings(GatewaySettings, **REQUIRED).sale_max_age_seconds == retention == 90 * 24 * 3600
+    monkeypatch.setenv("SALE_MAX_AGE_SECONDS", "604800")  # a chain that wants its tills uploaded within a week
+    assert load_settings(GatewaySettings, **REQUIRED).sale_max_age_seconds == 604800
+    monkeypatch.setenv("SALE_MAX_AGE_SECONDS", str(retention + 1))  # the journal would not hold it
+    with pytest.raises(SettingsError, match=r"SALE_MAX_AGE_SECONDS"):
         load_settings(GatewaySettings, **REQUIRED)

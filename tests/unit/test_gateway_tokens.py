@@ -122,12 +122,25 @@ def test_quantities_are_positive_with_at_most_three_places() -> None:
     assert rules.check_quantity("1.0001", "q").reason == "invalid-quantity"  # type: ignore[union-attr]
 
 
-def test_a_sale_dated_beyond_the_tolerance_ahead_is_refused_but_an_old_one_is_not() -> None:
+def test_a_line_carries_at_most_what_inventory_moves_in_one_movement() -> None:
+    assert rules.check_quantity("100000", "q") is None
+    assert rules.check_quantity("100000.001", "q").reason == "invalid-quantity"  # type: ignore[union-attr]
+    assert rules.check_quantity("999999999999", "q").reason == "invalid-quantity"  # type: ignore[union-attr]
+
+
+def test_a_sale_dated_beyond_the_tolerance_ahead_or_the_max_age_behind_is_refused() -> None:
     now = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
-    tolerance = timedelta(minutes=5)
-    assert rules.check_occurred_at(now + timedelta(minutes=4), now, tolerance) is None
-    assert rules.check_occurred_at(now - timedelta(days=3), now, tolerance) is None
-    assert rules.check_occurred_at(now + timedelta(minutes=6), now, tolerance).reason == "occurred-in-future"  # type: ignore[union-attr]
+    tolerance, max_age = timedelta(minutes=5), timedelta(days=90)
+    assert rules.check_occurred_at(now + timedelta(minutes=4), now, tolerance, max_age) is None
+    assert rules.check_occurred_at(now - timedelta(days=3), now, tolerance, max_age) is None
+    assert rules.check_occurred_at(now - timedelta(days=89, hours=23), now, tolerance, max_age) is None
+    ahead = rules.check_occurred_at(now + timedelta(minutes=6), now, tolerance, max_age)
+    assert ahead is not None
+    assert ahead.reason == "occurred-in-future"
+    for long_ago in (now - timedelta(days=90, seconds=1), datetime(1970, 1, 1, tzinfo=UTC)):
+        behind = rules.check_occurred_at(long_ago, now, tolerance, max_age)
+        assert behind is not None
+        assert (behind.reason, behind.location) == ("occurred-too-long-ago", "occurred_at")
 
 
 def test_line_totals_round_half_up_to_the_fen() -> None:

@@ -185,13 +185,13 @@ def stock_discrepancy_recorded(
         message.quantity.CopyFrom(_decimal(quantity))
     message.occurred_at.FromDatetime(sale_occurred_at)  # when the sale happened, as documented
     return OutboxEvent.of(
-        f"{SUBJECT_PREFIX}.stock_discrepancy_recorded.{subject_token(location_id)}",
+        f"{SUBJECT_PREFIX}.stock_discrepancy_recorded.{_subject_token(location_id)}",
         message,
         aggregate_id=f"{sku}@{location_id}",
     )
 
 
-def subject_token(value: str) -> str:
+def _subject_token(value: str) -> str:
     """``value`` as one subject token: a location inventory does not know may hold anything."""
     token = re.sub(r"[.*>\s]", "_", value)
     return token or "_"

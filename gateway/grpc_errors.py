@@ -13,6 +13,10 @@ problem this table names. Choices worth knowing:
 - ``CANCELLED`` → 503: the gateway never cancels a call it still waits for, so a
   cancellation came from the service side (shutting down); the caller may retry. (499 is
   nginx's private code and means nothing to most clients.)
+- ``UNAVAILABLE`` → 503 ``service-unavailable``: the backend is stopped, unreachable, or
+  none of its servers reports SERVING (the channels watch their health, see
+  :mod:`gateway.adapters.backends`). Like every 503 it carries ``Retry-After``
+  (:class:`gateway.problems.ProblemResponse` adds it).
 - Server-side codes (``INTERNAL``, ``UNKNOWN``, ``DATA_LOSS``, ``UNAVAILABLE``,
   ``DEADLINE_EXCEEDED``, ...) never show the service's message — it can name hosts,
   addresses or SQL — only a fixed sentence; the full status is logged.

@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 
 from gateway.adapters.idempotency_records import DatabaseBusy
@@ -178,8 +179,31 @@ class ProblemError(Exception):
         self.headers = dict(headers or {})
 
 
+# Every 503 says when to try again (RFC 9110 §10.2.3): what it reports (a backend, the gateway's
+# database or NATS unavailable, the gateway starting or stopping) is expected to pass within
+# seconds, and clients that retry at once only add load while it does.
+UNAVAILABLE_RETRY_AFTER_SECONDS = 2
+RETRY_AFTER = "Retry-After"
+
+
 class ProblemResponse(JSONResponse):
+    """A problem document. A 503 always carries ``Retry-After``: the default here unless the
+    code answering it named a time of its own — one place, whatever path the 503 took."""
+
     media_type = PROBLEM_MEDIA_TYPE
+
+    def __init__(
+        self,
+        content: Any,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        media_type: str | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        headers = dict(headers or {})
+        if status_code == 503 and not any(name.lower() == RETRY_AFTER.lower() for name in headers):
+            headers[RETRY_AFTER] = str(UNAVAILABLE_RETRY_AFTER_SECONDS)
+        super().__init__(content, status_code, headers, media_type, background)
 
 
 def problem_body(
@@ -318,10 +342,7 @@ async def handle_database_unavailable(request: Request, exc: Exception) -> Probl
         extra={"route": route_template(request.scope), "error": type(exc).__name__},
     )
     return problem_response(
-        SERVICE_UNAVAILABLE,
-        "the gateway's database is unavailable; retry shortly",
-        instance=request_instance(request),
-        headers={"Retry-After": "2"},
+        SERVICE_UNAVAILABLE, "the gateway's database is unavailable; retry shortly", instance=request_instance(request)
     )
 
 
@@ -366,18 +387,28 @@ def _problem_response_doc(description: str, model: type[Problem]) -> dict[str, A
     return {"description": description, "content": {PROBLEM_MEDIA_TYPE: {"schema": schema}}}
 
 
+# Liveness consults nothing (routes/health.py), so it is the one operation that never answers 503.
+ALWAYS_AVAILABLE_PATHS = frozenset({"/healthz"})
+_RETRY_AFTER_DOC: dict[str, Any] = {
+    "description": "whole seconds to wait before retrying; sent with every 503",
+    "schema": {"type": "integer", "minimum": 1},
+}
+
+
 def document_problems(openapi: dict[str, Any]) -> None:
     """Make an OpenAPI document tell the truth about errors.
 
     Adds the problem schemas; replaces FastAPI's default 422 body with the validation
-    problem; documents 413 on every operation with a request body and 500 on every one.
+    problem; documents 413 on every operation with a request body, 500 on every one, and
+    503 with its ``Retry-After`` header on every one but liveness (any route may find a
+    backend, the gateway's database or NATS unavailable, or the gateway starting or stopping).
     """
     schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
     for name, model in _documented_models.items():
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas.update(schema.pop("$defs", {}))
         schemas[name] = schema
-    for path_item in openapi.get("paths", {}).values():
+    for path, path_item in openapi.get("paths", {}).items():
         for method, operation in path_item.items():
             if method not in _HTTP_METHODS:
                 continue
@@ -387,6 +418,10 @@ def document_problems(openapi: dict[str, Any]) -> None:
             if "requestBody" in operation:
                 responses.setdefault("413", _problem_response_doc(CONTENT_TOO_LARGE.title, Problem))
             responses.setdefault("500", _problem_response_doc(INTERNAL_ERROR.title, Problem))
+            if path not in ALWAYS_AVAILABLE_PATHS:
+                responses.setdefault("503", _problem_response_doc(SERVICE_UNAVAILABLE.title, Problem))
+            if "503" in responses:
+                responses["503"].setdefault("headers", {})[RETRY_AFTER] = _RETRY_AFTER_DOC
     # FastAPI's own validation error shapes are never sent; keep them out of the document.
     for name in ("HTTPValidationError", "ValidationError"):
         schema = schemas.pop(name, None)

@@ -8,9 +8,17 @@ import re
 import grpc
 import pytest
 from grpc.aio import AioRpcError, Metadata
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 
 from gateway import problems
-from gateway.grpc_errors import REASON_METADATA_KEY, RPC_STATUS_TO_PROBLEM, rpc_error_problem, rpc_problem
+from gateway.grpc_errors import (
+    REASON_METADATA_KEY,
+    RPC_STATUS_TO_PROBLEM,
+    handle_rpc_error,
+    rpc_error_problem,
+    rpc_problem,
+)
 
 
 def rpc_error(code: grpc.StatusCode, details: str, *trailing: tuple[str, str]) -> AioRpcError:
@@ -92,6 +100,53 @@ def test_server_side_failures_never_show_the_service_message(code: grpc.StatusCo
     body = body_of(rpc_error_problem(error, instance="/x"))
     assert "10.0.3.7" not in json.dumps(body)
     assert body["detail"]
+
+
+# ---- every 503 says when to retry -----------------------------------------------------------------
+
+
+def a_request(path: str = "/v1/stock/SKU00030") -> Request:
+    return Request({"type": "http", "method": "GET", "path": path, "headers": [], "query_string": b""})
+
+
+@pytest.mark.parametrize("code", [code for code, mapped in RPC_STATUS_TO_PROBLEM.items() if mapped.status == 503])
+def test_a_backend_call_failing_with_a_503_code_says_when_to_retry(code: grpc.StatusCode) -> None:
+    response = rpc_error_problem(rpc_error(code, "connection refused"), instance="/x")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "2"
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [kind for kind in vars(problems).values() if isinstance(kind, problems.ProblemType) and kind.status == 503],
+    ids=lambda kind: kind.slug,
+)
+def test_every_503_problem_type_says_when_to_retry(kind: problems.ProblemType) -> None:
+    assert problems.problem_response(kind, "unavailable", instance="/x").headers["Retry-After"] == "2"
+
+
+async def test_503s_from_every_handler_say_when_to_retry() -> None:
+    answers = [
+        await problems.handle_problem_error(
+            a_request(), problems.ProblemError(problems.SERVICE_UNAVAILABLE, "the member service is not configured")
+        ),
+        await problems.handle_http_exception(a_request(), HTTPException(status_code=503)),
+        await problems.handle_database_unavailable(a_request(), ConnectionRefusedError()),
+        await handle_rpc_error(a_request(), rpc_error(grpc.StatusCode.UNAVAILABLE, "connection refused")),
+    ]
+    assert [(answer.status_code, answer.headers.get("Retry-After")) for answer in answers] == [(503, "2")] * 4
+
+
+def test_a_503_that_names_its_own_retry_time_keeps_it_and_sends_one() -> None:
+    response = problems.problem_response(
+        problems.SERVICE_UNAVAILABLE, "the sales journal is unavailable", instance="/x", headers={"retry-after": "7"}
+    )
+    assert response.headers.getlist("Retry-After") == ["7"]
+
+
+def test_answers_other_than_503_carry_no_retry_after_unless_given_one() -> None:
+    assert "Retry-After" not in problems.problem_response(problems.SERVICE_TIMEOUT, "slow", instance="/x").headers
+    assert "Retry-After" not in problems.problem_response(problems.NOT_FOUND, "gone", instance="/x").headers
 
 
 def test_problem_type_uris_are_stable_and_unique() -> None:

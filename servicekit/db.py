@@ -10,7 +10,6 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from servicekit.outbox import OutboxEvent, add_to_outbox
@@ -40,15 +39,6 @@ def units_of_work(engine: AsyncEngine) -> Callable[[], UnitOfWork]:
         return UnitOfWork(sessions)
 
     return unit_of_work
-
-
-async def database_is_reachable(engine: AsyncEngine) -> bool:
-    try:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-    except Exception:
-        return False
-    return True
 
 
 class UnitOfWork:

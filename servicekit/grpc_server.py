@@ -1,10 +1,10 @@
 """gRPC server bootstrap shared by every service.
 
 ``GrpcServer`` runs a ``grpc.aio`` server with the standard health service (SERVING only
-while every readiness check passes: PostgreSQL answers, NATS is connected), reflection,
-an interceptor that maps domain errors to precise status codes and writes one structured
-log line per call, OpenTelemetry server instrumentation, and background tasks (outbox
-relay, event consumers) that stop in order on SIGTERM.
+while every readiness check passes: PostgreSQL and NATS each answer a round trip in time),
+reflection, an interceptor that maps domain errors to precise status codes and writes one
+structured log line per call, OpenTelemetry server instrumentation, and background tasks
+(outbox relay, event consumers) that stop in order on SIGTERM.
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ from typing import Any, Protocol
 
 import grpc
 from grpc_health.v1 import health_pb2
-from grpc_health.v1._async import HealthServicer
 from grpc_health.v1.health_pb2_grpc import add_HealthServicer_to_server
 from grpc_reflection.v1alpha import reflection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from servicekit import errors
-from servicekit.db import database_is_reachable
+from servicekit.health import HEALTH_SERVICE, HealthService
 from servicekit.logs import configure_logging
 from servicekit.nats_connection import NatsConnection
+from servicekit.readiness import nats_answers, postgres_answers, within
 from servicekit.settings import SettingsError, SettingsT, load_settings
 from servicekit.telemetry import configure_tracing, current_trace_id
 
@@ -142,10 +142,12 @@ class GrpcServer:
     host: str = "0.0.0.0"  # noqa: S104 - a pod listens on all its interfaces
     shutdown_grace: float = 10.0
     readiness_interval: float = 1.0
+    # A check not answered within this many seconds counts as failed (a frozen server never answers).
+    readiness_timeout: float = 2.0
     interceptors: Sequence[grpc.aio.ServerInterceptor] = ()  # type: ignore[type-arg]
 
     def __post_init__(self) -> None:
-        self.health = HealthServicer()
+        self.health = HealthService()
         self.stop_event = asyncio.Event()
         self.ready = False
         self.bound_port = 0
@@ -154,10 +156,12 @@ class GrpcServer:
 
     async def start(self) -> None:
         from opentelemetry.instrumentation.grpc import aio_server_interceptor
+        from opentelemetry.instrumentation.grpc.filters import negate, service_name
 
         server = grpc.aio.server(
             interceptors=[
-                aio_server_interceptor(),  # type: ignore[no-untyped-call]
+                # Probes every few seconds and the gateway's hours-long health Watch are not requests worth a trace.
+                aio_server_interceptor(filter_=negate(service_name(HEALTH_SERVICE))),  # type: ignore[no-untyped-call]
                 ErrorMappingInterceptor(),
                 *self.interceptors,
             ],
@@ -167,7 +171,7 @@ class GrpcServer:
             register(server)
         add_HealthServicer_to_server(self.health, server)
         reflection.enable_server_reflection(
-            [*self.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+            [*self.service_names, HEALTH_SERVICE, reflection.SERVICE_NAME],
             server,
         )
         self.bound_port = server.add_insecure_port(f"{self.host}:{self.port}")
@@ -188,7 +192,9 @@ class GrpcServer:
         self.ready = ready
 
     async def check_readiness(self) -> dict[str, bool]:
-        results = await asyncio.gather(*(_safe(check) for check in self.readiness_checks.values()))
+        results = await asyncio.gather(
+            *(_passes(check, self.readiness_timeout) for check in self.readiness_checks.values())
+        )
         return dict(zip(self.readiness_checks, results, strict=True))
 
     async def _watch_readiness(self) -> None:
@@ -228,21 +234,27 @@ class GrpcServer:
         await self.stop()
 
 
-def database_and_broker_checks(engine: AsyncEngine, nats: NatsConnection) -> dict[str, ReadinessCheck]:
-    """The readiness every service reports: its PostgreSQL answers and its NATS client is connected."""
+def database_and_broker_checks(
+    engine: AsyncEngine, nats: NatsConnection, *, timeout: float = 1.0
+) -> dict[str, ReadinessCheck]:
+    """The readiness every service reports: its PostgreSQL answers ``SELECT 1`` and its NATS server
+    answers a JetStream request within ``timeout`` seconds (a connected client alone proves nothing:
+    a frozen server keeps the connection open)."""
 
     async def postgres_ready() -> bool:
-        return await database_is_reachable(engine)
+        await within(lambda: postgres_answers(engine), timeout)
+        return True
 
     async def nats_ready() -> bool:
-        return nats.is_connected
+        await nats_answers(nats, timeout)
+        return True
 
     return {"postgres": postgres_ready, "nats": nats_ready}
 
 
-async def _safe(check: ReadinessCheck) -> bool:
+async def _passes(check: ReadinessCheck, timeout: float) -> bool:  # noqa: ASYNC109
     try:
-        return await asyncio.wait_for(check(), timeout=2.0)
+        return await within(check, timeout)
     except Exception:
         return False
 

@@ -14,10 +14,11 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from servicekit.db import create_engine, database_is_reachable
-from servicekit.grpc_server import LIVENESS_SERVICE, GrpcServer
-from servicekit.messaging import connect_nats
+from servicekit.db import create_engine
+from servicekit.grpc_server import LIVENESS_SERVICE, GrpcServer, database_and_broker_checks
+from servicekit.nats_connection import NatsConnection
 from tests.conftest import Infra
+from tests.support.faults import frozen
 from tests.support.notes import SERVICE, NoteService, call
 
 
@@ -26,22 +27,18 @@ async def running(infra: Infra, database_url: str) -> AsyncIterator[tuple[GrpcSe
     engine = create_engine(database_url)
     async with engine.begin() as connection:
         await connection.execute(text("CREATE TABLE note (id text primary key, body text)"))
-    nats_client = await connect_nats(infra.nats_url, name="grpc-test", connect_timeout=1)
+    nats = NatsConnection(infra.nats_url, name="grpc-test")
+    nats.start()
+    assert await nats.wait_connected(10)
     notes = NoteService(engine)
-
-    async def postgres_ok() -> bool:
-        return await database_is_reachable(engine)
-
-    async def nats_ok() -> bool:
-        return bool(nats_client.is_connected)
-
     server = GrpcServer(
         name="notes",
         port=0,
         host="127.0.0.1",
         registrations=[notes.register],
         service_names=[SERVICE],
-        readiness_checks={"postgres": postgres_ok, "nats": nats_ok},
+        # What every service's composition root wires.
+        readiness_checks=database_and_broker_checks(engine, nats),
         readiness_interval=0.1,
         shutdown_grace=5,
     )
@@ -51,7 +48,7 @@ async def running(infra: Infra, database_url: str) -> AsyncIterator[tuple[GrpcSe
     yield server, channel, engine
     await channel.close(None)
     await server.stop()
-    await nats_client.close()
+    await nats.close()
     await engine.dispose()
 
 
@@ -180,6 +177,62 @@ async def test_health_is_not_serving_while_nats_is_down_and_serving_when_it_retu
     finally:
         infra.nats.start()
     await wait_for_health(channel, health_pb2.HealthCheckResponse.SERVING)
+
+
+async def test_health_is_not_serving_while_nats_is_frozen_and_serving_once_it_resumes(
+    infra: Infra, running: Any
+) -> None:
+    if infra.nats is None:
+        pytest.fail("this test freezes NATS, so it needs the test run's own server")
+    _, channel, _ = running
+    await wait_for_health(channel, health_pb2.HealthCheckResponse.SERVING)
+    # Frozen, the server keeps the client's connection open: only a round trip tells.
+    with frozen(infra.nats.process):
+        await wait_for_health(channel, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await wait_for_health(channel, health_pb2.HealthCheckResponse.NOT_SERVING, SERVICE)
+        await wait_for_health(channel, health_pb2.HealthCheckResponse.SERVING, LIVENESS_SERVICE)
+    await wait_for_health(channel, health_pb2.HealthCheckResponse.SERVING)
+    await wait_for_health(channel, health_pb2.HealthCheckResponse.SERVING, SERVICE)
+
+
+async def test_health_is_not_serving_while_postgres_is_frozen_and_serving_once_it_resumes(
+    infra: Infra, running: Any
+) -> None:
+    if infra.postgres is None:
+        pytest.fail("this test freezes PostgreSQL, so it needs the test run's own server")
+    _, channel, _ = running
+    await wait_for_health(channel, health_pb2.HealthCheckResponse.SERVING)
+    with frozen(infra.postgres.process):
+        await wait_for_health(channel, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await wait_for_health(channel, health_pb2.HealthCheckResponse.SERVING, LIVENESS_SERVICE)
+    await wait_for_health(channel, health_pb2.HealthCheckResponse.SERVING)
+
+
+async def test_a_health_watch_sees_each_change_and_ends_cleanly_when_the_server_stops(
+    infra: Infra, running: Any
+) -> None:
+    """The gateway's channels watch this stream to send no calls to a server that is not serving."""
+    if infra.nats is None:
+        pytest.fail("this test freezes NATS, so it needs the test run's own server")
+    server, channel, _ = running
+    seen: list[int] = []
+    watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+    statuses = aiter(watch)
+
+    async def next_status(wanted: int) -> None:
+        async with asyncio.timeout(30):
+            while not seen or seen[-1] != wanted:
+                seen.append((await anext(statuses)).status)
+
+    await next_status(health_pb2.HealthCheckResponse.SERVING)
+    with frozen(infra.nats.process):
+        await next_status(health_pb2.HealthCheckResponse.NOT_SERVING)
+    await next_status(health_pb2.HealthCheckResponse.SERVING)
+    await server.stop()
+    await next_status(health_pb2.HealthCheckResponse.NOT_SERVING)
+    # The stream ends with OK rather than being cut when the shutdown grace runs out.
+    assert [response async for response in statuses] == []
+    assert await watch.code() == grpc.StatusCode.OK
 
 
 async def test_graceful_stop_finishes_calls_in_flight_and_reports_not_serving(running: Any) -> None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -459,18 +460,31 @@ def gateway(stack: Stack, behind: Services | None, *, tracing_endpoint: str | No
 
 
 def wait_ready(url: str, processes: dict[str, subprocess.Popen[bytes]], timeout: float = 60.0) -> None:
+    """Wait until ``url`` answers 200 and, for the gateway's ``/readyz``, every backend it reports
+    is ``ok`` too (a backend's state does not decide the gateway's readiness; a bench needs both)."""
     deadline = time.monotonic() + timeout
     while True:
         for name, process in processes.items():
             if process.poll() is not None:
                 raise SystemExit(f"the {name} process exited with code {process.returncode}")
         try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback
-                return
+            with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 - loopback
+                if backends_serve(answer.read()):
+                    return
         except (urllib.error.URLError, OSError):
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{url} did not report ready within {timeout:.0f}s") from None
-            time.sleep(0.1)
+            pass
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{url} did not report ready within {timeout:.0f}s") from None
+        time.sleep(0.1)
+
+
+def backends_serve(readiness: bytes) -> bool:
+    """Whether every backend a ``/readyz`` answer lists is ``ok`` (true for any other answer)."""
+    try:
+        backends = json.loads(readiness).get("backends", {})
+    except (ValueError, AttributeError):
+        return True
+    return all(state == "ok" for state in backends.values())
 
 
 def upload_and_apply(stack: Stack, behind: Services, seconds: int) -> Run:

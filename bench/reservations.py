@@ -237,10 +237,13 @@ def bench_reservations(work: Path, seconds: int) -> dict[str, float]:
         wait_for(f"{base}/healthz", gateway)
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"{base}/readyz", timeout=2):  # noqa: S310 - loopback
-                    break
+                with urllib.request.urlopen(f"{base}/readyz", timeout=2) as answer:  # noqa: S310 - loopback
+                    # The gateway is ready without its backends; the bench needs inventory serving too.
+                    if json.loads(answer.read())["backends"].get("inventory") == "ok":
+                        break
             except OSError:
-                time.sleep(0.2)
+                pass
+            time.sleep(0.2)
         client_id, secret = "BENCH-APP", "bench-secret-not-for-production"
         asyncio.run(register_app_client(gateway_url, client_id, secret, "benchmark"))
         token = token_for(base, client_id, secret)

@@ -14,7 +14,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters.backends import BackendChannels, check_backend_health
@@ -26,12 +25,13 @@ from gateway.authentication import Authenticator
 from gateway.domain.tokens import TokenSigner
 from gateway.maintenance import run_maintenance
 from gateway.rate_limits import RateLimiter
-from gateway.readiness import NotReady, Readiness, ReadinessCheck
+from gateway.readiness import Readiness, ReadinessCheck
 from gateway.resources import GatewayResources
 from gateway.routes import inventory, members, pricing
 from gateway.settings import GatewaySettings
 from servicekit.db import create_engine
 from servicekit.nats_connection import NatsConnection
+from servicekit.readiness import nats_answers, postgres_answers
 
 log = logging.getLogger("gateway")
 
@@ -110,7 +110,8 @@ async def open_resources(settings: GatewaySettings) -> AsyncIterator[GatewayReso
             backends=backends,
             clients=clients,
             readiness=Readiness(
-                readiness_checks(engine, nats, backends, timeout=settings.readiness_timeout_seconds),
+                readiness_checks(engine, nats, timeout=settings.readiness_timeout_seconds),
+                backends=backend_checks(backends, timeout=settings.readiness_timeout_seconds),
                 timeout=settings.readiness_timeout_seconds,
             ),
             authenticator=Authenticator(
@@ -134,18 +135,21 @@ async def open_resources(settings: GatewaySettings) -> AsyncIterator[GatewayReso
         await engine.dispose()
 
 
-def readiness_checks(
-    engine: AsyncEngine, nats: NatsConnection, backends: BackendChannels, *, timeout: float
-) -> dict[str, ReadinessCheck]:
-    """One check per dependency: ``postgres``, ``nats`` and ``backend:<name>`` for each backend."""
+def readiness_checks(engine: AsyncEngine, nats: NatsConnection, *, timeout: float) -> dict[str, ReadinessCheck]:
+    """What the gateway itself needs, each proven by a round trip: ``postgres`` (``SELECT 1``)
+    and ``nats`` (a JetStream request: a frozen server keeps its connection open but answers nothing)."""
 
     async def postgres() -> None:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
+        await postgres_answers(engine)
 
-    async def nats_connected() -> None:
-        if not nats.is_connected:
-            raise NotReady("not connected")
+    async def nats_round_trip() -> None:
+        await nats_answers(nats, timeout)
+
+    return {"postgres": postgres, "nats": nats_round_trip}
+
+
+def backend_checks(backends: BackendChannels, *, timeout: float) -> dict[str, ReadinessCheck]:
+    """One health question per backend, reported by ``/readyz`` beside the gateway's own checks."""
 
     def backend(name: str) -> ReadinessCheck:
         async def check() -> None:
@@ -153,4 +157,4 @@ def readiness_checks(
 
         return check
 
-    return {"postgres": postgres, "nats": nats_connected} | {f"backend:{name}": backend(name) for name in backends}
+    return {name: backend(name) for name in backends}

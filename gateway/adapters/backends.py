@@ -3,6 +3,14 @@
 One ``grpc.aio`` channel per configured backend, shared by every request (a channel
 multiplexes calls over HTTP/2). Channels are created inside the running event loop at
 start-up and connect lazily, so a backend that is down delays nothing but its own calls.
+
+Each channel watches its backend's standard health service (gRPC client-side health
+checking): a server that reports NOT_SERVING (its PostgreSQL or NATS does not answer, or it
+is shutting down) gets no calls, as if its connection had failed. A call to a backend none
+of whose servers is connected and serving fails at once with UNAVAILABLE, which the gateway
+answers with 503 and ``Retry-After`` (:mod:`gateway.grpc_errors`): the backend's routes go
+unavailable on their own, without a health round trip per request, while every other
+backend's routes keep working.
 """
 
 from __future__ import annotations
@@ -16,13 +24,18 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient  # type: ignore[import-untyped]
 
-from gateway.readiness import NotReady
+from servicekit.readiness import NotReady
 
 log = logging.getLogger("gateway.backends")
 
+SERVICE_CONFIG = {
+    # Spread calls over every address a (headless) service name resolves to...
+    "loadBalancingConfig": [{"round_robin": {}}],
+    # ...that reports SERVING for the whole server ("") on its streamed health Watch.
+    "healthCheckConfig": {"serviceName": ""},
+}
 CHANNEL_OPTIONS: list[tuple[str, str | int]] = [
-    # Spread calls over every address a (headless) service name resolves to.
-    ("grpc.service_config", json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})),
+    ("grpc.service_config", json.dumps(SERVICE_CONFIG)),
     # Notice a restarted backend within seconds, not the library's default two minutes.
     ("grpc.initial_reconnect_backoff_ms", 500),
     ("grpc.max_reconnect_backoff_ms", 5000),
@@ -65,6 +78,8 @@ async def check_backend_health(channel: grpc.aio.Channel, timeout: float) -> Non
     """Raise :class:`NotReady` unless the backend's standard health service answers SERVING.
 
     Asks about the server as a whole (service name ``""``), as Kubernetes' gRPC probes do.
+    A backend whose servers all report NOT_SERVING already fails on the channel, before the
+    question is sent: that reads ``unavailable``, as a stopped backend does.
     """
     stub = health_pb2_grpc.HealthStub(channel)
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,14 @@ def fuzzed_gateway(infra: Infra, kit_template: str, tmp_path_factory: pytest.Tem
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_until_serving(gateway, base_url, logs / "gateway.log")
-        ready = get_until(f"{base_url}/readyz", 200, within=60)
+        # Ready, and inventory serving too (a backend's state is reported beside readiness, not in it).
+        deadline = time.monotonic() + 60
+        while (ready := get_until(f"{base_url}/readyz", 200)).json().get("backends") != {"inventory": "ok"}:
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert ready.status_code == 200, ready.text + (logs / "inventory.log").read_text()
+        assert ready.json()["backends"] == {"inventory": "ok"}, ready.text + (logs / "inventory.log").read_text()
         yield base_url
     finally:
         for process in (gateway, inventory):

@@ -85,7 +85,7 @@ def test_the_gateway_process_serves_its_api_and_stops_cleanly_on_sigterm(
 
     readyz = get_until(f"{base_url}/readyz", 200)
     assert readyz.status_code == 200, readyz.text
-    assert readyz.json() == {"status": "ready", "checks": {"postgres": "ok", "nats": "ok"}}
+    assert readyz.json() == {"status": "ready", "checks": {"postgres": "ok", "nats": "ok"}, "backends": {}}
     assert "server" not in readyz.headers
     openapi = httpx.get(f"{base_url}/openapi.json", timeout=5.0)
     assert openapi.status_code == 200

@@ -112,12 +112,12 @@ def test_make_run_serves_ready_stops_clean_and_keeps_its_data_across_restarts(st
     with local_stack(state_dir) as (_, stack, first_output):
         status, readiness = get(f"{stack['gateway_url']}/readyz")
         assert (status, readiness["status"]) == (200, "ready")
-        assert readiness["checks"]["backend:inventory"] == "ok"  # type: ignore[index]
+        assert readiness["backends"]["inventory"] == "ok"  # type: ignore[index]
         assert set(cast(dict[str, str], stack["services"])) == {"inventory", "member", "pricing"}
         assert stack["demo"]["inventory"]["stock_levels_created"] > 0  # type: ignore[index]
-        assert readiness["checks"]["backend:member"] == "ok"  # type: ignore[index]
+        assert readiness["backends"]["member"] == "ok"  # type: ignore[index]
         assert stack["demo"]["member"]["members"] > 0  # type: ignore[index]
-        assert readiness["checks"]["backend:pricing"] == "ok"  # type: ignore[index]
+        assert readiness["backends"]["pricing"] == "ok"  # type: ignore[index]
         pricing_demo = stack["demo"]["pricing"]  # type: ignore[index]
         assert pricing_demo["book_entries"] > 0
         assert pricing_demo["labels_linked"] > 0

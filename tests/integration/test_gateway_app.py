@@ -18,7 +18,6 @@ import pytest
 import sqlalchemy.exc
 from fastapi import APIRouter, FastAPI, Request
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorServer  # type: ignore[import-untyped]
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -41,9 +40,11 @@ from gateway.resources import GatewayResources, Resources
 from gateway.settings import GatewaySettings
 from servicekit import errors, migrations
 from servicekit.grpc_server import ErrorMappingInterceptor
+from servicekit.health import HealthService
 from servicekit.settings import load_settings
 from servicekit.telemetry import configure_tracing
 from tests.conftest import Infra, create_database_from, run_in_fresh_loop
+from tests.support.faults import frozen
 
 PROBLEM = "application/problem+json"
 TYPE = "https://problems.retail-platform.dev/"
@@ -148,9 +149,9 @@ async def gateway(settings_for: Callable[..., GatewaySettings]) -> AsyncIterator
 async def grpc_server(
     port: int = 0, *handlers: grpc.GenericRpcHandler[Any, Any], interceptors: Sequence[Any] = ()
 ) -> AsyncIterator[tuple[int, Any]]:
-    """A real grpc.aio server with the standard health service reporting SERVING."""
+    """A real grpc.aio server with the kit's standard health service reporting SERVING."""
     server = grpc.aio.server(interceptors=interceptors)
-    health = health_aio.HealthServicer()
+    health = HealthService()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     server.add_generic_rpc_handlers(handlers)
     bound = server.add_insecure_port(f"127.0.0.1:{port}")
@@ -333,12 +334,43 @@ async def test_healthz_answers_even_before_any_dependency_is_opened(
         readyz = await client.get("/readyz")
     assert (healthz.status_code, healthz.json()) == (200, {"status": "alive"})
     assert_problem(readyz, 503, "not-ready")
+    assert readyz.headers["Retry-After"] == "2"
 
 
 async def test_readyz_is_ready_when_postgres_and_nats_answer(gateway: httpx.AsyncClient) -> None:
     response = await gateway.get("/readyz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ready", "checks": {"postgres": "ok", "nats": "ok"}}
+    assert response.json() == {"status": "ready", "checks": {"postgres": "ok", "nats": "ok"}, "backends": {}}
+
+
+async def test_readyz_reports_a_frozen_nats_and_is_ready_again_once_it_resumes(
+    infra: Infra, gateway: httpx.AsyncClient
+) -> None:
+    if infra.nats is None:
+        pytest.fail("this test freezes NATS, so it needs the test run's own server")
+    await poll_until_ready(gateway)
+    # Frozen, the server keeps the gateway's connection open: only a round trip tells.
+    with frozen(infra.nats.process):
+        refused = await gateway.get("/readyz")
+    body = assert_problem(refused, 503, "not-ready")
+    assert body["failing"] == ["nats"]
+    assert body["checks"]["postgres"] == "ok"
+    assert refused.headers["Retry-After"]
+    assert (await poll_until_ready(gateway)).json()["checks"] == {"postgres": "ok", "nats": "ok"}
+
+
+async def test_readyz_reports_a_frozen_postgres_within_its_timeout_and_is_ready_again_once_it_resumes(
+    infra: Infra, gateway: httpx.AsyncClient
+) -> None:
+    if infra.postgres is None:
+        pytest.fail("this test freezes PostgreSQL, so it needs the test run's own server")
+    await poll_until_ready(gateway)
+    with frozen(infra.postgres.process):
+        refused = await gateway.get("/readyz")
+    body = assert_problem(refused, 503, "not-ready")
+    assert body["failing"] == ["postgres"]
+    assert body["checks"] == {"postgres": "timed out after 1s", "nats": "ok"}
+    assert (await poll_until_ready(gateway)).json()["checks"] == {"postgres": "ok", "nats": "ok"}
 
 
 async def test_the_gateway_starts_without_nats_names_it_in_readyz_and_is_ready_once_nats_comes_up(
@@ -362,24 +394,83 @@ async def test_the_gateway_starts_without_nats_names_it_in_readyz_and_is_ready_o
     assert ready.json()["checks"]["nats"] == "ok"
 
 
-async def test_readyz_names_an_unreachable_backend_and_is_ready_once_it_serves(
+async def test_readyz_stays_ready_and_reports_each_backend_beside_its_own_checks(
     settings_for: Callable[..., GatewaySettings],
 ) -> None:
     port = free_port()
     async with serving(settings_for(gateway_backends=f"inventory=127.0.0.1:{port}")) as (client, _):
-        refused = await client.get("/readyz")
-        body = assert_problem(refused, 503, "not-ready")
-        assert body["failing"] == ["backend:inventory"]
-        assert body["checks"] == {"postgres": "ok", "nats": "ok", "backend:inventory": "unavailable"}
-        assert "backend:inventory" in body["detail"]
+        # One service's outage must not take the gateway (and every other service's routes) out of rotation.
+        down = await client.get("/readyz")
+        assert down.status_code == 200, down.text
+        assert down.json() == {
+            "status": "ready",
+            "checks": {"postgres": "ok", "nats": "ok"},
+            "backends": {"inventory": "unavailable"},
+        }
 
         async with grpc_server(port) as (_, health):
-            ready = await poll_until_ready(client)
-            assert ready.json()["checks"]["backend:inventory"] == "ok"
+            serving_backend = await poll_until_backend(client, "inventory", "ok")
+            assert serving_backend.json()["checks"] == {"postgres": "ok", "nats": "ok"}
 
             await health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
-            draining = await client.get("/readyz")
-            assert assert_problem(draining, 503, "not-ready")["checks"]["backend:inventory"] == "not_serving"
+            draining = await poll_until_backend(client, "inventory", "unavailable")
+            assert draining.status_code == 200
+
+
+async def test_a_backend_that_reports_not_serving_gets_no_calls_and_its_routes_answer_503_until_it_serves(
+    settings_for: Callable[..., GatewaySettings],
+) -> None:
+    calls: list[bytes] = []
+
+    async def find_sku(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
+        calls.append(request)
+        return b"Oat milk 1L"
+
+    catalogue = grpc.method_handlers_generic_handler(
+        "retail.test.v1.Catalogue", {"FindSku": grpc.unary_unary_rpc_method_handler(find_sku)}
+    )
+    async with (
+        grpc_server(0, catalogue) as (port, health),
+        serving(settings_for(gateway_backends=f"catalogue=127.0.0.1:{port}")) as (client, _),
+    ):
+        assert (await client.get("/test/skus/4711")).json() == {"name": "Oat milk 1L"}
+        # The process still serves, but says it cannot (its database or NATS does not answer).
+        await health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+        refused = await poll_until_status(client, "/test/skus/4711", 503)
+        calls_before = len(calls)
+        again = await client.get("/test/skus/4711")
+        readiness = await client.get("/readyz")
+        calls_after = len(calls)
+
+        await health.set("", health_pb2.HealthCheckResponse.SERVING)
+        recovered = await poll_until_status(client, "/test/skus/4711", 200)
+    body = assert_problem(refused, 503, "service-unavailable")
+    assert refused.headers["Retry-After"] == "2"
+    assert str(port) not in body["detail"]
+    assert_problem(again, 503, "service-unavailable")
+    assert calls_after == calls_before, "a call reached a backend that reports NOT_SERVING"
+    assert (readiness.status_code, readiness.json()["backends"]) == (200, {"catalogue": "unavailable"})
+    assert recovered.json() == {"name": "Oat milk 1L"}
+
+
+async def poll_until_backend(client: httpx.AsyncClient, name: str, state: str, within: float = 20.0) -> httpx.Response:
+    deadline = time.monotonic() + within
+    while True:
+        response = await client.get("/readyz")
+        if response.json().get("backends", {}).get(name) == state or time.monotonic() > deadline:
+            assert response.json()["backends"][name] == state, response.text
+            return response
+        await asyncio.sleep(0.1)
+
+
+async def poll_until_status(client: httpx.AsyncClient, path: str, status: int, within: float = 20.0) -> httpx.Response:
+    deadline = time.monotonic() + within
+    while True:
+        response = await client.get(path)
+        if response.status_code == status or time.monotonic() > deadline:
+            assert response.status_code == status, response.text
+            return response
+        await asyncio.sleep(0.1)
 
 
 async def poll_until_ready(client: httpx.AsyncClient, within: float = 20.0) -> httpx.Response:
@@ -424,6 +515,8 @@ async def test_an_unreachable_backend_is_a_503_problem_that_does_not_name_its_ad
         response = await client.get("/test/skus/4711")
     body = assert_problem(response, 503, "service-unavailable")
     assert str(port) not in body["detail"]
+    # Every 503 says when to retry.
+    assert response.headers["Retry-After"] == "2"
 
 
 # ---- tracing and access log ------------------------------------------------------------------------------
@@ -492,10 +585,13 @@ async def test_openapi_documents_problem_answers_for_every_operation(gateway: ht
     assert PROBLEM in add_line["413"]["content"]
     readyz = document["paths"]["/readyz"]["get"]["responses"]
     assert readyz["503"]["content"][PROBLEM]["schema"]["$ref"] == "#/components/schemas/NotReadyProblem"
-    for path_item in document["paths"].values():
+    assert "503" not in document["paths"]["/healthz"]["get"]["responses"]
+    for path, path_item in document["paths"].items():
         for operation in path_item.values():
             assert PROBLEM in operation["responses"]["500"]["content"]
             assert operation.get("description"), operation["summary"]
+            if path != "/healthz":
+                assert "Retry-After" in operation["responses"]["503"]["headers"], path
 
 
 async def test_swagger_ui_is_served_at_docs(gateway: httpx.AsyncClient) -> None:

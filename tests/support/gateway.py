@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -100,14 +102,28 @@ class RunningGateway:
 async def running_gateway(
     settings: GatewaySettings, routers: Sequence[APIRouter] = ()
 ) -> AsyncIterator[RunningGateway]:
-    """The gateway started (lifespan) and reachable in-process over ASGI."""
+    """The gateway started (lifespan) and reachable in-process over ASGI, once every backend it
+    calls reports serving (a service still starting gets no calls: its routes answer 503)."""
     app = build_app(settings, routers=routers)
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://gw", timeout=30) as http,
     ):
+        await backends_serving(http)
         yield RunningGateway(http, app)
+
+
+async def backends_serving(http: httpx.AsyncClient, within: float = 30.0) -> None:
+    """Return once ``/readyz`` reports every backend ``ok``; fail naming them after ``within`` seconds."""
+    deadline = time.monotonic() + within
+    while True:
+        backends = (await http.get("/readyz")).json().get("backends", {})
+        if all(state == "ok" for state in backends.values()):
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"backends not serving within {within:g}s: {backends}")
+        await asyncio.sleep(0.05)
 
 
 def assert_problem(response: httpx.Response, status: int, slug: str) -> dict[str, Any]:

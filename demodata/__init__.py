@@ -3,11 +3,13 @@
 A Chinese supermarket chain (禾悦超市) with stores around the Yangtze delta, a
 distribution centre, an online shop, a catalogue, suppliers, members and months of
 sales history, all derived from one integer seed. Pure Python (no database, network or
-numpy); the same seed and scale always give identical records, on any day you run it.
+numpy); the same seed, scale and end date always give identical records. The history ends
+yesterday unless you pin ``DemoScale.end_date`` (tests do).
 
     from demodata import DemoRetailer, DemoScale
 
-    retailer = DemoRetailer(seed=20261124, scale=DemoScale.demo())
+    retailer = DemoRetailer(seed=20261124, scale=DemoScale.demo())   # history ends yesterday
+    pinned = DemoRetailer(scale=DemoScale.demo(end_date=date(2026, 10, 31)))
     retailer.stores, retailer.warehouses, retailer.online_locations, retailer.locations
     retailer.categories, retailer.skus, retailer.suppliers, retailer.promotions
     retailer.holidays, retailer.make_up_workdays, retailer.calendar, retailer.clients
@@ -26,7 +28,8 @@ What each service loads:
   as history (already reflected in the stock levels, so not replayed as movements).
 * member: ``iter_members()`` with their ``identities`` and ``consent``; purchases are
   the sales with a ``member_id``.
-* pricing: ``categories``, ``skus`` (cost, base price, barcode, supplier), ``promotions``.
+* pricing: ``categories``, ``skus`` (cost, base price, barcode, supplier), ``promotions``
+  (those still running or planned: promotions reach four weeks past the history).
 * supply: ``suppliers`` (settlement mode, commission, lead time, their ``sku_codes``).
 * gateway: ``clients`` (POS tills bound to stores, supplier users bound to suppliers,
   staff roles, app back ends) with reproducible local-development-only secrets.
@@ -56,10 +59,10 @@ timezone-aware in China Standard Time (+08:00). Barcodes are valid EAN-13, phone
 numbers plausible mainland mobiles (``1[3-9]`` + 9 digits), POS cards pass Luhn;
 phones, WeChat ids, app user ids and card numbers are unique by construction.
 
-The sales history covers ``DemoScale.history_days`` days ending on the fixed
-``DemoScale.end_date`` (default 2026-05-05 .. 2026-10-31) and shows a clear weekend
-peak, holiday and festival uplift (the 2026 public holidays and shopping events in
-:data:`demodata.retail_calendar.HOLIDAYS`), promotion uplift, festival food in season
+The sales history covers ``DemoScale.history_days`` days (180 at demo scale) ending on
+``DemoScale.end_date`` (default yesterday in China time) and shows a clear weekend
+peak, holiday and festival uplift (the public holidays and shopping events of
+:func:`demodata.retail_calendar.holidays_between`), promotion uplift, festival food in season
 only, a mild growth trend and noise. About 60 % of receipts are by members; online,
 mini-program and click-and-collect orders always are. Members only buy after they
 registered (ids are in registration order), about 90 % of their store visits at their
@@ -67,11 +70,13 @@ home store, and how often they shop varies from lapsed to weekly regulars. Volum
 scaled down from a real chain (about 40 receipts per store and day at demo scale) so the
 whole demo history generates in about two seconds.
 
-Determinism: every record depends only on the seed, the scale and this package's code
-(never on the clock, ``PYTHONHASHSEED`` or generation order); a change to the generator
+Determinism: every record depends only on the seed, the scale (with its end date) and this
+package's code (never on ``PYTHONHASHSEED`` or generation order; the clock only picks the
+default end date, once, when the scale is made); a change to the generator
 that alters the data for a given seed should be treated like a schema change.
 
-Command line: ``python -m demodata [--seed N] [--scale demo|benchmark] [--summary | --jsonl DIR]``.
+Command line: ``python -m demodata [--seed N] [--scale demo|benchmark] [--end-date YYYY-MM-DD]
+[--summary | --jsonl DIR]``.
 """
 
 from demodata.codes import ean13_check_digit, is_valid_ean13, is_valid_luhn, luhn_check_digit
@@ -108,17 +113,18 @@ from demodata.model import (
     Supplier,
     Unit,
 )
-from demodata.retail_calendar import HOLIDAYS, MAKE_UP_WORKDAYS, TradingCalendar
+from demodata.promotions import PLANNED_DAYS
+from demodata.retail_calendar import HOLIDAYS, MAKE_UP_WORKDAYS, TradingCalendar, holidays_between
 from demodata.retailer import DEFAULT_SEED, DemoRetailer
 from demodata.sales import aggregate_daily_sales
-from demodata.scale import DEFAULT_END_DATE, DemoScale
+from demodata.scale import DemoScale, yesterday_in_china
 
 __all__ = [
     "CHINA_STANDARD_TIME",
-    "DEFAULT_END_DATE",
     "DEFAULT_SEED",
     "HOLIDAYS",
     "MAKE_UP_WORKDAYS",
+    "PLANNED_DAYS",
     "Category",
     "Channel",
     "ChannelIdentity",
@@ -153,10 +159,12 @@ __all__ = [
     "Unit",
     "aggregate_daily_sales",
     "ean13_check_digit",
+    "holidays_between",
     "is_valid_ean13",
     "is_valid_luhn",
     "luhn_check_digit",
     "to_json_line",
     "to_record",
     "write_jsonl",
+    "yesterday_in_china",
 ]

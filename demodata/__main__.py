@@ -3,14 +3,17 @@
 python -m demodata                          # counts at demo scale
 python -m demodata --scale benchmark --summary
 python -m demodata --seed 7 --jsonl /tmp/demo   # one <entity>.jsonl per kind of record
+python -m demodata --end-date 2026-10-31        # the history ending on a given day (default yesterday)
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -27,6 +30,9 @@ def _parse(arguments: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m demodata", description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
     parser.add_argument("--scale", choices=sorted(_SCALES), default="demo", help="size preset (default demo)")
+    parser.add_argument(
+        "--end-date", type=date.fromisoformat, metavar="YYYY-MM-DD", help="last day of the history (default yesterday)"
+    )
     output = parser.add_mutually_exclusive_group()
     output.add_argument("--summary", action="store_true", help="print counts and totals (the default)")
     output.add_argument("--jsonl", type=Path, metavar="DIR", help="write one JSON-lines file per record kind into DIR")
@@ -94,7 +100,10 @@ def _write(retailer: DemoRetailer, directory: Path) -> None:
 
 def main(arguments: Sequence[str] | None = None) -> int:
     options = _parse(arguments)
-    retailer = DemoRetailer(seed=options.seed, scale=_SCALES[options.scale]())
+    scale = _SCALES[options.scale]()
+    if options.end_date is not None:
+        scale = dataclasses.replace(scale, end_date=options.end_date)
+    retailer = DemoRetailer(seed=options.seed, scale=scale)
     if options.jsonl is not None:
         _write(retailer, options.jsonl)
     else:

@@ -1,5 +1,8 @@
-"""Promotions: short per-SKU price cuts spread over the sales history.
+"""Promotions: short per-SKU price cuts spread over the sales history and the weeks after it.
 
+The history ends yesterday, and a chain always has promotions running and planned: so
+they are drawn over the history plus :data:`PLANNED_DAYS` after it. The sales show the
+part of each that lies in the history; pricing loads those still running or to come.
 At most one promotion runs on a SKU at a time, so a line's discount is never ambiguous.
 Festival food is left out (it has its own season); online-only promotions skip loose
 goods, which the online shop does not sell.
@@ -14,6 +17,8 @@ from demodata._random import substream
 from demodata.model import Location, Promotion, Sku
 
 CENT = Decimal("0.01")
+PLANNED_DAYS = 28
+"""How far beyond the end of the history promotions are already planned."""
 _DISCOUNT_RATES = tuple(Decimal(rate).scaleb(-2) for rate in (10, 15, 20, 25, 30))
 
 
@@ -31,8 +36,10 @@ def build_promotions(
     stores: tuple[Location, ...],
     online: Location,
 ) -> tuple[Promotion, ...]:
-    """``promotion_count`` promotions (fewer if the SKUs run out of free windows), by start date."""
+    """``promotion_count`` promotions (fewer if the SKUs run out of free windows), by start date,
+    over the ``history_days`` from ``history_start`` and the :data:`PLANNED_DAYS` after them."""
     rng = substream(seed, "promotions")
+    window_days = history_days + PLANNED_DAYS
     candidates = [sku for sku in skus if sku.seasonal_occasion is None]
     store_ids = tuple(store.location_id for store in stores)
     busy: dict[str, list[tuple[date, date]]] = {}
@@ -40,8 +47,8 @@ def build_promotions(
     for _ in range(promotion_count):
         for _attempt in range(50):
             sku = rng.choice(candidates)
-            length = min(history_days, rng.randint(4, 14))
-            start = history_start + timedelta(days=rng.randrange(history_days - length + 1))
+            length = min(window_days, rng.randint(4, 14))
+            start = history_start + timedelta(days=rng.randrange(window_days - length + 1))
             end = start + timedelta(days=length - 1)
             if any(start <= taken_end and taken_start <= end for taken_start, taken_end in busy.get(sku.sku_code, [])):
                 continue

@@ -1,15 +1,19 @@
 """The trading calendar: Chinese public holidays, festivals and shopping events, and weekdays.
 
-The list is fixed data (the State Council's published 2026 holiday schedule, the
-traditional festivals, the e-commerce events, and the tail of 2025 so a year-long history
-ending in autumn 2026 is covered), not computed from today's date, so the demo's sales
-never change. Uplifts are this demo's assumptions, tuned so effects are clearly visible:
-stores get busy before the Spring Festival and during golden week, online sales peak on
-618 and Double 11 and pause while couriers are home for the Spring Festival.
+The published part is fixed data (the State Council's 2026 holiday schedule, the
+traditional festivals, the e-commerce events, and the tail of 2025). The demo's history
+ends yesterday, so it may reach years the table does not list: :func:`holidays_between`
+then moves each of 2026's events to the same month and day of that year (an approximation
+for the lunar festivals, which drift, and good enough for a demo's demand shape). It
+depends only on the years asked for, never on today's date. Uplifts are this demo's
+assumptions, tuned so effects are clearly visible: stores get busy before the Spring
+Festival and during golden week, online sales peak on 618 and Double 11 and pause while
+couriers are home for the Spring Festival.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 
 from demodata.model import Holiday, HolidayKind, LocationKind, Occasion
@@ -72,7 +76,37 @@ _ROWS: tuple[tuple[Occasion, str, str, HolidayKind, str, str, float, float], ...
 # fmt: on
 
 HOLIDAYS: tuple[Holiday, ...] = tuple(_holiday(row) for row in _ROWS)
-"""Every calendar event of the demo, in date order; events may overlap and then multiply."""
+"""Every published calendar event, in date order; events may overlap and then multiply."""
+
+TEMPLATE_YEAR = 2026
+"""The year whose events stand in for a year the table does not list."""
+
+
+def holidays_between(first: date, last: date) -> tuple[Holiday, ...]:
+    """The calendar events of every year from ``first`` to ``last``, in date order.
+
+    A published event is used as it is; an occasion a year does not list is the template
+    year's event moved to that year (same month and day).
+    """
+    published = {(holiday.occasion, holiday.start.year): holiday for holiday in HOLIDAYS}
+    template = [holiday for holiday in HOLIDAYS if holiday.start.year == TEMPLATE_YEAR]  # every occasion once
+    events = [
+        published.get((holiday.occasion, year)) or _moved_to(holiday, year)
+        for year in range(first.year, last.year + 1)
+        for holiday in template
+    ]
+    return tuple(sorted(events, key=lambda holiday: (holiday.start, holiday.holiday_id)))
+
+
+def _moved_to(holiday: Holiday, year: int) -> Holiday:
+    # Every template event starts and ends within its year, so only the year changes.
+    return dataclasses.replace(
+        holiday,
+        holiday_id=f"{holiday.occasion.value.upper()}_{year}",
+        start=holiday.start.replace(year=year),
+        end=holiday.end.replace(year=year),
+    )
+
 
 MAKE_UP_WORKDAYS: tuple[date, ...] = (
     date(2025, 9, 28),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 
 from demodata._random import hashed_bytes
 from demodata.catalogue import build_catalogue
@@ -25,7 +25,7 @@ from demodata.model import (
     Supplier,
 )
 from demodata.promotions import build_promotions
-from demodata.retail_calendar import HOLIDAYS, MAKE_UP_WORKDAYS, TradingCalendar
+from demodata.retail_calendar import MAKE_UP_WORKDAYS, TradingCalendar, holidays_between
 from demodata.sales import DemandModel, SalesHistory, aggregate_daily_sales
 from demodata.scale import DemoScale
 from demodata.stock import build_stock_levels
@@ -35,7 +35,8 @@ DEFAULT_SEED = 20261124
 
 
 class DemoRetailer:
-    """A Chinese supermarket chain, deterministic in ``seed`` and ``scale``.
+    """A Chinese supermarket chain, deterministic in ``seed`` and ``scale`` (whose ``end_date``,
+    default yesterday, anchors the history: pin it where records must not move).
 
     Construction builds the small reference data at once (locations, catalogue,
     suppliers, promotions, clients: milliseconds, also at benchmark scale). Members are
@@ -62,7 +63,8 @@ class DemoRetailer:
         self.skus: tuple[Sku, ...]
         self.suppliers, self.skus = assign_suppliers(seed, self.scale.supplier_count, draft.departments, draft.skus)
 
-        self.holidays: tuple[Holiday, ...] = HOLIDAYS
+        # Festival food reaches the shelves weeks before its occasion: the calendar runs past the history.
+        self.holidays: tuple[Holiday, ...] = holidays_between(self.history_start, self.history_end + timedelta(days=60))
         self.make_up_workdays: tuple[date, ...] = MAKE_UP_WORKDAYS
         self.promotions: tuple[Promotion, ...] = build_promotions(
             seed, self.scale.promotion_count, self.history_start, self.scale.history_days, self.skus, stores, online

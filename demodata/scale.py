@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 
-DEFAULT_END_DATE = date(2026, 10, 31)
-"""The last business day of the sales history. Fixed, never today: the data must not drift."""
+from demodata.model import CHINA_STANDARD_TIME
+
+
+def yesterday_in_china() -> date:
+    """The default last business day of the sales history: yesterday, in the chain's time zone.
+
+    A demo loaded today then has sales up to last night, so "the last 28 days" shows data.
+    Pass ``end_date`` explicitly wherever the records must not move (tests pin it).
+    """
+    return (datetime.now(CHINA_STANDARD_TIME) - timedelta(days=1)).date()
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,6 +26,8 @@ class DemoScale:
     for anything in between. Traffic is per *average* store: hypermarkets see more,
     community stores less. Volumes are scaled down from a real chain (a real store rings
     up thousands of receipts a day) so the demo stays fast; the shapes are realistic.
+    The history is the ``history_days`` days ending on ``end_date`` (default yesterday):
+    the same seed, scale and end date always give identical records.
     """
 
     store_count: int = 8
@@ -25,7 +35,7 @@ class DemoScale:
     supplier_count: int = 5
     member_count: int = 3_000
     history_days: int = 180
-    end_date: date = DEFAULT_END_DATE
+    end_date: date = field(default_factory=yesterday_in_china)
     members_since: date = date(2019, 1, 1)
     receipts_per_store_day: float = 40.0
     online_orders_per_day: float = 60.0
@@ -57,12 +67,12 @@ class DemoScale:
         return self.end_date - timedelta(days=self.history_days - 1)
 
     @classmethod
-    def demo(cls) -> DemoScale:
-        """8 stores, 300 SKUs, 5 suppliers, 3,000 members, 180 days ending 2026-10-31."""
-        return cls()
+    def demo(cls, end_date: date | None = None) -> DemoScale:
+        """8 stores, 300 SKUs, 5 suppliers, 3,000 members, 180 days ending ``end_date`` (default yesterday)."""
+        return cls() if end_date is None else cls(end_date=end_date)
 
     @classmethod
-    def benchmark(cls) -> DemoScale:
+    def benchmark(cls, end_date: date | None = None) -> DemoScale:
         """40 stores, 3,000 SKUs, 12 suppliers, 1,000,000 members, a year of busier days.
 
         Members stream in constant memory; generating the whole year of sales takes
@@ -77,4 +87,5 @@ class DemoScale:
             receipts_per_store_day=150.0,
             online_orders_per_day=800.0,
             promotion_count=300,
+            end_date=end_date or yesterday_in_china(),
         )

@@ -21,6 +21,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, TextIO, cast
 
@@ -217,7 +218,12 @@ class LocalStack:
 
         marker_path = self.state_dir / "demo-loaded.json"
         marker = _read_json(marker_path)
-        retailer = DemoRetailer(seed=DEMO_SEED, scale=DemoScale.demo())
+        # The history ends yesterday; a load resumed on a later day keeps the first day's end,
+        # so every component holds the same history.
+        history_end = marker.get("history_end")
+        retailer = DemoRetailer(
+            seed=DEMO_SEED, scale=DemoScale.demo(end_date=date.fromisoformat(history_end) if history_end else None)
+        )
         outputs: dict[str, Any] = dict(marker.get("outputs", {}))
         for component in COMPONENTS:
             if component.demo_loader is None or component.name in marker.get("loaded", []):
@@ -228,7 +234,8 @@ class LocalStack:
                 outputs[component.name] = await loader(self.database_url(component), retailer, self.state_dir)
             except Exception as exc:
                 raise StackError(f"loading {component.name}'s demo data failed: {type(exc).__name__}: {exc}") from exc
-            marker = {"seed": DEMO_SEED, "loaded": [*marker.get("loaded", []), component.name], "outputs": outputs}
+            loaded = [*marker.get("loaded", []), component.name]
+            marker = {"seed": DEMO_SEED, "history_end": str(retailer.history_end), "loaded": loaded, "outputs": outputs}
             marker_path.write_text(json.dumps(marker, indent=2, sort_keys=True) + "\n")
         return outputs
 

@@ -500,11 +500,14 @@ async def member_kpis(
     resources: Resources,
     principal: Annotated[Principal, Depends(require(MEMBER_KPIS_READ))],
     store_id: Annotated[str | None, Query(pattern=_STORE_ID, description="one store; default the whole chain")] = None,
-    from_date: Annotated[date | None, Query(alias="from", description="first day; default 29 days before `to`")] = None,
+    from_date: Annotated[
+        date | None, Query(alias="from", description="first day; default 27 days before `to` (four whole weeks)")
+    ] = None,
     to_date: Annotated[date | None, Query(alias="to", description="last day; default today")] = None,
 ) -> MemberKpisOut:
     """Member KPIs per store and period: active members, repeat-purchase rate (复购率), average
-    basket (客单价), member share of sales, new members.
+    basket (客单价), member share of sales, new members. The default period is the 28 days
+    ending today (China time).
 
     Scope `members:kpis:read`; store managers see their own store only (it is the default).
     """

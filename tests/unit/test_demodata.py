@@ -12,7 +12,7 @@ import subprocess
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import pytest
 
 import demodata.__main__ as cli
 from demodata import (
+    CHINA_STANDARD_TIME,
     Channel,
     DailySales,
     DemoRetailer,
@@ -36,12 +37,14 @@ from demodata import (
 )
 
 SEED = 20261124
+# The history the shape tests below were written against: 2026-05-05 .. 2026-10-31.
+END = date(2026, 10, 31)
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def retailer() -> DemoRetailer:
-    return DemoRetailer(seed=SEED, scale=DemoScale.demo())
+    return DemoRetailer(seed=SEED, scale=DemoScale.demo(end_date=END))
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +113,11 @@ def is_money(value: Decimal) -> bool:
 
 
 def test_the_same_seed_gives_identical_data(retailer: DemoRetailer) -> None:
-    assert sample_digest(DemoRetailer(seed=SEED)) == sample_digest(retailer)
+    assert sample_digest(DemoRetailer(seed=SEED, scale=DemoScale.demo(end_date=END))) == sample_digest(retailer)
 
 
 def test_a_different_seed_gives_different_data(retailer: DemoRetailer) -> None:
-    other = DemoRetailer(seed=SEED + 1)
+    other = DemoRetailer(seed=SEED + 1, scale=DemoScale.demo(end_date=END))
 
     assert sample_digest(other) != sample_digest(retailer)
     assert [sku.name for sku in other.skus] != [sku.name for sku in retailer.skus]
@@ -124,8 +127,8 @@ def test_a_different_seed_gives_different_data(retailer: DemoRetailer) -> None:
 
 def test_the_data_does_not_depend_on_the_python_hash_seed(retailer: DemoRetailer) -> None:
     program = (
-        "from tests.unit.test_demodata import sample_digest; from demodata import DemoRetailer; "
-        f"print(sample_digest(DemoRetailer(seed={SEED})))"
+        "from tests.unit.test_demodata import END, sample_digest; from demodata import DemoRetailer, DemoScale; "
+        f"print(sample_digest(DemoRetailer(seed={SEED}, scale=DemoScale.demo(end_date=END))))"
     )
     outputs = {
         subprocess.run(
@@ -142,12 +145,37 @@ def test_the_data_does_not_depend_on_the_python_hash_seed(retailer: DemoRetailer
     assert outputs == {sample_digest(retailer)}
 
 
-def test_the_history_ends_on_the_fixed_end_date_whatever_today_is(retailer: DemoRetailer, sales: list[Sale]) -> None:
-    assert retailer.history_end == date(2026, 10, 31)
-    assert retailer.history_start == date(2026, 10, 31) - timedelta(days=179)
+def test_the_history_ends_on_the_end_date_it_is_given(retailer: DemoRetailer, sales: list[Sale]) -> None:
+    assert retailer.history_end == END
+    assert retailer.history_start == END - timedelta(days=179)
     assert sales[0].business_date == retailer.history_start
     assert sales[-1].business_date == retailer.history_end
-    assert retailer.sales_on(date(2026, 11, 1)) == []
+    assert retailer.sales_on(END + timedelta(days=1)) == []
+
+
+def test_by_default_the_history_ends_yesterday_in_china_and_promotions_run_today() -> None:
+    today = datetime.now(CHINA_STANDARD_TIME).date()
+    scale = dataclasses.replace(DemoScale.demo(), store_count=2, sku_count=40, member_count=50, history_days=7)
+
+    retailer = DemoRetailer(seed=SEED, scale=scale)
+
+    assert retailer.history_end == today - timedelta(days=1)
+    assert retailer.sales_on(retailer.history_end)
+    assert retailer.sales_on(today) == []
+    # A chain always has promotions running and planned; the history shows the past part of each.
+    assert any(promotion.start <= today <= promotion.end for promotion in DemoRetailer(seed=SEED).promotions)
+    assert max(promotion.end for promotion in retailer.promotions) > retailer.history_end
+
+
+def test_the_same_shape_on_any_end_date() -> None:
+    later = DemoRetailer(seed=SEED, scale=DemoScale.demo(end_date=date(2031, 3, 15)))
+    days = [later.history_end - timedelta(days=n) for n in range(14)]
+
+    # Years the published calendar does not list get its events moved to the same month and day.
+    assert [holiday.holiday_id for holiday in later.calendar.holidays_on(date(2030, 10, 2))] == ["NATIONAL_DAY_2030"]
+    assert all(later.sales_on(day) for day in days)
+    assert later.promotions != DemoRetailer(seed=SEED, scale=DemoScale.demo(end_date=END)).promotions
+    assert len(later.promotions) == later.scale.promotion_count
 
 
 # -- demand shapes -------------------------------------------------------------------------
@@ -188,7 +216,8 @@ def test_promotions_lift_their_skus_sales_within_their_window(retailer: DemoReta
     )
     days = [retailer.history_start + timedelta(days=n) for n in range(retailer.scale.history_days)]
     lifts = []
-    for promotion in retailer.promotions:
+    # Promotions still to come have no sales yet; those that started have a lift to show.
+    for promotion in (promotion for promotion in retailer.promotions if promotion.start <= retailer.history_end):
         per_day = {
             day: sum(quantity[promotion.sku_code, place, day] for place in promotion.location_ids) for day in days
         }
@@ -197,6 +226,7 @@ def test_promotions_lift_their_skus_sales_within_their_window(retailer: DemoReta
         lifts.append(statistics.mean(during) / max(statistics.mean(outside), 1e-9))
 
     assert len(retailer.promotions) == retailer.scale.promotion_count
+    assert len(lifts) > 0.8 * len(retailer.promotions)
     assert statistics.median(lifts) > 1.4
     assert sum(lift > 1.0 for lift in lifts) >= 0.8 * len(lifts)
 
@@ -355,7 +385,7 @@ def test_members_register_in_id_order_before_the_history_ends(retailer: DemoReta
 
 
 def test_a_member_is_computed_directly_at_benchmark_scale_and_equals_the_iterated_one() -> None:
-    benchmark = DemoRetailer(seed=SEED, scale=DemoScale.benchmark())
+    benchmark = DemoRetailer(seed=SEED, scale=DemoScale.benchmark(end_date=END))
 
     last = benchmark.member(999_999)  # would take the better part of a minute if it iterated
 

@@ -69,6 +69,8 @@ log = logging.getLogger("member.loyalty")
 # The chain trades in China: a day of KPIs is a local calendar day.
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 MAX_KPI_DAYS = 366
+# Four whole weeks: every weekday counts equally, so periods compare without a weekend bias.
+DEFAULT_KPI_DAYS = 28
 MAX_POINTS = 10_000_000
 EXPIRY_BATCH = 200
 
@@ -520,10 +522,11 @@ class Loyalty:
         return list(page), str(page[-1].id) if more else ""
 
     async def kpis(self, store_id: str, from_date: date | None, to_date: date | None) -> KpiReport:
-        """Member KPIs of ``[from_date, to_date]`` (local days) at one store or the chain."""
+        """Member KPIs of ``[from_date, to_date]`` (local days) at one store or the chain; by default
+        the :data:`DEFAULT_KPI_DAYS` days ending today."""
         today = self._clock().astimezone(CHINA_STANDARD_TIME).date()
         end_day = to_date or today
-        start_day = from_date or end_day - timedelta(days=29)
+        start_day = from_date or end_day - timedelta(days=DEFAULT_KPI_DAYS - 1)
         if start_day > end_day:
             raise InvalidArgument("from_date must not be after to_date", reason="invalid-period")
         if (end_day - start_day).days >= MAX_KPI_DAYS:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from retail.member.v1 import member_service_pb2 as pb
 from retail.member.v1 import member_service_pb2_grpc as pb_grpc
 
-from demodata import DemoRetailer, DemoScale, IdentityKind
+from demodata import CHINA_STANDARD_TIME, DemoRetailer, DemoScale, IdentityKind
 from services.member.demo import load_demo
 from tests.integration.member.conftest import Clock, clear_view, fetch, identity, random_phone, register
 
@@ -17,12 +17,17 @@ if TYPE_CHECKING:
     Stub = pb_grpc.MemberServiceAsyncStub
 
 
-async def test_demo_members_load_once_and_resolve_by_every_identity(stub: Stub, member_url: str, clock: Clock) -> None:
+def small_retailer() -> DemoRetailer:
+    """200 members and a month of history ending yesterday: the default, as `make run` loads it."""
     scale = dataclasses.replace(
         DemoScale.demo(), store_count=2, sku_count=40, supplier_count=2, member_count=200, history_days=30,
-        end_date=clock.now.date() - timedelta(days=1), promotion_count=2, online_orders_per_day=5,
+        promotion_count=2, online_orders_per_day=5,
     )  # fmt: skip
-    retailer = DemoRetailer(scale=scale)
+    return DemoRetailer(scale=scale)
+
+
+async def test_demo_members_load_once_and_resolve_by_every_identity(stub: Stub, member_url: str) -> None:
+    retailer = small_retailer()
 
     loaded = await load_demo(member_url, retailer)
     again = await load_demo(member_url, retailer)
@@ -45,3 +50,18 @@ async def test_demo_members_load_once_and_resolve_by_every_identity(stub: Stub, 
         assert check.consistent, check.problems
         assert check.balance > 0
     assert (await register(stub, "phone", random_phone())).member_id == "M0000201"
+
+
+async def test_after_loading_the_demo_the_default_kpi_period_has_active_members(
+    stub: Stub, member_url: str, clock: Clock
+) -> None:
+    retailer = small_retailer()
+    await load_demo(member_url, retailer)
+
+    kpis = await stub.GetMemberKpis(pb.GetMemberKpisRequest())
+
+    today = clock.now.astimezone(CHINA_STANDARD_TIME).date()
+    assert kpis.active_members > 0
+    assert (kpis.from_date, kpis.to_date) == ((today - timedelta(days=27)).isoformat(), today.isoformat())
+    assert kpis.member_sales_count > 0
+    assert kpis.sales_count > kpis.member_sales_count

@@ -18,10 +18,11 @@ if TYPE_CHECKING:
 
 
 def small_retailer(clock: Clock) -> DemoRetailer:
-    """Two stores and 40 SKUs whose history runs into next week, so some promotions are current."""
+    """Two stores and 40 SKUs whose history ends yesterday (as `make run` loads it), promotions running and planned."""
+    yesterday = clock.now().astimezone(CHINA_STANDARD_TIME).date() - timedelta(days=1)
     scale = dataclasses.replace(
-        DemoScale.demo(), store_count=2, sku_count=40, supplier_count=2, member_count=0, history_days=30,
-        end_date=clock.now().date() + timedelta(days=7), promotion_count=12, online_orders_per_day=5,
+        DemoScale.demo(end_date=yesterday), store_count=2, sku_count=40, supplier_count=2, member_count=0,
+        history_days=30, promotion_count=12, online_orders_per_day=5,
     )  # fmt: skip
     return DemoRetailer(scale=scale)
 
@@ -68,7 +69,7 @@ async def test_a_running_demo_promotion_takes_its_percentage_off(stub: Stub, pri
     retailer = small_retailer(clock)
     today = clock.now().astimezone(CHINA_STANDARD_TIME).date()
     running = [p for p in retailer.promotions if p.start <= today <= p.end and "S001" in p.location_ids]
-    assert running, "the seed places a promotion at S001 on today's offset into the history"
+    assert running, "the seed places a promotion at S001 on the day after the history"
     await load_demo(pricing_url, retailer, clock=clock, label_station_url="")
 
     answer = await stub.GetEffectivePrice(

@@ -68,7 +68,7 @@ def _days(start: date, end: date) -> Iterator[date]:
 
 @pytest.fixture(scope="module")
 def demo() -> DemoHistory:
-    retailer = DemoRetailer(seed=SEED, scale=DemoScale.demo())
+    retailer = DemoRetailer(seed=SEED, scale=DemoScale.demo(end_date=date(2026, 10, 31)))
     daily: dict[tuple[str, str], dict[date, Decimal]] = defaultdict(dict)
     for row in retailer.daily_sales():
         daily[(row.location_id, row.sku_code)][row.business_date] = row.quantity
@@ -173,12 +173,12 @@ def test_saturday_is_forecast_above_tuesday_for_a_typical_sku(demo: DemoHistory)
 
 
 def _late_promotions(demo: DemoHistory, location_id: str) -> list[Promotion]:
-    """Promotions at the location with at least two months of history before them."""
+    """Promotions at the location with about three months of history (and its promotions) before them."""
     return [
         promotion
         for promotion in demo.retailer.promotions
         if location_id in promotion.location_ids
-        and promotion.start >= date(2026, 7, 15)
+        and promotion.start >= date(2026, 8, 1)
         and promotion.end <= demo.retailer.history_end
     ]
 

@@ -2052,7 +2052,7 @@ class GetMemberKpisRequest(_message.Message):
     store_id: _builtins.str
     """The store; empty for the whole chain."""
     from_date: _builtins.str
-    """First day, "YYYY-MM-DD" (China Standard Time); default 29 days before to_date."""
+    """First day, "YYYY-MM-DD" (China Standard Time); default 27 days before to_date (four whole weeks)."""
     to_date: _builtins.str
     """Last day, "YYYY-MM-DD"; default today."""
     def __init__(

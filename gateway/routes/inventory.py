@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from retail.common.v1 import money_pb2, paging_pb2
 from retail.inventory.v1 import inventory_service_pb2 as pb
 from retail.inventory.v1 import inventory_service_pb2_grpc as pb_grpc
@@ -99,15 +99,64 @@ class LocationStockPage(BaseModel):
     next_page_token: str | None = Field(description="pass as page_token for the next page; null on the last one")
 
 
+SalesChannel = Literal["online", "mini_program", "click_and_collect", "store"]
+
+
 class ReservationIn(Strict):
-    """Hold units of one SKU for an online order."""
+    """Hold units of one SKU for an order. Give exactly one of `location_id` (hold there) or
+    `channel` (hold where the channel may draw from); neither or both is `422`.
+
+    A channel draws only from the active locations that list it in their `channels` (see
+    `GET /v1/locations`). In the demo: `online` from the online shop ONLINE01;
+    `mini_program` from ONLINE01 and the stores that deliver; `click_and_collect` from the
+    stores offering pick-up; `store` from every store. A warehouse serves no channel: its
+    stock reaches one by a transfer and is never promised to an order directly.
+    """
 
     sku: str = Field(pattern=_ID, examples=["SKU00001"])
     quantity: str = Field(pattern=_QUANTITY, description="units, or kg with up to 3 decimals", examples=["2"])
-    location_id: str | None = Field(default=None, pattern=_ID, description="hold here; else the best location")
-    channel: str | None = Field(default=None, pattern=r"^[a-z_]{1,32}$", examples=["online", "click_and_collect"])
+    location_id: str | None = Field(
+        default=None, pattern=_ID, description="hold at this location (instead of `channel`)", examples=["ONLINE01"]
+    )
+    channel: SalesChannel | None = Field(
+        default=None,
+        description="hold at the location serving this channel with the most available to promise (instead of "
+        "`location_id`); it draws only from locations that list the channel, never from a warehouse",
+        examples=["online"],
+    )
     ttl_seconds: int | None = Field(default=None, ge=1, le=172_800, description="hold time; default 900 s")
-    allow_split: bool = Field(default=False, description="allow splitting across locations")
+    allow_split: bool = Field(default=False, description="with `channel`: allow splitting across its locations")
+
+    @model_validator(mode="after")
+    def exactly_one_place(self) -> ReservationIn:
+        if (self.location_id is None) == (self.channel is None):
+            raise ValueError("give exactly one of location_id or channel")
+        return self
+
+
+class LocationStockFact(BaseModel):
+    """What one location holds of the SKU, and which sales channels it serves."""
+
+    location_id: str
+    kind: str = Field(description="store, warehouse or online")
+    channels: list[str]
+    available_to_promise: str
+
+
+class OutOfStockProblem(problems.Problem):
+    """`409 out-of-stock`: how much could be promised, and where the rest of the stock is."""
+
+    sku: str | None = None
+    requested: str | None = None
+    available: str | None = Field(
+        default=None, description="the most one location can promise (with allow_split: the channel's total)"
+    )
+    channel: str | None = Field(default=None, description="the channel asked for, when reserving by channel")
+    available_total: str | None = Field(default=None, description="what the channel's locations hold together")
+    draws_from: list[LocationStockFact] | None = Field(default=None, description="the locations serving the channel")
+    not_promisable: list[LocationStockFact] | None = Field(
+        default=None, description="locations holding stock that do not serve the channel (e.g. the warehouse)"
+    )
 
 
 class Allocation(BaseModel):
@@ -287,7 +336,11 @@ async def location_stock(
     )
 
 
-@router.post("/reservations", status_code=201, responses=problems.problem_responses(401, 403, 404, 409, 422))
+@router.post(
+    "/reservations",
+    status_code=201,
+    responses=problems.problem_responses(401, 403, 404, 422) | problems.problem_responses(409, model=OutOfStockProblem),
+)
 async def reserve_stock(
     body: ReservationIn,
     resources: Resources,
@@ -296,10 +349,10 @@ async def reserve_stock(
     """Hold stock for an online order until it is paid, released or expires.
 
     Scope `reservations:write`; `Idempotency-Key` required. Never oversells: when there is
-    not enough, the answer is `409` with type `out-of-stock` and how much is `available`.
+    not enough, the answer is `409` with type `out-of-stock`, how much is `available`, and
+    for a channel where its stock is (`draws_from`) and which stock it may not promise
+    (`not_promisable`, e.g. the warehouse's).
     """
-    if not body.location_id and not body.channel:
-        raise problems.ProblemError(problems.INVALID_ARGUMENT, "give location_id or channel")
     if body.location_id:
         call.principal.ensure_store(body.location_id)
 

@@ -21,6 +21,7 @@ from services.inventory.domain.model import (
     ZERO,
     Allocation,
     DiscrepancyKind,
+    LocationStock,
     Movement,
     PendingSaleLine,
     Reservation,
@@ -75,6 +76,19 @@ async def positions_for_channel(session: AsyncSession, sku: str, channel: str) -
         {"sku": sku, "channel": channel},
     )
     return [_position(row) for row in rows]
+
+
+async def stock_by_location(session: AsyncSession, sku: str) -> list[LocationStock]:
+    """A SKU's stock at every active location, with the location's kind and the channels it serves."""
+    rows = await session.execute(
+        text(
+            "SELECT s.sku, s.location_id, s.on_hand, s.reserved, s.in_transit, s.safety_stock, l.kind, l.channels "
+            "FROM stock_level s JOIN location l USING (location_id) WHERE s.sku = :sku AND l.active "
+            "ORDER BY s.location_id"
+        ),
+        {"sku": sku},
+    )
+    return [LocationStock(_position(row), row.kind, tuple(row.channels)) for row in rows]
 
 
 async def save_positions(session: AsyncSession, positions: Iterable[StockPosition]) -> list[StockPosition]:

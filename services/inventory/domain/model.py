@@ -278,6 +278,84 @@ def split_allocation(candidates: list[StockPosition], quantity: Decimal) -> list
     return allocations
 
 
+@dataclass(frozen=True)
+class LocationStock:
+    """One SKU's stock at one location, with what the location is and which sales channels it serves."""
+
+    position: StockPosition
+    kind: str
+    channels: tuple[str, ...]
+
+    def serves(self, channel: str) -> bool:
+        return channel in self.channels
+
+    def fact(self) -> dict[str, object]:
+        """The location's part of a refusal's details (quantities as canonical text)."""
+        return {
+            "location_id": self.position.location_id,
+            "kind": self.kind,
+            "channels": list(self.channels),
+            "available_to_promise": format_quantity(self.position.available_to_promise),
+        }
+
+
+# A refusal names this many locations at most: enough to show where the stock is.
+MAX_LOCATIONS_NAMED = 10
+
+
+def channel_shortfall(
+    sku: str, channel: str, requested: Decimal, stock: list[LocationStock], *, allow_split: bool
+) -> OutOfStock:
+    """Why ``requested`` of ``sku`` cannot be promised to ``channel``: what the locations serving it
+    hold, and where the rest of the stock stands and why it is not promisable to this channel.
+
+    A reservation for a channel draws only from active locations that serve the channel (a
+    warehouse serves none: its stock reaches a channel by a transfer). Without ``allow_split``
+    one location must hold the whole quantity.
+    """
+    serving = sorted((s for s in stock if s.serves(channel)), key=_most_available_first)
+    elsewhere = sorted(
+        (s for s in stock if not s.serves(channel) and s.position.available_to_promise > ZERO),
+        key=_most_available_first,
+    )
+    total = sum((s.position.available_to_promise for s in serving), ZERO)
+    best = serving[0].position.available_to_promise if serving else ZERO
+    sources = ", ".join(s.position.location_id for s in serving) or "no location holding it"
+    message = (
+        f"{format_quantity(total)} of {sku} available for channel {channel} (draws from: {sources}), "
+        f"{format_quantity(requested)} requested"
+    )
+    if not allow_split and total >= requested:
+        message += f"; no single location has it all (at most {format_quantity(best)} at one), allow_split would"
+    if elsewhere:
+        named = ", ".join(
+            f"{format_quantity(s.position.available_to_promise)} at {s.position.location_id} ({_serves(s)})"
+            for s in elsewhere[:MAX_LOCATIONS_NAMED]
+        )
+        message += f"; not promisable to {channel}: {named}"
+    return OutOfStock(
+        message,
+        details={
+            "sku": sku,
+            "channel": channel,
+            "requested": format_quantity(requested),
+            "available": format_quantity(total if allow_split else best),
+            "available_total": format_quantity(total),
+            "draws_from": [s.fact() for s in serving[:MAX_LOCATIONS_NAMED]],
+            "not_promisable": [s.fact() for s in elsewhere[:MAX_LOCATIONS_NAMED]],
+        },
+    )
+
+
+def _most_available_first(stock: LocationStock) -> tuple[Decimal, str]:
+    return -stock.position.available_to_promise, stock.position.location_id
+
+
+def _serves(stock: LocationStock) -> str:
+    served = ", ".join(stock.channels) if stock.channels else "no sales channel"
+    return f"{stock.kind}, serves {served}"
+
+
 class TransferStatus(enum.StrEnum):
     REQUESTED = "requested"  # the source holds the units
     DISPATCHED = "dispatched"  # left the source, in transit to the destination

@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
-from typing import NoReturn
 
 from google.protobuf.message import Message
 
@@ -56,8 +55,8 @@ from services.inventory.domain.model import (
     StockPosition,
     UnknownLocation,
     UnknownSku,
+    channel_shortfall,
     choose_location,
-    format_quantity,
     split_allocation,
 )
 from services.inventory.service_layer.coalescing import Coalescer
@@ -129,22 +128,13 @@ class InventoryService:
             return await self._reserve_split(command)
         async with self._uow() as uow:
             candidates = await stock_store.positions_for_channel(uow.session, command.sku, command.channel)
-        if not candidates:
-            await self._raise_not_stocked_anywhere(command.sku)
-        last_refusal: OutOfStock | None = None
         for position in choose_location(candidates, command.quantity)[:ALLOCATION_ATTEMPTS]:
             try:
                 return await self.coalescer.submit((command.sku, position.location_id), command)
-            except OutOfStock as refusal:  # taken by someone else meanwhile: next best location
-                last_refusal = refusal
-        available = sum((p.available_to_promise for p in candidates), ZERO)
-        raise last_refusal or OutOfStock(
-            f"no single location serving {command.channel or 'any channel'} has {command.quantity} of {command.sku}; "
-            f"{available} available in total",
-            details={"sku": command.sku,
-                     "available": format_quantity(max((p.available_to_promise for p in candidates), default=ZERO)),
-                     "available_total": format_quantity(available), "requested": format_quantity(command.quantity)},
-        )  # fmt: skip
+            except OutOfStock:  # taken by someone else meanwhile: next best location
+                continue
+        async with self._uow() as uow:
+            raise await self._channel_refusal(uow, command)
 
     async def _reserve_batch(
         self, key: tuple[str, str], commands: Sequence[ReserveStock]
@@ -229,10 +219,11 @@ class InventoryService:
             if stored is not None:
                 return self._codec.decode(stored)
             candidates = await stock_store.positions_for_channel(uow.session, command.sku, command.channel)
-            if not candidates:
-                await self._raise_not_stocked_anywhere(command.sku)
             locked = await stock_store.lock_positions(uow.session, [(p.sku, p.location_id) for p in candidates])
-            allocations = split_allocation(list(locked.values()), command.quantity)
+            try:
+                allocations = split_allocation(list(locked.values()), command.quantity)
+            except OutOfStock:
+                raise await self._channel_refusal(uow, command) from None
             now = self._clock()
             reservation = Reservation(
                 reservation_id=str(uuid.uuid4()),
@@ -590,9 +581,13 @@ class InventoryService:
             return UnknownLocation(f"location {location_id} does not exist")
         return None
 
-    async def _raise_not_stocked_anywhere(self, sku: str) -> NoReturn:
-        async with self._uow() as uow:
-            unknown = await self._unknown_error(uow, sku, None)
-        raise unknown or OutOfStock(
-            f"{sku} is not stocked anywhere serving this channel", details={"sku": sku, "available": "0"}
-        )
+    async def _channel_refusal(
+        self, uow: UnitOfWork, command: ReserveStock
+    ) -> UnknownSku | UnknownLocation | OutOfStock:
+        """Why a reservation for a channel is refused: what the channel's locations hold and where
+        the rest of the stock is (an unknown SKU is ``NOT_FOUND`` instead)."""
+        unknown = await self._unknown_error(uow, command.sku, None)
+        if unknown is not None:
+            return unknown
+        stock = await stock_store.stock_by_location(uow.session, command.sku)
+        return channel_shortfall(command.sku, command.channel, command.quantity, stock, allow_split=command.allow_split)

@@ -71,10 +71,15 @@ def service(unit_of_work: Callable[[], UnitOfWork], clock: Clock) -> InventorySe
     return InventoryService(unit_of_work, RESERVATION_CODEC, clock=clock)
 
 
+# What each kind of test location serves; a warehouse serves no sales channel.
+CHANNELS_SERVED = {"online": ["online", "click_and_collect"], "warehouse": [], "store": ["store", "click_and_collect"]}
+
+
 async def stock(
     url: str, sku: str, levels: dict[str, Decimal], *, safety: Decimal = Decimal(0), supplier_id: str | None = None
 ) -> None:
-    """Create an item with opening stock at locations (created on the fly), ledger included."""
+    """Create an item with opening stock at locations (created on the fly: ONLINE… online, W… a
+    warehouse serving no channel, anything else a store), ledger included."""
     connection = await asyncpg.connect(to_plain_url(url))
     try:
         async with connection.transaction():
@@ -82,8 +87,10 @@ async def stock(
                 "INSERT INTO item (sku, name, supplier_id) VALUES ($1, $1, $2) ON CONFLICT DO NOTHING", sku, supplier_id
             )
             for location_id, on_hand in levels.items():
-                kind = "online" if location_id.startswith("ONLINE") else "store"
-                channels = ["online", "click_and_collect"] if kind == "online" else ["store", "click_and_collect"]
+                kind = (
+                    "online" if location_id.startswith("ONLINE") else "warehouse" if location_id[0] == "W" else "store"
+                )
+                channels = CHANNELS_SERVED[kind]
                 await connection.execute(
                     "INSERT INTO location (location_id, name, kind, channels) VALUES ($1, $1, $2, $3) "
                     "ON CONFLICT DO NOTHING",

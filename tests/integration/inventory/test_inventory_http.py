@@ -52,6 +52,60 @@ async def test_an_app_reserves_replays_by_key_and_is_told_what_is_left_when_stoc
     assert (await level(inventory_url, "WEB", "ONLINE01"))["reserved"] == Decimal(2)
 
 
+async def test_a_refused_channel_reservation_says_where_the_stock_is_and_why_it_is_not_promisable(
+    gateway: RunningGateway, inventory_url: str
+) -> None:
+    await stock(inventory_url, "FAR", {"ONLINE01": Decimal(0), "W01": Decimal(39), "S001": Decimal(4)})
+    app = await gateway.client_headers(ClientKind.APP)
+
+    refused = await gateway.http.post(
+        "/v1/reservations", json={"sku": "FAR", "quantity": "2", "channel": "online"}, headers=app | idempotency_key()
+    )
+
+    problem = assert_problem(refused, 409, "out-of-stock")
+    assert problem["detail"] == (
+        "0 of FAR available for channel online (draws from: ONLINE01), 2 requested; not promisable to online: "
+        "39 at W01 (warehouse, serves no sales channel), 4 at S001 (store, serves store, click_and_collect)"
+    )
+    facts = [problem["channel"], problem["requested"], problem["available"], problem["available_total"]]
+    assert facts == ["online", "2", "0", "0"]
+    online = {"location_id": "ONLINE01", "kind": "online", "channels": ["online", "click_and_collect"]}
+    assert problem["draws_from"] == [online | {"available_to_promise": "0"}]
+    held = [
+        (fact["location_id"], fact["kind"], fact["channels"], fact["available_to_promise"])
+        for fact in problem["not_promisable"]
+    ]
+    assert held == [("W01", "warehouse", [], "39"), ("S001", "store", ["store", "click_and_collect"], "4")]
+    # The store's stock is promisable to a channel the store serves.
+    click_and_collect = {"sku": "FAR", "quantity": "2", "channel": "click_and_collect"}
+    collected = await gateway.http.post("/v1/reservations", json=click_and_collect, headers=app | idempotency_key())
+    assert collected.status_code == 201, collected.text
+    assert collected.json()["allocations"] == [{"location_id": "S001", "quantity": "2"}]
+    reserved = [(await level(inventory_url, "FAR", place))["reserved"] for place in ("ONLINE01", "W01", "S001")]
+    assert reserved == [0, 0, 2]
+
+
+async def test_a_reservation_names_exactly_one_of_location_and_channel(
+    gateway: RunningGateway, inventory_url: str
+) -> None:
+    await stock(inventory_url, "ONE", {"ONLINE01": Decimal(5)})
+    app = await gateway.client_headers(ClientKind.APP)
+    schema = (await gateway.http.get("/openapi.json")).json()["components"]["schemas"]
+    assert "exactly one of `location_id`" in schema["ReservationIn"]["description"]
+    channel = schema["ReservationIn"]["properties"]["channel"]
+    assert channel["anyOf"][0]["enum"] == ["online", "mini_program", "click_and_collect", "store"]
+    assert "draws only from locations that list the channel" in channel["description"]
+    assert {"draws_from", "not_promisable"} <= set(schema["OutOfStockProblem"]["properties"])
+
+    for place in ({}, {"location_id": "ONLINE01", "channel": "online"}, {"channel": "fax"}):
+        refused = await gateway.http.post(
+            "/v1/reservations", json={"sku": "ONE", "quantity": "1"} | place, headers=app | idempotency_key()
+        )
+        assert_problem(refused, 422, "validation-error")
+
+    assert (await level(inventory_url, "ONE", "ONLINE01"))["reserved"] == 0
+
+
 async def test_another_app_cannot_commit_or_release_a_reservation_it_did_not_place(
     gateway: RunningGateway, inventory_url: str
 ) -> None:

@@ -997,7 +997,9 @@ class ReserveStockRequest(_message.Message):
     location_id: _builtins.str
     """Hold at this location; when empty, the location serving `channel` with the most available."""
     channel: _builtins.str
-    """Sales channel of the order ("app", "mini_program", "click_and_collect")."""
+    """Sales channel of the order ("online", "mini_program", "click_and_collect", "store"). Without
+    location_id it draws only from active locations whose channels include it (never a warehouse).
+    """
     ttl_seconds: _builtins.int
     """How long to hold before expiry; 0 means the service default."""
     allow_split: _builtins.bool

@@ -158,6 +158,11 @@ class InventoryServiceServicer:
 
     def ReserveStock(self, request, context):
         """ReserveStock holds units for an online order until it is paid, released or expires.
+        Not enough stock is FAILED_PRECONDITION with reason "out-of-stock"; its details (the
+        "retail-error-details" JSON trailer) give sku, requested and available, and for a
+        channel also available_total, draws_from (the channel's locations, each with kind,
+        channels and available_to_promise) and not_promisable (locations holding stock that
+        do not serve the channel, e.g. the warehouse).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

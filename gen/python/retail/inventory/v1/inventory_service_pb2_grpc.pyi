@@ -43,7 +43,13 @@ class InventoryServiceStub:
     ListLocationStock: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.ListLocationStockRequest, _inventory_service_pb2.ListLocationStockResponse]
     """ListLocationStock pages through the stock levels of one location, by SKU."""
     ReserveStock: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.ReserveStockRequest, _inventory_service_pb2.ReserveStockResponse]
-    """ReserveStock holds units for an online order until it is paid, released or expires."""
+    """ReserveStock holds units for an online order until it is paid, released or expires.
+    Not enough stock is FAILED_PRECONDITION with reason "out-of-stock"; its details (the
+    "retail-error-details" JSON trailer) give sku, requested and available, and for a
+    channel also available_total, draws_from (the channel's locations, each with kind,
+    channels and available_to_promise) and not_promisable (locations holding stock that
+    do not serve the channel, e.g. the warehouse).
+    """
     CommitReservation: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.CommitReservationRequest, _inventory_service_pb2.CommitReservationResponse]
     """CommitReservation marks a reservation as paid: it no longer expires, and the sale that
     the gateway journals with this reservation id turns the reserved units into sold ones.
@@ -107,7 +113,13 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     ListLocationStock: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.ListLocationStockRequest, _inventory_service_pb2.ListLocationStockResponse]  # type: ignore[assignment]
     """ListLocationStock pages through the stock levels of one location, by SKU."""
     ReserveStock: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.ReserveStockRequest, _inventory_service_pb2.ReserveStockResponse]  # type: ignore[assignment]
-    """ReserveStock holds units for an online order until it is paid, released or expires."""
+    """ReserveStock holds units for an online order until it is paid, released or expires.
+    Not enough stock is FAILED_PRECONDITION with reason "out-of-stock"; its details (the
+    "retail-error-details" JSON trailer) give sku, requested and available, and for a
+    channel also available_total, draws_from (the channel's locations, each with kind,
+    channels and available_to_promise) and not_promisable (locations holding stock that
+    do not serve the channel, e.g. the warehouse).
+    """
     CommitReservation: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.CommitReservationRequest, _inventory_service_pb2.CommitReservationResponse]  # type: ignore[assignment]
     """CommitReservation marks a reservation as paid: it no longer expires, and the sale that
     the gateway journals with this reservation id turns the reserved units into sold ones.
@@ -192,7 +204,13 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _inventory_service_pb2.ReserveStockRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_inventory_service_pb2.ReserveStockResponse, _abc.Awaitable[_inventory_service_pb2.ReserveStockResponse]]:
-        """ReserveStock holds units for an online order until it is paid, released or expires."""
+        """ReserveStock holds units for an online order until it is paid, released or expires.
+        Not enough stock is FAILED_PRECONDITION with reason "out-of-stock"; its details (the
+        "retail-error-details" JSON trailer) give sku, requested and available, and for a
+        channel also available_total, draws_from (the channel's locations, each with kind,
+        channels and available_to_promise) and not_promisable (locations holding stock that
+        do not serve the channel, e.g. the warehouse).
+        """
 
     @_abc_1.abstractmethod
     def CommitReservation(

@@ -10,15 +10,19 @@ with a validation problem and nothing is journaled.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
+import grpc
 from fastapi import APIRouter, Depends
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from retail.common.v1 import money_pb2
+from retail.pricing.v1 import pricing_service_pb2 as pricing_pb2
+from retail.pricing.v1 import pricing_service_pb2_grpc as pricing_pb2_grpc
 from retail.sales.v1 import events_pb2
 
 from gateway import problems
@@ -27,10 +31,11 @@ from gateway.authentication import Principal
 from gateway.domain import sales as rules
 from gateway.domain.scopes import POS_SALES_WRITE, POS_SYNC_READ
 from gateway.idempotency import IdempotentRequest, idempotent
-from gateway.resources import Resources
+from gateway.resources import GatewayResources, Resources
 from gateway.security import require
 
 router = APIRouter(prefix="/v1/pos", tags=["pos"])
+log = logging.getLogger("gateway.pos")
 
 MAX_SALES_PER_BATCH = 500
 MAX_LINES_PER_SALE = 500
@@ -416,9 +421,12 @@ def journal_entry(sale: SaleIn, principal: Principal, recorded_at: datetime, mem
 
 
 class DatasetVersion(BaseModel):
-    version: str | None = Field(description="opaque version to compare with the cached one; null while unavailable")
-    available: bool = Field(description="whether the owning service serves this dataset yet")
-    note: str | None = None
+    version: str | None = Field(
+        description="the dataset's current version, to compare with the cached one; null while unavailable",
+        examples=["42"],
+    )
+    available: bool = Field(description="whether the owning service answered for this dataset")
+    note: str | None = Field(default=None, description="why it is unavailable, or how to fetch what changed")
 
 
 class StoreConfiguration(BaseModel):
@@ -450,13 +458,16 @@ async def sync_state(
     """**Scope:** `pos:sync:read` (POS terminals).
 
     Server time, the terminal's store configuration and the version of each dataset it
-    caches. The price book and catalogue versions come from the pricing service, which
-    does not exist yet: until then they are reported with `available: false` and a null
-    version, and terminals keep their cached data.
+    caches, from the pricing service: `price_book` is the store's price-book version (the
+    one in the price book's `ETag`), `catalogue` the highest item version listed in the
+    store. When one moved past the cached copy, fetch what changed:
+    `GET /v1/pos/price-book?since_version=<held>` and
+    `GET /v1/items?store_id=<store>&since_version=<held>`. While pricing cannot answer,
+    both are `available: false` with a null version and a note, and the terminal keeps
+    its cached data (the rest of the answer is still current).
     """
     if principal.store_id is None:
         raise problems.ProblemError(problems.FORBIDDEN, "only clients bound to a store have a store configuration")
-    pending = "served by the pricing service once it exists; keep the cached copy"
     return SyncState(
         server_time=datetime.now(UTC),
         store=StoreConfiguration(
@@ -467,8 +478,39 @@ async def sync_state(
             max_sales_per_batch=resources.settings.max_sales_per_batch,
             sale_future_tolerance_seconds=resources.settings.sale_future_tolerance_seconds,
         ),
-        datasets={
-            "price_book": DatasetVersion(version=None, available=False, note=pending),
-            "catalogue": DatasetVersion(version=None, available=False, note=pending),
-        },
+        datasets=await dataset_versions(resources, principal.store_id),
     )
+
+
+async def dataset_versions(resources: GatewayResources, store_id: str) -> dict[str, DatasetVersion]:
+    """The price-book and catalogue versions of a store, asked of the pricing service in one call."""
+    channel = resources.backends.get("pricing")
+    if channel is None:
+        return _unavailable("the pricing service is not configured; keep the cached copy")
+    try:
+        answer = await pricing_pb2_grpc.PricingServiceStub(channel).GetStoreVersions(
+            pricing_pb2.GetStoreVersionsRequest(store_id=store_id), timeout=resources.grpc_deadline
+        )
+    except grpc.aio.AioRpcError as error:
+        if error.code() == grpc.StatusCode.NOT_FOUND:
+            return _unavailable(f"pricing has no price book for store {store_id} yet; keep the cached copy")
+        if error.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            log.warning("pricing did not answer the POS sync", extra={"grpc_code": error.code().name})
+            return _unavailable("the pricing service is unavailable; keep the cached copy and ask again")
+        raise
+    return {
+        "price_book": DatasetVersion(
+            version=str(answer.price_book_version),
+            available=True,
+            note="changes: GET /v1/pos/price-book?since_version=<held version>",
+        ),
+        "catalogue": DatasetVersion(
+            version=str(answer.catalogue_version),
+            available=True,
+            note=f"changes: GET /v1/items?store_id={store_id}&since_version=<held version>",
+        ),
+    }
+
+
+def _unavailable(note: str) -> dict[str, DatasetVersion]:
+    return {name: DatasetVersion(version=None, available=False, note=note) for name in ("price_book", "catalogue")}

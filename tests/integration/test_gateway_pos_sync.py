@@ -243,6 +243,24 @@ async def test_a_terminal_reads_its_start_up_data(gateway: RunningGateway, store
     assert body["store"]["store_id"] == store
     assert body["store"]["max_sales_per_batch"] == 500
     assert set(body["datasets"]) == {"price_book", "catalogue"}
+    # This gateway has no pricing backend: the terminal is told to keep its cached copies.
+    for dataset in body["datasets"].values():
+        assert (dataset["available"], dataset["version"]) == (False, None)
+        assert dataset["note"] == "the pricing service is not configured; keep the cached copy"
+
+
+async def test_while_pricing_is_unreachable_the_sync_still_answers_and_says_to_keep_the_cached_data(
+    gateway_settings: Callable[..., GatewaySettings], store: str
+) -> None:
+    nobody = f"pricing=127.0.0.1:{free_port()}"
+    async with running_gateway(gateway_settings(gateway_backends=nobody)) as gateway:
+        terminal = await gateway.client_headers(ClientKind.POS_TERMINAL, store_id=store)
+        answer = await gateway.http.get("/v1/pos/sync", headers=terminal)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["store"]["store_id"] == store
+    for dataset in answer.json()["datasets"].values():
+        assert (dataset["available"], dataset["version"]) == (False, None)
+        assert dataset["note"].startswith("the pricing service is unavailable")
 
 
 async def test_without_the_journal_the_batch_is_503_and_a_resend_later_is_answered_afresh(

@@ -283,6 +283,15 @@ async def list_items(
     return [_item(row) for row in rows]
 
 
+async def catalogue_version(session: AsyncSession, store_id: str) -> int:
+    """The highest item version among the items listed in a store (as :func:`list_items` selects them); 0: none."""
+    version = await session.scalar(
+        text("SELECT coalesce(max(version), 0) FROM item WHERE cardinality(store_ids) = 0 OR :store = ANY(store_ids)"),
+        {"store": store_id},
+    )
+    return int(version or 0)
+
+
 async def all_skus(session: AsyncSession) -> list[str]:
     return list((await session.execute(text("SELECT sku FROM item ORDER BY sku"))).scalars())
 

@@ -415,6 +415,15 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
             entry.version = row.version
         return response
 
+    async def GetStoreVersions(self, request: pb.GetStoreVersionsRequest, context: Any) -> pb.GetStoreVersionsResponse:
+        """The versions of a store's price book and catalogue, for its terminals' start-up check."""
+        versions = await self._pricing.store_versions(request.store_id)
+        return pb.GetStoreVersionsResponse(
+            store_id=versions.store_id,
+            price_book_version=versions.price_book_version,
+            catalogue_version=versions.catalogue_version,
+        )
+
     async def PutLabel(self, request: pb.PutLabelRequest, context: Any) -> pb.PutLabelResponse:
         """Link a label to a SKU of its store."""
         _check_store_actor(request.actor, request.store_id)

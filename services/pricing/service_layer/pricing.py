@@ -116,6 +116,15 @@ class BookPage:
     next_sku: str
 
 
+@dataclass(frozen=True)
+class StoreVersions:
+    """What a store's POS terminals compare with their cached copies."""
+
+    store_id: str
+    price_book_version: int
+    catalogue_version: int
+
+
 class Pricing:
     def __init__(self, unit_of_work: Callable[[], UnitOfWork], *, min_margin: Decimal, clock: Clock) -> None:
         self._uow = unit_of_work
@@ -327,6 +336,15 @@ class Pricing:
             rows = await pricing_store.book_page(uow.session, store_id, since_version, after_sku, limit + 1)
         next_sku = rows[limit - 1].sku if len(rows) > limit else ""
         return BookPage(store_id, store.book_version, False, since_version > 0, rows[:limit], next_sku)
+
+    async def store_versions(self, store_id: str) -> StoreVersions:
+        """The store's price-book version and its catalogue version; ``UnknownStore`` when it has none."""
+        async with self._uow() as uow:
+            store = await pricing_store.get_store(uow.session, store_id)
+            if store is None:
+                raise UnknownStore(f"unknown store {store_id}", details={"store_id": store_id})
+            catalogue = await pricing_store.catalogue_version(uow.session, store_id)
+        return StoreVersions(store_id, store.book_version, catalogue)
 
     # -- helpers -----------------------------------------------------------------------------
 

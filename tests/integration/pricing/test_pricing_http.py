@@ -491,6 +491,42 @@ async def test_the_pos_price_book_answers_304_while_unchanged_and_the_new_versio
     assert applied.json()["changes"][0]["state"] == "applied"
 
 
+async def test_a_terminal_syncs_the_real_price_book_and_catalogue_versions_of_its_store(
+    app: PricingApp, gateway: RunningGateway, chain: Chain, unique: str
+) -> None:
+    milk = await priced_sku(app, f"M{unique}")
+
+    async def versions(till: dict[str, str]) -> tuple[int, int]:
+        answer = await gateway.http.get("/v1/pos/sync", headers=till)
+        assert answer.status_code == 200, answer.text
+        datasets = answer.json()["datasets"]
+        assert [datasets[name]["available"] for name in ("price_book", "catalogue")] == [True, True], datasets
+        return int(datasets["price_book"]["version"]), int(datasets["catalogue"]["version"])
+
+    async def item_versions(store_id: str) -> list[int]:
+        items = await gateway.http.get("/v1/items", params={"store_id": store_id}, headers=chain.headquarters)
+        return [item["version"] for item in items.json()["items"]]
+
+    book_version, catalogue_version = await versions(chain.till_a)
+    etag = (await book(gateway, chain.till_a)).headers["ETag"]
+    assert etag == f'"pb-{chain.store_a}-{book_version}"'
+    assert catalogue_version == max(await item_versions(chain.store_a)) > 0
+
+    # A price change moves the book; an item listed in store B moves only B's catalogue.
+    assert (await put(gateway, f"/v1/prices/{milk}", {"base_price": "10.50"}, chain.headquarters)).status_code == 200
+    await priced_sku(app, f"B{unique}", store_ids=[chain.store_b])
+    moved_book, same_catalogue = await versions(chain.till_a)
+    assert moved_book > book_version
+    assert (await book(gateway, chain.till_a)).headers["ETag"] == f'"pb-{chain.store_a}-{moved_book}"'
+    assert same_catalogue == catalogue_version
+    assert (await versions(chain.till_b))[1] == max(await item_versions(chain.store_b)) > catalogue_version
+
+    # A change to an item listed in store A moves A's catalogue to that item's version.
+    renamed = await put(gateway, f"/v1/items/{milk}", item_body("SUP001", name="伊利纯牛奶 1L"), chain.headquarters)
+    assert renamed.status_code == 200, renamed.text
+    assert (await versions(chain.till_a))[1] == renamed.json()["version"] > catalogue_version
+
+
 async def test_only_a_terminal_reads_the_price_book_and_only_its_own_stores(
     app: PricingApp, gateway: RunningGateway, chain: Chain, unique: str
 ) -> None:

@@ -1514,6 +1514,61 @@ class GetPriceBookResponse(_message.Message):
 Global___GetPriceBookResponse: _TypeAlias = GetPriceBookResponse  # noqa: Y015
 
 @_typing.final
+class GetStoreVersionsRequest(_message.Message):
+    """GetStoreVersionsRequest names a store."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STORE_ID_FIELD_NUMBER: _builtins.int
+    store_id: _builtins.str
+    """The store."""
+    def __init__(
+        self,
+        *,
+        store_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["store_id", b"store_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetStoreVersionsRequest: _TypeAlias = GetStoreVersionsRequest  # noqa: Y015
+
+@_typing.final
+class GetStoreVersionsResponse(_message.Message):
+    """GetStoreVersionsResponse is the current version of each dataset a store's terminals cache."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STORE_ID_FIELD_NUMBER: _builtins.int
+    PRICE_BOOK_VERSION_FIELD_NUMBER: _builtins.int
+    CATALOGUE_VERSION_FIELD_NUMBER: _builtins.int
+    store_id: _builtins.str
+    """The store."""
+    price_book_version: _builtins.int
+    """The store's price-book version (GetPriceBook's version; the POS price book's ETag)."""
+    catalogue_version: _builtins.int
+    """The highest item version among the items listed in the store (0: none yet). When it
+    moved past the version a terminal holds, ListItems with this store_id and that
+    since_version returns what changed.
+    """
+    def __init__(
+        self,
+        *,
+        store_id: _builtins.str = ...,
+        price_book_version: _builtins.int = ...,
+        catalogue_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["catalogue_version", b"catalogue_version", "price_book_version", b"price_book_version", "store_id", b"store_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetStoreVersionsResponse: _TypeAlias = GetStoreVersionsResponse  # noqa: Y015
+
+@_typing.final
 class Label(_message.Message):
     """Label is one shelf label of a store."""
 

@@ -89,6 +89,11 @@ class PricingServiceStub:
                 request_serializer=retail_dot_pricing_dot_v1_dot_pricing__service__pb2.GetPriceBookRequest.SerializeToString,
                 response_deserializer=retail_dot_pricing_dot_v1_dot_pricing__service__pb2.GetPriceBookResponse.FromString,
                 _registered_method=True)
+        self.GetStoreVersions = channel.unary_unary(
+                '/retail.pricing.v1.PricingService/GetStoreVersions',
+                request_serializer=retail_dot_pricing_dot_v1_dot_pricing__service__pb2.GetStoreVersionsRequest.SerializeToString,
+                response_deserializer=retail_dot_pricing_dot_v1_dot_pricing__service__pb2.GetStoreVersionsResponse.FromString,
+                _registered_method=True)
         self.PutLabel = channel.unary_unary(
                 '/retail.pricing.v1.PricingService/PutLabel',
                 request_serializer=retail_dot_pricing_dot_v1_dot_pricing__service__pb2.PutLabelRequest.SerializeToString,
@@ -197,6 +202,14 @@ class PricingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetStoreVersions(self, request, context):
+        """GetStoreVersions returns the versions of what a store's POS terminals cache (its price
+        book and its catalogue), without any entries: what a terminal compares on start-up.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def PutLabel(self, request, context):
         """PutLabel links a shelf label of a store to a SKU listed in that store.
         """
@@ -285,6 +298,11 @@ def add_PricingServiceServicer_to_server(servicer, server):
                     servicer.GetPriceBook,
                     request_deserializer=retail_dot_pricing_dot_v1_dot_pricing__service__pb2.GetPriceBookRequest.FromString,
                     response_serializer=retail_dot_pricing_dot_v1_dot_pricing__service__pb2.GetPriceBookResponse.SerializeToString,
+            ),
+            'GetStoreVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStoreVersions,
+                    request_deserializer=retail_dot_pricing_dot_v1_dot_pricing__service__pb2.GetStoreVersionsRequest.FromString,
+                    response_serializer=retail_dot_pricing_dot_v1_dot_pricing__service__pb2.GetStoreVersionsResponse.SerializeToString,
             ),
             'PutLabel': grpc.unary_unary_rpc_method_handler(
                     servicer.PutLabel,
@@ -587,6 +605,33 @@ class PricingService:
             '/retail.pricing.v1.PricingService/GetPriceBook',
             retail_dot_pricing_dot_v1_dot_pricing__service__pb2.GetPriceBookRequest.SerializeToString,
             retail_dot_pricing_dot_v1_dot_pricing__service__pb2.GetPriceBookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStoreVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.pricing.v1.PricingService/GetStoreVersions',
+            retail_dot_pricing_dot_v1_dot_pricing__service__pb2.GetStoreVersionsRequest.SerializeToString,
+            retail_dot_pricing_dot_v1_dot_pricing__service__pb2.GetStoreVersionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

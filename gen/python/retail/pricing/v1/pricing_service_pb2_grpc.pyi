@@ -62,6 +62,10 @@ class PricingServiceStub:
     """PriceBasket prices every line of a basket in one context."""
     GetPriceBook: _grpc.UnaryUnaryMultiCallable[_pricing_service_pb2.GetPriceBookRequest, _pricing_service_pb2.GetPriceBookResponse]
     """GetPriceBook returns a store's POS price book: in full, or what changed since a version."""
+    GetStoreVersions: _grpc.UnaryUnaryMultiCallable[_pricing_service_pb2.GetStoreVersionsRequest, _pricing_service_pb2.GetStoreVersionsResponse]
+    """GetStoreVersions returns the versions of what a store's POS terminals cache (its price
+    book and its catalogue), without any entries: what a terminal compares on start-up.
+    """
     PutLabel: _grpc.UnaryUnaryMultiCallable[_pricing_service_pb2.PutLabelRequest, _pricing_service_pb2.PutLabelResponse]
     """PutLabel links a shelf label of a store to a SKU listed in that store."""
     ListLabels: _grpc.UnaryUnaryMultiCallable[_pricing_service_pb2.ListLabelsRequest, _pricing_service_pb2.ListLabelsResponse]
@@ -109,6 +113,10 @@ class PricingServiceAsyncStub(PricingServiceStub):
     """PriceBasket prices every line of a basket in one context."""
     GetPriceBook: _aio.UnaryUnaryMultiCallable[_pricing_service_pb2.GetPriceBookRequest, _pricing_service_pb2.GetPriceBookResponse]  # type: ignore[assignment]
     """GetPriceBook returns a store's POS price book: in full, or what changed since a version."""
+    GetStoreVersions: _aio.UnaryUnaryMultiCallable[_pricing_service_pb2.GetStoreVersionsRequest, _pricing_service_pb2.GetStoreVersionsResponse]  # type: ignore[assignment]
+    """GetStoreVersions returns the versions of what a store's POS terminals cache (its price
+    book and its catalogue), without any entries: what a terminal compares on start-up.
+    """
     PutLabel: _aio.UnaryUnaryMultiCallable[_pricing_service_pb2.PutLabelRequest, _pricing_service_pb2.PutLabelResponse]  # type: ignore[assignment]
     """PutLabel links a shelf label of a store to a SKU listed in that store."""
     ListLabels: _aio.UnaryUnaryMultiCallable[_pricing_service_pb2.ListLabelsRequest, _pricing_service_pb2.ListLabelsResponse]  # type: ignore[assignment]
@@ -213,6 +221,16 @@ class PricingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_pricing_service_pb2.GetPriceBookResponse, _abc.Awaitable[_pricing_service_pb2.GetPriceBookResponse]]:
         """GetPriceBook returns a store's POS price book: in full, or what changed since a version."""
+
+    @_abc_1.abstractmethod
+    def GetStoreVersions(
+        self,
+        request: _pricing_service_pb2.GetStoreVersionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_pricing_service_pb2.GetStoreVersionsResponse, _abc.Awaitable[_pricing_service_pb2.GetStoreVersionsResponse]]:
+        """GetStoreVersions returns the versions of what a store's POS terminals cache (its price
+        book and its catalogue), without any entries: what a terminal compares on start-up.
+        """
 
     @_abc_1.abstractmethod
     def PutLabel(

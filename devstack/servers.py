@@ -244,7 +244,7 @@ class NatsServer:
         self, state_dir: Path, port: int | None = None, monitor_port: int | None = None, *, durable: bool = True
     ) -> None:
         self.state_dir = state_dir
-        # durable: fsync every write, as production does (DESIGN: sync to disk on every write).
+        # durable: fsync every write, as production does (docs/architecture.md: no acknowledged event is lost).
         self.durable = durable
         self.log_file = state_dir / "nats.log"
         self.port = port or free_port()

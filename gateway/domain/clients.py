@@ -1,8 +1,8 @@
 """Client registrations: who may call the gateway, with which scopes, bound to what.
 
-Four kinds of client (DESIGN §5), each bound to what it may touch: a POS terminal to one
-store and terminal, a supplier user to one supplier, store staff to one store (headquarters
-staff to none), app back ends to nothing in particular. The same rules are enforced by the
+Four kinds of client (the security rules of docs/architecture.md), each bound to what it may
+touch: a POS terminal to one store and terminal, a supplier user to one supplier, store staff
+to one store (headquarters staff to none), app back ends to nothing in particular. The same rules are enforced by the
 ``client_registration`` table's check constraints, so neither side can drift alone.
 
 A client's secret is never stored: only an scrypt hash, ``scrypt$n$r$p$salt$hash``.

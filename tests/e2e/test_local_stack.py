@@ -1,4 +1,5 @@
-"""`make run` end to end: the stack comes up, answers, stops cleanly and restarts without duplicating data."""
+"""`make run` end to end: the stack comes up, answers, stops cleanly and restarts without duplicating data,
+and the README's first-five-minutes walk-through runs against it as printed."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import Infra, run_in_fresh_loop
+from tests.support.readme_walkthrough import CHECKS, README, check_walkthrough, run_walkthrough, walkthrough_blocks
 
 
 @pytest.fixture
@@ -141,12 +143,27 @@ def test_make_run_serves_ready_stops_clean_and_keeps_its_data_across_restarts(st
     assert processes_using(str(state_dir)) == []
 
 
-def test_make_run_uses_existing_servers_named_by_the_environment(state_dir: Path, infra: Infra) -> None:
+@pytest.fixture(scope="module")
+def stack_on_test_servers(infra: Infra) -> Iterator[tuple[Path, dict[str, object], list[str]]]:
+    """One `make run` on the test run's PostgreSQL and NATS, shared by this module's tests that
+    only read from it or add their own data: starting a stack (demo load included) is the
+    dearest step of the suite. Its state lives in `.local` of a folder, as in a checkout."""
+    folder = Path(tempfile.mkdtemp(prefix="retail-stack-test-"))
     servers = {"DATABASE_URL": infra.postgres_admin_url, "NATS_URL": infra.nats_url}
-    with local_stack(state_dir, servers) as (_, stack, output):
-        assert get(f"{stack['gateway_url']}/readyz")[0] == 200
-        assert stack["nats_url"] == infra.nats_url
-        assert registered_clients(str(stack["postgres_url"])) > 0
+    try:
+        with local_stack(folder / ".local", servers) as (_, stack, output):
+            yield folder / ".local", stack, output
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_make_run_uses_existing_servers_named_by_the_environment(
+    stack_on_test_servers: tuple[Path, dict[str, object], list[str]], infra: Infra
+) -> None:
+    state_dir, stack, output = stack_on_test_servers
+    assert get(f"{stack['gateway_url']}/readyz")[0] == 200
+    assert stack["nats_url"] == infra.nats_url
+    assert registered_clients(str(stack["postgres_url"])) > 0
     text = "".join(output)
     assert "using PostgreSQL from DATABASE_URL" in text
     assert "using NATS from NATS_URL" in text
@@ -154,3 +171,17 @@ def test_make_run_uses_existing_servers_named_by_the_environment(state_dir: Path
     assert "starting NATS" not in text
     assert not (state_dir / "postgres").exists()
     assert not (state_dir / "nats").exists()
+
+
+def test_readme_first_five_minutes_run_as_printed_against_make_run(
+    stack_on_test_servers: tuple[Path, dict[str, object], list[str]],
+) -> None:
+    for tool in ("bash", "curl", "python3"):
+        assert shutil.which(tool), f"the README walk-through needs {tool} on PATH"
+    blocks = walkthrough_blocks(README.read_text())
+    assert len(blocks) == len(CHECKS), "the README's walk-through and the CHECKS of its test must change together"
+    state_dir, _, _ = stack_on_test_servers
+
+    outputs = run_walkthrough(blocks, checkout=state_dir.parent)
+
+    check_walkthrough(blocks, outputs)

@@ -11,9 +11,9 @@ import pytest
 
 from gateway.app import create_app
 from gateway.bootstrap import SERVICE_ROUTERS
+from tests.support.readme_walkthrough import CHECKS, README, walkthrough_blocks
 
-ROOT = Path(__file__).resolve().parents[2]
-README = ROOT / "README.md"
+ROOT = README.parent
 ARCHITECTURE = ROOT / "docs" / "architecture.md"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -99,3 +99,10 @@ def test_the_architecture_names_the_routes_of_its_main_flows() -> None:
     main_flows |= {"/v1/stock/{sku}", "/v1/members/resolve", "/v1/price-changes", "/v1/transfers"}
 
     assert main_flows <= named
+
+
+def test_the_readme_walkthrough_has_one_check_per_block() -> None:
+    blocks = walkthrough_blocks(README.read_text())
+
+    assert len(blocks) == len(CHECKS), "the README's walk-through and the CHECKS of its test must change together"
+    assert all("curl" in block for block in blocks[1:]), "every block after the set-up calls the gateway"

@@ -54,14 +54,16 @@ def gateway_routes() -> dict[str, set[str]]:
 
 
 def routes_matching(path: str) -> set[str]:
-    """The methods of the routes a documented path names: a template (`/v1/stock/{sku}`) must be
-    one exactly; a concrete path (`/v1/stock/SKU00109`, `/v1/members/$MEMBER_ID`) must fit one."""
-    routes = gateway_routes()
-    if "{" in path:
-        return routes.get(path, set())
+    """The methods of the routes a documented path names: a template (`/v1/stock/{sku}`; a
+    parameter may go by another name, `{id}`) must be one; a concrete path
+    (`/v1/stock/SKU00109`, `/v1/members/$MEMBER_ID`) must fit one."""
     methods: set[str] = set()
-    for template, template_methods in routes.items():
-        if re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), path):
+    for template, template_methods in gateway_routes().items():
+        if "{" in path:
+            matches = re.sub(r"\{[^/}]+\}", "{}", template) == re.sub(r"\{[^/}]+\}", "{}", path)
+        else:
+            matches = re.fullmatch(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)), path) is not None
+        if matches:
             methods |= template_methods
     return methods
 

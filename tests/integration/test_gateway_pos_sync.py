@@ -253,7 +253,7 @@ async def test_while_pricing_is_unreachable_the_sync_still_answers_and_says_to_k
     gateway_settings: Callable[..., GatewaySettings], store: str
 ) -> None:
     nobody = f"pricing=127.0.0.1:{free_port()}"
-    async with running_gateway(gateway_settings(gateway_backends=nobody)) as gateway:
+    async with running_gateway(gateway_settings(gateway_backends=nobody), wait_for_backends=False) as gateway:
         terminal = await gateway.client_headers(ClientKind.POS_TERMINAL, store_id=store)
         answer = await gateway.http.get("/v1/pos/sync", headers=terminal)
     assert answer.status_code == 200, answer.text

@@ -100,17 +100,19 @@ class RunningGateway:
 
 @asynccontextmanager
 async def running_gateway(
-    settings: GatewaySettings, routers: Sequence[APIRouter] = ()
+    settings: GatewaySettings, routers: Sequence[APIRouter] = (), *, wait_for_backends: bool = True
 ) -> AsyncIterator[RunningGateway]:
     """The gateway started (lifespan) and reachable in-process over ASGI, once every backend it
-    calls reports serving (a service still starting gets no calls: its routes answer 503)."""
+    calls reports serving (a service still starting gets no calls: its routes answer 503);
+    ``wait_for_backends=False`` for a test whose backend is down on purpose."""
     app = build_app(settings, routers=routers)
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://gw", timeout=30) as http,
     ):
-        await backends_serving(http)
+        if wait_for_backends:
+            await backends_serving(http)
         yield RunningGateway(http, app)
 
 

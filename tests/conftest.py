@@ -70,9 +70,12 @@ class Infra:
 
 @pytest.fixture(scope="session")
 def infra() -> Iterator[Infra]:
-    # A folder of our own rather than pytest's tmp_path: under root PostgreSQL runs as
-    # `nobody`, and pytest resets its own base folder to 0700 whenever a session starts.
+    # A folder of our own rather than pytest's tmp_path, removed at the end (pytest keeps its
+    # last three runs' folders, and this one holds a whole cluster). Others may enter it
+    # (0711) so that where root has no user namespaces, the `nobody` PostgreSQL then runs as
+    # can reach its state; with them (the usual case) any folder, 0700 too, would do.
     root = Path(tempfile.mkdtemp(prefix="retail-test-servers-"))
+    root.chmod(0o711)
     postgres = nats = None
     admin_url = os.environ.get("DATABASE_URL")
     nats_url = os.environ.get("NATS_URL")

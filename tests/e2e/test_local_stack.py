@@ -27,9 +27,10 @@ from tests.support.readme_walkthrough import CHECKS, README, check_walkthrough, 
 
 @pytest.fixture
 def state_dir() -> Iterator[Path]:
-    # Not pytest's tmp_path: under root PostgreSQL runs as `nobody`, and pytest keeps its
-    # base folder at 0700.
+    # Not pytest's tmp_path: others may enter this one (0711), as the `nobody` PostgreSQL runs
+    # as needs where root has no user namespaces (see devstack.servers).
     folder = Path(tempfile.mkdtemp(prefix="retail-stack-test-"))
+    folder.chmod(0o711)
     yield folder / "stack"
     shutil.rmtree(folder, ignore_errors=True)
 

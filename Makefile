@@ -10,6 +10,7 @@ VENV := .local/venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 PYTEST_ARGS ?=
+RUN_ARGS ?=
 
 .PHONY: help venv run test test-unit test-integration test-e2e proto proto-check lint bench lock clean
 
@@ -28,7 +29,7 @@ venv: $(STAMP) ## create .local/venv with the pinned requirements (first run onl
 	@printf '%s\n%s\n' "$(CURDIR)" "$(CURDIR)/gen/python" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/retail-platform.pth"
 
 run: venv ## start PostgreSQL, NATS, every service and the gateway with demo data
-	$(PY) -m devstack run
+	$(PY) -m devstack run $(RUN_ARGS)
 
 test: venv ## unit, integration and end-to-end tests against private PostgreSQL and NATS
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,4 +1,4 @@
-"""`python -m devstack run [--state-dir DIR]`: the local stack behind `make run`."""
+"""`python -m devstack run`: the local stack behind `make run` (`--help` lists its options)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
 from devstack.stack import run
+from devstack.supervision import RestartPolicy
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,8 +19,25 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run_command = commands.add_parser("run", help="start PostgreSQL, NATS, every service and the gateway")
     run_command.add_argument("--state-dir", type=Path, default=Path(".local"), help="where state and logs live")
+    defaults = RestartPolicy()
+    run_command.add_argument(
+        "--max-crashes",
+        type=int,
+        default=defaults.max_crashes,
+        help="give up (and stop the stack) when a process crashes this often within --crash-window",
+    )
+    run_command.add_argument(
+        "--crash-window", type=float, default=defaults.window, help="seconds over which crashes are counted"
+    )
+    run_command.add_argument(
+        "--no-demo", action="store_true", help="do not load the demo retailer (the databases stay as migrated)"
+    )
     args = parser.parse_args(argv)
-    return run(args.state_dir.resolve())
+    try:
+        policy = RestartPolicy(max_crashes=args.max_crashes, window=args.crash_window)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return run(args.state_dir.resolve(), policy, with_demo=not args.no_demo)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 Starts a private PostgreSQL and NATS JetStream (unless ``DATABASE_URL`` / ``NATS_URL`` name
 existing servers), creates and migrates each component's database, starts every service
 and the gateway as separate processes, loads the demo retailer once, writes
-``.local/stack.json`` and waits. Ctrl-C or SIGTERM stops everything it started, in order.
+``.local/stack.json`` and keeps everything up: a process that crashes is restarted with
+backoff, and one in a crash loop stops the stack (see ``devstack.supervision``). Ctrl-C or
+SIGTERM stops everything it started, in order.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import asyncpg
 
 from devstack.components import COMPONENTS, LABEL_STATION, Component
 from devstack.servers import NatsServer, PostgresServer, free_port, port_is_free
+from devstack.supervision import CrashLoop, RestartPolicy, Supervisor
 from servicekit.settings import to_plain_url
 
 DEMO_SEED = 20261124
@@ -67,10 +70,62 @@ class Ports:
 
 @dataclass
 class RunningProcess:
+    """A component's process, and what it takes to start it again the same way."""
+
     component: Component
-    process: subprocess.Popen[bytes]
+    command: list[str]
+    env: dict[str, str]
     log_path: Path
     url: str
+    process: subprocess.Popen[bytes] = field(init=False)
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
+            )
+        return self.process
+
+    # -- Supervised ------------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.component.name
+
+    def exit_code(self) -> int | None:
+        return self.process.poll()
+
+    def restart(self) -> str:
+        with self.log_path.open("a") as log:
+            log.write(f"[stack] {time.strftime('%Y-%m-%d %H:%M:%S')} starting {self.name} again\n")
+        return f"pid {self.spawn().pid} at {self.url}"
+
+
+@dataclass
+class SupervisedServer:
+    """PostgreSQL or NATS, restarted in place (same port, same data) when it crashes."""
+
+    name: str
+    server: PostgresServer | NatsServer
+
+    @property
+    def log_path(self) -> Path:
+        return self.server.log_file
+
+    def exit_code(self) -> int | None:
+        return None if self.server.process is None else self.server.process.poll()
+
+    def restart(self) -> str:
+        try:
+            self.server.start()  # waits until it accepts connections
+        except RuntimeError:
+            self.server.kill()  # one that started but never became ready must not linger
+            raise
+        assert self.server.process is not None
+        return f"pid {self.server.process.pid} on 127.0.0.1:{self.server.port}"
 
 
 class LocalStack:
@@ -161,17 +216,12 @@ class LocalStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{component.name}.log"
         env = self.component_env(component, ports)
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", component.module],
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches us only; we stop children in order
-            )
         port = env.get("HTTP_PORT") or env["GRPC_PORT"]
         scheme = "http" if component.protocol == "http" else "grpc"
-        running = RunningProcess(component, process, log_path, f"{scheme}://127.0.0.1:{port}")
+        running = RunningProcess(
+            component, [sys.executable, "-m", component.module], env, log_path, f"{scheme}://127.0.0.1:{port}"
+        )
+        process = running.spawn()
         self.processes.append(running)
         self.say(f"started {component.name} (pid {process.pid}) at {running.url}, log {log_path}")
         return running
@@ -198,14 +248,11 @@ class LocalStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{LABEL_STATION.name}.log"
         port = ports.take(LABEL_STATION.name)
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", LABEL_STATION.module, "batch", "--host", "127.0.0.1", "--port", str(port),
-                 "--generate", str(DEMO_LABELS), "--checkin-ms", "1000"],
-                env={**self.environ, "PYTHONUNBUFFERED": "1"}, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        running = RunningProcess(LABEL_STATION, process, log_path, f"http://127.0.0.1:{port}")
+        command = [sys.executable, "-m", LABEL_STATION.module, "batch", "--host", "127.0.0.1", "--port", str(port)]
+        command += ["--generate", str(DEMO_LABELS), "--checkin-ms", "1000"]
+        env = {**self.environ, "PYTHONUNBUFFERED": "1"}
+        running = RunningProcess(LABEL_STATION, command, env, log_path, f"http://127.0.0.1:{port}")
+        process = running.spawn()
         self.processes.append(running)
         os.environ.setdefault(LABEL_STATION_ENV, running.url)  # read by the pricing demo loader (in this process)
         self.say(f"started {LABEL_STATION.name} simulator (pid {process.pid}) at {running.url}, log {log_path}")
@@ -240,6 +287,17 @@ class LocalStack:
         return outputs
 
     # -- lifecycle -----------------------------------------------------------------------
+    def supervisor(self, policy: RestartPolicy) -> Supervisor:
+        """A supervisor of everything this stack started: servers first, then the components."""
+        supervisor = Supervisor(policy, self.say)
+        if self.postgres:
+            supervisor.watch(SupervisedServer("PostgreSQL", self.postgres))
+        if self.nats:
+            supervisor.watch(SupervisedServer("NATS", self.nats))
+        for running in self.processes:
+            supervisor.watch(running)
+        return supervisor
+
     def stop(self, grace: float = 15.0) -> None:
         """Stop components (gateway first), then NATS, then PostgreSQL."""
         for running in reversed(self.processes):
@@ -260,8 +318,10 @@ class LocalStack:
             self.postgres.stop()
 
 
-def run(state_dir: Path) -> int:
-    """Bring the stack up, print where to look, and wait for Ctrl-C / SIGTERM."""
+def run(state_dir: Path, policy: RestartPolicy | None = None, *, with_demo: bool = True) -> int:
+    """Bring the stack up, print where to look, and keep it up until Ctrl-C / SIGTERM:
+    a process that crashes is restarted with backoff (``policy``); one in a crash loop
+    stops the stack. ``with_demo=False`` leaves the databases as migrated."""
     state_dir.mkdir(parents=True, exist_ok=True)
     stack = LocalStack(state_dir)
     stopping = False
@@ -285,7 +345,7 @@ def run(state_dir: Path) -> int:
         label_station = stack.start_label_station(ports)
         stack.wait_until_ready(label_station)
         ports.save(state_dir / "ports.json")
-        demo_outputs = asyncio.run(stack.load_demo_data())
+        demo_outputs = asyncio.run(stack.load_demo_data()) if with_demo else {}
         gateway = next(p for p in stack.processes if p.component.name == "gateway")
         description = {
             "gateway_url": gateway.url,
@@ -301,18 +361,16 @@ def run(state_dir: Path) -> int:
         stack_file = state_dir / "stack.json"
         stack_file.write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
         stack.say(f"ready: gateway {gateway.url}, API docs {gateway.url}/docs")
-        stack.say(f"demo credentials and URLs: {stack_file}; press Ctrl-C to stop everything")
+        stack.say(f"{'demo credentials and ' if with_demo else ''}URLs: {stack_file}; press Ctrl-C to stop everything")
+        supervisor = stack.supervisor(policy or RestartPolicy())
         while True:
-            for running in stack.processes:
-                if running.process.poll() is not None:
-                    raise StackError(
-                        f"{running.component.name} exited with code {running.process.returncode}; "
-                        f"last lines of {running.log_path}:\n{_tail(running.log_path)}"
-                    )
-            time.sleep(0.5)
+            time.sleep(min(0.2, supervisor.check()))
     except KeyboardInterrupt:
         stack.say("stopping")
         return 0
+    except CrashLoop as exc:
+        stack.say(f"error: {exc}; its last lines:\n{_tail(exc.log_path)}")
+        return 1
     except StackError as exc:
         stack.say(f"error: {exc}")
         return 1

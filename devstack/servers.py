@@ -142,7 +142,7 @@ class ServerIdentity:
                     os.setgid(self.gid)
                     os.setuid(self.uid)
             except OSError as exc:
-                os.write(2, f"could not start the server as {self.kind} {self.uid}: {exc}\n".encode())
+                os.write(2, f"could not start the server ({self.kind}, uid {self.uid}): {exc}\n".encode())
                 raise
             if libc is not None:
                 libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)

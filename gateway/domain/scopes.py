@@ -93,6 +93,56 @@ _DEFAULTS: dict[ClientKind | StaffRole, frozenset[str]] = {
 }  # fmt: skip
 
 
+# Scope → the kinds of client (and staff roles) that may ever hold it: what its routes serve them.
+# Headquarters' powers (client administration, clear personal data, erasure, chain-wide writes)
+# belong to headquarters staff only; a terminal's to terminals; store management to managers.
+_STAFF = frozenset({StaffRole.STORE_GUIDE, StaffRole.STORE_MANAGER, StaffRole.HEADQUARTERS})
+_MANAGERS = frozenset({StaffRole.STORE_MANAGER, StaffRole.HEADQUARTERS})
+_HEADQUARTERS = frozenset({StaffRole.HEADQUARTERS})
+_SERVING_SHOPPERS = frozenset({ClientKind.APP, ClientKind.POS_TERMINAL}) | _STAFF
+_HOLDERS: dict[str, frozenset[ClientKind | StaffRole]] = {
+    STOCK_READ: frozenset({ClientKind.APP, ClientKind.POS_TERMINAL, ClientKind.SUPPLIER_USER}) | _STAFF,
+    RESERVATIONS_WRITE: frozenset({ClientKind.APP}) | _MANAGERS,
+    TRANSFERS_WRITE: _MANAGERS,
+    STOCK_COUNTS_WRITE: _STAFF,
+    SALES_HISTORY_WRITE: _HEADQUARTERS,
+    REPLENISHMENT_READ: frozenset({ClientKind.SUPPLIER_USER}) | _MANAGERS,
+    POS_SALES_WRITE: frozenset({ClientKind.POS_TERMINAL}),
+    POS_SYNC_READ: frozenset({ClientKind.POS_TERMINAL}),
+    CLIENTS_ADMIN: _HEADQUARTERS,
+    MEMBERS_READ: _SERVING_SHOPPERS,
+    MEMBERS_WRITE: _SERVING_SHOPPERS,
+    MEMBERS_PII_READ: _HEADQUARTERS,
+    MEMBERS_MERGES_UNDO: _HEADQUARTERS,
+    MEMBERS_ERASE: _HEADQUARTERS,
+    MEMBER_POINTS_READ: _SERVING_SHOPPERS,
+    MEMBER_POINTS_REDEEM: _SERVING_SHOPPERS,
+    MEMBER_KPIS_READ: _MANAGERS,
+    CATALOGUE_READ: frozenset({ClientKind.APP, ClientKind.POS_TERMINAL, ClientKind.SUPPLIER_USER}) | _STAFF,
+    CATALOGUE_WRITE: _HEADQUARTERS,
+    PRICES_READ: _SERVING_SHOPPERS,
+    PRICES_WRITE: _HEADQUARTERS,
+    PRICE_CHANGES_WRITE: _MANAGERS,
+    POS_PRICE_BOOK_READ: frozenset({ClientKind.POS_TERMINAL}),
+    LABELS_READ: _STAFF,
+    LABELS_WRITE: _MANAGERS,
+    MARKDOWNS_READ: _MANAGERS,
+    MARKDOWNS_DECIDE: _MANAGERS,
+    STORES_WRITE: _HEADQUARTERS,
+}
+
+
+def grantable_scopes(kind: ClientKind, staff_role: StaffRole | None = None) -> frozenset[str]:
+    """Every scope a client of this kind (and staff role) may be registered with: the ones it can use."""
+    holder: ClientKind | StaffRole = staff_role if kind is ClientKind.STAFF and staff_role is not None else kind
+    return frozenset(scope for scope, holders in _HOLDERS.items() if holder in holders)
+
+
+def scopes_beyond_kind(kind: ClientKind, staff_role: StaffRole | None, scopes: Iterable[str]) -> list[str]:
+    """The scopes among ``scopes`` that a client of this kind (and staff role) can never use, sorted."""
+    return sorted(set(scopes) - grantable_scopes(kind, staff_role))
+
+
 def default_scopes(kind: ClientKind, staff_role: StaffRole | None = None) -> frozenset[str]:
     """The scopes a client of this kind (and staff role) gets unless registered with others."""
     if kind is ClientKind.STAFF:

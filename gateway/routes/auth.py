@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Header, Request
@@ -46,20 +46,49 @@ class TokenResponse(BaseModel):
     scope: str = Field(description="the scopes the token carries, space-separated")
 
 
-_SCHEMA = TokenRequest.model_json_schema()
+OAuthErrorCode = Literal["invalid_request", "invalid_client", "unsupported_grant_type", "invalid_scope"]
+
+
+class OAuthProblem(problems.Problem):
+    """A token error in both shapes: RFC 9457 problem details carrying RFC 6749 §5.2's members,
+    so OAuth2 client libraries read `error` and `error_description` as they expect."""
+
+    error: OAuthErrorCode = Field(description="the OAuth2 error code (RFC 6749 §5.2)", examples=["invalid_client"])
+    error_description: str = Field(description="the same as `detail`: what went wrong, for a developer")
+
+
+_SCHEMA_REF = {"$ref": "#/components/schemas/TokenRequest"}
 _EXAMPLE = {"grant_type": "client_credentials", "client_id": "S001-POS01", "client_secret": "…"}
 
 
-def oauth_error(code: str, detail: str, status: int) -> problems.ProblemError:
-    """An OAuth2 error (RFC 6749 §5.2) as a problem document whose ``error`` member is the OAuth2 code."""
-    problem_type = problems.UNAUTHENTICATED if status == 401 else problems.BAD_REQUEST
-    headers = {"WWW-Authenticate": 'Basic realm="retail"'} if status == 401 else {}
+def document_token_request(openapi: dict[str, Any]) -> None:
+    """Add the token request's schema to the document's components (the body is read by hand, in two media types)."""
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    schemas["TokenRequest"] = TokenRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+
+
+def oauth_error(
+    code: OAuthErrorCode,
+    detail: str,
+    status: int,
+    *,
+    problem_type: problems.ProblemType | None = None,
+    extensions: dict[str, Any] | None = None,
+) -> problems.ProblemError:
+    """An OAuth2 error (RFC 6749 §5.2) as a problem document with ``error`` and ``error_description``.
+
+    ``invalid_client`` is 401 with an HTTP Basic challenge (RFC 6749 §5.2: the client may
+    authenticate with Basic); the others are 400. Token answers are never cached.
+    """
+    if problem_type is None:
+        problem_type = problems.UNAUTHENTICATED if status == 401 else problems.BAD_REQUEST
+    headers = {"WWW-Authenticate": 'Basic realm="retail", charset="UTF-8"'} if status == 401 else {}
     return problems.ProblemError(
         problem_type,
         detail,
         status=status,
-        extensions={"error": code},
-        headers={"Cache-Control": "no-store", **headers},
+        extensions={"error": code, "error_description": detail, **(extensions or {})},
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache", **headers},
     )
 
 
@@ -67,13 +96,13 @@ def oauth_error(code: str, detail: str, status: int) -> problems.ProblemError:
     TOKEN_URL,
     summary="Exchange client credentials for an access token",
     response_model=TokenResponse,
-    responses=problems.problem_responses(400, 401, 415, 429),
+    responses=problems.problem_responses(400, 401, 415, model=OAuthProblem) | problems.problem_responses(429),
     openapi_extra={
         "requestBody": {
             "required": True,
             "content": {
-                FORM: {"schema": _SCHEMA, "example": _EXAMPLE},
-                JSON: {"schema": _SCHEMA, "example": _EXAMPLE},
+                FORM: {"schema": _SCHEMA_REF, "example": _EXAMPLE},
+                JSON: {"schema": _SCHEMA_REF, "example": _EXAMPLE},
             },
         }
     },
@@ -90,10 +119,12 @@ async def issue_token(
 
     The token is a JWT signed with HS256 whose header names its signing key (`kid`); it
     carries the client's kind, scopes and bindings (store, terminal, supplier, staff role)
-    and expires after `expires_in` seconds. Errors: 400 `invalid_request`,
-    `unsupported_grant_type` or `invalid_scope`; 401 `invalid_client` (unknown client,
-    wrong secret or revoked: deliberately indistinguishable); 429 over the rate limit.
-    No `Idempotency-Key`: issuing a token changes nothing.
+    and expires after `expires_in` seconds. Errors are problem documents that also carry
+    RFC 6749's `error` and `error_description`: 400 `invalid_request`,
+    `unsupported_grant_type` or `invalid_scope`; 401 `invalid_client` with
+    `WWW-Authenticate: Basic` (unknown client, wrong secret or revoked: deliberately
+    indistinguishable); 415 `invalid_request` for another media type; 429 over the rate
+    limit. No `Idempotency-Key`: issuing a token changes nothing.
     """
     token_request = await _read_token_request(request)
     client_id, secret = token_request.client_id, token_request.client_secret
@@ -133,11 +164,8 @@ async def _read_token_request(request: Request) -> TokenRequest:
         elif content_type == JSON:
             fields = json.loads(raw)
         else:
-            raise problems.ProblemError(
-                problems.UNSUPPORTED_MEDIA_TYPE,
-                f"send the grant as {FORM} or {JSON}",
-                extensions={"error": "invalid_request"},
-            )
+            detail = f"send the grant as {FORM} or {JSON}"
+            raise oauth_error("invalid_request", detail, 415, problem_type=problems.UNSUPPORTED_MEDIA_TYPE)
     except (UnicodeDecodeError, ValueError):
         raise oauth_error("invalid_request", "the body is not valid form data or JSON", 400) from None
     if not isinstance(fields, dict):
@@ -145,10 +173,12 @@ async def _read_token_request(request: Request) -> TokenRequest:
     try:
         return TokenRequest.model_validate(fields)
     except ValidationError as exc:
-        raise problems.ProblemError(
-            problems.BAD_REQUEST,
-            "the grant parameters are invalid; see errors",
-            extensions={"error": "invalid_request", "errors": problems.field_errors(exc.errors())},
+        errors = problems.field_errors(exc.errors())
+        raise oauth_error(
+            "invalid_request",
+            "the grant parameters are invalid: " + "; ".join(f"{e['location']}: {e['message']}" for e in errors),
+            400,
+            extensions={"errors": errors},
         ) from None
 
 

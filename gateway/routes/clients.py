@@ -19,7 +19,7 @@ from gateway.domain.clients import (
     StaffRole,
     hash_client_secret,
 )
-from gateway.domain.scopes import CLIENTS_ADMIN, effective_scopes, unknown_scopes
+from gateway.domain.scopes import CLIENTS_ADMIN, effective_scopes, scopes_beyond_kind, unknown_scopes
 from gateway.idempotency import IdempotentRequest, idempotent
 from gateway.resources import Resources
 from gateway.security import require
@@ -39,7 +39,10 @@ class NewClient(BaseModel):
     kind: ClientKind
     display_name: str = Field(min_length=1, max_length=200, examples=["Store S001, till 9"])
     scopes: list[str] | None = Field(
-        default=None, max_length=64, description="omit for the kind's default scopes", examples=[None]
+        default=None,
+        max_length=64,
+        description="omit for the kind's default scopes; only scopes the kind (or staff role) can use",
+        examples=[None],
     )
     store_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$", examples=["S001"])
     terminal_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
@@ -109,7 +112,8 @@ async def register_client(
 
     Registers a client with a freshly generated secret, returned once. 409
     `already-exists` when the client id is taken; 422 when the bindings do not fit the
-    kind or a scope is not in the catalogue.
+    kind, a scope is not in the catalogue, or a scope is one the client's kind (or staff
+    role) can never use (e.g. `clients:admin` or `members:pii:read` for an app).
     """
     headquarters(idempotency.principal)
 
@@ -132,6 +136,10 @@ async def register_client(
             )
         except InvalidClientRegistration as exc:
             raise invalid(str(exc), "body") from None
+        unusable = scopes_beyond_kind(registration.kind, registration.staff_role, registration.scopes)
+        if unusable:
+            holder = registration.staff_role or registration.kind
+            raise invalid(f"scopes that {holder} clients can never use: {', '.join(unusable)}", "body.scopes")
         if not await resources.clients.register(registration):
             raise problems.ProblemError(problems.ALREADY_EXISTS, f"client {new.client_id} is already registered")
         stored = await resources.clients.get(new.client_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -117,6 +118,50 @@ async def test_wrong_secrets_unknown_clients_and_other_grants_are_refused(gatewa
     assert secret not in wrong.text + unknown.text
 
 
+async def test_token_errors_carry_rfc_6749_error_and_error_description_inside_the_problem(
+    gateway: RunningGateway,
+) -> None:
+    client_id, secret = await gateway.register(ClientKind.APP)
+    token_url = "/v1/auth/token"
+    grant = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
+    basic = "Basic " + base64.b64encode(f"{client_id}:{'x' * 20}".encode()).decode()
+    answers = {
+        "wrong secret": await gateway.http.post(token_url, data=grant | {"client_secret": "x" * 20}),
+        "wrong basic secret": await gateway.http.post(
+            token_url, data={"grant_type": "client_credentials"}, headers={"Authorization": basic}
+        ),
+        "other grant": await gateway.http.post(token_url, data=grant | {"grant_type": "password"}),
+        "no secret": await gateway.http.post(
+            token_url, data={"grant_type": "client_credentials", "client_id": client_id}
+        ),
+        "unknown field": await gateway.http.post(token_url, data=grant | {"username": "x"}),
+        "unknown scope": await gateway.http.post(token_url, data=grant | {"scope": "root:everything"}),
+        "scope not held": await gateway.http.post(token_url, data=grant | {"scope": "clients:admin"}),
+        "plain text": await gateway.http.post(token_url, content=b"hello", headers={"content-type": "text/plain"}),
+    }
+    expected = {
+        "wrong secret": (401, "invalid_client"),
+        "wrong basic secret": (401, "invalid_client"),
+        "other grant": (400, "unsupported_grant_type"),
+        "no secret": (400, "invalid_request"),
+        "unknown field": (400, "invalid_request"),
+        "unknown scope": (400, "invalid_scope"),
+        "scope not held": (400, "invalid_scope"),
+        "plain text": (415, "invalid_request"),
+    }
+    assert {case: (answer.status_code, answer.json().get("error")) for case, answer in answers.items()} == expected
+    for case, answer in answers.items():
+        body = answer.json()
+        # RFC 6749 §5.2: error_description is printable ASCII without '"' or '\\'; RFC 9457 members stay.
+        assert re.fullmatch(r"[\x20\x21\x23-\x5b\x5d-\x7e]+", body["error_description"]), case
+        assert body["error_description"] == body["detail"], case
+        assert {"type", "title", "status", "detail"} <= body.keys(), case
+        assert answer.headers["cache-control"] == "no-store", case
+        if answer.status_code == 401:
+            assert answer.headers["www-authenticate"].startswith("Basic "), case
+        assert secret not in answer.text
+
+
 # ---- refusing tokens ---------------------------------------------------------------------------------------
 
 
@@ -192,6 +237,34 @@ async def test_only_headquarters_staff_administer_clients(gateway: RunningGatewa
         response = await gateway.http.post("/v1/admin/clients", json=new, headers=headers | idempotency_key())
         assert_problem(response, 403, "forbidden")
         assert_problem(await gateway.http.get("/v1/admin/clients/intruder-01", headers=headers), 403, "forbidden")
+
+
+async def test_registration_refuses_scopes_the_clients_kind_can_never_use_and_names_them(
+    gateway: RunningGateway,
+) -> None:
+    admin = await gateway.client_headers(ClientKind.STAFF, staff_role=StaffRole.HEADQUARTERS)
+    overreaching = {
+        "app": {"kind": "app", "scopes": ["stock:read", "clients:admin", "members:pii:read"]},
+        "till": {"kind": "pos_terminal", "store_id": "S001", "terminal_id": "T9", "scopes": ["members:erase"]},
+        "supplier": {"kind": "supplier_user", "supplier_id": "SUP001", "scopes": ["members:read"]},
+        "guide": {"kind": "staff", "staff_role": "store_guide", "store_id": "S001", "scopes": ["prices:write"]},
+    }
+    unusable = {
+        "app": "clients:admin, members:pii:read",
+        "till": "members:erase",
+        "supplier": "members:read",
+        "guide": "prices:write",
+    }
+    for name, fields in overreaching.items():
+        new = {"client_id": f"overreach-{name}", "display_name": name} | fields
+        refused = await gateway.http.post("/v1/admin/clients", json=new, headers=admin | idempotency_key())
+        body = assert_problem(refused, 422, "invalid-argument")
+        assert body["errors"][0]["location"] == "body.scopes", body
+        assert body["detail"].endswith(unusable[name]), body
+        assert_problem(await gateway.http.get(f"/v1/admin/clients/overreach-{name}", headers=admin), 404, "not-found")
+    fitting = {"client_id": "fitting-app", "display_name": "app", "kind": "app", "scopes": ["stock:read"]}
+    created = await gateway.http.post("/v1/admin/clients", json=fitting, headers=admin | idempotency_key())
+    assert (created.status_code, created.json()["client"]["scopes"]) == (201, ["stock:read"])
 
 
 async def test_headquarters_register_rotate_and_inspect_a_client(gateway: RunningGateway) -> None:

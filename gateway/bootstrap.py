@@ -70,6 +70,7 @@ def build_app(settings: GatewaySettings, *, routers: Sequence[APIRouter] = ()) -
     app = create_app(
         lifespan=lifespan,
         max_request_body_bytes=settings.max_request_body_bytes,
+        max_page_size=settings.max_page_size,
         routers=[*service_routers(settings), *routers],
     )
     # Spans for the request itself only, not one per ASGI message sent or received.

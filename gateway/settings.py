@@ -24,7 +24,8 @@ Besides what every process needs (``APP_ENV``, ``DATABASE_URL``, ``NATS_URL``, .
 - ``IDEMPOTENCY_WAIT_SECONDS`` — how long a repeated request waits for the first one with
   the same ``Idempotency-Key`` to finish before answering 409.
 - ``RATE_LIMIT_PER_SECOND`` / ``RATE_LIMIT_BURST`` — each client's token bucket (per pod).
-- ``MAX_PAGE_SIZE`` — the largest page any list route returns.
+- ``MAX_PAGE_SIZE`` — the largest page any list route returns (1 to 500, the most a backend serves
+  at once); the OpenAPI document states it as the ``maximum`` of every ``page_size``.
 
 Secrets are declared with :func:`servicekit.settings.dev_secret`.
 """
@@ -97,7 +98,9 @@ class GatewaySettings(BaseServiceSettings):
     )
     rate_limit_per_second: float = Field(default=50.0, gt=0, description="requests per second per client (per pod)")
     rate_limit_burst: int = Field(default=100, ge=1, description="requests a client may burst above its rate")
-    max_page_size: int = Field(default=200, ge=1, le=1000, description="largest page any list route returns")
+    max_page_size: int = Field(
+        default=200, ge=1, le=500, description="largest page any list route returns (the OpenAPI maximum of page_size)"
+    )
 
     @field_validator("token_signing_keys")
     @classmethod

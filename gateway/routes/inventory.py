@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from retail.common.v1 import money_pb2, paging_pb2
+from retail.common.v1 import money_pb2
 from retail.inventory.v1 import inventory_service_pb2 as pb
 from retail.inventory.v1 import inventory_service_pb2_grpc as pb_grpc
 
@@ -31,6 +31,8 @@ from gateway.domain.scopes import (
     TRANSFERS_WRITE,
 )
 from gateway.idempotency import IdempotentRequest, idempotent
+from gateway.integer_types import Int32
+from gateway.paging import Paging
 from gateway.resources import GatewayResources, Resources
 from gateway.security import require
 
@@ -40,7 +42,6 @@ _ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 _QUANTITY = r"^[0-9]{1,6}(\.[0-9]{1,3})?$"
 LocationId = Annotated[str, Path(pattern=_ID, description="a location id, e.g. S001, W01, ONLINE01")]
 Sku = Annotated[str, Path(pattern=_ID, description="a SKU code, e.g. SKU00001")]
-MAX_PAGE_SIZE = 500
 MAX_HISTORY_LINES = 10_000
 MAX_COUNT_LINES = 5_000
 
@@ -124,7 +125,7 @@ class ReservationIn(Strict):
         "`location_id`); it draws only from locations that list the channel, never from a warehouse",
         examples=["online"],
     )
-    ttl_seconds: int | None = Field(default=None, ge=1, le=172_800, description="hold time; default 900 s")
+    ttl_seconds: Int32 | None = Field(default=None, ge=1, le=172_800, description="hold time; default 900 s")
     allow_split: bool = Field(default=False, description="with `channel`: allow splitting across its locations")
 
     @model_validator(mode="after")
@@ -321,18 +322,16 @@ async def location_stock(
     location_id: LocationId,
     resources: Resources,
     principal: Annotated[Principal, Depends(require(STOCK_READ))],
-    page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
-    page_token: Annotated[str, Query(max_length=64)] = "",
+    page: Paging,
 ) -> LocationStockPage:
     """A page of one location's stock levels, by SKU. Scope `stock:read`; store-bound clients: own store only."""
     principal.ensure_store(location_id)
     answer = await inventory(resources).ListLocationStock(
-        pb.ListLocationStockRequest(location_id=location_id,
-                                    page=paging_pb2.PageRequest(page_size=page_size, page_token=page_token)),
-        timeout=resources.grpc_deadline,
-    )  # fmt: skip
+        pb.ListLocationStockRequest(location_id=location_id, page=page.request()), timeout=resources.grpc_deadline
+    )
     return LocationStockPage(
-        levels=[map_level(level) for level in answer.levels], next_page_token=answer.page_info.next_page_token or None
+        levels=[map_level(level) for level in answer.levels],
+        next_page_token=page.next_token(answer.page_info.next_page_token),
     )
 
 
@@ -757,8 +756,7 @@ async def location_replenishment(
     location_id: LocationId,
     resources: Resources,
     principal: Annotated[Principal, Depends(require(REPLENISHMENT_READ))],
-    page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 100,
-    page_token: Annotated[str, Query(max_length=64)] = "",
+    page: Paging,
 ) -> ReplenishmentPageOut:
     """A page of a store's (or online location's) order suggestions by SKU, with low-stock and overstock alerts.
 
@@ -770,8 +768,7 @@ async def location_replenishment(
     """
     supplier_id = planning_supplier(principal, location_id)
     answer = await inventory(resources).ListReplenishment(
-        pb.ListReplenishmentRequest(location_id=location_id, supplier_id=supplier_id,
-                                    page=paging_pb2.PageRequest(page_size=page_size, page_token=page_token)),
+        pb.ListReplenishmentRequest(location_id=location_id, supplier_id=supplier_id, page=page.request()),
         timeout=max(resources.grpc_deadline, PLANNING_DEADLINE_SECONDS),
     )  # fmt: skip
     return ReplenishmentPageOut(
@@ -779,7 +776,7 @@ async def location_replenishment(
         as_of_date=date.fromisoformat(answer.as_of_date),
         suggestions=[map_suggestion(suggestion) for suggestion in answer.suggestions],
         alerts=[map_alert(alert) for alert in answer.alerts],
-        next_page_token=answer.page_info.next_page_token or None,
+        next_page_token=page.next_token(answer.page_info.next_page_token),
     )
 
 
@@ -791,7 +788,7 @@ async def sku_forecast(
     sku: Sku,
     resources: Resources,
     principal: Annotated[Principal, Depends(require(REPLENISHMENT_READ))],
-    horizon_days: Annotated[int, Query(ge=1, le=MAX_FORECAST_DAYS, description="days from today, 1 to 90")] = 14,
+    horizon_days: Annotated[Int32, Query(ge=1, le=MAX_FORECAST_DAYS, description="days from today, 1 to 90")] = 14,
 ) -> ForecastOut:
     """Expected daily sales of one SKU at a store or online location from today on, and its backtest.
 

@@ -15,9 +15,9 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from retail.common.v1 import identifiers_pb2, money_pb2, paging_pb2
+from retail.common.v1 import identifiers_pb2, money_pb2
 from retail.member.v1 import member_service_pb2 as pb
 from retail.member.v1 import member_service_pb2_grpc as pb_grpc
 
@@ -35,6 +35,8 @@ from gateway.domain.scopes import (
     MEMBERS_WRITE,
 )
 from gateway.idempotency import IdempotentRequest, idempotent
+from gateway.integer_types import Int64
+from gateway.paging import Paging
 from gateway.resources import GatewayResources, Resources
 from gateway.security import require
 
@@ -43,11 +45,20 @@ router = APIRouter(prefix="/v1", tags=["members"])
 _MEMBER_ID = r"^M[0-9]{7,12}$"
 _STORE_ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 MemberId = Annotated[str, Path(pattern=_MEMBER_ID, description="a member id, e.g. M0000001")]
+Purpose = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=200,
+        pattern=r"\S",
+        description="why the member's personal data is read in clear (headquarters; required for a clear view, "
+        "audited with it), e.g. a complaint or ticket reference",
+        examples=["complaint 2026-1142"],
+    ),
+]
 IdentityType = Literal["phone", "wechat_unionid", "wechat_openid", "app_user_id", "pos_card", "email"]
 ConsentChannelName = Literal["sms", "wechat", "app_push", "email"]
 GenderName = Literal["female", "male"]
-MAX_PAGE_SIZE = 200
-DEFAULT_PURPOSE = "headquarters member lookup"
 # Fields of a member that only the platform itself changes.
 PROTECTED_FIELDS = frozenset(
     {"member_id", "status", "points", "points_balance", "tier", "identities", "lifecycle_stage", "registered_at",
@@ -253,7 +264,7 @@ class MemberOut(BaseModel):
 
 
 class RedemptionIn(Strict):
-    points: int = Field(gt=0, le=10_000_000)
+    points: Int64 = Field(gt=0, le=10_000_000)
     reference: str | None = Field(default=None, max_length=128, description="order or receipt id")
     store_id: str | None = Field(default=None, pattern=_STORE_ID, description="where; a terminal's own store")
 
@@ -422,9 +433,26 @@ def map_entry(entry: pb.PointsEntry) -> PointsEntryOut:
     )  # fmt: skip
 
 
-async def member_view(resources: GatewayResources, principal: Principal, member_id: str, purpose: str) -> MemberOut:
+def require_purpose(principal: Principal, purpose: str | None) -> None:
+    """422 when the caller would see personal data in clear without saying why: every clear read is audited with it."""
+    if purpose is None and view_of(principal) == pb.PERSONAL_DATA_VIEW_CLEAR:
+        error = {"location": "query.purpose", "message": "required for a clear view", "type": "missing"}
+        raise problems.ProblemError(
+            problems.VALIDATION_ERROR,
+            "say why you read this member's personal data in clear: `purpose` is audited with the access",
+            extensions={"errors": [error], "reason": "purpose-missing"},
+        )
+
+
+async def member_view(
+    resources: GatewayResources, principal: Principal, member_id: str, purpose: str | None
+) -> MemberOut:
+    """The member as the caller may see them; without a ``purpose`` a clear view is shown masked instead."""
+    view = view_of(principal)
+    if view == pb.PERSONAL_DATA_VIEW_CLEAR and purpose is None:
+        view = pb.PERSONAL_DATA_VIEW_MASKED
     answer = await members(resources).GetMember(
-        pb.GetMemberRequest(member_id=member_id, view=view_of(principal), actor=actor_of(principal), purpose=purpose),
+        pb.GetMemberRequest(member_id=member_id, view=view, actor=actor_of(principal), purpose=purpose or ""),
         timeout=resources.grpc_deadline,
     )
     return map_member(answer.member)
@@ -537,14 +565,16 @@ async def get_member(
     member_id: MemberId,
     resources: Resources,
     principal: Annotated[Principal, Depends(require(MEMBERS_READ))],
-    purpose: Annotated[str, Query(min_length=1, max_length=200, description="why (audited with a clear view)")] = (
-        DEFAULT_PURPOSE
-    ),
+    purpose: Purpose = None,
 ) -> MemberOut:
     """A member as the caller may see them: store guides without contact details, headquarters
-    with `members:pii:read` in clear (audited, with `purpose`), everyone else masked. A merged
-    member's id answers with the surviving member. Scope `members:read`.
+    with `members:pii:read` in clear, everyone else masked. A merged member's id answers with
+    the surviving member. Scope `members:read`.
+
+    A clear view requires `purpose` (`422` without it): every clear read is audited with the
+    reader and the purpose.
     """
+    require_purpose(principal, purpose)
     return await member_view(resources, principal, member_id, purpose)
 
 
@@ -552,14 +582,16 @@ async def get_member(
 async def update_member(
     member_id: MemberId,
     body: MemberPatch,
-    request: Request,
     resources: Resources,
     principal: Annotated[Principal, Depends(require(MEMBERS_WRITE))],
+    purpose: Purpose = None,
 ) -> MemberOut:
     """Change profile (`name`, `birthday`, `gender`, `address`; `null` clears), `preferences`
     (`null` removes one), `tags` and marketing `consents` (each decision is kept in the history).
     Unknown fields and fields such as `points` or `tier` are `422`. Store guides change tags,
-    preferences and consent only. Scope `members:write`. Answers the member as the caller may see them.
+    preferences and consent only. Scope `members:write`. Answers the member as the caller may
+    see them; headquarters see personal data in clear only with a `purpose` (audited), masked
+    without one.
     """
     given = body.model_fields_set
     profile_fields = given & {"name", "birthday", "gender", "address"}
@@ -585,7 +617,7 @@ async def update_member(
         consents=consent_messages(body.consents or {}), actor=actor_of(principal),
     )  # fmt: skip
     await members(resources).UpdateMember(message, timeout=resources.grpc_deadline)
-    return await member_view(resources, principal, member_id, request.query_params.get("purpose", DEFAULT_PURPOSE))
+    return await member_view(resources, principal, member_id, purpose)
 
 
 @router.post("/members/{member_id}/identities", responses=problems.problem_responses(401, 403, 404, 409, 422))
@@ -650,20 +682,17 @@ async def member_points(
     member_id: MemberId,
     resources: Resources,
     principal: Annotated[Principal, Depends(require(MEMBER_POINTS_READ))],
-    page_size: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 50,
-    page_token: Annotated[str, Query(max_length=32)] = "",
+    page: Paging,
 ) -> PointsOut:
     """The points balance, what expires when, and a page of the ledger (newest first). Scope `members:points:read`."""
     answer = await members(resources).GetPoints(
-        pb.GetPointsRequest(member_id=member_id, page=paging_pb2.PageRequest(page_size=page_size,
-                                                                             page_token=page_token)),
-        timeout=resources.grpc_deadline,
-    )  # fmt: skip
+        pb.GetPointsRequest(member_id=member_id, page=page.request()), timeout=resources.grpc_deadline
+    )
     return PointsOut(
         member_id=answer.member_id, balance=answer.balance,
         expiring=[ExpiringOut(points=e.points, expires_at=_stamp(e.expires_at)) for e in answer.expiring],
         entries=[map_entry(entry) for entry in answer.entries],
-        next_page_token=answer.page_info.next_page_token or None,
+        next_page_token=page.next_token(answer.page_info.next_page_token),
     )  # fmt: skip
 
 

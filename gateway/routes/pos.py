@@ -54,7 +54,7 @@ class Strict(BaseModel):
 class SaleLineIn(Strict):
     """One SKU on the receipt."""
 
-    sku: str = Field(pattern=_ID, description="the SKU code", examples=["SKU-000123"])
+    sku: str = Field(pattern=_ID, description="the SKU code", examples=["SKU00030"])
     quantity: str = Field(
         pattern=_DECIMAL,
         description="units, or kilograms (up to 3 decimals) for goods sold by weight; positive",
@@ -128,10 +128,10 @@ class SalesBatch(Strict):
                             "store_id": "S001",
                             "occurred_at": "2026-11-24T09:30:00+08:00",
                             "lines": [
-                                {"sku": "SKU-000123", "quantity": "2", "unit_price": "12.50", "discount": "1.00"}
+                                {"sku": "SKU00030", "quantity": "0.455", "unit_price": "45.90", "discount": "0.88"}
                             ],
                             "member": {"type": "phone", "value": "13800138000"},
-                            "payments": [{"method": "wechat_pay", "amount": "24.00"}],
+                            "payments": [{"method": "wechat_pay", "amount": "20.00"}],
                         }
                     ]
                 }

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal, Self
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
-from retail.common.v1 import money_pb2, paging_pb2
+from retail.common.v1 import money_pb2
 from retail.pricing.v1 import pricing_service_pb2 as pb
 from retail.pricing.v1 import pricing_service_pb2_grpc as pb_grpc
 
@@ -40,7 +40,8 @@ from gateway.domain.scopes import (
     STORES_WRITE,
 )
 from gateway.idempotency import IdempotentRequest, idempotent
-from gateway.paging import PageSize
+from gateway.integer_types import Int32, Int64
+from gateway.paging import Paging
 from gateway.resources import GatewayResources, Resources
 from gateway.routes.members import actor_of
 from gateway.security import require
@@ -61,7 +62,6 @@ MAX_BASKET_LINES = 200
 
 StoreId = Annotated[str, Path(pattern=_ID, description="a store id, e.g. S001")]
 Sku = Annotated[str, Path(pattern=_ID, description="a SKU code, e.g. SKU00001")]
-PageToken = Annotated[str, Query(max_length=256, description="next_page_token of the previous page")]
 Price = Annotated[str, Field(pattern=_PRICE, description="yuan, at most 2 decimals, never negative",
                              examples=["12.50"])]  # fmt: skip
 Currency = Annotated[str, Field(pattern=_CURRENCY, description="ISO 4217 code", examples=["CNY"])]
@@ -123,13 +123,13 @@ class OverrideIn(RuleScopeIn):
     """A regular price replacing the base price in its scope (and window)."""
 
     price: Price
-    priority: int = Field(default=0, ge=-1000, le=1000, description="higher wins among equally specific rules")
+    priority: Int32 = Field(default=0, ge=-1000, le=1000, description="higher wins among equally specific rules")
     valid_from: AwareDatetime | None = None
     valid_to: AwareDatetime | None = Field(default=None, description="exclusive")
 
 
 class MultiBuyIn(Strict):
-    quantity: int = Field(ge=2, le=99, examples=[2])
+    quantity: Int32 = Field(ge=2, le=99, examples=[2])
     bundle_price: Price
 
 
@@ -137,7 +137,7 @@ class PromotionIn(RuleScopeIn):
     """A time-bounded offer with exactly one mechanic: fixed_price, percent_off or multi_buy."""
 
     name: str = Field(min_length=1, max_length=100, examples=["周末特惠"])
-    priority: int = Field(default=0, ge=-1000, le=1000)
+    priority: Int32 = Field(default=0, ge=-1000, le=1000)
     valid_from: AwareDatetime
     valid_to: AwareDatetime = Field(description="exclusive")
     fixed_price: Price | None = None
@@ -447,10 +447,6 @@ def _number(enum_type: Any, prefix: str, name: str | None) -> Any:
     return enum_type.Value(f"{prefix}_{name.upper()}") if name else 0
 
 
-def _page(page_size: int, page_token: str) -> paging_pb2.PageRequest:
-    return paging_pb2.PageRequest(page_size=page_size, page_token=page_token)
-
-
 def _override(guard_rail: GuardRailOverrideIn | None) -> pb.GuardRailOverride | None:
     return pb.GuardRailOverride(reason=guard_rail.reason) if guard_rail else None
 
@@ -708,11 +704,10 @@ async def put_item(
 async def list_items(
     resources: Resources,
     principal: Annotated[Principal, Depends(require(CATALOGUE_READ))],
-    page_size: PageSize,
+    page: Paging,
     store_id: Annotated[str | None, Query(pattern=_ID, description="only items listed in this store")] = None,
     supplier_id: Annotated[str | None, Query(pattern=_ID, description="only this supplier's items")] = None,
-    since_version: Annotated[int, Query(ge=0, description="only items changed after this item version")] = 0,
-    page_token: PageToken = "",
+    since_version: Annotated[Int64, Query(ge=0, description="only items changed after this item version")] = 0,
 ) -> ItemPage:
     """A page of the catalogue, by SKU.
 
@@ -730,12 +725,12 @@ async def list_items(
             raise forbidden(f"this client sees the listing of store {principal.store_id} only")
         store_id = principal.store_id
     answer = await pricing(resources).ListItems(
-        pb.ListItemsRequest(page=_page(page_size, page_token), store_id=store_id or "", supplier_id=supplier_id or "",
+        pb.ListItemsRequest(page=page.request(), store_id=store_id or "", supplier_id=supplier_id or "",
                             since_version=since_version),
         timeout=resources.grpc_deadline,
     )  # fmt: skip
     return ItemPage(
-        items=[map_item(item) for item in answer.items], next_page_token=answer.page.next_page_token or None
+        items=[map_item(item) for item in answer.items], next_page_token=page.next_token(answer.page.next_page_token)
     )
 
 
@@ -874,9 +869,8 @@ async def schedule_price_change(
 async def list_price_changes(
     resources: Resources,
     principal: Annotated[Principal, Depends(require(PRICES_READ))],
-    page_size: PageSize,
+    page: Paging,
     sku: Annotated[str | None, Query(pattern=_ID, description="only this SKU's changes")] = None,
-    page_token: PageToken = "",
 ) -> PriceChangePage:
     """Scheduled and applied price changes, newest effective first.
 
@@ -885,12 +879,12 @@ async def list_price_changes(
     if principal.kind is not ClientKind.STAFF:
         raise forbidden("price changes are listed for staff only")
     answer = await pricing(resources).ListPriceChanges(
-        pb.ListPriceChangesRequest(sku=sku or "", page=_page(page_size, page_token)), timeout=resources.grpc_deadline
+        pb.ListPriceChangesRequest(sku=sku or "", page=page.request()), timeout=resources.grpc_deadline
     )
     own = principal.store_id
     changes = [change for change in answer.changes if own is None or not change.store_ids or own in change.store_ids]
     return PriceChangePage(changes=[map_change(change) for change in changes],
-                           next_page_token=answer.page.next_page_token or None)  # fmt: skip
+                           next_page_token=page.next_token(answer.page.next_page_token))  # fmt: skip
 
 
 # ---- the POS price book ----------------------------------------------------------------------------
@@ -924,9 +918,8 @@ async def pos_price_book(
     response: Response,
     resources: Resources,
     principal: Annotated[Principal, Depends(require(POS_PRICE_BOOK_READ))],
-    page_size: PageSize,
-    since_version: Annotated[int, Query(ge=0, description="0: the whole book; N: what changed after N")] = 0,
-    page_token: PageToken = "",
+    page: Paging,
+    since_version: Annotated[Int64, Query(ge=0, description="0: the whole book; N: what changed after N")] = 0,
     store_id: Annotated[str | None, Query(pattern=_ID, description="the terminal's own store (the default)")] = None,
     if_none_match: Annotated[
         str | None, Header(alias="If-None-Match", max_length=2000, description='the ETag held, e.g. "pb-S001-42"')
@@ -947,11 +940,11 @@ async def pos_price_book(
     # Conditions apply to a book's first page; later pages continue a download already begun. Of
     # several tags sent, the newest version is the one that can still be current.
     any_version, versions = False, set[int]()
-    if if_none_match and not page_token:
+    if if_none_match and not page.cursor:
         any_version, versions = held_versions(if_none_match, store_id)
     answer = await pricing(resources).GetPriceBook(
         pb.GetPriceBookRequest(store_id=store_id, since_version=since_version, known_version=max(versions, default=0),
-                               page=_page(1 if any_version else page_size, page_token)),
+                               page=page.request(size=1 if any_version else None)),
         timeout=resources.grpc_deadline,
     )  # fmt: skip
     headers = {"ETag": book_etag(answer.store_id or store_id, answer.version), "Cache-Control": "no-cache"}
@@ -961,7 +954,7 @@ async def pos_price_book(
     return PriceBookOut(
         store_id=answer.store_id or store_id, version=answer.version, delta=answer.delta,
         entries=[map_book_entry(entry) for entry in answer.entries],
-        next_page_token=answer.page.next_page_token or None,
+        next_page_token=page.next_token(answer.page.next_page_token),
     )  # fmt: skip
 
 
@@ -997,19 +990,18 @@ async def list_labels(
     store_id: StoreId,
     resources: Resources,
     principal: Annotated[Principal, Depends(require(LABELS_READ))],
-    page_size: PageSize,
+    page: Paging,
     state: Annotated[LabelStateName | None, Query(description="only labels in this sync state")] = None,
-    page_token: PageToken = "",
 ) -> LabelPage:
     """A page of a store's shelf labels with their sync state. Scope `labels:read`: the store's staff, headquarters."""
     ensure_store_staff(principal, store_id, managers_only=False)
     answer = await pricing(resources).ListLabels(
         pb.ListLabelsRequest(store_id=store_id, state=_number(pb.LabelSyncState, "LABEL_SYNC_STATE", state),
-                             page=_page(page_size, page_token)),
+                             page=page.request()),
         timeout=resources.grpc_deadline,
     )  # fmt: skip
     return LabelPage(labels=[map_label(label) for label in answer.labels],
-                     next_page_token=answer.page.next_page_token or None)  # fmt: skip
+                     next_page_token=page.next_token(answer.page.next_page_token))  # fmt: skip
 
 
 @router.get("/stores/{store_id}/label-mismatches", responses=problems.problem_responses(401, 403, 404, 422))
@@ -1017,8 +1009,7 @@ async def label_mismatches(
     store_id: StoreId,
     resources: Resources,
     principal: Annotated[Principal, Depends(require(LABELS_READ))],
-    page_size: PageSize,
-    page_token: PageToken = "",
+    page: Paging,
 ) -> LabelAuditOut:
     """The parity audit of a store: labels showing a price other than the POS charges now, and
     labels that have not acknowledged their content within the deadline, with the mismatch rate.
@@ -1027,7 +1018,7 @@ async def label_mismatches(
     """
     ensure_store_staff(principal, store_id, managers_only=False)
     answer = await pricing(resources).ListLabelMismatches(
-        pb.ListLabelMismatchesRequest(store_id=store_id, page=_page(page_size, page_token)),
+        pb.ListLabelMismatchesRequest(store_id=store_id, page=page.request()),
         timeout=resources.grpc_deadline,
     )
     return LabelAuditOut(
@@ -1036,7 +1027,7 @@ async def label_mismatches(
         mismatches=[LabelMismatchOut(label=map_label(m.label), pos_price=_optional_amount(m, "pos_price"),
                                      reason=_name(pb.MismatchReason, "MISMATCH_REASON", m.reason) or "unspecified")
                     for m in answer.mismatches],
-        next_page_token=answer.page.next_page_token or None,
+        next_page_token=page.next_token(answer.page.next_page_token),
     )  # fmt: skip
 
 
@@ -1048,9 +1039,8 @@ async def list_markdowns(
     store_id: StoreId,
     resources: Resources,
     principal: Annotated[Principal, Depends(require(MARKDOWNS_READ))],
-    page_size: PageSize,
+    page: Paging,
     state: Annotated[MarkdownStateName | None, Query(description="default: open")] = None,
-    page_token: PageToken = "",
 ) -> MarkdownPage:
     """A store's markdown suggestions for slow movers and overstock, by SKU.
 
@@ -1058,12 +1048,12 @@ async def list_markdowns(
     """
     ensure_store_staff(principal, store_id, managers_only=True)
     answer = await pricing(resources).ListMarkdownSuggestions(
-        pb.ListMarkdownSuggestionsRequest(store_id=store_id, page=_page(page_size, page_token),
+        pb.ListMarkdownSuggestionsRequest(store_id=store_id, page=page.request(),
                                           state=_number(pb.MarkdownState, "MARKDOWN_STATE", state)),
         timeout=resources.grpc_deadline,
     )  # fmt: skip
     return MarkdownPage(suggestions=[map_markdown(suggestion) for suggestion in answer.suggestions],
-                        next_page_token=answer.page.next_page_token or None)  # fmt: skip
+                        next_page_token=page.next_token(answer.page.next_page_token))  # fmt: skip
 
 
 @router.post(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
 from contextlib import asynccontextmanager
@@ -594,10 +595,25 @@ async def test_openapi_documents_problem_answers_for_every_operation(gateway: ht
                 assert "Retry-After" in operation["responses"]["503"]["headers"], path
 
 
-async def test_swagger_ui_is_served_at_docs(gateway: httpx.AsyncClient) -> None:
-    response = await gateway.get("/docs")
-    assert response.status_code == 200
-    assert "/openapi.json" in response.text
+async def test_swagger_ui_at_docs_needs_nothing_but_the_gateway_and_the_start_page_leads_there(
+    gateway: httpx.AsyncClient,
+) -> None:
+    page = await gateway.get("/docs")
+    assert (page.status_code, page.headers["content-type"]) == (200, "text/html; charset=utf-8")
+    referenced = set(re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)["']""", page.text))
+    referenced |= set(re.findall(r"""\b(?:url|oauth2RedirectUrl)\s*:\s*["']([^"']+)["']""", page.text))
+    assert "/openapi.json" in referenced
+    assert re.findall(r"(?:https?:)?//[A-Za-z0-9.-]+", page.text) == [], "the page loads something from elsewhere"
+    assert all(url.startswith("/") for url in referenced), referenced
+    kinds = {}
+    for url in sorted(referenced):
+        asset = await gateway.get(url)
+        assert asset.status_code == 200, url
+        kinds[url.rsplit(".", 1)[-1]] = asset.headers["content-type"].split(";")[0]
+    assert kinds["js"] == "text/javascript"
+    assert kinds["css"] == "text/css"
+    start = await gateway.get("/", follow_redirects=False)
+    assert (start.status_code, start.headers["location"]) == (307, "/docs")
 
 
 # ---- client registrations -----------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Idempotency-Key through the real gateway and its PostgreSQL (replays, conflicts, 50 racing copies); page caps."""
+"""Idempotency-Key through the real gateway and its PostgreSQL (replays, conflicts, 50 racing copies)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from gateway import problems
 from gateway.domain.clients import ClientKind
 from gateway.domain.scopes import RESERVATIONS_WRITE
 from gateway.idempotency import IdempotentRequest, idempotent
-from gateway.paging import PageSize
 from gateway.settings import GatewaySettings
 from tests.support.gateway import (
     RunningGateway,
@@ -168,25 +167,3 @@ async def test_a_post_without_a_usable_idempotency_key_is_a_validation_problem(
     body = assert_problem(response, 422, "validation-error")
     assert body["errors"][0]["location"] == "header.Idempotency-Key"
     assert effects.runs == []
-
-
-# ---- page-size caps (the same stand-in style: a list route of a later area) ------------------------------
-
-
-async def test_a_page_size_over_the_cap_is_a_validation_problem_naming_it(
-    gateway_settings: Callable[..., GatewaySettings],
-) -> None:
-    router = APIRouter()
-
-    @router.get("/test/items")
-    async def items(page_size: PageSize) -> dict[str, int]:
-        return {"page_size": page_size}
-
-    async with running_gateway(gateway_settings(max_page_size=100), routers=[router]) as gateway:
-        default = await gateway.http.get("/test/items")
-        largest = await gateway.http.get("/test/items", params={"page_size": 100})
-        over = await gateway.http.get("/test/items", params={"page_size": 101})
-        absurd = await gateway.http.get("/test/items", params={"page_size": 10**6})
-    assert (default.json(), largest.json()) == ({"page_size": 50}, {"page_size": 100})
-    assert assert_problem(over, 422, "validation-error")["errors"][0]["location"] == "query.page_size"
-    assert_problem(absurd, 422, "validation-error")

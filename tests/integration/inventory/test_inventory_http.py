@@ -190,3 +190,28 @@ async def test_a_transfer_runs_through_the_gateway_and_bad_input_changes_nothing
                                        headers=headquarters | idempotency_key())  # fmt: skip
     assert received.json()["status"] == "received"
     assert (await level(inventory_url, "TRIP", "S002"))["on_hand"] == Decimal(2)
+
+
+async def test_a_page_token_the_gateway_did_not_hand_out_is_refused_never_taken_as_a_sku(
+    gateway: RunningGateway, inventory_url: str
+) -> None:
+    for sku in ("PAGE-A", "PAGE-B", "PAGE-C"):
+        await stock(inventory_url, sku, {"S071": Decimal(1), "S072": Decimal(2)})
+    headquarters = await gateway.client_headers(ClientKind.STAFF, staff_role=StaffRole.HEADQUARTERS)
+    first = await gateway.http.get("/v1/locations/S071/stock", params={"page_size": 2}, headers=headquarters)
+    token = first.json()["next_page_token"]
+    second = await gateway.http.get(
+        "/v1/locations/S071/stock", params={"page_size": 2, "page_token": token}, headers=headquarters
+    )
+    assert [level["sku"] for level in first.json()["levels"] + second.json()["levels"]] == [
+        "PAGE-A",
+        "PAGE-B",
+        "PAGE-C",
+    ]
+    for garbage in ("PAGE-A", "garbage", token[:-2]):
+        refused = await gateway.http.get(
+            "/v1/locations/S071/stock", params={"page_token": garbage}, headers=headquarters
+        )
+        assert_problem(refused, 422, "invalid-page-token")
+    elsewhere = await gateway.http.get("/v1/locations/S072/stock", params={"page_token": token}, headers=headquarters)
+    assert_problem(elsewhere, 422, "invalid-page-token")

@@ -13,7 +13,15 @@ import pytest
 from gateway.domain.clients import ClientKind, StaffRole
 from gateway.settings import GatewaySettings
 from services.member.bootstrap import MemberApp
-from tests.integration.member.conftest import Clock, by_member_id, journal_sale, publish_sales, random_phone, settled
+from tests.integration.member.conftest import (
+    Clock,
+    by_member_id,
+    fetch,
+    journal_sale,
+    publish_sales,
+    random_phone,
+    settled,
+)
 from tests.support.gateway import (
     RunningGateway,
     assert_problem,
@@ -206,7 +214,7 @@ async def test_merge_undo_redemption_and_erasure_through_the_gateway(gateway: Ru
     assert_problem(await gateway.http.delete(f"/v1/members/{older}", headers=manager), 403, "forbidden")
     erased = await gateway.http.delete(f"/v1/members/{older}", params={"reason": "PIPL-77"}, headers=headquarters)
     assert (erased.status_code, erased.json()["member_id"]) == (200, older), erased.text
-    gone = await gateway.http.get(f"/v1/members/{older}", headers=headquarters)
+    gone = await gateway.http.get(f"/v1/members/{older}", params={"purpose": "PIPL-77 check"}, headers=headquarters)
     assert assert_problem(gone, 404, "not-found")["reason"] == "member-erased"
     assert (await gateway.http.delete(f"/v1/members/{older}", headers=headquarters)).json() == erased.json()
 
@@ -239,3 +247,36 @@ async def test_member_kpis_per_store_and_period(gateway: RunningGateway, nats_ur
     assert_problem(await gateway.http.get("/v1/members/kpis", params={"store_id": store}, headers=other_manager), 403,
                    "forbidden")  # fmt: skip
     assert_problem(await gateway.http.get("/v1/members/kpis", headers=app), 403, "forbidden")
+
+
+async def test_headquarters_reads_personal_data_in_clear_only_with_a_purpose_and_the_audit_keeps_it(
+    gateway: RunningGateway, member_url: str
+) -> None:
+    headquarters = await gateway.client_headers(ClientKind.STAFF, staff_role=StaffRole.HEADQUARTERS)
+    phone = random_phone()
+    registered = await post(
+        gateway,
+        "/v1/members",
+        {"identity": {"type": "phone", "value": phone}, "profile": {"name": "钱多多"}},
+        headquarters,
+    )
+    member_id = registered.json()["member_id"]
+    for purpose in ({}, {"purpose": ""}, {"purpose": "   "}):
+        refused = await gateway.http.get(f"/v1/members/{member_id}", params=purpose, headers=headquarters)
+        body = assert_problem(refused, 422, "validation-error")
+        assert body["errors"][0]["location"] == "query.purpose", body
+        assert phone not in refused.text
+    assert await fetch(member_url, "SELECT 1 FROM personal_data_access") == []
+    # A change answers masked without a purpose: a write is no excuse for an unaudited clear read.
+    patched = await gateway.http.patch(
+        f"/v1/members/{member_id}", json={"tags": {"add": ["vip"]}}, headers=headquarters
+    )
+    assert (patched.status_code, patched.json()["personal_data"]) == (200, "masked"), patched.text
+    assert phone not in patched.text
+    assert await fetch(member_url, "SELECT 1 FROM personal_data_access") == []
+    clear = await gateway.http.get(
+        f"/v1/members/{member_id}", params={"purpose": "complaint 2026-1142"}, headers=headquarters
+    )
+    assert (clear.json()["personal_data"], clear.json()["contact"]["phone"]) == ("clear", phone)
+    (audit,) = await fetch(member_url, "SELECT client_id, staff_role, purpose FROM personal_data_access")
+    assert (audit["staff_role"], audit["purpose"]) == ("headquarters", "complaint 2026-1142")

@@ -399,8 +399,8 @@ def document_problems(openapi: dict[str, Any]) -> None:
     """Make an OpenAPI document tell the truth about errors.
 
     Adds the problem schemas; replaces FastAPI's default 422 body with the validation
-    problem; documents 413 on every operation with a request body, 500 on every one, and
-    503 with its ``Retry-After`` header on every one but liveness (any route may find a
+    problem; documents 400 and 413 on every operation with a request body, 500 on every one,
+    and 503 with its ``Retry-After`` header on every one but liveness (any route may find a
     backend, the gateway's database or NATS unavailable, or the gateway starting or stopping).
     """
     schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
@@ -416,6 +416,8 @@ def document_problems(openapi: dict[str, Any]) -> None:
             if "422" in responses:
                 responses["422"] = _problem_response_doc(VALIDATION_ERROR.title, ValidationProblem)
             if "requestBody" in operation:
+                # A body that is not even text (bytes that are not UTF-8) cannot be validated: 400.
+                responses.setdefault("400", _problem_response_doc(BAD_REQUEST.title, Problem))
                 responses.setdefault("413", _problem_response_doc(CONTENT_TOO_LARGE.title, Problem))
             responses.setdefault("500", _problem_response_doc(INTERNAL_ERROR.title, Problem))
             if path not in ALWAYS_AVAILABLE_PATHS:

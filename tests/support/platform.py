@@ -102,11 +102,13 @@ def serving(port: int) -> bool:
     return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-def answering(url: str) -> bool:
+def gateway_ready(base_url: str) -> bool:
+    """The gateway is ready and sees every backend serving (their state is reported beside readiness)."""
     try:
-        return httpx.get(url, timeout=1.0).status_code == 200
+        answer = httpx.get(f"{base_url}/readyz", timeout=5.0)
     except httpx.TransportError:
         return False
+    return answer.status_code == 200 and answer.json().get("backends") == dict.fromkeys(SERVICES, "ok")
 
 
 @contextmanager
@@ -153,7 +155,7 @@ def running_platform(infra: Infra, kit_template: str, logs: Path, **gateway_sett
         base_url = f"http://127.0.0.1:{http_port}"
         for name, port in ports.items():
             wait_until(partial(serving, port), name, processes, logs, within=90)
-        wait_until(partial(answering, f"{base_url}/healthz"), "gateway", processes, logs, within=60)
+        wait_until(partial(gateway_ready, base_url), "gateway", processes, logs, within=60)
         yield Platform(base_url, retailer, demo["credentials"], logs)
 
 

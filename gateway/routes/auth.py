@@ -101,8 +101,9 @@ def oauth_error(
         "requestBody": {
             "required": True,
             "content": {
+                # The form is RFC 6749's encoding; the same fields as JSON are accepted too, but
+                # documenting both under one schema makes generated SDKs send a form labelled JSON.
                 FORM: {"schema": _SCHEMA_REF, "example": _EXAMPLE},
-                JSON: {"schema": _SCHEMA_REF, "example": _EXAMPLE},
             },
         }
     },
@@ -115,7 +116,8 @@ async def issue_token(
     ] = None,
 ) -> Any:
     """**No scope**: this is how a client gets its token. Form-encoded (as OAuth2 libraries send
-    it) or JSON; the client may authenticate with HTTP Basic instead of body parameters.
+    it; the same fields as an `application/json` object are accepted too); the client may
+    authenticate with HTTP Basic instead of body parameters.
 
     The token is a JWT signed with HS256 whose header names its signing key (`kid`); it
     carries the client's kind, scopes and bindings (store, terminal, supplier, staff role)

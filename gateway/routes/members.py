@@ -469,7 +469,9 @@ def _money(message: Any, field: str) -> str | None:
 # ---- routes -----------------------------------------------------------------------------------------
 
 
-_REGISTERED_BEFORE = {200: {"model": Registered, "description": "The identity already belonged to this member"}}
+_REGISTERED_BEFORE: dict[int | str, dict[str, Any]] = {
+    200: {"model": Registered, "description": "The identity already belonged to this member"}
+}
 
 
 @router.post("/members", status_code=201, responses=problems.problem_responses(401, 403, 422) | _REGISTERED_BEFORE)

@@ -169,6 +169,7 @@ def test_the_generated_sdk_walks_the_first_five_minutes_against_the_real_platfor
 
 
 def test_the_sdk_is_named_after_the_documents_operations_and_schemas(sdk: ModuleType) -> None:
+    assert sdk.__file__ is not None
     folder = Path(sdk.__file__).parent
     functions = {path.stem for path in (folder / "api").glob("*/*.py") if path.stem != "__init__"}
     assert {"issue_token", "reserve_stock", "sku_availability", "upload_sales", "pos_price_book"} <= functions

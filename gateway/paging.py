@@ -1,9 +1,9 @@
 """The one paging rule of every list route: ``page: Paging`` in its parameters.
 
-- ``page_size`` is 1 to ``MAX_PAGE_SIZE`` (settings; at most :data:`HARD_MAX_PAGE_SIZE`, the
-  most any backend serves in one page), default :data:`DEFAULT_PAGE_SIZE` (or the cap when lower). The OpenAPI
-  document's ``maximum`` is that same setting (:func:`document_page_size`), so the schema
-  and the refusal never disagree.
+- ``page_size`` is 1 to ``MAX_PAGE_SIZE`` (settings; at most 500, the most any backend
+  serves in one page), default :data:`DEFAULT_PAGE_SIZE` or the cap when
+  lower. The OpenAPI document's ``maximum`` is that same setting (:func:`document_page_size`),
+  so the schema and the refusal never disagree.
 - ``page_token`` is opaque: the gateway signs the backend's own cursor together with the
   listing it belongs to (the path and every other query parameter). A token that is not
   one the gateway handed out for this listing — garbage, tampered with, from another
@@ -18,7 +18,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -29,7 +29,6 @@ from retail.common.v1 import paging_pb2
 from gateway import problems
 from gateway.resources import Resources
 
-HARD_MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_TOKEN_LENGTH = 512
 INVALID_PAGE_TOKEN = problems.ProblemType("invalid-page-token", "The page token is not one of this listing", 422)
@@ -67,7 +66,7 @@ class Page:
     size: int
     cursor: str
     listing: bytes
-    keys: tuple[bytes, ...]
+    keys: tuple[bytes, ...] = field(repr=False)
 
     def request(self, *, size: int | None = None) -> paging_pb2.PageRequest:
         """The backend's ``PageRequest`` (``size`` overrides the page size asked for)."""

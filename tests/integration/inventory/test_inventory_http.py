@@ -91,8 +91,8 @@ async def test_a_reservation_names_exactly_one_of_location_and_channel(
     await stock(inventory_url, "ONE", {"ONLINE01": Decimal(5)})
     app = await gateway.client_headers(ClientKind.APP)
     schema = (await gateway.http.get("/openapi.json")).json()["components"]["schemas"]
-    assert "exactly one of `location_id`" in schema["ReservationIn"]["description"]
-    channel = schema["ReservationIn"]["properties"]["channel"]
+    assert "exactly one of `location_id`" in schema["ReservationRequest"]["description"]
+    channel = schema["ReservationRequest"]["properties"]["channel"]
     assert channel["anyOf"][0]["enum"] == ["online", "mini_program", "click_and_collect", "store"]
     assert "draws only from locations that list the channel" in channel["description"]
     assert {"draws_from", "not_promisable"} <= set(schema["OutOfStockProblem"]["properties"])

@@ -60,11 +60,28 @@ def pgbench(postgres: PostgresServer, database: str, script: Path, seconds: int,
     """Run pgbench with a custom script; returns (transactions per second, transactions)."""
     result = subprocess.run(
         [
-            str(postgres_bin_dir() / "pgbench"), "-n", "-h", "127.0.0.1", "-p", str(postgres.port), "-U", "postgres",
-            "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(seconds), "-f", str(script), database,
+            str(postgres_bin_dir() / "pgbench"),
+            "-n",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(postgres.port),
+            "-U",
+            "postgres",
+            "-c",
+            str(clients),
+            "-j",
+            str(min(clients, 2)),
+            "-T",
+            str(seconds),
+            "-f",
+            str(script),
+            database,
         ],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     tps = float(re.search(r"tps = ([\d.]+)", result.stdout).group(1))  # type: ignore[union-attr]
     transactions = int(re.search(r"number of transactions actually processed: (\d+)", result.stdout).group(1))  # type: ignore[union-attr]
     return tps, transactions

@@ -70,10 +70,24 @@ def wrk_latency(base_url: str, script: Path, mode: str, seconds: int, token: str
     if binary is None:
         raise SystemExit("wrk is not installed (make bench installs it from Debian's packages when run as root)")
     output = subprocess.run(
-        [binary, f"-t{min(2, connections)}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
-         base_url, "--", mode, str(LATENCY_SKUS)],
-        capture_output=True, text=True, check=True, env={**os.environ, "BENCH_TOKEN": token},
-    ).stdout  # fmt: skip
+        [
+            binary,
+            f"-t{min(2, connections)}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            base_url,
+            "--",
+            mode,
+            str(LATENCY_SKUS),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "BENCH_TOKEN": token},
+    ).stdout
     if "Non-2xx" in output or "Socket errors" in output:
         raise SystemExit(f"wrk saw errors ({mode} through the gateway):\n{output}")
     return {
@@ -85,10 +99,21 @@ def wrk_latency(base_url: str, script: Path, mode: str, seconds: int, token: str
 
 def direct_latency(grpc_target: str, mode: str, seconds: int, owner: str, connections: int) -> dict[str, float]:
     output = subprocess.run(
-        [sys.executable, "-m", "bench.grpc_latency", grpc_target, mode, str(seconds), str(connections),
-         str(LATENCY_SKUS), owner],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "bench.grpc_latency",
+            grpc_target,
+            mode,
+            str(seconds),
+            str(connections),
+            str(LATENCY_SKUS),
+            owner,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     figures: dict[str, float] = json.loads(output.strip().splitlines()[-1])
     if figures["errors"]:
         raise SystemExit(f"direct gRPC {mode} calls failed: {figures}")

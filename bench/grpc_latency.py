@@ -55,11 +55,15 @@ async def run(target: str, mode: str, seconds: float, concurrency: int, skus: in
             else:
                 await stub.ReserveStock(
                     pb.ReserveStockRequest(
-                        request_id=str(uuid.uuid4()), sku=sku, quantity=money_pb2.Decimal(value="1"),
-                        location_id=LOCATION, ttl_seconds=TTL_SECONDS, owner=owner,
+                        request_id=str(uuid.uuid4()),
+                        sku=sku,
+                        quantity=money_pb2.Decimal(value="1"),
+                        location_id=LOCATION,
+                        ttl_seconds=TTL_SECONDS,
+                        owner=owner,
                     ),
                     timeout=5,
-                )  # fmt: skip
+                )
 
         for _ in range(WARM_UP_CALLS):
             await asyncio.gather(*(call() for _ in range(concurrency)))

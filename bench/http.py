@@ -63,28 +63,53 @@ def bench_http(work: Path, seconds: int) -> dict[str, float]:
         raw_port, gateway_port = free_port(), free_port()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         raw = serve(
-            [sys.executable, "-m", "uvicorn", "bench.raw_asgi:app", "--port", str(raw_port), "--no-access-log",
-             "--log-level", "warning"],
-            env, f"http://127.0.0.1:{raw_port}/healthz",
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench.raw_asgi:app",
+                "--port",
+                str(raw_port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            env,
+            f"http://127.0.0.1:{raw_port}/healthz",
+        )
         servers.append(raw)
         raw_rps = wrk(f"http://127.0.0.1:{raw_port}/healthz", seconds)
         raw.terminate()
         raw.wait(10)
         fastapi_port = free_port()
         bare = serve(
-            [sys.executable, "-m", "uvicorn", "bench.raw_asgi:bare_fastapi", "--factory", "--port", str(fastapi_port),
-             "--no-access-log", "--log-level", "warning"],
-            env, f"http://127.0.0.1:{fastapi_port}/healthz",
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "bench.raw_asgi:bare_fastapi",
+                "--factory",
+                "--port",
+                str(fastapi_port),
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            ],
+            env,
+            f"http://127.0.0.1:{fastapi_port}/healthz",
+        )
         servers.append(bare)
         fastapi_rps = wrk(f"http://127.0.0.1:{fastapi_port}/healthz", seconds)
         bare.terminate()
         bare.wait(10)
         gateway_env = {
-            **env, "APP_ENV": "local", "HTTP_PORT": str(gateway_port), "LOG_LEVEL": "WARNING",
-            "DATABASE_URL": postgres.url_for("gateway"), "NATS_URL": nats.url,
-        }  # fmt: skip
+            **env,
+            "APP_ENV": "local",
+            "HTTP_PORT": str(gateway_port),
+            "LOG_LEVEL": "WARNING",
+            "DATABASE_URL": postgres.url_for("gateway"),
+            "NATS_URL": nats.url,
+        }
         gateway = serve([sys.executable, "-m", "gateway"], gateway_env, f"http://127.0.0.1:{gateway_port}/healthz")
         servers.append(gateway)
         gateway_rps = wrk(f"http://127.0.0.1:{gateway_port}/healthz", seconds)

@@ -165,9 +165,13 @@ def sale_apply_script(key: bytes) -> str:
 def member_settings(database_url: str, nats_url: str, lookup_secret: str, data_keys: str) -> MemberSettings:
     """The member service's settings as its processes get them here (the keys of this run)."""
     return load_settings(
-        MemberSettings, app_env="local", database_url=database_url, nats_url=nats_url,
-        member_lookup_key=lookup_secret, member_data_keys=data_keys,
-    )  # fmt: skip
+        MemberSettings,
+        app_env="local",
+        database_url=database_url,
+        nats_url=nats_url,
+        member_lookup_key=lookup_secret,
+        member_data_keys=data_keys,
+    )
 
 
 @dataclass(frozen=True)
@@ -204,21 +208,55 @@ async def load_members(stack: Stack) -> float:
                 channel = channels[number % 3]
                 store = f"S{number % STORES + 1:03d}" if channel == "store" else None
                 sealed = codec.seal_profile(member_id, Profile())
-                members.append((member_id, registered_at, channel, store, sealed["name"], sealed["birthday"],
-                                sealed["address"], None, "{}", lowest_tier, registered_at))  # fmt: skip
+                members.append(
+                    (
+                        member_id,
+                        registered_at,
+                        channel,
+                        store,
+                        sealed["name"],
+                        sealed["birthday"],
+                        sealed["address"],
+                        None,
+                        "{}",
+                        lowest_tier,
+                        registered_at,
+                    )
+                )
                 identity = parse_identity("phone", phone_of(number))
                 lookup = identity_hash(key, identity)
-                identities.append((lookup, member_id, identity.type.value, codec.seal_identity(lookup, identity),
-                                   registered_at, f"{store}-POS01" if store else CLIENT_ID))  # fmt: skip
+                identities.append(
+                    (
+                        lookup,
+                        member_id,
+                        identity.type.value,
+                        codec.seal_identity(lookup, identity),
+                        registered_at,
+                        f"{store}-POS01" if store else CLIENT_ID,
+                    )
+                )
             await connection.copy_records_to_table(
-                "member", records=members,
-                columns=["member_id", "registered_at", "registration_channel", "home_store_id", "name_sealed",
-                         "birthday_sealed", "address_sealed", "gender", "preferences", "tier", "tier_since"],
-            )  # fmt: skip
+                "member",
+                records=members,
+                columns=[
+                    "member_id",
+                    "registered_at",
+                    "registration_channel",
+                    "home_store_id",
+                    "name_sealed",
+                    "birthday_sealed",
+                    "address_sealed",
+                    "gender",
+                    "preferences",
+                    "tier",
+                    "tier_since",
+                ],
+            )
             await connection.copy_records_to_table(
-                "member_identity", records=identities,
+                "member_identity",
+                records=identities,
                 columns=["identity_hash", "member_id", "identity_type", "value_sealed", "linked_at", "linked_by"],
-            )  # fmt: skip
+            )
         await connection.execute("SELECT setval('member_number', $1)", MEMBERS)
         await connection.execute(
             "INSERT INTO item_category (sku, category_id, department_id) SELECT * FROM unnest($1::text[], $2::text[], "
@@ -263,10 +301,16 @@ def member_service(stack: Stack, work: Path, name: str) -> Iterator[Member]:
     with (work / f"{name}.log").open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "services.member"],
-            env={**stack.env, "DATABASE_URL": stack.member_url, "GRPC_PORT": str(grpc_port),
-                 "GRPC_HOST": "127.0.0.1", "DB_POOL_SIZE": "20"},
-            stdout=subprocess.DEVNULL, stderr=log,
-        )  # fmt: skip
+            env={
+                **stack.env,
+                "DATABASE_URL": stack.member_url,
+                "GRPC_PORT": str(grpc_port),
+                "GRPC_HOST": "127.0.0.1",
+                "DB_POOL_SIZE": "20",
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
         try:
             yield Member(process, grpc_port)
         finally:
@@ -283,20 +327,31 @@ def gateway(stack: Stack, member: Member, work: Path) -> Iterator[tuple[str, sub
 
 @contextlib.contextmanager
 def gateway_in_front_of(
-    env: dict[str, str], database_url: str, backend: str, grpc_port: int, backend_process: subprocess.Popen[bytes],
+    env: dict[str, str],
+    database_url: str,
+    backend: str,
+    grpc_port: int,
+    backend_process: subprocess.Popen[bytes],
     work: Path,
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:  # fmt: skip
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A gateway process routing to one service (its rate limit out of the way), ready when the
     service answers its health check too; yields its base URL and process; log in ``work``."""
     port = free_port()
     with (work / "gateway.log").open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gateway"],
-            env={**env, "DATABASE_URL": database_url, "HTTP_PORT": str(port), "DB_POOL_SIZE": "20",
-                 "GATEWAY_BACKENDS": f"{backend}=127.0.0.1:{grpc_port}",
-                 "RATE_LIMIT_PER_SECOND": "1000000", "RATE_LIMIT_BURST": "1000000"},
-            stdout=subprocess.DEVNULL, stderr=log,
-        )  # fmt: skip
+            env={
+                **env,
+                "DATABASE_URL": database_url,
+                "HTTP_PORT": str(port),
+                "DB_POOL_SIZE": "20",
+                "GATEWAY_BACKENDS": f"{backend}=127.0.0.1:{grpc_port}",
+                "RATE_LIMIT_PER_SECOND": "1000000",
+                "RATE_LIMIT_BURST": "1000000",
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
         base_url = f"http://127.0.0.1:{port}"
         try:
             wait_ready(f"{base_url}/readyz", {"gateway": process, backend: backend_process})
@@ -312,11 +367,31 @@ def gateway_in_front_of(
 def pgbench(postgres: PostgresServer, database: str, script: Path, seconds: int, clients: int) -> float:
     """Transactions per second of a custom script, prepared statements (as the services' asyncpg uses)."""
     output = subprocess.run(
-        [str(postgres_bin_dir() / "pgbench"), "-n", "-M", "prepared", "-h", "127.0.0.1", "-p", str(postgres.port),
-         "-U", "postgres", "-c", str(clients), "-j", str(min(clients, 2)), "-T", str(seconds), "-f", str(script),
-         database],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        [
+            str(postgres_bin_dir() / "pgbench"),
+            "-n",
+            "-M",
+            "prepared",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(postgres.port),
+            "-U",
+            "postgres",
+            "-c",
+            str(clients),
+            "-j",
+            str(min(clients, 2)),
+            "-T",
+            str(seconds),
+            "-f",
+            str(script),
+            database,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return float(re.search(r"tps = ([\d.]+)", output).group(1))  # type: ignore[union-attr]
 
 
@@ -342,10 +417,25 @@ def run_wrk(
     if binary is None:
         raise SystemExit("wrk is not installed (make bench installs it from Debian's packages when run as root)")
     output = subprocess.run(
-        [binary, "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency", "-s", str(script),
-         base_url, "--", *script_args],
-        capture_output=True, text=True, check=True, env={**os.environ, "BENCH_TOKEN": token},
-    ).stdout  # fmt: skip
+        [
+            binary,
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "--latency",
+            "-s",
+            str(script),
+            base_url,
+            "--",
+            *script_args,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "BENCH_TOKEN": token},
+    ).stdout
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return WrkRun(
         rps=float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
@@ -368,12 +458,20 @@ def check_resolves(base_url: str, token: str) -> None:
 
     headers = {"Authorization": f"Bearer {token}"}
     for number in (1, MEMBERS // 2, MEMBERS):
-        answer = httpx.get(f"{base_url}/v1/members/resolve", params={"type": "phone", "value": phone_of(number)},
-                           headers=headers, timeout=10)  # fmt: skip
+        answer = httpx.get(
+            f"{base_url}/v1/members/resolve",
+            params={"type": "phone", "value": phone_of(number)},
+            headers=headers,
+            timeout=10,
+        )
         if answer.status_code != 200 or answer.json().get("member_id") != format_member_id(number):
             raise SystemExit(f"resolving member {number} answered {answer.status_code}: {answer.text[:200]}")
-    unknown = httpx.get(f"{base_url}/v1/members/resolve", params={"type": "phone", "value": phone_of(MEMBERS + 1)},
-                        headers=headers, timeout=10)  # fmt: skip
+    unknown = httpx.get(
+        f"{base_url}/v1/members/resolve",
+        params={"type": "phone", "value": phone_of(MEMBERS + 1)},
+        headers=headers,
+        timeout=10,
+    )
     if unknown.status_code != 404:
         raise SystemExit(f"an unknown phone answered {unknown.status_code}, not 404")
 
@@ -397,22 +495,37 @@ def sale_recorded(rng: random.Random, number: int, lookup_key: bytes, at: dateti
         total += quantity * unit_price
         lines.append(
             sales_pb2.SaleLine(
-                line_number=line_number, sku=sku, quantity=money_pb2.Decimal(value=str(quantity)),
+                line_number=line_number,
+                sku=sku,
+                quantity=money_pb2.Decimal(value=str(quantity)),
                 unit_price=money_pb2.Money(currency_code="CNY", minor_units=unit_price),
                 discount=money_pb2.Money(currency_code="CNY", minor_units=0),
                 line_total=money_pb2.Money(currency_code="CNY", minor_units=quantity * unit_price),
             )
-        )  # fmt: skip
+        )
     member = rng.randint(1, MEMBERS)
     sale = sales_pb2.SaleRecorded(
-        sale_id=sale_id, kind=sales_pb2.SALE_KIND_SALE, location_id=store, terminal_id=f"{store}-POS01",
-        channel=sales_pb2.SALES_CHANNEL_STORE, occurred_at=occurred, recorded_at=recorded, lines=lines,
-        member=sales_pb2.MemberReference(type=sales_pb2.MEMBER_IDENTIFIER_TYPE_PHONE,
-                                         identity_hash=member_identity_hash(lookup_key, "phone", phone_of(member))),
-        payments=[sales_pb2.Payment(method=sales_pb2.PAYMENT_METHOD_WECHAT_PAY,
-                                    amount=money_pb2.Money(currency_code="CNY", minor_units=total))],
-        total=money_pb2.Money(currency_code="CNY", minor_units=total), submitted_by=f"{store}-POS01",
-    )  # fmt: skip
+        sale_id=sale_id,
+        kind=sales_pb2.SALE_KIND_SALE,
+        location_id=store,
+        terminal_id=f"{store}-POS01",
+        channel=sales_pb2.SALES_CHANNEL_STORE,
+        occurred_at=occurred,
+        recorded_at=recorded,
+        lines=lines,
+        member=sales_pb2.MemberReference(
+            type=sales_pb2.MEMBER_IDENTIFIER_TYPE_PHONE,
+            identity_hash=member_identity_hash(lookup_key, "phone", phone_of(member)),
+        ),
+        payments=[
+            sales_pb2.Payment(
+                method=sales_pb2.PAYMENT_METHOD_WECHAT_PAY,
+                amount=money_pb2.Money(currency_code="CNY", minor_units=total),
+            )
+        ],
+        total=money_pb2.Money(currency_code="CNY", minor_units=total),
+        submitted_by=f"{store}-POS01",
+    )
     return sale_id, store, sale.SerializeToString()
 
 
@@ -427,13 +540,22 @@ async def publish_sales(nats_url: str, lookup_key: bytes, count: int) -> float:
         entries = [sale_recorded(rng, number, lookup_key, now) for number in range(1, count + 1)]
         started = time.perf_counter()
         for first in range(0, count, SALE_PUBLISH_WINDOW):
-            acks = await asyncio.gather(*(
-                js.publish(sale_subject(store), payload, timeout=10, headers={
-                    MSG_ID_HEADER: sale_id, EVENT_TYPE_HEADER: SALE_RECORDED_TYPE,
-                    OCCURRED_AT_HEADER: now.isoformat(), AGGREGATE_HEADER: sale_id,
-                })
-                for sale_id, store, payload in entries[first : first + SALE_PUBLISH_WINDOW]
-            ))  # fmt: skip
+            acks = await asyncio.gather(
+                *(
+                    js.publish(
+                        sale_subject(store),
+                        payload,
+                        timeout=10,
+                        headers={
+                            MSG_ID_HEADER: sale_id,
+                            EVENT_TYPE_HEADER: SALE_RECORDED_TYPE,
+                            OCCURRED_AT_HEADER: now.isoformat(),
+                            AGGREGATE_HEADER: sale_id,
+                        },
+                    )
+                    for sale_id, store, payload in entries[first : first + SALE_PUBLISH_WINDOW]
+                )
+            )
             if any(ack.duplicate for ack in acks):
                 raise SystemExit("the SALES stream already held some of the benchmark's sales")
         elapsed = time.perf_counter() - started
@@ -528,12 +650,25 @@ def bench_members(work: Path, seconds: int) -> dict[str, float]:
         migrations.upgrade(member_url, MEMBER_VERSIONS)
         lookup_secret = secrets.token_hex(24)
         data_keys = f"bench-{secrets.token_hex(4)}:{base64.b64encode(secrets.token_bytes(32)).decode()}"
-        env = {**os.environ, "APP_ENV": "local", "LOG_LEVEL": "WARNING", "NATS_URL": nats.url,
-               "PYTHONUNBUFFERED": "1", "OTEL_TRACES_SAMPLER_ARG": "0.0",
-               "MEMBER_LOOKUP_KEY": lookup_secret, "MEMBER_DATA_KEYS": data_keys}  # fmt: skip
+        env = {
+            **os.environ,
+            "APP_ENV": "local",
+            "LOG_LEVEL": "WARNING",
+            "NATS_URL": nats.url,
+            "PYTHONUNBUFFERED": "1",
+            "OTEL_TRACES_SAMPLER_ARG": "0.0",
+            "MEMBER_LOOKUP_KEY": lookup_secret,
+            "MEMBER_DATA_KEYS": data_keys,
+        }
         env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
-        stack = Stack(postgres, nats, gateway_url, member_url,
-                      member_settings(member_url, nats.url, lookup_secret, data_keys), env)  # fmt: skip
+        stack = Stack(
+            postgres,
+            nats,
+            gateway_url,
+            member_url,
+            member_settings(member_url, nats.url, lookup_secret, data_keys),
+            env,
+        )
         load_seconds = asyncio.run(load_members(stack))
         print(f"  (loaded {MEMBERS:,} members with a phone identity each in {load_seconds:.1f}s)", flush=True)
         resolution = resolve(stack, work, seconds)
@@ -552,8 +687,11 @@ def resolve(stack: Stack, work: Path, seconds: int) -> dict[str, float]:
     script.write_text(WRK_SCRIPT)
     client_secret = secrets.token_hex(16)
     # An app back end allowed to resolve members and nothing else (the route needs ``members:read``).
-    asyncio.run(register_app_client(stack.gateway_url, CLIENT_ID, client_secret, "bench app (member resolution)",
-                                    frozenset({MEMBERS_READ})))  # fmt: skip
+    asyncio.run(
+        register_app_client(
+            stack.gateway_url, CLIENT_ID, client_secret, "bench app (member resolution)", frozenset({MEMBERS_READ})
+        )
+    )
     with member_service(stack, work, "member-resolve") as member, gateway(stack, member, work) as (base_url, gw):
         token = token_for(base_url, CLIENT_ID, client_secret)
         check_resolves(base_url, token)

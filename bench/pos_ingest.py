@@ -184,11 +184,27 @@ def wrk_batches(base_url: str, access_token: str, seconds: int, connections: int
     if binary is None:
         raise SystemExit("wrk is not installed (make bench installs it from Debian's packages when run as root)")
     output = subprocess.run(
-        [binary, "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency", "-s", str(LUA),
-         base_url, "--",
-         access_token, STORE, str(SALES_PER_BATCH), str(LINES_PER_SALE)],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        [
+            binary,
+            "-t2",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "--latency",
+            "-s",
+            str(LUA),
+            base_url,
+            "--",
+            access_token,
+            STORE,
+            str(SALES_PER_BATCH),
+            str(LINES_PER_SALE),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     if "Non-2xx" in output or "Socket errors" in output:
         raise SystemExit(f"wrk saw errors:\n{output}")
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
@@ -321,8 +337,14 @@ def bench_pos(work: Path, seconds: int) -> dict[str, float]:
     try:
         for name in ("gateway", "inventory"):
             postgres.create_database(name)
-        stack = Stack(postgres, nats, postgres.url_for("gateway"), postgres.url_for("inventory"),
-                      uuid.uuid4().hex, uuid.uuid4().hex)  # fmt: skip
+        stack = Stack(
+            postgres,
+            nats,
+            postgres.url_for("gateway"),
+            postgres.url_for("inventory"),
+            uuid.uuid4().hex,
+            uuid.uuid4().hex,
+        )
         migrations.upgrade(stack.gateway_url, GATEWAY_VERSIONS)
         migrations.upgrade(stack.inventory_url, INVENTORY_VERSIONS)
         asyncio.run(seed_inventory(stack.inventory_url))
@@ -357,9 +379,12 @@ def bench_pos(work: Path, seconds: int) -> dict[str, float]:
 
         # The journal's own ceiling: acknowledged publishes alone, as many in flight as wrk keeps.
         raw = python_module(
-            "bench.js_publish", nats.url, "retail.sales.v1.sale_recorded.RAW", str(max(1000, journaled // 2)),
+            "bench.js_publish",
+            nats.url,
+            "retail.sales.v1.sale_recorded.RAW",
+            str(max(1000, journaled // 2)),
             str(CONNECTIONS * SALES_PER_BATCH),
-        )  # fmt: skip
+        )
         figures["raw_jetstream_publish_sale_lines_per_s"] = raw * LINES_PER_SALE
         journal_write, sale_line = work / "journal_write.sql", work / "sale_line_apply.sql"
         journal_write.write_text(JOURNAL_WRITE)
@@ -411,10 +436,16 @@ def inventory_service(stack: Stack, work: Path) -> Iterator[Services]:
     with (work / "inventory.log").open("wb") as log:
         inventory = subprocess.Popen(
             [sys.executable, "-m", "services.inventory"],
-            env={**base_env(stack, tracing_endpoint=None), "DATABASE_URL": stack.inventory_url,
-                 "GRPC_PORT": str(grpc_port), "GRPC_HOST": "127.0.0.1", "DB_POOL_SIZE": "20"},
-            stdout=subprocess.DEVNULL, stderr=log,
-        )  # fmt: skip
+            env={
+                **base_env(stack, tracing_endpoint=None),
+                "DATABASE_URL": stack.inventory_url,
+                "GRPC_PORT": str(grpc_port),
+                "GRPC_HOST": "127.0.0.1",
+                "DB_POOL_SIZE": "20",
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
         try:
             yield Services(inventory, grpc_port)
         finally:
@@ -425,8 +456,14 @@ def inventory_service(stack: Stack, work: Path) -> Iterator[Services]:
 def base_env(stack: Stack, *, tracing_endpoint: str | None) -> dict[str, str]:
     """Environment of a service process: tracing off, or every request sampled and sent to the sink."""
     sampled = "0.0" if tracing_endpoint is None else "1.0"
-    env = {**os.environ, "APP_ENV": "local", "LOG_LEVEL": "WARNING", "NATS_URL": stack.nats.url,
-           "PYTHONUNBUFFERED": "1", "OTEL_TRACES_SAMPLER_ARG": sampled}  # fmt: skip
+    env = {
+        **os.environ,
+        "APP_ENV": "local",
+        "LOG_LEVEL": "WARNING",
+        "NATS_URL": stack.nats.url,
+        "PYTHONUNBUFFERED": "1",
+        "OTEL_TRACES_SAMPLER_ARG": sampled,
+    }
     env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
     if tracing_endpoint is not None:
         env["OTEL_EXPORTER_OTLP_ENDPOINT"] = tracing_endpoint
@@ -442,10 +479,13 @@ def gateway(stack: Stack, behind: Services | None, *, tracing_endpoint: str | No
     """
     port = free_port()
     env = {
-        **base_env(stack, tracing_endpoint=tracing_endpoint), "HTTP_PORT": str(port),
-        "DATABASE_URL": stack.gateway_url, "DB_POOL_SIZE": "20",
-        "RATE_LIMIT_PER_SECOND": "1000000", "RATE_LIMIT_BURST": "1000000",
-    }  # fmt: skip
+        **base_env(stack, tracing_endpoint=tracing_endpoint),
+        "HTTP_PORT": str(port),
+        "DATABASE_URL": stack.gateway_url,
+        "DB_POOL_SIZE": "20",
+        "RATE_LIMIT_PER_SECOND": "1000000",
+        "RATE_LIMIT_BURST": "1000000",
+    }
     if behind is not None:
         env["GATEWAY_BACKENDS"] = f"inventory=127.0.0.1:{behind.grpc_port}"
     base_url = f"http://127.0.0.1:{port}"

@@ -154,10 +154,22 @@ def simulators(stack: Stack, work: Path) -> Iterator[list[Simulator]]:
                 period = low + (high - low) * (number - 1) // max(STORES - 1, 1)
                 log = logs.enter_context((work / f"esl-{store_id(number)}.log").open("wb"))
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "tools.esl_simulators", "batch", "--port", str(port),
-                     "--generate", str(LABELS_PER_STORE), "--checkin-ms", str(period)],
-                    env=stack.env, stdout=subprocess.DEVNULL, stderr=log,
-                )  # fmt: skip
+                    [
+                        sys.executable,
+                        "-m",
+                        "tools.esl_simulators",
+                        "batch",
+                        "--port",
+                        str(port),
+                        "--generate",
+                        str(LABELS_PER_STORE),
+                        "--checkin-ms",
+                        str(period),
+                    ],
+                    env=stack.env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=log,
+                )
                 started.append(Simulator(store_id(number), process, f"http://127.0.0.1:{port}"))
             for simulator in started:
                 wait_ready(f"{simulator.base_url}/api/v1/labels?ids=L0000000", {simulator.store_id: simulator.process})
@@ -177,10 +189,17 @@ def pricing_service(stack: Stack, work: Path) -> Iterator[tuple[subprocess.Popen
             [sys.executable, "-m", "services.pricing"],
             # Label status refreshes (online state, battery of every label) every 5 minutes by default:
             # moved out of the measured phases.
-            env={**stack.env, "DATABASE_URL": stack.pricing_url, "GRPC_PORT": str(grpc_port),
-                 "GRPC_HOST": "127.0.0.1", "DB_POOL_SIZE": "20", "LABEL_STATUS_SECONDS": "3600"},
-            stdout=subprocess.DEVNULL, stderr=log,
-        )  # fmt: skip
+            env={
+                **stack.env,
+                "DATABASE_URL": stack.pricing_url,
+                "GRPC_PORT": str(grpc_port),
+                "GRPC_HOST": "127.0.0.1",
+                "DB_POOL_SIZE": "20",
+                "LABEL_STATUS_SECONDS": "3600",
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
         try:
             yield process, grpc_port
         finally:
@@ -206,14 +225,38 @@ async def load_chain(stack: Stack, stations: list[Simulator]) -> float:
         for number in range(1, SKUS + 1):
             body = f"69{number:010d}"
             cost = base_price_fen(number) * 6 // 10
-            items.append((sku_of(number), f"bench item {number}", f"C{number % 50:04d}",
-                          f"{body}{gs1_check_digit(body)}", "piece", cost, f"SUP{number % 20:03d}", [], True,
-                          number, now))  # fmt: skip
+            items.append(
+                (
+                    sku_of(number),
+                    f"bench item {number}",
+                    f"C{number % 50:04d}",
+                    f"{body}{gs1_check_digit(body)}",
+                    "piece",
+                    cost,
+                    f"SUP{number % 20:03d}",
+                    [],
+                    True,
+                    number,
+                    now,
+                )
+            )
         await connection.copy_records_to_table(
-            "item", records=items,
-            columns=["sku", "name", "category", "barcode", "unit", "cost_fen", "supplier_id", "store_ids", "active",
-                     "version", "updated_at"],
-        )  # fmt: skip
+            "item",
+            records=items,
+            columns=[
+                "sku",
+                "name",
+                "category",
+                "barcode",
+                "unit",
+                "cost_fen",
+                "supplier_id",
+                "store_ids",
+                "active",
+                "version",
+                "updated_at",
+            ],
+        )
         await connection.execute("SELECT setval('item_version', $1)", SKUS)
         await connection.copy_records_to_table(
             "price_rule",
@@ -316,13 +359,37 @@ async def schedule_storm(url: str, effective_at: datetime) -> int:
         await connection.copy_records_to_table(
             "price_change",
             records=[
-                (f"PC{uuid.uuid4().hex[:20].upper()}", sku_of(n), base_price_fen(n) + PRICE_STEP_FEN, "CNY",
-                 effective_at, [], None, "scheduled", "", None, now, CHANGED_BY)
+                (
+                    f"PC{uuid.uuid4().hex[:20].upper()}",
+                    sku_of(n),
+                    base_price_fen(n) + PRICE_STEP_FEN,
+                    "CNY",
+                    effective_at,
+                    [],
+                    None,
+                    "scheduled",
+                    "",
+                    None,
+                    now,
+                    CHANGED_BY,
+                )
                 for n in range(1, SKUS + 1)
             ],
-            columns=["change_id", "sku", "price_fen", "currency", "effective_at", "store_ids", "channel", "state",
-                     "override_reason", "markdown_id", "created_at", "created_by"],
-        )  # fmt: skip
+            columns=[
+                "change_id",
+                "sku",
+                "price_fen",
+                "currency",
+                "effective_at",
+                "store_ids",
+                "channel",
+                "state",
+                "override_reason",
+                "markdown_id",
+                "created_at",
+                "created_by",
+            ],
+        )
         # Changes are scheduled long before they take effect, so autovacuum has analysed them by then; with
         # statistics of an empty table the scheduler's claim (an anti-join per SKU) turns quadratic.
         await connection.execute("ANALYZE price_change")
@@ -349,15 +416,17 @@ async def storm_record(url: str, effective_at: datetime) -> StormRecord:
     try:
         applied = await connection.fetchrow(
             "SELECT count(*) AS n, max(applied_at) AS last FROM price_change WHERE created_by = $1 "
-            "AND state = 'applied'", CHANGED_BY,
-        )  # fmt: skip
+            "AND state = 'applied'",
+            CHANGED_BY,
+        )
         events = await connection.fetchrow(
             "SELECT count(*) AS n, min(created_at) AS first, max(created_at) AS last_created, "
             "max(published_at) AS last_published, avg(octet_length(payload)) AS size, "
             "count(*) FILTER (WHERE published_at IS NULL) AS unpublished "
             "FROM outbox WHERE subject LIKE $1 AND occurred_at >= $2",
-            PRICE_CHANGED + "%", effective_at,
-        )  # fmt: skip
+            PRICE_CHANGED + "%",
+            effective_at,
+        )
         again = await connection.fetchval("SELECT count(*) FROM label WHERE attempts > 1")
     finally:
         await connection.close()
@@ -387,13 +456,22 @@ async def raw_publish(nats_url: str, subject: str, count: int, window: int, payl
         occurred = datetime.now(UTC).isoformat()
         started = time.perf_counter()
         for first in range(0, count, window):
-            await asyncio.gather(*(
-                js.publish(f"{subject}.{store_id(n % STORES + 1)}", payload, timeout=10, headers={
-                    MSG_ID_HEADER: str(uuid.uuid4()), EVENT_TYPE_HEADER: "retail.pricing.v1.PriceChanged",
-                    OCCURRED_AT_HEADER: occurred, AGGREGATE_HEADER: f"book:{store_id(n % STORES + 1)}",
-                })
-                for n in range(first, min(first + window, count))
-            ))  # fmt: skip
+            await asyncio.gather(
+                *(
+                    js.publish(
+                        f"{subject}.{store_id(n % STORES + 1)}",
+                        payload,
+                        timeout=10,
+                        headers={
+                            MSG_ID_HEADER: str(uuid.uuid4()),
+                            EVENT_TYPE_HEADER: "retail.pricing.v1.PriceChanged",
+                            OCCURRED_AT_HEADER: occurred,
+                            AGGREGATE_HEADER: f"book:{store_id(n % STORES + 1)}",
+                        },
+                    )
+                    for n in range(first, min(first + window, count))
+                )
+            )
         return count / (time.perf_counter() - started)
     finally:
         await client.close()
@@ -401,10 +479,21 @@ async def raw_publish(nats_url: str, subject: str, count: int, window: int, payl
 
 def raw_publish_process(nats_url: str, count: int, payload_bytes: int) -> float:
     output = subprocess.run(
-        [sys.executable, "-m", "bench.pricing", "raw-publish", nats_url, "bench.raw.price_changed", str(count),
-         str(RAW_PUBLISH_WINDOW), str(payload_bytes)],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "bench.pricing",
+            "raw-publish",
+            nats_url,
+            "bench.raw.price_changed",
+            str(count),
+            str(RAW_PUBLISH_WINDOW),
+            str(payload_bytes),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return float(output.strip().splitlines()[-1])
 
 
@@ -412,8 +501,9 @@ def raw_publish_process(nats_url: str, count: int, payload_bytes: int) -> float:
 
 
 def wrk(base_url: str, seconds: int, token: str) -> WrkRun:
-    return run_wrk(base_url, LUA, seconds, token, connections=CONNECTIONS,
-                   script_args=[str(SKUS), str(STORES), str(BASKET_LINES)])  # fmt: skip
+    return run_wrk(
+        base_url, LUA, seconds, token, connections=CONNECTIONS, script_args=[str(SKUS), str(STORES), str(BASKET_LINES)]
+    )
 
 
 def check_basket(base_url: str, token: str) -> None:
@@ -421,9 +511,11 @@ def check_basket(base_url: str, token: str) -> None:
     numbers = list(range(1, BASKET_LINES + 1))
     body = {"store_id": store_id(STORES), "lines": [{"sku": sku_of(n), "quantity": "2"} for n in numbers]}
     request = urllib.request.Request(  # noqa: S310 - loopback
-        f"{base_url}/v1/prices/effective/basket", data=json.dumps(body).encode(), method="POST",
+        f"{base_url}/v1/prices/effective/basket",
+        data=json.dumps(body).encode(),
+        method="POST",
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
-    )  # fmt: skip
+    )
     try:
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
             answer = json.loads(response.read())
@@ -451,8 +543,14 @@ def bench_pricing(work: Path, seconds: int) -> dict[str, float]:
         migrations.upgrade(gateway_url, GATEWAY_VERSIONS)
         migrations.upgrade(pricing_url, PRICING_VERSIONS)
         asyncio.run(provision_streams(nats.url))
-        env = {**os.environ, "APP_ENV": "local", "LOG_LEVEL": "WARNING", "NATS_URL": nats.url,
-               "PYTHONUNBUFFERED": "1", "OTEL_TRACES_SAMPLER_ARG": "0.0"}  # fmt: skip
+        env = {
+            **os.environ,
+            "APP_ENV": "local",
+            "LOG_LEVEL": "WARNING",
+            "NATS_URL": nats.url,
+            "PYTHONUNBUFFERED": "1",
+            "OTEL_TRACES_SAMPLER_ARG": "0.0",
+        }
         env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
         stack = Stack(postgres, nats, pricing_url, gateway_url, env)
         client_secret = secrets.token_hex(16)
@@ -460,8 +558,11 @@ def bench_pricing(work: Path, seconds: int) -> dict[str, float]:
         asyncio.run(register_app_client(gateway_url, CLIENT_ID, client_secret, "bench app (basket prices)"))
         with simulators(stack, work) as stations:
             load_seconds = asyncio.run(load_chain(stack, stations))
-            print(f"  (loaded {STORES} stores, {SKUS:,} SKUs and {STORES * LABELS_PER_STORE:,} labels in "
-                  f"{load_seconds:.1f}s)", flush=True)  # fmt: skip
+            print(
+                f"  (loaded {STORES} stores, {SKUS:,} SKUs and {STORES * LABELS_PER_STORE:,} labels in "
+                f"{load_seconds:.1f}s)",
+                flush=True,
+            )
             with (
                 pricing_service(stack, work) as (pricing, grpc_port),
                 gateway_in_front_of(stack.env, stack.gateway_url, "pricing", grpc_port, pricing, work) as (base, gw),
@@ -469,25 +570,36 @@ def bench_pricing(work: Path, seconds: int) -> dict[str, float]:
                 started = time.time()
                 watched = {"pricing": pricing} | {f"ESL simulator {s.store_id}": s.process for s in stations}
                 synced = asyncio.run(
-                    wait_for(pricing_url, "the first label sync", "acknowledged", watched,
-                             target=STORES * LABELS_PER_STORE)
-                )  # fmt: skip
-                print(f"  (books materialised and every label's first content confirmed {synced - started:.1f}s "
-                      "after the service started)", flush=True)  # fmt: skip
+                    wait_for(
+                        pricing_url, "the first label sync", "acknowledged", watched, target=STORES * LABELS_PER_STORE
+                    )
+                )
+                print(
+                    f"  (books materialised and every label's first content confirmed {synced - started:.1f}s "
+                    "after the service started)",
+                    flush=True,
+                )
                 storm = label_storm(stack, pricing, stations, watched)
                 token = token_for(base, CLIENT_ID, client_secret)
                 baskets = basket_lookups(stack, base, token, {"pricing": pricing.pid, "gateway": gw.pid}, seconds)
     finally:
         nats.stop()
         postgres.stop()
-    return {"stores": float(STORES), "skus": float(SKUS), "labels": float(STORES * LABELS_PER_STORE),
-            **storm, **baskets}  # fmt: skip
+    return {
+        "stores": float(STORES),
+        "skus": float(SKUS),
+        "labels": float(STORES * LABELS_PER_STORE),
+        **storm,
+        **baskets,
+    }
 
 
 def label_storm(
-    stack: Stack, pricing: subprocess.Popen[bytes], stations: list[Simulator],
+    stack: Stack,
+    pricing: subprocess.Popen[bytes],
+    stations: list[Simulator],
     watched: dict[str, subprocess.Popen[bytes]],
-) -> dict[str, float]:  # fmt: skip
+) -> dict[str, float]:
     """Part 1: a change of every SKU's price, from its effective moment until every label confirmed it."""
     labels = STORES * LABELS_PER_STORE
     cpu = cpu_seconds(pricing.pid)
@@ -498,16 +610,16 @@ def label_storm(
         raise SystemExit(f"{scheduled} price changes scheduled, not {SKUS}")
     if datetime.now(UTC) >= effective_at:
         raise SystemExit(f"inserting the changes took longer than the {CHANGE_LEAD_SECONDS:.0f}s lead")
-    finished = asyncio.run(wait_for(stack.pricing_url, "the label storm", "storm_acknowledged", watched,
-                                    target=labels))  # fmt: skip
+    finished = asyncio.run(wait_for(stack.pricing_url, "the label storm", "storm_acknowledged", watched, target=labels))
     used = cpu_seconds(pricing.pid) - cpu
     simulators_used = sum(cpu_seconds(station.process.pid) for station in stations) - simulators_cpu
     elapsed = finished - effective_at.timestamp()
     record = asyncio.run(storm_record(stack.pricing_url, effective_at))
     if record.events != labels:
         raise SystemExit(f"{record.events} PriceChanged events written, not one per store and SKU ({labels})")
-    print(f"  (storm: {labels:,} labels confirmed the new prices {elapsed:.1f}s after the effective moment)",
-          flush=True)  # fmt: skip
+    print(
+        f"  (storm: {labels:,} labels confirmed the new prices {elapsed:.1f}s after the effective moment)", flush=True
+    )
     raw = raw_publish_process(stack.nats.url, record.events, round(record.payload_bytes))
     rate = labels / elapsed
     return {

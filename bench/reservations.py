@@ -104,18 +104,40 @@ async def reset_reserved(url: str) -> None:
 
 def pgbench(postgres: PostgresServer, database: str, script: Path, seconds: int) -> float:
     output = subprocess.run(
-        [str(postgres_bin_dir() / "pgbench"), "-n", "-h", "127.0.0.1", "-p", str(postgres.port), "-U", "postgres",
-         "-c", str(CONNECTIONS), "-j", "2", "-T", str(seconds), "-f", str(script), database],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        [
+            str(postgres_bin_dir() / "pgbench"),
+            "-n",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(postgres.port),
+            "-U",
+            "postgres",
+            "-c",
+            str(CONNECTIONS),
+            "-j",
+            "2",
+            "-T",
+            str(seconds),
+            "-f",
+            str(script),
+            database,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return float(re.search(r"tps = ([\d.]+)", output).group(1))  # type: ignore[union-attr]
 
 
 def wrk(url: str, script: Path, mode: str, seconds: int, token: str) -> dict[str, float]:
     output = subprocess.run(
         ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(script), url, "--", mode, mode],
-        capture_output=True, text=True, check=True, env={**os.environ, "BENCH_TOKEN": token},
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "BENCH_TOKEN": token},
+    ).stdout
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return {
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
@@ -215,22 +237,40 @@ def bench_reservations(work: Path, seconds: int) -> dict[str, float]:
         asyncio.run(reset_reserved(inventory_url))
 
         grpc_port, http_port = free_port(), free_port()
-        base_env = {**os.environ, "APP_ENV": "local", "NATS_URL": nats.url, "LOG_LEVEL": "WARNING",
-                    "PYTHONUNBUFFERED": "1"}  # fmt: skip
+        base_env = {
+            **os.environ,
+            "APP_ENV": "local",
+            "NATS_URL": nats.url,
+            "LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        }
         inventory = subprocess.Popen(
             [sys.executable, "-m", "services.inventory"],
-            env={**base_env, "DATABASE_URL": inventory_url, "GRPC_PORT": str(grpc_port), "GRPC_HOST": "127.0.0.1",
-                 "DB_POOL_SIZE": "20"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            env={
+                **base_env,
+                "DATABASE_URL": inventory_url,
+                "GRPC_PORT": str(grpc_port),
+                "GRPC_HOST": "127.0.0.1",
+                "DB_POOL_SIZE": "20",
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         processes.append(inventory)
         gateway = subprocess.Popen(
             [sys.executable, "-m", "gateway"],
-            env={**base_env, "DATABASE_URL": gateway_url, "HTTP_PORT": str(http_port), "DB_POOL_SIZE": "20",
-                 "GATEWAY_BACKENDS": f"inventory=127.0.0.1:{grpc_port}",
-                 "RATE_LIMIT_PER_SECOND": "1000000", "RATE_LIMIT_BURST": "1000000"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            env={
+                **base_env,
+                "DATABASE_URL": gateway_url,
+                "HTTP_PORT": str(http_port),
+                "DB_POOL_SIZE": "20",
+                "GATEWAY_BACKENDS": f"inventory=127.0.0.1:{grpc_port}",
+                "RATE_LIMIT_PER_SECOND": "1000000",
+                "RATE_LIMIT_BURST": "1000000",
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         processes.append(gateway)
         base = f"http://127.0.0.1:{http_port}"
         deadline = time.monotonic() + 60

@@ -42,7 +42,6 @@ def _holiday(row: tuple[Occasion, str, str, HolidayKind, str, str, float, float]
 
 
 _O = Occasion
-# fmt: off
 _ROWS: tuple[tuple[Occasion, str, str, HolidayKind, str, str, float, float], ...] = (
     # occasion, name, English name, kind, first day, last day ("": same), store uplift, online uplift
     # 2025, autumn onwards: Mid-Autumn fell inside the eight-day National Day break.
@@ -73,7 +72,6 @@ _ROWS: tuple[tuple[Occasion, str, str, HolidayKind, str, str, float, float], ...
     (_O.DOUBLE_12, "双12购物节", "Double 12", SHOPPING, "2026-12-12", "", 1.05, 1.6),
     (_O.CHRISTMAS, "圣诞节", "Christmas", FESTIVAL, "2026-12-24", "2026-12-25", 1.15, 1.1),
 )
-# fmt: on
 
 HOLIDAYS: tuple[Holiday, ...] = tuple(_holiday(row) for row in _ROWS)
 """Every published calendar event, in date order; events may overlap and then multiply."""

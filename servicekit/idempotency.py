@@ -128,9 +128,11 @@ async def store_responses(session: AsyncSession, responses: Sequence[tuple[str, 
             "UPDATE request_log l SET response = v.response FROM unnest(CAST(:ids AS text[]), "
             "CAST(:responses AS bytea[])) AS v(id, response) WHERE l.request_id = v.id"
         ),
-        {"ids": [request_id for request_id, _ in responses],
-         "responses": [response.SerializeToString(deterministic=True) for _, response in responses]},
-    )  # fmt: skip
+        {
+            "ids": [request_id for request_id, _ in responses],
+            "responses": [response.SerializeToString(deterministic=True) for _, response in responses],
+        },
+    )
 
 
 async def release_claims(session: AsyncSession, request_ids: Sequence[str]) -> None:

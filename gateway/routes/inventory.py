@@ -285,11 +285,16 @@ async def list_locations(
     """
     answer = await inventory(resources).ListLocations(pb.ListLocationsRequest(), timeout=resources.grpc_deadline)
     return [
-        Location(location_id=loc.location_id, name=loc.name, kind=_KINDS.get(loc.kind, "unknown"), city=loc.city,
-                 channels=list(loc.channels))
+        Location(
+            location_id=loc.location_id,
+            name=loc.name,
+            kind=_KINDS.get(loc.kind, "unknown"),
+            city=loc.city,
+            channels=list(loc.channels),
+        )
         for loc in answer.locations
         if principal.may_touch_store(loc.location_id) or loc.kind != pb.LOCATION_KIND_STORE
-    ]  # fmt: skip
+    ]
 
 
 @router.get("/stock/{sku}", responses=problems.problem_responses(401, 403, 404))
@@ -308,12 +313,15 @@ async def sku_availability(
         if answer.supplier_id != principal.supplier_id:
             raise problems.ProblemError(problems.NOT_FOUND, f"SKU {sku} does not exist")
         levels = [map_level(level) for level in answer.levels]
-        return SkuAvailability(sku=answer.sku, total_available_to_promise=answer.total_available_to_promise.value,
-                               levels=levels)  # fmt: skip
+        return SkuAvailability(
+            sku=answer.sku, total_available_to_promise=answer.total_available_to_promise.value, levels=levels
+        )
     levels = [map_level(level) for level in answer.levels if principal.may_touch_store(level.location_id)]
-    total = answer.total_available_to_promise.value if principal.store_id is None else (
-        levels[0].available_to_promise if levels else "0"
-    )  # fmt: skip
+    total = (
+        answer.total_available_to_promise.value
+        if principal.store_id is None
+        else (levels[0].available_to_promise if levels else "0")
+    )
     return SkuAvailability(sku=answer.sku, total_available_to_promise=total, levels=levels)
 
 
@@ -358,12 +366,17 @@ async def reserve_stock(
     async def effect() -> tuple[int, Any]:
         answer = await inventory(resources).ReserveStock(
             pb.ReserveStockRequest(
-                request_id=call.request_id, sku=body.sku, quantity=quantity(body.quantity),
-                location_id=body.location_id or "", channel=body.channel or "", ttl_seconds=body.ttl_seconds or 0,
-                allow_split=body.allow_split, owner=call.principal.client_id,
+                request_id=call.request_id,
+                sku=body.sku,
+                quantity=quantity(body.quantity),
+                location_id=body.location_id or "",
+                channel=body.channel or "",
+                ttl_seconds=body.ttl_seconds or 0,
+                allow_split=body.allow_split,
+                owner=call.principal.client_id,
             ),
             timeout=resources.grpc_deadline,
-        )  # fmt: skip
+        )
         return 201, map_reservation(answer.reservation)
 
     return await call.run(effect)  # type: ignore[return-value]
@@ -380,8 +393,9 @@ async def commit_reservation(
     Scope `reservations:write`; only the client that placed it. `Idempotency-Key` required.
     """
 
-    message = pb.CommitReservationRequest(request_id=call.request_id, reservation_id=reservation_id,
-                                          owner=owner_of(call.principal))  # fmt: skip
+    message = pb.CommitReservationRequest(
+        request_id=call.request_id, reservation_id=reservation_id, owner=owner_of(call.principal)
+    )
     return await _step(resources, call, "CommitReservation", message, _reservation_of)  # type: ignore[no-any-return]
 
 
@@ -393,8 +407,9 @@ async def release_reservation(
 ) -> ReservationOut:
     """Give a reservation's units back. Scope `reservations:write`; only its client. `Idempotency-Key` required."""
 
-    message = pb.ReleaseReservationRequest(request_id=call.request_id, reservation_id=reservation_id,
-                                           owner=owner_of(call.principal))  # fmt: skip
+    message = pb.ReleaseReservationRequest(
+        request_id=call.request_id, reservation_id=reservation_id, owner=owner_of(call.principal)
+    )
     return await _step(resources, call, "ReleaseReservation", message, _reservation_of)  # type: ignore[no-any-return]
 
 
@@ -410,10 +425,15 @@ async def request_transfer(
 
     async def effect() -> tuple[int, Any]:
         answer = await inventory(resources).RequestTransfer(
-            pb.RequestTransferRequest(request_id=call.request_id, sku=body.sku, quantity=quantity(body.quantity),
-                                      from_location_id=body.from_location_id, to_location_id=body.to_location_id),
+            pb.RequestTransferRequest(
+                request_id=call.request_id,
+                sku=body.sku,
+                quantity=quantity(body.quantity),
+                from_location_id=body.from_location_id,
+                to_location_id=body.to_location_id,
+            ),
             timeout=resources.grpc_deadline,
-        )  # fmt: skip
+        )
         return 201, map_transfer(answer.transfer)
 
     return await call.run(effect)  # type: ignore[return-value]
@@ -458,8 +478,9 @@ async def receive_transfer(
     call: Annotated[IdempotentRequest, Depends(idempotent(TRANSFERS_WRITE))],
 ) -> TransferOut:
     """Book what arrived; a shortfall is recorded as shrink. Scope `transfers:write`."""
-    message = pb.ReceiveTransferRequest(request_id=call.request_id, transfer_id=transfer_id,
-                                        received_quantity=quantity(body.received_quantity))  # fmt: skip
+    message = pb.ReceiveTransferRequest(
+        request_id=call.request_id, transfer_id=transfer_id, received_quantity=quantity(body.received_quantity)
+    )
     return await _step(resources, call, "ReceiveTransfer", message, _transfer_of)  # type: ignore[no-any-return]
 
 
@@ -490,12 +511,17 @@ async def record_stock_count(
     async def effect() -> tuple[int, Any]:
         answer = await inventory(resources).RecordStockCount(
             pb.RecordStockCountRequest(
-                request_id=call.request_id, location_id=location_id,
-                lines=[pb.CountLine(sku=line.sku, counted_quantity=quantity(line.counted_quantity),
-                                    reason=line.reason or "") for line in body.lines],
+                request_id=call.request_id,
+                location_id=location_id,
+                lines=[
+                    pb.CountLine(
+                        sku=line.sku, counted_quantity=quantity(line.counted_quantity), reason=line.reason or ""
+                    )
+                    for line in body.lines
+                ],
             ),
             timeout=resources.grpc_deadline,
-        )  # fmt: skip
+        )
         return 200, StockCountOut(adjusted_levels=answer.adjusted_levels).model_dump()
 
     return await call.run(effect)  # type: ignore[return-value]
@@ -519,12 +545,15 @@ async def import_sales_history(
     async def effect() -> tuple[int, Any]:
         answer = await inventory(resources).ImportSalesHistory(
             pb.ImportSalesHistoryRequest(
-                request_id=call.request_id, location_id=location_id,
-                lines=[pb.SalesHistoryLine(sku=line.sku, date=line.date.isoformat(), quantity=quantity(line.quantity))
-                       for line in body.lines],
+                request_id=call.request_id,
+                location_id=location_id,
+                lines=[
+                    pb.SalesHistoryLine(sku=line.sku, date=line.date.isoformat(), quantity=quantity(line.quantity))
+                    for line in body.lines
+                ],
             ),
             timeout=max(resources.grpc_deadline, 30.0),
-        )  # fmt: skip
+        )
         return 200, SalesHistoryOut(imported_lines=answer.imported_lines).model_dump()
 
     return await call.run(effect)  # type: ignore[return-value]
@@ -545,16 +574,19 @@ class DailyDemandOut(BaseModel):
 class BacktestOut(BaseModel):
     """The demand model against the seasonal-naive baseline (same weekday last week) on held-out history."""
 
-    metric: str = Field(description="wape: total absolute error ÷ total actual sales; lower is better",
-                        examples=["wape"])  # fmt: skip
-    model_error: str | None = Field(description="the model's error on this SKU; null if it sold nothing then",
-                                    examples=["0.4123"])  # fmt: skip
-    baseline_error: str | None = Field(description="the baseline's error on this SKU; null if it sold nothing then",
-                                       examples=["0.5871"])  # fmt: skip
-    location_model_error: str = Field(description="the model's error over all SKUs of the location",
-                                      examples=["0.331"])  # fmt: skip
-    location_baseline_error: str = Field(description="the baseline's error over all SKUs of the location",
-                                         examples=["0.4502"])  # fmt: skip
+    metric: str = Field(
+        description="wape: total absolute error ÷ total actual sales; lower is better", examples=["wape"]
+    )
+    model_error: str | None = Field(
+        description="the model's error on this SKU; null if it sold nothing then", examples=["0.4123"]
+    )
+    baseline_error: str | None = Field(
+        description="the baseline's error on this SKU; null if it sold nothing then", examples=["0.5871"]
+    )
+    location_model_error: str = Field(description="the model's error over all SKUs of the location", examples=["0.331"])
+    location_baseline_error: str = Field(
+        description="the baseline's error over all SKUs of the location", examples=["0.4502"]
+    )
     horizon_days: int = Field(description="days each backtest origin forecasts", examples=[14])
     origin_dates: list[date] = Field(description="first held-out day of each origin")
 
@@ -586,10 +618,10 @@ class SuggestionOut(BaseModel):
     available_to_promise: str = Field(description="on hand − reserved − the level's safety stock", examples=["30"])
     inventory_position: str = Field(description="on hand − reserved + in transit", examples=["38"])
     lead_time_forecast: str = Field(description="forecast demand over the lead time", examples=["36.2"])
-    protection_forecast: str = Field(description="forecast demand over lead time + review period",
-                                     examples=["120.5"])  # fmt: skip
-    daily_error_std: str = Field(description="σ of the model's daily errors on this SKU in the backtest",
-                                 examples=["3.1"])  # fmt: skip
+    protection_forecast: str = Field(description="forecast demand over lead time + review period", examples=["120.5"])
+    daily_error_std: str = Field(
+        description="σ of the model's daily errors on this SKU in the backtest", examples=["3.1"]
+    )
     safety_stock: str = Field(description="z(service level) × σ × √(lead time)", examples=["8.832"])
     reorder_point: str = Field(description="lead-time forecast + safety stock", examples=["45.032"])
     order_up_to: str = Field(description="protection forecast + safety stock", examples=["129.332"])
@@ -598,8 +630,9 @@ class SuggestionOut(BaseModel):
         examples=["92"],
     )
     reorder_due: bool = Field(description="the inventory position is at or below the reorder point")
-    days_of_cover: str | None = Field(description="days the shelf stock lasts at the forecast rate; null if no demand",
-                                      examples=["9.4"])  # fmt: skip
+    days_of_cover: str | None = Field(
+        description="days the shelf stock lasts at the forecast rate; null if no demand", examples=["9.4"]
+    )
 
 
 class AlertOut(BaseModel):
@@ -655,10 +688,12 @@ class StockKpisOut(BaseModel):
     skus_carried: int = Field(examples=[287])
     skus_sold: int = Field(examples=[261])
     sell_through_rate: str | None = Field(description="动销率: share of carried SKUs that sold", examples=["0.9094"])
-    stock_out_rate: str | None = Field(description="share of SKU-days closing with nothing on hand",
-                                       examples=["0.0412"])  # fmt: skip
-    days_of_cover: str | None = Field(description="turnover days: average stock ÷ average daily sales",
-                                      examples=["11.3"])  # fmt: skip
+    stock_out_rate: str | None = Field(
+        description="share of SKU-days closing with nothing on hand", examples=["0.0412"]
+    )
+    days_of_cover: str | None = Field(
+        description="turnover days: average stock ÷ average daily sales", examples=["11.3"]
+    )
     shrink_rate: str | None = Field(description="shrink ÷ (sold + shrink)", examples=["0.0061"])
     skus: list[SkuKpisOut]
     discrepancies: list[DiscrepancyTallyOut] = Field(description="one tally per kind that occurred in the period")
@@ -713,28 +748,38 @@ def map_backtest(backtest: pb.ForecastBacktest) -> BacktestOut:
 
 def map_suggestion(suggestion: pb.ReplenishmentSuggestion) -> SuggestionOut:
     return SuggestionOut(
-        sku=suggestion.sku, supplier_id=suggestion.supplier_id, as_of_date=date.fromisoformat(suggestion.as_of_date),
-        lead_time_days=suggestion.lead_time_days, review_period_days=suggestion.review_period_days,
-        service_level=suggestion.service_level.value, on_hand=suggestion.on_hand.value,
-        reserved=suggestion.reserved.value, in_transit=suggestion.in_transit.value,
+        sku=suggestion.sku,
+        supplier_id=suggestion.supplier_id,
+        as_of_date=date.fromisoformat(suggestion.as_of_date),
+        lead_time_days=suggestion.lead_time_days,
+        review_period_days=suggestion.review_period_days,
+        service_level=suggestion.service_level.value,
+        on_hand=suggestion.on_hand.value,
+        reserved=suggestion.reserved.value,
+        in_transit=suggestion.in_transit.value,
         available_to_promise=suggestion.available_to_promise.value,
         inventory_position=suggestion.inventory_position.value,
         lead_time_forecast=suggestion.lead_time_forecast.value,
         protection_forecast=suggestion.protection_forecast.value,
-        daily_error_std=suggestion.daily_error_std.value, safety_stock=suggestion.safety_stock.value,
-        reorder_point=suggestion.reorder_point.value, order_up_to=suggestion.order_up_to.value,
-        suggested_quantity=suggestion.suggested_quantity.value, reorder_due=suggestion.reorder_due,
+        daily_error_std=suggestion.daily_error_std.value,
+        safety_stock=suggestion.safety_stock.value,
+        reorder_point=suggestion.reorder_point.value,
+        order_up_to=suggestion.order_up_to.value,
+        suggested_quantity=suggestion.suggested_quantity.value,
+        reorder_due=suggestion.reorder_due,
         days_of_cover=_decimal(suggestion.days_of_cover, suggestion.HasField("days_of_cover")),
-    )  # fmt: skip
+    )
 
 
 def map_alert(alert: pb.StockAlert) -> AlertOut:
     return AlertOut(
-        sku=alert.sku, kind=_ALERT_KINDS.get(alert.kind, "unknown"),
-        available_to_promise=alert.available_to_promise.value, reorder_point=alert.reorder_point.value,
+        sku=alert.sku,
+        kind=_ALERT_KINDS.get(alert.kind, "unknown"),
+        available_to_promise=alert.available_to_promise.value,
+        reorder_point=alert.reorder_point.value,
         days_of_cover=_decimal(alert.days_of_cover, alert.HasField("days_of_cover")),
         overstock_cover_days=alert.overstock_cover_days.value,
-    )  # fmt: skip
+    )
 
 
 def _rate(message: Any, name: str) -> str | None:
@@ -743,12 +788,18 @@ def _rate(message: Any, name: str) -> str | None:
 
 def map_sku_kpis(kpis: pb.SkuStockKpis) -> SkuKpisOut:
     return SkuKpisOut(
-        sku=kpis.sku, from_date=date.fromisoformat(kpis.from_date), to_date=date.fromisoformat(kpis.to_date),
-        days=kpis.days, units_sold=kpis.units_sold.value, shrink=kpis.shrink.value,
-        closing_stock=kpis.closing_stock.value, stock_out_rate=kpis.stock_out_rate.value,
-        sell_through_rate=_rate(kpis, "sell_through_rate"), days_of_cover=_rate(kpis, "days_of_cover"),
+        sku=kpis.sku,
+        from_date=date.fromisoformat(kpis.from_date),
+        to_date=date.fromisoformat(kpis.to_date),
+        days=kpis.days,
+        units_sold=kpis.units_sold.value,
+        shrink=kpis.shrink.value,
+        closing_stock=kpis.closing_stock.value,
+        stock_out_rate=kpis.stock_out_rate.value,
+        sell_through_rate=_rate(kpis, "sell_through_rate"),
+        days_of_cover=_rate(kpis, "days_of_cover"),
         shrink_rate=_rate(kpis, "shrink_rate"),
-    )  # fmt: skip
+    )
 
 
 @router.get("/locations/{location_id}/replenishment", responses=problems.problem_responses(401, 403, 404, 409, 422))
@@ -770,7 +821,7 @@ async def location_replenishment(
     answer = await inventory(resources).ListReplenishment(
         pb.ListReplenishmentRequest(location_id=location_id, supplier_id=supplier_id, page=page.request()),
         timeout=max(resources.grpc_deadline, PLANNING_DEADLINE_SECONDS),
-    )  # fmt: skip
+    )
     return ReplenishmentPageOut(
         location_id=answer.location_id,
         as_of_date=date.fromisoformat(answer.as_of_date),
@@ -807,11 +858,12 @@ async def sku_forecast(
     return ForecastOut(
         location_id=answer.location_id,
         sku=answer.sku,
-        forecast=[DailyDemandOut(date=date.fromisoformat(day.date), quantity=day.quantity.value)
-                  for day in answer.forecast],
+        forecast=[
+            DailyDemandOut(date=date.fromisoformat(day.date), quantity=day.quantity.value) for day in answer.forecast
+        ],
         backtest=map_backtest(answer.backtest) if answer.HasField("backtest") else None,
         history_end_date=date.fromisoformat(answer.history_end_date) if answer.history_end_date else None,
-    )  # fmt: skip
+    )
 
 
 @router.get("/locations/{location_id}/kpis", responses=problems.problem_responses(401, 403, 404, 422))
@@ -836,11 +888,15 @@ async def stock_kpis(
     if from_date and to_date and from_date > to_date:
         raise problems.ProblemError(problems.INVALID_ARGUMENT, "`from` must not be after `to`")
     answer = await inventory(resources).GetStockKpis(
-        pb.GetStockKpisRequest(location_id=location_id, sku=sku or "", supplier_id=supplier_id,
-                               from_date=from_date.isoformat() if from_date else "",
-                               to_date=to_date.isoformat() if to_date else ""),
+        pb.GetStockKpisRequest(
+            location_id=location_id,
+            sku=sku or "",
+            supplier_id=supplier_id,
+            from_date=from_date.isoformat() if from_date else "",
+            to_date=to_date.isoformat() if to_date else "",
+        ),
         timeout=max(resources.grpc_deadline, PLANNING_DEADLINE_SECONDS),
-    )  # fmt: skip
+    )
     return StockKpisOut(
         location_id=answer.location_id,
         from_date=date.fromisoformat(answer.from_date),

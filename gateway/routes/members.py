@@ -61,9 +61,22 @@ ConsentChannelName = Literal["sms", "wechat", "app_push", "email"]
 GenderName = Literal["female", "male"]
 # Fields of a member that only the platform itself changes.
 PROTECTED_FIELDS = frozenset(
-    {"member_id", "status", "points", "points_balance", "tier", "identities", "lifecycle_stage", "registered_at",
-     "registration_channel", "home_store_id", "purchases", "personal_data", "contact"}
-)  # fmt: skip
+    {
+        "member_id",
+        "status",
+        "points",
+        "points_balance",
+        "tier",
+        "identities",
+        "lifecycle_stage",
+        "registered_at",
+        "registration_channel",
+        "home_store_id",
+        "purchases",
+        "personal_data",
+        "contact",
+    }
+)
 
 _CLIENT_KINDS = {
     ClientKind.APP: identifiers_pb2.CLIENT_KIND_APP,
@@ -87,8 +100,9 @@ class IdentityIn(Strict):
 
     type: IdentityType = Field(examples=["phone"])
     value: str = Field(min_length=1, max_length=254, examples=["13800138000"])
-    app_id: str | None = Field(default=None, max_length=32, description="the WeChat app of a wechat_openid",
-                               examples=["wx0123456789abcdef"])  # fmt: skip
+    app_id: str | None = Field(
+        default=None, max_length=32, description="the WeChat app of a wechat_openid", examples=["wx0123456789abcdef"]
+    )
 
 
 class AddressIn(Strict):
@@ -114,9 +128,10 @@ class RegistrationIn(Strict):
     profile: ProfileIn | None = None
     consents: dict[ConsentChannelName, bool] = Field(default_factory=dict, examples=[{"sms": True}])
     channel: Literal["app", "mini_program"] | None = Field(
-        default=None, description="for app back ends: where the shopper registers (default from the identity type); "
+        default=None,
+        description="for app back ends: where the shopper registers (default from the identity type); "
         "POS terminals and store staff always register in their store",
-    )  # fmt: skip
+    )
 
 
 class Registered(BaseModel):
@@ -129,8 +144,9 @@ class Resolved(BaseModel):
 
 
 class TagsIn(Strict):
-    add: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_:-]{0,39}$")]] = Field(default_factory=list,
-                                                                                      max_length=50)  # fmt: skip
+    add: list[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_:-]{0,39}$")]] = Field(
+        default_factory=list, max_length=50
+    )
     remove: list[str] = Field(default_factory=list, max_length=50)
 
 
@@ -155,17 +171,26 @@ class MemberPatch(Strict):
                 raise problems.ProblemError(
                     problems.VALIDATION_ERROR,
                     f"{', '.join(protected)} cannot be changed this way",
-                    extensions={"errors": [{"location": f"body.{name}", "message": "protected: not changeable here",
-                                            "type": "protected_field"} for name in protected]},
-                )  # fmt: skip
+                    extensions={
+                        "errors": [
+                            {
+                                "location": f"body.{name}",
+                                "message": "protected: not changeable here",
+                                "type": "protected_field",
+                            }
+                            for name in protected
+                        ]
+                    },
+                )
         return data
 
 
 class LinkIn(IdentityIn):
     survivor_member_id: str | None = Field(
-        default=None, pattern=_MEMBER_ID,
+        default=None,
+        pattern=_MEMBER_ID,
         description="headquarters only: when the identity belongs to another member, which of the two survives",
-    )  # fmt: skip
+    )
 
 
 class MergeOut(BaseModel):
@@ -329,9 +354,12 @@ def members(resources: GatewayResources) -> pb_grpc.MemberServiceAsyncStub:
 def actor_of(principal: Principal) -> identifiers_pb2.Actor:
     role = _STAFF_ROLES[principal.staff_role] if principal.staff_role else identifiers_pb2.STAFF_ROLE_UNSPECIFIED
     return identifiers_pb2.Actor(
-        client_id=principal.client_id, client_kind=_CLIENT_KINDS[principal.kind], store_id=principal.store_id or "",
-        supplier_id=principal.supplier_id or "", staff_role=role,
-    )  # fmt: skip
+        client_id=principal.client_id,
+        client_kind=_CLIENT_KINDS[principal.kind],
+        store_id=principal.store_id or "",
+        supplier_id=principal.supplier_id or "",
+        staff_role=role,
+    )
 
 
 def view_of(principal: Principal) -> pb.PersonalDataView.ValueType:
@@ -348,8 +376,11 @@ def _name(enum_type: Any, prefix: str, number: int) -> str:
 
 
 def identity_message(identity: IdentityIn) -> pb.Identity:
-    return pb.Identity(type=pb.IdentityType.Value(f"IDENTITY_TYPE_{identity.type.upper()}"), value=identity.value,
-                       app_id=identity.app_id or "")  # fmt: skip
+    return pb.Identity(
+        type=pb.IdentityType.Value(f"IDENTITY_TYPE_{identity.type.upper()}"),
+        value=identity.value,
+        app_id=identity.app_id or "",
+    )
 
 
 def address_message(address: AddressIn) -> pb.Address:
@@ -357,8 +388,10 @@ def address_message(address: AddressIn) -> pb.Address:
 
 
 def consent_messages(consents: dict[ConsentChannelName, bool]) -> list[pb.ConsentChoice]:
-    return [pb.ConsentChoice(channel=pb.ConsentChannel.Value(f"CONSENT_CHANNEL_{channel.upper()}"), granted=granted)
-            for channel, granted in consents.items()]  # fmt: skip
+    return [
+        pb.ConsentChoice(channel=pb.ConsentChannel.Value(f"CONSENT_CHANNEL_{channel.upper()}"), granted=granted)
+        for channel, granted in consents.items()
+    ]
 
 
 def gender_number(gender: str | None) -> pb.Gender.ValueType:
@@ -384,14 +417,21 @@ def map_member(member: pb.Member) -> MemberOut:
         details = member.contact
         address = None
         if details.HasField("address"):
-            address = AddressOut(province=details.address.province, city=details.address.city,
-                                 district=details.address.district, street=details.address.street,
-                                 postal_code=details.address.postal_code)  # fmt: skip
+            address = AddressOut(
+                province=details.address.province,
+                city=details.address.city,
+                district=details.address.district,
+                street=details.address.street,
+                postal_code=details.address.postal_code,
+            )
         contact = ContactOut(
-            name=details.name or None, phone=details.phone or None, birthday=details.birthday or None,
-            email=details.email or None, address=address,
+            name=details.name or None,
+            phone=details.phone or None,
+            birthday=details.birthday or None,
+            email=details.email or None,
+            address=address,
             gender=_name(pb.Gender, "GENDER", details.gender) if details.gender else None,
-        )  # fmt: skip
+        )
     scores = (purchases.recency_score, purchases.frequency_score, purchases.monetary_score)
     return MemberOut(
         member_id=member.member_id,
@@ -400,9 +440,11 @@ def map_member(member: pb.Member) -> MemberOut:
         registration_channel=_name(pb.Channel, "CHANNEL", member.registration_channel),
         home_store_id=member.home_store_id or None,
         tier=TierOut(
-            tier=_name(pb.MemberTier, "MEMBER_TIER", tier.tier), qualifying_spend=yuan(tier.qualifying_spend),
+            tier=_name(pb.MemberTier, "MEMBER_TIER", tier.tier),
+            qualifying_spend=yuan(tier.qualifying_spend),
             next_tier=_name(pb.MemberTier, "MEMBER_TIER", tier.next_tier) if tier.next_tier else None,
-            spend_to_next_tier=yuan(tier.spend_to_next_tier), grace_until=_optional_stamp(tier, "grace_until"),
+            spend_to_next_tier=yuan(tier.spend_to_next_tier),
+            grace_until=_optional_stamp(tier, "grace_until"),
         ),
         points_balance=member.points_balance,
         tags=list(member.tags),
@@ -410,27 +452,48 @@ def map_member(member: pb.Member) -> MemberOut:
         lifecycle_stage=_name(pb.LifecycleStage, "LIFECYCLE_STAGE", member.lifecycle_stage),
         purchases=PurchasesOut(
             first_purchase_at=_optional_stamp(purchases, "first_purchase_at"),
-            last_purchase_at=_optional_stamp(purchases, "last_purchase_at"), recency_days=purchases.recency_days,
-            frequency=purchases.frequency, monetary=yuan(purchases.monetary),
+            last_purchase_at=_optional_stamp(purchases, "last_purchase_at"),
+            recency_days=purchases.recency_days,
+            frequency=purchases.frequency,
+            monetary=yuan(purchases.monetary),
             rfm="".join(map(str, scores)) if all(scores) else None,
             favourite_categories=list(purchases.favourite_category_ids),
-            favourite_stores=list(purchases.favourite_store_ids), favourite_hours=list(purchases.favourite_hours),
+            favourite_stores=list(purchases.favourite_store_ids),
+            favourite_hours=list(purchases.favourite_hours),
         ),
-        consents=[ConsentOut(channel=_name(pb.ConsentChannel, "CONSENT_CHANNEL", c.channel), granted=c.granted,
-                             updated_at=_stamp(c.updated_at)) for c in member.consents],
-        identities=[IdentityOut(type=_name(pb.IdentityType, "IDENTITY_TYPE", i.type), value=i.value or None,
-                                app_id=i.app_id or None, linked_at=_stamp(i.linked_at)) for i in member.identities],
+        consents=[
+            ConsentOut(
+                channel=_name(pb.ConsentChannel, "CONSENT_CHANNEL", c.channel),
+                granted=c.granted,
+                updated_at=_stamp(c.updated_at),
+            )
+            for c in member.consents
+        ],
+        identities=[
+            IdentityOut(
+                type=_name(pb.IdentityType, "IDENTITY_TYPE", i.type),
+                value=i.value or None,
+                app_id=i.app_id or None,
+                linked_at=_stamp(i.linked_at),
+            )
+            for i in member.identities
+        ],
         contact=contact,
         personal_data=_name(pb.PersonalDataView, "PERSONAL_DATA_VIEW", member.view),
-    )  # fmt: skip
+    )
 
 
 def map_entry(entry: pb.PointsEntry) -> PointsEntryOut:
     return PointsEntryOut(
-        entry_id=entry.entry_id, kind=_name(pb.PointsEntryKind, "POINTS_ENTRY_KIND", entry.kind), points=entry.points,
-        sale_id=entry.sale_id or None, reference=entry.reference or None, reason=entry.reason or None,
-        recorded_at=_stamp(entry.recorded_at), expires_at=_optional_stamp(entry, "expires_at"),
-    )  # fmt: skip
+        entry_id=entry.entry_id,
+        kind=_name(pb.PointsEntryKind, "POINTS_ENTRY_KIND", entry.kind),
+        points=entry.points,
+        sale_id=entry.sale_id or None,
+        reference=entry.reference or None,
+        reason=entry.reason or None,
+        recorded_at=_stamp(entry.recorded_at),
+        expires_at=_optional_stamp(entry, "expires_at"),
+    )
 
 
 def require_purpose(principal: Principal, purpose: str | None) -> None:
@@ -497,17 +560,26 @@ async def register_member(
         channel = pb.CHANNEL_MINI_PROGRAM if body.identity.type.startswith("wechat") else pb.CHANNEL_APP
     profile = body.profile or ProfileIn()
     request = pb.RegisterMemberRequest(
-        request_id=call.request_id, identity=identity_message(body.identity), consents=consent_messages(body.consents),
-        channel=channel, store_id=store_id, actor=actor_of(principal),
-        profile=pb.Profile(name=profile.name or "", birthday=profile.birthday.isoformat() if profile.birthday else "",
-                           gender=gender_number(profile.gender), preferences=profile.preferences,
-                           address=address_message(profile.address) if profile.address else None),
-    )  # fmt: skip
+        request_id=call.request_id,
+        identity=identity_message(body.identity),
+        consents=consent_messages(body.consents),
+        channel=channel,
+        store_id=store_id,
+        actor=actor_of(principal),
+        profile=pb.Profile(
+            name=profile.name or "",
+            birthday=profile.birthday.isoformat() if profile.birthday else "",
+            gender=gender_number(profile.gender),
+            preferences=profile.preferences,
+            address=address_message(profile.address) if profile.address else None,
+        ),
+    )
 
     async def effect() -> tuple[int, Any]:
         answer = await members(resources).RegisterMember(request, timeout=resources.grpc_deadline)
-        return (201 if answer.created else 200), Registered(member_id=answer.member_id,
-                                                             created=answer.created).model_dump()  # fmt: skip
+        return (201 if answer.created else 200), Registered(
+            member_id=answer.member_id, created=answer.created
+        ).model_dump()
 
     return await call.run(effect)  # type: ignore[return-value]
 
@@ -521,10 +593,12 @@ async def resolve_member(
     app_id: Annotated[str | None, Query(max_length=32, description="with type=wechat_openid")] = None,
 ) -> Resolved:
     """The member an identity (of any type) belongs to; `404` when none. Scope `members:read`."""
-    identity = pb.Identity(type=pb.IdentityType.Value(f"IDENTITY_TYPE_{identity_type.upper()}"), value=value,
-                           app_id=app_id or "")  # fmt: skip
-    answer = await members(resources).ResolveMember(pb.ResolveMemberRequest(identity=identity),
-                                                    timeout=resources.grpc_deadline)  # fmt: skip
+    identity = pb.Identity(
+        type=pb.IdentityType.Value(f"IDENTITY_TYPE_{identity_type.upper()}"), value=value, app_id=app_id or ""
+    )
+    answer = await members(resources).ResolveMember(
+        pb.ResolveMemberRequest(identity=identity), timeout=resources.grpc_deadline
+    )
     return Resolved(member_id=answer.member_id)
 
 
@@ -550,19 +624,29 @@ async def member_kpis(
     if from_date and to_date and from_date > to_date:
         raise problems.ProblemError(problems.INVALID_ARGUMENT, "`from` must not be after `to`")
     answer = await members(resources).GetMemberKpis(
-        pb.GetMemberKpisRequest(store_id=store_id or "", from_date=from_date.isoformat() if from_date else "",
-                                to_date=to_date.isoformat() if to_date else ""),
+        pb.GetMemberKpisRequest(
+            store_id=store_id or "",
+            from_date=from_date.isoformat() if from_date else "",
+            to_date=to_date.isoformat() if to_date else "",
+        ),
         timeout=resources.grpc_deadline,
-    )  # fmt: skip
+    )
     return MemberKpisOut(
-        store_id=answer.store_id or None, from_date=date.fromisoformat(answer.from_date),
-        to_date=date.fromisoformat(answer.to_date), active_members=answer.active_members,
-        repeat_members=answer.repeat_members, repeat_purchase_rate=_decimal(answer, "repeat_purchase_rate"),
-        sales_count=answer.sales_count, member_sales_count=answer.member_sales_count,
-        net_sales=yuan(answer.net_sales), member_net_sales=yuan(answer.member_net_sales),
-        average_basket=_money(answer, "average_basket"), member_average_basket=_money(answer, "member_average_basket"),
-        member_share_of_sales=_decimal(answer, "member_share_of_sales"), new_members=answer.new_members,
-    )  # fmt: skip
+        store_id=answer.store_id or None,
+        from_date=date.fromisoformat(answer.from_date),
+        to_date=date.fromisoformat(answer.to_date),
+        active_members=answer.active_members,
+        repeat_members=answer.repeat_members,
+        repeat_purchase_rate=_decimal(answer, "repeat_purchase_rate"),
+        sales_count=answer.sales_count,
+        member_sales_count=answer.member_sales_count,
+        net_sales=yuan(answer.net_sales),
+        member_net_sales=yuan(answer.member_net_sales),
+        average_basket=_money(answer, "average_basket"),
+        member_average_basket=_money(answer, "member_average_basket"),
+        member_share_of_sales=_decimal(answer, "member_share_of_sales"),
+        new_members=answer.new_members,
+    )
 
 
 @router.get("/members/{member_id}", responses=problems.problem_responses(401, 403, 404, 422))
@@ -602,8 +686,11 @@ async def update_member(
     profile_fields = given & {"name", "birthday", "gender", "address"}
     if profile_fields and principal.kind is ClientKind.STAFF and principal.staff_role is StaffRole.STORE_GUIDE:
         raise problems.ProblemError(problems.FORBIDDEN, "store guides do not change contact details")
-    cleared = [pb.ProfileField.Value(f"PROFILE_FIELD_{name.upper()}") for name in sorted(profile_fields)
-               if getattr(body, name) is None]  # fmt: skip
+    cleared = [
+        pb.ProfileField.Value(f"PROFILE_FIELD_{name.upper()}")
+        for name in sorted(profile_fields)
+        if getattr(body, name) is None
+    ]
     update = pb.ProfileUpdate(clear_fields=cleared)
     if body.name is not None:
         update.name = body.name
@@ -615,12 +702,17 @@ async def update_member(
         update.address.CopyFrom(address_message(body.address))
     preferences = body.preferences or {}
     message = pb.UpdateMemberRequest(
-        request_id=f"{principal.client_id}/patch/{uuid.uuid4()}", member_id=member_id, profile=update,
-        preferences=pb.PreferencesUpdate(set={k: v for k, v in preferences.items() if v is not None},
-                                         remove=[k for k, v in preferences.items() if v is None]),
+        request_id=f"{principal.client_id}/patch/{uuid.uuid4()}",
+        member_id=member_id,
+        profile=update,
+        preferences=pb.PreferencesUpdate(
+            set={k: v for k, v in preferences.items() if v is not None},
+            remove=[k for k, v in preferences.items() if v is None],
+        ),
         tags=pb.TagsUpdate(add=body.tags.add, remove=body.tags.remove) if body.tags else None,
-        consents=consent_messages(body.consents or {}), actor=actor_of(principal),
-    )  # fmt: skip
+        consents=consent_messages(body.consents or {}),
+        actor=actor_of(principal),
+    )
     await members(resources).UpdateMember(message, timeout=resources.grpc_deadline)
     return await member_view(resources, principal, member_id, purpose)
 
@@ -642,18 +734,24 @@ async def link_identity(
     if body.survivor_member_id and not call.principal.is_headquarters:
         raise problems.ProblemError(problems.FORBIDDEN, "only headquarters staff choose the survivor of a merge")
     message = pb.LinkIdentityRequest(
-        request_id=call.request_id, member_id=member_id, identity=identity_message(body),
-        survivor_member_id=body.survivor_member_id or "", actor=actor_of(call.principal),
-    )  # fmt: skip
+        request_id=call.request_id,
+        member_id=member_id,
+        identity=identity_message(body),
+        survivor_member_id=body.survivor_member_id or "",
+        actor=actor_of(call.principal),
+    )
 
     async def effect() -> tuple[int, Any]:
         answer = await members(resources).LinkIdentity(message, timeout=resources.grpc_deadline)
         merge = None
         if answer.merged:
-            merge = MergeOut(merge_id=answer.merge.merge_id, survivor_member_id=answer.merge.survivor_member_id,
-                             absorbed_member_id=answer.merge.absorbed_member_id,
-                             rule=_name(pb.SurvivorRule, "SURVIVOR_RULE", answer.merge.rule),
-                             points_moved=answer.merge.points_moved)  # fmt: skip
+            merge = MergeOut(
+                merge_id=answer.merge.merge_id,
+                survivor_member_id=answer.merge.survivor_member_id,
+                absorbed_member_id=answer.merge.absorbed_member_id,
+                rule=_name(pb.SurvivorRule, "SURVIVOR_RULE", answer.merge.rule),
+                points_moved=answer.merge.points_moved,
+            )
         return 200, Linked(member_id=answer.member_id, merged=answer.merged, merge=merge).model_dump(mode="json")
 
     return await call.run(effect)  # type: ignore[return-value]
@@ -675,9 +773,12 @@ async def undo_merge(
 
     async def effect() -> tuple[int, Any]:
         answer = await members(resources).UndoMerge(message, timeout=resources.grpc_deadline)
-        return 200, UndoneOut(merge_id=answer.merge_id, survivor_member_id=answer.survivor_member_id,
-                              restored_member_id=answer.restored_member_id,
-                              undone_at=_stamp(answer.undone_at)).model_dump(mode="json")  # fmt: skip
+        return 200, UndoneOut(
+            merge_id=answer.merge_id,
+            survivor_member_id=answer.survivor_member_id,
+            restored_member_id=answer.restored_member_id,
+            undone_at=_stamp(answer.undone_at),
+        ).model_dump(mode="json")
 
     return await call.run(effect)  # type: ignore[return-value]
 
@@ -694,17 +795,19 @@ async def member_points(
         pb.GetPointsRequest(member_id=member_id, page=page.request()), timeout=resources.grpc_deadline
     )
     return PointsOut(
-        member_id=answer.member_id, balance=answer.balance,
+        member_id=answer.member_id,
+        balance=answer.balance,
         expiring=[ExpiringOut(points=e.points, expires_at=_stamp(e.expires_at)) for e in answer.expiring],
         entries=[map_entry(entry) for entry in answer.entries],
         next_page_token=page.next_token(answer.page_info.next_page_token),
-    )  # fmt: skip
+    )
 
 
 @router.post(
-    "/members/{member_id}/points/redemptions", status_code=201,
+    "/members/{member_id}/points/redemptions",
+    status_code=201,
     responses=problems.problem_responses(401, 403, 404, 409, 422),
-)  # fmt: skip
+)
 async def redeem_points(
     member_id: MemberId,
     body: RedemptionIn,
@@ -720,9 +823,14 @@ async def redeem_points(
     store_id = body.store_id or principal.store_id or ""
     if store_id:
         principal.ensure_store(store_id)
-    message = pb.RedeemPointsRequest(request_id=call.request_id, member_id=member_id, points=body.points,
-                                     reference=body.reference or "", store_id=store_id,
-                                     actor=actor_of(principal))  # fmt: skip
+    message = pb.RedeemPointsRequest(
+        request_id=call.request_id,
+        member_id=member_id,
+        points=body.points,
+        reference=body.reference or "",
+        store_id=store_id,
+        actor=actor_of(principal),
+    )
 
     async def effect() -> tuple[int, Any]:
         answer = await members(resources).RedeemPoints(message, timeout=resources.grpc_deadline)
@@ -743,9 +851,16 @@ async def erase_member(
     answers the first erasure. Scope `members:erase`.
     """
     answer = await members(resources).EraseMember(
-        pb.EraseMemberRequest(request_id=f"{principal.client_id}/erase/{uuid.uuid4()}", member_id=member_id,
-                              reason=reason, actor=actor_of(principal)),
+        pb.EraseMemberRequest(
+            request_id=f"{principal.client_id}/erase/{uuid.uuid4()}",
+            member_id=member_id,
+            reason=reason,
+            actor=actor_of(principal),
+        ),
         timeout=resources.grpc_deadline,
-    )  # fmt: skip
-    return ErasedOut(member_id=answer.member_id, erased_at=_stamp(answer.erased_at),
-                     also_erased_member_ids=list(answer.also_erased_member_ids))  # fmt: skip
+    )
+    return ErasedOut(
+        member_id=answer.member_id,
+        erased_at=_stamp(answer.erased_at),
+        also_erased_member_ids=list(answer.also_erased_member_ids),
+    )

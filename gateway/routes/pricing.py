@@ -62,8 +62,9 @@ MAX_BASKET_LINES = 200
 
 StoreId = Annotated[str, Path(pattern=_ID, description="a store id, e.g. S001")]
 Sku = Annotated[str, Path(pattern=_ID, description="a SKU code, e.g. SKU00001")]
-Price = Annotated[str, Field(pattern=_PRICE, description="yuan, at most 2 decimals, never negative",
-                             examples=["12.50"])]  # fmt: skip
+Price = Annotated[
+    str, Field(pattern=_PRICE, description="yuan, at most 2 decimals, never negative", examples=["12.50"])
+]
 Currency = Annotated[str, Field(pattern=_CURRENCY, description="ISO 4217 code", examples=["CNY"])]
 EntityId = Annotated[str, Field(pattern=_ID)]
 ChannelName = Literal["store", "online", "mini_program"]
@@ -141,8 +142,7 @@ class PromotionIn(RuleScopeIn):
     valid_from: AwareDatetime
     valid_to: AwareDatetime = Field(description="exclusive")
     fixed_price: Price | None = None
-    percent_off: str | None = Field(default=None, pattern=_PERCENT, description="e.g. 20 or 12.5",
-                                    examples=["20"])  # fmt: skip
+    percent_off: str | None = Field(default=None, pattern=_PERCENT, description="e.g. 20 or 12.5", examples=["20"])
     multi_buy: MultiBuyIn | None = None
 
     @model_validator(mode="after")
@@ -470,8 +470,13 @@ def regular_price_message(rule: OverrideIn, currency: str) -> pb.RegularPrice:
 
 
 def promotion_message(rule: PromotionIn, currency: str) -> pb.Promotion:
-    message = pb.Promotion(scope=rule_scope(rule), name=rule.name, priority=rule.priority,
-                           valid_from=timestamp(rule.valid_from), valid_to=timestamp(rule.valid_to))  # fmt: skip
+    message = pb.Promotion(
+        scope=rule_scope(rule),
+        name=rule.name,
+        priority=rule.priority,
+        valid_from=timestamp(rule.valid_from),
+        valid_to=timestamp(rule.valid_to),
+    )
     if rule.fixed_price is not None:
         message.fixed_price.CopyFrom(money(rule.fixed_price, currency))
     elif rule.percent_off is not None:
@@ -493,107 +498,158 @@ def _scope_out(scope: pb.RuleScope) -> dict[str, Any]:
 
 def map_store(store: pb.Store) -> StoreOut:
     return StoreOut(
-        store_id=store.store_id, name=store.name, price_groups=list(store.price_groups), currency=store.currency_code,
-        label_station_kind=store.label_station_kind or None, label_station_url=store.label_station_url or None,
+        store_id=store.store_id,
+        name=store.name,
+        price_groups=list(store.price_groups),
+        currency=store.currency_code,
+        label_station_kind=store.label_station_kind or None,
+        label_station_url=store.label_station_url or None,
         price_book_version=store.price_book_version,
-    )  # fmt: skip
+    )
 
 
 def map_item(item: pb.Item) -> ItemOut:
     return ItemOut(
-        sku=item.sku, name=item.name, category=item.category, barcode=item.barcode,
-        unit=_name(pb.Unit, "UNIT", item.unit) or "unspecified", cost=amount(item.cost),
-        currency=item.cost.currency_code or DEFAULT_CURRENCY, supplier_id=item.supplier_id,
-        store_ids=list(item.store_ids), active=item.active, version=item.version,
+        sku=item.sku,
+        name=item.name,
+        category=item.category,
+        barcode=item.barcode,
+        unit=_name(pb.Unit, "UNIT", item.unit) or "unspecified",
+        cost=amount(item.cost),
+        currency=item.cost.currency_code or DEFAULT_CURRENCY,
+        supplier_id=item.supplier_id,
+        store_ids=list(item.store_ids),
+        active=item.active,
+        version=item.version,
         updated_at=_moment(item, "updated_at"),
-    )  # fmt: skip
+    )
 
 
 def map_regular_price(rule: pb.RegularPrice) -> RegularPriceOut:
     return RegularPriceOut(
-        **_scope_out(rule.scope), rule_id=rule.rule_id, price=amount(rule.price), priority=rule.priority,
-        valid_from=_moment(rule, "valid_from"), valid_to=_moment(rule, "valid_to"),
-    )  # fmt: skip
+        **_scope_out(rule.scope),
+        rule_id=rule.rule_id,
+        price=amount(rule.price),
+        priority=rule.priority,
+        valid_from=_moment(rule, "valid_from"),
+        valid_to=_moment(rule, "valid_to"),
+    )
 
 
 def map_promotion(promotion: pb.Promotion) -> PromotionOut:
     mechanic = promotion.WhichOneof("mechanic")
     multi_buy = None
     if mechanic == "multi_buy":
-        multi_buy = MultiBuyOut(quantity=promotion.multi_buy.quantity,
-                                bundle_price=amount(promotion.multi_buy.bundle_price))  # fmt: skip
+        multi_buy = MultiBuyOut(
+            quantity=promotion.multi_buy.quantity, bundle_price=amount(promotion.multi_buy.bundle_price)
+        )
     return PromotionOut(
-        **_scope_out(promotion.scope), rule_id=promotion.rule_id, name=promotion.name, priority=promotion.priority,
-        valid_from=_moment(promotion, "valid_from"), valid_to=_moment(promotion, "valid_to"),
+        **_scope_out(promotion.scope),
+        rule_id=promotion.rule_id,
+        name=promotion.name,
+        priority=promotion.priority,
+        valid_from=_moment(promotion, "valid_from"),
+        valid_to=_moment(promotion, "valid_to"),
         fixed_price=amount(promotion.fixed_price) if mechanic == "fixed_price" else None,
         percent_off=promotion.percent_off.value if mechanic == "percent_off" else None,
-        multi_buy=multi_buy, display_text=promotion.display_text,
-    )  # fmt: skip
+        multi_buy=multi_buy,
+        display_text=promotion.display_text,
+    )
 
 
 def map_prices(prices: pb.SkuPrices) -> PricesOut:
     return PricesOut(
-        sku=prices.sku, currency=prices.currency_code or prices.base_price.currency_code or DEFAULT_CURRENCY,
-        base_price=amount(prices.base_price), overrides=[map_regular_price(rule) for rule in prices.overrides],
+        sku=prices.sku,
+        currency=prices.currency_code or prices.base_price.currency_code or DEFAULT_CURRENCY,
+        base_price=amount(prices.base_price),
+        overrides=[map_regular_price(rule) for rule in prices.overrides],
         promotions=[map_promotion(promotion) for promotion in prices.promotions],
-    )  # fmt: skip
+    )
 
 
 def map_change(change: pb.PriceChange) -> PriceChangeOut:
     return PriceChangeOut(
-        change_id=change.change_id, sku=change.sku, price=amount(change.price),
-        currency=change.price.currency_code or DEFAULT_CURRENCY, effective_at=_moment(change, "effective_at"),
-        store_ids=list(change.store_ids), channel=_name(pb.Channel, "CHANNEL", change.channel),
+        change_id=change.change_id,
+        sku=change.sku,
+        price=amount(change.price),
+        currency=change.price.currency_code or DEFAULT_CURRENCY,
+        effective_at=_moment(change, "effective_at"),
+        store_ids=list(change.store_ids),
+        channel=_name(pb.Channel, "CHANNEL", change.channel),
         state=_name(pb.PriceChangeState, "PRICE_CHANGE_STATE", change.state) or "unspecified",
         applied_at=_moment(change, "applied_at"),
-        guard_rail_override_reason=change.guard_rail_override_reason or None, markdown_id=change.markdown_id or None,
-    )  # fmt: skip
+        guard_rail_override_reason=change.guard_rail_override_reason or None,
+        markdown_id=change.markdown_id or None,
+    )
 
 
 def map_effective_price(price: pb.EffectivePrice) -> EffectivePriceOut:
     return EffectivePriceOut(
-        sku=price.sku, unit_price=amount(price.unit_price), regular_price=amount(price.regular_price),
-        currency=price.unit_price.currency_code or DEFAULT_CURRENCY, regular_rule_id=price.regular_rule_id,
+        sku=price.sku,
+        unit_price=amount(price.unit_price),
+        regular_price=amount(price.regular_price),
+        currency=price.unit_price.currency_code or DEFAULT_CURRENCY,
+        regular_rule_id=price.regular_rule_id,
         promotion=map_promotion(price.promotion) if price.HasField("promotion") else None,
-        promotion_applied=price.promotion_applied, quantity=price.quantity.value, line_total=amount(price.line_total),
+        promotion_applied=price.promotion_applied,
+        quantity=price.quantity.value,
+        line_total=amount(price.line_total),
         explanation=price.explanation,
-    )  # fmt: skip
+    )
 
 
 def map_book_entry(entry: pb.PriceBookEntry) -> PriceBookEntryOut:
     return PriceBookEntryOut(
-        sku=entry.sku, version=entry.version, removed=entry.removed, name=entry.name, barcode=entry.barcode,
-        unit=_name(pb.Unit, "UNIT", entry.unit), regular_price=_optional_amount(entry, "regular_price"),
+        sku=entry.sku,
+        version=entry.version,
+        removed=entry.removed,
+        name=entry.name,
+        barcode=entry.barcode,
+        unit=_name(pb.Unit, "UNIT", entry.unit),
+        regular_price=_optional_amount(entry, "regular_price"),
         unit_price=_optional_amount(entry, "unit_price"),
         promotion=map_promotion(entry.promotion) if entry.HasField("promotion") else None,
         member_prices={tier: amount(price) for tier, price in sorted(entry.member_prices.items())},
         valid_until=_moment(entry, "valid_until"),
-    )  # fmt: skip
+    )
 
 
 def map_label(label: pb.Label) -> LabelOut:
     priced = label.desired_price if label.HasField("desired_price") else label.acknowledged_price
     return LabelOut(
-        store_id=label.store_id, label_id=label.label_id, sku=label.sku, template=label.template,
+        store_id=label.store_id,
+        label_id=label.label_id,
+        sku=label.sku,
+        template=label.template,
         state=_name(pb.LabelSyncState, "LABEL_SYNC_STATE", label.state) or "unspecified",
         desired_price=_optional_amount(label, "desired_price"),
-        acknowledged_price=_optional_amount(label, "acknowledged_price"), currency=priced.currency_code or None,
-        acknowledged_at=_moment(label, "acknowledged_at"), attempts=label.attempts,
-        last_error=label.last_error or None, online=label.online, battery_mv=label.battery_mv or None,
-        last_seen=_moment(label, "last_seen"), pending_since=_moment(label, "pending_since"),
-    )  # fmt: skip
+        acknowledged_price=_optional_amount(label, "acknowledged_price"),
+        currency=priced.currency_code or None,
+        acknowledged_at=_moment(label, "acknowledged_at"),
+        attempts=label.attempts,
+        last_error=label.last_error or None,
+        online=label.online,
+        battery_mv=label.battery_mv or None,
+        last_seen=_moment(label, "last_seen"),
+        pending_since=_moment(label, "pending_since"),
+    )
 
 
 def map_markdown(suggestion: pb.MarkdownSuggestion) -> MarkdownOut:
     return MarkdownOut(
-        markdown_id=suggestion.markdown_id, store_id=suggestion.store_id, sku=suggestion.sku,
-        current_price=amount(suggestion.current_price), suggested_price=amount(suggestion.suggested_price),
+        markdown_id=suggestion.markdown_id,
+        store_id=suggestion.store_id,
+        sku=suggestion.sku,
+        current_price=amount(suggestion.current_price),
+        suggested_price=amount(suggestion.suggested_price),
         floor_price=amount(suggestion.floor_price),
         currency=suggestion.suggested_price.currency_code or DEFAULT_CURRENCY,
-        percent_off=suggestion.percent_off.value, reason=suggestion.reason,
+        percent_off=suggestion.percent_off.value,
+        reason=suggestion.reason,
         state=_name(pb.MarkdownState, "MARKDOWN_STATE", suggestion.state) or "unspecified",
-        change_id=suggestion.change_id or None, created_at=_moment(suggestion, "created_at"),
-    )  # fmt: skip
+        change_id=suggestion.change_id or None,
+        created_at=_moment(suggestion, "created_at"),
+    )
 
 
 def created_or_changed(model: type[BaseModel], *statuses: int) -> dict[int | str, dict[str, Any]]:
@@ -628,16 +684,19 @@ def price_question_store(principal: Principal, store_id: str | None, location: s
     chosen = store_id or principal.store_id
     if not chosen:
         error = {"location": location, "message": "a store is required", "type": "missing"}
-        raise problems.ProblemError(problems.VALIDATION_ERROR, "name the store the price is asked for",
-                                    extensions={"errors": [error]})  # fmt: skip
+        raise problems.ProblemError(
+            problems.VALIDATION_ERROR, "name the store the price is asked for", extensions={"errors": [error]}
+        )
     principal.ensure_store(chosen)
     return chosen
 
 
-def price_question(principal: Principal, store_id: str, channel: ChannelName | None, tier: TierName | None,
-                   at: datetime | None) -> pb.PriceQuestion:  # fmt: skip
-    question = pb.PriceQuestion(store_id=store_id, channel=_number(pb.Channel, "CHANNEL", channel),
-                                member_tier=tier or "")  # fmt: skip
+def price_question(
+    principal: Principal, store_id: str, channel: ChannelName | None, tier: TierName | None, at: datetime | None
+) -> pb.PriceQuestion:
+    question = pb.PriceQuestion(
+        store_id=store_id, channel=_number(pb.Channel, "CHANNEL", channel), member_tier=tier or ""
+    )
     if at is not None:
         question.at.CopyFrom(timestamp(at))
     return question
@@ -660,11 +719,17 @@ async def put_store(
     """
     call.principal.ensure_headquarters()
     message = pb.PutStoreRequest(
-        request_id=call.request_id, actor=actor_of(call.principal),
-        store=pb.Store(store_id=store_id, name=body.name, price_groups=body.price_groups, currency_code=body.currency,
-                       label_station_kind=body.label_station_kind or "",
-                       label_station_url=body.label_station_url or ""),
-    )  # fmt: skip
+        request_id=call.request_id,
+        actor=actor_of(call.principal),
+        store=pb.Store(
+            store_id=store_id,
+            name=body.name,
+            price_groups=body.price_groups,
+            currency_code=body.currency,
+            label_station_kind=body.label_station_kind or "",
+            label_station_url=body.label_station_url or "",
+        ),
+    )
 
     async def effect() -> tuple[int, Any]:
         answer = await pricing(resources).PutStore(message, timeout=resources.grpc_deadline)
@@ -687,11 +752,20 @@ async def put_item(
     """
     call.principal.ensure_headquarters()
     message = pb.PutItemRequest(
-        request_id=call.request_id, actor=actor_of(call.principal),
-        item=pb.Item(sku=sku, name=body.name, category=body.category, barcode=body.barcode,
-                     unit=_number(pb.Unit, "UNIT", body.unit), cost=money(body.cost, body.currency),
-                     supplier_id=body.supplier_id, store_ids=body.store_ids, active=body.active),
-    )  # fmt: skip
+        request_id=call.request_id,
+        actor=actor_of(call.principal),
+        item=pb.Item(
+            sku=sku,
+            name=body.name,
+            category=body.category,
+            barcode=body.barcode,
+            unit=_number(pb.Unit, "UNIT", body.unit),
+            cost=money(body.cost, body.currency),
+            supplier_id=body.supplier_id,
+            store_ids=body.store_ids,
+            active=body.active,
+        ),
+    )
 
     async def effect() -> tuple[int, Any]:
         answer = await pricing(resources).PutItem(message, timeout=resources.grpc_deadline)
@@ -725,10 +799,11 @@ async def list_items(
             raise forbidden(f"this client sees the listing of store {principal.store_id} only")
         store_id = principal.store_id
     answer = await pricing(resources).ListItems(
-        pb.ListItemsRequest(page=page.request(), store_id=store_id or "", supplier_id=supplier_id or "",
-                            since_version=since_version),
+        pb.ListItemsRequest(
+            page=page.request(), store_id=store_id or "", supplier_id=supplier_id or "", since_version=since_version
+        ),
         timeout=resources.grpc_deadline,
-    )  # fmt: skip
+    )
     return ItemPage(
         items=[map_item(item) for item in answer.items], next_page_token=page.next_token(answer.page.next_page_token)
     )
@@ -762,10 +837,12 @@ async def effective_price(
     if quantity == "1":
         return map_effective_price(answer.price)
     basket = await pricing(resources).PriceBasket(
-        pb.PriceBasketRequest(question=price_question(principal, chosen, channel, tier, at),
-                              lines=[pb.BasketLine(sku=sku, quantity=money_pb2.Decimal(value=quantity))]),
+        pb.PriceBasketRequest(
+            question=price_question(principal, chosen, channel, tier, at),
+            lines=[pb.BasketLine(sku=sku, quantity=money_pb2.Decimal(value=quantity))],
+        ),
         timeout=resources.grpc_deadline,
-    )  # fmt: skip
+    )
     return map_effective_price(basket.lines[0])
 
 
@@ -787,9 +864,12 @@ async def price_basket(
         ),
         timeout=resources.grpc_deadline,
     )
-    return BasketOut(lines=[map_effective_price(line) for line in answer.lines], total=amount(answer.total),
-                     regular_total=amount(answer.regular_total),
-                     currency=answer.total.currency_code or DEFAULT_CURRENCY)  # fmt: skip
+    return BasketOut(
+        lines=[map_effective_price(line) for line in answer.lines],
+        total=amount(answer.total),
+        regular_total=amount(answer.regular_total),
+        currency=answer.total.currency_code or DEFAULT_CURRENCY,
+    )
 
 
 @router.put("/prices/{sku}", responses=problems.problem_responses(401, 403, 404, 409, 422))
@@ -808,12 +888,15 @@ async def set_prices(
     """
     call.principal.ensure_headquarters()
     message = pb.SetPricesRequest(
-        request_id=call.request_id, sku=sku, currency_code=body.currency,
+        request_id=call.request_id,
+        sku=sku,
+        currency_code=body.currency,
         base_price=money(body.base_price, body.currency),
         overrides=[regular_price_message(rule, body.currency) for rule in body.overrides],
         promotions=[promotion_message(rule, body.currency) for rule in body.promotions],
-        guard_rail_override=_override(body.guard_rail_override), actor=actor_of(call.principal),
-    )  # fmt: skip
+        guard_rail_override=_override(body.guard_rail_override),
+        actor=actor_of(call.principal),
+    )
 
     async def effect() -> tuple[int, Any]:
         answer = await pricing(resources).SetPrices(message, timeout=resources.grpc_deadline)
@@ -849,14 +932,20 @@ async def schedule_price_change(
         if principal.staff_role is not StaffRole.STORE_MANAGER or principal.store_id is None:
             raise forbidden("only headquarters and store managers schedule price changes")
         if body.store_ids != [principal.store_id]:
-            raise forbidden(f"a store manager schedules changes for store {principal.store_id} only: "
-                            f'give "store_ids": ["{principal.store_id}"]')  # fmt: skip
+            raise forbidden(
+                f"a store manager schedules changes for store {principal.store_id} only: "
+                f'give "store_ids": ["{principal.store_id}"]'
+            )
     message = pb.SchedulePriceChangeRequest(
-        request_id=call.request_id, sku=body.sku, price=money(body.price, body.currency),
-        effective_at=timestamp(body.effective_at), store_ids=body.store_ids,
-        channel=_number(pb.Channel, "CHANNEL", body.channel), guard_rail_override=_override(body.guard_rail_override),
+        request_id=call.request_id,
+        sku=body.sku,
+        price=money(body.price, body.currency),
+        effective_at=timestamp(body.effective_at),
+        store_ids=body.store_ids,
+        channel=_number(pb.Channel, "CHANNEL", body.channel),
+        guard_rail_override=_override(body.guard_rail_override),
         actor=actor_of(principal),
-    )  # fmt: skip
+    )
 
     async def effect() -> tuple[int, Any]:
         answer = await pricing(resources).SchedulePriceChange(message, timeout=resources.grpc_deadline)
@@ -883,8 +972,9 @@ async def list_price_changes(
     )
     own = principal.store_id
     changes = [change for change in answer.changes if own is None or not change.store_ids or own in change.store_ids]
-    return PriceChangePage(changes=[map_change(change) for change in changes],
-                           next_page_token=page.next_token(answer.page.next_page_token))  # fmt: skip
+    return PriceChangePage(
+        changes=[map_change(change) for change in changes], next_page_token=page.next_token(answer.page.next_page_token)
+    )
 
 
 # ---- the POS price book ----------------------------------------------------------------------------
@@ -943,19 +1033,25 @@ async def pos_price_book(
     if if_none_match and not page.cursor:
         any_version, versions = held_versions(if_none_match, store_id)
     answer = await pricing(resources).GetPriceBook(
-        pb.GetPriceBookRequest(store_id=store_id, since_version=since_version, known_version=max(versions, default=0),
-                               page=page.request(size=1 if any_version else None)),
+        pb.GetPriceBookRequest(
+            store_id=store_id,
+            since_version=since_version,
+            known_version=max(versions, default=0),
+            page=page.request(size=1 if any_version else None),
+        ),
         timeout=resources.grpc_deadline,
-    )  # fmt: skip
+    )
     headers = {"ETag": book_etag(answer.store_id or store_id, answer.version), "Cache-Control": "no-cache"}
     if answer.not_modified or any_version:
         return Response(status_code=304, headers=headers)  # type: ignore[return-value]
     response.headers.update(headers)
     return PriceBookOut(
-        store_id=answer.store_id or store_id, version=answer.version, delta=answer.delta,
+        store_id=answer.store_id or store_id,
+        version=answer.version,
+        delta=answer.delta,
         entries=[map_book_entry(entry) for entry in answer.entries],
         next_page_token=page.next_token(answer.page.next_page_token),
-    )  # fmt: skip
+    )
 
 
 # ---- shelf labels ----------------------------------------------------------------------------------
@@ -975,8 +1071,14 @@ async def put_label(
     Scope `labels:write`: the store's manager or headquarters; `Idempotency-Key` required.
     """
     ensure_store_staff(call.principal, store_id, managers_only=True)
-    message = pb.PutLabelRequest(request_id=call.request_id, store_id=store_id, label_id=label_id, sku=body.sku,
-                                 template=body.template or "", actor=actor_of(call.principal))  # fmt: skip
+    message = pb.PutLabelRequest(
+        request_id=call.request_id,
+        store_id=store_id,
+        label_id=label_id,
+        sku=body.sku,
+        template=body.template or "",
+        actor=actor_of(call.principal),
+    )
 
     async def effect() -> tuple[int, Any]:
         answer = await pricing(resources).PutLabel(message, timeout=resources.grpc_deadline)
@@ -996,12 +1098,15 @@ async def list_labels(
     """A page of a store's shelf labels with their sync state. Scope `labels:read`: the store's staff, headquarters."""
     ensure_store_staff(principal, store_id, managers_only=False)
     answer = await pricing(resources).ListLabels(
-        pb.ListLabelsRequest(store_id=store_id, state=_number(pb.LabelSyncState, "LABEL_SYNC_STATE", state),
-                             page=page.request()),
+        pb.ListLabelsRequest(
+            store_id=store_id, state=_number(pb.LabelSyncState, "LABEL_SYNC_STATE", state), page=page.request()
+        ),
         timeout=resources.grpc_deadline,
-    )  # fmt: skip
-    return LabelPage(labels=[map_label(label) for label in answer.labels],
-                     next_page_token=page.next_token(answer.page.next_page_token))  # fmt: skip
+    )
+    return LabelPage(
+        labels=[map_label(label) for label in answer.labels],
+        next_page_token=page.next_token(answer.page.next_page_token),
+    )
 
 
 @router.get("/stores/{store_id}/label-mismatches", responses=problems.problem_responses(401, 403, 404, 422))
@@ -1022,13 +1127,21 @@ async def label_mismatches(
         timeout=resources.grpc_deadline,
     )
     return LabelAuditOut(
-        store_id=store_id, label_count=answer.label_count, mismatch_count=answer.mismatch_count,
-        mismatch_rate=answer.mismatch_rate.value or "0", deadline_seconds=answer.deadline_seconds,
-        mismatches=[LabelMismatchOut(label=map_label(m.label), pos_price=_optional_amount(m, "pos_price"),
-                                     reason=_name(pb.MismatchReason, "MISMATCH_REASON", m.reason) or "unspecified")
-                    for m in answer.mismatches],
+        store_id=store_id,
+        label_count=answer.label_count,
+        mismatch_count=answer.mismatch_count,
+        mismatch_rate=answer.mismatch_rate.value or "0",
+        deadline_seconds=answer.deadline_seconds,
+        mismatches=[
+            LabelMismatchOut(
+                label=map_label(m.label),
+                pos_price=_optional_amount(m, "pos_price"),
+                reason=_name(pb.MismatchReason, "MISMATCH_REASON", m.reason) or "unspecified",
+            )
+            for m in answer.mismatches
+        ],
         next_page_token=page.next_token(answer.page.next_page_token),
-    )  # fmt: skip
+    )
 
 
 # ---- markdowns -------------------------------------------------------------------------------------
@@ -1048,12 +1161,15 @@ async def list_markdowns(
     """
     ensure_store_staff(principal, store_id, managers_only=True)
     answer = await pricing(resources).ListMarkdownSuggestions(
-        pb.ListMarkdownSuggestionsRequest(store_id=store_id, page=page.request(),
-                                          state=_number(pb.MarkdownState, "MARKDOWN_STATE", state)),
+        pb.ListMarkdownSuggestionsRequest(
+            store_id=store_id, page=page.request(), state=_number(pb.MarkdownState, "MARKDOWN_STATE", state)
+        ),
         timeout=resources.grpc_deadline,
-    )  # fmt: skip
-    return MarkdownPage(suggestions=[map_markdown(suggestion) for suggestion in answer.suggestions],
-                        next_page_token=page.next_token(answer.page.next_page_token))  # fmt: skip
+    )
+    return MarkdownPage(
+        suggestions=[map_markdown(suggestion) for suggestion in answer.suggestions],
+        next_page_token=page.next_token(answer.page.next_page_token),
+    )
 
 
 @router.post(
@@ -1076,8 +1192,9 @@ async def decide_markdown(
         principal.staff_role is not StaffRole.STORE_MANAGER or principal.store_id is None
     ):
         raise forbidden("only headquarters and store managers decide markdowns")
-    message = pb.DecideMarkdownRequest(request_id=call.request_id, markdown_id=markdown_id, approve=body.approve,
-                                       actor=actor_of(principal))  # fmt: skip
+    message = pb.DecideMarkdownRequest(
+        request_id=call.request_id, markdown_id=markdown_id, approve=body.approve, actor=actor_of(principal)
+    )
     if body.effective_at is not None:
         message.effective_at.CopyFrom(timestamp(body.effective_at))
 

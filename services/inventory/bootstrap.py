@@ -110,8 +110,12 @@ def _replenishment_run(planner: ReplenishmentPlanner) -> Callable[[], Awaitable[
         report = await planner.run()
         log.info(
             "replenishment run finished",
-            extra={"locations": len(report.locations), "suggestions_published": report.suggestions_published,
-                   "alerts_published": report.alerts_published, "skipped": report.skipped},
-        )  # fmt: skip
+            extra={
+                "locations": len(report.locations),
+                "suggestions_published": report.suggestions_published,
+                "alerts_published": report.alerts_published,
+                "skipped": report.skipped,
+            },
+        )
 
     return step

@@ -114,8 +114,12 @@ async def _import_sales_history(connection: AsyncConnection, retailer: DemoRetai
                 "AS v(location_id, sku, day, quantity) "
                 "ON CONFLICT (location_id, sku, day, source) DO UPDATE SET quantity = EXCLUDED.quantity"
             ),
-            {"locations": [row.location_id for row in chunk], "skus": [row.sku_code for row in chunk],
-             "days": [row.business_date for row in chunk], "quantities": [row.quantity for row in chunk]},
-        )  # fmt: skip
+            {
+                "locations": [row.location_id for row in chunk],
+                "skus": [row.sku_code for row in chunk],
+                "days": [row.business_date for row in chunk],
+                "quantities": [row.quantity for row in chunk],
+            },
+        )
         imported += len(chunk)
     return imported

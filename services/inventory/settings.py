@@ -15,10 +15,12 @@ class InventorySettings(BaseServiceSettings):
     reservation_sweep_seconds: float = Field(default=1.0, gt=0, le=60, description="how often expiries are swept")
     reservation_batch_max: int = Field(default=256, ge=1, le=5000, description="most reservations per coalesced batch")
     replenishment_interval_seconds: float = Field(
-        default=3600.0, ge=0, le=86_400,
+        default=3600.0,
+        ge=0,
+        le=86_400,
         description="how often the replenishment run plans every selling location and publishes what changed; "
         "0 switches the periodic run off (REPLENISHMENT_INTERVAL_SECONDS)",
-    )  # fmt: skip
+    )
     replenishment_lead_time_days: int = Field(
         default=2, ge=0, le=60, description="supplier lead time of items whose own is not known"
     )
@@ -33,9 +35,10 @@ class InventorySettings(BaseServiceSettings):
         default=Decimal(60), gt=0, le=365, description="more days of cover than this is overstock"
     )
     catalogue_consumer_durable: str = Field(
-        default="inventory-catalogue", pattern=r"^[A-Za-z0-9_-]+$",
+        default="inventory-catalogue",
+        pattern=r"^[A-Za-z0-9_-]+$",
         description="durable JetStream consumer of pricing's item changes (CATALOGUE_CONSUMER_DURABLE)",
-    )  # fmt: skip
+    )
     forecast_workers: int = Field(
         default=2, ge=1, le=32, description="threads fitting demand models (each fit takes one CPU for seconds)"
     )

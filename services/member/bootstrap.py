@@ -50,15 +50,16 @@ def policies(settings: MemberSettings) -> LoyaltyPolicies:
             category_multipliers=settings.category_multipliers,
             expiry_days=settings.points_expiry_days,
         ),
-        tiers=TierPolicy(DEFAULT_TIER_POLICY.tiers, window_days=settings.tier_window_days,
-                         grace_days=settings.tier_grace_days),
+        tiers=TierPolicy(
+            DEFAULT_TIER_POLICY.tiers, window_days=settings.tier_window_days, grace_days=settings.tier_grace_days
+        ),
         lifecycle=LifecyclePolicy(
             new_days=settings.lifecycle_new_days,
             dormant_after_days=settings.lifecycle_dormant_after_days,
             churned_after_days=settings.lifecycle_churned_after_days,
             repeat_min_purchases=settings.lifecycle_repeat_min_purchases,
         ),
-    )  # fmt: skip
+    )
 
 
 def wire(

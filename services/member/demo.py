@@ -41,8 +41,12 @@ async def load_demo(database_url: str, retailer: DemoRetailer, state_dir: Path |
     environment = Environment(os.environ.get("APP_ENV", "local"))
     if not environment.allows_dev_secrets:
         raise RuntimeError(f"demo members are public data; refusing to load them with APP_ENV={environment}")
-    settings = load_settings(MemberSettings, app_env=environment.value, database_url=database_url,
-                             nats_url=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"))  # fmt: skip
+    settings = load_settings(
+        MemberSettings,
+        app_env=environment.value,
+        database_url=database_url,
+        nats_url=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"),
+    )
     codec = PersonalDataCodec(DataKeyring(settings.data_keys))
     rules = policies(settings)
     engine = create_engine(database_url, pool_size=2, max_overflow=0, application_name="demo-loader")
@@ -85,16 +89,20 @@ async def load_demo(database_url: str, retailer: DemoRetailer, state_dir: Path |
 
 
 async def _load_categories(connection: AsyncConnection, retailer: DemoRetailer) -> None:
-    parents = {category.category_code: category.parent_code or category.category_code for category in
-               retailer.categories}  # fmt: skip
+    parents = {
+        category.category_code: category.parent_code or category.category_code for category in retailer.categories
+    }
     await connection.execute(
         text(
             "INSERT INTO item_category (sku, category_id, department_id) SELECT * FROM unnest(CAST(:skus AS text[]), "
             "CAST(:categories AS text[]), CAST(:departments AS text[])) ON CONFLICT DO NOTHING"
         ),
-        {"skus": [sku.sku_code for sku in retailer.skus], "categories": [sku.category_code for sku in retailer.skus],
-         "departments": [parents.get(sku.category_code, sku.category_code) for sku in retailer.skus]},
-    )  # fmt: skip
+        {
+            "skus": [sku.sku_code for sku in retailer.skus],
+            "categories": [sku.category_code for sku in retailer.skus],
+            "departments": [parents.get(sku.category_code, sku.category_code) for sku in retailer.skus],
+        },
+    )
 
 
 async def _load_members(
@@ -106,18 +114,25 @@ async def _load_members(
         identities: dict[str, list[Any]] = defaultdict(list)
         consents: dict[str, list[Any]] = defaultdict(list)
         for member in chunk:
-            sealed = codec.seal_profile(member.member_id, Profile(name=member.name, birthday=member.birthday,
-                                                                  gender=Gender(member.gender.value)))  # fmt: skip
+            sealed = codec.seal_profile(
+                member.member_id,
+                Profile(name=member.name, birthday=member.birthday, gender=Gender(member.gender.value)),
+            )
             for column, value in (
-                ("member_id", member.member_id), ("registered_at", member.registered_at),
-                ("channel", _CHANNELS[member.registration_channel.value]), ("store", member.home_store_id),
-                ("name", sealed["name"]), ("birthday", sealed["birthday"]), ("gender", member.gender.value),
+                ("member_id", member.member_id),
+                ("registered_at", member.registered_at),
+                ("channel", _CHANNELS[member.registration_channel.value]),
+                ("store", member.home_store_id),
+                ("name", sealed["name"]),
+                ("birthday", sealed["birthday"]),
+                ("gender", member.gender.value),
                 ("tier", _TIERS[member.tier.value]),
-            ):  # fmt: skip
+            ):
                 rows[column].append(value)
             for linked in member.identities:
-                identity = parse_identity(linked.kind.value, linked.value,
-                                          app_id if linked.kind.value == "wechat_openid" else "")  # fmt: skip
+                identity = parse_identity(
+                    linked.kind.value, linked.value, app_id if linked.kind.value == "wechat_openid" else ""
+                )
                 lookup = identity_hash(lookup_key, identity)
                 for column, value in (
                     ("hash", lookup),
@@ -126,12 +141,18 @@ async def _load_members(
                     ("sealed", codec.seal_identity(lookup, identity)),
                     ("at", linked.bound_at),
                 ):
-                    identities[column].append(value)  # fmt: skip
-            for channel, granted in (("sms", member.consent.sms), ("wechat", member.consent.wechat),
-                                     ("app_push", member.consent.app_push)):  # fmt: skip
+                    identities[column].append(value)
+            for channel, granted in (
+                ("sms", member.consent.sms),
+                ("wechat", member.consent.wechat),
+                ("app_push", member.consent.app_push),
+            ):
                 if granted:
-                    for column, value in (("member", member.member_id), ("channel", channel),
-                                          ("at", member.consent.updated_at)):  # fmt: skip
+                    for column, value in (
+                        ("member", member.member_id),
+                        ("channel", channel),
+                        ("at", member.consent.updated_at),
+                    ):
                         consents[column].append(value)
         await connection.execute(
             text(
@@ -204,17 +225,25 @@ async def _load_history(
         sale_categories = sorted({categories[line.sku_code] for line in sale.lines if line.sku_code in categories})
         points = 0
         if sale.member_id is not None:
-            lines = [PurchaseLine(line.sku_code, categories.get(line.sku_code), int(line.net_amount * 100))
-                     for line in sale.lines]  # fmt: skip
+            lines = [
+                PurchaseLine(line.sku_code, categories.get(line.sku_code), int(line.net_amount * 100))
+                for line in sale.lines
+            ]
             points = points_earned(lines, tiers.get(sale.member_id, "basic"), points_policy)
             purchases[sale.member_id].append(
                 PurchaseRecord(sale.sale_id, sale.occurred_at, sale.location_id, amount, tuple(sale_categories))
             )
             if points > 0:
                 earns.append((sale.member_id, sale.sale_id, sale.location_id, points, sale.occurred_at))
-        for column, value in (("sale_id", sale.sale_id), ("member", sale.member_id), ("store", sale.location_id),
-                              ("at", sale.occurred_at), ("amount", amount), ("points", points),
-                              ("categories", "{" + ",".join(sale_categories) + "}")):  # fmt: skip
+        for column, value in (
+            ("sale_id", sale.sale_id),
+            ("member", sale.member_id),
+            ("store", sale.location_id),
+            ("at", sale.occurred_at),
+            ("amount", amount),
+            ("points", points),
+            ("categories", "{" + ",".join(sale_categories) + "}"),
+        ):
             facts[column].append(value)
         if len(facts["sale_id"]) >= _CHUNK:
             await flush()
@@ -228,15 +257,28 @@ async def _book_earns(
 ) -> None:
     """One earn entry and one lot per sale, with ids taken from their sequences up front."""
     count = len(earns)
-    entry_ids = [row[0] for row in await connection.execute(
-        text("SELECT nextval('points_entry_entry_id_seq') FROM generate_series(1, :n)"), {"n": count})]  # fmt: skip
-    lot_ids = [row[0] for row in await connection.execute(
-        text("SELECT nextval('points_lot_lot_id_seq') FROM generate_series(1, :n)"), {"n": count})]  # fmt: skip
+    entry_ids = [
+        row[0]
+        for row in await connection.execute(
+            text("SELECT nextval('points_entry_entry_id_seq') FROM generate_series(1, :n)"), {"n": count}
+        )
+    ]
+    lot_ids = [
+        row[0]
+        for row in await connection.execute(
+            text("SELECT nextval('points_lot_lot_id_seq') FROM generate_series(1, :n)"), {"n": count}
+        )
+    ]
     columns = {
-        "entry": entry_ids, "lot": lot_ids, "member": [e[0] for e in earns], "sale": [e[1] for e in earns],
-        "store": [e[2] for e in earns], "points": [e[3] for e in earns], "at": [e[4] for e in earns],
+        "entry": entry_ids,
+        "lot": lot_ids,
+        "member": [e[0] for e in earns],
+        "sale": [e[1] for e in earns],
+        "store": [e[2] for e in earns],
+        "points": [e[3] for e in earns],
+        "at": [e[4] for e in earns],
         "expires": [points_policy.expires_at(e[4]) for e in earns],
-    }  # fmt: skip
+    }
     await connection.execute(
         text(
             "INSERT INTO points_entry (entry_id, member_id, kind, points, sale_id, store_id, recorded_at) "

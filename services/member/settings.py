@@ -43,9 +43,11 @@ class MemberSettings(BaseServiceSettings):
         default=60.0, gt=0, le=86_400, description="how often points past their expiry are expired"
     )
     member_review_seconds: float = Field(
-        default=3600.0, ge=0, le=86_400,
+        default=3600.0,
+        ge=0,
+        le=86_400,
         description="how often tiers are reviewed and lifecycle stages recomputed as time passes; 0 is off",
-    )  # fmt: skip
+    )
 
     points_per_yuan: Decimal = Field(default=Decimal(1), ge=0, le=100, description="points per yuan of eligible spend")
     points_expiry_days: int = Field(default=365, ge=1, le=3650, description="days until earned points expire")

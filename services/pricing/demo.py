@@ -54,9 +54,11 @@ async def load_demo(
     """Load the demo retailer's stores, items, prices and current promotions; idempotent."""
     station_url = label_station_url if label_station_url is not None else os.environ.get(LABEL_STATION_ENV, "")
     settings = load_settings(
-        PricingSettings, app_env=os.environ.get("APP_ENV", Environment.LOCAL.value), database_url=database_url,
+        PricingSettings,
+        app_env=os.environ.get("APP_ENV", Environment.LOCAL.value),
+        database_url=database_url,
         nats_url=os.environ.get("NATS_URL", "nats://127.0.0.1:4222"),
-    )  # fmt: skip
+    )
     engine = create_engine(database_url, pool_size=2, max_overflow=0, application_name="demo-loader")
     unit_of_work = units_of_work(engine)
 
@@ -125,8 +127,9 @@ def _store_drafts(
     # Online-only promotions name no store: pricing knows stores only.
     mechanic = PercentOff(promotion.discount_rate * _HUNDRED)
     for location_id in sorted(set(promotion.location_ids) & store_ids):
-        yield RuleDraft(Scope(store_id=location_id), 0, valid_from, valid_to, mechanic=mechanic,
-                        name=promotion.name.strip()[:120])  # fmt: skip
+        yield RuleDraft(
+            Scope(store_id=location_id), 0, valid_from, valid_to, mechanic=mechanic, name=promotion.name.strip()[:120]
+        )
 
 
 async def _load_stores(
@@ -139,9 +142,14 @@ async def _load_stores(
         for index, location in enumerate(stores):
             station = station_url if index == 0 else ""
             store = StoreRow(
-                store_id=location.location_id, name=location.name, price_groups=(location.region,), currency=CURRENCY,
-                label_station_kind="batch" if station else "", label_station_url=station, book_version=0,
-            )  # fmt: skip
+                store_id=location.location_id,
+                name=location.name,
+                price_groups=(location.region,),
+                currency=CURRENCY,
+                label_station_kind="batch" if station else "",
+                label_station_url=station,
+                book_version=0,
+            )
             before = existing.get(store.store_id)
             if before is not None and dataclasses.replace(store, book_version=before.book_version) == before:
                 continue
@@ -153,20 +161,42 @@ async def _load_stores(
 
 def _item(sku: Sku) -> Item:
     return Item.create(
-        sku=sku.sku_code, name=sku.name, category=sku.category_code, barcode=sku.barcode, unit=sku.unit.value,
-        cost_fen=fen(sku.cost_price), supplier_id=sku.supplier_id, store_ids=(), active=True,
-    )  # fmt: skip
+        sku=sku.sku_code,
+        name=sku.name,
+        category=sku.category_code,
+        barcode=sku.barcode,
+        unit=sku.unit.value,
+        cost_fen=fen(sku.cost_price),
+        supplier_id=sku.supplier_id,
+        store_ids=(),
+        active=True,
+    )
 
 
 def _meaning(kind: RuleKind, draft: RuleDraft) -> Hashable:
     # A rule without its id and sequence; aware datetimes compare (and hash) equal across time zones.
-    return (kind, draft.scope, draft.priority, draft.valid_from, draft.valid_to, draft.price_fen, draft.mechanic,
-            draft.name)  # fmt: skip
+    return (
+        kind,
+        draft.scope,
+        draft.priority,
+        draft.valid_from,
+        draft.valid_to,
+        draft.price_fen,
+        draft.mechanic,
+        draft.name,
+    )
 
 
 def _stored_meaning(rule: PriceRule) -> Hashable:
-    draft = RuleDraft(rule.scope, rule.priority, rule.valid_from, rule.valid_to, price_fen=rule.price_fen,
-                      mechanic=rule.mechanic, name=rule.name)  # fmt: skip
+    draft = RuleDraft(
+        rule.scope,
+        rule.priority,
+        rule.valid_from,
+        rule.valid_to,
+        price_fen=rule.price_fen,
+        mechanic=rule.mechanic,
+        name=rule.name,
+    )
     return _meaning(rule.kind, draft)
 
 
@@ -182,9 +212,11 @@ async def _load_items(services: PricingServices, unit_of_work: Callable[[], Unit
 
 
 async def _load_prices(
-    services: PricingServices, unit_of_work: Callable[[], UnitOfWork], skus: Sequence[Sku],
+    services: PricingServices,
+    unit_of_work: Callable[[], UnitOfWork],
+    skus: Sequence[Sku],
     promotions: dict[str, list[RuleDraft]],
-) -> int:  # fmt: skip
+) -> int:
     """A chunk of SKUs' rules through SetPrices (base price, then store promotions), leaving each
     SKU's book entries to the scheduler, which does them in batches. SKUs whose rules already
     say the same are not touched."""
@@ -194,14 +226,17 @@ async def _load_prices(
         changed = 0
         for sku in skus:
             drafts = promotions.get(sku.sku_code, [])
-            wanted = [(RuleKind.REGULAR, RuleDraft(Scope(), 0, None, None, price_fen=fen(sku.base_price))),
-                      *((RuleKind.PROMOTION, draft) for draft in drafts)]  # fmt: skip
+            wanted = [
+                (RuleKind.REGULAR, RuleDraft(Scope(), 0, None, None, price_fen=fen(sku.base_price))),
+                *((RuleKind.PROMOTION, draft) for draft in drafts),
+            ]
             current = stored.get(sku.sku_code, [])
             same = Counter(map(_stored_meaning, current)) == Counter(_meaning(kind, draft) for kind, draft in wanted)
             if same and all(rule.currency == CURRENCY for rule in current):
                 continue
-            command = SetPrices(sku=sku.sku_code, currency=CURRENCY, base_price_fen=fen(sku.base_price), overrides=(),
-                                promotions=drafts)  # fmt: skip
+            command = SetPrices(
+                sku=sku.sku_code, currency=CURRENCY, base_price_fen=fen(sku.base_price), overrides=(), promotions=drafts
+            )
             await services.pricing.set_prices(uow, command, DEMO_ACTOR, defer_book=True)
             changed += 1
         await uow.commit()

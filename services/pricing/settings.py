@@ -13,13 +13,17 @@ class PricingSettings(BaseServiceSettings):
     grpc_host: str = Field(default="0.0.0.0", description="interface the gRPC API listens on (GRPC_HOST)")  # noqa: S104
     grpc_port: int = Field(default=50051, ge=0, le=65535, description="gRPC port (GRPC_PORT)")
     min_margin: Decimal = Field(
-        default=Decimal("0.05"), ge=0, lt=1,
+        default=Decimal("0.05"),
+        ge=0,
+        lt=1,
         description="regular prices below this margin over cost need an explicit, audited override (MIN_MARGIN)",
-    )  # fmt: skip
+    )
     schedule_poll_seconds: float = Field(
-        default=1.0, gt=0, le=60,
+        default=1.0,
+        gt=0,
+        le=60,
         description="how often due price changes and rule windows are looked for (also woken by writes)",
-    )  # fmt: skip
+    )
     schedule_batch: int = Field(default=500, ge=1, le=10_000, description="SKUs recomputed per transaction")
     label_push_batch: int = Field(default=1000, ge=1, le=10_000, description="label pushes claimed per round")
     label_poll_seconds: float = Field(
@@ -35,16 +39,21 @@ class PricingSettings(BaseServiceSettings):
         default=1800.0, gt=0, le=86_400, description="a given-up label is still pushed this often until it confirms"
     )
     label_ack_timeout_seconds: float = Field(
-        default=600.0, gt=0, le=86_400,
+        default=600.0,
+        gt=0,
+        le=86_400,
         description="a sent label not confirmed this long is pushed again (counts as an attempt)",
-    )  # fmt: skip
+    )
     label_ack_deadline_seconds: float = Field(
-        default=900.0, gt=0, le=86_400,
+        default=900.0,
+        gt=0,
+        le=86_400,
         description="the parity audit reports labels not confirming their content within this deadline",
-    )  # fmt: skip
+    )
     label_station_timeout_seconds: float = Field(default=10.0, gt=0, le=120, description="per request to a station")
     label_station_api_key: str = Field(default="", description="API key of batch label stations, when they need one")
     inventory_consumer_durable: str = Field(
-        default="pricing-inventory", pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        default="pricing-inventory",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
         description="durable consumer name on INVENTORY (overstock alerts → markdown suggestions)",
-    )  # fmt: skip
+    )

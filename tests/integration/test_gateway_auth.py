@@ -269,16 +269,29 @@ async def test_registration_refuses_scopes_the_clients_kind_can_never_use_and_na
 
 async def test_headquarters_register_rotate_and_inspect_a_client(gateway: RunningGateway) -> None:
     admin = await gateway.client_headers(ClientKind.STAFF, staff_role=StaffRole.HEADQUARTERS)
-    new = {"client_id": "S009-POS01", "kind": "pos_terminal", "display_name": "Till 1", "store_id": "S009",
-           "terminal_id": "S009-POS01"}  # fmt: skip
+    new = {
+        "client_id": "S009-POS01",
+        "kind": "pos_terminal",
+        "display_name": "Till 1",
+        "store_id": "S009",
+        "terminal_id": "S009-POS01",
+    }
     key = idempotency_key()
     created = await gateway.http.post("/v1/admin/clients", json=new, headers=admin | key)
     assert created.status_code == 201, created.text
     secret = created.json()["client_secret"]
     assert created.json()["client"]["scopes"] == [
-        "catalogue:read", "members:points:read", "members:points:redeem", "members:read", "members:write",
-        "pos:price-book:read", "pos:sales:write", "pos:sync:read", "prices:read", "stock:read",
-    ]  # fmt: skip
+        "catalogue:read",
+        "members:points:read",
+        "members:points:redeem",
+        "members:read",
+        "members:write",
+        "pos:price-book:read",
+        "pos:sales:write",
+        "pos:sync:read",
+        "prices:read",
+        "stock:read",
+    ]
     replayed = await gateway.http.post("/v1/admin/clients", json=new, headers=admin | key)
     assert replayed.status_code == 201
     assert replayed.json()["client_secret"] is None  # a secret is never stored, not even for replays

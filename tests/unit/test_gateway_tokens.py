@@ -21,8 +21,9 @@ OLD = ("old", b"o" * 32)
 
 
 def claims(issued_at: int = 1_000, lifetime: int = 900, **bindings: str) -> TokenClaims:
-    return TokenClaims("S001-POS01", "pos_terminal", frozenset({"pos:sync:read"}), issued_at, issued_at + lifetime,
-                       "jti-1", **bindings)  # fmt: skip
+    return TokenClaims(
+        "S001-POS01", "pos_terminal", frozenset({"pos:sync:read"}), issued_at, issued_at + lifetime, "jti-1", **bindings
+    )
 
 
 def test_a_token_verifies_to_the_claims_it_was_issued_with() -> None:
@@ -83,8 +84,11 @@ def test_every_kind_of_client_gets_catalogued_default_scopes() -> None:
 
 def test_signing_keys_are_parsed_in_order_and_bad_ones_are_named_without_the_key() -> None:
     assert parse_signing_keys(f"a:{'x' * 32}, b:{'y' * 40}") == [("a", b"x" * 32), ("b", b"y" * 40)]
-    for spec, message in [("a:short", "entry 1 \\(a\\).*32"), ("nokid", "entry 1 must be kid:key"),
-                          (f"a:{'x' * 32},a:{'y' * 32}", "appears twice")]:  # fmt: skip
+    for spec, message in [
+        ("a:short", "entry 1 \\(a\\).*32"),
+        ("nokid", "entry 1 must be kid:key"),
+        (f"a:{'x' * 32},a:{'y' * 32}", "appears twice"),
+    ]:
         with pytest.raises(ValueError, match=message) as raised:
             parse_signing_keys(spec)
         assert "x" * 32 not in str(raised.value)

@@ -214,8 +214,12 @@ def test_pricing_takes_its_secrets_from_pricing_secrets_and_prod_requires_the_la
     assert {"secretRef": {"name": "pricing-secrets"}} in container["envFrom"]
     key = [env for env in container.get("env", []) if env["name"] == "LABEL_STATION_API_KEY"]
     if key_required:  # never the empty default in production
-        assert key == [{"name": "LABEL_STATION_API_KEY", "valueFrom": {"secretKeyRef": {
-            "name": "pricing-secrets", "key": "LABEL_STATION_API_KEY"}}}]  # fmt: skip
+        assert key == [
+            {
+                "name": "LABEL_STATION_API_KEY",
+                "valueFrom": {"secretKeyRef": {"name": "pricing-secrets", "key": "LABEL_STATION_API_KEY"}},
+            }
+        ]
     else:
         assert key == []
     assert "LABEL_STATION_API_KEY" not in config_map(docs, "pricing-config")

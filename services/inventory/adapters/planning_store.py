@@ -200,9 +200,15 @@ def _alert_value(alert: AlertKind | None) -> str | None:
 
 
 async def ledger_by_day(
-    session: AsyncSession, location_id: str, start: date, end: date, business_time: tzinfo, *, sku: str = "",
+    session: AsyncSession,
+    location_id: str,
+    start: date,
+    end: date,
+    business_time: tzinfo,
+    *,
+    sku: str = "",
     supplier_id: str = "",
-) -> dict[str, SkuLedger]:  # fmt: skip
+) -> dict[str, SkuLedger]:
     """Each SKU's ledger at the location up to ``end``: everything before ``start`` in one opening sum.
 
     The ledger records instants; a movement belongs to the business day it happened on in
@@ -221,9 +227,15 @@ async def ledger_by_day(
             "AND (:sku = '' OR m.sku = :sku) AND (:supplier = '' OR i.supplier_id = :supplier)) AS moves "
             "GROUP BY sku, bucket ORDER BY sku, bucket"
         ),
-        {"location": location_id, "opening": start - timedelta(days=1), "until": until, "sku": sku,
-         "supplier": supplier_id, "utc_offset": business_time.utcoffset(None)},
-    )  # fmt: skip
+        {
+            "location": location_id,
+            "opening": start - timedelta(days=1),
+            "until": until,
+            "sku": sku,
+            "supplier": supplier_id,
+            "utc_offset": business_time.utcoffset(None),
+        },
+    )
     ledgers: dict[str, SkuLedger] = {}
     for row in rows:
         ledger = ledgers.setdefault(row.sku, SkuLedger(first_day=row.first_day))

@@ -50,8 +50,14 @@ async def lock_positions(session: AsyncSession, keys: Iterable[Key]) -> dict[Key
     return {(row.sku, row.location_id): _position(row) for row in rows}
 
 
-async def read_positions(session: AsyncSession, *, sku: str | None = None, location_id: str | None = None,
-                         after_sku: str = "", limit: int = 1000) -> list[StockPosition]:  # fmt: skip
+async def read_positions(
+    session: AsyncSession,
+    *,
+    sku: str | None = None,
+    location_id: str | None = None,
+    after_sku: str = "",
+    limit: int = 1000,
+) -> list[StockPosition]:
     """Stock levels without locking, for answering questions."""
     rows = await session.execute(
         text(
@@ -228,9 +234,13 @@ async def set_reservation_status(session: AsyncSession, reservation: Reservation
             "UPDATE reservation SET status = :status, sale_id = :sale_id, "
             "closed_at = CASE WHEN :closed THEN now() ELSE closed_at END WHERE reservation_id = :id"
         ),
-        {"status": reservation.status.value, "sale_id": reservation.sale_id, "closed": closed,
-         "id": uuid.UUID(reservation.reservation_id)},
-    )  # fmt: skip
+        {
+            "status": reservation.status.value,
+            "sale_id": reservation.sale_id,
+            "closed": closed,
+            "id": uuid.UUID(reservation.reservation_id),
+        },
+    )
 
 
 async def lock_expired_reservations(session: AsyncSession, now: datetime, limit: int) -> list[Reservation]:
@@ -465,9 +475,15 @@ async def insert_transfer(session: AsyncSession, transfer: Transfer) -> None:
             "INSERT INTO transfer (transfer_id, sku, from_location, to_location, quantity, status) "
             "VALUES (:id, :sku, :source, :destination, :quantity, :status)"
         ),
-        {"id": uuid.UUID(transfer.transfer_id), "sku": transfer.sku, "source": transfer.from_location,
-         "destination": transfer.to_location, "quantity": transfer.quantity, "status": transfer.status.value},
-    )  # fmt: skip
+        {
+            "id": uuid.UUID(transfer.transfer_id),
+            "sku": transfer.sku,
+            "source": transfer.from_location,
+            "destination": transfer.to_location,
+            "quantity": transfer.quantity,
+            "status": transfer.status.value,
+        },
+    )
 
 
 async def load_transfer(session: AsyncSession, transfer_id: str, *, lock: bool) -> Transfer | None:
@@ -486,8 +502,15 @@ async def load_transfer(session: AsyncSession, transfer_id: str, *, lock: bool) 
     ).first()
     if row is None:
         return None
-    return Transfer(str(row.transfer_id), row.sku, row.from_location, row.to_location, row.quantity,
-                    TransferStatus(row.status), row.received_quantity)  # fmt: skip
+    return Transfer(
+        str(row.transfer_id),
+        row.sku,
+        row.from_location,
+        row.to_location,
+        row.quantity,
+        TransferStatus(row.status),
+        row.received_quantity,
+    )
 
 
 async def save_transfer(session: AsyncSession, transfer: Transfer) -> None:
@@ -496,9 +519,12 @@ async def save_transfer(session: AsyncSession, transfer: Transfer) -> None:
             "UPDATE transfer SET status = :status, received_quantity = :received, updated_at = now() "
             "WHERE transfer_id = :id"
         ),
-        {"status": transfer.status.value, "received": transfer.received_quantity,
-         "id": uuid.UUID(transfer.transfer_id)},
-    )  # fmt: skip
+        {
+            "status": transfer.status.value,
+            "received": transfer.received_quantity,
+            "id": uuid.UUID(transfer.transfer_id),
+        },
+    )
 
 
 async def lock_or_create_positions(session: AsyncSession, keys: Iterable[Key]) -> dict[Key, StockPosition]:
@@ -527,9 +553,13 @@ async def add_journal_sales(
             "ON CONFLICT (location_id, sku, day, source) "
             "DO UPDATE SET quantity = daily_sales.quantity + EXCLUDED.quantity"
         ),
-        {"location": location_id, "day": day, "skus": [sku for sku, _ in lines],
-         "quantities": [quantity for _, quantity in lines]},
-    )  # fmt: skip
+        {
+            "location": location_id,
+            "day": day,
+            "skus": [sku for sku, _ in lines],
+            "quantities": [quantity for _, quantity in lines],
+        },
+    )
 
 
 async def upsert_imported_sales(
@@ -543,9 +573,13 @@ async def upsert_imported_sales(
             "CAST(:days AS date[]), CAST(:quantities AS numeric[])) AS v(sku, day, quantity) "
             "ON CONFLICT (location_id, sku, day, source) DO UPDATE SET quantity = EXCLUDED.quantity"
         ),
-        {"location": location_id, "skus": [r[0] for r in rows], "days": [r[1] for r in rows],
-         "quantities": [r[2] for r in rows]},
-    )  # fmt: skip
+        {
+            "location": location_id,
+            "skus": [r[0] for r in rows],
+            "days": [r[1] for r in rows],
+            "quantities": [r[2] for r in rows],
+        },
+    )
 
 
 async def daily_sales_series(session: AsyncSession, location_id: str, sku: str) -> list[tuple[date, Decimal]]:

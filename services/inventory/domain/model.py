@@ -159,10 +159,13 @@ class StockPosition:
         if quantity > self.available_to_promise:
             raise OutOfStock(
                 f"only {self.available_to_promise} of {self.sku} available at {self.location_id}, {quantity} requested",
-                details={"sku": self.sku, "location_id": self.location_id,
-                         "available": format_quantity(self.available_to_promise),
-                         "requested": format_quantity(quantity)},
-            )  # fmt: skip
+                details={
+                    "sku": self.sku,
+                    "location_id": self.location_id,
+                    "available": format_quantity(self.available_to_promise),
+                    "requested": format_quantity(quantity),
+                },
+            )
         return self._apply(
             Movement(self.sku, self.location_id, MovementKind.RESERVATION, ZERO, quantity, ZERO, reservation_id)
         )
@@ -390,8 +393,9 @@ class Transfer:
     received_quantity: Decimal = ZERO
 
     @classmethod
-    def request(cls, transfer_id: str, sku: str, from_location: str, to_location: str, quantity: Decimal,
-                source: StockPosition) -> Transfer:  # fmt: skip
+    def request(
+        cls, transfer_id: str, sku: str, from_location: str, to_location: str, quantity: Decimal, source: StockPosition
+    ) -> Transfer:
         if from_location == to_location:
             raise InvalidArgument("a transfer needs two different locations", reason="transfer-to-same-location")
         transfer = cls(transfer_id, sku, from_location, to_location, quantity)
@@ -404,10 +408,28 @@ class Transfer:
 
     def dispatch(self, source: StockPosition, destination: StockPosition) -> None:
         self._expect(TransferStatus.REQUESTED, "dispatch")
-        source._apply(Movement(self.sku, source.location_id, MovementKind.TRANSFER_OUT, -self.quantity,
-                               -self.quantity, ZERO, self.transfer_id))  # fmt: skip
-        destination._apply(Movement(self.sku, destination.location_id, MovementKind.TRANSFER_OUT, ZERO, ZERO,
-                                    self.quantity, self.transfer_id))  # fmt: skip
+        source._apply(
+            Movement(
+                self.sku,
+                source.location_id,
+                MovementKind.TRANSFER_OUT,
+                -self.quantity,
+                -self.quantity,
+                ZERO,
+                self.transfer_id,
+            )
+        )
+        destination._apply(
+            Movement(
+                self.sku,
+                destination.location_id,
+                MovementKind.TRANSFER_OUT,
+                ZERO,
+                ZERO,
+                self.quantity,
+                self.transfer_id,
+            )
+        )
         self.status = TransferStatus.DISPATCHED
 
     def receive(self, received: Decimal, destination: StockPosition) -> Decimal:
@@ -420,12 +442,16 @@ class Transfer:
             )
         if received < ZERO:
             raise InvalidArgument("received quantity must not be negative", reason="invalid-quantity")
-        destination._apply(Movement(self.sku, destination.location_id, MovementKind.TRANSFER_IN, received, ZERO,
-                                    -received, self.transfer_id))  # fmt: skip
+        destination._apply(
+            Movement(
+                self.sku, destination.location_id, MovementKind.TRANSFER_IN, received, ZERO, -received, self.transfer_id
+            )
+        )
         shrink = self.quantity - received
         if shrink > ZERO:
-            destination._apply(Movement(self.sku, destination.location_id, MovementKind.SHRINK, ZERO, ZERO, -shrink,
-                                        self.transfer_id))  # fmt: skip
+            destination._apply(
+                Movement(self.sku, destination.location_id, MovementKind.SHRINK, ZERO, ZERO, -shrink, self.transfer_id)
+            )
         self.received_quantity = received
         self.status = TransferStatus.RECEIVED
         return shrink

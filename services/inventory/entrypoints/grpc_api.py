@@ -131,15 +131,21 @@ def map_reserve(request: pb.ReserveStockRequest) -> ReserveStock:
 class InventoryServicer(pb_grpc.InventoryServiceServicer):
     """gRPC face of the inventory service."""
 
-    def __init__(self, service: InventoryService, unit_of_work: Any, saga: TransferSaga | None = None,
-                 planner: ReplenishmentPlanner | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        service: InventoryService,
+        unit_of_work: Any,
+        saga: TransferSaga | None = None,
+        planner: ReplenishmentPlanner | None = None,
+    ) -> None:
         self._service = service
         self._uow = unit_of_work
         self._saga = saga or TransferSaga()
         self._planner = planner
 
-    async def _once(self, request: Any, response_type: type[ResponseT],
-                    effect: Callable[[UnitOfWork], Awaitable[ResponseT]]) -> ResponseT:  # fmt: skip
+    async def _once(
+        self, request: Any, response_type: type[ResponseT], effect: Callable[[UnitOfWork], Awaitable[ResponseT]]
+    ) -> ResponseT:
         return await run_request_once(self._uow(), request, response_type, effect)
 
     async def RequestTransfer(self, request: pb.RequestTransferRequest, context: Any) -> pb.RequestTransferResponse:
@@ -147,9 +153,13 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         quantity = parse_quantity(request.quantity.value)
 
         async def effect(uow: UnitOfWork) -> pb.RequestTransferResponse:
-            transfer = await self._saga.request(uow, sku=request.sku, quantity=quantity,
-                                                from_location=request.from_location_id,
-                                                to_location=request.to_location_id)  # fmt: skip
+            transfer = await self._saga.request(
+                uow,
+                sku=request.sku,
+                quantity=quantity,
+                from_location=request.from_location_id,
+                to_location=request.to_location_id,
+            )
             return pb.RequestTransferResponse(transfer=map_transfer(transfer))
 
         return await self._once(request, pb.RequestTransferResponse, effect)
@@ -301,16 +311,20 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         size = request.page.page_size or DEFAULT_PAGE_SIZE
         if not 0 < size <= MAX_PAGE_SIZE:
             raise InvalidArgument(f"page_size must be between 1 and {MAX_PAGE_SIZE}", reason="invalid-page-size")
-        page = await self._planning().replenishment(request.location_id, after_sku=request.page.page_token,
-                                                    limit=size, supplier_id=request.supplier_id)  # fmt: skip
+        page = await self._planning().replenishment(
+            request.location_id, after_sku=request.page.page_token, limit=size, supplier_id=request.supplier_id
+        )
         return planning_api.map_replenishment(page)
 
     async def GetStockKpis(self, request: pb.GetStockKpisRequest, context: Any) -> pb.GetStockKpisResponse:
         """Stock-out rate, sell-through (动销率), days of cover and shrink of a location over a period."""
         start, end, kpis, discrepancies = await self._planning().stock_kpis(
-            request.location_id, sku=request.sku, start=planning_api.parse_day(request.from_date, "from_date"),
-            end=planning_api.parse_day(request.to_date, "to_date"), supplier_id=request.supplier_id,
-        )  # fmt: skip
+            request.location_id,
+            sku=request.sku,
+            start=planning_api.parse_day(request.from_date, "from_date"),
+            end=planning_api.parse_day(request.to_date, "to_date"),
+            supplier_id=request.supplier_id,
+        )
         return planning_api.map_kpis(request.location_id, start, end, kpis, discrepancies)
 
     async def ApplyPendingSaleLines(

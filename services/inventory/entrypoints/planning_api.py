@@ -56,13 +56,12 @@ def map_replenishment(page: ReplenishmentPage) -> pb.ListReplenishmentResponse:
         location_id=page.location_id,
         as_of_date=page.as_of.isoformat(),
         suggestions=[
-            map_suggestion(planned.suggestion, planned.level.position, planned.level.supplier_id,
-                           planned.days_of_cover)
+            map_suggestion(planned.suggestion, planned.level.position, planned.level.supplier_id, planned.days_of_cover)
             for planned in page.levels
         ],
         alerts=[map_alert(planned.alert) for planned in page.levels if planned.alert is not None],
         page_info=paging_pb2.PageInfo(next_page_token=page.levels[-1].level.sku if page.more else ""),
-    )  # fmt: skip
+    )
 
 
 def map_sku_kpis(kpis: SkuKpis) -> pb.SkuStockKpis:

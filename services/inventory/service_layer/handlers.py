@@ -208,9 +208,11 @@ class InventoryService:
                 same = request_digest(RESERVE_METHOD, command.request) == request_digest(
                     RESERVE_METHOD, commands[first_of[command.request_id]].request
                 )
-                outcomes[index] = first if same else RequestIdReused(
-                    f"request_id {command.request_id!r} was already used for a different request"
-                )  # fmt: skip
+                outcomes[index] = (
+                    first
+                    if same
+                    else RequestIdReused(f"request_id {command.request_id!r} was already used for a different request")
+                )
         return [outcome for outcome in outcomes if outcome is not None]
 
     async def _reserve_split(self, command: ReserveStock) -> Reservation:
@@ -331,8 +333,9 @@ class InventoryService:
         if reservation_id and not is_return:
             reservation = await stock_store.load_reservation(session, reservation_id, lock=True)
             if reservation is not None and reservation.status not in (
-                ReservationStatus.ACTIVE, ReservationStatus.COMMITTED
-            ):  # fmt: skip
+                ReservationStatus.ACTIVE,
+                ReservationStatus.COMMITTED,
+            ):
                 reservation = None  # expired or released before the sale arrived: a plain sale
         keys = {(sku, location_id) for sku, _ in lines}
         if reservation is not None:

@@ -274,9 +274,12 @@ class ReplenishmentPlanner:
             supplier_id = await stock_store.supplier_of(uow.session, sku)
         demand = await self.fits.of(location_id, self.today())
         return ForecastAnswer(
-            demand.forecast(sku, horizon_days), supplier_id, demand.accuracy_of(sku), demand.backtest,
+            demand.forecast(sku, horizon_days),
+            supplier_id,
+            demand.accuracy_of(sku),
+            demand.backtest,
             demand.history_end,
-        )  # fmt: skip
+        )
 
     async def replenishment(
         self, location_id: str, *, after_sku: str = "", limit: int = 100, supplier_id: str = ""
@@ -294,9 +297,14 @@ class ReplenishmentPlanner:
         return ReplenishmentPage(location_id, today, planned, more=len(levels) > limit)
 
     async def stock_kpis(
-        self, location_id: str, *, sku: str = "", start: date | None = None, end: date | None = None,
+        self,
+        location_id: str,
+        *,
+        sku: str = "",
+        start: date | None = None,
+        end: date | None = None,
         supplier_id: str = "",
-    ) -> tuple[date, date, LocationKpis | None, list[DiscrepancyTally]]:  # fmt: skip
+    ) -> tuple[date, date, LocationKpis | None, list[DiscrepancyTally]]:
         """KPIs of a location (or one SKU there) over ``start``..``end`` (``None`` when nothing was
         carried), and the discrepancies its sales of the period left, per kind.
 

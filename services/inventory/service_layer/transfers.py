@@ -59,8 +59,9 @@ class TransferSaga:
             if not await stock_store.known_location(session, location):
                 raise UnknownLocation(f"location {location} does not exist")
         positions = await stock_store.lock_or_create_positions(session, [(sku, from_location), (sku, to_location)])
-        transfer = Transfer.request(str(uuid.uuid4()), sku, from_location, to_location, quantity,
-                                    positions[(sku, from_location)])  # fmt: skip
+        transfer = Transfer.request(
+            str(uuid.uuid4()), sku, from_location, to_location, quantity, positions[(sku, from_location)]
+        )
         await stock_store.insert_transfer(session, transfer)
         _announce(uow, transfer, await stock_store.save_positions(session, positions.values()))
         self._fault("request")
@@ -68,8 +69,9 @@ class TransferSaga:
 
     async def dispatch(self, uow: UnitOfWork, transfer_id: str) -> Transfer:
         transfer, positions = await self._load(uow, transfer_id)
-        transfer.dispatch(positions[(transfer.sku, transfer.from_location)],
-                          positions[(transfer.sku, transfer.to_location)])  # fmt: skip
+        transfer.dispatch(
+            positions[(transfer.sku, transfer.from_location)], positions[(transfer.sku, transfer.to_location)]
+        )
         await self._save(uow, transfer, positions, "dispatch")
         return transfer
 
@@ -100,8 +102,9 @@ class TransferSaga:
         )
         return transfer, positions
 
-    async def _save(self, uow: UnitOfWork, transfer: Transfer, positions: dict[tuple[str, str], StockPosition],
-                    step: str) -> None:  # fmt: skip
+    async def _save(
+        self, uow: UnitOfWork, transfer: Transfer, positions: dict[tuple[str, str], StockPosition], step: str
+    ) -> None:
         await stock_store.save_transfer(uow.session, transfer)
         _announce(uow, transfer, await stock_store.save_positions(uow.session, positions.values()))
         self._fault(step)

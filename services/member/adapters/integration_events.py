@@ -75,9 +75,13 @@ def points_earned(
     member_id: str, points: int, sale_id: str, balance: int, expires_at: datetime, at: datetime
 ) -> OutboxEvent:
     message = events_pb2.PointsEarned(
-        member_id=member_id, points=points, sale_id=sale_id, balance=balance, expires_at=timestamp(expires_at),
+        member_id=member_id,
+        points=points,
+        sale_id=sale_id,
+        balance=balance,
+        expires_at=timestamp(expires_at),
         occurred_at=timestamp(at),
-    )  # fmt: skip
+    )
     return _event("points_earned", member_id, message, at)
 
 
@@ -97,9 +101,13 @@ def points_reversed(
     member_id: str, points: int, sale_id: str, original_sale_id: str, balance: int, at: datetime
 ) -> OutboxEvent:
     message = events_pb2.PointsReversed(
-        member_id=member_id, points=points, sale_id=sale_id, original_sale_id=original_sale_id, balance=balance,
+        member_id=member_id,
+        points=points,
+        sale_id=sale_id,
+        original_sale_id=original_sale_id,
+        balance=balance,
         occurred_at=timestamp(at),
-    )  # fmt: skip
+    )
     return _event("points_reversed", member_id, message, at)
 
 

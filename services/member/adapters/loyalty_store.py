@@ -132,9 +132,16 @@ async def apply_change(
                 "sale_id) "
                 "VALUES (:lot, :member, :entry, :points, :points, :earned, :expires, :sale)"
             ),
-            {"lot": int(lot.lot_id), "member": member_id, "entry": entry_id, "points": lot.remaining,
-             "earned": lot.earned_at, "expires": lot.expires_at, "sale": sale_id},
-        )  # fmt: skip
+            {
+                "lot": int(lot.lot_id),
+                "member": member_id,
+                "entry": entry_id,
+                "points": lot.remaining,
+                "earned": lot.earned_at,
+                "expires": lot.expires_at,
+                "sale": sale_id,
+            },
+        )
     await session.execute(
         text(
             "UPDATE member SET points_balance = points_balance + :delta, points_debt = points_debt + :debt, "
@@ -157,10 +164,11 @@ async def ledger_page(
         {"member": member_id, "before": before_entry_id, "limit": limit},
     )
     return [
-        LedgerEntry(row.entry_id, row.kind, row.points, row.sale_id, row.reference, row.reason, row.recorded_at,
-                    row.expires_at)
+        LedgerEntry(
+            row.entry_id, row.kind, row.points, row.sale_id, row.reference, row.reason, row.recorded_at, row.expires_at
+        )
         for row in rows
-    ]  # fmt: skip
+    ]
 
 
 async def expiring(session: AsyncSession, member_id: str, limit: int = 12) -> list[tuple[datetime, int]]:
@@ -227,9 +235,17 @@ async def record_sale_fact(
             "categories) VALUES (:sale, :kind, :member, :store, :at, :amount, :original, CAST(:categories AS text[])) "
             "ON CONFLICT (sale_id) DO NOTHING RETURNING 1"
         ),
-        {"sale": sale_id, "kind": kind, "member": member_id, "store": store_id, "at": occurred_at,
-         "amount": amount_minor, "original": original_sale_id, "categories": sorted(set(categories))},
-    )  # fmt: skip
+        {
+            "sale": sale_id,
+            "kind": kind,
+            "member": member_id,
+            "store": store_id,
+            "at": occurred_at,
+            "amount": amount_minor,
+            "original": original_sale_id,
+            "categories": sorted(set(categories)),
+        },
+    )
     return inserted.first() is not None
 
 
@@ -286,9 +302,14 @@ async def set_sale_points(
             "UPDATE sale_fact SET points = :points, lot_id = coalesce(CAST(:lot AS bigint), lot_id), "
             "member_id = coalesce(:member, member_id), reversal_pending = :pending WHERE sale_id = :sale"
         ),
-        {"sale": sale_id, "points": points, "lot": int(lot_id) if lot_id else None, "member": member_id,
-         "pending": reversal_pending},
-    )  # fmt: skip
+        {
+            "sale": sale_id,
+            "points": points,
+            "lot": int(lot_id) if lot_id else None,
+            "member": member_id,
+            "pending": reversal_pending,
+        },
+    )
 
 
 async def member_purchases(session: AsyncSession, member_id: str) -> list[PurchaseRecord]:
@@ -337,9 +358,17 @@ async def sale_facts(session: AsyncSession, start: datetime, end: datetime, stor
 
 def _sale_fact(row: Any) -> SaleFactRow:
     return SaleFactRow(
-        row.sale_id, row.kind, row.member_id, row.store_id, row.occurred_at, int(row.amount_minor),
-        row.original_sale_id, int(row.points), row.lot_id, row.reversal_pending,
-    )  # fmt: skip
+        row.sale_id,
+        row.kind,
+        row.member_id,
+        row.store_id,
+        row.occurred_at,
+        int(row.amount_minor),
+        row.original_sale_id,
+        int(row.points),
+        row.lot_id,
+        row.reversal_pending,
+    )
 
 
 async def item_categories(session: AsyncSession, skus: Sequence[str]) -> dict[str, tuple[str, str]]:

@@ -110,10 +110,19 @@ async def insert_member(
             "birthday_sealed, address_sealed, gender, preferences, tier, tier_since) VALUES (:id, :at, :channel, "
             ":store, :name, :birthday, :address, :gender, CAST(:preferences AS jsonb), :tier, :at)"
         ),
-        {"id": member_id, "at": registered_at, "channel": channel, "store": home_store_id or None,
-         "name": sealed.get("name"), "birthday": sealed.get("birthday"), "address": sealed.get("address"),
-         "gender": gender, "preferences": json.dumps(preferences), "tier": tier},
-    )  # fmt: skip
+        {
+            "id": member_id,
+            "at": registered_at,
+            "channel": channel,
+            "store": home_store_id or None,
+            "name": sealed.get("name"),
+            "birthday": sealed.get("birthday"),
+            "address": sealed.get("address"),
+            "gender": gender,
+            "preferences": json.dumps(preferences),
+            "tier": tier,
+        },
+    )
 
 
 async def read_member(session: AsyncSession, member_id: str, *, lock: bool = False) -> MemberRow | None:
@@ -213,9 +222,15 @@ async def insert_identity(
             "INSERT INTO member_identity (identity_hash, member_id, identity_type, value_sealed, linked_at, linked_by) "
             "VALUES (:hash, :member, :type, :sealed, :at, :by)"
         ),
-        {"hash": identity_hash, "member": member_id, "type": identity_type, "sealed": value_sealed,
-         "at": linked_at, "by": linked_by},
-    )  # fmt: skip
+        {
+            "hash": identity_hash,
+            "member": member_id,
+            "type": identity_type,
+            "sealed": value_sealed,
+            "at": linked_at,
+            "by": linked_by,
+        },
+    )
 
 
 async def identities_of(session: AsyncSession, member_ids: Sequence[str]) -> list[IdentityRow]:
@@ -281,8 +296,13 @@ async def consents_of(session: AsyncSession, member_id: str) -> list[Consent]:
 
 async def record_consent(session: AsyncSession, member_id: str, consent: Consent) -> None:
     """The current decision per channel, and the decision in the history."""
-    values = {"id": member_id, "channel": consent.channel.value, "granted": consent.granted,
-              "at": consent.updated_at, "source": consent.source}  # fmt: skip
+    values = {
+        "id": member_id,
+        "channel": consent.channel.value,
+        "granted": consent.granted,
+        "at": consent.updated_at,
+        "source": consent.source,
+    }
     await session.execute(
         text(
             "INSERT INTO member_consent (member_id, channel, granted, updated_at, source) "
@@ -309,9 +329,14 @@ async def replace_consents(session: AsyncSession, member_id: str, consents: Sequ
                 "INSERT INTO member_consent (member_id, channel, granted, updated_at, source) "
                 "VALUES (:id, :channel, :granted, :at, :source)"
             ),
-            {"id": member_id, "channel": consent.channel.value, "granted": consent.granted,
-             "at": consent.updated_at, "source": consent.source},
-        )  # fmt: skip
+            {
+                "id": member_id,
+                "channel": consent.channel.value,
+                "granted": consent.granted,
+                "at": consent.updated_at,
+                "source": consent.source,
+            },
+        )
 
 
 # ---- merges -------------------------------------------------------------------------------------
@@ -344,9 +369,16 @@ async def insert_merge(
             "INSERT INTO member_merge (merge_id, survivor_id, absorbed_id, rule, moved, merged_at, merged_by) "
             "VALUES (:id, :survivor, :absorbed, :rule, CAST(:moved AS jsonb), :at, :by)"
         ),
-        {"id": merge_id, "survivor": survivor_id, "absorbed": absorbed_id, "rule": rule,
-         "moved": json.dumps(moved, sort_keys=True), "at": merged_at, "by": merged_by},
-    )  # fmt: skip
+        {
+            "id": merge_id,
+            "survivor": survivor_id,
+            "absorbed": absorbed_id,
+            "rule": rule,
+            "moved": json.dumps(moved, sort_keys=True),
+            "at": merged_at,
+            "by": merged_by,
+        },
+    )
 
 
 async def read_merge(session: AsyncSession, merge_id: str, *, lock: bool = False) -> MergeRow | None:
@@ -412,6 +444,14 @@ async def record_personal_data_access(
             "INSERT INTO personal_data_access (member_id, accessed_at, client_id, client_kind, staff_role, store_id, "
             "purpose, fields) VALUES (:member, :at, :client, :kind, :role, :store, :purpose, CAST(:fields AS text[]))"
         ),
-        {"member": member_id, "at": at, "client": client_id, "kind": client_kind, "role": staff_role,
-         "store": store_id, "purpose": purpose, "fields": list(fields)},
-    )  # fmt: skip
+        {
+            "member": member_id,
+            "at": at,
+            "client": client_id,
+            "kind": client_kind,
+            "role": staff_role,
+            "store": store_id,
+            "purpose": purpose,
+            "fields": list(fields),
+        },
+    )

@@ -203,8 +203,9 @@ def parse_birthday(text: str, today: date) -> date:
 def check_address(address: Address) -> Address | None:
     parts = (address.province, address.city, address.district, address.street)
     if any(len(part) > MAX_ADDRESS_PART or any(ord(ch) < 32 for ch in part) for part in parts):
-        raise InvalidProfile(f"address parts have at most {MAX_ADDRESS_PART} printable characters",
-                             reason="invalid-address")  # fmt: skip
+        raise InvalidProfile(
+            f"address parts have at most {MAX_ADDRESS_PART} printable characters", reason="invalid-address"
+        )
     if address.postal_code and not _POSTAL_CODE.fullmatch(address.postal_code):
         raise InvalidProfile("a postal code has six digits", reason="invalid-address")
     cleaned = Address(*(part.strip() for part in (*parts, address.postal_code)))

@@ -84,8 +84,7 @@ def map_actor(message: identifiers_pb2.Actor) -> Actor:
 
 
 def map_address(message: pb.Address) -> Address | None:
-    return check_address(Address(message.province, message.city, message.district, message.street,
-                                  message.postal_code))  # fmt: skip
+    return check_address(Address(message.province, message.city, message.district, message.street, message.postal_code))
 
 
 def map_gender(number: int) -> Gender | None:
@@ -170,42 +169,59 @@ def map_member(view: MemberView) -> pb.Member:
         tags=view.tags,
         preferences=view.preferences,
         identities=[
-            pb.IdentitySummary(type=to_wire(pb.IdentityType, "IDENTITY_TYPE", shown.type), value=shown.value,
-                               app_id=shown.app_id, linked_at=timestamp(shown.linked_at))
+            pb.IdentitySummary(
+                type=to_wire(pb.IdentityType, "IDENTITY_TYPE", shown.type),
+                value=shown.value,
+                app_id=shown.app_id,
+                linked_at=timestamp(shown.linked_at),
+            )
             for shown in view.identities
         ],
         consents=[map_consent(consent) for consent in view.consents],
         lifecycle_stage=to_wire(pb.LifecycleStage, "LIFECYCLE_STAGE", view.lifecycle_stage),
         view=_VIEWS_BACK[view.view],
-    )  # fmt: skip
+    )
     if tier.grace_until is not None:
         message.tier.grace_until.CopyFrom(timestamp(tier.grace_until))
     contact = view.contact
     if contact is not None:
         message.contact.CopyFrom(
-            pb.ContactDetails(name=contact.name, phone=contact.phone, birthday=contact.birthday, email=contact.email,
-                              gender=to_wire(pb.Gender, "GENDER", contact.gender.value if contact.gender else ""))
-        )  # fmt: skip
+            pb.ContactDetails(
+                name=contact.name,
+                phone=contact.phone,
+                birthday=contact.birthday,
+                email=contact.email,
+                gender=to_wire(pb.Gender, "GENDER", contact.gender.value if contact.gender else ""),
+            )
+        )
         if contact.address is not None:
             address = contact.address
             message.contact.address.CopyFrom(
-                pb.Address(province=address.province, city=address.city, district=address.district,
-                           street=address.street, postal_code=address.postal_code)
-            )  # fmt: skip
+                pb.Address(
+                    province=address.province,
+                    city=address.city,
+                    district=address.district,
+                    street=address.street,
+                    postal_code=address.postal_code,
+                )
+            )
     purchases = view.purchases
     facts = purchases.facts
     message.purchases.CopyFrom(
         pb.PurchaseProfile(
-            frequency=facts.purchases_in_window, monetary=money(facts.spend_in_window_minor),
+            frequency=facts.purchases_in_window,
+            monetary=money(facts.spend_in_window_minor),
             recency_days=purchases.recency_days,
             recency_score=purchases.rfm.recency if purchases.rfm else 0,
             frequency_score=purchases.rfm.frequency if purchases.rfm else 0,
             monetary_score=purchases.rfm.monetary if purchases.rfm else 0,
-            favourite_category_ids=purchases.favourite_categories, favourite_store_ids=purchases.favourite_stores,
-            favourite_hours=purchases.favourite_hours, lifetime_purchases=facts.purchase_count,
+            favourite_category_ids=purchases.favourite_categories,
+            favourite_store_ids=purchases.favourite_stores,
+            favourite_hours=purchases.favourite_hours,
+            lifetime_purchases=facts.purchase_count,
             lifetime_spend=money(facts.lifetime_spend_minor),
         )
-    )  # fmt: skip
+    )
     if facts.first_purchase_at is not None and facts.last_purchase_at is not None:
         message.purchases.first_purchase_at.CopyFrom(timestamp(facts.first_purchase_at))
         message.purchases.last_purchase_at.CopyFrom(timestamp(facts.last_purchase_at))
@@ -214,17 +230,23 @@ def map_member(view: MemberView) -> pb.Member:
 
 def map_consent(consent: Consent) -> pb.Consent:
     return pb.Consent(
-        channel=to_wire(pb.ConsentChannel, "CONSENT_CHANNEL", consent.channel.value), granted=consent.granted,
-        updated_at=timestamp(consent.updated_at), source=consent.source,
-    )  # fmt: skip
+        channel=to_wire(pb.ConsentChannel, "CONSENT_CHANNEL", consent.channel.value),
+        granted=consent.granted,
+        updated_at=timestamp(consent.updated_at),
+        source=consent.source,
+    )
 
 
 def map_entry(entry: BookedEntry | Any) -> pb.PointsEntry:
     message = pb.PointsEntry(
-        entry_id=entry.entry_id, kind=to_wire(pb.PointsEntryKind, "POINTS_ENTRY_KIND", entry.kind),
-        points=entry.points, sale_id=getattr(entry, "sale_id", ""), reference=entry.reference, reason=entry.reason,
+        entry_id=entry.entry_id,
+        kind=to_wire(pb.PointsEntryKind, "POINTS_ENTRY_KIND", entry.kind),
+        points=entry.points,
+        sale_id=getattr(entry, "sale_id", ""),
+        reference=entry.reference,
+        reason=entry.reason,
         recorded_at=timestamp(entry.recorded_at),
-    )  # fmt: skip
+    )
     if entry.expires_at is not None:
         message.expires_at.CopyFrom(timestamp(entry.expires_at))
     return message
@@ -269,8 +291,9 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
     def _today(self) -> date:
         return self._clock().astimezone(CHINA_STANDARD_TIME).date()
 
-    async def _once(self, request: Any, response_type: type[ResponseT],
-                    effect: Callable[[UnitOfWork], Awaitable[ResponseT]]) -> ResponseT:  # fmt: skip
+    async def _once(
+        self, request: Any, response_type: type[ResponseT], effect: Callable[[UnitOfWork], Awaitable[ResponseT]]
+    ) -> ResponseT:
         return await run_request_once(self._uow(), request, response_type, effect)
 
     async def RegisterMember(self, request: pb.RegisterMemberRequest, context: Any) -> pb.RegisterMemberResponse:
@@ -292,8 +315,9 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
         view = _VIEWS.get(request.view)
         if view is None:
             raise InvalidArgument(f"view {request.view} does not exist", reason="invalid-view")
-        answer = await self._members.get(request.member_id, view, actor=map_actor(request.actor),
-                                         purpose=request.purpose)  # fmt: skip
+        answer = await self._members.get(
+            request.member_id, view, actor=map_actor(request.actor), purpose=request.purpose
+        )
         return pb.GetMemberResponse(member=map_member(answer))
 
     async def UpdateMember(self, request: pb.UpdateMemberRequest, context: Any) -> pb.UpdateMemberResponse:
@@ -312,17 +336,22 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
         actor = map_actor(request.actor)
 
         async def effect(uow: UnitOfWork) -> pb.LinkIdentityResponse:
-            outcome = await self._members.link_identity(uow, request.member_id, identity, request.survivor_member_id,
-                                                        actor)  # fmt: skip
+            outcome = await self._members.link_identity(
+                uow, request.member_id, identity, request.survivor_member_id, actor
+            )
             response = pb.LinkIdentityResponse(member_id=outcome.member_id, merged=outcome.merge is not None)
             if outcome.merge is not None:
                 merge = outcome.merge
                 response.merge.CopyFrom(
-                    pb.MergeSummary(merge_id=merge.merge_id, survivor_member_id=merge.survivor_id,
-                                    absorbed_member_id=merge.absorbed_id,
-                                    rule=to_wire(pb.SurvivorRule, "SURVIVOR_RULE", merge.rule),
-                                    points_moved=merge.points_moved, merged_at=timestamp(merge.merged_at))
-                )  # fmt: skip
+                    pb.MergeSummary(
+                        merge_id=merge.merge_id,
+                        survivor_member_id=merge.survivor_id,
+                        absorbed_member_id=merge.absorbed_id,
+                        rule=to_wire(pb.SurvivorRule, "SURVIVOR_RULE", merge.rule),
+                        points_moved=merge.points_moved,
+                        merged_at=timestamp(merge.merged_at),
+                    )
+                )
             return response
 
         return await self._once(request, pb.LinkIdentityResponse, effect)
@@ -333,9 +362,12 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
 
         async def effect(uow: UnitOfWork) -> pb.UndoMergeResponse:
             outcome = await self._members.undo_merge(uow, request.merge_id, actor)
-            return pb.UndoMergeResponse(merge_id=outcome.merge_id, survivor_member_id=outcome.survivor_id,
-                                        restored_member_id=outcome.restored_id,
-                                        undone_at=timestamp(outcome.undone_at))  # fmt: skip
+            return pb.UndoMergeResponse(
+                merge_id=outcome.merge_id,
+                survivor_member_id=outcome.survivor_id,
+                restored_member_id=outcome.restored_id,
+                undone_at=timestamp(outcome.undone_at),
+            )
 
         return await self._once(request, pb.UndoMergeResponse, effect)
 
@@ -345,21 +377,26 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
 
         async def effect(uow: UnitOfWork) -> pb.EraseMemberResponse:
             outcome = await self._members.erase(uow, request.member_id, request.reason, actor)
-            return pb.EraseMemberResponse(member_id=outcome.member_id, erased_at=timestamp(outcome.erased_at),
-                                          also_erased_member_ids=outcome.also_erased)  # fmt: skip
+            return pb.EraseMemberResponse(
+                member_id=outcome.member_id,
+                erased_at=timestamp(outcome.erased_at),
+                also_erased_member_ids=outcome.also_erased,
+            )
 
         return await self._once(request, pb.EraseMemberResponse, effect)
 
     async def GetPoints(self, request: pb.GetPointsRequest, context: Any) -> pb.GetPointsResponse:
         """Balance, what expires when, and a page of the ledger (newest first)."""
-        overview = await self._loyalty.points(request.member_id, page_token=request.page.page_token,
-                                              page_size=page_size(request.page))  # fmt: skip
+        overview = await self._loyalty.points(
+            request.member_id, page_token=request.page.page_token, page_size=page_size(request.page)
+        )
         return pb.GetPointsResponse(
-            member_id=overview.member_id, balance=overview.balance,
+            member_id=overview.member_id,
+            balance=overview.balance,
             expiring=[pb.PointsExpiry(points=points, expires_at=timestamp(at)) for at, points in overview.expiring],
             entries=[map_entry(entry) for entry in overview.entries],
             page_info=paging_pb2.PageInfo(next_page_token=overview.next_page_token),
-        )  # fmt: skip
+        )
 
     async def RedeemPoints(self, request: pb.RedeemPointsRequest, context: Any) -> pb.RedeemPointsResponse:
         """Spend points; never below zero, also under concurrent redemptions."""
@@ -368,8 +405,9 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
         check_store_id(request.store_id)
 
         async def effect(uow: UnitOfWork) -> pb.RedeemPointsResponse:
-            entry = await self._loyalty.redeem(uow, request.member_id, request.points, reference=request.reference,
-                                               store_id=request.store_id)  # fmt: skip
+            entry = await self._loyalty.redeem(
+                uow, request.member_id, request.points, reference=request.reference, store_id=request.store_id
+            )
             return pb.RedeemPointsResponse(entry=map_entry(entry), balance=entry.balance)
 
         return await self._once(request, pb.RedeemPointsResponse, effect)
@@ -392,39 +430,52 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
         """Prove balance = ledger = lots − debt."""
         check = await self._loyalty.check_ledger(request.member_id)
         return pb.CheckPointsLedgerResponse(
-            balance=check.balance, ledger_sum=check.ledger_total, lots_remaining=check.lots_remaining,
-            debt=check.debt, consistent=not check.problems, problems=check.problems,
-        )  # fmt: skip
+            balance=check.balance,
+            ledger_sum=check.ledger_total,
+            lots_remaining=check.lots_remaining,
+            debt=check.debt,
+            consistent=not check.problems,
+            problems=check.problems,
+        )
 
     async def ListTierChanges(self, request: pb.ListTierChangesRequest, context: Any) -> pb.ListTierChangesResponse:
         """A page of tier history, newest first."""
-        rows, token = await self._loyalty.tier_changes(request.member_id, page_token=request.page.page_token,
-                                                       page_size=page_size(request.page))  # fmt: skip
+        rows, token = await self._loyalty.tier_changes(
+            request.member_id, page_token=request.page.page_token, page_size=page_size(request.page)
+        )
         return pb.ListTierChangesResponse(
             changes=[
                 pb.TierChange(
                     from_tier=to_wire(pb.MemberTier, "MEMBER_TIER", row.from_tier),
                     to_tier=to_wire(pb.MemberTier, "MEMBER_TIER", row.to_tier),
                     reason=to_wire(pb.TierChangeReason, "TIER_CHANGE_REASON", row.reason),
-                    qualifying_spend=money(row.qualifying_spend_minor), changed_at=timestamp(row.changed_at),
+                    qualifying_spend=money(row.qualifying_spend_minor),
+                    changed_at=timestamp(row.changed_at),
                 )
                 for row in rows
             ],
             page_info=paging_pb2.PageInfo(next_page_token=token),
-        )  # fmt: skip
+        )
 
     async def GetMemberKpis(self, request: pb.GetMemberKpisRequest, context: Any) -> pb.GetMemberKpisResponse:
         """Active members, 复购率, 客单价 and member share of sales of a store (or the chain) over a period."""
         check_store_id(request.store_id)
-        report = await self._loyalty.kpis(request.store_id, parse_day(request.from_date, "from_date"),
-                                          parse_day(request.to_date, "to_date"))  # fmt: skip
+        report = await self._loyalty.kpis(
+            request.store_id, parse_day(request.from_date, "from_date"), parse_day(request.to_date, "to_date")
+        )
         kpis = report.kpis
         message = pb.GetMemberKpisResponse(
-            store_id=report.store_id, from_date=report.from_date.isoformat(), to_date=report.to_date.isoformat(),
-            active_members=kpis.active_members, repeat_members=kpis.repeat_members, sales_count=kpis.sales_count,
-            member_sales_count=kpis.member_sales_count, net_sales=money(kpis.net_sales_minor),
-            member_net_sales=money(kpis.member_net_sales_minor), new_members=report.new_members,
-        )  # fmt: skip
+            store_id=report.store_id,
+            from_date=report.from_date.isoformat(),
+            to_date=report.to_date.isoformat(),
+            active_members=kpis.active_members,
+            repeat_members=kpis.repeat_members,
+            sales_count=kpis.sales_count,
+            member_sales_count=kpis.member_sales_count,
+            net_sales=money(kpis.net_sales_minor),
+            member_net_sales=money(kpis.member_net_sales_minor),
+            new_members=report.new_members,
+        )
         if kpis.repeat_purchase_rate is not None:
             message.repeat_purchase_rate.CopyFrom(_decimal(kpis.repeat_purchase_rate))
         if kpis.average_basket_minor is not None:

@@ -86,9 +86,11 @@ async def reseal_with_current_key(
                 context = identity_context(bytes(row.identity_hash))
                 await uow.session.execute(
                     text("UPDATE member_identity SET value_sealed = :sealed WHERE identity_hash = :hash"),
-                    {"hash": row.identity_hash,
-                     "sealed": keyring.seal(keyring.open(bytes(row.value_sealed), context), context)},
-                )  # fmt: skip
+                    {
+                        "hash": row.identity_hash,
+                        "sealed": keyring.seal(keyring.open(bytes(row.value_sealed), context), context),
+                    },
+                )
             await uow.commit()
         report.identities += len(rows)
         if len(rows) < batch:

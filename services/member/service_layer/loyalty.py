@@ -259,9 +259,13 @@ class Loyalty:
         return department
 
     async def _earn(
-        self, uow: UnitOfWork, member: MemberRow, sale: JournalSale, categories: dict[str, tuple[str, str]],
+        self,
+        uow: UnitOfWork,
+        member: MemberRow,
+        sale: JournalSale,
+        categories: dict[str, tuple[str, str]],
         now: datetime,
-    ) -> None:  # fmt: skip
+    ) -> None:
         eligible = max(sale.total_minor - sale.points_paid_minor, 0)
         lines = []
         for sku, amount in sale.lines:
@@ -272,21 +276,29 @@ class Loyalty:
         if points <= 0:
             return
         lot_id = await loyalty_store.next_lot_id(uow.session)
-        change = plan_earn(points, lot_id=lot_id, earned_at=sale.occurred_at, debt=member.points_debt,
-                           policy=self.policies.points)  # fmt: skip
-        await loyalty_store.apply_change(uow.session, member.member_id, change, recorded_at=now, sale_id=sale.sale_id,
-                                         store_id=sale.store_id)  # fmt: skip
+        change = plan_earn(
+            points, lot_id=lot_id, earned_at=sale.occurred_at, debt=member.points_debt, policy=self.policies.points
+        )
+        await loyalty_store.apply_change(
+            uow.session, member.member_id, change, recorded_at=now, sale_id=sale.sale_id, store_id=sale.store_id
+        )
         await loyalty_store.set_sale_points(uow.session, sale.sale_id, points=points, lot_id=lot_id)
         assert change.new_lot is not None
         uow.publish(
-            events.points_earned(member.member_id, points, sale.sale_id, member.points_balance + points,
-                                 change.new_lot.expires_at, now)
-        )  # fmt: skip
+            events.points_earned(
+                member.member_id, points, sale.sale_id, member.points_balance + points, change.new_lot.expires_at, now
+            )
+        )
 
     async def _reverse(
-        self, uow: UnitOfWork, member: MemberRow, return_id: str, returned_minor: int,
-        original: loyalty_store.SaleFactRow, now: datetime,
-    ) -> None:  # fmt: skip
+        self,
+        uow: UnitOfWork,
+        member: MemberRow,
+        return_id: str,
+        returned_minor: int,
+        original: loyalty_store.SaleFactRow,
+        now: datetime,
+    ) -> None:
         session = uow.session
         points = 0
         if original.points > 0 and returned_minor > 0 and original.amount_minor > 0:
@@ -300,9 +312,10 @@ class Loyalty:
         change = plan_reversal(lots, points, own_lot)
         await loyalty_store.apply_change(session, member.member_id, change, recorded_at=now, sale_id=return_id)
         uow.publish(
-            events.points_reversed(member.member_id, points, return_id, original.sale_id,
-                                   member.points_balance - points, now)
-        )  # fmt: skip
+            events.points_reversed(
+                member.member_id, points, return_id, original.sale_id, member.points_balance - points, now
+            )
+        )
 
     # -- commands ------------------------------------------------------------------------------
     async def redeem(
@@ -316,8 +329,9 @@ class Loyalty:
         member = await self._expire(uow, member, now)
         lots = await loyalty_store.open_lots(uow.session, member.member_id)
         change = plan_redemption(lots, points, member.points_balance)
-        entry_id = await loyalty_store.apply_change(uow.session, member.member_id, change, recorded_at=now,
-                                                    reference=reference, store_id=store_id)  # fmt: skip
+        entry_id = await loyalty_store.apply_change(
+            uow.session, member.member_id, change, recorded_at=now, reference=reference, store_id=store_id
+        )
         balance = member.points_balance + change.delta
         uow.publish(events.points_redeemed(member.member_id, points, reference, balance, now))
         return BookedEntry(entry_id, change.kind.value, change.delta, reference, "", now, None, balance)
@@ -331,8 +345,16 @@ class Loyalty:
         member = await self._expire(uow, member, now)
         lots = await loyalty_store.open_lots(uow.session, member.member_id)
         lot_id = await loyalty_store.next_lot_id(uow.session) if points > 0 else ""
-        change = plan_adjustment(lots, points, balance=member.points_balance, debt=member.points_debt, reason=reason,
-                                 lot_id=lot_id, at=now, policy=self.policies.points)  # fmt: skip
+        change = plan_adjustment(
+            lots,
+            points,
+            balance=member.points_balance,
+            debt=member.points_debt,
+            reason=reason,
+            lot_id=lot_id,
+            at=now,
+            policy=self.policies.points,
+        )
         entry_id = await loyalty_store.apply_change(uow.session, member.member_id, change, recorded_at=now)
         balance = member.points_balance + change.delta
         uow.publish(events.points_adjusted(member.member_id, change.delta, balance, now))
@@ -395,15 +417,24 @@ class Loyalty:
         spend = await self.rolling_spend(uow, member_id, now)
         tiers = self.policies.tiers
         target = (
-            tier_after_purchase(member.tier, spend, tiers) if upgrade_only
+            tier_after_purchase(member.tier, spend, tiers)
+            if upgrade_only
             else tier_at_review(member.tier, spend, member.tier_since, now, tiers)
-        )  # fmt: skip
+        )
         if target.code != member.tier:
             reason = "upgrade" if tiers.rank(target.code) > tiers.rank(member.tier) else "downgrade"
             await loyalty_store.set_tier(session, member_id, target.code, now)
-            written.append(await loyalty_store.record_tier_change(
-                session, member_id, from_tier=member.tier, to_tier=target.code, reason=reason, spend_minor=spend, at=now
-            ))  # fmt: skip
+            written.append(
+                await loyalty_store.record_tier_change(
+                    session,
+                    member_id,
+                    from_tier=member.tier,
+                    to_tier=target.code,
+                    reason=reason,
+                    spend_minor=spend,
+                    at=now,
+                )
+            )
             uow.publish(events.tier_changed(member_id, member.tier, target.code, reason, spend, now))
         purchases = await loyalty_store.member_purchases(session, member_id)
         stage = self.stage_of(member.registered_at, purchases, now)
@@ -481,12 +512,14 @@ class Loyalty:
             before = int(page_token)
         async with self._uow() as uow:
             member = await self.readable(uow, member_id)
-            entries = await loyalty_store.ledger_page(uow.session, member.member_id, before_entry_id=before,
-                                                      limit=page_size + 1)  # fmt: skip
+            entries = await loyalty_store.ledger_page(
+                uow.session, member.member_id, before_entry_id=before, limit=page_size + 1
+            )
             soon = await loyalty_store.expiring(uow.session, member.member_id)
         page, more = entries[:page_size], len(entries) > page_size
-        return PointsOverview(member.member_id, member.points_balance, soon, page,
-                              str(page[-1].entry_id) if more else "")  # fmt: skip
+        return PointsOverview(
+            member.member_id, member.points_balance, soon, page, str(page[-1].entry_id) if more else ""
+        )
 
     async def readable(self, uow: UnitOfWork, member_id: str) -> MemberRow:
         """The member a read about ``member_id`` answers with: merged ids follow to their survivor."""
@@ -515,9 +548,9 @@ class Loyalty:
             raise InvalidArgument("page_token is not one this service issued", reason="invalid-page-token")
         async with self._uow() as uow:
             member = await self.readable(uow, member_id)
-            rows = await loyalty_store.tier_changes(uow.session, member.member_id,
-                                                    before_id=int(page_token) if page_token else None,
-                                                    limit=page_size + 1)  # fmt: skip
+            rows = await loyalty_store.tier_changes(
+                uow.session, member.member_id, before_id=int(page_token) if page_token else None, limit=page_size + 1
+            )
         page, more = rows[:page_size], len(rows) > page_size
         return list(page), str(page[-1].id) if more else ""
 
@@ -544,8 +577,9 @@ class Loyalty:
                     {"start": start, "end": end, "store": store_id or None},
                 )
             ).scalar_one()
-        return KpiReport(store_id, start_day, end_day, member_kpis(facts, start, end, store_id or None),
-                         int(new_members))  # fmt: skip
+        return KpiReport(
+            store_id, start_day, end_day, member_kpis(facts, start, end, store_id or None), int(new_members)
+        )
 
 
 def ensure_active(member: MemberRow | None, member_id: str) -> None:

@@ -159,18 +159,23 @@ class MemberService:
             tier=self._loyalty.policies.tiers.lowest.code,
         )
         await member_store.insert_identity(
-            session, identity_hash=lookup, member_id=member_id, identity_type=command.identity.type.value,
-            value_sealed=self._codec.seal_identity(lookup, command.identity), linked_at=now,
+            session,
+            identity_hash=lookup,
+            member_id=member_id,
+            identity_type=command.identity.type.value,
+            value_sealed=self._codec.seal_identity(lookup, command.identity),
+            linked_at=now,
             linked_by=command.actor.client_id,
-        )  # fmt: skip
+        )
         for channel, granted in _distinct_consents(command.consents):
             await member_store.record_consent(
                 session, member_id, Consent(channel, granted, now, command.actor.client_id)
             )
         uow.publish(
-            events.member_registered(member_id, command.channel.value, command.identity.type.value, command.store_id,
-                                     now)
-        )  # fmt: skip
+            events.member_registered(
+                member_id, command.channel.value, command.identity.type.value, command.store_id, now
+            )
+        )
         return member_id, True
 
     async def update(self, uow: UnitOfWork, command: UpdateMember) -> list[str]:
@@ -182,10 +187,19 @@ class MemberService:
         assert member is not None
         given = {name for name in ("name", "birthday", "address", "gender") if getattr(command, name) is not None}
         if given & command.clear:
-            raise InvalidArgument(f"{sorted(given & command.clear)} cannot be set and cleared at once",
-                                  reason="conflicting-profile-change")  # fmt: skip
-        if not (given or command.clear or command.set_preferences or command.remove_preferences or command.add_tags
-                or command.remove_tags or command.consents):  # fmt: skip
+            raise InvalidArgument(
+                f"{sorted(given & command.clear)} cannot be set and cleared at once",
+                reason="conflicting-profile-change",
+            )
+        if not (
+            given
+            or command.clear
+            or command.set_preferences
+            or command.remove_preferences
+            or command.add_tags
+            or command.remove_tags
+            or command.consents
+        ):
             raise InvalidArgument("the request changes nothing", reason="nothing-to-change")
         check_preferences(command.set_preferences)
         check_tags([*command.add_tags, *command.remove_tags])
@@ -229,8 +243,9 @@ class MemberService:
         }
         for channel, granted in _distinct_consents(command.consents):
             # Every decision is history, also one that confirms the current state.
-            await member_store.record_consent(session, member.member_id,
-                                              Consent(channel, granted, now, command.actor.client_id))  # fmt: skip
+            await member_store.record_consent(
+                session, member.member_id, Consent(channel, granted, now, command.actor.client_id)
+            )
             if current.get(channel) != granted:
                 changed.append(f"consent.{channel.value}")
         return changed
@@ -252,15 +267,21 @@ class MemberService:
             merge = await self.merges.merge(uow, member_id, owner.member_id, survivor_member_id, actor)
             return LinkOutcome(merge.survivor_id, merge)
         if survivor_member_id and survivor_member_id != member_id:
-            raise InvalidArgument("survivor_member_id names a member that takes no part in a merge",
-                                  reason="invalid-survivor")  # fmt: skip
+            raise InvalidArgument(
+                "survivor_member_id names a member that takes no part in a merge", reason="invalid-survivor"
+            )
         member = await member_store.read_member(session, member_id, lock=True)
         ensure_active(member, member_id)
         now = self._clock()
         await member_store.insert_identity(
-            session, identity_hash=lookup, member_id=member_id, identity_type=identity.type.value,
-            value_sealed=self._codec.seal_identity(lookup, identity), linked_at=now, linked_by=actor.client_id,
-        )  # fmt: skip
+            session,
+            identity_hash=lookup,
+            member_id=member_id,
+            identity_type=identity.type.value,
+            value_sealed=self._codec.seal_identity(lookup, identity),
+            linked_at=now,
+            linked_by=actor.client_id,
+        )
         uow.publish(events.identity_linked(member_id, identity.type.value, now))
         return LinkOutcome(member_id, None)
 
@@ -347,17 +368,24 @@ class MemberService:
             if not actor.client_id:
                 raise InvalidArgument("the clear view needs the actor asking for it", reason="actor-missing")
             if not purpose.strip() or len(purpose) > MAX_PURPOSE_LENGTH:
-                raise InvalidArgument(f"the clear view needs a purpose of 1 to {MAX_PURPOSE_LENGTH} characters",
-                                      reason="purpose-missing")  # fmt: skip
+                raise InvalidArgument(
+                    f"the clear view needs a purpose of 1 to {MAX_PURPOSE_LENGTH} characters", reason="purpose-missing"
+                )
         async with self._uow() as uow:
             member = await self._loyalty.readable(uow, member_id)
             answer = await self._view(uow, member, view)
             if view is PersonalDataView.CLEAR:
                 await member_store.record_personal_data_access(
-                    uow.session, member_id=member.member_id, client_id=actor.client_id, client_kind=actor.client_kind,
-                    staff_role=actor.staff_role, store_id=actor.store_id, purpose=purpose.strip(),
-                    fields=_shown_fields(answer), at=self._clock(),
-                )  # fmt: skip
+                    uow.session,
+                    member_id=member.member_id,
+                    client_id=actor.client_id,
+                    client_kind=actor.client_kind,
+                    staff_role=actor.staff_role,
+                    store_id=actor.store_id,
+                    purpose=purpose.strip(),
+                    fields=_shown_fields(answer),
+                    at=self._clock(),
+                )
                 await uow.commit()
         return answer
 
@@ -372,9 +400,13 @@ class MemberService:
         else:
             personal = PersonalData(
                 self._codec.open_profile(member.member_id, member.sealed_profile, member.gender),
-                [LinkedIdentity(self._codec.open_identity(row.identity_hash, row.identity_type, row.value_sealed),
-                                row.linked_at) for row in rows],
-            )  # fmt: skip
+                [
+                    LinkedIdentity(
+                        self._codec.open_identity(row.identity_hash, row.identity_type, row.value_sealed), row.linked_at
+                    )
+                    for row in rows
+                ],
+            )
             contact, shown = personal.contact(view), personal.shown_identities(view)
         purchases = await loyalty_store.member_purchases(session, member.member_id)
         return MemberView(

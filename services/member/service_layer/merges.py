@@ -84,8 +84,14 @@ class Merges:
 
         identities = await member_store.identities_of(session, [a_id])
         moved["identities"] = [row.identity_hash.hex() for row in identities]
-        await member_store.repoint(session, "member_identity", "identity_hash",
-                                   [row.identity_hash for row in identities], s_id, key_type="bytea")  # fmt: skip
+        await member_store.repoint(
+            session,
+            "member_identity",
+            "identity_hash",
+            [row.identity_hash for row in identities],
+            s_id,
+            key_type="bytea",
+        )
 
         changes: dict[str, Any] = {}
         filled = []
@@ -111,8 +117,10 @@ class Merges:
         moved["preferences_added"] = added_preferences
         moved["home_store_filled"] = survivor.home_store_id is None and absorbed.home_store_id is not None
         if moved["home_store_filled"]:
-            await session.execute(text("UPDATE member SET home_store_id = :store WHERE member_id = :id"),
-                                  {"store": absorbed.home_store_id, "id": s_id})  # fmt: skip
+            await session.execute(
+                text("UPDATE member SET home_store_id = :store WHERE member_id = :id"),
+                {"store": absorbed.home_store_id, "id": s_id},
+            )
 
         absorbed_tags = await member_store.tags_of(session, a_id)
         moved["tags_absorbed"] = absorbed_tags
@@ -131,9 +139,14 @@ class Merges:
         await member_store.repoint(session, "consent_event", "id", moved["consent_events"], s_id, key_type="bigint")
 
         moved["points"] = await self._move_points(uow, survivor, absorbed, now)
-        moved["sales"] = [row[0] for row in (await session.execute(
-            text("SELECT sale_id FROM sale_fact WHERE member_id = :id ORDER BY sale_id"), {"id": a_id}
-        ))]  # fmt: skip
+        moved["sales"] = [
+            row[0]
+            for row in (
+                await session.execute(
+                    text("SELECT sale_id FROM sale_fact WHERE member_id = :id ORDER BY sale_id"), {"id": a_id}
+                )
+            )
+        ]
         await member_store.repoint(session, "sale_fact", "sale_id", moved["sales"], s_id, key_type="text")
 
         await member_store.set_merged(session, a_id, s_id)
@@ -144,9 +157,17 @@ class Merges:
         if tiers.rank(absorbed.tier) > tiers.rank(survivor.tier):
             spend = await self._loyalty.rolling_spend(uow, s_id, now)
             await loyalty_store.set_tier(session, s_id, absorbed.tier, absorbed.tier_since)
-            tier_changes.append(await loyalty_store.record_tier_change(
-                session, s_id, from_tier=survivor.tier, to_tier=absorbed.tier, reason="merge", spend_minor=spend, at=now
-            ))  # fmt: skip
+            tier_changes.append(
+                await loyalty_store.record_tier_change(
+                    session,
+                    s_id,
+                    from_tier=survivor.tier,
+                    to_tier=absorbed.tier,
+                    reason="merge",
+                    spend_minor=spend,
+                    at=now,
+                )
+            )
             uow.publish(events.tier_changed(s_id, survivor.tier, absorbed.tier, "merge", spend, now))
         tier_changes += await self._loyalty.reevaluate(uow, s_id, now, upgrade_only=True)
         moved["tier_changes"] = tier_changes
@@ -156,8 +177,16 @@ class Merges:
         moved["lifecycle_after"] = after.lifecycle_stage
 
         merge_id = str(uuid.uuid4())
-        await member_store.insert_merge(session, merge_id=merge_id, survivor_id=s_id, absorbed_id=a_id, rule=rule.value,
-                                        moved=moved, merged_at=now, merged_by=actor.client_id)  # fmt: skip
+        await member_store.insert_merge(
+            session,
+            merge_id=merge_id,
+            survivor_id=s_id,
+            absorbed_id=a_id,
+            rule=rule.value,
+            moved=moved,
+            merged_at=now,
+            merged_by=actor.client_id,
+        )
         uow.publish(events.member_merged(merge_id, s_id, a_id, rule.value, now))
         return MergeOutcome(merge_id, s_id, a_id, rule.value, int(moved["points"]["balance"]), now)
 
@@ -230,8 +259,14 @@ class Merges:
         await self._ensure_unchanged(uow, merge_id, s_id, moved)
         now = self._clock()
 
-        await member_store.repoint(session, "member_identity", "identity_hash",
-                                   [bytes.fromhex(h) for h in moved["identities"]], a_id, key_type="bytea")  # fmt: skip
+        await member_store.repoint(
+            session,
+            "member_identity",
+            "identity_hash",
+            [bytes.fromhex(h) for h in moved["identities"]],
+            a_id,
+            key_type="bytea",
+        )
         changes: dict[str, Any] = {}
         for field_name in moved["profile_filled"]:
             changes["gender" if field_name == "gender" else f"{field_name}_sealed"] = None
@@ -301,17 +336,23 @@ class Merges:
                 "(SELECT count(*) FROM sale_fact WHERE sale_id = ANY (CAST(:sales AS text[])) "
                 "AND member_id IS DISTINCT FROM :survivor) AS sales"
             ),
-            {"hashes": [bytes.fromhex(h) for h in moved["identities"]], "sales": moved["sales"],
-             "survivor": survivor_id},
-        )  # fmt: skip
+            {
+                "hashes": [bytes.fromhex(h) for h in moved["identities"]],
+                "sales": moved["sales"],
+                "survivor": survivor_id,
+            },
+        )
         moved_away = owners.one()
         if changed_lots or moved_away.identities or moved_away.sales:
             raise MergeDiverged(
                 f"merge {merge_id} can no longer be undone exactly: points that moved with it were spent, "
                 "expired or reversed since, or what moved has moved on",
-                details={"changed_lots": len(changed_lots), "identities_moved_on": int(moved_away.identities),
-                         "sales_moved_on": int(moved_away.sales)},
-            )  # fmt: skip
+                details={
+                    "changed_lots": len(changed_lots),
+                    "identities_moved_on": int(moved_away.identities),
+                    "sales_moved_on": int(moved_away.sales),
+                },
+            )
 
     async def _restore_points(self, uow: UnitOfWork, s_id: str, a_id: str, points: Any) -> None:
         session = uow.session
@@ -362,10 +403,15 @@ async def _lot_remaining(uow: UnitOfWork, lot_ids: list[int]) -> dict[int, int]:
 
 
 def _consent_json(consent: Consent) -> dict[str, Any]:
-    return {"channel": consent.channel.value, "granted": consent.granted, "updated_at": consent.updated_at.isoformat(),
-            "source": consent.source}  # fmt: skip
+    return {
+        "channel": consent.channel.value,
+        "granted": consent.granted,
+        "updated_at": consent.updated_at.isoformat(),
+        "source": consent.source,
+    }
 
 
 def _consent_of(data: dict[str, Any]) -> Consent:
-    return Consent(ConsentChannel(data["channel"]), data["granted"], datetime.fromisoformat(data["updated_at"]),
-                   data["source"])  # fmt: skip
+    return Consent(
+        ConsentChannel(data["channel"]), data["granted"], datetime.fromisoformat(data["updated_at"]), data["source"]
+    )

@@ -66,13 +66,27 @@ def price_changed(
 
 
 def guard_rail_overridden(
-    *, sku: str, price_fen: int, cost_fen: int, currency: str, violation: str, reason: str, actor: str,
-    change_id: str, at: datetime,
-) -> OutboxEvent:  # fmt: skip
+    *,
+    sku: str,
+    price_fen: int,
+    cost_fen: int,
+    currency: str,
+    violation: str,
+    reason: str,
+    actor: str,
+    change_id: str,
+    at: datetime,
+) -> OutboxEvent:
     message = events_pb2.PriceGuardRailOverridden(
-        sku=sku, price=wire.money(price_fen, currency), cost=wire.money(cost_fen, currency), violation=violation,
-        reason=reason, actor_client_id=actor, change_id=change_id, occurred_at=wire.timestamp(at),
-    )  # fmt: skip
+        sku=sku,
+        price=wire.money(price_fen, currency),
+        cost=wire.money(cost_fen, currency),
+        violation=violation,
+        reason=reason,
+        actor_client_id=actor,
+        change_id=change_id,
+        occurred_at=wire.timestamp(at),
+    )
     return OutboxEvent.of(
         f"{SUBJECT_PREFIX}.price_guard_rail_overridden", message, aggregate_id=f"item:{sku}", occurred_at=at
     )
@@ -82,18 +96,26 @@ def label_sync_given_up(
     *, store_id: str, label_id: str, sku: str, attempts: int, last_error: str, at: datetime
 ) -> OutboxEvent:
     message = events_pb2.LabelSyncGivenUp(
-        store_id=store_id, label_id=label_id, sku=sku, attempts=attempts, last_error=last_error,
+        store_id=store_id,
+        label_id=label_id,
+        sku=sku,
+        attempts=attempts,
+        last_error=last_error,
         occurred_at=wire.timestamp(at),
-    )  # fmt: skip
+    )
     return OutboxEvent.of(
-        f"{SUBJECT_PREFIX}.label_sync_given_up.{store_id}", message, aggregate_id=f"label:{store_id}:{label_id}",
+        f"{SUBJECT_PREFIX}.label_sync_given_up.{store_id}",
+        message,
+        aggregate_id=f"label:{store_id}:{label_id}",
         occurred_at=at,
-    )  # fmt: skip
+    )
 
 
 def markdown_suggested(suggestion: pb.MarkdownSuggestion, at: datetime) -> OutboxEvent:
     message = events_pb2.MarkdownSuggested(suggestion=suggestion, occurred_at=wire.timestamp(at))
     return OutboxEvent.of(
-        f"{SUBJECT_PREFIX}.markdown_suggested", message, aggregate_id=f"markdown:{suggestion.store_id}",
+        f"{SUBJECT_PREFIX}.markdown_suggested",
+        message,
+        aggregate_id=f"markdown:{suggestion.store_id}",
         occurred_at=at,
-    )  # fmt: skip
+    )

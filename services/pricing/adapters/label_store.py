@@ -106,9 +106,14 @@ async def get_label(session: AsyncSession, store_id: str, label_id: str, *, lock
 
 
 async def put_label(
-    session: AsyncSession, store_id: str, label_id: str, sku: str, template: str, content: LabelContent | None,
+    session: AsyncSession,
+    store_id: str,
+    label_id: str,
+    sku: str,
+    template: str,
+    content: LabelContent | None,
     now: datetime,
-) -> tuple[LabelRow, bool]:  # fmt: skip
+) -> tuple[LabelRow, bool]:
     """Link a label to a SKU with the content it should show; a label whose desired content
     does not change keeps its state (re-linking the same SKU is harmless)."""
     before = await get_label(session, store_id, label_id, lock=True)
@@ -180,9 +185,16 @@ async def set_desired(
             WHERE l.store_id = :store AND l.label_id = v.label_id AND l.desired_digest IS DISTINCT FROM v.digest
               AND l.sku = v.sku  -- relinked to another SKU meanwhile: that SKU's content is already set
         """),
-        {"store": store_id, "labels": label_ids, "skus": skus, "desired": desired, "digests": digests,
-         "prices": prices, "now": now},
-    )  # fmt: skip
+        {
+            "store": store_id,
+            "labels": label_ids,
+            "skus": skus,
+            "desired": desired,
+            "digests": digests,
+            "prices": prices,
+            "now": now,
+        },
+    )
     return int(getattr(result, "rowcount", 0))
 
 
@@ -207,10 +219,12 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[La
 
 async def sent_labels(session: AsyncSession, store_id: str, limit: int, after_label: str = "") -> list[LabelRow]:
     rows = await session.execute(
-        text(f"SELECT {_COLUMNS} FROM label WHERE store_id = :store AND state = 'sent' AND label_id > :after "
-             "ORDER BY label_id LIMIT :limit"),
+        text(
+            f"SELECT {_COLUMNS} FROM label WHERE store_id = :store AND state = 'sent' AND label_id > :after "
+            "ORDER BY label_id LIMIT :limit"
+        ),
         {"store": store_id, "after": after_label, "limit": limit},
-    )  # fmt: skip
+    )
     return [_label(row) for row in rows]
 
 
@@ -230,9 +244,13 @@ async def record_tickets(session: AsyncSession, store_id: str, tickets: Sequence
                  AS v(label_id, digest, ticket)
             WHERE l.store_id = :store AND l.label_id = v.label_id AND l.state = 'sent' AND l.sent_digest = v.digest
         """),
-        {"store": store_id, "labels": [t[0] for t in tickets], "digests": [t[1] for t in tickets],
-         "tickets": [t[2] for t in tickets]},
-    )  # fmt: skip
+        {
+            "store": store_id,
+            "labels": [t[0] for t in tickets],
+            "digests": [t[1] for t in tickets],
+            "tickets": [t[2] for t in tickets],
+        },
+    )
 
 
 async def record_acknowledged(
@@ -254,9 +272,13 @@ async def record_acknowledged(
               AND (l.desired_digest = v.digest OR l.sent_digest = v.digest)
               AND l.acked_digest IS DISTINCT FROM v.digest
         """),
-        {"store": store_id, "labels": [a[0] for a in acknowledged], "digests": [a[1] for a in acknowledged],
-         "now": now},
-    )  # fmt: skip
+        {
+            "store": store_id,
+            "labels": [a[0] for a in acknowledged],
+            "digests": [a[1] for a in acknowledged],
+            "now": now,
+        },
+    )
     return int(getattr(result, "rowcount", 0))
 
 
@@ -268,9 +290,16 @@ class Failure:
 
 
 async def record_failures(
-    session: AsyncSession, store_id: str, failures: Sequence[Failure], now: datetime, *,
-    retry_base: float, retry_max: float, max_attempts: int, given_up_retry: float,
-) -> list[LabelRow]:  # fmt: skip
+    session: AsyncSession,
+    store_id: str,
+    failures: Sequence[Failure],
+    now: datetime,
+    *,
+    retry_base: float,
+    retry_max: float,
+    max_attempts: int,
+    given_up_retry: float,
+) -> list[LabelRow]:
     """Failed pushes of still-desired content: retried after base·2^(attempts−1) seconds (capped),
     or given up after ``max_attempts``. A given-up label is still tried once every
     ``given_up_retry`` seconds (a station outage longer than the backoff must not leave its
@@ -292,17 +321,27 @@ async def record_failures(
             WHERE l.store_id = :store AND l.label_id = v.label_id AND l.state = 'sent' AND l.sent_digest = v.digest
             RETURNING {_L_COLUMNS}
         """),
-        {"store": store_id, "labels": [f.label_id for f in failures], "digests": [f.digest for f in failures],
-         "errors": [f.error for f in failures], "now": now, "retry_base": retry_base, "retry_max": retry_max,
-         "max_attempts": max_attempts, "given_up_retry": given_up_retry},
-    )  # fmt: skip
+        {
+            "store": store_id,
+            "labels": [f.label_id for f in failures],
+            "digests": [f.digest for f in failures],
+            "errors": [f.error for f in failures],
+            "now": now,
+            "retry_base": retry_base,
+            "retry_max": retry_max,
+            "max_attempts": max_attempts,
+            "given_up_retry": given_up_retry,
+        },
+    )
     return [label for label in (_label(row) for row in rows) if label.attempts == max_attempts]
 
 
 async def record_status(
-    session: AsyncSession, store_id: str, statuses: Sequence[tuple[str, bool, int | None, datetime | None]],
+    session: AsyncSession,
+    store_id: str,
+    statuses: Sequence[tuple[str, bool, int | None, datetime | None]],
     now: datetime,
-) -> int:  # fmt: skip
+) -> int:
     """(label, online, battery, last seen) as the station reports; a label seen online again
     whose content is not confirmed (failed or given up) is made pending again, attempts reset."""
     if not statuses:
@@ -321,28 +360,35 @@ async def record_status(
                         CAST(:seen AS timestamptz[])) AS v(label_id, online, battery, seen)
             WHERE l.store_id = :store AND l.label_id = v.label_id
         """),
-        {"store": store_id, "labels": [s[0] for s in statuses], "online": [s[1] for s in statuses],
-         "battery": [s[2] for s in statuses], "seen": [s[3] for s in statuses], "now": now},
-    )  # fmt: skip
+        {
+            "store": store_id,
+            "labels": [s[0] for s in statuses],
+            "online": [s[1] for s in statuses],
+            "battery": [s[2] for s in statuses],
+            "seen": [s[3] for s in statuses],
+            "now": now,
+        },
+    )
     return int(getattr(result, "rowcount", 0))
 
 
 async def label_ids_of_store(session: AsyncSession, store_id: str, after_label: str, limit: int) -> list[str]:
     rows = await session.execute(
-        text("SELECT label_id FROM label WHERE store_id = :store AND label_id > :after ORDER BY label_id "
-             "LIMIT :limit"),
+        text("SELECT label_id FROM label WHERE store_id = :store AND label_id > :after ORDER BY label_id LIMIT :limit"),
         {"store": store_id, "after": after_label, "limit": limit},
-    )  # fmt: skip
+    )
     return [row.label_id for row in rows]
 
 
 async def list_labels(session: AsyncSession, store_id: str, state: str, after_label: str, limit: int) -> list[LabelRow]:
     condition = " AND state = :state" if state else ""
     rows = await session.execute(
-        text(f"SELECT {_COLUMNS} FROM label WHERE store_id = :store{condition} AND label_id > :after "
-             "ORDER BY label_id LIMIT :limit"),
+        text(
+            f"SELECT {_COLUMNS} FROM label WHERE store_id = :store{condition} AND label_id > :after "
+            "ORDER BY label_id LIMIT :limit"
+        ),
         {"store": store_id, "state": state, "after": after_label, "limit": limit},
-    )  # fmt: skip
+    )
     return [_label(row) for row in rows]
 
 
@@ -369,11 +415,13 @@ async def mismatches(
     """The parity audit: labels that confirmed a price the tills do not charge now, and labels
     whose current content is not confirmed since before the deadline."""
     rows = await session.execute(
-        text(f"SELECT {_L_COLUMNS}, "
-             f"CASE WHEN b.removed THEN NULL ELSE b.unit_price_fen END AS pos_price "
-             f"{_MISMATCH_CONDITION} AND l.label_id > :after ORDER BY l.label_id LIMIT :limit"),
+        text(
+            f"SELECT {_L_COLUMNS}, "
+            f"CASE WHEN b.removed THEN NULL ELSE b.unit_price_fen END AS pos_price "
+            f"{_MISMATCH_CONDITION} AND l.label_id > :after ORDER BY l.label_id LIMIT :limit"
+        ),
         {"store": store_id, "deadline": deadline, "after": after_label, "limit": limit},
-    )  # fmt: skip
+    )
     found = []
     for row in rows:
         label = _label(row)

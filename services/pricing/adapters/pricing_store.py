@@ -189,10 +189,12 @@ async def unknown_stores(session: AsyncSession, store_ids: Iterable[str]) -> lis
     if not wanted:
         return []
     rows = await session.execute(
-        text("SELECT id FROM unnest(CAST(:ids AS text[])) AS id WHERE NOT EXISTS "
-             "(SELECT 1 FROM store WHERE store_id = id) ORDER BY id"),
+        text(
+            "SELECT id FROM unnest(CAST(:ids AS text[])) AS id WHERE NOT EXISTS "
+            "(SELECT 1 FROM store WHERE store_id = id) ORDER BY id"
+        ),
         {"ids": wanted},
-    )  # fmt: skip
+    )
     return [row.id for row in rows]
 
 
@@ -307,9 +309,14 @@ async def rules_of(session: AsyncSession, skus: Iterable[str]) -> dict[str, list
 
 
 async def rules_for_store(
-    session: AsyncSession, skus: Iterable[str], *, store_id: str, store_groups: Iterable[str], currency: str,
+    session: AsyncSession,
+    skus: Iterable[str],
+    *,
+    store_id: str,
+    store_groups: Iterable[str],
+    currency: str,
     at: datetime,
-) -> dict[str, list[PriceRule]]:  # fmt: skip
+) -> dict[str, list[PriceRule]]:
     """The SKUs' rules that can apply in one store at one moment: the hard filters (currency,
     validity window, location) done by the index scan rather than in Python, so a chain with a
     thousand stores' overrides reads one store's worth per SKU. Tier and channel are left to the
@@ -380,12 +387,15 @@ def _rule_params(rule: PriceRule, change_id: str | None) -> dict[str, object]:
         "percent_off": mechanic.percent if isinstance(mechanic, PercentOff) else None,
         "multi_buy_quantity": mechanic.quantity if isinstance(mechanic, MultiBuy) else None,
         "bundle_price_fen": (
-            mechanic.price_fen if isinstance(mechanic, FixedPrice)
-            else mechanic.bundle_price_fen if isinstance(mechanic, MultiBuy) else None
+            mechanic.price_fen
+            if isinstance(mechanic, FixedPrice)
+            else mechanic.bundle_price_fen
+            if isinstance(mechanic, MultiBuy)
+            else None
         ),
         "name": rule.name,
         "change_id": change_id,
-    }  # fmt: skip
+    }
 
 
 _MECHANIC_NAMES: dict[type, str] = {FixedPrice: "fixed_price", PercentOff: "percent_off", MultiBuy: "multi_buy"}
@@ -401,9 +411,15 @@ async def set_regular_price(session: AsyncSession, rule: PriceRule, change_id: s
               AND store_id IS NOT DISTINCT FROM :store_id AND store_group IS NULL
               AND channel IS NOT DISTINCT FROM :channel AND member_tier IS NULL
         """),
-        {"price": rule.price_fen, "change_id": change_id, "sku": rule.sku, "currency": rule.currency,
-         "store_id": rule.scope.store_id, "channel": rule.scope.channel.value if rule.scope.channel else None},
-    )  # fmt: skip
+        {
+            "price": rule.price_fen,
+            "change_id": change_id,
+            "sku": rule.sku,
+            "currency": rule.currency,
+            "store_id": rule.scope.store_id,
+            "channel": rule.scope.channel.value if rule.scope.channel else None,
+        },
+    )
     if getattr(updated, "rowcount", 0) == 0:
         await insert_rules(session, [rule], change_id)
 
@@ -424,10 +440,12 @@ async def add_timers(session: AsyncSession, timers: Iterable[tuple[str, datetime
 async def due_timer_skus(session: AsyncSession, now: datetime, limit: int) -> list[str]:
     """SKUs with a window edge due (read without locking: the caller locks their items first)."""
     rows = await session.execute(
-        text("SELECT DISTINCT sku FROM (SELECT sku FROM price_timer WHERE due_at <= :now ORDER BY due_at "
-             "LIMIT :limit) AS due"),
+        text(
+            "SELECT DISTINCT sku FROM (SELECT sku FROM price_timer WHERE due_at <= :now ORDER BY due_at "
+            "LIMIT :limit) AS due"
+        ),
         {"now": now, "limit": limit},
-    )  # fmt: skip
+    )
     return sorted(row.sku for row in rows)
 
 
@@ -441,18 +459,24 @@ async def clear_due_timers(session: AsyncSession, skus: Sequence[str], now: date
 
 async def next_timer(session: AsyncSession) -> datetime | None:
     moment: datetime | None = (
-        await session.execute(text("SELECT min(due_at) FROM (SELECT due_at FROM price_timer "
-                                   "UNION ALL SELECT effective_at FROM price_change WHERE state = 'scheduled') AS d"))
-    ).scalar()  # fmt: skip
+        await session.execute(
+            text(
+                "SELECT min(due_at) FROM (SELECT due_at FROM price_timer "
+                "UNION ALL SELECT effective_at FROM price_change WHERE state = 'scheduled') AS d"
+            )
+        )
+    ).scalar()
     return moment
 
 
 async def audit(session: AsyncSession, at: datetime, actor: str, sku: str, action: str, detail: str) -> None:
     await session.execute(
-        text("INSERT INTO price_audit (occurred_at, actor, sku, action, detail) "
-             "VALUES (:at, :actor, :sku, :action, CAST(:detail AS jsonb))"),
+        text(
+            "INSERT INTO price_audit (occurred_at, actor, sku, action, detail) "
+            "VALUES (:at, :actor, :sku, :action, CAST(:detail AS jsonb))"
+        ),
         {"at": at, "actor": actor, "sku": sku, "action": action, "detail": detail},
-    )  # fmt: skip
+    )
 
 
 # -- scheduled changes -------------------------------------------------------------------------
@@ -466,11 +490,20 @@ async def insert_change(session: AsyncSession, change: ChangeRow, created_at: da
             VALUES (:change_id, :sku, :price, :currency, :effective_at, :stores, :channel, 'scheduled', :reason,
                     :markdown_id, :created_at, :created_by)
         """),
-        {"change_id": change.change_id, "sku": change.sku, "price": change.price_fen, "currency": change.currency,
-         "effective_at": change.effective_at, "stores": list(change.store_ids), "channel": change.channel,
-         "reason": change.override_reason, "markdown_id": change.markdown_id, "created_at": created_at,
-         "created_by": created_by},
-    )  # fmt: skip
+        {
+            "change_id": change.change_id,
+            "sku": change.sku,
+            "price": change.price_fen,
+            "currency": change.currency,
+            "effective_at": change.effective_at,
+            "stores": list(change.store_ids),
+            "channel": change.channel,
+            "reason": change.override_reason,
+            "markdown_id": change.markdown_id,
+            "created_at": created_at,
+            "created_by": created_by,
+        },
+    )
 
 
 async def claim_due_changes(session: AsyncSession, now: datetime, limit: int) -> list[ChangeRow]:
@@ -497,19 +530,22 @@ async def mark_changes_applied(session: AsyncSession, change_ids: Sequence[str],
 
 async def get_change(session: AsyncSession, change_id: str) -> ChangeRow | None:
     row = (
-        await session.execute(text(f"SELECT {_CHANGE_COLUMNS} FROM price_change WHERE change_id = :id"),
-                              {"id": change_id})
-    ).one_or_none()  # fmt: skip
+        await session.execute(
+            text(f"SELECT {_CHANGE_COLUMNS} FROM price_change WHERE change_id = :id"), {"id": change_id}
+        )
+    ).one_or_none()
     return _change(row) if row else None
 
 
 async def list_changes(session: AsyncSession, sku: str, offset: int, limit: int) -> list[ChangeRow]:
     condition = "WHERE sku = :sku" if sku else ""
     rows = await session.execute(
-        text(f"SELECT {_CHANGE_COLUMNS} FROM price_change {condition} "
-             "ORDER BY effective_at DESC, change_id LIMIT :limit OFFSET :offset"),
+        text(
+            f"SELECT {_CHANGE_COLUMNS} FROM price_change {condition} "
+            "ORDER BY effective_at DESC, change_id LIMIT :limit OFFSET :offset"
+        ),
         {"sku": sku, "limit": limit, "offset": offset},
-    )  # fmt: skip
+    )
     return [_change(row) for row in rows]
 
 
@@ -530,15 +566,18 @@ async def book_rows(
     session: AsyncSession, skus: Sequence[str], store_ids: Sequence[str]
 ) -> dict[tuple[str, str], BookRow]:
     rows = await session.execute(
-        text("SELECT store_id, sku, version, removed, unit_price_fen, entry FROM book_entry "
-             "WHERE sku = ANY(:skus) AND store_id = ANY(:stores)"),
+        text(
+            "SELECT store_id, sku, version, removed, unit_price_fen, entry FROM book_entry "
+            "WHERE sku = ANY(:skus) AND store_id = ANY(:stores)"
+        ),
         {"skus": list(skus), "stores": list(store_ids)},
-    )  # fmt: skip
+    )
     return {
-        (row.store_id, row.sku): BookRow(row.store_id, row.sku, row.version, row.removed, row.unit_price_fen,
-                                         bytes(row.entry))
+        (row.store_id, row.sku): BookRow(
+            row.store_id, row.sku, row.version, row.removed, row.unit_price_fen, bytes(row.entry)
+        )
         for row in rows
-    }  # fmt: skip
+    }
 
 
 _UPSERT_ENTRIES = text("""
@@ -559,10 +598,15 @@ async def upsert_book_rows(session: AsyncSession, rows: Sequence[BookRow]) -> No
         return
     await session.execute(
         _UPSERT_ENTRIES,
-        {"stores": [row.store_id for row in rows], "skus": [row.sku for row in rows],
-         "versions": [row.version for row in rows], "removed": [row.removed for row in rows],
-         "prices": [row.unit_price_fen for row in rows], "entries": [row.entry for row in rows]},
-    )  # fmt: skip
+        {
+            "stores": [row.store_id for row in rows],
+            "skus": [row.sku for row in rows],
+            "versions": [row.version for row in rows],
+            "removed": [row.removed for row in rows],
+            "prices": [row.unit_price_fen for row in rows],
+            "entries": [row.entry for row in rows],
+        },
+    )
 
 
 async def book_page(
@@ -571,9 +615,12 @@ async def book_page(
     """Entries of a store by SKU: all present ones (since 0), or every one changed after a version."""
     condition = "version > :since" if since_version else "NOT removed"
     rows = await session.execute(
-        text(f"SELECT store_id, sku, version, removed, unit_price_fen, entry FROM book_entry "
-             f"WHERE store_id = :store AND {condition} AND sku > :after ORDER BY sku LIMIT :limit"),
+        text(
+            f"SELECT store_id, sku, version, removed, unit_price_fen, entry FROM book_entry "
+            f"WHERE store_id = :store AND {condition} AND sku > :after ORDER BY sku LIMIT :limit"
+        ),
         {"store": store_id, "since": since_version, "after": after_sku, "limit": limit},
-    )  # fmt: skip
-    return [BookRow(row.store_id, row.sku, row.version, row.removed, row.unit_price_fen, bytes(row.entry))
-            for row in rows]  # fmt: skip
+    )
+    return [
+        BookRow(row.store_id, row.sku, row.version, row.removed, row.unit_price_fen, bytes(row.entry)) for row in rows
+    ]

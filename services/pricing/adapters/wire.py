@@ -61,9 +61,11 @@ def scope(rule_scope: Scope) -> pb.RuleScope:
 
 def regular_price(rule: PriceRule) -> pb.RegularPrice:
     message = pb.RegularPrice(
-        rule_id=rule.rule_id, scope=scope(rule.scope), price=money(rule.price_fen or 0, rule.currency),
+        rule_id=rule.rule_id,
+        scope=scope(rule.scope),
+        price=money(rule.price_fen or 0, rule.currency),
         priority=rule.priority,
-    )  # fmt: skip
+    )
     if rule.valid_from is not None:
         message.valid_from.CopyFrom(timestamp(rule.valid_from))
     if rule.valid_to is not None:

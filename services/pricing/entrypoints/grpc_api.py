@@ -85,8 +85,11 @@ def map_actor(message: identifiers_pb2.Actor) -> Actor:
 
 def map_money(message: money_pb2.Money, field: str, currency: str | None = None) -> int:
     if currency is not None and message.currency_code and message.currency_code != currency:
-        raise InvalidArgument(f"{field} is in {message.currency_code}, expected {currency}", reason="currency-mismatch",
-                              details={"field": field})  # fmt: skip
+        raise InvalidArgument(
+            f"{field} is in {message.currency_code}, expected {currency}",
+            reason="currency-mismatch",
+            details={"field": field},
+        )
     return validate_fen(message.minor_units, field=field)
 
 
@@ -94,8 +97,9 @@ def map_tier(value: str, field: str) -> str | None:
     if not value:
         return None
     if value not in MEMBER_TIERS:
-        raise InvalidArgument(f"{field} must be one of {', '.join(MEMBER_TIERS)}", reason="invalid-member-tier",
-                              details={"field": field})  # fmt: skip
+        raise InvalidArgument(
+            f"{field} must be one of {', '.join(MEMBER_TIERS)}", reason="invalid-member-tier", details={"field": field}
+        )
     return value
 
 
@@ -128,20 +132,30 @@ def map_mechanic(message: pb.Promotion, field: str, currency: str) -> Mechanic:
     if which == "multi_buy":
         bundle = map_money(message.multi_buy.bundle_price, f"{field}.multi_buy.bundle_price", currency)
         return MultiBuy(message.multi_buy.quantity, bundle)
-    raise InvalidArgument(f"{field} needs a mechanic: fixed_price, percent_off or multi_buy",
-                          reason="promotion-mechanic-missing", details={"field": field})  # fmt: skip
+    raise InvalidArgument(
+        f"{field} needs a mechanic: fixed_price, percent_off or multi_buy",
+        reason="promotion-mechanic-missing",
+        details={"field": field},
+    )
 
 
 def map_promotion(message: pb.Promotion, position: int, currency: str) -> RuleDraft:
     field = f"promotions[{position}]"
     valid_from, valid_to = wire.moment_of(message, "valid_from"), wire.moment_of(message, "valid_to")
     if valid_from is None or valid_to is None:
-        raise InvalidArgument(f"{field} is time-bounded: valid_from and valid_to are required",
-                              reason="promotion-window-missing", details={"field": field})  # fmt: skip
+        raise InvalidArgument(
+            f"{field} is time-bounded: valid_from and valid_to are required",
+            reason="promotion-window-missing",
+            details={"field": field},
+        )
     return RuleDraft(
-        scope=map_scope(message.scope, f"{field}.scope"), priority=message.priority, valid_from=valid_from,
-        valid_to=valid_to, mechanic=map_mechanic(message, field, currency), name=message.name.strip()[:120],
-    )  # fmt: skip
+        scope=map_scope(message.scope, f"{field}.scope"),
+        priority=message.priority,
+        valid_from=valid_from,
+        valid_to=valid_to,
+        mechanic=map_mechanic(message, field, currency),
+        name=message.name.strip()[:120],
+    )
 
 
 def map_quantity(message: Any, field: str) -> Decimal:
@@ -149,11 +163,13 @@ def map_quantity(message: Any, field: str) -> Decimal:
     try:
         quantity = Decimal(text)
     except InvalidOperation:
-        raise InvalidArgument(f"{field} {text!r} is not a decimal number", reason="invalid-quantity",
-                              details={"field": field}) from None  # fmt: skip
+        raise InvalidArgument(
+            f"{field} {text!r} is not a decimal number", reason="invalid-quantity", details={"field": field}
+        ) from None
     if not text or not quantity.is_finite() or "e" in text.lower():
-        raise InvalidArgument(f"{field} {text!r} is not a decimal number", reason="invalid-quantity",
-                              details={"field": field})  # fmt: skip
+        raise InvalidArgument(
+            f"{field} {text!r} is not a decimal number", reason="invalid-quantity", details={"field": field}
+        )
     return quantity
 
 
@@ -170,10 +186,14 @@ def map_question(message: pb.PriceQuestion) -> Question:
 
 def wire_store(store: StoreRow) -> pb.Store:
     return pb.Store(
-        store_id=store.store_id, name=store.name, price_groups=list(store.price_groups),
-        currency_code=store.currency, label_station_kind=store.label_station_kind,
-        label_station_url=store.label_station_url, price_book_version=store.book_version,
-    )  # fmt: skip
+        store_id=store.store_id,
+        name=store.name,
+        price_groups=list(store.price_groups),
+        currency_code=store.currency,
+        label_station_kind=store.label_station_kind,
+        label_station_url=store.label_station_url,
+        price_book_version=store.book_version,
+    )
 
 
 def wire_prices(sku: str, rules: Sequence[PriceRule]) -> pb.SkuPrices:
@@ -191,12 +211,16 @@ def wire_prices(sku: str, rules: Sequence[PriceRule]) -> pb.SkuPrices:
 
 def wire_change(change: ChangeRow) -> pb.PriceChange:
     message = pb.PriceChange(
-        change_id=change.change_id, sku=change.sku, price=wire.money(change.price_fen, change.currency),
-        effective_at=wire.timestamp(change.effective_at), store_ids=list(change.store_ids),
+        change_id=change.change_id,
+        sku=change.sku,
+        price=wire.money(change.price_fen, change.currency),
+        effective_at=wire.timestamp(change.effective_at),
+        store_ids=list(change.store_ids),
         channel=wire.channel_number(Channel(change.channel) if change.channel else None),
         state=wire.to_wire(pb.PriceChangeState, "PRICE_CHANGE_STATE", change.state),
-        guard_rail_override_reason=change.override_reason, markdown_id=change.markdown_id or "",
-    )  # fmt: skip
+        guard_rail_override_reason=change.override_reason,
+        markdown_id=change.markdown_id or "",
+    )
     if change.applied_at is not None:
         message.applied_at.CopyFrom(wire.timestamp(change.applied_at))
     return message
@@ -231,17 +255,26 @@ def explain(price: EffectivePrice) -> str:
 
 def wire_label(label: LabelRow) -> pb.Label:
     message = pb.Label(
-        store_id=label.store_id, label_id=label.label_id, sku=label.sku, template=label.template,
-        state=wire.to_wire(pb.LabelSyncState, "LABEL_SYNC_STATE", label.state), attempts=label.attempts,
-        last_error=label.last_error, online=label.online, battery_mv=label.battery_mv or 0,
-    )  # fmt: skip
+        store_id=label.store_id,
+        label_id=label.label_id,
+        sku=label.sku,
+        template=label.template,
+        state=wire.to_wire(pb.LabelSyncState, "LABEL_SYNC_STATE", label.state),
+        attempts=label.attempts,
+        last_error=label.last_error,
+        online=label.online,
+        battery_mv=label.battery_mv or 0,
+    )
     currency = label.desired.currency if label.desired is not None else "CNY"
     if label.desired_price_fen is not None:
         message.desired_price.CopyFrom(wire.money(label.desired_price_fen, currency))
     if label.acked_price_fen is not None:
         message.acknowledged_price.CopyFrom(wire.money(label.acked_price_fen, currency))
-    for field, moment in (("acknowledged_at", label.acked_at), ("last_seen", label.last_seen),
-                          ("pending_since", label.pending_since)):  # fmt: skip
+    for field, moment in (
+        ("acknowledged_at", label.acked_at),
+        ("last_seen", label.last_seen),
+        ("pending_since", label.pending_since),
+    ):
         if moment is not None:
             getattr(message, field).CopyFrom(wire.timestamp(moment))
     return message
@@ -251,9 +284,14 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
     """gRPC face of the pricing service."""
 
     def __init__(
-        self, pricing: Pricing, labels: LabelSync, markdowns: Markdowns, unit_of_work: Callable[[], UnitOfWork],
-        *, clock: Clock = lambda: datetime.now(UTC),
-    ) -> None:  # fmt: skip
+        self,
+        pricing: Pricing,
+        labels: LabelSync,
+        markdowns: Markdowns,
+        unit_of_work: Callable[[], UnitOfWork],
+        *,
+        clock: Clock = lambda: datetime.now(UTC),
+    ) -> None:
         self._pricing = pricing
         self._labels = labels
         self._markdowns = markdowns
@@ -271,10 +309,14 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         """Register or change a store."""
         given = request.store
         store = StoreRow(
-            store_id=given.store_id, name=given.name.strip(), price_groups=tuple(sorted(set(given.price_groups))),
-            currency=given.currency_code or "CNY", label_station_kind=given.label_station_kind,
-            label_station_url=given.label_station_url.rstrip("/"), book_version=0,
-        )  # fmt: skip
+            store_id=given.store_id,
+            name=given.name.strip(),
+            price_groups=tuple(sorted(set(given.price_groups))),
+            currency=given.currency_code or "CNY",
+            label_station_kind=given.label_station_kind,
+            label_station_url=given.label_station_url.rstrip("/"),
+            book_version=0,
+        )
         _check_actor_headquarters(request.actor)
 
         async def effect(uow: UnitOfWork) -> pb.PutStoreResponse:
@@ -287,10 +329,16 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         """Create or change a catalogue item."""
         given = request.item
         item = Item.create(
-            sku=given.sku, name=given.name, category=given.category, barcode=given.barcode,
-            unit=wire.from_wire(pb.Unit, "UNIT", given.unit) or "", cost_fen=map_money(given.cost, "cost"),
-            supplier_id=given.supplier_id, store_ids=list(given.store_ids), active=given.active,
-        )  # fmt: skip
+            sku=given.sku,
+            name=given.name,
+            category=given.category,
+            barcode=given.barcode,
+            unit=wire.from_wire(pb.Unit, "UNIT", given.unit) or "",
+            cost_fen=map_money(given.cost, "cost"),
+            supplier_id=given.supplier_id,
+            store_ids=list(given.store_ids),
+            active=given.active,
+        )
         _check_actor_headquarters(request.actor)
 
         async def effect(uow: UnitOfWork) -> pb.PutItemResponse:
@@ -305,12 +353,16 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         if request.since_version < 0:
             raise InvalidArgument("since_version is never negative", details={"field": "since_version"})
         items = await self._pricing.list_items(
-            after_sku=decode_token(request.page.page_token), limit=limit + 1, store_id=request.store_id,
-            supplier_id=request.supplier_id, since_version=request.since_version,
-        )  # fmt: skip
+            after_sku=decode_token(request.page.page_token),
+            limit=limit + 1,
+            store_id=request.store_id,
+            supplier_id=request.supplier_id,
+            since_version=request.since_version,
+        )
         token = encode_token(items[limit - 1].item.sku) if len(items) > limit else ""
-        return pb.ListItemsResponse(items=[wire_item(item) for item in items[:limit]],
-                                    page=paging_pb2.PageInfo(next_page_token=token))  # fmt: skip
+        return pb.ListItemsResponse(
+            items=[wire_item(item) for item in items[:limit]], page=paging_pb2.PageInfo(next_page_token=token)
+        )
 
     async def SetPrices(self, request: pb.SetPricesRequest, context: Any) -> pb.SetPricesResponse:
         """Replace a SKU's rules."""
@@ -320,11 +372,13 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
                 "base_price is required", reason="base-price-missing", details={"field": "base_price"}
             )
         command = SetPrices(
-            sku=request.sku, currency=currency, base_price_fen=map_money(request.base_price, "base_price", currency),
+            sku=request.sku,
+            currency=currency,
+            base_price_fen=map_money(request.base_price, "base_price", currency),
             overrides=[map_override(o, i, currency) for i, o in enumerate(request.overrides)],
             promotions=[map_promotion(p, i, currency) for i, p in enumerate(request.promotions)],
             override_reason=request.guard_rail_override.reason if request.HasField("guard_rail_override") else "",
-        )  # fmt: skip
+        )
         _check_actor_headquarters(request.actor)
         actor = map_actor(request.actor)
 
@@ -344,15 +398,19 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         """Schedule a regular price for a future moment."""
         effective_at = wire.moment_of(request, "effective_at")
         if effective_at is None:
-            raise InvalidArgument("effective_at is required", reason="effective-at-missing",
-                                  details={"field": "effective_at"})  # fmt: skip
+            raise InvalidArgument(
+                "effective_at is required", reason="effective-at-missing", details={"field": "effective_at"}
+            )
         if not request.HasField("price"):
             raise InvalidArgument("price is required", reason="price-missing", details={"field": "price"})
         command = ScheduleChange(
-            sku=request.sku, price_fen=map_money(request.price, "price"), effective_at=effective_at,
-            store_ids=tuple(request.store_ids), channel=wire.channel_of(request.channel),
+            sku=request.sku,
+            price_fen=map_money(request.price, "price"),
+            effective_at=effective_at,
+            store_ids=tuple(request.store_ids),
+            channel=wire.channel_of(request.channel),
             override_reason=request.guard_rail_override.reason if request.HasField("guard_rail_override") else "",
-        )  # fmt: skip
+        )
         actor = map_actor(request.actor)
 
         async def effect(uow: UnitOfWork) -> pb.SchedulePriceChangeResponse:
@@ -368,8 +426,9 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         offset = int(offset_text) if offset_text.isdigit() else 0
         changes = await self._pricing.list_changes(request.sku, offset, limit + 1)
         token = encode_token(str(offset + limit)) if len(changes) > limit else ""
-        return pb.ListPriceChangesResponse(changes=[wire_change(change) for change in changes[:limit]],
-                                           page=paging_pb2.PageInfo(next_page_token=token))  # fmt: skip
+        return pb.ListPriceChangesResponse(
+            changes=[wire_change(change) for change in changes[:limit]], page=paging_pb2.PageInfo(next_page_token=token)
+        )
 
     async def GetEffectivePrice(
         self, request: pb.GetEffectivePriceRequest, context: Any
@@ -395,9 +454,12 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         """A store's book, or what changed in it since a version."""
         limit = _page_size(request.page, 1000, 5000)
         page = await self._pricing.price_book(
-            request.store_id, since_version=request.since_version, known_version=request.known_version,
-            after_sku=decode_token(request.page.page_token), limit=limit,
-        )  # fmt: skip
+            request.store_id,
+            since_version=request.since_version,
+            known_version=request.known_version,
+            after_sku=decode_token(request.page.page_token),
+            limit=limit,
+        )
         response = pb.GetPriceBookResponse(
             store_id=page.store_id,
             version=page.version,
@@ -429,8 +491,9 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         _check_store_actor(request.actor, request.store_id)
 
         async def effect(uow: UnitOfWork) -> pb.PutLabelResponse:
-            label, created = await self._labels.put_label(uow, request.store_id, request.label_id, request.sku,
-                                                          request.template)  # fmt: skip
+            label, created = await self._labels.put_label(
+                uow, request.store_id, request.label_id, request.sku, request.template
+            )
             return pb.PutLabelResponse(label=wire_label(label), created=created)
 
         return await self._once(request, pb.PutLabelResponse, effect)
@@ -439,11 +502,13 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         """A page of a store's labels."""
         limit = _page_size(request.page, 100, 1000)
         state = wire.from_wire(pb.LabelSyncState, "LABEL_SYNC_STATE", request.state)
-        labels = await self._labels.list_labels(request.store_id, state, decode_token(request.page.page_token),
-                                                limit + 1)  # fmt: skip
+        labels = await self._labels.list_labels(
+            request.store_id, state, decode_token(request.page.page_token), limit + 1
+        )
         token = encode_token(labels[limit - 1].label_id) if len(labels) > limit else ""
-        return pb.ListLabelsResponse(labels=[wire_label(label) for label in labels[:limit]],
-                                     page=paging_pb2.PageInfo(next_page_token=token))  # fmt: skip
+        return pb.ListLabelsResponse(
+            labels=[wire_label(label) for label in labels[:limit]], page=paging_pb2.PageInfo(next_page_token=token)
+        )
 
     async def ListLabelMismatches(
         self, request: pb.ListLabelMismatchesRequest, context: Any
@@ -452,10 +517,11 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         limit = _page_size(request.page, 100, 1000)
         audit = await self._labels.audit(request.store_id, decode_token(request.page.page_token), limit)
         response = pb.ListLabelMismatchesResponse(
-            label_count=audit.label_count, mismatch_count=audit.mismatch_count,
+            label_count=audit.label_count,
+            mismatch_count=audit.mismatch_count,
             deadline_seconds=audit.deadline_seconds,
             page=paging_pb2.PageInfo(next_page_token=encode_token(audit.next_label)),
-        )  # fmt: skip
+        )
         response.mismatch_rate.value = format(audit.mismatch_rate.normalize(), "f")
         for mismatch in audit.mismatches:
             item = response.mismatches.add(
@@ -475,8 +541,9 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         state = wire.from_wire(pb.MarkdownState, "MARKDOWN_STATE", request.state) or "open"
         rows = await self._markdowns.list(request.store_id, state, decode_token(request.page.page_token), limit + 1)
         token = encode_token(rows[limit - 1].sku) if len(rows) > limit else ""
-        return pb.ListMarkdownSuggestionsResponse(suggestions=[wire_markdown(row) for row in rows[:limit]],
-                                                  page=paging_pb2.PageInfo(next_page_token=token))  # fmt: skip
+        return pb.ListMarkdownSuggestionsResponse(
+            suggestions=[wire_markdown(row) for row in rows[:limit]], page=paging_pb2.PageInfo(next_page_token=token)
+        )
 
     async def DecideMarkdown(self, request: pb.DecideMarkdownRequest, context: Any) -> pb.DecideMarkdownResponse:
         """Approve (schedule) or reject a markdown."""

@@ -45,9 +45,13 @@ def inventory_handlers(markdowns: Markdowns) -> EventHandlers[UnitOfWork]:
         )
         await markdowns.on_overstock(
             uow,
-            OverstockAlert(store_id=event.message.location_id, sku=alert.sku, days_of_cover=cover,
-                           overstock_cover_days=_decimal(alert.overstock_cover_days.value, Decimal(60))),
-        )  # fmt: skip
+            OverstockAlert(
+                store_id=event.message.location_id,
+                sku=alert.sku,
+                days_of_cover=cover,
+                overstock_cover_days=_decimal(alert.overstock_cover_days.value, Decimal(60)),
+            ),
+        )
 
     handlers: EventHandlers[UnitOfWork] = EventHandlers()
     handlers.on(inventory_events.StockAlertRaised, on_alert)

@@ -117,12 +117,14 @@ class LabelSync:
         self, uow: UnitOfWork, store_id: str, label_id: str, sku: str, template: str
     ) -> tuple[LabelRow, bool]:
         if not label_id or len(label_id) > 64 or not set(label_id) <= _LABEL_ID_CHARS:
-            raise InvalidArgument("label_id must be 1-64 letters, digits, '.', '_', ':' or '-'",
-                                  details={"field": "label_id"})  # fmt: skip
+            raise InvalidArgument(
+                "label_id must be 1-64 letters, digits, '.', '_', ':' or '-'", details={"field": "label_id"}
+            )
         template = template or "standard"
         if len(template) > 40 or not set(template) <= _TEMPLATE_CHARS:
-            raise InvalidArgument("template must be 1-40 lower-case letters, digits, '_' or '-'",
-                                  details={"field": "template"})  # fmt: skip
+            raise InvalidArgument(
+                "template must be 1-40 lower-case letters, digits, '_' or '-'", details={"field": "template"}
+            )
         validate_sku(sku)
         store = await pricing_store.get_store(uow.session, store_id)
         if store is None:
@@ -295,23 +297,34 @@ class LabelSync:
                 return refreshed
 
     async def _record(
-        self, store_id: str, *, acknowledged: Sequence[tuple[str, str]] = (),
-        tickets: Sequence[tuple[str, str, str]] = (), failures: Sequence[Failure] = (),
+        self,
+        store_id: str,
+        *,
+        acknowledged: Sequence[tuple[str, str]] = (),
+        tickets: Sequence[tuple[str, str, str]] = (),
+        failures: Sequence[Failure] = (),
         statuses: Sequence[tuple[str, bool, int | None, datetime | None]] = (),
-    ) -> None:  # fmt: skip
+    ) -> None:
         now = self._clock()
         async with self._uow() as uow:
             await label_store.record_tickets(uow.session, store_id, tickets)
             await label_store.record_acknowledged(uow.session, store_id, acknowledged, now)
             given_up = await label_store.record_failures(
-                uow.session, store_id, failures, now, retry_base=self._policy.retry_base_seconds,
-                retry_max=self._policy.retry_max_seconds, max_attempts=self._policy.max_attempts,
+                uow.session,
+                store_id,
+                failures,
+                now,
+                retry_base=self._policy.retry_base_seconds,
+                retry_max=self._policy.retry_max_seconds,
+                max_attempts=self._policy.max_attempts,
                 given_up_retry=self._policy.given_up_retry_seconds,
-            )  # fmt: skip
+            )
             await label_store.record_status(uow.session, store_id, statuses, now)
             for label in given_up:
-                log.warning("label given up", extra={"store_id": store_id, "label_id": label.label_id,
-                                                     "error": label.last_error})  # fmt: skip
+                log.warning(
+                    "label given up",
+                    extra={"store_id": store_id, "label_id": label.label_id, "error": label.last_error},
+                )
                 uow.publish(
                     events.label_sync_given_up(
                         store_id=store_id,

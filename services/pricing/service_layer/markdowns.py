@@ -96,22 +96,36 @@ class Markdowns:
             return None  # not a store pricing serves (a warehouse, the online shop) or not sold there
         now = self._clock()
         rules = RuleSet.of((await pricing_store.rules_of(session, [alert.sku])).get(alert.sku, []))
-        context = PriceContext(sku=alert.sku, store_id=store.store_id, store_groups=frozenset(store.price_groups),
-                               channel=Channel.STORE, member_tier=None, at=now, currency=store.currency)  # fmt: skip
+        context = PriceContext(
+            sku=alert.sku,
+            store_id=store.store_id,
+            store_groups=frozenset(store.price_groups),
+            channel=Channel.STORE,
+            member_tier=None,
+            at=now,
+            currency=store.currency,
+        )
         try:
             regular = rules.regular_rule(context).price_fen or 0
         except FailedPrecondition:
             return None
         threshold = max(1, int(alert.overstock_cover_days))
         suggestion = suggest_markdown(
-            sku=alert.sku, store_id=store.store_id, regular_price_fen=regular, cost_fen=item.item.cost_fen,
-            days_of_cover=alert.days_of_cover, overstock_threshold_days=threshold, min_margin=self._min_margin,
-        )  # fmt: skip
+            sku=alert.sku,
+            store_id=store.store_id,
+            regular_price_fen=regular,
+            cost_fen=item.item.cost_fen,
+            days_of_cover=alert.days_of_cover,
+            overstock_threshold_days=threshold,
+            min_margin=self._min_margin,
+        )
         await session.execute(
-            text("UPDATE markdown SET state = 'withdrawn', decided_at = :now WHERE store_id = :store AND sku = :sku "
-                 "AND state = 'open'"),
+            text(
+                "UPDATE markdown SET state = 'withdrawn', decided_at = :now WHERE store_id = :store AND sku = :sku "
+                "AND state = 'open'"
+            ),
             {"now": now, "store": store.store_id, "sku": alert.sku},
-        )  # fmt: skip
+        )
         if suggestion is None:
             return None
         row = (
@@ -146,10 +160,12 @@ class Markdowns:
             if await pricing_store.get_store(uow.session, store_id) is None:
                 raise NotFound(f"unknown store {store_id}", reason="unknown-store")
             rows = await uow.session.execute(
-                text(f"SELECT {_COLUMNS} FROM markdown WHERE store_id = :store AND state = :state AND sku > :after "
-                     "ORDER BY sku, created_at DESC LIMIT :limit"),
+                text(
+                    f"SELECT {_COLUMNS} FROM markdown WHERE store_id = :store AND state = :state AND sku > :after "
+                    "ORDER BY sku, created_at DESC LIMIT :limit"
+                ),
                 {"store": store_id, "state": state, "after": after_sku, "limit": limit},
-            )  # fmt: skip
+            )
             return [_row(row) for row in rows]
 
     async def decide(
@@ -173,10 +189,16 @@ class Markdowns:
             moment = effective_at or now + timedelta(seconds=1)
             change = await self._pricing.schedule_change(
                 uow,
-                ScheduleChange(sku=suggestion.sku, price_fen=suggestion.suggested_price_fen, effective_at=moment,
-                               store_ids=(suggestion.store_id,), channel=Channel.STORE, markdown_id=markdown_id),
+                ScheduleChange(
+                    sku=suggestion.sku,
+                    price_fen=suggestion.suggested_price_fen,
+                    effective_at=moment,
+                    store_ids=(suggestion.store_id,),
+                    channel=Channel.STORE,
+                    markdown_id=markdown_id,
+                ),
                 Actor(actor.client_id, suggestion.store_id, actor.headquarters),
-            )  # fmt: skip
+            )
         decided = (
             await uow.session.execute(
                 text(

@@ -140,8 +140,9 @@ class Pricing:
         if store.label_station_kind not in _STATION_KINDS:
             raise InvalidArgument(
                 f"label_station_kind {store.label_station_kind!r} must be openepaperlink or batch",
-                reason="invalid-station", details={"field": "label_station_kind"},
-            )  # fmt: skip
+                reason="invalid-station",
+                details={"field": "label_station_kind"},
+            )
         if bool(store.label_station_kind) != bool(store.label_station_url):
             raise InvalidArgument("a label station needs both a kind and a URL", reason="invalid-station")
         if store.label_station_url and not store.label_station_url.startswith(("http://", "https://")):
@@ -179,8 +180,14 @@ class Pricing:
         self, *, after_sku: str, limit: int, store_id: str, supplier_id: str, since_version: int
     ) -> list[StoredItem]:
         async with self._uow() as uow:
-            return await pricing_store.list_items(uow.session, after_sku=after_sku, limit=limit, store_id=store_id,
-                                                  supplier_id=supplier_id, since_version=since_version)  # fmt: skip
+            return await pricing_store.list_items(
+                uow.session,
+                after_sku=after_sku,
+                limit=limit,
+                store_id=store_id,
+                supplier_id=supplier_id,
+                since_version=since_version,
+            )
 
     # -- price rules -------------------------------------------------------------------------
 
@@ -194,27 +201,47 @@ class Pricing:
         now = self._clock()
         item = await self._locked_item(uow, command.sku)
         drafts = [RuleDraft(Scope(), 0, None, None, price_fen=command.base_price_fen), *command.overrides]
-        if any(draft.scope == Scope() and draft.valid_from is None and draft.valid_to is None
-               for draft in command.overrides):  # fmt: skip
-            raise InvalidArgument("an override needs a scope or a window; the base price is base_price",
-                                  reason="invalid-override")  # fmt: skip
+        if any(
+            draft.scope == Scope() and draft.valid_from is None and draft.valid_to is None
+            for draft in command.overrides
+        ):
+            raise InvalidArgument(
+                "an override needs a scope or a window; the base price is base_price", reason="invalid-override"
+            )
         await self._check_scope_stores(uow, [*drafts, *command.promotions])
         kinds = [*((RuleKind.REGULAR, d) for d in drafts), *((RuleKind.PROMOTION, p) for p in command.promotions)]
         sequences = await pricing_store.next_rule_sequence(uow.session, len(kinds))
         rules = [
-            PriceRule(rule_id=f"R{sequence}", sku=command.sku, kind=kind, scope=draft.scope, currency=currency,
-                      valid_from=draft.valid_from, valid_to=draft.valid_to, priority=draft.priority,
-                      sequence=sequence, price_fen=draft.price_fen, mechanic=draft.mechanic, name=draft.name)
+            PriceRule(
+                rule_id=f"R{sequence}",
+                sku=command.sku,
+                kind=kind,
+                scope=draft.scope,
+                currency=currency,
+                valid_from=draft.valid_from,
+                valid_to=draft.valid_to,
+                priority=draft.priority,
+                sequence=sequence,
+                price_fen=draft.price_fen,
+                mechanic=draft.mechanic,
+                name=draft.name,
+            )
             for sequence, (kind, draft) in zip(sequences, kinds, strict=True)
-        ]  # fmt: skip
+        ]
         check_conflicts([], rules)
         for rule in rules:
             if rule.kind is RuleKind.REGULAR and rule.price_fen is not None:
                 await self._guard(uow, item, rule.price_fen, currency, command.override_reason, actor, "", now)
         await pricing_store.replace_rules(uow.session, command.sku, rules, None)
         await pricing_store.add_timers(uow.session, book.rule_boundaries(rules, now))
-        await pricing_store.audit(uow.session, now, actor.client_id, command.sku, "set_prices",
-                                  json.dumps({"rules": [rule.rule_id for rule in rules]}))  # fmt: skip
+        await pricing_store.audit(
+            uow.session,
+            now,
+            actor.client_id,
+            command.sku,
+            "set_prices",
+            json.dumps({"rules": [rule.rule_id for rule in rules]}),
+        )
         if defer_book:
             await pricing_store.add_timers(uow.session, [(command.sku, now)])
         else:
@@ -237,8 +264,9 @@ class Pricing:
         if command.effective_at < now:
             raise InvalidArgument(
                 f"effective_at {command.effective_at.isoformat()} is in the past (now {now.isoformat()})",
-                reason="effective-at-in-past", details={"field": "effective_at"},
-            )  # fmt: skip
+                reason="effective-at-in-past",
+                details={"field": "effective_at"},
+            )
         if len(set(command.store_ids)) != len(command.store_ids):
             raise InvalidArgument("store_ids holds a store twice", details={"field": "store_ids"})
         if not actor.headquarters and (not actor.store_id or command.store_ids != (actor.store_id,)):
@@ -250,18 +278,26 @@ class Pricing:
             raise UnknownStore(f"unknown stores {', '.join(unknown)}", details={"store_ids": unknown})
         delisted = [store_id for store_id in command.store_ids if not item.item.listed_in(store_id)]
         if delisted:
-            raise NotListed(f"SKU {command.sku} is not listed in {', '.join(delisted)}",
-                            details={"store_ids": delisted})  # fmt: skip
+            raise NotListed(
+                f"SKU {command.sku} is not listed in {', '.join(delisted)}", details={"store_ids": delisted}
+            )
         currencies = {stores[store_id].currency for store_id in command.store_ids} or {"CNY"}
         if len(currencies) > 1:
             raise InvalidArgument("the stores charge in different currencies; schedule one change per currency")
         currency = currencies.pop()
         change = ChangeRow(
-            change_id=f"PC{uuid.uuid4().hex[:20].upper()}", sku=command.sku, price_fen=command.price_fen,
-            currency=currency, effective_at=command.effective_at, store_ids=command.store_ids,
-            channel=command.channel.value if command.channel else None, state="scheduled", applied_at=None,
-            override_reason=command.override_reason.strip(), markdown_id=command.markdown_id,
-        )  # fmt: skip
+            change_id=f"PC{uuid.uuid4().hex[:20].upper()}",
+            sku=command.sku,
+            price_fen=command.price_fen,
+            currency=currency,
+            effective_at=command.effective_at,
+            store_ids=command.store_ids,
+            channel=command.channel.value if command.channel else None,
+            state="scheduled",
+            applied_at=None,
+            override_reason=command.override_reason.strip(),
+            markdown_id=command.markdown_id,
+        )
         await self._guard(uow, item, command.price_fen, currency, command.override_reason, actor, change.change_id, now)
         await pricing_store.insert_change(uow.session, change, now, actor.client_id)
         return change
@@ -294,9 +330,13 @@ class Pricing:
                 raise UnknownStore(f"unknown store {question.store_id}", details={"store_id": question.store_id})
             items = await pricing_store.get_items(uow.session, skus)
             rules = await pricing_store.rules_for_store(
-                uow.session, skus, store_id=store.store_id, store_groups=store.price_groups, currency=store.currency,
+                uow.session,
+                skus,
+                store_id=store.store_id,
+                store_groups=store.price_groups,
+                currency=store.currency,
                 at=at,
-            )  # fmt: skip
+            )
         missing = [sku for sku in skus if sku not in items]
         if missing:
             raise UnknownSku(f"unknown SKUs {', '.join(missing)}", details={"skus": missing})
@@ -307,13 +347,20 @@ class Pricing:
         groups = frozenset(store.price_groups)
         return [
             rule_set.price(
-                PriceContext(sku=sku, store_id=store.store_id, store_groups=groups, channel=question.channel,
-                             member_tier=question.member_tier, at=at, currency=store.currency),
+                PriceContext(
+                    sku=sku,
+                    store_id=store.store_id,
+                    store_groups=groups,
+                    channel=question.channel,
+                    member_tier=question.member_tier,
+                    at=at,
+                    currency=store.currency,
+                ),
                 quantity,
                 weighed=items[sku].item.weighed,
             )
             for sku, quantity in lines
-        ]  # fmt: skip
+        ]
 
     # -- POS price book ----------------------------------------------------------------------
 
@@ -329,8 +376,9 @@ class Pricing:
             if since_version > store.book_version:
                 raise InvalidArgument(
                     f"since_version {since_version} is ahead of the book (version {store.book_version})",
-                    reason="version-ahead", details={"field": "since_version"},
-                )  # fmt: skip
+                    reason="version-ahead",
+                    details={"field": "since_version"},
+                )
             if known_version and known_version == store.book_version and not after_sku:
                 return BookPage(store_id, store.book_version, True, since_version > 0, [], "")
             rows = await pricing_store.book_page(uow.session, store_id, since_version, after_sku, limit + 1)
@@ -361,9 +409,16 @@ class Pricing:
             raise UnknownStore(f"unknown stores {', '.join(unknown)}", details={"store_ids": unknown})
 
     async def _guard(
-        self, uow: UnitOfWork, item: StoredItem, price_fen: int, currency: str, override_reason: str, actor: Actor,
-        change_id: str, now: datetime,
-    ) -> None:  # fmt: skip
+        self,
+        uow: UnitOfWork,
+        item: StoredItem,
+        price_fen: int,
+        currency: str,
+        override_reason: str,
+        actor: Actor,
+        change_id: str,
+        now: datetime,
+    ) -> None:
         violation = check_guard_rails(price_fen, item.item.cost_fen, self._min_margin)
         if violation is None:
             return
@@ -373,28 +428,53 @@ class Pricing:
                 f"{violation.message}; set guard_rail_override with a reason to accept it",
                 reason=violation.kind.value.replace("_", "-"),
                 details={"sku": item.item.sku, "price_fen": price_fen, "cost_fen": item.item.cost_fen},
-            )  # fmt: skip
+            )
         if len(reason) > MAX_OVERRIDE_REASON:
             raise InvalidArgument(f"the override reason holds at most {MAX_OVERRIDE_REASON} characters")
         await pricing_store.audit(
-            uow.session, now, actor.client_id, item.item.sku, "guard_rail_override",
-            json.dumps({"violation": violation.kind.value, "price_fen": price_fen, "cost_fen": item.item.cost_fen,
-                        "reason": reason, "change_id": change_id}),
-        )  # fmt: skip
+            uow.session,
+            now,
+            actor.client_id,
+            item.item.sku,
+            "guard_rail_override",
+            json.dumps(
+                {
+                    "violation": violation.kind.value,
+                    "price_fen": price_fen,
+                    "cost_fen": item.item.cost_fen,
+                    "reason": reason,
+                    "change_id": change_id,
+                }
+            ),
+        )
         uow.publish(
             events.guard_rail_overridden(
-                sku=item.item.sku, price_fen=price_fen, cost_fen=item.item.cost_fen, currency=currency,
-                violation=violation.kind.value, reason=reason, actor=actor.client_id, change_id=change_id, at=now,
+                sku=item.item.sku,
+                price_fen=price_fen,
+                cost_fen=item.item.cost_fen,
+                currency=currency,
+                violation=violation.kind.value,
+                reason=reason,
+                actor=actor.client_id,
+                change_id=change_id,
+                at=now,
             )
-        )  # fmt: skip
+        )
 
 
 def wire_item(stored: StoredItem) -> pb.Item:
     item = stored.item
     message = pb.Item(
-        sku=item.sku, name=item.name, category=item.category, barcode=item.barcode, unit=wire.unit(item.unit.value),
-        cost=wire.money(item.cost_fen, "CNY"), supplier_id=item.supplier_id, store_ids=sorted(item.store_ids),
-        active=item.active, version=stored.version,
-    )  # fmt: skip
+        sku=item.sku,
+        name=item.name,
+        category=item.category,
+        barcode=item.barcode,
+        unit=wire.unit(item.unit.value),
+        cost=wire.money(item.cost_fen, "CNY"),
+        supplier_id=item.supplier_id,
+        store_ids=sorted(item.store_ids),
+        active=item.active,
+        version=stored.version,
+    )
     message.updated_at.CopyFrom(wire.timestamp(stored.updated_at))
     return message

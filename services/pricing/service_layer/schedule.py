@@ -71,8 +71,12 @@ async def _apply(uow: UnitOfWork, change: ChangeRow) -> None:
     sequences = await pricing_store.next_rule_sequence(uow.session, len(store_ids))
     for store_id, sequence in zip(store_ids, sequences, strict=True):
         rule = PriceRule(
-            rule_id=f"R{sequence}", sku=change.sku, kind=RuleKind.REGULAR,
-            scope=Scope(store_id=store_id, channel=channel), currency=change.currency, sequence=sequence,
+            rule_id=f"R{sequence}",
+            sku=change.sku,
+            kind=RuleKind.REGULAR,
+            scope=Scope(store_id=store_id, channel=channel),
+            currency=change.currency,
+            sequence=sequence,
             price_fen=change.price_fen,
-        )  # fmt: skip
+        )
         await pricing_store.set_regular_price(uow.session, rule, change.change_id)

@@ -94,17 +94,24 @@ async def stock(
                 await connection.execute(
                     "INSERT INTO location (location_id, name, kind, channels) VALUES ($1, $1, $2, $3) "
                     "ON CONFLICT DO NOTHING",
-                    location_id, kind, channels,
-                )  # fmt: skip
+                    location_id,
+                    kind,
+                    channels,
+                )
                 await connection.execute(
                     "INSERT INTO stock_level (sku, location_id, on_hand, safety_stock) VALUES ($1, $2, $3, $4)",
-                    sku, location_id, on_hand, safety,
-                )  # fmt: skip
+                    sku,
+                    location_id,
+                    on_hand,
+                    safety,
+                )
                 await connection.execute(
                     "INSERT INTO stock_movement (sku, location_id, kind, on_hand_delta) "
                     "VALUES ($1, $2, 'opening_balance', $3)",
-                    sku, location_id, on_hand,
-                )  # fmt: skip
+                    sku,
+                    location_id,
+                    on_hand,
+                )
     finally:
         await connection.close()
 
@@ -117,20 +124,24 @@ async def level(url: str, sku: str, location_id: str) -> dict[str, Decimal]:
         await transaction.start()
         row = await connection.fetchrow(
             "SELECT on_hand, reserved, in_transit, safety_stock FROM stock_level WHERE sku = $1 AND location_id = $2",
-            sku, location_id,
-        )  # fmt: skip
+            sku,
+            location_id,
+        )
         ledger = await connection.fetchrow(
             "SELECT coalesce(sum(on_hand_delta), 0) AS on_hand, coalesce(sum(reserved_delta), 0) AS reserved, "
             "coalesce(sum(in_transit_delta), 0) AS in_transit FROM stock_movement WHERE sku = $1 AND location_id = $2",
-            sku, location_id,
-        )  # fmt: skip
+            sku,
+            location_id,
+        )
         await transaction.rollback()
     finally:
         await connection.close()
     assert row is not None
     assert (row["on_hand"], row["reserved"], row["in_transit"]) == (
-        ledger["on_hand"], ledger["reserved"], ledger["in_transit"]
-    ), "the balance drifted from its ledger"  # fmt: skip
+        ledger["on_hand"],
+        ledger["reserved"],
+        ledger["in_transit"],
+    ), "the balance drifted from its ledger"
     return dict(row)
 
 

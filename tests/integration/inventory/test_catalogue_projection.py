@@ -32,9 +32,13 @@ PRICING = StreamSpec(PRICING_STREAM, ["retail.pricing.v1.>"], description="Facts
 
 def settings(inventory_url: str, nats_url: str, durable: str) -> InventorySettings:
     return InventorySettings(
-        app_env="test", database_url=inventory_url, nats_url=nats_url, grpc_host="127.0.0.1", grpc_port=0,
+        app_env="test",
+        database_url=inventory_url,
+        nats_url=nats_url,
+        grpc_host="127.0.0.1",
+        grpc_port=0,
         catalogue_consumer_durable=durable,
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
@@ -58,9 +62,16 @@ def item_changed(sku: str, version: int, *, name: str, supplier_id: str = "SUP-1
     updated_at = Timestamp()
     updated_at.FromDatetime(datetime(2026, 11, 24, 9, 0, version % 60, tzinfo=UTC))
     item = pricing_pb2.Item(
-        sku=sku, name=name, category="dairy.milk", barcode="6901234567892", unit=pricing_pb2.UNIT_PIECE,
-        supplier_id=supplier_id, active=active, version=version, updated_at=updated_at,
-    )  # fmt: skip
+        sku=sku,
+        name=name,
+        category="dairy.milk",
+        barcode="6901234567892",
+        unit=pricing_pb2.UNIT_PIECE,
+        supplier_id=supplier_id,
+        active=active,
+        version=version,
+        updated_at=updated_at,
+    )
     return pricing_events_pb2.ItemChanged(item=item, created=version == 1, occurred_at=updated_at).SerializeToString()
 
 
@@ -110,9 +121,16 @@ async def test_an_item_changed_event_creates_the_item_in_the_projection(
         await publish(js, sku, item_changed(sku, 1, name="Fresh milk 1 l"))
         item = await wait_for_version(unit_of_work, sku, 1)
     assert item == CatalogueItem(
-        sku=sku, name="Fresh milk 1 l", category="dairy.milk", barcode="6901234567892", unit="piece",
-        supplier_id="SUP-1", active=True, version=1, updated_at=datetime(2026, 11, 24, 9, 0, 1, tzinfo=UTC),
-    )  # fmt: skip
+        sku=sku,
+        name="Fresh milk 1 l",
+        category="dairy.milk",
+        barcode="6901234567892",
+        unit="piece",
+        supplier_id="SUP-1",
+        active=True,
+        version=1,
+        updated_at=datetime(2026, 11, 24, 9, 0, 1, tzinfo=UTC),
+    )
 
 
 async def test_a_higher_version_updates_the_item_and_an_older_one_arriving_late_is_ignored(

@@ -29,27 +29,53 @@ LEVEL = "retail.inventory.v1.stock_level_changed"
 
 
 async def sell(
-    service: InventoryService, unit_of_work: UowFactory, sale_id: str, location_id: str,
-    lines: list[tuple[str, Decimal]], *, reservation_id: str = "", is_return: bool = False,
+    service: InventoryService,
+    unit_of_work: UowFactory,
+    sale_id: str,
+    location_id: str,
+    lines: list[tuple[str, Decimal]],
+    *,
+    reservation_id: str = "",
+    is_return: bool = False,
     occurred_at: datetime | None = None,
-) -> None:  # fmt: skip
-    await step(unit_of_work, lambda uow: service.apply_sale(
-        uow, sale_id=sale_id, location_id=location_id, is_return=is_return, lines=lines,
-        reservation_id=reservation_id, occurred_at=occurred_at))  # fmt: skip
+) -> None:
+    await step(
+        unit_of_work,
+        lambda uow: service.apply_sale(
+            uow,
+            sale_id=sale_id,
+            location_id=location_id,
+            is_return=is_return,
+            lines=lines,
+            reservation_id=reservation_id,
+            occurred_at=occurred_at,
+        ),
+    )
 
 
 def figures(event: events_pb2.StockLevelChanged) -> tuple[str, str, str, str, str, str, str]:
     """(sku, location, on_hand, reserved, in_transit, safety_stock, available_to_promise) as on the wire."""
-    return (event.sku, event.location_id, event.on_hand.value, event.reserved.value, event.in_transit.value,
-            event.safety_stock.value, event.available_to_promise.value)  # fmt: skip
+    return (
+        event.sku,
+        event.location_id,
+        event.on_hand.value,
+        event.reserved.value,
+        event.in_transit.value,
+        event.safety_stock.value,
+        event.available_to_promise.value,
+    )
 
 
 def at(timestamp: Timestamp) -> datetime:
     return timestamp.ToDatetime(tzinfo=UTC)
 
 
-def held(event: events_pb2.ReservationMade | events_pb2.ReservationCommitted | events_pb2.ReservationReleased
-         | events_pb2.ReservationExpired) -> list[tuple[str, str]]:  # fmt: skip
+def held(
+    event: events_pb2.ReservationMade
+    | events_pb2.ReservationCommitted
+    | events_pb2.ReservationReleased
+    | events_pb2.ReservationExpired,
+) -> list[tuple[str, str]]:
     return [(allocation.location_id, allocation.quantity.value) for allocation in event.allocations]
 
 
@@ -58,8 +84,7 @@ async def test_a_coalesced_burst_announces_the_level_once_and_each_granted_reser
 ) -> None:
     await stock(inventory_url, "HOT", {"ONLINE01": Decimal(10)}, safety=Decimal(1))
     twice = reserve_request("HOT", "1", location_id="ONLINE01", channel="app", ttl_seconds=600)
-    requests = [reserve_request("HOT", "1", location_id="ONLINE01", channel="app", ttl_seconds=600)
-                for _ in range(29)]  # fmt: skip
+    requests = [reserve_request("HOT", "1", location_id="ONLINE01", channel="app", ttl_seconds=600) for _ in range(29)]
     requests[3:3] = [twice]
     requests[7:7] = [twice]  # the same request twice in the batch: one reservation, one answer
     outcomes = await asyncio.gather(*(service.reserve(map_reserve(r)) for r in requests), return_exceptions=True)
@@ -103,8 +128,9 @@ async def test_a_split_reservation_announces_each_level_it_holds_and_itself_once
     (made,) = await outbox_events(inventory_url, events_pb2.ReservationMade)
     assert made.subject == "retail.inventory.v1.reservation_made.S001"  # the lowest location holding units
     assert (made.message.reservation_id, sorted(held(made.message))) == (
-        reservation.reservation_id, [("S001", "1"), ("S002", "8")]
-    )  # fmt: skip
+        reservation.reservation_id,
+        [("S001", "1"), ("S002", "8")],
+    )
 
 
 async def test_a_sale_carrying_a_reservation_commits_it_and_announces_the_level_it_leaves(
@@ -116,16 +142,21 @@ async def test_a_sale_carrying_a_reservation_commits_it_and_announces_the_level_
     # Paid is not yet sold: the units are still held until the journaled sale arrives.
     assert await outbox_events(inventory_url, events_pb2.ReservationCommitted) == []
     clock.advance(minutes=2)
-    await sell(service, unit_of_work, "paid-1", "ONLINE01", [("PAID", Decimal(2))],
-               reservation_id=reservation.reservation_id)  # fmt: skip
+    await sell(
+        service, unit_of_work, "paid-1", "ONLINE01", [("PAID", Decimal(2))], reservation_id=reservation.reservation_id
+    )
 
     (committed,) = await outbox_events(inventory_url, events_pb2.ReservationCommitted)
     assert committed.subject == "retail.inventory.v1.reservation_committed.ONLINE01"
     assert committed.aggregate_id == f"reservation:{reservation.reservation_id}"
     message = committed.message
     assert (message.reservation_id, message.sku, message.channel, message.sale_id, held(message)) == (
-        reservation.reservation_id, "PAID", "app", "paid-1", [("ONLINE01", "3")]
-    )  # fmt: skip
+        reservation.reservation_id,
+        "PAID",
+        "app",
+        "paid-1",
+        [("ONLINE01", "3")],
+    )
     assert at(message.occurred_at) == clock.now
     reserved, sold = await outbox_events(inventory_url, events_pb2.StockLevelChanged)
     assert reserved.message.cause == events_pb2.STOCK_CHANGE_CAUSE_RESERVATION
@@ -140,8 +171,14 @@ async def test_journaled_sales_and_returns_announce_every_level_they_change(
     await stock(inventory_url, "MILK", {"S001": Decimal(10)})
     await stock(inventory_url, "EGGS", {"S001": Decimal(1)})
     offline_sale_at = datetime(2026, 11, 23, 20, 15, tzinfo=UTC)  # replayed hours later by a till
-    await sell(service, unit_of_work, "till-1", "S001", [("EGGS", Decimal(3)), ("MILK", Decimal(4))],
-               occurred_at=offline_sale_at)  # fmt: skip
+    await sell(
+        service,
+        unit_of_work,
+        "till-1",
+        "S001",
+        [("EGGS", Decimal(3)), ("MILK", Decimal(4))],
+        occurred_at=offline_sale_at,
+    )
     await sell(service, unit_of_work, "till-2", "S001", [("MILK", Decimal(1))], is_return=True)
     levels = await outbox_events(inventory_url, events_pb2.StockLevelChanged)
     assert [(figures(e.message), e.message.cause) for e in levels] == [
@@ -165,19 +202,27 @@ async def test_a_release_announces_the_reservation_and_the_level_it_frees(
     assert released.subject == "retail.inventory.v1.reservation_released.S001"
     message = released.message
     assert (message.reservation_id, message.sku, message.channel, held(message), at(message.occurred_at)) == (
-        reservation.reservation_id, "BACK", "click_and_collect", [("S001", "3")], clock.now
-    )  # fmt: skip
+        reservation.reservation_id,
+        "BACK",
+        "click_and_collect",
+        [("S001", "3")],
+        clock.now,
+    )
     last = (await outbox_events(inventory_url, events_pb2.StockLevelChanged))[-1].message
-    assert (figures(last), last.cause) == (("BACK", "S001", "10", "0", "0", "0", "10"),
-                                           events_pb2.STOCK_CHANGE_CAUSE_RELEASE)  # fmt: skip
+    assert (figures(last), last.cause) == (
+        ("BACK", "S001", "10", "0", "0", "0", "10"),
+        events_pb2.STOCK_CHANGE_CAUSE_RELEASE,
+    )
 
 
 async def test_an_expiry_sweep_announces_every_expired_reservation_and_each_level_once(
     service: InventoryService, inventory_url: str, clock: Clock
 ) -> None:
     await stock(inventory_url, "LAPSE", {"S001": Decimal(10), "S002": Decimal(10)})
-    due = [await reserve(service, "LAPSE", q, location_id=where, ttl_seconds=60)
-           for q, where in (("1", "S001"), ("2", "S001"), ("3", "S001"), ("4", "S002"))]  # fmt: skip
+    due = [
+        await reserve(service, "LAPSE", q, location_id=where, ttl_seconds=60)
+        for q, where in (("1", "S001"), ("2", "S001"), ("3", "S001"), ("4", "S002"))
+    ]
     kept = await reserve(service, "LAPSE", "4", location_id="S001", ttl_seconds=600)
     announced_before = len(await outbox_events(inventory_url, events_pb2.StockLevelChanged))
     clock.advance(seconds=61)
@@ -213,8 +258,10 @@ async def test_each_transfer_step_announces_its_state_and_the_levels_it_moves_an
             raise InjectedFault(current)
 
     saga = TransferSaga(fault)
-    transfer = await step(unit_of_work, lambda uow: saga.request(uow, sku="MOVE", quantity=Decimal(8),
-                                                                 from_location="S001", to_location="S002"))  # fmt: skip
+    transfer = await step(
+        unit_of_work,
+        lambda uow: saga.request(uow, sku="MOVE", quantity=Decimal(8), from_location="S001", to_location="S002"),
+    )
     with pytest.raises(InjectedFault):
         await step(unit_of_work, lambda uow: saga.dispatch(uow, transfer.transfer_id))
     await step(unit_of_work, lambda uow: saga.dispatch(uow, transfer.transfer_id))  # the retry
@@ -224,16 +271,21 @@ async def test_each_transfer_step_announces_its_state_and_the_levels_it_moves_an
     assert {(e.subject, e.aggregate_id) for e in states} == {
         ("retail.inventory.v1.transfer_state_changed.S001.S002", f"transfer:{transfer.transfer_id}")
     }
-    assert [(e.message.status, e.message.HasField("received_quantity"), e.message.HasField("shrink_quantity"))
-            for e in states] == [
+    assert [
+        (e.message.status, e.message.HasField("received_quantity"), e.message.HasField("shrink_quantity"))
+        for e in states
+    ] == [
         (pb.TRANSFER_STATUS_REQUESTED, False, False),
         (pb.TRANSFER_STATUS_DISPATCHED, False, False),  # once: the failed attempt rolled its event back
         (pb.TRANSFER_STATUS_RECEIVED, True, True),
-    ]  # fmt: skip
+    ]
     received = states[-1].message
     assert (received.transfer_id, received.sku, received.from_location_id, received.to_location_id) == (
-        transfer.transfer_id, "MOVE", "S001", "S002"
-    )  # fmt: skip
+        transfer.transfer_id,
+        "MOVE",
+        "S001",
+        "S002",
+    )
     shipped = (received.quantity.value, received.received_quantity.value, received.shrink_quantity.value)
     assert shipped == ("8", "7", "1")
     levels = await outbox_events(inventory_url, events_pb2.StockLevelChanged)
@@ -251,8 +303,10 @@ async def test_a_cancelled_transfer_announces_it_and_the_released_hold(
 ) -> None:
     await stock(inventory_url, "STAY", {"S001": Decimal(10), "S002": Decimal(0)})
     saga = TransferSaga()
-    transfer = await step(unit_of_work, lambda uow: saga.request(uow, sku="STAY", quantity=Decimal(6),
-                                                                 from_location="S001", to_location="S002"))  # fmt: skip
+    transfer = await step(
+        unit_of_work,
+        lambda uow: saga.request(uow, sku="STAY", quantity=Decimal(6), from_location="S001", to_location="S002"),
+    )
     await step(unit_of_work, lambda uow: saga.cancel(uow, transfer.transfer_id))
     states = await outbox_events(inventory_url, events_pb2.TransferStateChanged)
     assert [e.message.status for e in states] == [pb.TRANSFER_STATUS_REQUESTED, pb.TRANSFER_STATUS_CANCELLED]
@@ -268,15 +322,25 @@ async def test_a_stock_count_announces_the_levels_it_adjusted_and_a_refused_coun
     await stock(inventory_url, "CNT-A", {"S001": Decimal(10)}, safety=Decimal(2))
     await stock(inventory_url, "CNT-B", {"S001": Decimal(4)})
     with pytest.raises(UnknownSku):
-        await step(unit_of_work, lambda uow: record_stock_count(
-            uow, "S001", [CountedLine("CNT-A", Decimal(1)), CountedLine("NOPE", Decimal(1))]))  # fmt: skip
+        await step(
+            unit_of_work,
+            lambda uow: record_stock_count(
+                uow, "S001", [CountedLine("CNT-A", Decimal(1)), CountedLine("NOPE", Decimal(1))]
+            ),
+        )
     assert await outbox_events(inventory_url, events_pb2.StockLevelChanged) == []
-    await step(unit_of_work, lambda uow: record_stock_count(
-        uow, "S001", [CountedLine("CNT-A", Decimal("8.5"), "damaged"), CountedLine("CNT-B", Decimal(4))]))  # fmt: skip
+    await step(
+        unit_of_work,
+        lambda uow: record_stock_count(
+            uow, "S001", [CountedLine("CNT-A", Decimal("8.5"), "damaged"), CountedLine("CNT-B", Decimal(4))]
+        ),
+    )
     (counted,) = await outbox_events(inventory_url, events_pb2.StockLevelChanged)  # CNT-B was as booked
     assert (counted.subject, figures(counted.message), counted.message.cause) == (
-        f"{LEVEL}.S001", ("CNT-A", "S001", "8.5", "0", "0", "2", "6.5"), events_pb2.STOCK_CHANGE_CAUSE_COUNT
-    )  # fmt: skip
+        f"{LEVEL}.S001",
+        ("CNT-A", "S001", "8.5", "0", "0", "2", "6.5"),
+        events_pb2.STOCK_CHANGE_CAUSE_COUNT,
+    )
 
 
 async def test_the_relay_publishes_a_reservation_made_over_grpc_to_the_inventory_stream(
@@ -286,9 +350,15 @@ async def test_the_relay_publishes_a_reservation_made_over_grpc_to_the_inventory
     await stock(inventory_url, "RELAYED", {location_id: Decimal(5)})
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.server.bound_port}") as channel:
         answer = await pb_grpc.InventoryServiceStub(channel).ReserveStock(
-            pb.ReserveStockRequest(request_id=unique, sku="RELAYED", quantity=money_pb2.Decimal(value="2"),
-                                   location_id=location_id, channel="app"), timeout=5,
-        )  # fmt: skip
+            pb.ReserveStockRequest(
+                request_id=unique,
+                sku="RELAYED",
+                quantity=money_pb2.Decimal(value="2"),
+                location_id=location_id,
+                channel="app",
+            ),
+            timeout=5,
+        )
     async with jetstream(nats_url) as (_, js):
         (level_message,) = await receive(js, "INVENTORY", f"{LEVEL}.{location_id}", 1)
         (made_message,) = await receive(js, "INVENTORY", f"retail.inventory.v1.reservation_made.{location_id}", 1)

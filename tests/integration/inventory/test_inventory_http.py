@@ -113,13 +113,15 @@ async def test_another_app_cannot_commit_or_release_a_reservation_it_did_not_pla
     placer = await gateway.client_headers(ClientKind.APP)
     intruder = await gateway.client_headers(ClientKind.APP)
     created = await gateway.http.post(
-        "/v1/reservations", json={"sku": "OWNED", "quantity": "1", "location_id": "ONLINE01"},
+        "/v1/reservations",
+        json={"sku": "OWNED", "quantity": "1", "location_id": "ONLINE01"},
         headers=placer | idempotency_key(),
-    )  # fmt: skip
+    )
     reservation_id = created.json()["reservation_id"]
     for action in ("commit", "release"):
-        refused = await gateway.http.post(f"/v1/reservations/{reservation_id}/{action}",
-                                          headers=intruder | idempotency_key())  # fmt: skip
+        refused = await gateway.http.post(
+            f"/v1/reservations/{reservation_id}/{action}", headers=intruder | idempotency_key()
+        )
         assert_problem(refused, 404, "not-found")
     committed = await gateway.http.post(f"/v1/reservations/{reservation_id}/commit", headers=placer | idempotency_key())
     assert committed.json()["status"] == "committed"
@@ -155,11 +157,13 @@ async def test_only_headquarters_imports_sales_history_and_a_supplier_reads_only
     manager = await gateway.client_headers(ClientKind.STAFF, store_id="S001", staff_role=StaffRole.STORE_MANAGER)
     headquarters = await gateway.client_headers(ClientKind.STAFF, staff_role=StaffRole.HEADQUARTERS)
     supplier = await gateway.client_headers(ClientKind.SUPPLIER_USER, supplier_id="SUP001")
-    refused = await gateway.http.post("/v1/locations/S001/sales-history", json=history,
-                                      headers=manager | idempotency_key())  # fmt: skip
+    refused = await gateway.http.post(
+        "/v1/locations/S001/sales-history", json=history, headers=manager | idempotency_key()
+    )
     assert refused.status_code == 403
-    imported = await gateway.http.post("/v1/locations/S001/sales-history", json=history,
-                                       headers=headquarters | idempotency_key())  # fmt: skip
+    imported = await gateway.http.post(
+        "/v1/locations/S001/sales-history", json=history, headers=headquarters | idempotency_key()
+    )
     assert imported.json() == {"imported_lines": 1}
     # A supplier sees the stock of its own SKUs only; anyone else's does not exist for it.
     assert_problem(await gateway.http.get("/v1/stock/PAST", headers=supplier), 404, "not-found")
@@ -174,20 +178,33 @@ async def test_a_transfer_runs_through_the_gateway_and_bad_input_changes_nothing
     await stock(inventory_url, "TRIP", {"S001": Decimal(9), "S002": Decimal(0)})
     headquarters = await gateway.client_headers(ClientKind.STAFF, staff_role=StaffRole.HEADQUARTERS)
     same_place = {"sku": "TRIP", "quantity": "2", "from_location_id": "S001", "to_location_id": "S001"}
-    assert_problem(await gateway.http.post("/v1/transfers", json=same_place, headers=headquarters | idempotency_key()),
-                   422, "invalid-argument")  # fmt: skip
-    unknown = await gateway.http.post("/v1/reservations", json={"sku": "NOPE", "quantity": "1", "location_id": "S001"},
-                                      headers=headquarters | idempotency_key())  # fmt: skip
+    assert_problem(
+        await gateway.http.post("/v1/transfers", json=same_place, headers=headquarters | idempotency_key()),
+        422,
+        "invalid-argument",
+    )
+    unknown = await gateway.http.post(
+        "/v1/reservations",
+        json={"sku": "NOPE", "quantity": "1", "location_id": "S001"},
+        headers=headquarters | idempotency_key(),
+    )
     assert unknown.status_code in (403, 404)
-    created = await gateway.http.post("/v1/transfers", json=same_place | {"to_location_id": "S002"},
-                                      headers=headquarters | idempotency_key())  # fmt: skip
+    created = await gateway.http.post(
+        "/v1/transfers", json=same_place | {"to_location_id": "S002"}, headers=headquarters | idempotency_key()
+    )
     transfer_id = created.json()["transfer_id"]
     await gateway.http.post(f"/v1/transfers/{transfer_id}/dispatch", headers=headquarters | idempotency_key())
-    too_many = await gateway.http.post(f"/v1/transfers/{transfer_id}/receive", json={"received_quantity": "3"},
-                                       headers=headquarters | idempotency_key())  # fmt: skip
+    too_many = await gateway.http.post(
+        f"/v1/transfers/{transfer_id}/receive",
+        json={"received_quantity": "3"},
+        headers=headquarters | idempotency_key(),
+    )
     assert_problem(too_many, 422, "invalid-argument")
-    received = await gateway.http.post(f"/v1/transfers/{transfer_id}/receive", json={"received_quantity": "2"},
-                                       headers=headquarters | idempotency_key())  # fmt: skip
+    received = await gateway.http.post(
+        f"/v1/transfers/{transfer_id}/receive",
+        json={"received_quantity": "2"},
+        headers=headquarters | idempotency_key(),
+    )
     assert received.json()["status"] == "received"
     assert (await level(inventory_url, "TRIP", "S002"))["on_hand"] == Decimal(2)
 

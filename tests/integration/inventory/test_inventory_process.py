@@ -86,8 +86,9 @@ async def test_journaled_sales_and_returns_change_stock_once_and_shortfalls_are_
         await wait_for_on_hand(inventory_url, sku, "S001", Decimal(2))
         await journal(js, sale(f"{unique}-2", "S001", {sku: "4"}))  # happened offline: stock goes negative
         await wait_for_on_hand(inventory_url, sku, "S001", Decimal(-2))
-        await journal(js, sale(f"{unique}-3", "S001", {sku: "1"}, kind=sales_pb2.SALE_KIND_RETURN,
-                               original_sale_id=f"{unique}-1"))  # fmt: skip
+        await journal(
+            js, sale(f"{unique}-3", "S001", {sku: "1"}, kind=sales_pb2.SALE_KIND_RETURN, original_sale_id=f"{unique}-1")
+        )
         await wait_for_on_hand(inventory_url, sku, "S001", Decimal(-1))
         async with asyncio.timeout(30):
             while not (
@@ -113,24 +114,42 @@ async def test_a_transfer_and_a_count_over_grpc_are_idempotent_per_request_id(
     await stock(inventory_url, "XFER", {"S001": Decimal(10), "S002": Decimal(0)})
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.server.bound_port}") as channel:
         stub = pb_grpc.InventoryServiceStub(channel)
-        ask = pb.RequestTransferRequest(request_id="t-1", sku="XFER", quantity=money_pb2.Decimal(value="4"),
-                                        from_location_id="S001", to_location_id="S002")  # fmt: skip
+        ask = pb.RequestTransferRequest(
+            request_id="t-1",
+            sku="XFER",
+            quantity=money_pb2.Decimal(value="4"),
+            from_location_id="S001",
+            to_location_id="S002",
+        )
         first = (await stub.RequestTransfer(ask, timeout=5)).transfer
         again = (await stub.RequestTransfer(ask, timeout=5)).transfer
         transfer_id = first.transfer_id
         await stub.DispatchTransfer(pb.DispatchTransferRequest(request_id="t-2", transfer_id=transfer_id), timeout=5)
         received = await stub.ReceiveTransfer(
-            pb.ReceiveTransferRequest(request_id="t-3", transfer_id=transfer_id,
-                                      received_quantity=money_pb2.Decimal(value="4")), timeout=5,
-        )  # fmt: skip
+            pb.ReceiveTransferRequest(
+                request_id="t-3", transfer_id=transfer_id, received_quantity=money_pb2.Decimal(value="4")
+            ),
+            timeout=5,
+        )
         with pytest.raises(grpc.aio.AioRpcError) as same_place:
-            await stub.RequestTransfer(pb.RequestTransferRequest(
-                request_id="t-4", sku="XFER", quantity=money_pb2.Decimal(value="1"), from_location_id="S001",
-                to_location_id="S001"), timeout=5)  # fmt: skip
-        counted = await stub.RecordStockCount(pb.RecordStockCountRequest(
-            request_id="c-1", location_id="S002",
-            lines=[pb.CountLine(sku="XFER", counted_quantity=money_pb2.Decimal(value="3"), reason="damaged")],
-        ), timeout=5)  # fmt: skip
+            await stub.RequestTransfer(
+                pb.RequestTransferRequest(
+                    request_id="t-4",
+                    sku="XFER",
+                    quantity=money_pb2.Decimal(value="1"),
+                    from_location_id="S001",
+                    to_location_id="S001",
+                ),
+                timeout=5,
+            )
+        counted = await stub.RecordStockCount(
+            pb.RecordStockCountRequest(
+                request_id="c-1",
+                location_id="S002",
+                lines=[pb.CountLine(sku="XFER", counted_quantity=money_pb2.Decimal(value="3"), reason="damaged")],
+            ),
+            timeout=5,
+        )
     assert again.transfer_id == transfer_id
     assert received.transfer.status == pb.TRANSFER_STATUS_RECEIVED
     assert same_place.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -59,9 +59,11 @@ async def test_the_same_batch_sent_three_times_at_once_changes_stock_exactly_onc
     terminal = await gateway.client_headers(ClientKind.POS_TERMINAL, store_id="S001")
     sales = [sale(sku, str(n), hours_ago=3) for n in (1, 2, 3)]
     answers = await asyncio.gather(
-        *(gateway.http.post("/v1/pos/sales/batch", json={"sales": sales}, headers=terminal | idempotency_key())
-          for _ in range(3))
-    )  # fmt: skip
+        *(
+            gateway.http.post("/v1/pos/sales/batch", json={"sales": sales}, headers=terminal | idempotency_key())
+            for _ in range(3)
+        )
+    )
     assert [answer.status_code for answer in answers] == [200, 200, 200]
     await settled(nats_url)
     assert (await level(inventory_url, sku, "S001"))["on_hand"] == Decimal(14)
@@ -76,15 +78,19 @@ async def test_a_day_of_offline_sales_replayed_late_converges_to_the_same_stock_
     terminal = await gateway.client_headers(ClientKind.POS_TERMINAL, store_id="S001")
     day = [(str(q), 20 - h) for h, q in enumerate((1, 3, 2, 5, 1, 4, 2, 3), start=1)]
     for quantity, hours_ago in day:  # online: each sale as it happens
-        answer = await gateway.http.post("/v1/pos/sales/batch", json={"sales": [sale(online_sku, quantity, hours_ago)]},
-                                         headers=terminal | idempotency_key())  # fmt: skip
+        answer = await gateway.http.post(
+            "/v1/pos/sales/batch",
+            json={"sales": [sale(online_sku, quantity, hours_ago)]},
+            headers=terminal | idempotency_key(),
+        )
         assert answer.json()["results"][0]["status"] == "accepted"
     offline = [sale(offline_sku, quantity, hours_ago) for quantity, hours_ago in day]
     first_half, everything = offline[:5], offline
     # The till comes back, uploads part of the day, loses the answer, then uploads it all.
     await gateway.http.post("/v1/pos/sales/batch", json={"sales": first_half}, headers=terminal | idempotency_key())
-    replay = await gateway.http.post("/v1/pos/sales/batch", json={"sales": everything},
-                                     headers=terminal | idempotency_key())  # fmt: skip
+    replay = await gateway.http.post(
+        "/v1/pos/sales/batch", json={"sales": everything}, headers=terminal | idempotency_key()
+    )
     statuses = [result["status"] for result in replay.json()["results"]]
     assert statuses == ["duplicate"] * 5 + ["accepted"] * 3
     await settled(nats_url)

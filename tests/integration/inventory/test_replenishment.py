@@ -71,12 +71,25 @@ async def sold(url: str, location_id: str, sku: str, daily: dict[date, Decimal],
         url,
         "INSERT INTO daily_sales (location_id, sku, day, source, quantity) "
         "SELECT $1, $2, day, $3, quantity FROM unnest($4::date[], $5::numeric[]) AS v(day, quantity)",
-        location_id, sku, source, list(daily), list(daily.values()),
-    )  # fmt: skip
+        location_id,
+        sku,
+        source,
+        list(daily),
+        list(daily.values()),
+    )
 
 
-async def move(url: str, sku: str, location_id: str, kind: str, *, on_hand: int = 0, reserved: int = 0,
-               in_transit: int = 0, at: datetime | None = None) -> None:  # fmt: skip
+async def move(
+    url: str,
+    sku: str,
+    location_id: str,
+    kind: str,
+    *,
+    on_hand: int = 0,
+    reserved: int = 0,
+    in_transit: int = 0,
+    at: datetime | None = None,
+) -> None:
     """One ledger movement and the balance it changes, as the service would write them."""
     await execute(
         url,
@@ -84,8 +97,14 @@ async def move(url: str, sku: str, location_id: str, kind: str, *, on_hand: int 
         "in_transit = in_transit + $6 WHERE sku = $1 AND location_id = $2 RETURNING sku) "
         "INSERT INTO stock_movement (sku, location_id, kind, on_hand_delta, reserved_delta, in_transit_delta, "
         "recorded_at) SELECT $1, $2, $3, $4, $5, $6, coalesce($7, now()) FROM moved",
-        sku, location_id, kind, on_hand, reserved, in_transit, at,
-    )  # fmt: skip
+        sku,
+        location_id,
+        kind,
+        on_hand,
+        reserved,
+        in_transit,
+        at,
+    )
 
 
 def new_location() -> str:
@@ -102,9 +121,16 @@ async def test_the_demo_history_is_loaded_and_a_forecast_is_backtested_on_it(
 ) -> None:
     yesterday = today() - timedelta(days=1)
     scale = dataclasses.replace(
-        DemoScale.demo(), store_count=1, sku_count=40, supplier_count=2, member_count=200, history_days=63,
-        end_date=yesterday, promotion_count=3, online_orders_per_day=5,
-    )  # fmt: skip
+        DemoScale.demo(),
+        store_count=1,
+        sku_count=40,
+        supplier_count=2,
+        member_count=200,
+        history_days=63,
+        end_date=yesterday,
+        promotion_count=3,
+        online_orders_per_day=5,
+    )
     retailer = DemoRetailer(scale=scale)
     totals: dict[str, Decimal] = defaultdict(Decimal)
     for row in retailer.daily_sales():
@@ -127,8 +153,12 @@ async def test_the_demo_history_is_loaded_and_a_forecast_is_backtested_on_it(
     assert answer.supplier_id == retailer.sku(best_seller).supplier_id
     backtest = answer.backtest
     assert (backtest.metric, backtest.horizon_days, len(backtest.origin_dates)) == ("wape", 14, 4)
-    errors = [backtest.model_error, backtest.baseline_error, backtest.location_model_error,
-              backtest.location_baseline_error]  # fmt: skip
+    errors = [
+        backtest.model_error,
+        backtest.baseline_error,
+        backtest.location_model_error,
+        backtest.location_baseline_error,
+    ]
     assert all(Decimal(error.value).is_finite() and Decimal(error.value) >= 0 for error in errors)
     assert backtest.HasField("model_error")
     assert backtest.HasField("baseline_error")
@@ -144,10 +174,14 @@ async def test_concurrent_callers_share_one_fit_and_a_late_sale_refits(app: Inve
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.server.bound_port}") as channel:
         stub = pb_grpc.InventoryServiceStub(channel)
         answers = await asyncio.gather(
-            *(stub.GetForecast(pb.GetForecastRequest(location_id=location, sku=f"{location}-A", horizon_days=7),
-                               timeout=60) for _ in range(4)),
+            *(
+                stub.GetForecast(
+                    pb.GetForecastRequest(location_id=location, sku=f"{location}-A", horizon_days=7), timeout=60
+                )
+                for _ in range(4)
+            ),
             stub.ListReplenishment(pb.ListReplenishmentRequest(location_id=location), timeout=60),
-        )  # fmt: skip
+        )
         assert app.planner.fits.fits_computed == before + 1
         assert len({answer.SerializeToString() for answer in answers[:4]}) == 1
         cached = await app.planner.fits.of(location, today())
@@ -207,8 +241,9 @@ async def test_replenishment_suggestions_show_their_math_and_alerts_through_the_
     first = await gateway.http.get(f"/v1/locations/{location}/replenishment?page_size=1", headers=manager)
     assert [s["sku"] for s in first.json()["suggestions"]] == [slow]
     token = first.json()["next_page_token"]
-    second = await gateway.http.get(f"/v1/locations/{location}/replenishment?page_size=1&page_token={token}",
-                                    headers=manager)  # fmt: skip
+    second = await gateway.http.get(
+        f"/v1/locations/{location}/replenishment?page_size=1&page_token={token}", headers=manager
+    )
     assert ([s["sku"] for s in second.json()["suggestions"]], second.json()["next_page_token"]) == ([steady], None)
 
     # Ownership: another store's staff may not look; a store guide lacks the scope; headquarters sees every store;
@@ -217,8 +252,11 @@ async def test_replenishment_suggestions_show_their_math_and_alerts_through_the_
         await gateway.http.get(f"/v1/locations/{elsewhere}/replenishment", headers=manager), 403, "forbidden"
     )
     assert_problem(await gateway.http.get(f"/v1/locations/{elsewhere}/kpis", headers=manager), 403, "forbidden")
-    assert_problem(await gateway.http.get(f"/v1/locations/{elsewhere}/skus/{elsewhere}-X/forecast", headers=manager),
-                   403, "forbidden")  # fmt: skip
+    assert_problem(
+        await gateway.http.get(f"/v1/locations/{elsewhere}/skus/{elsewhere}-X/forecast", headers=manager),
+        403,
+        "forbidden",
+    )
     guide = await gateway.client_headers(ClientKind.STAFF, store_id=location, staff_role=StaffRole.STORE_GUIDE)
     assert (await gateway.http.get(f"/v1/locations/{location}/replenishment", headers=guide)).status_code == 403
     headquarters = await gateway.client_headers(ClientKind.STAFF, staff_role=StaffRole.HEADQUARTERS)
@@ -227,8 +265,9 @@ async def test_replenishment_suggestions_show_their_math_and_alerts_through_the_
     own = await gateway.http.get(f"/v1/locations/{location}/replenishment", headers=supplier)
     assert [s["sku"] for s in own.json()["suggestions"]] == [steady]
     assert (await gateway.http.get(f"/v1/locations/{location}/skus/{steady}/forecast", headers=supplier)).is_success
-    assert_problem(await gateway.http.get(f"/v1/locations/{location}/skus/{slow}/forecast", headers=supplier),
-                   404, "not-found")  # fmt: skip
+    assert_problem(
+        await gateway.http.get(f"/v1/locations/{location}/skus/{slow}/forecast", headers=supplier), 404, "not-found"
+    )
 
 
 async def test_a_forecast_over_http_reports_the_model_and_the_baseline_error(
@@ -238,8 +277,7 @@ async def test_a_forecast_over_http_reports_the_model_and_the_baseline_error(
     steady, _ = await steady_and_slow(inventory_url, location)
     manager = await gateway.client_headers(ClientKind.STAFF, store_id=location, staff_role=StaffRole.STORE_MANAGER)
 
-    answer = await gateway.http.get(f"/v1/locations/{location}/skus/{steady}/forecast?horizon_days=90",
-                                    headers=manager)  # fmt: skip
+    answer = await gateway.http.get(f"/v1/locations/{location}/skus/{steady}/forecast?horizon_days=90", headers=manager)
 
     assert answer.status_code == 200, answer.text
     body = answer.json()
@@ -270,17 +308,24 @@ async def test_bad_input_is_refused_with_a_precise_problem(
     assert_problem(await get(f"{forecast}?horizon_days=91"), 422, "validation-error")
     unknown_location = assert_problem(await get(f"/v1/locations/NOWHERE/skus/{steady}/forecast"), 404, "not-found")
     unknown_sku = assert_problem(await get(f"/v1/locations/{location}/skus/NOSUCHSKU/forecast"), 404, "not-found")
-    not_carried = assert_problem(await get(f"/v1/locations/{location}/skus/{location}-ELSEWHERE/forecast"), 404,
-                                 "not-found")  # fmt: skip
+    not_carried = assert_problem(
+        await get(f"/v1/locations/{location}/skus/{location}-ELSEWHERE/forecast"), 404, "not-found"
+    )
     warehouse = assert_problem(await get("/v1/locations/W01/replenishment"), 409, "failed-precondition")
     assert [unknown_location["reason"], unknown_sku["reason"], not_carried["reason"], warehouse["reason"]] == [
-        "unknown-location", "unknown-sku", "sku-not-carried", "not-a-selling-location"
-    ]  # fmt: skip
+        "unknown-location",
+        "unknown-sku",
+        "sku-not-carried",
+        "not-a-selling-location",
+    ]
     assert_problem(await get("/v1/locations/NOWHERE/kpis"), 404, "not-found")
     tomorrow = today() + timedelta(days=1)
     assert_problem(await get(f"/v1/locations/{location}/kpis?to={tomorrow}"), 422, "invalid-argument")
-    assert_problem(await get(f"/v1/locations/{location}/kpis?from={today()}&to={today() - timedelta(days=1)}"),
-                   422, "invalid-argument")  # fmt: skip
+    assert_problem(
+        await get(f"/v1/locations/{location}/kpis?from={today()}&to={today() - timedelta(days=1)}"),
+        422,
+        "invalid-argument",
+    )
     assert_problem(await get(f"/v1/locations/{location}/kpis?from=2020-01-01&to={today()}"), 422, "invalid-argument")
     assert_problem(await get(f"/v1/locations/{location}/kpis?to=0001-01-01"), 422, "invalid-argument")
 
@@ -335,8 +380,9 @@ async def test_a_replenishment_run_publishes_each_change_once_and_nothing_when_n
     assert after == before + 10  # the order makes up for the ten counted short
     assert decimal(suggestions[1].suggestion.inventory_position.value) == 20 - 10 - 2 + 5
     assert sorted((event.alert.sku, event.alert.kind) for event in alerts) == [
-        (slow, pb.STOCK_ALERT_KIND_OVERSTOCK), (steady, pb.STOCK_ALERT_KIND_LOW_STOCK)
-    ]  # fmt: skip
+        (slow, pb.STOCK_ALERT_KIND_OVERSTOCK),
+        (steady, pb.STOCK_ALERT_KIND_LOW_STOCK),
+    ]
     assert all(event.as_of_date == today().isoformat() for event in alerts)
     headers = [json.dumps(headers, sort_keys=True) for _, headers, _ in suggested]
     assert all("retail.inventory.v1.ReplenishmentSuggested" in header for header in headers)
@@ -345,8 +391,11 @@ async def test_a_replenishment_run_publishes_each_change_once_and_nothing_when_n
 async def carried(url: str, sku: str, location_id: str) -> None:
     """An item with an empty stock level at a store, its ledger still to be written."""
     await stock(url, sku, {})
-    await execute(url, "INSERT INTO location (location_id, name, kind) VALUES ($1, $1, 'store') ON CONFLICT DO NOTHING",
-                  location_id)  # fmt: skip
+    await execute(
+        url,
+        "INSERT INTO location (location_id, name, kind) VALUES ($1, $1, 'store') ON CONFLICT DO NOTHING",
+        location_id,
+    )
     await execute(url, "INSERT INTO stock_level (sku, location_id) VALUES ($1, $2)", sku, location_id)
 
 
@@ -363,12 +412,27 @@ async def test_stock_kpis_come_from_the_ledger_and_the_daily_sales(gateway: Runn
     await move(inventory_url, seller, location, "opening_balance", on_hand=10, at=noon(start))
     await move(inventory_url, sleeper, location, "opening_balance", on_hand=5, at=noon(start))
     # Closing stock of the seller: 6, 0 (sold out), 8 (received 10), 7 (counted one short), 4.
-    for offset, kind, delta in ((0, "sale", -4), (1, "sale", -6), (2, "receipt", 10), (2, "sale", -2),
-                                (3, "count_adjustment", -1), (4, "sale", -3)):  # fmt: skip
+    for offset, kind, delta in (
+        (0, "sale", -4),
+        (1, "sale", -6),
+        (2, "receipt", 10),
+        (2, "sale", -2),
+        (3, "count_adjustment", -1),
+        (4, "sale", -3),
+    ):
         await move(inventory_url, seller, location, kind, on_hand=delta, at=noon(start + timedelta(days=offset)))
-    await sold(inventory_url, location, seller,
-               {start: Decimal(4), start + timedelta(days=1): Decimal(6), start + timedelta(days=2): Decimal(2),
-                today(): Decimal(3)}, "journal")  # fmt: skip
+    await sold(
+        inventory_url,
+        location,
+        seller,
+        {
+            start: Decimal(4),
+            start + timedelta(days=1): Decimal(6),
+            start + timedelta(days=2): Decimal(2),
+            today(): Decimal(3),
+        },
+        "journal",
+    )
     headquarters = await gateway.client_headers(ClientKind.STAFF, staff_role=StaffRole.HEADQUARTERS)
 
     answer = await gateway.http.get(f"/v1/locations/{location}/kpis?from={start}&to={today()}", headers=headquarters)

@@ -135,8 +135,9 @@ async def test_without_a_location_the_one_with_most_available_for_the_channel_is
         await reserve(service, "PICK", "9", channel="click_and_collect")
     split = await reserve(service, "PICK", "9", channel="click_and_collect", allow_split=True)
     assert sorted((a.location_id, a.quantity) for a in split.allocations) == [
-        ("ONLINE01", Decimal(5)), ("S002", Decimal(4))
-    ]  # fmt: skip
+        ("ONLINE01", Decimal(5)),
+        ("S002", Decimal(4)),
+    ]
 
 
 async def test_release_and_expiry_give_units_back_once(
@@ -174,8 +175,9 @@ async def test_a_storm_of_reservations_releases_expiries_commits_and_sales_ends_
     async def buyer(n: int) -> None:
         location = rng.choice(["S001", "S002"])
         try:
-            reservation = await reserve(service, "STORM", str(rng.randint(1, 3)), location_id=location,
-                                        ttl_seconds=rng.choice([30, 600]))  # fmt: skip
+            reservation = await reserve(
+                service, "STORM", str(rng.randint(1, 3)), location_id=location, ttl_seconds=rng.choice([30, 600])
+            )
         except OutOfStock:
             return
         fate = rng.random()
@@ -194,9 +196,14 @@ async def test_a_storm_of_reservations_releases_expiries_commits_and_sales_ends_
         location = rng.choice(["S001", "S002"])
         async with unit_of_work() as uow:
             await service.apply_sale(
-                uow, sale_id=f"walk-in-{n}", location_id=location, is_return=False, lines=[("STORM", Decimal(1))],
-                reservation_id="", occurred_at=None,
-            )  # fmt: skip
+                uow,
+                sale_id=f"walk-in-{n}",
+                location_id=location,
+                is_return=False,
+                lines=[("STORM", Decimal(1))],
+                reservation_id="",
+                occurred_at=None,
+            )
             await uow.commit()
         sold[location] += 1
 
@@ -214,10 +221,14 @@ async def test_a_storm_of_reservations_releases_expiries_commits_and_sales_ends_
         allocation = reservation.allocations[0]
         async with unit_of_work() as uow:
             await service.apply_sale(
-                uow, sale_id=f"online-{n}", location_id=allocation.location_id, is_return=False,
-                lines=[(reservation.sku, allocation.quantity)], reservation_id=reservation.reservation_id,
+                uow,
+                sale_id=f"online-{n}",
+                location_id=allocation.location_id,
+                is_return=False,
+                lines=[(reservation.sku, allocation.quantity)],
+                reservation_id=reservation.reservation_id,
                 occurred_at=None,
-            )  # fmt: skip
+            )
             await uow.commit()
         sold[allocation.location_id] += allocation.quantity
     clock.advance(hours=1)
@@ -252,9 +263,14 @@ async def test_a_sale_carrying_a_committed_reservation_sells_the_held_units_once
         await uow.commit()
     async with unit_of_work() as uow:
         await service.apply_sale(
-            uow, sale_id="paid-1", location_id="ONLINE01", is_return=False, lines=[("PAID", Decimal(3))],
-            reservation_id=reservation.reservation_id, occurred_at=None,
-        )  # fmt: skip
+            uow,
+            sale_id="paid-1",
+            location_id="ONLINE01",
+            is_return=False,
+            lines=[("PAID", Decimal(3))],
+            reservation_id=reservation.reservation_id,
+            occurred_at=None,
+        )
         await uow.commit()
     assert await outbox_events(inventory_url, events_pb2.StockDiscrepancyRecorded) == []
     after = await level(inventory_url, "PAID", "ONLINE01")

@@ -75,8 +75,9 @@ async def test_a_failure_after_any_step_conserves_stock_and_the_retried_step_com
             assert await chain_total(inventory_url, "MOVE") == Decimal(25)
             return await step(unit_of_work, action)  # the caller retries the same step
 
-    transfer = await attempt(lambda uow: saga.request(uow, sku="MOVE", quantity=Decimal(8), from_location="S001",
-                                                      to_location="S002"))  # fmt: skip
+    transfer = await attempt(
+        lambda uow: saga.request(uow, sku="MOVE", quantity=Decimal(8), from_location="S001", to_location="S002")
+    )
     assert (await level(inventory_url, "MOVE", "S001"))["reserved"] == Decimal(8)
     await attempt(lambda uow: saga.dispatch(uow, transfer.transfer_id))
     assert (await level(inventory_url, "MOVE", "S002"))["in_transit"] == Decimal(8)
@@ -95,13 +96,19 @@ async def test_steps_out_of_order_and_bad_transfers_are_refused_and_change_nothi
     await stock(inventory_url, "ODD", {"S001": Decimal(10), "S002": Decimal(0)})
     saga = TransferSaga()
     with pytest.raises(InvalidArgument, match="two different locations"):
-        await step(unit_of_work, lambda uow: saga.request(uow, sku="ODD", quantity=Decimal(1), from_location="S001",
-                                                          to_location="S001"))  # fmt: skip
+        await step(
+            unit_of_work,
+            lambda uow: saga.request(uow, sku="ODD", quantity=Decimal(1), from_location="S001", to_location="S001"),
+        )
     with pytest.raises(UnknownSku):
-        await step(unit_of_work, lambda uow: saga.request(uow, sku="NOPE", quantity=Decimal(1), from_location="S001",
-                                                          to_location="S002"))  # fmt: skip
-    transfer = await step(unit_of_work, lambda uow: saga.request(uow, sku="ODD", quantity=Decimal(4),
-                                                                 from_location="S001", to_location="S002"))  # fmt: skip
+        await step(
+            unit_of_work,
+            lambda uow: saga.request(uow, sku="NOPE", quantity=Decimal(1), from_location="S001", to_location="S002"),
+        )
+    transfer = await step(
+        unit_of_work,
+        lambda uow: saga.request(uow, sku="ODD", quantity=Decimal(4), from_location="S001", to_location="S002"),
+    )
     with pytest.raises(TransferStepNotAllowed):
         await step(unit_of_work, lambda uow: saga.receive(uow, transfer.transfer_id, Decimal(4)))
     await step(unit_of_work, lambda uow: saga.dispatch(uow, transfer.transfer_id))
@@ -115,8 +122,10 @@ async def test_steps_out_of_order_and_bad_transfers_are_refused_and_change_nothi
 async def test_cancelling_before_dispatch_releases_the_hold(unit_of_work: UowFactory, inventory_url: str) -> None:
     await stock(inventory_url, "STAY", {"S001": Decimal(10), "S002": Decimal(0)})
     saga = TransferSaga()
-    transfer = await step(unit_of_work, lambda uow: saga.request(uow, sku="STAY", quantity=Decimal(6),
-                                                                 from_location="S001", to_location="S002"))  # fmt: skip
+    transfer = await step(
+        unit_of_work,
+        lambda uow: saga.request(uow, sku="STAY", quantity=Decimal(6), from_location="S001", to_location="S002"),
+    )
     cancelled = await step(unit_of_work, lambda uow: saga.cancel(uow, transfer.transfer_id))
     assert cancelled.status is TransferStatus.CANCELLED
     assert (await level(inventory_url, "STAY", "S001"))["reserved"] == ZERO
@@ -128,12 +137,20 @@ async def test_a_stock_count_adjusts_on_hand_through_the_ledger_all_or_nothing(
     await stock(inventory_url, "CNT-A", {"S001": Decimal(10)})
     await stock(inventory_url, "CNT-B", {"S001": Decimal(4)})
     with pytest.raises(UnknownSku):
-        await step(unit_of_work, lambda uow: record_stock_count(
-            uow, "S001", [CountedLine("CNT-A", Decimal(1)), CountedLine("NOPE", Decimal(1))]))  # fmt: skip
+        await step(
+            unit_of_work,
+            lambda uow: record_stock_count(
+                uow, "S001", [CountedLine("CNT-A", Decimal(1)), CountedLine("NOPE", Decimal(1))]
+            ),
+        )
     assert (await level(inventory_url, "CNT-A", "S001"))["on_hand"] == Decimal(10)
     with pytest.raises(InvalidArgument):
         await step(unit_of_work, lambda uow: record_stock_count(uow, "S001", [CountedLine("CNT-A", Decimal(-1))]))
-    adjusted = await step(unit_of_work, lambda uow: record_stock_count(
-        uow, "S001", [CountedLine("CNT-A", Decimal(8), "damaged"), CountedLine("CNT-B", Decimal(4))]))  # fmt: skip
+    adjusted = await step(
+        unit_of_work,
+        lambda uow: record_stock_count(
+            uow, "S001", [CountedLine("CNT-A", Decimal(8), "damaged"), CountedLine("CNT-B", Decimal(4))]
+        ),
+    )
     assert adjusted == 1
     assert (await level(inventory_url, "CNT-A", "S001"))["on_hand"] == Decimal(8)

@@ -32,8 +32,11 @@ from tests.conftest import Infra, create_database_from, run_in_fresh_loop, servi
 from tests.support.messaging import jetstream
 
 MessageT = TypeVar("MessageT", bound=Message)
-HQ = identifiers_pb2.Actor(client_id="HQ-OPS01", client_kind=identifiers_pb2.CLIENT_KIND_STAFF,
-                           staff_role=identifiers_pb2.STAFF_ROLE_HEADQUARTERS)  # fmt: skip
+HQ = identifiers_pb2.Actor(
+    client_id="HQ-OPS01",
+    client_kind=identifiers_pb2.CLIENT_KIND_STAFF,
+    staff_role=identifiers_pb2.STAFF_ROLE_HEADQUARTERS,
+)
 LOOKUP_KEY = b"local-development-member-lookup-key-not-a-secret"
 
 
@@ -81,9 +84,14 @@ def clock() -> Clock:
 def member_settings(member_url: str, nats_url: str, unique: str) -> Callable[..., MemberSettings]:
     def settings(**overrides: Any) -> MemberSettings:
         values: dict[str, Any] = {
-            "app_env": "test", "database_url": member_url, "nats_url": nats_url, "grpc_host": "127.0.0.1",
-            "grpc_port": 0, "sales_consumer_durable": f"member-sales-{unique}", "member_review_seconds": 0,
-        }  # fmt: skip
+            "app_env": "test",
+            "database_url": member_url,
+            "nats_url": nats_url,
+            "grpc_host": "127.0.0.1",
+            "grpc_port": 0,
+            "sales_consumer_durable": f"member-sales-{unique}",
+            "member_review_seconds": 0,
+        }
         return load_settings(MemberSettings, **(values | overrides))
 
     return settings
@@ -136,22 +144,37 @@ async def register(
 ) -> pb.RegisterMemberResponse:
     return await stub.RegisterMember(
         pb.RegisterMemberRequest(
-            request_id=request_id(), identity=identity(kind, value, app_id), profile=profile, consents=consents,
-            channel=channel, store_id=store_id if channel == pb.CHANNEL_STORE else "", actor=HQ,
+            request_id=request_id(),
+            identity=identity(kind, value, app_id),
+            profile=profile,
+            consents=consents,
+            channel=channel,
+            store_id=store_id if channel == pb.CHANNEL_STORE else "",
+            actor=HQ,
         ),
         timeout=10,
-    )  # fmt: skip
+    )
 
 
 async def link(
-    stub: pb_grpc.MemberServiceAsyncStub, member_id: str, kind: str, value: str, *, app_id: str = "",
+    stub: pb_grpc.MemberServiceAsyncStub,
+    member_id: str,
+    kind: str,
+    value: str,
+    *,
+    app_id: str = "",
     survivor: str = "",
-) -> pb.LinkIdentityResponse:  # fmt: skip
+) -> pb.LinkIdentityResponse:
     return await stub.LinkIdentity(
-        pb.LinkIdentityRequest(request_id=request_id(), member_id=member_id, identity=identity(kind, value, app_id),
-                               survivor_member_id=survivor, actor=HQ),
+        pb.LinkIdentityRequest(
+            request_id=request_id(),
+            member_id=member_id,
+            identity=identity(kind, value, app_id),
+            survivor_member_id=survivor,
+            actor=HQ,
+        ),
         timeout=10,
-    )  # fmt: skip
+    )
 
 
 async def clear_view(stub: pb_grpc.MemberServiceAsyncStub, member_id: str) -> pb.Member:
@@ -195,13 +218,24 @@ def journal_sale(
     return sales_pb2.SaleRecorded(
         sale_id=sale_id or f"{store_id}-POS01-{uuid.uuid4().hex[:12]}",
         kind=sales_pb2.SALE_KIND_RETURN if is_return else sales_pb2.SALE_KIND_SALE,
-        location_id=store_id, channel=sales_pb2.SALES_CHANNEL_STORE, occurred_at=moment, recorded_at=moment,
-        lines=[sales_pb2.SaleLine(line_number=n, sku=sku, quantity=money_pb2.Decimal(value="1"),
-                                  line_total=money_pb2.Money(currency_code="CNY", minor_units=amount))
-               for n, (sku, amount) in enumerate(lines, start=1)],
-        member=member, payments=payments, original_sale_id=original_sale_id,
+        location_id=store_id,
+        channel=sales_pb2.SALES_CHANNEL_STORE,
+        occurred_at=moment,
+        recorded_at=moment,
+        lines=[
+            sales_pb2.SaleLine(
+                line_number=n,
+                sku=sku,
+                quantity=money_pb2.Decimal(value="1"),
+                line_total=money_pb2.Money(currency_code="CNY", minor_units=amount),
+            )
+            for n, (sku, amount) in enumerate(lines, start=1)
+        ],
+        member=member,
+        payments=payments,
+        original_sale_id=original_sale_id,
         total=money_pb2.Money(currency_code="CNY", minor_units=total),
-    )  # fmt: skip
+    )
 
 
 def by_member_id(member_id: str) -> sales_pb2.MemberReference:
@@ -213,9 +247,10 @@ async def publish_sales(nats_url: str, sales: Sequence[sales_pb2.SaleRecorded]) 
     async with jetstream(nats_url) as (_, js):
         for sale in sales:
             await js.publish(
-                f"retail.sales.v1.sale_recorded.{sale.location_id}", sale.SerializeToString(),
+                f"retail.sales.v1.sale_recorded.{sale.location_id}",
+                sale.SerializeToString(),
                 headers={"Nats-Msg-Id": sale.sale_id, "Retail-Event-Type": "retail.sales.v1.SaleRecorded"},
-            )  # fmt: skip
+            )
 
 
 async def settled(nats_url: str, durable: str) -> None:
@@ -242,8 +277,9 @@ async def fetch(url: str, query: str, *args: Any) -> list[asyncpg.Record]:
 
 
 async def outbox_messages(url: str, message_type: type[MessageT]) -> list[MessageT]:
-    rows = await fetch(url, "SELECT payload FROM outbox WHERE event_type = $1 ORDER BY id",
-                       message_type.DESCRIPTOR.full_name)  # fmt: skip
+    rows = await fetch(
+        url, "SELECT payload FROM outbox WHERE event_type = $1 ORDER BY id", message_type.DESCRIPTOR.full_name
+    )
     return [message_type.FromString(row["payload"]) for row in rows]
 
 

@@ -20,9 +20,15 @@ if TYPE_CHECKING:
 def small_retailer() -> DemoRetailer:
     """200 members and a month of history ending yesterday: the default, as `make run` loads it."""
     scale = dataclasses.replace(
-        DemoScale.demo(), store_count=2, sku_count=40, supplier_count=2, member_count=200, history_days=30,
-        promotion_count=2, online_orders_per_day=5,
-    )  # fmt: skip
+        DemoScale.demo(),
+        store_count=2,
+        sku_count=40,
+        supplier_count=2,
+        member_count=200,
+        history_days=30,
+        promotion_count=2,
+        online_orders_per_day=5,
+    )
     return DemoRetailer(scale=scale)
 
 
@@ -36,13 +42,16 @@ async def test_demo_members_load_once_and_resolve_by_every_identity(stub: Stub, 
     member = retailer.member(7)
     for linked in member.identities:
         app_id = retailer.wechat_app_id if linked.kind is IdentityKind.WECHAT_OPENID else ""
-        answer = await stub.ResolveMember(pb.ResolveMemberRequest(identity=identity(linked.kind.value, linked.value,
-                                                                                    app_id)))  # fmt: skip
+        answer = await stub.ResolveMember(
+            pb.ResolveMemberRequest(identity=identity(linked.kind.value, linked.value, app_id))
+        )
         assert answer.member_id == member.member_id
     view = await clear_view(stub, member.member_id)
     assert (view.contact.name, view.contact.phone, view.contact.birthday) == (
-        member.name, member.phone, member.birthday.isoformat()
-    )  # fmt: skip
+        member.name,
+        member.phone,
+        member.birthday.isoformat(),
+    )
     buyers = await fetch(member_url, "SELECT DISTINCT member_id FROM sale_fact WHERE member_id IS NOT NULL LIMIT 20")
     assert buyers
     for row in buyers:

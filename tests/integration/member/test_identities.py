@@ -43,8 +43,13 @@ async def test_registering_again_with_a_known_identity_returns_the_same_member_u
 
 
 async def test_a_retried_registration_answers_what_the_first_one_did(stub: Stub, member_url: str) -> None:
-    request = pb.RegisterMemberRequest(request_id=request_id(), identity=identity("pos_card", "8860000000001234"),
-                                       channel=pb.CHANNEL_STORE, store_id="S001", actor=HQ)  # fmt: skip
+    request = pb.RegisterMemberRequest(
+        request_id=request_id(),
+        identity=identity("pos_card", "8860000000001234"),
+        channel=pb.CHANNEL_STORE,
+        store_id="S001",
+        actor=HQ,
+    )
     answers = await asyncio.gather(*(stub.RegisterMember(request, timeout=10) for _ in range(3)))
     assert {(a.member_id, a.created) for a in answers} == {(answers[0].member_id, True)}
     assert len(await fetch(member_url, "SELECT 1 FROM member")) == 1
@@ -79,8 +84,9 @@ async def test_every_identity_type_resolves_to_its_one_member(stub: Stub) -> Non
     openid = others[1][1]
     await refused(
         stub.ResolveMember(pb.ResolveMemberRequest(identity=identity("wechat_openid", openid, "wx" + "f" * 16))),
-        grpc.StatusCode.NOT_FOUND, "identity-not-found",
-    )  # fmt: skip
+        grpc.StatusCode.NOT_FOUND,
+        "identity-not-found",
+    )
 
 
 async def test_bad_identities_are_refused_precisely_and_change_nothing(stub: Stub, member_url: str) -> None:
@@ -127,8 +133,10 @@ async def test_views_mask_by_role_and_every_clear_view_is_audited(stub: Stub, me
 
     masked = await view(pb.PERSONAL_DATA_VIEW_UNSPECIFIED)
     assert (masked.contact.name, masked.contact.phone, masked.contact.birthday) == (
-        "李**", f"{phone[:3]}****{phone[-4:]}", "****-06-15"
-    )  # fmt: skip
+        "李**",
+        f"{phone[:3]}****{phone[-4:]}",
+        "****-06-15",
+    )
     assert (masked.contact.address.city, masked.contact.address.street) == ("上海市", "")
     guide = await view(pb.PERSONAL_DATA_VIEW_NONE)
     assert not guide.HasField("contact")
@@ -145,8 +153,11 @@ async def test_views_mask_by_role_and_every_clear_view_is_audited(stub: Stub, me
     )
     (audit,) = await fetch(member_url, "SELECT * FROM personal_data_access")
     assert (audit["member_id"], audit["client_id"], audit["staff_role"], audit["purpose"]) == (
-        member_id, "HQ-OPS01", "headquarters", "customer complaint 4711"
-    )  # fmt: skip
+        member_id,
+        "HQ-OPS01",
+        "headquarters",
+        "customer complaint 4711",
+    )
     assert {"name", "phone", "birthday", "address"} <= set(audit["fields"])
 
 
@@ -162,52 +173,80 @@ async def test_personal_data_is_stored_only_sealed_and_events_carry_none(stub: S
 
 
 async def test_commands_on_an_unknown_or_malformed_member_id_are_precise(stub: Stub) -> None:
-    await refused(stub.GetMember(pb.GetMemberRequest(member_id="12345")), grpc.StatusCode.INVALID_ARGUMENT,
-                  "invalid-member-id")  # fmt: skip
-    await refused(stub.GetMember(pb.GetMemberRequest(member_id="M0000042")), grpc.StatusCode.NOT_FOUND,
-                  "member-not-found")  # fmt: skip
     await refused(
-        stub.UpdateMember(pb.UpdateMemberRequest(request_id=request_id(), member_id="M0000042",
-                                                 tags=pb.TagsUpdate(add=["vip"]), actor=HQ)),
-        grpc.StatusCode.NOT_FOUND, "member-not-found",
-    )  # fmt: skip
+        stub.GetMember(pb.GetMemberRequest(member_id="12345")), grpc.StatusCode.INVALID_ARGUMENT, "invalid-member-id"
+    )
+    await refused(
+        stub.GetMember(pb.GetMemberRequest(member_id="M0000042")), grpc.StatusCode.NOT_FOUND, "member-not-found"
+    )
+    await refused(
+        stub.UpdateMember(
+            pb.UpdateMemberRequest(
+                request_id=request_id(), member_id="M0000042", tags=pb.TagsUpdate(add=["vip"]), actor=HQ
+            )
+        ),
+        grpc.StatusCode.NOT_FOUND,
+        "member-not-found",
+    )
 
 
 async def test_profile_consent_and_tags_change_with_history(stub: Stub, member_url: str) -> None:
-    member_id = (await register(stub, "phone", random_phone(), consents=[
-        pb.ConsentChoice(channel=pb.CONSENT_CHANNEL_SMS, granted=True)])).member_id  # fmt: skip
+    member_id = (
+        await register(
+            stub, "phone", random_phone(), consents=[pb.ConsentChoice(channel=pb.CONSENT_CHANNEL_SMS, granted=True)]
+        )
+    ).member_id
     update = pb.UpdateMemberRequest(
-        request_id=request_id(), member_id=member_id,
+        request_id=request_id(),
+        member_id=member_id,
         profile=pb.ProfileUpdate(name="周杰", birthday="1985-02-03"),
-        tags=pb.TagsUpdate(add=["wine-lover", "vip"]), preferences=pb.PreferencesUpdate(set={"brand": "光明"}),
-        consents=[pb.ConsentChoice(channel=pb.CONSENT_CHANNEL_SMS, granted=False),
-                  pb.ConsentChoice(channel=pb.CONSENT_CHANNEL_WECHAT, granted=True)],
+        tags=pb.TagsUpdate(add=["wine-lover", "vip"]),
+        preferences=pb.PreferencesUpdate(set={"brand": "光明"}),
+        consents=[
+            pb.ConsentChoice(channel=pb.CONSENT_CHANNEL_SMS, granted=False),
+            pb.ConsentChoice(channel=pb.CONSENT_CHANNEL_WECHAT, granted=True),
+        ],
         actor=identifiers_pb2.Actor(client_id="APP-BACKEND", client_kind=identifiers_pb2.CLIENT_KIND_APP),
-    )  # fmt: skip
+    )
     changed = await stub.UpdateMember(update, timeout=5)
     assert sorted(changed.changed) == ["birthday", "consent.sms", "consent.wechat", "name", "preferences", "tags"]
     member = await clear_view(stub, member_id)
-    assert (member.contact.name, member.contact.birthday, list(member.tags)) == ("周杰", "1985-02-03",
-                                                                                  ["vip", "wine-lover"])  # fmt: skip
+    assert (member.contact.name, member.contact.birthday, list(member.tags)) == (
+        "周杰",
+        "1985-02-03",
+        ["vip", "wine-lover"],
+    )
     assert [(c.channel, c.granted, c.source) for c in member.consents] == [
-        (pb.CONSENT_CHANNEL_SMS, False, "APP-BACKEND"), (pb.CONSENT_CHANNEL_WECHAT, True, "APP-BACKEND")
-    ]  # fmt: skip
+        (pb.CONSENT_CHANNEL_SMS, False, "APP-BACKEND"),
+        (pb.CONSENT_CHANNEL_WECHAT, True, "APP-BACKEND"),
+    ]
     history = await fetch(member_url, "SELECT channel, granted FROM consent_event ORDER BY id")
     assert [(row["channel"], row["granted"]) for row in history] == [("sms", True), ("sms", False), ("wechat", True)]
-    cleared = await stub.UpdateMember(pb.UpdateMemberRequest(
-        request_id=request_id(), member_id=member_id, profile=pb.ProfileUpdate(clear_fields=[pb.PROFILE_FIELD_NAME]),
-        actor=HQ), timeout=5)  # fmt: skip
+    cleared = await stub.UpdateMember(
+        pb.UpdateMemberRequest(
+            request_id=request_id(),
+            member_id=member_id,
+            profile=pb.ProfileUpdate(clear_fields=[pb.PROFILE_FIELD_NAME]),
+            actor=HQ,
+        ),
+        timeout=5,
+    )
     assert list(cleared.changed) == ["name"]
     assert (await clear_view(stub, member_id)).contact.name == ""
     await refused(
         stub.UpdateMember(pb.UpdateMemberRequest(request_id=request_id(), member_id=member_id, actor=HQ)),
-        grpc.StatusCode.INVALID_ARGUMENT, "nothing-to-change",
-    )  # fmt: skip
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "nothing-to-change",
+    )
     await refused(
-        stub.UpdateMember(pb.UpdateMemberRequest(request_id=request_id(), member_id=member_id,
-                                                 profile=pb.ProfileUpdate(birthday="2999-01-01"), actor=HQ)),
-        grpc.StatusCode.INVALID_ARGUMENT, "invalid-birthday",
-    )  # fmt: skip
+        stub.UpdateMember(
+            pb.UpdateMemberRequest(
+                request_id=request_id(), member_id=member_id, profile=pb.ProfileUpdate(birthday="2999-01-01"), actor=HQ
+            )
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "invalid-birthday",
+    )
 
 
 async def test_a_member_id_sequence_continues_after_loaded_members(app: MemberApp, stub: Stub) -> None:

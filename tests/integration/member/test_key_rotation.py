@@ -28,8 +28,14 @@ async def test_after_resealing_the_old_key_can_be_removed(
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{old.server.bound_port}") as channel:
             stub = pb_grpc.MemberServiceStub(channel)  # type: ignore[no-untyped-call]
-            members = [(await register(stub, "phone", phone, profile=pb.Profile(name=f"会员{n}", birthday="1980-01-0"
-                        f"{n + 1}"))).member_id for n, phone in enumerate(phones)]  # fmt: skip
+            members = [
+                (
+                    await register(
+                        stub, "phone", phone, profile=pb.Profile(name=f"会员{n}", birthday=f"1980-01-0{n + 1}")
+                    )
+                ).member_id
+                for n, phone in enumerate(phones)
+            ]
     finally:
         await old.server.stop()
         await old.close()

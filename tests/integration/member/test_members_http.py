@@ -54,11 +54,14 @@ async def post(gateway: RunningGateway, path: str, body: Any, headers: dict[str,
 
 def pos_sale(store_id: str, phone: str, amount: str) -> dict[str, Any]:
     return {
-        "sale_id": f"{store_id}-POS01-{uuid.uuid4().hex[:12]}", "kind": "sale", "store_id": store_id,
+        "sale_id": f"{store_id}-POS01-{uuid.uuid4().hex[:12]}",
+        "kind": "sale",
+        "store_id": store_id,
         "occurred_at": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
         "lines": [{"sku": "SKU00001", "quantity": "1", "unit_price": amount}],
-        "member": {"type": "phone", "value": phone}, "payments": [{"method": "wechat_pay", "amount": amount}],
-    }  # fmt: skip
+        "member": {"type": "phone", "value": phone},
+        "payments": [{"method": "wechat_pay", "amount": amount}],
+    }
 
 
 async def test_the_same_shopper_arriving_by_three_channels_ends_as_one_member_with_all_points(
@@ -83,21 +86,27 @@ async def test_the_same_shopper_arriving_by_three_channels_ends_as_one_member_wi
     third = await post(gateway, "/v1/members", {"identity": {"type": "app_user_id", "value": app_user}}, app)
     by_app = third.json()["member_id"]
     assert len({by_wechat, by_phone, by_app}) == 3
-    await publish_sales(nats_url, [
-        journal_sale(store_id="ONLINE01", lines=[("SKU00002", 12_000)], member=by_member_id(by_wechat)),
-        journal_sale(store_id="ONLINE01", lines=[("SKU00003", 3_050)], member=by_member_id(by_app)),
-    ])  # fmt: skip
+    await publish_sales(
+        nats_url,
+        [
+            journal_sale(store_id="ONLINE01", lines=[("SKU00002", 12_000)], member=by_member_id(by_wechat)),
+            journal_sale(store_id="ONLINE01", lines=[("SKU00003", 3_050)], member=by_member_id(by_app)),
+        ],
+    )
     await settled(nats_url, durable)
-    points = {m: (await gateway.http.get(f"/v1/members/{m}/points", headers=app)).json()["balance"]
-              for m in (by_wechat, by_phone, by_app)}  # fmt: skip
+    points = {
+        m: (await gateway.http.get(f"/v1/members/{m}/points", headers=app)).json()["balance"]
+        for m in (by_wechat, by_phone, by_app)
+    }
     assert points == {by_wechat: 120, by_phone: 88, by_app: 30}
 
     # The app user verifies their phone number: the app member and the store member are one.
     linked = await post(gateway, f"/v1/members/{by_app}/identities", {"type": "phone", "value": phone}, app)
     assert linked.json()["merge"]["survivor_member_id"] == by_phone, linked.text
     # ... and logs in with WeChat: the mini-program member is the same person too (and the oldest).
-    linked = await post(gateway, f"/v1/members/{by_phone}/identities", {"type": "wechat_unionid", "value": unionid},
-                        app)  # fmt: skip
+    linked = await post(
+        gateway, f"/v1/members/{by_phone}/identities", {"type": "wechat_unionid", "value": unionid}, app
+    )
     assert (linked.json()["member_id"], linked.json()["merge"]["rule"]) == (by_wechat, "older")
 
     for kind, value in (("phone", phone), ("wechat_unionid", unionid), ("app_user_id", app_user)):
@@ -118,9 +127,16 @@ async def test_a_store_guides_token_never_sees_a_phone_number(gateway: RunningGa
     headquarters = await gateway.client_headers(ClientKind.STAFF, staff_role=StaffRole.HEADQUARTERS)
     till = await gateway.client_headers(ClientKind.POS_TERMINAL, store_id="S001")
     phone = random_phone()
-    registered = await post(gateway, "/v1/members", {
-        "identity": {"type": "phone", "value": phone}, "consents": {"sms": True},
-        "profile": {"name": "孙丽", "preferences": {"diet": "无麸质"}}}, guide)  # fmt: skip
+    registered = await post(
+        gateway,
+        "/v1/members",
+        {
+            "identity": {"type": "phone", "value": phone},
+            "consents": {"sms": True},
+            "profile": {"name": "孙丽", "preferences": {"diet": "无麸质"}},
+        },
+        guide,
+    )
     member_id = registered.json()["member_id"]
     patched = await gateway.http.patch(f"/v1/members/{member_id}", json={"tags": {"add": ["vip"]}}, headers=guide)
     seen = [
@@ -139,36 +155,50 @@ async def test_a_store_guides_token_never_sees_a_phone_number(gateway: RunningGa
     assert (view["preferences"], view["tier"]["tier"]) == ({"diet": "无麸质"}, "basic")
     assert [(identity["type"], identity["value"]) for identity in view["identities"]] == [("phone", None)]
     assert_problem(seen[6], 409, "already-exists")
-    assert_problem(await gateway.http.patch(f"/v1/members/{member_id}", json={"name": "x"}, headers=guide), 403,
-                   "forbidden")  # fmt: skip
+    assert_problem(
+        await gateway.http.patch(f"/v1/members/{member_id}", json={"name": "x"}, headers=guide), 403, "forbidden"
+    )
     # The till sees it masked; headquarters in clear (audited).
     masked = (await gateway.http.get(f"/v1/members/{member_id}", headers=till)).json()
     assert (masked["contact"]["phone"], masked["contact"]["name"]) == (f"{phone[:3]}****{phone[-4:]}", "孙*")
-    clear = (await gateway.http.get(f"/v1/members/{member_id}", params={"purpose": "complaint 17"},
-                                    headers=headquarters)).json()  # fmt: skip
+    clear = (
+        await gateway.http.get(f"/v1/members/{member_id}", params={"purpose": "complaint 17"}, headers=headquarters)
+    ).json()
     assert (clear["contact"]["phone"], clear["personal_data"]) == (phone, "clear")
 
 
 async def test_only_profile_preferences_tags_and_consent_can_be_patched(gateway: RunningGateway) -> None:
     app = await gateway.client_headers(ClientKind.APP)
-    member_id = (await post(gateway, "/v1/members", {"identity": {"type": "phone", "value": random_phone()}},
-                            app)).json()["member_id"]  # fmt: skip
+    member_id = (
+        await post(gateway, "/v1/members", {"identity": {"type": "phone", "value": random_phone()}}, app)
+    ).json()["member_id"]
     for protected in ({"points": 1000}, {"tier": "platinum"}, {"points_balance": 5, "name": "x"}):
         refused = await gateway.http.patch(f"/v1/members/{member_id}", json=protected, headers=app)
         body = assert_problem(refused, 422, "validation-error")
         assert {error["location"] for error in body["errors"]} >= {f"body.{next(iter(protected))}"}
-    assert_problem(await gateway.http.patch(f"/v1/members/{member_id}", json={"nickname": "x"}, headers=app), 422,
-                   "validation-error")  # fmt: skip
+    assert_problem(
+        await gateway.http.patch(f"/v1/members/{member_id}", json={"nickname": "x"}, headers=app),
+        422,
+        "validation-error",
+    )
     assert_problem(await gateway.http.patch(f"/v1/members/{member_id}", json={}, headers=app), 422, "invalid-argument")
-    changed = await gateway.http.patch(f"/v1/members/{member_id}", headers=app, json={
-        "name": "吴磊", "birthday": "1979-09-09", "consents": {"sms": False, "app_push": True},
-        "preferences": {"brand": "伊利"}})  # fmt: skip
+    changed = await gateway.http.patch(
+        f"/v1/members/{member_id}",
+        headers=app,
+        json={
+            "name": "吴磊",
+            "birthday": "1979-09-09",
+            "consents": {"sms": False, "app_push": True},
+            "preferences": {"brand": "伊利"},
+        },
+    )
     assert changed.status_code == 200, changed.text
     member = changed.json()
     assert (member["contact"]["name"], member["contact"]["birthday"]) == ("吴*", "****-09-09")
     assert {c["channel"]: c["granted"] for c in member["consents"]} == {"sms": False, "app_push": True}
-    cleared = await gateway.http.patch(f"/v1/members/{member_id}", json={"name": None, "preferences": {"brand": None}},
-                                       headers=app)  # fmt: skip
+    cleared = await gateway.http.patch(
+        f"/v1/members/{member_id}", json={"name": None, "preferences": {"brand": None}}, headers=app
+    )
     assert (cleared.json()["contact"]["name"], cleared.json()["preferences"]) == (None, {})
 
 
@@ -176,12 +206,14 @@ async def test_bad_input_gets_a_precise_problem_and_changes_nothing(gateway: Run
     app = await gateway.client_headers(ClientKind.APP)
     bad_phone = await post(gateway, "/v1/members", {"identity": {"type": "phone", "value": "1380013800"}}, app)
     assert assert_problem(bad_phone, 422, "invalid-argument")["reason"] == "invalid-phone"
-    assert_problem(await post(gateway, "/v1/members", {"identity": {"type": "fax", "value": "1"}}, app), 422,
-                   "validation-error")  # fmt: skip
+    assert_problem(
+        await post(gateway, "/v1/members", {"identity": {"type": "fax", "value": "1"}}, app), 422, "validation-error"
+    )
     assert_problem(await gateway.http.get("/v1/members/12345", headers=app), 422, "validation-error")
     assert_problem(await gateway.http.get("/v1/members/M0000009", headers=app), 404, "not-found")
-    unknown = await gateway.http.get("/v1/members/resolve", params={"type": "email", "value": "nobody@example.com"},
-                                     headers=app)  # fmt: skip
+    unknown = await gateway.http.get(
+        "/v1/members/resolve", params={"type": "email", "value": "nobody@example.com"}, headers=app
+    )
     assert assert_problem(unknown, 404, "not-found")["reason"] == "identity-not-found"
     supplier = await gateway.client_headers(ClientKind.SUPPLIER_USER, supplier_id="SUP001")
     assert_problem(await gateway.http.get("/v1/members/M0000009", headers=supplier), 403, "forbidden")
@@ -193,11 +225,18 @@ async def test_merge_undo_redemption_and_erasure_through_the_gateway(gateway: Ru
     headquarters = await gateway.client_headers(ClientKind.STAFF, staff_role=StaffRole.HEADQUARTERS)
     manager = await gateway.client_headers(ClientKind.STAFF, store_id="S001", staff_role=StaffRole.STORE_MANAGER)
     openid, card = "oOpen" + uuid.uuid4().hex[:20], "8860" + str(uuid.uuid4().int)[:12]
-    older = (await post(gateway, "/v1/members", {"identity": {"type": "wechat_openid", "value": openid,
-                                                              "app_id": APP_ID}}, app)).json()["member_id"]  # fmt: skip
+    older = (
+        await post(
+            gateway, "/v1/members", {"identity": {"type": "wechat_openid", "value": openid, "app_id": APP_ID}}, app
+        )
+    ).json()["member_id"]
     newer = (await post(gateway, "/v1/members", {"identity": {"type": "pos_card", "value": card}}, till)).json()
-    merged = await post(gateway, f"/v1/members/{newer['member_id']}/identities",
-                        {"type": "wechat_openid", "value": openid, "app_id": APP_ID}, till)  # fmt: skip
+    merged = await post(
+        gateway,
+        f"/v1/members/{newer['member_id']}/identities",
+        {"type": "wechat_openid", "value": openid, "app_id": APP_ID},
+        till,
+    )
     merge_id = merged.json()["merge"]["merge_id"]
     assert_problem(await post(gateway, f"/v1/merges/{merge_id}/undo", None, till), 403, "forbidden")
     undone = await post(gateway, f"/v1/merges/{merge_id}/undo", None, headquarters)
@@ -226,26 +265,37 @@ async def test_member_kpis_per_store_and_period(gateway: RunningGateway, nats_ur
     app = await gateway.client_headers(ClientKind.APP)
     regular, once = [
         (await post(gateway, "/v1/members", {"identity": {"type": "phone", "value": random_phone()}}, app)).json()[
-            "member_id"]
+            "member_id"
+        ]
         for _ in range(2)
-    ]  # fmt: skip
-    await publish_sales(nats_url, [
-        journal_sale(store_id=store, lines=[("A", 10_000)], member=by_member_id(regular)),
-        journal_sale(store_id=store, lines=[("A", 6_000)], member=by_member_id(regular)),
-        journal_sale(store_id=store, lines=[("A", 2_000)], member=by_member_id(once)),
-        journal_sale(store_id=store, lines=[("A", 2_000)]),  # an anonymous shopper
-    ])  # fmt: skip
+    ]
+    await publish_sales(
+        nats_url,
+        [
+            journal_sale(store_id=store, lines=[("A", 10_000)], member=by_member_id(regular)),
+            journal_sale(store_id=store, lines=[("A", 6_000)], member=by_member_id(regular)),
+            journal_sale(store_id=store, lines=[("A", 2_000)], member=by_member_id(once)),
+            journal_sale(store_id=store, lines=[("A", 2_000)]),  # an anonymous shopper
+        ],
+    )
     await settled(nats_url, durable)
     kpis = await gateway.http.get("/v1/members/kpis", headers=manager)
     assert kpis.status_code == 200, kpis.text
     expected = {
-        "store_id": store, "active_members": 2, "repeat_members": 1, "repeat_purchase_rate": "0.5000",
-        "sales_count": 4, "net_sales": "200.00", "average_basket": "50.00", "member_share_of_sales": "0.9000",
+        "store_id": store,
+        "active_members": 2,
+        "repeat_members": 1,
+        "repeat_purchase_rate": "0.5000",
+        "sales_count": 4,
+        "net_sales": "200.00",
+        "average_basket": "50.00",
+        "member_share_of_sales": "0.9000",
         "member_average_basket": "60.00",
-    }  # fmt: skip
+    }
     assert {key: kpis.json()[key] for key in expected} == expected
-    assert_problem(await gateway.http.get("/v1/members/kpis", params={"store_id": store}, headers=other_manager), 403,
-                   "forbidden")  # fmt: skip
+    assert_problem(
+        await gateway.http.get("/v1/members/kpis", params={"store_id": store}, headers=other_manager), 403, "forbidden"
+    )
     assert_problem(await gateway.http.get("/v1/members/kpis", headers=app), 403, "forbidden")
 
 

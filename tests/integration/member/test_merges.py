@@ -39,8 +39,12 @@ def durable(unique: str) -> str:
 
 
 async def adjust(stub: Stub, member_id: str, points: int) -> None:
-    await stub.AdjustPoints(pb.AdjustPointsRequest(request_id=request_id(), member_id=member_id, points=points,
-                                                   reason="goodwill", actor=HQ), timeout=5)  # fmt: skip
+    await stub.AdjustPoints(
+        pb.AdjustPointsRequest(
+            request_id=request_id(), member_id=member_id, points=points, reason="goodwill", actor=HQ
+        ),
+        timeout=5,
+    )
 
 
 async def undo(stub: Stub, merge_id: str) -> pb.UndoMergeResponse:
@@ -70,23 +74,47 @@ async def snapshot(stub: Stub, member_url: str, member_id: str) -> dict[str, Any
 async def two_members_with_history(stub: Stub, clock: Clock, nats_url: str, durable: str) -> tuple[str, str, str]:
     """An app member (older) and a store member with a phone, points, sales, tags, consent and a better tier."""
     push = pb.ConsentChoice(channel=pb.CONSENT_CHANNEL_APP_PUSH, granted=True)
-    older = (await register(stub, "app_user_id", "app-" + request_id()[:8], channel=pb.CHANNEL_APP,
-                            profile=pb.Profile(name="陈思"), consents=[push])).member_id  # fmt: skip
+    older = (
+        await register(
+            stub,
+            "app_user_id",
+            "app-" + request_id()[:8],
+            channel=pb.CHANNEL_APP,
+            profile=pb.Profile(name="陈思"),
+            consents=[push],
+        )
+    ).member_id
     clock.advance(days=3)
     phone = random_phone()
-    newer = (await register(stub, "phone", phone, profile=pb.Profile(
-        birthday="1991-03-04", address=pb.Address(province="浙江省", city="杭州市", street="文三路 1 号"),
-        preferences={"diet": "清真"}), consents=[pb.ConsentChoice(channel=pb.CONSENT_CHANNEL_SMS, granted=True)],
-    )).member_id  # fmt: skip
-    await stub.UpdateMember(pb.UpdateMemberRequest(request_id=request_id(), member_id=older,
-                                                   tags=pb.TagsUpdate(add=["vip"]), actor=HQ))  # fmt: skip
-    await stub.UpdateMember(pb.UpdateMemberRequest(request_id=request_id(), member_id=newer,
-                                                   tags=pb.TagsUpdate(add=["vip", "wine"]), actor=HQ))  # fmt: skip
-    await publish_sales(nats_url, [
-        journal_sale(store_id="M-MERGE", lines=[("SKU1", 12_345)], member=by_member_id(older)),
-        journal_sale(store_id="M-MERGE", lines=[("SKU2", 850_000)], member=by_member_id(newer)),  # gold
-        journal_sale(store_id="M-MERGE", lines=[("SKU3", 2_000)], member=by_member_id(newer)),
-    ])  # fmt: skip
+    newer = (
+        await register(
+            stub,
+            "phone",
+            phone,
+            profile=pb.Profile(
+                birthday="1991-03-04",
+                address=pb.Address(province="浙江省", city="杭州市", street="文三路 1 号"),
+                preferences={"diet": "清真"},
+            ),
+            consents=[pb.ConsentChoice(channel=pb.CONSENT_CHANNEL_SMS, granted=True)],
+        )
+    ).member_id
+    await stub.UpdateMember(
+        pb.UpdateMemberRequest(request_id=request_id(), member_id=older, tags=pb.TagsUpdate(add=["vip"]), actor=HQ)
+    )
+    await stub.UpdateMember(
+        pb.UpdateMemberRequest(
+            request_id=request_id(), member_id=newer, tags=pb.TagsUpdate(add=["vip", "wine"]), actor=HQ
+        )
+    )
+    await publish_sales(
+        nats_url,
+        [
+            journal_sale(store_id="M-MERGE", lines=[("SKU1", 12_345)], member=by_member_id(older)),
+            journal_sale(store_id="M-MERGE", lines=[("SKU2", 850_000)], member=by_member_id(newer)),  # gold
+            journal_sale(store_id="M-MERGE", lines=[("SKU3", 2_000)], member=by_member_id(newer)),
+        ],
+    )
     await settled(nats_url, durable)
     await adjust(stub, older, 40)
     return older, newer, phone
@@ -109,13 +137,17 @@ async def test_merge_then_undo_restores_both_members_exactly(
     assert merged["check"].consistent, merged["check"].problems
     view = merged["view"]
     assert (view.contact.name, view.contact.phone, view.contact.birthday) == ("陈思", phone, "1991-03-04")
-    assert (list(view.tags), view.tier.tier, dict(view.preferences)) == (["vip", "wine"], pb.MEMBER_TIER_GOLD,
-                                                                         {"diet": "清真"})  # fmt: skip
+    assert (list(view.tags), view.tier.tier, dict(view.preferences)) == (
+        ["vip", "wine"],
+        pb.MEMBER_TIER_GOLD,
+        {"diet": "清真"},
+    )
     assert {c.channel for c in view.consents} == {pb.CONSENT_CHANNEL_APP_PUSH, pb.CONSENT_CHANNEL_SMS}
     assert len(merged["sales"]) == 3
     assert (await clear_view(stub, newer)).member_id == older  # the absorbed id answers with the survivor
-    resolved = await stub.ResolveMember(pb.ResolveMemberRequest(identity=pb.Identity(
-        type=pb.IDENTITY_TYPE_PHONE, value=phone)))  # fmt: skip
+    resolved = await stub.ResolveMember(
+        pb.ResolveMemberRequest(identity=pb.Identity(type=pb.IDENTITY_TYPE_PHONE, value=phone))
+    )
     assert resolved.member_id == older
     (event,) = await outbox_messages(member_url, events_pb2.MemberMerged)
     assert (event.survivor_member_id, event.absorbed_member_id) == (older, newer)
@@ -146,15 +178,20 @@ async def test_an_explicitly_chosen_survivor_wins_and_commands_on_the_absorbed_i
     assert (linked.member_id, linked.merge.rule, linked.merge.points_moved) == (newer, pb.SURVIVOR_RULE_CHOSEN, 25)
     message = await refused(
         stub.RedeemPoints(pb.RedeemPointsRequest(request_id=request_id(), member_id=older, points=5, actor=HQ)),
-        grpc.StatusCode.FAILED_PRECONDITION, "member-merged",
-    )  # fmt: skip
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "member-merged",
+    )
     assert newer in message
-    redeemed = await stub.RedeemPoints(pb.RedeemPointsRequest(request_id=request_id(), member_id=newer, points=5,
-                                                              actor=HQ))  # fmt: skip
+    redeemed = await stub.RedeemPoints(
+        pb.RedeemPointsRequest(request_id=request_id(), member_id=newer, points=5, actor=HQ)
+    )
     assert redeemed.balance == 20
     await refused(link(stub, older, "email", "x@example.com"), grpc.StatusCode.FAILED_PRECONDITION, "member-merged")
-    await refused(link(stub, newer, "phone", random_phone(), survivor="M0000001"), grpc.StatusCode.INVALID_ARGUMENT,
-                  "invalid-survivor")  # fmt: skip
+    await refused(
+        link(stub, newer, "phone", random_phone(), survivor="M0000001"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "invalid-survivor",
+    )
 
 
 async def test_an_undo_after_the_survivor_was_merged_again_is_refused_and_changes_nothing(
@@ -173,8 +210,10 @@ async def test_an_undo_after_the_survivor_was_merged_again_is_refused_and_change
     await refused(undo(stub, merge_one), grpc.StatusCode.FAILED_PRECONDITION, "survivor-merged-again")
     statuses = await fetch(member_url, "SELECT member_id, status FROM member ORDER BY member_id")
     assert [(row["member_id"], row["status"]) for row in statuses] == [
-        (first, "active"), (second, "merged"), (third, "merged")
-    ]  # fmt: skip
+        (first, "active"),
+        (second, "merged"),
+        (third, "merged"),
+    ]
     await undo(stub, merge_two)
     await undo(stub, merge_one)  # now possible, in reverse order
     statuses = await fetch(member_url, "SELECT status FROM member ORDER BY member_id")

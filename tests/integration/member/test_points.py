@@ -53,8 +53,9 @@ def store(unique: str) -> str:
 
 def by_phone(phone: str) -> sales_pb2.MemberReference:
     """As the gateway journals a phone number: its keyed hash only."""
-    return sales_pb2.MemberReference(type=sales_pb2.MEMBER_IDENTIFIER_TYPE_PHONE,
-                                     identity_hash=member_identity_hash(LOOKUP_KEY, "phone", phone))  # fmt: skip
+    return sales_pb2.MemberReference(
+        type=sales_pb2.MEMBER_IDENTIFIER_TYPE_PHONE, identity_hash=member_identity_hash(LOOKUP_KEY, "phone", phone)
+    )
 
 
 async def balance(stub: Stub, member_id: str) -> int:
@@ -64,20 +65,26 @@ async def balance(stub: Stub, member_id: str) -> int:
 
 
 async def redeem(stub: Stub, member_id: str, points: int) -> pb.RedeemPointsResponse:
-    request = pb.RedeemPointsRequest(request_id=request_id(), member_id=member_id, points=points, reference="order-1",
-                                     actor=HQ)  # fmt: skip
+    request = pb.RedeemPointsRequest(
+        request_id=request_id(), member_id=member_id, points=points, reference="order-1", actor=HQ
+    )
     return await stub.RedeemPoints(request, timeout=10)
 
 
 async def test_a_sale_by_phone_hash_earns_by_amount_and_category_once(
-    stub: Stub, member_url: str, member_settings: Callable[..., MemberSettings], nats_url: str, durable: str,
+    stub: Stub,
+    member_url: str,
+    member_settings: Callable[..., MemberSettings],
+    nats_url: str,
+    durable: str,
     store: str,
-) -> None:  # fmt: skip
+) -> None:
     phone = random_phone()
     member_id = (await register(stub, "phone", phone)).member_id
     await seed_categories(member_url, {"WINE": "C0901", "RICE": "C0101"})
-    sale = journal_sale(store_id=store, lines=[("RICE", 12_345), ("WINE", 5_000), ("UNKNOWN", 99)],
-                        member=by_phone(f"+86 {phone}"))  # fmt: skip
+    sale = journal_sale(
+        store_id=store, lines=[("RICE", 12_345), ("WINE", 5_000), ("UNKNOWN", 99)], member=by_phone(f"+86 {phone}")
+    )
     await publish_sales(nats_url, [sale, sale])  # the same sale twice (JetStream drops the copy anyway)
     await settled(nats_url, durable)
     assert await balance(stub, member_id) == 174  # floor(174.44 yuan × 1 point), basic tier
@@ -95,8 +102,10 @@ async def test_returns_reverse_at_most_what_the_sale_earned_and_a_buy_redeem_ret
     await publish_sales(nats_url, [sale])
     await settled(nats_url, durable)
     assert (await redeem(stub, member_id, 100)).balance == 0
-    returns = [journal_sale(store_id=store, lines=[("A", amount)], is_return=True, original_sale_id=sale.sale_id)
-               for amount in (3_333, 3_333, 3_334, 5_000)]  # fmt: skip
+    returns = [
+        journal_sale(store_id=store, lines=[("A", amount)], is_return=True, original_sale_id=sale.sale_id)
+        for amount in (3_333, 3_333, 3_334, 5_000)
+    ]
     await publish_sales(nats_url, returns)
     await settled(nats_url, durable)
     # The member kept the goods' worth of points they redeemed: now they owe them.
@@ -123,8 +132,11 @@ async def test_a_return_that_overtakes_its_sale_is_reversed_when_the_sale_arrive
 async def test_concurrent_redemptions_never_take_a_balance_below_zero(stub: Stub, member_url: str) -> None:
     member_id = (await register(stub, "phone", random_phone())).member_id
     for points in (40, 35, 25):  # three lots
-        await stub.AdjustPoints(pb.AdjustPointsRequest(request_id=request_id(), member_id=member_id, points=points,
-                                                       reason="opening balance", actor=HQ))  # fmt: skip
+        await stub.AdjustPoints(
+            pb.AdjustPointsRequest(
+                request_id=request_id(), member_id=member_id, points=points, reason="opening balance", actor=HQ
+            )
+        )
 
     outcomes = await asyncio.gather(*(redeem(stub, member_id, 7) for _ in range(40)), return_exceptions=True)
     refusals = [outcome for outcome in outcomes if isinstance(outcome, grpc.aio.AioRpcError)]
@@ -141,8 +153,11 @@ async def test_points_expire_oldest_first_and_a_redemption_never_spends_expired_
     member_id = (await register(stub, "phone", random_phone())).member_id
 
     async def grant(points: int) -> None:
-        await stub.AdjustPoints(pb.AdjustPointsRequest(request_id=request_id(), member_id=member_id, points=points,
-                                                       reason="campaign", actor=HQ))  # fmt: skip
+        await stub.AdjustPoints(
+            pb.AdjustPointsRequest(
+                request_id=request_id(), member_id=member_id, points=points, reason="campaign", actor=HQ
+            )
+        )
 
     await grant(30)
     clock.advance(days=200)
@@ -181,8 +196,9 @@ async def test_adjustments_need_a_reason_and_never_overdraw(stub: Stub) -> None:
     member_id = (await register(stub, "phone", random_phone())).member_id
 
     def adjustment(points: int, reason: str) -> Any:
-        return stub.AdjustPoints(pb.AdjustPointsRequest(request_id=request_id(), member_id=member_id, points=points,
-                                                        reason=reason, actor=HQ))  # fmt: skip
+        return stub.AdjustPoints(
+            pb.AdjustPointsRequest(request_id=request_id(), member_id=member_id, points=points, reason=reason, actor=HQ)
+        )
 
     await refused(adjustment(10, "  "), grpc.StatusCode.INVALID_ARGUMENT, "adjustment-reason-required")
     await refused(adjustment(0, "nothing"), grpc.StatusCode.INVALID_ARGUMENT, "invalid-points-amount")
@@ -193,23 +209,33 @@ async def test_adjustments_need_a_reason_and_never_overdraw(stub: Stub) -> None:
 
 
 async def test_replaying_the_sales_journal_twice_leaves_every_balance_unchanged(
-    app: MemberApp, member_settings: Callable[..., MemberSettings], clock: Clock, nats_url: str, durable: str,
-    store: str, member_url: str,
-) -> None:  # fmt: skip
+    app: MemberApp,
+    member_settings: Callable[..., MemberSettings],
+    clock: Clock,
+    nats_url: str,
+    durable: str,
+    store: str,
+    member_url: str,
+) -> None:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.server.bound_port}") as channel:
         first_stub = pb_grpc.MemberServiceStub(channel)  # type: ignore[no-untyped-call]
         phones = [random_phone() for _ in range(4)]
         members = [(await register(first_stub, "phone", phone)).member_id for phone in phones]
-    sales = [journal_sale(store_id=store, lines=[("A", 1_000 * (n + 1))], member=by_phone(phones[n % 4]))
-             for n in range(12)]  # fmt: skip
-    sales += [journal_sale(store_id=store, lines=[("A", 500)], is_return=True, original_sale_id=sales[n].sale_id)
-              for n in (0, 5, 7)]  # fmt: skip
+    sales = [
+        journal_sale(store_id=store, lines=[("A", 1_000 * (n + 1))], member=by_phone(phones[n % 4])) for n in range(12)
+    ]
+    sales += [
+        journal_sale(store_id=store, lines=[("A", 500)], is_return=True, original_sale_id=sales[n].sale_id)
+        for n in (0, 5, 7)
+    ]
     await publish_sales(nats_url, sales)
     await settled(nats_url, durable)
 
     async def ledger() -> list[tuple[str, int, int]]:
-        query = ("SELECT m.member_id, m.points_balance, (SELECT count(*) FROM points_entry e "
-                 "WHERE e.member_id = m.member_id) AS entries FROM member m ORDER BY 1")  # fmt: skip
+        query = (
+            "SELECT m.member_id, m.points_balance, (SELECT count(*) FROM points_entry e "
+            "WHERE e.member_id = m.member_id) AS entries FROM member m ORDER BY 1"
+        )
         rows = await fetch(member_url, query)
         return [(row["member_id"], row["points_balance"], row["entries"]) for row in rows]
 

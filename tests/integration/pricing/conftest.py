@@ -27,13 +27,20 @@ from services.pricing.migrate import VERSIONS
 from services.pricing.settings import PricingSettings
 from tests.conftest import Infra, create_database_from, service_template
 
-HQ = identifiers_pb2.Actor(client_id="HQ-PRICING", client_kind=identifiers_pb2.CLIENT_KIND_STAFF,
-                           staff_role=identifiers_pb2.STAFF_ROLE_HEADQUARTERS)  # fmt: skip
+HQ = identifiers_pb2.Actor(
+    client_id="HQ-PRICING",
+    client_kind=identifiers_pb2.CLIENT_KIND_STAFF,
+    staff_role=identifiers_pb2.STAFF_ROLE_HEADQUARTERS,
+)
 
 
 def store_manager(store_id: str) -> identifiers_pb2.Actor:
-    return identifiers_pb2.Actor(client_id=f"{store_id}-MGR", client_kind=identifiers_pb2.CLIENT_KIND_STAFF,
-                                 staff_role=identifiers_pb2.STAFF_ROLE_STORE_MANAGER, store_id=store_id)  # fmt: skip
+    return identifiers_pb2.Actor(
+        client_id=f"{store_id}-MGR",
+        client_kind=identifiers_pb2.CLIENT_KIND_STAFF,
+        staff_role=identifiers_pb2.STAFF_ROLE_STORE_MANAGER,
+        store_id=store_id,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -72,12 +79,21 @@ def clock() -> Clock:
 def pricing_settings(pricing_url: str, nats_url: str, unique: str) -> Callable[..., PricingSettings]:
     def settings(**overrides: Any) -> PricingSettings:
         values: dict[str, Any] = {
-            "app_env": "test", "database_url": pricing_url, "nats_url": nats_url, "grpc_host": "127.0.0.1",
-            "grpc_port": 0, "inventory_consumer_durable": f"pricing-inventory-{unique}",
-            "schedule_poll_seconds": 60, "label_poll_seconds": 600, "label_status_seconds": 3600,
-            "label_station_timeout_seconds": 2, "label_retry_base_seconds": 5, "label_max_attempts": 3,
-            "label_ack_timeout_seconds": 120, "label_ack_deadline_seconds": 300,
-        }  # fmt: skip
+            "app_env": "test",
+            "database_url": pricing_url,
+            "nats_url": nats_url,
+            "grpc_host": "127.0.0.1",
+            "grpc_port": 0,
+            "inventory_consumer_durable": f"pricing-inventory-{unique}",
+            "schedule_poll_seconds": 60,
+            "label_poll_seconds": 600,
+            "label_status_seconds": 3600,
+            "label_station_timeout_seconds": 2,
+            "label_retry_base_seconds": 5,
+            "label_max_attempts": 3,
+            "label_ack_timeout_seconds": 120,
+            "label_ack_deadline_seconds": 300,
+        }
         return load_settings(PricingSettings, **(values | overrides))
 
     return settings
@@ -122,15 +138,31 @@ async def _stub_call(app: PricingApp, method: str, request: Any) -> Any:
 
 
 async def put_store(
-    app: PricingApp, store_id: str, *, name: str = "", price_groups: Sequence[str] = (), currency: str = "CNY",
-    station_kind: str = "", station_url: str = "",
-) -> pb.Store:  # fmt: skip
-    answer = await _stub_call(app, "PutStore", pb.PutStoreRequest(
-        request_id=request_id(),
-        store=pb.Store(store_id=store_id, name=name or f"Store {store_id}", price_groups=list(price_groups),
-                       currency_code=currency, label_station_kind=station_kind, label_station_url=station_url),
-        actor=HQ,
-    ))  # fmt: skip
+    app: PricingApp,
+    store_id: str,
+    *,
+    name: str = "",
+    price_groups: Sequence[str] = (),
+    currency: str = "CNY",
+    station_kind: str = "",
+    station_url: str = "",
+) -> pb.Store:
+    answer = await _stub_call(
+        app,
+        "PutStore",
+        pb.PutStoreRequest(
+            request_id=request_id(),
+            store=pb.Store(
+                store_id=store_id,
+                name=name or f"Store {store_id}",
+                price_groups=list(price_groups),
+                currency_code=currency,
+                label_station_kind=station_kind,
+                label_station_url=station_url,
+            ),
+            actor=HQ,
+        ),
+    )
     store: pb.Store = answer.store
     return store
 
@@ -143,25 +175,57 @@ def barcode_for(sku: str) -> str:
 
 
 async def put_item(
-    app: PricingApp, sku: str, *, cost_fen: int = 500, store_ids: Sequence[str] = (), name: str = "",
-    unit: pb.Unit.ValueType = pb.UNIT_PIECE, active: bool = True, supplier_id: str = "SUP001",
-) -> pb.Item:  # fmt: skip
-    answer = await _stub_call(app, "PutItem", pb.PutItemRequest(
-        request_id=request_id(),
-        item=pb.Item(sku=sku, name=name or f"Item {sku}", category="C0101", barcode=barcode_for(sku), unit=unit,
-                     cost=cny(cost_fen), supplier_id=supplier_id, store_ids=list(store_ids), active=active),
-        actor=HQ,
-    ))  # fmt: skip
+    app: PricingApp,
+    sku: str,
+    *,
+    cost_fen: int = 500,
+    store_ids: Sequence[str] = (),
+    name: str = "",
+    unit: pb.Unit.ValueType = pb.UNIT_PIECE,
+    active: bool = True,
+    supplier_id: str = "SUP001",
+) -> pb.Item:
+    answer = await _stub_call(
+        app,
+        "PutItem",
+        pb.PutItemRequest(
+            request_id=request_id(),
+            item=pb.Item(
+                sku=sku,
+                name=name or f"Item {sku}",
+                category="C0101",
+                barcode=barcode_for(sku),
+                unit=unit,
+                cost=cny(cost_fen),
+                supplier_id=supplier_id,
+                store_ids=list(store_ids),
+                active=active,
+            ),
+            actor=HQ,
+        ),
+    )
     item: pb.Item = answer.item
     return item
 
 
 async def set_prices(
-    app: PricingApp, sku: str, base_fen: int, *, overrides: Sequence[pb.RegularPrice] = (),
-    promotions: Sequence[pb.Promotion] = (), override_reason: str = "",
-) -> pb.SkuPrices:  # fmt: skip
-    request = pb.SetPricesRequest(request_id=request_id(), sku=sku, currency_code="CNY", base_price=cny(base_fen),
-                                  overrides=list(overrides), promotions=list(promotions), actor=HQ)  # fmt: skip
+    app: PricingApp,
+    sku: str,
+    base_fen: int,
+    *,
+    overrides: Sequence[pb.RegularPrice] = (),
+    promotions: Sequence[pb.Promotion] = (),
+    override_reason: str = "",
+) -> pb.SkuPrices:
+    request = pb.SetPricesRequest(
+        request_id=request_id(),
+        sku=sku,
+        currency_code="CNY",
+        base_price=cny(base_fen),
+        overrides=list(overrides),
+        promotions=list(promotions),
+        actor=HQ,
+    )
     if override_reason:
         request.guard_rail_override.reason = override_reason
     answer = await _stub_call(app, "SetPrices", request)

@@ -21,9 +21,15 @@ def small_retailer(clock: Clock) -> DemoRetailer:
     """Two stores and 40 SKUs whose history ends yesterday (as `make run` loads it), promotions running and planned."""
     yesterday = clock.now().astimezone(CHINA_STANDARD_TIME).date() - timedelta(days=1)
     scale = dataclasses.replace(
-        DemoScale.demo(end_date=yesterday), store_count=2, sku_count=40, supplier_count=2, member_count=0,
-        history_days=30, promotion_count=12, online_orders_per_day=5,
-    )  # fmt: skip
+        DemoScale.demo(end_date=yesterday),
+        store_count=2,
+        sku_count=40,
+        supplier_count=2,
+        member_count=0,
+        history_days=30,
+        promotion_count=12,
+        online_orders_per_day=5,
+    )
     return DemoRetailer(scale=scale)
 
 
@@ -46,8 +52,9 @@ async def test_demo_prices_load_once_into_every_store_book(stub: Stub, pricing_u
         for entry in book.entries:
             demo_sku = retailer.sku(entry.sku)
             assert (entry.regular_price.currency_code, entry.regular_price.minor_units) == (
-                "CNY", fen(demo_sku.base_price)
-            )  # fmt: skip
+                "CNY",
+                fen(demo_sku.base_price),
+            )
             assert (entry.name, entry.barcode) == (demo_sku.name, demo_sku.barcode)
 
 

@@ -31,7 +31,9 @@ async def test_the_store_narrowed_rules_price_every_store_tier_channel_and_momen
     await put_item(app, "SKU-N", cost_fen=400)
     hours = [now + timedelta(hours=h) for h in range(6)]
     await set_prices(
-        app, "SKU-N", 1000,
+        app,
+        "SKU-N",
+        1000,
         overrides=[
             pb.RegularPrice(scope=pb.RuleScope(store_group="EAST"), price=cny(950)),
             pb.RegularPrice(scope=pb.RuleScope(store_group="WEST"), price=cny(960), priority=1),
@@ -42,17 +44,35 @@ async def test_the_store_narrowed_rules_price_every_store_tier_channel_and_momen
             pb.RegularPrice(scope=pb.RuleScope(store_id="S9"), price=cny(500)),
         ],
         promotions=[
-            pb.Promotion(name="west week", scope=pb.RuleScope(store_group="WEST"),
-                         percent_off=money_pb2.Decimal(value="10"), valid_from=stamp(now - timedelta(days=1)),
-                         valid_to=stamp(hours[3])),
-            pb.Promotion(name="s1 evening", scope=pb.RuleScope(store_id="S1"), fixed_price=cny(700),
-                         valid_from=stamp(hours[3]), valid_to=stamp(hours[5])),
-            pb.Promotion(name="gold", scope=pb.RuleScope(member_tier="gold"), fixed_price=cny(820),
-                         valid_from=stamp(hours[1]), valid_to=stamp(hours[4])),
-            pb.Promotion(name="ended", percent_off=money_pb2.Decimal(value="50"),
-                         valid_from=stamp(now - timedelta(days=2)), valid_to=stamp(now - timedelta(days=1))),
+            pb.Promotion(
+                name="west week",
+                scope=pb.RuleScope(store_group="WEST"),
+                percent_off=money_pb2.Decimal(value="10"),
+                valid_from=stamp(now - timedelta(days=1)),
+                valid_to=stamp(hours[3]),
+            ),
+            pb.Promotion(
+                name="s1 evening",
+                scope=pb.RuleScope(store_id="S1"),
+                fixed_price=cny(700),
+                valid_from=stamp(hours[3]),
+                valid_to=stamp(hours[5]),
+            ),
+            pb.Promotion(
+                name="gold",
+                scope=pb.RuleScope(member_tier="gold"),
+                fixed_price=cny(820),
+                valid_from=stamp(hours[1]),
+                valid_to=stamp(hours[4]),
+            ),
+            pb.Promotion(
+                name="ended",
+                percent_off=money_pb2.Decimal(value="50"),
+                valid_from=stamp(now - timedelta(days=2)),
+                valid_to=stamp(now - timedelta(days=1)),
+            ),
         ],
-    )  # fmt: skip
+    )
     async with app.services.pricing._uow() as uow:
         every_rule = RuleSet.of((await pricing_store.rules_of(uow.session, ["SKU-N"]))["SKU-N"])
 
@@ -60,10 +80,17 @@ async def test_the_store_narrowed_rules_price_every_store_tier_channel_and_momen
     moments = [*hours, hours[1] - timedelta(seconds=1), hours[3] - timedelta(seconds=1)]
     for (store_id, groups), tier, channel, at in itertools.product(STORES.items(), ["", "gold"], CHANNELS, moments):
         expected = every_rule.price(
-            PriceContext(sku="SKU-N", store_id=store_id, store_groups=frozenset(groups), channel=channel,
-                         member_tier=tier or None, at=at, currency="CNY"),
+            PriceContext(
+                sku="SKU-N",
+                store_id=store_id,
+                store_groups=frozenset(groups),
+                channel=channel,
+                member_tier=tier or None,
+                at=at,
+                currency="CNY",
+            ),
             Decimal(2),
-        )  # fmt: skip
+        )
         question = pb.PriceQuestion(store_id=store_id, channel=CHANNELS[channel], member_tier=tier, at=stamp(at))
         answer = await stub.PriceBasket(
             pb.PriceBasketRequest(
@@ -71,11 +98,20 @@ async def test_the_store_narrowed_rules_price_every_store_tier_channel_and_momen
             )
         )
         [line] = answer.lines
-        got = (line.unit_price.minor_units, line.regular_price.minor_units, line.regular_rule_id,
-               line.promotion.rule_id if line.promotion_applied else "", line.line_total.minor_units)  # fmt: skip
-        wanted = (expected.unit_price_fen, expected.regular_price_fen, expected.regular_rule.rule_id,
-                  expected.promotion.rule_id if expected.promotion_applied and expected.promotion else "",
-                  expected.line_total_fen)  # fmt: skip
+        got = (
+            line.unit_price.minor_units,
+            line.regular_price.minor_units,
+            line.regular_rule_id,
+            line.promotion.rule_id if line.promotion_applied else "",
+            line.line_total.minor_units,
+        )
+        wanted = (
+            expected.unit_price_fen,
+            expected.regular_price_fen,
+            expected.regular_rule.rule_id,
+            expected.promotion.rule_id if expected.promotion_applied and expected.promotion else "",
+            expected.line_total_fen,
+        )
         assert got == wanted, (store_id, tier, channel, at)
         compared += 1
     assert compared == len(STORES) * 2 * len(CHANNELS) * len(moments)

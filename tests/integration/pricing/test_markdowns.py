@@ -135,17 +135,21 @@ async def test_an_overstock_alert_becomes_a_suggestion_the_store_approves_into_i
     async with jetstream(nats_url) as (_, js):
         await ensure_stream(js, INVENTORY_STREAM)
         # The alert that leaves no room comes first: once the later ones are handled, so is it.
-        await raise_overstock(js, store, no_room, alert_id=f"A-{unique}-C", days_of_cover="200",
-                              overstock_cover_days="30")  # fmt: skip
+        await raise_overstock(
+            js, store, no_room, alert_id=f"A-{unique}-C", days_of_cover="200", overstock_cover_days="30"
+        )
         # 95 days against 30: ratio 3.17, the table's top step, 30 % off → 7.00, above the floor 5.00 / 0.95 = 5.27.
-        first = await raise_overstock(js, store, roomy, alert_id=f"A-{unique}-A", days_of_cover="95",
-                                      overstock_cover_days="30")  # fmt: skip
+        first = await raise_overstock(
+            js, store, roomy, alert_id=f"A-{unique}-A", days_of_cover="95", overstock_cover_days="30"
+        )
         # 65 days against 30: ratio 2.17, 20 % off → 8.00, under the floor 8.00 / 0.95 = 8.43: held at 8.50.
-        last = await raise_overstock(js, store, tight, alert_id=f"A-{unique}-B", days_of_cover="65",
-                                     overstock_cover_days="30")  # fmt: skip
+        last = await raise_overstock(
+            js, store, tight, alert_id=f"A-{unique}-B", days_of_cover="65", overstock_cover_days="30"
+        )
         # The same alert again (a relay retrying after a lost ack): JetStream keeps one copy.
-        again = await raise_overstock(js, store, roomy, alert_id=f"A-{unique}-A", days_of_cover="95",
-                                      overstock_cover_days="30")  # fmt: skip
+        again = await raise_overstock(
+            js, store, roomy, alert_id=f"A-{unique}-A", days_of_cover="95", overstock_cover_days="30"
+        )
         assert (again.duplicate, again.seq) == (True, first.seq)
         await settled(js, durable, last.seq)
 
@@ -154,9 +158,12 @@ async def test_an_overstock_alert_becomes_a_suggestion_the_store_approves_into_i
         assert await suggestions(stub, other) == {}
         for sku, cost, suggested, percent in ((roomy, 500, 700, "30"), (tight, 800, 850, "15")):
             suggestion = found[sku]
-            assert (suggestion.current_price.minor_units, suggestion.suggested_price.minor_units,
-                    suggestion.floor_price.minor_units, suggestion.percent_off.value) == (
-                1000, suggested, min_margin_floor_fen(cost, MIN_MARGIN), percent)  # fmt: skip
+            assert (
+                suggestion.current_price.minor_units,
+                suggestion.suggested_price.minor_units,
+                suggestion.floor_price.minor_units,
+                suggestion.percent_off.value,
+            ) == (1000, suggested, min_margin_floor_fen(cost, MIN_MARGIN), percent)
             # Never below the minimum margin over cost.
             assert (Decimal(suggested) - cost) / suggested >= MIN_MARGIN
             assert suggestion.state == pb.MARKDOWN_STATE_OPEN
@@ -164,8 +171,11 @@ async def test_an_overstock_alert_becomes_a_suggestion_the_store_approves_into_i
         assert "minimum-margin floor" in found[tight].reason
 
         # Only headquarters or the store's own staff decide.
-        await refused(stub.DecideMarkdown(decide(found[roomy].markdown_id, True, store_manager(other)), timeout=10),
-                      grpc.StatusCode.PERMISSION_DENIED, "permission-denied")  # fmt: skip
+        await refused(
+            stub.DecideMarkdown(decide(found[roomy].markdown_id, True, store_manager(other)), timeout=10),
+            grpc.StatusCode.PERMISSION_DENIED,
+            "permission-denied",
+        )
         other_version, other_before = await book_prices(stub, other)
         store_version, _ = await book_prices(stub, store)
 
@@ -173,7 +183,11 @@ async def test_an_overstock_alert_becomes_a_suggestion_the_store_approves_into_i
         assert approved.suggestion.state == pb.MARKDOWN_STATE_APPROVED
         change = approved.change
         assert (change.sku, list(change.store_ids), change.price.minor_units, change.state) == (
-            roomy, [store], 700, pb.PRICE_CHANGE_STATE_SCHEDULED)  # fmt: skip
+            roomy,
+            [store],
+            700,
+            pb.PRICE_CHANGE_STATE_SCHEDULED,
+        )
         assert approved.suggestion.change_id == change.change_id
         moment = change.effective_at.ToDatetime(tzinfo=UTC)
         assert moment > clock.now()
@@ -181,8 +195,11 @@ async def test_an_overstock_alert_becomes_a_suggestion_the_store_approves_into_i
         assert (rejected.suggestion.state, rejected.HasField("change")) == (pb.MARKDOWN_STATE_REJECTED, False)
         # Deciding twice: the first decision stands.
         for markdown_id in (found[roomy].markdown_id, found[tight].markdown_id):
-            await refused(stub.DecideMarkdown(decide(markdown_id, False, HQ), timeout=10),
-                          grpc.StatusCode.FAILED_PRECONDITION, "markdown-not-open")  # fmt: skip
+            await refused(
+                stub.DecideMarkdown(decide(markdown_id, False, HQ), timeout=10),
+                grpc.StatusCode.FAILED_PRECONDITION,
+                "markdown-not-open",
+            )
 
         # Nothing moves before the moment; then the store's book and price do, and only that store's.
         assert await app.services.scheduler.run_due() == 0

@@ -95,11 +95,17 @@ async def test_after_a_scheduled_change_fires_the_book_delta_the_api_and_every_l
             await put_item(app, sku, cost_fen=500)
             await set_prices(app, sku, 1000)
         for mac, sku in zip(macs, ("SKU-A", "SKU-A", "SKU-B"), strict=True):
-            await stub.PutLabel(pb.PutLabelRequest(request_id=request_id(), store_id="S001", label_id=mac, sku=sku,
-                                                   actor=HQ), timeout=10)  # fmt: skip
+            await stub.PutLabel(
+                pb.PutLabelRequest(request_id=request_id(), store_id="S001", label_id=mac, sku=sku, actor=HQ),
+                timeout=10,
+            )
         for label_id, sku in (("B-1", "SKU-A"), ("B-2", "SKU-B"), ("B-3", "SKU-C")):
-            await stub.PutLabel(pb.PutLabelRequest(request_id=request_id(), store_id="S002", label_id=label_id,
-                                                   sku=sku, actor=store_manager("S002")), timeout=10)  # fmt: skip
+            await stub.PutLabel(
+                pb.PutLabelRequest(
+                    request_id=request_id(), store_id="S002", label_id=label_id, sku=sku, actor=store_manager("S002")
+                ),
+                timeout=10,
+            )
         await sync_until_settled(app, oepl, vendor)
         assert {label.state for store in ("S001", "S002") for label in await labels_of(stub, store)} == {
             pb.LABEL_SYNC_STATE_ACKNOWLEDGED
@@ -114,9 +120,17 @@ async def test_after_a_scheduled_change_fires_the_book_delta_the_api_and_every_l
             ),
             timeout=10,
         )
-        local = await stub.SchedulePriceChange(pb.SchedulePriceChangeRequest(
-            request_id=request_id(), sku="SKU-B", price=cny(950), effective_at=stamp(moment), store_ids=["S002"],
-            actor=store_manager("S002")), timeout=10)  # fmt: skip
+        local = await stub.SchedulePriceChange(
+            pb.SchedulePriceChangeRequest(
+                request_id=request_id(),
+                sku="SKU-B",
+                price=cny(950),
+                effective_at=stamp(moment),
+                store_ids=["S002"],
+                actor=store_manager("S002"),
+            ),
+            timeout=10,
+        )
         assert chain.change.state == pb.PRICE_CHANGE_STATE_SCHEDULED
 
         # Not yet: nothing moves before the moment.
@@ -126,8 +140,10 @@ async def test_after_a_scheduled_change_fires_the_book_delta_the_api_and_every_l
 
         clock.advance(minutes=1)
         assert await app.services.scheduler.run_due() == 3  # SKU-A in two stores, SKU-B in one
-        for store_id, expected in (("S001", {"SKU-A": 880, "SKU-B": 1000, "SKU-C": 1000}),
-                                   ("S002", {"SKU-A": 880, "SKU-B": 950, "SKU-C": 1000})):  # fmt: skip
+        for store_id, expected in (
+            ("S001", {"SKU-A": 880, "SKU-B": 1000, "SKU-C": 1000}),
+            ("S002", {"SKU-A": 880, "SKU-B": 950, "SKU-C": 1000}),
+        ):
             delta = await book(stub, store_id, since=held[store_id].version)
             assert delta.delta
             assert delta.version == held[store_id].version + 1
@@ -154,11 +170,24 @@ async def test_after_a_scheduled_change_fires_the_book_delta_the_api_and_every_l
 
         # The events: one PriceChanged per store and SKU, with the store's new version and the change as cause.
         async with app.services.pricing._uow() as uow:
-            rows = (await uow.session.execute(text(
-                "SELECT subject FROM outbox WHERE subject LIKE 'retail.pricing.v1.price_changed.%' "
-                "AND occurred_at >= :moment"), {"moment": moment})).scalars().all()  # fmt: skip
-        assert sorted(rows) == ["retail.pricing.v1.price_changed.S001", "retail.pricing.v1.price_changed.S002",
-                                "retail.pricing.v1.price_changed.S002"]  # fmt: skip
+            rows = (
+                (
+                    await uow.session.execute(
+                        text(
+                            "SELECT subject FROM outbox WHERE subject LIKE 'retail.pricing.v1.price_changed.%' "
+                            "AND occurred_at >= :moment"
+                        ),
+                        {"moment": moment},
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        assert sorted(rows) == [
+            "retail.pricing.v1.price_changed.S001",
+            "retail.pricing.v1.price_changed.S002",
+            "retail.pricing.v1.price_changed.S002",
+        ]
 
 
 async def test_a_label_offline_during_a_change_catches_up_when_it_returns(
@@ -170,14 +199,19 @@ async def test_a_label_offline_during_a_change_catches_up_when_it_returns(
         await put_item(app, "SKU-O", cost_fen=100)
         await set_prices(app, "SKU-O", 600)
         for label_id in ("L-ON", "L-OFF"):
-            await stub.PutLabel(pb.PutLabelRequest(request_id=request_id(), store_id="S010", label_id=label_id,
-                                                   sku="SKU-O", actor=HQ), timeout=10)  # fmt: skip
+            await stub.PutLabel(
+                pb.PutLabelRequest(request_id=request_id(), store_id="S010", label_id=label_id, sku="SKU-O", actor=HQ),
+                timeout=10,
+            )
         await sync_until_settled(app, vendor)
 
         vendor.set_online("L-OFF", False)
-        await stub.SchedulePriceChange(pb.SchedulePriceChangeRequest(
-            request_id=request_id(), sku="SKU-O", price=cny(450), effective_at=stamp(clock.now()), actor=HQ),
-            timeout=10)  # fmt: skip
+        await stub.SchedulePriceChange(
+            pb.SchedulePriceChangeRequest(
+                request_id=request_id(), sku="SKU-O", price=cny(450), effective_at=stamp(clock.now()), actor=HQ
+            ),
+            timeout=10,
+        )
         await app.services.scheduler.run_due()
         await sync_until_settled(app, vendor)
         states = {label.label_id: label for label in await labels_of(stub, "S010")}
@@ -227,10 +261,14 @@ async def test_a_failing_station_is_retried_with_backoff_then_given_up_reported_
         await put_item(app, "SKU-F", cost_fen=100)
         await set_prices(app, "SKU-F", 300)
         broken.mode = Mode.FAILING
-        await stub.PutLabel(pb.PutLabelRequest(request_id=request_id(), store_id="S020", label_id="X-1",
-                                               sku="SKU-F", actor=HQ), timeout=10)  # fmt: skip
-        await stub.PutLabel(pb.PutLabelRequest(request_id=request_id(), store_id="S021", label_id="H-1",
-                                               sku="SKU-F", actor=HQ), timeout=10)  # fmt: skip
+        await stub.PutLabel(
+            pb.PutLabelRequest(request_id=request_id(), store_id="S020", label_id="X-1", sku="SKU-F", actor=HQ),
+            timeout=10,
+        )
+        await stub.PutLabel(
+            pb.PutLabelRequest(request_id=request_id(), store_id="S021", label_id="H-1", sku="SKU-F", actor=HQ),
+            timeout=10,
+        )
 
         await app.services.labels.push_due()
         healthy.tick()
@@ -296,14 +334,21 @@ async def test_a_station_answering_garbage_or_hanging_never_stalls_the_other_sto
         await set_prices(app, "SKU-G", 300)
         garbage.mode, hanging.mode = Mode.GARBAGE, Mode.DOWN
         for store_id, label_id in (("S030", "G-1"), ("S031", "D-1"), ("S032", "OK-1")):
-            await stub.PutLabel(pb.PutLabelRequest(request_id=request_id(), store_id=store_id, label_id=label_id,
-                                                   sku="SKU-G", actor=HQ), timeout=10)  # fmt: skip
+            await stub.PutLabel(
+                pb.PutLabelRequest(
+                    request_id=request_id(), store_id=store_id, label_id=label_id, sku="SKU-G", actor=HQ
+                ),
+                timeout=10,
+            )
         assert await app.services.labels.push_due() == 3
         healthy.tick()
         await app.services.labels.poll_sent()
         states = {store: (await labels_of(stub, store))[0].state for store in ("S030", "S031", "S032")}
-        assert states == {"S030": pb.LABEL_SYNC_STATE_FAILED, "S031": pb.LABEL_SYNC_STATE_FAILED,
-                          "S032": pb.LABEL_SYNC_STATE_ACKNOWLEDGED}  # fmt: skip
+        assert states == {
+            "S030": pb.LABEL_SYNC_STATE_FAILED,
+            "S031": pb.LABEL_SYNC_STATE_FAILED,
+            "S032": pb.LABEL_SYNC_STATE_ACKNOWLEDGED,
+        }
 
 
 async def test_bad_input_gets_a_precise_error_and_changes_nothing(
@@ -320,14 +365,28 @@ async def test_bad_input_gets_a_precise_error_and_changes_nothing(
     negative = pb.SetPricesRequest(request_id=request_id(), sku="SKU-X", base_price=cny(-1), actor=HQ)
     await refused(stub.SetPrices(negative, timeout=10), grpc.StatusCode.INVALID_ARGUMENT, "invalid-argument")
     overlapping = pb.SetPricesRequest(
-        request_id=request_id(), sku="SKU-X", base_price=cny(1000), actor=HQ,
-        promotions=[pb.Promotion(name="a", percent_off=money_pb2.Decimal(value="10"), valid_from=stamp(now),
-                                 valid_to=stamp(now + timedelta(days=7))),
-                    pb.Promotion(name="b", fixed_price=cny(700), valid_from=stamp(now + timedelta(days=3)),
-                                 valid_to=stamp(now + timedelta(days=9)))],
-    )  # fmt: skip
-    message = await refused(stub.SetPrices(overlapping, timeout=10), grpc.StatusCode.INVALID_ARGUMENT,
-                            "overlapping-rules")  # fmt: skip
+        request_id=request_id(),
+        sku="SKU-X",
+        base_price=cny(1000),
+        actor=HQ,
+        promotions=[
+            pb.Promotion(
+                name="a",
+                percent_off=money_pb2.Decimal(value="10"),
+                valid_from=stamp(now),
+                valid_to=stamp(now + timedelta(days=7)),
+            ),
+            pb.Promotion(
+                name="b",
+                fixed_price=cny(700),
+                valid_from=stamp(now + timedelta(days=3)),
+                valid_to=stamp(now + timedelta(days=9)),
+            ),
+        ],
+    )
+    message = await refused(
+        stub.SetPrices(overlapping, timeout=10), grpc.StatusCode.INVALID_ARGUMENT, "overlapping-rules"
+    )
     assert "same priority" in message
     below_cost = pb.SetPricesRequest(request_id=request_id(), sku="SKU-X", base_price=cny(450), actor=HQ)
     await refused(stub.SetPrices(below_cost, timeout=10), grpc.StatusCode.FAILED_PRECONDITION, "below-cost")
@@ -339,15 +398,19 @@ async def test_bad_input_gets_a_precise_error_and_changes_nothing(
         overrides=[pb.RegularPrice(scope=pb.RuleScope(store_id="S999"), price=cny(900))],
     )
     await refused(stub.SetPrices(unknown_store, timeout=10), grpc.StatusCode.NOT_FOUND, "unknown-store")
-    past = pb.SchedulePriceChangeRequest(request_id=request_id(), sku="SKU-X", price=cny(900),
-                                         effective_at=stamp(now - timedelta(minutes=1)), actor=HQ)  # fmt: skip
+    past = pb.SchedulePriceChangeRequest(
+        request_id=request_id(), sku="SKU-X", price=cny(900), effective_at=stamp(now - timedelta(minutes=1)), actor=HQ
+    )
     await refused(stub.SchedulePriceChange(past, timeout=10), grpc.StatusCode.INVALID_ARGUMENT, "effective-at-in-past")
     for label_request, code, reason in (
         (pb.PutLabelRequest(store_id="S040", label_id="L1", sku="NOPE"), grpc.StatusCode.NOT_FOUND, "unknown-sku"),
-        (pb.PutLabelRequest(store_id="S040", label_id="L1", sku="SKU-ONLY41"), grpc.StatusCode.FAILED_PRECONDITION,
-         "sku-not-listed"),
+        (
+            pb.PutLabelRequest(store_id="S040", label_id="L1", sku="SKU-ONLY41"),
+            grpc.StatusCode.FAILED_PRECONDITION,
+            "sku-not-listed",
+        ),
         (pb.PutLabelRequest(store_id="S999", label_id="L1", sku="SKU-X"), grpc.StatusCode.NOT_FOUND, "unknown-store"),
-    ):  # fmt: skip
+    ):
         label_request.request_id = request_id()
         label_request.actor.CopyFrom(HQ)
         await refused(stub.PutLabel(label_request, timeout=10), code, reason)
@@ -369,9 +432,14 @@ async def test_a_price_below_cost_with_an_explicit_override_is_accepted_and_audi
     assert prices.base_price.minor_units == 400
     assert await effective(stub, "SKU-CLEAR", "S050") == 400
     async with app.services.pricing._uow() as uow:
-        audited = (await uow.session.execute(text(
-            "SELECT actor, detail ->> 'violation', detail ->> 'reason' FROM price_audit "
-            "WHERE sku = 'SKU-CLEAR' AND action = 'guard_rail_override'"))).all()  # fmt: skip
+        audited = (
+            await uow.session.execute(
+                text(
+                    "SELECT actor, detail ->> 'violation', detail ->> 'reason' FROM price_audit "
+                    "WHERE sku = 'SKU-CLEAR' AND action = 'guard_rail_override'"
+                )
+            )
+        ).all()
         events = (
             await uow.session.execute(
                 text("SELECT count(*) FROM outbox WHERE subject = 'retail.pricing.v1.price_guard_rail_overridden'")
@@ -396,19 +464,33 @@ async def test_the_book_answers_not_modified_for_the_current_version_and_a_delta
 
     # A promotion for the store's group starting in a day: the book moves only when it starts, and back when it ends.
     start = clock.now() + timedelta(days=1)
-    await set_prices(app, "P-2", 500, promotions=[pb.Promotion(
-        name="8折", scope=pb.RuleScope(store_group="EAST"), percent_off=money_pb2.Decimal(value="20"),
-        valid_from=stamp(start),
-        valid_to=stamp(start + timedelta(days=2)))])  # fmt: skip
+    await set_prices(
+        app,
+        "P-2",
+        500,
+        promotions=[
+            pb.Promotion(
+                name="8折",
+                scope=pb.RuleScope(store_group="EAST"),
+                percent_off=money_pb2.Decimal(value="20"),
+                valid_from=stamp(start),
+                valid_to=stamp(start + timedelta(days=2)),
+            )
+        ],
+    )
     # Nothing is charged differently yet; the entry only learns when it will change.
     announced = await book(stub, "S060", since=full.version)
-    assert [(entry.sku, entry.unit_price.minor_units, entry.valid_until.ToDatetime(tzinfo=UTC))
-            for entry in announced.entries] == [("P-2", 500, start)]  # fmt: skip
+    assert [
+        (entry.sku, entry.unit_price.minor_units, entry.valid_until.ToDatetime(tzinfo=UTC))
+        for entry in announced.entries
+    ] == [("P-2", 500, start)]
     clock.advance(days=1)
     await app.services.scheduler.run_due()
     delta = await book(stub, "S060", since=announced.version)
-    assert [(entry.sku, entry.unit_price.minor_units, entry.regular_price.minor_units, entry.promotion.display_text)
-            for entry in delta.entries] == [("P-2", 400, 500, "8折")]  # fmt: skip
+    assert [
+        (entry.sku, entry.unit_price.minor_units, entry.regular_price.minor_units, entry.promotion.display_text)
+        for entry in delta.entries
+    ] == [("P-2", 400, 500, "8折")]
     assert await effective(stub, "P-2", "S060") == 400
     clock.advance(days=2)
     await app.services.scheduler.run_due()

@@ -105,8 +105,10 @@ def every_label_shows(
 
 async def link_labels(stub: pb_grpc.PricingServiceAsyncStub, store_id: str, links: dict[str, str]) -> None:
     for label_id, sku in links.items():
-        await stub.PutLabel(pb.PutLabelRequest(request_id=request_id(), store_id=store_id, label_id=label_id, sku=sku,
-                                               actor=HQ), timeout=10)  # fmt: skip
+        await stub.PutLabel(
+            pb.PutLabelRequest(request_id=request_id(), store_id=store_id, label_id=label_id, sku=sku, actor=HQ),
+            timeout=10,
+        )
 
 
 async def test_a_change_scheduled_ahead_reaches_the_book_the_stream_and_every_label_by_itself(
@@ -204,7 +206,10 @@ async def test_a_service_stopped_with_labels_sent_leaves_its_successor_to_finish
                 every_label_shows_after_ticks(stub, store, vendor, prices),
             )
             assert {label.label_id: label.acknowledged_price.minor_units for label in labels} == {
-                "F-1": 1000, "F-2": 1000, "F-3": 770}  # fmt: skip
+                "F-1": 1000,
+                "F-2": 1000,
+                "F-3": 770,
+            }
             assert (await book_prices(stub, store))[1] == prices
         # Each label got its first content once, and F-3 its new price once more: nothing pushed twice.
         assert vendor.updates_received == len(links) + 1

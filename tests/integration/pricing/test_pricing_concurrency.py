@@ -65,10 +65,13 @@ async def read_book(
     token = ""
     while True:
         page = await stub.GetPriceBook(
-            pb.GetPriceBookRequest(store_id=store_id, since_version=since,
-                                   page=paging_pb2.PageRequest(page_size=page_size, page_token=token)),
+            pb.GetPriceBookRequest(
+                store_id=store_id,
+                since_version=since,
+                page=paging_pb2.PageRequest(page_size=page_size, page_token=token),
+            ),
             timeout=CALL_TIMEOUT,
-        )  # fmt: skip
+        )
         assert page.delta == (since > 0)
         if version is None:
             version = page.version
@@ -190,8 +193,9 @@ async def test_concurrent_price_writers_schedulers_labels_and_store_changes_leav
     label_ids = {store_id: [f"L-{store_id}-{n}" for n in range(6)] for store_id in stores}
     for store_id, ids in label_ids.items():
         for n, label_id in enumerate(ids):
-            link = pb.PutLabelRequest(request_id=request_id(), store_id=store_id, label_id=label_id,
-                                      sku=skus[n % len(skus)], actor=HQ)  # fmt: skip
+            link = pb.PutLabelRequest(
+                request_id=request_id(), store_id=store_id, label_id=label_id, sku=skus[n % len(skus)], actor=HQ
+            )
             await stub.PutLabel(link, timeout=CALL_TIMEOUT)
     versions = await assert_book_is_what_the_rules_say(app, stub, list(stores), skus)
     rng = random.Random(20240611)
@@ -200,39 +204,67 @@ async def test_concurrent_price_writers_schedulers_labels_and_store_changes_leav
         base = rng.randrange(600, 3000, 10)
         return stub.SetPrices(
             pb.SetPricesRequest(
-                request_id=request_id(), sku=sku, currency_code="CNY", base_price=cny(base), actor=HQ,
-                overrides=[pb.RegularPrice(scope=pb.RuleScope(store_group="EAST"), price=cny(base - 50)),
-                           pb.RegularPrice(scope=pb.RuleScope(member_tier="gold"), price=cny(base - 100))],
-                promotions=[pb.Promotion(name="week", scope=pb.RuleScope(store_group="WEST"),
-                                         percent_off=money_pb2.Decimal(value=str(rng.choice((5, 10, 15)))),
-                                         valid_from=stamp(clock.now()),
-                                         valid_to=stamp(clock.now() + timedelta(days=7)))],
+                request_id=request_id(),
+                sku=sku,
+                currency_code="CNY",
+                base_price=cny(base),
+                actor=HQ,
+                overrides=[
+                    pb.RegularPrice(scope=pb.RuleScope(store_group="EAST"), price=cny(base - 50)),
+                    pb.RegularPrice(scope=pb.RuleScope(member_tier="gold"), price=cny(base - 100)),
+                ],
+                promotions=[
+                    pb.Promotion(
+                        name="week",
+                        scope=pb.RuleScope(store_group="WEST"),
+                        percent_off=money_pb2.Decimal(value=str(rng.choice((5, 10, 15)))),
+                        valid_from=stamp(clock.now()),
+                        valid_to=stamp(clock.now() + timedelta(days=7)),
+                    )
+                ],
             ),
             timeout=CALL_TIMEOUT,
-        )  # fmt: skip
+        )
 
     def schedule_call() -> Awaitable[Any]:
         sku, store_id = rng.choice(skus), rng.choice([*stores, ""])
         return stub.SchedulePriceChange(
             pb.SchedulePriceChangeRequest(
-                request_id=request_id(), sku=sku, price=cny(rng.randrange(600, 3000, 10)),
-                effective_at=stamp(clock.now()), store_ids=[store_id] if store_id else [],
+                request_id=request_id(),
+                sku=sku,
+                price=cny(rng.randrange(600, 3000, 10)),
+                effective_at=stamp(clock.now()),
+                store_ids=[store_id] if store_id else [],
                 actor=store_manager(store_id) if store_id else HQ,
             ),
             timeout=CALL_TIMEOUT,
-        )  # fmt: skip
+        )
 
     def relink_call() -> Awaitable[Any]:
         store_id = rng.choice(list(stores))
-        return stub.PutLabel(pb.PutLabelRequest(request_id=request_id(), store_id=store_id,
-                                                label_id=rng.choice(label_ids[store_id]), sku=rng.choice(skus),
-                                                actor=HQ), timeout=CALL_TIMEOUT)  # fmt: skip
+        return stub.PutLabel(
+            pb.PutLabelRequest(
+                request_id=request_id(),
+                store_id=store_id,
+                label_id=rng.choice(label_ids[store_id]),
+                sku=rng.choice(skus),
+                actor=HQ,
+            ),
+            timeout=CALL_TIMEOUT,
+        )
 
     def regroup_call(store_id: str) -> Awaitable[Any]:
         stores[store_id] = rng.choice([["EAST"], ["WEST"], [], ["EAST", "WEST"]])
-        return stub.PutStore(pb.PutStoreRequest(request_id=request_id(), actor=HQ, store=pb.Store(
-            store_id=store_id, name=f"Store {store_id}", price_groups=stores[store_id], currency_code="CNY")),
-            timeout=CALL_TIMEOUT)  # fmt: skip
+        return stub.PutStore(
+            pb.PutStoreRequest(
+                request_id=request_id(),
+                actor=HQ,
+                store=pb.Store(
+                    store_id=store_id, name=f"Store {store_id}", price_groups=stores[store_id], currency_code="CNY"
+                ),
+            ),
+            timeout=CALL_TIMEOUT,
+        )
 
     for _ in range(3):
         burst: list[Awaitable[Any]] = [
@@ -265,12 +297,30 @@ async def test_labels_relinked_while_their_skus_are_repriced_want_their_own_skus
     for round_ in range(8):
         burst: list[Awaitable[Any]] = []
         for n in range(24):
-            burst.append(stub.SetPrices(pb.SetPricesRequest(
-                request_id=request_id(), sku=skus[n % len(skus)], currency_code="CNY",
-                base_price=cny(rng.randrange(600, 3000, 10)), actor=HQ), timeout=CALL_TIMEOUT))  # fmt: skip
-            burst.append(stub.PutLabel(pb.PutLabelRequest(
-                request_id=request_id(), store_id="S1", label_id=label_ids[(n + round_) % len(label_ids)],
-                sku=rng.choice(skus), actor=HQ), timeout=CALL_TIMEOUT))  # fmt: skip
+            burst.append(
+                stub.SetPrices(
+                    pb.SetPricesRequest(
+                        request_id=request_id(),
+                        sku=skus[n % len(skus)],
+                        currency_code="CNY",
+                        base_price=cny(rng.randrange(600, 3000, 10)),
+                        actor=HQ,
+                    ),
+                    timeout=CALL_TIMEOUT,
+                )
+            )
+            burst.append(
+                stub.PutLabel(
+                    pb.PutLabelRequest(
+                        request_id=request_id(),
+                        store_id="S1",
+                        label_id=label_ids[(n + round_) % len(label_ids)],
+                        sku=rng.choice(skus),
+                        actor=HQ,
+                    ),
+                    timeout=CALL_TIMEOUT,
+                )
+            )
         assert failures_of(await asyncio.gather(*burst, return_exceptions=True)) == []
         await assert_book_is_what_the_rules_say(app, stub, ["S1"], skus)
 
@@ -291,16 +341,26 @@ async def test_two_schedulers_apply_each_of_200_due_changes_exactly_once(
     wanted: dict[tuple[str, str], tuple[int, str]] = {}
 
     async def schedule(position: int, sku: str, store_id: str, price: int) -> None:
-        answer = await stub.SchedulePriceChange(pb.SchedulePriceChangeRequest(
-            request_id=request_id(), sku=sku, price=cny(price), store_ids=[store_id],
-            effective_at=stamp(start + timedelta(milliseconds=position)), actor=HQ), timeout=CALL_TIMEOUT)  # fmt: skip
+        answer = await stub.SchedulePriceChange(
+            pb.SchedulePriceChangeRequest(
+                request_id=request_id(),
+                sku=sku,
+                price=cny(price),
+                store_ids=[store_id],
+                effective_at=stamp(start + timedelta(milliseconds=position)),
+                actor=HQ,
+            ),
+            timeout=CALL_TIMEOUT,
+        )
         wanted[(store_id, sku)] = (price, answer.change.change_id)
 
-    await in_parallel([
-        schedule(2 * n + side, sku, store_id, price)
-        for n, sku in enumerate(skus)
-        for side, (store_id, price) in enumerate((("S1", 800 + n), ("S2", 700 + n)))
-    ])  # fmt: skip
+    await in_parallel(
+        [
+            schedule(2 * n + side, sku, store_id, price)
+            for n, sku in enumerate(skus)
+            for side, (store_id, price) in enumerate((("S1", 800 + n), ("S2", 700 + n)))
+        ]
+    )
     assert len({change_id for _, change_id in wanted.values()}) == 200
 
     clock.advance(minutes=2)
@@ -317,10 +377,12 @@ async def test_two_schedulers_apply_each_of_200_due_changes_exactly_once(
     for store_id in ("S1", "S2"):
         events = [event for event in await price_changed_events(app, store_id) if event.change_id]
         # Exactly one event per change, naming that change, with its price and the price it replaced.
-        assert sorted((event.sku, event.change_id, event.old_unit_price.minor_units, event.new_unit_price.minor_units)
-                      for event in events) == sorted(
+        assert sorted(
+            (event.sku, event.change_id, event.old_unit_price.minor_units, event.new_unit_price.minor_units)
+            for event in events
+        ) == sorted(
             (sku, change_id, 1000, price) for (store, sku), (price, change_id) in wanted.items() if store == store_id
-        )  # fmt: skip
+        )
         version, entries = await read_book(stub, store_id)
         # Versions: every step after the one before is used by some event, none is skipped or beyond the book.
         assert {event.price_book_version for event in events} == set(range(before[store_id] + 1, version + 1))
@@ -338,19 +400,40 @@ async def test_a_price_changed_event_names_a_change_only_in_the_stores_it_covers
     await put_item(app, "K-1", cost_fen=100)
     moment = clock.now() + timedelta(hours=1)
     # S2's promotion starts at the very moment S1's own price changes: one round moves both.
-    await set_prices(app, "K-1", 1000, promotions=[pb.Promotion(
-        name="west", scope=pb.RuleScope(store_group="WEST"), percent_off=money_pb2.Decimal(value="10"),
-        valid_from=stamp(moment), valid_to=stamp(moment + timedelta(days=7)))])  # fmt: skip
-    local = await stub.SchedulePriceChange(pb.SchedulePriceChangeRequest(
-        request_id=request_id(), sku="K-1", price=cny(800), store_ids=["S1"], effective_at=stamp(moment),
-        actor=store_manager("S1")), timeout=CALL_TIMEOUT)  # fmt: skip
+    await set_prices(
+        app,
+        "K-1",
+        1000,
+        promotions=[
+            pb.Promotion(
+                name="west",
+                scope=pb.RuleScope(store_group="WEST"),
+                percent_off=money_pb2.Decimal(value="10"),
+                valid_from=stamp(moment),
+                valid_to=stamp(moment + timedelta(days=7)),
+            )
+        ],
+    )
+    local = await stub.SchedulePriceChange(
+        pb.SchedulePriceChangeRequest(
+            request_id=request_id(),
+            sku="K-1",
+            price=cny(800),
+            store_ids=["S1"],
+            effective_at=stamp(moment),
+            actor=store_manager("S1"),
+        ),
+        timeout=CALL_TIMEOUT,
+    )
     clock.advance(hours=1)
     assert await app.services.scheduler.run_due() == 2
     moved = {
-        store_id: [(e.change_id, e.old_unit_price.minor_units, e.new_unit_price.minor_units)
-                   for e in await price_changed_events(app, store_id)][-1]
+        store_id: [
+            (e.change_id, e.old_unit_price.minor_units, e.new_unit_price.minor_units)
+            for e in await price_changed_events(app, store_id)
+        ][-1]
         for store_id in ("S1", "S2")
-    }  # fmt: skip
+    }
     assert moved == {"S1": (local.change.change_id, 1000, 800), "S2": ("", 1000, 900)}
 
 
@@ -367,9 +450,18 @@ async def test_two_schedulers_keep_the_later_of_successive_changes_of_a_sku(
     for n, sku in enumerate(skus):
         for step in range(3):  # three successive chain-wide prices of one SKU, neighbours in the queue
             price = 900 - 100 * step + n
-            requests.append(stub.SchedulePriceChange(pb.SchedulePriceChangeRequest(
-                request_id=request_id(), sku=sku, price=cny(price), actor=HQ,
-                effective_at=stamp(start + timedelta(milliseconds=3 * n + step))), timeout=CALL_TIMEOUT))  # fmt: skip
+            requests.append(
+                stub.SchedulePriceChange(
+                    pb.SchedulePriceChangeRequest(
+                        request_id=request_id(),
+                        sku=sku,
+                        price=cny(price),
+                        actor=HQ,
+                        effective_at=stamp(start + timedelta(milliseconds=3 * n + step)),
+                    ),
+                    timeout=CALL_TIMEOUT,
+                )
+            )
             last[sku] = price
     await in_parallel(requests)
 
@@ -380,10 +472,11 @@ async def test_two_schedulers_keep_the_later_of_successive_changes_of_a_sku(
     _, entries = await read_book(stub, "S1")
     assert {entry.sku: entry.unit_price.minor_units for entry in entries} == last
     basket = await stub.PriceBasket(
-        pb.PriceBasketRequest(question=pb.PriceQuestion(store_id="S1"),
-                              lines=[pb.BasketLine(sku=sku, quantity=ONE) for sku in skus]),
+        pb.PriceBasketRequest(
+            question=pb.PriceQuestion(store_id="S1"), lines=[pb.BasketLine(sku=sku, quantity=ONE) for sku in skus]
+        ),
         timeout=CALL_TIMEOUT,
-    )  # fmt: skip
+    )
     assert {line.sku: line.unit_price.minor_units for line in basket.lines} == last
 
 
@@ -401,11 +494,17 @@ async def test_two_push_rounds_at_once_never_push_a_label_twice(
         for n, sku in enumerate(skus):
             await put_item(app, sku, cost_fen=100)
             await set_prices(app, sku, 500 + 10 * n)
-        await in_parallel([
-            stub.PutLabel(pb.PutLabelRequest(request_id=request_id(), store_id="S1", label_id=label_id,
-                                             sku=skus[n % len(skus)], actor=HQ), timeout=CALL_TIMEOUT)
-            for n, label_id in enumerate(label_ids)
-        ])  # fmt: skip
+        await in_parallel(
+            [
+                stub.PutLabel(
+                    pb.PutLabelRequest(
+                        request_id=request_id(), store_id="S1", label_id=label_id, sku=skus[n % len(skus)], actor=HQ
+                    ),
+                    timeout=CALL_TIMEOUT,
+                )
+                for n, label_id in enumerate(label_ids)
+            ]
+        )
 
         # Two replicas, each with its own station connections, claiming small batches as fast as they can.
         policy = dataclasses.replace(label_policy(pricing_settings()), push_batch=16)
@@ -452,9 +551,16 @@ async def test_a_pos_applying_deltas_during_concurrent_changes_ends_with_the_ful
             if what < 0.5:
                 await set_prices(app, sku, rng.randrange(500, 2000, 10))
             elif what < 0.8:
-                await stub.SchedulePriceChange(pb.SchedulePriceChangeRequest(
-                    request_id=request_id(), sku=sku, price=cny(rng.randrange(500, 2000, 10)),
-                    effective_at=stamp(clock.now()), actor=HQ), timeout=CALL_TIMEOUT)  # fmt: skip
+                await stub.SchedulePriceChange(
+                    pb.SchedulePriceChangeRequest(
+                        request_id=request_id(),
+                        sku=sku,
+                        price=cny(rng.randrange(500, 2000, 10)),
+                        effective_at=stamp(clock.now()),
+                        actor=HQ,
+                    ),
+                    timeout=CALL_TIMEOUT,
+                )
                 await app.services.scheduler.run_due()
             else:  # delisted, or listed again: the delta must carry the removal and the return
                 await put_item(app, sku, cost_fen=100, active=rng.random() < 0.5)

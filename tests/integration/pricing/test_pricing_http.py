@@ -64,7 +64,10 @@ async def chain(app: PricingApp, gateway: RunningGateway, unique: str) -> Chain:
     await put_store(app, store_b)
     staff = ClientKind.STAFF
     return Chain(
-        store_a=store_a, store_b=store_b, supplier_a=f"SA{unique}", supplier_b=f"SB{unique}",
+        store_a=store_a,
+        store_b=store_b,
+        supplier_a=f"SA{unique}",
+        supplier_b=f"SB{unique}",
         headquarters=await gateway.client_headers(staff, staff_role=StaffRole.HEADQUARTERS),
         manager_a=await gateway.client_headers(staff, store_id=store_a, staff_role=StaffRole.STORE_MANAGER),
         manager_b=await gateway.client_headers(staff, store_id=store_b, staff_role=StaffRole.STORE_MANAGER),
@@ -73,7 +76,7 @@ async def chain(app: PricingApp, gateway: RunningGateway, unique: str) -> Chain:
         till_b=await gateway.client_headers(ClientKind.POS_TERMINAL, store_id=store_b),
         app=await gateway.client_headers(ClientKind.APP),
         supplier_user_a=await gateway.client_headers(ClientKind.SUPPLIER_USER, supplier_id=f"SA{unique}"),
-    )  # fmt: skip
+    )
 
 
 async def put(gateway: RunningGateway, path: str, body: Any, headers: dict[str, str]) -> httpx.Response:
@@ -89,8 +92,14 @@ def moment(clock: Clock, **delta: float) -> str:
 
 
 def item_body(supplier_id: str, **fields: Any) -> dict[str, Any]:
-    return {"name": "伊利纯牛奶 250ml", "category": "C0101", "barcode": barcode_for(supplier_id), "unit": "piece",
-            "cost": "5.00", "supplier_id": supplier_id} | fields  # fmt: skip
+    return {
+        "name": "伊利纯牛奶 250ml",
+        "category": "C0101",
+        "barcode": barcode_for(supplier_id),
+        "unit": "piece",
+        "cost": "5.00",
+        "supplier_id": supplier_id,
+    } | fields
 
 
 async def priced_sku(app: PricingApp, sku: str, base_fen: int = 1000, **item: Any) -> str:
@@ -120,11 +129,20 @@ async def test_headquarters_registers_stores_and_items_and_a_retried_put_replays
     created = await put(gateway, f"/v1/stores/{store}", {"name": "新店", "price_groups": ["east"]}, hq)
     assert created.status_code == 201, created.text
     assert created.json() == {
-        "store_id": store, "name": "新店", "price_groups": ["east"], "currency": "CNY", "label_station_kind": None,
-        "label_station_url": None, "price_book_version": created.json()["price_book_version"],
-    }  # fmt: skip
-    changed = await put(gateway, f"/v1/stores/{store}", {"name": "新店", "label_station_kind": "batch",
-                                                         "label_station_url": "http://10.0.0.9"}, hq)  # fmt: skip
+        "store_id": store,
+        "name": "新店",
+        "price_groups": ["east"],
+        "currency": "CNY",
+        "label_station_kind": None,
+        "label_station_url": None,
+        "price_book_version": created.json()["price_book_version"],
+    }
+    changed = await put(
+        gateway,
+        f"/v1/stores/{store}",
+        {"name": "新店", "label_station_kind": "batch", "label_station_url": "http://10.0.0.9"},
+        hq,
+    )
     assert (changed.status_code, changed.json()["label_station_kind"]) == (200, "batch"), changed.text
 
     sku = f"SKU{unique}"
@@ -154,9 +172,11 @@ async def test_only_headquarters_writes_stores_items_and_price_rules(
         assert_problem(await put(gateway, f"/v1/stores/{chain.store_a}", {"name": "x"}, headers), 403, "forbidden")
     # A store manager registered with the headquarters scopes is still not headquarters.
     client_id, secret = await gateway.register(
-        ClientKind.STAFF, store_id=chain.store_a, staff_role=StaffRole.STORE_MANAGER,
+        ClientKind.STAFF,
+        store_id=chain.store_a,
+        staff_role=StaffRole.STORE_MANAGER,
         scopes=frozenset({"prices:write", "catalogue:write", "stores:write"}),
-    )  # fmt: skip
+    )
     elevated = {"Authorization": f"Bearer {await gateway.token(client_id, secret)}"}
     assert_problem(await put(gateway, f"/v1/prices/{sku}", prices, elevated), 403, "forbidden")
     assert_problem(await put(gateway, f"/v1/items/{sku}", item_body(chain.supplier_a), elevated), 403, "forbidden")
@@ -201,14 +221,27 @@ async def test_prices_are_set_as_one_set_and_read_back_with_rule_ids_and_label_t
     await put_item(app, sku, cost_fen=500)
     body = {
         "base_price": "12.50",
-        "overrides": [{"store_id": chain.store_b, "price": "11.90"},
-                      {"channel": "online", "member_tier": "gold", "price": "11.00", "priority": 1}],
-        "promotions": [{"name": "周末八折", "valid_from": moment(clock, hours=-1), "valid_to": moment(clock, days=2),
-                        "percent_off": "20"},
-                       {"name": "第二件半价", "store_id": chain.store_a, "valid_from": moment(clock, hours=-1),
-                        "valid_to": moment(clock, days=2), "priority": 5,
-                        "multi_buy": {"quantity": 2, "bundle_price": "18.75"}}],
-    }  # fmt: skip
+        "overrides": [
+            {"store_id": chain.store_b, "price": "11.90"},
+            {"channel": "online", "member_tier": "gold", "price": "11.00", "priority": 1},
+        ],
+        "promotions": [
+            {
+                "name": "周末八折",
+                "valid_from": moment(clock, hours=-1),
+                "valid_to": moment(clock, days=2),
+                "percent_off": "20",
+            },
+            {
+                "name": "第二件半价",
+                "store_id": chain.store_a,
+                "valid_from": moment(clock, hours=-1),
+                "valid_to": moment(clock, days=2),
+                "priority": 5,
+                "multi_buy": {"quantity": 2, "bundle_price": "18.75"},
+            },
+        ],
+    }
     answer = await put(gateway, f"/v1/prices/{sku}", body, chain.headquarters)
     assert answer.status_code == 200, answer.text
     prices = answer.json()
@@ -232,8 +265,12 @@ async def test_bad_prices_are_refused_naming_the_field_and_change_nothing(
 ) -> None:
     sku = await priced_sku(app, f"SKU{unique}")
     before = (await gateway.http.get(f"/v1/prices/{sku}", headers=chain.headquarters)).json()
-    promotion = {"name": "特价", "valid_from": moment(clock, hours=1), "valid_to": moment(clock, days=1),
-                 "fixed_price": "8.00"}  # fmt: skip
+    promotion = {
+        "name": "特价",
+        "valid_from": moment(clock, hours=1),
+        "valid_to": moment(clock, days=1),
+        "fixed_price": "8.00",
+    }
     refusals: list[tuple[dict[str, Any], str]] = [
         ({"base_price": "-1.00"}, "body.base_price"),
         ({"base_price": "12.345"}, "body.base_price"),
@@ -243,27 +280,39 @@ async def test_bad_prices_are_refused_naming_the_field_and_change_nothing(
         ({"base_price": "12.00", "currency": "cny"}, "body.currency"),
         ({"base_price": "12.00", "discount": "1"}, "body.discount"),
         ({"base_price": "12.00", "overrides": [{"price": "-0.01"}]}, "body.overrides.0.price"),
-        ({"base_price": "12.00", "overrides": [{"store_id": chain.store_a, "store_group": "east", "price": "9.00"}]},
-         "body.overrides.0"),
-        ({"base_price": "12.00", "overrides": [{"price": "9.00", "valid_from": "2030-01-01T00:00:00"}]},
-         "body.overrides.0.valid_from"),
+        (
+            {"base_price": "12.00", "overrides": [{"store_id": chain.store_a, "store_group": "east", "price": "9.00"}]},
+            "body.overrides.0",
+        ),
+        (
+            {"base_price": "12.00", "overrides": [{"price": "9.00", "valid_from": "2030-01-01T00:00:00"}]},
+            "body.overrides.0.valid_from",
+        ),
         ({"base_price": "12.00", "promotions": [promotion | {"percent_off": "10"}]}, "body.promotions.0"),
-        ({"base_price": "12.00", "promotions": [{k: v for k, v in promotion.items() if k != "fixed_price"}]},
-         "body.promotions.0"),
-        ({"base_price": "12.00", "promotions": [promotion | {"valid_to": "2030-01-01T00:00:00"}]},
-         "body.promotions.0.valid_to"),
-        ({"base_price": "12.00", "promotions": [promotion | {"multi_buy": None, "fixed_price": "8.001"}]},
-         "body.promotions.0.fixed_price"),
-    ]  # fmt: skip
+        (
+            {"base_price": "12.00", "promotions": [{k: v for k, v in promotion.items() if k != "fixed_price"}]},
+            "body.promotions.0",
+        ),
+        (
+            {"base_price": "12.00", "promotions": [promotion | {"valid_to": "2030-01-01T00:00:00"}]},
+            "body.promotions.0.valid_to",
+        ),
+        (
+            {"base_price": "12.00", "promotions": [promotion | {"multi_buy": None, "fixed_price": "8.001"}]},
+            "body.promotions.0.fixed_price",
+        ),
+    ]
     for body, location in refusals:
-        problem = assert_problem(await put(gateway, f"/v1/prices/{sku}", body, chain.headquarters), 422,
-                                 "validation-error")  # fmt: skip
+        problem = assert_problem(
+            await put(gateway, f"/v1/prices/{sku}", body, chain.headquarters), 422, "validation-error"
+        )
         assert any(error["location"].startswith(location) for error in problem["errors"]), (body, problem)
 
     # What only the service can judge: overlapping promotions, a price below cost, an unknown SKU.
     overlapping = {"base_price": "12.00", "promotions": [promotion, promotion | {"fixed_price": "7.00"}]}
-    problem = assert_problem(await put(gateway, f"/v1/prices/{sku}", overlapping, chain.headquarters), 422,
-                             "invalid-argument")  # fmt: skip
+    problem = assert_problem(
+        await put(gateway, f"/v1/prices/{sku}", overlapping, chain.headquarters), 422, "invalid-argument"
+    )
     assert problem["reason"] == "overlapping-rules"
     below_cost = await put(gateway, f"/v1/prices/{sku}", {"base_price": "4.00"}, chain.headquarters)
     assert assert_problem(below_cost, 409, "failed-precondition")["reason"] == "below-cost"
@@ -271,9 +320,12 @@ async def test_bad_prices_are_refused_naming_the_field_and_change_nothing(
     assert assert_problem(unknown, 404, "not-found")["reason"] == "unknown-sku"
     assert (await gateway.http.get(f"/v1/prices/{sku}", headers=chain.headquarters)).json() == before
 
-    accepted = await put(gateway, f"/v1/prices/{sku}", {"base_price": "4.00",
-                                                         "guard_rail_override": {"reason": "clearance, ticket 81"}},
-                         chain.headquarters)  # fmt: skip
+    accepted = await put(
+        gateway,
+        f"/v1/prices/{sku}",
+        {"base_price": "4.00", "guard_rail_override": {"reason": "clearance, ticket 81"}},
+        chain.headquarters,
+    )
     assert (accepted.status_code, accepted.json()["base_price"]) == (200, "4.00"), accepted.text
 
 
@@ -287,11 +339,20 @@ async def test_effective_prices_and_baskets_follow_store_channel_tier_and_moment
     await put_item(app, sku, cost_fen=500)
     await priced_sku(app, other, base_fen=300, unit=pb.UNIT_KG)
     promotions = [
-        {"name": "金卡八折", "member_tier": "gold", "valid_from": moment(clock, hours=-1),
-         "valid_to": moment(clock, days=1), "percent_off": "20"},
-        {"name": "两件 18 元", "valid_from": moment(clock, days=3), "valid_to": moment(clock, days=4),
-         "multi_buy": {"quantity": 2, "bundle_price": "18.00"}},
-    ]  # fmt: skip
+        {
+            "name": "金卡八折",
+            "member_tier": "gold",
+            "valid_from": moment(clock, hours=-1),
+            "valid_to": moment(clock, days=1),
+            "percent_off": "20",
+        },
+        {
+            "name": "两件 18 元",
+            "valid_from": moment(clock, days=3),
+            "valid_to": moment(clock, days=4),
+            "multi_buy": {"quantity": 2, "bundle_price": "18.00"},
+        },
+    ]
     body = {
         "base_price": "10.00",
         "overrides": [{"store_id": chain.store_b, "price": "9.50"}],
@@ -307,8 +368,11 @@ async def test_effective_prices_and_baskets_follow_store_channel_tier_and_moment
 
     plain = await effective(chain.app, store_id=chain.store_a)
     assert (plain["unit_price"], plain["regular_price"], plain["currency"], plain["promotion"]) == (
-        "10.00", "10.00", "CNY", None,
-    )  # fmt: skip
+        "10.00",
+        "10.00",
+        "CNY",
+        None,
+    )
     assert (plain["quantity"], plain["line_total"], plain["promotion_applied"]) == ("1", "10.00", False)
     assert plain["regular_rule_id"]
     assert plain["explanation"]
@@ -316,23 +380,28 @@ async def test_effective_prices_and_baskets_follow_store_channel_tier_and_moment
     gold = await effective(chain.till_a, tier="gold", quantity="3")
     assert (gold["unit_price"], gold["line_total"], gold["promotion_applied"]) == ("8.00", "24.00", True)
     assert gold["promotion"]["name"] == "金卡八折"
-    later = await effective(chain.headquarters, store_id=chain.store_a, at=moment(clock, days=3, hours=1),
-                            quantity="2")  # fmt: skip
+    later = await effective(chain.headquarters, store_id=chain.store_a, at=moment(clock, days=3, hours=1), quantity="2")
     assert (later["line_total"], later["promotion"]["name"], later["promotion_applied"]) == (
         "18.00",
         "两件 18 元",
         True,
     )
 
-    basket = await gateway.http.post("/v1/prices/effective/basket", headers=chain.guide_a, json={
-        "tier": "gold", "lines": [{"sku": sku, "quantity": "2"}, {"sku": other, "quantity": "1.5"}],
-    })  # fmt: skip
+    basket = await gateway.http.post(
+        "/v1/prices/effective/basket",
+        headers=chain.guide_a,
+        json={
+            "tier": "gold",
+            "lines": [{"sku": sku, "quantity": "2"}, {"sku": other, "quantity": "1.5"}],
+        },
+    )
     assert basket.status_code == 200, basket.text
-    assert [(line["sku"], line["line_total"]) for line in basket.json()["lines"]] == [(sku, "16.00"),
-                                                                                    (other, "4.50")]  # fmt: skip
+    assert [(line["sku"], line["line_total"]) for line in basket.json()["lines"]] == [(sku, "16.00"), (other, "4.50")]
     assert (basket.json()["total"], basket.json()["regular_total"], basket.json()["currency"]) == (
-        "20.50", "24.50", "CNY",
-    )  # fmt: skip
+        "20.50",
+        "24.50",
+        "CNY",
+    )
 
 
 async def test_terminals_and_store_staff_ask_prices_of_their_own_store_only(
@@ -341,11 +410,11 @@ async def test_terminals_and_store_staff_ask_prices_of_their_own_store_only(
     sku = await priced_sku(app, f"SKU{unique}")
     params = {"sku": sku, "store_id": chain.store_b}
     for headers in (chain.till_a, chain.guide_a, chain.manager_a, chain.supplier_user_a):
-        assert_problem(await gateway.http.get("/v1/prices/effective", params=params, headers=headers), 403,
-                       "forbidden")  # fmt: skip
+        assert_problem(await gateway.http.get("/v1/prices/effective", params=params, headers=headers), 403, "forbidden")
         basket = {"store_id": chain.store_b, "lines": [{"sku": sku, "quantity": "1"}]}
-        assert_problem(await gateway.http.post("/v1/prices/effective/basket", json=basket, headers=headers), 403,
-                       "forbidden")  # fmt: skip
+        assert_problem(
+            await gateway.http.post("/v1/prices/effective/basket", json=basket, headers=headers), 403, "forbidden"
+        )
     for headers in (chain.till_b, chain.manager_b, chain.app, chain.headquarters):
         answer = await gateway.http.get("/v1/prices/effective", params=params, headers=headers)
         assert (answer.status_code, answer.json().get("unit_price")) == (200, "10.00"), answer.text
@@ -391,11 +460,14 @@ async def test_headquarters_schedules_for_any_store_and_a_manager_for_their_own_
     chain_wide = await post(gateway, "/v1/price-changes", change, chain.headquarters)
     assert chain_wide.status_code == 201, chain_wide.text
     assert (chain_wide.json()["state"], chain_wide.json()["store_ids"], chain_wide.json()["price"]) == (
-        "scheduled", [], "9.90",
-    )  # fmt: skip
+        "scheduled",
+        [],
+        "9.90",
+    )
     assert chain_wide.json()["change_id"]
-    own = await post(gateway, "/v1/price-changes", change | {"store_ids": [chain.store_a], "channel": "store"},
-                     chain.manager_a)  # fmt: skip
+    own = await post(
+        gateway, "/v1/price-changes", change | {"store_ids": [chain.store_a], "channel": "store"}, chain.manager_a
+    )
     assert (own.status_code, own.json()["store_ids"], own.json()["channel"]) == (201, [chain.store_a], "store")
     for store_ids in ([], [chain.store_b], [chain.store_a, chain.store_b]):
         refused = await post(gateway, "/v1/price-changes", change | {"store_ids": store_ids}, chain.manager_a)
@@ -408,12 +480,15 @@ async def test_headquarters_schedules_for_any_store_and_a_manager_for_their_own_
 
     listed = await gateway.http.get("/v1/price-changes", params={"sku": sku}, headers=chain.headquarters)
     assert {c["change_id"] for c in listed.json()["changes"]} == {
-        chain_wide.json()["change_id"], own.json()["change_id"], for_b.json()["change_id"],
-    }  # fmt: skip
+        chain_wide.json()["change_id"],
+        own.json()["change_id"],
+        for_b.json()["change_id"],
+    }
     seen_by_a = await gateway.http.get("/v1/price-changes", params={"sku": sku}, headers=chain.manager_a)
     assert {c["change_id"] for c in seen_by_a.json()["changes"]} == {
-        chain_wide.json()["change_id"], own.json()["change_id"],
-    }  # fmt: skip
+        chain_wide.json()["change_id"],
+        own.json()["change_id"],
+    }
     for headers in (chain.app, chain.till_a):
         assert_problem(await gateway.http.get("/v1/price-changes", headers=headers), 403, "forbidden")
 
@@ -424,8 +499,11 @@ async def test_a_bad_price_change_is_refused_and_schedules_nothing(
     sku = await priced_sku(app, f"SKU{unique}")
     good = {"sku": sku, "price": "9.90", "effective_at": moment(clock, hours=2)}
     for body, status, slug in (
-        (good | {"effective_at": (clock.now() + timedelta(hours=2)).replace(tzinfo=None).isoformat()}, 422,
-         "validation-error"),
+        (
+            good | {"effective_at": (clock.now() + timedelta(hours=2)).replace(tzinfo=None).isoformat()},
+            422,
+            "validation-error",
+        ),
         (good | {"price": "-9.90"}, 422, "validation-error"),
         (good | {"price": "9.999"}, 422, "validation-error"),
         (good | {"channel": "tv"}, 422, "validation-error"),
@@ -433,7 +511,7 @@ async def test_a_bad_price_change_is_refused_and_schedules_nothing(
         (good | {"effective_at": moment(clock, hours=-1)}, 422, "invalid-argument"),
         (good | {"price": "1.00"}, 409, "failed-precondition"),
         (good | {"store_ids": [f"NO{unique}"]}, 404, "not-found"),
-    ):  # fmt: skip
+    ):
         assert_problem(await post(gateway, "/v1/price-changes", body, chain.headquarters), status, slug)
     listed = await gateway.http.get("/v1/price-changes", params={"sku": sku}, headers=chain.headquarters)
     assert listed.json() == {"changes": [], "next_page_token": None}
@@ -451,8 +529,10 @@ async def test_the_pos_price_book_answers_304_while_unchanged_and_the_new_versio
     assert full.json()["store_id"] == chain.store_a
     entries = entries_by_sku(full)
     assert (entries[milk]["unit_price"], entries[bread]["regular_price"], entries[milk]["unit"]) == (
-        "10.00", "6.50", "piece",
-    )  # fmt: skip
+        "10.00",
+        "6.50",
+        "piece",
+    )
     assert entries[milk]["barcode"] == barcode_for(milk)
     assert not entries[milk]["removed"]
 
@@ -475,9 +555,12 @@ async def test_the_pos_price_book_answers_304_while_unchanged_and_the_new_versio
     delta = await book(gateway, chain.till_a, since_version=version)
     assert (delta.json()["delta"], list(entries_by_sku(delta))) == (True, [milk])
 
-    scheduled = await post(gateway, "/v1/price-changes", {"sku": bread, "price": "5.90",
-                                                          "effective_at": moment(clock, hours=1)},
-                           chain.headquarters)  # fmt: skip
+    scheduled = await post(
+        gateway,
+        "/v1/price-changes",
+        {"sku": bread, "price": "5.90", "effective_at": moment(clock, hours=1)},
+        chain.headquarters,
+    )
     assert scheduled.status_code == 201, scheduled.text
     current = changed.headers["ETag"]
     assert (await book(gateway, chain.till_a, etag=current)).status_code == 304
@@ -536,8 +619,9 @@ async def test_only_a_terminal_reads_the_price_book_and_only_its_own_stores(
     assert (own.status_code, own.json()["store_id"]) == (200, chain.store_a)
     theirs = await book(gateway, chain.till_b)
     assert (theirs.json()["store_id"], theirs.headers["ETag"].startswith(f'"pb-{chain.store_b}-')) == (
-        chain.store_b, True,
-    )  # fmt: skip
+        chain.store_b,
+        True,
+    )
     for headers in (chain.headquarters, chain.manager_a, chain.app, chain.supplier_user_a):
         assert_problem(await book(gateway, headers), 403, "forbidden")
     assert_problem(await book(gateway, chain.till_a, since_version=-1), 422, "validation-error")
@@ -574,19 +658,23 @@ async def test_store_managers_link_labels_of_their_own_store_and_staff_read_the_
     for headers in (chain.guide_a, chain.manager_a, chain.headquarters):
         listed = await gateway.http.get(f"/v1/stores/{chain.store_a}/labels", headers=headers)
         assert [(x["sku"], x["template"]) for x in listed.json()["labels"]] == [(sku, "promo")], listed.text
-    pending = await gateway.http.get(f"/v1/stores/{chain.store_a}/labels", params={"state": "acknowledged"},
-                                     headers=chain.guide_a)  # fmt: skip
+    pending = await gateway.http.get(
+        f"/v1/stores/{chain.store_a}/labels", params={"state": "acknowledged"}, headers=chain.guide_a
+    )
     assert pending.json()["labels"] == []
     audit = await gateway.http.get(f"/v1/stores/{chain.store_a}/label-mismatches", headers=chain.guide_a)
     assert audit.status_code == 200, audit.text
     assert (audit.json()["store_id"], audit.json()["label_count"], audit.json()["deadline_seconds"]) == (
-        chain.store_a, 1, 300,
-    )  # fmt: skip
+        chain.store_a,
+        1,
+        300,
+    )
     assert Decimal(audit.json()["mismatch_rate"]) == Decimal(audit.json()["mismatch_count"])
     for path in ("labels", "label-mismatches"):
         for headers in (chain.manager_b, chain.till_a, chain.app):
-            assert_problem(await gateway.http.get(f"/v1/stores/{chain.store_a}/{path}", headers=headers), 403,
-                           "forbidden")  # fmt: skip
+            assert_problem(
+                await gateway.http.get(f"/v1/stores/{chain.store_a}/{path}", headers=headers), 403, "forbidden"
+            )
 
 
 async def test_labels_that_do_not_confirm_in_time_fail_the_parity_audit(
@@ -594,14 +682,16 @@ async def test_labels_that_do_not_confirm_in_time_fail_the_parity_audit(
 ) -> None:
     sku = await priced_sku(app, f"SKU{unique}")
     for label in ("L1", "L2"):
-        assert (await put(gateway, f"/v1/stores/{chain.store_a}/labels/{label}{unique}", {"sku": sku},
-                          chain.manager_a)).status_code == 201  # fmt: skip
+        assert (
+            await put(gateway, f"/v1/stores/{chain.store_a}/labels/{label}{unique}", {"sku": sku}, chain.manager_a)
+        ).status_code == 201
     clock.advance(timedelta(seconds=301))
     audit = (await gateway.http.get(f"/v1/stores/{chain.store_a}/label-mismatches", headers=chain.manager_a)).json()
     assert (audit["label_count"], audit["mismatch_count"], Decimal(audit["mismatch_rate"])) == (2, 2, Decimal(1))
     assert {(m["label"]["label_id"], m["reason"], m["pos_price"]) for m in audit["mismatches"]} == {
-        (f"L1{unique}", "not_acknowledged", "10.00"), (f"L2{unique}", "not_acknowledged", "10.00"),
-    }  # fmt: skip
+        (f"L1{unique}", "not_acknowledged", "10.00"),
+        (f"L2{unique}", "not_acknowledged", "10.00"),
+    }
 
 
 # ---- markdowns ----------------------------------------------------------------------------------------
@@ -624,8 +714,11 @@ async def test_a_store_manager_decides_markdowns_of_their_own_store_only(
     listed = await gateway.http.get(f"/v1/stores/{chain.store_a}/markdown-suggestions", headers=chain.manager_a)
     assert listed.status_code == 200, listed.text
     [suggestion] = listed.json()["suggestions"]
-    assert (suggestion["markdown_id"], suggestion["state"], suggestion["current_price"]) == (markdown_id, "open",
-                                                                                             "10.00")  # fmt: skip
+    assert (suggestion["markdown_id"], suggestion["state"], suggestion["current_price"]) == (
+        markdown_id,
+        "open",
+        "10.00",
+    )
     assert Decimal(suggestion["suggested_price"]) < Decimal("10.00")
     for headers in (chain.manager_b, chain.guide_a, chain.till_a, chain.app):
         refused = await gateway.http.get(f"/v1/stores/{chain.store_a}/markdown-suggestions", headers=headers)
@@ -638,21 +731,26 @@ async def test_a_store_manager_decides_markdowns_of_their_own_store_only(
     still_open = await gateway.http.get(f"/v1/stores/{chain.store_a}/markdown-suggestions", headers=chain.manager_a)
     assert [s["state"] for s in still_open.json()["suggestions"]] == ["open"]
 
-    approved = await post(gateway, decide, {"approve": True, "effective_at": moment(clock, hours=12)},
-                          chain.manager_a)  # fmt: skip
+    approved = await post(gateway, decide, {"approve": True, "effective_at": moment(clock, hours=12)}, chain.manager_a)
     assert approved.status_code == 200, approved.text
     decision = approved.json()
     assert decision["suggestion"]["state"] == "approved"
     assert (decision["change"]["store_ids"], decision["change"]["markdown_id"], decision["change"]["price"]) == (
-        [chain.store_a], markdown_id, suggestion["suggested_price"],
-    )  # fmt: skip
+        [chain.store_a],
+        markdown_id,
+        suggestion["suggested_price"],
+    )
     again = await post(gateway, decide, {"approve": False}, chain.headquarters)
     assert assert_problem(again, 409, "failed-precondition")["reason"] == "markdown-not-open"
-    approved_list = await gateway.http.get(f"/v1/stores/{chain.store_a}/markdown-suggestions",
-                                           params={"state": "approved"}, headers=chain.headquarters)  # fmt: skip
+    approved_list = await gateway.http.get(
+        f"/v1/stores/{chain.store_a}/markdown-suggestions", params={"state": "approved"}, headers=chain.headquarters
+    )
     assert [s["change_id"] for s in approved_list.json()["suggestions"]] == [decision["change"]["change_id"]]
-    assert_problem(await post(gateway, "/v1/markdown-suggestions/MDNONE:decide", {"approve": False},
-                              chain.headquarters), 404, "not-found")  # fmt: skip
+    assert_problem(
+        await post(gateway, "/v1/markdown-suggestions/MDNONE:decide", {"approve": False}, chain.headquarters),
+        404,
+        "not-found",
+    )
 
 
 # ---- mounting -----------------------------------------------------------------------------------------

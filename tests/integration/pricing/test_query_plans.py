@@ -39,12 +39,14 @@ async def test_claiming_due_labels_probes_the_due_index_also_for_given_up_labels
     await put_item(app, "SKU-P", cost_fen=100)
     async with app.services.pricing._uow() as uow:
         await uow.session.execute(
-            text("INSERT INTO label (store_id, label_id, sku, state, desired_digest, next_attempt_at) "
-                 "SELECT 'S1', 'L' || lpad(g::text, 6, '0'), 'SKU-P', "
-                 "       CASE WHEN g % 1000 = 0 THEN 'given_up' ELSE 'acknowledged' END, 'd', now() "
-                 "FROM generate_series(1, :n) AS g"),
+            text(
+                "INSERT INTO label (store_id, label_id, sku, state, desired_digest, next_attempt_at) "
+                "SELECT 'S1', 'L' || lpad(g::text, 6, '0'), 'SKU-P', "
+                "       CASE WHEN g % 1000 = 0 THEN 'given_up' ELSE 'acknowledged' END, 'd', now() "
+                "FROM generate_series(1, :n) AS g"
+            ),
             {"n": SETTLED_LABELS},
-        )  # fmt: skip
+        )
         await uow.commit()
     async with app.engine.connect() as connection:
         await connection.execute(text("ANALYZE label"))

@@ -25,9 +25,18 @@ def test_every_spelling_of_a_mainland_mobile_has_one_normal_form(spelling: str) 
 
 @pytest.mark.parametrize(
     "malformed",
-    ["1380013800", "138001380001", "23800138000", "12800138000", "138OO138000", "tel:13800138000", "+1 415 555 0100",
-     "", "  "],
-)  # fmt: skip
+    [
+        "1380013800",
+        "138001380001",
+        "23800138000",
+        "12800138000",
+        "138OO138000",
+        "tel:13800138000",
+        "+1 415 555 0100",
+        "",
+        "  ",
+    ],
+)
 def test_malformed_phone_numbers_are_refused_without_echoing_them(malformed: str) -> None:
     with pytest.raises(InvalidIdentity) as refusal:
         parse_identity("phone", malformed)

@@ -48,12 +48,16 @@ def test_between_members_of_the_same_age_the_more_complete_one_survives() -> Non
 
 def test_the_most_recent_consent_decision_per_channel_wins() -> None:
     survivor = [Consent(ConsentChannel.SMS, True, T0, "store"), Consent(ConsentChannel.WECHAT, False, T0, "app")]
-    absorbed = [Consent(ConsentChannel.SMS, False, T0 + timedelta(days=1), "app"),
-                Consent(ConsentChannel.APP_PUSH, True, T0, "app")]  # fmt: skip
+    absorbed = [
+        Consent(ConsentChannel.SMS, False, T0 + timedelta(days=1), "app"),
+        Consent(ConsentChannel.APP_PUSH, True, T0, "app"),
+    ]
     combined = merged_consents(survivor, absorbed)
     assert [(c.channel, c.granted) for c in combined] == [
-        (ConsentChannel.SMS, False), (ConsentChannel.WECHAT, False), (ConsentChannel.APP_PUSH, True)
-    ]  # fmt: skip
+        (ConsentChannel.SMS, False),
+        (ConsentChannel.WECHAT, False),
+        (ConsentChannel.APP_PUSH, True),
+    ]
 
 
 def test_each_view_shows_what_its_reader_may_see() -> None:

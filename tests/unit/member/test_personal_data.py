@@ -63,8 +63,10 @@ def test_data_keys_are_kid_and_a_base64_aes_256_key_and_never_shown_when_wrong()
 def test_outside_development_the_default_keys_are_refused() -> None:
     with pytest.raises(SettingsError, match="MEMBER_LOOKUP_KEY, MEMBER_DATA_KEYS still hold"):
         load_settings(MemberSettings, app_env="production", **REQUIRED)
-    real = {"member_lookup_key": "a-real-secret-from-a-kubernetes-secret",
-            "member_data_keys": f"k1:{base64.b64encode(bytes(range(32))).decode()}"}  # fmt: skip
+    real = {
+        "member_lookup_key": "a-real-secret-from-a-kubernetes-secret",
+        "member_data_keys": f"k1:{base64.b64encode(bytes(range(32))).decode()}",
+    }
     settings = load_settings(MemberSettings, app_env="production", **REQUIRED, **real)
     assert settings.data_keys[0][0] == "k1"
     assert "a-real-secret" not in repr(settings)

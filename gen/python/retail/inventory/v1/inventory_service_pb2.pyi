@@ -1286,37 +1286,112 @@ Global___CheckLedgerResponse: _TypeAlias = CheckLedgerResponse  # noqa: Y015
 
 @_typing.final
 class DailyDemand(_message.Message):
-    """DailyDemand is the expected sales of one SKU on one day."""
+    """DailyDemand is the forecast sales of one SKU on one day."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     DATE_FIELD_NUMBER: _builtins.int
     QUANTITY_FIELD_NUMBER: _builtins.int
+    EXPECTED_QUANTITY_FIELD_NUMBER: _builtins.int
+    LOWER_80_FIELD_NUMBER: _builtins.int
+    UPPER_80_FIELD_NUMBER: _builtins.int
+    LOWER_95_FIELD_NUMBER: _builtins.int
+    UPPER_95_FIELD_NUMBER: _builtins.int
     date: _builtins.str
     """The business day (China Standard Time), ISO 8601 "YYYY-MM-DD"."""
     @_builtins.property
     def quantity(self) -> _money_pb2.Decimal:
-        """Units (or kg) expected to sell that day; zero or more, to the gram."""
+        """The point forecast: units (or kg) that day, zero or more, to the gram; the figure with the
+        lowest expected absolute error (the expected demand, or for a slow mover the median of
+        the day's demand, see ForecastBacktest.point_estimate).
+        """
+
+    @_builtins.property
+    def expected_quantity(self) -> _money_pb2.Decimal:
+        """The expected (mean) demand that day, which replenishment plans with; unset when the
+        history was too short to backtest (then quantity is the mean of the last 28 days).
+        """
+
+    @_builtins.property
+    def lower_80(self) -> _money_pb2.Decimal:
+        """Lower end of the 80% prediction interval (sales fall below it on one day in ten)."""
+
+    @_builtins.property
+    def upper_80(self) -> _money_pb2.Decimal:
+        """Upper end of the 80% prediction interval (sales exceed it on one day in ten)."""
+
+    @_builtins.property
+    def lower_95(self) -> _money_pb2.Decimal:
+        """Lower end of the 95% prediction interval (one day in forty below it)."""
+
+    @_builtins.property
+    def upper_95(self) -> _money_pb2.Decimal:
+        """Upper end of the 95% prediction interval (one day in forty above it); safety stock is
+        sized from how far it lies above the expected demand.
+        """
 
     def __init__(
         self,
         *,
         date: _builtins.str = ...,
         quantity: _money_pb2.Decimal | None = ...,
+        expected_quantity: _money_pb2.Decimal | None = ...,
+        lower_80: _money_pb2.Decimal | None = ...,
+        upper_80: _money_pb2.Decimal | None = ...,
+        lower_95: _money_pb2.Decimal | None = ...,
+        upper_95: _money_pb2.Decimal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["quantity", b"quantity"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expected_quantity", b"expected_quantity", "lower_80", b"lower_80", "lower_95", b"lower_95", "quantity", b"quantity", "upper_80", b"upper_80", "upper_95", b"upper_95"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "quantity", b"quantity"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["date", b"date", "expected_quantity", b"expected_quantity", "lower_80", b"lower_80", "lower_95", b"lower_95", "quantity", b"quantity", "upper_80", b"upper_80", "upper_95", b"upper_95"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DailyDemand: _TypeAlias = DailyDemand  # noqa: Y015
 
 @_typing.final
+class MethodBacktest(_message.Message):
+    """MethodBacktest is one forecasting method's errors on a SKU's held-out history."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METHOD_FIELD_NUMBER: _builtins.int
+    MAE_FIELD_NUMBER: _builtins.int
+    WAPE_FIELD_NUMBER: _builtins.int
+    method: _builtins.str
+    """The method, e.g. "seasonal_naive", "mean_28d", "ets_damped_trend", or several joined by
+    "+" for their average.
+    """
+    @_builtins.property
+    def mae(self) -> _money_pb2.Decimal:
+        """Mean absolute error: units (or kg) a day."""
+
+    @_builtins.property
+    def wape(self) -> _money_pb2.Decimal:
+        """Total absolute error ÷ total actual sales; unset when the SKU sold nothing then."""
+
+    def __init__(
+        self,
+        *,
+        method: _builtins.str = ...,
+        mae: _money_pb2.Decimal | None = ...,
+        wape: _money_pb2.Decimal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["mae", b"mae", "wape", b"wape"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["mae", b"mae", "method", b"method", "wape", b"wape"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MethodBacktest: _TypeAlias = MethodBacktest  # noqa: Y015
+
+@_typing.final
 class ForecastBacktest(_message.Message):
-    """ForecastBacktest says how far to trust a forecast: the location's demand model against
-    the seasonal-naive baseline (each day sells what the same weekday sold the week before),
-    both forecasting held-out days of the history from rolling origins.
+    """ForecastBacktest says how far to trust a forecast: every candidate method forecast
+    held-out days of the SKU's own history from rolling origins, each knowing only the days
+    before its origin; the method serving the SKU was chosen there, and never one that lost
+    to both baselines (seasonal naive: each day sells what the same weekday sold the week
+    before; and the mean of the last 28 days).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -1328,29 +1403,80 @@ class ForecastBacktest(_message.Message):
     LOCATION_BASELINE_ERROR_FIELD_NUMBER: _builtins.int
     HORIZON_DAYS_FIELD_NUMBER: _builtins.int
     ORIGIN_DATES_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    POINT_ESTIMATE_FIELD_NUMBER: _builtins.int
+    SERVED_FIELD_NUMBER: _builtins.int
+    SEASONAL_NAIVE_FIELD_NUMBER: _builtins.int
+    RECENT_MEAN_FIELD_NUMBER: _builtins.int
+    CANDIDATES_FIELD_NUMBER: _builtins.int
+    COVERAGE_80_FIELD_NUMBER: _builtins.int
+    COVERAGE_95_FIELD_NUMBER: _builtins.int
+    LOCATION_RECENT_MEAN_ERROR_FIELD_NUMBER: _builtins.int
     metric: _builtins.str
-    """The error metric: "wape", total absolute error ÷ total actual sales (lower is better)."""
+    """The error metric of the *_error fields: "wape", total absolute error ÷ total actual
+    sales (lower is better).
+    """
     horizon_days: _builtins.int
-    """Days each backtest origin forecasts."""
+    """Days each backtest origin forecasts: the horizon asked for, in bands of 7, 14 and 28
+    days (longer horizons use the 28-day backtest).
+    """
+    method: _builtins.str
+    """The method serving this SKU: a candidate, several joined by "+" (their average), or a
+    baseline ("seasonal_naive" or "mean_28d") when no candidate beat it on this SKU.
+    """
+    point_estimate: _builtins.str
+    """"mean" when the point forecast is the expected demand, "median" when it is the median
+    of the day's demand (a slow mover's, which had the lower absolute error).
+    """
     @_builtins.property
     def model_error(self) -> _money_pb2.Decimal:
-        """The model's error on this SKU; unset when the SKU sold nothing on the held-out days."""
+        """The served method's error on this SKU; unset when the SKU sold nothing on the held-out
+        days.
+        """
 
     @_builtins.property
     def baseline_error(self) -> _money_pb2.Decimal:
-        """The baseline's error on this SKU; unset when the SKU sold nothing on the held-out days."""
+        """Seasonal naive's error on this SKU; unset when the SKU sold nothing on the held-out days."""
 
     @_builtins.property
     def location_model_error(self) -> _money_pb2.Decimal:
-        """The model's error over every SKU of the location together."""
+        """The served methods' error over every SKU of the location together."""
 
     @_builtins.property
     def location_baseline_error(self) -> _money_pb2.Decimal:
-        """The baseline's error over every SKU of the location together."""
+        """Seasonal naive's error over every SKU of the location together."""
 
     @_builtins.property
     def origin_dates(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The first held-out day of each origin, oldest first, "YYYY-MM-DD"."""
+
+    @_builtins.property
+    def served(self) -> Global___MethodBacktest:
+        """The served forecast's errors on this SKU."""
+
+    @_builtins.property
+    def seasonal_naive(self) -> Global___MethodBacktest:
+        """Seasonal naive's errors on this SKU."""
+
+    @_builtins.property
+    def recent_mean(self) -> Global___MethodBacktest:
+        """The 28-day mean's errors on this SKU."""
+
+    @_builtins.property
+    def candidates(self) -> _containers.RepeatedCompositeFieldContainer[Global___MethodBacktest]:
+        """Every candidate's errors on this SKU."""
+
+    @_builtins.property
+    def coverage_80(self) -> _money_pb2.Decimal:
+        """Share of the held-out days whose sales fell inside the 80% prediction interval."""
+
+    @_builtins.property
+    def coverage_95(self) -> _money_pb2.Decimal:
+        """Share of the held-out days whose sales fell inside the 95% prediction interval."""
+
+    @_builtins.property
+    def location_recent_mean_error(self) -> _money_pb2.Decimal:
+        """The 28-day mean's error over every SKU of the location together."""
 
     def __init__(
         self,
@@ -1362,10 +1488,19 @@ class ForecastBacktest(_message.Message):
         location_baseline_error: _money_pb2.Decimal | None = ...,
         horizon_days: _builtins.int = ...,
         origin_dates: _abc.Iterable[_builtins.str] | None = ...,
+        method: _builtins.str = ...,
+        point_estimate: _builtins.str = ...,
+        served: Global___MethodBacktest | None = ...,
+        seasonal_naive: Global___MethodBacktest | None = ...,
+        recent_mean: Global___MethodBacktest | None = ...,
+        candidates: _abc.Iterable[Global___MethodBacktest] | None = ...,
+        coverage_80: _money_pb2.Decimal | None = ...,
+        coverage_95: _money_pb2.Decimal | None = ...,
+        location_recent_mean_error: _money_pb2.Decimal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["baseline_error", b"baseline_error", "location_baseline_error", b"location_baseline_error", "location_model_error", b"location_model_error", "model_error", b"model_error"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["baseline_error", b"baseline_error", "coverage_80", b"coverage_80", "coverage_95", b"coverage_95", "location_baseline_error", b"location_baseline_error", "location_model_error", b"location_model_error", "location_recent_mean_error", b"location_recent_mean_error", "model_error", b"model_error", "recent_mean", b"recent_mean", "seasonal_naive", b"seasonal_naive", "served", b"served"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["baseline_error", b"baseline_error", "horizon_days", b"horizon_days", "location_baseline_error", b"location_baseline_error", "location_model_error", b"location_model_error", "metric", b"metric", "model_error", b"model_error", "origin_dates", b"origin_dates"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["baseline_error", b"baseline_error", "candidates", b"candidates", "coverage_80", b"coverage_80", "coverage_95", b"coverage_95", "horizon_days", b"horizon_days", "location_baseline_error", b"location_baseline_error", "location_model_error", b"location_model_error", "location_recent_mean_error", b"location_recent_mean_error", "method", b"method", "metric", b"metric", "model_error", b"model_error", "origin_dates", b"origin_dates", "point_estimate", b"point_estimate", "recent_mean", b"recent_mean", "seasonal_naive", b"seasonal_naive", "served", b"served"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1429,7 +1564,9 @@ class GetForecastResponse(_message.Message):
 
     @_builtins.property
     def backtest(self) -> Global___ForecastBacktest:
-        """How the model fared on held-out history; unset when the location has no sales history."""
+        """How the served method and the baselines fared on held-out history; unset when the
+        history is too short to hold any out.
+        """
 
     def __init__(
         self,
@@ -1518,15 +1655,17 @@ class ReplenishmentSuggestion(_message.Message):
 
     @_builtins.property
     def lead_time_forecast(self) -> _money_pb2.Decimal:
-        """Forecast demand over the lead time."""
+        """Expected demand over the lead time (the forecast's mean)."""
 
     @_builtins.property
     def protection_forecast(self) -> _money_pb2.Decimal:
-        """Forecast demand over lead time + review period."""
+        """Expected demand over lead time + review period."""
 
     @_builtins.property
     def daily_error_std(self) -> _money_pb2.Decimal:
-        """σ of the model's daily forecast errors on this SKU in the backtest."""
+        """σ of the daily demand above its forecast over the lead time: the upper half-width of
+        the 95% prediction intervals ÷ 1.96, root mean square over the lead-time days.
+        """
 
     @_builtins.property
     def safety_stock(self) -> _money_pb2.Decimal:

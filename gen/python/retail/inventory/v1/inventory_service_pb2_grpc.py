@@ -241,9 +241,10 @@ class InventoryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetForecast(self, request, context):
-        """GetForecast returns one SKU's expected daily sales at one location from today (China
-        Standard Time) on, and how the location's demand model fared against the seasonal-naive
-        baseline in a rolling-origin backtest on its own history.
+        """GetForecast returns one SKU's daily forecast at one location from today (China Standard
+        Time) on, with 80% and 95% prediction intervals, and the rolling-origin backtest on the
+        SKU's own history that chose the method serving it: that method's errors beside the
+        seasonal-naive and 28-day-mean baselines'.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -75,9 +75,10 @@ class InventoryServiceStub:
     per SKU, location and date that feeds forecasts and KPIs and changes no stock.
     """
     GetForecast: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.GetForecastRequest, _inventory_service_pb2.GetForecastResponse]
-    """GetForecast returns one SKU's expected daily sales at one location from today (China
-    Standard Time) on, and how the location's demand model fared against the seasonal-naive
-    baseline in a rolling-origin backtest on its own history.
+    """GetForecast returns one SKU's daily forecast at one location from today (China Standard
+    Time) on, with 80% and 95% prediction intervals, and the rolling-origin backtest on the
+    SKU's own history that chose the method serving it: that method's errors beside the
+    seasonal-naive and 28-day-mean baselines'.
     """
     ListReplenishment: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.ListReplenishmentRequest, _inventory_service_pb2.ListReplenishmentResponse]
     """ListReplenishment pages through a selling location's order suggestions, by SKU: reorder
@@ -145,9 +146,10 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     per SKU, location and date that feeds forecasts and KPIs and changes no stock.
     """
     GetForecast: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.GetForecastRequest, _inventory_service_pb2.GetForecastResponse]  # type: ignore[assignment]
-    """GetForecast returns one SKU's expected daily sales at one location from today (China
-    Standard Time) on, and how the location's demand model fared against the seasonal-naive
-    baseline in a rolling-origin backtest on its own history.
+    """GetForecast returns one SKU's daily forecast at one location from today (China Standard
+    Time) on, with 80% and 95% prediction intervals, and the rolling-origin backtest on the
+    SKU's own history that chose the method serving it: that method's errors beside the
+    seasonal-naive and 28-day-mean baselines'.
     """
     ListReplenishment: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.ListReplenishmentRequest, _inventory_service_pb2.ListReplenishmentResponse]  # type: ignore[assignment]
     """ListReplenishment pages through a selling location's order suggestions, by SKU: reorder
@@ -302,9 +304,10 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _inventory_service_pb2.GetForecastRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_inventory_service_pb2.GetForecastResponse, _abc.Awaitable[_inventory_service_pb2.GetForecastResponse]]:
-        """GetForecast returns one SKU's expected daily sales at one location from today (China
-        Standard Time) on, and how the location's demand model fared against the seasonal-naive
-        baseline in a rolling-origin backtest on its own history.
+        """GetForecast returns one SKU's daily forecast at one location from today (China Standard
+        Time) on, with 80% and 95% prediction intervals, and the rolling-origin backtest on the
+        SKU's own history that chose the method serving it: that method's errors beside the
+        seasonal-naive and 28-day-mean baselines'.
         """
 
     @_abc_1.abstractmethod

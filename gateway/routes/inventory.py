@@ -568,36 +568,84 @@ _ALERT_KINDS = {pb.STOCK_ALERT_KIND_LOW_STOCK: "low_stock", pb.STOCK_ALERT_KIND_
 
 class DailyDemandOut(BaseModel):
     date: Annotated[date, Field(description="business day (China Standard Time)", examples=["2026-11-24"])]
-    quantity: str = Field(description="units (kg for loose goods) expected to sell that day", examples=["12.431"])
+    quantity: str = Field(
+        description="point forecast: units (kg for loose goods) that day with the lowest expected absolute error "
+        "(the expected demand, or a slow mover's median: see backtest.point_estimate)",
+        examples=["12.431"],
+    )
+    expected_quantity: str | None = Field(
+        None,
+        description="expected (mean) demand, what replenishment plans with; null if too short to backtest",
+        examples=["12.9"],
+    )
+    lower_80: str | None = Field(None, description="80% prediction interval, lower end", examples=["8"])
+    upper_80: str | None = Field(None, description="80% prediction interval, upper end", examples=["18.2"])
+    lower_95: str | None = Field(None, description="95% prediction interval, lower end", examples=["6.1"])
+    upper_95: str | None = Field(None, description="95% prediction interval, upper end", examples=["21.7"])
+
+
+class MethodBacktestOut(BaseModel):
+    """One method's errors on the SKU's held-out history."""
+
+    method: str = Field(examples=["ets_damped_trend"])
+    mae: str | None = Field(description="mean absolute error, units a day", examples=["2.104"])
+    wape: str | None = Field(
+        description="total absolute error ÷ total actual sales; null if it sold nothing then", examples=["0.3012"]
+    )
 
 
 class BacktestOut(BaseModel):
-    """The demand model against the seasonal-naive baseline (same weekday last week) on held-out history."""
+    """The SKU's own held-out history, forecast from rolling origins: the method that serves it, beside the
+    baselines (seasonal naive: same weekday last week; and the mean of the last 28 days)."""
 
     metric: str = Field(
         description="wape: total absolute error ÷ total actual sales; lower is better", examples=["wape"]
     )
     model_error: str | None = Field(
-        description="the model's error on this SKU; null if it sold nothing then", examples=["0.4123"]
+        description="the served method's error on this SKU; null if it sold nothing then", examples=["0.4123"]
     )
     baseline_error: str | None = Field(
-        description="the baseline's error on this SKU; null if it sold nothing then", examples=["0.5871"]
+        description="seasonal naive's error on this SKU; null if it sold nothing then", examples=["0.5871"]
     )
-    location_model_error: str = Field(description="the model's error over all SKUs of the location", examples=["0.331"])
+    location_model_error: str = Field(
+        description="the served methods' error over all SKUs of the location", examples=["0.331"]
+    )
     location_baseline_error: str = Field(
-        description="the baseline's error over all SKUs of the location", examples=["0.4502"]
+        description="seasonal naive's error over all SKUs of the location", examples=["0.4502"]
     )
-    horizon_days: int = Field(description="days each backtest origin forecasts", examples=[14])
+    location_recent_mean_error: str | None = Field(
+        None, description="the 28-day mean's error over all SKUs of the location", examples=["0.3677"]
+    )
+    horizon_days: int = Field(description="days each backtest origin forecasts (7, 14 or 28)", examples=[14])
     origin_dates: list[date] = Field(description="first held-out day of each origin")
+    method: str | None = Field(
+        None,
+        description="what serves this SKU: a method, several joined by + (their average), or a baseline when "
+        "nothing beat it",
+        examples=["ets_level+weekday_mean_28d"],
+    )
+    point_estimate: str | None = Field(
+        None, description="mean or median: what the point forecast is", examples=["mean"]
+    )
+    served: MethodBacktestOut | None = Field(None, description="the served forecast's errors on this SKU")
+    seasonal_naive: MethodBacktestOut | None = Field(None, description="seasonal naive's errors on this SKU")
+    recent_mean: MethodBacktestOut | None = Field(None, description="the 28-day mean's errors on this SKU")
+    candidates: list[MethodBacktestOut] = Field(default_factory=list, description="every candidate's errors")
+    coverage_80: str | None = Field(
+        None, description="share of held-out days inside the 80% interval", examples=["0.8036"]
+    )
+    coverage_95: str | None = Field(
+        None, description="share of held-out days inside the 95% interval", examples=["0.9464"]
+    )
 
 
 class ForecastOut(BaseModel):
-    """Expected daily sales of one SKU at one location from today on."""
+    """Forecast daily sales of one SKU at one location from today on, with intervals and the backtest behind them."""
 
     location_id: str = Field(examples=["S001"])
     sku: str = Field(examples=["SKU00001"])
     forecast: list[DailyDemandOut] = Field(description="one entry per day from today, horizon_days in all")
-    backtest: BacktestOut | None = Field(description="null when the location has no sales history")
+    backtest: BacktestOut | None = Field(description="null when the history is too short to hold any days out")
     history_end_date: date | None = Field(
         description="last day of sales history the model learned from; days after it are forecast, not taken as zero"
     )
@@ -620,7 +668,7 @@ class SuggestionOut(BaseModel):
     lead_time_forecast: str = Field(description="forecast demand over the lead time", examples=["36.2"])
     protection_forecast: str = Field(description="forecast demand over lead time + review period", examples=["120.5"])
     daily_error_std: str = Field(
-        description="σ of the model's daily errors on this SKU in the backtest", examples=["3.1"]
+        description="σ of daily demand above its mean over the lead time (95% interval)", examples=["3.1"]
     )
     safety_stock: str = Field(description="z(service level) × σ × √(lead time)", examples=["8.832"])
     reorder_point: str = Field(description="lead-time forecast + safety stock", examples=["45.032"])
@@ -734,6 +782,14 @@ def _decimal(value: money_pb2.Decimal, present: bool = True) -> str | None:
     return value.value if present else None
 
 
+def map_method_backtest(method: pb.MethodBacktest) -> MethodBacktestOut:
+    return MethodBacktestOut(
+        method=method.method,
+        mae=_decimal(method.mae, method.HasField("mae")),
+        wape=_decimal(method.wape, method.HasField("wape")),
+    )
+
+
 def map_backtest(backtest: pb.ForecastBacktest) -> BacktestOut:
     return BacktestOut(
         metric=backtest.metric,
@@ -741,8 +797,31 @@ def map_backtest(backtest: pb.ForecastBacktest) -> BacktestOut:
         baseline_error=_decimal(backtest.baseline_error, backtest.HasField("baseline_error")),
         location_model_error=backtest.location_model_error.value,
         location_baseline_error=backtest.location_baseline_error.value,
+        location_recent_mean_error=_decimal(
+            backtest.location_recent_mean_error, backtest.HasField("location_recent_mean_error")
+        ),
         horizon_days=backtest.horizon_days,
         origin_dates=[date.fromisoformat(day) for day in backtest.origin_dates],
+        method=backtest.method or None,
+        point_estimate=backtest.point_estimate or None,
+        served=map_method_backtest(backtest.served) if backtest.HasField("served") else None,
+        seasonal_naive=map_method_backtest(backtest.seasonal_naive) if backtest.HasField("seasonal_naive") else None,
+        recent_mean=map_method_backtest(backtest.recent_mean) if backtest.HasField("recent_mean") else None,
+        candidates=[map_method_backtest(candidate) for candidate in backtest.candidates],
+        coverage_80=_decimal(backtest.coverage_80, backtest.HasField("coverage_80")),
+        coverage_95=_decimal(backtest.coverage_95, backtest.HasField("coverage_95")),
+    )
+
+
+def map_daily_demand(day: pb.DailyDemand) -> DailyDemandOut:
+    return DailyDemandOut(
+        date=date.fromisoformat(day.date),
+        quantity=day.quantity.value,
+        expected_quantity=_decimal(day.expected_quantity, day.HasField("expected_quantity")),
+        lower_80=_decimal(day.lower_80, day.HasField("lower_80")),
+        upper_80=_decimal(day.upper_80, day.HasField("upper_80")),
+        lower_95=_decimal(day.lower_95, day.HasField("lower_95")),
+        upper_95=_decimal(day.upper_95, day.HasField("upper_95")),
     )
 
 
@@ -841,12 +920,14 @@ async def sku_forecast(
     principal: Annotated[Principal, Depends(require(REPLENISHMENT_READ))],
     horizon_days: Annotated[Int32, Query(ge=1, le=MAX_FORECAST_DAYS, description="days from today, 1 to 90")] = 14,
 ) -> ForecastOut:
-    """Expected daily sales of one SKU at a store or online location from today on, and its backtest.
+    """Daily sales forecast of one SKU at a store or online location from today on, with 80%/95% intervals.
 
     Scope `replenishment:read`; store staff: their own store only; a supplier user: its own
-    SKUs. The backtest compares the model with the seasonal-naive baseline on held-out
-    days of the history (WAPE). `404` for an unknown location or SKU, or a SKU the location
-    neither stocks nor sold.
+    SKUs. Every candidate method was backtested on the SKU's own held-out history (rolling
+    origins, the horizon asked for); `backtest` names the one that serves it and its MAE and
+    WAPE beside the seasonal-naive and 28-day-mean baselines' (a method that lost to both
+    never serves). `404` for an unknown location or SKU, or a SKU the location neither
+    stocks nor sold.
     """
     supplier_id = planning_supplier(principal, location_id)
     answer = await inventory(resources).GetForecast(
@@ -858,9 +939,7 @@ async def sku_forecast(
     return ForecastOut(
         location_id=answer.location_id,
         sku=answer.sku,
-        forecast=[
-            DailyDemandOut(date=date.fromisoformat(day.date), quantity=day.quantity.value) for day in answer.forecast
-        ],
+        forecast=[map_daily_demand(day) for day in answer.forecast],
         backtest=map_backtest(answer.backtest) if answer.HasField("backtest") else None,
         history_end_date=date.fromisoformat(answer.history_end_date) if answer.history_end_date else None,
     )

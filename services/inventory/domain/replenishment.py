@@ -3,9 +3,10 @@
 The policy is the textbook periodic-review one a store buyer recognises:
 
 * safety stock = z(service level) × σ(daily forecast error) × √(lead time), so stock
-  covers the forecast's own mistakes over the days an order takes to arrive;
-* reorder point = forecast demand over the lead time + safety stock;
-* order-up-to level = forecast demand over lead time + review period + safety stock,
+  covers the forecast's own mistakes over the days an order takes to arrive (σ is how far
+  the forecast's calibrated 95% interval says demand may run above its mean);
+* reorder point = expected demand over the lead time + safety stock;
+* order-up-to level = expected demand over lead time + review period + safety stock,
   because stock ordered now must last until the order after next arrives;
 * suggested quantity = max(0, order-up-to − inventory position), inventory position
   being on hand − reserved + in transit, rounded up to whole packs.
@@ -173,8 +174,8 @@ def suggest_replenishment(
             f"the forecast covers {forecast.horizon_days} days but lead time + review period "
             f"is {policy.protection_days} days"
         )
-    lead_time_demand = forecast.total(policy.lead_time_days)
-    protection_demand = forecast.total(policy.protection_days)
+    lead_time_demand = forecast.expected_total(policy.lead_time_days)
+    protection_demand = forecast.expected_total(policy.protection_days)
     buffer = safety_stock(daily_error_std, policy.lead_time_days, policy.service_level)
     reorder_point = lead_time_demand + buffer
     order_up_to = protection_demand + buffer
@@ -198,10 +199,10 @@ def suggest_replenishment(
 
 
 def days_of_cover(stock: Decimal, forecast: Forecast) -> Decimal | None:
-    """How many days ``stock`` lasts at the forecast's average daily demand (``None`` if none is forecast)."""
+    """How many days ``stock`` lasts at the forecast's average expected demand (``None`` if none is expected)."""
     if forecast.horizon_days == 0:
         return None
-    average = forecast.total() / forecast.horizon_days
+    average = forecast.expected_total() / forecast.horizon_days
     if average <= 0:
         return None
     return (max(ZERO, stock) / average).quantize(COVER_PLACES)

@@ -13,7 +13,7 @@ from retail.inventory.v1 import inventory_service_pb2 as pb
 from servicekit.errors import InvalidArgument
 from services.inventory.adapters.integration_events import DISCREPANCY_KINDS
 from services.inventory.adapters.replenishment_messages import map_alert, map_decimal, map_suggestion
-from services.inventory.domain.forecasting import Backtest, SeriesAccuracy
+from services.inventory.domain.forecasting import DemandInterval, LocationBacktest, MethodError, SeriesBacktest
 from services.inventory.domain.kpis import DiscrepancyTally, LocationKpis, SkuKpis
 from services.inventory.service_layer.replenishment import ForecastAnswer, ReplenishmentPage
 
@@ -25,28 +25,65 @@ def map_error(value: float) -> Decimal | None:
     return Decimal(repr(value)).quantize(ERROR_PLACES) if math.isfinite(value) else None
 
 
-def map_backtest(backtest: Backtest, accuracy: SeriesAccuracy | None) -> pb.ForecastBacktest:
+def map_method_error(error: MethodError) -> pb.MethodBacktest:
+    return pb.MethodBacktest(
+        method=error.method,
+        mae=map_decimal(map_error(error.mae)),
+        wape=map_decimal(map_error(error.wape)),
+    )
+
+
+def map_share(value: float) -> Decimal:
+    return Decimal(repr(value)).quantize(ERROR_PLACES)
+
+
+def map_backtest(backtest: SeriesBacktest | None, location: LocationBacktest) -> pb.ForecastBacktest:
+    """The SKU's backtest (``None``: the SKU never sold here) beside the location's."""
     return pb.ForecastBacktest(
-        metric=backtest.metric.lower(),
-        model_error=map_decimal(map_error(accuracy.model_error)) if accuracy is not None else None,
-        baseline_error=map_decimal(map_error(accuracy.baseline_error)) if accuracy is not None else None,
-        location_model_error=map_decimal(map_error(backtest.model_error)),
-        location_baseline_error=map_decimal(map_error(backtest.baseline_error)),
-        horizon_days=backtest.horizon_days,
-        origin_dates=[origin.isoformat() for origin in backtest.origins],
+        metric="wape",
+        model_error=map_decimal(map_error(backtest.served.wape)) if backtest is not None else None,
+        baseline_error=map_decimal(map_error(backtest.seasonal_naive.wape)) if backtest is not None else None,
+        location_model_error=map_decimal(map_error(location.served_wape)),
+        location_baseline_error=map_decimal(map_error(location.seasonal_naive_wape)),
+        location_recent_mean_error=map_decimal(map_error(location.recent_mean_wape)),
+        horizon_days=location.horizon_days,
+        origin_dates=[origin.isoformat() for origin in location.origins],
+        method=backtest.method if backtest is not None else "",
+        point_estimate=backtest.point if backtest is not None else "",
+        served=map_method_error(backtest.served) if backtest is not None else None,
+        seasonal_naive=map_method_error(backtest.seasonal_naive) if backtest is not None else None,
+        recent_mean=map_method_error(backtest.recent_mean) if backtest is not None else None,
+        candidates=[map_method_error(candidate) for candidate in backtest.candidates] if backtest is not None else [],
+        coverage_80=map_decimal(map_share(backtest.coverage_80)) if backtest is not None else None,
+        coverage_95=map_decimal(map_share(backtest.coverage_95)) if backtest is not None else None,
+    )
+
+
+def map_daily_demand(day: date, quantity: Decimal, interval: DemandInterval | None) -> pb.DailyDemand:
+    return pb.DailyDemand(
+        date=day.isoformat(),
+        quantity=map_decimal(quantity),
+        expected_quantity=map_decimal(interval.mean) if interval is not None else None,
+        lower_80=map_decimal(interval.lower_80) if interval is not None else None,
+        upper_80=map_decimal(interval.upper_80) if interval is not None else None,
+        lower_95=map_decimal(interval.lower_95) if interval is not None else None,
+        upper_95=map_decimal(interval.upper_95) if interval is not None else None,
     )
 
 
 def map_forecast(location_id: str, answer: ForecastAnswer) -> pb.GetForecastResponse:
+    intervals: Sequence[DemandInterval | None] = answer.forecast.intervals or [None] * answer.forecast.horizon_days
     return pb.GetForecastResponse(
         location_id=location_id,
         sku=answer.forecast.sku,
         supplier_id=answer.supplier_id,
         forecast=[
-            pb.DailyDemand(date=day.isoformat(), quantity=map_decimal(quantity))
-            for day, quantity in answer.forecast.daily
+            map_daily_demand(day, quantity, interval)
+            for (day, quantity), interval in zip(answer.forecast.daily, intervals, strict=True)
         ],
-        backtest=map_backtest(answer.backtest, answer.accuracy) if answer.backtest is not None else None,
+        backtest=map_backtest(answer.backtest, answer.location_backtest)
+        if answer.location_backtest is not None
+        else None,
         history_end_date=answer.history_end.isoformat() if answer.history_end is not None else "",
     )
 

@@ -1,10 +1,16 @@
 """Demand forecasts, replenishment suggestions, stock alerts and stock KPIs of a location.
 
-Fitting a location's demand model and backtesting it costs seconds of CPU, so each fit is
-cached per location under the business day and a fingerprint of the location's sales
-before that day: the same day and the same history reuse the fit; a new day, a late sale
-or an import refits. Callers asking for the same fit at once share one computation
-(single flight), and it runs on a thread pool, never on the event loop.
+Backtesting every forecasting method on every SKU of a location and fitting what serves
+each costs seconds of CPU (a location of 5,000 SKUs with 18 months of history: about
+12 s on one core, see ``bench/forecast_accuracy.py``), so each fit is cached per location
+under the business day and a fingerprint of the location's sales before that day: the
+same day and the same history reuse the fit; a new day, a late sale or an import refits.
+Callers asking for the same fit at once share one computation (single flight), and it
+runs on a thread pool, never on the event loop.
+
+Replenishment plans with the served forecast's expected demand and sizes safety stock
+from its 95% prediction interval (how far demand may run above the mean over the lead
+time), both calibrated on the SKU's own backtest.
 
 A replenishment run plans every selling location and publishes, through the outbox, only
 what changed since the last run: a new order quantity (``ReplenishmentSuggested``) and
@@ -31,12 +37,12 @@ from services.inventory.adapters.replenishment_messages import alert_event, map_
 from services.inventory.domain.forecasting import (
     MAX_BRIDGE_DAYS,
     MAX_HORIZON_DAYS,
-    Backtest,
     DemandHistory,
     Forecast,
-    LocationDemandModel,
-    SeriesAccuracy,
-    backtest_location,
+    LocationBacktest,
+    LocationForecasts,
+    SeriesBacktest,
+    fit_location_forecasts,
 )
 from services.inventory.domain.kpis import DailyStockRecord, DiscrepancyTally, LocationKpis, location_kpis
 from services.inventory.domain.model import UnknownLocation, UnknownSku
@@ -57,8 +63,6 @@ from services.inventory.service_layer.handlers import CHINA_STANDARD_TIME
 
 log = logging.getLogger("inventory.replenishment")
 
-BACKTEST_HORIZON_DAYS = 14  # two weekly cycles per origin
-BACKTEST_ORIGINS = 4
 COVER_HORIZON_DAYS = 28  # days of cover are counted at the average forecast of the next four weeks
 MAX_KPI_DAYS = 366
 EARLIEST_KPI_DAY = date(2000, 1, 1)  # no stock ledger reaches back further
@@ -105,45 +109,38 @@ class PlanningPolicy:
 class LocationDemand:
     """One location's demand as fitted on one business day.
 
-    ``forecasts`` hold :data:`MAX_HORIZON_DAYS` days from ``today`` for every SKU that
-    ever sold there; a SKU that never sold is expected to sell nothing. ``history_end`` is
-    the last day with sales (``None`` without any), ``backtest`` the model against the
-    seasonal-naive baseline on the held-out end of that history.
+    ``forecasts`` serve up to :data:`MAX_HORIZON_DAYS` days from ``today`` for every SKU
+    that ever sold there (``None`` without any history); a SKU that never sold is expected
+    to sell nothing. ``history_end`` is the last day with sales.
     """
 
     location_id: str
     today: date
     history_end: date | None
-    forecasts: Mapping[str, Forecast]
-    backtest: Backtest | None
+    forecasts: LocationForecasts | None
 
     def forecast(self, sku: str, horizon_days: int) -> Forecast:
-        known = self.forecasts.get(sku)
+        known = self.forecasts.forecast(sku, horizon_days) if self.forecasts is not None else None
         if known is None:
             daily = [(self.today + timedelta(days=step), ZERO) for step in range(horizon_days)]
             return Forecast(sku, self.location_id, self.today, daily)
-        return Forecast(sku, self.location_id, self.today, known.daily[:horizon_days])
+        return known
 
-    def accuracy_of(self, sku: str) -> SeriesAccuracy | None:
-        return self.backtest.accuracy_of(sku, self.location_id) if self.backtest is not None else None
+    def backtest(self, sku: str, horizon_days: int) -> SeriesBacktest | None:
+        """The backtest that chose the method serving ``sku`` for this horizon."""
+        return self.forecasts.backtest(sku, horizon_days) if self.forecasts is not None else None
 
-    def daily_error_std(self, sku: str) -> Decimal:
-        """σ of the model's daily errors on the SKU in the backtest: what safety stock is sized from."""
-        accuracy = self.accuracy_of(sku)
-        return accuracy.daily_error_std if accuracy is not None else ZERO
+    def location_backtest(self, horizon_days: int) -> LocationBacktest | None:
+        return self.forecasts.location_backtest(horizon_days) if self.forecasts is not None else None
 
 
 def fit_location_demand(location_id: str, histories: Sequence[DemandHistory], today: date) -> LocationDemand:
-    """Fit, forecast from ``today`` and backtest one location (pure CPU: run it off the event loop)."""
+    """Backtest, choose and fit what serves every SKU of one location from ``today`` (pure CPU: off the event loop)."""
     if not histories:
-        return LocationDemand(location_id, today, None, {}, None)
+        return LocationDemand(location_id, today, None, None)
     history_end = max(day for history in histories for day in history.daily)
-    model = LocationDemandModel.fit(histories, start=history_end + timedelta(days=1))
-    forecasts = model.forecast(MAX_HORIZON_DAYS, first_day=today)
-    backtest = backtest_location(
-        histories, horizon_days=BACKTEST_HORIZON_DAYS, origins=BACKTEST_ORIGINS, end=history_end
-    )
-    return LocationDemand(location_id, today, history_end, {forecast.sku: forecast for forecast in forecasts}, backtest)
+    forecasts = fit_location_forecasts(histories, start=history_end + timedelta(days=1), first_day=today)
+    return LocationDemand(location_id, today, history_end, forecasts)
 
 
 @dataclass(frozen=True)
@@ -205,8 +202,8 @@ class DemandFits:
 class ForecastAnswer:
     forecast: Forecast
     supplier_id: str
-    accuracy: SeriesAccuracy | None
-    backtest: Backtest | None
+    backtest: SeriesBacktest | None
+    location_backtest: LocationBacktest | None
     history_end: date | None
 
 
@@ -260,7 +257,7 @@ class ReplenishmentPlanner:
 
     # -- questions ---------------------------------------------------------------------------
     async def forecast(self, location_id: str, sku: str, horizon_days: int) -> ForecastAnswer:
-        """One SKU's daily forecast at a selling location from today on, with the backtest."""
+        """One SKU's daily forecast at a selling location from today on, with the backtest that chose its method."""
         if not 1 <= horizon_days <= MAX_HORIZON_DAYS:
             raise InvalidArgument(
                 f"horizon_days must be between 1 and {MAX_HORIZON_DAYS}, not {horizon_days}", reason="invalid-horizon"
@@ -276,8 +273,8 @@ class ReplenishmentPlanner:
         return ForecastAnswer(
             demand.forecast(sku, horizon_days),
             supplier_id,
-            demand.accuracy_of(sku),
-            demand.backtest,
+            demand.backtest(sku, horizon_days),
+            demand.location_backtest(horizon_days),
             demand.history_end,
         )
 
@@ -406,7 +403,9 @@ class ReplenishmentPlanner:
     def _plan(self, demand: LocationDemand, level: PlanningLevel) -> PlannedLevel:
         policy = self._policy.for_level(level)
         forecast = demand.forecast(level.sku, max(policy.protection_days, COVER_HORIZON_DAYS))
-        suggestion = suggest_replenishment(forecast, level.position, policy, demand.daily_error_std(level.sku))
+        # Safety stock covers demand above its mean over the lead time, as the calibrated interval says it may run.
+        error_std = forecast.upper_error_std(policy.lead_time_days)
+        suggestion = suggest_replenishment(forecast, level.position, policy, error_std)
         alerts = stock_alerts(suggestion, level.position, forecast, policy)
         cover = days_of_cover(level.position.on_hand - level.position.reserved, forecast)
         return PlannedLevel(level, suggestion, alerts[0] if alerts else None, cover)

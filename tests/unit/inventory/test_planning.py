@@ -30,23 +30,30 @@ def test_a_location_is_fitted_once_for_every_horizon_from_today_even_when_its_hi
     demand = fit_location_demand("S001", histories, TODAY)
 
     assert demand.history_end == history_end
-    assert demand.backtest is not None
-    assert math.isfinite(demand.backtest.model_error)
-    assert math.isfinite(demand.backtest.baseline_error)
+    location = demand.location_backtest(7)
+    assert location is not None
+    assert math.isfinite(location.served_wape)
+    assert math.isfinite(location.seasonal_naive_wape)
+    assert math.isfinite(location.recent_mean_wape)
     forecast = demand.forecast("A", 7)
     assert [day for day, _ in forecast.daily] == [TODAY + timedelta(days=step) for step in range(7)]
     assert forecast.total() > 0
+    assert len(forecast.intervals) == 7
     assert demand.forecast("A", MAX_HORIZON_DAYS).horizon_days == MAX_HORIZON_DAYS
-    assert demand.daily_error_std("A") > 0
+    assert forecast.upper_error_std(3) > 0
+    backtest = demand.backtest("A", 7)
+    assert backtest is not None
+    assert backtest.method == forecast.method
     # A SKU that never sold here: nothing expected, no forecast error to buffer against.
     assert demand.forecast("NEVER", 7).total() == 0
-    assert demand.daily_error_std("NEVER") == 0
+    assert demand.forecast("NEVER", 7).upper_error_std(3) == 0
+    assert demand.backtest("NEVER", 7) is None
 
 
 def test_a_location_without_any_sales_history_expects_nothing() -> None:
     demand = fit_location_demand("S001", [], TODAY)
 
-    assert (demand.history_end, demand.backtest) == (None, None)
+    assert (demand.history_end, demand.forecasts, demand.location_backtest(7)) == (None, None, None)
     assert demand.forecast("A", 3).total() == 0
 
 

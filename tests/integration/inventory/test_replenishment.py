@@ -286,9 +286,61 @@ async def test_a_forecast_over_http_reports_the_model_and_the_baseline_error(
     assert body["history_end_date"] == (today() - timedelta(days=1)).isoformat()
     backtest = body["backtest"]
     assert backtest["metric"] == "wape"
-    for error in ("model_error", "baseline_error", "location_model_error", "location_baseline_error"):
+    errors = ("model_error", "baseline_error", "location_model_error", "location_baseline_error")
+    for error in (*errors, "location_recent_mean_error"):
         assert decimal(backtest[error]).is_finite()
         assert decimal(backtest[error]) >= 0
+    # The method that served, with its MAE and WAPE beside both baselines' (and it lost to neither).
+    assert (backtest["horizon_days"], len(backtest["origin_dates"])) == (28, 4)
+    served, naive, recent = backtest["served"], backtest["seasonal_naive"], backtest["recent_mean"]
+    assert served["method"] == backtest["method"] != ""
+    assert (naive["method"], recent["method"]) == ("seasonal_naive", "mean_28d")
+    assert decimal(served["mae"]) <= min(decimal(naive["mae"]), decimal(recent["mae"]))
+    assert decimal(served["wape"]) == decimal(backtest["model_error"])
+    assert decimal(naive["wape"]) == decimal(backtest["baseline_error"])
+    assert backtest["point_estimate"] in ("mean", "median")
+    # Nine weeks of history: too short to backtest the global model (it needs six weeks before the earliest origin).
+    assert {candidate["method"] for candidate in backtest["candidates"]} >= {"ets_damped_trend", "tsb", "mean_56d"}
+    assert 0 <= decimal(backtest["coverage_80"]) <= decimal(backtest["coverage_95"]) <= 1
+    for day in body["forecast"]:
+        assert (
+            decimal(day["lower_95"]) <= decimal(day["lower_80"]) <= decimal(day["upper_80"]) <= decimal(day["upper_95"])
+        )
+        assert decimal(day["lower_80"]) <= decimal(day["expected_quantity"]) <= decimal(day["upper_80"])
+    # A horizon in another band is chosen on a backtest of that horizon.
+    week = (
+        await gateway.http.get(f"/v1/locations/{location}/skus/{steady}/forecast?horizon_days=7", headers=manager)
+    ).json()
+    assert (len(week["forecast"]), week["backtest"]["horizon_days"]) == (7, 7)
+
+
+async def test_safety_stock_is_sized_from_the_forecast_interval_over_the_lead_time(
+    gateway: RunningGateway, inventory_url: str
+) -> None:
+    location = new_location()
+    steady, _ = await steady_and_slow(inventory_url, location)
+    manager = await gateway.client_headers(ClientKind.STAFF, store_id=location, staff_role=StaffRole.STORE_MANAGER)
+
+    path = f"/v1/locations/{location}/skus/{steady}/forecast?horizon_days=28"
+    forecast = (await gateway.http.get(path, headers=manager)).json()["forecast"]
+    page = (await gateway.http.get(f"/v1/locations/{location}/replenishment", headers=manager)).json()
+
+    ordered = next(suggestion for suggestion in page["suggestions"] if suggestion["sku"] == steady)
+    lead_days = forecast[: ordered["lead_time_days"]]
+    assert decimal(ordered["lead_time_forecast"]) == sum(decimal(day["expected_quantity"]) for day in lead_days)
+    # σ per day is how far the 95% interval reaches above the expected demand, ÷ 1.96 (rounded to the gram).
+    sigmas = [
+        ((decimal(day["upper_95"]) - decimal(day["expected_quantity"])) / Decimal("1.959964")).quantize(
+            Decimal("0.001")
+        )
+        for day in lead_days
+    ]
+    sigma = (sum((value * value for value in sigmas), Decimal(0)) / len(sigmas)).sqrt()
+    assert abs(decimal(ordered["daily_error_std"]) - sigma) <= Decimal("0.002")
+    z = Decimal("1.6448536")  # service level 0.95
+    expected_buffer = z * decimal(ordered["daily_error_std"]) * Decimal(ordered["lead_time_days"]).sqrt()
+    assert abs(decimal(ordered["safety_stock"]) - expected_buffer) <= Decimal("0.002")
+    assert decimal(ordered["safety_stock"]) > 0
 
 
 async def test_bad_input_is_refused_with_a_precise_problem(

@@ -17,8 +17,9 @@ from servicekit.lifecycle import every
 from servicekit.maintenance import kit_maintenance
 from servicekit.nats_connection import NatsConnection
 from services.inventory.entrypoints.catalogue_consumer import catalogue_consumer, catalogue_handlers
-from services.inventory.entrypoints.grpc_api import RESERVATION_CODEC, InventoryServicer, register
+from services.inventory.entrypoints.grpc_api import InventoryServicer, register
 from services.inventory.entrypoints.sales_consumer import INVENTORY_STREAM, SALES_CONSUMER, sales_handlers
+from services.inventory.entrypoints.wire import RESERVATION_CODEC
 from services.inventory.service_layer.handlers import InventoryService
 from services.inventory.service_layer.replenishment import DemandFits, PlanningPolicy, ReplenishmentPlanner
 from services.inventory.settings import InventorySettings

@@ -15,9 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from google.protobuf.message import Message
-from retail.common.v1 import money_pb2
 from retail.inventory.v1 import events_pb2
-from retail.inventory.v1 import inventory_service_pb2 as service_pb2
 
 from servicekit.outbox import OutboxEvent
 from servicekit.protowire import timestamp
@@ -27,8 +25,8 @@ from services.inventory.domain.model import (
     StockPosition,
     Transfer,
     TransferStatus,
-    format_quantity,
 )
+from services.inventory.entrypoints.wire import DISCREPANCY_KINDS, TRANSFER_STATUSES, map_allocations, map_decimal
 
 SUBJECT_PREFIX = "retail.inventory.v1"
 
@@ -45,14 +43,6 @@ class StockChangeCause(enum.Enum):
     COUNT = events_pb2.STOCK_CHANGE_CAUSE_COUNT
 
 
-_TRANSFER_STATUSES = {
-    TransferStatus.REQUESTED: service_pb2.TRANSFER_STATUS_REQUESTED,
-    TransferStatus.DISPATCHED: service_pb2.TRANSFER_STATUS_DISPATCHED,
-    TransferStatus.RECEIVED: service_pb2.TRANSFER_STATUS_RECEIVED,
-    TransferStatus.CANCELLED: service_pb2.TRANSFER_STATUS_CANCELLED,
-}
-
-
 def stock_level_changes(
     positions: Iterable[StockPosition], cause: StockChangeCause, occurred_at: datetime
 ) -> list[OutboxEvent]:
@@ -65,11 +55,11 @@ def stock_level_changes(
             events_pb2.StockLevelChanged(
                 sku=sku,
                 location_id=location_id,
-                on_hand=_decimal(position.on_hand),
-                reserved=_decimal(position.reserved),
-                in_transit=_decimal(position.in_transit),
-                safety_stock=_decimal(position.safety_stock),
-                available_to_promise=_decimal(position.available_to_promise),
+                on_hand=map_decimal(position.on_hand),
+                reserved=map_decimal(position.reserved),
+                in_transit=map_decimal(position.in_transit),
+                safety_stock=map_decimal(position.safety_stock),
+                available_to_promise=map_decimal(position.available_to_promise),
                 cause=cause.value,
                 occurred_at=when,
             ),
@@ -84,7 +74,7 @@ def reservation_made(reservation: Reservation, occurred_at: datetime) -> OutboxE
     message = events_pb2.ReservationMade(
         reservation_id=reservation.reservation_id,
         sku=reservation.sku,
-        allocations=_allocations(reservation),
+        allocations=map_allocations(reservation),
         channel=reservation.channel,
         expires_at=timestamp(reservation.expires_at),
         occurred_at=timestamp(occurred_at),
@@ -97,7 +87,7 @@ def reservation_committed(reservation: Reservation, occurred_at: datetime) -> Ou
     message = events_pb2.ReservationCommitted(
         reservation_id=reservation.reservation_id,
         sku=reservation.sku,
-        allocations=_allocations(reservation),
+        allocations=map_allocations(reservation),
         channel=reservation.channel,
         sale_id=reservation.sale_id,
         occurred_at=timestamp(occurred_at),
@@ -109,7 +99,7 @@ def reservation_released(reservation: Reservation, occurred_at: datetime) -> Out
     message = events_pb2.ReservationReleased(
         reservation_id=reservation.reservation_id,
         sku=reservation.sku,
-        allocations=_allocations(reservation),
+        allocations=map_allocations(reservation),
         channel=reservation.channel,
         occurred_at=timestamp(occurred_at),
     )
@@ -120,7 +110,7 @@ def reservation_expired(reservation: Reservation, occurred_at: datetime) -> Outb
     message = events_pb2.ReservationExpired(
         reservation_id=reservation.reservation_id,
         sku=reservation.sku,
-        allocations=_allocations(reservation),
+        allocations=map_allocations(reservation),
         channel=reservation.channel,
         expires_at=timestamp(reservation.expires_at),
         occurred_at=timestamp(occurred_at),
@@ -135,27 +125,19 @@ def transfer_state_changed(transfer: Transfer, occurred_at: datetime) -> OutboxE
         sku=transfer.sku,
         from_location_id=transfer.from_location,
         to_location_id=transfer.to_location,
-        quantity=_decimal(transfer.quantity),
-        status=_TRANSFER_STATUSES[transfer.status],
+        quantity=map_decimal(transfer.quantity),
+        status=TRANSFER_STATUSES[transfer.status],
         occurred_at=timestamp(occurred_at),
     )
     if transfer.status is TransferStatus.RECEIVED:
-        message.received_quantity.CopyFrom(_decimal(transfer.received_quantity))
-        message.shrink_quantity.CopyFrom(_decimal(transfer.quantity - transfer.received_quantity))
+        message.received_quantity.CopyFrom(map_decimal(transfer.received_quantity))
+        message.shrink_quantity.CopyFrom(map_decimal(transfer.quantity - transfer.received_quantity))
     return OutboxEvent.of(
         f"{SUBJECT_PREFIX}.transfer_state_changed.{transfer.from_location}.{transfer.to_location}",
         message,
         aggregate_id=f"transfer:{transfer.transfer_id}",
         occurred_at=occurred_at,
     )
-
-
-DISCREPANCY_KINDS = {
-    DiscrepancyKind.NEGATIVE_STOCK: service_pb2.STOCK_DISCREPANCY_KIND_NEGATIVE_STOCK,
-    DiscrepancyKind.UNKNOWN_SKU: service_pb2.STOCK_DISCREPANCY_KIND_UNKNOWN_SKU,
-    DiscrepancyKind.UNKNOWN_LOCATION: service_pb2.STOCK_DISCREPANCY_KIND_UNKNOWN_LOCATION,
-    DiscrepancyKind.UNREADABLE_QUANTITY: service_pb2.STOCK_DISCREPANCY_KIND_UNREADABLE_QUANTITY,
-}
 
 
 def stock_discrepancy_recorded(
@@ -180,9 +162,9 @@ def stock_discrepancy_recorded(
         is_return=is_return,
     )
     if on_hand_after is not None:
-        message.on_hand_after.CopyFrom(_decimal(on_hand_after))
+        message.on_hand_after.CopyFrom(map_decimal(on_hand_after))
     if quantity is not None:
-        message.quantity.CopyFrom(_decimal(quantity))
+        message.quantity.CopyFrom(map_decimal(quantity))
     message.occurred_at.FromDatetime(sale_occurred_at)  # when the sale happened, as documented
     return OutboxEvent.of(
         f"{SUBJECT_PREFIX}.stock_discrepancy_recorded.{_subject_token(location_id)}",
@@ -208,14 +190,3 @@ def _reservation_event(
         aggregate_id=f"reservation:{reservation.reservation_id}",
         occurred_at=occurred_at,
     )
-
-
-def _allocations(reservation: Reservation) -> list[service_pb2.Allocation]:
-    return [
-        service_pb2.Allocation(location_id=allocation.location_id, quantity=_decimal(allocation.quantity))
-        for allocation in reservation.allocations
-    ]
-
-
-def _decimal(value: Decimal) -> money_pb2.Decimal:
-    return money_pb2.Decimal(value=format_quantity(value))

@@ -11,27 +11,21 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from retail.common.v1 import money_pb2
 from retail.inventory.v1 import events_pb2
 from retail.inventory.v1 import inventory_service_pb2 as pb
 
 from servicekit.outbox import OutboxEvent
-from services.inventory.domain.model import format_quantity
 from services.inventory.domain.replenishment import (
     AlertKind,
     ReplenishmentSuggestion,
     StockAlert,
     StockPosition,
 )
+from services.inventory.entrypoints.wire import map_decimal
 
 SUGGESTED_SUBJECT = "retail.inventory.v1.replenishment_suggested"
 ALERT_SUBJECT = "retail.inventory.v1.stock_alert_raised"
 ALERT_KINDS = {AlertKind.LOW_STOCK: pb.STOCK_ALERT_KIND_LOW_STOCK, AlertKind.OVERSTOCK: pb.STOCK_ALERT_KIND_OVERSTOCK}
-
-
-def map_decimal(value: Decimal | None) -> money_pb2.Decimal | None:
-    """A wire decimal; ``None`` stays unset."""
-    return money_pb2.Decimal(value=format_quantity(value)) if value is not None else None
 
 
 def map_suggestion(

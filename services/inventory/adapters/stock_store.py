@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.inventory.domain.locations import Location
 from services.inventory.domain.model import (
     ZERO,
     Allocation,
@@ -271,11 +272,12 @@ async def known_location(session: AsyncSession, location_id: str) -> bool:
     return bool(row.first())
 
 
-async def list_locations(session: AsyncSession) -> list[Any]:
+async def list_locations(session: AsyncSession) -> list[Location]:
+    """Every active location, by id."""
     rows = await session.execute(
         text("SELECT location_id, name, kind, city, channels FROM location WHERE active ORDER BY location_id")
     )
-    return list(rows)
+    return [Location(r.location_id, r.name, r.kind, r.city, tuple(r.channels)) for r in rows]
 
 
 async def ledger_sums(session: AsyncSession, sku: str, location_id: str) -> tuple[Decimal, Decimal, Decimal]:

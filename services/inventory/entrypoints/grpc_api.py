@@ -3,129 +3,39 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import Message
-from google.protobuf.timestamp_pb2 import Timestamp
-from retail.common.v1 import money_pb2, paging_pb2
+from retail.common.v1 import paging_pb2
 from retail.inventory.v1 import inventory_service_pb2 as pb
 from retail.inventory.v1 import inventory_service_pb2_grpc as pb_grpc
 
 from servicekit.db import UnitOfWork
 from servicekit.errors import FailedPrecondition, InvalidArgument
-from servicekit.idempotency import MAX_REQUEST_ID_LENGTH, run_request_once
+from servicekit.idempotency import run_request_once
 from services.inventory.adapters import stock_store
-from services.inventory.adapters.integration_events import DISCREPANCY_KINDS
-from services.inventory.domain.model import (
-    ZERO,
-    Allocation,
-    CountedLine,
-    PendingSaleLine,
-    Reservation,
-    ReservationStatus,
-    StockPosition,
-    Transfer,
-    TransferStatus,
-    format_quantity,
-    parse_quantity,
-    reservation_ttl,
-)
+from services.inventory.domain.model import ZERO, parse_quantity
 from services.inventory.entrypoints import planning_api
-from services.inventory.service_layer.handlers import (
-    CHINA_STANDARD_TIME,
-    InventoryService,
-    ReservationCodec,
-    ReserveStock,
+from services.inventory.entrypoints.wire import (
+    map_count_line,
+    map_decimal,
+    map_history_line,
+    map_level,
+    map_location,
+    map_pending_line,
+    map_reservation,
+    map_reserve,
+    map_transfer,
 )
+from services.inventory.service_layer.handlers import CHINA_STANDARD_TIME, InventoryService
 from services.inventory.service_layer.replenishment import ReplenishmentPlanner
 from services.inventory.service_layer.transfers import TransferSaga, import_sales_history, record_stock_count
 
 ResponseT = TypeVar("ResponseT", bound=Message)
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 100
-_KINDS = {"store": pb.LOCATION_KIND_STORE, "warehouse": pb.LOCATION_KIND_WAREHOUSE, "online": pb.LOCATION_KIND_ONLINE}
-_STATUSES = {
-    ReservationStatus.ACTIVE: pb.RESERVATION_STATUS_ACTIVE,
-    ReservationStatus.COMMITTED: pb.RESERVATION_STATUS_COMMITTED,
-    ReservationStatus.FULFILLED: pb.RESERVATION_STATUS_FULFILLED,
-    ReservationStatus.RELEASED: pb.RESERVATION_STATUS_RELEASED,
-    ReservationStatus.EXPIRED: pb.RESERVATION_STATUS_EXPIRED,
-}
-_STATUS_OF = {value: key for key, value in _STATUSES.items()}
-
-
-def map_decimal(value: Decimal) -> money_pb2.Decimal:
-    return money_pb2.Decimal(value=format_quantity(value))
-
-
-def map_level(position: StockPosition) -> pb.StockLevel:
-    return pb.StockLevel(
-        sku=position.sku,
-        location_id=position.location_id,
-        on_hand=map_decimal(position.on_hand),
-        reserved=map_decimal(position.reserved),
-        in_transit=map_decimal(position.in_transit),
-        safety_stock=map_decimal(position.safety_stock),
-        available_to_promise=map_decimal(position.available_to_promise),
-    )
-
-
-def map_reservation(reservation: Reservation) -> pb.Reservation:
-    expires_at = Timestamp()
-    expires_at.FromDatetime(reservation.expires_at)
-    return pb.Reservation(
-        reservation_id=reservation.reservation_id,
-        sku=reservation.sku,
-        allocations=[
-            pb.Allocation(location_id=a.location_id, quantity=map_decimal(a.quantity)) for a in reservation.allocations
-        ],
-        status=_STATUSES[reservation.status],
-        expires_at=expires_at,
-        channel=reservation.channel,
-        sale_id=reservation.sale_id,
-        owner=reservation.owner,
-    )
-
-
-def map_reservation_back(message: pb.Reservation) -> Reservation:
-    return Reservation(
-        reservation_id=message.reservation_id,
-        sku=message.sku,
-        channel=message.channel,
-        status=_STATUS_OF[message.status],
-        expires_at=message.expires_at.ToDatetime(tzinfo=UTC),
-        allocations=[Allocation(a.location_id, Decimal(a.quantity.value)) for a in message.allocations],
-        sale_id=message.sale_id,
-        owner=message.owner,
-    )
-
-
-RESERVATION_CODEC = ReservationCodec(
-    encode=map_reservation, decode=lambda data: map_reservation_back(pb.Reservation.FromString(data))
-)
-
-
-def map_reserve(request: pb.ReserveStockRequest) -> ReserveStock:
-    if not request.request_id or len(request.request_id) > MAX_REQUEST_ID_LENGTH:
-        raise InvalidArgument("request_id is required (at most 200 characters)", reason="request-id-missing")
-    if not request.sku:
-        raise InvalidArgument("sku is required", reason="sku-missing")
-    if not request.location_id and not request.channel:
-        raise InvalidArgument("either location_id or channel is required", reason="location-or-channel-missing")
-    return ReserveStock(
-        request_id=request.request_id,
-        sku=request.sku,
-        quantity=parse_quantity(request.quantity.value),
-        location_id=request.location_id,
-        channel=request.channel,
-        ttl=reservation_ttl(request.ttl_seconds),
-        allow_split=request.allow_split,
-        request=request,
-        owner=request.owner,
-    )
 
 
 class InventoryServicer(pb_grpc.InventoryServiceServicer):
@@ -219,14 +129,7 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         """Every active location with the channels it serves."""
         async with self._uow() as uow:
             rows = await stock_store.list_locations(uow.session)
-        return pb.ListLocationsResponse(
-            locations=[
-                pb.Location(
-                    location_id=r.location_id, name=r.name, kind=_KINDS[r.kind], city=r.city, channels=list(r.channels)
-                )
-                for r in rows
-            ]
-        )
+        return pb.ListLocationsResponse(locations=[map_location(location) for location in rows])
 
     async def GetSkuAvailability(
         self, request: pb.GetSkuAvailabilityRequest, context: Any
@@ -346,55 +249,6 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         if self._planner is None:
             raise FailedPrecondition("replenishment planning is not configured here", reason="planning-unavailable")
         return self._planner
-
-
-def map_pending_line(line: PendingSaleLine) -> pb.PendingSaleLine:
-    message = pb.PendingSaleLine(
-        discrepancy_id=line.discrepancy_id,
-        kind=DISCREPANCY_KINDS[line.kind],
-        sale_id=line.sale_id,
-        location_id=line.location_id,
-        sku=line.sku,
-        quantity=map_decimal(line.quantity),
-        is_return=line.is_return,
-    )
-    if line.occurred_at is not None:
-        message.occurred_at.FromDatetime(line.occurred_at)
-    return message
-
-
-def map_history_line(line: pb.SalesHistoryLine) -> tuple[str, date, Decimal]:
-    try:
-        day = date.fromisoformat(line.date)
-    except ValueError:
-        raise InvalidArgument(f"date {line.date!r} of {line.sku} is not YYYY-MM-DD", reason="invalid-date") from None
-    quantity = parse_quantity(line.quantity.value, field_name=f"quantity of {line.sku} on {line.date}", allow_zero=True)
-    return line.sku, day, quantity
-
-
-def map_count_line(line: pb.CountLine) -> CountedLine:
-    counted = parse_quantity(line.counted_quantity.value, field_name=f"counted_quantity of {line.sku}", allow_zero=True)
-    return CountedLine(line.sku, counted, line.reason[:200])
-
-
-def map_transfer(transfer: Transfer) -> pb.Transfer:
-    return pb.Transfer(
-        transfer_id=transfer.transfer_id,
-        sku=transfer.sku,
-        from_location_id=transfer.from_location,
-        to_location_id=transfer.to_location,
-        quantity=map_decimal(transfer.quantity),
-        status=_TRANSFER_STATUSES[transfer.status],
-        received_quantity=map_decimal(transfer.received_quantity),
-    )
-
-
-_TRANSFER_STATUSES = {
-    TransferStatus.REQUESTED: pb.TRANSFER_STATUS_REQUESTED,
-    TransferStatus.DISPATCHED: pb.TRANSFER_STATUS_DISPATCHED,
-    TransferStatus.RECEIVED: pb.TRANSFER_STATUS_RECEIVED,
-    TransferStatus.CANCELLED: pb.TRANSFER_STATUS_CANCELLED,
-}
 
 
 def register(servicer: InventoryServicer) -> Any:

@@ -11,10 +11,10 @@ from retail.common.v1 import paging_pb2
 from retail.inventory.v1 import inventory_service_pb2 as pb
 
 from servicekit.errors import InvalidArgument
-from services.inventory.adapters.integration_events import DISCREPANCY_KINDS
-from services.inventory.adapters.replenishment_messages import map_alert, map_decimal, map_suggestion
+from services.inventory.adapters.replenishment_messages import map_alert, map_suggestion
 from services.inventory.domain.forecasting import DemandInterval, LocationBacktest, MethodError, SeriesBacktest
 from services.inventory.domain.kpis import DiscrepancyTally, LocationKpis, SkuKpis
+from services.inventory.entrypoints.wire import DISCREPANCY_KINDS, map_decimal
 from services.inventory.service_layer.replenishment import ForecastAnswer, ReplenishmentPage
 
 ERROR_PLACES = Decimal("0.0001")

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
-from google.protobuf.message import Message
-
 from servicekit.db import UnitOfWork
 from servicekit.errors import FailedPrecondition
 from servicekit.idempotency import (
@@ -60,6 +58,7 @@ from services.inventory.domain.model import (
     split_allocation,
 )
 from services.inventory.service_layer.coalescing import Coalescer
+from services.inventory.service_layer.commands import ReservationCodec, ReserveStock
 
 RESERVE_METHOD = "retail.inventory.v1.InventoryService/ReserveStock"
 # The chain trades in China: a sale belongs to the local calendar day it happened on.
@@ -68,29 +67,6 @@ CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 ALLOCATION_ATTEMPTS = 3
 # How many of the sale lines still waiting a reconciliation reports by name.
 PENDING_LINES_REPORTED = 100
-
-
-@dataclass(frozen=True)
-class ReserveStock:
-    """Hold ``quantity`` of ``sku``; ``request`` is the wire message, for the request-id store."""
-
-    request_id: str
-    sku: str
-    quantity: Decimal
-    location_id: str
-    channel: str
-    ttl: timedelta
-    allow_split: bool
-    request: Message
-    owner: str = ""
-
-
-@dataclass(frozen=True)
-class ReservationCodec:
-    """How a reservation is stored as the response of a request id (the wire format)."""
-
-    encode: Callable[[Reservation], Message]
-    decode: Callable[[bytes], Reservation]
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from servicekit.db import UnitOfWork, create_engine, units_of_work
 from servicekit.messaging import StreamSpec, ensure_stream
 from servicekit.settings import to_plain_url
 from services.inventory.bootstrap import InventoryApp, build
-from services.inventory.entrypoints.grpc_api import RESERVATION_CODEC
+from services.inventory.entrypoints.wire import RESERVATION_CODEC
 from services.inventory.migrate import VERSIONS
 from services.inventory.service_layer.handlers import InventoryService
 from services.inventory.settings import InventorySettings

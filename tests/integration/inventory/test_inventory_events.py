@@ -17,7 +17,7 @@ from retail.inventory.v1 import inventory_service_pb2_grpc as pb_grpc
 from servicekit.outbox import EVENT_TYPE_HEADER, MSG_ID_HEADER
 from services.inventory.bootstrap import InventoryApp
 from services.inventory.domain.model import CountedLine, OutOfStock, Reservation, UnknownSku
-from services.inventory.entrypoints.grpc_api import map_reserve
+from services.inventory.entrypoints.wire import map_reserve
 from services.inventory.service_layer.handlers import InventoryService
 from services.inventory.service_layer.transfers import TransferSaga, record_stock_count
 from tests.integration.inventory.conftest import Clock, outbox_events, stock

@@ -28,7 +28,7 @@ from services.inventory.domain.model import (
     UnknownSku,
     format_quantity,
 )
-from services.inventory.entrypoints.grpc_api import map_reserve
+from services.inventory.entrypoints.wire import map_reserve
 from services.inventory.service_layer.handlers import InventoryService
 from tests.integration.inventory.conftest import Clock, level, outbox_events, stock
 

@@ -1,0 +1,191 @@
+"""The inventory service's one protobuf mapping: domain values ↔ contract messages.
+
+Every ``map_*`` function turns one domain value into its message or one request message
+into a command; the servicer, the integration events and the planning answers all map
+through here, so a quantity or a status has one wire form.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date
+from decimal import Decimal
+from typing import overload
+
+from retail.common.v1 import money_pb2
+from retail.inventory.v1 import inventory_service_pb2 as pb
+
+from servicekit.errors import InvalidArgument
+from servicekit.idempotency import MAX_REQUEST_ID_LENGTH
+from servicekit.protowire import timestamp
+from services.inventory.domain.locations import Location
+from services.inventory.domain.model import (
+    Allocation,
+    CountedLine,
+    DiscrepancyKind,
+    PendingSaleLine,
+    Reservation,
+    ReservationStatus,
+    StockPosition,
+    Transfer,
+    TransferStatus,
+    format_quantity,
+    parse_quantity,
+    reservation_ttl,
+)
+from services.inventory.service_layer.commands import ReservationCodec, ReserveStock
+
+LOCATION_KINDS = {
+    "store": pb.LOCATION_KIND_STORE,
+    "warehouse": pb.LOCATION_KIND_WAREHOUSE,
+    "online": pb.LOCATION_KIND_ONLINE,
+}
+RESERVATION_STATUSES = {
+    ReservationStatus.ACTIVE: pb.RESERVATION_STATUS_ACTIVE,
+    ReservationStatus.COMMITTED: pb.RESERVATION_STATUS_COMMITTED,
+    ReservationStatus.FULFILLED: pb.RESERVATION_STATUS_FULFILLED,
+    ReservationStatus.RELEASED: pb.RESERVATION_STATUS_RELEASED,
+    ReservationStatus.EXPIRED: pb.RESERVATION_STATUS_EXPIRED,
+}
+_RESERVATION_STATUS_OF = {value: key for key, value in RESERVATION_STATUSES.items()}
+TRANSFER_STATUSES = {
+    TransferStatus.REQUESTED: pb.TRANSFER_STATUS_REQUESTED,
+    TransferStatus.DISPATCHED: pb.TRANSFER_STATUS_DISPATCHED,
+    TransferStatus.RECEIVED: pb.TRANSFER_STATUS_RECEIVED,
+    TransferStatus.CANCELLED: pb.TRANSFER_STATUS_CANCELLED,
+}
+DISCREPANCY_KINDS = {
+    DiscrepancyKind.NEGATIVE_STOCK: pb.STOCK_DISCREPANCY_KIND_NEGATIVE_STOCK,
+    DiscrepancyKind.UNKNOWN_SKU: pb.STOCK_DISCREPANCY_KIND_UNKNOWN_SKU,
+    DiscrepancyKind.UNKNOWN_LOCATION: pb.STOCK_DISCREPANCY_KIND_UNKNOWN_LOCATION,
+    DiscrepancyKind.UNREADABLE_QUANTITY: pb.STOCK_DISCREPANCY_KIND_UNREADABLE_QUANTITY,
+}
+
+
+@overload
+def map_decimal(value: Decimal) -> money_pb2.Decimal: ...
+@overload
+def map_decimal(value: Decimal | None) -> money_pb2.Decimal | None: ...
+def map_decimal(value: Decimal | None) -> money_pb2.Decimal | None:
+    """A quantity (or rate) as a wire decimal in its canonical text; ``None`` stays unset."""
+    return money_pb2.Decimal(value=format_quantity(value)) if value is not None else None
+
+
+def map_level(position: StockPosition) -> pb.StockLevel:
+    return pb.StockLevel(
+        sku=position.sku,
+        location_id=position.location_id,
+        on_hand=map_decimal(position.on_hand),
+        reserved=map_decimal(position.reserved),
+        in_transit=map_decimal(position.in_transit),
+        safety_stock=map_decimal(position.safety_stock),
+        available_to_promise=map_decimal(position.available_to_promise),
+    )
+
+
+def map_location(location: Location) -> pb.Location:
+    return pb.Location(
+        location_id=location.location_id,
+        name=location.name,
+        kind=LOCATION_KINDS[location.kind],
+        city=location.city,
+        channels=list(location.channels),
+    )
+
+
+def map_allocations(reservation: Reservation) -> list[pb.Allocation]:
+    return [
+        pb.Allocation(location_id=allocation.location_id, quantity=map_decimal(allocation.quantity))
+        for allocation in reservation.allocations
+    ]
+
+
+def map_reservation(reservation: Reservation) -> pb.Reservation:
+    return pb.Reservation(
+        reservation_id=reservation.reservation_id,
+        sku=reservation.sku,
+        allocations=map_allocations(reservation),
+        status=RESERVATION_STATUSES[reservation.status],
+        expires_at=timestamp(reservation.expires_at),
+        channel=reservation.channel,
+        sale_id=reservation.sale_id,
+        owner=reservation.owner,
+    )
+
+
+def map_reservation_back(message: pb.Reservation) -> Reservation:
+    return Reservation(
+        reservation_id=message.reservation_id,
+        sku=message.sku,
+        channel=message.channel,
+        status=_RESERVATION_STATUS_OF[message.status],
+        expires_at=message.expires_at.ToDatetime(tzinfo=UTC),
+        allocations=[Allocation(a.location_id, Decimal(a.quantity.value)) for a in message.allocations],
+        sale_id=message.sale_id,
+        owner=message.owner,
+    )
+
+
+RESERVATION_CODEC = ReservationCodec(
+    encode=map_reservation, decode=lambda data: map_reservation_back(pb.Reservation.FromString(data))
+)
+
+
+def map_reserve(request: pb.ReserveStockRequest) -> ReserveStock:
+    if not request.request_id or len(request.request_id) > MAX_REQUEST_ID_LENGTH:
+        raise InvalidArgument("request_id is required (at most 200 characters)", reason="request-id-missing")
+    if not request.sku:
+        raise InvalidArgument("sku is required", reason="sku-missing")
+    if not request.location_id and not request.channel:
+        raise InvalidArgument("either location_id or channel is required", reason="location-or-channel-missing")
+    return ReserveStock(
+        request_id=request.request_id,
+        sku=request.sku,
+        quantity=parse_quantity(request.quantity.value),
+        location_id=request.location_id,
+        channel=request.channel,
+        ttl=reservation_ttl(request.ttl_seconds),
+        allow_split=request.allow_split,
+        request=request,
+        owner=request.owner,
+    )
+
+
+def map_pending_line(line: PendingSaleLine) -> pb.PendingSaleLine:
+    message = pb.PendingSaleLine(
+        discrepancy_id=line.discrepancy_id,
+        kind=DISCREPANCY_KINDS[line.kind],
+        sale_id=line.sale_id,
+        location_id=line.location_id,
+        sku=line.sku,
+        quantity=map_decimal(line.quantity),
+        is_return=line.is_return,
+    )
+    if line.occurred_at is not None:
+        message.occurred_at.FromDatetime(line.occurred_at)
+    return message
+
+
+def map_history_line(line: pb.SalesHistoryLine) -> tuple[str, date, Decimal]:
+    try:
+        day = date.fromisoformat(line.date)
+    except ValueError:
+        raise InvalidArgument(f"date {line.date!r} of {line.sku} is not YYYY-MM-DD", reason="invalid-date") from None
+    quantity = parse_quantity(line.quantity.value, field_name=f"quantity of {line.sku} on {line.date}", allow_zero=True)
+    return line.sku, day, quantity
+
+
+def map_count_line(line: pb.CountLine) -> CountedLine:
+    counted = parse_quantity(line.counted_quantity.value, field_name=f"counted_quantity of {line.sku}", allow_zero=True)
+    return CountedLine(line.sku, counted, line.reason[:200])
+
+
+def map_transfer(transfer: Transfer) -> pb.Transfer:
+    return pb.Transfer(
+        transfer_id=transfer.transfer_id,
+        sku=transfer.sku,
+        from_location_id=transfer.from_location,
+        to_location_id=transfer.to_location,
+        quantity=map_decimal(transfer.quantity),
+        status=TRANSFER_STATUSES[transfer.status],
+        received_quantity=map_decimal(transfer.received_quantity),
+    )

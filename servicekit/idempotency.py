@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
 from sqlalchemy import text
@@ -22,8 +23,28 @@ from servicekit.errors import AlreadyExists, InvalidArgument
 
 ResponseT = TypeVar("ResponseT", bound=Message)
 UowT = TypeVar("UowT", bound=UnitOfWork)
+ReplyT = TypeVar("ReplyT")
 
 MAX_REQUEST_ID_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class RequestFingerprint:
+    """A mutating request as the request-id store knows it, without its wire type: a command carries
+    this, so the service layer claims the id and compares the request without seeing protobuf."""
+
+    request_id: str
+    method: str
+    digest: bytes
+
+
+@dataclass(frozen=True)
+class ReplyCodec(Generic[ReplyT]):
+    """How a command's answer is kept under its request id: the wire encoding, supplied by the
+    service's entrypoints, so a replay answers with the very bytes of the first call."""
+
+    encode: Callable[[ReplyT], bytes]
+    decode: Callable[[bytes], ReplyT]
 
 
 class RequestIdReused(AlreadyExists):
@@ -37,17 +58,29 @@ def request_digest(method: str, request: Message) -> bytes:
     return hashlib.sha256(method.encode() + b"\x00" + request.SerializeToString(deterministic=True)).digest()
 
 
+def fingerprint(request: Any, method: str = "") -> RequestFingerprint:
+    """The fingerprint of a request message carrying its own ``request_id``; ``method`` defaults to the
+    message type, the name :func:`run_request_once` stores it under."""
+    name = method or type(request).DESCRIPTOR.full_name
+    return RequestFingerprint(request.request_id, name, request_digest(name, request))
+
+
 async def claim_request(session: AsyncSession, request_id: str, method: str, request: Message) -> bytes | None:
     """Claim ``request_id`` in the session's transaction.
 
     Returns None when the claim is ours (go ahead), or the stored response of the first
     call with this id. Raises when the id is missing, too long or was used for another request.
     """
+    return await claim_fingerprint(session, RequestFingerprint(request_id, method, request_digest(method, request)))
+
+
+async def claim_fingerprint(session: AsyncSession, request: RequestFingerprint) -> bytes | None:
+    """:func:`claim_request` for a request already reduced to its fingerprint (a command's)."""
+    request_id, method, digest = request.request_id, request.method, request.digest
     if not request_id:
         raise InvalidArgument("request_id is required for this call", reason="request-id-missing")
     if len(request_id) > MAX_REQUEST_ID_LENGTH:
         raise InvalidArgument(f"request_id is longer than {MAX_REQUEST_ID_LENGTH} characters")
-    digest = request_digest(method, request)
     claimed = await session.execute(
         text(
             "INSERT INTO request_log (request_id, method, request_digest) VALUES (:id, :method, :digest) "
@@ -76,13 +109,27 @@ async def claim_requests(
     Per request, in order: None (ours, go ahead), the stored first response, or the
     error to answer with when the id was used for a different request. Ids must be distinct.
     """
+    return await claim_fingerprints(
+        session,
+        [RequestFingerprint(request_id, method, request_digest(method, request)) for request_id, request in requests],
+    )
+
+
+async def claim_fingerprints(
+    session: AsyncSession, requests: Sequence[RequestFingerprint]
+) -> list[bytes | AlreadyExists | None]:
+    """:func:`claim_requests` for requests already reduced to their fingerprints, all of one method."""
     if not requests:
         return []
-    for request_id, _ in requests:
-        if not request_id or len(request_id) > MAX_REQUEST_ID_LENGTH:
+    methods = {request.method for request in requests}
+    if len(methods) != 1:
+        raise ValueError(f"one batch claims requests of one method, not {sorted(methods)}")
+    (method,) = methods
+    for request in requests:
+        if not request.request_id or len(request.request_id) > MAX_REQUEST_ID_LENGTH:
             raise InvalidArgument("every request needs a request_id of at most 200 characters")
-    ids = [request_id for request_id, _ in requests]
-    digests = [request_digest(method, request) for _, request in requests]
+    ids = [request.request_id for request in requests]
+    digests = [request.digest for request in requests]
     claimed = {
         row.request_id
         for row in await session.execute(
@@ -121,17 +168,21 @@ async def claim_requests(
 
 async def store_responses(session: AsyncSession, responses: Sequence[tuple[str, Message]]) -> None:
     """Record the answers of many claimed requests in one statement."""
-    if not responses:
+    await store_replies(
+        session, [(request_id, response.SerializeToString(deterministic=True)) for request_id, response in responses]
+    )
+
+
+async def store_replies(session: AsyncSession, replies: Sequence[tuple[str, bytes]]) -> None:
+    """:func:`store_responses` for answers already encoded (by a :class:`ReplyCodec`)."""
+    if not replies:
         return
     await session.execute(
         text(
             "UPDATE request_log l SET response = v.response FROM unnest(CAST(:ids AS text[]), "
             "CAST(:responses AS bytea[])) AS v(id, response) WHERE l.request_id = v.id"
         ),
-        {
-            "ids": [request_id for request_id, _ in responses],
-            "responses": [response.SerializeToString(deterministic=True) for _, response in responses],
-        },
+        {"ids": [request_id for request_id, _ in replies], "responses": [reply for _, reply in replies]},
     )
 
 
@@ -145,10 +196,29 @@ async def release_claims(session: AsyncSession, request_ids: Sequence[str]) -> N
 
 async def store_response(session: AsyncSession, request_id: str, response: Message) -> None:
     """Record the answer to a claimed request, in the same transaction as its effect."""
+    await store_reply(session, request_id, response.SerializeToString(deterministic=True))
+
+
+async def store_reply(session: AsyncSession, request_id: str, reply: bytes) -> None:
+    """:func:`store_response` for an answer already encoded (by a :class:`ReplyCodec`)."""
     await session.execute(
         text("UPDATE request_log SET response = :response WHERE request_id = :id"),
-        {"id": request_id, "response": response.SerializeToString(deterministic=True)},
+        {"id": request_id, "response": reply},
     )
+
+
+async def replay(session: AsyncSession, request: RequestFingerprint, codec: ReplyCodec[ReplyT]) -> ReplyT | None:
+    """Claim a command's request id: None when the claim is ours (go ahead and store the answer with
+    :func:`keep_reply`), else the first call's answer, decoded. Raises as :func:`claim_request` does."""
+    stored = await claim_fingerprint(session, request)
+    return None if stored is None else codec.decode(stored)
+
+
+async def keep_reply(
+    session: AsyncSession, request: RequestFingerprint, codec: ReplyCodec[ReplyT], reply: ReplyT
+) -> None:
+    """Store a command's answer under its claimed request id, in the transaction of its effect."""
+    await store_reply(session, request.request_id, codec.encode(reply))
 
 
 async def run_once(

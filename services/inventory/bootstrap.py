@@ -19,9 +19,11 @@ from servicekit.nats_connection import NatsConnection
 from services.inventory.entrypoints.catalogue_consumer import catalogue_consumer, catalogue_handlers
 from services.inventory.entrypoints.grpc_api import InventoryServicer, register
 from services.inventory.entrypoints.sales_consumer import INVENTORY_STREAM, SALES_CONSUMER, sales_handlers
-from services.inventory.entrypoints.wire import RESERVATION_CODEC
+from services.inventory.entrypoints.wire import STORED_REPLIES
+from services.inventory.service_layer.command_handlers import InventoryCommands
 from services.inventory.service_layer.handlers import InventoryService
 from services.inventory.service_layer.replenishment import DemandFits, PlanningPolicy, ReplenishmentPlanner
+from services.inventory.service_layer.transfers import TransferSaga
 from services.inventory.settings import InventorySettings
 
 log = logging.getLogger("inventory")
@@ -53,7 +55,8 @@ def build(settings: InventorySettings) -> InventoryApp:
     )
     unit_of_work = units_of_work(engine)
 
-    service = InventoryService(unit_of_work, RESERVATION_CODEC, max_batch=settings.reservation_batch_max)
+    service = InventoryService(unit_of_work, STORED_REPLIES.reservation, max_batch=settings.reservation_batch_max)
+    commands = InventoryCommands(unit_of_work, service, TransferSaga(), STORED_REPLIES)
     nats = NatsConnection(settings.nats_url, name=SERVICE_NAME)
     # Demand fits take seconds of CPU: on threads of their own, never on the event loop.
     fit_executor = ThreadPoolExecutor(max_workers=settings.forecast_workers, thread_name_prefix="demand-fit")
@@ -72,7 +75,7 @@ def build(settings: InventorySettings) -> InventoryApp:
         name=SERVICE_NAME,
         port=settings.grpc_port,
         host=settings.grpc_host,
-        registrations=[register(InventoryServicer(service, unit_of_work, planner=planner))],
+        registrations=[register(InventoryServicer(commands, service, planner=planner))],
         service_names=[GRPC_SERVICE],
         readiness_checks=database_and_broker_checks(engine, nats),
         background=[

@@ -2,134 +2,92 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
-from google.protobuf.message import Message
 from retail.common.v1 import paging_pb2
 from retail.inventory.v1 import inventory_service_pb2 as pb
 from retail.inventory.v1 import inventory_service_pb2_grpc as pb_grpc
 
-from servicekit.db import UnitOfWork
 from servicekit.errors import FailedPrecondition, InvalidArgument
-from servicekit.idempotency import run_request_once
-from services.inventory.adapters import stock_store
-from services.inventory.domain.model import ZERO, parse_quantity
+from services.inventory.domain.model import ZERO
 from services.inventory.entrypoints import planning_api
 from services.inventory.entrypoints.wire import (
-    map_count_line,
+    map_apply_pending_sale_lines,
+    map_cancel_transfer,
+    map_commit,
     map_decimal,
-    map_history_line,
+    map_dispatch_transfer,
+    map_import_sales_history,
     map_level,
     map_location,
-    map_pending_line,
+    map_pending_report,
+    map_receive_transfer,
+    map_record_stock_count,
+    map_release,
+    map_request_transfer,
     map_reservation,
     map_reserve,
     map_transfer,
 )
-from services.inventory.service_layer.handlers import CHINA_STANDARD_TIME, InventoryService
+from services.inventory.service_layer.command_handlers import InventoryCommands
+from services.inventory.service_layer.handlers import InventoryService
 from services.inventory.service_layer.replenishment import ReplenishmentPlanner
-from services.inventory.service_layer.transfers import TransferSaga, import_sales_history, record_stock_count
 
-ResponseT = TypeVar("ResponseT", bound=Message)
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 100
 
 
 class InventoryServicer(pb_grpc.InventoryServiceServicer):
-    """gRPC face of the inventory service."""
+    """gRPC face of the inventory service: each RPC maps its request to a command or a question,
+    calls the one handler that answers it, and maps the answer back."""
 
     def __init__(
         self,
+        commands: InventoryCommands,
         service: InventoryService,
-        unit_of_work: Any,
-        saga: TransferSaga | None = None,
         planner: ReplenishmentPlanner | None = None,
     ) -> None:
+        self._commands = commands
         self._service = service
-        self._uow = unit_of_work
-        self._saga = saga or TransferSaga()
         self._planner = planner
-
-    async def _once(
-        self, request: Any, response_type: type[ResponseT], effect: Callable[[UnitOfWork], Awaitable[ResponseT]]
-    ) -> ResponseT:
-        return await run_request_once(self._uow(), request, response_type, effect)
 
     async def RequestTransfer(self, request: pb.RequestTransferRequest, context: Any) -> pb.RequestTransferResponse:
         """Start a transfer: the source holds the units."""
-        quantity = parse_quantity(request.quantity.value)
-
-        async def effect(uow: UnitOfWork) -> pb.RequestTransferResponse:
-            transfer = await self._saga.request(
-                uow,
-                sku=request.sku,
-                quantity=quantity,
-                from_location=request.from_location_id,
-                to_location=request.to_location_id,
-            )
-            return pb.RequestTransferResponse(transfer=map_transfer(transfer))
-
-        return await self._once(request, pb.RequestTransferResponse, effect)
+        transfer = await self._commands.request_transfer(map_request_transfer(request))
+        return pb.RequestTransferResponse(transfer=map_transfer(transfer))
 
     async def DispatchTransfer(self, request: pb.DispatchTransferRequest, context: Any) -> pb.DispatchTransferResponse:
         """The units left the source and are in transit to the destination."""
-
-        async def effect(uow: UnitOfWork) -> pb.DispatchTransferResponse:
-            return pb.DispatchTransferResponse(
-                transfer=map_transfer(await self._saga.dispatch(uow, request.transfer_id))
-            )
-
-        return await self._once(request, pb.DispatchTransferResponse, effect)
+        transfer = await self._commands.dispatch_transfer(map_dispatch_transfer(request))
+        return pb.DispatchTransferResponse(transfer=map_transfer(transfer))
 
     async def ReceiveTransfer(self, request: pb.ReceiveTransferRequest, context: Any) -> pb.ReceiveTransferResponse:
         """Book what arrived; the shortfall is recorded as shrink."""
-        received = parse_quantity(request.received_quantity.value, field_name="received_quantity", allow_zero=True)
-
-        async def effect(uow: UnitOfWork) -> pb.ReceiveTransferResponse:
-            transfer = await self._saga.receive(uow, request.transfer_id, received)
-            return pb.ReceiveTransferResponse(transfer=map_transfer(transfer))
-
-        return await self._once(request, pb.ReceiveTransferResponse, effect)
+        transfer = await self._commands.receive_transfer(map_receive_transfer(request))
+        return pb.ReceiveTransferResponse(transfer=map_transfer(transfer))
 
     async def CancelTransfer(self, request: pb.CancelTransferRequest, context: Any) -> pb.CancelTransferResponse:
         """Call a transfer off before dispatch."""
-
-        async def effect(uow: UnitOfWork) -> pb.CancelTransferResponse:
-            return pb.CancelTransferResponse(transfer=map_transfer(await self._saga.cancel(uow, request.transfer_id)))
-
-        return await self._once(request, pb.CancelTransferResponse, effect)
+        transfer = await self._commands.cancel_transfer(map_cancel_transfer(request))
+        return pb.CancelTransferResponse(transfer=map_transfer(transfer))
 
     async def ImportSalesHistory(
         self, request: pb.ImportSalesHistoryRequest, context: Any
     ) -> pb.ImportSalesHistoryResponse:
         """Backfill daily sold quantities (an upsert; re-importing changes nothing; stock untouched)."""
-        rows = [map_history_line(line) for line in request.lines]
-        today = datetime.now(CHINA_STANDARD_TIME).date()
-
-        async def effect(uow: UnitOfWork) -> pb.ImportSalesHistoryResponse:
-            imported = await import_sales_history(uow, request.location_id, rows, today)
-            return pb.ImportSalesHistoryResponse(imported_lines=imported)
-
-        return await self._once(request, pb.ImportSalesHistoryResponse, effect)
+        imported = await self._commands.import_sales_history(map_import_sales_history(request))
+        return pb.ImportSalesHistoryResponse(imported_lines=imported)
 
     async def RecordStockCount(self, request: pb.RecordStockCountRequest, context: Any) -> pb.RecordStockCountResponse:
         """Counted quantities become adjustment movements, for the whole count or not at all."""
-        lines = [map_count_line(line) for line in request.lines]
-
-        async def effect(uow: UnitOfWork) -> pb.RecordStockCountResponse:
-            adjusted = await record_stock_count(uow, request.location_id, lines)
-            return pb.RecordStockCountResponse(adjusted_levels=adjusted)
-
-        return await self._once(request, pb.RecordStockCountResponse, effect)
+        adjusted = await self._commands.record_stock_count(map_record_stock_count(request))
+        return pb.RecordStockCountResponse(adjusted_levels=adjusted)
 
     async def ListLocations(self, request: pb.ListLocationsRequest, context: Any) -> pb.ListLocationsResponse:
         """Every active location with the channels it serves."""
-        async with self._uow() as uow:
-            rows = await stock_store.list_locations(uow.session)
-        return pb.ListLocationsResponse(locations=[map_location(location) for location in rows])
+        locations = await self._service.locations()
+        return pb.ListLocationsResponse(locations=[map_location(location) for location in locations])
 
     async def GetSkuAvailability(
         self, request: pb.GetSkuAvailabilityRequest, context: Any
@@ -160,30 +118,22 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
 
     async def ReserveStock(self, request: pb.ReserveStockRequest, context: Any) -> pb.ReserveStockResponse:
         """Hold units for an online order (coalesced per hot SKU and location)."""
-        reservation = await self._service.reserve(map_reserve(request))
+        reservation = await self._commands.reserve_stock(map_reserve(request))
         return pb.ReserveStockResponse(reservation=map_reservation(reservation))
 
     async def CommitReservation(
         self, request: pb.CommitReservationRequest, context: Any
     ) -> pb.CommitReservationResponse:
         """Mark a reservation as paid; the journaled sale then sells the units."""
-
-        async def effect(uow: UnitOfWork) -> pb.CommitReservationResponse:
-            reservation = await self._service.commit(uow, request.reservation_id, request.owner)
-            return pb.CommitReservationResponse(reservation=map_reservation(reservation))
-
-        return await self._once(request, pb.CommitReservationResponse, effect)
+        reservation = await self._commands.commit_reservation(map_commit(request))
+        return pb.CommitReservationResponse(reservation=map_reservation(reservation))
 
     async def ReleaseReservation(
         self, request: pb.ReleaseReservationRequest, context: Any
     ) -> pb.ReleaseReservationResponse:
         """Give a reservation's units back to available-to-promise."""
-
-        async def effect(uow: UnitOfWork) -> pb.ReleaseReservationResponse:
-            reservation = await self._service.release(uow, request.reservation_id, request.owner)
-            return pb.ReleaseReservationResponse(reservation=map_reservation(reservation))
-
-        return await self._once(request, pb.ReleaseReservationResponse, effect)
+        reservation = await self._commands.release_reservation(map_release(request))
+        return pb.ReleaseReservationResponse(reservation=map_reservation(reservation))
 
     async def GetReservation(self, request: pb.GetReservationRequest, context: Any) -> pb.GetReservationResponse:
         """A reservation and where its units are held."""
@@ -234,16 +184,7 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         self, request: pb.ApplyPendingSaleLinesRequest, context: Any
     ) -> pb.ApplyPendingSaleLinesResponse:
         """Apply, once each, the waiting sale lines whose SKU and location now exist; report the rest."""
-
-        async def effect(uow: UnitOfWork) -> pb.ApplyPendingSaleLinesResponse:
-            report = await self._service.apply_pending_sale_lines(uow, request.location_id)
-            return pb.ApplyPendingSaleLinesResponse(
-                applied_lines=report.applied,
-                pending_total=report.still_waiting,
-                pending_lines=[map_pending_line(line) for line in report.oldest_waiting],
-            )
-
-        return await self._once(request, pb.ApplyPendingSaleLinesResponse, effect)
+        return map_pending_report(await self._commands.apply_pending_sale_lines(map_apply_pending_sale_lines(request)))
 
     def _planning(self) -> ReplenishmentPlanner:
         if self._planner is None:

@@ -7,15 +7,17 @@ through here, so a quantity or a status has one wire form.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date
 from decimal import Decimal
-from typing import overload
+from typing import TypeVar, overload
 
+from google.protobuf.message import Message
 from retail.common.v1 import money_pb2
 from retail.inventory.v1 import inventory_service_pb2 as pb
 
 from servicekit.errors import InvalidArgument
-from servicekit.idempotency import MAX_REQUEST_ID_LENGTH
+from servicekit.idempotency import MAX_REQUEST_ID_LENGTH, ReplyCodec, fingerprint
 from servicekit.protowire import timestamp
 from services.inventory.domain.locations import Location
 from services.inventory.domain.model import (
@@ -32,8 +34,26 @@ from services.inventory.domain.model import (
     parse_quantity,
     reservation_ttl,
 )
-from services.inventory.service_layer.commands import ReservationCodec, ReserveStock
+from services.inventory.service_layer.commands import (
+    ApplyPendingSaleLines,
+    CancelTransfer,
+    CommitReservation,
+    DispatchTransfer,
+    ImportSalesHistory,
+    PendingLinesReport,
+    ReceiveTransfer,
+    RecordStockCount,
+    ReleaseReservation,
+    RequestTransfer,
+    ReserveStock,
+    StoredReplies,
+)
 
+ReplyT = TypeVar("ReplyT")
+MessageT = TypeVar("MessageT", bound=Message)
+
+# Reservations are kept under this name in the request-id store (not the message type, as elsewhere).
+RESERVE_METHOD = "retail.inventory.v1.InventoryService/ReserveStock"
 LOCATION_KINDS = {
     "store": pb.LOCATION_KIND_STORE,
     "warehouse": pb.LOCATION_KIND_WAREHOUSE,
@@ -53,12 +73,14 @@ TRANSFER_STATUSES = {
     TransferStatus.RECEIVED: pb.TRANSFER_STATUS_RECEIVED,
     TransferStatus.CANCELLED: pb.TRANSFER_STATUS_CANCELLED,
 }
+_TRANSFER_STATUS_OF = {value: key for key, value in TRANSFER_STATUSES.items()}
 DISCREPANCY_KINDS = {
     DiscrepancyKind.NEGATIVE_STOCK: pb.STOCK_DISCREPANCY_KIND_NEGATIVE_STOCK,
     DiscrepancyKind.UNKNOWN_SKU: pb.STOCK_DISCREPANCY_KIND_UNKNOWN_SKU,
     DiscrepancyKind.UNKNOWN_LOCATION: pb.STOCK_DISCREPANCY_KIND_UNKNOWN_LOCATION,
     DiscrepancyKind.UNREADABLE_QUANTITY: pb.STOCK_DISCREPANCY_KIND_UNREADABLE_QUANTITY,
 }
+_DISCREPANCY_KIND_OF = {value: key for key, value in DISCREPANCY_KINDS.items()}
 
 
 @overload
@@ -125,8 +147,9 @@ def map_reservation_back(message: pb.Reservation) -> Reservation:
     )
 
 
-RESERVATION_CODEC = ReservationCodec(
-    encode=map_reservation, decode=lambda data: map_reservation_back(pb.Reservation.FromString(data))
+RESERVATION_CODEC: ReplyCodec[Reservation] = ReplyCodec(
+    encode=lambda reservation: map_reservation(reservation).SerializeToString(deterministic=True),
+    decode=lambda data: map_reservation_back(pb.Reservation.FromString(data)),
 )
 
 
@@ -138,16 +161,60 @@ def map_reserve(request: pb.ReserveStockRequest) -> ReserveStock:
     if not request.location_id and not request.channel:
         raise InvalidArgument("either location_id or channel is required", reason="location-or-channel-missing")
     return ReserveStock(
-        request_id=request.request_id,
+        request=fingerprint(request, RESERVE_METHOD),
         sku=request.sku,
         quantity=parse_quantity(request.quantity.value),
         location_id=request.location_id,
         channel=request.channel,
         ttl=reservation_ttl(request.ttl_seconds),
         allow_split=request.allow_split,
-        request=request,
         owner=request.owner,
     )
+
+
+def map_commit(request: pb.CommitReservationRequest) -> CommitReservation:
+    return CommitReservation(fingerprint(request), request.reservation_id, request.owner)
+
+
+def map_release(request: pb.ReleaseReservationRequest) -> ReleaseReservation:
+    return ReleaseReservation(fingerprint(request), request.reservation_id, request.owner)
+
+
+def map_request_transfer(request: pb.RequestTransferRequest) -> RequestTransfer:
+    return RequestTransfer(
+        fingerprint(request),
+        sku=request.sku,
+        quantity=parse_quantity(request.quantity.value),
+        from_location=request.from_location_id,
+        to_location=request.to_location_id,
+    )
+
+
+def map_dispatch_transfer(request: pb.DispatchTransferRequest) -> DispatchTransfer:
+    return DispatchTransfer(fingerprint(request), request.transfer_id)
+
+
+def map_receive_transfer(request: pb.ReceiveTransferRequest) -> ReceiveTransfer:
+    received = parse_quantity(request.received_quantity.value, field_name="received_quantity", allow_zero=True)
+    return ReceiveTransfer(fingerprint(request), request.transfer_id, received)
+
+
+def map_cancel_transfer(request: pb.CancelTransferRequest) -> CancelTransfer:
+    return CancelTransfer(fingerprint(request), request.transfer_id)
+
+
+def map_import_sales_history(request: pb.ImportSalesHistoryRequest) -> ImportSalesHistory:
+    return ImportSalesHistory(
+        fingerprint(request), request.location_id, [map_history_line(line) for line in request.lines]
+    )
+
+
+def map_record_stock_count(request: pb.RecordStockCountRequest) -> RecordStockCount:
+    return RecordStockCount(fingerprint(request), request.location_id, [map_count_line(line) for line in request.lines])
+
+
+def map_apply_pending_sale_lines(request: pb.ApplyPendingSaleLinesRequest) -> ApplyPendingSaleLines:
+    return ApplyPendingSaleLines(fingerprint(request), request.location_id)
 
 
 def map_pending_line(line: PendingSaleLine) -> pb.PendingSaleLine:
@@ -189,3 +256,100 @@ def map_transfer(transfer: Transfer) -> pb.Transfer:
         status=TRANSFER_STATUSES[transfer.status],
         received_quantity=map_decimal(transfer.received_quantity),
     )
+
+
+def map_transfer_back(message: pb.Transfer) -> Transfer:
+    return Transfer(
+        transfer_id=message.transfer_id,
+        sku=message.sku,
+        from_location=message.from_location_id,
+        to_location=message.to_location_id,
+        quantity=Decimal(message.quantity.value),
+        status=_TRANSFER_STATUS_OF[message.status],
+        received_quantity=Decimal(message.received_quantity.value),
+    )
+
+
+def map_pending_line_back(message: pb.PendingSaleLine) -> PendingSaleLine:
+    return PendingSaleLine(
+        discrepancy_id=message.discrepancy_id,
+        kind=_DISCREPANCY_KIND_OF[message.kind],
+        sale_id=message.sale_id,
+        location_id=message.location_id,
+        sku=message.sku,
+        quantity=Decimal(message.quantity.value),
+        is_return=message.is_return,
+        occurred_at=message.occurred_at.ToDatetime(tzinfo=UTC) if message.HasField("occurred_at") else None,
+    )
+
+
+def map_pending_report(report: PendingLinesReport) -> pb.ApplyPendingSaleLinesResponse:
+    return pb.ApplyPendingSaleLinesResponse(
+        applied_lines=report.applied,
+        pending_total=report.still_waiting,
+        pending_lines=[map_pending_line(line) for line in report.oldest_waiting],
+    )
+
+
+def map_pending_report_back(message: pb.ApplyPendingSaleLinesResponse) -> PendingLinesReport:
+    return PendingLinesReport(
+        applied=message.applied_lines,
+        still_waiting=message.pending_total,
+        oldest_waiting=[map_pending_line_back(line) for line in message.pending_lines],
+    )
+
+
+def _kept_as(
+    response_type: type[MessageT], to_message: Callable[[ReplyT], MessageT], from_message: Callable[[MessageT], ReplyT]
+) -> ReplyCodec[ReplyT]:
+    """A command's answer kept as its RPC's response message, so a replay answers with the same bytes."""
+    return ReplyCodec(
+        encode=lambda reply: to_message(reply).SerializeToString(deterministic=True),
+        decode=lambda data: from_message(response_type.FromString(data)),
+    )
+
+
+STORED_REPLIES = StoredReplies(
+    reservation=RESERVATION_CODEC,
+    committed=_kept_as(
+        pb.CommitReservationResponse,
+        lambda reservation: pb.CommitReservationResponse(reservation=map_reservation(reservation)),
+        lambda message: map_reservation_back(message.reservation),
+    ),
+    released=_kept_as(
+        pb.ReleaseReservationResponse,
+        lambda reservation: pb.ReleaseReservationResponse(reservation=map_reservation(reservation)),
+        lambda message: map_reservation_back(message.reservation),
+    ),
+    transfer_requested=_kept_as(
+        pb.RequestTransferResponse,
+        lambda transfer: pb.RequestTransferResponse(transfer=map_transfer(transfer)),
+        lambda message: map_transfer_back(message.transfer),
+    ),
+    transfer_dispatched=_kept_as(
+        pb.DispatchTransferResponse,
+        lambda transfer: pb.DispatchTransferResponse(transfer=map_transfer(transfer)),
+        lambda message: map_transfer_back(message.transfer),
+    ),
+    transfer_received=_kept_as(
+        pb.ReceiveTransferResponse,
+        lambda transfer: pb.ReceiveTransferResponse(transfer=map_transfer(transfer)),
+        lambda message: map_transfer_back(message.transfer),
+    ),
+    transfer_cancelled=_kept_as(
+        pb.CancelTransferResponse,
+        lambda transfer: pb.CancelTransferResponse(transfer=map_transfer(transfer)),
+        lambda message: map_transfer_back(message.transfer),
+    ),
+    history_imported=_kept_as(
+        pb.ImportSalesHistoryResponse,
+        lambda imported: pb.ImportSalesHistoryResponse(imported_lines=imported),
+        lambda message: message.imported_lines,
+    ),
+    stock_counted=_kept_as(
+        pb.RecordStockCountResponse,
+        lambda adjusted: pb.RecordStockCountResponse(adjusted_levels=adjusted),
+        lambda message: message.adjusted_levels,
+    ),
+    pending_lines=_kept_as(pb.ApplyPendingSaleLinesResponse, map_pending_report, map_pending_report_back),
+)

@@ -15,20 +15,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 from servicekit.db import UnitOfWork
 from servicekit.errors import FailedPrecondition
 from servicekit.idempotency import (
+    ReplyCodec,
     RequestIdReused,
-    claim_request,
-    claim_requests,
+    claim_fingerprint,
+    claim_fingerprints,
     release_claims,
-    request_digest,
-    store_response,
-    store_responses,
+    store_replies,
+    store_reply,
 )
 from services.inventory.adapters import stock_store
 from services.inventory.adapters.integration_events import (
@@ -40,6 +39,7 @@ from services.inventory.adapters.integration_events import (
     stock_discrepancy_recorded,
     stock_level_changes,
 )
+from services.inventory.domain.locations import Location
 from services.inventory.domain.model import (
     ZERO,
     Allocation,
@@ -58,9 +58,8 @@ from services.inventory.domain.model import (
     split_allocation,
 )
 from services.inventory.service_layer.coalescing import Coalescer
-from services.inventory.service_layer.commands import ReservationCodec, ReserveStock
+from services.inventory.service_layer.commands import PendingLinesReport, ReserveStock
 
-RESERVE_METHOD = "retail.inventory.v1.InventoryService/ReserveStock"
 # The chain trades in China: a sale belongs to the local calendar day it happened on.
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 # How many other locations to try when the best one sold out between reading and locking.
@@ -69,22 +68,13 @@ ALLOCATION_ATTEMPTS = 3
 PENDING_LINES_REPORTED = 100
 
 
-@dataclass(frozen=True)
-class PendingLinesReport:
-    """What applying the waiting sale lines did: how many it applied, how many still wait, the oldest of those."""
-
-    applied: int
-    still_waiting: int
-    oldest_waiting: list[PendingSaleLine]
-
-
 class InventoryService:
     """The inventory application service: what the gRPC servicer and the consumers call."""
 
     def __init__(
         self,
         unit_of_work: Callable[[], UnitOfWork],
-        codec: ReservationCodec,
+        codec: ReplyCodec[Reservation],
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_batch: int = 256,
@@ -126,9 +116,7 @@ class InventoryService:
                 if command.request_id not in first_of:  # the same request twice in one batch shares an answer
                     first_of[command.request_id] = index
                     distinct.append(index)
-            claims = await claim_requests(
-                session, RESERVE_METHOD, [(commands[i].request_id, commands[i].request) for i in distinct]
-            )
+            claims = await claim_fingerprints(session, [commands[i].request for i in distinct])
             live: list[int] = []
             for index, claim in zip(distinct, claims, strict=True):
                 if claim is None:
@@ -172,7 +160,7 @@ class InventoryService:
                     outcomes[index] = reservation
                 await stock_store.insert_reservations(session, [r for _, r in granted])
                 changed = await stock_store.save_positions(session, [position])
-                await store_responses(session, [(commands[i].request_id, self._codec.encode(r)) for i, r in granted])
+                await store_replies(session, [(commands[i].request_id, self._codec.encode(r)) for i, r in granted])
                 # The whole batch is one level change; each reservation granted is a fact of its own.
                 uow.publish(*stock_level_changes(changed, StockChangeCause.RESERVATION, now))
                 uow.publish(*(reservation_made(reservation, now) for _, reservation in granted))
@@ -181,9 +169,7 @@ class InventoryService:
         for index, command in enumerate(commands):
             if outcomes[index] is None:  # a duplicate inside the batch shares the first one's outcome
                 first = outcomes[first_of[command.request_id]]
-                same = request_digest(RESERVE_METHOD, command.request) == request_digest(
-                    RESERVE_METHOD, commands[first_of[command.request_id]].request
-                )
+                same = command.request == commands[first_of[command.request_id]].request
                 outcomes[index] = (
                     first
                     if same
@@ -193,7 +179,7 @@ class InventoryService:
 
     async def _reserve_split(self, command: ReserveStock) -> Reservation:
         async with self._uow() as uow:
-            stored = await claim_request(uow.session, command.request_id, RESERVE_METHOD, command.request)
+            stored = await claim_fingerprint(uow.session, command.request)
             if stored is not None:
                 return self._codec.decode(stored)
             candidates = await stock_store.positions_for_channel(uow.session, command.sku, command.channel)
@@ -216,7 +202,7 @@ class InventoryService:
                 locked[(command.sku, allocation.location_id)].reserve(allocation.quantity, reservation.reservation_id)
             await stock_store.insert_reservations(uow.session, [reservation])
             changed = await stock_store.save_positions(uow.session, locked.values())
-            await store_response(uow.session, command.request_id, self._codec.encode(reservation))
+            await store_reply(uow.session, command.request_id, self._codec.encode(reservation))
             uow.publish(
                 *stock_level_changes(changed, StockChangeCause.RESERVATION, now), reservation_made(reservation, now)
             )
@@ -525,6 +511,11 @@ class InventoryService:
         return (occurred_at or self._clock()).astimezone(CHINA_STANDARD_TIME).date()
 
     # -- questions -----------------------------------------------------------------------------
+    async def locations(self) -> list[Location]:
+        """Every active location with the channels it serves."""
+        async with self._uow() as uow:
+            return await stock_store.list_locations(uow.session)
+
     async def availability(self, sku: str) -> tuple[list[StockPosition], str]:
         """The SKU's stock at every location, and its supplier."""
         async with self._uow() as uow:

@@ -17,7 +17,7 @@ from decimal import Decimal
 
 from servicekit.db import UnitOfWork
 from servicekit.errors import InvalidArgument
-from services.inventory.adapters import stock_store
+from services.inventory.adapters import stock_store, transfer_store
 from services.inventory.adapters.integration_events import (
     StockChangeCause,
     stock_level_changes,
@@ -62,7 +62,7 @@ class TransferSaga:
         transfer = Transfer.request(
             str(uuid.uuid4()), sku, from_location, to_location, quantity, positions[(sku, from_location)]
         )
-        await stock_store.insert_transfer(session, transfer)
+        await transfer_store.insert_transfer(session, transfer)
         _announce(uow, transfer, await stock_store.save_positions(session, positions.values()))
         self._fault("request")
         return transfer
@@ -88,13 +88,13 @@ class TransferSaga:
         return transfer
 
     async def get(self, uow: UnitOfWork, transfer_id: str) -> Transfer:
-        transfer = await stock_store.load_transfer(uow.session, transfer_id, lock=False)
+        transfer = await transfer_store.load_transfer(uow.session, transfer_id, lock=False)
         if transfer is None:
             raise TransferNotFound(f"transfer {transfer_id} does not exist")
         return transfer
 
     async def _load(self, uow: UnitOfWork, transfer_id: str) -> tuple[Transfer, dict[tuple[str, str], StockPosition]]:
-        transfer = await stock_store.load_transfer(uow.session, transfer_id, lock=True)
+        transfer = await transfer_store.load_transfer(uow.session, transfer_id, lock=True)
         if transfer is None:
             raise TransferNotFound(f"transfer {transfer_id} does not exist")
         positions = await stock_store.lock_positions(
@@ -105,7 +105,7 @@ class TransferSaga:
     async def _save(
         self, uow: UnitOfWork, transfer: Transfer, positions: dict[tuple[str, str], StockPosition], step: str
     ) -> None:
-        await stock_store.save_transfer(uow.session, transfer)
+        await transfer_store.save_transfer(uow.session, transfer)
         _announce(uow, transfer, await stock_store.save_positions(uow.session, positions.values()))
         self._fault(step)
 

@@ -194,6 +194,6 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
 
 def register(servicer: InventoryServicer) -> Any:
     def add(server: grpc.aio.Server) -> None:
-        pb_grpc.add_InventoryServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+        pb_grpc.add_InventoryServiceServicer_to_server(servicer, server)
 
     return add

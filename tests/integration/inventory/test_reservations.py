@@ -7,6 +7,7 @@ import random
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
+from typing import TypedDict, Unpack
 
 import pytest
 from retail.common.v1 import money_pb2
@@ -56,8 +57,17 @@ def reserve_request(
     )
 
 
-async def reserve(service: InventoryService, sku: str, quantity: str, **options: object) -> Reservation:
-    return await service.reserve(map_reserve(reserve_request(sku, quantity, **options)))  # type: ignore[arg-type]
+class ReserveOptions(TypedDict, total=False):
+    location_id: str
+    channel: str
+    request_id: str
+    ttl_seconds: int
+    allow_split: bool
+    owner: str
+
+
+async def reserve(service: InventoryService, sku: str, quantity: str, **options: Unpack[ReserveOptions]) -> Reservation:
+    return await service.reserve(map_reserve(reserve_request(sku, quantity, **options)))
 
 
 async def test_three_hundred_buyers_of_one_hot_sku_get_exactly_the_stock_there_is(

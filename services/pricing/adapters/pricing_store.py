@@ -19,7 +19,8 @@ from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, TEXT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.pricing.domain.catalogue import Item, Unit
-from services.pricing.domain.rules import Channel, FixedPrice, MultiBuy, PercentOff, PriceRule, RuleKind, Scope
+from services.pricing.domain.promotions import FixedPrice, MultiBuy, PercentOff
+from services.pricing.domain.rules import Channel, PriceRule, RuleKind, Scope
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from servicekit import protowire
 from servicekit.errors import InvalidArgument
 from servicekit.protowire import timestamp as timestamp  # re-exported: the pricing contract's helpers
 from servicekit.protowire import to_wire as to_wire
-from services.pricing.domain.rules import Channel, FixedPrice, MultiBuy, PercentOff, PriceRule, Scope
+from services.pricing.domain.promotions import FixedPrice, MultiBuy, PercentOff
+from services.pricing.domain.rules import Channel, PriceRule, Scope
 
 
 def from_wire(enum_type: Any, prefix: str, number: int) -> str:

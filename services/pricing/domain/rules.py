@@ -42,17 +42,11 @@ Applying the promotion
 ----------------------
 * No REGULAR rule left after step 1 → :class:`NoPrice` (a ``FailedPrecondition``).
 * The winning promotion is reported in :class:`EffectivePrice` ``.promotion`` and applied
-  only when it lowers what the buyer pays; otherwise ``promotion_applied`` is false and
-  ``promotion_note`` says why. A lower-ranked promotion is never tried instead: the
-  winner replaces the others, as a store's own offer replaces the chain's.
-* ``FixedPrice``: the unit price becomes the fixed price if it is below the regular price.
-* ``PercentOff``: unit price = regular × (100 − percent) / 100, half-up to the fen.
-* ``MultiBuy(n, bundle)``: one unit still costs the regular price; each complete group of
-  ``n`` whole units costs ``bundle``, the remainder the regular price. It does not apply
-  below ``n`` units, to fractional quantities, to goods sold by weight (``weighed=True``,
-  even at a whole 2.000 kg), or when ``bundle >= n × regular``.
-* Line total: ``round_half_up(unit_price × quantity)``; with multi-buy, the sum above.
-  Quantities are above 0, at most 3 decimals (grams of a kg item) and at most 1,000,000.
+  only when it lowers what the buyer pays (see :mod:`promotions` for each mechanic's rule);
+  otherwise ``promotion_applied`` is false and ``promotion_note`` says why. A lower-ranked
+  promotion is never tried instead: the winner replaces the others, as a store's own offer
+  replaces the chain's.
+* Quantities are above 0, at most 3 decimals (grams of a kg item) and at most 1,000,000.
 
 Performance
 -----------
@@ -63,7 +57,7 @@ SKU's rules in that order and takes the first that passes the hard filters.
 API
 ---
 * ``Channel``, ``MEMBER_TIERS``, ``RuleKind``, ``Scope``, ``CHAIN_WIDE``
-* ``FixedPrice``, ``PercentOff``, ``MultiBuy`` (each with ``display_text()``), ``Mechanic``
+* the mechanics ``FixedPrice``, ``PercentOff``, ``MultiBuy`` and ``Mechanic`` live in :mod:`promotions`
 * ``PriceRule``, ``PriceContext``, ``EffectivePrice``, ``precedence_key(rule)``
 * ``RuleSet.of(rules)`` with ``.price(ctx, quantity, *, weighed=False)``, ``.regular_rule(ctx)``,
   ``.promotion_rule(ctx)``; ``effective_price(rules, ctx, quantity, *, weighed=False)``
@@ -86,13 +80,8 @@ from typing import TypeAlias
 
 from servicekit.errors import FailedPrecondition, InvalidArgument
 from services.pricing.domain.catalogue import validate_sku
-from services.pricing.domain.money import (
-    DEFAULT_CURRENCY,
-    format_fen,
-    round_half_up_fen,
-    validate_currency,
-    validate_fen,
-)
+from services.pricing.domain.money import DEFAULT_CURRENCY, round_half_up_fen, validate_currency, validate_fen
+from services.pricing.domain.promotions import FixedPrice, Mechanic, MultiBuy, PercentOff, apply_promotion
 
 MEMBER_TIERS = ("basic", "silver", "gold", "platinum")
 MAX_QUANTITY = Decimal(1_000_000)
@@ -101,7 +90,6 @@ _LOCATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}", re.ASCII)
 _RULE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}", re.ASCII)
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 _LATEST = datetime.max.replace(tzinfo=UTC)
-_HUNDRED = Decimal(100)
 _ONE = Decimal(1)
 
 
@@ -208,69 +196,6 @@ class Scope:
 
 
 CHAIN_WIDE = Scope()
-
-
-@dataclass(frozen=True, slots=True)
-class FixedPrice:
-    """The promotion sets the unit price ("特价")."""
-
-    price_fen: int
-
-    def __post_init__(self) -> None:
-        validate_fen(self.price_fen, field="mechanic.price_fen")
-
-    def display_text(self) -> str:
-        """The shelf-label badge; the label prints the price itself next to it."""
-        return "特价"
-
-
-@dataclass(frozen=True, slots=True)
-class PercentOff:
-    """A percentage off the regular price; 20 % off is "8折" on the label."""
-
-    percent: Decimal
-
-    def __post_init__(self) -> None:
-        percent = self.percent
-        if not isinstance(percent, Decimal) or not percent.is_finite():
-            raise InvalidArgument("mechanic.percent must be a finite Decimal", details={"field": "mechanic.percent"})
-        if not Decimal(0) < percent < _HUNDRED or (percent * 100) % 1 != 0:
-            raise InvalidArgument(
-                f"mechanic.percent {percent} must be above 0 and below 100 with at most 2 decimals",
-                details={"field": "mechanic.percent"},
-            )
-
-    def display_text(self) -> str:
-        """Chinese discount notation: the tenths still paid (15 % off → "8.5折", 20 % off → "8折")."""
-        tenths_paid = (_HUNDRED - self.percent) / 10
-        return f"{format(tenths_paid.normalize(), 'f')}折"
-
-    def unit_price(self, regular_fen: int) -> int:
-        """The regular price less the percentage, half-up to the fen."""
-        return round_half_up_fen(Decimal(regular_fen) * (_HUNDRED - self.percent) / _HUNDRED)
-
-
-@dataclass(frozen=True, slots=True)
-class MultiBuy:
-    """``quantity`` whole units for ``bundle_price_fen`` ("2件10.00元")."""
-
-    quantity: int
-    bundle_price_fen: int
-
-    def __post_init__(self) -> None:
-        if isinstance(self.quantity, bool) or not isinstance(self.quantity, int) or self.quantity < 2:
-            raise InvalidArgument(
-                "mechanic.quantity of a multi-buy must be a whole number of at least 2",
-                details={"field": "mechanic.quantity"},
-            )
-        validate_fen(self.bundle_price_fen, field="mechanic.bundle_price_fen")
-
-    def display_text(self) -> str:
-        """The shelf-label badge, e.g. "2件10.00元"."""
-        return f"{self.quantity}件{format_fen(self.bundle_price_fen)}元"
-
-
-Mechanic: TypeAlias = FixedPrice | PercentOff | MultiBuy
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -440,39 +365,6 @@ def validate_quantity(quantity: Decimal | int) -> Decimal:
     return value
 
 
-def _apply_promotion(
-    regular_fen: int, mechanic: Mechanic, quantity: Decimal, weighed: bool
-) -> tuple[int, int, bool, str]:
-    """(unit price, line total, applied, note) for the winning promotion on top of the regular price."""
-    regular_total = round_half_up_fen(Decimal(regular_fen) * quantity)
-    if isinstance(mechanic, FixedPrice):
-        if mechanic.price_fen >= regular_fen:
-            note = (
-                f"fixed price {format_fen(mechanic.price_fen)} is not below the regular price {format_fen(regular_fen)}"
-            )
-            return regular_fen, regular_total, False, note
-        return mechanic.price_fen, round_half_up_fen(Decimal(mechanic.price_fen) * quantity), True, ""
-    if isinstance(mechanic, PercentOff):
-        unit = mechanic.unit_price(regular_fen)
-        if unit >= regular_fen:
-            note = f"{mechanic.percent} % off {format_fen(regular_fen)} rounds back to the regular price"
-            return regular_fen, regular_total, False, note
-        return unit, round_half_up_fen(Decimal(unit) * quantity), True, ""
-    if weighed or quantity % 1 != 0:
-        return regular_fen, regular_total, False, "multi-buy applies to whole units only, not to weighed quantities"
-    units = int(quantity)
-    if mechanic.bundle_price_fen >= mechanic.quantity * regular_fen:
-        note = (
-            f"{mechanic.quantity} for {format_fen(mechanic.bundle_price_fen)} is not below "
-            f"{mechanic.quantity} × the regular price {format_fen(regular_fen)}"
-        )
-        return regular_fen, regular_total, False, note
-    if units < mechanic.quantity:
-        return regular_fen, regular_total, False, f"multi-buy needs {mechanic.quantity} units, the line has {units}"
-    bundles, rest = divmod(units, mechanic.quantity)
-    return regular_fen, bundles * mechanic.bundle_price_fen + rest * regular_fen, True, ""
-
-
 def _first_applicable(ordered: tuple[PriceRule, ...], ctx: PriceContext) -> PriceRule | None:
     for rule in ordered:
         if rule.applies_to(ctx):
@@ -537,7 +429,7 @@ class RuleSet:
             line_total = round_half_up_fen(Decimal(regular_fen) * amount)
             return EffectivePrice(regular_fen, regular_fen, regular, None, False, amount, line_total, ctx.currency)
         assert promotion.mechanic is not None  # PriceRule guarantees it for PROMOTION rules
-        unit, line_total, applied, note = _apply_promotion(regular_fen, promotion.mechanic, amount, weighed)
+        unit, line_total, applied, note = apply_promotion(regular_fen, promotion.mechanic, amount, weighed)
         return EffectivePrice(unit, regular_fen, regular, promotion, applied, amount, line_total, ctx.currency, note)
 
     def __len__(self) -> int:

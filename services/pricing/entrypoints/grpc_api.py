@@ -23,18 +23,8 @@ from services.pricing.adapters.label_store import LabelRow
 from services.pricing.adapters.pricing_store import ChangeRow, StoreRow
 from services.pricing.domain.catalogue import Item
 from services.pricing.domain.money import parse_percent, validate_currency, validate_fen
-from services.pricing.domain.rules import (
-    MEMBER_TIERS,
-    Channel,
-    EffectivePrice,
-    FixedPrice,
-    Mechanic,
-    MultiBuy,
-    PercentOff,
-    PriceRule,
-    RuleKind,
-    Scope,
-)
+from services.pricing.domain.promotions import FixedPrice, Mechanic, MultiBuy, PercentOff
+from services.pricing.domain.rules import MEMBER_TIERS, Channel, EffectivePrice, PriceRule, RuleKind, Scope
 from services.pricing.service_layer.labels import LabelSync
 from services.pricing.service_layer.markdowns import Markdowns, wire_markdown
 from services.pricing.service_layer.pricing import (
@@ -573,6 +563,6 @@ def _check_store_actor(actor: identifiers_pb2.Actor, store_id: str) -> None:
 
 def register(servicer: PricingServicer) -> Callable[[grpc.aio.Server], None]:
     def add(server: grpc.aio.Server) -> None:
-        pb_grpc.add_PricingServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+        pb_grpc.add_PricingServiceServicer_to_server(servicer, server)
 
     return add

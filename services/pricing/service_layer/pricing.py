@@ -26,10 +26,10 @@ from services.pricing.adapters.pricing_store import BookRow, ChangeRow, StoredIt
 from services.pricing.domain.catalogue import Item, validate_sku
 from services.pricing.domain.guard_rails import check_guard_rails
 from services.pricing.domain.money import validate_currency
+from services.pricing.domain.promotions import Mechanic
 from services.pricing.domain.rules import (
     Channel,
     EffectivePrice,
-    Mechanic,
     PriceContext,
     PriceRule,
     RuleKind,

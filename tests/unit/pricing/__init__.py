@@ -5,15 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.pricing.domain.rules import (
-    CHAIN_WIDE,
-    Channel,
-    Mechanic,
-    PriceContext,
-    PriceRule,
-    RuleKind,
-    Scope,
-)
+from services.pricing.domain.promotions import Mechanic
+from services.pricing.domain.rules import CHAIN_WIDE, Channel, PriceContext, PriceRule, RuleKind, Scope
 
 SKU = "SKU-1001"
 STORE = "S001"

@@ -12,15 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from servicekit.errors import InvalidArgument
-from services.pricing.domain.rules import (
-    FixedPrice,
-    OverlappingRules,
-    PercentOff,
-    PriceRule,
-    Scope,
-    check_conflicts,
-    find_conflicts,
-)
+from services.pricing.domain.promotions import FixedPrice, PercentOff
+from services.pricing.domain.rules import OverlappingRules, PriceRule, Scope, check_conflicts, find_conflicts
 from tests.unit.pricing import DAY, NOW, promotion, regular
 
 SPRING: dict[str, Any] = {"valid_from": NOW, "valid_to": NOW + 14 * DAY}

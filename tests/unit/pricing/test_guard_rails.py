@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -81,6 +82,6 @@ def test_a_price_passes_exactly_when_it_reaches_the_floor(price: int, cost: int,
 
 
 @pytest.mark.parametrize("min_margin", [Decimal(-1), Decimal(1), Decimal("NaN"), 0.2])
-def test_min_margin_must_be_a_fraction_below_one(min_margin: object) -> None:
+def test_min_margin_must_be_a_fraction_below_one(min_margin: Any) -> None:  # a float among them, on purpose
     with pytest.raises(InvalidArgument, match="min_margin"):
-        check_guard_rails(1000, 500, min_margin)  # type: ignore[arg-type]
+        check_guard_rails(1000, 500, min_margin)

@@ -9,17 +9,8 @@ from typing import Any
 import pytest
 
 from servicekit.errors import InvalidArgument
-from services.pricing.domain.rules import (
-    Channel,
-    FixedPrice,
-    MultiBuy,
-    NoPrice,
-    PercentOff,
-    PriceRule,
-    RuleSet,
-    Scope,
-    effective_price,
-)
+from services.pricing.domain.promotions import FixedPrice, MultiBuy, PercentOff
+from services.pricing.domain.rules import Channel, NoPrice, PriceRule, RuleSet, Scope, effective_price
 from tests.unit.pricing import DAY, GROUP, NOW, STORE, context, promotion, regular
 
 BASE = regular("base", 1000)

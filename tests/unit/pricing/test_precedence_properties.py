@@ -9,13 +9,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.pricing.domain.promotions import FixedPrice, MultiBuy, PercentOff
 from services.pricing.domain.rules import (
     MEMBER_TIERS,
     Channel,
-    FixedPrice,
-    MultiBuy,
     NoPrice,
-    PercentOff,
     PriceContext,
     PriceRule,
     RuleKind,

@@ -30,9 +30,9 @@ from services.pricing.adapters import pricing_store
 from services.pricing.adapters.pricing_store import StoreRow
 from services.pricing.bootstrap import PricingServices, wire
 from services.pricing.domain.catalogue import Item
+from services.pricing.domain.commands import Actor, RuleDraft, SetPrices
 from services.pricing.domain.promotions import PercentOff
 from services.pricing.domain.rules import PriceRule, RuleKind, Scope
-from services.pricing.service_layer.pricing import Actor, RuleDraft, SetPrices
 from services.pricing.settings import PricingSettings
 
 CURRENCY = "CNY"

@@ -9,17 +9,16 @@ item's changes share ``item:<sku>``.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from retail.pricing.v1 import events_pb2
-from retail.pricing.v1 import pricing_service_pb2 as pb
 
 from servicekit.messaging import StreamSpec
 from servicekit.outbox import OutboxEvent
-from services.pricing.adapters import wire
-
-if TYPE_CHECKING:
-    from services.pricing.service_layer.book import Computed
+from servicekit.protowire import timestamp
+from services.pricing.adapters.pricing_store import StoredItem
+from services.pricing.domain.markdown import StoredMarkdown
+from services.pricing.domain.rules import EffectivePrice
+from services.pricing.entrypoints import wire
 
 SUBJECT_PREFIX = "retail.pricing.v1"
 PRICING_STREAM = StreamSpec(
@@ -27,9 +26,11 @@ PRICING_STREAM = StreamSpec(
 )
 
 
-def item_changed(item: pb.Item, created: bool, at: datetime) -> OutboxEvent:
-    message = events_pb2.ItemChanged(item=item, created=created, occurred_at=wire.timestamp(at))
-    return OutboxEvent.of(f"{SUBJECT_PREFIX}.item_changed", message, aggregate_id=f"item:{item.sku}", occurred_at=at)
+def item_changed(stored: StoredItem, created: bool, at: datetime) -> OutboxEvent:
+    message = events_pb2.ItemChanged(item=wire.map_item(stored), created=created, occurred_at=timestamp(at))
+    return OutboxEvent.of(
+        f"{SUBJECT_PREFIX}.item_changed", message, aggregate_id=f"item:{stored.item.sku}", occurred_at=at
+    )
 
 
 def price_changed(
@@ -37,7 +38,7 @@ def price_changed(
     store_id: str,
     sku: str,
     old_unit_price_fen: int | None,
-    computed: Computed,
+    price: EffectivePrice | None,
     currency: str,
     version: int,
     change_id: str,
@@ -49,17 +50,16 @@ def price_changed(
         sku=sku,
         price_book_version=version,
         change_id=change_id,
-        effective_at=wire.timestamp(effective_at),
-        occurred_at=wire.timestamp(occurred_at),
+        effective_at=timestamp(effective_at),
+        occurred_at=timestamp(occurred_at),
     )
     if old_unit_price_fen is not None:
-        message.old_unit_price.CopyFrom(wire.money(old_unit_price_fen, currency))
-    price = computed.price
+        message.old_unit_price.CopyFrom(wire.map_money(old_unit_price_fen, currency))
     if price is not None:
-        message.new_unit_price.CopyFrom(wire.money(price.unit_price_fen, currency))
-        message.regular_price.CopyFrom(wire.money(price.regular_price_fen, currency))
+        message.new_unit_price.CopyFrom(wire.map_money(price.unit_price_fen, currency))
+        message.regular_price.CopyFrom(wire.map_money(price.regular_price_fen, currency))
         if price.promotion is not None:
-            message.promotion.CopyFrom(wire.promotion(price.promotion))
+            message.promotion.CopyFrom(wire.map_promotion(price.promotion))
     return OutboxEvent.of(
         f"{SUBJECT_PREFIX}.price_changed.{store_id}", message, aggregate_id=f"book:{store_id}", occurred_at=occurred_at
     )
@@ -79,13 +79,13 @@ def guard_rail_overridden(
 ) -> OutboxEvent:
     message = events_pb2.PriceGuardRailOverridden(
         sku=sku,
-        price=wire.money(price_fen, currency),
-        cost=wire.money(cost_fen, currency),
+        price=wire.map_money(price_fen, currency),
+        cost=wire.map_money(cost_fen, currency),
         violation=violation,
         reason=reason,
         actor_client_id=actor,
         change_id=change_id,
-        occurred_at=wire.timestamp(at),
+        occurred_at=timestamp(at),
     )
     return OutboxEvent.of(
         f"{SUBJECT_PREFIX}.price_guard_rail_overridden", message, aggregate_id=f"item:{sku}", occurred_at=at
@@ -101,7 +101,7 @@ def label_sync_given_up(
         sku=sku,
         attempts=attempts,
         last_error=last_error,
-        occurred_at=wire.timestamp(at),
+        occurred_at=timestamp(at),
     )
     return OutboxEvent.of(
         f"{SUBJECT_PREFIX}.label_sync_given_up.{store_id}",
@@ -111,8 +111,8 @@ def label_sync_given_up(
     )
 
 
-def markdown_suggested(suggestion: pb.MarkdownSuggestion, at: datetime) -> OutboxEvent:
-    message = events_pb2.MarkdownSuggested(suggestion=suggestion, occurred_at=wire.timestamp(at))
+def markdown_suggested(suggestion: StoredMarkdown, at: datetime) -> OutboxEvent:
+    message = events_pb2.MarkdownSuggested(suggestion=wire.map_markdown(suggestion), occurred_at=timestamp(at))
     return OutboxEvent.of(
         f"{SUBJECT_PREFIX}.markdown_suggested",
         message,

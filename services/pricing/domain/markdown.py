@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 from servicekit.errors import InvalidArgument
@@ -67,6 +68,23 @@ class MarkdownSuggestion:
     cover_ratio: Decimal
     limited_by_floor: bool
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMarkdown:
+    """A markdown suggestion as kept: its id, its state, and the change its approval scheduled."""
+
+    markdown_id: str
+    store_id: str
+    sku: str
+    current_price_fen: int
+    suggested_price_fen: int
+    floor_price_fen: int
+    percent_off: Decimal
+    reason: str
+    state: str
+    change_id: str | None
+    created_at: datetime
 
 
 def markdown_step(cover_ratio: Decimal) -> Decimal | None:

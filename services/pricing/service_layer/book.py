@@ -17,14 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from retail.pricing.v1 import pricing_service_pb2 as pb
-
 from servicekit.db import UnitOfWork
 from servicekit.errors import FailedPrecondition
-from services.pricing.adapters import label_store, pricing_store, wire
+from services.pricing.adapters import book_entries, label_store, pricing_store
 from services.pricing.adapters.esl.base import LabelContent
 from services.pricing.adapters.integration_events import price_changed
 from services.pricing.adapters.pricing_store import BookRow, StoredItem, StoreRow
+from services.pricing.domain.price_book import BookEntry
 from services.pricing.domain.rules import MEMBER_TIERS, Channel, EffectivePrice, PriceContext, PriceRule, RuleSet
 
 
@@ -32,12 +31,12 @@ from services.pricing.domain.rules import MEMBER_TIERS, Channel, EffectivePrice,
 class Computed:
     """One store's entry for one SKU: the entry without its version, or None when the SKU is not in the book."""
 
-    entry: pb.PriceBookEntry | None
+    entry: BookEntry | None
     price: EffectivePrice | None
     item: StoredItem
 
     def serialized(self) -> bytes:
-        return b"" if self.entry is None else self.entry.SerializeToString(deterministic=True)
+        return book_entries.encode(self.entry)
 
 
 def listed(item: StoredItem, store: StoreRow) -> bool:
@@ -62,43 +61,45 @@ def compute_entry(
         price = rules.price(context, Decimal(1))
     except FailedPrecondition:  # no regular price here: the SKU is not sold
         return Computed(None, None, item)
-    entry = pb.PriceBookEntry(
-        sku=item.item.sku,
-        name=item.item.name,
-        barcode=item.item.barcode,
-        unit=wire.unit(item.item.unit.value),
-        regular_price=wire.money(price.regular_price_fen, store.currency),
-        unit_price=wire.money(price.unit_price_fen, store.currency),
-    )
-    if price.promotion is not None:
-        entry.promotion.CopyFrom(wire.promotion(price.promotion))
+    member_prices = []
     for tier in MEMBER_TIERS:
         tier_price = rules.price(dataclasses.replace(context, member_tier=tier), Decimal(1))
         if tier_price.unit_price_fen != price.unit_price_fen:
-            entry.member_prices[tier].CopyFrom(wire.money(tier_price.unit_price_fen, store.currency))
-    boundary = min((moment for _, moment in rule_boundaries(sku_rules, at)), default=None)
-    if boundary is not None:
-        entry.valid_until.FromDatetime(boundary)
+            member_prices.append((tier, tier_price.unit_price_fen))
+    promotion = price.promotion
+    entry = BookEntry(
+        sku=item.item.sku,
+        name=item.item.name,
+        barcode=item.item.barcode,
+        unit=item.item.unit.value,
+        currency=store.currency,
+        regular_price_fen=price.regular_price_fen,
+        unit_price_fen=price.unit_price_fen,
+        promotion=promotion,
+        promotion_text=promotion.mechanic.display_text() if promotion is not None and promotion.mechanic else "",
+        member_prices=tuple(member_prices),
+        valid_until=min((moment for _, moment in rule_boundaries(sku_rules, at)), default=None),
+    )
     return Computed(entry, price, item)
 
 
-def label_content(entry: pb.PriceBookEntry | None, template: str) -> LabelContent | None:
+def label_content(entry: BookEntry | None, template: str) -> LabelContent | None:
     """What a label showing this book entry displays: the till price, and during a promotion
     the regular price crossed out. Derived from the entry alone, so a label linked later gets
     exactly the content (and digest) a refresh would have given it."""
     if entry is None:
         return None
-    unit_price = entry.unit_price.minor_units
-    regular = entry.regular_price.minor_units
+    unit_price = entry.unit_price_fen
+    regular = entry.regular_price_fen
     return LabelContent(
         sku=entry.sku,
         name=entry.name,
-        unit=wire.from_wire(pb.Unit, "UNIT", entry.unit),
+        unit=entry.unit,
         barcode=entry.barcode,
-        currency=entry.unit_price.currency_code,
+        currency=entry.currency,
         price_fen=unit_price,
         regular_price_fen=regular if unit_price < regular else None,
-        promotion_text=entry.promotion.display_text if entry.HasField("promotion") else "",
+        promotion_text=entry.promotion_text,
         template=template,
     )
 
@@ -177,7 +178,7 @@ async def refresh(
                     store_id=store_id,
                     sku=sku,
                     old_unit_price_fen=old_price,
-                    computed=computed,
+                    price=computed.price,
                     currency=store.currency,
                     version=version,
                     change_id=change_id,

@@ -29,12 +29,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from retail.pricing.v1 import pricing_service_pb2 as pb
-
 from servicekit.db import UnitOfWork
 from servicekit.errors import InvalidArgument
+from services.pricing.adapters import book_entries, label_store, pricing_store
 from services.pricing.adapters import integration_events as events
-from services.pricing.adapters import label_store, pricing_store
 from services.pricing.adapters.esl.base import LabelPush, LabelStation, PushState, StationUnavailable, open_station
 from services.pricing.adapters.label_store import Failure, LabelRow, Mismatch
 from services.pricing.adapters.pricing_store import StoreRow
@@ -137,7 +135,7 @@ class LabelSync:
         entry = (await pricing_store.book_rows(uow.session, [sku], [store_id])).get((store_id, sku))
         content = None
         if entry is not None and not entry.removed:
-            content = label_content(pb.PriceBookEntry.FromString(entry.entry), template)
+            content = label_content(book_entries.decode(entry.entry), template)
         return await label_store.put_label(uow.session, store_id, label_id, sku, template, content, self._clock())
 
     async def list_labels(self, store_id: str, state: str, after_label: str, limit: int) -> list[LabelRow]:

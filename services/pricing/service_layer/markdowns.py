@@ -14,17 +14,17 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from retail.pricing.v1 import pricing_service_pb2 as pb
 from sqlalchemy import text
 
 from servicekit.db import UnitOfWork
 from servicekit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.pricing.adapters import integration_events as events
-from services.pricing.adapters import pricing_store, wire
+from services.pricing.adapters import pricing_store
 from services.pricing.adapters.pricing_store import ChangeRow
-from services.pricing.domain.markdown import suggest_markdown
+from services.pricing.domain.commands import Actor, ScheduleChange
+from services.pricing.domain.markdown import StoredMarkdown, suggest_markdown
 from services.pricing.domain.rules import Channel, PriceContext, RuleSet
-from services.pricing.service_layer.pricing import Actor, Pricing, ScheduleChange
+from services.pricing.service_layer.pricing import Pricing
 
 Clock = Callable[[], datetime]
 _COLUMNS = (
@@ -34,40 +34,8 @@ _COLUMNS = (
 MARKDOWN_STATES = ("open", "approved", "rejected", "withdrawn")
 
 
-@dataclass(frozen=True)
-class MarkdownRow:
-    markdown_id: str
-    store_id: str
-    sku: str
-    current_price_fen: int
-    suggested_price_fen: int
-    floor_price_fen: int
-    percent_off: Decimal
-    reason: str
-    state: str
-    change_id: str | None
-    created_at: datetime
-
-
-def wire_markdown(row: MarkdownRow) -> pb.MarkdownSuggestion:
-    message = pb.MarkdownSuggestion(
-        markdown_id=row.markdown_id,
-        store_id=row.store_id,
-        sku=row.sku,
-        current_price=wire.money(row.current_price_fen, "CNY"),
-        suggested_price=wire.money(row.suggested_price_fen, "CNY"),
-        floor_price=wire.money(row.floor_price_fen, "CNY"),
-        reason=row.reason,
-        state=wire.to_wire(pb.MarkdownState, "MARKDOWN_STATE", row.state),
-        change_id=row.change_id or "",
-        created_at=wire.timestamp(row.created_at),
-    )
-    message.percent_off.value = format(row.percent_off.normalize(), "f")
-    return message
-
-
-def _row(row: Any) -> MarkdownRow:
-    return MarkdownRow(*(getattr(row, column.strip()) for column in _COLUMNS.split(",")))
+def _row(row: Any) -> StoredMarkdown:
+    return StoredMarkdown(*(getattr(row, column.strip()) for column in _COLUMNS.split(",")))
 
 
 @dataclass(frozen=True)
@@ -87,7 +55,7 @@ class Markdowns:
         self._min_margin = min_margin
         self._clock = clock
 
-    async def on_overstock(self, uow: UnitOfWork, alert: OverstockAlert) -> MarkdownRow | None:
+    async def on_overstock(self, uow: UnitOfWork, alert: OverstockAlert) -> StoredMarkdown | None:
         """Suggest a markdown for an overstocked SKU of a store (if pricing knows both and the margin allows)."""
         session = uow.session
         store = await pricing_store.get_store(session, alert.store_id)
@@ -150,10 +118,10 @@ class Markdowns:
             )
         ).one()
         suggested = _row(row)
-        uow.publish(events.markdown_suggested(wire_markdown(suggested), now))
+        uow.publish(events.markdown_suggested(suggested, now))
         return suggested
 
-    async def list(self, store_id: str, state: str, after_sku: str, limit: int) -> list[MarkdownRow]:
+    async def list(self, store_id: str, state: str, after_sku: str, limit: int) -> list[StoredMarkdown]:
         if state not in MARKDOWN_STATES:
             raise InvalidArgument(f"state must be one of {', '.join(MARKDOWN_STATES)}", details={"field": "state"})
         async with self._uow() as uow:
@@ -170,7 +138,7 @@ class Markdowns:
 
     async def decide(
         self, uow: UnitOfWork, markdown_id: str, approve: bool, effective_at: datetime | None, actor: Actor
-    ) -> tuple[MarkdownRow, ChangeRow | None]:
+    ) -> tuple[StoredMarkdown, ChangeRow | None]:
         row = (
             await uow.session.execute(
                 text(f"SELECT {_COLUMNS} FROM markdown WHERE markdown_id = :id FOR UPDATE"), {"id": markdown_id}

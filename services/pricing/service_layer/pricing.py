@@ -16,19 +16,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from retail.pricing.v1 import pricing_service_pb2 as pb
-
 from servicekit.db import UnitOfWork
 from servicekit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.pricing.adapters import integration_events as events
-from services.pricing.adapters import pricing_store, wire
+from services.pricing.adapters import pricing_store
 from services.pricing.adapters.pricing_store import BookRow, ChangeRow, StoredItem, StoreRow
 from services.pricing.domain.catalogue import Item, validate_sku
+from services.pricing.domain.commands import Actor, Question, RuleDraft, ScheduleChange, SetPrices
 from services.pricing.domain.guard_rails import check_guard_rails
 from services.pricing.domain.money import validate_currency
-from services.pricing.domain.promotions import Mechanic
 from services.pricing.domain.rules import (
-    Channel,
     EffectivePrice,
     PriceContext,
     PriceRule,
@@ -55,55 +52,6 @@ class UnknownSku(NotFound):
 
 class NotListed(FailedPrecondition):
     reason = "sku-not-listed"
-
-
-@dataclass(frozen=True)
-class Actor:
-    client_id: str
-    store_id: str = ""
-    headquarters: bool = False
-
-
-@dataclass(frozen=True)
-class RuleDraft:
-    """A regular price or promotion as asked for (ids and sequence are the service's)."""
-
-    scope: Scope
-    priority: int
-    valid_from: datetime | None
-    valid_to: datetime | None
-    price_fen: int | None = None
-    mechanic: Mechanic | None = None
-    name: str = ""
-
-
-@dataclass(frozen=True)
-class SetPrices:
-    sku: str
-    currency: str
-    base_price_fen: int
-    overrides: Sequence[RuleDraft]
-    promotions: Sequence[RuleDraft]
-    override_reason: str = ""
-
-
-@dataclass(frozen=True)
-class ScheduleChange:
-    sku: str
-    price_fen: int
-    effective_at: datetime
-    store_ids: tuple[str, ...]
-    channel: Channel | None
-    override_reason: str = ""
-    markdown_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Question:
-    store_id: str
-    channel: Channel
-    member_tier: str | None
-    at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -172,7 +120,7 @@ class Pricing:
         if before is not None and before.item == item:
             return before, False
         stored = await pricing_store.save_item(uow.session, item, now)
-        uow.publish(events.item_changed(wire_item(stored), before is None, now))
+        uow.publish(events.item_changed(stored, before is None, now))
         await book.refresh(uow, [item.sku], now, items={item.sku: stored})
         return stored, before is None
 
@@ -460,21 +408,3 @@ class Pricing:
                 at=now,
             )
         )
-
-
-def wire_item(stored: StoredItem) -> pb.Item:
-    item = stored.item
-    message = pb.Item(
-        sku=item.sku,
-        name=item.name,
-        category=item.category,
-        barcode=item.barcode,
-        unit=wire.unit(item.unit.value),
-        cost=wire.money(item.cost_fen, "CNY"),
-        supplier_id=item.supplier_id,
-        store_ids=sorted(item.store_ids),
-        active=item.active,
-        version=stored.version,
-    )
-    message.updated_at.CopyFrom(wire.timestamp(stored.updated_at))
-    return message

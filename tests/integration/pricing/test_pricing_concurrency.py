@@ -27,6 +27,7 @@ from servicekit.db import UnitOfWork, units_of_work
 from services.pricing.adapters import label_store
 from services.pricing.bootstrap import PricingApp, label_policy
 from services.pricing.domain.rules import MEMBER_TIERS
+from services.pricing.entrypoints.wire import map_book_entry_of
 from services.pricing.service_layer.book import label_content
 from services.pricing.service_layer.labels import LabelSync, Stations
 from services.pricing.service_layer.schedule import Scheduler
@@ -167,7 +168,7 @@ async def assert_book_is_what_the_rules_say(
         async with unit_of_work_over(app)() as uow:
             labels = await label_store.list_labels(uow.session, store_id, "", "", 10_000)
         for label in labels:
-            wanted = label_content(book[label.sku], label.template)
+            wanted = label_content(map_book_entry_of(book[label.sku]), label.template)
             assert wanted is not None
             assert (label.desired_digest, label.desired_price_fen) == (wanted.digest(), wanted.price_fen), (
                 store_id,

@@ -1,4 +1,5 @@
-"""PostgreSQL persistence of stores, items, price rules, scheduled changes, audits and book entries.
+"""PostgreSQL persistence of stores, items, price rules, scheduled changes and audits (book entries:
+:mod:`book_entries`).
 
 Every call takes the unit of work's session. Writers of a SKU's prices lock its item row
 (``FOR UPDATE``, in SKU order) before they read its rules, and take store rows (to advance
@@ -14,8 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, text
-from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, TEXT
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.pricing.domain.catalogue import Item, Unit
@@ -548,80 +548,3 @@ async def list_changes(session: AsyncSession, sku: str, offset: int, limit: int)
         {"sku": sku, "limit": limit, "offset": offset},
     )
     return [_change(row) for row in rows]
-
-
-# -- book entries -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BookRow:
-    store_id: str
-    sku: str
-    version: int
-    removed: bool
-    unit_price_fen: int | None
-    entry: bytes
-
-
-async def book_rows(
-    session: AsyncSession, skus: Sequence[str], store_ids: Sequence[str]
-) -> dict[tuple[str, str], BookRow]:
-    rows = await session.execute(
-        text(
-            "SELECT store_id, sku, version, removed, unit_price_fen, entry FROM book_entry "
-            "WHERE sku = ANY(:skus) AND store_id = ANY(:stores)"
-        ),
-        {"skus": list(skus), "stores": list(store_ids)},
-    )
-    return {
-        (row.store_id, row.sku): BookRow(
-            row.store_id, row.sku, row.version, row.removed, row.unit_price_fen, bytes(row.entry)
-        )
-        for row in rows
-    }
-
-
-_UPSERT_ENTRIES = text("""
-    INSERT INTO book_entry (store_id, sku, version, removed, unit_price_fen, entry)
-    SELECT * FROM unnest(CAST(:stores AS text[]), CAST(:skus AS text[]), CAST(:versions AS bigint[]),
-                         CAST(:removed AS boolean[]), CAST(:prices AS bigint[]), CAST(:entries AS bytea[]))
-    ON CONFLICT (store_id, sku) DO UPDATE SET version = EXCLUDED.version, removed = EXCLUDED.removed,
-        unit_price_fen = EXCLUDED.unit_price_fen, entry = EXCLUDED.entry
-""").bindparams(
-    bindparam("stores", type_=ARRAY(TEXT)),
-    bindparam("skus", type_=ARRAY(TEXT)),
-    bindparam("entries", type_=ARRAY(BYTEA)),
-)
-
-
-async def upsert_book_rows(session: AsyncSession, rows: Sequence[BookRow]) -> None:
-    if not rows:
-        return
-    await session.execute(
-        _UPSERT_ENTRIES,
-        {
-            "stores": [row.store_id for row in rows],
-            "skus": [row.sku for row in rows],
-            "versions": [row.version for row in rows],
-            "removed": [row.removed for row in rows],
-            "prices": [row.unit_price_fen for row in rows],
-            "entries": [row.entry for row in rows],
-        },
-    )
-
-
-async def book_page(
-    session: AsyncSession, store_id: str, since_version: int, after_sku: str, limit: int
-) -> list[BookRow]:
-    """Entries of a store by SKU: all present ones (since 0), or every one changed after a version."""
-    condition = "version > :since" if since_version else "NOT removed"
-    rows = await session.execute(
-        text(
-            f"SELECT store_id, sku, version, removed, unit_price_fen, entry FROM book_entry "
-            f"WHERE store_id = :store AND {condition} AND sku > :after ORDER BY sku LIMIT :limit"
-        ),
-        {"store": store_id, "since": since_version, "after": after_sku, "limit": limit},
-    )
-    return [
-        BookRow(row.store_id, row.sku, row.version, row.removed, row.unit_price_fen, bytes(row.entry)) for row in rows
-    ]

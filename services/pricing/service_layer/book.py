@@ -20,9 +20,10 @@ from decimal import Decimal
 from servicekit.db import UnitOfWork
 from servicekit.errors import FailedPrecondition
 from services.pricing.adapters import book_entries, label_store, pricing_store
+from services.pricing.adapters.book_entries import BookRow
 from services.pricing.adapters.esl.base import LabelContent
 from services.pricing.adapters.integration_events import price_changed
-from services.pricing.adapters.pricing_store import BookRow, StoredItem, StoreRow
+from services.pricing.adapters.pricing_store import StoredItem, StoreRow
 from services.pricing.domain.price_book import BookEntry
 from services.pricing.domain.rules import MEMBER_TIERS, Channel, EffectivePrice, PriceContext, PriceRule, RuleSet
 
@@ -133,7 +134,7 @@ async def refresh(
         stores = await pricing_store.all_stores(session)
     rules_by_sku = await pricing_store.rules_of(session, wanted)
     rules = RuleSet.of(rule for sku_rules in rules_by_sku.values() for rule in sku_rules)
-    stored = await pricing_store.book_rows(session, wanted, [store.store_id for store in stores])
+    stored = await book_entries.book_rows(session, wanted, [store.store_id for store in stores])
     changed: dict[str, list[tuple[str, Computed, BookRow | None]]] = {}
     for store in stores:
         for sku in wanted:
@@ -188,7 +189,7 @@ async def refresh(
             )
             contents.append((sku, label_content(computed.entry, "")))
         await label_store.set_desired(session, store_id, contents, at)
-    await pricing_store.upsert_book_rows(session, rows)
+    await book_entries.upsert_book_rows(session, rows)
     return RefreshResult(len(rows), versions)
 
 

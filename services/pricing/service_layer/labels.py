@@ -132,7 +132,7 @@ class LabelSync:
             raise UnknownSku(f"unknown SKU {sku}", details={"sku": sku})
         if not item.item.sellable_in(store_id):
             raise NotListed(f"SKU {sku} is not in the catalogue of store {store_id}", details={"sku": sku})
-        entry = (await pricing_store.book_rows(uow.session, [sku], [store_id])).get((store_id, sku))
+        entry = (await book_entries.book_rows(uow.session, [sku], [store_id])).get((store_id, sku))
         content = None
         if entry is not None and not entry.removed:
             content = label_content(book_entries.decode(entry.entry), template)

@@ -18,9 +18,10 @@ from decimal import Decimal
 
 from servicekit.db import UnitOfWork
 from servicekit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from services.pricing.adapters import book_entries, pricing_store
 from services.pricing.adapters import integration_events as events
-from services.pricing.adapters import pricing_store
-from services.pricing.adapters.pricing_store import BookRow, ChangeRow, StoredItem, StoreRow
+from services.pricing.adapters.book_entries import BookRow
+from services.pricing.adapters.pricing_store import ChangeRow, StoredItem, StoreRow
 from services.pricing.domain.catalogue import Item, validate_sku
 from services.pricing.domain.commands import Actor, Question, RuleDraft, ScheduleChange, SetPrices
 from services.pricing.domain.guard_rails import check_guard_rails
@@ -329,7 +330,7 @@ class Pricing:
                 )
             if known_version and known_version == store.book_version and not after_sku:
                 return BookPage(store_id, store.book_version, True, since_version > 0, [], "")
-            rows = await pricing_store.book_page(uow.session, store_id, since_version, after_sku, limit + 1)
+            rows = await book_entries.book_page(uow.session, store_id, since_version, after_sku, limit + 1)
         next_sku = rows[limit - 1].sku if len(rows) > limit else ""
         return BookPage(store_id, store.book_version, False, since_version > 0, rows[:limit], next_sku)
 

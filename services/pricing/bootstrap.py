@@ -23,6 +23,7 @@ from servicekit.nats_connection import NatsConnection
 from services.pricing.adapters.integration_events import PRICING_STREAM
 from services.pricing.entrypoints.grpc_api import PricingServicer, register
 from services.pricing.entrypoints.inventory_consumer import inventory_consumer, inventory_handlers
+from services.pricing.service_layer.handlers import PricingHandlers
 from services.pricing.service_layer.labels import LabelPolicy, LabelSync, Stations
 from services.pricing.service_layer.markdowns import Markdowns
 from services.pricing.service_layer.pricing import Pricing
@@ -37,6 +38,7 @@ Clock = Callable[[], datetime]
 
 @dataclass(frozen=True)
 class PricingServices:
+    handlers: PricingHandlers
     pricing: Pricing
     scheduler: Scheduler
     labels: LabelSync
@@ -65,12 +67,15 @@ def wire(
     pricing = Pricing(unit_of_work, min_margin=settings.min_margin, clock=clock)
     policy = label_policy(settings)
     stations = Stations(policy)
+    labels = LabelSync(unit_of_work, stations, policy, clock=clock)
+    markdowns = Markdowns(unit_of_work, pricing, min_margin=settings.min_margin, clock=clock)
     return PricingServices(
+        handlers=PricingHandlers(unit_of_work, pricing, labels, markdowns),
         pricing=pricing,
         scheduler=Scheduler(unit_of_work, batch=settings.schedule_batch, clock=clock),
-        labels=LabelSync(unit_of_work, stations, policy, clock=clock),
+        labels=labels,
         stations=stations,
-        markdowns=Markdowns(unit_of_work, pricing, min_margin=settings.min_margin, clock=clock),
+        markdowns=markdowns,
     )
 
 
@@ -104,9 +109,7 @@ def build(settings: PricingSettings, *, clock: Clock = lambda: datetime.now(UTC)
         name=SERVICE_NAME,
         port=settings.grpc_port,
         host=settings.grpc_host,
-        registrations=[
-            register(PricingServicer(services.pricing, labels, services.markdowns, unit_of_work, clock=clock))
-        ],
+        registrations=[register(PricingServicer(services.handlers, services.pricing, labels, services.markdowns))],
         service_names=[GRPC_SERVICE],
         readiness_checks=database_and_broker_checks(engine, nats),
         background=[

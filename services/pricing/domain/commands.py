@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from services.pricing.domain.catalogue import Item
 from services.pricing.domain.promotions import Mechanic
 from services.pricing.domain.rules import Channel, Scope
 
@@ -18,6 +19,44 @@ class Actor:
     client_id: str
     store_id: str = ""
     headquarters: bool = False
+
+
+@dataclass(frozen=True)
+class PutStore:
+    """Register a store or change it: its price groups, currency and shelf-label station."""
+
+    store_id: str
+    name: str
+    price_groups: tuple[str, ...]
+    currency: str
+    label_station_kind: str
+    label_station_url: str
+
+
+@dataclass(frozen=True)
+class PutItem:
+    """Create a catalogue item or change it."""
+
+    item: Item
+
+
+@dataclass(frozen=True)
+class PutLabel:
+    """Link a shelf label to a SKU of its store, shown with a template."""
+
+    store_id: str
+    label_id: str
+    sku: str
+    template: str
+
+
+@dataclass(frozen=True)
+class DecideMarkdown:
+    """Approve a markdown suggestion (it becomes a scheduled price change) or reject it."""
+
+    markdown_id: str
+    approve: bool
+    effective_at: datetime | None
 
 
 @dataclass(frozen=True)

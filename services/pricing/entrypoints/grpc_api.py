@@ -4,49 +4,51 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.message import Message
-from retail.common.v1 import identifiers_pb2, paging_pb2
+from retail.common.v1 import paging_pb2
 from retail.pricing.v1 import pricing_service_pb2 as pb
 from retail.pricing.v1 import pricing_service_pb2_grpc as pb_grpc
 
-from servicekit.db import UnitOfWork
-from servicekit.errors import InvalidArgument, PermissionDenied
-from servicekit.idempotency import run_request_once
+from servicekit.errors import InvalidArgument
+from servicekit.idempotency import ReplyCodec, fingerprint
 from services.pricing.entrypoints.wire import (
     map_actor,
     map_basket,
     map_basket_prices,
     map_change,
+    map_decide_markdown,
+    map_decide_markdown_response,
     map_decimal,
     map_effective_price,
     map_enum,
     map_item,
-    map_item_of,
     map_label,
     map_markdown,
     map_mismatch_reason,
-    map_moment,
     map_money,
     map_page_size,
     map_prices,
+    map_put_item,
+    map_put_item_response,
+    map_put_label,
+    map_put_label_response,
+    map_put_store,
+    map_put_store_response,
     map_question,
     map_schedule_change,
+    map_schedule_change_response,
     map_set_prices,
-    map_store,
-    map_store_row,
+    map_set_prices_response,
 )
+from services.pricing.service_layer.handlers import Answer, PricingHandlers
 from services.pricing.service_layer.labels import LabelSync
 from services.pricing.service_layer.markdowns import Markdowns
 from services.pricing.service_layer.pricing import Pricing
-
-ResponseT = TypeVar("ResponseT", bound=Message)
-Clock = Callable[[], datetime]
 
 
 def decode_token(token: str) -> str:
@@ -66,52 +68,41 @@ def encode_token(key: str) -> str:
     return base64.urlsafe_b64encode(f"k:{key}".encode()).decode().rstrip("=") if key else ""
 
 
+ResultT = TypeVar("ResultT")
+ResponseT = TypeVar("ResponseT", bound=Message)
+
+
+def _answer(
+    request: Any, response_type: type[ResponseT], make: Callable[[ResultT], ResponseT]
+) -> Answer[ResultT, ResponseT]:
+    """How a handler answers this request once: its fingerprint, its response mapping, and the
+    response kept as its deterministic bytes (a retry gets the very bytes of the first answer)."""
+    codec = ReplyCodec(lambda response: response.SerializeToString(deterministic=True), response_type.FromString)
+    return Answer(fingerprint(request), make, codec)
+
+
 class PricingServicer(pb_grpc.PricingServiceServicer):
     """gRPC face of the pricing service."""
 
-    def __init__(
-        self,
-        pricing: Pricing,
-        labels: LabelSync,
-        markdowns: Markdowns,
-        unit_of_work: Callable[[], UnitOfWork],
-        *,
-        clock: Clock = lambda: datetime.now(UTC),
-    ) -> None:
+    def __init__(self, handlers: PricingHandlers, pricing: Pricing, labels: LabelSync, markdowns: Markdowns) -> None:
+        self._handlers = handlers
         self._pricing = pricing
         self._labels = labels
         self._markdowns = markdowns
-        self._uow = unit_of_work
-        self._clock = clock
-
-    async def _once(
-        self, request: Any, response_type: type[ResponseT], effect: Callable[[UnitOfWork], Awaitable[ResponseT]]
-    ) -> ResponseT:
-        if not request.request_id or len(request.request_id) > 200:
-            raise InvalidArgument("request_id is required (at most 200 characters)", reason="request-id-missing")
-        return await run_request_once(self._uow(), request, response_type, effect)
 
     async def PutStore(self, request: pb.PutStoreRequest, context: Any) -> pb.PutStoreResponse:
         """Register or change a store."""
-        store = map_store_row(request.store)
-        _check_actor_headquarters(request.actor)
-
-        async def effect(uow: UnitOfWork) -> pb.PutStoreResponse:
-            stored, created = await self._pricing.put_store(uow, store)
-            return pb.PutStoreResponse(store=map_store(stored), created=created)
-
-        return await self._once(request, pb.PutStoreResponse, effect)
+        return await self._handlers.put_store(
+            map_put_store(request),
+            map_actor(request.actor),
+            _answer(request, pb.PutStoreResponse, map_put_store_response),
+        )
 
     async def PutItem(self, request: pb.PutItemRequest, context: Any) -> pb.PutItemResponse:
         """Create or change a catalogue item."""
-        item = map_item_of(request.item)
-        _check_actor_headquarters(request.actor)
-
-        async def effect(uow: UnitOfWork) -> pb.PutItemResponse:
-            stored, created = await self._pricing.put_item(uow, item)
-            return pb.PutItemResponse(item=map_item(stored), created=created)
-
-        return await self._once(request, pb.PutItemResponse, effect)
+        return await self._handlers.put_item(
+            map_put_item(request), map_actor(request.actor), _answer(request, pb.PutItemResponse, map_put_item_response)
+        )
 
     async def ListItems(self, request: pb.ListItemsRequest, context: Any) -> pb.ListItemsResponse:
         """A page of the catalogue."""
@@ -133,14 +124,11 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
     async def SetPrices(self, request: pb.SetPricesRequest, context: Any) -> pb.SetPricesResponse:
         """Replace a SKU's rules."""
         command = map_set_prices(request)
-        _check_actor_headquarters(request.actor)
-        actor = map_actor(request.actor)
-
-        async def effect(uow: UnitOfWork) -> pb.SetPricesResponse:
-            rules = await self._pricing.set_prices(uow, command, actor)
-            return pb.SetPricesResponse(prices=map_prices(command.sku, rules))
-
-        return await self._once(request, pb.SetPricesResponse, effect)
+        return await self._handlers.set_prices(
+            command,
+            map_actor(request.actor),
+            _answer(request, pb.SetPricesResponse, map_set_prices_response(command.sku)),
+        )
 
     async def GetPrices(self, request: pb.GetPricesRequest, context: Any) -> pb.GetPricesResponse:
         """A SKU's rules."""
@@ -150,14 +138,11 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         self, request: pb.SchedulePriceChangeRequest, context: Any
     ) -> pb.SchedulePriceChangeResponse:
         """Schedule a regular price for a future moment."""
-        command = map_schedule_change(request)
-        actor = map_actor(request.actor)
-
-        async def effect(uow: UnitOfWork) -> pb.SchedulePriceChangeResponse:
-            change = await self._pricing.schedule_change(uow, command, actor)
-            return pb.SchedulePriceChangeResponse(change=map_change(change))
-
-        return await self._once(request, pb.SchedulePriceChangeResponse, effect)
+        return await self._handlers.schedule_change(
+            map_schedule_change(request),
+            map_actor(request.actor),
+            _answer(request, pb.SchedulePriceChangeResponse, map_schedule_change_response),
+        )
 
     async def ListPriceChanges(self, request: pb.ListPriceChangesRequest, context: Any) -> pb.ListPriceChangesResponse:
         """Changes, newest effective first."""
@@ -221,15 +206,11 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
 
     async def PutLabel(self, request: pb.PutLabelRequest, context: Any) -> pb.PutLabelResponse:
         """Link a label to a SKU of its store."""
-        _check_store_actor(request.actor, request.store_id)
-
-        async def effect(uow: UnitOfWork) -> pb.PutLabelResponse:
-            label, created = await self._labels.put_label(
-                uow, request.store_id, request.label_id, request.sku, request.template
-            )
-            return pb.PutLabelResponse(label=map_label(label), created=created)
-
-        return await self._once(request, pb.PutLabelResponse, effect)
+        return await self._handlers.put_label(
+            map_put_label(request),
+            map_actor(request.actor),
+            _answer(request, pb.PutLabelResponse, map_put_label_response),
+        )
 
     async def ListLabels(self, request: pb.ListLabelsRequest, context: Any) -> pb.ListLabelsResponse:
         """A page of a store's labels."""
@@ -281,27 +262,11 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
     async def DecideMarkdown(self, request: pb.DecideMarkdownRequest, context: Any) -> pb.DecideMarkdownResponse:
         """Approve (schedule) or reject a markdown."""
         actor = map_actor(request.actor)
-        effective_at = map_moment(request, "effective_at")
-
-        async def effect(uow: UnitOfWork) -> pb.DecideMarkdownResponse:
-            row, change = await self._markdowns.decide(uow, request.markdown_id, request.approve, effective_at, actor)
-            response = pb.DecideMarkdownResponse(suggestion=map_markdown(row))
-            if change is not None:
-                response.change.CopyFrom(map_change(change))
-            return response
-
-        return await self._once(request, pb.DecideMarkdownResponse, effect)
-
-
-def _check_actor_headquarters(actor: identifiers_pb2.Actor) -> None:
-    if not map_actor(actor).headquarters:
-        raise PermissionDenied("only headquarters staff change stores, the catalogue and price rules")
-
-
-def _check_store_actor(actor: identifiers_pb2.Actor, store_id: str) -> None:
-    mapped = map_actor(actor)
-    if not mapped.headquarters and mapped.store_id != store_id:
-        raise PermissionDenied(f"staff of another store may not change labels of store {store_id}")
+        return await self._handlers.decide_markdown(
+            map_decide_markdown(request),
+            actor,
+            _answer(request, pb.DecideMarkdownResponse, map_decide_markdown_response),
+        )
 
 
 def register(servicer: PricingServicer) -> Callable[[grpc.aio.Server], None]:

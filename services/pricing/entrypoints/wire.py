@@ -8,7 +8,7 @@ all use these functions, so a price reads the same on every path.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -23,7 +23,17 @@ from servicekit.protowire import timestamp, to_wire
 from services.pricing.adapters.label_store import LabelRow
 from services.pricing.adapters.pricing_store import ChangeRow, StoredItem, StoreRow
 from services.pricing.domain.catalogue import Item
-from services.pricing.domain.commands import Actor, Question, RuleDraft, ScheduleChange, SetPrices
+from services.pricing.domain.commands import (
+    Actor,
+    DecideMarkdown,
+    PutItem,
+    PutLabel,
+    PutStore,
+    Question,
+    RuleDraft,
+    ScheduleChange,
+    SetPrices,
+)
 from services.pricing.domain.markdown import StoredMarkdown
 from services.pricing.domain.money import parse_percent, validate_currency, validate_fen
 from services.pricing.domain.price_book import BookEntry
@@ -189,31 +199,46 @@ def map_basket(message: pb.PriceBasketRequest) -> list[tuple[str, Decimal]]:
     return [(line.sku, map_quantity(line.quantity, f"lines[{i}].quantity")) for i, line in enumerate(message.lines)]
 
 
-def map_store_row(message: pb.Store) -> StoreRow:
+def map_put_store(request: pb.PutStoreRequest) -> PutStore:
     """A store as registered (its book version is the service's)."""
-    return StoreRow(
-        store_id=message.store_id,
-        name=message.name.strip(),
-        price_groups=tuple(sorted(set(message.price_groups))),
-        currency=message.currency_code or DEFAULT_CURRENCY,
-        label_station_kind=message.label_station_kind,
-        label_station_url=message.label_station_url.rstrip("/"),
-        book_version=0,
+    store = request.store
+    return PutStore(
+        store_id=store.store_id,
+        name=store.name.strip(),
+        price_groups=tuple(sorted(set(store.price_groups))),
+        currency=store.currency_code or DEFAULT_CURRENCY,
+        label_station_kind=store.label_station_kind,
+        label_station_url=store.label_station_url.rstrip("/"),
     )
 
 
-def map_item_of(message: pb.Item) -> Item:
+def map_put_item(request: pb.PutItemRequest) -> PutItem:
     """A catalogue item as given (its version and update time are the service's)."""
-    return Item.create(
-        sku=message.sku,
-        name=message.name,
-        category=message.category,
-        barcode=message.barcode,
-        unit=map_enum(pb.Unit, "UNIT", message.unit) or "",
-        cost_fen=map_fen(message.cost, "cost"),
-        supplier_id=message.supplier_id,
-        store_ids=list(message.store_ids),
-        active=message.active,
+    item = request.item
+    return PutItem(
+        Item.create(
+            sku=item.sku,
+            name=item.name,
+            category=item.category,
+            barcode=item.barcode,
+            unit=map_enum(pb.Unit, "UNIT", item.unit) or "",
+            cost_fen=map_fen(item.cost, "cost"),
+            supplier_id=item.supplier_id,
+            store_ids=list(item.store_ids),
+            active=item.active,
+        )
+    )
+
+
+def map_put_label(request: pb.PutLabelRequest) -> PutLabel:
+    """A label linked to a SKU of its store."""
+    return PutLabel(store_id=request.store_id, label_id=request.label_id, sku=request.sku, template=request.template)
+
+
+def map_decide_markdown(request: pb.DecideMarkdownRequest) -> DecideMarkdown:
+    """A decision on a markdown suggestion (an approval without a moment takes effect at once)."""
+    return DecideMarkdown(
+        markdown_id=request.markdown_id, approve=request.approve, effective_at=map_moment(request, "effective_at")
     )
 
 
@@ -492,3 +517,42 @@ def map_book_entry_of(message: pb.PriceBookEntry) -> BookEntry:
         member_prices=tuple((tier, money.minor_units) for tier, money in sorted(message.member_prices.items())),
         valid_until=message.valid_until.ToDatetime(tzinfo=UTC) if message.HasField("valid_until") else None,
     )
+
+
+# -- answers of the mutating calls ---------------------------------------------------------------
+
+
+def map_put_store_response(result: tuple[StoreRow, bool]) -> pb.PutStoreResponse:
+    stored, created = result
+    return pb.PutStoreResponse(store=map_store(stored), created=created)
+
+
+def map_put_item_response(result: tuple[StoredItem, bool]) -> pb.PutItemResponse:
+    stored, created = result
+    return pb.PutItemResponse(item=map_item(stored), created=created)
+
+
+def map_set_prices_response(sku: str) -> Callable[[list[PriceRule]], pb.SetPricesResponse]:
+    """The answer to setting ``sku``'s rules: the rules as they now stand."""
+
+    def answer(rules: list[PriceRule]) -> pb.SetPricesResponse:
+        return pb.SetPricesResponse(prices=map_prices(sku, rules))
+
+    return answer
+
+
+def map_schedule_change_response(change: ChangeRow) -> pb.SchedulePriceChangeResponse:
+    return pb.SchedulePriceChangeResponse(change=map_change(change))
+
+
+def map_put_label_response(result: tuple[LabelRow, bool]) -> pb.PutLabelResponse:
+    label, created = result
+    return pb.PutLabelResponse(label=map_label(label), created=created)
+
+
+def map_decide_markdown_response(result: tuple[StoredMarkdown, ChangeRow | None]) -> pb.DecideMarkdownResponse:
+    suggestion, change = result
+    response = pb.DecideMarkdownResponse(suggestion=map_markdown(suggestion))
+    if change is not None:
+        response.change.CopyFrom(map_change(change))
+    return response

@@ -1,10 +1,11 @@
 """Pricing commands and questions: stores, the catalogue, price rules, scheduled changes,
 effective prices, and each store's POS price book.
 
-Mutating commands run in the caller's unit of work (the gRPC servicer's request-id store
-commits it); questions open their own. A command that changes what a SKU costs locks the
-SKU's item row first and recomputes its book entries in the same transaction, so the book,
-its events and the labels' desired content never disagree with the rules.
+Mutating commands run in the caller's unit of work (a command handler of :mod:`handlers`
+opens and commits it, the demo loader batches many); questions open their own. A command
+that changes what a SKU costs locks the SKU's item row first and recomputes its book entries
+in the same transaction, so the book, its events and the labels' desired content never
+disagree with the rules.
 """
 
 from __future__ import annotations

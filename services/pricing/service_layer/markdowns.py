@@ -12,14 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
-
-from sqlalchemy import text
 
 from servicekit.db import UnitOfWork
 from servicekit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.pricing.adapters import integration_events as events
-from services.pricing.adapters import pricing_store
+from services.pricing.adapters import markdown_store, pricing_store
 from services.pricing.adapters.pricing_store import ChangeRow
 from services.pricing.domain.commands import Actor, ScheduleChange
 from services.pricing.domain.markdown import StoredMarkdown, suggest_markdown
@@ -27,15 +24,7 @@ from services.pricing.domain.rules import Channel, PriceContext, RuleSet
 from services.pricing.service_layer.pricing import Pricing
 
 Clock = Callable[[], datetime]
-_COLUMNS = (
-    "markdown_id, store_id, sku, current_price_fen, suggested_price_fen, floor_price_fen, percent_off, reason, state, "
-    "change_id, created_at"
-)
 MARKDOWN_STATES = ("open", "approved", "rejected", "withdrawn")
-
-
-def _row(row: Any) -> StoredMarkdown:
-    return StoredMarkdown(*(getattr(row, column.strip()) for column in _COLUMNS.split(",")))
 
 
 @dataclass(frozen=True)
@@ -87,37 +76,12 @@ class Markdowns:
             overstock_threshold_days=threshold,
             min_margin=self._min_margin,
         )
-        await session.execute(
-            text(
-                "UPDATE markdown SET state = 'withdrawn', decided_at = :now WHERE store_id = :store AND sku = :sku "
-                "AND state = 'open'"
-            ),
-            {"now": now, "store": store.store_id, "sku": alert.sku},
-        )
+        await markdown_store.withdraw_open(session, store.store_id, alert.sku, now)
         if suggestion is None:
             return None
-        row = (
-            await session.execute(
-                text(f"""
-                    INSERT INTO markdown (markdown_id, store_id, sku, current_price_fen, suggested_price_fen,
-                                          floor_price_fen, percent_off, reason, created_at)
-                    VALUES (:id, :store, :sku, :current, :suggested, :floor, :percent, :reason, :now)
-                    RETURNING {_COLUMNS}
-                """),
-                {
-                    "id": f"MD{uuid.uuid4().hex[:20].upper()}",
-                    "store": store.store_id,
-                    "sku": alert.sku,
-                    "current": regular,
-                    "suggested": suggestion.suggested_price_fen,
-                    "floor": suggestion.floor_price_fen,
-                    "percent": suggestion.percent,
-                    "reason": suggestion.reason,
-                    "now": now,
-                },
-            )
-        ).one()
-        suggested = _row(row)
+        suggested = await markdown_store.insert(
+            session, f"MD{uuid.uuid4().hex[:20].upper()}", suggestion, current_price_fen=regular, now=now
+        )
         uow.publish(events.markdown_suggested(suggested, now))
         return suggested
 
@@ -127,26 +91,14 @@ class Markdowns:
         async with self._uow() as uow:
             if await pricing_store.get_store(uow.session, store_id) is None:
                 raise NotFound(f"unknown store {store_id}", reason="unknown-store")
-            rows = await uow.session.execute(
-                text(
-                    f"SELECT {_COLUMNS} FROM markdown WHERE store_id = :store AND state = :state AND sku > :after "
-                    "ORDER BY sku, created_at DESC LIMIT :limit"
-                ),
-                {"store": store_id, "state": state, "after": after_sku, "limit": limit},
-            )
-            return [_row(row) for row in rows]
+            return await markdown_store.list_of_store(uow.session, store_id, state, after_sku, limit)
 
     async def decide(
         self, uow: UnitOfWork, markdown_id: str, approve: bool, effective_at: datetime | None, actor: Actor
     ) -> tuple[StoredMarkdown, ChangeRow | None]:
-        row = (
-            await uow.session.execute(
-                text(f"SELECT {_COLUMNS} FROM markdown WHERE markdown_id = :id FOR UPDATE"), {"id": markdown_id}
-            )
-        ).one_or_none()
-        if row is None:
+        suggestion = await markdown_store.lock(uow.session, markdown_id)
+        if suggestion is None:
             raise NotFound(f"unknown markdown suggestion {markdown_id}", reason="unknown-markdown")
-        suggestion = _row(row)
         if not actor.headquarters and actor.store_id != suggestion.store_id:
             raise PermissionDenied("only headquarters or the store's own staff decide its markdowns")
         if suggestion.state != "open":
@@ -167,19 +119,12 @@ class Markdowns:
                 ),
                 Actor(actor.client_id, suggestion.store_id, actor.headquarters),
             )
-        decided = (
-            await uow.session.execute(
-                text(
-                    f"UPDATE markdown SET state = :state, change_id = :change, decided_at = :now, decided_by = :by "
-                    f"WHERE markdown_id = :id RETURNING {_COLUMNS}"
-                ),
-                {
-                    "state": "approved" if approve else "rejected",
-                    "change": change.change_id if change else None,
-                    "now": now,
-                    "by": actor.client_id,
-                    "id": markdown_id,
-                },
-            )
-        ).one()
-        return _row(decided), change
+        decided = await markdown_store.record_decision(
+            uow.session,
+            markdown_id,
+            state="approved" if approve else "rejected",
+            change_id=change.change_id if change else None,
+            decided_by=actor.client_id,
+            now=now,
+        )
+        return decided, change

@@ -116,7 +116,7 @@ async def app(pricing_settings: Callable[..., PricingSettings], clock: Clock) ->
 @pytest.fixture
 async def stub(app: PricingApp) -> AsyncIterator[pb_grpc.PricingServiceAsyncStub]:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.server.bound_port}") as channel:
-        yield pb_grpc.PricingServiceStub(channel)  # type: ignore[no-untyped-call]
+        yield pb_grpc.PricingServiceStub(channel)
 
 
 def request_id() -> str:
@@ -133,7 +133,7 @@ def stamp(moment: datetime) -> Timestamp:
 
 async def _stub_call(app: PricingApp, method: str, request: Any) -> Any:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.server.bound_port}") as channel:
-        stub = pb_grpc.PricingServiceStub(channel)  # type: ignore[no-untyped-call]
+        stub = pb_grpc.PricingServiceStub(channel)
         return await getattr(stub, method)(request, timeout=10)
 
 

@@ -53,7 +53,7 @@ async def serving(settings: PricingSettings) -> AsyncIterator[tuple[PricingApp, 
     app = await start_pricing_app(settings, real_clock)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{app.server.bound_port}") as channel:
-            yield app, pb_grpc.PricingServiceStub(channel)  # type: ignore[no-untyped-call]
+            yield app, pb_grpc.PricingServiceStub(channel)
     finally:
         await app.server.stop()
         await app.close()

@@ -109,8 +109,9 @@ async def test_a_newer_upload_makes_the_tag_pending_again(
     simulator.tick()
     [settled] = await station.status([macs[0]], [new_result.ticket])
     assert settled.acknowledged_digest == new.content.digest()
-    assert simulator.displayed(macs[0]) is not None
-    assert simulator.displayed(macs[0]).price_fen == 450  # type: ignore[union-attr]
+    displayed = simulator.displayed(macs[0])
+    assert displayed is not None
+    assert displayed.price_fen == 450
 
 
 async def test_upload_not_yet_rendered_by_the_access_point_is_still_pending(macs: list[str]) -> None:
@@ -179,8 +180,9 @@ async def test_unknown_tag_fails_alone_and_reports_its_status_as_unknown(
 def test_ticket_carries_the_digest_and_the_update_count() -> None:
     digest = content().digest()
 
-    assert parse_ticket(f"oepl1:{digest}:7") is not None
-    assert parse_ticket(f"oepl1:{digest}:7").updatecount_before == 7  # type: ignore[union-attr]
+    ticket = parse_ticket(f"oepl1:{digest}:7")
+    assert ticket is not None
+    assert ticket.updatecount_before == 7
     assert parse_ticket(digest) is not None
     assert parse_ticket("T00000001") is None
     assert parse_ticket(f"oepl1:{digest}:-1") is None

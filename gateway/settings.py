@@ -39,7 +39,7 @@ from typing import Annotated, Any
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
-from gateway.domain.sales import SALES_JOURNAL_RETENTION
+from gateway.domain.sales import MAX_SALES_PER_BATCH, SALES_JOURNAL_RETENTION
 from servicekit.settings import BaseServiceSettings, dev_secret
 
 _BACKEND_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
@@ -92,7 +92,9 @@ class GatewaySettings(BaseServiceSettings):
         le=SALES_JOURNAL_RETENTION.total_seconds(),
         description="how far behind the gateway's clock a sale may be dated (at most the SALES journal's retention)",
     )
-    max_sales_per_batch: int = Field(default=500, ge=1, le=500, description="most sales in one POS batch")
+    max_sales_per_batch: int = Field(
+        default=MAX_SALES_PER_BATCH, ge=1, le=MAX_SALES_PER_BATCH, description="most sales in one POS batch"
+    )
     idempotency_wait_seconds: float = Field(
         default=2.0, ge=0, le=30, description="how long a repeated request waits for the first one to finish"
     )

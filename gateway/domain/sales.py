@@ -1,17 +1,20 @@
 """Sales as a POS terminal submits them: the rules a sale must meet to enter the journal.
 
 Plain Python: amounts are ``Decimal`` (never float), converted to integer minor units
-(fen) for the journal; member phone and card numbers leave here only as a keyed hash.
+(fen) for the journal; member phone and card numbers leave here only as a keyed hash
+(:mod:`servicekit.identity_lookup`, the contract with the member service).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+# A sale's member reference is the lookup hash the member service stores: one implementation
+# for both sides (servicekit.identity_lookup), so a sale always finds its member.
+from servicekit.identity_lookup import member_identity_hash as member_identity_hash
 
 MINOR_UNITS_PER_UNIT = 100
 MAX_QUANTITY_PLACES = 3  # grams for goods sold by the kilogram
@@ -22,6 +25,9 @@ MAX_MONEY_PLACES = 2
 # be when it enters (SALE_MAX_AGE_SECONDS defaults to it and may only be shorter). A sale
 # older than the journal holds could no longer be told from a replay of one already applied.
 SALES_JOURNAL_RETENTION = timedelta(days=90)
+# The most sales one POS batch carries (MAX_SALES_PER_BATCH may only lower it): one batch is
+# answered only after every sale in it is journaled, which bounds how long a till waits.
+MAX_SALES_PER_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -57,26 +63,6 @@ def line_total_minor(quantity: Decimal, unit_price: Decimal, discount: Decimal) 
     """quantity × unit_price − discount, rounded half-up to the fen."""
     gross = (quantity * unit_price).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     return to_minor_units(gross - discount)
-
-
-def normalise_phone(phone: str) -> str:
-    """Digits only, without the +86 / 0086 country prefix of mainland numbers."""
-    digits = re.sub(r"\D", "", phone)
-    for prefix in ("0086", "86"):
-        if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
-            return digits[len(prefix) :]
-    return digits
-
-
-def normalise_card(card: str) -> str:
-    return re.sub(r"\s", "", card).upper()
-
-
-def member_identity_hash(key: bytes, identifier_type: str, value: str) -> bytes:
-    """HMAC-SHA256 of ``"<type>:<normalised value>"`` (type ``phone`` or ``pos_card``) under the
-    member lookup key; the member service computes the same to find the member."""
-    normalised = normalise_phone(value) if identifier_type == "phone" else normalise_card(value)
-    return hmac.new(key, f"{identifier_type}:{normalised}".encode(), hashlib.sha256).digest()
 
 
 def check_occurred_at(

@@ -37,7 +37,6 @@ from gateway.security import require
 router = APIRouter(prefix="/v1/pos", tags=["pos"])
 log = logging.getLogger("gateway.pos")
 
-MAX_SALES_PER_BATCH = 500
 MAX_LINES_PER_SALE = 500
 STORE_TIMEZONE = "Asia/Shanghai"
 CURRENCY = "CNY"
@@ -114,7 +113,7 @@ class SaleIn(Strict):
 class SalesBatch(Strict):
     """Up to 500 sales, in the order the till recorded them."""
 
-    sales: list[SaleIn] = Field(min_length=1, max_length=MAX_SALES_PER_BATCH)
+    sales: list[SaleIn] = Field(min_length=1, max_length=rules.MAX_SALES_PER_BATCH)
 
     model_config = ConfigDict(
         extra="forbid",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from gateway.adapters.sales_journal import SALES_STREAM
+from gateway.domain.sales import MAX_SALES_PER_BATCH
+from gateway.routes.pos import SalesBatch
 from gateway.settings import GatewaySettings, parse_backends
 from servicekit.settings import SettingsError, load_settings
 
@@ -66,3 +68,11 @@ def test_a_sale_may_be_as_old_as_the_sales_journal_keeps_sales_and_no_older(monk
     monkeypatch.setenv("SALE_MAX_AGE_SECONDS", str(retention + 1))  # the journal would not hold it
     with pytest.raises(SettingsError, match=r"SALE_MAX_AGE_SECONDS"):
         load_settings(GatewaySettings, **REQUIRED)
+
+
+def test_the_pos_batch_cap_is_declared_once_in_the_sales_rules() -> None:
+    """The setting's default and upper bound and the request schema's maxItems are one constant."""
+    cap = GatewaySettings.model_fields["max_sales_per_batch"]
+    assert cap.default == MAX_SALES_PER_BATCH
+    assert any(getattr(bound, "le", None) == MAX_SALES_PER_BATCH for bound in cap.metadata)
+    assert SalesBatch.model_json_schema()["properties"]["sales"]["maxItems"] == MAX_SALES_PER_BATCH

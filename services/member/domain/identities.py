@@ -2,19 +2,18 @@
 
 An identity is found through HMAC-SHA256 of ``"<type>:<normalised value>"`` under the
 member lookup key and stored only encrypted. For phone numbers and POS cards the normal
-form is exactly the one the gateway uses when it hashes them into the sales journal, so a
-sale finds its member by the hash alone. Error messages never repeat the value.
+form and the hash are :mod:`servicekit.identity_lookup`'s, the very code the gateway hashes
+them into the sales journal with, so a sale finds its member by the hash alone. Error messages never repeat the value.
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
-import hmac
 import re
 from dataclasses import dataclass
 
 from servicekit.errors import InvalidArgument
+from servicekit.identity_lookup import lookup_hash, normalise_card, normalise_phone
 
 
 class IdentityType(enum.StrEnum):
@@ -44,10 +43,6 @@ class ChannelIdentity:
     value: str
 
     @property
-    def lookup_text(self) -> str:
-        return f"{self.type.value}:{self.value}"
-
-    @property
     def app_id(self) -> str:
         return self.value.split(":", 1)[0] if self.type is IdentityType.WECHAT_OPENID else ""
 
@@ -67,20 +62,6 @@ _POS_CARD = re.compile(r"[0-9A-Z]{6,32}")
 _EMAIL = re.compile(
     r"[a-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+"
 )
-
-
-def normalise_phone(phone: str) -> str:
-    """Digits only, without the +86 / 0086 country prefix (the gateway's normal form)."""
-    digits = re.sub(r"\D", "", phone)
-    for prefix in ("0086", "86"):
-        if digits.startswith(prefix) and len(digits) == len(prefix) + 11:
-            return digits[len(prefix) :]
-    return digits
-
-
-def normalise_card(card: str) -> str:
-    """Without whitespace, in upper case (the gateway's normal form)."""
-    return re.sub(r"\s", "", card).upper()
 
 
 def parse_identity(type_name: str, value: str, app_id: str = "") -> ChannelIdentity:
@@ -134,8 +115,8 @@ def parse_identity(type_name: str, value: str, app_id: str = "") -> ChannelIdent
 
 
 def identity_hash(key: bytes, identity: ChannelIdentity) -> bytes:
-    """HMAC-SHA256 of ``"<type>:<normalised value>"`` under the member lookup key."""
-    return hmac.new(key, identity.lookup_text.encode(), hashlib.sha256).digest()
+    """HMAC-SHA256 of ``"<type>:<normalised value>"`` under the member lookup key (the journal's hash)."""
+    return lookup_hash(key, identity.type.value, identity.value)
 
 
 def mask_identity(identity: ChannelIdentity) -> str:

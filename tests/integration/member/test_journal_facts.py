@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 from retail.sales.v1 import events_pb2 as sales_pb2
 
-from gateway.domain.sales import member_identity_hash
+from servicekit.identity_lookup import member_identity_hash
 from servicekit.messaging import DEAD_LETTER_STREAM
 from servicekit.outbox import MSG_ID_HEADER
 from servicekit.settings import to_plain_url

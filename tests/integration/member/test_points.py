@@ -15,7 +15,7 @@ from retail.member.v1 import member_service_pb2 as pb
 from retail.member.v1 import member_service_pb2_grpc as pb_grpc
 from retail.sales.v1 import events_pb2 as sales_pb2
 
-from gateway.domain.sales import member_identity_hash
+from servicekit.identity_lookup import member_identity_hash
 from services.member.bootstrap import MemberApp
 from services.member.settings import MemberSettings
 from tests.integration.member.conftest import (

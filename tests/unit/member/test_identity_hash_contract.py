@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gateway.domain.sales import member_identity_hash
 from gateway.settings import GatewaySettings
+from servicekit.identity_lookup import member_identity_hash
 from servicekit.settings import load_settings
 from services.member.domain.identities import identity_hash, parse_identity
 from services.member.settings import MemberSettings

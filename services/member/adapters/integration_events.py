@@ -15,9 +15,7 @@ from retail.member.v1 import events_pb2
 from retail.member.v1 import member_service_pb2 as pb
 
 from servicekit.outbox import OutboxEvent
-from servicekit.protowire import from_wire as from_wire  # re-exported: the member contract's helpers
-from servicekit.protowire import timestamp as timestamp
-from servicekit.protowire import to_wire as to_wire
+from servicekit.protowire import timestamp, to_wire
 
 SUBJECT_PREFIX = "retail.member.v1"
 CURRENCY = "CNY"

@@ -1,0 +1,42 @@
+"""The member service is written the one way a new service copies: protobuf mapping in one wire
+module, handlers that own their unit of work, no protobuf below the entrypoints, small modules."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SERVICE = Path(__file__).resolve().parents[3] / "services" / "member"
+
+
+def parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text())
+
+
+def relative(path: Path) -> str:
+    return str(path.relative_to(SERVICE))
+
+
+def test_every_protobuf_mapping_is_a_named_map_function_of_the_wire_module() -> None:
+    defined_elsewhere = sorted(
+        f"{relative(path)}:{node.name}"
+        for path in SERVICE.rglob("*.py")
+        if relative(path) != "entrypoints/wire.py"
+        for node in ast.walk(parsed(path))
+        if isinstance(node, ast.FunctionDef) and node.name.startswith("map_")
+    )
+    assert defined_elsewhere == []
+    wire = {node.name for node in parsed(SERVICE / "entrypoints" / "wire.py").body if isinstance(node, ast.FunctionDef)}
+    assert {"map_register", "map_update", "map_member", "map_entry", "map_sale", "map_kpis"} <= wire
+
+
+def test_no_module_re_exports_the_wire_helpers() -> None:
+    re_exports = sorted(
+        f"{relative(path)}:{alias.name}"
+        for path in SERVICE.rglob("*.py")
+        for node in ast.walk(parsed(path))
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if alias.asname == alias.name
+    )
+    assert re_exports == []

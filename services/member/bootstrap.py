@@ -26,8 +26,13 @@ from services.member.domain.points import PointsPolicy
 from services.member.domain.tiers import DEFAULT_TIER_POLICY, TierPolicy
 from services.member.entrypoints.grpc_api import MemberServicer, register
 from services.member.entrypoints.sales_consumer import MEMBER_STREAM, sales_consumer, sales_handlers
-from services.member.service_layer.loyalty import EXPIRY_BATCH, Loyalty, LoyaltyPolicies
+from services.member.service_layer.journal_sales import SalesJournal
+from services.member.service_layer.loyalty import LoyaltyPolicies
+from services.member.service_layer.loyalty_queries import LoyaltyQueries
+from services.member.service_layer.member_kpis import MemberKpiReports
 from services.member.service_layer.members import MemberService
+from services.member.service_layer.points_book import EXPIRY_BATCH, PointsBook
+from services.member.service_layer.tier_review import TierReview
 from services.member.settings import MemberSettings
 
 log = logging.getLogger("member")
@@ -38,8 +43,14 @@ Clock = Callable[[], datetime]
 
 @dataclass(frozen=True)
 class MemberServices:
+    """The member service's handlers, one per seam of the context."""
+
     members: MemberService
-    loyalty: Loyalty
+    sales: SalesJournal
+    points: PointsBook
+    tiers: TierReview
+    queries: LoyaltyQueries
+    kpis: MemberKpiReports
     codec: PersonalDataCodec
 
 
@@ -67,9 +78,17 @@ def wire(
 ) -> MemberServices:
     """The application services over a unit of work, with the settings' keys and policies."""
     codec = PersonalDataCodec(DataKeyring(settings.data_keys))
-    loyalty = Loyalty(unit_of_work, policies(settings), clock=clock)
-    members = MemberService(unit_of_work, codec, settings.lookup_key, loyalty, clock=clock)
-    return MemberServices(members, loyalty, codec)
+    rules = policies(settings)
+    tiers = TierReview(unit_of_work, rules, clock=clock)
+    return MemberServices(
+        members=MemberService(unit_of_work, codec, settings.lookup_key, tiers, clock=clock),
+        sales=SalesJournal(rules, tiers, clock=clock),
+        points=PointsBook(unit_of_work, rules, clock=clock),
+        tiers=tiers,
+        queries=LoyaltyQueries(unit_of_work),
+        kpis=MemberKpiReports(unit_of_work, clock=clock),
+        codec=codec,
+    )
 
 
 @dataclass
@@ -100,7 +119,13 @@ def build(settings: MemberSettings, *, clock: Clock = lambda: datetime.now(UTC))
         name=SERVICE_NAME,
         port=settings.grpc_port,
         host=settings.grpc_host,
-        registrations=[register(MemberServicer(services.members, services.loyalty, unit_of_work, clock=clock))],
+        registrations=[
+            register(
+                MemberServicer(
+                    services.members, services.points, services.queries, services.kpis, unit_of_work, clock=clock
+                )
+            )
+        ],
         service_names=[GRPC_SERVICE],
         readiness_checks=database_and_broker_checks(engine, nats),
         background=[
@@ -111,21 +136,21 @@ def build(settings: MemberSettings, *, clock: Clock = lambda: datetime.now(UTC))
                 replicas=settings.jetstream_replicas,
                 subscriptions=[
                     Subscription(
-                        sales_consumer(settings.sales_consumer_durable), sales_handlers(services.loyalty), unit_of_work
+                        sales_consumer(settings.sales_consumer_durable), sales_handlers(services.sales), unit_of_work
                     )
                 ],
             ),
             every(
                 "points expiry",
                 settings.points_expiry_sweep_seconds,
-                services.loyalty.expire_due,
+                services.points.expire_due,
                 again=lambda expired: expired == EXPIRY_BATCH,
             ),
             # Every member's tier (downgrades after grace) and lifecycle stage; the first roll after one interval.
             every(
                 "member review",
                 settings.member_review_seconds,
-                _review_step(services.loyalty),
+                _review_step(services.tiers),
                 again=bool,
                 first_run_now=False,
             ),
@@ -136,13 +161,13 @@ def build(settings: MemberSettings, *, clock: Clock = lambda: datetime.now(UTC))
     return MemberApp(server, services, engine, nats)
 
 
-def _review_step(loyalty: Loyalty) -> Callable[[], Awaitable[str]]:
+def _review_step(tiers: TierReview) -> Callable[[], Awaitable[str]]:
     """One batch of the tier and lifecycle review; a roll resumes where it stopped, and starts over when done."""
     cursor = ""
 
     async def step() -> str:
         nonlocal cursor
-        cursor = await loyalty.review(after_member_id=cursor)
+        cursor = await tiers.review(after_member_id=cursor)
         return cursor
 
     return step

@@ -39,8 +39,11 @@ from services.member.entrypoints.wire import (
     page_size,
     parse_day,
 )
-from services.member.service_layer.loyalty import CHINA_STANDARD_TIME, Loyalty
+from services.member.service_layer.loyalty import CHINA_STANDARD_TIME
+from services.member.service_layer.loyalty_queries import LoyaltyQueries
+from services.member.service_layer.member_kpis import MemberKpiReports
 from services.member.service_layer.members import MemberService
+from services.member.service_layer.points_book import PointsBook
 
 ResponseT = TypeVar("ResponseT", bound=Message)
 
@@ -51,13 +54,17 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
     def __init__(
         self,
         members: MemberService,
-        loyalty: Loyalty,
+        points: PointsBook,
+        queries: LoyaltyQueries,
+        kpis: MemberKpiReports,
         unit_of_work: Callable[[], UnitOfWork],
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._members = members
-        self._loyalty = loyalty
+        self._points = points
+        self._queries = queries
+        self._kpis = kpis
         self._uow = unit_of_work
         self._clock = clock
 
@@ -134,7 +141,7 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
 
     async def GetPoints(self, request: pb.GetPointsRequest, context: Any) -> pb.GetPointsResponse:
         """Balance, what expires when, and a page of the ledger (newest first)."""
-        overview = await self._loyalty.points(
+        overview = await self._queries.points(
             request.member_id, page_token=request.page.page_token, page_size=page_size(request.page)
         )
         return map_points(overview)
@@ -146,7 +153,7 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
         check_store_id(request.store_id)
 
         async def effect(uow: UnitOfWork) -> pb.RedeemPointsResponse:
-            entry = await self._loyalty.redeem(
+            entry = await self._points.redeem(
                 uow, request.member_id, request.points, reference=request.reference, store_id=request.store_id
             )
             return pb.RedeemPointsResponse(entry=map_entry(entry), balance=entry.balance)
@@ -157,7 +164,7 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
         """A staff correction with a reason."""
 
         async def effect(uow: UnitOfWork) -> pb.AdjustPointsResponse:
-            entry = await self._loyalty.adjust(uow, request.member_id, request.points, reason=request.reason)
+            entry = await self._points.adjust(uow, request.member_id, request.points, reason=request.reason)
             return map_adjust_answer(entry)
 
         return await self._once(request, pb.AdjustPointsResponse, effect)
@@ -166,12 +173,12 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
         self, request: pb.CheckPointsLedgerRequest, context: Any
     ) -> pb.CheckPointsLedgerResponse:
         """Prove balance = ledger = lots − debt."""
-        check = await self._loyalty.check_ledger(request.member_id)
+        check = await self._queries.check_ledger(request.member_id)
         return map_ledger_check(check)
 
     async def ListTierChanges(self, request: pb.ListTierChangesRequest, context: Any) -> pb.ListTierChangesResponse:
         """A page of tier history, newest first."""
-        rows, token = await self._loyalty.tier_changes(
+        rows, token = await self._queries.tier_changes(
             request.member_id, page_token=request.page.page_token, page_size=page_size(request.page)
         )
         return map_tier_changes(rows, token)
@@ -179,7 +186,7 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
     async def GetMemberKpis(self, request: pb.GetMemberKpisRequest, context: Any) -> pb.GetMemberKpisResponse:
         """Active members, 复购率, 客单价 and member share of sales of a store (or the chain) over a period."""
         check_store_id(request.store_id)
-        report = await self._loyalty.kpis(
+        report = await self._kpis.kpis(
             request.store_id, parse_day(request.from_date, "from_date"), parse_day(request.to_date, "to_date")
         )
         return map_kpis(report)

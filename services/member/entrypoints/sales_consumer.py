@@ -14,7 +14,7 @@ from servicekit.consumer import EventHandlers, InboundEvent
 from servicekit.db import UnitOfWork
 from servicekit.messaging import ConsumerSpec, StreamSpec
 from services.member.entrypoints.wire import map_sale
-from services.member.service_layer.loyalty import Loyalty
+from services.member.service_layer.journal_sales import SalesJournal
 
 SALES_STREAM = "SALES"
 MEMBER_STREAM = StreamSpec(name="MEMBER", subjects=["retail.member.v1.>"], description="Facts of the member context")
@@ -31,9 +31,9 @@ def sales_consumer(durable: str = SALES_DURABLE) -> ConsumerSpec:
     )
 
 
-def sales_handlers(loyalty: Loyalty) -> EventHandlers[UnitOfWork]:
+def sales_handlers(sales: SalesJournal) -> EventHandlers[UnitOfWork]:
     async def on_sale(event: InboundEvent[sales_pb2.SaleRecorded], uow: UnitOfWork) -> None:
-        await loyalty.apply_sale(uow, map_sale(event))
+        await sales.apply_sale(uow, map_sale(event))
 
     handlers: EventHandlers[UnitOfWork] = EventHandlers()
     handlers.on(sales_pb2.SaleRecorded, on_sale)

@@ -37,15 +37,11 @@ from services.member.domain.model import (
     check_store_id,
     parse_birthday,
 )
-from services.member.service_layer.loyalty import (
-    BookedEntry,
-    JournalMember,
-    JournalSale,
-    KpiReport,
-    LedgerCheckOutcome,
-    PointsOverview,
-)
+from services.member.service_layer.journal_sales import JournalMember, JournalSale
+from services.member.service_layer.loyalty_queries import LedgerCheckOutcome, PointsOverview
+from services.member.service_layer.member_kpis import KpiReport
 from services.member.service_layer.members import MemberView, RegisterMember, UpdateMember
+from services.member.service_layer.points_book import BookedEntry
 
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50

@@ -44,8 +44,9 @@ from services.member.domain.model import (
     check_store_id,
     check_tags,
 )
-from services.member.service_layer.loyalty import Loyalty, PurchaseProfile, TierStatus, ensure_active
+from services.member.service_layer.loyalty import ensure_active, readable
 from services.member.service_layer.merges import MergeOutcome, Merges, UndoOutcome
+from services.member.service_layer.tier_review import PurchaseProfile, TierReview, TierStatus
 
 MAX_PURPOSE_LENGTH = 200
 MAX_REASON_LENGTH = 200
@@ -118,16 +119,16 @@ class MemberService:
         unit_of_work: Callable[[], UnitOfWork],
         codec: PersonalDataCodec,
         lookup_key: bytes,
-        loyalty: Loyalty,
+        tiers: TierReview,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._uow = unit_of_work
         self._codec = codec
         self._lookup_key = lookup_key
-        self._loyalty = loyalty
+        self._tiers = tiers
         self._clock = clock
-        self.merges = Merges(codec, loyalty, clock=clock)
+        self.merges = Merges(codec, tiers, clock=clock)
 
     def lookup_hash(self, identity: ChannelIdentity) -> bytes:
         return identity_hash(self._lookup_key, identity)
@@ -156,7 +157,7 @@ class MemberService:
             sealed=self._codec.seal_profile(member_id, command.profile),
             gender=command.profile.gender.value if command.profile.gender else None,
             preferences=command.preferences,
-            tier=self._loyalty.policies.tiers.lowest.code,
+            tier=self._tiers.policies.tiers.lowest.code,
         )
         await member_store.insert_identity(
             session,
@@ -372,7 +373,7 @@ class MemberService:
                     f"the clear view needs a purpose of 1 to {MAX_PURPOSE_LENGTH} characters", reason="purpose-missing"
                 )
         async with self._uow() as uow:
-            member = await self._loyalty.readable(uow, member_id)
+            member = await readable(uow, member_id)
             answer = await self._view(uow, member, view)
             if view is PersonalDataView.CLEAR:
                 await member_store.record_personal_data_access(
@@ -415,15 +416,15 @@ class MemberService:
             registered_at=member.registered_at,
             registration_channel=member.registration_channel,
             home_store_id=member.home_store_id or "",
-            tier=await self._loyalty.tier_status(uow, member, now),
+            tier=await self._tiers.tier_status(uow, member, now),
             points_balance=member.points_balance,
             tags=await member_store.tags_of(session, member.member_id),
             preferences=member.preferences,
             contact=contact,
             identities=shown,
             consents=await member_store.consents_of(session, member.member_id),
-            lifecycle_stage=self._loyalty.stage_of(member.registered_at, purchases, now),
-            purchases=self._loyalty.purchase_profile(purchases, now),
+            lifecycle_stage=self._tiers.stage_of(member.registered_at, purchases, now),
+            purchases=self._tiers.purchase_profile(purchases, now),
             view=view,
         )
 

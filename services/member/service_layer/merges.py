@@ -39,7 +39,8 @@ from services.member.domain.model import (
     merged_consents,
 )
 from services.member.domain.points import plan_debt_settlement
-from services.member.service_layer.loyalty import Loyalty, ensure_active
+from services.member.service_layer.loyalty import ensure_active
+from services.member.service_layer.tier_review import TierReview
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,10 @@ class UndoOutcome:
 
 class Merges:
     def __init__(
-        self, codec: PersonalDataCodec, loyalty: Loyalty, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self, codec: PersonalDataCodec, tiers: TierReview, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     ) -> None:
         self._codec = codec
-        self._loyalty = loyalty
+        self._tiers = tiers
         self._clock = clock
 
     async def merge(self, uow: UnitOfWork, linking_id: str, owner_id: str, chosen: str, actor: Actor) -> MergeOutcome:
@@ -150,12 +151,12 @@ class Merges:
         await member_store.repoint(session, "sale_fact", "sale_id", moved["sales"], s_id, key_type="text")
 
         await member_store.set_merged(session, a_id, s_id)
-        tiers = self._loyalty.policies.tiers
+        tiers = self._tiers.policies.tiers
         moved["tier_before"] = {"tier": survivor.tier, "since": survivor.tier_since.isoformat()}
         moved["lifecycle_before"] = survivor.lifecycle_stage
         tier_changes = []
         if tiers.rank(absorbed.tier) > tiers.rank(survivor.tier):
-            spend = await self._loyalty.rolling_spend(uow, s_id, now)
+            spend = await self._tiers.rolling_spend(uow, s_id, now)
             await loyalty_store.set_tier(session, s_id, absorbed.tier, absorbed.tier_since)
             tier_changes.append(
                 await loyalty_store.record_tier_change(
@@ -169,7 +170,7 @@ class Merges:
                 )
             )
             uow.publish(events.tier_changed(s_id, survivor.tier, absorbed.tier, "merge", spend, now))
-        tier_changes += await self._loyalty.reevaluate(uow, s_id, now, upgrade_only=True)
+        tier_changes += await self._tiers.reevaluate(uow, s_id, now, upgrade_only=True)
         moved["tier_changes"] = tier_changes
         after = await member_store.read_member(session, s_id)
         assert after is not None
@@ -313,7 +314,7 @@ class Merges:
                     {"ids": moved["tier_changes"]},
                 )
             if current_row.tier != before_tier["tier"]:
-                spend = await self._loyalty.rolling_spend(uow, s_id, now)
+                spend = await self._tiers.rolling_spend(uow, s_id, now)
                 uow.publish(events.tier_changed(s_id, current_row.tier, before_tier["tier"], "downgrade", spend, now))
         if current_row.lifecycle_stage == moved["lifecycle_after"] != moved["lifecycle_before"]:
             await loyalty_store.set_lifecycle_stage(session, s_id, moved["lifecycle_before"])

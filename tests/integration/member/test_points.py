@@ -165,12 +165,12 @@ async def test_points_expire_oldest_first_and_a_redemption_never_spends_expired_
     clock.advance(days=170)  # the first lot (365 days) is past its expiry, the second is not
     # 50 on the books, but 30 of them are past their expiry: they cannot be spent.
     await refused(redeem(stub, member_id, 21), grpc.StatusCode.FAILED_PRECONDITION, "insufficient-points")
-    assert await app.services.loyalty.expire_due() == 1
+    assert await app.services.points.expire_due() == 1
     assert await balance(stub, member_id) == 20
     assert (await redeem(stub, member_id, 20)).balance == 0
     await grant(5)
     clock.advance(days=366)
-    assert await app.services.loyalty.expire_due() == 1
+    assert await app.services.points.expire_due() == 1
     assert await balance(stub, member_id) == 0
     expired = await outbox_messages(member_url, events_pb2.PointsExpired)
     assert [(event.points, event.balance) for event in expired] == [(30, 20), (5, 0)]

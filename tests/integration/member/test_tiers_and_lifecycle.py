@@ -53,13 +53,13 @@ async def test_a_tier_rises_with_the_sale_that_qualifies_and_falls_only_at_revie
     assert member.lifecycle_stage == pb.LIFECYCLE_STAGE_REPEAT
 
     clock.advance(days=60)
-    await app.services.loyalty.review()  # within the grace period nothing falls
+    await app.services.tiers.review()  # within the grace period nothing falls
     assert (await stub.GetMember(pb.GetMemberRequest(member_id=member_id))).member.tier.tier == pb.MEMBER_TIER_GOLD
     clock.advance(days=340)  # the spend left the 365-day window; the grace period is long over
     member = (await stub.GetMember(pb.GetMemberRequest(member_id=member_id))).member
     assert (member.tier.tier, member.tier.qualifying_spend.minor_units) == (pb.MEMBER_TIER_GOLD, 0)
     assert member.tier.HasField("grace_until")
-    await app.services.loyalty.review()
+    await app.services.tiers.review()
 
     member = (await stub.GetMember(pb.GetMemberRequest(member_id=member_id))).member
     assert (member.tier.tier, member.lifecycle_stage) == (pb.MEMBER_TIER_BASIC, pb.LIFECYCLE_STAGE_CHURNED)

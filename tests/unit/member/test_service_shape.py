@@ -40,3 +40,22 @@ def test_no_module_re_exports_the_wire_helpers() -> None:
         if alias.asname == alias.name
     )
     assert re_exports == []
+
+
+def test_no_application_class_grows_into_a_god_object() -> None:
+    """Handlers are split along the context's seams (sales, points, tiers, read models, KPIs):
+    none has more than ten methods."""
+    sizes = {
+        f"{relative(path)}:{node.name}": len(
+            [item for item in node.body if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)]
+        )
+        for path in (SERVICE / "service_layer").rglob("*.py")
+        for node in ast.walk(parsed(path))
+        if isinstance(node, ast.ClassDef)
+    }
+    assert {name: size for name, size in sizes.items() if size > 10} == {}
+
+
+def test_no_module_is_longer_than_600_lines() -> None:
+    lengths = {relative(path): len(path.read_text().splitlines()) for path in SERVICE.rglob("*.py")}
+    assert {module: length for module, length in lengths.items() if length > 600} == {}

@@ -1,0 +1,208 @@
+"""Sales from the SALES journal: each is kept once as a purchase fact, earns once, and a return
+reverses at most what its sale earned.
+
+Sales arrive at least once and in any order. Each is kept once as a sale fact (by sale id,
+whatever the consumer's inbox says); a return that arrives before its sale waits and is
+reversed when the sale comes. Every change of points locks the member row first, which
+serialises it with redemptions, adjustments and merges of the same member.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import text
+
+from servicekit.db import UnitOfWork
+from servicekit.errors import InvalidArgument
+from services.member.adapters import integration_events as events
+from services.member.adapters import loyalty_store, member_store
+from services.member.adapters.member_store import MemberRow
+from services.member.domain.model import check_member_id
+from services.member.domain.points import PurchaseLine, plan_earn, plan_reversal, points_earned, reversal_points
+from services.member.service_layer.loyalty import LoyaltyPolicies
+from services.member.service_layer.tier_review import TierReview
+
+
+@dataclass(frozen=True)
+class JournalMember:
+    """How a journal entry names its member: by id, or by the keyed hash of a phone or card."""
+
+    member_id: str = ""
+    identity_hash: bytes = b""
+
+
+@dataclass(frozen=True)
+class JournalSale:
+    """One SALES journal entry, as the member context needs it (amounts in fen)."""
+
+    sale_id: str
+    is_return: bool
+    store_id: str
+    occurred_at: datetime
+    lines: Sequence[tuple[str, int]]  # (sku, line total)
+    total_minor: int
+    points_paid_minor: int = 0
+    member: JournalMember | None = None
+    original_sale_id: str = ""
+
+
+class SalesJournal:
+    """Applies the journal's sales and returns to members' points (the SALES consumer calls it)."""
+
+    def __init__(
+        self,
+        policies: LoyaltyPolicies,
+        tiers: TierReview,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.policies = policies
+        self._tiers = tiers
+        self._clock = clock
+
+    async def apply_sale(self, uow: UnitOfWork, sale: JournalSale) -> None:
+        """Keep the sale once, and earn or reverse the member's points for it.
+
+        A sale and every return of it serialise on the sale's id, so a return never misses
+        its sale arriving at the same moment. The member row is locked before the fact is
+        kept, so a merge running at the same time sees the fact or moves it.
+        """
+        session = uow.session
+        await guard_sale(uow, sale.original_sale_id if sale.is_return and sale.original_sale_id else sale.sale_id)
+        original = None
+        if sale.is_return and sale.original_sale_id:
+            original = await loyalty_store.read_sale_fact(session, sale.original_sale_id)
+        candidate = original.member_id if original is not None and original.member_id else None
+        if candidate is None:
+            candidate = await self._member_of(uow, sale.member)
+        member = await self._lock_current(uow, candidate) if candidate else None
+        categories = await loyalty_store.item_categories(session, [sku for sku, _ in sale.lines])
+        kept = await loyalty_store.record_sale_fact(
+            session,
+            sale_id=sale.sale_id,
+            kind="return" if sale.is_return else "sale",
+            member_id=member.member_id if member is not None else candidate,
+            store_id=sale.store_id,
+            occurred_at=sale.occurred_at,
+            amount_minor=max(sale.total_minor, 0),
+            original_sale_id=sale.original_sale_id,
+            categories=[categories[sku][0] for sku, _ in sale.lines if sku in categories],
+        )
+        if not kept:
+            return  # applied before: a redelivery or a replay of the journal
+        if sale.is_return and original is None:
+            # The return overtook its sale in the journal: reversed when the sale arrives.
+            await loyalty_store.set_sale_points(session, sale.sale_id, points=0, reversal_pending=True)
+            return
+        if member is None or member.status != "active":
+            return  # no member to credit: the fact is all there is
+        now = self._clock()
+        if sale.is_return:
+            assert original is not None
+            await self._reverse(uow, member, sale.sale_id, sale.total_minor, original, now)
+        else:
+            await self._earn(uow, member, sale, categories, now)
+            for pending in await loyalty_store.pending_returns_of(session, sale.sale_id):
+                sale_fact = await loyalty_store.read_sale_fact(session, sale.sale_id)
+                current = await member_store.read_member(session, member.member_id)
+                assert sale_fact is not None
+                assert current is not None
+                await self._reverse(uow, current, pending.sale_id, pending.amount_minor, sale_fact, now)
+        # A till's clock may run a little ahead: the sale counts for the tier it qualifies for now.
+        await self._tiers.reevaluate(uow, member.member_id, max(now, sale.occurred_at), upgrade_only=True)
+
+    async def _lock_current(self, uow: UnitOfWork, member_id: str) -> MemberRow | None:
+        """Lock the member, following merges to the survivor (a merge may have just committed)."""
+        for _ in range(100):
+            member = await member_store.read_member(uow.session, member_id, lock=True)
+            if member is None or member.status != "merged" or not member.merged_into:
+                return member
+            member_id = member.merged_into
+        return None
+
+    async def _member_of(self, uow: UnitOfWork, reference: JournalMember | None) -> str | None:
+        if reference is None:
+            return None
+        if reference.member_id:
+            try:
+                check_member_id(reference.member_id)
+            except InvalidArgument:
+                return None
+            return await member_store.survivor_of(uow.session, reference.member_id)
+        if reference.identity_hash:
+            owner = await member_store.find_identity(uow.session, reference.identity_hash)
+            return owner.member_id if owner is not None else None
+        return None
+
+    def _category_for(self, category: str, department: str) -> str:
+        multipliers = self.policies.points.category_multipliers
+        if category in multipliers or department not in multipliers:
+            return category
+        return department
+
+    async def _earn(
+        self,
+        uow: UnitOfWork,
+        member: MemberRow,
+        sale: JournalSale,
+        categories: dict[str, tuple[str, str]],
+        now: datetime,
+    ) -> None:
+        eligible = max(sale.total_minor - sale.points_paid_minor, 0)
+        lines = []
+        for sku, amount in sale.lines:
+            share = amount * eligible // sale.total_minor if sale.total_minor > 0 else 0
+            category = self._category_for(*categories[sku]) if sku in categories else None
+            lines.append(PurchaseLine(sku, category, max(share, 0)))
+        points = points_earned(lines, member.tier, self.policies.points)
+        if points <= 0:
+            return
+        lot_id = await loyalty_store.next_lot_id(uow.session)
+        change = plan_earn(
+            points, lot_id=lot_id, earned_at=sale.occurred_at, debt=member.points_debt, policy=self.policies.points
+        )
+        await loyalty_store.apply_change(
+            uow.session, member.member_id, change, recorded_at=now, sale_id=sale.sale_id, store_id=sale.store_id
+        )
+        await loyalty_store.set_sale_points(uow.session, sale.sale_id, points=points, lot_id=lot_id)
+        assert change.new_lot is not None
+        uow.publish(
+            events.points_earned(
+                member.member_id, points, sale.sale_id, member.points_balance + points, change.new_lot.expires_at, now
+            )
+        )
+
+    async def _reverse(
+        self,
+        uow: UnitOfWork,
+        member: MemberRow,
+        return_id: str,
+        returned_minor: int,
+        original: loyalty_store.SaleFactRow,
+        now: datetime,
+    ) -> None:
+        session = uow.session
+        points = 0
+        if original.points > 0 and returned_minor > 0 and original.amount_minor > 0:
+            so_far = await loyalty_store.reversed_so_far(session, original.sale_id)
+            points = reversal_points(original.points, so_far, returned_minor, original.amount_minor)
+        await loyalty_store.set_sale_points(session, return_id, points=points, member_id=member.member_id)
+        if points <= 0:
+            return
+        own_lot = str(original.lot_id) if original.lot_id is not None else None
+        lots = await loyalty_store.open_lots(session, member.member_id, including=own_lot)
+        change = plan_reversal(lots, points, own_lot)
+        await loyalty_store.apply_change(session, member.member_id, change, recorded_at=now, sale_id=return_id)
+        uow.publish(
+            events.points_reversed(
+                member.member_id, points, return_id, original.sale_id, member.points_balance - points, now
+            )
+        )
+
+
+async def guard_sale(uow: UnitOfWork, sale_id: str) -> None:
+    """Serialise every transaction applying this sale or a return of it (until it ends)."""
+    await uow.session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": sale_id})

@@ -24,6 +24,7 @@ from servicekit.errors import AlreadyExists, InvalidArgument
 ResponseT = TypeVar("ResponseT", bound=Message)
 UowT = TypeVar("UowT", bound=UnitOfWork)
 ReplyT = TypeVar("ReplyT")
+ResultT = TypeVar("ResultT")
 
 MAX_REQUEST_ID_LENGTH = 200
 
@@ -260,3 +261,35 @@ async def run_request_once(
         response_type=response_type,
         effect=effect,
     )
+
+
+@dataclass(frozen=True)
+class Answer(Generic[ResultT]):
+    """What a once-only command answers: its fresh ``result``, or, for a retry of a request id
+    already answered, the answer the first call ``stored`` (the entrypoint reads it back)."""
+
+    result: ResultT | None = None
+    stored: bytes | None = None
+
+
+async def run_command_once(
+    uow: UowT,
+    request: RequestFingerprint,
+    keep: Callable[[ResultT], bytes],
+    work: Callable[[UowT], Awaitable[ResultT]],
+) -> Answer[ResultT]:
+    """A command handler's whole unit of work: ``work`` runs in ``uow`` once per request id.
+
+    ``keep`` turns the result into the answer stored with the claim (the wire format, given by
+    the entrypoint), so the effect, its events and the stored answer commit together; a domain
+    error raised by ``work`` rolls back the claim too. The same claim and store as
+    :func:`replay` / :func:`keep_reply`, for handlers whose entrypoint reads a retry's answer back itself.
+    """
+    async with uow:
+        stored = await claim_fingerprint(uow.session, request)
+        if stored is not None:
+            return Answer(stored=stored)
+        result = await work(uow)
+        await store_reply(uow.session, request.request_id, keep(result))
+        await uow.commit()
+        return Answer(result=result)

@@ -26,6 +26,7 @@ from services.member.domain.points import PointsPolicy
 from services.member.domain.tiers import DEFAULT_TIER_POLICY, TierPolicy
 from services.member.entrypoints.grpc_api import MemberServicer, register
 from services.member.entrypoints.sales_consumer import MEMBER_STREAM, sales_consumer, sales_handlers
+from services.member.entrypoints.wire import MEMBER_ANSWERS
 from services.member.service_layer.journal_sales import SalesJournal
 from services.member.service_layer.loyalty import LoyaltyPolicies
 from services.member.service_layer.loyalty_queries import LoyaltyQueries
@@ -81,9 +82,9 @@ def wire(
     rules = policies(settings)
     tiers = TierReview(unit_of_work, rules, clock=clock)
     return MemberServices(
-        members=MemberService(unit_of_work, codec, settings.lookup_key, tiers, clock=clock),
+        members=MemberService(unit_of_work, codec, settings.lookup_key, tiers, MEMBER_ANSWERS, clock=clock),
         sales=SalesJournal(rules, tiers, clock=clock),
-        points=PointsBook(unit_of_work, rules, clock=clock),
+        points=PointsBook(unit_of_work, rules, MEMBER_ANSWERS, clock=clock),
         tiers=tiers,
         queries=LoyaltyQueries(unit_of_work),
         kpis=MemberKpiReports(unit_of_work, clock=clock),
@@ -120,11 +121,7 @@ def build(settings: MemberSettings, *, clock: Clock = lambda: datetime.now(UTC))
         port=settings.grpc_port,
         host=settings.grpc_host,
         registrations=[
-            register(
-                MemberServicer(
-                    services.members, services.points, services.queries, services.kpis, unit_of_work, clock=clock
-                )
-            )
+            register(MemberServicer(services.members, services.points, services.queries, services.kpis, clock=clock))
         ],
         service_names=[GRPC_SERVICE],
         readiness_checks=database_and_broker_checks(engine, nats),

@@ -1,40 +1,45 @@
 """The MemberService gRPC servicer: map the wire message, call the handler, map back.
 
-Mutating calls run through the kit's request-id store (``run_request_once``): the effect, its
-events and the stored answer commit together. Answers of mutating calls carry ids and
+Each mutating call maps its request to a command and calls the one handler that owns its unit
+of work (``servicekit.idempotency.run_command_once``): the effect, its events and the stored
+answer commit together, and a retry is answered with the stored answer. Answers of mutating calls carry ids and
 facts only, never personal data, because the request-id store keeps them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
-from google.protobuf.message import Message
 from retail.member.v1 import member_service_pb2 as pb
 from retail.member.v1 import member_service_pb2_grpc as pb_grpc
 
-from servicekit.db import UnitOfWork
-from servicekit.errors import InvalidArgument
-from servicekit.idempotency import run_request_once
 from services.member.domain.model import check_store_id
 from services.member.entrypoints.wire import (
     map_actor,
+    map_adjust,
     map_adjust_answer,
-    map_entry,
+    map_answer,
+    map_erase,
     map_erase_answer,
     map_identity,
     map_kpis,
     map_ledger_check,
+    map_link,
     map_link_answer,
     map_member,
     map_points,
+    map_redeem,
+    map_redeem_answer,
     map_register,
+    map_registered,
     map_tier_changes,
+    map_undo,
     map_undo_answer,
     map_update,
+    map_updated,
     map_view,
     page_size,
     parse_day,
@@ -44,8 +49,6 @@ from services.member.service_layer.loyalty_queries import LoyaltyQueries
 from services.member.service_layer.member_kpis import MemberKpiReports
 from services.member.service_layer.members import MemberService
 from services.member.service_layer.points_book import PointsBook
-
-ResponseT = TypeVar("ResponseT", bound=Message)
 
 
 class MemberServicer(pb_grpc.MemberServiceServicer):
@@ -57,7 +60,6 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
         points: PointsBook,
         queries: LoyaltyQueries,
         kpis: MemberKpiReports,
-        unit_of_work: Callable[[], UnitOfWork],
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -65,26 +67,15 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
         self._points = points
         self._queries = queries
         self._kpis = kpis
-        self._uow = unit_of_work
         self._clock = clock
 
     def _today(self) -> date:
         return self._clock().astimezone(CHINA_STANDARD_TIME).date()
 
-    async def _once(
-        self, request: Any, response_type: type[ResponseT], effect: Callable[[UnitOfWork], Awaitable[ResponseT]]
-    ) -> ResponseT:
-        return await run_request_once(self._uow(), request, response_type, effect)
-
     async def RegisterMember(self, request: pb.RegisterMemberRequest, context: Any) -> pb.RegisterMemberResponse:
         """Create a member from one channel identity, or name the identity's owner (created = false)."""
-        command = map_register(request, self._today())
-
-        async def effect(uow: UnitOfWork) -> pb.RegisterMemberResponse:
-            member_id, created = await self._members.register(uow, command)
-            return pb.RegisterMemberResponse(member_id=member_id, created=created)
-
-        return await self._once(request, pb.RegisterMemberResponse, effect)
+        answer = await self._members.register(map_register(request, self._today()))
+        return map_answer(pb.RegisterMemberResponse, answer, map_registered)
 
     async def ResolveMember(self, request: pb.ResolveMemberRequest, context: Any) -> pb.ResolveMemberResponse:
         """The one member an identity belongs to."""
@@ -99,45 +90,23 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
 
     async def UpdateMember(self, request: pb.UpdateMemberRequest, context: Any) -> pb.UpdateMemberResponse:
         """Change profile, preferences, tags and consent."""
-        command = map_update(request, self._today())
-
-        async def effect(uow: UnitOfWork) -> pb.UpdateMemberResponse:
-            changed = await self._members.update(uow, command)
-            return pb.UpdateMemberResponse(member_id=command.member_id, changed=changed)
-
-        return await self._once(request, pb.UpdateMemberResponse, effect)
+        answer = await self._members.update(map_update(request, self._today()))
+        return map_answer(pb.UpdateMemberResponse, answer, map_updated)
 
     async def LinkIdentity(self, request: pb.LinkIdentityRequest, context: Any) -> pb.LinkIdentityResponse:
         """Link an identity; one that belongs to another member merges the two."""
-        identity = map_identity(request.identity)
-        actor = map_actor(request.actor)
-
-        async def effect(uow: UnitOfWork) -> pb.LinkIdentityResponse:
-            outcome = await self._members.link_identity(
-                uow, request.member_id, identity, request.survivor_member_id, actor
-            )
-            return map_link_answer(outcome)
-
-        return await self._once(request, pb.LinkIdentityResponse, effect)
+        answer = await self._members.link_identity(map_link(request))
+        return map_answer(pb.LinkIdentityResponse, answer, map_link_answer)
 
     async def UndoMerge(self, request: pb.UndoMergeRequest, context: Any) -> pb.UndoMergeResponse:
         """Put both members of a merge back exactly as they were."""
-        actor = map_actor(request.actor)
-
-        async def effect(uow: UnitOfWork) -> pb.UndoMergeResponse:
-            return map_undo_answer(await self._members.undo_merge(uow, request.merge_id, actor))
-
-        return await self._once(request, pb.UndoMergeResponse, effect)
+        answer = await self._members.undo_merge(map_undo(request))
+        return map_answer(pb.UndoMergeResponse, answer, map_undo_answer)
 
     async def EraseMember(self, request: pb.EraseMemberRequest, context: Any) -> pb.EraseMemberResponse:
         """Erase a member's personal data everywhere this service keeps it."""
-        actor = map_actor(request.actor)
-
-        async def effect(uow: UnitOfWork) -> pb.EraseMemberResponse:
-            outcome = await self._members.erase(uow, request.member_id, request.reason, actor)
-            return map_erase_answer(outcome)
-
-        return await self._once(request, pb.EraseMemberResponse, effect)
+        answer = await self._members.erase(map_erase(request))
+        return map_answer(pb.EraseMemberResponse, answer, map_erase_answer)
 
     async def GetPoints(self, request: pb.GetPointsRequest, context: Any) -> pb.GetPointsResponse:
         """Balance, what expires when, and a page of the ledger (newest first)."""
@@ -148,26 +117,13 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
 
     async def RedeemPoints(self, request: pb.RedeemPointsRequest, context: Any) -> pb.RedeemPointsResponse:
         """Spend points; never below zero, also under concurrent redemptions."""
-        if len(request.reference) > 128:
-            raise InvalidArgument("reference has at most 128 characters", reason="invalid-reference")
-        check_store_id(request.store_id)
-
-        async def effect(uow: UnitOfWork) -> pb.RedeemPointsResponse:
-            entry = await self._points.redeem(
-                uow, request.member_id, request.points, reference=request.reference, store_id=request.store_id
-            )
-            return pb.RedeemPointsResponse(entry=map_entry(entry), balance=entry.balance)
-
-        return await self._once(request, pb.RedeemPointsResponse, effect)
+        answer = await self._points.redeem(map_redeem(request))
+        return map_answer(pb.RedeemPointsResponse, answer, map_redeem_answer)
 
     async def AdjustPoints(self, request: pb.AdjustPointsRequest, context: Any) -> pb.AdjustPointsResponse:
         """A staff correction with a reason."""
-
-        async def effect(uow: UnitOfWork) -> pb.AdjustPointsResponse:
-            entry = await self._points.adjust(uow, request.member_id, request.points, reason=request.reason)
-            return map_adjust_answer(entry)
-
-        return await self._once(request, pb.AdjustPointsResponse, effect)
+        answer = await self._points.adjust(map_adjust(request))
+        return map_answer(pb.AdjustPointsResponse, answer, map_adjust_answer)
 
     async def CheckPointsLedger(
         self, request: pb.CheckPointsLedgerRequest, context: Any

@@ -8,17 +8,19 @@ place member messages are built (``adapters/integration_events``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
+from google.protobuf.message import Message
 from retail.common.v1 import identifiers_pb2, money_pb2, paging_pb2
 from retail.member.v1 import member_service_pb2 as pb
 from retail.sales.v1 import events_pb2 as sales_pb2
 
 from servicekit.consumer import InboundEvent
 from servicekit.errors import InvalidArgument
+from servicekit.idempotency import Answer, fingerprint
 from servicekit.protowire import from_wire, timestamp, to_wire
 from services.member.adapters.integration_events import money
 from services.member.domain.identities import ChannelIdentity, UnknownIdentityType, parse_identity
@@ -37,12 +39,27 @@ from services.member.domain.model import (
     check_store_id,
     parse_birthday,
 )
+from services.member.service_layer.commands import (
+    AdjustPoints,
+    EraseMember,
+    LinkIdentity,
+    MemberAnswers,
+    MemberUpdated,
+    RedeemPoints,
+    Registered,
+    RegisterMember,
+    UndoMerge,
+    UpdateMember,
+)
 from services.member.service_layer.journal_sales import JournalMember, JournalSale
 from services.member.service_layer.loyalty_queries import LedgerCheckOutcome, PointsOverview
 from services.member.service_layer.member_kpis import KpiReport
-from services.member.service_layer.members import MemberView, RegisterMember, UpdateMember
+from services.member.service_layer.members import ErasureOutcome, LinkOutcome, MemberView
+from services.member.service_layer.merges import UndoOutcome
 from services.member.service_layer.points_book import BookedEntry
 
+ResponseT = TypeVar("ResponseT", bound=Message)
+ResultT = TypeVar("ResultT")
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
 
@@ -110,6 +127,7 @@ def map_register(request: pb.RegisterMemberRequest, today: date) -> RegisterMemb
         raise InvalidArgument("channel is required (store, app or mini_program)", reason="channel-missing")
     profile = request.profile
     return RegisterMember(
+        request=fingerprint(request),
         identity=map_identity(request.identity),
         channel=Channel(channel),
         profile=Profile(
@@ -138,6 +156,7 @@ def map_update(request: pb.UpdateMemberRequest, today: date) -> UpdateMember:
         clear.add("address")  # an empty address is no address
     gender = map_gender(profile.gender) if profile.HasField("gender") else None
     return UpdateMember(
+        request=fingerprint(request),
         member_id=request.member_id,
         name=check_name(profile.name) if profile.HasField("name") else None,
         birthday=parse_birthday(profile.birthday, today) if profile.HasField("birthday") else None,
@@ -282,7 +301,7 @@ def map_view(number: pb.PersonalDataView.ValueType) -> PersonalDataView:
     return view
 
 
-def map_link_answer(outcome: Any) -> pb.LinkIdentityResponse:
+def map_link_answer(outcome: LinkOutcome) -> pb.LinkIdentityResponse:
     response = pb.LinkIdentityResponse(member_id=outcome.member_id, merged=outcome.merge is not None)
     if outcome.merge is not None:
         merge = outcome.merge
@@ -299,7 +318,7 @@ def map_link_answer(outcome: Any) -> pb.LinkIdentityResponse:
     return response
 
 
-def map_undo_answer(outcome: Any) -> pb.UndoMergeResponse:
+def map_undo_answer(outcome: UndoOutcome) -> pb.UndoMergeResponse:
     return pb.UndoMergeResponse(
         merge_id=outcome.merge_id,
         survivor_member_id=outcome.survivor_id,
@@ -308,7 +327,7 @@ def map_undo_answer(outcome: Any) -> pb.UndoMergeResponse:
     )
 
 
-def map_erase_answer(outcome: Any) -> pb.EraseMemberResponse:
+def map_erase_answer(outcome: ErasureOutcome) -> pb.EraseMemberResponse:
     return pb.EraseMemberResponse(
         member_id=outcome.member_id,
         erased_at=timestamp(outcome.erased_at),
@@ -324,6 +343,75 @@ def map_points(overview: PointsOverview) -> pb.GetPointsResponse:
         entries=[map_entry(entry) for entry in overview.entries],
         page_info=paging_pb2.PageInfo(next_page_token=overview.next_page_token),
     )
+
+
+def map_link(request: pb.LinkIdentityRequest) -> LinkIdentity:
+    return LinkIdentity(
+        request=fingerprint(request),
+        member_id=request.member_id,
+        identity=map_identity(request.identity),
+        survivor_member_id=request.survivor_member_id,
+        actor=map_actor(request.actor),
+    )
+
+
+def map_undo(request: pb.UndoMergeRequest) -> UndoMerge:
+    return UndoMerge(request=fingerprint(request), merge_id=request.merge_id, actor=map_actor(request.actor))
+
+
+def map_erase(request: pb.EraseMemberRequest) -> EraseMember:
+    return EraseMember(
+        request=fingerprint(request), member_id=request.member_id, reason=request.reason, actor=map_actor(request.actor)
+    )
+
+
+def map_redeem(request: pb.RedeemPointsRequest) -> RedeemPoints:
+    if len(request.reference) > 128:
+        raise InvalidArgument("reference has at most 128 characters", reason="invalid-reference")
+    return RedeemPoints(
+        request=fingerprint(request),
+        member_id=request.member_id,
+        points=request.points,
+        reference=request.reference,
+        store_id=check_store_id(request.store_id),
+    )
+
+
+def map_adjust(request: pb.AdjustPointsRequest) -> AdjustPoints:
+    return AdjustPoints(
+        request=fingerprint(request), member_id=request.member_id, points=request.points, reason=request.reason
+    )
+
+
+def map_registered(answer: Registered) -> pb.RegisterMemberResponse:
+    return pb.RegisterMemberResponse(member_id=answer.member_id, created=answer.created)
+
+
+def map_updated(answer: MemberUpdated) -> pb.UpdateMemberResponse:
+    return pb.UpdateMemberResponse(member_id=answer.member_id, changed=answer.changed)
+
+
+def map_redeem_answer(entry: BookedEntry) -> pb.RedeemPointsResponse:
+    return pb.RedeemPointsResponse(entry=map_entry(entry), balance=entry.balance)
+
+
+def map_answer(
+    response_type: type[ResponseT], answer: Answer[ResultT], map_result: Callable[[ResultT], ResponseT]
+) -> ResponseT:
+    """A command's answer: the one the first call with its request id stored, else its fresh result's."""
+    if answer.stored is not None:
+        return response_type.FromString(answer.stored)
+    assert answer.result is not None
+    return map_result(answer.result)
+
+
+def kept(map_result: Callable[[ResultT], Message]) -> Callable[[ResultT], bytes]:
+    """How an answer is stored with its request id: the response message, serialised deterministically."""
+
+    def keep(result: ResultT) -> bytes:
+        return map_result(result).SerializeToString(deterministic=True)
+
+    return keep
 
 
 def map_adjust_answer(entry: BookedEntry) -> pb.AdjustPointsResponse:
@@ -383,6 +471,17 @@ def map_kpis(report: KpiReport) -> pb.GetMemberKpisResponse:
     if kpis.member_share_of_sales is not None:
         message.member_share_of_sales.CopyFrom(map_decimal(kpis.member_share_of_sales))
     return message
+
+
+MEMBER_ANSWERS = MemberAnswers(
+    registered=kept(map_registered),
+    updated=kept(map_updated),
+    linked=kept(map_link_answer),
+    undone=kept(map_undo_answer),
+    erased=kept(map_erase_answer),
+    redeemed=kept(map_redeem_answer),
+    adjusted=kept(map_adjust_answer),
+)
 
 
 # ---- the SALES journal, as the member context reads it ------------------------------------------

@@ -2,20 +2,23 @@
 update, link an identity (which may merge), undo a merge, erase.
 
 Personal data is sealed before it reaches a statement and opened only to build an answer;
-nothing here logs it. Every mutating command runs in the caller's unit of work (the gRPC
-servicer's request-id store commits it); reads open their own.
+nothing here logs it. Each command's handler owns its unit of work: it claims the request id,
+makes the change, keeps the answer and commits, all at once (``run_command_once``); reads open
+their own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
 
 from sqlalchemy import text
 
 from servicekit.db import UnitOfWork
 from servicekit.errors import InvalidArgument
+from servicekit.idempotency import Answer, run_command_once
 from services.member.adapters import integration_events as events
 from services.member.adapters import loyalty_store, member_store
 from services.member.adapters.member_store import MemberRow
@@ -25,12 +28,9 @@ from services.member.domain.model import (
     MAX_PREFERENCES,
     MAX_TAGS,
     Actor,
-    Address,
-    Channel,
     Consent,
     ConsentChannel,
     ContactDetails,
-    Gender,
     IdentityAlreadyLinked,
     IdentityNotFound,
     LinkedIdentity,
@@ -44,39 +44,22 @@ from services.member.domain.model import (
     check_store_id,
     check_tags,
 )
+from services.member.service_layer.commands import (
+    EraseMember,
+    LinkIdentity,
+    MemberAnswers,
+    MemberUpdated,
+    Registered,
+    RegisterMember,
+    UndoMerge,
+    UpdateMember,
+)
 from services.member.service_layer.loyalty import ensure_active, readable
 from services.member.service_layer.merges import MergeOutcome, Merges, UndoOutcome
 from services.member.service_layer.tier_review import PurchaseProfile, TierReview, TierStatus
 
 MAX_PURPOSE_LENGTH = 200
 MAX_REASON_LENGTH = 200
-
-
-@dataclass(frozen=True)
-class RegisterMember:
-    identity: ChannelIdentity
-    channel: Channel
-    profile: Profile = field(default_factory=Profile)
-    preferences: dict[str, str] = field(default_factory=dict)
-    consents: Sequence[tuple[ConsentChannel, bool]] = ()
-    store_id: str = ""
-    actor: Actor = field(default_factory=Actor)
-
-
-@dataclass(frozen=True)
-class UpdateMember:
-    member_id: str
-    name: str | None = None
-    birthday: date | None = None
-    address: Address | None = None
-    gender: Gender | None = None
-    clear: frozenset[str] = frozenset()
-    set_preferences: dict[str, str] = field(default_factory=dict)
-    remove_preferences: Sequence[str] = ()
-    add_tags: Sequence[str] = ()
-    remove_tags: Sequence[str] = ()
-    consents: Sequence[tuple[ConsentChannel, bool]] = ()
-    actor: Actor = field(default_factory=Actor)
 
 
 @dataclass(frozen=True)
@@ -120,6 +103,7 @@ class MemberService:
         codec: PersonalDataCodec,
         lookup_key: bytes,
         tiers: TierReview,
+        answers: MemberAnswers,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -127,6 +111,7 @@ class MemberService:
         self._codec = codec
         self._lookup_key = lookup_key
         self._tiers = tiers
+        self._answers = answers
         self._clock = clock
         self.merges = Merges(codec, tiers, clock=clock)
 
@@ -134,8 +119,37 @@ class MemberService:
         return identity_hash(self._lookup_key, identity)
 
     # -- commands ------------------------------------------------------------------------------
-    async def register(self, uow: UnitOfWork, command: RegisterMember) -> tuple[str, bool]:
-        """(member id, created): the identity's owner if it has one, else a new member."""
+    async def register(self, command: RegisterMember) -> Answer[Registered]:
+        """The identity's owner if it has one, else a new member."""
+        return await run_command_once(
+            self._uow(), command.request, self._answers.registered, partial(self._register, command=command)
+        )
+
+    async def update(self, command: UpdateMember) -> Answer[MemberUpdated]:
+        """Change profile, preferences, tags and consent; answers what changed."""
+        return await run_command_once(
+            self._uow(), command.request, self._answers.updated, partial(self._update, command=command)
+        )
+
+    async def link_identity(self, command: LinkIdentity) -> Answer[LinkOutcome]:
+        """Link an identity; one owned by another member merges the two."""
+        return await run_command_once(
+            self._uow(), command.request, self._answers.linked, partial(self._link_identity, command=command)
+        )
+
+    async def undo_merge(self, command: UndoMerge) -> Answer[UndoOutcome]:
+        """Put both members of a merge back exactly as they were."""
+        return await run_command_once(
+            self._uow(), command.request, self._answers.undone, partial(self._undo_merge, command=command)
+        )
+
+    async def erase(self, command: EraseMember) -> Answer[ErasureOutcome]:
+        """Erase a member's personal data everywhere this service keeps it."""
+        return await run_command_once(
+            self._uow(), command.request, self._answers.erased, partial(self._erase, command=command)
+        )
+
+    async def _register(self, uow: UnitOfWork, *, command: RegisterMember) -> Registered:
         check_store_id(command.store_id)
         check_preferences(command.preferences)
         if len(command.preferences) > MAX_PREFERENCES:
@@ -145,7 +159,7 @@ class MemberService:
         await member_store.guard_identity(session, lookup)
         owner = await member_store.find_identity(session, lookup)
         if owner is not None:
-            return owner.member_id, False
+            return Registered(owner.member_id, False)
         now = self._clock()
         member_id = await member_store.next_member_id(session)
         await member_store.insert_member(
@@ -177,9 +191,9 @@ class MemberService:
                 member_id, command.channel.value, command.identity.type.value, command.store_id, now
             )
         )
-        return member_id, True
+        return Registered(member_id, True)
 
-    async def update(self, uow: UnitOfWork, command: UpdateMember) -> list[str]:
+    async def _update(self, uow: UnitOfWork, *, command: UpdateMember) -> MemberUpdated:
         """Change profile, preferences, tags and consent; returns what changed."""
         check_member_id(command.member_id)
         session = uow.session
@@ -249,12 +263,11 @@ class MemberService:
             )
             if current.get(channel) != granted:
                 changed.append(f"consent.{channel.value}")
-        return changed
+        return MemberUpdated(command.member_id, changed)
 
-    async def link_identity(
-        self, uow: UnitOfWork, member_id: str, identity: ChannelIdentity, survivor_member_id: str, actor: Actor
-    ) -> LinkOutcome:
-        """Link an identity; one owned by another member merges the two."""
+    async def _link_identity(self, uow: UnitOfWork, *, command: LinkIdentity) -> LinkOutcome:
+        member_id, identity, survivor_member_id = command.member_id, command.identity, command.survivor_member_id
+        actor = command.actor
         check_member_id(member_id)
         if survivor_member_id:
             check_member_id(survivor_member_id)
@@ -286,15 +299,16 @@ class MemberService:
         uow.publish(events.identity_linked(member_id, identity.type.value, now))
         return LinkOutcome(member_id, None)
 
-    async def undo_merge(self, uow: UnitOfWork, merge_id: str, actor: Actor) -> UndoOutcome:
-        return await self.merges.undo(uow, merge_id, actor)
+    async def _undo_merge(self, uow: UnitOfWork, *, command: UndoMerge) -> UndoOutcome:
+        return await self.merges.undo(uow, command.merge_id, command.actor)
 
-    async def erase(self, uow: UnitOfWork, member_id: str, reason: str, actor: Actor) -> ErasureOutcome:
+    async def _erase(self, uow: UnitOfWork, *, command: EraseMember) -> ErasureOutcome:
         """Erase the member's personal data and identities, and those of members merged into it.
 
         What stays is anonymous: the member id with its tier, points ledger amounts and sale
         facts (for KPIs), and audit rows of who did what. Erasing twice answers the first erasure.
         """
+        member_id, reason, actor = command.member_id, command.reason, command.actor
         check_member_id(member_id)
         if len(reason) > MAX_REASON_LENGTH:
             raise InvalidArgument(f"a reason has at most {MAX_REASON_LENGTH} characters", reason="invalid-reason")

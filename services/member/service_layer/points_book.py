@@ -12,15 +12,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 from sqlalchemy import text
 
 from servicekit.db import UnitOfWork
 from servicekit.errors import InvalidArgument
+from servicekit.idempotency import Answer, run_command_once
 from services.member.adapters import integration_events as events
 from services.member.adapters import loyalty_store, member_store
 from services.member.adapters.member_store import MemberRow
 from services.member.domain.points import plan_adjustment, plan_expiry, plan_redemption
+from services.member.service_layer.commands import AdjustPoints, MemberAnswers, RedeemPoints
 from services.member.service_layer.loyalty import LoyaltyPolicies, lock_active
 
 MAX_POINTS = 10_000_000
@@ -46,17 +49,29 @@ class PointsBook:
         self,
         unit_of_work: Callable[[], UnitOfWork],
         policies: LoyaltyPolicies,
+        answers: MemberAnswers,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._uow = unit_of_work
         self.policies = policies
+        self._answers = answers
         self._clock = clock
 
-    async def redeem(
-        self, uow: UnitOfWork, member_id: str, points: int, *, reference: str, store_id: str
-    ) -> BookedEntry:
+    async def redeem(self, command: RedeemPoints) -> Answer[BookedEntry]:
         """Spend points, soonest-expiring first; due points expire first, in the same transaction."""
+        return await run_command_once(
+            self._uow(), command.request, self._answers.redeemed, partial(self._redeem, command=command)
+        )
+
+    async def adjust(self, command: AdjustPoints) -> Answer[BookedEntry]:
+        """A staff correction with a reason; a negative one never takes the balance below zero."""
+        return await run_command_once(
+            self._uow(), command.request, self._answers.adjusted, partial(self._adjust, command=command)
+        )
+
+    async def _redeem(self, uow: UnitOfWork, *, command: RedeemPoints) -> BookedEntry:
+        member_id, points, reference, store_id = command.member_id, command.points, command.reference, command.store_id
         if not 0 < points <= MAX_POINTS:
             raise InvalidArgument(f"points must be between 1 and {MAX_POINTS}", reason="invalid-points-amount")
         member = await lock_active(uow, member_id)
@@ -71,8 +86,8 @@ class PointsBook:
         uow.publish(events.points_redeemed(member.member_id, points, reference, balance, now))
         return BookedEntry(entry_id, change.kind.value, change.delta, reference, "", now, None, balance)
 
-    async def adjust(self, uow: UnitOfWork, member_id: str, points: int, *, reason: str) -> BookedEntry:
-        """A staff correction with a reason; a negative one never takes the balance below zero."""
+    async def _adjust(self, uow: UnitOfWork, *, command: AdjustPoints) -> BookedEntry:
+        member_id, points, reason = command.member_id, command.points, command.reason
         if abs(points) > MAX_POINTS:
             raise InvalidArgument(f"at most {MAX_POINTS} points at once", reason="invalid-points-amount")
         member = await lock_active(uow, member_id)

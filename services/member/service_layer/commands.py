@@ -1,0 +1,120 @@
+"""Member commands: what a caller asks the service to change, as plain data (no wire types).
+
+The gRPC servicer maps each request message to one of these (``entrypoints/wire.py``) and calls
+the one handler that owns its unit of work. ``request`` is the request-id store's key of the
+call; :class:`MemberAnswers` is how each handler's answer is kept in that store, in the wire
+format the entrypoint gives (so a retry is answered exactly as the first call was).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING
+
+from servicekit.idempotency import RequestFingerprint
+from services.member.domain.identities import ChannelIdentity
+from services.member.domain.model import Actor, Address, Channel, ConsentChannel, Gender, Profile
+
+if TYPE_CHECKING:
+    from services.member.service_layer.members import ErasureOutcome, LinkOutcome
+    from services.member.service_layer.merges import UndoOutcome
+    from services.member.service_layer.points_book import BookedEntry
+
+
+@dataclass(frozen=True)
+class RegisterMember:
+    request: RequestFingerprint
+    identity: ChannelIdentity
+    channel: Channel
+    profile: Profile = field(default_factory=Profile)
+    preferences: dict[str, str] = field(default_factory=dict)
+    consents: Sequence[tuple[ConsentChannel, bool]] = ()
+    store_id: str = ""
+    actor: Actor = field(default_factory=Actor)
+
+
+@dataclass(frozen=True)
+class UpdateMember:
+    request: RequestFingerprint
+    member_id: str
+    name: str | None = None
+    birthday: date | None = None
+    address: Address | None = None
+    gender: Gender | None = None
+    clear: frozenset[str] = frozenset()
+    set_preferences: dict[str, str] = field(default_factory=dict)
+    remove_preferences: Sequence[str] = ()
+    add_tags: Sequence[str] = ()
+    remove_tags: Sequence[str] = ()
+    consents: Sequence[tuple[ConsentChannel, bool]] = ()
+    actor: Actor = field(default_factory=Actor)
+
+
+@dataclass(frozen=True)
+class LinkIdentity:
+    request: RequestFingerprint
+    member_id: str
+    identity: ChannelIdentity
+    survivor_member_id: str
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class UndoMerge:
+    request: RequestFingerprint
+    merge_id: str
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class EraseMember:
+    request: RequestFingerprint
+    member_id: str
+    reason: str
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class RedeemPoints:
+    request: RequestFingerprint
+    member_id: str
+    points: int
+    reference: str
+    store_id: str
+
+
+@dataclass(frozen=True)
+class AdjustPoints:
+    request: RequestFingerprint
+    member_id: str
+    points: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Registered:
+    """The identity's owner, and whether it was created by this call."""
+
+    member_id: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class MemberUpdated:
+    member_id: str
+    changed: list[str]
+
+
+@dataclass(frozen=True)
+class MemberAnswers:
+    """How each command's answer is kept in the request-id store (the entrypoint's wire format)."""
+
+    registered: Callable[[Registered], bytes]
+    updated: Callable[[MemberUpdated], bytes]
+    linked: Callable[[LinkOutcome], bytes]
+    undone: Callable[[UndoOutcome], bytes]
+    erased: Callable[[ErasureOutcome], bytes]
+    redeemed: Callable[[BookedEntry], bytes]
+    adjusted: Callable[[BookedEntry], bytes]

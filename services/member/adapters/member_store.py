@@ -424,7 +424,7 @@ async def repoint(
         text(f"UPDATE {table} SET member_id = :to WHERE {key_column} = ANY (CAST(:keys AS {key_type}[]))"),
         {"to": to_member, "keys": list(keys)},
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return int(result.rowcount)  # type: ignore[attr-defined]  # SQLAlchemy types execute() as Result, an UPDATE gives a CursorResult
 
 
 async def record_personal_data_access(

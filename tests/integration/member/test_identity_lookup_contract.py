@@ -10,7 +10,7 @@ service's own SALES consumer, end to end over JetStream and PostgreSQL.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import pytest
 from retail.sales.v1 import events_pb2 as sales_pb2
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from retail.member.v1.member_service_pb2_grpc import MemberServiceAsyncStub as Stub
 
 GATEWAY = load_settings(GatewaySettings, app_env="test", database_url="postgresql://db/x", nats_url="nats://n:4222")
+
+MemberKind = Literal["phone", "pos_card", "member_id"]  # what MemberIn.type accepts (asserted below)
 
 
 @pytest.fixture
@@ -60,7 +62,7 @@ def spellings_of_a_card(card: str) -> list[str]:
     return [card, card.lower(), f"{card[:4]} {card[4:8]} {card[8:]}", f"  {card.lower()}  "]
 
 
-def gateway_sale(sale_id: str, store: str, kind: str, value: str) -> sales_pb2.SaleRecorded:
+def gateway_sale(sale_id: str, store: str, kind: MemberKind, value: str) -> sales_pb2.SaleRecorded:
     """The SaleRecorded exactly as the gateway journals it for a till's sale naming a member."""
     principal = Principal(store + "-POS01", ClientKind.POS_TERMINAL, frozenset(), store_id=store, terminal_id="POS01")
     sale = SaleIn(
@@ -68,7 +70,7 @@ def gateway_sale(sale_id: str, store: str, kind: str, value: str) -> sales_pb2.S
         store_id=store,
         occurred_at=datetime.now(UTC),
         lines=[SaleLineIn(sku="RICE", quantity="1", unit_price="10.00")],
-        member=MemberIn(type=kind, value=value),  # type: ignore[arg-type]  # each Literal value in turn
+        member=MemberIn(type=kind, value=value),
     )
     entry = journal_entry(sale, principal, datetime.now(UTC), GATEWAY.member_lookup_key.get_secret_value())
     return sales_pb2.SaleRecorded.FromString(entry.payload)
@@ -89,7 +91,11 @@ async def test_every_member_reference_the_gateway_journals_resolves_in_the_membe
     by_phone = (await register(stub, "phone", phone)).member_id
     by_card = (await register(stub, "pos_card", card)).member_id
     by_id = (await register(stub, "phone", random_phone())).member_id
-    named = {"phone": spellings_of_a_phone(phone), "pos_card": spellings_of_a_card(card), "member_id": [by_id]}
+    named: dict[MemberKind, list[str]] = {
+        "phone": spellings_of_a_phone(phone),
+        "pos_card": spellings_of_a_card(card),
+        "member_id": [by_id],
+    }
     assert set(named) == set(get_args(MemberIn.model_fields["type"].annotation))  # every kind the gateway accepts
     owner = {"phone": by_phone, "pos_card": by_card, "member_id": by_id}
     expected: dict[str, str] = {}

@@ -88,7 +88,7 @@ async def open_resources(settings: GatewaySettings) -> AsyncIterator[GatewayReso
         application_name=SERVICE_NAME,
     )
     nats = NatsConnection(settings.nats_url, name=SERVICE_NAME)
-    backends = BackendChannels(settings.backends)
+    backends = BackendChannels(settings.backends, deadline_seconds=settings.grpc_deadline_seconds)
     clients = ClientRegistry(engine)
     # The per-request Idempotency-Key records go through their own lean asyncpg pool.
     idempotency_pool = await open_pool(

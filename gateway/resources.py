@@ -6,10 +6,15 @@ declares ``resources: Resources`` to get it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, TypeVar
 
+import grpc
 from fastapi import Depends, Request
+from retail.inventory.v1 import inventory_service_pb2_grpc
+from retail.member.v1 import member_service_pb2_grpc
+from retail.pricing.v1 import pricing_service_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway import problems
@@ -22,6 +27,8 @@ from gateway.rate_limits import RateLimiter
 from gateway.readiness import Readiness
 from gateway.settings import GatewaySettings
 from servicekit.nats_connection import NatsConnection
+
+StubT = TypeVar("StubT")
 
 
 @dataclass(frozen=True)
@@ -41,8 +48,29 @@ class GatewayResources:
 
     @property
     def grpc_deadline(self) -> float:
-        """Seconds every backend call may take (pass as ``timeout=``)."""
+        """Seconds every backend call may take (the channels apply it to every call that names none)."""
         return self.settings.grpc_deadline_seconds
+
+    def backend(self, name: str, stub: Callable[[grpc.aio.Channel], StubT]) -> StubT:
+        """The generated ``stub`` of backend ``name`` (``"inventory"``), its calls bounded by the
+        backend deadline; 503 when this gateway is not configured with that backend."""
+        try:
+            channel = self.backends[name]
+        except KeyError:
+            raise problems.ProblemError(problems.SERVICE_UNAVAILABLE, f"the {name} service is not configured") from None
+        return stub(channel)
+
+    @property
+    def inventory_service(self) -> inventory_service_pb2_grpc.InventoryServiceAsyncStub:
+        return self.backend("inventory", inventory_service_pb2_grpc.InventoryServiceStub)
+
+    @property
+    def member_service(self) -> member_service_pb2_grpc.MemberServiceAsyncStub:
+        return self.backend("member", member_service_pb2_grpc.MemberServiceStub)
+
+    @property
+    def pricing_service(self) -> pricing_service_pb2_grpc.PricingServiceAsyncStub:
+        return self.backend("pricing", pricing_service_pb2_grpc.PricingServiceStub)
 
 
 def gateway_resources(request: Request) -> GatewayResources:

@@ -6,7 +6,7 @@ style); domain enums use the lower-case ``<value>``. Nothing here knows any one 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -30,3 +30,13 @@ def timestamp(moment: datetime) -> Timestamp:
     stamp = Timestamp()
     stamp.FromDatetime(moment)
     return stamp
+
+
+def moment(stamp: Timestamp) -> datetime:
+    """The aware (UTC) moment of a protobuf Timestamp."""
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def optional_moment(message: Any, field: str) -> datetime | None:
+    """The moment in ``message.field``, or None where the optional field is not set."""
+    return moment(getattr(message, field)) if message.HasField(field) else None

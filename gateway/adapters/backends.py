@@ -11,6 +11,10 @@ of whose servers is connected and serving fails at once with UNAVAILABLE, which 
 answers with 503 and ``Retry-After`` (:mod:`gateway.grpc_errors`): the backend's routes go
 unavailable on their own, without a health round trip per request, while every other
 backend's routes keep working.
+
+Every call gets the gateway's backend deadline (``GRPC_DEADLINE_SECONDS``) from the channel
+itself (:class:`BackendDeadline`), so route code never passes one; a call that needs longer
+(replenishment planning) names its own ``timeout=``.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -49,15 +54,50 @@ def instrument_grpc_client_calls() -> None:
         instrumentor.instrument()
 
 
-class BackendChannels(Mapping[str, grpc.aio.Channel]):
-    """Backend name → its channel; ``channels["inventory"]`` feeds a generated stub."""
+if TYPE_CHECKING:  # grpc-stubs make the interceptor generic; the runtime class is not subscriptable
+    UnaryUnaryInterceptor = grpc.aio.UnaryUnaryClientInterceptor[Any, Any]
+else:
+    UnaryUnaryInterceptor = grpc.aio.UnaryUnaryClientInterceptor
 
-    def __init__(self, targets: Mapping[str, str]) -> None:
+
+class BackendDeadline(UnaryUnaryInterceptor):
+    """Gives every call that names no ``timeout`` the gateway's deadline for a backend call."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[grpc.aio.ClientCallDetails, Any], grpc.aio.UnaryUnaryCall[Any, Any]],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        if client_call_details.timeout is None:
+            client_call_details = grpc.aio.ClientCallDetails(
+                method=client_call_details.method,
+                timeout=self.seconds,
+                metadata=client_call_details.metadata,
+                credentials=client_call_details.credentials,
+                wait_for_ready=client_call_details.wait_for_ready,
+            )
+        return await continuation(client_call_details, request)
+
+
+class BackendChannels(Mapping[str, grpc.aio.Channel]):
+    """Backend name → its channel; ``channels["inventory"]`` feeds a generated stub.
+
+    A call on a channel without a ``timeout`` has ``deadline_seconds`` to answer.
+    """
+
+    def __init__(self, targets: Mapping[str, str], *, deadline_seconds: float) -> None:
         instrument_grpc_client_calls()
         self.targets = dict(targets)
+        # grpc-stubs leaves the interceptor list's type open on purpose ("must cast or ignore").
+        deadline = cast(grpc.aio.ClientInterceptor, BackendDeadline(deadline_seconds))
         # Looked up on the module at call time, so the instrumented factory is used.
         self._channels = {
-            name: grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) for name, target in self.targets.items()
+            name: grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=[deadline])
+            for name, target in self.targets.items()
         }
 
     def __getitem__(self, name: str) -> grpc.aio.Channel:

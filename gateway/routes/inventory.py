@@ -14,10 +14,9 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from retail.common.v1 import money_pb2
 from retail.inventory.v1 import inventory_service_pb2 as pb
-from retail.inventory.v1 import inventory_service_pb2_grpc as pb_grpc
 
 from gateway import problems
 from gateway.authentication import Principal
@@ -30,6 +29,7 @@ from gateway.domain.scopes import (
     STOCK_READ,
     TRANSFERS_WRITE,
 )
+from gateway.http.schemas import Strict
 from gateway.idempotency import IdempotentRequest, idempotent
 from gateway.integer_types import Int32
 from gateway.paging import Paging
@@ -65,10 +65,6 @@ _TRANSFER_STATUSES = {
     pb.TRANSFER_STATUS_RECEIVED: "received",
     pb.TRANSFER_STATUS_CANCELLED: "cancelled",
 }
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class Location(BaseModel):
@@ -223,14 +219,6 @@ class SalesHistoryOut(BaseModel):
     imported_lines: int
 
 
-def inventory(resources: GatewayResources) -> pb_grpc.InventoryServiceAsyncStub:
-    try:
-        channel = resources.backends["inventory"]
-    except KeyError:
-        raise problems.ProblemError(problems.SERVICE_UNAVAILABLE, "the inventory service is not configured") from None
-    return pb_grpc.InventoryServiceStub(channel)
-
-
 def quantity(value: str) -> money_pb2.Decimal:
     return money_pb2.Decimal(value=value)
 
@@ -283,7 +271,7 @@ async def list_locations(
 
     Scope `stock:read`.
     """
-    answer = await inventory(resources).ListLocations(pb.ListLocationsRequest(), timeout=resources.grpc_deadline)
+    answer = await resources.inventory_service.ListLocations(pb.ListLocationsRequest())
     return [
         Location(
             location_id=loc.location_id,
@@ -305,9 +293,7 @@ async def sku_availability(
 
     Scope `stock:read`.
     """
-    answer = await inventory(resources).GetSkuAvailability(
-        pb.GetSkuAvailabilityRequest(sku=sku), timeout=resources.grpc_deadline
-    )
+    answer = await resources.inventory_service.GetSkuAvailability(pb.GetSkuAvailabilityRequest(sku=sku))
     if principal.kind is ClientKind.SUPPLIER_USER:
         # A supplier sees its own SKUs everywhere; another supplier's SKU does not exist for it.
         if answer.supplier_id != principal.supplier_id:
@@ -334,8 +320,8 @@ async def location_stock(
 ) -> LocationStockPage:
     """A page of one location's stock levels, by SKU. Scope `stock:read`; store-bound clients: own store only."""
     principal.ensure_store(location_id)
-    answer = await inventory(resources).ListLocationStock(
-        pb.ListLocationStockRequest(location_id=location_id, page=page.request()), timeout=resources.grpc_deadline
+    answer = await resources.inventory_service.ListLocationStock(
+        pb.ListLocationStockRequest(location_id=location_id, page=page.request())
     )
     return LocationStockPage(
         levels=[map_level(level) for level in answer.levels],
@@ -364,7 +350,7 @@ async def reserve_stock(
         call.principal.ensure_store(body.location_id)
 
     async def effect() -> tuple[int, Any]:
-        answer = await inventory(resources).ReserveStock(
+        answer = await resources.inventory_service.ReserveStock(
             pb.ReserveStockRequest(
                 request_id=call.request_id,
                 sku=body.sku,
@@ -375,7 +361,6 @@ async def reserve_stock(
                 allow_split=body.allow_split,
                 owner=call.principal.client_id,
             ),
-            timeout=resources.grpc_deadline,
         )
         return 201, map_reservation(answer.reservation)
 
@@ -424,7 +409,7 @@ async def request_transfer(
     call.principal.ensure_store(body.from_location_id)
 
     async def effect() -> tuple[int, Any]:
-        answer = await inventory(resources).RequestTransfer(
+        answer = await resources.inventory_service.RequestTransfer(
             pb.RequestTransferRequest(
                 request_id=call.request_id,
                 sku=body.sku,
@@ -432,7 +417,6 @@ async def request_transfer(
                 from_location_id=body.from_location_id,
                 to_location_id=body.to_location_id,
             ),
-            timeout=resources.grpc_deadline,
         )
         return 201, map_transfer(answer.transfer)
 
@@ -445,7 +429,7 @@ async def _step(
     """One idempotent call of inventory's ``rpc``; the answer body is ``answer_of(response)``."""
 
     async def effect() -> tuple[int, Any]:
-        answer = await getattr(inventory(resources), rpc)(message, timeout=resources.grpc_deadline)
+        answer = await getattr(resources.inventory_service, rpc)(message)
         return 200, answer_of(answer)
 
     return await call.run(effect)
@@ -509,7 +493,7 @@ async def record_stock_count(
     call.principal.ensure_store(location_id)
 
     async def effect() -> tuple[int, Any]:
-        answer = await inventory(resources).RecordStockCount(
+        answer = await resources.inventory_service.RecordStockCount(
             pb.RecordStockCountRequest(
                 request_id=call.request_id,
                 location_id=location_id,
@@ -520,7 +504,6 @@ async def record_stock_count(
                     for line in body.lines
                 ],
             ),
-            timeout=resources.grpc_deadline,
         )
         return 200, StockCountOut(adjusted_levels=answer.adjusted_levels).model_dump()
 
@@ -543,7 +526,7 @@ async def import_sales_history(
         raise problems.ProblemError(problems.FORBIDDEN, "only headquarters staff import sales history")
 
     async def effect() -> tuple[int, Any]:
-        answer = await inventory(resources).ImportSalesHistory(
+        answer = await resources.inventory_service.ImportSalesHistory(
             pb.ImportSalesHistoryRequest(
                 request_id=call.request_id,
                 location_id=location_id,
@@ -897,7 +880,7 @@ async def location_replenishment(
     (`not-a-selling-location`): its demand is the stores' orders.
     """
     supplier_id = planning_supplier(principal, location_id)
-    answer = await inventory(resources).ListReplenishment(
+    answer = await resources.inventory_service.ListReplenishment(
         pb.ListReplenishmentRequest(location_id=location_id, supplier_id=supplier_id, page=page.request()),
         timeout=max(resources.grpc_deadline, PLANNING_DEADLINE_SECONDS),
     )
@@ -930,7 +913,7 @@ async def sku_forecast(
     stocks nor sold.
     """
     supplier_id = planning_supplier(principal, location_id)
-    answer = await inventory(resources).GetForecast(
+    answer = await resources.inventory_service.GetForecast(
         pb.GetForecastRequest(location_id=location_id, sku=sku, horizon_days=horizon_days),
         timeout=max(resources.grpc_deadline, PLANNING_DEADLINE_SECONDS),
     )
@@ -966,7 +949,7 @@ async def stock_kpis(
     supplier_id = planning_supplier(principal, location_id)
     if from_date and to_date and from_date > to_date:
         raise problems.ProblemError(problems.INVALID_ARGUMENT, "`from` must not be after `to`")
-    answer = await inventory(resources).GetStockKpis(
+    answer = await resources.inventory_service.GetStockKpis(
         pb.GetStockKpisRequest(
             location_id=location_id,
             sku=sku or "",
@@ -1015,7 +998,7 @@ async def apply_pending_sale_lines(
         raise problems.ProblemError(problems.FORBIDDEN, "only headquarters staff reconcile pending sale lines")
 
     async def effect() -> tuple[int, Any]:
-        answer = await inventory(resources).ApplyPendingSaleLines(
+        answer = await resources.inventory_service.ApplyPendingSaleLines(
             pb.ApplyPendingSaleLinesRequest(request_id=call.request_id, location_id=location_id),
             timeout=max(resources.grpc_deadline, PLANNING_DEADLINE_SECONDS),
         )

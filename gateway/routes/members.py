@@ -16,10 +16,9 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from retail.common.v1 import identifiers_pb2, money_pb2
 from retail.member.v1 import member_service_pb2 as pb
-from retail.member.v1 import member_service_pb2_grpc as pb_grpc
 
 from gateway import problems
 from gateway.authentication import Principal
@@ -34,11 +33,13 @@ from gateway.domain.scopes import (
     MEMBERS_READ,
     MEMBERS_WRITE,
 )
+from gateway.http.schemas import Strict
 from gateway.idempotency import IdempotentRequest, idempotent
 from gateway.integer_types import Int64
 from gateway.paging import Paging
 from gateway.resources import GatewayResources, Resources
 from gateway.security import require
+from servicekit.protowire import from_wire, moment, optional_moment, to_wire
 
 router = APIRouter(prefix="/v1", tags=["members"])
 
@@ -89,10 +90,6 @@ _STAFF_ROLES = {
     StaffRole.STORE_MANAGER: identifiers_pb2.STAFF_ROLE_STORE_MANAGER,
     StaffRole.HEADQUARTERS: identifiers_pb2.STAFF_ROLE_HEADQUARTERS,
 }
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class IdentityIn(Strict):
@@ -343,14 +340,6 @@ class MemberKpisOut(BaseModel):
 # ---- mapping --------------------------------------------------------------------------------------
 
 
-def members(resources: GatewayResources) -> pb_grpc.MemberServiceAsyncStub:
-    try:
-        channel = resources.backends["member"]
-    except KeyError:
-        raise problems.ProblemError(problems.SERVICE_UNAVAILABLE, "the member service is not configured") from None
-    return pb_grpc.MemberServiceStub(channel)  # type: ignore[no-untyped-call]
-
-
 def actor_of(principal: Principal) -> identifiers_pb2.Actor:
     role = _STAFF_ROLES[principal.staff_role] if principal.staff_role else identifiers_pb2.STAFF_ROLE_UNSPECIFIED
     return identifiers_pb2.Actor(
@@ -371,13 +360,9 @@ def view_of(principal: Principal) -> pb.PersonalDataView.ValueType:
     return pb.PERSONAL_DATA_VIEW_MASKED
 
 
-def _name(enum_type: Any, prefix: str, number: int) -> str:
-    return str(enum_type.Name(number)).removeprefix(prefix + "_").lower()
-
-
 def identity_message(identity: IdentityIn) -> pb.Identity:
     return pb.Identity(
-        type=pb.IdentityType.Value(f"IDENTITY_TYPE_{identity.type.upper()}"),
+        type=to_wire(pb.IdentityType, "IDENTITY_TYPE", identity.type),
         value=identity.value,
         app_id=identity.app_id or "",
     )
@@ -389,25 +374,18 @@ def address_message(address: AddressIn) -> pb.Address:
 
 def consent_messages(consents: dict[ConsentChannelName, bool]) -> list[pb.ConsentChoice]:
     return [
-        pb.ConsentChoice(channel=pb.ConsentChannel.Value(f"CONSENT_CHANNEL_{channel.upper()}"), granted=granted)
+        pb.ConsentChoice(channel=to_wire(pb.ConsentChannel, "CONSENT_CHANNEL", channel), granted=granted)
         for channel, granted in consents.items()
     ]
 
 
 def gender_number(gender: str | None) -> pb.Gender.ValueType:
-    return pb.Gender.Value(f"GENDER_{gender.upper()}") if gender else pb.GENDER_UNSPECIFIED
+    gender_number: pb.Gender.ValueType = to_wire(pb.Gender, "GENDER", gender or "")
+    return gender_number
 
 
 def yuan(money: money_pb2.Money) -> str:
     return f"{Decimal(money.minor_units) / 100:.2f}"
-
-
-def _stamp(timestamp: Any) -> datetime:
-    return datetime.fromisoformat(timestamp.ToJsonString().replace("Z", "+00:00"))
-
-
-def _optional_stamp(message: Any, field: str) -> datetime | None:
-    return _stamp(getattr(message, field)) if message.HasField(field) else None
 
 
 def map_member(member: pb.Member) -> MemberOut:
@@ -430,29 +408,29 @@ def map_member(member: pb.Member) -> MemberOut:
             birthday=details.birthday or None,
             email=details.email or None,
             address=address,
-            gender=_name(pb.Gender, "GENDER", details.gender) if details.gender else None,
+            gender=from_wire(pb.Gender, "GENDER", details.gender) if details.gender else None,
         )
     scores = (purchases.recency_score, purchases.frequency_score, purchases.monetary_score)
     return MemberOut(
         member_id=member.member_id,
-        status=_name(pb.MemberStatus, "MEMBER_STATUS", member.status),
-        registered_at=_stamp(member.registered_at),
-        registration_channel=_name(pb.Channel, "CHANNEL", member.registration_channel),
+        status=from_wire(pb.MemberStatus, "MEMBER_STATUS", member.status),
+        registered_at=moment(member.registered_at),
+        registration_channel=from_wire(pb.Channel, "CHANNEL", member.registration_channel),
         home_store_id=member.home_store_id or None,
         tier=TierOut(
-            tier=_name(pb.MemberTier, "MEMBER_TIER", tier.tier),
+            tier=from_wire(pb.MemberTier, "MEMBER_TIER", tier.tier),
             qualifying_spend=yuan(tier.qualifying_spend),
-            next_tier=_name(pb.MemberTier, "MEMBER_TIER", tier.next_tier) if tier.next_tier else None,
+            next_tier=from_wire(pb.MemberTier, "MEMBER_TIER", tier.next_tier) if tier.next_tier else None,
             spend_to_next_tier=yuan(tier.spend_to_next_tier),
-            grace_until=_optional_stamp(tier, "grace_until"),
+            grace_until=optional_moment(tier, "grace_until"),
         ),
         points_balance=member.points_balance,
         tags=list(member.tags),
         preferences=dict(member.preferences),
-        lifecycle_stage=_name(pb.LifecycleStage, "LIFECYCLE_STAGE", member.lifecycle_stage),
+        lifecycle_stage=from_wire(pb.LifecycleStage, "LIFECYCLE_STAGE", member.lifecycle_stage),
         purchases=PurchasesOut(
-            first_purchase_at=_optional_stamp(purchases, "first_purchase_at"),
-            last_purchase_at=_optional_stamp(purchases, "last_purchase_at"),
+            first_purchase_at=optional_moment(purchases, "first_purchase_at"),
+            last_purchase_at=optional_moment(purchases, "last_purchase_at"),
             recency_days=purchases.recency_days,
             frequency=purchases.frequency,
             monetary=yuan(purchases.monetary),
@@ -463,36 +441,36 @@ def map_member(member: pb.Member) -> MemberOut:
         ),
         consents=[
             ConsentOut(
-                channel=_name(pb.ConsentChannel, "CONSENT_CHANNEL", c.channel),
+                channel=from_wire(pb.ConsentChannel, "CONSENT_CHANNEL", c.channel),
                 granted=c.granted,
-                updated_at=_stamp(c.updated_at),
+                updated_at=moment(c.updated_at),
             )
             for c in member.consents
         ],
         identities=[
             IdentityOut(
-                type=_name(pb.IdentityType, "IDENTITY_TYPE", i.type),
+                type=from_wire(pb.IdentityType, "IDENTITY_TYPE", i.type),
                 value=i.value or None,
                 app_id=i.app_id or None,
-                linked_at=_stamp(i.linked_at),
+                linked_at=moment(i.linked_at),
             )
             for i in member.identities
         ],
         contact=contact,
-        personal_data=_name(pb.PersonalDataView, "PERSONAL_DATA_VIEW", member.view),
+        personal_data=from_wire(pb.PersonalDataView, "PERSONAL_DATA_VIEW", member.view),
     )
 
 
 def map_entry(entry: pb.PointsEntry) -> PointsEntryOut:
     return PointsEntryOut(
         entry_id=entry.entry_id,
-        kind=_name(pb.PointsEntryKind, "POINTS_ENTRY_KIND", entry.kind),
+        kind=from_wire(pb.PointsEntryKind, "POINTS_ENTRY_KIND", entry.kind),
         points=entry.points,
         sale_id=entry.sale_id or None,
         reference=entry.reference or None,
         reason=entry.reason or None,
-        recorded_at=_stamp(entry.recorded_at),
-        expires_at=_optional_stamp(entry, "expires_at"),
+        recorded_at=moment(entry.recorded_at),
+        expires_at=optional_moment(entry, "expires_at"),
     )
 
 
@@ -514,9 +492,8 @@ async def member_view(
     view = view_of(principal)
     if view == pb.PERSONAL_DATA_VIEW_CLEAR and purpose is None:
         view = pb.PERSONAL_DATA_VIEW_MASKED
-    answer = await members(resources).GetMember(
+    answer = await resources.member_service.GetMember(
         pb.GetMemberRequest(member_id=member_id, view=view, actor=actor_of(principal), purpose=purpose or ""),
-        timeout=resources.grpc_deadline,
     )
     return map_member(answer.member)
 
@@ -555,7 +532,7 @@ async def register_member(
     if principal.kind is ClientKind.POS_TERMINAL or principal.store_id:
         channel = pb.CHANNEL_STORE
     elif body.channel:
-        channel = pb.Channel.Value(f"CHANNEL_{body.channel.upper()}")
+        channel = to_wire(pb.Channel, "CHANNEL", body.channel)
     else:
         channel = pb.CHANNEL_MINI_PROGRAM if body.identity.type.startswith("wechat") else pb.CHANNEL_APP
     profile = body.profile or ProfileIn()
@@ -576,7 +553,7 @@ async def register_member(
     )
 
     async def effect() -> tuple[int, Any]:
-        answer = await members(resources).RegisterMember(request, timeout=resources.grpc_deadline)
+        answer = await resources.member_service.RegisterMember(request)
         return (201 if answer.created else 200), Registered(
             member_id=answer.member_id, created=answer.created
         ).model_dump()
@@ -594,11 +571,9 @@ async def resolve_member(
 ) -> Resolved:
     """The member an identity (of any type) belongs to; `404` when none. Scope `members:read`."""
     identity = pb.Identity(
-        type=pb.IdentityType.Value(f"IDENTITY_TYPE_{identity_type.upper()}"), value=value, app_id=app_id or ""
+        type=to_wire(pb.IdentityType, "IDENTITY_TYPE", identity_type), value=value, app_id=app_id or ""
     )
-    answer = await members(resources).ResolveMember(
-        pb.ResolveMemberRequest(identity=identity), timeout=resources.grpc_deadline
-    )
+    answer = await resources.member_service.ResolveMember(pb.ResolveMemberRequest(identity=identity))
     return Resolved(member_id=answer.member_id)
 
 
@@ -623,13 +598,12 @@ async def member_kpis(
         principal.ensure_store(store_id)
     if from_date and to_date and from_date > to_date:
         raise problems.ProblemError(problems.INVALID_ARGUMENT, "`from` must not be after `to`")
-    answer = await members(resources).GetMemberKpis(
+    answer = await resources.member_service.GetMemberKpis(
         pb.GetMemberKpisRequest(
             store_id=store_id or "",
             from_date=from_date.isoformat() if from_date else "",
             to_date=to_date.isoformat() if to_date else "",
         ),
-        timeout=resources.grpc_deadline,
     )
     return MemberKpisOut(
         store_id=answer.store_id or None,
@@ -687,7 +661,7 @@ async def update_member(
     if profile_fields and principal.kind is ClientKind.STAFF and principal.staff_role is StaffRole.STORE_GUIDE:
         raise problems.ProblemError(problems.FORBIDDEN, "store guides do not change contact details")
     cleared = [
-        pb.ProfileField.Value(f"PROFILE_FIELD_{name.upper()}")
+        to_wire(pb.ProfileField, "PROFILE_FIELD", name)
         for name in sorted(profile_fields)
         if getattr(body, name) is None
     ]
@@ -713,7 +687,7 @@ async def update_member(
         consents=consent_messages(body.consents or {}),
         actor=actor_of(principal),
     )
-    await members(resources).UpdateMember(message, timeout=resources.grpc_deadline)
+    await resources.member_service.UpdateMember(message)
     return await member_view(resources, principal, member_id, purpose)
 
 
@@ -742,14 +716,14 @@ async def link_identity(
     )
 
     async def effect() -> tuple[int, Any]:
-        answer = await members(resources).LinkIdentity(message, timeout=resources.grpc_deadline)
+        answer = await resources.member_service.LinkIdentity(message)
         merge = None
         if answer.merged:
             merge = MergeOut(
                 merge_id=answer.merge.merge_id,
                 survivor_member_id=answer.merge.survivor_member_id,
                 absorbed_member_id=answer.merge.absorbed_member_id,
-                rule=_name(pb.SurvivorRule, "SURVIVOR_RULE", answer.merge.rule),
+                rule=from_wire(pb.SurvivorRule, "SURVIVOR_RULE", answer.merge.rule),
                 points_moved=answer.merge.points_moved,
             )
         return 200, Linked(member_id=answer.member_id, merged=answer.merged, merge=merge).model_dump(mode="json")
@@ -772,12 +746,12 @@ async def undo_merge(
     message = pb.UndoMergeRequest(request_id=call.request_id, merge_id=merge_id, actor=actor_of(call.principal))
 
     async def effect() -> tuple[int, Any]:
-        answer = await members(resources).UndoMerge(message, timeout=resources.grpc_deadline)
+        answer = await resources.member_service.UndoMerge(message)
         return 200, UndoneOut(
             merge_id=answer.merge_id,
             survivor_member_id=answer.survivor_member_id,
             restored_member_id=answer.restored_member_id,
-            undone_at=_stamp(answer.undone_at),
+            undone_at=moment(answer.undone_at),
         ).model_dump(mode="json")
 
     return await call.run(effect)  # type: ignore[return-value]
@@ -791,13 +765,11 @@ async def member_points(
     page: Paging,
 ) -> PointsOut:
     """The points balance, what expires when, and a page of the ledger (newest first). Scope `members:points:read`."""
-    answer = await members(resources).GetPoints(
-        pb.GetPointsRequest(member_id=member_id, page=page.request()), timeout=resources.grpc_deadline
-    )
+    answer = await resources.member_service.GetPoints(pb.GetPointsRequest(member_id=member_id, page=page.request()))
     return PointsOut(
         member_id=answer.member_id,
         balance=answer.balance,
-        expiring=[ExpiringOut(points=e.points, expires_at=_stamp(e.expires_at)) for e in answer.expiring],
+        expiring=[ExpiringOut(points=e.points, expires_at=moment(e.expires_at)) for e in answer.expiring],
         entries=[map_entry(entry) for entry in answer.entries],
         next_page_token=page.next_token(answer.page_info.next_page_token),
     )
@@ -833,7 +805,7 @@ async def redeem_points(
     )
 
     async def effect() -> tuple[int, Any]:
-        answer = await members(resources).RedeemPoints(message, timeout=resources.grpc_deadline)
+        answer = await resources.member_service.RedeemPoints(message)
         return 201, RedemptionOut(entry=map_entry(answer.entry), balance=answer.balance).model_dump(mode="json")
 
     return await call.run(effect)  # type: ignore[return-value]
@@ -850,17 +822,16 @@ async def erase_member(
     into it, is removed from the member service; only anonymous aggregates remain. Erasing again
     answers the first erasure. Scope `members:erase`.
     """
-    answer = await members(resources).EraseMember(
+    answer = await resources.member_service.EraseMember(
         pb.EraseMemberRequest(
             request_id=f"{principal.client_id}/erase/{uuid.uuid4()}",
             member_id=member_id,
             reason=reason,
             actor=actor_of(principal),
         ),
-        timeout=resources.grpc_deadline,
     )
     return ErasedOut(
         member_id=answer.member_id,
-        erased_at=_stamp(answer.erased_at),
+        erased_at=moment(answer.erased_at),
         also_erased_member_ids=list(answer.also_erased_member_ids),
     )

@@ -18,7 +18,6 @@ from typing import Annotated, Any, Literal
 
 import grpc
 from fastapi import APIRouter, Depends
-from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from retail.common.v1 import money_pb2
 from retail.pricing.v1 import pricing_service_pb2 as pricing_pb2
@@ -30,9 +29,11 @@ from gateway.adapters.sales_journal import JournalEntry, JournalUnavailable
 from gateway.authentication import Principal
 from gateway.domain import sales as rules
 from gateway.domain.scopes import POS_SALES_WRITE, POS_SYNC_READ
+from gateway.http.schemas import Strict
 from gateway.idempotency import IdempotentRequest, idempotent
 from gateway.resources import GatewayResources, Resources
 from gateway.security import require
+from servicekit.protowire import timestamp
 
 router = APIRouter(prefix="/v1/pos", tags=["pos"])
 log = logging.getLogger("gateway.pos")
@@ -44,10 +45,6 @@ CURRENCY = "CNY"
 _ID = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
 _STORE_ID = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 _DECIMAL = r"^-?[0-9]{1,12}(\.[0-9]{1,12})?$"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class SaleLineIn(Strict):
@@ -344,11 +341,6 @@ def map_sale_recorded(sale: SaleIn, principal: Principal, recorded_at: datetime,
     def money(minor_units: int) -> money_pb2.Money:
         return money_pb2.Money(currency_code=CURRENCY, minor_units=minor_units)
 
-    def timestamp(moment: datetime) -> Timestamp:
-        stamp = Timestamp()
-        stamp.FromDatetime(moment.astimezone(UTC))
-        return stamp
-
     lines = []
     for number, line in enumerate(sale.lines, start=1):
         quantity, unit_price, discount = Decimal(line.quantity), Decimal(line.unit_price), Decimal(line.discount)
@@ -488,7 +480,7 @@ async def dataset_versions(resources: GatewayResources, store_id: str) -> dict[s
         return _unavailable("the pricing service is not configured; keep the cached copy")
     try:
         answer = await pricing_pb2_grpc.PricingServiceStub(channel).GetStoreVersions(
-            pricing_pb2.GetStoreVersionsRequest(store_id=store_id), timeout=resources.grpc_deadline
+            pricing_pb2.GetStoreVersionsRequest(store_id=store_id)
         )
     except grpc.aio.AioRpcError as error:
         if error.code() == grpc.StatusCode.NOT_FOUND:

@@ -12,16 +12,14 @@ units (fen) through Decimal, never float; moments must carry a UTC offset. Write
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Self
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
-from google.protobuf.timestamp_pb2 import Timestamp
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from retail.common.v1 import money_pb2
 from retail.pricing.v1 import pricing_service_pb2 as pb
-from retail.pricing.v1 import pricing_service_pb2_grpc as pb_grpc
 
 from gateway import problems
 from gateway.authentication import Principal
@@ -39,12 +37,14 @@ from gateway.domain.scopes import (
     PRICES_WRITE,
     STORES_WRITE,
 )
+from gateway.http.schemas import Strict
 from gateway.idempotency import IdempotentRequest, idempotent
 from gateway.integer_types import Int32, Int64
 from gateway.paging import Paging
-from gateway.resources import GatewayResources, Resources
+from gateway.resources import Resources
 from gateway.routes.members import actor_of
 from gateway.security import require
+from servicekit.protowire import from_wire, optional_moment, timestamp, to_wire
 
 router = APIRouter(prefix="/v1", tags=["pricing"])
 
@@ -72,10 +72,6 @@ TierName = Literal["basic", "silver", "gold", "platinum"]
 UnitName = Literal["piece", "kg", "box"]
 LabelStateName = Literal["pending", "sent", "acknowledged", "failed", "given_up"]
 MarkdownStateName = Literal["open", "approved", "rejected", "withdrawn"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 # ---- requests -------------------------------------------------------------------------------------
@@ -407,14 +403,6 @@ class DecisionOut(BaseModel):
 # ---- mapping --------------------------------------------------------------------------------------
 
 
-def pricing(resources: GatewayResources) -> pb_grpc.PricingServiceAsyncStub:
-    try:
-        channel = resources.backends["pricing"]
-    except KeyError:
-        raise problems.ProblemError(problems.SERVICE_UNAVAILABLE, "the pricing service is not configured") from None
-    return pb_grpc.PricingServiceStub(channel)
-
-
 def money(amount: str, currency: str) -> money_pb2.Money:
     """A validated decimal amount as whole minor units; exact, since it has at most two decimals."""
     return money_pb2.Money(currency_code=currency, minor_units=int(Decimal(amount).scaleb(2)))
@@ -428,23 +416,13 @@ def _optional_amount(message: Any, field: str) -> str | None:
     return amount(getattr(message, field)) if message.HasField(field) else None
 
 
-def timestamp(moment: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(moment.astimezone(UTC).replace(tzinfo=None))
-    return stamp
-
-
-def _moment(message: Any, field: str) -> datetime | None:
-    return getattr(message, field).ToDatetime(tzinfo=UTC) if message.HasField(field) else None
-
-
 def _name(enum_type: Any, prefix: str, number: int) -> str | None:
     """An enum number as its lower-case name; None for the unspecified zero."""
-    return str(enum_type.Name(number)).removeprefix(prefix + "_").lower() if number else None
+    return from_wire(enum_type, prefix, number) or None
 
 
 def _number(enum_type: Any, prefix: str, name: str | None) -> Any:
-    return enum_type.Value(f"{prefix}_{name.upper()}") if name else 0
+    return to_wire(enum_type, prefix, name or "")
 
 
 def _override(guard_rail: GuardRailOverrideIn | None) -> pb.GuardRailOverride | None:
@@ -521,7 +499,7 @@ def map_item(item: pb.Item) -> ItemOut:
         store_ids=list(item.store_ids),
         active=item.active,
         version=item.version,
-        updated_at=_moment(item, "updated_at"),
+        updated_at=optional_moment(item, "updated_at"),
     )
 
 
@@ -531,8 +509,8 @@ def map_regular_price(rule: pb.RegularPrice) -> RegularPriceOut:
         rule_id=rule.rule_id,
         price=amount(rule.price),
         priority=rule.priority,
-        valid_from=_moment(rule, "valid_from"),
-        valid_to=_moment(rule, "valid_to"),
+        valid_from=optional_moment(rule, "valid_from"),
+        valid_to=optional_moment(rule, "valid_to"),
     )
 
 
@@ -548,8 +526,8 @@ def map_promotion(promotion: pb.Promotion) -> PromotionOut:
         rule_id=promotion.rule_id,
         name=promotion.name,
         priority=promotion.priority,
-        valid_from=_moment(promotion, "valid_from"),
-        valid_to=_moment(promotion, "valid_to"),
+        valid_from=optional_moment(promotion, "valid_from"),
+        valid_to=optional_moment(promotion, "valid_to"),
         fixed_price=amount(promotion.fixed_price) if mechanic == "fixed_price" else None,
         percent_off=promotion.percent_off.value if mechanic == "percent_off" else None,
         multi_buy=multi_buy,
@@ -573,11 +551,11 @@ def map_change(change: pb.PriceChange) -> PriceChangeOut:
         sku=change.sku,
         price=amount(change.price),
         currency=change.price.currency_code or DEFAULT_CURRENCY,
-        effective_at=_moment(change, "effective_at"),
+        effective_at=optional_moment(change, "effective_at"),
         store_ids=list(change.store_ids),
         channel=_name(pb.Channel, "CHANNEL", change.channel),
         state=_name(pb.PriceChangeState, "PRICE_CHANGE_STATE", change.state) or "unspecified",
-        applied_at=_moment(change, "applied_at"),
+        applied_at=optional_moment(change, "applied_at"),
         guard_rail_override_reason=change.guard_rail_override_reason or None,
         markdown_id=change.markdown_id or None,
     )
@@ -610,7 +588,7 @@ def map_book_entry(entry: pb.PriceBookEntry) -> PriceBookEntryOut:
         unit_price=_optional_amount(entry, "unit_price"),
         promotion=map_promotion(entry.promotion) if entry.HasField("promotion") else None,
         member_prices={tier: amount(price) for tier, price in sorted(entry.member_prices.items())},
-        valid_until=_moment(entry, "valid_until"),
+        valid_until=optional_moment(entry, "valid_until"),
     )
 
 
@@ -625,13 +603,13 @@ def map_label(label: pb.Label) -> LabelOut:
         desired_price=_optional_amount(label, "desired_price"),
         acknowledged_price=_optional_amount(label, "acknowledged_price"),
         currency=priced.currency_code or None,
-        acknowledged_at=_moment(label, "acknowledged_at"),
+        acknowledged_at=optional_moment(label, "acknowledged_at"),
         attempts=label.attempts,
         last_error=label.last_error or None,
         online=label.online,
         battery_mv=label.battery_mv or None,
-        last_seen=_moment(label, "last_seen"),
-        pending_since=_moment(label, "pending_since"),
+        last_seen=optional_moment(label, "last_seen"),
+        pending_since=optional_moment(label, "pending_since"),
     )
 
 
@@ -648,7 +626,7 @@ def map_markdown(suggestion: pb.MarkdownSuggestion) -> MarkdownOut:
         reason=suggestion.reason,
         state=_name(pb.MarkdownState, "MARKDOWN_STATE", suggestion.state) or "unspecified",
         change_id=suggestion.change_id or None,
-        created_at=_moment(suggestion, "created_at"),
+        created_at=optional_moment(suggestion, "created_at"),
     )
 
 
@@ -732,7 +710,7 @@ async def put_store(
     )
 
     async def effect() -> tuple[int, Any]:
-        answer = await pricing(resources).PutStore(message, timeout=resources.grpc_deadline)
+        answer = await resources.pricing_service.PutStore(message)
         return (201 if answer.created else 200), map_store(answer.store).model_dump(mode="json")
 
     return await call.run(effect)  # type: ignore[return-value]
@@ -768,7 +746,7 @@ async def put_item(
     )
 
     async def effect() -> tuple[int, Any]:
-        answer = await pricing(resources).PutItem(message, timeout=resources.grpc_deadline)
+        answer = await resources.pricing_service.PutItem(message)
         return (201 if answer.created else 200), map_item(answer.item).model_dump(mode="json")
 
     return await call.run(effect)  # type: ignore[return-value]
@@ -798,11 +776,10 @@ async def list_items(
         if store_id and store_id != principal.store_id:
             raise forbidden(f"this client sees the listing of store {principal.store_id} only")
         store_id = principal.store_id
-    answer = await pricing(resources).ListItems(
+    answer = await resources.pricing_service.ListItems(
         pb.ListItemsRequest(
             page=page.request(), store_id=store_id or "", supplier_id=supplier_id or "", since_version=since_version
         ),
-        timeout=resources.grpc_deadline,
     )
     return ItemPage(
         items=[map_item(item) for item in answer.items], next_page_token=page.next_token(answer.page.next_page_token)
@@ -829,19 +806,17 @@ async def effective_price(
     Scope `prices:read`. Terminals and store staff ask about their own store only.
     """
     chosen = price_question_store(principal, store_id, "query.store_id")
-    answer = await pricing(resources).GetEffectivePrice(
+    answer = await resources.pricing_service.GetEffectivePrice(
         pb.GetEffectivePriceRequest(sku=sku, question=price_question(principal, chosen, channel, tier, at)),
-        timeout=resources.grpc_deadline,
     )
     # The question carries no quantity: the line total of more than one unit is the basket's.
     if quantity == "1":
         return map_effective_price(answer.price)
-    basket = await pricing(resources).PriceBasket(
+    basket = await resources.pricing_service.PriceBasket(
         pb.PriceBasketRequest(
             question=price_question(principal, chosen, channel, tier, at),
             lines=[pb.BasketLine(sku=sku, quantity=money_pb2.Decimal(value=quantity))],
         ),
-        timeout=resources.grpc_deadline,
     )
     return map_effective_price(basket.lines[0])
 
@@ -857,12 +832,11 @@ async def price_basket(
     their own store only.
     """
     chosen = price_question_store(principal, body.store_id, "body.store_id")
-    answer = await pricing(resources).PriceBasket(
+    answer = await resources.pricing_service.PriceBasket(
         pb.PriceBasketRequest(
             question=price_question(principal, chosen, body.channel, body.tier, body.at),
             lines=[pb.BasketLine(sku=line.sku, quantity=money_pb2.Decimal(value=line.quantity)) for line in body.lines],
         ),
-        timeout=resources.grpc_deadline,
     )
     return BasketOut(
         lines=[map_effective_price(line) for line in answer.lines],
@@ -899,7 +873,7 @@ async def set_prices(
     )
 
     async def effect() -> tuple[int, Any]:
-        answer = await pricing(resources).SetPrices(message, timeout=resources.grpc_deadline)
+        answer = await resources.pricing_service.SetPrices(message)
         return 200, map_prices(answer.prices).model_dump(mode="json")
 
     return await call.run(effect)  # type: ignore[return-value]
@@ -910,7 +884,7 @@ async def get_prices(
     sku: Sku, resources: Resources, principal: Annotated[Principal, Depends(require(PRICES_READ))]
 ) -> PricesOut:
     """A SKU's current rules: base price, overrides and promotions. Scope `prices:read`."""
-    answer = await pricing(resources).GetPrices(pb.GetPricesRequest(sku=sku), timeout=resources.grpc_deadline)
+    answer = await resources.pricing_service.GetPrices(pb.GetPricesRequest(sku=sku))
     return map_prices(answer.prices)
 
 
@@ -948,7 +922,7 @@ async def schedule_price_change(
     )
 
     async def effect() -> tuple[int, Any]:
-        answer = await pricing(resources).SchedulePriceChange(message, timeout=resources.grpc_deadline)
+        answer = await resources.pricing_service.SchedulePriceChange(message)
         return 201, map_change(answer.change).model_dump(mode="json")
 
     return await call.run(effect)  # type: ignore[return-value]
@@ -967,8 +941,8 @@ async def list_price_changes(
     """
     if principal.kind is not ClientKind.STAFF:
         raise forbidden("price changes are listed for staff only")
-    answer = await pricing(resources).ListPriceChanges(
-        pb.ListPriceChangesRequest(sku=sku or "", page=page.request()), timeout=resources.grpc_deadline
+    answer = await resources.pricing_service.ListPriceChanges(
+        pb.ListPriceChangesRequest(sku=sku or "", page=page.request())
     )
     own = principal.store_id
     changes = [change for change in answer.changes if own is None or not change.store_ids or own in change.store_ids]
@@ -1032,14 +1006,13 @@ async def pos_price_book(
     any_version, versions = False, set[int]()
     if if_none_match and not page.cursor:
         any_version, versions = held_versions(if_none_match, store_id)
-    answer = await pricing(resources).GetPriceBook(
+    answer = await resources.pricing_service.GetPriceBook(
         pb.GetPriceBookRequest(
             store_id=store_id,
             since_version=since_version,
             known_version=max(versions, default=0),
             page=page.request(size=1 if any_version else None),
         ),
-        timeout=resources.grpc_deadline,
     )
     headers = {"ETag": book_etag(answer.store_id or store_id, answer.version), "Cache-Control": "no-cache"}
     if answer.not_modified or any_version:
@@ -1081,7 +1054,7 @@ async def put_label(
     )
 
     async def effect() -> tuple[int, Any]:
-        answer = await pricing(resources).PutLabel(message, timeout=resources.grpc_deadline)
+        answer = await resources.pricing_service.PutLabel(message)
         return (201 if answer.created else 200), map_label(answer.label).model_dump(mode="json")
 
     return await call.run(effect)  # type: ignore[return-value]
@@ -1097,11 +1070,10 @@ async def list_labels(
 ) -> LabelPage:
     """A page of a store's shelf labels with their sync state. Scope `labels:read`: the store's staff, headquarters."""
     ensure_store_staff(principal, store_id, managers_only=False)
-    answer = await pricing(resources).ListLabels(
+    answer = await resources.pricing_service.ListLabels(
         pb.ListLabelsRequest(
             store_id=store_id, state=_number(pb.LabelSyncState, "LABEL_SYNC_STATE", state), page=page.request()
         ),
-        timeout=resources.grpc_deadline,
     )
     return LabelPage(
         labels=[map_label(label) for label in answer.labels],
@@ -1122,9 +1094,8 @@ async def label_mismatches(
     Scope `labels:read`: the store's staff, headquarters.
     """
     ensure_store_staff(principal, store_id, managers_only=False)
-    answer = await pricing(resources).ListLabelMismatches(
+    answer = await resources.pricing_service.ListLabelMismatches(
         pb.ListLabelMismatchesRequest(store_id=store_id, page=page.request()),
-        timeout=resources.grpc_deadline,
     )
     return LabelAuditOut(
         store_id=store_id,
@@ -1160,11 +1131,10 @@ async def list_markdowns(
     Scope `markdowns:read`: the store's manager, headquarters.
     """
     ensure_store_staff(principal, store_id, managers_only=True)
-    answer = await pricing(resources).ListMarkdownSuggestions(
+    answer = await resources.pricing_service.ListMarkdownSuggestions(
         pb.ListMarkdownSuggestionsRequest(
             store_id=store_id, page=page.request(), state=_number(pb.MarkdownState, "MARKDOWN_STATE", state)
         ),
-        timeout=resources.grpc_deadline,
     )
     return MarkdownPage(
         suggestions=[map_markdown(suggestion) for suggestion in answer.suggestions],
@@ -1199,7 +1169,7 @@ async def decide_markdown(
         message.effective_at.CopyFrom(timestamp(body.effective_at))
 
     async def effect() -> tuple[int, Any]:
-        answer = await pricing(resources).DecideMarkdown(message, timeout=resources.grpc_deadline)
+        answer = await resources.pricing_service.DecideMarkdown(message)
         change = map_change(answer.change) if answer.HasField("change") else None
         return 200, DecisionOut(suggestion=map_markdown(answer.suggestion), change=change).model_dump(mode="json")
 

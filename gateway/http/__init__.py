@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by every route: problem answers, middleware, paging, integer bounds."""

@@ -30,7 +30,7 @@ GATEWAY = Component(
     module="gateway",
     migrate_module="gateway.migrate",
     protocol="http",
-    demo_loader="gateway.demo:load_demo",
+    demo_loader="gateway.operations.demo:load_demo",
 )
 
 INVENTORY = Component(

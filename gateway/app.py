@@ -18,11 +18,11 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware import Middleware
 from starlette.types import Lifespan
 
-from gateway import paging, problems
-from gateway.grpc_errors import install_rpc_error_handler
-from gateway.idempotency import IDEMPOTENCY_KEY_IN_FLIGHT, IDEMPOTENCY_KEY_REUSED
-from gateway.integer_types import restore_integer_bounds
-from gateway.middleware import AccessLogMiddleware, BodySizeLimitMiddleware, UnexpectedErrorMiddleware
+from gateway.http import paging, problems
+from gateway.http.grpc_errors import install_rpc_error_handler
+from gateway.http.integer_types import restore_integer_bounds
+from gateway.http.middleware import AccessLogMiddleware, BodySizeLimitMiddleware, UnexpectedErrorMiddleware
+from gateway.idempotency.requests import IDEMPOTENCY_KEY_IN_FLIGHT, IDEMPOTENCY_KEY_REUSED
 from gateway.routes import auth, clients, health, pos
 from gateway.settings import GatewaySettings
 

@@ -18,16 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters.backends import BackendChannels, check_backend_health
 from gateway.adapters.client_registry import ClientRegistry
-from gateway.adapters.idempotency_records import IdempotencyRecords, open_pool
 from gateway.adapters.sales_journal import SalesJournal
 from gateway.app import create_app
-from gateway.authentication import Authenticator
 from gateway.domain.tokens import TokenSigner
-from gateway.maintenance import run_maintenance
-from gateway.rate_limits import RateLimiter
-from gateway.readiness import Readiness, ReadinessCheck
-from gateway.resources import GatewayResources
+from gateway.http.resources import GatewayResources
+from gateway.idempotency.records import IdempotencyRecords, open_pool
+from gateway.operations.maintenance import run_maintenance
+from gateway.operations.readiness import Readiness, ReadinessCheck
 from gateway.routes import inventory, members, pricing
+from gateway.security.authentication import Authenticator
+from gateway.security.rate_limits import RateLimiter
 from gateway.settings import GatewaySettings
 from servicekit.db import create_engine
 from servicekit.nats_connection import NatsConnection

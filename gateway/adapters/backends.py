@@ -8,7 +8,7 @@ Each channel watches its backend's standard health service (gRPC client-side hea
 checking): a server that reports NOT_SERVING (its PostgreSQL or NATS does not answer, or it
 is shutting down) gets no calls, as if its connection had failed. A call to a backend none
 of whose servers is connected and serving fails at once with UNAVAILABLE, which the gateway
-answers with 503 and ``Retry-After`` (:mod:`gateway.grpc_errors`): the backend's routes go
+answers with 503 and ``Retry-After`` (:mod:`gateway.http.grpc_errors`): the backend's routes go
 unavailable on their own, without a health round trip per request, while every other
 backend's routes keep working.
 

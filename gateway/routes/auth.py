@@ -12,10 +12,10 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from gateway import problems
 from gateway.domain.scopes import CATALOGUE
-from gateway.resources import Resources
-from gateway.security import TOKEN_URL, enforce_rate_limit
+from gateway.http import problems
+from gateway.http.resources import Resources
+from gateway.security.authorisation import TOKEN_URL, enforce_rate_limit
 
 router = APIRouter(tags=["auth"])
 

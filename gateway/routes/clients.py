@@ -10,8 +10,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from gateway import problems
-from gateway.authentication import Principal
 from gateway.domain.clients import (
     ClientKind,
     ClientRegistration,
@@ -20,9 +18,11 @@ from gateway.domain.clients import (
     hash_client_secret,
 )
 from gateway.domain.scopes import CLIENTS_ADMIN, effective_scopes, scopes_beyond_kind, unknown_scopes
-from gateway.idempotency import IdempotentRequest, idempotent
-from gateway.resources import Resources
-from gateway.security import require
+from gateway.http import problems
+from gateway.http.resources import Resources
+from gateway.idempotency.requests import IdempotentRequest, idempotent
+from gateway.security.authentication import Principal
+from gateway.security.authorisation import require
 
 router = APIRouter(prefix="/v1/admin/clients", tags=["clients"])
 

@@ -7,9 +7,9 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from gateway import problems
-from gateway.problems import Problem, ProblemResponse
-from gateway.resources import Resources
+from gateway.http import problems
+from gateway.http.problems import Problem, ProblemResponse
+from gateway.http.resources import Resources
 
 router = APIRouter(tags=["operations"])
 

@@ -18,8 +18,6 @@ from pydantic import BaseModel, Field, model_validator
 from retail.common.v1 import money_pb2
 from retail.inventory.v1 import inventory_service_pb2 as pb
 
-from gateway import problems
-from gateway.authentication import Principal
 from gateway.domain.clients import ClientKind
 from gateway.domain.scopes import (
     REPLENISHMENT_READ,
@@ -29,12 +27,14 @@ from gateway.domain.scopes import (
     STOCK_READ,
     TRANSFERS_WRITE,
 )
+from gateway.http import problems
+from gateway.http.integer_types import Int32
+from gateway.http.paging import Paging
+from gateway.http.resources import GatewayResources, Resources
 from gateway.http.schemas import Strict
-from gateway.idempotency import IdempotentRequest, idempotent
-from gateway.integer_types import Int32
-from gateway.paging import Paging
-from gateway.resources import GatewayResources, Resources
-from gateway.security import require
+from gateway.idempotency.requests import IdempotentRequest, idempotent
+from gateway.security.authentication import Principal
+from gateway.security.authorisation import require
 
 router = APIRouter(prefix="/v1", tags=["inventory"])
 

@@ -20,8 +20,6 @@ from pydantic import BaseModel, Field, model_validator
 from retail.common.v1 import identifiers_pb2, money_pb2
 from retail.member.v1 import member_service_pb2 as pb
 
-from gateway import problems
-from gateway.authentication import Principal
 from gateway.domain.clients import ClientKind, StaffRole
 from gateway.domain.scopes import (
     MEMBER_KPIS_READ,
@@ -33,12 +31,14 @@ from gateway.domain.scopes import (
     MEMBERS_READ,
     MEMBERS_WRITE,
 )
+from gateway.http import problems
+from gateway.http.integer_types import Int64
+from gateway.http.paging import Paging
+from gateway.http.resources import GatewayResources, Resources
 from gateway.http.schemas import Strict
-from gateway.idempotency import IdempotentRequest, idempotent
-from gateway.integer_types import Int64
-from gateway.paging import Paging
-from gateway.resources import GatewayResources, Resources
-from gateway.security import require
+from gateway.idempotency.requests import IdempotentRequest, idempotent
+from gateway.security.authentication import Principal
+from gateway.security.authorisation import require
 from servicekit.protowire import from_wire, moment, optional_moment, to_wire
 
 router = APIRouter(prefix="/v1", tags=["members"])

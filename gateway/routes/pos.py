@@ -24,15 +24,15 @@ from retail.pricing.v1 import pricing_service_pb2 as pricing_pb2
 from retail.pricing.v1 import pricing_service_pb2_grpc as pricing_pb2_grpc
 from retail.sales.v1 import events_pb2
 
-from gateway import problems
 from gateway.adapters.sales_journal import JournalEntry, JournalUnavailable
-from gateway.authentication import Principal
 from gateway.domain import sales as rules
 from gateway.domain.scopes import POS_SALES_WRITE, POS_SYNC_READ
+from gateway.http import problems
+from gateway.http.resources import GatewayResources, Resources
 from gateway.http.schemas import Strict
-from gateway.idempotency import IdempotentRequest, idempotent
-from gateway.resources import GatewayResources, Resources
-from gateway.security import require
+from gateway.idempotency.requests import IdempotentRequest, idempotent
+from gateway.security.authentication import Principal
+from gateway.security.authorisation import require
 from servicekit.protowire import timestamp
 
 router = APIRouter(prefix="/v1/pos", tags=["pos"])

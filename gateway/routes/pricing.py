@@ -21,8 +21,6 @@ from pydantic import AwareDatetime, BaseModel, Field, model_validator
 from retail.common.v1 import money_pb2
 from retail.pricing.v1 import pricing_service_pb2 as pb
 
-from gateway import problems
-from gateway.authentication import Principal
 from gateway.domain.clients import ClientKind, StaffRole
 from gateway.domain.scopes import (
     CATALOGUE_READ,
@@ -37,13 +35,15 @@ from gateway.domain.scopes import (
     PRICES_WRITE,
     STORES_WRITE,
 )
+from gateway.http import problems
+from gateway.http.integer_types import Int32, Int64
+from gateway.http.paging import Paging
+from gateway.http.resources import Resources
 from gateway.http.schemas import Strict
-from gateway.idempotency import IdempotentRequest, idempotent
-from gateway.integer_types import Int32, Int64
-from gateway.paging import Paging
-from gateway.resources import Resources
+from gateway.idempotency.requests import IdempotentRequest, idempotent
 from gateway.routes.members import actor_of
-from gateway.security import require
+from gateway.security.authentication import Principal
+from gateway.security.authorisation import require
 from servicekit.protowire import from_wire, optional_moment, timestamp, to_wire
 
 router = APIRouter(prefix="/v1", tags=["pricing"])

@@ -27,7 +27,6 @@ from pydantic import BaseModel, Field
 from sqlalchemy import text
 
 from devstack.servers import NatsServer, free_port
-from gateway import problems
 from gateway.bootstrap import build_app
 from gateway.domain.clients import (
     ClientKind,
@@ -36,8 +35,9 @@ from gateway.domain.clients import (
     StaffRole,
     hash_client_secret,
 )
+from gateway.http import problems
+from gateway.http.resources import GatewayResources, Resources
 from gateway.migrate import GATEWAY_VERSIONS
-from gateway.resources import GatewayResources, Resources
 from gateway.settings import GatewaySettings
 from servicekit import errors, migrations
 from servicekit.grpc_server import ErrorMappingInterceptor

@@ -10,10 +10,10 @@ import pytest
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
-from gateway import problems
 from gateway.domain.clients import ClientKind
 from gateway.domain.scopes import RESERVATIONS_WRITE
-from gateway.idempotency import IdempotentRequest, idempotent
+from gateway.http import problems
+from gateway.idempotency.requests import IdempotentRequest, idempotent
 from gateway.settings import GatewaySettings
 from tests.support.gateway import (
     RunningGateway,

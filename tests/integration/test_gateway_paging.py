@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from gateway.paging import Paging
+from gateway.http.paging import Paging
 from gateway.settings import GatewaySettings
 from tests.support.gateway import RunningGateway, assert_problem, gateway_schema, gateway_settings, running_gateway
 

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from devstack.servers import free_port
 from gateway.domain.clients import ClientKind, StaffRole
-from gateway.maintenance import prune_gateway_tables
+from gateway.operations.maintenance import prune_gateway_tables
 from gateway.settings import GatewaySettings
 from servicekit.telemetry import configure_tracing
 from tests.support.gateway import (

@@ -17,8 +17,8 @@ from fastapi import APIRouter, FastAPI
 from gateway.bootstrap import build_app
 from gateway.domain.clients import ClientKind, ClientRegistration, StaffRole, hash_client_secret
 from gateway.domain.scopes import default_scopes
+from gateway.http.resources import GatewayResources
 from gateway.migrate import GATEWAY_VERSIONS
-from gateway.resources import GatewayResources
 from gateway.settings import GatewaySettings
 from servicekit.settings import load_settings
 from tests.conftest import Infra, create_database_from, service_template

@@ -26,7 +26,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from demodata import DemoRetailer, DemoScale
 from devstack.servers import free_port
-from gateway.demo import load_demo as load_gateway_demo
+from gateway.operations.demo import load_demo as load_gateway_demo
 from services.inventory.demo import load_demo as load_inventory_demo
 from services.member.demo import load_demo as load_member_demo
 from services.pricing.demo import load_demo as load_pricing_demo
@@ -37,7 +37,7 @@ from tests.e2e.test_gateway_process import REPO, gateway_env
 SMALL_SCALE = dataclasses.replace(
     DemoScale.demo(), store_count=2, sku_count=40, supplier_count=2, member_count=60, history_days=21
 )
-# Demo credential labels (gateway.demo), one per kind of client and staff role.
+# Demo credential labels (gateway.operations.demo), one per kind of client and staff role.
 CLIENT_LABELS = ("app", "pos_terminal", "supplier_user", "store_guide", "store_manager", "headquarters")
 SERVICES = {"inventory": "services.inventory", "member": "services.member", "pricing": "services.pricing"}
 

@@ -11,8 +11,8 @@ from grpc.aio import AioRpcError, Metadata
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
-from gateway import problems
-from gateway.grpc_errors import (
+from gateway.http import problems
+from gateway.http.grpc_errors import (
     REASON_METADATA_KEY,
     RPC_STATUS_TO_PROBLEM,
     handle_rpc_error,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.authentication import Principal
 from gateway.domain.clients import ClientKind, StaffRole
-from gateway.problems import ProblemError
+from gateway.http.problems import ProblemError
+from gateway.security.authentication import Principal
 
 TERMINAL = Principal("S001-POS01", ClientKind.POS_TERMINAL, frozenset(), store_id="S001", terminal_id="S001-POS01")
 GUIDE = Principal("guide", ClientKind.STAFF, frozenset(), store_id="S001", staff_role=StaffRole.STORE_GUIDE)

@@ -13,7 +13,7 @@ from gateway.domain import sales as rules
 from gateway.domain.clients import ClientKind, StaffRole
 from gateway.domain.scopes import CATALOGUE, default_scopes
 from gateway.domain.tokens import InvalidToken, TokenClaims, TokenSigner
-from gateway.rate_limits import RateLimiter, retry_after_header
+from gateway.security.rate_limits import RateLimiter, retry_after_header
 from gateway.settings import parse_signing_keys
 
 NEW = ("new", b"n" * 32)

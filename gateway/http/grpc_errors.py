@@ -16,7 +16,7 @@ problem this table names. Choices worth knowing:
 - ``UNAVAILABLE`` → 503 ``service-unavailable``: the backend is stopped, unreachable, or
   none of its servers reports SERVING (the channels watch their health, see
   :mod:`gateway.adapters.backends`). Like every 503 it carries ``Retry-After``
-  (:class:`gateway.problems.ProblemResponse` adds it).
+  (:class:`gateway.http.problems.ProblemResponse` adds it).
 - Server-side codes (``INTERNAL``, ``UNKNOWN``, ``DATA_LOSS``, ``UNAVAILABLE``,
   ``DEADLINE_EXCEEDED``, ...) never show the service's message — it can name hosts,
   addresses or SQL — only a fixed sentence; the full status is logged.
@@ -37,8 +37,8 @@ from typing import Any
 import grpc
 from fastapi import FastAPI, Request
 
-from gateway import problems
-from gateway.problems import ProblemResponse, ProblemType
+from gateway.http import problems
+from gateway.http.problems import ProblemResponse, ProblemType
 from servicekit.grpc_server import DETAILS_METADATA_KEY, REASON_METADATA_KEY
 
 __all__ = ["REASON_METADATA_KEY", "RPC_STATUS_TO_PROBLEM", "install_rpc_error_handler", "rpc_error_problem"]

@@ -14,7 +14,7 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway import problems
+from gateway.http import problems
 from servicekit.telemetry import current_trace_id
 
 access_log = logging.getLogger("gateway.access")

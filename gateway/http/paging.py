@@ -26,8 +26,8 @@ from urllib.parse import urlencode
 from fastapi import Depends, Query, Request
 from retail.common.v1 import paging_pb2
 
-from gateway import problems
-from gateway.resources import Resources
+from gateway.http import problems
+from gateway.http.resources import Resources
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_TOKEN_LENGTH = 512

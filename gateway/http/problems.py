@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException
 
-from gateway.adapters.idempotency_records import DatabaseBusy
+from gateway.idempotency.records import DatabaseBusy
 from servicekit.telemetry import current_trace_id
 
 log = logging.getLogger("gateway.errors")
@@ -365,7 +365,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         app.add_exception_handler(outage, handle_database_unavailable)
     app.add_exception_handler(HTTPException, handle_http_exception)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
-    # Last resort for errors outside the routes; see gateway.middleware.UnexpectedErrorMiddleware.
+    # Last resort for errors outside the routes; see gateway.http.middleware.UnexpectedErrorMiddleware.
     app.add_exception_handler(Exception, handle_unexpected_error)
 
 

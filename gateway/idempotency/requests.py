@@ -31,11 +31,11 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, Request
 from fastapi.responses import Response
 
-from gateway import problems
-from gateway.adapters.idempotency_records import IdempotencyRecords
-from gateway.authentication import Principal
-from gateway.resources import Resources
-from gateway.security import require
+from gateway.http import problems
+from gateway.http.resources import Resources
+from gateway.idempotency.records import IdempotencyRecords
+from gateway.security.authentication import Principal
+from gateway.security.authorisation import require
 
 IDEMPOTENCY_KEY_REUSED = problems.ProblemType(
     "idempotency-key-reused", "The Idempotency-Key was used for a different request", 422

@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 
-from gateway import problems
 from gateway.adapters.client_registry import ClientRegistry
 from gateway.domain.clients import ClientKind, ClientRegistration, StaffRole, hash_client_secret, verify_client_secret
 from gateway.domain.scopes import effective_scopes
 from gateway.domain.tokens import InvalidToken, TokenClaims, TokenSigner, new_token_id
+from gateway.http import problems
 
 MAX_CONCURRENT_SECRET_CHECKS = 8
 

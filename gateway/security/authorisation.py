@@ -15,12 +15,12 @@ from fastapi import Request, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import OAuth2
 
-from gateway import problems
-from gateway.authentication import Principal
 from gateway.domain.scopes import CATALOGUE
 from gateway.domain.tokens import InvalidToken
-from gateway.rate_limits import RateLimiter, retry_after_header
-from gateway.resources import Resources
+from gateway.http import problems
+from gateway.http.resources import Resources
+from gateway.security.authentication import Principal
+from gateway.security.rate_limits import RateLimiter, retry_after_header
 
 TOKEN_URL = "/v1/auth/token"  # noqa: S105 - a path
 

@@ -17,14 +17,14 @@ from retail.member.v1 import member_service_pb2_grpc
 from retail.pricing.v1 import pricing_service_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway import problems
 from gateway.adapters.backends import BackendChannels
 from gateway.adapters.client_registry import ClientRegistry
-from gateway.adapters.idempotency_records import IdempotencyRecords
 from gateway.adapters.sales_journal import SalesJournal
-from gateway.authentication import Authenticator
-from gateway.rate_limits import RateLimiter
-from gateway.readiness import Readiness
+from gateway.http import problems
+from gateway.idempotency.records import IdempotencyRecords
+from gateway.operations.readiness import Readiness
+from gateway.security.authentication import Authenticator
+from gateway.security.rate_limits import RateLimiter
 from gateway.settings import GatewaySettings
 from servicekit.nats_connection import NatsConnection
 

@@ -1,0 +1,1 @@
+"""Running the gateway: readiness, housekeeping of its tables, the demo retailer's clients."""

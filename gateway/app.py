@@ -18,12 +18,14 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware import Middleware
 from starlette.types import Lifespan
 
+from gateway import auth, clients, health, pos
+from gateway.auth.routes import document_token_request
 from gateway.http import paging, problems
 from gateway.http.grpc_errors import install_rpc_error_handler
 from gateway.http.integer_types import restore_integer_bounds
 from gateway.http.middleware import AccessLogMiddleware, BodySizeLimitMiddleware, UnexpectedErrorMiddleware
 from gateway.idempotency.requests import IDEMPOTENCY_KEY_IN_FLIGHT, IDEMPOTENCY_KEY_REUSED
-from gateway.routes import auth, clients, health, pos
+from gateway.pos.journal import SALE_REJECTED
 from gateway.settings import GatewaySettings
 
 API_TITLE = "Retail platform API"
@@ -49,7 +51,7 @@ def problem_catalogue() -> str:
             IDEMPOTENCY_KEY_REUSED,
             IDEMPOTENCY_KEY_IN_FLIGHT,
             paging.INVALID_PAGE_TOKEN,
-            pos.SALE_REJECTED,
+            SALE_REJECTED,
         ]
     ]
     return (
@@ -149,7 +151,7 @@ class GatewayApi(FastAPI):
         if self.openapi_schema is None:
             document = super().openapi()
             problems.document_problems(document)
-            auth.document_token_request(document)
+            document_token_request(document)
             paging.document_page_size(document, self.max_page_size)
             restore_integer_bounds(document)
             name_schemas_for_sdks(document)

@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway import inventory, members, pricing
 from gateway.adapters.backends import BackendChannels, check_backend_health
 from gateway.adapters.client_registry import ClientRegistry
 from gateway.adapters.sales_journal import SalesJournal
@@ -25,7 +26,6 @@ from gateway.http.resources import GatewayResources
 from gateway.idempotency.records import IdempotencyRecords, open_pool
 from gateway.operations.maintenance import run_maintenance
 from gateway.operations.readiness import Readiness, ReadinessCheck
-from gateway.routes import inventory, members, pricing
 from gateway.security.authentication import Authenticator
 from gateway.security.rate_limits import RateLimiter
 from gateway.settings import GatewaySettings

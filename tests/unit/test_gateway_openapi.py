@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from demodata import DemoRetailer
+from gateway import inventory, members, pricing
 from gateway.app import create_app
-from gateway.routes import inventory, members, pricing
 
 REF = "#/components/schemas/"
 # What each protobuf scalar holds; an integer's OpenAPI format names the one it travels in.

@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, get_args
 
 import pytest
+from gateway.authentication import Principal
+from gateway.routes.pos import MemberIn, SaleIn, SaleLineIn, journal_entry
 from retail.sales.v1 import events_pb2 as sales_pb2
 
-from gateway.authentication import Principal
 from gateway.domain import sales as gateway_sales
 from gateway.domain.clients import ClientKind
-from gateway.routes.pos import MemberIn, SaleIn, SaleLineIn, journal_entry
 from gateway.settings import GatewaySettings
 from servicekit import identity_lookup
 from servicekit.settings import load_settings

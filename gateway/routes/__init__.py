@@ -1,1 +1,0 @@
-"""HTTP routes of the gateway, one router per area."""

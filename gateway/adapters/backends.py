@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient  # type: ignore[import-untyped]
+from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient  # type: ignore[import-untyped]  # ships no type hints
 
 from servicekit.readiness import NotReady
 
@@ -49,7 +49,7 @@ CHANNEL_OPTIONS: list[tuple[str, str | int]] = [
 
 def instrument_grpc_client_calls() -> None:
     """Trace every ``grpc.aio`` client call and send the W3C trace context along (once per process)."""
-    instrumentor = GrpcAioInstrumentorClient()  # type: ignore[no-untyped-call]
+    instrumentor = GrpcAioInstrumentorClient()  # type: ignore[no-untyped-call]  # its package ships no type hints
     if not instrumentor.is_instrumented_by_opentelemetry:
         instrumentor.instrument()
 

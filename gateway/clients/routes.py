@@ -6,7 +6,7 @@ import asyncio
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Response
 
 from gateway.clients.schemas import ClientView, IssuedSecret, NewClient
 from gateway.domain.clients import (
@@ -62,7 +62,7 @@ _ERRORS = problems.problem_responses(401, 403, 404, 409, 429)
 @router.post("", status_code=201, summary="Register a client", response_model=IssuedSecret, responses=_ERRORS)
 async def register_client(
     new: NewClient, idempotency: Annotated[IdempotentRequest, Depends(idempotent(CLIENTS_ADMIN))], resources: Resources
-) -> Any:
+) -> Response:
     """**Scope:** `clients:admin`, headquarters staff only. **Header:** `Idempotency-Key`.
 
     Registers a client with a freshly generated secret, returned once. 409
@@ -123,7 +123,7 @@ async def rotate_secret(
     client_id: ClientIdPath,
     idempotency: Annotated[IdempotentRequest, Depends(idempotent(CLIENTS_ADMIN))],
     resources: Resources,
-) -> Any:
+) -> Response:
     """**Scope:** `clients:admin`, headquarters staff only. **Header:** `Idempotency-Key`.
 
     Replaces the secret with a new one, returned once; the old secret stops working at
@@ -148,7 +148,7 @@ async def revoke_client(
     client_id: ClientIdPath,
     idempotency: Annotated[IdempotentRequest, Depends(idempotent(CLIENTS_ADMIN))],
     resources: Resources,
-) -> Any:
+) -> Response:
     """**Scope:** `clients:admin`, headquarters staff only. **Header:** `Idempotency-Key`.
 
     Revokes the client: it can get no new token, and its tokens stop working within

@@ -124,7 +124,7 @@ def _claims(payload: Mapping[str, Any], now: int) -> TokenClaims:
         issued_at=issued_at,
         expires_at=expires_at,
         token_id=str(token_id),
-        **bindings,  # type: ignore[arg-type]
+        **bindings,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from retail.inventory.v1 import inventory_service_pb2 as pb
 
 from gateway.domain.clients import ClientKind
@@ -182,12 +182,16 @@ async def stock_kpis(
     )
 
 
-@router.post("/locations/{location_id}/pending-sale-lines/apply", responses=problems.problem_responses(401, 403, 422))
+@router.post(
+    "/locations/{location_id}/pending-sale-lines/apply",
+    responses=problems.problem_responses(401, 403, 422),
+    response_model=PendingSaleLinesOut,
+)
 async def apply_pending_sale_lines(
     location_id: LocationId,
     resources: Resources,
     call: Annotated[IdempotentRequest, Depends(idempotent(STOCK_COUNTS_WRITE))],
-) -> PendingSaleLinesOut:
+) -> Response:
     """Apply the location's sale and return lines that waited for an unknown SKU or location, now that both exist.
 
     Scope `stock-counts:write`; headquarters staff only. A sale that happened at a till is
@@ -224,4 +228,4 @@ async def apply_pending_sale_lines(
         )
         return 200, result.model_dump(mode="json")
 
-    return await call.run(effect)  # type: ignore[return-value]
+    return await call.run(effect)

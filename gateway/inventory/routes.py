@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Response
 from retail.inventory.v1 import inventory_service_pb2 as pb
 
 from gateway.domain.clients import ClientKind
@@ -130,12 +130,13 @@ async def location_stock(
     "/reservations",
     status_code=201,
     responses=problems.problem_responses(401, 403, 404, 422) | problems.problem_responses(409, model=OutOfStockProblem),
+    response_model=ReservationOut,
 )
 async def reserve_stock(
     body: ReservationIn,
     resources: Resources,
     call: Annotated[IdempotentRequest, Depends(idempotent(RESERVATIONS_WRITE))],
-) -> ReservationOut:
+) -> Response:
     """Hold stock for an online order until it is paid, released or expires.
 
     Scope `reservations:write`; `Idempotency-Key` required. Never oversells: when there is
@@ -161,15 +162,19 @@ async def reserve_stock(
         )
         return 201, map_reservation(answer.reservation)
 
-    return await call.run(effect)  # type: ignore[return-value]
+    return await call.run(effect)
 
 
-@router.post("/reservations/{reservation_id}/commit", responses=problems.problem_responses(401, 403, 404, 409))
+@router.post(
+    "/reservations/{reservation_id}/commit",
+    responses=problems.problem_responses(401, 403, 404, 409),
+    response_model=ReservationOut,
+)
 async def commit_reservation(
     reservation_id: Annotated[str, Path(max_length=64)],
     resources: Resources,
     call: Annotated[IdempotentRequest, Depends(idempotent(RESERVATIONS_WRITE))],
-) -> ReservationOut:
+) -> Response:
     """Mark a reservation as paid (it stops expiring); the sale journaled with its id sells the units.
 
     Scope `reservations:write`; only the client that placed it. `Idempotency-Key` required.
@@ -178,27 +183,36 @@ async def commit_reservation(
     message = pb.CommitReservationRequest(
         request_id=call.request_id, reservation_id=reservation_id, owner=owner_of(call.principal)
     )
-    return await _step(resources, call, "CommitReservation", message, _reservation_of)  # type: ignore[no-any-return]
+    return await _step(resources, call, "CommitReservation", message, _reservation_of)
 
 
-@router.post("/reservations/{reservation_id}/release", responses=problems.problem_responses(401, 403, 404, 409))
+@router.post(
+    "/reservations/{reservation_id}/release",
+    responses=problems.problem_responses(401, 403, 404, 409),
+    response_model=ReservationOut,
+)
 async def release_reservation(
     reservation_id: Annotated[str, Path(max_length=64)],
     resources: Resources,
     call: Annotated[IdempotentRequest, Depends(idempotent(RESERVATIONS_WRITE))],
-) -> ReservationOut:
+) -> Response:
     """Give a reservation's units back. Scope `reservations:write`; only its client. `Idempotency-Key` required."""
 
     message = pb.ReleaseReservationRequest(
         request_id=call.request_id, reservation_id=reservation_id, owner=owner_of(call.principal)
     )
-    return await _step(resources, call, "ReleaseReservation", message, _reservation_of)  # type: ignore[no-any-return]
+    return await _step(resources, call, "ReleaseReservation", message, _reservation_of)
 
 
-@router.post("/transfers", status_code=201, responses=problems.problem_responses(401, 403, 404, 409, 422))
+@router.post(
+    "/transfers",
+    status_code=201,
+    responses=problems.problem_responses(401, 403, 404, 409, 422),
+    response_model=TransferOut,
+)
 async def request_transfer(
     body: TransferIn, resources: Resources, call: Annotated[IdempotentRequest, Depends(idempotent(TRANSFERS_WRITE))]
-) -> TransferOut:
+) -> Response:
     """Start an inter-store transfer: the source holds the units.
 
     Scope `transfers:write`; store staff only from their own store.
@@ -217,12 +231,12 @@ async def request_transfer(
         )
         return 201, map_transfer(answer.transfer)
 
-    return await call.run(effect)  # type: ignore[return-value]
+    return await call.run(effect)
 
 
 async def _step(
     resources: GatewayResources, call: IdempotentRequest, rpc: str, message: Any, answer_of: Callable[[Any], Any]
-) -> Any:
+) -> Response:
     """One idempotent call of inventory's ``rpc``; the answer body is ``answer_of(response)``."""
 
     async def effect() -> tuple[int, Any]:
@@ -240,49 +254,65 @@ def _reservation_of(answer: Any) -> dict[str, Any]:
     return map_reservation(answer.reservation)
 
 
-@router.post("/transfers/{transfer_id}/dispatch", responses=problems.problem_responses(401, 403, 404, 409))
+@router.post(
+    "/transfers/{transfer_id}/dispatch",
+    responses=problems.problem_responses(401, 403, 404, 409),
+    response_model=TransferOut,
+)
 async def dispatch_transfer(
     transfer_id: Annotated[str, Path(max_length=64)],
     resources: Resources,
     call: Annotated[IdempotentRequest, Depends(idempotent(TRANSFERS_WRITE))],
-) -> TransferOut:
+) -> Response:
     """The units left the source and are in transit. Scope `transfers:write`."""
     message = pb.DispatchTransferRequest(request_id=call.request_id, transfer_id=transfer_id)
-    return await _step(resources, call, "DispatchTransfer", message, _transfer_of)  # type: ignore[no-any-return]
+    return await _step(resources, call, "DispatchTransfer", message, _transfer_of)
 
 
-@router.post("/transfers/{transfer_id}/receive", responses=problems.problem_responses(401, 403, 404, 409, 422))
+@router.post(
+    "/transfers/{transfer_id}/receive",
+    responses=problems.problem_responses(401, 403, 404, 409, 422),
+    response_model=TransferOut,
+)
 async def receive_transfer(
     transfer_id: Annotated[str, Path(max_length=64)],
     body: ReceiveIn,
     resources: Resources,
     call: Annotated[IdempotentRequest, Depends(idempotent(TRANSFERS_WRITE))],
-) -> TransferOut:
+) -> Response:
     """Book what arrived; a shortfall is recorded as shrink. Scope `transfers:write`."""
     message = pb.ReceiveTransferRequest(
         request_id=call.request_id, transfer_id=transfer_id, received_quantity=quantity(body.received_quantity)
     )
-    return await _step(resources, call, "ReceiveTransfer", message, _transfer_of)  # type: ignore[no-any-return]
+    return await _step(resources, call, "ReceiveTransfer", message, _transfer_of)
 
 
-@router.post("/transfers/{transfer_id}/cancel", responses=problems.problem_responses(401, 403, 404, 409))
+@router.post(
+    "/transfers/{transfer_id}/cancel",
+    responses=problems.problem_responses(401, 403, 404, 409),
+    response_model=TransferOut,
+)
 async def cancel_transfer(
     transfer_id: Annotated[str, Path(max_length=64)],
     resources: Resources,
     call: Annotated[IdempotentRequest, Depends(idempotent(TRANSFERS_WRITE))],
-) -> TransferOut:
+) -> Response:
     """Call a transfer off before dispatch; the source's hold is released. Scope `transfers:write`."""
     message = pb.CancelTransferRequest(request_id=call.request_id, transfer_id=transfer_id)
-    return await _step(resources, call, "CancelTransfer", message, _transfer_of)  # type: ignore[no-any-return]
+    return await _step(resources, call, "CancelTransfer", message, _transfer_of)
 
 
-@router.post("/locations/{location_id}/stock-counts", responses=problems.problem_responses(401, 403, 404, 422))
+@router.post(
+    "/locations/{location_id}/stock-counts",
+    responses=problems.problem_responses(401, 403, 404, 422),
+    response_model=StockCountOut,
+)
 async def record_stock_count(
     location_id: LocationId,
     body: StockCountIn,
     resources: Resources,
     call: Annotated[IdempotentRequest, Depends(idempotent(STOCK_COUNTS_WRITE))],
-) -> StockCountOut:
+) -> Response:
     """A stock count (盘点): counted quantities become adjustment movements, all or nothing.
 
     Scope `stock-counts:write`; store staff: their own store only.
@@ -304,16 +334,20 @@ async def record_stock_count(
         )
         return 200, StockCountOut(adjusted_levels=answer.adjusted_levels).model_dump()
 
-    return await call.run(effect)  # type: ignore[return-value]
+    return await call.run(effect)
 
 
-@router.post("/locations/{location_id}/sales-history", responses=problems.problem_responses(401, 403, 404, 422))
+@router.post(
+    "/locations/{location_id}/sales-history",
+    responses=problems.problem_responses(401, 403, 404, 422),
+    response_model=SalesHistoryOut,
+)
 async def import_sales_history(
     location_id: LocationId,
     body: SalesHistoryIn,
     resources: Resources,
     call: Annotated[IdempotentRequest, Depends(idempotent(SALES_HISTORY_WRITE))],
-) -> SalesHistoryOut:
+) -> Response:
     """Backfill daily sold quantities from a previous system (≤ 10,000 lines; headquarters staff).
 
     Scope `sales-history:write`. An upsert per SKU, location and date: importing the same
@@ -336,4 +370,4 @@ async def import_sales_history(
         )
         return 200, SalesHistoryOut(imported_lines=answer.imported_lines).model_dump()
 
-    return await call.run(effect)  # type: ignore[return-value]
+    return await call.run(effect)

@@ -14,7 +14,7 @@ import uuid
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Response
 from retail.member.v1 import member_service_pb2 as pb
 
 from gateway.domain.clients import ClientKind, StaffRole
@@ -115,12 +115,17 @@ _REGISTERED_BEFORE: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("/members", status_code=201, responses=problems.problem_responses(401, 403, 422) | _REGISTERED_BEFORE)
+@router.post(
+    "/members",
+    status_code=201,
+    responses=problems.problem_responses(401, 403, 422) | _REGISTERED_BEFORE,
+    response_model=Registered,
+)
 async def register_member(
     body: RegistrationIn,
     resources: Resources,
     call: Annotated[IdempotentRequest, Depends(idempotent(MEMBERS_WRITE))],
-) -> Registered:
+) -> Response:
     """Register a shopper with one channel identity: `201` with the new `member_id`, or `200` with
     the member the identity already belongs to (nothing is changed then).
 
@@ -159,7 +164,7 @@ async def register_member(
             member_id=answer.member_id, created=answer.created
         ).model_dump()
 
-    return await call.run(effect)  # type: ignore[return-value]
+    return await call.run(effect)
 
 
 @router.get("/members/resolve", responses=problems.problem_responses(401, 403, 404, 422))
@@ -294,13 +299,17 @@ async def update_member(
     return await member_view(resources, principal, member_id, purpose)
 
 
-@router.post("/members/{member_id}/identities", responses=problems.problem_responses(401, 403, 404, 409, 422))
+@router.post(
+    "/members/{member_id}/identities",
+    responses=problems.problem_responses(401, 403, 404, 409, 422),
+    response_model=Linked,
+)
 async def link_identity(
     member_id: MemberId,
     body: LinkIn,
     resources: Resources,
     call: Annotated[IdempotentRequest, Depends(idempotent(MEMBERS_WRITE))],
-) -> Linked:
+) -> Response:
     """Link a channel identity to a member. An identity that belongs to another member merges the
     two (the older or more complete survives; headquarters may choose with `survivor_member_id`);
     the answer names the merge, which `POST /v1/merges/{merge_id}/undo` reverses. An identity
@@ -331,15 +340,17 @@ async def link_identity(
             )
         return 200, Linked(member_id=answer.member_id, merged=answer.merged, merge=merge).model_dump(mode="json")
 
-    return await call.run(effect)  # type: ignore[return-value]
+    return await call.run(effect)
 
 
-@router.post("/merges/{merge_id}/undo", responses=problems.problem_responses(401, 403, 404, 409))
+@router.post(
+    "/merges/{merge_id}/undo", responses=problems.problem_responses(401, 403, 404, 409), response_model=UndoneOut
+)
 async def undo_merge(
     merge_id: Annotated[str, Path(max_length=64)],
     resources: Resources,
     call: Annotated[IdempotentRequest, Depends(idempotent(MEMBERS_MERGES_UNDO))],
-) -> UndoneOut:
+) -> Response:
     """Undo a merge: both members exactly as they were before it. `409` with a `reason` when that
     is no longer possible: `merge-already-undone`, `survivor-merged-again` (undo the later merge
     first), `merge-diverged` (moved points were spent since) or `merged-member-erased`.
@@ -357,7 +368,7 @@ async def undo_merge(
             undone_at=moment(answer.undone_at),
         ).model_dump(mode="json")
 
-    return await call.run(effect)  # type: ignore[return-value]
+    return await call.run(effect)
 
 
 @router.get("/members/{member_id}/points", responses=problems.problem_responses(401, 403, 404, 422))
@@ -382,13 +393,14 @@ async def member_points(
     "/members/{member_id}/points/redemptions",
     status_code=201,
     responses=problems.problem_responses(401, 403, 404, 409, 422),
+    response_model=RedemptionOut,
 )
 async def redeem_points(
     member_id: MemberId,
     body: RedemptionIn,
     resources: Resources,
     call: Annotated[IdempotentRequest, Depends(idempotent(MEMBER_POINTS_REDEEM))],
-) -> RedemptionOut:
+) -> Response:
     """Spend points (soonest-expiring first). More than the balance is `409` (`insufficient-points`,
     with `available`); the balance never goes below zero, also under concurrent redemptions.
 
@@ -411,7 +423,7 @@ async def redeem_points(
         answer = await resources.member_service.RedeemPoints(message)
         return 201, RedemptionOut(entry=map_entry(answer.entry), balance=answer.balance).model_dump(mode="json")
 
-    return await call.run(effect)  # type: ignore[return-value]
+    return await call.run(effect)
 
 
 @router.delete("/members/{member_id}", responses=problems.problem_responses(401, 403, 404, 422))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AwareDatetime
 from retail.common.v1 import money_pb2
 from retail.pricing.v1 import pricing_service_pb2 as pb
@@ -77,13 +77,13 @@ from servicekit.protowire import timestamp
 router = APIRouter(prefix="/v1", tags=["pricing"])
 
 
-@router.put("/stores/{store_id}", responses=created_or_changed(StoreOut, 401, 403, 409, 422))
+@router.put("/stores/{store_id}", responses=created_or_changed(StoreOut, 401, 403, 409, 422), response_model=StoreOut)
 async def put_store(
     store_id: StoreId,
     body: StoreIn,
     resources: Resources,
     call: Annotated[IdempotentRequest, Depends(idempotent(STORES_WRITE))],
-) -> StoreOut:
+) -> Response:
     """Register a store (`201`) or change it (`200`): name, price groups, currency and shelf-label
     station (`openepaperlink` or `batch` with its URL).
 
@@ -107,16 +107,16 @@ async def put_store(
         answer = await resources.pricing_service.PutStore(message)
         return (201 if answer.created else 200), map_store(answer.store).model_dump(mode="json")
 
-    return await call.run(effect)  # type: ignore[return-value]
+    return await call.run(effect)
 
 
-@router.put("/items/{sku}", responses=created_or_changed(ItemOut, 401, 403, 404, 409, 422))
+@router.put("/items/{sku}", responses=created_or_changed(ItemOut, 401, 403, 404, 409, 422), response_model=ItemOut)
 async def put_item(
     sku: Sku,
     body: ItemIn,
     resources: Resources,
     call: Annotated[IdempotentRequest, Depends(idempotent(CATALOGUE_WRITE))],
-) -> ItemOut:
+) -> Response:
     """Create (`201`) or change (`200`) a catalogue item; its `version` advances on every change.
 
     Scope `catalogue:write`, headquarters only; `Idempotency-Key` required. A barcode with a
@@ -143,7 +143,7 @@ async def put_item(
         answer = await resources.pricing_service.PutItem(message)
         return (201 if answer.created else 200), map_item(answer.item).model_dump(mode="json")
 
-    return await call.run(effect)  # type: ignore[return-value]
+    return await call.run(effect)
 
 
 @router.get("/items", responses=problems.problem_responses(401, 403, 422))
@@ -237,13 +237,13 @@ async def price_basket(
     )
 
 
-@router.put("/prices/{sku}", responses=problems.problem_responses(401, 403, 404, 409, 422))
+@router.put("/prices/{sku}", responses=problems.problem_responses(401, 403, 404, 409, 422), response_model=PricesOut)
 async def set_prices(
     sku: Sku,
     body: PricesIn,
     resources: Resources,
     call: Annotated[IdempotentRequest, Depends(idempotent(PRICES_WRITE))],
-) -> PricesOut:
+) -> Response:
     """Replace a SKU's base price, overrides and promotions as one set; the answer carries each
     rule's `rule_id` and each promotion's `display_text`.
 
@@ -267,7 +267,7 @@ async def set_prices(
         answer = await resources.pricing_service.SetPrices(message)
         return 200, map_prices(answer.prices).model_dump(mode="json")
 
-    return await call.run(effect)  # type: ignore[return-value]
+    return await call.run(effect)
 
 
 @router.get("/prices/{sku}", responses=problems.problem_responses(401, 403, 404, 422))
@@ -279,12 +279,17 @@ async def get_prices(
     return map_prices(answer.prices)
 
 
-@router.post("/price-changes", status_code=201, responses=problems.problem_responses(401, 403, 404, 409, 422))
+@router.post(
+    "/price-changes",
+    status_code=201,
+    responses=problems.problem_responses(401, 403, 404, 409, 422),
+    response_model=PriceChangeOut,
+)
 async def schedule_price_change(
     body: PriceChangeIn,
     resources: Resources,
     call: Annotated[IdempotentRequest, Depends(idempotent(PRICE_CHANGES_WRITE))],
-) -> PriceChangeOut:
+) -> Response:
     """Schedule a regular price to take effect at `effective_at` (not in the past); at that moment
     the store price books advance and the shelf labels follow.
 
@@ -316,7 +321,7 @@ async def schedule_price_change(
         answer = await resources.pricing_service.SchedulePriceChange(message)
         return 201, map_change(answer.change).model_dump(mode="json")
 
-    return await call.run(effect)  # type: ignore[return-value]
+    return await call.run(effect)
 
 
 @router.get("/price-changes", responses=problems.problem_responses(401, 403, 422))

@@ -76,7 +76,7 @@ def held_versions(if_none_match: str, store_id: str) -> tuple[bool, set[int]]:
     return any_version, versions
 
 
-@router.get("/pos/price-book", responses=BOOK_RESPONSES)
+@router.get("/pos/price-book", responses=BOOK_RESPONSES, response_model=PriceBookOut)
 async def pos_price_book(
     response: Response,
     resources: Resources,
@@ -89,7 +89,7 @@ async def pos_price_book(
     if_none_match: Annotated[
         str | None, Header(alias="If-None-Match", max_length=2000, description='the ETag held, e.g. "pb-S001-42"')
     ] = None,
-) -> PriceBookOut:
+) -> PriceBookOut | Response:
     """The terminal's store price book: whole, or what changed after `since_version` (removed
     SKUs included, flagged `removed`), paged by SKU.
 
@@ -117,7 +117,7 @@ async def pos_price_book(
     )
     headers = {"ETag": book_etag(answer.store_id or store_id, answer.version), "Cache-Control": "no-cache"}
     if answer.not_modified or any_version:
-        return Response(status_code=304, headers=headers)  # type: ignore[return-value]
+        return Response(status_code=304, headers=headers)
     response.headers.update(headers)
     return PriceBookOut(
         store_id=answer.store_id or store_id,
@@ -128,14 +128,18 @@ async def pos_price_book(
     )
 
 
-@router.put("/stores/{store_id}/labels/{label_id}", responses=created_or_changed(LabelOut, 401, 403, 404, 409, 422))
+@router.put(
+    "/stores/{store_id}/labels/{label_id}",
+    responses=created_or_changed(LabelOut, 401, 403, 404, 409, 422),
+    response_model=LabelOut,
+)
 async def put_label(
     store_id: StoreId,
     label_id: Annotated[str, Path(pattern=ID_PATTERN, description="the label id (an OpenEPaperLink tag's MAC)")],
     body: LabelIn,
     resources: Resources,
     call: Annotated[IdempotentRequest, Depends(idempotent(LABELS_WRITE))],
-) -> LabelOut:
+) -> Response:
     """Link a shelf label to a SKU listed in the store (`201` new, `200` changed); its price is
     pushed to the label and its acknowledgement tracked.
 
@@ -155,7 +159,7 @@ async def put_label(
         answer = await resources.pricing_service.PutLabel(message)
         return (201 if answer.created else 200), map_label(answer.label).model_dump(mode="json")
 
-    return await call.run(effect)  # type: ignore[return-value]
+    return await call.run(effect)
 
 
 @router.get("/stores/{store_id}/labels", responses=problems.problem_responses(401, 403, 404, 422))
@@ -238,14 +242,16 @@ async def list_markdowns(
 
 
 @router.post(
-    "/markdown-suggestions/{markdown_id}:decide", responses=problems.problem_responses(401, 403, 404, 409, 422)
+    "/markdown-suggestions/{markdown_id}:decide",
+    responses=problems.problem_responses(401, 403, 404, 409, 422),
+    response_model=DecisionOut,
 )
 async def decide_markdown(
     markdown_id: Annotated[str, Path(pattern=_MARKDOWN_ID)],
     body: DecisionIn,
     resources: Resources,
     call: Annotated[IdempotentRequest, Depends(idempotent(MARKDOWNS_DECIDE))],
-) -> DecisionOut:
+) -> Response:
     """Approve a markdown suggestion (it becomes a scheduled price change, at `effective_at` or as
     soon as possible) or reject it.
 
@@ -268,4 +274,4 @@ async def decide_markdown(
         change = map_change(answer.change) if answer.HasField("change") else None
         return 200, DecisionOut(suggestion=map_markdown(answer.suggestion), change=change).model_dump(mode="json")
 
-    return await call.run(effect)  # type: ignore[return-value]
+    return await call.run(effect)

@@ -43,9 +43,8 @@ from gateway.inventory.schemas import (
     StockCountOut,
     TransferIn,
     TransferOut,
-    quantity,
 )
-from gateway.inventory.wire import map_level, map_reservation, map_transfer
+from gateway.inventory.wire import map_level, map_reservation, map_transfer, quantity
 from gateway.security.authentication import Principal
 from gateway.security.authorisation import require
 

@@ -7,7 +7,6 @@ from typing import Annotated, Literal
 
 from fastapi import Path
 from pydantic import BaseModel, Field, model_validator
-from retail.common.v1 import money_pb2
 
 from gateway.http import problems
 from gateway.http.integer_types import Int32
@@ -174,10 +173,6 @@ class SalesHistoryIn(Strict):
 
 class SalesHistoryOut(BaseModel):
     imported_lines: int
-
-
-def quantity(value: str) -> money_pb2.Decimal:
-    return money_pb2.Decimal(value=value)
 
 
 class DailyDemandOut(BaseModel):

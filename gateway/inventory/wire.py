@@ -177,3 +177,7 @@ def map_sku_kpis(kpis: pb.SkuStockKpis) -> SkuKpisOut:
         days_of_cover=optional_rate(kpis, "days_of_cover"),
         shrink_rate=optional_rate(kpis, "shrink_rate"),
     )
+
+
+def quantity(value: str) -> money_pb2.Decimal:
+    return money_pb2.Decimal(value=value)

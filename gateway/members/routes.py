@@ -32,26 +32,26 @@ from gateway.http.paging import Paging
 from gateway.http.resources import GatewayResources, Resources
 from gateway.idempotency.requests import IdempotentRequest, idempotent
 from gateway.members.schemas import (
-    MEMBER_ID_PATTERN,
     STORE_ID_PATTERN,
     ErasedOut,
     ExpiringOut,
     IdentityType,
     Linked,
     LinkIn,
+    MemberId,
     MemberKpisOut,
     MemberOut,
     MemberPatch,
     MergeOut,
     PointsOut,
     ProfileIn,
+    Purpose,
     RedemptionIn,
     RedemptionOut,
     Registered,
     RegistrationIn,
     Resolved,
     UndoneOut,
-    yuan,
 )
 from gateway.members.wire import (
     actor_of,
@@ -64,26 +64,13 @@ from gateway.members.wire import (
     optional_decimal,
     optional_money,
     view_of,
+    yuan,
 )
 from gateway.security.authentication import Principal
 from gateway.security.authorisation import require
 from servicekit.protowire import from_wire, moment, to_wire
 
 router = APIRouter(prefix="/v1", tags=["members"])
-
-
-MemberId = Annotated[str, Path(pattern=MEMBER_ID_PATTERN, description="a member id, e.g. M0000001")]
-Purpose = Annotated[
-    str | None,
-    Query(
-        min_length=1,
-        max_length=200,
-        pattern=r"\S",
-        description="why the member's personal data is read in clear (headquarters; required for a clear view, "
-        "audited with it), e.g. a complaint or ticket reference",
-        examples=["complaint 2026-1142"],
-    ),
-]
 
 
 def require_purpose(principal: Principal, purpose: str | None) -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
+from fastapi import Path, Query
 from pydantic import BaseModel, Field, model_validator
-from retail.common.v1 import money_pb2
 
 from gateway.http import problems
 from gateway.http.integer_types import Int64
@@ -285,5 +284,15 @@ class MemberKpisOut(BaseModel):
     new_members: int
 
 
-def yuan(money: money_pb2.Money) -> str:
-    return f"{Decimal(money.minor_units) / 100:.2f}"
+MemberId = Annotated[str, Path(pattern=MEMBER_ID_PATTERN, description="a member id, e.g. M0000001")]
+Purpose = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=200,
+        pattern=r"\S",
+        description="why the member's personal data is read in clear (headquarters; required for a clear view, "
+        "audited with it), e.g. a complaint or ticket reference",
+        examples=["complaint 2026-1142"],
+    ),
+]

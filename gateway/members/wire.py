@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
-from retail.common.v1 import identifiers_pb2
+from retail.common.v1 import identifiers_pb2, money_pb2
 from retail.member.v1 import member_service_pb2 as pb
 
 from gateway.domain.clients import ClientKind, StaffRole
@@ -23,7 +24,6 @@ from gateway.members.schemas import (
     PointsEntryOut,
     PurchasesOut,
     TierOut,
-    yuan,
 )
 from gateway.security.authentication import Principal
 from servicekit.protowire import from_wire, moment, optional_moment, to_wire
@@ -177,3 +177,7 @@ def optional_decimal(message: Any, field: str) -> str | None:
 
 def optional_money(message: Any, field: str) -> str | None:
     return yuan(getattr(message, field)) if message.HasField(field) else None
+
+
+def yuan(money: money_pb2.Money) -> str:
+    return f"{Decimal(money.minor_units) / 100:.2f}"

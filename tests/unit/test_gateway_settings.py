@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from gateway.routes.pos import SalesBatch
 
 from gateway.adapters.sales_journal import SALES_STREAM
 from gateway.domain.sales import MAX_SALES_PER_BATCH
+from gateway.pos.schemas import SalesBatch
 from gateway.settings import GatewaySettings, parse_backends
 from servicekit.settings import SettingsError, load_settings
 

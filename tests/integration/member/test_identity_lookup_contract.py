@@ -13,12 +13,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, get_args
 
 import pytest
-from gateway.authentication import Principal
-from gateway.routes.pos import MemberIn, SaleIn, SaleLineIn, journal_entry
 from retail.sales.v1 import events_pb2 as sales_pb2
 
 from gateway.domain import sales as gateway_sales
 from gateway.domain.clients import ClientKind
+from gateway.pos.journal import journal_entry
+from gateway.pos.schemas import MemberIn, SaleIn, SaleLineIn
+from gateway.security.authentication import Principal
 from gateway.settings import GatewaySettings
 from servicekit import identity_lookup
 from servicekit.settings import load_settings

@@ -1,7 +1,8 @@
 """gRPC server bootstrap shared by every service.
 
-``GrpcServer`` runs a ``grpc.aio`` server with the standard health service (SERVING only
-while every readiness check passes: PostgreSQL and NATS each answer a round trip in time),
+``GrpcServer`` runs a ``grpc.aio`` server with the standard health service (SERVING while
+every readiness check passes: PostgreSQL and NATS each answer a round trip in time; NOT_SERVING
+once they have failed several rounds in a row, see :class:`ServingState`),
 reflection, an interceptor that maps domain errors to precise status codes and writes one
 structured log line per call, OpenTelemetry server instrumentation, and background tasks
 (outbox relay, event consumers) that stop in order on SIGTERM.
@@ -126,6 +127,41 @@ def _is_abort(exc: Exception) -> bool:
 
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
+
+
+@dataclass
+class ServingState:
+    """Whether a server reports SERVING, from the outcome of each round of readiness checks.
+
+    A server starts not serving and serves after its first passing round. It stops serving
+    only after ``failure_threshold`` failing rounds in a row (Kubernetes' ``failureThreshold``
+    for the same reason): one round that misses its time limit because the host is busy (a
+    CPU-bound forecast fit, a burst of requests holding every pooled connection) is not an
+    outage, and reporting one would make the gateway refuse every call to a working service.
+    A real outage (a stopped or frozen PostgreSQL or NATS) fails every round and is reported
+    after ``failure_threshold × (interval + timeout)`` seconds at most.
+    """
+
+    failure_threshold: int = 3
+    serving: bool = False
+    failures_in_a_row: int = 0
+
+    def __post_init__(self) -> None:
+        if self.failure_threshold < 1:
+            raise ValueError("failure_threshold must be at least 1")
+
+    def observe(self, passed: bool) -> bool:
+        """Record one round's outcome; return whether the server serves now."""
+        if passed:
+            self.failures_in_a_row = 0
+            self.serving = True
+        else:
+            self.failures_in_a_row += 1
+            if self.failures_in_a_row >= self.failure_threshold:
+                self.serving = False
+        return self.serving
+
+
 BackgroundTask = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
@@ -144,12 +180,15 @@ class GrpcServer:
     readiness_interval: float = 1.0
     # A check not answered within this many seconds counts as failed (a frozen server never answers).
     readiness_timeout: float = 2.0
+    # Failing rounds in a row before the server reports NOT_SERVING (see ServingState).
+    readiness_failure_threshold: int = 3
     interceptors: Sequence[grpc.aio.ServerInterceptor] = ()  # type: ignore[type-arg]
 
     def __post_init__(self) -> None:
         self.health = HealthService()
         self.stop_event = asyncio.Event()
         self.ready = False
+        self._serving_state = ServingState(self.readiness_failure_threshold)
         self.bound_port = 0
         self._server: grpc.aio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -200,10 +239,14 @@ class GrpcServer:
     async def _watch_readiness(self) -> None:
         while not self.stop_event.is_set():
             results = await self.check_readiness()
-            ready = all(results.values())
-            if not ready and self.ready:
-                log.warning("dependency unavailable", extra={"checks": results})
-            await self._set_serving(ready)
+            passed = all(results.values())
+            serving = self._serving_state.observe(passed)
+            if not passed and (self._serving_state.failures_in_a_row == 1 or serving != self.ready):
+                log.warning(
+                    "dependency unavailable",
+                    extra={"checks": results, "failures_in_a_row": self._serving_state.failures_in_a_row},
+                )
+            await self._set_serving(serving)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), timeout=self.readiness_interval)
 

@@ -30,7 +30,7 @@ from tests.support.platform import Platform, running_platform
 
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 # Random cases per operation and client kind; the coverage phase adds its boundary cases on top.
-EXAMPLES_PER_OPERATION = 25
+EXAMPLES_PER_OPERATION = 12
 KINDS: dict[str, tuple[ClientKind, StaffRole | None]] = {
     "app": (ClientKind.APP, None),
     "pos_terminal": (ClientKind.POS_TERMINAL, None),

@@ -36,7 +36,7 @@ from functools import cache
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import gammaincinv  # type: ignore[import-untyped]  # scipy ships no type hints
+from scipy.special import gammaincinv
 
 from services.inventory.domain.demand_history import (
     MAX_HORIZON_DAYS,

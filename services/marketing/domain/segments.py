@@ -3,7 +3,7 @@
 A rule is JSON: ``{"all": [rule, …]}``, ``{"any": [rule, …]}``, ``{"not": rule}``, or a
 condition on one attribute of the member::
 
-    {"attribute": "lifecycle_stage", "op": "in", "value": ["at_risk", "sleeping"]}
+    {"attribute": "engagement", "op": "in", "value": ["at_risk", "sleeping"]}
     {"attribute": "purchases", "window_days": 90, "op": ">=", "value": 2}
     {"attribute": "category_bought", "window_days": 180, "op": "not_in", "value": ["baby"]}
     {"attribute": "consent", "channel": "sms", "op": "=", "value": true}
@@ -58,7 +58,10 @@ class Kind(StrEnum):
 
 COMPARISONS = ("=", "!=", "<", "<=", ">", ">=")
 MEMBERSHIP = ("in", "not_in")
-LIFECYCLE_STAGES = ("new", "active", "at_risk", "sleeping", "lost")
+# The member service's lifecycle stages (from its events) …
+LIFECYCLE_STAGES = ("new", "active", "repeat", "dormant", "churned")
+# … and marketing's own engagement tag, from purchases and the churn model (see member_tags).
+ENGAGEMENT_STAGES = ("new", "active", "at_risk", "sleeping", "lost")
 CONSENT_CHANNELS = ("sms", "app_push", "wechat", "email")
 
 
@@ -74,6 +77,7 @@ class Attribute:
 ATTRIBUTES: Mapping[str, Attribute] = {
     "tier": Attribute(Kind.IDS, MEMBERSHIP),
     "lifecycle_stage": Attribute(Kind.CHOICE, MEMBERSHIP, choices=LIFECYCLE_STAGES),
+    "engagement": Attribute(Kind.CHOICE, MEMBERSHIP, choices=ENGAGEMENT_STAGES),
     "home_store": Attribute(Kind.IDS, MEMBERSHIP),
     "store_visited": Attribute(Kind.IDS, MEMBERSHIP, windowed=True),
     "consent": Attribute(Kind.FLAG, ("=",), needs_channel=True),

@@ -18,7 +18,7 @@ from services.marketing.domain.segments import (
 
 AT_RISK_DAIRY_BUYERS = {
     "all": [
-        {"attribute": "lifecycle_stage", "op": "in", "value": ["sleeping", "at_risk"]},
+        {"attribute": "engagement", "op": "in", "value": ["sleeping", "at_risk"]},
         {"attribute": "consent", "channel": "app_push", "op": "=", "value": True},
         {
             "any": [
@@ -37,9 +37,9 @@ def test_a_valid_rule_parses_into_its_tree_and_back_to_the_same_json() -> None:
     assert isinstance(rule, AllOf)
     assert isinstance(rule.rules[2], AnyOf)
     assert isinstance(rule.rules[3], Not)
-    assert rule.rules[0] == Condition("lifecycle_stage", "in", ("at_risk", "sleeping"))
+    assert rule.rules[0] == Condition("engagement", "in", ("at_risk", "sleeping"))
     assert [c.attribute for c in conditions(rule)] == [
-        "lifecycle_stage",
+        "engagement",
         "consent",
         "category_bought",
         "spend_fen",
@@ -60,7 +60,8 @@ def test_a_valid_rule_parses_into_its_tree_and_back_to_the_same_json() -> None:
         ({"attribute": "purchases", "op": ">=", "value": True, "window_days": 30}, "value"),
         ({"attribute": "spend_fen", "op": ">=", "value": 10.5, "window_days": 30}, "value"),
         ({"attribute": "churn_risk", "op": ">=", "value": 1.5}, "value"),
-        ({"attribute": "lifecycle_stage", "op": "in", "value": ["dormant"]}, "value"),
+        ({"attribute": "lifecycle_stage", "op": "in", "value": ["at_risk"]}, "value"),
+        ({"attribute": "engagement", "op": "in", "value": ["dormant"]}, "value"),
         ({"attribute": "lifecycle_stage", "op": "in", "value": []}, "value"),
         ({"attribute": "rfm_cell", "op": "in", "value": ["561"]}, "value"),
         ({"attribute": "consent", "op": "=", "value": True}, "channel"),

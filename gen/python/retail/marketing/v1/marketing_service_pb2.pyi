@@ -1809,6 +1809,7 @@ class RedemptionConflict(_message.Message):
     REDEEMED_BY_SALE_ID_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
     CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     code: _builtins.str
     """The code."""
     sale_id: _builtins.str
@@ -1821,6 +1822,10 @@ class RedemptionConflict(_message.Message):
     """The sale that redeemed it first."""
     campaign_id: _builtins.str
     """The campaign of the code."""
+    reason: _builtins.str
+    """Why the use could not count: "already_used", "unknown_code", "coupon_expired",
+    "budget_exhausted", … (the refusal a hold would have given).
+    """
     @_builtins.property
     def discount(self) -> _money_pb2.Money:
         """The discount the till gave."""
@@ -1840,10 +1845,11 @@ class RedemptionConflict(_message.Message):
         redeemed_by_sale_id: _builtins.str = ...,
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
         campaign_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["discount", b"discount", "occurred_at", b"occurred_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "code", b"code", "discount", b"discount", "member_id", b"member_id", "occurred_at", b"occurred_at", "redeemed_by_sale_id", b"redeemed_by_sale_id", "sale_id", b"sale_id", "store_id", b"store_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "code", b"code", "discount", b"discount", "member_id", b"member_id", "occurred_at", b"occurred_at", "reason", b"reason", "redeemed_by_sale_id", b"redeemed_by_sale_id", "sale_id", b"sale_id", "store_id", b"store_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,114 @@
+"""Marketing databases for tests: the kit's and marketing's migrations, copied per test."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from servicekit.db import UnitOfWork, create_engine, units_of_work
+from servicekit.settings import to_plain_url
+from services.marketing.adapters.offer_json import offer_to_json, terms_to_json
+from services.marketing.domain.offers import CouponTerms, Offer
+from services.marketing.migrate import VERSIONS
+from tests.conftest import Infra, create_database_from, service_template
+
+
+@pytest.fixture(scope="session")
+def marketing_template(infra: Infra, kit_template: str) -> str:
+    return service_template(infra, kit_template, VERSIONS)
+
+
+@pytest.fixture
+def marketing_url(infra: Infra, marketing_template: str) -> str:
+    return create_database_from(infra, marketing_template)
+
+
+class Clock:
+    """A clock the test moves by hand, so expiry needs no sleeping."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def engine(marketing_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(marketing_url, pool_size=30, max_overflow=30)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def unit_of_work(engine: AsyncEngine) -> Callable[[], UnitOfWork]:
+    return units_of_work(engine)
+
+
+async def running_campaign(
+    url: str,
+    campaign_id: str,
+    offer: Offer,
+    terms: CouponTerms,
+    *,
+    coupons: dict[str, str | None],
+    use_limit: int = 1,
+    max_discount_fen: int | None = None,
+    items: dict[str, str] | None = None,
+) -> None:
+    """A running campaign with its coupons (code → member, None for a generic code) and catalogue items."""
+    connection = await asyncpg.connect(to_plain_url(url))
+    try:
+        async with connection.transaction():
+            for sku, category in (items or {}).items():
+                await connection.execute(
+                    "INSERT INTO item (sku, category, cost_fen, version, updated_at) VALUES ($1, $2, 0, 1, now()) "
+                    "ON CONFLICT DO NOTHING",
+                    sku,
+                    category,
+                )
+            await connection.execute(
+                "INSERT INTO campaign (campaign_id, name, status, offer, terms, valid_from, valid_until, "
+                "per_member_limit, control_fraction_bp, max_discount_fen, issued, created_by, created_at) "
+                "VALUES ($1, $1, 'running', $2, $3, $4, $5, $6, 1000, $7, $8, 'test', now())",
+                campaign_id,
+                json.dumps(offer_to_json(offer)),
+                json.dumps(terms_to_json(terms)),
+                terms.valid_from,
+                terms.valid_until,
+                terms.per_member_limit,
+                max_discount_fen,
+                len(coupons),
+            )
+            for code, member_id in coupons.items():
+                await connection.execute(
+                    "INSERT INTO coupon (code, campaign_id, member_id, issued_to, use_limit, issued_at) "
+                    "VALUES ($1, $2, $3, $3, $4, now())",
+                    code,
+                    campaign_id,
+                    member_id,
+                    use_limit,
+                )
+    finally:
+        await connection.close()
+
+
+async def fetch(url: str, query: str, *args: object) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(to_plain_url(url))
+    try:
+        return list(await connection.fetch(query, *args))
+    finally:
+        await connection.close()

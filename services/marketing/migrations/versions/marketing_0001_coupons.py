@@ -41,6 +41,7 @@ SCHEMA = """
             frequency_cap integer NOT NULL DEFAULT 0 CHECK (frequency_cap >= 0),
             store_id text,
             attribution_days integer NOT NULL DEFAULT 14 CHECK (attribution_days BETWEEN 0 AND 365),
+            contact_channels text[] NOT NULL DEFAULT '{}',
             max_coupons bigint CHECK (max_coupons > 0),
             max_discount_fen bigint CHECK (max_discount_fen > 0),
             issued bigint NOT NULL DEFAULT 0 CHECK (issued >= 0),

@@ -823,6 +823,7 @@ class Campaign(_message.Message):
     SPENT_FIELD_NUMBER: _builtins.int
     HELD_FIELD_NUMBER: _builtins.int
     ATTRIBUTION_DAYS_FIELD_NUMBER: _builtins.int
+    CONTACT_CHANNELS_FIELD_NUMBER: _builtins.int
     campaign_id: _builtins.str
     """Identifier."""
     name: _builtins.str
@@ -875,6 +876,10 @@ class Campaign(_message.Message):
     def held(self) -> _money_pb2.Money:
         """Discount held by open holds."""
 
+    @_builtins.property
+    def contact_channels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """How the offer reaches members."""
+
     def __init__(
         self,
         *,
@@ -896,10 +901,11 @@ class Campaign(_message.Message):
         spent: _money_pb2.Money | None = ...,
         held: _money_pb2.Money | None = ...,
         attribution_days: _builtins.int = ...,
+        contact_channels: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "created_at", b"created_at", "held", b"held", "launched_at", b"launched_at", "offer", b"offer", "progress", b"progress", "spent", b"spent", "terms", b"terms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved_by", b"approved_by", "attribution_days", b"attribution_days", "budget", b"budget", "campaign_id", b"campaign_id", "control_fraction_bp", b"control_fraction_bp", "created_at", b"created_at", "created_by", b"created_by", "frequency_cap_per_7_days", b"frequency_cap_per_7_days", "held", b"held", "launched_at", b"launched_at", "name", b"name", "offer", b"offer", "progress", b"progress", "snapshot_id", b"snapshot_id", "spent", b"spent", "status", b"status", "store_id", b"store_id", "terms", b"terms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved_by", b"approved_by", "attribution_days", b"attribution_days", "budget", b"budget", "campaign_id", b"campaign_id", "contact_channels", b"contact_channels", "control_fraction_bp", b"control_fraction_bp", "created_at", b"created_at", "created_by", b"created_by", "frequency_cap_per_7_days", b"frequency_cap_per_7_days", "held", b"held", "launched_at", b"launched_at", "name", b"name", "offer", b"offer", "progress", b"progress", "snapshot_id", b"snapshot_id", "spent", b"spent", "status", b"status", "store_id", b"store_id", "terms", b"terms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -922,6 +928,7 @@ class CreateCampaignRequest(_message.Message):
     FREQUENCY_CAP_PER_7_DAYS_FIELD_NUMBER: _builtins.int
     STORE_ID_FIELD_NUMBER: _builtins.int
     ATTRIBUTION_DAYS_FIELD_NUMBER: _builtins.int
+    CONTACT_CHANNELS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key chosen by the client."""
     name: _builtins.str
@@ -952,6 +959,12 @@ class CreateCampaignRequest(_message.Message):
     def budget(self) -> Global___Budget:
         """Budget."""
 
+    @_builtins.property
+    def contact_channels(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """How the offer reaches members: "sms", "app_push", "wechat", "email" (at least one).
+        Members who consented to none of them are left out of the audience.
+        """
+
     def __init__(
         self,
         *,
@@ -966,10 +979,11 @@ class CreateCampaignRequest(_message.Message):
         frequency_cap_per_7_days: _builtins.int = ...,
         store_id: _builtins.str = ...,
         attribution_days: _builtins.int = ...,
+        contact_channels: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "budget", b"budget", "offer", b"offer", "terms", b"terms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "attribution_days", b"attribution_days", "budget", b"budget", "control_fraction_bp", b"control_fraction_bp", "frequency_cap_per_7_days", b"frequency_cap_per_7_days", "name", b"name", "offer", b"offer", "request_id", b"request_id", "snapshot_id", b"snapshot_id", "store_id", b"store_id", "terms", b"terms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "attribution_days", b"attribution_days", "budget", b"budget", "contact_channels", b"contact_channels", "control_fraction_bp", b"control_fraction_bp", "frequency_cap_per_7_days", b"frequency_cap_per_7_days", "name", b"name", "offer", b"offer", "request_id", b"request_id", "snapshot_id", b"snapshot_id", "store_id", b"store_id", "terms", b"terms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,138 @@
+"""Campaign commands and the background launch (see :mod:`services.marketing.domain.campaigns`)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from servicekit.db import UnitOfWork
+from servicekit.errors import NotFound
+from services.marketing.adapters import campaign_store as store
+from services.marketing.adapters.campaign_store import StoredCampaign
+from services.marketing.adapters.integration_events import campaign_launched, coupons_issued
+from services.marketing.domain.campaigns import CampaignDraft, CampaignStatus, check_approval, check_launch
+from services.marketing.domain.codes import new_personal_code
+
+log = logging.getLogger("marketing.campaigns")
+
+Clock = Callable[[], datetime]
+ISSUE_BATCH = 1_000
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_campaign_id() -> str:
+    return f"CMP{secrets.token_hex(8).upper()}"
+
+
+class UnknownCampaign(NotFound):
+    reason = "campaign-not-found"
+
+
+class UnknownSnapshot(NotFound):
+    reason = "segment-snapshot-not-found"
+
+
+class Campaigns:
+    def __init__(
+        self,
+        unit_of_work: Callable[[], UnitOfWork],
+        *,
+        clock: Clock = _utc_now,
+        new_id: Callable[[], str] = new_campaign_id,
+        new_code: Callable[[], str] = lambda: new_personal_code().value,
+        issue_batch: int = ISSUE_BATCH,
+    ) -> None:
+        self._unit_of_work = unit_of_work
+        self._clock = clock
+        self._new_id = new_id
+        self._new_code = new_code
+        self._issue_batch = issue_batch
+
+    async def create(self, draft: CampaignDraft, *, created_by: str) -> StoredCampaign:
+        async with self._unit_of_work() as uow:
+            if not await store.snapshot_exists(uow.session, draft.snapshot_id):
+                raise UnknownSnapshot("no such segment snapshot", details={"snapshot_id": draft.snapshot_id})
+            campaign_id = self._new_id()
+            await store.insert_campaign(uow.session, campaign_id, draft, created_by, self._clock())
+            created = await store.get_campaign(uow.session, campaign_id)
+            await uow.commit()
+        assert created is not None
+        return created
+
+    async def get(self, campaign_id: str) -> StoredCampaign:
+        async with self._unit_of_work() as uow:
+            campaign = await store.get_campaign(uow.session, campaign_id)
+        if campaign is None:
+            raise UnknownCampaign("no such campaign")
+        return campaign
+
+    async def approve(self, campaign_id: str, *, approver: str) -> StoredCampaign:
+        async with self._unit_of_work() as uow:
+            campaign = await store.get_campaign(uow.session, campaign_id, lock=True)
+            if campaign is None:
+                raise UnknownCampaign("no such campaign")
+            check_approval(campaign.status, campaign.created_by, approver)
+            await store.set_status(uow.session, campaign_id, CampaignStatus.APPROVED, approved_by=approver)
+            approved = await store.get_campaign(uow.session, campaign_id)
+            await uow.commit()
+        assert approved is not None
+        return approved
+
+    async def launch(self, campaign_id: str) -> StoredCampaign:
+        """Start the launch; :meth:`run_launches` (a background job on every replica) carries it out."""
+        now = self._clock()
+        async with self._unit_of_work() as uow:
+            campaign = await store.get_campaign(uow.session, campaign_id, lock=True)
+            if campaign is None:
+                raise UnknownCampaign("no such campaign")
+            check_launch(campaign.status, now, campaign.terms.valid_until)
+            await store.set_status(uow.session, campaign_id, CampaignStatus.LAUNCHING, launched_at=now)
+            launching = await store.get_campaign(uow.session, campaign_id)
+            await uow.commit()
+        assert launching is not None
+        return launching
+
+    async def run_launches(self) -> int:
+        """Carry every launching campaign one step further; the coupons issued (0: nothing left to do)."""
+        async with self._unit_of_work() as uow:
+            campaign_ids = await store.launching(uow.session)
+        issued = 0
+        for campaign_id in campaign_ids:
+            issued += await self._advance(campaign_id)
+        return issued
+
+    async def _advance(self, campaign_id: str) -> int:
+        now = self._clock()
+        async with self._unit_of_work() as uow:
+            campaign = await store.get_campaign(uow.session, campaign_id, lock=True)
+            if campaign is None or campaign.status is not CampaignStatus.LAUNCHING:
+                return 0
+            if not await store.audience_placed(uow.session, campaign_id):
+                await store.place_audience(uow.session, campaign, now)
+                log.info("campaign audience placed", extra={"campaign_id": campaign_id})
+            await uow.commit()
+        async with self._unit_of_work() as uow:
+            members = await store.members_to_issue(uow.session, campaign_id, self._issue_batch)
+            coupons = [(self._new_code(), member_id) for member_id in members]
+            new = await store.issue(uow.session, campaign_id, coupons, now)
+            issued = [(code, member_id) for code, member_id in coupons if code in new]
+            uow.publish(*coupons_issued(campaign_id, campaign.offer, campaign.terms, issued, now))
+            await uow.commit()
+        if members:
+            return len(issued)
+        async with self._unit_of_work() as uow:
+            current = await store.get_campaign(uow.session, campaign_id, lock=True)
+            if current is None or current.status is not CampaignStatus.LAUNCHING:
+                return 0
+            if await store.members_to_issue(uow.session, campaign_id, 1):
+                return 0  # another replica's batch is still being issued
+            await store.set_status(uow.session, campaign_id, CampaignStatus.RUNNING)
+            uow.publish(campaign_launched(campaign_id, await store.progress(uow.session, current), now))
+            await uow.commit()
+        log.info("campaign launched", extra={"campaign_id": campaign_id})
+        return 0

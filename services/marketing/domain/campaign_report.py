@@ -73,36 +73,83 @@ class CampaignResult:
     roi: Estimate | None  # None while nothing was redeemed (no cost to divide by)
 
 
-def summarise(outcomes: GroupOutcomes) -> GroupSummary:
-    members = outcomes.members
+@dataclass(frozen=True, slots=True)
+class Moments:
+    """Count, sum and sum of squares of whole fen: exact (Python integers), so a variance over a
+    million members loses nothing to cancellation, and summable in SQL (``sum(x::numeric * x)``)."""
+
+    n: int
+    total: int
+    total_sq: int
+
+    @classmethod
+    def of(cls, values: NDArray[np.int64]) -> Moments:
+        as_ints = [int(value) for value in values]
+        return cls(len(as_ints), sum(as_ints), sum(value * value for value in as_ints))
+
+    @property
+    def mean(self) -> float:
+        return self.total / self.n
+
+    @property
+    def variance(self) -> float:
+        """The sample variance (n − 1 in the denominator)."""
+        return (self.n * self.total_sq - self.total * self.total) / (self.n * (self.n - 1))
+
+
+@dataclass(frozen=True, slots=True)
+class GroupStats:
+    """What the report needs of one group, as a database can sum it."""
+
+    members: int
+    buyers: int  # bought at least once in the window
+    repeat_buyers: int  # at least twice
+    purchases: int
+    revenue: Moments
+    margin: Moments
+
+    @classmethod
+    def of(cls, outcomes: GroupOutcomes) -> GroupStats:
+        return cls(
+            members=outcomes.members,
+            buyers=int((outcomes.purchases > 0).sum()),
+            repeat_buyers=int((outcomes.purchases > 1).sum()),
+            purchases=int(outcomes.purchases.sum()),
+            revenue=Moments.of(outcomes.revenue_fen),
+            margin=Moments.of(outcomes.margin_fen),
+        )
+
+
+def summarise(group: GroupOutcomes | GroupStats) -> GroupSummary:
+    stats_ = GroupStats.of(group) if isinstance(group, GroupOutcomes) else group
+    members = stats_.members
     if members == 0:
         return GroupSummary(0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    purchases = int(outcomes.purchases.sum())
-    revenue = int(outcomes.revenue_fen.sum())
     return GroupSummary(
         members=members,
-        conversion_rate=float((outcomes.purchases > 0).mean()),
-        revenue_per_member_fen=revenue / members,
-        margin_per_member_fen=int(outcomes.margin_fen.sum()) / members,
-        average_basket_fen=revenue / purchases if purchases else 0.0,
-        repurchase_rate=float((outcomes.purchases > 1).mean()),
+        conversion_rate=stats_.buyers / members,
+        revenue_per_member_fen=stats_.revenue.total / members,
+        margin_per_member_fen=stats_.margin.total / members,
+        average_basket_fen=stats_.revenue.total / stats_.purchases if stats_.purchases else 0.0,
+        repurchase_rate=stats_.repeat_buyers / members,
     )
 
 
-def difference_of_means(treated: NDArray[np.int64], control: NDArray[np.int64]) -> Estimate:
+def difference_of_means(treated: NDArray[np.int64] | Moments, control: NDArray[np.int64] | Moments) -> Estimate:
     """Mean of ``treated`` − mean of ``control`` with its Welch 95% interval (NaN bounds when unmeasurable)."""
-    n_t, n_c = len(treated), len(control)
-    if n_t == 0 or n_c == 0:
+    t = treated if isinstance(treated, Moments) else Moments.of(treated)
+    c = control if isinstance(control, Moments) else Moments.of(control)
+    if t.n == 0 or c.n == 0:
         return Estimate(float("nan"), float("nan"), float("nan"))
-    difference = float(treated.mean() - control.mean())
-    if n_t < 2 or n_c < 2:
+    difference = t.mean - c.mean
+    if t.n < 2 or c.n < 2:
         return Estimate(difference, float("-inf"), float("inf"))
-    var_t = float(treated.var(ddof=1)) / n_t
-    var_c = float(control.var(ddof=1)) / n_c
+    var_t = t.variance / t.n
+    var_c = c.variance / c.n
     standard_error = (var_t + var_c) ** 0.5
     if standard_error == 0.0:
         return Estimate(difference, difference, difference)
-    degrees = (var_t + var_c) ** 2 / (var_t**2 / (n_t - 1) + var_c**2 / (n_c - 1))
+    degrees = (var_t + var_c) ** 2 / (var_t**2 / (t.n - 1) + var_c**2 / (c.n - 1))
     margin = float(stats.t.ppf((1 + CONFIDENCE) / 2, degrees)) * standard_error
     return Estimate(difference, difference - margin, difference + margin)
 
@@ -111,10 +158,13 @@ def _scaled(estimate: Estimate, factor: float) -> Estimate:
     return Estimate(estimate.value * factor, estimate.low * factor, estimate.high * factor)
 
 
-def campaign_result(treatment: GroupOutcomes, control: GroupOutcomes, coupon_cost_fen: int) -> CampaignResult:
-    treated = treatment.members
-    incremental_revenue = _scaled(difference_of_means(treatment.revenue_fen, control.revenue_fen), treated)
-    incremental_margin = _scaled(difference_of_means(treatment.margin_fen, control.margin_fen), treated)
+def campaign_result(
+    treatment: GroupOutcomes | GroupStats, control: GroupOutcomes | GroupStats, coupon_cost_fen: int
+) -> CampaignResult:
+    t = GroupStats.of(treatment) if isinstance(treatment, GroupOutcomes) else treatment
+    c = GroupStats.of(control) if isinstance(control, GroupOutcomes) else control
+    incremental_revenue = _scaled(difference_of_means(t.revenue, c.revenue), t.members)
+    incremental_margin = _scaled(difference_of_means(t.margin, c.margin), t.members)
     roi = None
     if coupon_cost_fen > 0:
         roi = Estimate(
@@ -123,8 +173,8 @@ def campaign_result(treatment: GroupOutcomes, control: GroupOutcomes, coupon_cos
             (incremental_margin.high - coupon_cost_fen) / coupon_cost_fen,
         )
     return CampaignResult(
-        treatment=summarise(treatment),
-        control=summarise(control),
+        treatment=summarise(t),
+        control=summarise(c),
         incremental_revenue_fen=incremental_revenue,
         incremental_margin_fen=incremental_margin,
         coupon_cost_fen=coupon_cost_fen,

@@ -133,16 +133,21 @@ async def snapshot(
     return StoredSnapshot(snapshot_id, segment.segment_id, as_of, sum(by_stage.values()), by_stage)
 
 
+_SNAPSHOT = "SELECT snapshot_id, segment_id, as_of, members, members_by_stage FROM segment_snapshot"
+
+
 async def latest_snapshot(session: AsyncSession, segment_id: str) -> StoredSnapshot | None:
     row = (
         await session.execute(
-            text(
-                "SELECT snapshot_id, segment_id, as_of, members, members_by_stage FROM segment_snapshot "
-                "WHERE segment_id = :id ORDER BY as_of DESC, snapshot_id DESC LIMIT 1"
-            ),
+            text(f"{_SNAPSHOT} WHERE segment_id = :id ORDER BY as_of DESC, snapshot_id DESC LIMIT 1"),
             {"id": segment_id},
         )
     ).first()
+    return None if row is None else StoredSnapshot(row[0], row[1], row[2], int(row[3]), dict(row[4]))
+
+
+async def get_snapshot(session: AsyncSession, snapshot_id: str) -> StoredSnapshot | None:
+    row = (await session.execute(text(f"{_SNAPSHOT} WHERE snapshot_id = :id"), {"id": snapshot_id})).first()
     return None if row is None else StoredSnapshot(row[0], row[1], row[2], int(row[3]), dict(row[4]))
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from servicekit.db import UnitOfWork
 from servicekit.errors import NotFound
+from servicekit.idempotency import ReplyCodec, RequestFingerprint, keep_reply, replay
 from services.marketing.adapters import campaign_store as store
 from services.marketing.adapters.campaign_store import StoredCampaign
 from services.marketing.adapters.integration_events import campaign_launched, coupons_issued
@@ -37,6 +39,30 @@ class UnknownSnapshot(NotFound):
     reason = "segment-snapshot-not-found"
 
 
+@dataclass(frozen=True, slots=True)
+class CreateCampaign:
+    request: RequestFingerprint
+    draft: CampaignDraft
+    created_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApproveCampaign:
+    request: RequestFingerprint
+    campaign_id: str
+    approver: str
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchCampaign:
+    request: RequestFingerprint
+    campaign_id: str
+
+
+# A campaign command's kept answer is the campaign's id; a retry answers with the campaign as it is.
+CAMPAIGN_ID: ReplyCodec[str] = ReplyCodec(str.encode, bytes.decode)
+
+
 class Campaigns:
     def __init__(
         self,
@@ -53,16 +79,25 @@ class Campaigns:
         self._new_code = new_code
         self._issue_batch = issue_batch
 
-    async def create(self, draft: CampaignDraft, *, created_by: str) -> StoredCampaign:
+    async def create(self, command: CreateCampaign) -> StoredCampaign:
+        draft = command.draft
         async with self._unit_of_work() as uow:
+            if (first := await replay(uow.session, command.request, CAMPAIGN_ID)) is not None:
+                return await self._existing(uow, first)
             if not await store.snapshot_exists(uow.session, draft.snapshot_id):
                 raise UnknownSnapshot("no such segment snapshot", details={"snapshot_id": draft.snapshot_id})
             campaign_id = self._new_id()
-            await store.insert_campaign(uow.session, campaign_id, draft, created_by, self._clock())
-            created = await store.get_campaign(uow.session, campaign_id)
+            await store.insert_campaign(uow.session, campaign_id, draft, command.created_by, self._clock())
+            created = await self._existing(uow, campaign_id)
+            await keep_reply(uow.session, command.request, CAMPAIGN_ID, campaign_id)
             await uow.commit()
-        assert created is not None
         return created
+
+    async def _existing(self, uow: UnitOfWork, campaign_id: str) -> StoredCampaign:
+        campaign = await store.get_campaign(uow.session, campaign_id)
+        if campaign is None:
+            raise UnknownCampaign("no such campaign")
+        return campaign
 
     async def get(self, campaign_id: str) -> StoredCampaign:
         async with self._unit_of_work() as uow:
@@ -71,30 +106,36 @@ class Campaigns:
             raise UnknownCampaign("no such campaign")
         return campaign
 
-    async def approve(self, campaign_id: str, *, approver: str) -> StoredCampaign:
+    async def approve(self, command: ApproveCampaign) -> StoredCampaign:
         async with self._unit_of_work() as uow:
-            campaign = await store.get_campaign(uow.session, campaign_id, lock=True)
+            if (first := await replay(uow.session, command.request, CAMPAIGN_ID)) is not None:
+                return await self._existing(uow, first)
+            campaign = await store.get_campaign(uow.session, command.campaign_id, lock=True)
             if campaign is None:
                 raise UnknownCampaign("no such campaign")
-            check_approval(campaign.status, campaign.created_by, approver)
-            await store.set_status(uow.session, campaign_id, CampaignStatus.APPROVED, approved_by=approver)
-            approved = await store.get_campaign(uow.session, campaign_id)
+            check_approval(campaign.status, campaign.created_by, command.approver)
+            await store.set_status(
+                uow.session, campaign.campaign_id, CampaignStatus.APPROVED, approved_by=command.approver
+            )
+            await keep_reply(uow.session, command.request, CAMPAIGN_ID, campaign.campaign_id)
+            approved = await self._existing(uow, campaign.campaign_id)
             await uow.commit()
-        assert approved is not None
         return approved
 
-    async def launch(self, campaign_id: str) -> StoredCampaign:
+    async def launch(self, command: LaunchCampaign) -> StoredCampaign:
         """Start the launch; :meth:`run_launches` (a background job on every replica) carries it out."""
         now = self._clock()
         async with self._unit_of_work() as uow:
-            campaign = await store.get_campaign(uow.session, campaign_id, lock=True)
+            if (first := await replay(uow.session, command.request, CAMPAIGN_ID)) is not None:
+                return await self._existing(uow, first)
+            campaign = await store.get_campaign(uow.session, command.campaign_id, lock=True)
             if campaign is None:
                 raise UnknownCampaign("no such campaign")
             check_launch(campaign.status, now, campaign.terms.valid_until)
-            await store.set_status(uow.session, campaign_id, CampaignStatus.LAUNCHING, launched_at=now)
-            launching = await store.get_campaign(uow.session, campaign_id)
+            await store.set_status(uow.session, campaign.campaign_id, CampaignStatus.LAUNCHING, launched_at=now)
+            await keep_reply(uow.session, command.request, CAMPAIGN_ID, campaign.campaign_id)
+            launching = await self._existing(uow, campaign.campaign_id)
             await uow.commit()
-        assert launching is not None
         return launching
 
     async def run_launches(self) -> int:

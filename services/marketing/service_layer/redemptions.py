@@ -17,6 +17,7 @@ budget is overspent, whatever mix of app, mini-program, POS online and POS repla
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from servicekit.db import UnitOfWork
 from servicekit.errors import DomainError, FailedPrecondition, NotFound, PermissionDenied
+from servicekit.idempotency import ReplyCodec, RequestFingerprint, keep_reply, replay
 from services.marketing.adapters import coupon_store as store
 from services.marketing.adapters.coupon_store import ConflictRow, HoldRow, RedemptionRow
 from services.marketing.adapters.integration_events import (
@@ -82,6 +84,7 @@ class BasketItem:
 
 @dataclass(frozen=True, slots=True)
 class HoldCoupon:
+    request: RequestFingerprint
     code: str  # as typed
     member_id: str
     store_id: str | None
@@ -103,12 +106,50 @@ class HoldResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ReleaseHold:
+    request: RequestFingerprint
+    hold_id: str
+    client_id: str
+    any_client: bool = False  # headquarters may release any client's hold
+
+
+@dataclass(frozen=True, slots=True)
 class SaleCoupons:
     """What a journal entry did to coupons (for logs and tests)."""
 
     redeemed: tuple[str, ...] = ()
     conflicts: tuple[str, ...] = ()
     given_back: tuple[str, ...] = ()
+
+
+def _hold_to_json(result: HoldResult) -> bytes:
+    return json.dumps(
+        {
+            "hold_id": result.hold_id,
+            "code": result.code,
+            "status": result.status,
+            "discount_fen": result.discount_fen,
+            "line_discounts_fen": list(result.line_discounts_fen),
+            "expires_at": result.expires_at.isoformat(),
+        }
+    ).encode()
+
+
+def _hold_from_json(data: bytes) -> HoldResult:
+    fields = json.loads(data)
+    return HoldResult(
+        fields["hold_id"],
+        fields["code"],
+        fields["status"],
+        fields["discount_fen"],
+        tuple(fields["line_discounts_fen"]),
+        datetime.fromisoformat(fields["expires_at"]),
+    )
+
+
+# Kept answers when the entrypoint supplies no wire codec of its own (tools, tests).
+HOLD_RESULT_JSON: ReplyCodec[HoldResult] = ReplyCodec(_hold_to_json, _hold_from_json)
+TEXT: ReplyCodec[str] = ReplyCodec(str.encode, bytes.decode)
 
 
 def new_hold_id() -> str:
@@ -120,14 +161,19 @@ class CouponRedemptions:
         self,
         unit_of_work: Callable[[], UnitOfWork],
         *,
+        hold_codec: ReplyCodec[HoldResult] | None = None,
+        release_codec: ReplyCodec[str] | None = None,
         clock: Clock = _utc_now,
         new_id: Callable[[], str] = new_hold_id,
     ) -> None:
         self._unit_of_work = unit_of_work
+        self._hold_codec = hold_codec or HOLD_RESULT_JSON
+        self._release_codec = release_codec or TEXT
         self._clock = clock
         self._new_id = new_id
 
     async def hold(self, command: HoldCoupon) -> HoldResult:
+        """Reserve a use for the basket; a retry of the same request answers with the first hold."""
         now = self._clock()
         expires_at = hold_until(now, command.hold_for)
         code = read_code(command.code).value
@@ -136,6 +182,8 @@ class CouponRedemptions:
             raise FailedPrecondition(f"at most {MAX_CODES_PER_BASKET} coupons per basket", reason="too-many-coupons")
         async with self._unit_of_work() as uow:
             session = uow.session
+            if (first := await replay(session, command.request, self._hold_codec)) is not None:
+                return first
             coupon = await store.lock_coupon(session, code)
             if coupon is None:
                 raise UnknownCoupon("no such coupon")
@@ -148,8 +196,8 @@ class CouponRedemptions:
             if campaign.status not in ("launching", "running"):
                 raise CampaignNotRunning("the coupon's campaign is not running")
             used, held = await store.lock_member_use(session, coupon.campaign_id, command.member_id)
-            request = UseRequest(command.member_id, command.store_id, command.channel, now)
-            check_use(coupon.use, campaign.terms, request, member_uses=used + held)
+            use = UseRequest(command.member_id, command.store_id, command.channel, now)
+            check_use(coupon.use, campaign.terms, use, member_uses=used + held)
             lines = await self._basket(session, command.lines)
             offers: list[tuple[str, Offer]] = [(code, campaign.offer)]
             offers += [(other, campaigns[campaign_of[other]].offer) for other in others if other != code]
@@ -173,31 +221,37 @@ class CouponRedemptions:
                 expires_at=expires_at,
             )
             await store.insert_hold(session, hold, now)
+            result = HoldResult(hold.hold_id, code, "held", priced.discount_fen, priced.line_discounts_fen, expires_at)
+            await keep_reply(session, command.request, self._hold_codec, result)
             await uow.commit()
-        return HoldResult(hold.hold_id, code, "held", priced.discount_fen, priced.line_discounts_fen, expires_at)
+        return result
 
     async def _basket(self, session: AsyncSession, items: tuple[BasketItem, ...]) -> list[BasketLine]:
         category = await store.categories(session, sorted({item.sku for item in items}))
         return [BasketLine(item.sku, category.get(item.sku, ""), item.amount_fen) for item in items]
 
-    async def release(self, hold_id: str, *, client_id: str, any_client: bool = False) -> str:
+    async def release(self, command: ReleaseHold) -> str:
         """Give a held use back; the hold's status after (``released``, or what it already was)."""
         now = self._clock()
         async with self._unit_of_work() as uow:
             session = uow.session
-            found = await store.hold_code(session, hold_id)
+            if (first := await replay(session, command.request, self._release_codec)) is not None:
+                return first
+            found = await store.hold_code(session, command.hold_id)
             if found is None:
                 raise HoldNotFound("no such hold")
             await store.lock_coupon(session, found)
-            hold = await store.lock_hold(session, hold_id)
+            hold = await store.lock_hold(session, command.hold_id)
             assert hold is not None  # holds are never deleted
-            if hold.client_id != client_id and not any_client:
+            if hold.client_id != command.client_id and not command.any_client:
                 raise HoldNotFound("no such hold")  # another client's hold is not theirs to know of
-            if hold.status != "held":
-                return hold.status
-            await self._end(session, hold, "released", now)
+            status = hold.status
+            if status == "held":
+                await self._end(session, hold, "released", now)
+                status = "released"
+            await keep_reply(session, command.request, self._release_codec, status)
             await uow.commit()
-            return "released"
+            return status
 
     async def _end(self, session: AsyncSession, hold: HoldRow, status: str, now: datetime) -> None:
         await store.lock_member_use(session, hold.campaign_id, hold.member_id)

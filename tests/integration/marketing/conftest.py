@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +13,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from servicekit.db import UnitOfWork, create_engine, units_of_work
+from servicekit.idempotency import RequestFingerprint
 from servicekit.settings import to_plain_url
 from services.marketing.adapters.offer_json import offer_to_json, terms_to_json
 from services.marketing.domain.offers import CouponTerms, Offer
@@ -112,3 +115,9 @@ async def fetch(url: str, query: str, *args: object) -> list[asyncpg.Record]:
         return list(await connection.fetch(query, *args))
     finally:
         await connection.close()
+
+
+def request(request_id: str | None = None, *, method: str = "test", body: bytes = b"") -> RequestFingerprint:
+    """A command's request fingerprint: a fresh id unless one is given (to retry it)."""
+    identifier = request_id or uuid.uuid4().hex
+    return RequestFingerprint(identifier, method, hashlib.sha256(method.encode() + b"\0" + body).digest())

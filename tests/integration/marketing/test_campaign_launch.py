@@ -22,8 +22,8 @@ from services.marketing.domain.campaigns import CampaignDraft, CampaignNotApprov
 from services.marketing.domain.control_groups import Group, split
 from services.marketing.domain.offers import CouponTerms, DiscountKind, Offer
 from services.marketing.domain.segments import LIFECYCLE_STAGES, parse_rule
-from services.marketing.service_layer.campaigns import Campaigns
-from tests.integration.marketing.conftest import Clock, fetch
+from services.marketing.service_layer.campaigns import ApproveCampaign, Campaigns, CreateCampaign, LaunchCampaign
+from tests.integration.marketing.conftest import Clock, fetch, request
 
 
 @dataclass(frozen=True)
@@ -134,13 +134,15 @@ async def test_the_launch_excludes_with_reasons_holds_out_a_reproducible_control
     population = await members(marketing_url, clock, 1_200)
     await snapshot(unit_of_work, clock)
     campaigns = Campaigns(unit_of_work, clock=clock, issue_batch=97)
-    campaign = await campaigns.create(draft(clock, max_coupons=300), created_by="hq-anna")
+    creation = CreateCampaign(request(), draft(clock, max_coupons=300), created_by="hq-anna")
+    campaign = await campaigns.create(creation)
+    assert (await campaigns.create(creation)).campaign_id == campaign.campaign_id  # a retry creates nothing
     with pytest.raises(OwnApproval):
-        await campaigns.approve(campaign.campaign_id, approver="hq-anna")
+        await campaigns.approve(ApproveCampaign(request(), campaign.campaign_id, approver="hq-anna"))
     with pytest.raises(CampaignNotApproved):
-        await campaigns.launch(campaign.campaign_id)
-    await campaigns.approve(campaign.campaign_id, approver="hq-bo")
-    await campaigns.launch(campaign.campaign_id)
+        await campaigns.launch(LaunchCampaign(request(), campaign.campaign_id))
+    await campaigns.approve(ApproveCampaign(request(), campaign.campaign_id, approver="hq-bo"))
+    await campaigns.launch(LaunchCampaign(request(), campaign.campaign_id))
     issued = await launched(campaigns, campaign.campaign_id)
 
     placed = {
@@ -196,10 +198,10 @@ async def test_two_replicas_and_a_restart_mid_launch_still_issue_each_coupon_onc
     await snapshot(unit_of_work, clock)
     first = Campaigns(unit_of_work, clock=clock, issue_batch=50)
     campaign = await first.create(
-        draft(clock, frequency_cap=0, contact_channels=frozenset({"app_push", "sms"})), created_by="a"
+        CreateCampaign(request(), draft(clock, frequency_cap=0, contact_channels=frozenset({"app_push", "sms"})), "a")
     )
-    await first.approve(campaign.campaign_id, approver="b")
-    await first.launch(campaign.campaign_id)
+    await first.approve(ApproveCampaign(request(), campaign.campaign_id, approver="b"))
+    await first.launch(LaunchCampaign(request(), campaign.campaign_id))
     await first.run_launches()  # placed and one batch issued, then the process "dies"
     replica_a = Campaigns(unit_of_work, clock=clock, issue_batch=50)
     replica_b = Campaigns(unit_of_work, clock=clock, issue_batch=50)

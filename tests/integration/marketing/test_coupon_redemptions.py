@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from servicekit.db import UnitOfWork
+from servicekit.idempotency import RequestIdReused
 from services.marketing.domain.codes import generic_code, new_personal_code
 from services.marketing.domain.coupons import BudgetExhausted, CouponAlreadyUsed, NotYourCoupon
 from services.marketing.domain.discounts import BelowMinimumSpend
@@ -23,9 +24,10 @@ from services.marketing.service_layer.redemptions import (
     CouponRedemptions,
     HoldCoupon,
     HoldNotFound,
+    ReleaseHold,
     SaleCoupons,
 )
-from tests.integration.marketing.conftest import Clock, fetch, running_campaign
+from tests.integration.marketing.conftest import Clock, fetch, request, running_campaign
 
 TWENTY_OFF_ABOVE_100 = Offer(DiscountKind.AMOUNT_OFF, 2_000, min_spend_fen=10_000)
 
@@ -45,7 +47,13 @@ def basket(amount_fen: int = 12_000) -> tuple[BasketItem, ...]:
 
 def hold(code: str, member_id: str = "M1", channel: Channel = Channel.APP, **changes: Any) -> HoldCoupon:
     usual = HoldCoupon(
-        code=code, member_id=member_id, store_id="S1", channel=channel, lines=basket(), client_id="app-backend"
+        request=request(),
+        code=code,
+        member_id=member_id,
+        store_id="S1",
+        channel=channel,
+        lines=basket(),
+        client_id="app-backend",
     )
     return replace(usual, **changes)
 
@@ -143,10 +151,10 @@ async def test_a_released_or_lapsed_hold_gives_the_use_and_the_budget_back(
     )
     held = await redemptions.hold(hold(first))
     with pytest.raises(HoldNotFound):
-        await redemptions.release(held.hold_id, client_id="another-client")
+        await redemptions.release(ReleaseHold(request(), held.hold_id, client_id="another-client"))
     assert await counters(marketing_url, first, "CMP") == (0, 1, 0, 2_000, 0)
-    assert await redemptions.release(held.hold_id, client_id="app-backend") == "released"
-    assert await redemptions.release(held.hold_id, client_id="app-backend") == "released"
+    assert await redemptions.release(ReleaseHold(request(), held.hold_id, client_id="app-backend")) == "released"
+    assert await redemptions.release(ReleaseHold(request(), held.hold_id, client_id="app-backend")) == "released"
     assert await counters(marketing_url, first, "CMP") == (0, 0, 0, 0, 0)
     lapsing = await redemptions.hold(hold(second, member_id="M2", hold_for=timedelta(minutes=1)))
     assert await redemptions.lapse_due() == 0
@@ -233,3 +241,26 @@ async def test_fifty_holds_and_journaled_sales_racing_for_one_code_redeem_it_exa
     assert await counters(marketing_url, code, "CMP") == (1, 0, redeemed[0]["discount_fen"], 0, 1)
     open_holds = await fetch(marketing_url, "SELECT count(*) AS n FROM coupon_hold WHERE status = 'held'")
     assert open_holds[0]["n"] == 0
+
+
+async def test_a_retried_hold_answers_with_the_first_hold_and_reserves_nothing_more(
+    marketing_url: str, redemptions: CouponRedemptions, clock: Clock
+) -> None:
+    poster = generic_code("WEEKEND-10").value
+    await running_campaign(
+        marketing_url,
+        "CMP",
+        TWENTY_OFF_ABOVE_100,
+        terms(clock, per_member_limit=3),
+        coupons={poster: None},
+        use_limit=9,
+    )
+    asked = hold(poster, request=request("retry-1", body=b"basket-1"))
+    first = await redemptions.hold(asked)
+    clock.advance(seconds=5)
+    again = await redemptions.hold(asked)
+    assert again == first
+    assert await counters(marketing_url, poster, "CMP") == (0, 1, 0, 2_000, 0)
+    with pytest.raises(RequestIdReused):
+        await redemptions.hold(hold(poster, request=request("retry-1", body=b"another basket")))
+    assert await counters(marketing_url, poster, "CMP") == (0, 1, 0, 2_000, 0)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -350,3 +350,96 @@ async def give_back(session: AsyncSession, code: str, sale_id: str, by: str, now
         ),
         {"code": code, "sale_id": sale_id, "by": by, "now": now},
     )
+
+
+@dataclass(frozen=True)
+class CouponView:
+    code: str
+    campaign_id: str
+    member_id: str | None
+    use_limit: int
+    used: int
+    held: int
+    state: str
+    issued_at: datetime
+    offer: Offer
+    terms: CouponTerms
+
+
+async def member_coupons(
+    session: AsyncSession, member_id: str, *, include_inactive: bool, now: datetime, after: str, limit: int
+) -> list[CouponView]:
+    """A member's coupons, soonest to expire first (then by code), after the page key ``after``."""
+    active = (
+        "" if include_inactive else "AND c.state = 'active' AND c.used + c.held < c.use_limit AND k.valid_until > :now "
+    )
+    rows = await session.execute(
+        text(
+            "SELECT c.code, c.campaign_id, c.member_id, c.use_limit, c.used, c.held, c.state, c.issued_at, k.offer, "
+            "k.terms, to_char(k.valid_until AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS') || ':' || c.code AS page_key "
+            "FROM coupon c JOIN campaign k ON k.campaign_id = c.campaign_id "
+            f"WHERE c.member_id = :member_id {active}"
+            "AND to_char(k.valid_until AT TIME ZONE 'UTC', 'YYYYMMDDHH24MISSUS') || ':' || c.code > :after "
+            "ORDER BY page_key LIMIT :limit"
+        ),
+        {"member_id": member_id, "now": now, "after": after, "limit": limit},
+    )
+    return [
+        CouponView(
+            code=row[0],
+            campaign_id=row[1],
+            member_id=row[2],
+            use_limit=row[3],
+            used=row[4],
+            held=row[5],
+            state=row[6],
+            issued_at=row[7],
+            offer=offer_from_json(row[8]),
+            terms=terms_from_json(row[9]),
+        )
+        for row in rows
+    ]
+
+
+def page_key(coupon: CouponView) -> str:
+    """The key of a coupon in :func:`member_coupons`' order (what a page token continues after)."""
+    return coupon.terms.valid_until.astimezone(UTC).strftime("%Y%m%d%H%M%S%f") + ":" + coupon.code
+
+
+async def insert_generic_code(
+    session: AsyncSession, code: str, campaign_id: str, use_limit: int, now: datetime
+) -> bool:
+    inserted = await session.execute(
+        text(
+            "INSERT INTO coupon (code, campaign_id, use_limit, issued_at) VALUES (:code, :campaign_id, :limit, :now) "
+            "ON CONFLICT (code) DO NOTHING RETURNING code"
+        ),
+        {"code": code, "campaign_id": campaign_id, "limit": use_limit, "now": now},
+    )
+    return inserted.first() is not None
+
+
+async def conflicts(
+    session: AsyncSession,
+    *,
+    campaign_id: str | None,
+    store_id: str | None,
+    before: tuple[datetime, str, str] | None,
+    limit: int,
+) -> list[ConflictRow]:
+    """Redemption conflicts, newest first, optionally of one campaign or store, before a page key."""
+    conditions = ["(CAST(:campaign_id AS text) IS NULL OR campaign_id = :campaign_id)"]
+    conditions.append("(CAST(:store_id AS text) IS NULL OR store_id = :store_id)")
+    params: dict[str, Any] = {"campaign_id": campaign_id, "store_id": store_id, "limit": limit}
+    if before is not None:
+        conditions.append("(occurred_at, sale_id, code) < (:at, :sale_id, :code)")
+        params |= {"at": before[0], "sale_id": before[1], "code": before[2]}
+    rows = await session.execute(
+        text(
+            "SELECT code, sale_id, reason, campaign_id, store_id, member_id, discount_fen, redeemed_by_sale_id, "
+            f"occurred_at FROM redemption_conflict WHERE {' AND '.join(conditions)} "
+            "ORDER BY occurred_at DESC, sale_id DESC, code DESC LIMIT :limit"
+        ),
+        params,
+    )
+    return [ConflictRow(*row) for row in rows]

@@ -289,3 +289,28 @@ async def progress(session: AsyncSession, campaign: StoredCampaign) -> Progress:
         else:
             groups[grp] = int(n)
     return Progress(int(audience), excluded, groups["treatment"], groups["control"], campaign.issued)
+
+
+async def list_campaigns(
+    session: AsyncSession,
+    *,
+    store_id: str | None,
+    status: CampaignStatus | None,
+    before: tuple[datetime, str] | None,
+    limit: int,
+) -> list[StoredCampaign]:
+    """Newest first; only one store's when ``store_id`` is given; before the previous page's last."""
+    conditions = ["(CAST(:store_id AS text) IS NULL OR store_id = :store_id)"]
+    conditions.append("(CAST(:status AS text) IS NULL OR status = :status)")
+    params: dict[str, Any] = {"store_id": store_id, "status": None if status is None else status.value, "limit": limit}
+    if before is not None:
+        conditions.append("(created_at, campaign_id) < (:at, :id)")
+        params |= {"at": before[0], "id": before[1]}
+    rows = await session.execute(
+        text(
+            f"SELECT {_COLUMNS} FROM campaign WHERE {' AND '.join(conditions)} "
+            "ORDER BY created_at DESC, campaign_id DESC LIMIT :limit"
+        ),
+        params,
+    )
+    return [_campaign(row) for row in rows]

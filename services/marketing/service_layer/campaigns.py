@@ -138,6 +138,18 @@ class Campaigns:
             await uow.commit()
         return launching
 
+    async def progress(self, campaign: StoredCampaign) -> store.Progress:
+        async with self._unit_of_work() as uow:
+            return await store.progress(uow.session, campaign)
+
+    async def list(
+        self, *, store_id: str | None, status: CampaignStatus | None, before: tuple[datetime, str] | None, limit: int
+    ) -> list[StoredCampaign]:
+        async with self._unit_of_work() as uow:
+            return await store.list_campaigns(
+                uow.session, store_id=store_id, status=status, before=before, limit=min(max(limit, 1), 200)
+            )
+
     async def run_launches(self) -> int:
         """Carry every launching campaign one step further; the coupons issued (0: nothing left to do)."""
         async with self._unit_of_work() as uow:

@@ -23,7 +23,8 @@ def build_simulator(args: argparse.Namespace) -> StationSimulator:
     interval = args.checkin_ms / 1000 if args.checkin_ms > 0 else None
     if args.kind == "openepaperlink":
         macs = list(args.labels) + generate_macs(args.generate)
-        return OpenEPaperLinkSimulator(macs, latency=args.latency, checkin_interval=interval)
+        # Tags check in every --checkin-ms on the wall clock (the firmware's default is 10 minutes).
+        return OpenEPaperLinkSimulator(macs, latency=args.latency, checkin_interval=interval or 600.0, wall_clock=True)
     ids = list(args.labels) + generate_label_ids(args.generate)
     return BatchSimulator(ids, api_key=args.api_key, latency=args.latency, checkin_interval=interval)
 

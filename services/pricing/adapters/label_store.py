@@ -270,7 +270,9 @@ async def record_acknowledged(
             FROM unnest(CAST(:labels AS text[]), CAST(:digests AS text[])) AS v(label_id, digest)
             WHERE l.store_id = :store AND l.label_id = v.label_id
               AND (l.desired_digest = v.digest OR l.sent_digest = v.digest)
-              AND l.acked_digest IS DISTINCT FROM v.digest
+              AND (l.acked_digest IS DISTINCT FROM v.digest
+                   -- a revert: the label still shows what it last confirmed, and that is desired again
+                   OR (l.state <> 'acknowledged' AND l.desired_digest = v.digest))
         """),
         {
             "store": store_id,

@@ -13,6 +13,7 @@ from retail.pricing.v1 import pricing_service_pb2 as pb
 from retail.pricing.v1 import pricing_service_pb2_grpc as pb_grpc
 from sqlalchemy import text
 
+from services.pricing.adapters.esl.openepaperlink import expected_hash, tag_type_of
 from services.pricing.bootstrap import PricingApp
 from tests.integration.pricing.conftest import (
     HQ,
@@ -28,7 +29,7 @@ from tests.integration.pricing.conftest import (
 from tests.support.grpc_status import refused
 from tools.esl_simulators import Mode, running
 from tools.esl_simulators.batch import BatchSimulator
-from tools.esl_simulators.openepaperlink import OpenEPaperLinkSimulator, generate_macs
+from tools.esl_simulators.openepaperlink import TAG_TYPES, OpenEPaperLinkSimulator, generate_macs
 
 
 async def book(stub: pb_grpc.PricingServiceAsyncStub, store_id: str, since: int = 0) -> pb.GetPriceBookResponse:
@@ -68,6 +69,16 @@ async def labels_of(
 ) -> list[pb.Label]:
     answer = await stub.ListLabels(pb.ListLabelsRequest(store_id=store_id, state=state), timeout=10)
     return list(answer.labels)
+
+
+async def oepl_shows_desired(app: PricingApp, simulator: OpenEPaperLinkSimulator, store_id: str, mac: str) -> bool:
+    """Whether the tag shows the picture the adapter draws for the label's desired content."""
+    [row] = [r for r in await app.services.labels.list_labels(store_id, "", "", 100) if r.label_id == mac]
+    shown = simulator.shown(mac)
+    tag_type = tag_type_of(0x01, TAG_TYPES[0x01])
+    assert row.desired is not None
+    assert tag_type is not None
+    return shown is not None and shown.hash == expected_hash(row.desired, tag_type)
 
 
 async def sync_until_settled(app: PricingApp, *simulators: OpenEPaperLinkSimulator | BatchSimulator) -> None:
@@ -162,9 +173,12 @@ async def test_after_a_scheduled_change_fires_the_book_delta_the_api_and_every_l
             for label in await labels_of(stub, store_id):
                 assert label.state == pb.LABEL_SYNC_STATE_ACKNOWLEDGED
                 assert label.acknowledged_price.minor_units == pos[label.sku]
-                shown = simulator.displayed(label.label_id)
-                assert shown is not None
-                assert shown.price_fen == pos[label.sku]
+                if isinstance(simulator, OpenEPaperLinkSimulator):  # a picture: compare it with the one drawn
+                    assert await oepl_shows_desired(app, simulator, store_id, label.label_id)
+                else:
+                    shown = simulator.displayed(label.label_id)
+                    assert shown is not None
+                    assert shown.price_fen == pos[label.sku]
             audit = await stub.ListLabelMismatches(pb.ListLabelMismatchesRequest(store_id=store_id), timeout=10)
             assert (audit.label_count, audit.mismatch_count, audit.mismatch_rate.value) == (3, 0, "0")
 

@@ -1,45 +1,51 @@
 """Shelf labels driven by an OpenEPaperLink access point (ESP32 AP, firmware ``ESP32_AP-Flasher``).
 
-The AP's HTTP interface, as implemented in ``ESP32_AP-Flasher/src/web.cpp`` and ``tag_db.cpp``:
+The AP's HTTP interface used here (``ESP32_AP-Flasher/src/web.cpp``, ``tag_db.cpp``,
+``newproto.cpp``, ``contentmanager.cpp``):
 
-``POST /jsonupload`` (form fields ``mac``, ``json``, optional ``ttl``)
-    Stores the JSON template as ``/current/<MAC>.json``, switches the tag to content mode 19
-    ("json template") and schedules a render; the rendered image is queued until the tag
-    checks in. Answers ``200 "Ok, saved"``, ``400 "mac not found in tagDB"``, or ``409 "come
-    back later"`` while the AP is not running yet.
 ``GET /get_db?mac=<MAC>``
-    ``{"tags": [{"mac", "hash", "lastseen", "pending", "batteryMv", "RSSI", "updatecount",
-    "updatelast", ...}]}``, ``{"tags": []}`` for an unknown tag, ``{"error": ...}`` for a
-    malformed MAC. ``lastseen``/``updatelast`` are unix seconds on the AP clock, ``pending``
-    counts queued data for the tag, ``updatecount`` increments each time the tag confirms a
-    download, and ``hash`` is the md5 of the last image the tag took.
+    ``{"tags": [{"mac", "hash", "lastseen", "nextcheckin", "pending", "batteryMv", "hwType",
+    "updatecount", ...}]}``, ``{"tags": []}`` for an unknown tag. ``hash`` is the md5 of the
+    image the tag last took (first 8 bytes as hex, then zeros); ``nextcheckin`` is when the AP
+    expects the tag back (unix seconds, AP clock); ``pending`` counts queued images.
+``GET /tagtypes/<hwType as 2 hex digits>.json``
+    The tag type's ``width``, ``height``, ``colortable`` and ``rotatebuffer``.
+``POST /imgupload`` (multipart: ``mac``, ``dither``, ``file``)
+    A picture for the tag. The AP draws it when the tag's next check-in is under 5 minutes
+    away and queues the result (a FIFO: older queued images stay and are delivered first)
+    unless its md5 equals what the tag already shows, in which case it is dropped.
+``POST /tag_cmd`` (``mac``, ``cmd=clear``)
+    Empties the tag's queue.
 
 A label id is the tag MAC, 16 hex digits (the AP prints them upper case).
 
-Acknowledgement. The AP cannot tell us *which* content a tag shows: ``hash`` is the md5 of a
-bitmap the AP rendered, not of anything we can compute. What it does tell us reliably is
-"the tag confirmed a download": ``updatecount`` went up and nothing is ``pending``. So a push
-first reads the tag's ``updatecount``, uploads, and returns the ticket
-``oepl1:<digest>:<updatecount before the upload>``. ``status(ids, tickets)`` reports
-``acknowledged_digest = <digest>`` once ``pending == 0`` and ``updatecount`` is above the
-recorded value. The ticket carries everything, so acknowledgement survives a restart of the
-pricing service; it does not depend on the AP's clock either. A bare digest is accepted as a
-ticket too, but can then only be confirmed against this process's own memory of its uploads.
+What the label shows. The service draws every label itself (:mod:`.render`: the tag's size
+and palette, Noto Sans CJK for Chinese names) and uploads the picture; it can therefore
+compute the ``hash`` the AP will report once the tag shows that picture. A push returns the
+ticket ``oepl2:<content digest>:<expected hash>``, and ``status`` acknowledges the digest
+exactly when the tag reports that hash with nothing queued behind it. No counter is involved,
+so two contents cannot be confused, and a re-push of content the tag already shows (which the
+AP silently drops) is acknowledged by what the tag shows.
 
-The one window this cannot see: an *older* queued image delivered between our upload and the
-AP rendering ours would also bump ``updatecount``. The AP renders within a second of the
-upload, and the next check-in delivers ours anyway; a sync loop that re-checks until the
-digest matches closes it.
+Pushing content the tag already shows, with something else queued (a price reverted before
+the tag checked in), still uploads it (so no older upload waiting to be drawn can follow),
+then clears the tag's queue and reads the tag again: it is acknowledged only if the tag still
+shows it and nothing is queued. Otherwise it is ``ACCEPTED`` and waits like any push.
 
-Offline. A tag whose ``lastseen`` is older than ``offline_after`` (default 10 minutes) is
-reported offline. The AP still queues uploads for it (``pending``) and delivers them on its
-next check-in, so a push to an offline tag is ``ACCEPTED``, not ``FAILED``.
+Latency. Nothing reaches a tag before its next check-in: tags sleep up to their ``maxsleep``
+(10 minutes by default), so a change shows within one check-in interval (plus a few seconds),
+not within a second.
+
+Offline. A tag is offline once it is ``offline_grace`` (default 10 minutes, the firmware's own
+timeout) past the ``nextcheckin`` the AP expected, so a tag that checks in every 10 minutes is
+never reported offline between check-ins. An AP that reports no ``nextcheckin`` falls back to
+``lastseen`` plus ``offline_after``. Uploads for an offline tag still wait in the AP and a
+push to one is ``ACCEPTED``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -55,84 +61,61 @@ from services.pricing.adapters.esl.base import (
     PushState,
     StationUnavailable,
     decode_json,
-    format_fen,
     gather_bounded,
     http_client,
     normalize_tickets,
     send,
 )
+from services.pricing.adapters.esl.render import TagType, draw_label, encode_jpeg, image_hash, raw_bitmap
 
-__all__ = ["DEFAULT_FONTS", "OpenEPaperLinkStation", "parse_ticket", "render_template"]
+__all__ = ["OpenEPaperLinkStation", "expected_hash", "parse_ticket", "tag_type_of"]
 
 _MAC = re.compile(r"^[0-9A-F]{16}$")
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
-_TICKET_PREFIX: Final = "oepl1"
-
-# Fonts shipped on the AP's filesystem. Chinese article names need a CJK font uploaded to
-# the AP (a .vlw or TrueType file); pass its path through the ``fonts`` option.
-DEFAULT_FONTS: Final[Mapping[str, str]] = {
-    "name": "fonts/bahnschrift20",
-    "price": "fonts/calibrib50",
-    "small": "t0_14b_tf",
-}
-_BLACK, _RED = 1, 2  # the AP's colour indices: 0 white, 1 black, 2 red/accent
-_ALIGN_RIGHT = 2
+_HASH = re.compile(r"^[0-9a-f]{32}$")
+_TICKET_PREFIX: Final = "oepl2"
 
 
-def render_template(content: LabelContent, fonts: Mapping[str, str] = DEFAULT_FONTS) -> list[dict[str, object]]:
-    """The OpenEPaperLink JSON template drawing ``content`` on a 296x128 tag.
+def tag_type_of(hw_type: int, description: Mapping[str, object]) -> TagType | None:
+    """A :class:`TagType` from the AP's ``/tagtypes/XX.json``, ``None`` if it lacks what we need."""
+    width, height = description.get("width"), description.get("height")
+    table = description.get("colortable")
+    if not isinstance(width, int) or not isinstance(height, int) or not 0 < width <= 2000 or not 0 < height <= 2000:
+        return None
+    accent: tuple[int, int, int] | None = None
+    if isinstance(table, dict):
+        for name, colour in table.items():
+            if name in ("white", "black"):
+                continue
+            if isinstance(colour, list) and len(colour) == 3 and all(isinstance(c, int) for c in colour):
+                accent = (colour[0], colour[1], colour[2])
+                break
+    return TagType(hw_type, width, height, accent, description.get("rotatebuffer") in (1, True))
 
-    The first element, ``{"esl": {...}}``, is not a drawing command: the AP's ``drawElement``
-    skips objects it does not recognise, so it travels harmlessly with the template and makes
-    ``/current/<MAC>.json`` on the AP self-describing (which article, which digest). The
-    simulator reads it to report what a tag shows.
-    """
-    price_color = _RED if content.regular_price_fen is not None or content.promotion_text else _BLACK
-    elements: list[dict[str, object]] = [
-        {
-            "esl": {
-                "digest": content.digest(),
-                "sku": content.sku,
-                "price_fen": content.price_fen,
-                "template": content.template,
-            }
-        },
-        {"text": [4, 4, content.name, fonts["name"], _BLACK]},
-    ]
-    if content.promotion_text:
-        elements.append({"text": [4, 32, content.promotion_text, fonts["small"], _RED]})
-    if content.regular_price_fen is not None:
-        regular = format_fen(content.regular_price_fen)
-        elements.append({"text": [4, 54, regular, fonts["small"], _BLACK]})
-        # The strike-through: a line across the regular price, ~8 px per glyph of a 14 px font.
-        elements.append({"line": [2, 61, 6 + 8 * len(regular), 61, _BLACK]})
-    elements.append({"text": [292, 30, format_fen(content.price_fen), fonts["price"], price_color, _ALIGN_RIGHT]})
-    elements.append({"text": [292, 92, f"{content.currency}/{content.unit}", fonts["small"], _BLACK, _ALIGN_RIGHT]})
-    elements.append({"line": [0, 106, 296, 106, _BLACK]})
-    elements.append({"text": [4, 110, f"{content.barcode}  SKU {content.sku}", fonts["small"], _BLACK]})
-    return elements
+
+def expected_hash(content: LabelContent, tag: TagType) -> str:
+    """The ``hash`` the AP reports for a tag of type ``tag`` showing ``content``."""
+    return image_hash(raw_bitmap(draw_label(content, tag), tag))
 
 
 @dataclass(frozen=True)
 class Ticket:
-    """What ``status`` needs to recognise the acknowledgement of one upload."""
+    """What ``status`` needs to recognise the acknowledgement of one push."""
 
     digest: str
-    updatecount_before: int | None  # None: a bare digest, confirm from this process's memory
+    hash: str
 
 
-def make_ticket(digest: str, updatecount_before: int) -> str:
-    """``oepl1:<digest>:<updatecount before the upload>``."""
-    return f"{_TICKET_PREFIX}:{digest}:{updatecount_before}"
+def make_ticket(digest: str, hash_: str) -> str:
+    """``oepl2:<content digest>:<expected hash>``."""
+    return f"{_TICKET_PREFIX}:{digest}:{hash_}"
 
 
 def parse_ticket(ticket: str) -> Ticket | None:
-    """Read a ticket made by :func:`make_ticket`, or a bare content digest; ``None`` if neither."""
-    if _DIGEST.match(ticket):
-        return Ticket(ticket, None)
+    """Read a ticket made by :func:`make_ticket`; ``None`` if it is not one."""
     parts = ticket.split(":")
-    if len(parts) == 3 and parts[0] == _TICKET_PREFIX and _DIGEST.match(parts[1]) and parts[2].isdigit():
-        return Ticket(parts[1], int(parts[2]))
+    if len(parts) == 3 and parts[0] == _TICKET_PREFIX and _DIGEST.match(parts[1]) and _HASH.match(parts[2]):
+        return Ticket(parts[1], parts[2])
     return None
 
 
@@ -141,9 +124,11 @@ class _TagRecord:
     """The fields of one ``get_db`` entry the adapter relies on."""
 
     mac: str
+    hash: str
     pending: int
     lastseen: int
-    updatecount: int
+    nextcheckin: int | None
+    hw_type: int
     battery_mv: int | None
 
 
@@ -167,27 +152,23 @@ class OpenEPaperLinkStation:
         base_url: str,
         *,
         timeout: float = 5.0,
-        offline_after: timedelta | float = timedelta(minutes=10),
+        offline_grace: timedelta | float = timedelta(minutes=10),
+        offline_after: timedelta | float = timedelta(minutes=30),
         concurrency: int = 4,
-        fonts: Mapping[str, str] | None = None,
-        ttl_minutes: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._timeout = timeout
+        self._grace = offline_grace.total_seconds() if isinstance(offline_grace, timedelta) else float(offline_grace)
         self._offline_after = (
             offline_after.total_seconds() if isinstance(offline_after, timedelta) else float(offline_after)
         )
-        self._fonts = {**DEFAULT_FONTS, **(fonts or {})}
-        self._ttl = ttl_minutes
         self._clock = clock
         self._limit = asyncio.Semaphore(concurrency)
         self._client = http_client(base_url, timeout=timeout, max_connections=concurrency)
         self._name = f"OpenEPaperLink AP {base_url}"
-        # mac -> (digest, updatecount before upload) of this process's own last upload, only
-        # used for bare-digest tickets; tickets from push() carry this themselves.
-        self._uploads: dict[str, tuple[str, int]] = {}
+        self._tag_types: dict[int, TagType | None] = {}
 
     async def close(self) -> None:
         """Close the connection pool."""
@@ -196,7 +177,8 @@ class OpenEPaperLinkStation:
     # --- push ---------------------------------------------------------------------------
 
     async def push(self, pushes: Sequence[LabelPush]) -> list[PushResult]:
-        """Upload one JSON template per tag; ``ACCEPTED`` with an ``oepl1:`` ticket each.
+        """Draw and upload one picture per tag; ``ACCEPTED`` with an ``oepl2:`` ticket, or
+        ``ACKNOWLEDGED`` when the tag already shows it with nothing else queued.
 
         If the AP stops answering part-way, the tags already uploaded stay ``ACCEPTED``, the
         rest come back ``FAILED`` ("station unavailable: ..."), and no further requests are
@@ -211,7 +193,7 @@ class OpenEPaperLinkStation:
                 results.append(PushResult(push.label_id, PushState.FAILED, error=f"station unavailable: {outcome}"))
             else:
                 results.append(outcome)
-        if unavailable is not None and not any(r.state is PushState.ACCEPTED for r in results):
+        if unavailable is not None and not any(r.state is not PushState.FAILED for r in results):
             raise unavailable
         return results
 
@@ -222,14 +204,20 @@ class OpenEPaperLinkStation:
         tag = await self._get_tag(mac)
         if tag is None:
             return PushResult(push.label_id, PushState.FAILED, error="tag unknown to the access point")
-        digest = push.content.digest()
-        template = json.dumps(render_template(push.content, self._fonts), ensure_ascii=False, separators=(",", ":"))
-        form = {"mac": mac, "json": template}
-        if self._ttl:
-            form["ttl"] = str(self._ttl)
+        tag_type = await self._tag_type(tag.hw_type)
+        if tag_type is None:
+            return PushResult(push.label_id, PushState.FAILED, error=f"tag type {tag.hw_type:02X} unknown to the AP")
+        picture = draw_label(push.content, tag_type)
+        expected = image_hash(raw_bitmap(picture, tag_type))
+        ticket = make_ticket(push.content.digest(), expected)
         response = await send(
             self._client,
-            self._client.build_request("POST", "/jsonupload", data=form),
+            self._client.build_request(
+                "POST",
+                "/imgupload",
+                data={"mac": mac, "dither": "0"},
+                files={"file": (f"{mac}.jpg", encode_jpeg(picture), "image/jpeg")},
+            ),
             deadline=self._timeout,
             station=self._name,
         )
@@ -238,16 +226,53 @@ class OpenEPaperLinkStation:
         if response.status_code != 200:
             reason = response.text.strip()[:200] or f"HTTP {response.status_code}"
             return PushResult(push.label_id, PushState.FAILED, error=reason)
-        self._uploads[mac] = (digest, tag.updatecount)
-        return PushResult(push.label_id, PushState.ACCEPTED, ticket=make_ticket(digest, tag.updatecount))
+        if tag.hash == expected:
+            # The AP drops this upload as identical; whatever is queued would replace it.
+            if tag.pending:
+                await self._clear_queue(mac)
+            now = await self._get_tag(mac)
+            if now is not None and now.hash == expected and now.pending == 0:
+                return PushResult(push.label_id, PushState.ACKNOWLEDGED, ticket=ticket)
+        return PushResult(push.label_id, PushState.ACCEPTED, ticket=ticket)
+
+    async def _clear_queue(self, mac: str) -> None:
+        response = await send(
+            self._client,
+            self._client.build_request("POST", "/tag_cmd", data={"mac": mac, "cmd": "clear"}),
+            deadline=self._timeout,
+            station=self._name,
+        )
+        if response.status_code != 200:
+            raise StationUnavailable(f"{self._name}: tag_cmd clear answered HTTP {response.status_code}")
+
+    async def _tag_type(self, hw_type: int) -> TagType | None:
+        """The AP's description of a tag type, read once per type."""
+        if hw_type in self._tag_types:
+            return self._tag_types[hw_type]
+        response = await send(
+            self._client,
+            self._client.build_request("GET", f"/tagtypes/{hw_type:02X}.json"),
+            deadline=self._timeout,
+            station=self._name,
+        )
+        if response.status_code == 404:
+            self._tag_types[hw_type] = None
+            return None
+        if response.status_code != 200:
+            raise StationUnavailable(f"{self._name}: tagtypes answered HTTP {response.status_code}")
+        body = decode_json(response, station=self._name)
+        tag_type = tag_type_of(hw_type, body) if isinstance(body, dict) else None
+        self._tag_types[hw_type] = tag_type
+        return tag_type
 
     # --- status -------------------------------------------------------------------------
 
     async def status(self, label_ids: Sequence[str], tickets: Sequence[str] = ()) -> list[LabelStatus]:
         """Read each tag from the AP's tag database and judge its acknowledgement.
 
-        ``tickets`` are the ``push`` tickets (or bare expected digests), one per label; see the
-        module docstring for the rule. Any station-level failure raises
+        A label's digest is acknowledged when the tag reports the ticket's hash and nothing is
+        queued for it; until then it is ``pending``. Without a ticket nothing is acknowledged
+        (the AP cannot say which content a hash belongs to). Any station-level failure raises
         :class:`StationUnavailable` (status has no side effects, so the caller just retries).
         """
         ticket_list = normalize_tickets(label_ids, tickets)
@@ -260,6 +285,14 @@ class OpenEPaperLinkStation:
             statuses.append(outcome)
         return statuses
 
+    def _online(self, tag: _TagRecord) -> bool:
+        if tag.lastseen <= 0:
+            return False
+        now = self._clock()
+        if tag.nextcheckin is not None and tag.nextcheckin >= tag.lastseen:
+            return now <= tag.nextcheckin + self._grace
+        return now - tag.lastseen <= self._offline_after
+
     async def _status_one(self, label_id: str, ticket: str) -> LabelStatus:
         mac = label_id.strip().upper()
         if not _MAC.match(mac):
@@ -268,28 +301,16 @@ class OpenEPaperLinkStation:
         if tag is None:
             return LabelStatus(label_id, None, False, False, None, None, error="tag unknown to the access point")
         last_seen = datetime.fromtimestamp(tag.lastseen, UTC) if tag.lastseen > 0 else None
-        online = tag.lastseen > 0 and self._clock() - tag.lastseen <= self._offline_after
         expected = parse_ticket(ticket) if ticket else None
         error = "" if expected is not None or not ticket else "unrecognised ticket"
-        if expected is None and not ticket and mac in self._uploads:
-            expected = Ticket(*self._uploads[mac])
         acknowledged: str | None = None
-        waiting = False
-        if expected is not None:
-            before = expected.updatecount_before
-            if before is None:
-                remembered = self._uploads.get(mac)
-                before = remembered[1] if remembered and remembered[0] == expected.digest else None
-            if before is not None and tag.pending == 0 and tag.updatecount > before:
-                acknowledged = expected.digest
-            else:
-                # Uploaded but not confirmed yet: the AP may not even have rendered it.
-                waiting = before is not None
+        if expected is not None and tag.hash == expected.hash and tag.pending == 0:
+            acknowledged = expected.digest
         return LabelStatus(
             label_id,
             acknowledged_digest=acknowledged,
-            pending=tag.pending > 0 or waiting,
-            online=online,
+            pending=tag.pending > 0 or (expected is not None and acknowledged is None),
+            online=self._online(tag),
             battery_mv=tag.battery_mv,
             last_seen=last_seen,
             error=error,
@@ -313,9 +334,19 @@ class OpenEPaperLinkStation:
             raise StationUnavailable(f"{self._name}: get_db answer has no tag list")
         for entry in tags:
             if isinstance(entry, dict) and str(entry.get("mac", "")).upper() == mac:
-                pending, lastseen, updatecount = (_int_field(entry, k) for k in ("pending", "lastseen", "updatecount"))
-                if pending is None or lastseen is None or updatecount is None:
-                    raise StationUnavailable(f"{self._name}: get_db entry for {mac} lacks pending/lastseen/updatecount")
+                pending, lastseen = _int_field(entry, "pending"), _int_field(entry, "lastseen")
+                hash_ = entry.get("hash")
+                if pending is None or lastseen is None or not isinstance(hash_, str):
+                    raise StationUnavailable(f"{self._name}: get_db entry for {mac} lacks hash/pending/lastseen")
                 battery = _int_field(entry, "batteryMv")
-                return _TagRecord(mac, pending, lastseen, updatecount, battery if battery else None)
+                nextcheckin = _int_field(entry, "nextcheckin")
+                return _TagRecord(
+                    mac,
+                    hash_.lower(),
+                    pending,
+                    lastseen,
+                    nextcheckin if nextcheckin else None,
+                    _int_field(entry, "hwType") or 0,
+                    battery if battery else None,
+                )
         return None

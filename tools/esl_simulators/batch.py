@@ -105,6 +105,7 @@ class BatchSimulator(StationSimulator):
         self._labels: dict[str, SimulatedLabel] = {}
         self._transactions: dict[str, _Transaction] = {}
         self._failures: dict[str, str] = {}
+        self._ignoring: set[str] = set()
         self._pending: set[str] = set()
         self._last_checkin = 0.0
         self._ids = itertools.count(1)
@@ -135,6 +136,15 @@ class BatchSimulator(StationSimulator):
         with self._lock:
             self._failures[label_id] = error
 
+    def ignore_updates(self, label_id: str, ignore: bool = True) -> None:
+        """The label's updates are reported ``succeeded`` but its display does not change
+        (a server that trusts the radio's send, not the label's confirmation)."""
+        with self._lock:
+            if ignore:
+                self._ignoring.add(label_id)
+            else:
+                self._ignoring.discard(label_id)
+
     def heal_label(self, label_id: str) -> None:
         """Undo :meth:`fail_label`."""
         with self._lock:
@@ -162,7 +172,8 @@ class BatchSimulator(StationSimulator):
                         item.status, item.error = "failed", failure
                     else:
                         item.status = "succeeded"
-                        label.displayed = Displayed(item.digest, item.price_fen)
+                        if label_id not in self._ignoring:
+                            label.displayed = Displayed(item.digest, item.price_fen)
                     delivered += 1
                 label.queue.clear()
                 label.last_seen = now

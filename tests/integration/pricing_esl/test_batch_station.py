@@ -174,3 +174,43 @@ async def test_a_wrong_api_key_makes_the_station_unavailable(
     finally:
         await adapter.close()
     assert simulator.updates_received == 0
+
+
+async def test_a_succeeded_transaction_acknowledges_nothing_the_label_does_not_report(
+    station: LabelStation, simulator: BatchSimulator, label_ids: list[str]
+) -> None:
+    label_id = label_ids[0]
+    shown, lost = content(500), content(450)
+    [first] = await station.push([LabelPush(label_id, shown)])
+    simulator.tick()
+    simulator.ignore_updates(label_id)  # the server will say "succeeded", the display will not change
+
+    [second] = await station.push([LabelPush(label_id, lost)])
+    simulator.tick()
+
+    [status] = await station.status([label_id], [second.ticket])
+    assert (status.pending, status.error) == (False, "")  # the server's word: done, no error
+    assert status.acknowledged_digest == shown.digest() != lost.digest()  # the label's word wins
+    assert first.ticket != second.ticket
+
+
+async def test_a_revert_is_not_acknowledged_while_the_older_update_is_still_queued(
+    station: LabelStation, simulator: BatchSimulator, label_ids: list[str]
+) -> None:
+    label_id = label_ids[0]
+    x, y = content(1000), content(900)
+    await station.push([LabelPush(label_id, x)])
+    simulator.tick()
+    await station.push([LabelPush(label_id, y)])
+    [back_to_x] = await station.push([LabelPush(label_id, x)])  # reverted before the label checked in
+
+    [before] = await station.status([label_id], [back_to_x.ticket])
+    assert simulator.pending(label_id)
+    assert (before.pending, before.acknowledged_digest) == (True, None)  # shows X, but Y is on its way
+
+    simulator.tick()  # Y, then X, are delivered
+    [after] = await station.status([label_id], [back_to_x.ticket])
+    assert (after.pending, after.acknowledged_digest) == (False, x.digest())
+    shown = simulator.displayed(label_id)
+    assert shown is not None
+    assert shown.digest == x.digest()

@@ -12,9 +12,15 @@ Commercial ESL servers share one shape, which this adapter speaks in a vendor-ne
     ``{"labels": [{"label_id", "online", "battery_mv", "last_seen", "displayed_digest"}]}``
 
 ``push`` returns ``ACCEPTED`` with the transaction id as ticket. ``status`` reads the
-transactions named by the tickets (pending / failed and why) and the label state; the
-acknowledged digest is the label's own ``displayed_digest``, because that is what the label
-reported showing, whichever transaction put it there (a later push may have superseded ours).
+transactions named by the tickets (pending / failed and why) and the label state.
+
+Acknowledgement is by what the label reports showing, never by what the server says about a
+transaction: the acknowledged digest is the label's own ``displayed_digest``, whichever
+transaction put it there, and only once our update for that label is no longer queued. A
+"succeeded" transaction whose label reports other content acknowledges nothing; a label
+that already shows the content, while our update (or an older one) still waits to be
+delivered, is not acknowledged yet either (a price reverted before the label checked in would
+otherwise be confirmed while the older update is still on its way to the shelf).
 """
 
 from __future__ import annotations
@@ -205,10 +211,11 @@ class BatchStation:
                     error = result.error or "failed"
                 elif result.status != "succeeded":
                     error = f"unexpected result status {result.status!r}"
+            shown = state.displayed_digest if state is not None and not pending else None
             statuses.append(
                 LabelStatus(
                     label_id,
-                    acknowledged_digest=state.displayed_digest if state else None,
+                    acknowledged_digest=shown,
                     pending=pending,
                     online=state.online if state else False,
                     battery_mv=state.battery_mv if state else None,

@@ -39,13 +39,16 @@ class PricingSettings(BaseServiceSettings):
         default=1800.0, gt=0, le=86_400, description="a given-up label is still pushed this often until it confirms"
     )
     label_ack_timeout_seconds: float = Field(
-        default=600.0,
+        default=900.0,
         gt=0,
         le=86_400,
-        description="a sent label not confirmed this long is pushed again (counts as an attempt)",
+        description=(
+            "a sent label not confirmed this long is pushed again (counts as an attempt); above the tags' "
+            "check-in interval (OpenEPaperLink: 10 minutes by default)"
+        ),
     )
     label_ack_deadline_seconds: float = Field(
-        default=900.0,
+        default=1200.0,
         gt=0,
         le=86_400,
         description="the parity audit reports labels not confirming their content within this deadline",

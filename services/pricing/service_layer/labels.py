@@ -54,8 +54,8 @@ class LabelPolicy:
     retry_max_seconds: float = 600.0
     max_attempts: int = 6
     given_up_retry_seconds: float = 1800.0
-    ack_timeout_seconds: float = 600.0
-    ack_deadline_seconds: float = 900.0
+    ack_timeout_seconds: float = 900.0  # above a tag's check-in interval (10 minutes by default)
+    ack_deadline_seconds: float = 1200.0
     station_timeout_seconds: float = 10.0
     push_batch: int = 1000
     api_key: str = ""

@@ -1,7 +1,9 @@
 """A simulated OpenEPaperLink access point that behaves as the firmware (``ESP32_AP-Flasher``) does.
 
 Served: ``POST /imgupload`` (multipart: ``mac``, ``dither``, the JPEG ``file``), ``POST
-/jsonupload`` (stored, never drawn: this simulator cannot draw the AP's fonts), ``POST
+/jsonupload`` (a JSON template; the AP draws it with its own fonts, which this simulator does
+not have: it stands for that drawing by a blank picture whose md5 is the template's, so equal
+templates draw equal images, and the rest — queue, skip, check-in — is the same), ``POST
 /tag_cmd`` (``cmd=clear`` empties a tag's queue), ``GET /get_db`` and ``GET /tagtypes/XX.json``.
 
 What it models, each as the firmware does it:
@@ -140,6 +142,7 @@ class SimulatedTag:
     battery_mv: int = 2900
     rssi: int = -62
     configured: bytes | None = None  # uploaded JPEG, not drawn yet
+    configured_json: str | None = None  # or an uploaded JSON template
     queue: list[_Drawn] = field(default_factory=list)
     shown: _Drawn | None = None
     updatecount: int = 0
@@ -330,20 +333,27 @@ class OpenEPaperLinkSimulator(StationSimulator):
     def configured(self, mac: str) -> bool:
         """Whether an upload waits to be drawn for the tag."""
         with self._lock:
-            return self._tags[mac.upper()].configured is not None
+            tag = self._tags[mac.upper()]
+            return tag.configured is not None or tag.configured_json is not None
 
     def _render_due(self) -> None:
         now = self._clock()
         with self._lock:
             for tag in self._tags.values():
-                if tag.configured is not None and tag.next_checkin < now + RENDER_AHEAD_SECONDS:
+                waiting = tag.configured is not None or tag.configured_json is not None
+                if waiting and tag.next_checkin < now + RENDER_AHEAD_SECONDS:
                     self._render(tag)
 
     def _render(self, tag: SimulatedTag) -> None:
-        if tag.configured is None:
+        if tag.configured is not None:
+            drawn = _draw(tag.configured, tag.hw_type)
+        elif tag.configured_json is not None:
+            kind = TAG_TYPES[tag.hw_type]
+            blank = Image.new("RGB", (int(str(kind["width"])), int(str(kind["height"]))), (255, 255, 255))
+            drawn = _Drawn(hashlib.md5(tag.configured_json.encode(), usedforsecurity=False).digest()[:8], blank)
+        else:
             return
-        drawn = _draw(tag.configured, tag.hw_type)
-        tag.configured = None
+        tag.configured, tag.configured_json = None, None
         current = tag.shown.md5_8 if tag.shown else bytes(8)
         if drawn.md5_8 == current:  # "new image is the same as current image. not updating tag."
             self.skipped += 1
@@ -383,7 +393,7 @@ class OpenEPaperLinkSimulator(StationSimulator):
             tag = self._tags.get(mac) if _MAC.match(mac) else None
             if tag is None:
                 return PlainTextResponse("mac not found", status_code=400)
-            tag.configured = fields.get("file", b"")
+            tag.configured, tag.configured_json = fields.get("file", b""), None
             self.uploads += 1
         self._render_due()  # the content manager runs right away when the check-in is near
         return PlainTextResponse("Ok, saved")
@@ -394,8 +404,12 @@ class OpenEPaperLinkSimulator(StationSimulator):
         if not _MAC.match(mac) or not form.get("json"):
             return PlainTextResponse("Missing parameters", status_code=400)
         with self._lock:
-            if mac not in self._tags:
+            tag = self._tags.get(mac)
+            if tag is None:
                 return PlainTextResponse("mac not found in tagDB", status_code=400)
+            tag.configured, tag.configured_json = None, form["json"][0]
+            self.uploads += 1
+        self._render_due()
         return PlainTextResponse("Ok, saved")
 
     async def _tag_cmd(self, request: Request) -> Response:
@@ -453,7 +467,7 @@ class OpenEPaperLinkSimulator(StationSimulator):
             "nextcheckin": int(tag.next_checkin),
             "pending": len(tag.queue),
             "alias": "",
-            "contentMode": 24 if tag.updatecount or tag.queue or tag.configured else 0,
+            "contentMode": 19 if tag.configured_json else 24 if tag.updatecount or tag.queue or tag.configured else 0,
             "LQI": 100,
             "RSSI": tag.rssi,
             "temperature": 21,

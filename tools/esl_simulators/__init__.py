@@ -6,7 +6,10 @@ their labels in memory and are driven from the test that owns them:
 
 * ``tick()`` is one radio check-in of every online label: pending content is delivered.
   Tests call it explicitly, so nothing depends on sleeping; ``checkin_interval`` adds an
-  automatic check-in loop for demos and benchmarks.
+  automatic check-in loop for demos and benchmarks. The OpenEPaperLink simulator follows
+  the AP firmware's timing on a ``ManualClock`` instead: ``advance(seconds)`` runs the
+  drawing (5 minutes before a tag's check-in) and the check-ins (every 10 minutes by
+  default) that fall due, in order.
 * ``mode`` breaks the whole station (see :class:`Mode`), ``latency`` slows every request,
   ``set_online`` takes one label off the air.
 * ``displayed(label_id)`` is what a label shows now; ``requests`` counts served requests.

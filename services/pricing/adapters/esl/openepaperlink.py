@@ -66,7 +66,7 @@ from services.pricing.adapters.esl.base import (
     normalize_tickets,
     send,
 )
-from services.pricing.adapters.esl.render import TagType, draw_label, encode_jpeg, image_hash, raw_bitmap
+from services.pricing.adapters.esl.render import TagType, prepare_upload
 
 __all__ = ["OpenEPaperLinkStation", "expected_hash", "parse_ticket", "tag_type_of"]
 
@@ -95,7 +95,7 @@ def tag_type_of(hw_type: int, description: Mapping[str, object]) -> TagType | No
 
 def expected_hash(content: LabelContent, tag: TagType) -> str:
     """The ``hash`` the AP reports for a tag of type ``tag`` showing ``content``."""
-    return image_hash(raw_bitmap(draw_label(content, tag), tag))
+    return prepare_upload(content, tag)[1]
 
 
 @dataclass(frozen=True)
@@ -207,8 +207,7 @@ class OpenEPaperLinkStation:
         tag_type = await self._tag_type(tag.hw_type)
         if tag_type is None:
             return PushResult(push.label_id, PushState.FAILED, error=f"tag type {tag.hw_type:02X} unknown to the AP")
-        picture = draw_label(push.content, tag_type)
-        expected = image_hash(raw_bitmap(picture, tag_type))
+        jpeg, expected = await asyncio.to_thread(prepare_upload, push.content, tag_type)
         ticket = make_ticket(push.content.digest(), expected)
         response = await send(
             self._client,
@@ -216,7 +215,7 @@ class OpenEPaperLinkStation:
                 "POST",
                 "/imgupload",
                 data={"mac": mac, "dither": "0"},
-                files={"file": (f"{mac}.jpg", encode_jpeg(picture), "image/jpeg")},
+                files={"file": (f"{mac}.jpg", jpeg, "image/jpeg")},
             ),
             deadline=self._timeout,
             station=self._name,

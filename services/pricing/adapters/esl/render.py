@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -34,12 +35,15 @@ from PIL import Image, ImageDraw, ImageFont
 
 from services.pricing.adapters.esl.base import LabelContent, format_fen
 
-__all__ = ["TagType", "draw_label", "encode_jpeg", "image_hash", "raw_bitmap"]
+__all__ = ["TagType", "draw_label", "encode_jpeg", "image_hash", "prepare_upload", "raw_bitmap"]
 
 _FONT_PACKAGE = "manimgx_fonts_cjk"
 _FONT_FILE = "NotoSansCJK-VF.otf.ttc"
 _FONT_INDEX_SC = 2  # the collection holds JP, KR, SC, TC, HK; SC has the simplified Chinese glyph forms
 _BASE_WIDTH, _BASE_HEIGHT = 296, 128  # the layout is designed at 2.9" size and scaled
+
+# FreeType faces are not thread-safe and the fonts are cached: one drawing at a time.
+_DRAWING = threading.Lock()
 
 RGB = tuple[int, int, int]
 WHITE: RGB = (255, 255, 255)
@@ -148,3 +152,11 @@ def image_hash(raw: bytes) -> str:
     its md5 field, the last 8 zero: 32 lower-case hex digits.
     """
     return hashlib.md5(raw, usedforsecurity=False).digest()[:8].hex() + "0" * 16
+
+
+def prepare_upload(content: LabelContent, tag: TagType) -> tuple[bytes, str]:
+    """The JPEG to upload for ``content`` on a tag of type ``tag``, and the hash the tag will
+    report once it shows it. Thread-safe (callers run it off the event loop: ~10-20 ms)."""
+    with _DRAWING:
+        picture = draw_label(content, tag)
+    return encode_jpeg(picture), image_hash(raw_bitmap(picture, tag))

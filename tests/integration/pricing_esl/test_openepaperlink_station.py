@@ -314,3 +314,16 @@ def test_ticket_carries_the_digest_and_the_expected_hash() -> None:
     assert parse_ticket(digest) is None
     assert parse_ticket("T00000001") is None
     assert parse_ticket(f"oepl1:{digest}:7") is None
+
+
+async def test_a_tag_of_a_type_the_ap_does_not_describe_fails_alone(
+    station: LabelStation, simulator: OpenEPaperLinkSimulator, macs: list[str]
+) -> None:
+    [odd] = generate_macs(1, prefix=uuid.uuid4().int & 0xFFFF)
+    simulator.add_labels([odd], hw_type=0x7E)  # no /tagtypes/7E.json on this AP
+
+    results = await station.push([LabelPush(odd, content()), LabelPush(macs[0], content())])
+
+    assert [r.state for r in results] == [PushState.FAILED, PushState.ACCEPTED]
+    assert "tag type 7E" in results[0].error
+    assert simulator.requests["imgupload"] == 1

@@ -168,7 +168,7 @@ class OpenEPaperLinkStation:
         self._limit = asyncio.Semaphore(concurrency)
         self._client = http_client(base_url, timeout=timeout, max_connections=concurrency)
         self._name = f"OpenEPaperLink AP {base_url}"
-        self._tag_types: dict[int, TagType | None] = {}
+        self._tag_types: dict[int, TagType] = {}
 
     async def close(self) -> None:
         """Close the connection pool."""
@@ -245,9 +245,10 @@ class OpenEPaperLinkStation:
             raise StationUnavailable(f"{self._name}: tag_cmd clear answered HTTP {response.status_code}")
 
     async def _tag_type(self, hw_type: int) -> TagType | None:
-        """The AP's description of a tag type, read once per type."""
-        if hw_type in self._tag_types:
-            return self._tag_types[hw_type]
+        """The AP's description of a tag type, read once per type (an unknown one is asked again:
+        the AP downloads tag types it meets)."""
+        if (known := self._tag_types.get(hw_type)) is not None:
+            return known
         response = await send(
             self._client,
             self._client.build_request("GET", f"/tagtypes/{hw_type:02X}.json"),
@@ -255,13 +256,13 @@ class OpenEPaperLinkStation:
             station=self._name,
         )
         if response.status_code == 404:
-            self._tag_types[hw_type] = None
             return None
         if response.status_code != 200:
             raise StationUnavailable(f"{self._name}: tagtypes answered HTTP {response.status_code}")
         body = decode_json(response, station=self._name)
         tag_type = tag_type_of(hw_type, body) if isinstance(body, dict) else None
-        self._tag_types[hw_type] = tag_type
+        if tag_type is not None:
+            self._tag_types[hw_type] = tag_type
         return tag_type
 
     # --- status -------------------------------------------------------------------------

@@ -21,8 +21,9 @@ overflow. The conditional expectation needs the Gaussian hypergeometric function
 2F1(r+x, b+x; a+b+x−1; z): its parameters grow with ``x`` and its value with them while
 the factor in front of it vanishes, so it is evaluated after Euler's transformation,
 which turns the product into (1−z)^(a−1) · 2F1(a+b−1−r, a−1; a+b+x−1; z) — parameters
-that no longer grow with ``x``, and a value near 1. Where ``scipy.special.hyp2f1`` still
-fails, its power series is summed directly.
+that no longer grow with ``x``, and a value near 1. When a fit puts a and b themselves
+very high (the data show no dropout) the paper's own form is the tame one and serves
+instead; where ``scipy.special.hyp2f1`` fails on both, its power series is summed.
 
 Nothing here does I/O; everything is deterministic.
 """
@@ -198,23 +199,37 @@ def _hyp2f1_series(a: FloatArray, b: FloatArray, c: FloatArray, z: FloatArray) -
     return total
 
 
-def _transformed_hyp2f1(a: FloatArray, b: FloatArray, c: FloatArray, z: FloatArray) -> FloatArray:
-    values = np.asarray(hyp2f1(a, b, c, z), dtype=np.float64)
-    failed = ~np.isfinite(values)
-    if failed.any():
-        values[failed] = _hyp2f1_series(a[failed], b[failed], c[failed], z[failed])
-    return values
+def _remaining_share(params: BgNbdParameters, a: float, horizon: float, x: FloatArray, age: FloatArray) -> FloatArray:
+    """((α+T)/(α+T+t))^(r+x) · 2F1(r+x, b+x; a+b+x−1; t/(α+T+t)), elementwise, for one value of a.
+
+    Euler's form (1−z)^(a−1) · 2F1(a+b−1−r, a−1; c; z) first: its parameters do not grow
+    with x. When the fit put a and b themselves very high (no sign of dropout in the
+    data) that form overflows instead, and the paper's own form is the tame one; the
+    power series is the last resort.
+    """
+    r, alpha, b = params.r, params.alpha, params.b
+    z = horizon / (alpha + age + horizon)
+    c = a + b + x - 1.0
+    with np.errstate(all="ignore"):
+        share = np.exp((a - 1.0) * np.log1p(-z)) * hyp2f1(a + b - 1.0 - r, a - 1.0, c, z)
+        failed = ~np.isfinite(share)
+        if failed.any():
+            direct_z, direct_x, direct_c = z[failed], x[failed], c[failed]
+            front = np.exp((r + direct_x) * np.log1p(-direct_z))
+            direct = front * hyp2f1(r + direct_x, b + direct_x, direct_c, direct_z)
+            still = ~np.isfinite(direct)
+            if still.any():
+                direct[still] = front[still] * _hyp2f1_series(
+                    r + direct_x[still], b + direct_x[still], direct_c[still], direct_z[still]
+                )
+            share[failed] = direct
+    return np.asarray(share, dtype=np.float64)
 
 
 def _lifetime_factor(params: BgNbdParameters, a: float, horizon: float, x: FloatArray, age: FloatArray) -> FloatArray:
     """(a+b+x−1)/(a−1) · [1 − ((α+T)/(α+T+t))^(r+x) · 2F1(r+x, b+x; a+b+x−1; t/(α+T+t))], for one value of a."""
-    r, alpha, b = params.r, params.alpha, params.b
-    z = horizon / (alpha + age + horizon)
-    c = a + b + x - 1.0
-    # Euler's transformation: ((α+T)/(α+T+t))^(r+x) · 2F1(r+x, b+x; c; z) = (1−z)^(a−1) · 2F1(c−r−x, a−1; c; z).
-    shifted = _transformed_hyp2f1(np.broadcast_to(a + b - 1.0 - r, x.shape), np.full(x.shape, a - 1.0), c, z)
-    remaining = np.exp((a - 1.0) * np.log1p(-z)) * shifted
-    return np.asarray(c / (a - 1.0) * (1.0 - remaining), dtype=np.float64)
+    c = a + params.b + x - 1.0
+    return np.asarray(c / (a - 1.0) * (1.0 - _remaining_share(params, a, horizon, x, age)), dtype=np.float64)
 
 
 def expected_purchases(

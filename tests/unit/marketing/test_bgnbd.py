@@ -170,3 +170,13 @@ def test_data_that_cannot_come_from_any_customer_is_refused() -> None:
         fit_bgnbd([0.0], [3.0], [5.0])
     with pytest.raises(ValueError, match="no customers"):
         fit_bgnbd([], [], [])
+
+
+def test_a_fit_that_found_no_dropout_still_gives_finite_expectations() -> None:
+    # Few young customers: the fit drives a and b up together (dropout p ≈ a/(a+b), nearly certain).
+    params = BgNbdParameters(r=0.1, alpha=17.0, a=2_100.0, b=46_600.0)
+
+    expected = expected_purchases(params, 30.0, [0.0, 0.0], [0.0, 0.0], [50.0, 150.0])
+
+    # No repeat purchase yet, so no dropout yet either; until the next purchase λ ~ Gamma(r, α+T).
+    assert expected == pytest.approx([0.1 / 67.0 * 30.0, 0.1 / 167.0 * 30.0], rel=0.02)

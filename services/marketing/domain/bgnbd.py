@@ -89,6 +89,8 @@ def _check_data(x: FloatArray, t_x: FloatArray, age: FloatArray) -> None:
         raise ValueError("x, t_x and T must have one shape")
     if x.size and (x.min() < 0 or t_x.min() < 0 or np.any(t_x > age) or np.any((x == 0) & (t_x != 0))):
         raise ValueError("need x ≥ 0, 0 ≤ t_x ≤ T, and t_x = 0 where x = 0")
+    if np.any(x != np.floor(x)):
+        raise ValueError("x counts repeat purchases: whole numbers only")
 
 
 def _likelihood_terms(

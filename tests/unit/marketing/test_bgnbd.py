@@ -168,6 +168,8 @@ def test_data_that_cannot_come_from_any_customer_is_refused() -> None:
         fit_bgnbd([1.0], [10.0], [5.0])
     with pytest.raises(ValueError, match="t_x = 0 where x = 0"):
         fit_bgnbd([0.0], [3.0], [5.0])
+    with pytest.raises(ValueError, match="whole numbers"):
+        fit_bgnbd([0.5], [3.0], [5.0])
     with pytest.raises(ValueError, match="no customers"):
         fit_bgnbd([], [], [])
 

@@ -26,6 +26,11 @@ Three models answer, each for every member who has bought by the cut-off:
   backtest can check, unlike BG/NBD's latent "alive" (which is 1 for every one-time
   buyer, the very members a churn score is for).
 
+- ``bgnbd_and_boosting_average`` — the mean of the two above, expectations and
+  probabilities alike. Two forecasts whose errors are not the same errors are steadier
+  averaged than either alone (and an average's absolute error is never above the mean
+  of theirs), so the race has this entrant too.
+
 So for every member: ``expected_purchases`` (H days), ``p_active`` = P(at least one
 purchase in the next H days) and ``churn_risk`` = 1 − ``p_active`` (no purchase in the
 next H days — an observable churn, scored by AUC and Brier in the backtest).
@@ -69,7 +74,8 @@ from services.marketing.domain.purchase_history import FloatArray, IntArray, Pur
 BGNBD = "bgnbd"
 RECENCY_FREQUENCY = "recency_frequency"
 GRADIENT_BOOSTING = "rfm_gradient_boosting"
-MODELS = (BGNBD, RECENCY_FREQUENCY, GRADIENT_BOOSTING)
+COMBINED = "bgnbd_and_boosting_average"
+MODELS = (BGNBD, RECENCY_FREQUENCY, GRADIENT_BOOSTING, COMBINED)
 
 MIN_HORIZON_DAYS = 7
 MAX_HORIZON_DAYS = 365
@@ -403,14 +409,24 @@ def predict_repurchase(
         raise ValueError(f"no member had bought by {cutoff}")
     params = fit_bgnbd_on(summary)
     predictions: dict[str, RepurchasePrediction] = {}
+    baseline = bgnbd_prediction(summary, params, horizon_days)
     if BGNBD in models:
-        predictions[BGNBD] = bgnbd_prediction(summary, params, horizon_days)
+        predictions[BGNBD] = baseline
     if RECENCY_FREQUENCY in models:
         predictions[RECENCY_FREQUENCY] = recency_frequency_prediction(summary, horizon_days)
-    if GRADIENT_BOOSTING in models:
+    if GRADIENT_BOOSTING in models or COMBINED in models:
         boosting = RfmBoostingModel.fit(log, cutoff, horizon_days)
         if boosting is not None:
-            predictions[GRADIENT_BOOSTING] = boosting.predict(summary, params, ChainSeasonality.of(log, cutoff))
+            boosted = boosting.predict(summary, params, ChainSeasonality.of(log, cutoff))
+            if GRADIENT_BOOSTING in models:
+                predictions[GRADIENT_BOOSTING] = boosted
+            if COMBINED in models:
+                predictions[COMBINED] = RepurchasePrediction(
+                    COMBINED,
+                    summary.members,
+                    (baseline.expected_purchases + boosted.expected_purchases) / 2,
+                    (baseline.p_active + boosted.p_active) / 2,
+                )
     return summary, params, predictions
 
 

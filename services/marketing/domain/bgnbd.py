@@ -34,8 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.optimize import minimize  # type: ignore[import-untyped]  # scipy ships no type hints
-from scipy.special import betaln, digamma, expit, gammaln, hyp2f1  # type: ignore[import-untyped]
+from scipy.optimize import minimize
+from scipy.special import betaln, digamma, expit, gammaln, hyp2f1
 
 FloatArray = npt.NDArray[np.float64]
 

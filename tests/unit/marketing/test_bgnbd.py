@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.optimize import check_grad  # type: ignore[import-untyped]  # scipy ships no type hints
-from scipy.special import hyp2f1  # type: ignore[import-untyped]
+from scipy.optimize import check_grad
+from scipy.special import hyp2f1
 
 from services.marketing.domain import bgnbd
 from services.marketing.domain.bgnbd import (

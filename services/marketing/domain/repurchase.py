@@ -147,7 +147,11 @@ class RepurchaseBacktest:
 
 @dataclass(frozen=True, slots=True)
 class RepurchaseScores:
-    """What serves: the winner's scores for every member who had bought by ``as_of``, and the backtest behind it."""
+    """What serves: the winner's scores for every member who had bought by ``as_of``, and the backtest behind it.
+
+    ``backtest`` is ``None`` when nobody had bought a horizon before ``as_of`` (nothing to
+    backtest on): then the published baseline, BG/NBD, serves.
+    """
 
     as_of: date
     horizon_days: int
@@ -155,7 +159,7 @@ class RepurchaseScores:
     member_ids: tuple[str, ...]
     expected_purchases: npt.NDArray[np.float32]
     p_active: npt.NDArray[np.float32]
-    backtest: RepurchaseBacktest
+    backtest: RepurchaseBacktest | None
     bgnbd: BgNbdParameters
 
     @property
@@ -460,16 +464,21 @@ def backtest_repurchase(log: PurchaseLog, cutoff: date, horizon_days: int) -> Re
 
 
 def train_repurchase(log: PurchaseLog, as_of: date, horizon_days: int) -> RepurchaseScores:
-    """Backtest at ``as_of − H``, then score every member at ``as_of`` with the winner of that backtest."""
-    backtest = backtest_repurchase(log, as_of - timedelta(days=horizon_days), horizon_days)
-    served = backtest.winner
-    summary, params, predictions = predict_repurchase(log, as_of, horizon_days, {served})
-    # Too little data now for a model that had enough a horizon ago cannot happen: the log only grows.
-    prediction = predictions[served]
+    """Backtest at ``as_of − H``, then score every member at ``as_of`` with the winner of that backtest.
+
+    Without anybody to backtest on, or when the winner cannot be trained at ``as_of``
+    (the latest window holds too few buyers for the trees), BG/NBD serves.
+    """
+    check_horizon(horizon_days)
+    backtest_cutoff = as_of - timedelta(days=horizon_days)
+    backtest = backtest_repurchase(log, backtest_cutoff, horizon_days) if log.summary(backtest_cutoff).count else None
+    served = backtest.winner if backtest is not None else BGNBD
+    summary, params, predictions = predict_repurchase(log, as_of, horizon_days, {served, BGNBD})
+    prediction = predictions.get(served, predictions[BGNBD])
     return RepurchaseScores(
         as_of=as_of,
         horizon_days=horizon_days,
-        model=served,
+        model=prediction.model,
         member_ids=tuple(log.member_ids[member] for member in summary.members),
         expected_purchases=prediction.expected_purchases.astype(np.float32),
         p_active=np.clip(prediction.p_active, 0.0, 1.0).astype(np.float32),

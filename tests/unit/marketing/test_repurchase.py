@@ -149,6 +149,7 @@ def test_training_scores_every_member_who_had_bought_with_probabilities(retail: 
 
     summary = retail.summary(END)
     assert scores.member_ids == tuple(retail.member_ids[member] for member in summary.members)
+    assert scores.backtest is not None
     assert scores.model == scores.backtest.winner
     assert scores.backtest.cutoff == END - timedelta(days=HORIZON)
     assert np.all(scores.expected_purchases >= 0)
@@ -166,6 +167,16 @@ def test_without_an_earlier_window_to_learn_from_only_the_baselines_compete() ->
     backtest = backtest_repurchase(young, START + timedelta(days=199 - 30), 30)
 
     assert [error.model for error in backtest.errors] == [BGNBD, RECENCY_FREQUENCY]
+
+
+def test_a_chain_younger_than_the_horizon_is_served_by_bgnbd_without_a_backtest() -> None:
+    young = retail_population(300, start=START, days=60, seed=2)
+
+    scores = train_repurchase(young, START + timedelta(days=59), HORIZON)
+
+    assert scores.backtest is None
+    assert scores.model == BGNBD
+    assert len(scores.member_ids) == len(young.summary(START + timedelta(days=59)).members)
 
 
 def test_the_chains_seasonal_level_follows_the_generators_calendar(retail: PurchaseLog) -> None:

@@ -33,7 +33,7 @@ async def test_every_members_engagement_is_the_domains_and_rfm_cells_rank_buyers
         for index in range(600):
             member_id = f"M{index:04d}"
             registered = AS_OF - timedelta(days=rng.choice([3, 20, 45, 200, 500]), hours=rng.randint(0, 23))
-            churn = rng.choice([None, 0.1, 0.8])
+            churn = rng.choice([None, 0.1, 0.7, 0.8])
             await connection.execute(
                 "INSERT INTO member (member_id, registered_at, updated_at) VALUES ($1, $2, $2)", member_id, registered
             )
@@ -45,7 +45,8 @@ async def test_every_members_engagement_is_the_domains_and_rfm_cells_rank_buyers
                     AS_OF,
                 )
             rhythm = rng.choice([2, 5, 14, 40, 90])
-            start = rng.randint(0, 400)
+            # Away for 0 to 4 times their own rhythm, or long gone: every boundary of the rule is crossed.
+            start = int(rhythm * rng.uniform(0, 4)) if rng.random() < 0.8 else rng.randint(100, 500)
             bought: list[datetime] = []
             for number in range(rng.choice([0, 1, 2, 3, 5, 8])):
                 at = AS_OF - timedelta(days=start + number * rhythm + rng.randint(0, 2), hours=rng.randint(0, 23))

@@ -1,0 +1,228 @@
+"""Repurchase and churn models: trained by a background job, served from precomputed scores.
+
+A training request queues a run (one at a time; asking while one is queued or training answers
+with that run). Each replica's job claims a queued run, reads every kept purchase from the
+projection, trains off the event loop (:func:`~services.marketing.domain.repurchase.train_repurchase`:
+a backtest on a time split picks what serves, BG/NBD among the entrants), writes every member's
+scores and makes the run the serving one — or records why it failed, leaving the serving run
+as it was. A run whose trainer died (a killed process) is taken up again after an hour.
+
+A member's propensity is read, never fitted per request: for the trained horizon, the stored
+scores; for another horizon, the serving run's BG/NBD parameters applied to the member's own
+purchase days (a closed-form expectation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from servicekit.db import UnitOfWork
+from servicekit.errors import FailedPrecondition, InvalidArgument, NotFound
+from servicekit.idempotency import ReplyCodec, RequestFingerprint, keep_reply, replay
+from services.marketing.adapters import model_store as store
+from services.marketing.adapters.model_store import ModelRun
+from services.marketing.domain.bgnbd import BgNbdParameters, expected_purchases, probability_of_purchase
+from services.marketing.domain.purchase_history import PurchaseLog
+from services.marketing.domain.repurchase import MAX_HORIZON_DAYS, MIN_HORIZON_DAYS, RepurchaseScores, train_repurchase
+
+log = logging.getLogger("marketing.models")
+
+Clock = Callable[[], datetime]
+KIND = "repurchase"
+TRAINED_HORIZON_DAYS = 90
+STALE_AFTER = timedelta(hours=1)
+VERSION: ReplyCodec[str] = ReplyCodec(str.encode, bytes.decode)
+_CST = ZoneInfo("Asia/Shanghai")  # the chain's calendar days
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_model_version(now: datetime) -> str:
+    return f"repurchase-{now:%Y%m%d%H%M%S}-{secrets.token_hex(3)}"
+
+
+class NoModel(FailedPrecondition):
+    reason = "model-not-trained"
+
+
+class MemberNotScored(FailedPrecondition):
+    reason = "member-not-scored"
+
+
+class UnknownMember(NotFound):
+    reason = "member-not-found"
+
+
+@dataclass(frozen=True, slots=True)
+class TrainModel:
+    request: RequestFingerprint
+    requested_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class Propensity:
+    member_id: str
+    horizon_days: int
+    expected_purchases: float
+    p_active: float
+    model_version: str
+    model: str  # what computed it: the served model for the trained horizon, else bgnbd
+    as_of: date
+
+    @property
+    def churn_risk(self) -> float:
+        return 1.0 - self.p_active
+
+
+@dataclass(frozen=True, slots=True)
+class ModelStatus:
+    latest: ModelRun | None
+    serving: ModelRun | None
+
+
+def backtest_json(scores: RepurchaseScores) -> dict[str, Any] | None:
+    if scores.backtest is None:
+        return None
+    backtest = scores.backtest
+    return {
+        "cutoff": backtest.cutoff.isoformat(),
+        "horizon_days": backtest.horizon_days,
+        "members": backtest.members,
+        "actual_total": backtest.actual_total,
+        "winner": backtest.winner,
+        "errors": [asdict(error) for error in backtest.errors],
+    }
+
+
+class RepurchaseModels:
+    def __init__(
+        self,
+        unit_of_work: Callable[[], UnitOfWork],
+        executor: Executor,
+        *,
+        clock: Clock = _utc_now,
+        horizon_days: int = TRAINED_HORIZON_DAYS,
+    ) -> None:
+        self._unit_of_work = unit_of_work
+        self._executor = executor
+        self._clock = clock
+        self._horizon = horizon_days
+
+    async def request_training(self, command: TrainModel) -> ModelRun:
+        """Queue a training run, or answer with the one already queued or training."""
+        now = self._clock()
+        async with self._unit_of_work() as uow:
+            if (first := await replay(uow.session, command.request, VERSION)) is not None:
+                run = await store.get_run(uow.session, KIND, first)
+            else:
+                version = new_model_version(now)
+                if not await store.queue_run(uow.session, version, KIND, self._horizon, command.requested_by, now):
+                    already = await store.open_run(uow.session, KIND)  # the run the new one collided with
+                    if already is None:
+                        raise FailedPrecondition("a training run just ended; ask again", reason="model-run-busy")
+                    version = already.model_version
+                await keep_reply(uow.session, command.request, VERSION, version)
+                run = await store.get_run(uow.session, KIND, version)
+                await uow.commit()
+        assert run is not None
+        return run
+
+    async def status(self) -> ModelStatus:
+        async with self._unit_of_work() as uow:
+            return ModelStatus(await store.latest_run(uow.session, KIND), await store.serving_run(uow.session, KIND))
+
+    async def train_next(self) -> bool:
+        """Train the queued run, if there is one (the periodic job); whether one was trained."""
+        now = self._clock()
+        async with self._unit_of_work() as uow:
+            run = await store.claim_run(uow.session, KIND, now, now - STALE_AFTER)
+            if run is None:
+                return False
+            rows = await store.purchase_rows(uow.session, now)
+            await uow.commit()
+        as_of = now.astimezone(_CST).date()
+        try:
+            scores = await asyncio.get_running_loop().run_in_executor(
+                self._executor, _train, rows, as_of, run.horizon_days
+            )
+        except Exception as exc:  # a failed training leaves the serving model as it was
+            log.exception("model training failed", extra={"model_version": run.model_version})
+            async with self._unit_of_work() as uow:
+                await store.finish_run(
+                    uow.session,
+                    run.model_version,
+                    now=self._clock(),
+                    succeeded=False,
+                    error=f"{type(exc).__name__}: {exc}"[:500],
+                )
+                await uow.commit()
+            return True
+        async with self._unit_of_work() as uow:
+            await store.write_scores(
+                uow.session,
+                run.model_version,
+                scores.member_ids,
+                scores.expected_purchases,
+                scores.p_active,
+                self._clock(),
+            )
+            await store.finish_run(
+                uow.session,
+                run.model_version,
+                now=self._clock(),
+                succeeded=True,
+                as_of=as_of,
+                training_members=len(scores.member_ids),
+                served_model=scores.model,
+                backtest=backtest_json(scores),
+                bgnbd=asdict(scores.bgnbd),
+            )
+            await uow.commit()
+        log.info("model trained", extra={"model_version": run.model_version, "served": scores.model})
+        return True
+
+    async def propensity(self, member_id: str, horizon_days: int) -> Propensity:
+        if not MIN_HORIZON_DAYS <= horizon_days <= MAX_HORIZON_DAYS:
+            raise InvalidArgument(
+                f"horizon_days is {MIN_HORIZON_DAYS} to {MAX_HORIZON_DAYS}", details={"field": "horizon_days"}
+            )
+        async with self._unit_of_work() as uow:
+            if not await store.member_known(uow.session, member_id):
+                raise UnknownMember("no such member")
+            run = await store.serving_run(uow.session, KIND)
+            if run is None or run.as_of is None or run.bgnbd is None:
+                raise NoModel("no repurchase model has been trained yet")
+            p_active, expected, version = await store.member_score(uow.session, member_id)
+            stored = horizon_days == run.horizon_days and version == run.model_version
+            if stored and p_active is not None and expected is not None:
+                served = run.served_model or "bgnbd"
+                return Propensity(member_id, horizon_days, expected, p_active, run.model_version, served, run.as_of)
+            as_of_end = datetime.combine(run.as_of, time.max, _CST)
+            days = await store.member_days(uow.session, member_id, as_of_end)
+        if not days:
+            raise MemberNotScored("the member has no purchases to score")
+        params = BgNbdParameters(**run.bgnbd)
+        x = len(days) - 1
+        t_x = (days[-1] - days[0]).days
+        age = (run.as_of - days[0]).days
+        expected_bgnbd = float(expected_purchases(params, horizon_days, [x], [t_x], [age])[0])
+        p_bgnbd = float(probability_of_purchase(params, horizon_days, [x], [t_x], [age])[0])
+        return Propensity(member_id, horizon_days, expected_bgnbd, p_bgnbd, run.model_version, "bgnbd", run.as_of)
+
+
+def _train(rows: tuple[list[str], list[int], list[int]], as_of: date, horizon_days: int) -> RepurchaseScores:
+    members, days, amounts = rows
+    ids = sorted(set(members))
+    position = {member_id: index for index, member_id in enumerate(ids)}
+    log_ = PurchaseLog.from_arrays(ids, [position[m] for m in members], days, amounts)
+    return train_repurchase(log_, as_of, horizon_days)

@@ -10,7 +10,7 @@ the days since their last purchase, frequency by their purchases, monetary by th
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -90,3 +90,42 @@ async def refresh_tags(session: AsyncSession, as_of: datetime, policy: Engagemen
         },
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]  # a CursorResult for an INSERT
+
+
+async def member_tags(
+    session: AsyncSession, member_id: str, as_of: datetime
+) -> tuple[str | None, str | None, list[str], str | None]:
+    """(engagement, RFM cell, top three categories by spend, most visited store) over the last year."""
+    score = (
+        await session.execute(
+            text("SELECT engagement, rfm_cell FROM member_score WHERE member_id = :id"), {"id": member_id}
+        )
+    ).first()
+    year = {"id": member_id, "since": as_of - timedelta(days=365), "as_of": as_of}
+    kept = (
+        "p.member_id = :id AND p.occurred_at > :since AND p.occurred_at <= :as_of "
+        "AND NOT (p.net_fen > 0 AND p.returned_fen >= p.net_fen)"
+    )
+    categories = await session.execute(
+        text(
+            f"SELECT l.category FROM purchase p JOIN purchase_line l ON l.sale_id = p.sale_id WHERE {kept} "
+            "AND l.category <> '' GROUP BY l.category HAVING sum(l.net_fen) > 0 "
+            "ORDER BY sum(l.net_fen) DESC, l.category LIMIT 3"
+        ),
+        year,
+    )
+    store = (
+        await session.execute(
+            text(
+                f"SELECT p.store_id FROM purchase p WHERE {kept} "
+                "GROUP BY p.store_id ORDER BY count(*) DESC, p.store_id LIMIT 1"
+            ),
+            year,
+        )
+    ).first()
+    return (
+        None if score is None else score[0],
+        None if score is None else score[1],
+        [row[0] for row in categories],
+        None if store is None else store[0],
+    )

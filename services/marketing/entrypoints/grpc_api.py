@@ -31,6 +31,8 @@ from services.marketing.entrypoints.wire import (
     map_coupon,
     map_hold,
     map_hold_response,
+    map_model_run,
+    map_propensity,
     map_report,
     map_rule,
     map_segment,
@@ -44,8 +46,10 @@ from services.marketing.service_layer.campaigns import (
     UnknownCampaign,
 )
 from services.marketing.service_layer.coupons import CouponBook, CreateGenericCode
+from services.marketing.service_layer.models import RepurchaseModels, TrainModel
 from services.marketing.service_layer.redemptions import CouponRedemptions, ReleaseHold
 from services.marketing.service_layer.reports import Reports
+from services.marketing.service_layer.scoring import Scoring
 from services.marketing.service_layer.segments import CreateSegment, Segments, SnapshotSegment
 
 Clock = Callable[[], datetime]
@@ -83,6 +87,8 @@ class MarketingServicer(pb_grpc.MarketingServiceServicer):
         redemptions: CouponRedemptions,
         coupons: CouponBook,
         reports: Reports,
+        models: RepurchaseModels,
+        scoring: Scoring,
         clock: Clock = lambda: datetime.now(UTC),
     ) -> None:
         self.segments = segments
@@ -90,6 +96,8 @@ class MarketingServicer(pb_grpc.MarketingServiceServicer):
         self.redemptions = redemptions
         self.coupons = coupons
         self.reports = reports
+        self.models = models
+        self.scoring = scoring
         self.clock = clock
 
     # ---- segments ----------------------------------------------------------------------------------------------
@@ -260,6 +268,41 @@ class MarketingServicer(pb_grpc.MarketingServiceServicer):
         token = _time_token(page[-1].occurred_at, page[-1].sale_id, page[-1].code) if len(found) > size else ""
         return pb.ListRedemptionConflictsResponse(
             conflicts=[map_conflict(c) for c in page], page=paging_pb2.PageInfo(next_page_token=token)
+        )
+
+    # ---- models and tags ---------------------------------------------------------------------------------------
+
+    async def TrainRepurchaseModel(
+        self, request: pb.TrainRepurchaseModelRequest, context: Any
+    ) -> pb.TrainRepurchaseModelResponse:
+        actor = map_actor(request.actor)
+        run = await self.models.request_training(TrainModel(fingerprint(request), actor.client_id))
+        return pb.TrainRepurchaseModelResponse(run=map_model_run(run))
+
+    async def GetRepurchaseModel(
+        self, request: pb.GetRepurchaseModelRequest, context: Any
+    ) -> pb.GetRepurchaseModelResponse:
+        status = await self.models.status()
+        response = pb.GetRepurchaseModelResponse()
+        if status.latest is not None:
+            response.latest.CopyFrom(map_model_run(status.latest))
+        if status.serving is not None:
+            response.serving.CopyFrom(map_model_run(status.serving))
+        return response
+
+    async def GetMemberPropensity(
+        self, request: pb.GetMemberPropensityRequest, context: Any
+    ) -> pb.GetMemberPropensityResponse:
+        return map_propensity(await self.models.propensity(request.member_id, request.horizon_days or 90))
+
+    async def GetMemberTags(self, request: pb.GetMemberTagsRequest, context: Any) -> pb.GetMemberTagsResponse:
+        tags = await self.scoring.member_tags(request.member_id)
+        return pb.GetMemberTagsResponse(
+            member_id=tags.member_id,
+            engagement=tags.engagement or "",
+            rfm_cell=tags.rfm_cell or "",
+            top_categories=list(tags.top_categories),
+            preferred_store_id=tags.preferred_store_id or "",
         )
 
 

@@ -19,6 +19,7 @@ from servicekit.protowire import from_wire, moment, timestamp
 from services.marketing.adapters.campaign_store import Progress, StoredCampaign
 from services.marketing.adapters.coupon_store import ConflictRow, CouponView
 from services.marketing.adapters.integration_events import CURRENCY, map_offer, map_progress, map_terms, money
+from services.marketing.adapters.model_store import ModelRun
 from services.marketing.adapters.segment_store import StoredSegment, StoredSnapshot
 from services.marketing.domain.campaign_report import Estimate, GroupSummary
 from services.marketing.domain.campaigns import DEFAULT_ATTRIBUTION_DAYS, CampaignDraft, CampaignStatus
@@ -27,6 +28,7 @@ from services.marketing.domain.discounts import MAX_LINES
 from services.marketing.domain.offers import MAX_FEN, Channel, CouponTerms, DiscountKind, Offer
 from services.marketing.domain.sales import JournalSale, SaleLine
 from services.marketing.domain.segments import InvalidRule, Rule, parse_rule
+from services.marketing.service_layer.models import Propensity
 from services.marketing.service_layer.redemptions import BasketItem, HoldCoupon, HoldResult
 from services.marketing.service_layer.reports import CampaignReport
 
@@ -402,3 +404,35 @@ def map_report(report: CampaignReport) -> pb.GetCampaignReportResponse:
     if result.roi is not None:
         message.roi.CopyFrom(map_interval(result.roi))
     return message
+
+
+def map_model_run(run: ModelRun) -> pb.ModelRun:
+    message = pb.ModelRun(
+        model_version=run.model_version,
+        status=run.status,
+        horizon_days=run.horizon_days,
+        requested_by=run.requested_by,
+        requested_at=timestamp(run.requested_at),
+        as_of=run.as_of.isoformat() if run.as_of else "",
+        training_members=run.training_members or 0,
+        served_model=run.served_model or "",
+        backtest_json=json.dumps(run.backtest, sort_keys=True) if run.backtest is not None else "",
+        error=run.error or "",
+        serving=run.serving,
+    )
+    if run.finished_at is not None:
+        message.finished_at.CopyFrom(timestamp(run.finished_at))
+    return message
+
+
+def map_propensity(propensity: Propensity) -> pb.GetMemberPropensityResponse:
+    return pb.GetMemberPropensityResponse(
+        member_id=propensity.member_id,
+        horizon_days=propensity.horizon_days,
+        expected_purchases=propensity.expected_purchases,
+        p_active=propensity.p_active,
+        churn_risk=propensity.churn_risk,
+        model_version=propensity.model_version,
+        model=propensity.model,
+        as_of=propensity.as_of.isoformat(),
+    )

@@ -1936,3 +1936,329 @@ class ListRedemptionConflictsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListRedemptionConflictsResponse: _TypeAlias = ListRedemptionConflictsResponse  # noqa: Y015
+
+@_typing.final
+class ModelRun(_message.Message):
+    """ModelRun is one training of a model."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MODEL_VERSION_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    HORIZON_DAYS_FIELD_NUMBER: _builtins.int
+    REQUESTED_BY_FIELD_NUMBER: _builtins.int
+    REQUESTED_AT_FIELD_NUMBER: _builtins.int
+    FINISHED_AT_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    TRAINING_MEMBERS_FIELD_NUMBER: _builtins.int
+    SERVED_MODEL_FIELD_NUMBER: _builtins.int
+    BACKTEST_JSON_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    SERVING_FIELD_NUMBER: _builtins.int
+    model_version: _builtins.str
+    """The version it produces."""
+    status: _builtins.str
+    """"queued", "training", "succeeded" or "failed"."""
+    horizon_days: _builtins.int
+    """Purchase horizon it was trained for, in days."""
+    requested_by: _builtins.str
+    """Who asked for it."""
+    as_of: _builtins.str
+    """The day its data ran to (China Standard Time)."""
+    training_members: _builtins.int
+    """Members it scored."""
+    served_model: _builtins.str
+    """The model that won its backtest and serves ("bgnbd", "rfm_gradient_boosting", ...)."""
+    backtest_json: _builtins.str
+    """The backtest as JSON: cut-off, horizon, and per model MAE, cohort total error, churn AUC and Brier."""
+    error: _builtins.str
+    """Why it failed."""
+    serving: _builtins.bool
+    """Whether it is the one serving."""
+    @_builtins.property
+    def requested_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was asked for."""
+
+    @_builtins.property
+    def finished_at(self) -> _timestamp_pb2.Timestamp:
+        """When it finished."""
+
+    def __init__(
+        self,
+        *,
+        model_version: _builtins.str = ...,
+        status: _builtins.str = ...,
+        horizon_days: _builtins.int = ...,
+        requested_by: _builtins.str = ...,
+        requested_at: _timestamp_pb2.Timestamp | None = ...,
+        finished_at: _timestamp_pb2.Timestamp | None = ...,
+        as_of: _builtins.str = ...,
+        training_members: _builtins.int = ...,
+        served_model: _builtins.str = ...,
+        backtest_json: _builtins.str = ...,
+        error: _builtins.str = ...,
+        serving: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "requested_at", b"requested_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "backtest_json", b"backtest_json", "error", b"error", "finished_at", b"finished_at", "horizon_days", b"horizon_days", "model_version", b"model_version", "requested_at", b"requested_at", "requested_by", b"requested_by", "served_model", b"served_model", "serving", b"serving", "status", b"status", "training_members", b"training_members"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ModelRun: _TypeAlias = ModelRun  # noqa: Y015
+
+@_typing.final
+class TrainRepurchaseModelRequest(_message.Message):
+    """TrainRepurchaseModelRequest asks for a training run."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key chosen by the client."""
+    @_builtins.property
+    def actor(self) -> _identifiers_pb2.Actor:
+        """Who asks."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        actor: _identifiers_pb2.Actor | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TrainRepurchaseModelRequest: _TypeAlias = TrainRepurchaseModelRequest  # noqa: Y015
+
+@_typing.final
+class TrainRepurchaseModelResponse(_message.Message):
+    """TrainRepurchaseModelResponse is the run queued (or already queued)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def run(self) -> Global___ModelRun:
+        """The run."""
+
+    def __init__(
+        self,
+        *,
+        run: Global___ModelRun | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TrainRepurchaseModelResponse: _TypeAlias = TrainRepurchaseModelResponse  # noqa: Y015
+
+@_typing.final
+class GetRepurchaseModelRequest(_message.Message):
+    """GetRepurchaseModelRequest asks for the model's status."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def actor(self) -> _identifiers_pb2.Actor:
+        """Who asks."""
+
+    def __init__(
+        self,
+        *,
+        actor: _identifiers_pb2.Actor | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRepurchaseModelRequest: _TypeAlias = GetRepurchaseModelRequest  # noqa: Y015
+
+@_typing.final
+class GetRepurchaseModelResponse(_message.Message):
+    """GetRepurchaseModelResponse is the latest and the serving run."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LATEST_FIELD_NUMBER: _builtins.int
+    SERVING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def latest(self) -> Global___ModelRun:
+        """The latest run, whatever its status."""
+
+    @_builtins.property
+    def serving(self) -> Global___ModelRun:
+        """The run serving scores (unset before the first success)."""
+
+    def __init__(
+        self,
+        *,
+        latest: Global___ModelRun | None = ...,
+        serving: Global___ModelRun | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["latest", b"latest", "serving", b"serving"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["latest", b"latest", "serving", b"serving"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetRepurchaseModelResponse: _TypeAlias = GetRepurchaseModelResponse  # noqa: Y015
+
+@_typing.final
+class GetMemberPropensityRequest(_message.Message):
+    """GetMemberPropensityRequest names a member and a horizon."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_FIELD_NUMBER: _builtins.int
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    HORIZON_DAYS_FIELD_NUMBER: _builtins.int
+    member_id: _builtins.str
+    """The member."""
+    horizon_days: _builtins.int
+    """Days ahead (7 to 365)."""
+    @_builtins.property
+    def actor(self) -> _identifiers_pb2.Actor:
+        """Who asks."""
+
+    def __init__(
+        self,
+        *,
+        actor: _identifiers_pb2.Actor | None = ...,
+        member_id: _builtins.str = ...,
+        horizon_days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "horizon_days", b"horizon_days", "member_id", b"member_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMemberPropensityRequest: _TypeAlias = GetMemberPropensityRequest  # noqa: Y015
+
+@_typing.final
+class GetMemberPropensityResponse(_message.Message):
+    """GetMemberPropensityResponse is the member's propensity."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    HORIZON_DAYS_FIELD_NUMBER: _builtins.int
+    EXPECTED_PURCHASES_FIELD_NUMBER: _builtins.int
+    P_ACTIVE_FIELD_NUMBER: _builtins.int
+    CHURN_RISK_FIELD_NUMBER: _builtins.int
+    MODEL_VERSION_FIELD_NUMBER: _builtins.int
+    MODEL_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    member_id: _builtins.str
+    """The member."""
+    horizon_days: _builtins.int
+    """Days ahead."""
+    expected_purchases: _builtins.float
+    """Expected purchase days in the horizon."""
+    p_active: _builtins.float
+    """Chance of at least one purchase in the horizon."""
+    churn_risk: _builtins.float
+    """1 − p_active."""
+    model_version: _builtins.str
+    """The serving run's version."""
+    model: _builtins.str
+    """The model that computed it."""
+    as_of: _builtins.str
+    """The day the model's data ran to."""
+    def __init__(
+        self,
+        *,
+        member_id: _builtins.str = ...,
+        horizon_days: _builtins.int = ...,
+        expected_purchases: _builtins.float = ...,
+        p_active: _builtins.float = ...,
+        churn_risk: _builtins.float = ...,
+        model_version: _builtins.str = ...,
+        model: _builtins.str = ...,
+        as_of: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "churn_risk", b"churn_risk", "expected_purchases", b"expected_purchases", "horizon_days", b"horizon_days", "member_id", b"member_id", "model", b"model", "model_version", b"model_version", "p_active", b"p_active"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMemberPropensityResponse: _TypeAlias = GetMemberPropensityResponse  # noqa: Y015
+
+@_typing.final
+class GetMemberTagsRequest(_message.Message):
+    """GetMemberTagsRequest names a member."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_FIELD_NUMBER: _builtins.int
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    member_id: _builtins.str
+    """The member."""
+    @_builtins.property
+    def actor(self) -> _identifiers_pb2.Actor:
+        """Who asks."""
+
+    def __init__(
+        self,
+        *,
+        actor: _identifiers_pb2.Actor | None = ...,
+        member_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "member_id", b"member_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMemberTagsRequest: _TypeAlias = GetMemberTagsRequest  # noqa: Y015
+
+@_typing.final
+class GetMemberTagsResponse(_message.Message):
+    """GetMemberTagsResponse is what staff may see of the member's behaviour."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    ENGAGEMENT_FIELD_NUMBER: _builtins.int
+    RFM_CELL_FIELD_NUMBER: _builtins.int
+    TOP_CATEGORIES_FIELD_NUMBER: _builtins.int
+    PREFERRED_STORE_ID_FIELD_NUMBER: _builtins.int
+    member_id: _builtins.str
+    """The member."""
+    engagement: _builtins.str
+    """"new", "active", "at_risk", "sleeping" or "lost" (empty before the first scoring)."""
+    rfm_cell: _builtins.str
+    """Recency, frequency and monetary quintiles, e.g. "543" (empty without purchases in a year)."""
+    preferred_store_id: _builtins.str
+    """The store visited most over the last year."""
+    @_builtins.property
+    def top_categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Categories bought most (by spend over the last year), best first."""
+
+    def __init__(
+        self,
+        *,
+        member_id: _builtins.str = ...,
+        engagement: _builtins.str = ...,
+        rfm_cell: _builtins.str = ...,
+        top_categories: _abc.Iterable[_builtins.str] | None = ...,
+        preferred_store_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["engagement", b"engagement", "member_id", b"member_id", "preferred_store_id", b"preferred_store_id", "rfm_cell", b"rfm_cell", "top_categories", b"top_categories"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMemberTagsResponse: _TypeAlias = GetMemberTagsResponse  # noqa: Y015

@@ -119,6 +119,26 @@ class MarketingServiceStub:
                 request_serializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.ListRedemptionConflictsRequest.SerializeToString,
                 response_deserializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.ListRedemptionConflictsResponse.FromString,
                 _registered_method=True)
+        self.TrainRepurchaseModel = channel.unary_unary(
+                '/retail.marketing.v1.MarketingService/TrainRepurchaseModel',
+                request_serializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.TrainRepurchaseModelRequest.SerializeToString,
+                response_deserializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.TrainRepurchaseModelResponse.FromString,
+                _registered_method=True)
+        self.GetRepurchaseModel = channel.unary_unary(
+                '/retail.marketing.v1.MarketingService/GetRepurchaseModel',
+                request_serializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetRepurchaseModelRequest.SerializeToString,
+                response_deserializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetRepurchaseModelResponse.FromString,
+                _registered_method=True)
+        self.GetMemberPropensity = channel.unary_unary(
+                '/retail.marketing.v1.MarketingService/GetMemberPropensity',
+                request_serializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberPropensityRequest.SerializeToString,
+                response_deserializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberPropensityResponse.FromString,
+                _registered_method=True)
+        self.GetMemberTags = channel.unary_unary(
+                '/retail.marketing.v1.MarketingService/GetMemberTags',
+                request_serializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberTagsRequest.SerializeToString,
+                response_deserializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberTagsResponse.FromString,
+                _registered_method=True)
 
 
 class MarketingServiceServicer:
@@ -249,6 +269,37 @@ class MarketingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TrainRepurchaseModel(self, request, context):
+        """TrainRepurchaseModel queues a training run of the repurchase and churn model (one at a
+        time: asking while one is queued or training answers with that run).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetRepurchaseModel(self, request, context):
+        """GetRepurchaseModel returns the latest training run and the one serving.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMemberPropensity(self, request, context):
+        """GetMemberPropensity returns a member's expected purchases, chance to buy and churn risk
+        over a horizon, read from the serving model (never fitted per request).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetMemberTags(self, request, context):
+        """GetMemberTags returns what a store guide may see of a member's behaviour: engagement,
+        RFM cell, top categories and preferred store (no contact data).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MarketingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -331,6 +382,26 @@ def add_MarketingServiceServicer_to_server(servicer, server):
                     servicer.ListRedemptionConflicts,
                     request_deserializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.ListRedemptionConflictsRequest.FromString,
                     response_serializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.ListRedemptionConflictsResponse.SerializeToString,
+            ),
+            'TrainRepurchaseModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.TrainRepurchaseModel,
+                    request_deserializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.TrainRepurchaseModelRequest.FromString,
+                    response_serializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.TrainRepurchaseModelResponse.SerializeToString,
+            ),
+            'GetRepurchaseModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRepurchaseModel,
+                    request_deserializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetRepurchaseModelRequest.FromString,
+                    response_serializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetRepurchaseModelResponse.SerializeToString,
+            ),
+            'GetMemberPropensity': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMemberPropensity,
+                    request_deserializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberPropensityRequest.FromString,
+                    response_serializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberPropensityResponse.SerializeToString,
+            ),
+            'GetMemberTags': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMemberTags,
+                    request_deserializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberTagsRequest.FromString,
+                    response_serializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberTagsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -770,6 +841,114 @@ class MarketingService:
             '/retail.marketing.v1.MarketingService/ListRedemptionConflicts',
             retail_dot_marketing_dot_v1_dot_marketing__service__pb2.ListRedemptionConflictsRequest.SerializeToString,
             retail_dot_marketing_dot_v1_dot_marketing__service__pb2.ListRedemptionConflictsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TrainRepurchaseModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.marketing.v1.MarketingService/TrainRepurchaseModel',
+            retail_dot_marketing_dot_v1_dot_marketing__service__pb2.TrainRepurchaseModelRequest.SerializeToString,
+            retail_dot_marketing_dot_v1_dot_marketing__service__pb2.TrainRepurchaseModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRepurchaseModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.marketing.v1.MarketingService/GetRepurchaseModel',
+            retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetRepurchaseModelRequest.SerializeToString,
+            retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetRepurchaseModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMemberPropensity(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.marketing.v1.MarketingService/GetMemberPropensity',
+            retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberPropensityRequest.SerializeToString,
+            retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberPropensityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMemberTags(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.marketing.v1.MarketingService/GetMemberTags',
+            retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberTagsRequest.SerializeToString,
+            retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberTagsResponse.FromString,
             options,
             channel_credentials,
             insecure,

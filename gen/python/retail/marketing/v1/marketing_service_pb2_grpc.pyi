@@ -83,6 +83,20 @@ class MarketingServiceStub:
     """ReleaseCouponHold gives a held use back. Releasing a released or lapsed hold is a no-op."""
     ListRedemptionConflicts: _grpc.UnaryUnaryMultiCallable[_marketing_service_pb2.ListRedemptionConflictsRequest, _marketing_service_pb2.ListRedemptionConflictsResponse]
     """ListRedemptionConflicts pages through codes a till accepted after they were used."""
+    TrainRepurchaseModel: _grpc.UnaryUnaryMultiCallable[_marketing_service_pb2.TrainRepurchaseModelRequest, _marketing_service_pb2.TrainRepurchaseModelResponse]
+    """TrainRepurchaseModel queues a training run of the repurchase and churn model (one at a
+    time: asking while one is queued or training answers with that run).
+    """
+    GetRepurchaseModel: _grpc.UnaryUnaryMultiCallable[_marketing_service_pb2.GetRepurchaseModelRequest, _marketing_service_pb2.GetRepurchaseModelResponse]
+    """GetRepurchaseModel returns the latest training run and the one serving."""
+    GetMemberPropensity: _grpc.UnaryUnaryMultiCallable[_marketing_service_pb2.GetMemberPropensityRequest, _marketing_service_pb2.GetMemberPropensityResponse]
+    """GetMemberPropensity returns a member's expected purchases, chance to buy and churn risk
+    over a horizon, read from the serving model (never fitted per request).
+    """
+    GetMemberTags: _grpc.UnaryUnaryMultiCallable[_marketing_service_pb2.GetMemberTagsRequest, _marketing_service_pb2.GetMemberTagsResponse]
+    """GetMemberTags returns what a store guide may see of a member's behaviour: engagement,
+    RFM cell, top categories and preferred store (no contact data).
+    """
 
 @_typing.type_check_only
 class MarketingServiceAsyncStub(MarketingServiceStub):
@@ -139,6 +153,20 @@ class MarketingServiceAsyncStub(MarketingServiceStub):
     """ReleaseCouponHold gives a held use back. Releasing a released or lapsed hold is a no-op."""
     ListRedemptionConflicts: _aio.UnaryUnaryMultiCallable[_marketing_service_pb2.ListRedemptionConflictsRequest, _marketing_service_pb2.ListRedemptionConflictsResponse]  # type: ignore[assignment]
     """ListRedemptionConflicts pages through codes a till accepted after they were used."""
+    TrainRepurchaseModel: _aio.UnaryUnaryMultiCallable[_marketing_service_pb2.TrainRepurchaseModelRequest, _marketing_service_pb2.TrainRepurchaseModelResponse]  # type: ignore[assignment]
+    """TrainRepurchaseModel queues a training run of the repurchase and churn model (one at a
+    time: asking while one is queued or training answers with that run).
+    """
+    GetRepurchaseModel: _aio.UnaryUnaryMultiCallable[_marketing_service_pb2.GetRepurchaseModelRequest, _marketing_service_pb2.GetRepurchaseModelResponse]  # type: ignore[assignment]
+    """GetRepurchaseModel returns the latest training run and the one serving."""
+    GetMemberPropensity: _aio.UnaryUnaryMultiCallable[_marketing_service_pb2.GetMemberPropensityRequest, _marketing_service_pb2.GetMemberPropensityResponse]  # type: ignore[assignment]
+    """GetMemberPropensity returns a member's expected purchases, chance to buy and churn risk
+    over a horizon, read from the serving model (never fitted per request).
+    """
+    GetMemberTags: _aio.UnaryUnaryMultiCallable[_marketing_service_pb2.GetMemberTagsRequest, _marketing_service_pb2.GetMemberTagsResponse]  # type: ignore[assignment]
+    """GetMemberTags returns what a store guide may see of a member's behaviour: engagement,
+    RFM cell, top categories and preferred store (no contact data).
+    """
 
 class MarketingServiceServicer(metaclass=_abc_1.ABCMeta):
     """MarketingService owns segments, campaigns with control groups, coupons and what they
@@ -288,5 +316,43 @@ class MarketingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_marketing_service_pb2.ListRedemptionConflictsResponse, _abc.Awaitable[_marketing_service_pb2.ListRedemptionConflictsResponse]]:
         """ListRedemptionConflicts pages through codes a till accepted after they were used."""
+
+    @_abc_1.abstractmethod
+    def TrainRepurchaseModel(
+        self,
+        request: _marketing_service_pb2.TrainRepurchaseModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_marketing_service_pb2.TrainRepurchaseModelResponse, _abc.Awaitable[_marketing_service_pb2.TrainRepurchaseModelResponse]]:
+        """TrainRepurchaseModel queues a training run of the repurchase and churn model (one at a
+        time: asking while one is queued or training answers with that run).
+        """
+
+    @_abc_1.abstractmethod
+    def GetRepurchaseModel(
+        self,
+        request: _marketing_service_pb2.GetRepurchaseModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_marketing_service_pb2.GetRepurchaseModelResponse, _abc.Awaitable[_marketing_service_pb2.GetRepurchaseModelResponse]]:
+        """GetRepurchaseModel returns the latest training run and the one serving."""
+
+    @_abc_1.abstractmethod
+    def GetMemberPropensity(
+        self,
+        request: _marketing_service_pb2.GetMemberPropensityRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_marketing_service_pb2.GetMemberPropensityResponse, _abc.Awaitable[_marketing_service_pb2.GetMemberPropensityResponse]]:
+        """GetMemberPropensity returns a member's expected purchases, chance to buy and churn risk
+        over a horizon, read from the serving model (never fitted per request).
+        """
+
+    @_abc_1.abstractmethod
+    def GetMemberTags(
+        self,
+        request: _marketing_service_pb2.GetMemberTagsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_marketing_service_pb2.GetMemberTagsResponse, _abc.Awaitable[_marketing_service_pb2.GetMemberTagsResponse]]:
+        """GetMemberTags returns what a store guide may see of a member's behaviour: engagement,
+        RFM cell, top categories and preferred store (no contact data).
+        """
 
 def add_MarketingServiceServicer_to_server(servicer: MarketingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

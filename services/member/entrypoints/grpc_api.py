@@ -81,6 +81,13 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
         """The one member an identity belongs to."""
         return pb.ResolveMemberResponse(member_id=await self._members.resolve(map_identity(request.identity)))
 
+    async def FindMemberByLookupHash(
+        self, request: pb.FindMemberByLookupHashRequest, context: Any
+    ) -> pb.FindMemberByLookupHashResponse:
+        """The member a SALES journal entry's lookup hash belongs to."""
+        member_id = await self._members.find_by_lookup_hash(bytes(request.identity_hash))
+        return pb.FindMemberByLookupHashResponse(member_id=member_id)
+
     async def GetMember(self, request: pb.GetMemberRequest, context: Any) -> pb.GetMemberResponse:
         """A member, personal data masked, left out, or clear (audited)."""
         answer = await self._members.get(

@@ -373,6 +373,16 @@ class MemberService:
             raise IdentityNotFound(f"no member has this {identity.type.value}")
         return owner.member_id
 
+    async def find_by_lookup_hash(self, lookup_hash: bytes) -> str:
+        """The member a journal's lookup hash belongs to (for the contexts that read the journal)."""
+        if len(lookup_hash) != 32:
+            raise InvalidArgument("a lookup hash is 32 bytes (HMAC-SHA256)", details={"field": "identity_hash"})
+        async with self._uow() as uow:
+            owner = await member_store.find_identity(uow.session, lookup_hash)
+        if owner is None:
+            raise IdentityNotFound("no member has this identity")
+        return owner.member_id
+
     async def get(
         self, member_id: str, view: PersonalDataView, *, actor: Actor | None = None, purpose: str = ""
     ) -> MemberView:

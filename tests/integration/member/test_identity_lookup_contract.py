@@ -12,7 +12,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, get_args
 
+import grpc
 import pytest
+from retail.member.v1 import member_service_pb2 as member_pb2
 from retail.sales.v1 import events_pb2 as sales_pb2
 
 from gateway.domain import sales as gateway_sales
@@ -110,3 +112,31 @@ async def test_every_member_reference_the_gateway_journals_resolves_in_the_membe
     await settled(nats_url, durable)
     rows = await fetch(member_url, "SELECT sale_id, member_id FROM sale_fact WHERE store_id = $1", store)
     assert {row["sale_id"]: row["member_id"] for row in rows} == expected
+
+
+async def test_another_context_finds_the_member_of_a_journal_lookup_hash_and_no_other(
+    stub: Stub, store: str, unique: str
+) -> None:
+    phone, card = random_phone(), f"VIP{unique.upper()[:10]}0043"
+    by_phone = (await register(stub, "phone", phone)).member_id
+    by_card = (await register(stub, "pos_card", card)).member_id
+    cases: list[tuple[MemberKind, list[str], str]] = [
+        ("phone", spellings_of_a_phone(phone), by_phone),
+        ("pos_card", spellings_of_a_card(card), by_card),
+    ]
+    for kind, values, owner in cases:
+        for number, value in enumerate(values):
+            reference = gateway_sale(f"{store}-{kind}-{number}", store, kind, value).member
+            found = await stub.FindMemberByLookupHash(
+                member_pb2.FindMemberByLookupHashRequest(identity_hash=reference.identity_hash), timeout=5
+            )
+            assert found.member_id == owner
+    stranger = gateway_sale(f"{store}-stranger", store, "phone", random_phone()).member
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        await stub.FindMemberByLookupHash(
+            member_pb2.FindMemberByLookupHashRequest(identity_hash=stranger.identity_hash), timeout=5
+        )
+    assert missing.value.code() is grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as malformed:
+        await stub.FindMemberByLookupHash(member_pb2.FindMemberByLookupHashRequest(identity_hash=b"short"), timeout=5)
+    assert malformed.value.code() is grpc.StatusCode.INVALID_ARGUMENT

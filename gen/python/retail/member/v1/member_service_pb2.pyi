@@ -1221,6 +1221,50 @@ class ResolveMemberResponse(_message.Message):
 Global___ResolveMemberResponse: _TypeAlias = ResolveMemberResponse  # noqa: Y015
 
 @_typing.final
+class FindMemberByLookupHashRequest(_message.Message):
+    """FindMemberByLookupHashRequest carries a journal's member lookup hash."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITY_HASH_FIELD_NUMBER: _builtins.int
+    identity_hash: _builtins.bytes
+    """HMAC-SHA256 of "<type>:<normalised value>" under the member lookup key (32 bytes)."""
+    def __init__(
+        self,
+        *,
+        identity_hash: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identity_hash", b"identity_hash"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindMemberByLookupHashRequest: _TypeAlias = FindMemberByLookupHashRequest  # noqa: Y015
+
+@_typing.final
+class FindMemberByLookupHashResponse(_message.Message):
+    """FindMemberByLookupHashResponse names the member."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    member_id: _builtins.str
+    """The member the hash belongs to."""
+    def __init__(
+        self,
+        *,
+        member_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["member_id", b"member_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FindMemberByLookupHashResponse: _TypeAlias = FindMemberByLookupHashResponse  # noqa: Y015
+
+@_typing.final
 class GetMemberRequest(_message.Message):
     """GetMemberRequest asks for one member in one view."""
 

@@ -104,6 +104,11 @@ class MemberServiceStub:
                 request_serializer=retail_dot_member_dot_v1_dot_member__service__pb2.GetMemberKpisRequest.SerializeToString,
                 response_deserializer=retail_dot_member_dot_v1_dot_member__service__pb2.GetMemberKpisResponse.FromString,
                 _registered_method=True)
+        self.FindMemberByLookupHash = channel.unary_unary(
+                '/retail.member.v1.MemberService/FindMemberByLookupHash',
+                request_serializer=retail_dot_member_dot_v1_dot_member__service__pb2.FindMemberByLookupHashRequest.SerializeToString,
+                response_deserializer=retail_dot_member_dot_v1_dot_member__service__pb2.FindMemberByLookupHashResponse.FromString,
+                _registered_method=True)
 
 
 class MemberServiceServicer:
@@ -215,6 +220,15 @@ class MemberServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FindMemberByLookupHash(self, request, context):
+        """FindMemberByLookupHash returns the member a SALES journal entry's lookup hash (the keyed
+        HMAC of a phone or card the till sent) belongs to, NOT_FOUND when none; for the other
+        contexts that read the journal. No personal data crosses: the hash is what the journal holds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MemberServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -282,6 +296,11 @@ def add_MemberServiceServicer_to_server(servicer, server):
                     servicer.GetMemberKpis,
                     request_deserializer=retail_dot_member_dot_v1_dot_member__service__pb2.GetMemberKpisRequest.FromString,
                     response_serializer=retail_dot_member_dot_v1_dot_member__service__pb2.GetMemberKpisResponse.SerializeToString,
+            ),
+            'FindMemberByLookupHash': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindMemberByLookupHash,
+                    request_deserializer=retail_dot_member_dot_v1_dot_member__service__pb2.FindMemberByLookupHashRequest.FromString,
+                    response_serializer=retail_dot_member_dot_v1_dot_member__service__pb2.FindMemberByLookupHashResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -640,6 +659,33 @@ class MemberService:
             '/retail.member.v1.MemberService/GetMemberKpis',
             retail_dot_member_dot_v1_dot_member__service__pb2.GetMemberKpisRequest.SerializeToString,
             retail_dot_member_dot_v1_dot_member__service__pb2.GetMemberKpisResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindMemberByLookupHash(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.member.v1.MemberService/FindMemberByLookupHash',
+            retail_dot_member_dot_v1_dot_member__service__pb2.FindMemberByLookupHashRequest.SerializeToString,
+            retail_dot_member_dot_v1_dot_member__service__pb2.FindMemberByLookupHashResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -82,6 +82,11 @@ class MemberServiceStub:
     """GetMemberKpis returns member KPIs of one store (or the chain) over a period: active
     members, repeat-purchase rate (复购率), average basket (客单价), member share of sales.
     """
+    FindMemberByLookupHash: _grpc.UnaryUnaryMultiCallable[_member_service_pb2.FindMemberByLookupHashRequest, _member_service_pb2.FindMemberByLookupHashResponse]
+    """FindMemberByLookupHash returns the member a SALES journal entry's lookup hash (the keyed
+    HMAC of a phone or card the till sent) belongs to, NOT_FOUND when none; for the other
+    contexts that read the journal. No personal data crosses: the hash is what the journal holds.
+    """
 
 @_typing.type_check_only
 class MemberServiceAsyncStub(MemberServiceStub):
@@ -136,6 +141,11 @@ class MemberServiceAsyncStub(MemberServiceStub):
     GetMemberKpis: _aio.UnaryUnaryMultiCallable[_member_service_pb2.GetMemberKpisRequest, _member_service_pb2.GetMemberKpisResponse]  # type: ignore[assignment]
     """GetMemberKpis returns member KPIs of one store (or the chain) over a period: active
     members, repeat-purchase rate (复购率), average basket (客单价), member share of sales.
+    """
+    FindMemberByLookupHash: _aio.UnaryUnaryMultiCallable[_member_service_pb2.FindMemberByLookupHashRequest, _member_service_pb2.FindMemberByLookupHashResponse]  # type: ignore[assignment]
+    """FindMemberByLookupHash returns the member a SALES journal entry's lookup hash (the keyed
+    HMAC of a phone or card the till sent) belongs to, NOT_FOUND when none; for the other
+    contexts that read the journal. No personal data crosses: the hash is what the journal holds.
     """
 
 class MemberServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -266,6 +276,17 @@ class MemberServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_member_service_pb2.GetMemberKpisResponse, _abc.Awaitable[_member_service_pb2.GetMemberKpisResponse]]:
         """GetMemberKpis returns member KPIs of one store (or the chain) over a period: active
         members, repeat-purchase rate (复购率), average basket (客单价), member share of sales.
+        """
+
+    @_abc_1.abstractmethod
+    def FindMemberByLookupHash(
+        self,
+        request: _member_service_pb2.FindMemberByLookupHashRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_member_service_pb2.FindMemberByLookupHashResponse, _abc.Awaitable[_member_service_pb2.FindMemberByLookupHashResponse]]:
+        """FindMemberByLookupHash returns the member a SALES journal entry's lookup hash (the keyed
+        HMAC of a phone or card the till sent) belongs to, NOT_FOUND when none; for the other
+        contexts that read the journal. No personal data crosses: the hash is what the journal holds.
         """
 
 def add_MemberServiceServicer_to_server(servicer: MemberServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -19,27 +19,35 @@ from servicekit.consumer import EventHandlers, InboundEvent, PoisonMessage
 from servicekit.db import UnitOfWork
 from servicekit.messaging import ConsumerSpec
 from servicekit.protowire import moment
-from services.marketing.entrypoints.wire import map_journal_sale, map_stage, map_tier
+from services.marketing.entrypoints.wire import map_consent_channel, map_journal_sale, map_stage, map_tier
 from services.marketing.service_layer.projections import Projections
 
-SALES_CONSUMER = ConsumerSpec(
-    stream="SALES",
-    durable="marketing-sales",
-    filter_subjects=["retail.sales.v1.sale_recorded.>"],
-    description="marketing keeps members' purchases and redeems coupons from every sale and return",
-)
-MEMBER_CONSUMER = ConsumerSpec(
-    stream="MEMBER",
-    durable="marketing-members",
-    filter_subjects=["retail.member.v1.>"],
-    description="marketing keeps its projection of members (no personal data)",
-)
-CATALOGUE_CONSUMER = ConsumerSpec(
-    stream="PRICING",
-    durable="marketing-catalogue",
-    filter_subjects=["retail.pricing.v1.item_changed"],
-    description="marketing keeps items' categories and costs",
-)
+
+def sales_consumer(durable: str = "marketing-sales") -> ConsumerSpec:
+    return ConsumerSpec(
+        stream="SALES",
+        durable=durable,
+        filter_subjects=["retail.sales.v1.sale_recorded.>"],
+        description="marketing keeps members' purchases and redeems coupons from every sale and return",
+    )
+
+
+def member_consumer(durable: str = "marketing-members") -> ConsumerSpec:
+    return ConsumerSpec(
+        stream="MEMBER",
+        durable=durable,
+        filter_subjects=["retail.member.v1.>"],
+        description="marketing keeps its projection of members (no personal data)",
+    )
+
+
+def catalogue_consumer(durable: str = "marketing-catalogue") -> ConsumerSpec:
+    return ConsumerSpec(
+        stream="PRICING",
+        durable=durable,
+        filter_subjects=["retail.pricing.v1.item_changed"],
+        description="marketing keeps items' categories and costs",
+    )
 
 
 class MemberDirectory(Protocol):
@@ -79,6 +87,13 @@ def member_handlers(projections: Projections) -> EventHandlers[UnitOfWork]:
         m = event.message
         await projections.lifecycle_changed(uow, m.member_id, map_stage(m.to_stage), moment(m.occurred_at))
 
+    async def on_consent(event: InboundEvent[member_events_pb2.ConsentChanged], uow: UnitOfWork) -> None:
+        m = event.message
+        channel = map_consent_channel(m.channel)
+        if not channel:
+            raise PoisonMessage("ConsentChanged without a channel")
+        await projections.consent_changed(uow, m.member_id, channel, m.granted, moment(m.occurred_at))
+
     async def on_erased(event: InboundEvent[member_events_pb2.MemberErased], uow: UnitOfWork) -> None:
         await projections.member_erased(uow, event.message.member_id, moment(event.message.occurred_at))
 
@@ -94,6 +109,7 @@ def member_handlers(projections: Projections) -> EventHandlers[UnitOfWork]:
     handlers.on(member_events_pb2.MemberRegistered, on_registered)
     handlers.on(member_events_pb2.TierChanged, on_tier)
     handlers.on(member_events_pb2.LifecycleChanged, on_stage)
+    handlers.on(member_events_pb2.ConsentChanged, on_consent)
     handlers.on(member_events_pb2.MemberErased, on_erased)
     handlers.on(member_events_pb2.MemberMerged, on_merged)
     handlers.on(member_events_pb2.MergeUndone, on_undone)

@@ -461,6 +461,45 @@ class LifecycleChanged(_message.Message):
 Global___LifecycleChanged: _TypeAlias = LifecycleChanged  # noqa: Y015
 
 @_typing.final
+class ConsentChanged(_message.Message):
+    """ConsentChanged: a member granted or withdrew consent to marketing through one channel
+    (one event per channel whose decision changed). Marketing reaches members only through
+    channels they consented to.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    CHANNEL_FIELD_NUMBER: _builtins.int
+    GRANTED_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    member_id: _builtins.str
+    """The member."""
+    channel: _member_service_pb2.ConsentChannel.ValueType
+    """The channel."""
+    granted: _builtins.bool
+    """Whether the member agrees to be contacted through it now."""
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When the member decided."""
+
+    def __init__(
+        self,
+        *,
+        member_id: _builtins.str = ...,
+        channel: _member_service_pb2.ConsentChannel.ValueType = ...,
+        granted: _builtins.bool = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["channel", b"channel", "granted", b"granted", "member_id", b"member_id", "occurred_at", b"occurred_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConsentChanged: _TypeAlias = ConsentChanged  # noqa: Y015
+
+@_typing.final
 class MemberErased(_message.Message):
     """MemberErased: a member's personal data was erased. Other contexts erase what they keep
     about the member (e.g. coupon recipients) and keep only anonymous aggregates.

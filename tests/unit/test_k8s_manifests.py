@@ -198,10 +198,29 @@ def test_each_overlay_sets_its_environment_and_pins_the_platform_image(
 def test_the_gateway_reaches_every_deployed_grpc_service(rendered: dict[str, list[Manifest]], overlay: str) -> None:
     docs = rendered[f"overlays/{overlay}"]
     backends = dict(entry.split("=", 1) for entry in config_map(docs, "gateway-config")["GATEWAY_BACKENDS"].split(","))
-    assert backends == {"inventory": "inventory:50051", "member": "member:50051", "pricing": "pricing:50051"}
+    assert backends == {
+        "inventory": "inventory:50051",
+        "member": "member:50051",
+        "pricing": "pricing:50051",
+        "marketing": "marketing:50051",
+    }
     for name in backends:
         ports = one(docs, "Service", name)["spec"]["ports"]
         assert [(port["name"], port["port"]) for port in ports] == [("grpc", 50051)]
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_marketing_runs_its_own_module_and_reaches_the_member_service_where_it_listens(
+    rendered: dict[str, list[Manifest]], overlay: str
+) -> None:
+    docs = rendered[f"overlays/{overlay}"]
+    container = one(docs, "Deployment", "marketing")["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["python", "-m", "services.marketing"]
+    assert {"secretRef": {"name": "marketing-secrets"}} in container["envFrom"]
+    target = config_map(docs, "marketing-config")["MEMBER_SERVICE_TARGET"]
+    host, port = target.removeprefix("dns:///").split(":")
+    member_ports = one(docs, "Service", host)["spec"]["ports"]
+    assert [(entry["name"], entry["port"]) for entry in member_ports] == [("grpc", int(port))]
 
 
 @pytest.mark.parametrize(("overlay", "key_required"), [("dev", False), ("prod", True)])

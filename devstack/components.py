@@ -57,8 +57,15 @@ PRICING = Component(
     demo_loader="services.pricing.demo:load_demo",
 )
 
+MARKETING = Component(
+    name="marketing",
+    module="services.marketing",
+    migrate_module="services.marketing.migrate",
+    protocol="grpc",
+)
+
 # Services come first so that the gateway finds its backends when it starts.
-SERVICES: tuple[Component, ...] = (INVENTORY, MEMBER, PRICING)
+SERVICES: tuple[Component, ...] = (INVENTORY, MEMBER, PRICING, MARKETING)
 COMPONENTS: tuple[Component, ...] = (*SERVICES, GATEWAY)
 
 # Not part of the platform: a batch shelf-label station simulator standing in for store

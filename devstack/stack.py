@@ -192,6 +192,10 @@ class LocalStack:
         }
         if component.protocol == "grpc":
             env["GRPC_PORT"] = str(ports.take(component.name))
+            # Where each other service listens, for a service that calls one (marketing asks member).
+            for service in COMPONENTS:
+                if service.protocol == "grpc" and service is not component:
+                    env[f"{service.name.upper()}_SERVICE_TARGET"] = f"127.0.0.1:{ports.take(service.name)}"
         else:
             env["HTTP_PORT"] = str(ports.take(component.name))
             env["GATEWAY_BACKENDS"] = ",".join(

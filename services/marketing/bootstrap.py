@@ -143,18 +143,18 @@ def build(
                 replicas=settings.jetstream_replicas,
                 subscriptions=[
                     Subscription(
-                        sales_consumer(settings.sales_consumer_durable),
+                        sales_consumer(settings.marketing_sales_durable),
                         sales_handlers(services.projections, directory or members),
                         unit_of_work,
                     ),
                     # Until the member and pricing streams exist these retry; nothing else waits for them.
                     Subscription(
-                        member_consumer(settings.member_consumer_durable),
+                        member_consumer(settings.marketing_members_durable),
                         member_handlers(services.projections),
                         unit_of_work,
                     ),
                     Subscription(
-                        catalogue_consumer(settings.catalogue_consumer_durable),
+                        catalogue_consumer(settings.marketing_catalogue_durable),
                         catalogue_handlers(services.projections),
                         unit_of_work,
                     ),

@@ -28,12 +28,13 @@ class MarketingSettings(BaseServiceSettings):
     )
     training_poll_seconds: float = Field(default=10.0, gt=0, le=3_600, description="how often queued training runs")
     model_workers: int = Field(default=1, ge=1, le=8, description="threads training models (one CPU each)")
-    sales_consumer_durable: str = Field(
+    # Named for marketing alone: another service's durable of the same stream must never be shared.
+    marketing_sales_durable: str = Field(
         default="marketing-sales", pattern=r"^[A-Za-z0-9_-]+$", description="durable consumer of the SALES journal"
     )
-    member_consumer_durable: str = Field(
+    marketing_members_durable: str = Field(
         default="marketing-members", pattern=r"^[A-Za-z0-9_-]+$", description="durable consumer of member events"
     )
-    catalogue_consumer_durable: str = Field(
+    marketing_catalogue_durable: str = Field(
         default="marketing-catalogue", pattern=r"^[A-Za-z0-9_-]+$", description="durable consumer of item changes"
     )

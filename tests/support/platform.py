@@ -39,7 +39,12 @@ SMALL_SCALE = dataclasses.replace(
 )
 # Demo credential labels (gateway.operations.demo), one per kind of client and staff role.
 CLIENT_LABELS = ("app", "pos_terminal", "supplier_user", "store_guide", "store_manager", "headquarters")
-SERVICES = {"inventory": "services.inventory", "member": "services.member", "pricing": "services.pricing"}
+SERVICES = {
+    "inventory": "services.inventory",
+    "member": "services.member",
+    "pricing": "services.pricing",
+    "marketing": "services.marketing",
+}
 
 
 @dataclass(frozen=True)
@@ -122,12 +127,16 @@ def running_platform(infra: Infra, kit_template: str, logs: Path, **gateway_sett
         "SALES_CONSUMER_DURABLE": f"member-sales-{run}",
         "CATALOGUE_CONSUMER_DURABLE": f"inv-cat-{run}",
         "INVENTORY_CONSUMER_DURABLE": f"pricing-inv-{run}",
+        "MARKETING_SALES_DURABLE": f"mkt-sales-{run}",
+        "MARKETING_MEMBERS_DURABLE": f"mkt-members-{run}",
+        "MARKETING_CATALOGUE_DURABLE": f"mkt-cat-{run}",
     }
     ports = {name: free_port() for name in SERVICES}
     databases = {name: create_database_from(infra, kit_template) for name in (*SERVICES, "gateway")}
     http_port = free_port()
+    targets = {f"{name.upper()}_SERVICE_TARGET": f"127.0.0.1:{port}" for name, port in ports.items()}
     environments = {
-        name: gateway_env(**common, **durables, DATABASE_URL=databases[name], GRPC_PORT=str(ports[name]))
+        name: gateway_env(**common, **durables, **targets, DATABASE_URL=databases[name], GRPC_PORT=str(ports[name]))
         for name in SERVICES
     }
     environments["gateway"] = gateway_env(

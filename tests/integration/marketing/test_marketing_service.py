@@ -61,9 +61,9 @@ async def app(marketing_url: str, nats_url: str, unique: str) -> AsyncIterator[M
         grpc_host="127.0.0.1",
         grpc_port=0,
         member_service_target="127.0.0.1:9",  # journal entries here name members by id: never asked
-        sales_consumer_durable=f"marketing-sales-{unique}",
-        member_consumer_durable=f"marketing-members-{unique}",
-        catalogue_consumer_durable=f"marketing-catalogue-{unique}",
+        marketing_sales_durable=f"marketing-sales-{unique}",
+        marketing_members_durable=f"marketing-members-{unique}",
+        marketing_catalogue_durable=f"marketing-catalogue-{unique}",
         launch_poll_seconds=0.05,
         tag_refresh_seconds=0,
     )

@@ -38,15 +38,14 @@ import argparse
 import asyncio
 import json
 import logging
-import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import asyncpg
 
-from devstack.servers import NatsServer, PostgresServer, postgres_bin_dir
+from bench.baseline import pgbench, python_module
+from devstack.servers import NatsServer, PostgresServer
 from servicekit import migrations
 from servicekit.messaging import StreamSpec, connect_nats, ensure_stream
 
@@ -58,37 +57,6 @@ INSERT INTO outbox (event_id, subject, event_type, aggregate_id, payload, occurr
 SELECT pg_notify('retail_outbox', '');
 COMMIT;
 """
-
-
-def pgbench(postgres: PostgresServer, database: str, script: Path, seconds: int, clients: int) -> tuple[float, int]:
-    """Run pgbench with a custom script; returns (transactions per second, transactions)."""
-    result = subprocess.run(
-        [
-            str(postgres_bin_dir() / "pgbench"),
-            "-n",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(postgres.port),
-            "-U",
-            "postgres",
-            "-c",
-            str(clients),
-            "-j",
-            str(min(clients, 2)),
-            "-T",
-            str(seconds),
-            "-f",
-            str(script),
-            database,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    tps = float(re.search(r"tps = ([\d.]+)", result.stdout).group(1))  # type: ignore[union-attr]
-    transactions = int(re.search(r"number of transactions actually processed: (\d+)", result.stdout).group(1))  # type: ignore[union-attr]
-    return tps, transactions
 
 
 async def prepare(postgres: PostgresServer, nats: NatsServer) -> str:
@@ -111,11 +79,6 @@ async def pending_rows(url: str) -> int:
         await connection.close()
 
 
-def python_module(*args: str) -> float:
-    output = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, check=True).stdout
-    return float(output.strip().splitlines()[-1])
-
-
 def bench_outbox(work: Path, seconds: int) -> dict[str, float]:
     postgres = PostgresServer(work / "postgres")
     nats = NatsServer(work / "nats")
@@ -125,7 +88,8 @@ def bench_outbox(work: Path, seconds: int) -> dict[str, float]:
         url = asyncio.run(prepare(postgres, nats))
         script = work / "outbox_write.sql"
         script.write_text(OUTBOX_WRITE)
-        write_tps, rows = pgbench(postgres, "bench", script, seconds, clients=8)
+        written = pgbench(postgres, "bench", script, seconds, clients=8)
+        write_tps, rows = written.tps, written.transactions
         assert asyncio.run(pending_rows(url)) == rows
         raw_publish = python_module("bench.js_publish", nats.url, "bench.raw", str(rows), "500")
         relay = python_module("bench.relay_drain", url, nats.url)

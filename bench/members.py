@@ -56,9 +56,10 @@ from nats.js.errors import NotFoundError
 from retail.common.v1 import money_pb2
 from retail.sales.v1 import events_pb2 as sales_pb2
 
+from bench.baseline import grpc_service, pgbench
 from bench.pos_ingest import wait_ready
 from bench.reservations import cpu_seconds, register_app_client, rss_mb, token_for
-from devstack.servers import NatsServer, PostgresServer, free_port, postgres_bin_dir
+from devstack.servers import NatsServer, PostgresServer, free_port
 from gateway.adapters.sales_journal import SALE_RECORDED_TYPE, SALES_STREAM, sale_subject
 from gateway.domain.sales import member_identity_hash
 from gateway.domain.scopes import MEMBERS_READ
@@ -297,25 +298,8 @@ class Member:
 
 @contextlib.contextmanager
 def member_service(stack: Stack, work: Path, name: str) -> Iterator[Member]:
-    grpc_port = free_port()
-    with (work / f"{name}.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.member"],
-            env={
-                **stack.env,
-                "DATABASE_URL": stack.member_url,
-                "GRPC_PORT": str(grpc_port),
-                "GRPC_HOST": "127.0.0.1",
-                "DB_POOL_SIZE": "20",
-            },
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-        try:
-            yield Member(process, grpc_port)
-        finally:
-            process.terminate()
-            process.wait(20)
+    with grpc_service("services.member", stack.env, stack.member_url, work / f"{name}.log") as (process, grpc_port):
+        yield Member(process, grpc_port)
 
 
 @contextlib.contextmanager
@@ -362,37 +346,6 @@ def gateway_in_front_of(
 
 
 # ---- load generators ----------------------------------------------------------------------------
-
-
-def pgbench(postgres: PostgresServer, database: str, script: Path, seconds: int, clients: int) -> float:
-    """Transactions per second of a custom script, prepared statements (as the services' asyncpg uses)."""
-    output = subprocess.run(
-        [
-            str(postgres_bin_dir() / "pgbench"),
-            "-n",
-            "-M",
-            "prepared",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(postgres.port),
-            "-U",
-            "postgres",
-            "-c",
-            str(clients),
-            "-j",
-            str(min(clients, 2)),
-            "-T",
-            str(seconds),
-            "-f",
-            str(script),
-            database,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return float(re.search(r"tps = ([\d.]+)", output).group(1))  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)
@@ -696,7 +649,7 @@ def resolve(stack: Stack, work: Path, seconds: int) -> dict[str, float]:
         token = token_for(base_url, CLIENT_ID, client_secret)
         check_resolves(base_url, token)
         wrk(base_url, script, max(2, seconds // 2), token)  # warm-up: connection pools, caches
-        pgbench_tps = pgbench(stack.postgres, "member", lookup, seconds, CONNECTIONS)
+        pgbench_tps = pgbench(stack.postgres, "member", lookup, seconds, CONNECTIONS, prepared=True).tps
         pids = {"member": member.process.pid, "gateway": gw.pid}
         cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
         run = wrk(base_url, script, seconds, token)
@@ -732,9 +685,9 @@ def earn(stack: Stack, work: Path, seconds: int) -> dict[str, float]:
     apply = work / "sale_apply.sql"
     apply.write_text(sale_apply_script(stack.settings.lookup_key))
     asyncio.run(checkpoint(stack.member_url))
-    many = pgbench(stack.postgres, "member", apply, seconds, PGBENCH_SALE_CLIENTS)
+    many = pgbench(stack.postgres, "member", apply, seconds, PGBENCH_SALE_CLIENTS, prepared=True).tps
     asyncio.run(checkpoint(stack.member_url))
-    one = pgbench(stack.postgres, "member", apply, seconds, 1)
+    one = pgbench(stack.postgres, "member", apply, seconds, 1, prepared=True).tps
     rate = SALES / elapsed
     return {
         "sales_journaled": float(SALES),

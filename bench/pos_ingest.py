@@ -52,6 +52,7 @@ import asyncpg
 from nats.js.errors import NotFoundError
 
 from bench import gateway_latency
+from bench.baseline import grpc_service, pgbench, python_module
 from bench.grpc_latency import LOCATION as ONLINE
 from bench.http import serve
 from devstack.servers import NatsServer, PostgresServer, free_port
@@ -315,19 +316,6 @@ async def check_inventory(url: str, journaled: int) -> dict[str, float]:
     return {"sales_applied_by_inventory": float(inbox)}
 
 
-def pgbench_tps(postgres: PostgresServer, database: str, script: Path, seconds: int, clients: int) -> float:
-    from bench.__main__ import pgbench  # the shared runner; imported late, __main__ imports this module
-
-    tps, _ = pgbench(postgres, database, script, seconds, clients=clients)
-    return tps
-
-
-def python_module(*args: str) -> float:
-    from bench.__main__ import python_module as run
-
-    return run(*args)
-
-
 def bench_pos(work: Path, seconds: int) -> dict[str, float]:
     postgres = PostgresServer(work / "postgres")
     nats = NatsServer(work / "nats")
@@ -389,10 +377,10 @@ def bench_pos(work: Path, seconds: int) -> dict[str, float]:
         journal_write, sale_line = work / "journal_write.sql", work / "sale_line_apply.sql"
         journal_write.write_text(JOURNAL_WRITE)
         sale_line.write_text(SALE_LINE_APPLY)
-        batch_tps = pgbench_tps(postgres, "gateway", journal_write, seconds, CONNECTIONS)
+        batch_tps = pgbench(postgres, "gateway", journal_write, seconds, CONNECTIONS).tps
         figures["pgbench_journal_write_sale_lines_per_s"] = batch_tps * SALES_PER_BATCH * LINES_PER_SALE
-        apply_tps = pgbench_tps(postgres, "inventory", sale_line, seconds, CONNECTIONS)
-        apply_one_tps = pgbench_tps(postgres, "inventory", sale_line, seconds, 1)
+        apply_tps = pgbench(postgres, "inventory", sale_line, seconds, CONNECTIONS).tps
+        apply_one_tps = pgbench(postgres, "inventory", sale_line, seconds, 1).tps
     finally:
         nats.stop()
         postgres.stop()
@@ -432,25 +420,9 @@ class Services:
 @contextlib.contextmanager
 def inventory_service(stack: Stack, work: Path) -> Iterator[Services]:
     """The real inventory service (gRPC API, SALES consumer), untraced, for the context's duration."""
-    grpc_port = free_port()
-    with (work / "inventory.log").open("wb") as log:
-        inventory = subprocess.Popen(
-            [sys.executable, "-m", "services.inventory"],
-            env={
-                **base_env(stack, tracing_endpoint=None),
-                "DATABASE_URL": stack.inventory_url,
-                "GRPC_PORT": str(grpc_port),
-                "GRPC_HOST": "127.0.0.1",
-                "DB_POOL_SIZE": "20",
-            },
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-        try:
-            yield Services(inventory, grpc_port)
-        finally:
-            inventory.terminate()
-            inventory.wait(20)
+    env = base_env(stack, tracing_endpoint=None)
+    with grpc_service("services.inventory", env, stack.inventory_url, work / "inventory.log") as (inventory, grpc_port):
+        yield Services(inventory, grpc_port)
 
 
 def base_env(stack: Stack, *, tracing_endpoint: str | None) -> dict[str, str]:

@@ -56,7 +56,8 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.members import WrkRun, gateway_in_front_of, pgbench, run_wrk
+from bench.baseline import grpc_service, pgbench
+from bench.members import WrkRun, gateway_in_front_of, run_wrk
 from bench.pos_ingest import wait_ready
 from bench.reservations import cpu_seconds, register_app_client, rss_mb, token_for
 from devstack.servers import NatsServer, PostgresServer, free_port
@@ -183,28 +184,11 @@ def simulators(stack: Stack, work: Path) -> Iterator[list[Simulator]]:
 
 @contextlib.contextmanager
 def pricing_service(stack: Stack, work: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    grpc_port = free_port()
-    with (work / "pricing.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "services.pricing"],
-            # Label status refreshes (online state, battery of every label) every 5 minutes by default:
-            # moved out of the measured phases.
-            env={
-                **stack.env,
-                "DATABASE_URL": stack.pricing_url,
-                "GRPC_PORT": str(grpc_port),
-                "GRPC_HOST": "127.0.0.1",
-                "DB_POOL_SIZE": "20",
-                "LABEL_STATUS_SECONDS": "3600",
-            },
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-        )
-        try:
-            yield process, grpc_port
-        finally:
-            process.terminate()
-            process.wait(20)
+    # Label status refreshes (online state, battery of every label) every 5 minutes by default:
+    # moved out of the measured phases.
+    env = {**stack.env, "LABEL_STATUS_SECONDS": "3600"}
+    with grpc_service("services.pricing", env, stack.pricing_url, work / "pricing.log") as started:
+        yield started
 
 
 # ---- loading the chain ----------------------------------------------------------------------------
@@ -647,7 +631,7 @@ def basket_lookups(stack: Stack, base_url: str, token: str, pids: dict[str, int]
     script = Path(stack.postgres.state_dir) / "basket.sql"
     script.write_text(basket_script())
     wrk(base_url, max(2, seconds // 2), token)  # warm-up: connection pools, prepared statements
-    pgbench_tps = pgbench(stack.postgres, "pricing", script, seconds, CONNECTIONS)
+    pgbench_tps = pgbench(stack.postgres, "pricing", script, seconds, CONNECTIONS, prepared=True).tps
     cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
     run = wrk(base_url, seconds, token)
     used = {name: cpu_seconds(pid) - cpu[name] for name, pid in pids.items()}

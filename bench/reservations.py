@@ -27,8 +27,9 @@ from pathlib import Path
 
 import asyncpg
 
+from bench.baseline import pgbench
 from bench.http import wait_for
-from devstack.servers import NatsServer, PostgresServer, free_port, postgres_bin_dir
+from devstack.servers import NatsServer, PostgresServer, free_port
 from gateway.adapters.client_registry import ClientRegistry
 from gateway.domain.clients import ClientKind, ClientRegistration, hash_client_secret
 from gateway.domain.scopes import default_scopes
@@ -100,34 +101,6 @@ async def reset_reserved(url: str) -> None:
         await connection.execute("UPDATE stock_level SET reserved = 0")
     finally:
         await connection.close()
-
-
-def pgbench(postgres: PostgresServer, database: str, script: Path, seconds: int) -> float:
-    output = subprocess.run(
-        [
-            str(postgres_bin_dir() / "pgbench"),
-            "-n",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(postgres.port),
-            "-U",
-            "postgres",
-            "-c",
-            str(CONNECTIONS),
-            "-j",
-            "2",
-            "-T",
-            str(seconds),
-            "-f",
-            str(script),
-            database,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return float(re.search(r"tps = ([\d.]+)", output).group(1))  # type: ignore[union-attr]
 
 
 def wrk(url: str, script: Path, mode: str, seconds: int, token: str) -> dict[str, float]:
@@ -232,8 +205,8 @@ def bench_reservations(work: Path, seconds: int) -> dict[str, float]:
         hot, spread = work / "hot.sql", work / "spread.sql"
         hot.write_text(HOT_UPDATE)
         spread.write_text(SPREAD_UPDATE)
-        pgbench_hot = pgbench(postgres, "inventory", hot, seconds)
-        pgbench_spread = pgbench(postgres, "inventory", spread, seconds)
+        pgbench_hot = pgbench(postgres, "inventory", hot, seconds, CONNECTIONS).tps
+        pgbench_spread = pgbench(postgres, "inventory", spread, seconds, CONNECTIONS).tps
         asyncio.run(reset_reserved(inventory_url))
 
         grpc_port, http_port = free_port(), free_port()

@@ -1,0 +1,90 @@
+"""What every benchmark measures against — PostgreSQL alone running a custom pgbench script, and
+a helper module's one printed figure (a raw client doing the same work without the platform) —
+and the service process it measures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from devstack.servers import PostgresServer, free_port, postgres_bin_dir
+
+
+@dataclass(frozen=True)
+class PgbenchRun:
+    tps: float
+    transactions: int
+
+
+def pgbench(
+    postgres: PostgresServer, database: str, script: Path, seconds: int, clients: int, *, prepared: bool = False
+) -> PgbenchRun:
+    """Run ``script`` for ``seconds`` over ``clients`` connections (on at most two threads); with
+    ``prepared``, as prepared statements (the way the services' asyncpg sends them)."""
+    result = subprocess.run(
+        [
+            str(postgres_bin_dir() / "pgbench"),
+            "-n",
+            *(["-M", "prepared"] if prepared else []),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(postgres.port),
+            "-U",
+            "postgres",
+            "-c",
+            str(clients),
+            "-j",
+            str(min(clients, 2)),
+            "-T",
+            str(seconds),
+            "-f",
+            str(script),
+            database,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    tps = float(re.search(r"tps = ([\d.]+)", result.stdout).group(1))  # type: ignore[union-attr]
+    transactions = int(re.search(r"number of transactions actually processed: (\d+)", result.stdout).group(1))  # type: ignore[union-attr]
+    return PgbenchRun(tps, transactions)
+
+
+def python_module(*args: str) -> float:
+    """The figure a ``python -m`` helper prints on its last line."""
+    output = subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True, check=True).stdout
+    return float(output.strip().splitlines()[-1])
+
+
+@contextlib.contextmanager
+def grpc_service(
+    module: str, env: Mapping[str, str], database_url: str, log_path: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """A service's ``python -m`` on a free local port (pool of 20), its log in ``log_path``, for the
+    context's duration; yields the process and its gRPC port."""
+    grpc_port = free_port()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", module],
+            env={
+                **env,
+                "DATABASE_URL": database_url,
+                "GRPC_PORT": str(grpc_port),
+                "GRPC_HOST": "127.0.0.1",
+                "DB_POOL_SIZE": "20",
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        try:
+            yield process, grpc_port
+        finally:
+            process.terminate()
+            process.wait(20)

@@ -74,6 +74,13 @@ class BaseServiceSettings(BaseSettings):
         return to_async_url(self.database_url)
 
 
+class GrpcServiceSettings(BaseServiceSettings):
+    """What a gRPC service adds: where its API listens."""
+
+    grpc_host: str = Field(default="0.0.0.0", description="interface the gRPC API listens on (GRPC_HOST)")  # noqa: S104
+    grpc_port: int = Field(default=50051, ge=0, le=65535, description="gRPC port (GRPC_PORT)")
+
+
 def to_async_url(url: str) -> str:
     """SQLAlchemy's spelling of a PostgreSQL URL for the asyncpg driver."""
     for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):

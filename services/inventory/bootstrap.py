@@ -8,14 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from retail.inventory.v1 import inventory_service_pb2
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from servicekit.db import create_engine, units_of_work
-from servicekit.eventing import Subscription, relay_and_consume
-from servicekit.grpc_server import GrpcServer, database_and_broker_checks
+from servicekit.composition import Connections, connections, service_server
+from servicekit.eventing import Subscription
+from servicekit.grpc_server import GrpcServer
 from servicekit.lifecycle import every
-from servicekit.maintenance import kit_maintenance
-from servicekit.nats_connection import NatsConnection
 from services.inventory.entrypoints.catalogue_consumer import catalogue_consumer, catalogue_handlers
 from services.inventory.entrypoints.grpc_api import InventoryServicer, register
 from services.inventory.entrypoints.sales_consumer import INVENTORY_STREAM, SALES_CONSUMER, sales_handlers
@@ -35,29 +32,20 @@ GRPC_SERVICE = inventory_service_pb2.DESCRIPTOR.services_by_name["InventoryServi
 class InventoryApp:
     server: GrpcServer
     service: InventoryService
-    engine: AsyncEngine
-    nats: NatsConnection
+    connected: Connections
     planner: ReplenishmentPlanner
     fit_executor: ThreadPoolExecutor
 
     async def close(self) -> None:
         self.fit_executor.shutdown(wait=False, cancel_futures=True)
-        await self.nats.close()
-        await self.engine.dispose()
+        await self.connected.close()
 
 
 def build(settings: InventorySettings) -> InventoryApp:
-    engine = create_engine(
-        settings.database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        application_name=SERVICE_NAME,
-    )
-    unit_of_work = units_of_work(engine)
-
+    connected = connections(settings, SERVICE_NAME)
+    unit_of_work = connected.unit_of_work
     service = InventoryService(unit_of_work, STORED_REPLIES.reservation, max_batch=settings.reservation_batch_max)
     commands = InventoryCommands(unit_of_work, service, TransferSaga(), STORED_REPLIES)
-    nats = NatsConnection(settings.nats_url, name=SERVICE_NAME)
     # Demand fits take seconds of CPU: on threads of their own, never on the event loop.
     fit_executor = ThreadPoolExecutor(max_workers=settings.forecast_workers, thread_name_prefix="demand-fit")
     planner = ReplenishmentPlanner(
@@ -71,31 +59,22 @@ def build(settings: InventorySettings) -> InventoryApp:
         ),
     )
 
-    server = GrpcServer(
-        name=SERVICE_NAME,
-        port=settings.grpc_port,
-        host=settings.grpc_host,
+    server = service_server(
+        SERVICE_NAME,
+        settings,
+        connected,
         registrations=[register(InventoryServicer(commands, service, planner=planner))],
         service_names=[GRPC_SERVICE],
-        readiness_checks=database_and_broker_checks(engine, nats),
-        background=[
-            relay_and_consume(
-                nats,
-                database_url=settings.database_url,
-                own_stream=INVENTORY_STREAM,
-                replicas=settings.jetstream_replicas,
-                subscriptions=[
-                    Subscription(SALES_CONSUMER, sales_handlers(service), unit_of_work),
-                    # Until pricing has declared its stream this one retries; nothing else waits for it.
-                    Subscription(
-                        catalogue_consumer(settings.catalogue_consumer_durable),
-                        catalogue_handlers(service),
-                        unit_of_work,
-                    ),
-                ],
+        own_stream=INVENTORY_STREAM,
+        subscriptions=[
+            Subscription(SALES_CONSUMER, sales_handlers(service), unit_of_work),
+            # Until pricing has declared its stream this one retries; nothing else waits for it.
+            Subscription(
+                catalogue_consumer(settings.catalogue_consumer_durable), catalogue_handlers(service), unit_of_work
             ),
+        ],
+        jobs=[
             every("reservation expiry", settings.reservation_sweep_seconds, service.expire_due, again=bool),
-            kit_maintenance(engine),
             # Every selling location planned each interval (the first run after one interval); 0 is off.
             every(
                 "replenishment run",
@@ -104,9 +83,8 @@ def build(settings: InventorySettings) -> InventoryApp:
                 first_run_now=False,
             ),
         ],
-        shutdown_grace=settings.shutdown_grace_seconds,
     )
-    return InventoryApp(server, service, engine, nats, planner, fit_executor)
+    return InventoryApp(server, service, connected, planner, fit_executor)
 
 
 def _replenishment_run(planner: ReplenishmentPlanner) -> Callable[[], Awaitable[None]]:

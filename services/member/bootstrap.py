@@ -6,20 +6,17 @@ Nothing connects at import time; :func:`build` returns the server and what it ho
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from retail.member.v1 import member_service_pb2
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from servicekit.db import UnitOfWork, create_engine, units_of_work
-from servicekit.eventing import Subscription, relay_and_consume
-from servicekit.grpc_server import GrpcServer, database_and_broker_checks
+from servicekit.clock import Clock, utc_now
+from servicekit.composition import Connections, connections, service_server
+from servicekit.db import UnitOfWork
+from servicekit.eventing import Subscription
+from servicekit.grpc_server import GrpcServer
 from servicekit.lifecycle import every
-from servicekit.maintenance import kit_maintenance
-from servicekit.nats_connection import NatsConnection
 from services.member.adapters.personal_data import DataKeyring, PersonalDataCodec
 from services.member.domain.lifecycle import LifecyclePolicy
 from services.member.domain.points import PointsPolicy
@@ -36,10 +33,8 @@ from services.member.service_layer.points_book import EXPIRY_BATCH, PointsBook
 from services.member.service_layer.tier_review import TierReview
 from services.member.settings import MemberSettings
 
-log = logging.getLogger("member")
 SERVICE_NAME = "member"
 GRPC_SERVICE = member_service_pb2.DESCRIPTOR.services_by_name["MemberService"].full_name
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)
@@ -74,9 +69,7 @@ def policies(settings: MemberSettings) -> LoyaltyPolicies:
     )
 
 
-def wire(
-    settings: MemberSettings, unit_of_work: Callable[[], UnitOfWork], *, clock: Clock = lambda: datetime.now(UTC)
-) -> MemberServices:
+def wire(settings: MemberSettings, unit_of_work: Callable[[], UnitOfWork], *, clock: Clock = utc_now) -> MemberServices:
     """The application services over a unit of work, with the settings' keys and policies."""
     codec = PersonalDataCodec(DataKeyring(settings.data_keys))
     rules = policies(settings)
@@ -96,47 +89,30 @@ def wire(
 class MemberApp:
     server: GrpcServer
     services: MemberServices
-    engine: AsyncEngine
-    nats: NatsConnection
+    connected: Connections
 
     async def close(self) -> None:
-        await self.nats.close()
-        await self.engine.dispose()
+        await self.connected.close()
 
 
-def build(settings: MemberSettings, *, clock: Clock = lambda: datetime.now(UTC)) -> MemberApp:
-    engine = create_engine(
-        settings.database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        application_name=SERVICE_NAME,
-    )
-    unit_of_work = units_of_work(engine)
-
-    services = wire(settings, unit_of_work, clock=clock)
-    nats = NatsConnection(settings.nats_url, name=SERVICE_NAME)
-
-    server = GrpcServer(
-        name=SERVICE_NAME,
-        port=settings.grpc_port,
-        host=settings.grpc_host,
+def build(settings: MemberSettings, *, clock: Clock = utc_now) -> MemberApp:
+    connected = connections(settings, SERVICE_NAME)
+    services = wire(settings, connected.unit_of_work, clock=clock)
+    server = service_server(
+        SERVICE_NAME,
+        settings,
+        connected,
         registrations=[
             register(MemberServicer(services.members, services.points, services.queries, services.kpis, clock=clock))
         ],
         service_names=[GRPC_SERVICE],
-        readiness_checks=database_and_broker_checks(engine, nats),
-        background=[
-            relay_and_consume(
-                nats,
-                database_url=settings.database_url,
-                own_stream=MEMBER_STREAM,
-                replicas=settings.jetstream_replicas,
-                subscriptions=[
-                    Subscription(
-                        sales_consumer(settings.sales_consumer_durable), sales_handlers(services.sales), unit_of_work
-                    )
-                ],
-            ),
+        own_stream=MEMBER_STREAM,
+        subscriptions=[
+            Subscription(
+                sales_consumer(settings.sales_consumer_durable), sales_handlers(services.sales), connected.unit_of_work
+            )
+        ],
+        jobs=[
             every(
                 "points expiry",
                 settings.points_expiry_sweep_seconds,
@@ -151,11 +127,9 @@ def build(settings: MemberSettings, *, clock: Clock = lambda: datetime.now(UTC))
                 again=bool,
                 first_run_now=False,
             ),
-            kit_maintenance(engine),
         ],
-        shutdown_grace=settings.shutdown_grace_seconds,
     )
-    return MemberApp(server, services, engine, nats)
+    return MemberApp(server, services, connected)
 
 
 def _review_step(tiers: TierReview) -> Callable[[], Awaitable[str]]:

@@ -19,15 +19,13 @@ from decimal import Decimal, InvalidOperation
 
 from pydantic import Field, SecretStr, field_validator
 
-from servicekit.settings import BaseServiceSettings, dev_secret
+from servicekit.settings import GrpcServiceSettings, dev_secret
 
 _KEY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 DATA_KEY_BYTES = 32  # AES-256
 
 
-class MemberSettings(BaseServiceSettings):
-    grpc_host: str = Field(default="0.0.0.0", description="interface the gRPC API listens on (GRPC_HOST)")  # noqa: S104
-    grpc_port: int = Field(default=50051, ge=0, le=65535, description="gRPC port (GRPC_PORT)")
+class MemberSettings(GrpcServiceSettings):
     member_lookup_key: SecretStr = dev_secret(
         "local-development-member-lookup-key-not-a-secret",
         "HMAC-SHA256 key of identity lookup hashes; the gateway's MEMBER_LOOKUP_KEY (MEMBER_LOOKUP_KEY)",

@@ -6,20 +6,17 @@ Nothing connects at import time; :func:`build` returns the server and what it ho
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from retail.pricing.v1 import pricing_service_pb2
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from servicekit.db import UnitOfWork, create_engine, units_of_work
-from servicekit.eventing import Subscription, relay_and_consume
-from servicekit.grpc_server import GrpcServer, database_and_broker_checks
+from servicekit.clock import Clock, utc_now
+from servicekit.composition import Connections, connections, service_server
+from servicekit.db import UnitOfWork
+from servicekit.eventing import Subscription
+from servicekit.grpc_server import GrpcServer
 from servicekit.lifecycle import every
-from servicekit.maintenance import kit_maintenance
-from servicekit.nats_connection import NatsConnection
 from services.pricing.adapters.integration_events import PRICING_STREAM
 from services.pricing.entrypoints.grpc_api import PricingServicer, register
 from services.pricing.entrypoints.inventory_consumer import inventory_consumer, inventory_handlers
@@ -30,10 +27,8 @@ from services.pricing.service_layer.pricing import Pricing
 from services.pricing.service_layer.schedule import Scheduler
 from services.pricing.settings import PricingSettings
 
-log = logging.getLogger("pricing")
 SERVICE_NAME = "pricing"
 GRPC_SERVICE = pricing_service_pb2.DESCRIPTOR.services_by_name["PricingService"].full_name
-Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)
@@ -61,7 +56,7 @@ def label_policy(settings: PricingSettings) -> LabelPolicy:
 
 
 def wire(
-    settings: PricingSettings, unit_of_work: Callable[[], UnitOfWork], *, clock: Clock = lambda: datetime.now(UTC)
+    settings: PricingSettings, unit_of_work: Callable[[], UnitOfWork], *, clock: Clock = utc_now
 ) -> PricingServices:
     """The application services over a unit of work, with the settings' policies."""
     pricing = Pricing(unit_of_work, min_margin=settings.min_margin, clock=clock)
@@ -83,49 +78,32 @@ def wire(
 class PricingApp:
     server: GrpcServer
     services: PricingServices
-    engine: AsyncEngine
-    nats: NatsConnection
+    connected: Connections
 
     async def close(self) -> None:
         await self.services.stations.close()
-        await self.nats.close()
-        await self.engine.dispose()
+        await self.connected.close()
 
 
-def build(settings: PricingSettings, *, clock: Clock = lambda: datetime.now(UTC)) -> PricingApp:
-    engine = create_engine(
-        settings.database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        application_name=SERVICE_NAME,
-    )
-    unit_of_work = units_of_work(engine)
-
-    services = wire(settings, unit_of_work, clock=clock)
-    nats = NatsConnection(settings.nats_url, name=SERVICE_NAME)
-
+def build(settings: PricingSettings, *, clock: Clock = utc_now) -> PricingApp:
+    connected = connections(settings, SERVICE_NAME)
+    services = wire(settings, connected.unit_of_work, clock=clock)
     labels = services.labels
-    server = GrpcServer(
-        name=SERVICE_NAME,
-        port=settings.grpc_port,
-        host=settings.grpc_host,
+    server = service_server(
+        SERVICE_NAME,
+        settings,
+        connected,
         registrations=[register(PricingServicer(services.handlers, services.pricing, labels, services.markdowns))],
         service_names=[GRPC_SERVICE],
-        readiness_checks=database_and_broker_checks(engine, nats),
-        background=[
-            relay_and_consume(
-                nats,
-                database_url=settings.database_url,
-                own_stream=PRICING_STREAM,
-                replicas=settings.jetstream_replicas,
-                subscriptions=[
-                    Subscription(
-                        inventory_consumer(settings.inventory_consumer_durable),
-                        inventory_handlers(services.markdowns),
-                        unit_of_work,
-                    )
-                ],
-            ),
+        own_stream=PRICING_STREAM,
+        subscriptions=[
+            Subscription(
+                inventory_consumer(settings.inventory_consumer_durable),
+                inventory_handlers(services.markdowns),
+                connected.unit_of_work,
+            )
+        ],
+        jobs=[
             every("price schedule", settings.schedule_poll_seconds, services.scheduler.run_due),
             every(
                 "label push",
@@ -135,8 +113,6 @@ def build(settings: PricingSettings, *, clock: Clock = lambda: datetime.now(UTC)
             ),
             every("label acknowledgements", settings.label_poll_seconds, labels.poll_sent),
             every("label status", settings.label_status_seconds, labels.refresh_status),
-            kit_maintenance(engine),
         ],
-        shutdown_grace=settings.shutdown_grace_seconds,
     )
-    return PricingApp(server, services, engine, nats)
+    return PricingApp(server, services, connected)

@@ -6,12 +6,10 @@ from decimal import Decimal
 
 from pydantic import Field
 
-from servicekit.settings import BaseServiceSettings
+from servicekit.settings import GrpcServiceSettings
 
 
-class PricingSettings(BaseServiceSettings):
-    grpc_host: str = Field(default="0.0.0.0", description="interface the gRPC API listens on (GRPC_HOST)")  # noqa: S104
-    grpc_port: int = Field(default=50051, ge=0, le=65535, description="gRPC port (GRPC_PORT)")
+class PricingSettings(GrpcServiceSettings):
     min_margin: Decimal = Field(
         default=Decimal("0.05"),
         ge=0,

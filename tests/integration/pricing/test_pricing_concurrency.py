@@ -92,7 +92,7 @@ async def all_labels(stub: pb_grpc.PricingServiceAsyncStub, store_id: str) -> li
 
 def unit_of_work_over(app: PricingApp) -> Callable[[], UnitOfWork]:
     """Units of work over the service's database, for a second scheduler or pusher (another replica)."""
-    return units_of_work(app.engine)
+    return units_of_work(app.connected.engine)
 
 
 async def price_changed_events(app: PricingApp, store_id: str) -> list[events_pb2.PriceChanged]:

@@ -699,7 +699,7 @@ async def test_labels_that_do_not_confirm_in_time_fail_the_parity_audit(
 
 async def overstocked(app: PricingApp, store_id: str, sku: str) -> str:
     """A markdown suggestion as inventory's overstock alert makes one (90 days of cover, 30 allowed)."""
-    async with units_of_work(app.engine)() as uow:
+    async with units_of_work(app.connected.engine)() as uow:
         row = await app.services.markdowns.on_overstock(uow, OverstockAlert(store_id, sku, Decimal(90), Decimal(30)))
         await uow.commit()
     assert row is not None

@@ -22,7 +22,7 @@ async def plan_of_claim(app: PricingApp, clock: Clock) -> str:
         if "UPDATE label" in statement:
             sent.append((statement, parameters))
 
-    event.listen(app.engine.sync_engine, "before_cursor_execute", capture)
+    event.listen(app.connected.engine.sync_engine, "before_cursor_execute", capture)
     try:
         async with app.services.pricing._uow() as uow:
             await label_store.claim_due(uow.session, clock.now(), 1000)
@@ -31,7 +31,7 @@ async def plan_of_claim(app: PricingApp, clock: Clock) -> str:
             rows = await connection.exec_driver_sql(f"EXPLAIN {statement}", parameters)
             return "\n".join(row[0] for row in rows)
     finally:
-        event.remove(app.engine.sync_engine, "before_cursor_execute", capture)
+        event.remove(app.connected.engine.sync_engine, "before_cursor_execute", capture)
 
 
 async def test_claiming_due_labels_probes_the_due_index_also_for_given_up_labels(app: PricingApp, clock: Clock) -> None:
@@ -48,7 +48,7 @@ async def test_claiming_due_labels_probes_the_due_index_also_for_given_up_labels
             {"n": SETTLED_LABELS},
         )
         await uow.commit()
-    async with app.engine.connect() as connection:
+    async with app.connected.engine.connect() as connection:
         await connection.execute(text("ANALYZE label"))
         await connection.commit()
 

@@ -5,12 +5,27 @@ response is stored in that same transaction, so the effect and the stored answer
 together. A concurrent duplicate blocks on the claimed key until the first transaction
 ends: after a commit it reads the stored answer, after a rollback it claims the id itself.
 The same id with a different request (another method or other fields) is refused.
+
+The one way a command handler uses it, owning its unit of work::
+
+    async with self._uow() as uow:
+        if (first := await replay(uow.session, command.request, codec)) is not None:
+            return first  # a retry: the first call's answer, nothing changes
+        answer = ...  # the change, its outbox events
+        await keep_reply(uow.session, command.request, codec, answer)
+        await uow.commit()
+        return answer
+
+The command carries the request's :class:`RequestFingerprint` and the entrypoint supplies the
+:class:`ReplyCodec` (usually :func:`message_codec`: the RPC's response message), so the service
+layer never sees the wire types. A domain error rolls the claim back with the effect, so a
+corrected retry with the same id is free to succeed.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -18,13 +33,10 @@ from google.protobuf.message import Message
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from servicekit.db import UnitOfWork
 from servicekit.errors import AlreadyExists, InvalidArgument
 
-ResponseT = TypeVar("ResponseT", bound=Message)
-UowT = TypeVar("UowT", bound=UnitOfWork)
+MessageT = TypeVar("MessageT", bound=Message)
 ReplyT = TypeVar("ReplyT")
-ResultT = TypeVar("ResultT")
 
 MAX_REQUEST_ID_LENGTH = 200
 
@@ -48,6 +60,17 @@ class ReplyCodec(Generic[ReplyT]):
     decode: Callable[[bytes], ReplyT]
 
 
+def message_codec(
+    message_type: type[MessageT], to_message: Callable[[ReplyT], MessageT], from_message: Callable[[MessageT], ReplyT]
+) -> ReplyCodec[ReplyT]:
+    """A command's answer kept as its RPC's response message, serialised deterministically, so a
+    replay answers with the very bytes of the first call."""
+    return ReplyCodec(
+        encode=lambda reply: to_message(reply).SerializeToString(deterministic=True),
+        decode=lambda data: from_message(message_type.FromString(data)),
+    )
+
+
 class RequestIdReused(AlreadyExists):
     """The request_id was already used for a different request."""
 
@@ -61,22 +84,16 @@ def request_digest(method: str, request: Message) -> bytes:
 
 def fingerprint(request: Any, method: str = "") -> RequestFingerprint:
     """The fingerprint of a request message carrying its own ``request_id``; ``method`` defaults to the
-    message type, the name :func:`run_request_once` stores it under."""
+    message type's full name."""
     name = method or type(request).DESCRIPTOR.full_name
     return RequestFingerprint(request.request_id, name, request_digest(name, request))
 
 
-async def claim_request(session: AsyncSession, request_id: str, method: str, request: Message) -> bytes | None:
-    """Claim ``request_id`` in the session's transaction.
-
-    Returns None when the claim is ours (go ahead), or the stored response of the first
-    call with this id. Raises when the id is missing, too long or was used for another request.
-    """
-    return await claim_fingerprint(session, RequestFingerprint(request_id, method, request_digest(method, request)))
-
-
 async def claim_fingerprint(session: AsyncSession, request: RequestFingerprint) -> bytes | None:
-    """:func:`claim_request` for a request already reduced to its fingerprint (a command's)."""
+    """Claim ``request``'s id in the session's transaction.
+
+    Returns None when the claim is ours (go ahead), or the stored answer of the first call with
+    this id. Raises when the id is missing, too long or was used for another request."""
     request_id, method, digest = request.request_id, request.method, request.digest
     if not request_id:
         raise InvalidArgument("request_id is required for this call", reason="request-id-missing")
@@ -102,24 +119,14 @@ async def claim_fingerprint(session: AsyncSession, request: RequestFingerprint) 
     return bytes(stored.response)
 
 
-async def claim_requests(
-    session: AsyncSession, method: str, requests: Sequence[tuple[str, Message]]
-) -> list[bytes | AlreadyExists | None]:
-    """Claim many distinct request ids in one statement (a coalesced batch).
-
-    Per request, in order: None (ours, go ahead), the stored first response, or the
-    error to answer with when the id was used for a different request. Ids must be distinct.
-    """
-    return await claim_fingerprints(
-        session,
-        [RequestFingerprint(request_id, method, request_digest(method, request)) for request_id, request in requests],
-    )
-
-
 async def claim_fingerprints(
     session: AsyncSession, requests: Sequence[RequestFingerprint]
 ) -> list[bytes | AlreadyExists | None]:
-    """:func:`claim_requests` for requests already reduced to their fingerprints, all of one method."""
+    """Claim many distinct request ids, all of one method, in one statement (a coalesced batch).
+
+    Per request, in order: None (ours, go ahead), the stored first answer, or the error to
+    answer with when the id was used for a different request. Ids must be distinct.
+    """
     if not requests:
         return []
     methods = {request.method for request in requests}
@@ -167,15 +174,8 @@ async def claim_fingerprints(
     return outcomes
 
 
-async def store_responses(session: AsyncSession, responses: Sequence[tuple[str, Message]]) -> None:
-    """Record the answers of many claimed requests in one statement."""
-    await store_replies(
-        session, [(request_id, response.SerializeToString(deterministic=True)) for request_id, response in responses]
-    )
-
-
 async def store_replies(session: AsyncSession, replies: Sequence[tuple[str, bytes]]) -> None:
-    """:func:`store_responses` for answers already encoded (by a :class:`ReplyCodec`)."""
+    """Record the encoded answers of many claimed requests in one statement."""
     if not replies:
         return
     await session.execute(
@@ -195,13 +195,8 @@ async def release_claims(session: AsyncSession, request_ids: Sequence[str]) -> N
         )
 
 
-async def store_response(session: AsyncSession, request_id: str, response: Message) -> None:
-    """Record the answer to a claimed request, in the same transaction as its effect."""
-    await store_reply(session, request_id, response.SerializeToString(deterministic=True))
-
-
 async def store_reply(session: AsyncSession, request_id: str, reply: bytes) -> None:
-    """:func:`store_response` for an answer already encoded (by a :class:`ReplyCodec`)."""
+    """Record the encoded answer to a claimed request, in the same transaction as its effect."""
     await session.execute(
         text("UPDATE request_log SET response = :response WHERE request_id = :id"),
         {"id": request_id, "response": reply},
@@ -210,7 +205,7 @@ async def store_reply(session: AsyncSession, request_id: str, reply: bytes) -> N
 
 async def replay(session: AsyncSession, request: RequestFingerprint, codec: ReplyCodec[ReplyT]) -> ReplyT | None:
     """Claim a command's request id: None when the claim is ours (go ahead and store the answer with
-    :func:`keep_reply`), else the first call's answer, decoded. Raises as :func:`claim_request` does."""
+    :func:`keep_reply`), else the first call's answer, decoded. Raises as :func:`claim_fingerprint` does."""
     stored = await claim_fingerprint(session, request)
     return None if stored is None else codec.decode(stored)
 
@@ -220,76 +215,3 @@ async def keep_reply(
 ) -> None:
     """Store a command's answer under its claimed request id, in the transaction of its effect."""
     await store_reply(session, request.request_id, codec.encode(reply))
-
-
-async def run_once(
-    uow: UowT,
-    *,
-    request_id: str,
-    method: str,
-    request: Message,
-    response_type: type[ResponseT],
-    effect: Callable[[UowT], Awaitable[ResponseT]],
-) -> ResponseT:
-    """Run ``effect`` in ``uow`` once per ``request_id``; replays return the stored response.
-
-    ``effect`` must not commit: it makes its changes (and publishes its events) in the
-    unit of work, and this function stores the response and commits everything at once.
-    A domain error raised by ``effect`` rolls back the claim too, so a corrected retry
-    with the same id is free to succeed.
-    """
-    async with uow:
-        stored = await claim_request(uow.session, request_id, method, request)
-        if stored is not None:
-            return response_type.FromString(stored)
-        response = await effect(uow)
-        await store_response(uow.session, request_id, response)
-        await uow.commit()
-        return response
-
-
-async def run_request_once(
-    uow: UowT, request: Any, response_type: type[ResponseT], effect: Callable[[UowT], Awaitable[ResponseT]]
-) -> ResponseT:
-    """:func:`run_once` for a request message carrying its own ``request_id`` field; the method
-    it is stored under is the request's message type."""
-    return await run_once(
-        uow,
-        request_id=request.request_id,
-        method=type(request).DESCRIPTOR.full_name,
-        request=request,
-        response_type=response_type,
-        effect=effect,
-    )
-
-
-@dataclass(frozen=True)
-class Answer(Generic[ResultT]):
-    """What a once-only command answers: its fresh ``result``, or, for a retry of a request id
-    already answered, the answer the first call ``stored`` (the entrypoint reads it back)."""
-
-    result: ResultT | None = None
-    stored: bytes | None = None
-
-
-async def run_command_once(
-    uow: UowT,
-    request: RequestFingerprint,
-    keep: Callable[[ResultT], bytes],
-    work: Callable[[UowT], Awaitable[ResultT]],
-) -> Answer[ResultT]:
-    """A command handler's whole unit of work: ``work`` runs in ``uow`` once per request id.
-
-    ``keep`` turns the result into the answer stored with the claim (the wire format, given by
-    the entrypoint), so the effect, its events and the stored answer commit together; a domain
-    error raised by ``work`` rolls back the claim too. The same claim and store as
-    :func:`replay` / :func:`keep_reply`, for handlers whose entrypoint reads a retry's answer back itself.
-    """
-    async with uow:
-        stored = await claim_fingerprint(uow.session, request)
-        if stored is not None:
-            return Answer(stored=stored)
-        result = await work(uow)
-        await store_reply(uow.session, request.request_id, keep(result))
-        await uow.commit()
-        return Answer(result=result)

@@ -13,10 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from servicekit.db import UnitOfWork
 from servicekit.errors import FailedPrecondition, NotFound
-from servicekit.idempotency import run_once
+from servicekit.idempotency import RequestFingerprint, keep_reply, message_codec, replay, request_digest
 from servicekit.outbox import OutboxEvent
 
 SERVICE = "retail.test.v1.NoteService"
+NOTE_ANSWERS = message_codec(StringValue, lambda answer: answer, lambda answer: answer)
 
 
 class NoteService:
@@ -32,7 +33,10 @@ class NoteService:
     async def add(self, request: StringValue, context: grpc.aio.ServicerContext[Any, Any]) -> StringValue:
         request_id = dict(context.invocation_metadata() or ()).get("request-id", "")
 
-        async def effect(uow: UnitOfWork) -> StringValue:
+        request_fingerprint = RequestFingerprint(request_id, "Add", request_digest("Add", request))
+        async with self.uow() as uow:
+            if (first := await replay(uow.session, request_fingerprint, NOTE_ANSWERS)) is not None:
+                return first
             note_id = str(uuid.uuid4())
             await uow.session.execute(
                 text("INSERT INTO note VALUES (:id, :body)"), {"id": note_id, "body": request.value}
@@ -40,11 +44,10 @@ class NoteService:
             uow.publish(OutboxEvent.of("retail.test.v1.note_added", StringValue(value=note_id), aggregate_id=note_id))
             if request.value == "reject":
                 raise FailedPrecondition("notes saying 'reject' are refused", reason="note-rejected")
-            return StringValue(value=note_id)
-
-        return await run_once(
-            self.uow(), request_id=request_id, method="Add", request=request, response_type=StringValue, effect=effect
-        )
+            answer = StringValue(value=note_id)
+            await keep_reply(uow.session, request_fingerprint, NOTE_ANSWERS, answer)
+            await uow.commit()
+            return answer
 
     async def fail_not_found(self, request: StringValue, context: grpc.aio.ServicerContext[Any, Any]) -> StringValue:
         raise NotFound(f"note {request.value} does not exist", reason="note-not-found")

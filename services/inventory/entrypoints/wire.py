@@ -7,17 +7,15 @@ through here, so a quantity or a status has one wire form.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, date
 from decimal import Decimal
-from typing import TypeVar, overload
+from typing import Any, overload
 
-from google.protobuf.message import Message
 from retail.common.v1 import money_pb2
 from retail.inventory.v1 import inventory_service_pb2 as pb
 
 from servicekit.errors import InvalidArgument
-from servicekit.idempotency import MAX_REQUEST_ID_LENGTH, ReplyCodec, fingerprint
+from servicekit.idempotency import MAX_REQUEST_ID_LENGTH, ReplyCodec, fingerprint, message_codec
 from servicekit.protowire import timestamp
 from services.inventory.domain.locations import Location
 from services.inventory.domain.model import (
@@ -48,9 +46,6 @@ from services.inventory.service_layer.commands import (
     ReserveStock,
     StoredReplies,
 )
-
-ReplyT = TypeVar("ReplyT")
-MessageT = TypeVar("MessageT", bound=Message)
 
 # Reservations are kept under this name in the request-id store (not the message type, as elsewhere).
 RESERVE_METHOD = "retail.inventory.v1.InventoryService/ReserveStock"
@@ -299,57 +294,41 @@ def map_pending_report_back(message: pb.ApplyPendingSaleLinesResponse) -> Pendin
     )
 
 
-def _kept_as(
-    response_type: type[MessageT], to_message: Callable[[ReplyT], MessageT], from_message: Callable[[MessageT], ReplyT]
-) -> ReplyCodec[ReplyT]:
-    """A command's answer kept as its RPC's response message, so a replay answers with the same bytes."""
-    return ReplyCodec(
-        encode=lambda reply: to_message(reply).SerializeToString(deterministic=True),
-        decode=lambda data: from_message(response_type.FromString(data)),
+def _kept_reservation(response_type: Any) -> ReplyCodec[Reservation]:
+    """A reservation kept as a response message holding it in its ``reservation`` field."""
+    return message_codec(
+        response_type,
+        lambda reservation: response_type(reservation=map_reservation(reservation)),
+        lambda message: map_reservation_back(message.reservation),
+    )
+
+
+def _kept_transfer(response_type: Any) -> ReplyCodec[Transfer]:
+    """A transfer kept as a response message holding it in its ``transfer`` field."""
+    return message_codec(
+        response_type,
+        lambda transfer: response_type(transfer=map_transfer(transfer)),
+        lambda message: map_transfer_back(message.transfer),
     )
 
 
 STORED_REPLIES = StoredReplies(
     reservation=RESERVATION_CODEC,
-    committed=_kept_as(
-        pb.CommitReservationResponse,
-        lambda reservation: pb.CommitReservationResponse(reservation=map_reservation(reservation)),
-        lambda message: map_reservation_back(message.reservation),
-    ),
-    released=_kept_as(
-        pb.ReleaseReservationResponse,
-        lambda reservation: pb.ReleaseReservationResponse(reservation=map_reservation(reservation)),
-        lambda message: map_reservation_back(message.reservation),
-    ),
-    transfer_requested=_kept_as(
-        pb.RequestTransferResponse,
-        lambda transfer: pb.RequestTransferResponse(transfer=map_transfer(transfer)),
-        lambda message: map_transfer_back(message.transfer),
-    ),
-    transfer_dispatched=_kept_as(
-        pb.DispatchTransferResponse,
-        lambda transfer: pb.DispatchTransferResponse(transfer=map_transfer(transfer)),
-        lambda message: map_transfer_back(message.transfer),
-    ),
-    transfer_received=_kept_as(
-        pb.ReceiveTransferResponse,
-        lambda transfer: pb.ReceiveTransferResponse(transfer=map_transfer(transfer)),
-        lambda message: map_transfer_back(message.transfer),
-    ),
-    transfer_cancelled=_kept_as(
-        pb.CancelTransferResponse,
-        lambda transfer: pb.CancelTransferResponse(transfer=map_transfer(transfer)),
-        lambda message: map_transfer_back(message.transfer),
-    ),
-    history_imported=_kept_as(
+    committed=_kept_reservation(pb.CommitReservationResponse),
+    released=_kept_reservation(pb.ReleaseReservationResponse),
+    transfer_requested=_kept_transfer(pb.RequestTransferResponse),
+    transfer_dispatched=_kept_transfer(pb.DispatchTransferResponse),
+    transfer_received=_kept_transfer(pb.ReceiveTransferResponse),
+    transfer_cancelled=_kept_transfer(pb.CancelTransferResponse),
+    history_imported=message_codec(
         pb.ImportSalesHistoryResponse,
         lambda imported: pb.ImportSalesHistoryResponse(imported_lines=imported),
         lambda message: message.imported_lines,
     ),
-    stock_counted=_kept_as(
+    stock_counted=message_codec(
         pb.RecordStockCountResponse,
         lambda adjusted: pb.RecordStockCountResponse(adjusted_levels=adjusted),
         lambda message: message.adjusted_levels,
     ),
-    pending_lines=_kept_as(pb.ApplyPendingSaleLinesResponse, map_pending_report, map_pending_report_back),
+    pending_lines=message_codec(pb.ApplyPendingSaleLinesResponse, map_pending_report, map_pending_report_back),
 )

@@ -1,9 +1,9 @@
 """The MemberService gRPC servicer: map the wire message, call the handler, map back.
 
 Each mutating call maps its request to a command and calls the one handler that owns its unit
-of work (``servicekit.idempotency.run_command_once``): the effect, its events and the stored
-answer commit together, and a retry is answered with the stored answer. Answers of mutating calls carry ids and
-facts only, never personal data, because the request-id store keeps them.
+of work (``servicekit.idempotency.replay`` / ``keep_reply``): the effect, its events and the kept
+answer commit together, and a retry is answered with the kept answer. Answers of mutating calls carry
+ids and facts only, never personal data, because the request-id store keeps them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from services.member.entrypoints.wire import (
     map_actor,
     map_adjust,
     map_adjust_answer,
-    map_answer,
     map_erase,
     map_erase_answer,
     map_identity,
@@ -74,8 +73,7 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
 
     async def RegisterMember(self, request: pb.RegisterMemberRequest, context: Any) -> pb.RegisterMemberResponse:
         """Create a member from one channel identity, or name the identity's owner (created = false)."""
-        answer = await self._members.register(map_register(request, self._today()))
-        return map_answer(pb.RegisterMemberResponse, answer, map_registered)
+        return map_registered(await self._members.register(map_register(request, self._today())))
 
     async def ResolveMember(self, request: pb.ResolveMemberRequest, context: Any) -> pb.ResolveMemberResponse:
         """The one member an identity belongs to."""
@@ -97,23 +95,19 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
 
     async def UpdateMember(self, request: pb.UpdateMemberRequest, context: Any) -> pb.UpdateMemberResponse:
         """Change profile, preferences, tags and consent."""
-        answer = await self._members.update(map_update(request, self._today()))
-        return map_answer(pb.UpdateMemberResponse, answer, map_updated)
+        return map_updated(await self._members.update(map_update(request, self._today())))
 
     async def LinkIdentity(self, request: pb.LinkIdentityRequest, context: Any) -> pb.LinkIdentityResponse:
         """Link an identity; one that belongs to another member merges the two."""
-        answer = await self._members.link_identity(map_link(request))
-        return map_answer(pb.LinkIdentityResponse, answer, map_link_answer)
+        return map_link_answer(await self._members.link_identity(map_link(request)))
 
     async def UndoMerge(self, request: pb.UndoMergeRequest, context: Any) -> pb.UndoMergeResponse:
         """Put both members of a merge back exactly as they were."""
-        answer = await self._members.undo_merge(map_undo(request))
-        return map_answer(pb.UndoMergeResponse, answer, map_undo_answer)
+        return map_undo_answer(await self._members.undo_merge(map_undo(request)))
 
     async def EraseMember(self, request: pb.EraseMemberRequest, context: Any) -> pb.EraseMemberResponse:
         """Erase a member's personal data everywhere this service keeps it."""
-        answer = await self._members.erase(map_erase(request))
-        return map_answer(pb.EraseMemberResponse, answer, map_erase_answer)
+        return map_erase_answer(await self._members.erase(map_erase(request)))
 
     async def GetPoints(self, request: pb.GetPointsRequest, context: Any) -> pb.GetPointsResponse:
         """Balance, what expires when, and a page of the ledger (newest first)."""
@@ -124,13 +118,11 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
 
     async def RedeemPoints(self, request: pb.RedeemPointsRequest, context: Any) -> pb.RedeemPointsResponse:
         """Spend points; never below zero, also under concurrent redemptions."""
-        answer = await self._points.redeem(map_redeem(request))
-        return map_answer(pb.RedeemPointsResponse, answer, map_redeem_answer)
+        return map_redeem_answer(await self._points.redeem(map_redeem(request)))
 
     async def AdjustPoints(self, request: pb.AdjustPointsRequest, context: Any) -> pb.AdjustPointsResponse:
         """A staff correction with a reason."""
-        answer = await self._points.adjust(map_adjust(request))
-        return map_answer(pb.AdjustPointsResponse, answer, map_adjust_answer)
+        return map_adjust_answer(await self._points.adjust(map_adjust(request)))
 
     async def CheckPointsLedger(
         self, request: pb.CheckPointsLedgerRequest, context: Any

@@ -8,7 +8,7 @@ place member messages are built (``adapters/integration_events``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -20,8 +20,8 @@ from retail.sales.v1 import events_pb2 as sales_pb2
 
 from servicekit.consumer import InboundEvent
 from servicekit.errors import InvalidArgument
-from servicekit.idempotency import Answer, fingerprint
-from servicekit.protowire import from_wire, timestamp, to_wire
+from servicekit.idempotency import fingerprint, message_codec
+from servicekit.protowire import from_wire, moment, timestamp, to_wire
 from services.member.adapters.integration_events import money
 from services.member.domain.identities import ChannelIdentity, UnknownIdentityType, parse_identity
 from services.member.domain.model import (
@@ -55,7 +55,7 @@ from services.member.service_layer.journal_sales import JournalMember, JournalSa
 from services.member.service_layer.loyalty_queries import LedgerCheckOutcome, PointsOverview
 from services.member.service_layer.member_kpis import KpiReport
 from services.member.service_layer.members import ErasureOutcome, LinkOutcome, MemberView
-from services.member.service_layer.merges import UndoOutcome
+from services.member.service_layer.merges import MergeOutcome, UndoOutcome
 from services.member.service_layer.points_book import BookedEntry
 
 ResponseT = TypeVar("ResponseT", bound=Message)
@@ -395,25 +395,6 @@ def map_redeem_answer(entry: BookedEntry) -> pb.RedeemPointsResponse:
     return pb.RedeemPointsResponse(entry=map_entry(entry), balance=entry.balance)
 
 
-def map_answer(
-    response_type: type[ResponseT], answer: Answer[ResultT], map_result: Callable[[ResultT], ResponseT]
-) -> ResponseT:
-    """A command's answer: the one the first call with its request id stored, else its fresh result's."""
-    if answer.stored is not None:
-        return response_type.FromString(answer.stored)
-    assert answer.result is not None
-    return map_result(answer.result)
-
-
-def kept(map_result: Callable[[ResultT], Message]) -> Callable[[ResultT], bytes]:
-    """How an answer is stored with its request id: the response message, serialised deterministically."""
-
-    def keep(result: ResultT) -> bytes:
-        return map_result(result).SerializeToString(deterministic=True)
-
-    return keep
-
-
 def map_adjust_answer(entry: BookedEntry) -> pb.AdjustPointsResponse:
     # The request-id store keeps this answer, and erasure cannot find it there: no free text in it.
     answer = map_entry(entry)
@@ -473,14 +454,65 @@ def map_kpis(report: KpiReport) -> pb.GetMemberKpisResponse:
     return message
 
 
+def map_entry_back(message: pb.PointsEntry, balance: int) -> BookedEntry:
+    return BookedEntry(
+        entry_id=message.entry_id,
+        kind=from_wire(pb.PointsEntryKind, "POINTS_ENTRY_KIND", message.kind),
+        points=message.points,
+        reference=message.reference,
+        reason=message.reason,
+        recorded_at=moment(message.recorded_at),
+        expires_at=moment(message.expires_at) if message.HasField("expires_at") else None,
+        balance=balance,
+    )
+
+
+def map_link_answer_back(message: pb.LinkIdentityResponse) -> LinkOutcome:
+    if not message.merged:
+        return LinkOutcome(message.member_id, None)
+    merge = message.merge
+    return LinkOutcome(
+        message.member_id,
+        MergeOutcome(
+            merge_id=merge.merge_id,
+            survivor_id=merge.survivor_member_id,
+            absorbed_id=merge.absorbed_member_id,
+            rule=from_wire(pb.SurvivorRule, "SURVIVOR_RULE", merge.rule),
+            points_moved=merge.points_moved,
+            merged_at=moment(merge.merged_at),
+        ),
+    )
+
+
+# Each command's answer is kept as its RPC's response: a retry reads it back and is answered the same.
 MEMBER_ANSWERS = MemberAnswers(
-    registered=kept(map_registered),
-    updated=kept(map_updated),
-    linked=kept(map_link_answer),
-    undone=kept(map_undo_answer),
-    erased=kept(map_erase_answer),
-    redeemed=kept(map_redeem_answer),
-    adjusted=kept(map_adjust_answer),
+    registered=message_codec(
+        pb.RegisterMemberResponse, map_registered, lambda message: Registered(message.member_id, message.created)
+    ),
+    updated=message_codec(
+        pb.UpdateMemberResponse, map_updated, lambda message: MemberUpdated(message.member_id, list(message.changed))
+    ),
+    linked=message_codec(pb.LinkIdentityResponse, map_link_answer, map_link_answer_back),
+    undone=message_codec(
+        pb.UndoMergeResponse,
+        map_undo_answer,
+        lambda message: UndoOutcome(
+            message.merge_id, message.survivor_member_id, message.restored_member_id, moment(message.undone_at)
+        ),
+    ),
+    erased=message_codec(
+        pb.EraseMemberResponse,
+        map_erase_answer,
+        lambda message: ErasureOutcome(
+            message.member_id, moment(message.erased_at), list(message.also_erased_member_ids)
+        ),
+    ),
+    redeemed=message_codec(
+        pb.RedeemPointsResponse, map_redeem_answer, lambda message: map_entry_back(message.entry, message.balance)
+    ),
+    adjusted=message_codec(
+        pb.AdjustPointsResponse, map_adjust_answer, lambda message: map_entry_back(message.entry, message.balance)
+    ),
 )
 
 

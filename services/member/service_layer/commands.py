@@ -8,12 +8,12 @@ format the entrypoint gives (so a retry is answered exactly as the first call wa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING
 
-from servicekit.idempotency import RequestFingerprint
+from servicekit.idempotency import ReplyCodec, RequestFingerprint
 from services.member.domain.identities import ChannelIdentity
 from services.member.domain.model import Actor, Address, Channel, ConsentChannel, Gender, Profile
 
@@ -111,10 +111,10 @@ class MemberUpdated:
 class MemberAnswers:
     """How each command's answer is kept in the request-id store (the entrypoint's wire format)."""
 
-    registered: Callable[[Registered], bytes]
-    updated: Callable[[MemberUpdated], bytes]
-    linked: Callable[[LinkOutcome], bytes]
-    undone: Callable[[UndoOutcome], bytes]
-    erased: Callable[[ErasureOutcome], bytes]
-    redeemed: Callable[[BookedEntry], bytes]
-    adjusted: Callable[[BookedEntry], bytes]
+    registered: ReplyCodec[Registered]
+    updated: ReplyCodec[MemberUpdated]
+    linked: ReplyCodec[LinkOutcome]
+    undone: ReplyCodec[UndoOutcome]
+    erased: ReplyCodec[ErasureOutcome]
+    redeemed: ReplyCodec[BookedEntry]
+    adjusted: ReplyCodec[BookedEntry]

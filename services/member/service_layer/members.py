@@ -2,9 +2,8 @@
 update, link an identity (which may merge), undo a merge, erase.
 
 Personal data is sealed before it reaches a statement and opened only to build an answer;
-nothing here logs it. Each command's handler owns its unit of work: it claims the request id,
-makes the change, keeps the answer and commits, all at once (``run_command_once``); reads open
-their own.
+nothing here logs it. Each command's handler owns its unit of work: it claims the request id
+(``replay``), makes the change, keeps the answer (``keep_reply``) and commits; reads open their own.
 """
 
 from __future__ import annotations
@@ -12,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 
 from sqlalchemy import text
 
 from servicekit.db import UnitOfWork
 from servicekit.errors import InvalidArgument
-from servicekit.idempotency import Answer, run_command_once
+from servicekit.idempotency import keep_reply, replay
 from services.member.adapters import integration_events as events
 from services.member.adapters import loyalty_store, member_store
 from services.member.adapters.member_store import MemberRow
@@ -119,35 +117,55 @@ class MemberService:
         return identity_hash(self._lookup_key, identity)
 
     # -- commands ------------------------------------------------------------------------------
-    async def register(self, command: RegisterMember) -> Answer[Registered]:
+    async def register(self, command: RegisterMember) -> Registered:
         """The identity's owner if it has one, else a new member."""
-        return await run_command_once(
-            self._uow(), command.request, self._answers.registered, partial(self._register, command=command)
-        )
+        async with self._uow() as uow:
+            if (first := await replay(uow.session, command.request, self._answers.registered)) is not None:
+                return first
+            answer = await self._register(uow, command=command)
+            await keep_reply(uow.session, command.request, self._answers.registered, answer)
+            await uow.commit()
+            return answer
 
-    async def update(self, command: UpdateMember) -> Answer[MemberUpdated]:
+    async def update(self, command: UpdateMember) -> MemberUpdated:
         """Change profile, preferences, tags and consent; answers what changed."""
-        return await run_command_once(
-            self._uow(), command.request, self._answers.updated, partial(self._update, command=command)
-        )
+        async with self._uow() as uow:
+            if (first := await replay(uow.session, command.request, self._answers.updated)) is not None:
+                return first
+            answer = await self._update(uow, command=command)
+            await keep_reply(uow.session, command.request, self._answers.updated, answer)
+            await uow.commit()
+            return answer
 
-    async def link_identity(self, command: LinkIdentity) -> Answer[LinkOutcome]:
+    async def link_identity(self, command: LinkIdentity) -> LinkOutcome:
         """Link an identity; one owned by another member merges the two."""
-        return await run_command_once(
-            self._uow(), command.request, self._answers.linked, partial(self._link_identity, command=command)
-        )
+        async with self._uow() as uow:
+            if (first := await replay(uow.session, command.request, self._answers.linked)) is not None:
+                return first
+            answer = await self._link_identity(uow, command=command)
+            await keep_reply(uow.session, command.request, self._answers.linked, answer)
+            await uow.commit()
+            return answer
 
-    async def undo_merge(self, command: UndoMerge) -> Answer[UndoOutcome]:
+    async def undo_merge(self, command: UndoMerge) -> UndoOutcome:
         """Put both members of a merge back exactly as they were."""
-        return await run_command_once(
-            self._uow(), command.request, self._answers.undone, partial(self._undo_merge, command=command)
-        )
+        async with self._uow() as uow:
+            if (first := await replay(uow.session, command.request, self._answers.undone)) is not None:
+                return first
+            answer = await self._undo_merge(uow, command=command)
+            await keep_reply(uow.session, command.request, self._answers.undone, answer)
+            await uow.commit()
+            return answer
 
-    async def erase(self, command: EraseMember) -> Answer[ErasureOutcome]:
+    async def erase(self, command: EraseMember) -> ErasureOutcome:
         """Erase a member's personal data everywhere this service keeps it."""
-        return await run_command_once(
-            self._uow(), command.request, self._answers.erased, partial(self._erase, command=command)
-        )
+        async with self._uow() as uow:
+            if (first := await replay(uow.session, command.request, self._answers.erased)) is not None:
+                return first
+            answer = await self._erase(uow, command=command)
+            await keep_reply(uow.session, command.request, self._answers.erased, answer)
+            await uow.commit()
+            return answer
 
     async def _register(self, uow: UnitOfWork, *, command: RegisterMember) -> Registered:
         check_store_id(command.store_id)

@@ -12,13 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 
 from sqlalchemy import text
 
 from servicekit.db import UnitOfWork
 from servicekit.errors import InvalidArgument
-from servicekit.idempotency import Answer, run_command_once
+from servicekit.idempotency import keep_reply, replay
 from services.member.adapters import integration_events as events
 from services.member.adapters import loyalty_store, member_store
 from services.member.adapters.member_store import MemberRow
@@ -58,17 +57,25 @@ class PointsBook:
         self._answers = answers
         self._clock = clock
 
-    async def redeem(self, command: RedeemPoints) -> Answer[BookedEntry]:
+    async def redeem(self, command: RedeemPoints) -> BookedEntry:
         """Spend points, soonest-expiring first; due points expire first, in the same transaction."""
-        return await run_command_once(
-            self._uow(), command.request, self._answers.redeemed, partial(self._redeem, command=command)
-        )
+        async with self._uow() as uow:
+            if (first := await replay(uow.session, command.request, self._answers.redeemed)) is not None:
+                return first
+            answer = await self._redeem(uow, command=command)
+            await keep_reply(uow.session, command.request, self._answers.redeemed, answer)
+            await uow.commit()
+            return answer
 
-    async def adjust(self, command: AdjustPoints) -> Answer[BookedEntry]:
+    async def adjust(self, command: AdjustPoints) -> BookedEntry:
         """A staff correction with a reason; a negative one never takes the balance below zero."""
-        return await run_command_once(
-            self._uow(), command.request, self._answers.adjusted, partial(self._adjust, command=command)
-        )
+        async with self._uow() as uow:
+            if (first := await replay(uow.session, command.request, self._answers.adjusted)) is not None:
+                return first
+            answer = await self._adjust(uow, command=command)
+            await keep_reply(uow.session, command.request, self._answers.adjusted, answer)
+            await uow.commit()
+            return answer
 
     async def _redeem(self, uow: UnitOfWork, *, command: RedeemPoints) -> BookedEntry:
         member_id, points, reference, store_id = command.member_id, command.points, command.reference, command.store_id

@@ -15,7 +15,7 @@ from retail.pricing.v1 import pricing_service_pb2 as pb
 from retail.pricing.v1 import pricing_service_pb2_grpc as pb_grpc
 
 from servicekit.errors import InvalidArgument
-from servicekit.idempotency import ReplyCodec, fingerprint
+from servicekit.idempotency import fingerprint, message_codec
 from services.pricing.entrypoints.wire import (
     map_actor,
     map_basket,
@@ -77,8 +77,11 @@ def _answer(
 ) -> Answer[ResultT, ResponseT]:
     """How a handler answers this request once: its fingerprint, its response mapping, and the
     response kept as its deterministic bytes (a retry gets the very bytes of the first answer)."""
-    codec = ReplyCodec(lambda response: response.SerializeToString(deterministic=True), response_type.FromString)
-    return Answer(fingerprint(request), make, codec)
+    return Answer(fingerprint(request), make, message_codec(response_type, _same, _same))
+
+
+def _same(response: ResponseT) -> ResponseT:
+    return response
 
 
 class PricingServicer(pb_grpc.PricingServiceServicer):

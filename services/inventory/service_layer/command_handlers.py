@@ -15,20 +15,7 @@ from datetime import datetime
 from servicekit.db import UnitOfWork
 from servicekit.idempotency import keep_reply, replay
 from services.inventory.domain.model import Reservation, Transfer
-from services.inventory.service_layer.commands import (
-    ApplyPendingSaleLines,
-    CancelTransfer,
-    CommitReservation,
-    DispatchTransfer,
-    ImportSalesHistory,
-    PendingLinesReport,
-    ReceiveTransfer,
-    RecordStockCount,
-    ReleaseReservation,
-    RequestTransfer,
-    ReserveStock,
-    StoredReplies,
-)
+from services.inventory.service_layer import commands
 from services.inventory.service_layer.handlers import CHINA_STANDARD_TIME, InventoryService
 from services.inventory.service_layer.transfers import TransferSaga, import_sales_history, record_stock_count
 
@@ -41,18 +28,18 @@ class InventoryCommands:
         unit_of_work: Callable[[], UnitOfWork],
         service: InventoryService,
         saga: TransferSaga,
-        replies: StoredReplies,
+        replies: commands.StoredReplies,
     ) -> None:
         self._uow = unit_of_work
         self._service = service
         self._saga = saga
         self._replies = replies
 
-    async def reserve_stock(self, command: ReserveStock) -> Reservation:
+    async def reserve_stock(self, command: commands.ReserveStock) -> Reservation:
         """Hold units (coalesced per hot SKU and location: the batch's transaction is the handler's)."""
         return await self._service.reserve(command)
 
-    async def commit_reservation(self, command: CommitReservation) -> Reservation:
+    async def commit_reservation(self, command: commands.CommitReservation) -> Reservation:
         async with self._uow() as uow:
             if (earlier := await replay(uow.session, command.request, self._replies.committed)) is not None:
                 return earlier
@@ -61,7 +48,7 @@ class InventoryCommands:
             await uow.commit()
         return reservation
 
-    async def release_reservation(self, command: ReleaseReservation) -> Reservation:
+    async def release_reservation(self, command: commands.ReleaseReservation) -> Reservation:
         async with self._uow() as uow:
             if (earlier := await replay(uow.session, command.request, self._replies.released)) is not None:
                 return earlier
@@ -70,7 +57,7 @@ class InventoryCommands:
             await uow.commit()
         return reservation
 
-    async def request_transfer(self, command: RequestTransfer) -> Transfer:
+    async def request_transfer(self, command: commands.RequestTransfer) -> Transfer:
         async with self._uow() as uow:
             if (earlier := await replay(uow.session, command.request, self._replies.transfer_requested)) is not None:
                 return earlier
@@ -85,7 +72,7 @@ class InventoryCommands:
             await uow.commit()
         return transfer
 
-    async def dispatch_transfer(self, command: DispatchTransfer) -> Transfer:
+    async def dispatch_transfer(self, command: commands.DispatchTransfer) -> Transfer:
         async with self._uow() as uow:
             if (earlier := await replay(uow.session, command.request, self._replies.transfer_dispatched)) is not None:
                 return earlier
@@ -94,7 +81,7 @@ class InventoryCommands:
             await uow.commit()
         return transfer
 
-    async def receive_transfer(self, command: ReceiveTransfer) -> Transfer:
+    async def receive_transfer(self, command: commands.ReceiveTransfer) -> Transfer:
         async with self._uow() as uow:
             if (earlier := await replay(uow.session, command.request, self._replies.transfer_received)) is not None:
                 return earlier
@@ -103,7 +90,7 @@ class InventoryCommands:
             await uow.commit()
         return transfer
 
-    async def cancel_transfer(self, command: CancelTransfer) -> Transfer:
+    async def cancel_transfer(self, command: commands.CancelTransfer) -> Transfer:
         async with self._uow() as uow:
             if (earlier := await replay(uow.session, command.request, self._replies.transfer_cancelled)) is not None:
                 return earlier
@@ -112,7 +99,7 @@ class InventoryCommands:
             await uow.commit()
         return transfer
 
-    async def import_sales_history(self, command: ImportSalesHistory) -> int:
+    async def import_sales_history(self, command: commands.ImportSalesHistory) -> int:
         """Returns how many lines were stored (an upsert: re-importing changes nothing)."""
         # "Future" is judged on the chain's calendar, where the business day is.
         today = datetime.now(CHINA_STANDARD_TIME).date()
@@ -124,7 +111,7 @@ class InventoryCommands:
             await uow.commit()
         return imported
 
-    async def record_stock_count(self, command: RecordStockCount) -> int:
+    async def record_stock_count(self, command: commands.RecordStockCount) -> int:
         """Returns how many stock levels the count adjusted."""
         async with self._uow() as uow:
             if (earlier := await replay(uow.session, command.request, self._replies.stock_counted)) is not None:
@@ -134,7 +121,7 @@ class InventoryCommands:
             await uow.commit()
         return adjusted
 
-    async def apply_pending_sale_lines(self, command: ApplyPendingSaleLines) -> PendingLinesReport:
+    async def apply_pending_sale_lines(self, command: commands.ApplyPendingSaleLines) -> commands.PendingLinesReport:
         async with self._uow() as uow:
             if (earlier := await replay(uow.session, command.request, self._replies.pending_lines)) is not None:
                 return earlier

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from retail.common.v1 import identifiers_pb2, money_pb2, paging_pb2
@@ -41,6 +41,7 @@ from services.pricing.domain.promotions import FixedPrice, Mechanic, MultiBuy, P
 from services.pricing.domain.rules import MEMBER_TIERS, Channel, EffectivePrice, PriceRule, RuleKind, Scope
 
 DEFAULT_CURRENCY = "CNY"
+RuleMessageT = TypeVar("RuleMessageT", pb.RegularPrice, pb.Promotion)
 
 # -- contract → domain ---------------------------------------------------------------------------
 
@@ -304,6 +305,15 @@ def map_rule_scope(rule_scope: Scope) -> pb.RuleScope:
     )
 
 
+def _with_validity(message: RuleMessageT, rule: PriceRule) -> RuleMessageT:
+    """The rule's validity window on its message (a bound left open stays unset)."""
+    if rule.valid_from is not None:
+        message.valid_from.CopyFrom(timestamp(rule.valid_from))
+    if rule.valid_to is not None:
+        message.valid_to.CopyFrom(timestamp(rule.valid_to))
+    return message
+
+
 def map_regular_price(rule: PriceRule) -> pb.RegularPrice:
     message = pb.RegularPrice(
         rule_id=rule.rule_id,
@@ -311,11 +321,7 @@ def map_regular_price(rule: PriceRule) -> pb.RegularPrice:
         price=map_money(rule.price_fen or 0, rule.currency),
         priority=rule.priority,
     )
-    if rule.valid_from is not None:
-        message.valid_from.CopyFrom(timestamp(rule.valid_from))
-    if rule.valid_to is not None:
-        message.valid_to.CopyFrom(timestamp(rule.valid_to))
-    return message
+    return _with_validity(message, rule)
 
 
 def map_promotion(rule: PriceRule) -> pb.Promotion:
@@ -332,11 +338,7 @@ def map_promotion(rule: PriceRule) -> pb.Promotion:
         message.multi_buy.bundle_price.CopyFrom(map_money(mechanic.bundle_price_fen, rule.currency))
     if mechanic is not None:
         message.display_text = mechanic.display_text()
-    if rule.valid_from is not None:
-        message.valid_from.CopyFrom(timestamp(rule.valid_from))
-    if rule.valid_to is not None:
-        message.valid_to.CopyFrom(timestamp(rule.valid_to))
-    return message
+    return _with_validity(message, rule)
 
 
 def map_store(store: StoreRow) -> pb.Store:

@@ -26,16 +26,21 @@ import json
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Header, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from gateway.http import problems
 from gateway.http.resources import Resources
 from gateway.idempotency.records import IdempotencyRecords
 from gateway.security.authentication import Principal
 from gateway.security.authorisation import require
+
+AnswerT = TypeVar("AnswerT")
+# A route's answer body: a response model, or the JSON of one already dumped.
+Body = BaseModel | dict[str, Any]
 
 IDEMPOTENCY_KEY_REUSED = problems.ProblemType(
     "idempotency-key-reused", "The Idempotency-Key was used for a different request", 422
@@ -80,6 +85,18 @@ class IdempotentRequest:
     def request_id(self) -> str:
         """The gRPC ``request_id`` for the owning service: unique per client and key."""
         return f"{self.principal.client_id}/{self.key}"
+
+    async def forward(
+        self, send: Callable[[], Awaitable[AnswerT]], answer: Callable[[AnswerT], tuple[int, Body]]
+    ) -> Response:
+        """:meth:`run` for a route's usual effect: one backend call (``send``, made only when the key
+        is new), its answer mapped to a status and body by ``answer``."""
+
+        async def effect() -> tuple[int, Any]:
+            status_code, body = answer(await send())
+            return status_code, body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+
+        return await self.run(effect)
 
     async def run(
         self, effect: Callable[[], Awaitable[tuple[int, Any]]], *, never_stored: Sequence[str] = ()
@@ -128,6 +145,11 @@ class IdempotentRequest:
         )
         await asyncio.shield(self.records.complete(client_id, self.key, status_code, render(stored)))
         return Response(render(body), status_code=status_code, media_type=JSON)
+
+
+def created_status(created: bool) -> int:
+    """201 for what a call created, 200 for what it changed (or found unchanged)."""
+    return 201 if created else 200
 
 
 def render(body: Any) -> str:

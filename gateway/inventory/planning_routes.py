@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 from retail.inventory.v1 import inventory_service_pb2 as pb
@@ -204,28 +204,30 @@ async def apply_pending_sale_lines(
     if not call.principal.is_headquarters:
         raise problems.ProblemError(problems.FORBIDDEN, "only headquarters staff reconcile pending sale lines")
 
-    async def effect() -> tuple[int, Any]:
-        answer = await resources.inventory_service.ApplyPendingSaleLines(
-            pb.ApplyPendingSaleLinesRequest(request_id=call.request_id, location_id=location_id),
-            timeout=max(resources.grpc_deadline, PLANNING_DEADLINE_SECONDS),
-        )
-        result = PendingSaleLinesOut(
-            applied_lines=answer.applied_lines,
-            pending_total=answer.pending_total,
-            pending_lines=[
-                PendingSaleLineOut(
-                    discrepancy_id=line.discrepancy_id,
-                    kind=_DISCREPANCY_KINDS.get(line.kind, "unknown"),
-                    sale_id=line.sale_id,
-                    location_id=line.location_id,
-                    sku=line.sku,
-                    quantity=line.quantity.value,
-                    is_return=line.is_return,
-                    occurred_at=line.occurred_at.ToDatetime(tzinfo=UTC) if line.HasField("occurred_at") else None,
-                )
-                for line in answer.pending_lines
-            ],
-        )
-        return 200, result.model_dump(mode="json")
+    message = pb.ApplyPendingSaleLinesRequest(request_id=call.request_id, location_id=location_id)
+    return await call.forward(
+        lambda: resources.inventory_service.ApplyPendingSaleLines(
+            message, timeout=max(resources.grpc_deadline, PLANNING_DEADLINE_SECONDS)
+        ),
+        lambda answer: (200, _pending_lines_out(answer)),
+    )
 
-    return await call.run(effect)
+
+def _pending_lines_out(answer: pb.ApplyPendingSaleLinesResponse) -> PendingSaleLinesOut:
+    return PendingSaleLinesOut(
+        applied_lines=answer.applied_lines,
+        pending_total=answer.pending_total,
+        pending_lines=[
+            PendingSaleLineOut(
+                discrepancy_id=line.discrepancy_id,
+                kind=_DISCREPANCY_KINDS.get(line.kind, "unknown"),
+                sale_id=line.sale_id,
+                location_id=line.location_id,
+                sku=line.sku,
+                quantity=line.quantity.value,
+                is_return=line.is_return,
+                occurred_at=line.occurred_at.ToDatetime(tzinfo=UTC) if line.HasField("occurred_at") else None,
+            )
+            for line in answer.pending_lines
+        ],
+    )

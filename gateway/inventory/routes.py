@@ -146,22 +146,20 @@ async def reserve_stock(
     if body.location_id:
         call.principal.ensure_store(body.location_id)
 
-    async def effect() -> tuple[int, Any]:
-        answer = await resources.inventory_service.ReserveStock(
-            pb.ReserveStockRequest(
-                request_id=call.request_id,
-                sku=body.sku,
-                quantity=quantity(body.quantity),
-                location_id=body.location_id or "",
-                channel=body.channel or "",
-                ttl_seconds=body.ttl_seconds or 0,
-                allow_split=body.allow_split,
-                owner=call.principal.client_id,
-            ),
-        )
-        return 201, map_reservation(answer.reservation)
-
-    return await call.run(effect)
+    message = pb.ReserveStockRequest(
+        request_id=call.request_id,
+        sku=body.sku,
+        quantity=quantity(body.quantity),
+        location_id=body.location_id or "",
+        channel=body.channel or "",
+        ttl_seconds=body.ttl_seconds or 0,
+        allow_split=body.allow_split,
+        owner=call.principal.client_id,
+    )
+    return await call.forward(
+        lambda: resources.inventory_service.ReserveStock(message),
+        lambda answer: (201, map_reservation(answer.reservation)),
+    )
 
 
 @router.post(
@@ -218,31 +216,26 @@ async def request_transfer(
     """
     call.principal.ensure_store(body.from_location_id)
 
-    async def effect() -> tuple[int, Any]:
-        answer = await resources.inventory_service.RequestTransfer(
-            pb.RequestTransferRequest(
-                request_id=call.request_id,
-                sku=body.sku,
-                quantity=quantity(body.quantity),
-                from_location_id=body.from_location_id,
-                to_location_id=body.to_location_id,
-            ),
-        )
-        return 201, map_transfer(answer.transfer)
-
-    return await call.run(effect)
+    message = pb.RequestTransferRequest(
+        request_id=call.request_id,
+        sku=body.sku,
+        quantity=quantity(body.quantity),
+        from_location_id=body.from_location_id,
+        to_location_id=body.to_location_id,
+    )
+    return await call.forward(
+        lambda: resources.inventory_service.RequestTransfer(message),
+        lambda answer: (201, map_transfer(answer.transfer)),
+    )
 
 
 async def _step(
     resources: GatewayResources, call: IdempotentRequest, rpc: str, message: Any, answer_of: Callable[[Any], Any]
 ) -> Response:
     """One idempotent call of inventory's ``rpc``; the answer body is ``answer_of(response)``."""
-
-    async def effect() -> tuple[int, Any]:
-        answer = await getattr(resources.inventory_service, rpc)(message)
-        return 200, answer_of(answer)
-
-    return await call.run(effect)
+    return await call.forward(
+        lambda: getattr(resources.inventory_service, rpc)(message), lambda answer: (200, answer_of(answer))
+    )
 
 
 def _transfer_of(answer: Any) -> dict[str, Any]:
@@ -318,22 +311,18 @@ async def record_stock_count(
     """
     call.principal.ensure_store(location_id)
 
-    async def effect() -> tuple[int, Any]:
-        answer = await resources.inventory_service.RecordStockCount(
-            pb.RecordStockCountRequest(
-                request_id=call.request_id,
-                location_id=location_id,
-                lines=[
-                    pb.CountLine(
-                        sku=line.sku, counted_quantity=quantity(line.counted_quantity), reason=line.reason or ""
-                    )
-                    for line in body.lines
-                ],
-            ),
-        )
-        return 200, StockCountOut(adjusted_levels=answer.adjusted_levels).model_dump()
-
-    return await call.run(effect)
+    message = pb.RecordStockCountRequest(
+        request_id=call.request_id,
+        location_id=location_id,
+        lines=[
+            pb.CountLine(sku=line.sku, counted_quantity=quantity(line.counted_quantity), reason=line.reason or "")
+            for line in body.lines
+        ],
+    )
+    return await call.forward(
+        lambda: resources.inventory_service.RecordStockCount(message),
+        lambda answer: (200, StockCountOut(adjusted_levels=answer.adjusted_levels)),
+    )
 
 
 @router.post(
@@ -355,18 +344,15 @@ async def import_sales_history(
     if not call.principal.is_headquarters:
         raise problems.ProblemError(problems.FORBIDDEN, "only headquarters staff import sales history")
 
-    async def effect() -> tuple[int, Any]:
-        answer = await resources.inventory_service.ImportSalesHistory(
-            pb.ImportSalesHistoryRequest(
-                request_id=call.request_id,
-                location_id=location_id,
-                lines=[
-                    pb.SalesHistoryLine(sku=line.sku, date=line.date.isoformat(), quantity=quantity(line.quantity))
-                    for line in body.lines
-                ],
-            ),
-            timeout=max(resources.grpc_deadline, 30.0),
-        )
-        return 200, SalesHistoryOut(imported_lines=answer.imported_lines).model_dump()
-
-    return await call.run(effect)
+    message = pb.ImportSalesHistoryRequest(
+        request_id=call.request_id,
+        location_id=location_id,
+        lines=[
+            pb.SalesHistoryLine(sku=line.sku, date=line.date.isoformat(), quantity=quantity(line.quantity))
+            for line in body.lines
+        ],
+    )
+    return await call.forward(
+        lambda: resources.inventory_service.ImportSalesHistory(message, timeout=max(resources.grpc_deadline, 30.0)),
+        lambda answer: (200, SalesHistoryOut(imported_lines=answer.imported_lines)),
+    )

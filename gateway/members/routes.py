@@ -30,7 +30,7 @@ from gateway.domain.scopes import (
 from gateway.http import problems
 from gateway.http.paging import Paging
 from gateway.http.resources import GatewayResources, Resources
-from gateway.idempotency.requests import IdempotentRequest, idempotent
+from gateway.idempotency.requests import IdempotentRequest, created_status, idempotent
 from gateway.members.schemas import (
     STORE_ID_PATTERN,
     ErasedOut,
@@ -42,7 +42,6 @@ from gateway.members.schemas import (
     MemberKpisOut,
     MemberOut,
     MemberPatch,
-    MergeOut,
     PointsOut,
     ProfileIn,
     Purpose,
@@ -60,7 +59,9 @@ from gateway.members.wire import (
     gender_number,
     identity_message,
     map_entry,
+    map_linked,
     map_member,
+    map_undone,
     optional_decimal,
     optional_money,
     view_of,
@@ -68,7 +69,7 @@ from gateway.members.wire import (
 )
 from gateway.security.authentication import Principal
 from gateway.security.authorisation import require
-from servicekit.protowire import from_wire, moment, to_wire
+from servicekit.protowire import moment, to_wire
 
 router = APIRouter(prefix="/v1", tags=["members"])
 
@@ -145,13 +146,10 @@ async def register_member(
         ),
     )
 
-    async def effect() -> tuple[int, Any]:
-        answer = await resources.member_service.RegisterMember(request)
-        return (201 if answer.created else 200), Registered(
-            member_id=answer.member_id, created=answer.created
-        ).model_dump()
-
-    return await call.run(effect)
+    return await call.forward(
+        lambda: resources.member_service.RegisterMember(request),
+        lambda answer: (created_status(answer.created), Registered(member_id=answer.member_id, created=answer.created)),
+    )
 
 
 @router.get("/members/resolve", responses=problems.problem_responses(401, 403, 404, 422))
@@ -314,20 +312,9 @@ async def link_identity(
         actor=actor_of(call.principal),
     )
 
-    async def effect() -> tuple[int, Any]:
-        answer = await resources.member_service.LinkIdentity(message)
-        merge = None
-        if answer.merged:
-            merge = MergeOut(
-                merge_id=answer.merge.merge_id,
-                survivor_member_id=answer.merge.survivor_member_id,
-                absorbed_member_id=answer.merge.absorbed_member_id,
-                rule=from_wire(pb.SurvivorRule, "SURVIVOR_RULE", answer.merge.rule),
-                points_moved=answer.merge.points_moved,
-            )
-        return 200, Linked(member_id=answer.member_id, merged=answer.merged, merge=merge).model_dump(mode="json")
-
-    return await call.run(effect)
+    return await call.forward(
+        lambda: resources.member_service.LinkIdentity(message), lambda answer: (200, map_linked(answer))
+    )
 
 
 @router.post(
@@ -346,16 +333,9 @@ async def undo_merge(
     """
     message = pb.UndoMergeRequest(request_id=call.request_id, merge_id=merge_id, actor=actor_of(call.principal))
 
-    async def effect() -> tuple[int, Any]:
-        answer = await resources.member_service.UndoMerge(message)
-        return 200, UndoneOut(
-            merge_id=answer.merge_id,
-            survivor_member_id=answer.survivor_member_id,
-            restored_member_id=answer.restored_member_id,
-            undone_at=moment(answer.undone_at),
-        ).model_dump(mode="json")
-
-    return await call.run(effect)
+    return await call.forward(
+        lambda: resources.member_service.UndoMerge(message), lambda answer: (200, map_undone(answer))
+    )
 
 
 @router.get("/members/{member_id}/points", responses=problems.problem_responses(401, 403, 404, 422))
@@ -406,11 +386,10 @@ async def redeem_points(
         actor=actor_of(principal),
     )
 
-    async def effect() -> tuple[int, Any]:
-        answer = await resources.member_service.RedeemPoints(message)
-        return 201, RedemptionOut(entry=map_entry(answer.entry), balance=answer.balance).model_dump(mode="json")
-
-    return await call.run(effect)
+    return await call.forward(
+        lambda: resources.member_service.RedeemPoints(message),
+        lambda answer: (201, RedemptionOut(entry=map_entry(answer.entry), balance=answer.balance)),
+    )
 
 
 @router.delete("/members/{member_id}", responses=problems.problem_responses(401, 403, 404, 422))

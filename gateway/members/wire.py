@@ -20,10 +20,13 @@ from gateway.members.schemas import (
     ContactOut,
     IdentityIn,
     IdentityOut,
+    Linked,
     MemberOut,
+    MergeOut,
     PointsEntryOut,
     PurchasesOut,
     TierOut,
+    UndoneOut,
 )
 from gateway.security.authentication import Principal
 from servicekit.protowire import from_wire, moment, optional_moment, to_wire
@@ -181,3 +184,25 @@ def optional_money(message: Any, field: str) -> str | None:
 
 def yuan(money: money_pb2.Money) -> str:
     return f"{Decimal(money.minor_units) / 100:.2f}"
+
+
+def map_linked(answer: pb.LinkIdentityResponse) -> Linked:
+    merge = None
+    if answer.merged:
+        merge = MergeOut(
+            merge_id=answer.merge.merge_id,
+            survivor_member_id=answer.merge.survivor_member_id,
+            absorbed_member_id=answer.merge.absorbed_member_id,
+            rule=from_wire(pb.SurvivorRule, "SURVIVOR_RULE", answer.merge.rule),
+            points_moved=answer.merge.points_moved,
+        )
+    return Linked(member_id=answer.member_id, merged=answer.merged, merge=merge)
+
+
+def map_undone(answer: pb.UndoMergeResponse) -> UndoneOut:
+    return UndoneOut(
+        merge_id=answer.merge_id,
+        survivor_member_id=answer.survivor_member_id,
+        restored_member_id=answer.restored_member_id,
+        undone_at=moment(answer.undone_at),
+    )

@@ -11,7 +11,7 @@ units (fen) through Decimal, never float; moments must carry a UTC offset. Write
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AwareDatetime
@@ -31,7 +31,7 @@ from gateway.http import problems
 from gateway.http.integer_types import Int64
 from gateway.http.paging import Paging
 from gateway.http.resources import Resources
-from gateway.idempotency.requests import IdempotentRequest, idempotent
+from gateway.idempotency.requests import IdempotentRequest, created_status, idempotent
 from gateway.members.wire import actor_of
 from gateway.pricing.access import BOOK_RESPONSES, created_or_changed, forbidden, price_question_store
 from gateway.pricing.schemas import (
@@ -103,11 +103,10 @@ async def put_store(
         ),
     )
 
-    async def effect() -> tuple[int, Any]:
-        answer = await resources.pricing_service.PutStore(message)
-        return (201 if answer.created else 200), map_store(answer.store).model_dump(mode="json")
-
-    return await call.run(effect)
+    return await call.forward(
+        lambda: resources.pricing_service.PutStore(message),
+        lambda answer: (created_status(answer.created), map_store(answer.store)),
+    )
 
 
 @router.put("/items/{sku}", responses=created_or_changed(ItemOut, 401, 403, 404, 409, 422), response_model=ItemOut)
@@ -139,11 +138,10 @@ async def put_item(
         ),
     )
 
-    async def effect() -> tuple[int, Any]:
-        answer = await resources.pricing_service.PutItem(message)
-        return (201 if answer.created else 200), map_item(answer.item).model_dump(mode="json")
-
-    return await call.run(effect)
+    return await call.forward(
+        lambda: resources.pricing_service.PutItem(message),
+        lambda answer: (created_status(answer.created), map_item(answer.item)),
+    )
 
 
 @router.get("/items", responses=problems.problem_responses(401, 403, 422))
@@ -263,11 +261,9 @@ async def set_prices(
         actor=actor_of(call.principal),
     )
 
-    async def effect() -> tuple[int, Any]:
-        answer = await resources.pricing_service.SetPrices(message)
-        return 200, map_prices(answer.prices).model_dump(mode="json")
-
-    return await call.run(effect)
+    return await call.forward(
+        lambda: resources.pricing_service.SetPrices(message), lambda answer: (200, map_prices(answer.prices))
+    )
 
 
 @router.get("/prices/{sku}", responses=problems.problem_responses(401, 403, 404, 422))
@@ -317,11 +313,9 @@ async def schedule_price_change(
         actor=actor_of(principal),
     )
 
-    async def effect() -> tuple[int, Any]:
-        answer = await resources.pricing_service.SchedulePriceChange(message)
-        return 201, map_change(answer.change).model_dump(mode="json")
-
-    return await call.run(effect)
+    return await call.forward(
+        lambda: resources.pricing_service.SchedulePriceChange(message), lambda answer: (201, map_change(answer.change))
+    )
 
 
 @router.get("/price-changes", responses=problems.problem_responses(401, 403, 422))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from retail.pricing.v1 import pricing_service_pb2 as pb
@@ -20,7 +20,7 @@ from gateway.http import problems
 from gateway.http.integer_types import Int64
 from gateway.http.paging import Paging
 from gateway.http.resources import Resources
-from gateway.idempotency.requests import IdempotentRequest, idempotent
+from gateway.idempotency.requests import IdempotentRequest, created_status, idempotent
 from gateway.members.wire import actor_of
 from gateway.pricing.access import BOOK_RESPONSES, created_or_changed, ensure_store_staff, forbidden
 from gateway.pricing.schemas import (
@@ -41,7 +41,7 @@ from gateway.pricing.wire import (
     enum_name,
     enum_number,
     map_book_entry,
-    map_change,
+    map_decision,
     map_label,
     map_markdown,
     optional_amount,
@@ -155,11 +155,10 @@ async def put_label(
         actor=actor_of(call.principal),
     )
 
-    async def effect() -> tuple[int, Any]:
-        answer = await resources.pricing_service.PutLabel(message)
-        return (201 if answer.created else 200), map_label(answer.label).model_dump(mode="json")
-
-    return await call.run(effect)
+    return await call.forward(
+        lambda: resources.pricing_service.PutLabel(message),
+        lambda answer: (created_status(answer.created), map_label(answer.label)),
+    )
 
 
 @router.get("/stores/{store_id}/labels", responses=problems.problem_responses(401, 403, 404, 422))
@@ -269,9 +268,6 @@ async def decide_markdown(
     if body.effective_at is not None:
         message.effective_at.CopyFrom(timestamp(body.effective_at))
 
-    async def effect() -> tuple[int, Any]:
-        answer = await resources.pricing_service.DecideMarkdown(message)
-        change = map_change(answer.change) if answer.HasField("change") else None
-        return 200, DecisionOut(suggestion=map_markdown(answer.suggestion), change=change).model_dump(mode="json")
-
-    return await call.run(effect)
+    return await call.forward(
+        lambda: resources.pricing_service.DecideMarkdown(message), lambda answer: (200, map_decision(answer))
+    )

@@ -12,6 +12,7 @@ from retail.pricing.v1 import pricing_service_pb2 as pb
 from gateway.pricing.schemas import (
     DEFAULT_CURRENCY,
     ChannelName,
+    DecisionOut,
     EffectivePriceOut,
     GuardRailOverrideIn,
     ItemOut,
@@ -273,3 +274,8 @@ def price_question(
 
 def book_etag(store_id: str, version: int) -> str:
     return f'"pb-{store_id}-{version}"'
+
+
+def map_decision(answer: pb.DecideMarkdownResponse) -> DecisionOut:
+    change = map_change(answer.change) if answer.HasField("change") else None
+    return DecisionOut(suggestion=map_markdown(answer.suggestion), change=change)

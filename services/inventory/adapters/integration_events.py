@@ -26,7 +26,7 @@ from services.inventory.domain.model import (
     Transfer,
     TransferStatus,
 )
-from services.inventory.entrypoints.wire import DISCREPANCY_KINDS, TRANSFER_STATUSES, map_allocations, map_decimal
+from services.inventory.entrypoints.wire import map_allocations, map_decimal, map_discrepancy_kind, map_transfer_status
 
 SUBJECT_PREFIX = "retail.inventory.v1"
 
@@ -126,7 +126,7 @@ def transfer_state_changed(transfer: Transfer, occurred_at: datetime) -> OutboxE
         from_location_id=transfer.from_location,
         to_location_id=transfer.to_location,
         quantity=map_decimal(transfer.quantity),
-        status=TRANSFER_STATUSES[transfer.status],
+        status=map_transfer_status(transfer.status),
         occurred_at=timestamp(occurred_at),
     )
     if transfer.status is TransferStatus.RECEIVED:
@@ -155,7 +155,7 @@ def stock_discrepancy_recorded(
     """A journaled sale left something to reconcile: a shortfall it caused, or a line it could not apply."""
     message = events_pb2.StockDiscrepancyRecorded(
         discrepancy_id=discrepancy_id,
-        kind=DISCREPANCY_KINDS[kind],
+        kind=map_discrepancy_kind(kind),
         sku=sku,
         location_id=location_id,
         sale_id=sale_id,

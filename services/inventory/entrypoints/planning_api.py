@@ -14,7 +14,7 @@ from servicekit.errors import InvalidArgument
 from services.inventory.adapters.replenishment_messages import map_alert, map_suggestion
 from services.inventory.domain.forecasting import DemandInterval, LocationBacktest, MethodError, SeriesBacktest
 from services.inventory.domain.kpis import DiscrepancyTally, LocationKpis, SkuKpis
-from services.inventory.entrypoints.wire import DISCREPANCY_KINDS, map_decimal
+from services.inventory.entrypoints.wire import map_decimal, map_discrepancy_kind
 from services.inventory.service_layer.replenishment import ForecastAnswer, ReplenishmentPage
 
 ERROR_PLACES = Decimal("0.0001")
@@ -122,7 +122,7 @@ def map_kpis(
 ) -> pb.GetStockKpisResponse:
     response = pb.GetStockKpisResponse(location_id=location_id, from_date=start.isoformat(), to_date=end.isoformat())
     response.discrepancies.extend(
-        pb.DiscrepancyTally(kind=DISCREPANCY_KINDS[tally.kind], recorded=tally.recorded, open=tally.open)
+        pb.DiscrepancyTally(kind=map_discrepancy_kind(tally.kind), recorded=tally.recorded, open=tally.open)
         for tally in discrepancies
     )
     if kpis is None:

@@ -16,7 +16,7 @@ from retail.inventory.v1 import inventory_service_pb2 as pb
 
 from servicekit.errors import InvalidArgument
 from servicekit.idempotency import MAX_REQUEST_ID_LENGTH, ReplyCodec, fingerprint, message_codec
-from servicekit.protowire import timestamp
+from servicekit.protowire import from_wire, timestamp, to_wire
 from services.inventory.domain.locations import Location
 from services.inventory.domain.model import (
     Allocation,
@@ -49,33 +49,6 @@ from services.inventory.service_layer.commands import (
 
 # Reservations are kept under this name in the request-id store (not the message type, as elsewhere).
 RESERVE_METHOD = "retail.inventory.v1.InventoryService/ReserveStock"
-LOCATION_KINDS = {
-    "store": pb.LOCATION_KIND_STORE,
-    "warehouse": pb.LOCATION_KIND_WAREHOUSE,
-    "online": pb.LOCATION_KIND_ONLINE,
-}
-RESERVATION_STATUSES = {
-    ReservationStatus.ACTIVE: pb.RESERVATION_STATUS_ACTIVE,
-    ReservationStatus.COMMITTED: pb.RESERVATION_STATUS_COMMITTED,
-    ReservationStatus.FULFILLED: pb.RESERVATION_STATUS_FULFILLED,
-    ReservationStatus.RELEASED: pb.RESERVATION_STATUS_RELEASED,
-    ReservationStatus.EXPIRED: pb.RESERVATION_STATUS_EXPIRED,
-}
-_RESERVATION_STATUS_OF = {value: key for key, value in RESERVATION_STATUSES.items()}
-TRANSFER_STATUSES = {
-    TransferStatus.REQUESTED: pb.TRANSFER_STATUS_REQUESTED,
-    TransferStatus.DISPATCHED: pb.TRANSFER_STATUS_DISPATCHED,
-    TransferStatus.RECEIVED: pb.TRANSFER_STATUS_RECEIVED,
-    TransferStatus.CANCELLED: pb.TRANSFER_STATUS_CANCELLED,
-}
-_TRANSFER_STATUS_OF = {value: key for key, value in TRANSFER_STATUSES.items()}
-DISCREPANCY_KINDS = {
-    DiscrepancyKind.NEGATIVE_STOCK: pb.STOCK_DISCREPANCY_KIND_NEGATIVE_STOCK,
-    DiscrepancyKind.UNKNOWN_SKU: pb.STOCK_DISCREPANCY_KIND_UNKNOWN_SKU,
-    DiscrepancyKind.UNKNOWN_LOCATION: pb.STOCK_DISCREPANCY_KIND_UNKNOWN_LOCATION,
-    DiscrepancyKind.UNREADABLE_QUANTITY: pb.STOCK_DISCREPANCY_KIND_UNREADABLE_QUANTITY,
-}
-_DISCREPANCY_KIND_OF = {value: key for key, value in DISCREPANCY_KINDS.items()}
 
 
 @overload
@@ -99,11 +72,23 @@ def map_level(position: StockPosition) -> pb.StockLevel:
     )
 
 
+def map_reservation_status(status: ReservationStatus) -> Any:
+    return to_wire(pb.ReservationStatus, "RESERVATION_STATUS", status)
+
+
+def map_transfer_status(status: TransferStatus) -> Any:
+    return to_wire(pb.TransferStatus, "TRANSFER_STATUS", status)
+
+
+def map_discrepancy_kind(kind: DiscrepancyKind) -> Any:
+    return to_wire(pb.StockDiscrepancyKind, "STOCK_DISCREPANCY_KIND", kind)
+
+
 def map_location(location: Location) -> pb.Location:
     return pb.Location(
         location_id=location.location_id,
         name=location.name,
-        kind=LOCATION_KINDS[location.kind],
+        kind=to_wire(pb.LocationKind, "LOCATION_KIND", location.kind),
         city=location.city,
         channels=list(location.channels),
     )
@@ -121,7 +106,7 @@ def map_reservation(reservation: Reservation) -> pb.Reservation:
         reservation_id=reservation.reservation_id,
         sku=reservation.sku,
         allocations=map_allocations(reservation),
-        status=RESERVATION_STATUSES[reservation.status],
+        status=map_reservation_status(reservation.status),
         expires_at=timestamp(reservation.expires_at),
         channel=reservation.channel,
         sale_id=reservation.sale_id,
@@ -134,7 +119,7 @@ def map_reservation_back(message: pb.Reservation) -> Reservation:
         reservation_id=message.reservation_id,
         sku=message.sku,
         channel=message.channel,
-        status=_RESERVATION_STATUS_OF[message.status],
+        status=ReservationStatus(from_wire(pb.ReservationStatus, "RESERVATION_STATUS", message.status)),
         expires_at=message.expires_at.ToDatetime(tzinfo=UTC),
         allocations=[Allocation(a.location_id, Decimal(a.quantity.value)) for a in message.allocations],
         sale_id=message.sale_id,
@@ -215,7 +200,7 @@ def map_apply_pending_sale_lines(request: pb.ApplyPendingSaleLinesRequest) -> Ap
 def map_pending_line(line: PendingSaleLine) -> pb.PendingSaleLine:
     message = pb.PendingSaleLine(
         discrepancy_id=line.discrepancy_id,
-        kind=DISCREPANCY_KINDS[line.kind],
+        kind=map_discrepancy_kind(line.kind),
         sale_id=line.sale_id,
         location_id=line.location_id,
         sku=line.sku,
@@ -248,7 +233,7 @@ def map_transfer(transfer: Transfer) -> pb.Transfer:
         from_location_id=transfer.from_location,
         to_location_id=transfer.to_location,
         quantity=map_decimal(transfer.quantity),
-        status=TRANSFER_STATUSES[transfer.status],
+        status=map_transfer_status(transfer.status),
         received_quantity=map_decimal(transfer.received_quantity),
     )
 
@@ -260,7 +245,7 @@ def map_transfer_back(message: pb.Transfer) -> Transfer:
         from_location=message.from_location_id,
         to_location=message.to_location_id,
         quantity=Decimal(message.quantity.value),
-        status=_TRANSFER_STATUS_OF[message.status],
+        status=TransferStatus(from_wire(pb.TransferStatus, "TRANSFER_STATUS", message.status)),
         received_quantity=Decimal(message.received_quantity.value),
     )
 
@@ -268,7 +253,7 @@ def map_transfer_back(message: pb.Transfer) -> Transfer:
 def map_pending_line_back(message: pb.PendingSaleLine) -> PendingSaleLine:
     return PendingSaleLine(
         discrepancy_id=message.discrepancy_id,
-        kind=_DISCREPANCY_KIND_OF[message.kind],
+        kind=DiscrepancyKind(from_wire(pb.StockDiscrepancyKind, "STOCK_DISCREPANCY_KIND", message.kind)),
         sale_id=message.sale_id,
         location_id=message.location_id,
         sku=message.sku,

@@ -9,17 +9,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from retail.marketing.v1 import marketing_service_pb2
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from servicekit.db import UnitOfWork, create_engine, units_of_work
-from servicekit.eventing import Subscription, relay_and_consume
-from servicekit.grpc_server import GrpcServer, database_and_broker_checks
+from servicekit.clock import Clock, utc_now
+from servicekit.composition import Connections, connections, service_server
+from servicekit.db import UnitOfWork
+from servicekit.eventing import Subscription
+from servicekit.grpc_server import GrpcServer
 from servicekit.lifecycle import every
-from servicekit.maintenance import kit_maintenance
-from servicekit.nats_connection import NatsConnection
 from services.marketing.adapters.integration_events import MARKETING_STREAM
 from services.marketing.adapters.member_directory import MemberServiceDirectory
 from services.marketing.entrypoints.consumers import (
@@ -44,11 +42,6 @@ from services.marketing.settings import MarketingSettings
 
 SERVICE_NAME = "marketing"
 GRPC_SERVICE = marketing_service_pb2.DESCRIPTOR.services_by_name["MarketingService"].full_name
-Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -68,7 +61,7 @@ def wire(
     unit_of_work: Callable[[], UnitOfWork],
     training: ThreadPoolExecutor,
     *,
-    clock: Clock = _utc_now,
+    clock: Clock = utc_now,
 ) -> MarketingServices:
     """The application services over a unit of work, with the settings' policies."""
     redemptions = CouponRedemptions(unit_of_work, clock=clock)
@@ -88,84 +81,63 @@ def wire(
 class MarketingApp:
     server: GrpcServer
     services: MarketingServices
-    engine: AsyncEngine
-    nats: NatsConnection
+    connected: Connections
     directory: MemberServiceDirectory
     training: ThreadPoolExecutor
 
     async def close(self) -> None:
         self.training.shutdown(wait=False, cancel_futures=True)
         await self.directory.close()
-        await self.nats.close()
-        await self.engine.dispose()
+        await self.connected.close()
 
 
 def build(
-    settings: MarketingSettings, *, clock: Clock = _utc_now, directory: MemberDirectory | None = None
+    settings: MarketingSettings, *, clock: Clock = utc_now, directory: MemberDirectory | None = None
 ) -> MarketingApp:
-    engine = create_engine(
-        settings.database_url,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        application_name=SERVICE_NAME,
-    )
-    unit_of_work = units_of_work(engine)
+    connected = connections(settings, SERVICE_NAME)
+    unit_of_work = connected.unit_of_work
     # Model training takes minutes of CPU: on threads of its own, never on the event loop.
     training = ThreadPoolExecutor(max_workers=settings.model_workers, thread_name_prefix="model-training")
     services = wire(settings, unit_of_work, training, clock=clock)
     members = MemberServiceDirectory(settings.member_service_target, timeout=settings.member_lookup_timeout_seconds)
-    nats = NatsConnection(settings.nats_url, name=SERVICE_NAME)
-    server = GrpcServer(
-        name=SERVICE_NAME,
-        port=settings.grpc_port,
-        host=settings.grpc_host,
-        registrations=[
-            register(
-                MarketingServicer(
-                    segments=services.segments,
-                    campaigns=services.campaigns,
-                    redemptions=services.redemptions,
-                    coupons=services.coupons,
-                    reports=services.reports,
-                    models=services.models,
-                    scoring=services.scoring,
-                    clock=clock,
-                )
-            )
-        ],
+    servicer = MarketingServicer(
+        segments=services.segments,
+        campaigns=services.campaigns,
+        redemptions=services.redemptions,
+        coupons=services.coupons,
+        reports=services.reports,
+        models=services.models,
+        scoring=services.scoring,
+        clock=clock,
+    )
+    server = service_server(
+        SERVICE_NAME,
+        settings,
+        connected,
+        registrations=[register(servicer)],
         service_names=[GRPC_SERVICE],
-        readiness_checks=database_and_broker_checks(engine, nats),
-        background=[
-            relay_and_consume(
-                nats,
-                database_url=settings.database_url,
-                own_stream=MARKETING_STREAM,
-                replicas=settings.jetstream_replicas,
-                subscriptions=[
-                    Subscription(
-                        sales_consumer(settings.marketing_sales_durable),
-                        sales_handlers(services.projections, directory or members),
-                        unit_of_work,
-                    ),
-                    # Until the member and pricing streams exist these retry; nothing else waits for them.
-                    Subscription(
-                        member_consumer(settings.marketing_members_durable),
-                        member_handlers(services.projections),
-                        unit_of_work,
-                    ),
-                    Subscription(
-                        catalogue_consumer(settings.marketing_catalogue_durable),
-                        catalogue_handlers(services.projections),
-                        unit_of_work,
-                    ),
-                ],
+        own_stream=MARKETING_STREAM,
+        subscriptions=[
+            Subscription(
+                sales_consumer(settings.marketing_sales_durable),
+                sales_handlers(services.projections, directory or members),
+                unit_of_work,
             ),
+            # Until the member and pricing streams exist these retry; nothing else waits for them.
+            Subscription(
+                member_consumer(settings.marketing_members_durable), member_handlers(services.projections), unit_of_work
+            ),
+            Subscription(
+                catalogue_consumer(settings.marketing_catalogue_durable),
+                catalogue_handlers(services.projections),
+                unit_of_work,
+            ),
+        ],
+        jobs=[
             every("coupon hold lapses", settings.hold_sweep_seconds, services.redemptions.lapse_due, again=bool),
             every("campaign launches", settings.launch_poll_seconds, services.campaigns.run_launches, again=bool),
             every("member tags", settings.tag_refresh_seconds, services.scoring.refresh, first_run_now=False),
             every("model training", settings.training_poll_seconds, services.models.train_next, again=bool),
-            kit_maintenance(engine),
         ],
-        shutdown_grace=settings.shutdown_grace_seconds,
     )
-    return MarketingApp(server, services, engine, nats, members, training)
+    return MarketingApp(server, services, connected, members, training)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from servicekit.settings import BaseServiceSettings
+from servicekit.settings import GrpcServiceSettings
 
 
-class MarketingSettings(BaseServiceSettings):
-    grpc_host: str = Field(default="0.0.0.0", description="interface the gRPC API listens on (GRPC_HOST)")  # noqa: S104
-    grpc_port: int = Field(default=50051, ge=0, le=65535, description="gRPC port (GRPC_PORT)")
+class MarketingSettings(GrpcServiceSettings):
     member_service_target: str = Field(
         default="localhost:50052",
         min_length=1,

@@ -8,7 +8,7 @@ only (another store's campaign is NOT_FOUND, never "forbidden", so its existence
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -16,6 +16,7 @@ from retail.common.v1 import paging_pb2
 from retail.marketing.v1 import marketing_service_pb2 as pb
 from retail.marketing.v1 import marketing_service_pb2_grpc as pb_grpc
 
+from servicekit.clock import Clock, utc_now
 from servicekit.errors import InvalidArgument
 from servicekit.idempotency import fingerprint
 from servicekit.paging import page_key, page_token
@@ -52,7 +53,6 @@ from services.marketing.service_layer.reports import Reports
 from services.marketing.service_layer.scoring import Scoring
 from services.marketing.service_layer.segments import CreateSegment, Segments, SnapshotSegment
 
-Clock = Callable[[], datetime]
 DEFAULT_PAGE = 50
 _SEPARATOR = "\x1f"
 
@@ -89,7 +89,7 @@ class MarketingServicer(pb_grpc.MarketingServiceServicer):
         reports: Reports,
         models: RepurchaseModels,
         scoring: Scoring,
-        clock: Clock = lambda: datetime.now(UTC),
+        clock: Clock = utc_now,
     ) -> None:
         self.segments = segments
         self.campaigns = campaigns

@@ -6,8 +6,9 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
+from servicekit.clock import Clock, utc_now
 from servicekit.db import UnitOfWork
 from servicekit.errors import NotFound
 from servicekit.idempotency import ReplyCodec, RequestFingerprint, keep_reply, replay
@@ -19,12 +20,7 @@ from services.marketing.domain.codes import new_personal_code
 
 log = logging.getLogger("marketing.campaigns")
 
-Clock = Callable[[], datetime]
 ISSUE_BATCH = 1_000
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def new_campaign_id() -> str:
@@ -68,7 +64,7 @@ class Campaigns:
         self,
         unit_of_work: Callable[[], UnitOfWork],
         *,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
         new_id: Callable[[], str] = new_campaign_id,
         new_code: Callable[[], str] = lambda: new_personal_code().value,
         issue_batch: int = ISSUE_BATCH,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
+from servicekit.clock import Clock, utc_now
 from servicekit.db import UnitOfWork
 from servicekit.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 from servicekit.idempotency import ReplyCodec, RequestFingerprint, keep_reply, replay
@@ -16,14 +17,9 @@ from services.marketing.domain.campaigns import CampaignStatus
 from services.marketing.domain.codes import generic_code
 from services.marketing.service_layer.campaigns import UnknownCampaign
 
-Clock = Callable[[], datetime]
 PAGE_MAX = 200
 MAX_USE_LIMIT = 10_000_000
 CODE: ReplyCodec[str] = ReplyCodec(str.encode, bytes.decode)
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class CodeTaken(AlreadyExists):
@@ -47,7 +43,7 @@ class CreateGenericCode:
 
 
 class CouponBook:
-    def __init__(self, unit_of_work: Callable[[], UnitOfWork], *, clock: Clock = _utc_now) -> None:
+    def __init__(self, unit_of_work: Callable[[], UnitOfWork], *, clock: Clock = utc_now) -> None:
         self._unit_of_work = unit_of_work
         self._clock = clock
 

@@ -20,10 +20,11 @@ import secrets
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from servicekit.clock import Clock, utc_now
 from servicekit.db import UnitOfWork
 from servicekit.errors import FailedPrecondition, InvalidArgument, NotFound
 from servicekit.idempotency import ReplyCodec, RequestFingerprint, keep_reply, replay
@@ -35,16 +36,11 @@ from services.marketing.domain.repurchase import MAX_HORIZON_DAYS, MIN_HORIZON_D
 
 log = logging.getLogger("marketing.models")
 
-Clock = Callable[[], datetime]
 KIND = "repurchase"
 TRAINED_HORIZON_DAYS = 90
 STALE_AFTER = timedelta(hours=1)
 VERSION: ReplyCodec[str] = ReplyCodec(str.encode, bytes.decode)
 _CST = ZoneInfo("Asia/Shanghai")  # the chain's calendar days
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def new_model_version(now: datetime) -> str:
@@ -110,7 +106,7 @@ class RepurchaseModels:
         unit_of_work: Callable[[], UnitOfWork],
         executor: Executor,
         *,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
         horizon_days: int = TRAINED_HORIZON_DAYS,
     ) -> None:
         self._unit_of_work = unit_of_work

@@ -22,10 +22,11 @@ import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from servicekit.clock import Clock, utc_now
 from servicekit.db import UnitOfWork
 from servicekit.errors import DomainError, FailedPrecondition, NotFound, PermissionDenied
 from servicekit.idempotency import ReplyCodec, RequestFingerprint, keep_reply, replay
@@ -51,13 +52,8 @@ from services.marketing.domain.sales import JournalSale
 
 log = logging.getLogger("marketing.redemptions")
 
-Clock = Callable[[], datetime]
 LAPSE_BATCH = 500
 MAX_CODES_PER_BASKET = 10
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class UnknownCoupon(NotFound):
@@ -163,7 +159,7 @@ class CouponRedemptions:
         *,
         hold_codec: ReplyCodec[HoldResult] | None = None,
         release_codec: ReplyCodec[str] | None = None,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
         new_id: Callable[[], str] = new_hold_id,
     ) -> None:
         self._unit_of_work = unit_of_work

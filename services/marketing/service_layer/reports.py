@@ -10,18 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from servicekit.clock import Clock, utc_now
 from servicekit.db import UnitOfWork
 from services.marketing.adapters import campaign_store, report_store
 from services.marketing.domain.campaign_report import CampaignResult, campaign_result
 from services.marketing.service_layer.campaigns import UnknownCampaign
-
-Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -36,7 +31,7 @@ class CampaignReport:
 
 
 class Reports:
-    def __init__(self, unit_of_work: Callable[[], UnitOfWork], *, clock: Clock = _utc_now) -> None:
+    def __init__(self, unit_of_work: Callable[[], UnitOfWork], *, clock: Clock = utc_now) -> None:
         self._unit_of_work = unit_of_work
         self._clock = clock
 

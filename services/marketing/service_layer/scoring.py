@@ -4,18 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
+from servicekit.clock import Clock, utc_now
 from servicekit.db import UnitOfWork
 from services.marketing.adapters import model_store, score_store
 from services.marketing.domain.member_tags import EngagementPolicy
 from services.marketing.service_layer.models import UnknownMember
-
-Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +26,7 @@ class Scoring:
         self,
         unit_of_work: Callable[[], UnitOfWork],
         *,
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
         policy: EngagementPolicy = EngagementPolicy(),  # noqa: B008 - frozen
     ) -> None:
         self._unit_of_work = unit_of_work

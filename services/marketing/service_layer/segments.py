@@ -5,8 +5,9 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
+from servicekit.clock import Clock, utc_now
 from servicekit.db import UnitOfWork
 from servicekit.errors import InvalidArgument, NotFound
 from servicekit.idempotency import ReplyCodec, RequestFingerprint, keep_reply, replay
@@ -14,14 +15,9 @@ from services.marketing.adapters import segment_store as store
 from services.marketing.adapters.segment_store import Count, StoredSegment, StoredSnapshot
 from services.marketing.domain.segments import Rule
 
-Clock = Callable[[], datetime]
 NAME_MAX = 120
 DESCRIPTION_MAX = 2_000
 PAGE_MAX = 200
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class UnknownSegment(NotFound):
@@ -70,7 +66,7 @@ class Segments:
         *,
         segment_codec: ReplyCodec[str],
         snapshot_codec: ReplyCodec[str],
-        clock: Clock = _utc_now,
+        clock: Clock = utc_now,
         new_segment: Callable[[], str] = new_segment_id,
         new_snapshot: Callable[[], str] = new_snapshot_id,
     ) -> None:

@@ -7,6 +7,7 @@ its undo are events of the survivor. No event carries personal data.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from google.protobuf.message import Message
@@ -16,6 +17,7 @@ from retail.member.v1 import member_service_pb2 as pb
 
 from servicekit.outbox import OutboxEvent
 from servicekit.protowire import timestamp, to_wire
+from services.member.domain.model import Consent
 
 SUBJECT_PREFIX = "retail.member.v1"
 CURRENCY = "CNY"
@@ -142,3 +144,26 @@ def member_erased(member_id: str, at: datetime) -> OutboxEvent:
     return _event(
         "member_erased", member_id, events_pb2.MemberErased(member_id=member_id, occurred_at=timestamp(at)), at
     )
+
+
+def consent_changed(member_id: str, channel: str, granted: bool, at: datetime) -> OutboxEvent:
+    message = events_pb2.ConsentChanged(
+        member_id=member_id,
+        channel=to_wire(pb.ConsentChannel, "CONSENT_CHANNEL", channel),
+        granted=granted,
+        occurred_at=timestamp(at),
+    )
+    return _event("consent_changed", member_id, message, at)
+
+
+def consents_changed(
+    member_id: str, before: Iterable[Consent], after: Iterable[Consent], at: datetime
+) -> list[OutboxEvent]:
+    """One ConsentChanged per channel whose decision is not what it was (no decision counts as not granted)."""
+    was = {consent.channel: consent.granted for consent in before}
+    now = {consent.channel: consent.granted for consent in after}
+    return [
+        consent_changed(member_id, channel.value, now.get(channel, False), at)
+        for channel in sorted(set(was) | set(now), key=lambda channel: channel.value)
+        if was.get(channel, False) != now.get(channel, False)
+    ]

@@ -200,14 +200,17 @@ class MemberService:
             linked_at=now,
             linked_by=command.actor.client_id,
         )
-        for channel, granted in _distinct_consents(command.consents):
-            await member_store.record_consent(
-                session, member_id, Consent(channel, granted, now, command.actor.client_id)
-            )
+        decided = [
+            Consent(channel, granted, now, command.actor.client_id)
+            for channel, granted in _distinct_consents(command.consents)
+        ]
+        for consent in decided:
+            await member_store.record_consent(session, member_id, consent)
         uow.publish(
             events.member_registered(
                 member_id, command.channel.value, command.identity.type.value, command.store_id, now
-            )
+            ),
+            *events.consents_changed(member_id, [], decided, now),
         )
         return Registered(member_id, True)
 
@@ -281,6 +284,7 @@ class MemberService:
             )
             if current.get(channel) != granted:
                 changed.append(f"consent.{channel.value}")
+                uow.publish(events.consent_changed(member.member_id, channel.value, granted, now))
         return MemberUpdated(command.member_id, changed)
 
     async def _link_identity(self, uow: UnitOfWork, *, command: LinkIdentity) -> LinkOutcome:

@@ -133,6 +133,7 @@ class Merges:
         combined = merged_consents(survivor_consents, absorbed_consents)
         await member_store.replace_consents(session, s_id, combined)
         await member_store.replace_consents(session, a_id, [])
+        uow.publish(*events.consents_changed(s_id, survivor_consents, combined, now))
         moved["consents_survivor_before"] = [_consent_json(c) for c in survivor_consents]
         moved["consents_absorbed"] = [_consent_json(c) for c in absorbed_consents]
         moved["consents_after"] = [_consent_json(c) for c in combined]
@@ -294,7 +295,12 @@ class Merges:
             elif channel in before:
                 restored.append(before[channel])
         await member_store.replace_consents(session, s_id, restored)
-        await member_store.replace_consents(session, a_id, [_consent_of(c) for c in moved["consents_absorbed"]])
+        absorbed_restored = [_consent_of(c) for c in moved["consents_absorbed"]]
+        await member_store.replace_consents(session, a_id, absorbed_restored)
+        uow.publish(
+            *events.consents_changed(s_id, current.values(), restored, now),
+            *events.consents_changed(a_id, [], absorbed_restored, now),
+        )
         await member_store.repoint(session, "consent_event", "id", moved["consent_events"], a_id, key_type="bigint")
 
         await self._restore_points(uow, s_id, a_id, moved["points"])

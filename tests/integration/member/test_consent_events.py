@@ -70,8 +70,8 @@ async def test_a_merge_publishes_what_the_survivor_now_consents_to_and_its_undo_
         )
     ).member_id
     before = len(await outbox_messages(member_url, events_pb2.ConsentChanged))
-    merged = await link(stub, older, "phone", phone)
-    assert merged.member_id == older  # the older member survives
+    merged = await link(stub, older, "phone", phone, survivor=older)
+    assert merged.member_id == older
     after_merge = decisions((await outbox_messages(member_url, events_pb2.ConsentChanged))[before:])
     assert after_merge == [(older, "CONSENT_CHANNEL_WECHAT", True)]
     await stub.UndoMerge(

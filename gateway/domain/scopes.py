@@ -39,6 +39,10 @@ LABELS_WRITE = "labels:write"
 MARKDOWNS_READ = "markdowns:read"
 MARKDOWNS_DECIDE = "markdowns:decide"
 STORES_WRITE = "stores:write"
+MARKETING_READ = "marketing:read"
+MARKETING_WRITE = "marketing:write"
+COUPONS_READ = "coupons:read"
+COUPONS_REDEEM = "coupons:redeem"
 
 # Scope → what it allows, for the API documentation and the admin routes.
 CATALOGUE: dict[str, str] = {
@@ -70,6 +74,12 @@ CATALOGUE: dict[str, str] = {
     MARKDOWNS_READ: "read a store's markdown suggestions",
     MARKDOWNS_DECIDE: "approve or reject markdown suggestions (store managers: their own store)",
     STORES_WRITE: "register stores, their price groups and label stations (headquarters)",
+    MARKETING_READ: "read segments, campaigns, their reports, redemption conflicts and model scores "
+    "(store managers: their own store's campaigns)",
+    MARKETING_WRITE: "create segments and campaigns, approve and launch campaigns, train models "
+    "(store managers: campaigns of their own store)",
+    COUPONS_READ: "read a member's coupons",
+    COUPONS_REDEEM: "hold a coupon for a basket and release the hold (terminals: in their own store)",
 }
 
 _MEMBER_COUNTER = frozenset({MEMBERS_READ, MEMBERS_WRITE, MEMBER_POINTS_READ})
@@ -77,16 +87,35 @@ _PRICE_LOOKUP = frozenset({CATALOGUE_READ, PRICES_READ})
 _STORE_PRICING = _PRICE_LOOKUP | {PRICE_CHANGES_WRITE, LABELS_READ, LABELS_WRITE, MARKDOWNS_READ, MARKDOWNS_DECIDE}
 
 _DEFAULTS: dict[ClientKind | StaffRole, frozenset[str]] = {
-    ClientKind.APP: frozenset({STOCK_READ, RESERVATIONS_WRITE, MEMBER_POINTS_REDEEM}) | _MEMBER_COUNTER | _PRICE_LOOKUP,
+    ClientKind.APP: frozenset({STOCK_READ, RESERVATIONS_WRITE, MEMBER_POINTS_REDEEM, COUPONS_READ, COUPONS_REDEEM})
+    | _MEMBER_COUNTER
+    | _PRICE_LOOKUP,
     ClientKind.POS_TERMINAL: frozenset(
-        {POS_SALES_WRITE, POS_SYNC_READ, STOCK_READ, MEMBER_POINTS_REDEEM, POS_PRICE_BOOK_READ}
+        {
+            POS_SALES_WRITE,
+            POS_SYNC_READ,
+            STOCK_READ,
+            MEMBER_POINTS_REDEEM,
+            POS_PRICE_BOOK_READ,
+            COUPONS_READ,
+            COUPONS_REDEEM,
+        }
     )
     | _MEMBER_COUNTER
     | _PRICE_LOOKUP,
     ClientKind.SUPPLIER_USER: frozenset({STOCK_READ, REPLENISHMENT_READ, CATALOGUE_READ}),
     StaffRole.STORE_GUIDE: frozenset({STOCK_READ, LABELS_READ}) | _MEMBER_COUNTER | _PRICE_LOOKUP,
     StaffRole.STORE_MANAGER: frozenset(
-        {STOCK_READ, TRANSFERS_WRITE, STOCK_COUNTS_WRITE, REPLENISHMENT_READ, MEMBER_KPIS_READ}
+        {
+            STOCK_READ,
+            TRANSFERS_WRITE,
+            STOCK_COUNTS_WRITE,
+            REPLENISHMENT_READ,
+            MEMBER_KPIS_READ,
+            MARKETING_READ,
+            MARKETING_WRITE,
+            COUPONS_READ,
+        }
     )
     | _MEMBER_COUNTER
     | _STORE_PRICING,
@@ -106,6 +135,9 @@ _DEFAULTS: dict[ClientKind | StaffRole, frozenset[str]] = {
             CATALOGUE_WRITE,
             PRICES_WRITE,
             STORES_WRITE,
+            MARKETING_READ,
+            MARKETING_WRITE,
+            COUPONS_READ,
         }
     )
     | _MEMBER_COUNTER
@@ -149,6 +181,10 @@ _HOLDERS: dict[str, frozenset[ClientKind | StaffRole]] = {
     MARKDOWNS_READ: _MANAGERS,
     MARKDOWNS_DECIDE: _MANAGERS,
     STORES_WRITE: _HEADQUARTERS,
+    MARKETING_READ: _MANAGERS,
+    MARKETING_WRITE: _MANAGERS,
+    COUPONS_READ: frozenset({ClientKind.APP, ClientKind.POS_TERMINAL}) | _MANAGERS,
+    COUPONS_REDEEM: frozenset({ClientKind.APP, ClientKind.POS_TERMINAL}),
 }
 
 

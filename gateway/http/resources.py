@@ -13,6 +13,7 @@ from typing import Annotated, TypeVar
 import grpc
 from fastapi import Depends, Request
 from retail.inventory.v1 import inventory_service_pb2_grpc
+from retail.marketing.v1 import marketing_service_pb2_grpc
 from retail.member.v1 import member_service_pb2_grpc
 from retail.pricing.v1 import pricing_service_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -71,6 +72,10 @@ class GatewayResources:
     @property
     def pricing_service(self) -> pricing_service_pb2_grpc.PricingServiceAsyncStub:
         return self.backend("pricing", pricing_service_pb2_grpc.PricingServiceStub)
+
+    @property
+    def marketing_service(self) -> marketing_service_pb2_grpc.MarketingServiceAsyncStub:
+        return self.backend("marketing", marketing_service_pb2_grpc.MarketingServiceStub)
 
 
 def gateway_resources(request: Request) -> GatewayResources:

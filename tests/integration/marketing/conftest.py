@@ -14,11 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from servicekit.db import UnitOfWork, create_engine, units_of_work
 from servicekit.idempotency import RequestFingerprint
-from servicekit.settings import to_plain_url
+from servicekit.messaging import StreamSpec, ensure_stream
+from servicekit.settings import load_settings, to_plain_url
 from services.marketing.adapters.offer_json import offer_to_json, terms_to_json
+from services.marketing.bootstrap import MarketingApp, build
 from services.marketing.domain.offers import CouponTerms, Offer
 from services.marketing.migrate import VERSIONS
+from services.marketing.settings import MarketingSettings
 from tests.conftest import Infra, create_database_from, service_template
+from tests.support.messaging import jetstream
 
 
 @pytest.fixture(scope="session")
@@ -121,3 +125,30 @@ def request(request_id: str | None = None, *, method: str = "test", body: bytes 
     """A command's request fingerprint: a fresh id unless one is given (to retry it)."""
     identifier = request_id or uuid.uuid4().hex
     return RequestFingerprint(identifier, method, hashlib.sha256(method.encode() + b"\0" + body).digest())
+
+
+@pytest.fixture
+async def app(marketing_url: str, nats_url: str, unique: str) -> AsyncIterator[MarketingApp]:
+    settings = load_settings(
+        MarketingSettings,
+        app_env="test",
+        database_url=marketing_url,
+        nats_url=nats_url,
+        grpc_host="127.0.0.1",
+        grpc_port=0,
+        member_service_target="127.0.0.1:9",  # journal entries here name members by id: never asked
+        marketing_sales_durable=f"marketing-sales-{unique}",
+        marketing_members_durable=f"marketing-members-{unique}",
+        marketing_catalogue_durable=f"marketing-catalogue-{unique}",
+        launch_poll_seconds=0.05,
+        tag_refresh_seconds=0,
+    )
+    async with jetstream(nats_url) as (_, js):
+        await ensure_stream(js, StreamSpec("SALES", ["retail.sales.v1.>"]))
+        await ensure_stream(js, StreamSpec("MEMBER", ["retail.member.v1.>"]))
+        await ensure_stream(js, StreamSpec("PRICING", ["retail.pricing.v1.>"]))
+    marketing = build(settings)
+    await marketing.server.start()
+    yield marketing
+    await marketing.server.stop()
+    await marketing.close()

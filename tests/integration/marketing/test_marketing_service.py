@@ -20,11 +20,8 @@ from retail.member.v1 import events_pb2 as member_events
 from retail.member.v1 import member_service_pb2 as member_pb2
 from retail.sales.v1 import events_pb2 as sales_pb2
 
-from servicekit.messaging import StreamSpec, ensure_stream
 from servicekit.protowire import timestamp
-from servicekit.settings import load_settings
-from services.marketing.bootstrap import MarketingApp, build
-from services.marketing.settings import MarketingSettings
+from services.marketing.bootstrap import MarketingApp
 from tests.support.messaging import jetstream
 
 HQ = identifiers_pb2.Actor(
@@ -49,33 +46,6 @@ def manager(store_id: str) -> identifiers_pb2.Actor:
 
 def cny(fen: int) -> money_pb2.Money:
     return money_pb2.Money(currency_code="CNY", minor_units=fen)
-
-
-@pytest.fixture
-async def app(marketing_url: str, nats_url: str, unique: str) -> AsyncIterator[MarketingApp]:
-    settings = load_settings(
-        MarketingSettings,
-        app_env="test",
-        database_url=marketing_url,
-        nats_url=nats_url,
-        grpc_host="127.0.0.1",
-        grpc_port=0,
-        member_service_target="127.0.0.1:9",  # journal entries here name members by id: never asked
-        marketing_sales_durable=f"marketing-sales-{unique}",
-        marketing_members_durable=f"marketing-members-{unique}",
-        marketing_catalogue_durable=f"marketing-catalogue-{unique}",
-        launch_poll_seconds=0.05,
-        tag_refresh_seconds=0,
-    )
-    async with jetstream(nats_url) as (_, js):
-        await ensure_stream(js, StreamSpec("SALES", ["retail.sales.v1.>"]))
-        await ensure_stream(js, StreamSpec("MEMBER", ["retail.member.v1.>"]))
-        await ensure_stream(js, StreamSpec("PRICING", ["retail.pricing.v1.>"]))
-    marketing = build(settings)
-    await marketing.server.start()
-    yield marketing
-    await marketing.server.stop()
-    await marketing.close()
 
 
 @pytest.fixture

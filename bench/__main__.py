@@ -114,8 +114,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10, help="duration of each timed load")
     parser.add_argument(
         "--only",
-        choices=["outbox", "http", "reservations", "pos", "members", "pricing", "forecast"],
+        choices=["outbox", "http", "reservations", "pos", "members", "pricing", "forecast", "marketing"],
         help="run one benchmark",
+    )
+    parser.add_argument(
+        "--marketing-members", type=int, default=1_000_000, help="members of the marketing benchmark's population"
     )
     args = parser.parse_args()
     # The benchmark's own short-lived NATS clients close without saying so first: not a disconnection.
@@ -162,6 +165,12 @@ def main() -> int:
 
             print("== forecasts: accuracy against the baselines, and a 5,000-SKU location's fit", flush=True)
             results["forecast"] = bench_forecast()
+        if args.only in (None, "marketing"):
+            from bench.marketing import bench_marketing
+
+            print("== marketing: a hold storm, a segment, a launch and a model training", flush=True)
+            results["marketing"] = bench_marketing(work / "marketing", args.seconds, args.marketing_members)
+            print_results(results["marketing"])
     out = Path(".local/bench-latest.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

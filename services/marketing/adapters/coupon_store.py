@@ -76,12 +76,13 @@ def _hold(row: Any) -> HoldRow:
     )
 
 
-async def lock_coupon(session: AsyncSession, code: str) -> CouponRow | None:
+async def lock_coupon(session: AsyncSession, code: str, *, lock: bool = True) -> CouponRow | None:
+    """The coupon, its row locked (``lock``) or only read (a hold checks first and claims its use last)."""
     row = (
         await session.execute(
             text(
                 "SELECT code, campaign_id, member_id, use_limit, used, held, state FROM coupon "
-                "WHERE code = :code FOR UPDATE"
+                f"WHERE code = :code{' FOR UPDATE' if lock else ''}"
             ),
             {"code": code},
         )
@@ -89,6 +90,44 @@ async def lock_coupon(session: AsyncSession, code: str) -> CouponRow | None:
     if row is None:
         return None
     return CouponRow(row[0], row[1], CouponUse(row[2], row[3], row[4], row[5], CouponState(row[6])))
+
+
+async def claim_use(session: AsyncSession, code: str) -> bool:
+    """Hold one more use of the coupon if one is left (locks its row until commit); False when none is."""
+    row = await session.execute(
+        text(
+            "UPDATE coupon SET held = held + 1 WHERE code = :code AND state = 'active' AND used + held < use_limit "
+            "RETURNING code"
+        ),
+        {"code": code},
+    )
+    return row.first() is not None
+
+
+async def claim_member_use(session: AsyncSession, campaign_id: str, member_id: str, limit: int) -> bool:
+    """Hold one more of the member's uses of the campaign's offer if within ``limit``; False when not."""
+    row = await session.execute(
+        text(
+            "INSERT INTO member_coupon_use AS u (campaign_id, member_id, held) VALUES (:campaign_id, :member_id, 1) "
+            "ON CONFLICT (campaign_id, member_id) DO UPDATE SET held = u.held + 1 WHERE u.used + u.held < :limit "
+            "RETURNING u.member_id"
+        ),
+        {"campaign_id": campaign_id, "member_id": member_id, "limit": limit},
+    )
+    return row.first() is not None
+
+
+async def member_uses(session: AsyncSession, campaign_id: str, member_id: str) -> int:
+    """How often the member has used or holds the campaign's offer (read, not locked)."""
+    row = (
+        await session.execute(
+            text(
+                "SELECT used + held FROM member_coupon_use WHERE campaign_id = :campaign_id AND member_id = :member_id"
+            ),
+            {"campaign_id": campaign_id, "member_id": member_id},
+        )
+    ).first()
+    return 0 if row is None else int(row[0])
 
 
 async def campaign_offers(session: AsyncSession, campaign_ids: Sequence[str]) -> dict[str, CampaignOffer]:

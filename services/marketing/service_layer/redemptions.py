@@ -41,6 +41,7 @@ from services.marketing.domain.codes import MalformedCode, MistypedCode, read_co
 from services.marketing.domain.coupons import (
     BudgetExhausted,
     CouponAlreadyUsed,
+    MemberLimitReached,
     UseRequest,
     check_use,
     gives_back_on_return,
@@ -180,7 +181,9 @@ class CouponRedemptions:
             session = uow.session
             if (first := await replay(session, command.request, self._hold_codec)) is not None:
                 return first
-            coupon = await store.lock_coupon(session, code)
+            # Read and check first, without locks: only the claims at the end lock rows (the coupon's,
+            # the member's, the campaign's, in the one order), so a hot code is locked for the claims alone.
+            coupon = await store.lock_coupon(session, code, lock=False)
             if coupon is None:
                 raise UnknownCoupon("no such coupon")
             campaign_of = await store.coupon_campaigns(session, [code, *others])
@@ -191,17 +194,25 @@ class CouponRedemptions:
             campaign = campaigns[coupon.campaign_id]
             if campaign.status not in ("launching", "running"):
                 raise CampaignNotRunning("the coupon's campaign is not running")
-            used, held = await store.lock_member_use(session, coupon.campaign_id, command.member_id)
             use = UseRequest(command.member_id, command.store_id, command.channel, now)
-            check_use(coupon.use, campaign.terms, use, member_uses=used + held)
+            member_uses = await store.member_uses(session, coupon.campaign_id, command.member_id)
+            check_use(coupon.use, campaign.terms, use, member_uses=member_uses)
             lines = await self._basket(session, command.lines)
             offers: list[tuple[str, Offer]] = [(code, campaign.offer)]
             offers += [(other, campaigns[campaign_of[other]].offer) for other in others if other != code]
             priced = price_coupons(lines, offers).coupons[0]
             campaign.budget.check_discount(priced.discount_fen)
-            await store.move_use(session, code, coupon.campaign_id, command.member_id, used=0, held=1)
+            # The claims: each refuses what a concurrent hold or sale took since the checks above.
+            if not await store.claim_use(session, code):
+                raise CouponAlreadyUsed("the coupon has already been used")
+            if not await store.claim_member_use(
+                session, coupon.campaign_id, command.member_id, campaign.terms.per_member_limit
+            ):
+                raise MemberLimitReached(
+                    f"a member may use this coupon {campaign.terms.per_member_limit} time(s)",
+                    details={"per_member_limit": campaign.terms.per_member_limit},
+                )
             if not await store.move_budget(session, coupon.campaign_id, held_fen=priced.discount_fen):
-                # Other holds took the rest of the budget since it was read above.
                 raise BudgetExhausted("the campaign's discount budget is exhausted")
             hold = HoldRow(
                 hold_id=self._new_id(),

@@ -35,6 +35,7 @@ from gateway.marketing.schemas import (
     ModelRunOut,
     ModelStatusOut,
     PropensityOut,
+    RecommendationsOut,
     ReleasedOut,
     TagsOut,
 )
@@ -243,3 +244,18 @@ async def member_tags(
         top_categories=list(answer.top_categories),
         preferred_store_id=answer.preferred_store_id or None,
     )
+
+
+@router.get("/members/{member_id}/recommendations", responses=problems.problem_responses(401, 403, 404, 409, 422))
+async def member_recommendations(
+    resources: Resources,
+    principal: Annotated[Principal, Depends(require(MARKETING_READ))],
+    member_id: MemberId,
+    limit: Annotated[Int32, Query(ge=1, le=20, description="how many")] = 10,
+) -> RecommendationsOut:
+    """The items the member is likely to buy next, best first, among those their store sells
+    (computed by the latest training; `409` `model-not-trained` before it). Scope `marketing:read`."""
+    answer = await resources.marketing_service.GetMemberRecommendations(
+        pb.GetMemberRecommendationsRequest(actor=actor_of(principal), member_id=member_id, limit=limit)
+    )
+    return RecommendationsOut(member_id=answer.member_id, skus=list(answer.skus), model_version=answer.model_version)

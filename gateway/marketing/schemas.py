@@ -313,3 +313,9 @@ class TagsOut(BaseModel):
     rfm_cell: str | None = None
     top_categories: list[str]
     preferred_store_id: str | None = None
+
+
+class RecommendationsOut(BaseModel):
+    member_id: str
+    skus: list[str]
+    model_version: str

@@ -241,3 +241,67 @@ async def member_known(session: AsyncSession, member_id: str) -> bool:
         text("SELECT 1 FROM member WHERE member_id = :id AND NOT erased AND merged_into IS NULL"), {"id": member_id}
     )
     return row.first() is not None
+
+
+async def purchase_lines(
+    session: AsyncSession, as_of: datetime, since_days: int = 365
+) -> list[tuple[str, str, int, str]]:
+    """Every kept purchase line of the last ``since_days``: (member id, SKU, day ordinal, store id)."""
+    rows = await session.execute(
+        text(
+            f"SELECT p.member_id, l.sku, (p.occurred_at AT TIME ZONE '{TIME_ZONE}')::date, p.store_id "
+            "FROM purchase p JOIN purchase_line l ON l.sale_id = p.sale_id "
+            "WHERE p.occurred_at <= :as_of AND p.occurred_at > :as_of - make_interval(days => :days) "
+            "AND NOT (p.net_fen > 0 AND p.returned_fen >= p.net_fen)"
+        ),
+        {"as_of": as_of, "days": since_days},
+    )
+    return [(row[0], row[1], row[2].toordinal(), row[3]) for row in rows]
+
+
+async def home_stores(session: AsyncSession) -> dict[str, str]:
+    rows = await session.execute(text("SELECT member_id, home_store_id FROM member WHERE home_store_id IS NOT NULL"))
+    return {row[0]: row[1] for row in rows}
+
+
+async def write_recommendations(
+    session: AsyncSession, model_version: str, member_ids: list[str], skus: list[list[str]]
+) -> None:
+    """Every member's ranked items, replacing what an older run left."""
+    await session.execute(text("DELETE FROM member_recommendation WHERE model_version <> :v"), {"v": model_version})
+    batch = 20_000
+    for start in range(0, len(member_ids), batch):
+        members, ranks, items = [], [], []
+        for member_id, ranked in zip(member_ids[start : start + batch], skus[start : start + batch], strict=True):
+            for rank, sku in enumerate(ranked, start=1):
+                members.append(member_id)
+                ranks.append(rank)
+                items.append(sku)
+        await session.execute(
+            text(
+                "INSERT INTO member_recommendation (member_id, rank, sku, model_version) "
+                "SELECT m, r, s, :v FROM unnest(CAST(:m AS text[]), CAST(:r AS smallint[]), CAST(:s AS text[])) "
+                "AS x(m, r, s) ON CONFLICT (member_id, rank) DO UPDATE SET sku = excluded.sku, "
+                "model_version = excluded.model_version"
+            ),
+            {"v": model_version, "m": members, "r": ranks, "s": items},
+        )
+
+
+async def set_recommendation_backtest(session: AsyncSession, model_version: str, backtest: dict[str, Any]) -> None:
+    await session.execute(
+        text("UPDATE model_run SET recommendations = CAST(:b AS jsonb) WHERE model_version = :v"),
+        {"v": model_version, "b": json.dumps(backtest)},
+    )
+
+
+async def member_recommendations(session: AsyncSession, member_id: str, limit: int) -> tuple[list[str], str | None]:
+    rows = (
+        await session.execute(
+            text(
+                "SELECT sku, model_version FROM member_recommendation WHERE member_id = :id ORDER BY rank LIMIT :limit"
+            ),
+            {"id": member_id, "limit": limit},
+        )
+    ).all()
+    return [row[0] for row in rows], (rows[0][1] if rows else None)

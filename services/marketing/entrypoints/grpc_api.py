@@ -305,6 +305,12 @@ class MarketingServicer(pb_grpc.MarketingServiceServicer):
             preferred_store_id=tags.preferred_store_id or "",
         )
 
+    async def GetMemberRecommendations(
+        self, request: pb.GetMemberRecommendationsRequest, context: Any
+    ) -> pb.GetMemberRecommendationsResponse:
+        skus, version = await self.models.recommendations(request.member_id, request.limit or 10)
+        return pb.GetMemberRecommendationsResponse(member_id=request.member_id, skus=skus, model_version=version)
+
 
 def register(servicer: MarketingServicer) -> Callable[[grpc.aio.Server], None]:
     def add(server: grpc.aio.Server) -> None:

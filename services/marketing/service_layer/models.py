@@ -24,6 +24,8 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 from servicekit.clock import Clock, utc_now
 from servicekit.db import UnitOfWork
 from servicekit.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -32,6 +34,7 @@ from services.marketing.adapters import model_store as store
 from services.marketing.adapters.model_store import ModelRun
 from services.marketing.domain.bgnbd import BgNbdParameters, expected_purchases, probability_of_purchase
 from services.marketing.domain.purchase_history import PurchaseLog
+from services.marketing.domain.recommendations import STORE_POPULAR, PurchaseLines, fit, select
 from services.marketing.domain.repurchase import MAX_HORIZON_DAYS, MIN_HORIZON_DAYS, RepurchaseScores, train_repurchase
 
 log = logging.getLogger("marketing.models")
@@ -39,6 +42,8 @@ log = logging.getLogger("marketing.models")
 KIND = "repurchase"
 TRAINED_HORIZON_DAYS = 90
 STALE_AFTER = timedelta(hours=1)
+STORED_RECOMMENDATIONS = 20
+BACKTEST_DAYS = 28
 VERSION: ReplyCodec[str] = ReplyCodec(str.encode, bytes.decode)
 _CST = ZoneInfo("Asia/Shanghai")  # the chain's calendar days
 
@@ -145,6 +150,8 @@ class RepurchaseModels:
             if run is None:
                 return False
             rows = await store.purchase_rows(uow.session, now)
+            lines = await store.purchase_lines(uow.session, now)
+            homes = await store.home_stores(uow.session)
             await uow.commit()
         as_of = now.astimezone(_CST).date()
         try:
@@ -185,7 +192,31 @@ class RepurchaseModels:
             )
             await uow.commit()
         log.info("model trained", extra={"model_version": run.model_version, "served": scores.model})
+        # Recommendations from the same data, best effort: their failure leaves the repurchase model serving.
+        try:
+            members, ranked, backtest = await asyncio.get_running_loop().run_in_executor(
+                self._executor, recommend_everyone, lines, homes, as_of
+            )
+        except Exception:
+            log.exception("recommendations failed", extra={"model_version": run.model_version})
+            return True
+        async with self._unit_of_work() as uow:
+            await store.write_recommendations(uow.session, run.model_version, members, ranked)
+            await store.set_recommendation_backtest(uow.session, run.model_version, backtest)
+            await uow.commit()
         return True
+
+    async def recommendations(self, member_id: str, limit: int) -> tuple[list[str], str]:
+        """The member's recommended SKUs, best first, and the run that made them."""
+        if not 1 <= limit <= STORED_RECOMMENDATIONS:
+            raise InvalidArgument(f"limit is 1 to {STORED_RECOMMENDATIONS}", details={"field": "limit"})
+        async with self._unit_of_work() as uow:
+            if not await store.member_known(uow.session, member_id):
+                raise UnknownMember("no such member")
+            skus, version = await store.member_recommendations(uow.session, member_id, limit)
+        if version is None:
+            raise NoModel("no recommendations have been trained yet")
+        return skus, version
 
     async def propensity(self, member_id: str, horizon_days: int) -> Propensity:
         if not MIN_HORIZON_DAYS <= horizon_days <= MAX_HORIZON_DAYS:
@@ -214,6 +245,57 @@ class RepurchaseModels:
         expected_bgnbd = float(expected_purchases(params, horizon_days, [x], [t_x], [age])[0])
         p_bgnbd = float(probability_of_purchase(params, horizon_days, [x], [t_x], [age])[0])
         return Propensity(member_id, horizon_days, expected_bgnbd, p_bgnbd, run.model_version, "bgnbd", run.as_of)
+
+
+def recommend_everyone(
+    rows: list[tuple[str, str, int, str]], homes: dict[str, str], as_of: date
+) -> tuple[list[str], list[list[str]], dict[str, Any]]:
+    """Every buyer's ranked items from the last year's purchase lines, by the method that won the
+    backtest (hit rate @10 over the last 28 days against the store's best sellers).
+
+    A store lists what it sold in the year (the projection keeps no assortment of its own)."""
+    if not rows:
+        return [], [], {}
+    member_ids = sorted({row[0] for row in rows})
+    skus = sorted({row[1] for row in rows})
+    stores = sorted({row[3] for row in rows} | {store for member, store in homes.items() if member in set(member_ids)})
+    member_at = {member_id: index for index, member_id in enumerate(member_ids)}
+    sku_at = {sku: index for index, sku in enumerate(skus)}
+    store_at = {store: index for index, store in enumerate(stores)}
+    member = np.fromiter((member_at[row[0]] for row in rows), dtype=np.int64, count=len(rows))
+    item = np.fromiter((sku_at[row[1]] for row in rows), dtype=np.int64, count=len(rows))
+    day = np.fromiter((row[2] for row in rows), dtype=np.int64, count=len(rows))
+    store = np.fromiter((store_at[row[3]] for row in rows), dtype=np.int64, count=len(rows))
+    listed = np.zeros((len(stores), len(skus)), dtype=np.bool_)
+    listed[store, item] = True
+    # A member's store: their home store, else where they bought most.
+    counts = np.zeros((len(member_ids), len(stores)), dtype=np.int64)
+    np.add.at(counts, (member, store), 1)
+    home = counts.argmax(axis=1)
+    for member_id, store_id in homes.items():
+        if member_id in member_at and store_id in store_at:
+            home[member_at[member_id]] = store_at[store_id]
+    lines = PurchaseLines(member, item, day, store, len(member_ids), len(skus), len(stores), home, listed)
+    cutoff = as_of.toordinal() + 1 - BACKTEST_DAYS
+    try:
+        model, backtest = select(lines, cutoff=cutoff, horizon_days=BACKTEST_DAYS)
+        report: dict[str, Any] = {
+            "served": backtest.served,
+            "hit_rate_at_10": backtest.hit_rate_at_10,
+            "baseline": STORE_POPULAR,
+        }
+    except ValueError:  # too little history to backtest: the store's best sellers serve
+        model = fit(lines, as_of.toordinal() + 1, STORE_POPULAR)
+        report = {"served": STORE_POPULAR, "hit_rate_at_10": {}, "baseline": STORE_POPULAR}
+    ranked: list[list[str]] = []
+    for start in range(0, len(member_ids), 20_000):
+        top = model.recommend(
+            np.arange(start, min(start + 20_000, len(member_ids)), dtype=np.int64), STORED_RECOMMENDATIONS
+        )
+        ranked += [
+            [skus[index] for index in row if listed[home[start + position], index]] for position, row in enumerate(top)
+        ]
+    return member_ids, ranked, report
 
 
 def _train(rows: tuple[list[str], list[int], list[int]], as_of: date, horizon_days: int) -> RepurchaseScores:

@@ -198,6 +198,10 @@ async def test_a_campaign_over_http_and_every_tenant_kept_to_its_own(
     status = await http.get("/v1/models/repurchase", headers=hq)
     assert status.json() == {"latest": None, "serving": None}
     assert_problem(await http.get(f"/v1/members/{holder}/propensity", headers=hq), 409, "failed-precondition")
+    assert_problem(await http.get(f"/v1/members/{holder}/recommendations", headers=hq), 409, "failed-precondition")
+    for headers in (app_client, terminal_b, supplier):
+        assert_problem(await http.get(f"/v1/members/{holder}/recommendations", headers=headers), 403, "forbidden")
+        assert_problem(await http.get(f"/v1/members/{holder}/propensity", headers=headers), 403, "forbidden")
 
 
 def test_marketing_routes_are_only_where_the_backend_is(gateway_settings: Callable[..., GatewaySettings]) -> None:

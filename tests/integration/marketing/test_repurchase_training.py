@@ -3,6 +3,7 @@ run leaving the serving one in place, propensity read for any horizon without fi
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -78,6 +79,17 @@ async def shoppers(url: str, clock: Clock, members: int) -> None:
                 "returned_fen",
             ],
         )
+        # Each purchase buys one of the member's favourites (a taste of their own) or a best seller.
+        favourites = {f"M{i:05d}": [f"SKU{(i * 7 + k) % 120:03d}" for k in range(3)] for i in range(members)}
+        lines = [
+            (sale_id, 1, rng.choice(favourites[member_id] + ["SKU000", "SKU001"]), "", 1, 5000, 0)
+            for sale_id, member_id, *_ in purchases
+        ]
+        await connection.copy_records_to_table(
+            "purchase_line",
+            records=lines,
+            columns=["sale_id", "line_number", "sku", "category", "quantity", "net_fen", "cost_fen"],
+        )
         await connection.execute(
             "INSERT INTO member (member_id, registered_at, updated_at) VALUES ('NEWBIE', $1, $1)", clock.now
         )
@@ -122,6 +134,16 @@ async def test_a_requested_training_scores_every_buyer_and_serves_what_won_its_b
     assert shorter.expected_purchases <= longer.expected_purchases
     with pytest.raises(MemberNotScored):
         await models.propensity("NEWBIE", 30)
+    recommended, version = await models.recommendations("M00001", 10)
+    assert version == queued.model_version
+    assert 0 < len(recommended) <= 10
+    assert len(set(recommended)) == len(recommended)
+    assert status.serving.model_version == version
+    backtest = json.loads(
+        (await fetch(marketing_url, "SELECT recommendations FROM model_run WHERE serving"))[0]["recommendations"]
+    )
+    assert backtest["baseline"] == "store_popular"
+    assert backtest["served"] in backtest["hit_rate_at_10"]
     with pytest.raises(UnknownMember):
         await models.propensity("NOBODY", 30)
 

@@ -2262,3 +2262,67 @@ class GetMemberTagsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetMemberTagsResponse: _TypeAlias = GetMemberTagsResponse  # noqa: Y015
+
+@_typing.final
+class GetMemberRecommendationsRequest(_message.Message):
+    """GetMemberRecommendationsRequest names a member."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_FIELD_NUMBER: _builtins.int
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    member_id: _builtins.str
+    """The member."""
+    limit: _builtins.int
+    """How many (1 to 20)."""
+    @_builtins.property
+    def actor(self) -> _identifiers_pb2.Actor:
+        """Who asks."""
+
+    def __init__(
+        self,
+        *,
+        actor: _identifiers_pb2.Actor | None = ...,
+        member_id: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "limit", b"limit", "member_id", b"member_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMemberRecommendationsRequest: _TypeAlias = GetMemberRecommendationsRequest  # noqa: Y015
+
+@_typing.final
+class GetMemberRecommendationsResponse(_message.Message):
+    """GetMemberRecommendationsResponse is the member's recommended SKUs."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    SKUS_FIELD_NUMBER: _builtins.int
+    MODEL_VERSION_FIELD_NUMBER: _builtins.int
+    member_id: _builtins.str
+    """The member."""
+    model_version: _builtins.str
+    """The training run that computed them."""
+    @_builtins.property
+    def skus(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """SKUs, best first."""
+
+    def __init__(
+        self,
+        *,
+        member_id: _builtins.str = ...,
+        skus: _abc.Iterable[_builtins.str] | None = ...,
+        model_version: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["member_id", b"member_id", "model_version", b"model_version", "skus", b"skus"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMemberRecommendationsResponse: _TypeAlias = GetMemberRecommendationsResponse  # noqa: Y015

@@ -139,6 +139,11 @@ class MarketingServiceStub:
                 request_serializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberTagsRequest.SerializeToString,
                 response_deserializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberTagsResponse.FromString,
                 _registered_method=True)
+        self.GetMemberRecommendations = channel.unary_unary(
+                '/retail.marketing.v1.MarketingService/GetMemberRecommendations',
+                request_serializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberRecommendationsRequest.SerializeToString,
+                response_deserializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberRecommendationsResponse.FromString,
+                _registered_method=True)
 
 
 class MarketingServiceServicer:
@@ -300,6 +305,14 @@ class MarketingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMemberRecommendations(self, request, context):
+        """GetMemberRecommendations returns the items a member is likely to buy next, best first,
+        among those their store sells (computed by the latest training, never per request).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MarketingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -402,6 +415,11 @@ def add_MarketingServiceServicer_to_server(servicer, server):
                     servicer.GetMemberTags,
                     request_deserializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberTagsRequest.FromString,
                     response_serializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberTagsResponse.SerializeToString,
+            ),
+            'GetMemberRecommendations': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMemberRecommendations,
+                    request_deserializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberRecommendationsRequest.FromString,
+                    response_serializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberRecommendationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -949,6 +967,33 @@ class MarketingService:
             '/retail.marketing.v1.MarketingService/GetMemberTags',
             retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberTagsRequest.SerializeToString,
             retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberTagsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMemberRecommendations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.marketing.v1.MarketingService/GetMemberRecommendations',
+            retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberRecommendationsRequest.SerializeToString,
+            retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberRecommendationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

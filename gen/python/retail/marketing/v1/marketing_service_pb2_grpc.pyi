@@ -97,6 +97,10 @@ class MarketingServiceStub:
     """GetMemberTags returns what a store guide may see of a member's behaviour: engagement,
     RFM cell, top categories and preferred store (no contact data).
     """
+    GetMemberRecommendations: _grpc.UnaryUnaryMultiCallable[_marketing_service_pb2.GetMemberRecommendationsRequest, _marketing_service_pb2.GetMemberRecommendationsResponse]
+    """GetMemberRecommendations returns the items a member is likely to buy next, best first,
+    among those their store sells (computed by the latest training, never per request).
+    """
 
 @_typing.type_check_only
 class MarketingServiceAsyncStub(MarketingServiceStub):
@@ -166,6 +170,10 @@ class MarketingServiceAsyncStub(MarketingServiceStub):
     GetMemberTags: _aio.UnaryUnaryMultiCallable[_marketing_service_pb2.GetMemberTagsRequest, _marketing_service_pb2.GetMemberTagsResponse]  # type: ignore[assignment]
     """GetMemberTags returns what a store guide may see of a member's behaviour: engagement,
     RFM cell, top categories and preferred store (no contact data).
+    """
+    GetMemberRecommendations: _aio.UnaryUnaryMultiCallable[_marketing_service_pb2.GetMemberRecommendationsRequest, _marketing_service_pb2.GetMemberRecommendationsResponse]  # type: ignore[assignment]
+    """GetMemberRecommendations returns the items a member is likely to buy next, best first,
+    among those their store sells (computed by the latest training, never per request).
     """
 
 class MarketingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -353,6 +361,16 @@ class MarketingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_marketing_service_pb2.GetMemberTagsResponse, _abc.Awaitable[_marketing_service_pb2.GetMemberTagsResponse]]:
         """GetMemberTags returns what a store guide may see of a member's behaviour: engagement,
         RFM cell, top categories and preferred store (no contact data).
+        """
+
+    @_abc_1.abstractmethod
+    def GetMemberRecommendations(
+        self,
+        request: _marketing_service_pb2.GetMemberRecommendationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_marketing_service_pb2.GetMemberRecommendationsResponse, _abc.Awaitable[_marketing_service_pb2.GetMemberRecommendationsResponse]]:
+        """GetMemberRecommendations returns the items a member is likely to buy next, best first,
+        among those their store sells (computed by the latest training, never per request).
         """
 
 def add_MarketingServiceServicer_to_server(servicer: MarketingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -88,3 +88,50 @@ def grpc_service(
         finally:
             process.terminate()
             process.wait(20)
+
+
+@contextlib.contextmanager
+def gateway_process(
+    env: Mapping[str, str], database_url: str, backends: Mapping[str, int], log_path: Path
+) -> Iterator[str]:
+    """``python -m gateway`` on a free port in front of ``backends`` (name → local gRPC port), its rate
+    limits out of the way, yielding its base URL once every backend reports serving."""
+    import json
+    import time
+    import urllib.request
+
+    http_port = free_port()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gateway"],
+            env={
+                **env,
+                "DATABASE_URL": database_url,
+                "HTTP_PORT": str(http_port),
+                "DB_POOL_SIZE": "20",
+                "GATEWAY_BACKENDS": ",".join(f"{name}=127.0.0.1:{port}" for name, port in backends.items()),
+                "RATE_LIMIT_PER_SECOND": "1000000",
+                "RATE_LIMIT_BURST": "1000000",
+            },
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
+        base = f"http://127.0.0.1:{http_port}"
+        try:
+            deadline = time.monotonic() + 90
+            while True:
+                if process.poll() is not None:
+                    raise SystemExit(f"the gateway exited with code {process.returncode}; see {log_path}")
+                try:
+                    with urllib.request.urlopen(f"{base}/readyz", timeout=2) as answer:  # noqa: S310 - loopback
+                        if all(state == "ok" for state in json.loads(answer.read())["backends"].values()):
+                            break
+                except OSError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"the gateway's backends were not serving within 90 s; see {log_path}")
+                time.sleep(0.2)
+            yield base
+        finally:
+            process.terminate()
+            process.wait(20)

@@ -27,7 +27,6 @@ import resource
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
@@ -40,10 +39,9 @@ from retail.common.v1 import identifiers_pb2, money_pb2
 from retail.marketing.v1 import marketing_service_pb2 as pb
 from retail.marketing.v1 import marketing_service_pb2_grpc as pb_grpc
 
-from bench.baseline import pgbench, python_module
-from bench.http import wait_for
+from bench.baseline import gateway_process, grpc_service, pgbench, python_module
 from bench.reservations import register_app_client, token_for
-from devstack.servers import NatsServer, PostgresServer, free_port, postgres_bin_dir
+from devstack.servers import NatsServer, PostgresServer, postgres_bin_dir
 from gateway.domain.clients import ClientKind
 from gateway.domain.scopes import default_scopes
 from gateway.migrate import GATEWAY_VERSIONS
@@ -340,124 +338,74 @@ def bench_marketing(work: Path, seconds: int, members: int = 1_000_000) -> dict[
     nats = NatsServer(work / "nats")
     postgres.start()
     nats.start()
-    processes: list[subprocess.Popen[bytes]] = []
-    results: dict[str, float] = {}
     try:
         for name in ("marketing", "gateway"):
             postgres.create_database(name)
         marketing_url, gateway_url = postgres.url_for("marketing"), postgres.url_for("gateway")
         migrations.upgrade(marketing_url, MARKETING_VERSIONS)
         migrations.upgrade(gateway_url, GATEWAY_VERSIONS)
-        now = datetime.now(UTC)
-        asyncio.run(seed_storm(marketing_url, now))
+        asyncio.run(seed_storm(marketing_url, datetime.now(UTC)))
         hot = work / "hot.sql"
         hot.write_text(HOT_UPDATE)
-        pgbench_hot = pgbench(postgres, "marketing", hot, seconds, CONNECTIONS, prepared=True).tps
-
-        grpc_port, http_port = free_port(), free_port()
-        base_env = {
-            **os.environ,
-            "APP_ENV": "local",
-            "NATS_URL": nats.url,
-            "LOG_LEVEL": "WARNING",
-            "PYTHONUNBUFFERED": "1",
+        results = {"pgbench_hot_row_tps": pgbench(postgres, "marketing", hot, seconds, CONNECTIONS, prepared=True).tps}
+        env = {**os.environ, "APP_ENV": "local", "NATS_URL": nats.url, "LOG_LEVEL": "WARNING", "PYTHONUNBUFFERED": "1"}
+        marketing_env = {
+            **env,
+            "MEMBER_SERVICE_TARGET": "127.0.0.1:9",
+            "TAG_REFRESH_SECONDS": "0",
+            "COUPON_ISSUE_BATCH": "5000",
         }
-        marketing = subprocess.Popen(
-            [sys.executable, "-m", "services.marketing"],
-            env={
-                **base_env,
-                "DATABASE_URL": marketing_url,
-                "GRPC_PORT": str(grpc_port),
-                "GRPC_HOST": "127.0.0.1",
-                "DB_POOL_SIZE": "20",
-                "MEMBER_SERVICE_TARGET": "127.0.0.1:9",
-                "TAG_REFRESH_SECONDS": "0",
-                "COUPON_ISSUE_BATCH": "5000",
-            },
-            stdout=subprocess.DEVNULL,
-            stderr=(work / "marketing.log").open("wb"),
-        )
-        processes.append(marketing)
-        gateway = subprocess.Popen(
-            [sys.executable, "-m", "gateway"],
-            env={
-                **base_env,
-                "DATABASE_URL": gateway_url,
-                "HTTP_PORT": str(http_port),
-                "DB_POOL_SIZE": "20",
-                "GATEWAY_BACKENDS": f"marketing=127.0.0.1:{grpc_port}",
-                "RATE_LIMIT_PER_SECOND": "1000000",
-                "RATE_LIMIT_BURST": "1000000",
-            },
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        processes.append(gateway)
-        base = f"http://127.0.0.1:{http_port}"
-        wait_for(f"{base}/healthz", gateway)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"{base}/readyz", timeout=2) as answer:  # noqa: S310 - loopback
-                    if json.loads(answer.read())["backends"].get("marketing") == "ok":
-                        break
-            except OSError:
-                pass
-            time.sleep(0.2)
-        asyncio.run(
-            register_app_client(
-                gateway_url, "BENCH-APP", "bench-secret-not-for-production", "bench app", default_scopes(ClientKind.APP)
-            )
-        )
-        token = token_for(base, "BENCH-APP", "bench-secret-not-for-production")
-        script = work / "hold.lua"
-        script.write_text(WRK_HOLD)
-        storm_rps, storm_refused = wrk_holds(base, script, "STORM", seconds, token)
-        _, _ = wrk_holds(base, script, "LIMIT", max(2, seconds // 2), token)
-        results |= {
-            "pgbench_hot_row_tps": pgbench_hot,
-            "holds_per_s": storm_rps,
-            "holds_refused": storm_refused,
-            "holds_vs_pgbench_hot_row": storm_rps / pgbench_hot,
-        }
-        results |= asyncio.run(budget_check(marketing_url))
-
-        asyncio.run(seed_population(marketing_url, members))
-        psql_best = psql_seconds(postgres, "marketing", literal_sql(RULE, datetime.now(UTC)))
-        # Into the marketing stream (the service declared it), as its relay publishes.
-        js_rate = python_module("bench.js_publish", nats.url, "retail.marketing.v1.bench_raw", "50000", "256")
-        figures = asyncio.run(segment_and_launch(grpc_port, members, js_rate))
-        figures["psql_count_seconds"] = psql_best
-        figures["segment_vs_psql"] = psql_best / figures["segment_preview_seconds"]
-        results |= figures
-        training = (
-            subprocess.run(
-                [sys.executable, "-m", "bench.marketing", "train", marketing_url],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            .stdout.strip()
-            .splitlines()[-1]
-            .split()
-        )
-        results |= {
-            "training_seconds": float(training[0]),
-            "training_peak_rss_mb": float(training[1]),
-            "training_members": float(training[2]),
-        }
+        with (
+            grpc_service("services.marketing", marketing_env, marketing_url, work / "marketing.log") as (_, port),
+            gateway_process(env, gateway_url, {"marketing": port}, work / "gateway.log") as base,
+        ):
+            results |= hold_storm(base, work, seconds, gateway_url, marketing_url, results["pgbench_hot_row_tps"])
+            asyncio.run(seed_population(marketing_url, members))
+            psql_best = psql_seconds(postgres, "marketing", literal_sql(RULE, datetime.now(UTC)))
+            # Into the marketing stream (the service declared it), as its relay publishes.
+            js_rate = python_module("bench.js_publish", nats.url, "retail.marketing.v1.bench_raw", "50000", "256")
+            results |= asyncio.run(segment_and_launch(port, members, js_rate))
+            results["psql_count_seconds"] = psql_best
+            results["segment_vs_psql"] = psql_best / results["segment_preview_seconds"]
+        training = python_training(marketing_url)
+        results |= training
         results["members"] = float(members)
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
         nats.stop()
         postgres.stop()
     return results
+
+
+def hold_storm(
+    base: str, work: Path, seconds: int, gateway_url: str, marketing_url: str, pgbench_hot: float
+) -> dict[str, float]:
+    secret = "bench-secret-not-for-production"  # noqa: S105 - a throwaway client of a throwaway gateway
+    asyncio.run(register_app_client(gateway_url, "BENCH-APP", secret, "bench app", default_scopes(ClientKind.APP)))
+    token = token_for(base, "BENCH-APP", secret)
+    script = work / "hold.lua"
+    script.write_text(WRK_HOLD)
+    storm_rps, storm_refused = wrk_holds(base, script, "STORM", seconds, token)
+    # The same storm on a campaign whose budget allows 1,000 holds: once spent, holds are refused.
+    _, budget_refused = wrk_holds(base, script, "LIMIT", seconds, token)
+    return {
+        "holds_per_s": storm_rps,
+        "holds_refused": storm_refused,
+        "holds_vs_pgbench_hot_row": storm_rps / pgbench_hot,
+        "budget_holds_refused": budget_refused,
+    } | asyncio.run(budget_check(marketing_url))
+
+
+def python_training(marketing_url: str) -> dict[str, float]:
+    """Train once in a process of its own, so its peak memory is the training's."""
+    output = subprocess.run(
+        [sys.executable, "-m", "bench.marketing", "train", marketing_url], capture_output=True, text=True, check=True
+    ).stdout
+    seconds_taken, peak_mb, scored = output.strip().splitlines()[-1].split()
+    return {
+        "training_seconds": float(seconds_taken),
+        "training_peak_rss_mb": float(peak_mb),
+        "training_members": float(scored),
+    }
 
 
 async def _train(url: str) -> tuple[float, int]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -16,6 +14,7 @@ from retail.pricing.v1 import pricing_service_pb2_grpc as pb_grpc
 
 from servicekit.errors import InvalidArgument
 from servicekit.idempotency import fingerprint, message_codec
+from servicekit.paging import page_key, page_token
 from services.pricing.entrypoints.wire import (
     map_actor,
     map_basket,
@@ -49,24 +48,6 @@ from services.pricing.service_layer.handlers import Answer, PricingHandlers
 from services.pricing.service_layer.labels import LabelSync
 from services.pricing.service_layer.markdowns import Markdowns
 from services.pricing.service_layer.pricing import Pricing
-
-
-def decode_token(token: str) -> str:
-    """The key a page token continues after ('' for the first page)."""
-    if not token:
-        return ""
-    try:
-        key = base64.urlsafe_b64decode(token.encode("ascii") + b"=" * (-len(token) % 4)).decode()
-    except (binascii.Error, UnicodeError, ValueError):
-        raise InvalidArgument("page_token is not one this service gave out", reason="invalid-page-token") from None
-    if not key.startswith("k:"):
-        raise InvalidArgument("page_token is not one this service gave out", reason="invalid-page-token")
-    return key[2:]
-
-
-def encode_token(key: str) -> str:
-    return base64.urlsafe_b64encode(f"k:{key}".encode()).decode().rstrip("=") if key else ""
-
 
 ResultT = TypeVar("ResultT")
 ResponseT = TypeVar("ResponseT", bound=Message)
@@ -113,13 +94,13 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         if request.since_version < 0:
             raise InvalidArgument("since_version is never negative", details={"field": "since_version"})
         items = await self._pricing.list_items(
-            after_sku=decode_token(request.page.page_token),
+            after_sku=page_key(request.page.page_token),
             limit=limit + 1,
             store_id=request.store_id,
             supplier_id=request.supplier_id,
             since_version=request.since_version,
         )
-        token = encode_token(items[limit - 1].item.sku) if len(items) > limit else ""
+        token = page_token(items[limit - 1].item.sku) if len(items) > limit else ""
         return pb.ListItemsResponse(
             items=[map_item(item) for item in items[:limit]], page=paging_pb2.PageInfo(next_page_token=token)
         )
@@ -150,10 +131,10 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
     async def ListPriceChanges(self, request: pb.ListPriceChangesRequest, context: Any) -> pb.ListPriceChangesResponse:
         """Changes, newest effective first."""
         limit = map_page_size(request.page, 100, 500)
-        offset_text = decode_token(request.page.page_token)
+        offset_text = page_key(request.page.page_token)
         offset = int(offset_text) if offset_text.isdigit() else 0
         changes = await self._pricing.list_changes(request.sku, offset, limit + 1)
-        token = encode_token(str(offset + limit)) if len(changes) > limit else ""
+        token = page_token(str(offset + limit)) if len(changes) > limit else ""
         return pb.ListPriceChangesResponse(
             changes=[map_change(change) for change in changes[:limit]], page=paging_pb2.PageInfo(next_page_token=token)
         )
@@ -178,7 +159,7 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
             request.store_id,
             since_version=request.since_version,
             known_version=request.known_version,
-            after_sku=decode_token(request.page.page_token),
+            after_sku=page_key(request.page.page_token),
             limit=limit,
         )
         response = pb.GetPriceBookResponse(
@@ -186,7 +167,7 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
             version=page.version,
             not_modified=page.not_modified,
             delta=page.delta,
-            page=paging_pb2.PageInfo(next_page_token=encode_token(page.next_sku)),
+            page=paging_pb2.PageInfo(next_page_token=page_token(page.next_sku)),
         )
         for row in page.rows:
             entry = response.entries.add()
@@ -219,10 +200,8 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         """A page of a store's labels."""
         limit = map_page_size(request.page, 100, 1000)
         state = map_enum(pb.LabelSyncState, "LABEL_SYNC_STATE", request.state)
-        labels = await self._labels.list_labels(
-            request.store_id, state, decode_token(request.page.page_token), limit + 1
-        )
-        token = encode_token(labels[limit - 1].label_id) if len(labels) > limit else ""
+        labels = await self._labels.list_labels(request.store_id, state, page_key(request.page.page_token), limit + 1)
+        token = page_token(labels[limit - 1].label_id) if len(labels) > limit else ""
         return pb.ListLabelsResponse(
             labels=[map_label(label) for label in labels[:limit]], page=paging_pb2.PageInfo(next_page_token=token)
         )
@@ -232,12 +211,12 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
     ) -> pb.ListLabelMismatchesResponse:
         """The parity audit of a store."""
         limit = map_page_size(request.page, 100, 1000)
-        audit = await self._labels.audit(request.store_id, decode_token(request.page.page_token), limit)
+        audit = await self._labels.audit(request.store_id, page_key(request.page.page_token), limit)
         response = pb.ListLabelMismatchesResponse(
             label_count=audit.label_count,
             mismatch_count=audit.mismatch_count,
             deadline_seconds=audit.deadline_seconds,
-            page=paging_pb2.PageInfo(next_page_token=encode_token(audit.next_label)),
+            page=paging_pb2.PageInfo(next_page_token=page_token(audit.next_label)),
         )
         response.mismatch_rate.CopyFrom(map_decimal(audit.mismatch_rate))
         for mismatch in audit.mismatches:
@@ -256,8 +235,8 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         """A page of a store's markdown suggestions."""
         limit = map_page_size(request.page, 100, 500)
         state = map_enum(pb.MarkdownState, "MARKDOWN_STATE", request.state) or "open"
-        rows = await self._markdowns.list(request.store_id, state, decode_token(request.page.page_token), limit + 1)
-        token = encode_token(rows[limit - 1].sku) if len(rows) > limit else ""
+        rows = await self._markdowns.list(request.store_id, state, page_key(request.page.page_token), limit + 1)
+        token = page_token(rows[limit - 1].sku) if len(rows) > limit else ""
         return pb.ListMarkdownSuggestionsResponse(
             suggestions=[map_markdown(row) for row in rows[:limit]], page=paging_pb2.PageInfo(next_page_token=token)
         )

@@ -136,6 +136,7 @@ def build(
         jobs=[
             every("coupon hold lapses", settings.hold_sweep_seconds, services.redemptions.lapse_due, again=bool),
             every("campaign launches", settings.launch_poll_seconds, services.campaigns.run_launches, again=bool),
+            every("campaign ends", settings.hold_sweep_seconds, services.campaigns.end_due),
             every("member tags", settings.tag_refresh_seconds, services.scoring.refresh, first_run_now=False),
             every("model training", settings.training_poll_seconds, services.models.train_next, again=bool),
         ],

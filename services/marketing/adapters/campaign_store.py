@@ -314,3 +314,15 @@ async def list_campaigns(
         params,
     )
     return [_campaign(row) for row in rows]
+
+
+async def end_due(session: AsyncSession, now: datetime) -> list[str]:
+    """Mark every running campaign whose validity has passed as ended; their ids."""
+    rows = await session.execute(
+        text(
+            "UPDATE campaign SET status = 'ended' WHERE status = 'running' AND valid_until <= :now "
+            "RETURNING campaign_id"
+        ),
+        {"now": now},
+    )
+    return [row[0] for row in rows]

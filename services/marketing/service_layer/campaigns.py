@@ -146,6 +146,15 @@ class Campaigns:
                 uow.session, store_id=store_id, status=status, before=before, limit=min(max(limit, 1), 200)
             )
 
+    async def end_due(self) -> int:
+        """End the running campaigns whose coupons are no longer valid (the periodic job); how many."""
+        async with self._unit_of_work() as uow:
+            ended = await store.end_due(uow.session, self._clock())
+            await uow.commit()
+        for campaign_id in ended:
+            log.info("campaign ended", extra={"campaign_id": campaign_id})
+        return len(ended)
+
     async def run_launches(self) -> int:
         """Carry every launching campaign one step further; the coupons issued (0: nothing left to do)."""
         async with self._unit_of_work() as uow:

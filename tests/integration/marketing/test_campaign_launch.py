@@ -189,6 +189,10 @@ async def test_the_launch_excludes_with_reasons_holds_out_a_reproducible_control
     }
     running = await campaigns.get(campaign.campaign_id)
     assert (running.status, running.issued) == (CampaignStatus.RUNNING, 300)
+    assert await campaigns.end_due() == 0
+    clock.advance(days=14)
+    assert await campaigns.end_due() == 3  # this one and the two earlier campaigns of the setup
+    assert (await campaigns.get(campaign.campaign_id)).status is CampaignStatus.ENDED
 
 
 async def test_two_replicas_and_a_restart_mid_launch_still_issue_each_coupon_once(

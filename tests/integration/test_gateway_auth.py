@@ -57,8 +57,8 @@ async def test_a_terminal_gets_a_token_carrying_its_kind_scopes_and_bindings(gat
     body = response.json()
     assert body["token_type"] == "Bearer"
     assert body["scope"] == (
-        "catalogue:read members:points:read members:points:redeem members:read members:write pos:price-book:read "
-        "pos:sales:write pos:sync:read prices:read stock:read"
+        "catalogue:read coupons:read coupons:redeem members:points:read members:points:redeem members:read "
+        "members:write pos:price-book:read pos:sales:write pos:sync:read prices:read stock:read"
     )
     header_part, payload_part, _ = body["access_token"].split(".")
     header = json.loads(base64.urlsafe_b64decode(header_part + "=="))
@@ -282,6 +282,8 @@ async def test_headquarters_register_rotate_and_inspect_a_client(gateway: Runnin
     secret = created.json()["client_secret"]
     assert created.json()["client"]["scopes"] == [
         "catalogue:read",
+        "coupons:read",
+        "coupons:redeem",
         "members:points:read",
         "members:points:redeem",
         "members:read",

@@ -17,7 +17,7 @@ from retail.marketing.v1 import marketing_service_pb2 as pb
 from retail.marketing.v1 import marketing_service_pb2_grpc as pb_grpc
 
 from servicekit.clock import Clock, utc_now
-from servicekit.errors import InvalidArgument
+from servicekit.errors import InvalidArgument, PermissionDenied
 from servicekit.idempotency import fingerprint
 from servicekit.paging import page_key, page_token
 from servicekit.protowire import timestamp
@@ -55,6 +55,15 @@ from services.marketing.service_layer.segments import CreateSegment, Segments, S
 
 DEFAULT_PAGE = 50
 _SEPARATOR = "\x1f"
+
+
+class SegmentsAreHeadquarters(PermissionDenied):
+    reason = "segments-headquarters-only"
+
+
+def _headquarters_only(actor: Actor) -> None:
+    if actor.store_bound or actor.kind != "staff":
+        raise SegmentsAreHeadquarters("segments cover the whole chain: headquarters only")
 
 
 def _page_size(size: int) -> int:
@@ -101,8 +110,10 @@ class MarketingServicer(pb_grpc.MarketingServiceServicer):
         self.clock = clock
 
     # ---- segments ----------------------------------------------------------------------------------------------
+    # Segments see the whole chain's members: headquarters' alone (a store's staff get PERMISSION_DENIED).
 
     async def CreateSegment(self, request: pb.CreateSegmentRequest, context: Any) -> pb.CreateSegmentResponse:
+        _headquarters_only(map_actor(request.actor))
         actor = map_actor(request.actor)
         command = CreateSegment(
             fingerprint(request), request.name, request.description, map_rule(request.rule_json), actor.client_id
@@ -113,12 +124,14 @@ class MarketingServicer(pb_grpc.MarketingServiceServicer):
         )
 
     async def GetSegment(self, request: pb.GetSegmentRequest, context: Any) -> pb.GetSegmentResponse:
+        _headquarters_only(map_actor(request.actor))
         segment = await self.segments.get(request.segment_id)
         return pb.GetSegmentResponse(
             segment=map_segment(segment, await self.segments.latest_snapshot(segment.segment_id))
         )
 
     async def ListSegments(self, request: pb.ListSegmentsRequest, context: Any) -> pb.ListSegmentsResponse:
+        _headquarters_only(map_actor(request.actor))
         size = _page_size(request.page.page_size)
         found = await self.segments.list(after=_time_key(request.page.page_token), limit=size + 1)
         page = found[:size]
@@ -129,10 +142,12 @@ class MarketingServicer(pb_grpc.MarketingServiceServicer):
         )
 
     async def PreviewSegment(self, request: pb.PreviewSegmentRequest, context: Any) -> pb.PreviewSegmentResponse:
+        _headquarters_only(map_actor(request.actor))
         count, as_of = await self.segments.preview(map_rule(request.rule_json))
         return pb.PreviewSegmentResponse(members=count.members, members_by_stage=count.by_stage, as_of=timestamp(as_of))
 
     async def SnapshotSegment(self, request: pb.SnapshotSegmentRequest, context: Any) -> pb.SnapshotSegmentResponse:
+        _headquarters_only(map_actor(request.actor))
         frozen = await self.segments.snapshot(SnapshotSegment(fingerprint(request), request.segment_id))
         return pb.SnapshotSegmentResponse(snapshot=map_snapshot(frozen))
 

@@ -98,6 +98,13 @@ async def test_a_campaign_over_http_and_every_tenant_kept_to_its_own(
             "forbidden",
         )
     assert_problem(await http.get(f"/v1/members/{members[0]}/coupons", headers=supplier), 403, "forbidden")
+    # Segments cover the whole chain: a store manager (who runs their store's campaigns) sees none.
+    assert_problem(await http.get("/v1/segments", headers=manager_a), 403, "forbidden")
+    assert_problem(
+        await http.post("/v1/segments/preview", json={"rule": rule}, headers=manager_a | idempotency_key()),
+        403,
+        "forbidden",
+    )
 
     segment = await http.post("/v1/segments", json={"name": "Store A", "rule": rule}, headers=hq | idempotency_key())
     assert segment.status_code == 201, segment.text

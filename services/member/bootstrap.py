@@ -22,11 +22,13 @@ from services.member.domain.lifecycle import LifecyclePolicy
 from services.member.domain.points import PointsPolicy
 from services.member.domain.tiers import DEFAULT_TIER_POLICY, TierPolicy
 from services.member.entrypoints.grpc_api import MemberServicer, register
+from services.member.entrypoints.import_wire import IMPORT_ANSWER
 from services.member.entrypoints.sales_consumer import MEMBER_STREAM, sales_consumer, sales_handlers
 from services.member.entrypoints.wire import MEMBER_ANSWERS
 from services.member.service_layer.journal_sales import SalesJournal
 from services.member.service_layer.loyalty import LoyaltyPolicies
 from services.member.service_layer.loyalty_queries import LoyaltyQueries
+from services.member.service_layer.member_imports import MemberImports
 from services.member.service_layer.member_kpis import MemberKpiReports
 from services.member.service_layer.members import MemberService
 from services.member.service_layer.points_book import EXPIRY_BATCH, PointsBook
@@ -47,6 +49,7 @@ class MemberServices:
     tiers: TierReview
     queries: LoyaltyQueries
     kpis: MemberKpiReports
+    imports: MemberImports
     codec: PersonalDataCodec
 
 
@@ -81,6 +84,7 @@ def wire(settings: MemberSettings, unit_of_work: Callable[[], UnitOfWork], *, cl
         tiers=tiers,
         queries=LoyaltyQueries(unit_of_work),
         kpis=MemberKpiReports(unit_of_work, clock=clock),
+        imports=MemberImports(unit_of_work, codec, settings.lookup_key, tiers, IMPORT_ANSWER, clock=clock),
         codec=codec,
     )
 
@@ -103,7 +107,11 @@ def build(settings: MemberSettings, *, clock: Clock = utc_now) -> MemberApp:
         settings,
         connected,
         registrations=[
-            register(MemberServicer(services.members, services.points, services.queries, services.kpis, clock=clock))
+            register(
+                MemberServicer(
+                    services.members, services.points, services.queries, services.kpis, services.imports, clock=clock
+                )
+            )
         ],
         service_names=[GRPC_SERVICE],
         own_stream=MEMBER_STREAM,

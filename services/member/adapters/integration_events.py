@@ -7,8 +7,10 @@ its undo are events of the survivor. No event carries personal data.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
 from google.protobuf.message import Message
 from retail.common.v1 import money_pb2
@@ -21,6 +23,17 @@ from services.member.domain.model import Consent
 
 SUBJECT_PREFIX = "retail.member.v1"
 CURRENCY = "CNY"
+
+
+@dataclass(frozen=True)
+class ImportedPurchaseFact:
+    """One imported purchase as the PurchasesImported event carries it (lines: sku, quantity, amount)."""
+
+    purchase_id: str
+    occurred_at: datetime
+    amount_minor: int
+    store_id: str
+    lines: Sequence[tuple[str, Decimal, int]]
 
 
 def money(minor_units: int) -> money_pb2.Money:
@@ -167,3 +180,27 @@ def consents_changed(
         for channel in sorted(set(was) | set(now), key=lambda channel: channel.value)
         if was.get(channel, False) != now.get(channel, False)
     ]
+
+
+def purchases_imported(member_id: str, purchases: Iterable[ImportedPurchaseFact], at: datetime) -> OutboxEvent:
+    """A member's legacy purchases, for the contexts that keep purchase facts (never points, never stock)."""
+    message = events_pb2.PurchasesImported(
+        member_id=member_id,
+        purchases=[
+            events_pb2.ImportedPurchaseFact(
+                purchase_id=purchase.purchase_id,
+                occurred_at=timestamp(purchase.occurred_at),
+                amount=money(purchase.amount_minor),
+                store_id=purchase.store_id,
+                lines=[
+                    events_pb2.ImportedPurchaseFactLine(
+                        sku=sku, quantity=money_pb2.Decimal(value=str(quantity)), amount=money(amount)
+                    )
+                    for sku, quantity, amount in purchase.lines
+                ],
+            )
+            for purchase in purchases
+        ],
+        occurred_at=timestamp(at),
+    )
+    return _event("purchases_imported", member_id, message, at)

@@ -331,11 +331,12 @@ async def member_purchases(session: AsyncSession, member_id: str) -> list[Purcha
 
 
 async def spend_since(session: AsyncSession, member_id: str, start: datetime) -> list[tuple[datetime, int]]:
-    """(occurred_at, signed amount) of the member's sales and returns after ``start``."""
+    """(occurred_at, signed amount) of the member's sales and returns after ``start`` (imported history never
+    qualifies for a tier: the legacy CRM's tiers are not this chain's)."""
     rows = await session.execute(
         text(
             "SELECT occurred_at, CASE WHEN kind = 'sale' THEN amount_minor ELSE -amount_minor END AS amount "
-            "FROM sale_fact WHERE member_id = :member AND occurred_at > :start"
+            "FROM sale_fact WHERE member_id = :member AND occurred_at > :start AND NOT imported"
         ),
         {"member": member_id, "start": start},
     )

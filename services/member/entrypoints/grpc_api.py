@@ -17,6 +17,7 @@ from retail.member.v1 import member_service_pb2 as pb
 from retail.member.v1 import member_service_pb2_grpc as pb_grpc
 
 from services.member.domain.model import check_store_id
+from services.member.entrypoints.import_wire import map_import, map_import_answer
 from services.member.entrypoints.wire import (
     map_actor,
     map_adjust,
@@ -45,6 +46,7 @@ from services.member.entrypoints.wire import (
 )
 from services.member.service_layer.loyalty import CHINA_STANDARD_TIME
 from services.member.service_layer.loyalty_queries import LoyaltyQueries
+from services.member.service_layer.member_imports import MemberImports
 from services.member.service_layer.member_kpis import MemberKpiReports
 from services.member.service_layer.members import MemberService
 from services.member.service_layer.points_book import PointsBook
@@ -59,6 +61,7 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
         points: PointsBook,
         queries: LoyaltyQueries,
         kpis: MemberKpiReports,
+        imports: MemberImports,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -66,6 +69,7 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
         self._points = points
         self._queries = queries
         self._kpis = kpis
+        self._imports = imports
         self._clock = clock
 
     def _today(self) -> date:
@@ -74,6 +78,10 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
     async def RegisterMember(self, request: pb.RegisterMemberRequest, context: Any) -> pb.RegisterMemberResponse:
         """Create a member from one channel identity, or name the identity's owner (created = false)."""
         return map_registered(await self._members.register(map_register(request, self._today())))
+
+    async def ImportMembers(self, request: pb.ImportMembersRequest, context: Any) -> pb.ImportMembersResponse:
+        """Import a legacy CRM's members with their purchases: created, existing or rejected, each."""
+        return map_import_answer(await self._imports.import_members(map_import(request, self._today())))
 
     async def ResolveMember(self, request: pb.ResolveMemberRequest, context: Any) -> pb.ResolveMemberResponse:
         """The one member an identity belongs to."""

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from servicekit.idempotency import ReplyCodec, RequestFingerprint
@@ -91,6 +92,62 @@ class AdjustPoints:
     member_id: str
     points: int
     reason: str
+
+
+@dataclass(frozen=True)
+class ImportedLine:
+    sku: str
+    quantity: Decimal
+    amount_minor: int
+
+
+@dataclass(frozen=True)
+class ImportedPurchase:
+    occurred_at: datetime
+    amount_minor: int
+    store_id: str = ""
+    lines: Sequence[ImportedLine] = ()
+
+
+@dataclass(frozen=True)
+class MemberToImport:
+    """One member of a legacy CRM, as read from the request."""
+
+    external_id: str
+    identities: Sequence[ChannelIdentity]
+    profile: Profile = field(default_factory=Profile)
+    preferences: dict[str, str] = field(default_factory=dict)
+    consents: Sequence[tuple[ConsentChannel, bool]] = ()
+    purchases: Sequence[ImportedPurchase] = ()
+    store_id: str = ""
+
+
+@dataclass(frozen=True)
+class UnreadableMember:
+    """A member of the request that could not even be read (a malformed identity, profile or purchase)."""
+
+    external_id: str
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ImportMembers:
+    request: RequestFingerprint
+    members: Sequence[MemberToImport | UnreadableMember]
+    actor: Actor = field(default_factory=Actor)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What an import did with one member: status is created, existing or rejected (with reason and message)."""
+
+    external_id: str
+    member_id: str
+    status: str
+    reason: str = ""
+    message: str = ""
+    purchases_imported: int = 0
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from retail.common.v1 import money_pb2 as _money_pb2
 from retail.member.v1 import member_service_pb2 as _member_service_pb2
 import builtins as _builtins
@@ -528,3 +530,118 @@ class MemberErased(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MemberErased: _TypeAlias = MemberErased  # noqa: Y015
+
+@_typing.final
+class PurchasesImported(_message.Message):
+    """PurchasesImported is a member's purchase history brought from a legacy CRM: facts for
+    purchase projections (never points, never stock). Each purchase_id is stable, so a
+    consumer keeps each purchase once.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    PURCHASES_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    member_id: _builtins.str
+    """The member."""
+    @_builtins.property
+    def purchases(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImportedPurchaseFact]:
+        """The purchases."""
+
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When they were imported."""
+
+    def __init__(
+        self,
+        *,
+        member_id: _builtins.str = ...,
+        purchases: _abc.Iterable[Global___ImportedPurchaseFact] | None = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["member_id", b"member_id", "occurred_at", b"occurred_at", "purchases", b"purchases"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PurchasesImported: _TypeAlias = PurchasesImported  # noqa: Y015
+
+@_typing.final
+class ImportedPurchaseFact(_message.Message):
+    """ImportedPurchaseFact is one imported purchase."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PURCHASE_ID_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    STORE_ID_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    purchase_id: _builtins.str
+    """Stable id of the purchase ("import:<member_id>:<external_id>:<n>")."""
+    store_id: _builtins.str
+    """Where, if known."""
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was made."""
+
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """What was paid."""
+
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImportedPurchaseFactLine]:
+        """What was bought, if known."""
+
+    def __init__(
+        self,
+        *,
+        purchase_id: _builtins.str = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        amount: _money_pb2.Money | None = ...,
+        store_id: _builtins.str = ...,
+        lines: _abc.Iterable[Global___ImportedPurchaseFactLine] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "lines", b"lines", "occurred_at", b"occurred_at", "purchase_id", b"purchase_id", "store_id", b"store_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportedPurchaseFact: _TypeAlias = ImportedPurchaseFact  # noqa: Y015
+
+@_typing.final
+class ImportedPurchaseFactLine(_message.Message):
+    """ImportedPurchaseFactLine is one line of an imported purchase."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKU_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    sku: _builtins.str
+    """The item."""
+    @_builtins.property
+    def quantity(self) -> _money_pb2.Decimal:
+        """How many."""
+
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """What was paid for the line."""
+
+    def __init__(
+        self,
+        *,
+        sku: _builtins.str = ...,
+        quantity: _money_pb2.Decimal | None = ...,
+        amount: _money_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "quantity", b"quantity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "quantity", b"quantity", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportedPurchaseFactLine: _TypeAlias = ImportedPurchaseFactLine  # noqa: Y015

@@ -403,6 +403,34 @@ TIER_CHANGE_REASON_IMPORT: TierChangeReason.ValueType  # 4
 """Brought in from a previous system."""
 Global___TierChangeReason: _TypeAlias = TierChangeReason  # noqa: Y015
 
+class _ImportStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ImportStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ImportStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    IMPORT_STATUS_UNSPECIFIED: _ImportStatus.ValueType  # 0
+    """Never sent."""
+    IMPORT_STATUS_CREATED: _ImportStatus.ValueType  # 1
+    """A new member was created with its purchases."""
+    IMPORT_STATUS_EXISTING: _ImportStatus.ValueType  # 2
+    """The member already existed (imported before, or an identity of theirs belongs to them); nothing changed."""
+    IMPORT_STATUS_REJECTED: _ImportStatus.ValueType  # 3
+    """The member was invalid and not imported; see reason."""
+
+class ImportStatus(_ImportStatus, metaclass=_ImportStatusEnumTypeWrapper):
+    """ImportStatus is what an import did with one member."""
+
+IMPORT_STATUS_UNSPECIFIED: ImportStatus.ValueType  # 0
+"""Never sent."""
+IMPORT_STATUS_CREATED: ImportStatus.ValueType  # 1
+"""A new member was created with its purchases."""
+IMPORT_STATUS_EXISTING: ImportStatus.ValueType  # 2
+"""The member already existed (imported before, or an identity of theirs belongs to them); nothing changed."""
+IMPORT_STATUS_REJECTED: ImportStatus.ValueType  # 3
+"""The member was invalid and not imported; see reason."""
+Global___ImportStatus: _TypeAlias = ImportStatus  # noqa: Y015
+
 @_typing.final
 class Identity(_message.Message):
     """Identity is one channel identifier of a person."""
@@ -2199,3 +2227,227 @@ class GetMemberKpisResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetMemberKpisResponse: _TypeAlias = GetMemberKpisResponse  # noqa: Y015
+
+@_typing.final
+class ImportMembersRequest(_message.Message):
+    """ImportMembersRequest is one batch of a legacy CRM's members."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Client-chosen id; a retry with the same id returns the first answer."""
+    @_builtins.property
+    def members(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImportedMember]:
+        """The members, at most 1,000; each external_id at most once."""
+
+    @_builtins.property
+    def actor(self) -> _identifiers_pb2.Actor:
+        """Who imports."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        members: _abc.Iterable[Global___ImportedMember] | None = ...,
+        actor: _identifiers_pb2.Actor | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "members", b"members", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportMembersRequest: _TypeAlias = ImportMembersRequest  # noqa: Y015
+
+@_typing.final
+class ImportedMember(_message.Message):
+    """ImportedMember is one member as the legacy CRM knew them."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXTERNAL_ID_FIELD_NUMBER: _builtins.int
+    IDENTITIES_FIELD_NUMBER: _builtins.int
+    PROFILE_FIELD_NUMBER: _builtins.int
+    CONSENTS_FIELD_NUMBER: _builtins.int
+    PURCHASES_FIELD_NUMBER: _builtins.int
+    STORE_ID_FIELD_NUMBER: _builtins.int
+    external_id: _builtins.str
+    """The legacy CRM's id of the member (1-64 characters), unique per import source."""
+    store_id: _builtins.str
+    """The member's home store, if known."""
+    @_builtins.property
+    def identities(self) -> _containers.RepeatedCompositeFieldContainer[Global___Identity]:
+        """The member's channel identities (at least one)."""
+
+    @_builtins.property
+    def profile(self) -> Global___Profile:
+        """What the member told the legacy CRM (optional)."""
+
+    @_builtins.property
+    def consents(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConsentChoice]:
+        """Marketing consent as the legacy CRM recorded it."""
+
+    @_builtins.property
+    def purchases(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImportedPurchase]:
+        """Purchases made before the import, in any order."""
+
+    def __init__(
+        self,
+        *,
+        external_id: _builtins.str = ...,
+        identities: _abc.Iterable[Global___Identity] | None = ...,
+        profile: Global___Profile | None = ...,
+        consents: _abc.Iterable[Global___ConsentChoice] | None = ...,
+        purchases: _abc.Iterable[Global___ImportedPurchase] | None = ...,
+        store_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consents", b"consents", "external_id", b"external_id", "identities", b"identities", "profile", b"profile", "purchases", b"purchases", "store_id", b"store_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportedMember: _TypeAlias = ImportedMember  # noqa: Y015
+
+@_typing.final
+class ImportedPurchase(_message.Message):
+    """ImportedPurchase is one purchase of the legacy history."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    STORE_ID_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    store_id: _builtins.str
+    """Where, if known."""
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When the purchase was made (in the past)."""
+
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """What was paid (CNY, not negative)."""
+
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImportedPurchaseLine]:
+        """What was bought, if known."""
+
+    def __init__(
+        self,
+        *,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        amount: _money_pb2.Money | None = ...,
+        store_id: _builtins.str = ...,
+        lines: _abc.Iterable[Global___ImportedPurchaseLine] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "lines", b"lines", "occurred_at", b"occurred_at", "store_id", b"store_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportedPurchase: _TypeAlias = ImportedPurchase  # noqa: Y015
+
+@_typing.final
+class ImportedPurchaseLine(_message.Message):
+    """ImportedPurchaseLine is one line of an imported purchase."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKU_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    sku: _builtins.str
+    """The item."""
+    @_builtins.property
+    def quantity(self) -> _money_pb2.Decimal:
+        """How many (positive)."""
+
+    @_builtins.property
+    def amount(self) -> _money_pb2.Money:
+        """What was paid for the line (CNY, not negative)."""
+
+    def __init__(
+        self,
+        *,
+        sku: _builtins.str = ...,
+        quantity: _money_pb2.Decimal | None = ...,
+        amount: _money_pb2.Money | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "quantity", b"quantity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "quantity", b"quantity", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportedPurchaseLine: _TypeAlias = ImportedPurchaseLine  # noqa: Y015
+
+@_typing.final
+class ImportResult(_message.Message):
+    """ImportResult is the outcome for one member of the request, in request order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXTERNAL_ID_FIELD_NUMBER: _builtins.int
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    PURCHASES_IMPORTED_FIELD_NUMBER: _builtins.int
+    external_id: _builtins.str
+    """The member's external_id as given."""
+    member_id: _builtins.str
+    """The member; empty when rejected."""
+    status: Global___ImportStatus.ValueType
+    """What happened."""
+    reason: _builtins.str
+    """Why it was rejected (a machine-readable reason and a message); empty otherwise."""
+    message: _builtins.str
+    """A human-readable explanation of the rejection."""
+    purchases_imported: _builtins.int
+    """Purchases kept for the member by this request."""
+    def __init__(
+        self,
+        *,
+        external_id: _builtins.str = ...,
+        member_id: _builtins.str = ...,
+        status: Global___ImportStatus.ValueType = ...,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+        purchases_imported: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["external_id", b"external_id", "member_id", b"member_id", "message", b"message", "purchases_imported", b"purchases_imported", "reason", b"reason", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportResult: _TypeAlias = ImportResult  # noqa: Y015
+
+@_typing.final
+class ImportMembersResponse(_message.Message):
+    """ImportMembersResponse is one result per member of the request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___ImportResult]:
+        """The results, in request order."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___ImportResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ImportMembersResponse: _TypeAlias = ImportMembersResponse  # noqa: Y015

@@ -109,6 +109,11 @@ class MemberServiceStub:
                 request_serializer=retail_dot_member_dot_v1_dot_member__service__pb2.FindMemberByLookupHashRequest.SerializeToString,
                 response_deserializer=retail_dot_member_dot_v1_dot_member__service__pb2.FindMemberByLookupHashResponse.FromString,
                 _registered_method=True)
+        self.ImportMembers = channel.unary_unary(
+                '/retail.member.v1.MemberService/ImportMembers',
+                request_serializer=retail_dot_member_dot_v1_dot_member__service__pb2.ImportMembersRequest.SerializeToString,
+                response_deserializer=retail_dot_member_dot_v1_dot_member__service__pb2.ImportMembersResponse.FromString,
+                _registered_method=True)
 
 
 class MemberServiceServicer:
@@ -229,6 +234,17 @@ class MemberServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ImportMembers(self, request, context):
+        """ImportMembers brings up to 1,000 members of a legacy CRM with their purchase history.
+        Each member is imported once per external_id: one imported before, or one whose identity
+        already belongs to a member, answers that member (existing) and creates nobody; one that
+        is invalid is rejected with its reason while the others import. Imported purchases count
+        in purchase facts, lifecycle and KPIs but never earn points or move stock.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MemberServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -301,6 +317,11 @@ def add_MemberServiceServicer_to_server(servicer, server):
                     servicer.FindMemberByLookupHash,
                     request_deserializer=retail_dot_member_dot_v1_dot_member__service__pb2.FindMemberByLookupHashRequest.FromString,
                     response_serializer=retail_dot_member_dot_v1_dot_member__service__pb2.FindMemberByLookupHashResponse.SerializeToString,
+            ),
+            'ImportMembers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ImportMembers,
+                    request_deserializer=retail_dot_member_dot_v1_dot_member__service__pb2.ImportMembersRequest.FromString,
+                    response_serializer=retail_dot_member_dot_v1_dot_member__service__pb2.ImportMembersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -686,6 +707,33 @@ class MemberService:
             '/retail.member.v1.MemberService/FindMemberByLookupHash',
             retail_dot_member_dot_v1_dot_member__service__pb2.FindMemberByLookupHashRequest.SerializeToString,
             retail_dot_member_dot_v1_dot_member__service__pb2.FindMemberByLookupHashResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.member.v1.MemberService/ImportMembers',
+            retail_dot_member_dot_v1_dot_member__service__pb2.ImportMembersRequest.SerializeToString,
+            retail_dot_member_dot_v1_dot_member__service__pb2.ImportMembersResponse.FromString,
             options,
             channel_credentials,
             insecure,

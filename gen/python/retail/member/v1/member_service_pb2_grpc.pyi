@@ -87,6 +87,13 @@ class MemberServiceStub:
     HMAC of a phone or card the till sent) belongs to, NOT_FOUND when none; for the other
     contexts that read the journal. No personal data crosses: the hash is what the journal holds.
     """
+    ImportMembers: _grpc.UnaryUnaryMultiCallable[_member_service_pb2.ImportMembersRequest, _member_service_pb2.ImportMembersResponse]
+    """ImportMembers brings up to 1,000 members of a legacy CRM with their purchase history.
+    Each member is imported once per external_id: one imported before, or one whose identity
+    already belongs to a member, answers that member (existing) and creates nobody; one that
+    is invalid is rejected with its reason while the others import. Imported purchases count
+    in purchase facts, lifecycle and KPIs but never earn points or move stock.
+    """
 
 @_typing.type_check_only
 class MemberServiceAsyncStub(MemberServiceStub):
@@ -146,6 +153,13 @@ class MemberServiceAsyncStub(MemberServiceStub):
     """FindMemberByLookupHash returns the member a SALES journal entry's lookup hash (the keyed
     HMAC of a phone or card the till sent) belongs to, NOT_FOUND when none; for the other
     contexts that read the journal. No personal data crosses: the hash is what the journal holds.
+    """
+    ImportMembers: _aio.UnaryUnaryMultiCallable[_member_service_pb2.ImportMembersRequest, _member_service_pb2.ImportMembersResponse]  # type: ignore[assignment]
+    """ImportMembers brings up to 1,000 members of a legacy CRM with their purchase history.
+    Each member is imported once per external_id: one imported before, or one whose identity
+    already belongs to a member, answers that member (existing) and creates nobody; one that
+    is invalid is rejected with its reason while the others import. Imported purchases count
+    in purchase facts, lifecycle and KPIs but never earn points or move stock.
     """
 
 class MemberServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -287,6 +301,19 @@ class MemberServiceServicer(metaclass=_abc_1.ABCMeta):
         """FindMemberByLookupHash returns the member a SALES journal entry's lookup hash (the keyed
         HMAC of a phone or card the till sent) belongs to, NOT_FOUND when none; for the other
         contexts that read the journal. No personal data crosses: the hash is what the journal holds.
+        """
+
+    @_abc_1.abstractmethod
+    def ImportMembers(
+        self,
+        request: _member_service_pb2.ImportMembersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_member_service_pb2.ImportMembersResponse, _abc.Awaitable[_member_service_pb2.ImportMembersResponse]]:
+        """ImportMembers brings up to 1,000 members of a legacy CRM with their purchase history.
+        Each member is imported once per external_id: one imported before, or one whose identity
+        already belongs to a member, answers that member (existing) and creates nobody; one that
+        is invalid is rejected with its reason while the others import. Imported purchases count
+        in purchase facts, lifecycle and KPIs but never earn points or move stock.
         """
 
 def add_MemberServiceServicer_to_server(servicer: MemberServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

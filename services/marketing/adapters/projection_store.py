@@ -123,8 +123,13 @@ async def undo_merge(session: AsyncSession, survivor: str, restored: str, at: da
     )
 
 
-async def record_purchase(session: AsyncSession, sale: JournalSale, *, imported: bool = False) -> bool:
-    """Keep a member's sale with its lines (categories and costs from the item projection); whether it was new."""
+async def record_purchase(
+    session: AsyncSession, sale: JournalSale, *, imported: bool = False, amount_fen: int | None = None
+) -> bool:
+    """Keep a member's sale with its lines (categories and costs from the item projection); whether it was new.
+
+    ``amount_fen`` is what was paid when the lines do not say it (an imported purchase, whose lines may be unknown).
+    """
     if sale.member_id is None or sale.is_return:
         raise ValueError("a purchase is a sale by a known member")
     inserted = await session.execute(
@@ -140,8 +145,8 @@ async def record_purchase(session: AsyncSession, sale: JournalSale, *, imported:
             "member_id": sale.member_id,
             "store_id": sale.store_id,
             "at": sale.occurred_at,
-            "gross": sum(max(line.gross_fen, 0) for line in sale.lines),
-            "net": sum(max(line.net_fen, 0) for line in sale.lines),
+            "gross": sum(max(line.gross_fen, 0) for line in sale.lines) if amount_fen is None else amount_fen,
+            "net": sum(max(line.net_fen, 0) for line in sale.lines) if amount_fen is None else amount_fen,
             "skus": [line.sku for line in sale.lines],
             "quantities": [line.quantity for line in sale.lines],
             "imported": imported,

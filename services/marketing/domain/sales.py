@@ -32,3 +32,12 @@ class JournalSale:
     @property
     def gross_fen(self) -> int:
         return sum(line.gross_fen for line in self.lines)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportedPurchase:
+    """A purchase of a member's legacy history (from the member context's import): the sale as the
+    journal would carry it, and what was paid for it (its lines, when known, need not add up to it)."""
+
+    sale: JournalSale
+    amount_fen: int

@@ -19,7 +19,13 @@ from servicekit.consumer import EventHandlers, InboundEvent, PoisonMessage
 from servicekit.db import UnitOfWork
 from servicekit.messaging import ConsumerSpec
 from servicekit.protowire import moment
-from services.marketing.entrypoints.wire import map_consent_channel, map_journal_sale, map_stage, map_tier
+from services.marketing.entrypoints.wire import (
+    map_consent_channel,
+    map_imported_purchases,
+    map_journal_sale,
+    map_stage,
+    map_tier,
+)
 from services.marketing.service_layer.projections import Projections
 
 
@@ -105,8 +111,15 @@ def member_handlers(projections: Projections) -> EventHandlers[UnitOfWork]:
         m = event.message
         await projections.merge_undone(uow, m.survivor_member_id, m.restored_member_id, moment(m.occurred_at))
 
+    async def on_imported(event: InboundEvent[member_events_pb2.PurchasesImported], uow: UnitOfWork) -> None:
+        m = event.message
+        if not m.member_id:
+            raise PoisonMessage("PurchasesImported without a member")
+        await projections.purchases_imported(uow, m.member_id, map_imported_purchases(m), moment(m.occurred_at))
+
     handlers: EventHandlers[UnitOfWork] = EventHandlers()
     handlers.on(member_events_pb2.MemberRegistered, on_registered)
+    handlers.on(member_events_pb2.PurchasesImported, on_imported)
     handlers.on(member_events_pb2.TierChanged, on_tier)
     handlers.on(member_events_pb2.LifecycleChanged, on_stage)
     handlers.on(member_events_pb2.ConsentChanged, on_consent)

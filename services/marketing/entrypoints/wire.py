@@ -10,6 +10,7 @@ from typing import Any
 
 from retail.common.v1 import identifiers_pb2, money_pb2
 from retail.marketing.v1 import marketing_service_pb2 as pb
+from retail.member.v1 import events_pb2 as member_events_pb2
 from retail.member.v1 import member_service_pb2 as member_pb2
 from retail.sales.v1 import events_pb2 as sales_pb2
 
@@ -26,7 +27,7 @@ from services.marketing.domain.campaigns import DEFAULT_ATTRIBUTION_DAYS, Campai
 from services.marketing.domain.codes import CouponCode
 from services.marketing.domain.discounts import MAX_LINES
 from services.marketing.domain.offers import MAX_FEN, Channel, CouponTerms, DiscountKind, Offer
-from services.marketing.domain.sales import JournalSale, SaleLine
+from services.marketing.domain.sales import ImportedPurchase, JournalSale, SaleLine
 from services.marketing.domain.segments import InvalidRule, Rule, parse_rule
 from services.marketing.service_layer.models import Propensity
 from services.marketing.service_layer.redemptions import BasketItem, HoldCoupon, HoldResult
@@ -94,6 +95,30 @@ def map_journal_sale(message: sales_pb2.SaleRecorded, member_id: str | None) -> 
         coupon_codes=tuple(message.coupon_codes),
         original_sale_id=message.original_sale_id,
     )
+
+
+def map_imported_purchases(message: member_events_pb2.PurchasesImported) -> list[ImportedPurchase]:
+    """A member's imported history: each purchase a sale of theirs, by its stable purchase id."""
+    return [
+        ImportedPurchase(
+            JournalSale(
+                sale_id=p.purchase_id,
+                is_return=False,
+                store_id=p.store_id,
+                channel=Channel.STORE,
+                member_id=message.member_id,
+                occurred_at=moment(p.occurred_at),
+                lines=tuple(
+                    SaleLine(
+                        line.sku, map_quantity(line.quantity.value), line.amount.minor_units, line.amount.minor_units
+                    )
+                    for line in p.lines
+                ),
+            ),
+            max(p.amount.minor_units, 0),
+        )
+        for p in message.purchases
+    ]
 
 
 def map_tier(tier: int) -> str:

@@ -8,11 +8,12 @@ a journal entry is a fact, so nothing in one is refused here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from servicekit.db import UnitOfWork
 from services.marketing.adapters import projection_store as store
-from services.marketing.domain.sales import JournalSale
+from services.marketing.domain.sales import ImportedPurchase, JournalSale
 from services.marketing.service_layer.redemptions import CouponRedemptions, SaleCoupons
 
 
@@ -29,6 +30,19 @@ class Projections:
             await store.ensure_member(uow.session, sale.member_id, sale.occurred_at)
             await store.record_purchase(uow.session, sale)
         return await self._redemptions.apply_sale(uow, sale)
+
+    async def purchases_imported(
+        self, uow: UnitOfWork, member_id: str, purchases: Sequence[ImportedPurchase], at: datetime
+    ) -> int:
+        """A member's legacy purchases, kept once each as imported purchases (no coupon is redeemed by
+        them); how many were new."""
+        await store.ensure_member(uow.session, member_id, at)
+        kept = 0
+        for purchase in purchases:
+            kept += await store.record_purchase(
+                uow.session, purchase.sale, imported=True, amount_fen=purchase.amount_fen
+            )
+        return kept
 
     async def item_changed(
         self, uow: UnitOfWork, *, sku: str, category: str, cost_fen: int, version: int, at: datetime

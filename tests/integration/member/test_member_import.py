@@ -45,9 +45,21 @@ def purchase(days_ago: int, fen: int, *, store_id: str = "S001", sku: str = "") 
     )
 
 
-def legacy(external_id: str, phone: str, *purchases: pb.ImportedPurchase, **fields: object) -> pb.ImportedMember:
+def legacy(
+    external_id: str,
+    phone: str,
+    *purchases: pb.ImportedPurchase,
+    profile: pb.Profile | None = None,
+    consents: tuple[pb.ConsentChoice, ...] = (),
+    store_id: str = "",
+) -> pb.ImportedMember:
     return pb.ImportedMember(
-        external_id=external_id, identities=[identity("phone", phone)], purchases=list(purchases), **fields
+        external_id=external_id,
+        identities=[identity("phone", phone)],
+        purchases=list(purchases),
+        profile=profile,
+        consents=consents,
+        store_id=store_id,
     )
 
 
@@ -75,7 +87,7 @@ async def test_an_import_creates_links_rejects_and_answers_each_member(stub: Stu
                 phones[0],
                 purchase(400, 12_000, sku="SKU-TEA"),
                 purchase(30, 5_000),
-                consents=[pb.ConsentChoice(channel=pb.CONSENT_CHANNEL_SMS, granted=True)],
+                consents=(pb.ConsentChoice(channel=pb.CONSENT_CHANNEL_SMS, granted=True),),
                 profile=pb.Profile(name="王小明", gender=pb.GENDER_MALE),
                 store_id="S001",
             ),

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
 
+from google.protobuf.message import Message
 from retail.common.v1 import money_pb2
 from retail.member.v1 import events_pb2 as member_events
 
@@ -52,7 +53,7 @@ async def test_imported_purchases_are_kept_once_with_their_lines_and_marked_impo
     route = member_handlers(projections).route(message.DESCRIPTOR.full_name)
     assert route is not None
     for attempt in (1, 2):  # a redelivery keeps nothing twice
-        event = InboundEvent(
+        event: InboundEvent[Message] = InboundEvent(
             event_id=f"evt-{attempt}",
             subject="retail.member.v1.purchases_imported",
             event_type=message.DESCRIPTOR.full_name,

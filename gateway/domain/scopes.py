@@ -28,6 +28,7 @@ MEMBERS_ERASE = "members:erase"
 MEMBER_POINTS_READ = "members:points:read"
 MEMBER_POINTS_REDEEM = "members:points:redeem"
 MEMBER_KPIS_READ = "members:kpis:read"
+MEMBERS_IMPORT = "members:import"
 CATALOGUE_READ = "catalogue:read"
 CATALOGUE_WRITE = "catalogue:write"
 PRICES_READ = "prices:read"
@@ -62,6 +63,7 @@ CATALOGUE: dict[str, str] = {
     MEMBERS_ERASE: "erase a member's personal data (PIPL)",
     MEMBER_POINTS_READ: "read a member's points balance and ledger",
     MEMBER_POINTS_REDEEM: "redeem a member's points",
+    MEMBERS_IMPORT: "import a legacy CRM's members and their purchase history (headquarters)",
     MEMBER_KPIS_READ: "read member KPIs (active members, repeat-purchase rate, average basket, member share)",
     CATALOGUE_READ: "list catalogue items (terminals and store staff: their store's; suppliers: their own)",
     CATALOGUE_WRITE: "create and change catalogue items (headquarters)",
@@ -132,6 +134,7 @@ _DEFAULTS: dict[ClientKind | StaffRole, frozenset[str]] = {
             MEMBERS_ERASE,
             MEMBER_POINTS_REDEEM,
             MEMBER_KPIS_READ,
+            MEMBERS_IMPORT,
             CATALOGUE_WRITE,
             PRICES_WRITE,
             STORES_WRITE,
@@ -170,6 +173,7 @@ _HOLDERS: dict[str, frozenset[ClientKind | StaffRole]] = {
     MEMBER_POINTS_READ: _SERVING_SHOPPERS,
     MEMBER_POINTS_REDEEM: _SERVING_SHOPPERS,
     MEMBER_KPIS_READ: _MANAGERS,
+    MEMBERS_IMPORT: _HEADQUARTERS,
     CATALOGUE_READ: frozenset({ClientKind.APP, ClientKind.POS_TERMINAL, ClientKind.SUPPLIER_USER}) | _STAFF,
     CATALOGUE_WRITE: _HEADQUARTERS,
     PRICES_READ: _SERVING_SHOPPERS,

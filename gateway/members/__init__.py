@@ -1,5 +1,14 @@
-"""The members context of the gateway: HTTP models, their protobuf mapping and the routes."""
+"""The members context of the gateway: HTTP models, their protobuf mapping and the routes.
 
-from gateway.members.routes import router
+One router for the member backend: the members' own routes, then the legacy import.
+"""
+
+from fastapi import APIRouter
+
+from gateway.members import import_routes, routes
+
+router = APIRouter()
+router.include_router(routes.router)
+router.include_router(import_routes.router)
 
 __all__ = ["router"]

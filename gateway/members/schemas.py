@@ -6,10 +6,10 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from gateway.http import problems
-from gateway.http.integer_types import Int64
+from gateway.http.integer_types import Int32, Int64
 from gateway.http.schemas import Strict
 
 MEMBER_ID_PATTERN = r"^M[0-9]{7,12}$"
@@ -296,3 +296,61 @@ Purpose = Annotated[
         examples=["complaint 2026-1142"],
     ),
 ]
+
+
+# ---- legacy imports -------------------------------------------------------------------------------
+
+_YUAN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
+_QUANTITY = r"^[0-9]{1,9}(\.[0-9]{1,3})?$"
+ImportYuan = Annotated[str, Field(pattern=_YUAN, description="yuan, at most 2 decimals, never negative")]
+
+
+class ImportedLineIn(Strict):
+    sku: str = Field(min_length=1, max_length=64, examples=["SKU00030"])
+    quantity: str = Field(pattern=_QUANTITY, description="units or kilograms, positive", examples=["2"])
+    amount: ImportYuan = Field(description="what was paid for the line, yuan", examples=["25.00"])
+
+
+class ImportedPurchaseIn(Strict):
+    occurred_at: AwareDatetime = Field(description="when, with a time zone; never in the future")
+    amount: ImportYuan = Field(description="what was paid, yuan", examples=["86.40"])
+    store_id: str | None = Field(default=None, pattern=STORE_ID_PATTERN, description="where, if known")
+    lines: list[ImportedLineIn] = Field(default_factory=list, max_length=200, description="what, if known")
+
+
+class ImportedMemberIn(Strict):
+    """One member of the legacy CRM."""
+
+    external_id: str = Field(
+        min_length=1, max_length=64, description="the legacy CRM's id of the member, unique per source"
+    )
+    identities: list[IdentityIn] = Field(min_length=1, max_length=10)
+    profile: ProfileIn | None = None
+    consents: dict[ConsentChannelName, bool] = Field(default_factory=dict, examples=[{"sms": True}])
+    home_store_id: str | None = Field(default=None, pattern=STORE_ID_PATTERN)
+    purchases: list[ImportedPurchaseIn] = Field(default_factory=list, max_length=1000)
+
+
+class MemberImportIn(Strict):
+    """Up to 1,000 members of a legacy CRM with their purchases; each external_id at most once."""
+
+    members: list[ImportedMemberIn] = Field(min_length=1, max_length=1000)
+
+
+class ImportResultOut(BaseModel):
+    external_id: str
+    member_id: str | None = Field(description="the member; null when rejected", examples=["M0000001"])
+    status: Literal["created", "existing", "rejected"] = Field(
+        description="created: a new member; existing: imported before, or an identity already belonged to "
+        "this member (nothing duplicated); rejected: not imported, see reason"
+    )
+    reason: str | None = Field(default=None, description="why rejected, e.g. invalid-phone, purchase-in-future")
+    message: str | None = None
+    purchases_imported: Int32 = Field(description="purchases kept by this request (never points)")
+
+
+class MemberImportOut(BaseModel):
+    results: list[ImportResultOut] = Field(description="one per member of the request, in its order")
+    created: Int32
+    existing: Int32
+    rejected: Int32

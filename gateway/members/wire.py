@@ -20,16 +20,20 @@ from gateway.members.schemas import (
     ContactOut,
     IdentityIn,
     IdentityOut,
+    ImportedMemberIn,
+    ImportResultOut,
     Linked,
+    MemberImportOut,
     MemberOut,
     MergeOut,
     PointsEntryOut,
+    ProfileIn,
     PurchasesOut,
     TierOut,
     UndoneOut,
 )
 from gateway.security.authentication import Principal
-from servicekit.protowire import from_wire, moment, optional_moment, to_wire
+from servicekit.protowire import from_wire, moment, optional_moment, timestamp, to_wire
 
 _CLIENT_KINDS = {
     ClientKind.APP: identifiers_pb2.CLIENT_KIND_APP,
@@ -205,4 +209,62 @@ def map_undone(answer: pb.UndoMergeResponse) -> UndoneOut:
         survivor_member_id=answer.survivor_member_id,
         restored_member_id=answer.restored_member_id,
         undone_at=moment(answer.undone_at),
+    )
+
+
+# ---- legacy imports -------------------------------------------------------------------------------
+
+
+def _money(yuan_text: str) -> money_pb2.Money:
+    return money_pb2.Money(currency_code="CNY", minor_units=int(Decimal(yuan_text).scaleb(2)))
+
+
+def imported_member_message(member: ImportedMemberIn) -> pb.ImportedMember:
+    profile = member.profile or ProfileIn()
+    return pb.ImportedMember(
+        external_id=member.external_id,
+        identities=[identity_message(identity) for identity in member.identities],
+        profile=pb.Profile(
+            name=profile.name or "",
+            birthday=profile.birthday.isoformat() if profile.birthday else "",
+            gender=gender_number(profile.gender),
+            preferences=profile.preferences,
+            address=address_message(profile.address) if profile.address else None,
+        ),
+        consents=consent_messages(member.consents),
+        store_id=member.home_store_id or "",
+        purchases=[
+            pb.ImportedPurchase(
+                occurred_at=timestamp(purchase.occurred_at),
+                amount=_money(purchase.amount),
+                store_id=purchase.store_id or "",
+                lines=[
+                    pb.ImportedPurchaseLine(
+                        sku=line.sku, quantity=money_pb2.Decimal(value=line.quantity), amount=_money(line.amount)
+                    )
+                    for line in purchase.lines
+                ],
+            )
+            for purchase in member.purchases
+        ],
+    )
+
+
+def map_import_results(answer: pb.ImportMembersResponse) -> MemberImportOut:
+    results = [
+        ImportResultOut(
+            external_id=result.external_id,
+            member_id=result.member_id or None,
+            status=from_wire(pb.ImportStatus, "IMPORT_STATUS", result.status),  # type: ignore[arg-type]  # the contract's three statuses
+            reason=result.reason or None,
+            message=result.message or None,
+            purchases_imported=result.purchases_imported,
+        )
+        for result in answer.results
+    ]
+    return MemberImportOut(
+        results=results,
+        created=sum(result.status == "created" for result in results),
+        existing=sum(result.status == "existing" for result in results),
+        rejected=sum(result.status == "rejected" for result in results),
     )

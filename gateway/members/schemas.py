@@ -6,7 +6,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 
 from gateway.http import problems
 from gateway.http.integer_types import Int32, Int64
@@ -316,6 +316,14 @@ class ImportedPurchaseIn(Strict):
     amount: ImportYuan = Field(description="what was paid, yuan", examples=["86.40"])
     store_id: str | None = Field(default=None, pattern=STORE_ID_PATTERN, description="where, if known")
     lines: list[ImportedLineIn] = Field(default_factory=list, max_length=200, description="what, if known")
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _after_1970(cls, value: datetime) -> datetime:
+        # The year alone (not a conversion that could overflow at the calendar's ends) keeps it representable.
+        if not 1970 <= value.year <= 9998:
+            raise ValueError("a purchase lies between 1970 and now")
+        return value
 
 
 class ImportedMemberIn(Strict):

@@ -228,8 +228,10 @@ def _check(member: MemberToImport, now: datetime) -> None:
         if len(purchase.lines) > MAX_IMPORT_LINES:
             raise ImportRejected(f"{where} has more than {MAX_IMPORT_LINES} lines", reason="too-many-lines")
         for line in purchase.lines:
-            if not line.sku or len(line.sku) > 64:
-                raise ImportRejected(f"{where} has a line without a SKU", reason="invalid-purchase-line")
+            if not 1 <= len(line.sku) <= 64 or not line.sku.isprintable():
+                raise ImportRejected(
+                    f"{where} has a line whose SKU is not 1 to 64 printable characters", reason="invalid-purchase-line"
+                )
             if line.quantity <= 0 or line.amount_minor < 0:
                 raise ImportRejected(
                     f"{where} has a line with a quantity not above zero or a negative amount",

@@ -22,7 +22,6 @@ from services.member.domain.lifecycle import LifecyclePolicy
 from services.member.domain.points import PointsPolicy
 from services.member.domain.tiers import DEFAULT_TIER_POLICY, TierPolicy
 from services.member.entrypoints.grpc_api import MemberServicer, register
-from services.member.entrypoints.import_wire import IMPORT_ANSWER
 from services.member.entrypoints.sales_consumer import MEMBER_STREAM, sales_consumer, sales_handlers
 from services.member.entrypoints.wire import MEMBER_ANSWERS
 from services.member.service_layer.journal_sales import SalesJournal
@@ -84,7 +83,7 @@ def wire(settings: MemberSettings, unit_of_work: Callable[[], UnitOfWork], *, cl
         tiers=tiers,
         queries=LoyaltyQueries(unit_of_work),
         kpis=MemberKpiReports(unit_of_work, clock=clock),
-        imports=MemberImports(unit_of_work, codec, settings.lookup_key, tiers, IMPORT_ANSWER, clock=clock),
+        imports=MemberImports(unit_of_work, codec, settings.lookup_key, tiers, MEMBER_ANSWERS, clock=clock),
         codec=codec,
     )
 

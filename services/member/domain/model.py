@@ -12,6 +12,7 @@ import enum
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
 
 from servicekit.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from services.member.domain.identities import ChannelIdentity, mask_identity
@@ -188,6 +189,17 @@ def check_name(name: str) -> str:
     if not text or len(text) > MAX_NAME_LENGTH or any(ord(ch) < 32 for ch in text):
         raise InvalidProfile(f"a name has 1 to {MAX_NAME_LENGTH} printable characters", reason="invalid-name")
     return text
+
+
+def parse_quantity(text: str, where: str) -> Decimal:
+    """A purchase line's quantity as given (plain decimal notation); whether it is positive is the caller's rule."""
+    try:
+        quantity = Decimal(text)
+    except InvalidOperation:
+        quantity = Decimal("NaN")
+    if not quantity.is_finite():
+        raise InvalidArgument(f"{where}: a quantity {text[:20]!r} is not a decimal", reason="invalid-quantity")
+    return quantity
 
 
 def parse_birthday(text: str, today: date) -> date:

@@ -17,7 +17,6 @@ from retail.member.v1 import member_service_pb2 as pb
 from retail.member.v1 import member_service_pb2_grpc as pb_grpc
 
 from services.member.domain.model import check_store_id
-from services.member.entrypoints.import_wire import map_import, map_import_answer
 from services.member.entrypoints.wire import (
     map_actor,
     map_adjust,
@@ -25,6 +24,8 @@ from services.member.entrypoints.wire import (
     map_erase,
     map_erase_answer,
     map_identity,
+    map_import,
+    map_import_answer,
     map_kpis,
     map_ledger_check,
     map_link,

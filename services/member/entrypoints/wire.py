@@ -19,10 +19,10 @@ from retail.member.v1 import member_service_pb2 as pb
 from retail.sales.v1 import events_pb2 as sales_pb2
 
 from servicekit.consumer import InboundEvent
-from servicekit.errors import InvalidArgument
+from servicekit.errors import DomainError, InvalidArgument
 from servicekit.idempotency import fingerprint, message_codec
 from servicekit.protowire import from_wire, moment, timestamp, to_wire
-from services.member.adapters.integration_events import money
+from services.member.adapters.integration_events import CURRENCY, money
 from services.member.domain.identities import ChannelIdentity, UnknownIdentityType, parse_identity
 from services.member.domain.model import (
     PROFILE_FIELDS,
@@ -38,17 +38,24 @@ from services.member.domain.model import (
     check_name,
     check_store_id,
     parse_birthday,
+    parse_quantity,
 )
 from services.member.service_layer.commands import (
     AdjustPoints,
     EraseMember,
+    ImportedLine,
+    ImportedPurchase,
+    ImportMembers,
+    ImportResult,
     LinkIdentity,
     MemberAnswers,
+    MemberToImport,
     MemberUpdated,
     RedeemPoints,
     Registered,
     RegisterMember,
     UndoMerge,
+    UnreadableMember,
     UpdateMember,
 )
 from services.member.service_layer.journal_sales import JournalMember, JournalSale
@@ -69,11 +76,7 @@ _VIEWS = {
     pb.PERSONAL_DATA_VIEW_NONE: PersonalDataView.NONE,
     pb.PERSONAL_DATA_VIEW_CLEAR: PersonalDataView.CLEAR,
 }
-_VIEWS_BACK = {
-    PersonalDataView.MASKED: pb.PERSONAL_DATA_VIEW_MASKED,
-    PersonalDataView.NONE: pb.PERSONAL_DATA_VIEW_NONE,
-    PersonalDataView.CLEAR: pb.PERSONAL_DATA_VIEW_CLEAR,
-}
+_VIEWS_BACK = {view: number for number, view in _VIEWS.items() if number != pb.PERSONAL_DATA_VIEW_UNSPECIFIED}
 
 
 def _enum_value(enum_type: Any, prefix: str, number: int, what: str) -> str:
@@ -121,22 +124,25 @@ def map_consents(choices: Sequence[pb.ConsentChoice]) -> list[tuple[ConsentChann
     return consents
 
 
+def map_profile(profile: pb.Profile, today: date) -> Profile:
+    return Profile(
+        name=check_name(profile.name) if profile.name else None,
+        birthday=parse_birthday(profile.birthday, today) if profile.birthday else None,
+        address=map_address(profile.address) if profile.HasField("address") else None,
+        gender=map_gender(profile.gender),
+    )
+
+
 def map_register(request: pb.RegisterMemberRequest, today: date) -> RegisterMember:
     channel = _enum_value(pb.Channel, "CHANNEL", request.channel, "channel")
     if not channel:
         raise InvalidArgument("channel is required (store, app or mini_program)", reason="channel-missing")
-    profile = request.profile
     return RegisterMember(
         request=fingerprint(request),
         identity=map_identity(request.identity),
         channel=Channel(channel),
-        profile=Profile(
-            name=check_name(profile.name) if profile.name else None,
-            birthday=parse_birthday(profile.birthday, today) if profile.birthday else None,
-            address=map_address(profile.address) if profile.HasField("address") else None,
-            gender=map_gender(profile.gender),
-        ),
-        preferences=dict(profile.preferences),
+        profile=map_profile(request.profile, today),
+        preferences=dict(request.profile.preferences),
         consents=map_consents(request.consents),
         store_id=request.store_id,
         actor=map_actor(request.actor),
@@ -484,6 +490,45 @@ def map_link_answer_back(message: pb.LinkIdentityResponse) -> LinkOutcome:
     )
 
 
+_RESULT_FIELDS = ("external_id", "member_id", "reason", "message", "purchases_imported")
+
+
+def map_import(request: pb.ImportMembersRequest, today: date) -> ImportMembers:
+    members = [map_imported_member(m, today) for m in request.members]
+    return ImportMembers(fingerprint(request), members, map_actor(request.actor))
+
+
+def map_imported_member(m: pb.ImportedMember, today: date) -> MemberToImport | UnreadableMember:
+    try:
+        purchases = [map_imported_purchase(p, f"purchase {n}") for n, p in enumerate(m.purchases, start=1)]
+        identities, profile = [map_identity(identity) for identity in m.identities], map_profile(m.profile, today)
+        consents, preferences = map_consents(m.consents), dict(m.profile.preferences)
+        return MemberToImport(m.external_id, identities, profile, preferences, consents, purchases, m.store_id)
+    except DomainError as error:
+        return UnreadableMember(m.external_id, error.reason, error.message)
+
+
+def map_imported_purchase(message: pb.ImportedPurchase, where: str) -> ImportedPurchase:
+    currencies = {amount.currency_code for amount in [message.amount, *(line.amount for line in message.lines)]}
+    if not message.HasField("occurred_at") or not message.HasField("amount") or currencies - {"", CURRENCY}:
+        raise InvalidArgument(f"{where} needs occurred_at and an amount, in {CURRENCY}", reason="invalid-purchase")
+    lines = [ImportedLine(x.sku, parse_quantity(x.quantity.value, where), x.amount.minor_units) for x in message.lines]
+    return ImportedPurchase(moment(message.occurred_at), message.amount.minor_units, message.store_id, lines)
+
+
+def map_import_answer(results: list[ImportResult]) -> pb.ImportMembersResponse:
+    answer = pb.ImportMembersResponse()
+    for r in results:
+        fields = {name: getattr(r, name) for name in _RESULT_FIELDS}
+        answer.results.add(status=to_wire(pb.ImportStatus, "IMPORT_STATUS", r.status), **fields)
+    return answer
+
+
+def map_import_result_back(r: pb.ImportResult) -> ImportResult:
+    status = from_wire(pb.ImportStatus, "IMPORT_STATUS", r.status)
+    return ImportResult(status=status, **{name: getattr(r, name) for name in _RESULT_FIELDS})
+
+
 # Each command's answer is kept as its RPC's response: a retry reads it back and is answered the same.
 MEMBER_ANSWERS = MemberAnswers(
     registered=message_codec(
@@ -512,6 +557,11 @@ MEMBER_ANSWERS = MemberAnswers(
     ),
     adjusted=message_codec(
         pb.AdjustPointsResponse, map_adjust_answer, lambda message: map_entry_back(message.entry, message.balance)
+    ),
+    imported=message_codec(
+        pb.ImportMembersResponse,
+        map_import_answer,
+        lambda message: [map_import_result_back(r) for r in message.results],
     ),
 )
 

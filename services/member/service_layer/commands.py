@@ -175,3 +175,4 @@ class MemberAnswers:
     erased: ReplyCodec[ErasureOutcome]
     redeemed: ReplyCodec[BookedEntry]
     adjusted: ReplyCodec[BookedEntry]
+    imported: ReplyCodec[list[ImportResult]]

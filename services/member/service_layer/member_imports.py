@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from servicekit.db import UnitOfWork
 from servicekit.errors import DomainError, InvalidArgument
-from servicekit.idempotency import ReplyCodec, keep_reply, replay
+from servicekit.idempotency import keep_reply, replay
 from services.member.adapters import import_store, loyalty_store, member_store
 from services.member.adapters import integration_events as events
 from services.member.adapters.personal_data import PersonalDataCodec
@@ -25,6 +25,7 @@ from services.member.domain.model import Channel, Consent, check_preferences, ch
 from services.member.service_layer.commands import (
     ImportMembers,
     ImportResult,
+    MemberAnswers,
     MemberToImport,
     UnreadableMember,
 )
@@ -52,7 +53,7 @@ class MemberImports:
         codec: PersonalDataCodec,
         lookup_key: bytes,
         tiers: TierReview,
-        answer: ReplyCodec[list[ImportResult]],
+        answers: MemberAnswers,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -60,7 +61,7 @@ class MemberImports:
         self._codec = codec
         self._lookup_key = lookup_key
         self._tiers = tiers
-        self._answer = answer
+        self._answer = answers.imported
         self._clock = clock
 
     async def import_members(self, command: ImportMembers) -> list[ImportResult]:

@@ -138,10 +138,23 @@ class CampaignIn(Strict):
     frequency_cap_per_7_days: Int32 = Field(default=0, ge=0, le=50)
     store_id: str | None = Field(default=None, pattern=ID_PATTERN, description="a store's own campaign")
     attribution_days: Int32 = Field(default=14, ge=1, le=365)
+    target: Literal["everyone", "propensity"] = Field(
+        default="everyone",
+        description="propensity: only the target_percent of the eligible audience most likely to buy "
+        "(the control group is drawn from that share)",
+    )
+    target_percent: Int32 | None = Field(default=None, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _share_with_target(self) -> CampaignIn:
+        if (self.target == "everyone") != (self.target_percent is None):
+            raise ValueError("target_percent goes with target propensity, and only with it")
+        return self
 
 
 class ProgressOut(BaseModel):
     audience: Int64
+    excluded_not_targeted: Int64
     excluded_no_consent: Int64
     excluded_erased: Int64
     excluded_frequency_cap: Int64
@@ -172,6 +185,8 @@ class CampaignOut(BaseModel):
     progress: ProgressOut
     spent: str
     held: str
+    target: str
+    target_percent: int | None = None
 
 
 class CampaignPage(BaseModel):

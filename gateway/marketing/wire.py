@@ -94,6 +94,8 @@ def map_campaign_in(body: CampaignIn) -> dict[str, Any]:
         "store_id": body.store_id or "",
         "attribution_days": body.attribution_days,
         "contact_channels": body.contact_channels,
+        "target": body.target,
+        "target_percent": body.target_percent or 0,
     }
 
 
@@ -151,6 +153,7 @@ def map_progress(progress: pb.LaunchProgress) -> ProgressOut:
         excluded_erased=progress.excluded_erased,
         excluded_frequency_cap=progress.excluded_frequency_cap,
         excluded_budget=progress.excluded_budget,
+        excluded_not_targeted=progress.excluded_not_targeted,
         treatment=progress.treatment,
         control=progress.control,
         issued=progress.issued,
@@ -179,6 +182,8 @@ def map_campaign(campaign: pb.Campaign) -> CampaignOut:
         progress=map_progress(campaign.progress),
         spent=yuan(campaign.spent),
         held=yuan(campaign.held),
+        target=campaign.target or "everyone",
+        target_percent=campaign.target_percent or None,
     )
 
 

@@ -20,13 +20,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.marketing.adapters.offer_json import offer_from_json, offer_to_json, terms_from_json, terms_to_json
-from services.marketing.domain.campaigns import CampaignDraft, CampaignStatus
+from services.marketing.domain.campaigns import CampaignDraft, CampaignStatus, Target
 from services.marketing.domain.offers import CouponTerms, Offer
 
 _COLUMNS = (
     "campaign_id, name, status, snapshot_id, offer, terms, control_fraction_bp, frequency_cap, store_id, "
     "attribution_days, contact_channels, max_coupons, max_discount_fen, issued, spent_fen, held_fen, redemptions, "
-    "created_by, approved_by, created_at, launched_at"
+    "created_by, approved_by, created_at, launched_at, target, target_percent"
 )
 
 
@@ -53,6 +53,8 @@ class StoredCampaign:
     approved_by: str | None
     created_at: datetime
     launched_at: datetime | None
+    target: Target = Target.EVERYONE
+    target_percent: int | None = None
 
 
 def _campaign(row: Any) -> StoredCampaign:
@@ -78,6 +80,8 @@ def _campaign(row: Any) -> StoredCampaign:
         approved_by=row[18],
         created_at=row[19],
         launched_at=row[20],
+        target=Target(row[21]),
+        target_percent=row[22],
     )
 
 
@@ -88,10 +92,10 @@ async def insert_campaign(
         text(
             "INSERT INTO campaign (campaign_id, name, status, snapshot_id, offer, terms, valid_from, valid_until, "
             "per_member_limit, control_fraction_bp, frequency_cap, store_id, attribution_days, contact_channels, "
-            "max_coupons, max_discount_fen, created_by, created_at) VALUES (:campaign_id, :name, 'draft', "
-            ":snapshot_id, CAST(:offer AS jsonb), CAST(:terms AS jsonb), :valid_from, :valid_until, "
+            "max_coupons, max_discount_fen, created_by, created_at, target, target_percent) VALUES (:campaign_id, "
+            ":name, 'draft', :snapshot_id, CAST(:offer AS jsonb), CAST(:terms AS jsonb), :valid_from, :valid_until, "
             ":per_member_limit, :control_fraction_bp, :frequency_cap, :store_id, :attribution_days, "
-            ":contact_channels, :max_coupons, :max_discount_fen, :created_by, :now)"
+            ":contact_channels, :max_coupons, :max_discount_fen, :created_by, :now, :target, :target_percent)"
         ),
         {
             "campaign_id": campaign_id,
@@ -111,6 +115,8 @@ async def insert_campaign(
             "max_discount_fen": draft.max_discount_fen,
             "created_by": created_by,
             "now": now,
+            "target": draft.target.value,
+            "target_percent": draft.target_percent,
         },
     )
 
@@ -164,11 +170,22 @@ WITH audience AS (
                WHEN :cap > 0 AND recent_offers >= :cap THEN 'frequency_cap'
              END AS excluded_reason
       FROM audience
+), ranked AS (
+    SELECT c.member_id, c.stratum, c.draw,
+           row_number() OVER (ORDER BY s.p_active DESC NULLS LAST, c.draw, c.member_id) AS by_propensity,
+           count(*) OVER () AS candidates
+      FROM classified c LEFT JOIN member_score s ON s.member_id = c.member_id
+     WHERE c.excluded_reason IS NULL
+), untargeted AS (
+    SELECT member_id, stratum FROM ranked
+     WHERE CAST(:target_percent AS integer) IS NOT NULL
+       AND by_propensity > (candidates * :target_percent + 99) / 100
 ), eligible AS (
     SELECT member_id, stratum, draw,
            row_number() OVER (PARTITION BY stratum ORDER BY draw, member_id) AS rank,
            count(*) OVER (PARTITION BY stratum) AS size
-      FROM classified WHERE excluded_reason IS NULL
+      FROM ranked
+     WHERE CAST(:target_percent AS integer) IS NULL OR by_propensity <= (candidates * :target_percent + 99) / 100
 ), grouped AS (
     SELECT member_id, stratum, draw,
            CASE WHEN rank <= (size * :control_bp + 5000) / 10000 THEN 'control' ELSE 'treatment' END AS grp
@@ -184,6 +201,8 @@ INSERT INTO campaign_member (campaign_id, member_id, stratum, grp, excluded_reas
 SELECT :campaign_id, member_id, stratum, CASE WHEN reason IS NULL THEN grp ELSE 'excluded' END, reason FROM budgeted
 UNION ALL
 SELECT :campaign_id, member_id, stratum, 'excluded', excluded_reason FROM classified WHERE excluded_reason IS NOT NULL
+UNION ALL
+SELECT :campaign_id, member_id, stratum, 'excluded', 'not_targeted' FROM untargeted
 ON CONFLICT DO NOTHING
 """
 
@@ -199,6 +218,7 @@ async def place_audience(session: AsyncSession, campaign: StoredCampaign, now: d
             "cap": campaign.frequency_cap,
             "control_bp": campaign.control_fraction_bp,
             "max_coupons": campaign.max_coupons,
+            "target_percent": campaign.target_percent,
         },
     )
 

@@ -149,6 +149,7 @@ def map_progress(progress: Progress) -> marketing_service_pb2.LaunchProgress:
         excluded_erased=progress.excluded.get(ExclusionReason.ERASED, 0),
         excluded_frequency_cap=progress.excluded.get(ExclusionReason.FREQUENCY_CAP, 0),
         excluded_budget=progress.excluded.get(ExclusionReason.BUDGET, 0),
+        excluded_not_targeted=progress.excluded.get(ExclusionReason.NOT_TARGETED, 0),
         treatment=progress.treatment,
         control=progress.control,
         issued=progress.issued,

@@ -7,8 +7,8 @@ Life of a campaign::
 A draft is approved by someone other than its author (four eyes on money given away). Launch
 happens in the background and can be interrupted at any point (a crash, a redeploy): it first
 places every member of the snapshot — excluded with the reason (erased or merged, no consent
-in any of the campaign's contact channels, over the frequency cap, beyond the budget's coupon
-count), or in the control or treatment group (:mod:`control_groups`) — in one statement, then
+in any of the campaign's contact channels, over the frequency cap, outside the targeted share,
+beyond the budget's coupon count), or in the control or treatment group (:mod:`control_groups`) — in one statement, then
 issues the treatment members' coupons in batches, each coupon once (a member has at most one
 coupon per campaign, enforced by the database), and finally marks the campaign running.
 A launch resumed after a crash continues with the members who have no coupon yet.
@@ -42,7 +42,15 @@ class ExclusionReason(StrEnum):
     ERASED = "erased"
     NO_CONSENT = "no_consent"
     FREQUENCY_CAP = "frequency_cap"
+    NOT_TARGETED = "not_targeted"
     BUDGET = "budget"
+
+
+class Target(StrEnum):
+    EVERYONE = "everyone"
+    # The top ``target_percent`` of the eligible audience by the repurchase model's chance to buy
+    # (members without a score last); the control group is drawn from that same top share.
+    PROPENSITY = "propensity"
 
 
 class InvalidCampaign(InvalidArgument):
@@ -74,8 +82,16 @@ class CampaignDraft:
     frequency_cap: int = 0
     store_id: str | None = None
     attribution_days: int = DEFAULT_ATTRIBUTION_DAYS
+    target: Target = Target.EVERYONE
+    target_percent: int | None = None
 
     def __post_init__(self) -> None:
+        if (self.target is Target.EVERYONE) != (self.target_percent is None):
+            raise InvalidCampaign(
+                "a target share (target_percent) goes with a target other than everyone", details={"field": "target"}
+            )
+        if self.target_percent is not None and not 1 <= self.target_percent <= 100:
+            raise InvalidCampaign("a target share is 1 to 100 percent", details={"field": "target_percent"})
         if not 0 < len(self.name.strip()) <= NAME_MAX:
             raise InvalidCampaign(f"a campaign's name is 1 to {NAME_MAX} characters", details={"field": "name"})
         if not self.snapshot_id:

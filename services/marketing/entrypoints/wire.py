@@ -23,7 +23,7 @@ from services.marketing.adapters.integration_events import CURRENCY, map_offer, 
 from services.marketing.adapters.model_store import ModelRun
 from services.marketing.adapters.segment_store import StoredSegment, StoredSnapshot
 from services.marketing.domain.campaign_report import Estimate, GroupSummary
-from services.marketing.domain.campaigns import DEFAULT_ATTRIBUTION_DAYS, CampaignDraft, CampaignStatus
+from services.marketing.domain.campaigns import DEFAULT_ATTRIBUTION_DAYS, CampaignDraft, CampaignStatus, Target
 from services.marketing.domain.codes import CouponCode
 from services.marketing.domain.discounts import MAX_LINES
 from services.marketing.domain.offers import MAX_FEN, Channel, CouponTerms, DiscountKind, Offer
@@ -241,7 +241,18 @@ def map_campaign_draft(message: pb.CreateCampaignRequest, actor: Actor) -> Campa
         frequency_cap=message.frequency_cap_per_7_days,
         store_id=store_id,
         attribution_days=message.attribution_days or DEFAULT_ATTRIBUTION_DAYS,
+        target=map_target(message.target),
+        target_percent=message.target_percent or None,
     )
+
+
+def map_target(name: str) -> Target:
+    try:
+        return Target(name or Target.EVERYONE.value)
+    except ValueError:
+        raise InvalidArgument(
+            f"target is one of {', '.join(t.value for t in Target)}", details={"field": "target"}
+        ) from None
 
 
 def map_hold(message: pb.HoldCouponRequest, actor: Actor, request: RequestFingerprint) -> HoldCoupon:
@@ -318,6 +329,8 @@ def map_campaign(campaign: StoredCampaign, progress: Progress) -> pb.Campaign:
         held=money(campaign.held_fen),
         attribution_days=campaign.attribution_days,
         contact_channels=sorted(campaign.contact_channels),
+        target=campaign.target.value,
+        target_percent=campaign.target_percent or 0,
     )
     if campaign.max_discount_fen is not None:
         message.budget.max_discount.CopyFrom(money(campaign.max_discount_fen))

@@ -18,7 +18,7 @@ from servicekit.db import UnitOfWork
 from servicekit.settings import to_plain_url
 from services.marketing.adapters import segment_store
 from services.marketing.adapters.segment_store import StoredSegment
-from services.marketing.domain.campaigns import CampaignDraft, CampaignNotApproved, CampaignStatus, OwnApproval
+from services.marketing.domain.campaigns import CampaignDraft, CampaignNotApproved, CampaignStatus, OwnApproval, Target
 from services.marketing.domain.control_groups import Group, split
 from services.marketing.domain.offers import CouponTerms, DiscountKind, Offer
 from services.marketing.domain.segments import LIFECYCLE_STAGES, parse_rule
@@ -226,3 +226,48 @@ async def test_two_replicas_and_a_restart_mid_launch_still_issue_each_coupon_onc
     )
     assert issued_events[0]["n"] == treated[0]["n"]
     assert (await first.get(campaign.campaign_id)).issued == treated[0]["n"]
+
+
+async def test_a_campaign_aimed_at_the_likeliest_buyers_holds_out_its_control_group_among_them(
+    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: Clock
+) -> None:
+    population = await members(marketing_url, clock, 500, seed=3)
+    await snapshot(unit_of_work, clock)
+    connection = await asyncpg.connect(to_plain_url(marketing_url))
+    try:
+        # Every member scored but one in ten (unscored members come last).
+        await connection.execute(
+            "INSERT INTO member_score (member_id, p_active, scored_at) SELECT member_id, "
+            "(abs(hashtext(member_id)) % 1000) / 1000.0, now() FROM member WHERE right(member_id, 1) <> '7'"
+        )
+        scores = {
+            row["member_id"]: row["p_active"]
+            for row in await connection.fetch("SELECT member_id, p_active FROM member_score")
+        }
+    finally:
+        await connection.close()
+    campaigns = Campaigns(unit_of_work, clock=clock)
+    aimed = draft(
+        clock,
+        frequency_cap=0,
+        contact_channels=frozenset({"app_push", "sms"}),
+        target=Target.PROPENSITY,
+        target_percent=30,
+    )
+    campaign = await campaigns.create(CreateCampaign(request(), aimed, "a"))
+    await campaigns.approve(ApproveCampaign(request(), campaign.campaign_id, approver="b"))
+    await campaigns.launch(LaunchCampaign(request(), campaign.campaign_id))
+    await launched(campaigns, campaign.campaign_id)
+    placed = {
+        row["member_id"]: (row["grp"], row["excluded_reason"])
+        for row in await fetch(marketing_url, "SELECT member_id, grp, excluded_reason FROM campaign_member")
+    }
+    eligible = [m for m, p in population.items() if not (p.erased or p.merged) and p.consent]
+    cut = (len(eligible) * 30 + 99) // 100
+    targeted = {m for m, (grp, _) in placed.items() if grp in ("treatment", "control")}
+    assert len(targeted) == cut
+    assert min(scores.get(m, -1.0) for m in targeted) >= max(
+        scores.get(m, -1.0) for m, (grp, reason) in placed.items() if reason == "not_targeted"
+    )
+    assert sum(1 for grp, _ in placed.values() if grp == "control") > 0
+    assert {reason for _, reason in placed.values()} >= {"not_targeted"}

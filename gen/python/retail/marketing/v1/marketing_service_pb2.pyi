@@ -763,6 +763,7 @@ class LaunchProgress(_message.Message):
     CONTROL_FIELD_NUMBER: _builtins.int
     ISSUED_FIELD_NUMBER: _builtins.int
     EXCLUDED_BUDGET_FIELD_NUMBER: _builtins.int
+    EXCLUDED_NOT_TARGETED_FIELD_NUMBER: _builtins.int
     audience: _builtins.int
     """Members in the snapshot."""
     excluded_no_consent: _builtins.int
@@ -779,6 +780,8 @@ class LaunchProgress(_message.Message):
     """Coupons issued so far."""
     excluded_budget: _builtins.int
     """Left out because the budget's coupon count was reached."""
+    excluded_not_targeted: _builtins.int
+    """Left out because they were not in the targeted share."""
     def __init__(
         self,
         *,
@@ -790,10 +793,11 @@ class LaunchProgress(_message.Message):
         control: _builtins.int = ...,
         issued: _builtins.int = ...,
         excluded_budget: _builtins.int = ...,
+        excluded_not_targeted: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "control", b"control", "excluded_budget", b"excluded_budget", "excluded_erased", b"excluded_erased", "excluded_frequency_cap", b"excluded_frequency_cap", "excluded_no_consent", b"excluded_no_consent", "issued", b"issued", "treatment", b"treatment"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audience", b"audience", "control", b"control", "excluded_budget", b"excluded_budget", "excluded_erased", b"excluded_erased", "excluded_frequency_cap", b"excluded_frequency_cap", "excluded_no_consent", b"excluded_no_consent", "excluded_not_targeted", b"excluded_not_targeted", "issued", b"issued", "treatment", b"treatment"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -824,6 +828,8 @@ class Campaign(_message.Message):
     HELD_FIELD_NUMBER: _builtins.int
     ATTRIBUTION_DAYS_FIELD_NUMBER: _builtins.int
     CONTACT_CHANNELS_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    TARGET_PERCENT_FIELD_NUMBER: _builtins.int
     campaign_id: _builtins.str
     """Identifier."""
     name: _builtins.str
@@ -844,6 +850,10 @@ class Campaign(_message.Message):
     """Who approved it."""
     attribution_days: _builtins.int
     """Days after valid_until that purchases still count in the report."""
+    target: _builtins.str
+    """Whom it targets: "everyone" or "propensity"."""
+    target_percent: _builtins.int
+    """The share targeted (0 for everyone)."""
     @_builtins.property
     def offer(self) -> Global___Offer:
         """What the coupon gives."""
@@ -902,10 +912,12 @@ class Campaign(_message.Message):
         held: _money_pb2.Money | None = ...,
         attribution_days: _builtins.int = ...,
         contact_channels: _abc.Iterable[_builtins.str] | None = ...,
+        target: _builtins.str = ...,
+        target_percent: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["budget", b"budget", "created_at", b"created_at", "held", b"held", "launched_at", b"launched_at", "offer", b"offer", "progress", b"progress", "spent", b"spent", "terms", b"terms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved_by", b"approved_by", "attribution_days", b"attribution_days", "budget", b"budget", "campaign_id", b"campaign_id", "contact_channels", b"contact_channels", "control_fraction_bp", b"control_fraction_bp", "created_at", b"created_at", "created_by", b"created_by", "frequency_cap_per_7_days", b"frequency_cap_per_7_days", "held", b"held", "launched_at", b"launched_at", "name", b"name", "offer", b"offer", "progress", b"progress", "snapshot_id", b"snapshot_id", "spent", b"spent", "status", b"status", "store_id", b"store_id", "terms", b"terms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved_by", b"approved_by", "attribution_days", b"attribution_days", "budget", b"budget", "campaign_id", b"campaign_id", "contact_channels", b"contact_channels", "control_fraction_bp", b"control_fraction_bp", "created_at", b"created_at", "created_by", b"created_by", "frequency_cap_per_7_days", b"frequency_cap_per_7_days", "held", b"held", "launched_at", b"launched_at", "name", b"name", "offer", b"offer", "progress", b"progress", "snapshot_id", b"snapshot_id", "spent", b"spent", "status", b"status", "store_id", b"store_id", "target", b"target", "target_percent", b"target_percent", "terms", b"terms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -929,6 +941,8 @@ class CreateCampaignRequest(_message.Message):
     STORE_ID_FIELD_NUMBER: _builtins.int
     ATTRIBUTION_DAYS_FIELD_NUMBER: _builtins.int
     CONTACT_CHANNELS_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    TARGET_PERCENT_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """Idempotency key chosen by the client."""
     name: _builtins.str
@@ -943,6 +957,13 @@ class CreateCampaignRequest(_message.Message):
     """Limit the campaign to one store (required for store managers)."""
     attribution_days: _builtins.int
     """Days after valid_until that purchases still count (default 14)."""
+    target: _builtins.str
+    """Whom the campaign targets among the eligible: "everyone" (empty) or "propensity" (the
+    target_percent most likely to buy by the repurchase model; the control group is drawn
+    from that same share).
+    """
+    target_percent: _builtins.int
+    """With a target other than everyone: the share targeted, 1 to 100."""
     @_builtins.property
     def actor(self) -> _identifiers_pb2.Actor:
         """Who asks."""
@@ -980,10 +1001,12 @@ class CreateCampaignRequest(_message.Message):
         store_id: _builtins.str = ...,
         attribution_days: _builtins.int = ...,
         contact_channels: _abc.Iterable[_builtins.str] | None = ...,
+        target: _builtins.str = ...,
+        target_percent: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "budget", b"budget", "offer", b"offer", "terms", b"terms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "attribution_days", b"attribution_days", "budget", b"budget", "contact_channels", b"contact_channels", "control_fraction_bp", b"control_fraction_bp", "frequency_cap_per_7_days", b"frequency_cap_per_7_days", "name", b"name", "offer", b"offer", "request_id", b"request_id", "snapshot_id", b"snapshot_id", "store_id", b"store_id", "terms", b"terms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "attribution_days", b"attribution_days", "budget", b"budget", "contact_channels", b"contact_channels", "control_fraction_bp", b"control_fraction_bp", "frequency_cap_per_7_days", b"frequency_cap_per_7_days", "name", b"name", "offer", b"offer", "request_id", b"request_id", "snapshot_id", b"snapshot_id", "store_id", b"store_id", "target", b"target", "target_percent", b"target_percent", "terms", b"terms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -246,7 +246,7 @@ class CouponPage(BaseModel):
     next_page_token: str | None = None
 
 
-class BasketLineIn(Strict):
+class HoldLineIn(Strict):
     sku: str = Field(pattern=ID_PATTERN)
     amount: Yuan = Field(description="what the line costs before coupons")
 
@@ -255,7 +255,7 @@ class HoldIn(Strict):
     member_id: str = Field(pattern=MEMBER_ID_PATTERN)
     channel: SalesChannelName
     store_id: str | None = Field(default=None, pattern=ID_PATTERN, description="required in a store")
-    lines: list[BasketLineIn] = Field(min_length=1, max_length=500)
+    lines: list[HoldLineIn] = Field(min_length=1, max_length=500)
     with_codes: list[Annotated[str, Field(pattern=CODE_PATTERN)]] = Field(default_factory=list, max_length=9)
     hold_seconds: Int32 | None = Field(default=None, ge=30, le=86_400)
 

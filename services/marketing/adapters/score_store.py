@@ -30,6 +30,8 @@ WITH kept AS (
     SELECT DISTINCT member_id, ago FROM kept
 ), gaps AS (
     SELECT member_id, ago - lag(ago) OVER (PARTITION BY member_id ORDER BY ago) AS gap FROM days
+), visits AS (
+    SELECT member_id, count(*) AS purchase_days, min(ago) AS since_last FROM days GROUP BY member_id
 ), rhythm AS (
     SELECT member_id, percentile_cont(0.5) WITHIN GROUP (ORDER BY gap) AS median_gap
       FROM gaps WHERE gap IS NOT NULL GROUP BY member_id
@@ -37,11 +39,12 @@ WITH kept AS (
     SELECT m.member_id,
            (CAST(:as_of AS timestamptz) AT TIME ZONE '{TIME_ZONE}')::date
              - (m.registered_at AT TIME ZONE '{TIME_ZONE}')::date AS registered_ago,
-           (SELECT count(*) FROM days d WHERE d.member_id = m.member_id) AS purchase_days,
-           (SELECT min(d.ago) FROM days d WHERE d.member_id = m.member_id) AS since_last,
+           COALESCE(v.purchase_days, 0) AS purchase_days,
+           v.since_last,
            r.median_gap,
            s.churn_risk
       FROM member m
+      LEFT JOIN visits v ON v.member_id = m.member_id
       LEFT JOIN rhythm r ON r.member_id = m.member_id
       LEFT JOIN member_score s ON s.member_id = m.member_id
      WHERE NOT m.erased AND m.merged_into IS NULL

@@ -62,6 +62,7 @@ MARKETING = Component(
     module="services.marketing",
     migrate_module="services.marketing.migrate",
     protocol="grpc",
+    demo_loader="services.marketing.demo:load_demo",
 )
 
 # Services come first so that the gateway finds its backends when it starts.

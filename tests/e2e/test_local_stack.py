@@ -121,6 +121,10 @@ def test_make_run_serves_ready_stops_clean_and_keeps_its_data_across_restarts(st
         assert readiness["backends"]["member"] == "ok"  # type: ignore[index]
         assert stack["demo"]["member"]["members"] > 0  # type: ignore[index]
         assert readiness["backends"]["pricing"] == "ok"  # type: ignore[index]
+        marketing_demo = stack["demo"]["marketing"]  # type: ignore[index]
+        assert marketing_demo["campaign"]["issued"] > 0
+        assert marketing_demo["redemptions"]
+        assert marketing_demo["redemption_conflicts"]
         pricing_demo = stack["demo"]["pricing"]  # type: ignore[index]
         assert pricing_demo["book_entries"] > 0
         assert pricing_demo["labels_linked"] > 0

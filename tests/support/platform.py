@@ -28,6 +28,7 @@ from demodata import DemoRetailer, DemoScale
 from devstack.servers import free_port
 from gateway.operations.demo import load_demo as load_gateway_demo
 from services.inventory.demo import load_demo as load_inventory_demo
+from services.marketing.demo import load_demo as load_marketing_demo
 from services.member.demo import load_demo as load_member_demo
 from services.pricing.demo import load_demo as load_pricing_demo
 from tests.conftest import Infra, create_database_from, run_in_fresh_loop
@@ -153,6 +154,7 @@ def running_platform(infra: Infra, kit_template: str, logs: Path, **gateway_sett
         ("inventory", load_inventory_demo),
         ("member", load_member_demo),
         ("pricing", load_pricing_demo),
+        ("marketing", load_marketing_demo),
     ):
         run_in_fresh_loop(partial(loader, databases[name], retailer))
     demo = run_in_fresh_loop(partial(load_gateway_demo, databases["gateway"], retailer, logs))

@@ -9,6 +9,7 @@ the restored member or one merged into it earlier.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import text
@@ -184,3 +185,61 @@ async def record_return(session: AsyncSession, original_sale_id: str, returned_f
         {"sale_id": original_sale_id, "returned": returned_fen},
     )
     return updated.first() is not None
+
+
+async def import_purchases(session: AsyncSession, sales: Sequence[JournalSale]) -> int:
+    """Keep many members' past sales at once, marked imported (as :func:`record_purchase` keeps one);
+    sales already kept are left alone. How many were new."""
+    if any(sale.member_id is None or sale.is_return for sale in sales):
+        raise ValueError("a purchase is a sale by a known member")
+    new = await session.execute(
+        text(
+            "INSERT INTO purchase (sale_id, member_id, made_by, store_id, occurred_at, gross_fen, net_fen, cost_fen, "
+            "imported) SELECT id, member, member, store, at, gross, net, 0, true FROM unnest(CAST(:ids AS text[]), "
+            "CAST(:members AS text[]), CAST(:stores AS text[]), CAST(:at AS timestamptz[]), "
+            "CAST(:gross AS bigint[]), CAST(:net AS bigint[])) AS s(id, member, store, at, gross, net) "
+            "ON CONFLICT (sale_id) DO NOTHING RETURNING sale_id"
+        ),
+        {
+            "ids": [sale.sale_id for sale in sales],
+            "members": [sale.member_id for sale in sales],
+            "stores": [sale.store_id for sale in sales],
+            "at": [sale.occurred_at for sale in sales],
+            "gross": [sum(max(line.gross_fen, 0) for line in sale.lines) for sale in sales],
+            "net": [sum(max(line.net_fen, 0) for line in sale.lines) for sale in sales],
+        },
+    )
+    kept = {row[0] for row in new}
+    lines = [
+        (sale.sale_id, number, line)
+        for sale in sales
+        if sale.sale_id in kept
+        for number, line in enumerate(sale.lines, 1)
+    ]
+    if lines:
+        await session.execute(
+            text(
+                "INSERT INTO purchase_line (sale_id, line_number, sku, category, quantity, net_fen, cost_fen) "
+                "SELECT l.sale_id, l.line_number, l.sku, COALESCE(i.category, ''), l.quantity, l.net_fen, "
+                "COALESCE(round(i.cost_fen * l.quantity), 0) FROM unnest(CAST(:ids AS text[]), "
+                "CAST(:numbers AS int[]), CAST(:skus AS text[]), CAST(:quantities AS numeric[]), "
+                "CAST(:nets AS bigint[])) AS l(sale_id, line_number, sku, quantity, net_fen) "
+                "LEFT JOIN item i ON i.sku = l.sku"
+            ),
+            {
+                "ids": [sale_id for sale_id, _, _ in lines],
+                "numbers": [number for _, number, _ in lines],
+                "skus": [line.sku for _, _, line in lines],
+                "quantities": [line.quantity for _, _, line in lines],
+                "nets": [line.net_fen for _, _, line in lines],
+            },
+        )
+        await session.execute(
+            text(
+                "UPDATE purchase p SET cost_fen = c.cost FROM (SELECT sale_id, sum(cost_fen) AS cost "
+                "FROM purchase_line WHERE sale_id = ANY (CAST(:ids AS text[])) GROUP BY sale_id) c "
+                "WHERE p.sale_id = c.sale_id"
+            ),
+            {"ids": sorted(kept)},
+        )
+    return len(kept)

@@ -44,6 +44,11 @@ class Projections:
             )
         return kept
 
+    async def import_purchases(self, uow: UnitOfWork, sales: Sequence[JournalSale]) -> int:
+        """Members' past sales from before marketing kept the journal (a history import): purchases
+        only, never coupon uses; sales already kept are left alone. How many were new."""
+        return await store.import_purchases(uow.session, sales)
+
     async def item_changed(
         self, uow: UnitOfWork, *, sku: str, category: str, cost_fen: int, version: int, at: datetime
     ) -> bool:

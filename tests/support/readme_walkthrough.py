@@ -17,6 +17,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from services.marketing.demo import CAMPAIGN_NAME
+
 README = Path(__file__).resolve().parents[2] / "README.md"
 BEGIN, END = "<!-- walkthrough-begin -->", "<!-- walkthrough-end -->"
 BLOCK_DONE = "@@walkthrough block done@@"
@@ -116,6 +118,20 @@ def check_member(output: str) -> None:
     assert DEMO_MEMBER_PHONE not in answer.body, "an app back end must not see the phone number in clear"
 
 
+def check_marketing(output: str) -> None:
+    campaigns_answer, tags_answer = http_answers(output)
+    assert (campaigns_answer.status, tags_answer.status) == (200, 200), output
+    (campaign,) = campaigns_answer.json()["campaigns"]
+    assert (campaign["name"], campaign["status"]) == (CAMPAIGN_NAME, "running")
+    progress = campaign["progress"]
+    assert progress["treatment"] > 0
+    assert progress["control"] > 0
+    assert progress["issued"] == progress["treatment"]
+    tags = tags_answer.json()
+    assert tags["member_id"] == "M0000001"
+    assert tags["engagement"] in ("new", "active", "at_risk", "sleeping", "lost")
+
+
 # One check per README block, in the README's order.
 CHECKS: list[Callable[[str], None]] = [
     check_setup,
@@ -126,6 +142,7 @@ CHECKS: list[Callable[[str], None]] = [
     check_price_book,
     check_not_modified,
     check_member,
+    check_marketing,
 ]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from demodata import DemoRetailer, DemoScale
 from services.marketing.demo import CONTROL_FRACTION_BP, DEMO_SALE_PREFIX, REDEMPTIONS, load_demo
@@ -30,6 +30,7 @@ async def counts(url: str) -> dict[str, int]:
 async def test_the_demo_loader_fills_marketing_with_a_running_campaign_and_loads_only_once(marketing_url: str) -> None:
     retailer = DemoRetailer(scale=SCALE)
     output = await load_demo(marketing_url, retailer, clock=lambda: NOW)
+    assert output["projections_loaded_before"] is False
 
     members = await fetch(marketing_url, "SELECT member_id, tier, lifecycle_stage, consent FROM member")
     assert {row["member_id"] for row in members} == {member.member_id for member in retailer.iter_members()}
@@ -75,6 +76,7 @@ async def test_the_demo_loader_fills_marketing_with_a_running_campaign_and_loads
     assert tagged[0][0] > 0
 
     before = await counts(marketing_url)
-    again = await load_demo(marketing_url, retailer, clock=lambda: NOW)
-    assert again["segments"] == 0
+    again = await load_demo(marketing_url, retailer, clock=lambda: NOW + timedelta(days=1))
+    assert again["projections_loaded_before"] is True
+    assert (again["campaign"], again["redemptions"]) == (output["campaign"], output["redemptions"])
     assert await counts(marketing_url) == before

@@ -31,7 +31,8 @@ class JournalSale:
 
     @property
     def gross_fen(self) -> int:
-        return sum(line.gross_fen for line in self.lines)
+        """What the sale cost before discounts (a line a till sent negative counts as nothing)."""
+        return sum(max(line.gross_fen, 0) for line in self.lines)
 
 
 @dataclass(frozen=True, slots=True)

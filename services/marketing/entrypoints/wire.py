@@ -65,13 +65,18 @@ def map_moment(message: sales_pb2.SaleRecorded) -> datetime:
     return message.recorded_at.ToDatetime(tzinfo=UTC)
 
 
+# What purchase_line.quantity (numeric(14, 3)) holds: a larger one could never be stored, and the sale would be
+# retried for ever instead of kept.
+MAX_QUANTITY = Decimal(10) ** 11
+
+
 def map_quantity(text: str) -> Decimal:
-    """A line's quantity; one a till sent unreadable counts as zero (its money still counts)."""
+    """A line's quantity; one a till sent unreadable or out of range counts as zero (its money still counts)."""
     try:
         quantity = Decimal(text)
     except InvalidOperation:
         return Decimal(0)
-    return quantity if quantity.is_finite() and quantity >= 0 else Decimal(0)
+    return quantity if quantity.is_finite() and Decimal(0) <= quantity < MAX_QUANTITY else Decimal(0)
 
 
 def map_journal_sale(message: sales_pb2.SaleRecorded, member_id: str | None) -> JournalSale:

@@ -140,7 +140,7 @@ async def load_demo(
         sizes = {segment.name: (await segments.preview(segment.rule))[0].members for segment in saved}
         snapshot = await segments.snapshot(SnapshotSegment(_request("snapshot-1"), saved[0].segment_id))
         campaign_id = await _run_campaign(campaigns, snapshot.snapshot_id, now)
-        progress = await campaigns.progress(await campaigns.get(campaign_id))
+        progress = (await campaigns.progress([await campaigns.get(campaign_id)]))[campaign_id]
         redeemed, conflicts = await _redeem(projections, unit_of_work, retailer, campaign_id, now)
     finally:
         await engine.dispose()

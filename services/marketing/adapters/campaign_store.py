@@ -289,26 +289,40 @@ class Progress:
 
 
 async def progress(session: AsyncSession, campaign: StoredCampaign) -> Progress:
-    audience = (
-        await session.execute(
-            text("SELECT count(*) FROM snapshot_member WHERE snapshot_id = :id"), {"id": campaign.snapshot_id}
-        )
-    ).scalar_one()
+    return (await progress_of(session, [campaign]))[campaign.campaign_id]
+
+
+async def progress_of(session: AsyncSession, campaigns: list[StoredCampaign]) -> dict[str, Progress]:
+    """Each campaign's launch progress, in two queries whatever the number of campaigns (a page of a list)."""
+    audiences = await session.execute(
+        text("SELECT snapshot_id, members FROM segment_snapshot WHERE snapshot_id = ANY(:ids)"),
+        {"ids": sorted({campaign.snapshot_id for campaign in campaigns})},
+    )
+    audience = {row[0]: int(row[1]) for row in audiences}
     rows = await session.execute(
         text(
-            "SELECT grp, COALESCE(excluded_reason, ''), count(*) FROM campaign_member WHERE campaign_id = :id "
-            "GROUP BY grp, excluded_reason"
+            "SELECT campaign_id, grp, COALESCE(excluded_reason, ''), count(*) FROM campaign_member "
+            "WHERE campaign_id = ANY(:ids) GROUP BY campaign_id, grp, excluded_reason"
         ),
-        {"id": campaign.campaign_id},
+        {"ids": [campaign.campaign_id for campaign in campaigns]},
     )
-    excluded: dict[str, int] = {}
-    groups = {"treatment": 0, "control": 0}
-    for grp, reason, n in rows:
+    excluded: dict[str, dict[str, int]] = {campaign.campaign_id: {} for campaign in campaigns}
+    groups = {campaign.campaign_id: {"treatment": 0, "control": 0} for campaign in campaigns}
+    for campaign_id, grp, reason, n in rows:
         if grp == "excluded":
-            excluded[reason] = int(n)
+            excluded[campaign_id][reason] = int(n)
         else:
-            groups[grp] = int(n)
-    return Progress(int(audience), excluded, groups["treatment"], groups["control"], campaign.issued)
+            groups[campaign_id][grp] = int(n)
+    return {
+        campaign.campaign_id: Progress(
+            audience.get(campaign.snapshot_id, 0),
+            excluded[campaign.campaign_id],
+            groups[campaign.campaign_id]["treatment"],
+            groups[campaign.campaign_id]["control"],
+            campaign.issued,
+        )
+        for campaign in campaigns
+    }
 
 
 async def list_campaigns(

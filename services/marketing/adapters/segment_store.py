@@ -136,14 +136,16 @@ async def snapshot(
 _SNAPSHOT = "SELECT snapshot_id, segment_id, as_of, members, members_by_stage FROM segment_snapshot"
 
 
-async def latest_snapshot(session: AsyncSession, segment_id: str) -> StoredSnapshot | None:
-    row = (
-        await session.execute(
-            text(f"{_SNAPSHOT} WHERE segment_id = :id ORDER BY as_of DESC, snapshot_id DESC LIMIT 1"),
-            {"id": segment_id},
-        )
-    ).first()
-    return None if row is None else StoredSnapshot(row[0], row[1], row[2], int(row[3]), dict(row[4]))
+async def latest_snapshots(session: AsyncSession, segment_ids: list[str]) -> dict[str, StoredSnapshot]:
+    """Each segment's latest snapshot (segments never snapshotted are missing), in one query."""
+    rows = await session.execute(
+        text(
+            "SELECT DISTINCT ON (segment_id) snapshot_id, segment_id, as_of, members, members_by_stage "
+            "FROM segment_snapshot WHERE segment_id = ANY(:ids) ORDER BY segment_id, as_of DESC, snapshot_id DESC"
+        ),
+        {"ids": segment_ids},
+    )
+    return {row[1]: StoredSnapshot(row[0], row[1], row[2], int(row[3]), dict(row[4])) for row in rows}
 
 
 async def get_snapshot(session: AsyncSession, snapshot_id: str) -> StoredSnapshot | None:

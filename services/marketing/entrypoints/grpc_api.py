@@ -120,14 +120,18 @@ class MarketingServicer(pb_grpc.MarketingServiceServicer):
         )
         segment = await self.segments.create(command)
         return pb.CreateSegmentResponse(
-            segment=map_segment(segment, await self.segments.latest_snapshot(segment.segment_id))
+            segment=map_segment(
+                segment, (await self.segments.latest_snapshots([segment.segment_id])).get(segment.segment_id)
+            )
         )
 
     async def GetSegment(self, request: pb.GetSegmentRequest, context: Any) -> pb.GetSegmentResponse:
         _headquarters_only(map_actor(request.actor))
         segment = await self.segments.get(request.segment_id)
         return pb.GetSegmentResponse(
-            segment=map_segment(segment, await self.segments.latest_snapshot(segment.segment_id))
+            segment=map_segment(
+                segment, (await self.segments.latest_snapshots([segment.segment_id])).get(segment.segment_id)
+            )
         )
 
     async def ListSegments(self, request: pb.ListSegmentsRequest, context: Any) -> pb.ListSegmentsResponse:
@@ -136,8 +140,9 @@ class MarketingServicer(pb_grpc.MarketingServiceServicer):
         found = await self.segments.list(after=_time_key(request.page.page_token), limit=size + 1)
         page = found[:size]
         token = _time_token(page[-1].created_at, page[-1].segment_id) if len(found) > size else ""
+        latest = await self.segments.latest_snapshots([s.segment_id for s in page])
         return pb.ListSegmentsResponse(
-            segments=[map_segment(s, await self.segments.latest_snapshot(s.segment_id)) for s in page],
+            segments=[map_segment(s, latest.get(s.segment_id)) for s in page],
             page=paging_pb2.PageInfo(next_page_token=token),
         )
 
@@ -154,7 +159,7 @@ class MarketingServicer(pb_grpc.MarketingServiceServicer):
     # ---- campaigns ---------------------------------------------------------------------------------------------
 
     async def _render(self, campaign: StoredCampaign) -> pb.Campaign:
-        return map_campaign(campaign, await self.campaigns.progress(campaign))
+        return map_campaign(campaign, (await self.campaigns.progress([campaign]))[campaign.campaign_id])
 
     async def _own_campaign(self, actor: Actor, campaign_id: str) -> StoredCampaign:
         campaign = await self.campaigns.get(campaign_id)
@@ -186,8 +191,10 @@ class MarketingServicer(pb_grpc.MarketingServiceServicer):
         )
         page = found[:size]
         token = _time_token(page[-1].created_at, page[-1].campaign_id) if len(found) > size else ""
+        progress = await self.campaigns.progress(page)
         return pb.ListCampaignsResponse(
-            campaigns=[await self._render(c) for c in page], page=paging_pb2.PageInfo(next_page_token=token)
+            campaigns=[map_campaign(c, progress[c.campaign_id]) for c in page],
+            page=paging_pb2.PageInfo(next_page_token=token),
         )
 
     async def ApproveCampaign(self, request: pb.ApproveCampaignRequest, context: Any) -> pb.ApproveCampaignResponse:

@@ -134,9 +134,10 @@ class Campaigns:
             await uow.commit()
         return launching
 
-    async def progress(self, campaign: StoredCampaign) -> store.Progress:
+    async def progress(self, campaigns: list[StoredCampaign]) -> dict[str, store.Progress]:
+        """Each campaign's launch progress (one round of queries for a whole page)."""
         async with self._unit_of_work() as uow:
-            return await store.progress(uow.session, campaign)
+            return await store.progress_of(uow.session, campaigns)
 
     async def list(
         self, *, store_id: str | None, status: CampaignStatus | None, before: tuple[datetime, str] | None, limit: int

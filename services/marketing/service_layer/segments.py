@@ -103,9 +103,10 @@ class Segments:
             raise UnknownSegment("no such segment")
         return segment
 
-    async def latest_snapshot(self, segment_id: str) -> StoredSnapshot | None:
+    async def latest_snapshots(self, segment_ids: list[str]) -> dict[str, StoredSnapshot]:
+        """Each segment's latest snapshot (one query for a whole page)."""
         async with self._unit_of_work() as uow:
-            return await store.latest_snapshot(uow.session, segment_id)
+            return await store.latest_snapshots(uow.session, segment_ids)
 
     async def list(self, *, after: tuple[datetime, str] | None, limit: int) -> list[StoredSegment]:
         async with self._unit_of_work() as uow:

@@ -53,7 +53,7 @@ async def test_a_segment_is_saved_once_previewed_and_frozen_while_members_keep_c
     assert (await segments.snapshot(freeze)).snapshot_id == frozen.snapshot_id  # a retry freezes nothing new
     later = await segments.snapshot(SnapshotSegment(request(), saved.segment_id))
     assert (later.members, frozen.members) == (4, 3)
-    latest = await segments.latest_snapshot(saved.segment_id)
+    latest = (await segments.latest_snapshots([saved.segment_id])).get(saved.segment_id)
     assert latest is not None
     assert latest.snapshot_id in (later.snapshot_id, frozen.snapshot_id)
     with pytest.raises(UnknownSegment):

@@ -4,9 +4,13 @@ The placement is one ``INSERT … SELECT`` over the frozen snapshot (a million m
 statement, not a loop): exclusions first, then the control group by the campaign's draw
 (:mod:`~services.marketing.domain.control_groups`: SHA-256 of ``campaign:member``, its first
 eight bytes compared as an unsigned number, which is how PostgreSQL orders ``bytea``), then the
-coupon budget, by the same draw. Issue takes batches of treatment members without a coupon
-(``FOR UPDATE SKIP LOCKED``, so two replicas share a launch without issuing twice) and the
-partial unique index ``coupon_once_per_member`` makes a second coupon for a member impossible.
+coupon budget, by the same draw. A campaign with a target share first keeps the top of the eligible
+audience by its score — the repurchase model's chance to buy (``propensity``) or the uplift model's
+predicted effect of the offer (``uplift``), members without one last, ties by the draw — and only
+then splits that share into control and treatment, so both groups come from the same top share.
+Issue takes batches of treatment members without a coupon (``FOR UPDATE SKIP LOCKED``, so two
+replicas share a launch without issuing twice) and the partial unique index
+``coupon_once_per_member`` makes a second coupon for a member impossible.
 """
 
 from __future__ import annotations
@@ -172,9 +176,14 @@ WITH audience AS (
       FROM audience
 ), ranked AS (
     SELECT c.member_id, c.stratum, c.draw,
-           row_number() OVER (ORDER BY s.p_active DESC NULLS LAST, c.draw, c.member_id) AS by_propensity,
+           row_number() OVER (
+               ORDER BY CASE WHEN :target = 'uplift' THEN u.uplift ELSE s.p_active END DESC NULLS LAST,
+                        c.draw, c.member_id
+           ) AS by_propensity,
            count(*) OVER () AS candidates
-      FROM classified c LEFT JOIN member_score s ON s.member_id = c.member_id
+      FROM classified c
+      LEFT JOIN member_score s ON s.member_id = c.member_id
+      LEFT JOIN member_uplift u ON u.member_id = c.member_id
      WHERE c.excluded_reason IS NULL
 ), untargeted AS (
     SELECT member_id, stratum FROM ranked
@@ -219,6 +228,7 @@ async def place_audience(session: AsyncSession, campaign: StoredCampaign, now: d
             "control_bp": campaign.control_fraction_bp,
             "max_coupons": campaign.max_coupons,
             "target_percent": campaign.target_percent,
+            "target": campaign.target.value,
         },
     )
 

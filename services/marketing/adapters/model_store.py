@@ -26,7 +26,7 @@ class ModelRun:
     model_version: str
     kind: str
     status: str
-    horizon_days: int
+    horizon_days: int | None  # a repurchase run's purchase horizon; None for an uplift run
     requested_by: str
     requested_at: datetime
     started_at: datetime | None
@@ -51,7 +51,7 @@ def _run(row: Any) -> ModelRun:
 
 
 async def queue_run(
-    session: AsyncSession, model_version: str, kind: str, horizon_days: int, by: str, now: datetime
+    session: AsyncSession, model_version: str, kind: str, horizon_days: int | None, by: str, now: datetime
 ) -> bool:
     """Queue a run; False when one of the kind is already queued or training."""
     inserted = await session.execute(

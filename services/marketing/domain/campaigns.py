@@ -51,6 +51,10 @@ class Target(StrEnum):
     # The top ``target_percent`` of the eligible audience by the repurchase model's chance to buy
     # (members without a score last); the control group is drawn from that same top share.
     PROPENSITY = "propensity"
+    # The top ``target_percent`` by the serving uplift model's predicted effect of the offer (members
+    # without a score last), chosen the same way before the same control-group split: whom the offer
+    # persuades, rather than who would buy anyway. Refused while no uplift model beats random targeting.
+    UPLIFT = "uplift"
 
 
 class InvalidCampaign(InvalidArgument):
@@ -63,6 +67,10 @@ class CampaignNotApproved(FailedPrecondition):
 
 class CampaignNotDraft(FailedPrecondition):
     reason = "campaign-not-draft"
+
+
+class UpliftModelUnavailable(FailedPrecondition):
+    reason = "uplift-model-unavailable"
 
 
 class OwnApproval(PermissionDenied):
@@ -122,6 +130,16 @@ def check_approval(status: CampaignStatus, author: str, approver: str) -> None:
         raise CampaignNotDraft(f"only a draft can be approved; this campaign is {status.value}")
     if author == approver:
         raise OwnApproval("a campaign is approved by someone other than its author")
+
+
+def check_targeting(target: Target, uplift_model_serving: bool) -> None:
+    """Targeting by uplift needs a serving uplift model (one that beat random targeting on held-out campaigns)."""
+    if target is Target.UPLIFT and not uplift_model_serving:
+        raise UpliftModelUnavailable(
+            "no uplift model beats random targeting yet: train one (POST /v1/models/uplift/train) once campaigns "
+            "with control groups have ended, or target by propensity",
+            details={"field": "target"},
+        )
 
 
 def check_launch(status: CampaignStatus, now: datetime, valid_until: datetime) -> None:

@@ -453,7 +453,7 @@ def map_model_run(run: ModelRun) -> pb.ModelRun:
     message = pb.ModelRun(
         model_version=run.model_version,
         status=run.status,
-        horizon_days=run.horizon_days,
+        horizon_days=run.horizon_days or 0,
         requested_by=run.requested_by,
         requested_at=timestamp(run.requested_at),
         as_of=run.as_of.isoformat() if run.as_of else "",

@@ -15,8 +15,15 @@ from servicekit.idempotency import ReplyCodec, RequestFingerprint, keep_reply, r
 from services.marketing.adapters import campaign_store as store
 from services.marketing.adapters.campaign_store import StoredCampaign
 from services.marketing.adapters.integration_events import campaign_launched, coupons_issued
-from services.marketing.domain.campaigns import CampaignDraft, CampaignStatus, check_approval, check_launch
+from services.marketing.domain.campaigns import (
+    CampaignDraft,
+    CampaignStatus,
+    check_approval,
+    check_launch,
+    check_targeting,
+)
 from services.marketing.domain.codes import new_personal_code
+from services.marketing.service_layer.uplift import uplift_model_serving
 
 log = logging.getLogger("marketing.campaigns")
 
@@ -82,6 +89,7 @@ class Campaigns:
                 return await self._existing(uow, first)
             if not await store.snapshot_exists(uow.session, draft.snapshot_id):
                 raise UnknownSnapshot("no such segment snapshot", details={"snapshot_id": draft.snapshot_id})
+            check_targeting(draft.target, await uplift_model_serving(uow))
             campaign_id = self._new_id()
             await store.insert_campaign(uow.session, campaign_id, draft, command.created_by, self._clock())
             created = await self._existing(uow, campaign_id)
@@ -128,6 +136,7 @@ class Campaigns:
             if campaign is None:
                 raise UnknownCampaign("no such campaign")
             check_launch(campaign.status, now, campaign.terms.valid_until)
+            check_targeting(campaign.target, await uplift_model_serving(uow))
             await store.set_status(uow.session, campaign.campaign_id, CampaignStatus.LAUNCHING, launched_at=now)
             await keep_reply(uow.session, command.request, CAMPAIGN_ID, campaign.campaign_id)
             launching = await self._existing(uow, campaign.campaign_id)

@@ -149,6 +149,7 @@ class RepurchaseModels:
             run = await store.claim_run(uow.session, KIND, now, now - STALE_AFTER)
             if run is None:
                 return False
+            assert run.horizon_days is not None  # a repurchase run has one (a check in the table)
             rows = await store.purchase_rows(uow.session, now)
             lines = await store.purchase_lines(uow.session, now)
             homes = await store.home_stores(uow.session)

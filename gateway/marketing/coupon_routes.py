@@ -1,4 +1,4 @@
-"""Coupons (a member's coupons, holds for a basket, generic codes), redemption conflicts, model scores.
+"""Coupons (a member's coupons, holds for a basket, generic codes), redemption conflicts, models and scores.
 
 A hold reserves one use of a code for a basket and prices it, or is refused with the reason a
 person can act on (`409` `coupon-expired`, `coupon-already-used`, …; `403` `coupon-not-yours`);
@@ -38,8 +38,9 @@ from gateway.marketing.schemas import (
     RecommendationsOut,
     ReleasedOut,
     TagsOut,
+    UpliftModelOut,
 )
-from gateway.marketing.wire import map_conflict, map_coupon, map_hold, map_model_run, money
+from gateway.marketing.wire import map_conflict, map_coupon, map_hold, map_model_run, map_uplift_model, money
 from gateway.members.wire import actor_of
 from gateway.security.authentication import Principal
 from gateway.security.authorisation import require
@@ -202,6 +203,40 @@ async def repurchase_model(
         latest=map_model_run(answer.latest) if answer.HasField("latest") else None,
         serving=map_model_run(answer.serving) if answer.HasField("serving") else None,
     )
+
+
+@router.post(
+    "/models/uplift/train",
+    status_code=202,
+    responses=problems.problem_responses(401, 403, 409, 422),
+    response_model=ModelRunOut,
+)
+async def train_uplift_model(
+    resources: Resources, call: Annotated[IdempotentRequest, Depends(idempotent(MARKETING_WRITE))]
+) -> Response:
+    """Queue a training of the uplift model (`202`) from every ended campaign's treatment and control
+    outcomes (a campaign counts once its attribution window is over); one at a time, so asking while one
+    is queued or training answers with that run. The new model serves only if it beats random targeting
+    on the most recent campaigns, held out; `GET /v1/models/uplift` says how it went. Scope
+    `marketing:write`, headquarters."""
+    if not call.principal.is_headquarters:
+        raise problems.ProblemError(problems.FORBIDDEN, "models are trained by headquarters")
+    request = pb.TrainUpliftModelRequest(request_id=call.request_id, actor=actor_of(call.principal))
+    return await call.forward(
+        lambda: resources.marketing_service.TrainUpliftModel(request),
+        lambda answer: (202, map_model_run(answer.run)),
+    )
+
+
+@router.get("/models/uplift", responses=problems.problem_responses(401, 403, 422))
+async def uplift_model(
+    resources: Resources, principal: Annotated[Principal, Depends(require(MARKETING_READ))]
+) -> UpliftModelOut:
+    """Whether campaigns may target by uplift (`status` serving or unavailable, and why), the serving
+    model's backtest — its Qini coefficient and uplift in the top 10% on held-out campaigns against
+    random targeting's 0 — and the latest training run. Scope `marketing:read`."""
+    answer = await resources.marketing_service.GetUpliftModel(pb.GetUpliftModelRequest(actor=actor_of(principal)))
+    return map_uplift_model(answer)
 
 
 @router.get("/members/{member_id}/propensity", responses=problems.problem_responses(401, 403, 404, 409, 422))

@@ -138,17 +138,19 @@ class CampaignIn(Strict):
     frequency_cap_per_7_days: Int32 = Field(default=0, ge=0, le=50)
     store_id: str | None = Field(default=None, pattern=ID_PATTERN, description="a store's own campaign")
     attribution_days: Int32 = Field(default=14, ge=1, le=365)
-    target: Literal["everyone", "propensity"] = Field(
+    target: Literal["everyone", "propensity", "uplift"] = Field(
         default="everyone",
-        description="propensity: only the target_percent of the eligible audience most likely to buy "
-        "(the control group is drawn from that share)",
+        description="propensity: only the target_percent of the eligible audience most likely to buy; "
+        "uplift: only the target_percent the offer moves most by the uplift model (`409` "
+        "`uplift-model-unavailable` while no uplift model beats random targeting). Either way the control "
+        "group is drawn from that share",
     )
     target_percent: Int32 | None = Field(default=None, ge=1, le=100)
 
     @model_validator(mode="after")
     def _share_with_target(self) -> CampaignIn:
         if (self.target == "everyone") != (self.target_percent is None):
-            raise ValueError("target_percent goes with target propensity, and only with it")
+            raise ValueError("target_percent goes with target propensity or uplift, and only with them")
         return self
 
 
@@ -294,7 +296,7 @@ class ConflictPage(BaseModel):
 class ModelRunOut(BaseModel):
     model_version: str
     status: str
-    horizon_days: int
+    horizon_days: int | None = Field(default=None, description="the purchase horizon (none for the uplift model)")
     requested_by: str
     requested_at: datetime
     finished_at: datetime | None = None
@@ -309,6 +311,44 @@ class ModelRunOut(BaseModel):
 class ModelStatusOut(BaseModel):
     latest: ModelRunOut | None = None
     serving: ModelRunOut | None = None
+
+
+class UpliftBacktestOut(BaseModel):
+    """How the uplift model ranked members of campaigns it never saw (see docs/marketing.md)."""
+
+    learner: str = Field(description="two_model, transformed_outcome, or random when none beat random targeting")
+    qini: float = Field(description="Qini coefficient of the best learner on the held-out campaigns (1 is perfect)")
+    qini_random: float = Field(description="random targeting's Qini coefficient: 0 by construction")
+    uplift_at_10pct: float = Field(description="treated minus control conversion in the top 10% by predicted uplift")
+    qini_by_learner: dict[str, float]
+    uplift_at_10pct_by_learner: dict[str, float]
+    min_qini: float = Field(description="the Qini a learner must reach to serve")
+    holdout: Literal["campaigns", "random_members"] = Field(
+        description="campaigns: the most recent ended campaigns were held out; random_members: with fewer than "
+        "2 ended campaigns, members of the one campaign were held out at random"
+    )
+    holdout_campaigns: list[str]
+    training_campaigns: list[str]
+    training_members: Int64
+    holdout_members: Int64
+    training_seconds: float | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
+class UpliftModelOut(BaseModel):
+    """Whether campaigns may target by uplift, the serving model, and the latest training run."""
+
+    status: Literal["serving", "unavailable"] = Field(
+        description="serving: campaigns may target by uplift; unavailable: no model beats random targeting yet"
+    )
+    reason: str | None = Field(
+        default=None, description="why targeting by uplift is unavailable: `uplift-model-unavailable` and the cause"
+    )
+    model_version: str | None = Field(default=None, description="the serving model's version")
+    trained_at: datetime | None = None
+    training_members: Int64 | None = Field(default=None, description="treated and control members it learned from")
+    backtest: UpliftBacktestOut | None = Field(default=None, description="the serving model's backtest")
+    latest: ModelRunOut | None = Field(default=None, description="the latest run, whatever its status")
 
 
 class PropensityOut(BaseModel):

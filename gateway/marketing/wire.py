@@ -28,6 +28,8 @@ from gateway.marketing.schemas import (
     SnapshotOut,
     TermsIn,
     TermsOut,
+    UpliftBacktestOut,
+    UpliftModelOut,
 )
 from servicekit.protowire import from_wire, moment, timestamp, to_wire
 
@@ -266,7 +268,7 @@ def map_model_run(run: pb.ModelRun) -> ModelRunOut:
     return ModelRunOut(
         model_version=run.model_version,
         status=run.status,
-        horizon_days=run.horizon_days,
+        horizon_days=run.horizon_days or None,
         requested_by=run.requested_by,
         requested_at=moment(run.requested_at),
         finished_at=_moment(run.finished_at, run.HasField("finished_at")),
@@ -277,3 +279,25 @@ def map_model_run(run: pb.ModelRun) -> ModelRunOut:
         error=run.error or None,
         serving=run.serving,
     )
+
+
+def map_uplift_model(answer: pb.GetUpliftModelResponse) -> UpliftModelOut:
+    """Serving when a run serves; otherwise unavailable, saying why (the latest run's error or state)."""
+    latest = map_model_run(answer.latest) if answer.HasField("latest") else None
+    if answer.HasField("serving"):
+        serving = answer.serving
+        return UpliftModelOut(
+            status="serving",
+            model_version=serving.model_version,
+            trained_at=_moment(serving.finished_at, serving.HasField("finished_at")),
+            training_members=serving.training_members,
+            backtest=UpliftBacktestOut.model_validate(json.loads(serving.backtest_json)),
+            latest=latest,
+        )
+    if latest is None:
+        cause = "no uplift model has been trained"
+    elif latest.status in ("queued", "training"):
+        cause = f"the first uplift model is {latest.status}"
+    else:
+        cause = latest.error or "the latest training did not produce a model"
+    return UpliftModelOut(status="unavailable", reason=f"uplift-model-unavailable: {cause}", latest=latest)

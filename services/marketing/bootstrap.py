@@ -38,6 +38,7 @@ from services.marketing.service_layer.redemptions import TEXT, CouponRedemptions
 from services.marketing.service_layer.reports import Reports
 from services.marketing.service_layer.scoring import Scoring
 from services.marketing.service_layer.segments import Segments
+from services.marketing.service_layer.uplift import UpliftModels
 from services.marketing.settings import MarketingSettings
 
 SERVICE_NAME = "marketing"
@@ -52,6 +53,7 @@ class MarketingServices:
     coupons: CouponBook
     reports: Reports
     models: RepurchaseModels
+    uplift: UpliftModels
     scoring: Scoring
     projections: Projections
 
@@ -72,6 +74,7 @@ def wire(
         coupons=CouponBook(unit_of_work, clock=clock),
         reports=Reports(unit_of_work, clock=clock),
         models=RepurchaseModels(unit_of_work, training, clock=clock),
+        uplift=UpliftModels(unit_of_work, training, clock=clock),
         scoring=Scoring(unit_of_work, clock=clock),
         projections=Projections(redemptions),
     )
@@ -108,6 +111,7 @@ def build(
         reports=services.reports,
         models=services.models,
         scoring=services.scoring,
+        uplift=services.uplift,
         clock=clock,
     )
     server = service_server(
@@ -139,6 +143,7 @@ def build(
             every("campaign ends", settings.hold_sweep_seconds, services.campaigns.end_due),
             every("member tags", settings.tag_refresh_seconds, services.scoring.refresh, first_run_now=False),
             every("model training", settings.training_poll_seconds, services.models.train_next, again=bool),
+            every("uplift training", settings.training_poll_seconds, services.uplift.train_next, again=bool),
         ],
     )
     return MarketingApp(server, services, connected, members, training)

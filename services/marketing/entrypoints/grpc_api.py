@@ -52,6 +52,7 @@ from services.marketing.service_layer.redemptions import CouponRedemptions, Rele
 from services.marketing.service_layer.reports import Reports
 from services.marketing.service_layer.scoring import Scoring
 from services.marketing.service_layer.segments import CreateSegment, Segments, SnapshotSegment
+from services.marketing.service_layer.uplift import TrainUpliftModel, UpliftModels
 
 DEFAULT_PAGE = 50
 _SEPARATOR = "\x1f"
@@ -59,6 +60,10 @@ _SEPARATOR = "\x1f"
 
 class SegmentsAreHeadquarters(PermissionDenied):
     reason = "segments-headquarters-only"
+
+
+class ModelsAreHeadquarters(PermissionDenied):
+    reason = "models-headquarters-only"
 
 
 def _headquarters_only(actor: Actor) -> None:
@@ -98,6 +103,7 @@ class MarketingServicer(pb_grpc.MarketingServiceServicer):
         reports: Reports,
         models: RepurchaseModels,
         scoring: Scoring,
+        uplift: UpliftModels,
         clock: Clock = utc_now,
     ) -> None:
         self.segments = segments
@@ -107,6 +113,7 @@ class MarketingServicer(pb_grpc.MarketingServiceServicer):
         self.reports = reports
         self.models = models
         self.scoring = scoring
+        self.uplift = uplift
         self.clock = clock
 
     # ---- segments ----------------------------------------------------------------------------------------------
@@ -332,6 +339,22 @@ class MarketingServicer(pb_grpc.MarketingServiceServicer):
     ) -> pb.GetMemberRecommendationsResponse:
         skus, version = await self.models.recommendations(request.member_id, request.limit or 10)
         return pb.GetMemberRecommendationsResponse(member_id=request.member_id, skus=skus, model_version=version)
+
+    async def TrainUpliftModel(self, request: pb.TrainUpliftModelRequest, context: Any) -> pb.TrainUpliftModelResponse:
+        actor = map_actor(request.actor)
+        if actor.store_bound or actor.kind != "staff":
+            raise ModelsAreHeadquarters("models learn from the whole chain's campaigns: headquarters only")
+        run = await self.uplift.request_training(TrainUpliftModel(fingerprint(request), actor.client_id))
+        return pb.TrainUpliftModelResponse(run=map_model_run(run))
+
+    async def GetUpliftModel(self, request: pb.GetUpliftModelRequest, context: Any) -> pb.GetUpliftModelResponse:
+        status = await self.uplift.status()
+        response = pb.GetUpliftModelResponse()
+        if status.latest is not None:
+            response.latest.CopyFrom(map_model_run(status.latest))
+        if status.serving is not None:
+            response.serving.CopyFrom(map_model_run(status.serving))
+        return response
 
 
 def register(servicer: MarketingServicer) -> Callable[[grpc.aio.Server], None]:

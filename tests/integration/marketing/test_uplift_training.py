@@ -78,7 +78,7 @@ async def past_campaigns(
         launch = now - timedelta(days=ago)
         campaign_id = f"PAST{number}"
         terms = CouponTerms(valid_from=launch, valid_until=launch + timedelta(days=14))
-        campaign_rows.append((campaign_id, terms, launch))
+        campaign_rows.append((campaign_id, terms))
         for member_id, kind in kinds.items():
             if kind == "persuadable":  # a visit a few days before every launch
                 buy(member_id, launch - timedelta(days=int(rng.integers(3, 26)), hours=2), f"visit{number}")
@@ -104,7 +104,7 @@ async def past_campaigns(
                 columns=["member_id", "tier", "lifecycle_stage", "consent", "registered_at", "updated_at"],
             )
             await connection.copy_records_to_table("purchase", records=purchases, columns=PURCHASE_COLUMNS)
-            for campaign_id, terms, launch in campaign_rows:
+            for campaign_id, terms in campaign_rows:
                 await connection.execute(
                     "INSERT INTO campaign (campaign_id, name, status, offer, terms, valid_from, valid_until, "
                     "per_member_limit, control_fraction_bp, created_by, created_at, launched_at) "
@@ -139,7 +139,8 @@ async def test_the_uplift_model_finds_the_persuadable_and_a_campaign_targeted_by
     assert not await models.train_next()
 
     status = await models.status()
-    assert status.serving is not None and status.latest is not None
+    assert status.serving is not None
+    assert status.latest is not None
     assert status.serving.model_version == status.latest.model_version == queued.model_version
     assert status.serving.training_members == MEMBERS * len(LAUNCHES_AGO)
     backtest = status.serving.backtest
@@ -190,7 +191,8 @@ async def test_the_uplift_model_finds_the_persuadable_and_a_campaign_targeted_by
     placed = await fetch(
         marketing_url,
         "SELECT cm.member_id, cm.grp, cm.excluded_reason, cm.code, "
-        "(SELECT count(*) FROM coupon c WHERE c.campaign_id = cm.campaign_id AND c.issued_to = cm.member_id) AS coupons "
+        "(SELECT count(*) FROM coupon c WHERE c.campaign_id = cm.campaign_id AND c.issued_to = cm.member_id) "
+        "AS coupons "
         "FROM campaign_member cm WHERE cm.campaign_id = $1",
         campaign.campaign_id,
     )
@@ -221,13 +223,19 @@ async def test_the_uplift_model_finds_the_persuadable_and_a_campaign_targeted_by
     second = await models.request_training(TrainUpliftModel(request(), "hq"))
     assert await models.train_next()
     after = await models.status()
-    assert after.latest is not None and after.latest.model_version == second.model_version
+    assert after.latest is not None
+    assert after.latest.model_version == second.model_version
     assert after.latest.status == "failed"
-    assert after.latest.error is not None and "no learner beat random targeting" in after.latest.error
-    assert after.latest.backtest is not None and after.latest.backtest["learner"] == "random"
+    assert after.latest.error is not None
+    assert "no learner beat random targeting" in after.latest.error
+    assert after.latest.backtest is not None
+    assert after.latest.backtest["learner"] == "random"
     print(f"after reassigning the groups: {after.latest.backtest['qini_by_learner']}")
-    assert after.serving is not None and after.serving.model_version == queued.model_version
-    assert (await fetch(marketing_url, "SELECT DISTINCT model_version FROM member_uplift"))[0][0] == queued.model_version
+    assert after.serving is not None
+    assert after.serving.model_version == queued.model_version
+    assert (await fetch(marketing_url, "SELECT DISTINCT model_version FROM member_uplift"))[0][
+        0
+    ] == queued.model_version
 
 
 async def test_without_ended_campaigns_there_is_no_uplift_model_and_targeting_by_uplift_is_refused(
@@ -242,7 +250,8 @@ async def test_without_ended_campaigns_there_is_no_uplift_model_and_targeting_by
     assert status.serving is None
     assert status.latest is not None
     assert (status.latest.model_version, status.latest.status) == (run.model_version, "failed")
-    assert status.latest.error is not None and "no ended campaign" in status.latest.error
+    assert status.latest.error is not None
+    assert "no ended campaign" in status.latest.error
     assert (await fetch(marketing_url, "SELECT count(*) AS n FROM member_uplift"))[0]["n"] == 0
 
     await snapshot(unit_of_work, clock)
@@ -263,11 +272,14 @@ async def test_a_run_that_does_not_beat_random_targeting_fails_with_its_backtest
     assert await models.train_next()
     status = await models.status()
     assert status.serving is None
-    assert status.latest is not None and status.latest.status == "failed"
-    assert status.latest.error is not None and "no learner beat random targeting" in status.latest.error
+    assert status.latest is not None
+    assert status.latest.status == "failed"
+    assert status.latest.error is not None
+    assert "no learner beat random targeting" in status.latest.error
     backtest = status.latest.backtest
     assert backtest is not None
     assert backtest["learner"] == "random"
     assert backtest["holdout"] == HOLDOUT_RANDOM_MEMBERS  # one campaign: its members split at random, said so
-    assert backtest["notes"] and "fewer than 2 ended campaigns" in backtest["notes"][0]
+    assert backtest["notes"]
+    assert "fewer than 2 ended campaigns" in backtest["notes"][0]
     assert run.model_version == status.latest.model_version

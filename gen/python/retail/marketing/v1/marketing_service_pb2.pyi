@@ -851,7 +851,7 @@ class Campaign(_message.Message):
     attribution_days: _builtins.int
     """Days after valid_until that purchases still count in the report."""
     target: _builtins.str
-    """Whom it targets: "everyone" or "propensity"."""
+    """Whom it targets: "everyone", "propensity" or "uplift"."""
     target_percent: _builtins.int
     """The share targeted (0 for everyone)."""
     @_builtins.property
@@ -958,9 +958,10 @@ class CreateCampaignRequest(_message.Message):
     attribution_days: _builtins.int
     """Days after valid_until that purchases still count (default 14)."""
     target: _builtins.str
-    """Whom the campaign targets among the eligible: "everyone" (empty) or "propensity" (the
-    target_percent most likely to buy by the repurchase model; the control group is drawn
-    from that same share).
+    """Whom the campaign targets among the eligible: "everyone" (empty), "propensity" (the
+    target_percent most likely to buy by the repurchase model) or "uplift" (the target_percent
+    the offer moves most by the uplift model; FAILED_PRECONDITION uplift-model-unavailable while
+    no uplift model beats random targeting). The control group is drawn from that same share.
     """
     target_percent: _builtins.int
     """With a target other than everyone: the share targeted, 1 to 100."""
@@ -1983,7 +1984,7 @@ class ModelRun(_message.Message):
     status: _builtins.str
     """"queued", "training", "succeeded" or "failed"."""
     horizon_days: _builtins.int
-    """Purchase horizon it was trained for, in days."""
+    """Purchase horizon it was trained for, in days (0 for the uplift model, which has none)."""
     requested_by: _builtins.str
     """Who asked for it."""
     as_of: _builtins.str
@@ -1991,9 +1992,14 @@ class ModelRun(_message.Message):
     training_members: _builtins.int
     """Members it scored."""
     served_model: _builtins.str
-    """The model that won its backtest and serves ("bgnbd", "rfm_gradient_boosting", ...)."""
+    """The model that won its backtest and serves ("bgnbd", "rfm_gradient_boosting", ...; for
+    uplift "two_model", "transformed_outcome", or "random" when none beat random targeting).
+    """
     backtest_json: _builtins.str
-    """The backtest as JSON: cut-off, horizon, and per model MAE, cohort total error, churn AUC and Brier."""
+    """The backtest as JSON: for repurchase the cut-off, horizon, and per model MAE, cohort total
+    error, churn AUC and Brier; for uplift the learner, its Qini and uplift at 10% on the
+    held-out campaigns (random targeting's Qini is 0), and which campaigns were held out.
+    """
     error: _builtins.str
     """Why it failed."""
     serving: _builtins.bool
@@ -2349,3 +2355,109 @@ class GetMemberRecommendationsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetMemberRecommendationsResponse: _TypeAlias = GetMemberRecommendationsResponse  # noqa: Y015
+
+@_typing.final
+class TrainUpliftModelRequest(_message.Message):
+    """TrainUpliftModelRequest asks for a training run of the uplift model."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """Idempotency key chosen by the client."""
+    @_builtins.property
+    def actor(self) -> _identifiers_pb2.Actor:
+        """Who asks."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        actor: _identifiers_pb2.Actor | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TrainUpliftModelRequest: _TypeAlias = TrainUpliftModelRequest  # noqa: Y015
+
+@_typing.final
+class TrainUpliftModelResponse(_message.Message):
+    """TrainUpliftModelResponse is the run queued (or already queued)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RUN_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def run(self) -> Global___ModelRun:
+        """The run."""
+
+    def __init__(
+        self,
+        *,
+        run: Global___ModelRun | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["run", b"run"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TrainUpliftModelResponse: _TypeAlias = TrainUpliftModelResponse  # noqa: Y015
+
+@_typing.final
+class GetUpliftModelRequest(_message.Message):
+    """GetUpliftModelRequest asks for the uplift model's status."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def actor(self) -> _identifiers_pb2.Actor:
+        """Who asks."""
+
+    def __init__(
+        self,
+        *,
+        actor: _identifiers_pb2.Actor | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUpliftModelRequest: _TypeAlias = GetUpliftModelRequest  # noqa: Y015
+
+@_typing.final
+class GetUpliftModelResponse(_message.Message):
+    """GetUpliftModelResponse is the latest and the serving uplift run."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LATEST_FIELD_NUMBER: _builtins.int
+    SERVING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def latest(self) -> Global___ModelRun:
+        """The latest run, whatever its status (a failed run's error says why)."""
+
+    @_builtins.property
+    def serving(self) -> Global___ModelRun:
+        """The run whose scores campaigns target by (unset: targeting by uplift is unavailable)."""
+
+    def __init__(
+        self,
+        *,
+        latest: Global___ModelRun | None = ...,
+        serving: Global___ModelRun | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["latest", b"latest", "serving", b"serving"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["latest", b"latest", "serving", b"serving"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetUpliftModelResponse: _TypeAlias = GetUpliftModelResponse  # noqa: Y015

@@ -144,6 +144,16 @@ class MarketingServiceStub:
                 request_serializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberRecommendationsRequest.SerializeToString,
                 response_deserializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberRecommendationsResponse.FromString,
                 _registered_method=True)
+        self.TrainUpliftModel = channel.unary_unary(
+                '/retail.marketing.v1.MarketingService/TrainUpliftModel',
+                request_serializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.TrainUpliftModelRequest.SerializeToString,
+                response_deserializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.TrainUpliftModelResponse.FromString,
+                _registered_method=True)
+        self.GetUpliftModel = channel.unary_unary(
+                '/retail.marketing.v1.MarketingService/GetUpliftModel',
+                request_serializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetUpliftModelRequest.SerializeToString,
+                response_deserializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetUpliftModelResponse.FromString,
+                _registered_method=True)
 
 
 class MarketingServiceServicer:
@@ -313,6 +323,23 @@ class MarketingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TrainUpliftModel(self, request, context):
+        """TrainUpliftModel queues a training run of the uplift model from the ended campaigns'
+        treatment and control outcomes (one at a time: asking while one is queued or training
+        answers with that run). A run serves only when it beats random targeting on held-out campaigns.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetUpliftModel(self, request, context):
+        """GetUpliftModel returns the latest uplift training run and the one serving (unset while
+        targeting by uplift is unavailable).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MarketingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -420,6 +447,16 @@ def add_MarketingServiceServicer_to_server(servicer, server):
                     servicer.GetMemberRecommendations,
                     request_deserializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberRecommendationsRequest.FromString,
                     response_serializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberRecommendationsResponse.SerializeToString,
+            ),
+            'TrainUpliftModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.TrainUpliftModel,
+                    request_deserializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.TrainUpliftModelRequest.FromString,
+                    response_serializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.TrainUpliftModelResponse.SerializeToString,
+            ),
+            'GetUpliftModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetUpliftModel,
+                    request_deserializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetUpliftModelRequest.FromString,
+                    response_serializer=retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetUpliftModelResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -994,6 +1031,60 @@ class MarketingService:
             '/retail.marketing.v1.MarketingService/GetMemberRecommendations',
             retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberRecommendationsRequest.SerializeToString,
             retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetMemberRecommendationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TrainUpliftModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.marketing.v1.MarketingService/TrainUpliftModel',
+            retail_dot_marketing_dot_v1_dot_marketing__service__pb2.TrainUpliftModelRequest.SerializeToString,
+            retail_dot_marketing_dot_v1_dot_marketing__service__pb2.TrainUpliftModelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetUpliftModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.marketing.v1.MarketingService/GetUpliftModel',
+            retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetUpliftModelRequest.SerializeToString,
+            retail_dot_marketing_dot_v1_dot_marketing__service__pb2.GetUpliftModelResponse.FromString,
             options,
             channel_credentials,
             insecure,

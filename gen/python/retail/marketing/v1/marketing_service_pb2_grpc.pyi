@@ -101,6 +101,15 @@ class MarketingServiceStub:
     """GetMemberRecommendations returns the items a member is likely to buy next, best first,
     among those their store sells (computed by the latest training, never per request).
     """
+    TrainUpliftModel: _grpc.UnaryUnaryMultiCallable[_marketing_service_pb2.TrainUpliftModelRequest, _marketing_service_pb2.TrainUpliftModelResponse]
+    """TrainUpliftModel queues a training run of the uplift model from the ended campaigns'
+    treatment and control outcomes (one at a time: asking while one is queued or training
+    answers with that run). A run serves only when it beats random targeting on held-out campaigns.
+    """
+    GetUpliftModel: _grpc.UnaryUnaryMultiCallable[_marketing_service_pb2.GetUpliftModelRequest, _marketing_service_pb2.GetUpliftModelResponse]
+    """GetUpliftModel returns the latest uplift training run and the one serving (unset while
+    targeting by uplift is unavailable).
+    """
 
 @_typing.type_check_only
 class MarketingServiceAsyncStub(MarketingServiceStub):
@@ -174,6 +183,15 @@ class MarketingServiceAsyncStub(MarketingServiceStub):
     GetMemberRecommendations: _aio.UnaryUnaryMultiCallable[_marketing_service_pb2.GetMemberRecommendationsRequest, _marketing_service_pb2.GetMemberRecommendationsResponse]  # type: ignore[assignment]
     """GetMemberRecommendations returns the items a member is likely to buy next, best first,
     among those their store sells (computed by the latest training, never per request).
+    """
+    TrainUpliftModel: _aio.UnaryUnaryMultiCallable[_marketing_service_pb2.TrainUpliftModelRequest, _marketing_service_pb2.TrainUpliftModelResponse]  # type: ignore[assignment]
+    """TrainUpliftModel queues a training run of the uplift model from the ended campaigns'
+    treatment and control outcomes (one at a time: asking while one is queued or training
+    answers with that run). A run serves only when it beats random targeting on held-out campaigns.
+    """
+    GetUpliftModel: _aio.UnaryUnaryMultiCallable[_marketing_service_pb2.GetUpliftModelRequest, _marketing_service_pb2.GetUpliftModelResponse]  # type: ignore[assignment]
+    """GetUpliftModel returns the latest uplift training run and the one serving (unset while
+    targeting by uplift is unavailable).
     """
 
 class MarketingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -371,6 +389,27 @@ class MarketingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_marketing_service_pb2.GetMemberRecommendationsResponse, _abc.Awaitable[_marketing_service_pb2.GetMemberRecommendationsResponse]]:
         """GetMemberRecommendations returns the items a member is likely to buy next, best first,
         among those their store sells (computed by the latest training, never per request).
+        """
+
+    @_abc_1.abstractmethod
+    def TrainUpliftModel(
+        self,
+        request: _marketing_service_pb2.TrainUpliftModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_marketing_service_pb2.TrainUpliftModelResponse, _abc.Awaitable[_marketing_service_pb2.TrainUpliftModelResponse]]:
+        """TrainUpliftModel queues a training run of the uplift model from the ended campaigns'
+        treatment and control outcomes (one at a time: asking while one is queued or training
+        answers with that run). A run serves only when it beats random targeting on held-out campaigns.
+        """
+
+    @_abc_1.abstractmethod
+    def GetUpliftModel(
+        self,
+        request: _marketing_service_pb2.GetUpliftModelRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_marketing_service_pb2.GetUpliftModelResponse, _abc.Awaitable[_marketing_service_pb2.GetUpliftModelResponse]]:
+        """GetUpliftModel returns the latest uplift training run and the one serving (unset while
+        targeting by uplift is unavailable).
         """
 
 def add_MarketingServiceServicer_to_server(servicer: MarketingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -4,11 +4,19 @@ import numpy as np
 import pytest
 
 from services.marketing.domain.uplift import (
+    HOLDOUT_CAMPAIGNS,
+    HOLDOUT_RANDOM_MEMBERS,
     RANDOM,
+    TRANSFORMED_OUTCOME,
+    TWO_MODEL,
+    CampaignOutcomes,
     FloatArray,
     IntArray,
+    NothingToLearn,
     fit_uplift,
+    holdout_split,
     qini_coefficient,
+    train_uplift,
     uplift_at_k,
 )
 
@@ -68,3 +76,62 @@ def test_the_qini_coefficient_is_one_for_the_perfect_ranking_and_near_zero_for_a
     assert qini_coefficient(perfect, treated, outcome) == pytest.approx(1.0)
     random_scores = np.mean([qini_coefficient(rng.random(10_000), treated, outcome) for _ in range(20)])
     assert abs(random_scores) < 0.05
+
+
+def outcomes(rng: np.random.Generator, sizes: list[int], *, effect: bool = True) -> CampaignOutcomes:
+    """Campaigns (oldest first) of ``sizes`` members each, the offer moving the members of feature 1 > 0.6."""
+    parts = [campaign(rng, size, effect=effect) for size in sizes]
+    return CampaignOutcomes(
+        campaign_ids=tuple(f"C{index}" for index in range(len(sizes))),
+        campaign=np.repeat(np.arange(len(sizes), dtype=np.int64), sizes),
+        features=np.concatenate([part[0] for part in parts]),
+        treated=np.concatenate([part[1] for part in parts]),
+        outcome=np.concatenate([part[2] for part in parts]),
+    )
+
+
+def test_the_most_recent_campaigns_are_held_out_until_they_hold_a_quarter_of_the_members() -> None:
+    rng = np.random.default_rng(1)
+    split = holdout_split(outcomes(rng, [100, 100, 100, 30, 40]))
+    assert split.method == HOLDOUT_CAMPAIGNS
+    assert split.holdout_campaigns == ("C2", "C3", "C4")  # 170 of 370 members: C3 and C4 alone hold 19%
+    assert split.training_campaigns == ("C0", "C1")
+    assert split.held_out.sum() == 170
+    assert not (split.train & split.held_out).any()
+    # However small the older campaigns, one is always left to train on.
+    assert holdout_split(outcomes(rng, [10, 500])).training_campaigns == ("C0",)
+
+
+def test_a_single_campaign_is_split_by_member_and_the_backtest_says_so() -> None:
+    rng = np.random.default_rng(2)
+    training = train_uplift(outcomes(rng, [40_000]))
+    assert training.split.method == HOLDOUT_RANDOM_MEMBERS
+    assert 0.2 < training.holdout_members / 40_000 < 0.3
+    report = training.report()
+    assert report["holdout"] == HOLDOUT_RANDOM_MEMBERS
+    assert "fewer than 2 ended campaigns" in str(report["notes"])
+    assert report["qini_random"] == 0.0
+    assert training.model is not None
+
+
+def test_training_on_held_out_campaigns_reports_the_winner_and_refuses_without_both_groups() -> None:
+    rng = np.random.default_rng(3)
+    training = train_uplift(outcomes(rng, [20_000, 20_000, 20_000]))
+    report = training.report()
+    assert report["learner"] in (TWO_MODEL, TRANSFORMED_OUTCOME)
+    assert report["holdout_campaigns"] == ["C2"]
+    assert report["qini"] == max(training.backtest.qini.values()) > 0.1
+    nothing = np.zeros(0, dtype=np.int64)
+    with pytest.raises(NothingToLearn):
+        train_uplift(CampaignOutcomes((), nothing, np.zeros((0, 5)), nothing, np.zeros(0)))
+    everyone_treated = outcomes(rng, [1_000, 1_000])
+    with pytest.raises(NothingToLearn):
+        train_uplift(
+            CampaignOutcomes(
+                everyone_treated.campaign_ids,
+                everyone_treated.campaign,
+                everyone_treated.features,
+                np.ones_like(everyone_treated.treated),
+                everyone_treated.outcome,
+            )
+        )

@@ -331,7 +331,8 @@ class UpliftBacktestOut(BaseModel):
     training_campaigns: list[str]
     training_members: Int64
     holdout_members: Int64
-    training_seconds: float | None = None
+    reading_seconds: float | None = Field(default=None, description="reading the features and outcomes")
+    training_seconds: float | None = Field(default=None, description="fitting, judging and scoring every member")
     notes: list[str] = Field(default_factory=list)
 
 

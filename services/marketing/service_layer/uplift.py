@@ -91,14 +91,16 @@ class UpliftModels:
     async def train_next(self) -> bool:
         """Train the queued run, if there is one (the periodic job); whether one was trained."""
         now = self._clock()
+        loop = asyncio.get_running_loop()
         async with self._unit_of_work() as uow:
             run = await model_store.claim_run(uow.session, KIND, now, now - STALE_AFTER)
             if run is None:
                 return False
+            await uow.commit()  # claimed: another replica's job skips it
+        reading = loop.time()
+        async with self._unit_of_work() as uow:
             outcomes = await uplift_store.campaign_outcomes(uow.session, now)
             members, features = await uplift_store.member_features(uow.session, now)
-            await uow.commit()
-        loop = asyncio.get_running_loop()
         started = loop.time()
         try:
             training, scores = await loop.run_in_executor(self._executor, _train, outcomes, features)
@@ -106,7 +108,10 @@ class UpliftModels:
             log.exception("uplift training failed", extra={"model_version": run.model_version})
             await self._finish(run, now, error=f"{type(exc).__name__}: {exc}"[:500], members=outcomes.rows)
             return True
-        report = training.report() | {"training_seconds": round(loop.time() - started, 3)}
+        report = training.report() | {
+            "reading_seconds": round(started - reading, 3),
+            "training_seconds": round(loop.time() - started, 3),
+        }
         if scores is None:
             qini = ", ".join(f"{name} {value:.3f}" for name, value in training.backtest.qini.items())
             error = (

@@ -179,7 +179,7 @@ WITH audience AS (
            row_number() OVER (
                ORDER BY CASE WHEN :target = 'uplift' THEN u.uplift ELSE s.p_active END DESC NULLS LAST,
                         c.draw, c.member_id
-           ) AS by_propensity,
+           ) AS by_score,
            count(*) OVER () AS candidates
       FROM classified c
       LEFT JOIN member_score s ON s.member_id = c.member_id
@@ -188,13 +188,13 @@ WITH audience AS (
 ), untargeted AS (
     SELECT member_id, stratum FROM ranked
      WHERE CAST(:target_percent AS integer) IS NOT NULL
-       AND by_propensity > (candidates * :target_percent + 99) / 100
+       AND by_score > (candidates * :target_percent + 99) / 100
 ), eligible AS (
     SELECT member_id, stratum, draw,
            row_number() OVER (PARTITION BY stratum ORDER BY draw, member_id) AS rank,
            count(*) OVER (PARTITION BY stratum) AS size
       FROM ranked
-     WHERE CAST(:target_percent AS integer) IS NULL OR by_propensity <= (candidates * :target_percent + 99) / 100
+     WHERE CAST(:target_percent AS integer) IS NULL OR by_score <= (candidates * :target_percent + 99) / 100
 ), grouped AS (
     SELECT member_id, stratum, draw,
            CASE WHEN rank <= (size * :control_bp + 5000) / 10000 THEN 'control' ELSE 'treatment' END AS grp

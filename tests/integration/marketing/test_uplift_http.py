@@ -1,18 +1,23 @@
-"""The uplift model through the gateway: headquarters trains it, marketing readers see whether it serves
-and its Qini, a campaign targets by uplift only once a model beats random — and nobody else gets in."""
+"""The uplift model through the gateway and over gRPC: headquarters trains it, marketing readers see whether
+it serves and its Qini, a campaign targets by uplift only once a model beats random — and nobody else gets in."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import grpc
 import pytest
+from retail.marketing.v1 import marketing_service_pb2 as pb
+from retail.marketing.v1 import marketing_service_pb2_grpc as pb_grpc
 
 from gateway.domain.clients import ClientKind, StaffRole
 from gateway.settings import GatewaySettings
 from services.marketing.bootstrap import MarketingApp
+from tests.integration.marketing.test_marketing_service import APP, HQ, manager
 from tests.integration.marketing.test_uplift_training import past_campaigns
 from tests.support.gateway import (
     RunningGateway,
@@ -22,6 +27,7 @@ from tests.support.gateway import (
     idempotency_key,
     running_gateway,
 )
+from tests.support.grpc_status import refused
 
 __all__ = ["gateway_schema", "gateway_settings"]
 
@@ -128,3 +134,22 @@ async def test_uplift_over_http_trained_by_headquarters_and_targeted_only_once_i
     created = await http.post("/v1/campaigns", json=campaign, headers=hq | idempotency_key())
     assert created.status_code == 201, created.text
     assert (created.json()["target"], created.json()["target_percent"]) == ("uplift", 30)
+
+
+async def test_over_grpc_only_headquarters_trains_the_uplift_model(app: MarketingApp) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.server.bound_port}") as channel:
+        stub = pb_grpc.MarketingServiceStub(channel)  # type: ignore[no-untyped-call]
+        for actor in (manager("S1"), APP):
+            await refused(
+                stub.TrainUpliftModel(pb.TrainUpliftModelRequest(request_id=str(uuid.uuid4()), actor=actor), timeout=5),
+                grpc.StatusCode.PERMISSION_DENIED,
+                "models-headquarters-only",
+            )
+        assert not (await stub.GetUpliftModel(pb.GetUpliftModelRequest(actor=HQ), timeout=5)).HasField("latest")
+        asked = pb.TrainUpliftModelRequest(request_id=str(uuid.uuid4()), actor=HQ)
+        run = (await stub.TrainUpliftModel(asked, timeout=5)).run
+        assert (run.status, run.horizon_days) == ("queued", 0)
+        assert (await stub.TrainUpliftModel(asked, timeout=5)).run.model_version == run.model_version  # a retry
+        status = await stub.GetUpliftModel(pb.GetUpliftModelRequest(actor=HQ), timeout=5)
+        assert status.latest.model_version == run.model_version
+        assert not status.HasField("serving")

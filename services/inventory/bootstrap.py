@@ -16,10 +16,12 @@ from servicekit.lifecycle import every
 from services.inventory.entrypoints.catalogue_consumer import catalogue_consumer, catalogue_handlers
 from services.inventory.entrypoints.grpc_api import InventoryServicer, register
 from services.inventory.entrypoints.sales_consumer import INVENTORY_STREAM, SALES_CONSUMER, sales_handlers
+from services.inventory.entrypoints.supply_consumer import supply_consumer, supply_handlers
 from services.inventory.entrypoints.wire import STORED_REPLIES
 from services.inventory.service_layer.command_handlers import InventoryCommands
 from services.inventory.service_layer.handlers import InventoryService
 from services.inventory.service_layer.replenishment import DemandFits, PlanningPolicy, ReplenishmentPlanner
+from services.inventory.service_layer.supply import SupplyIntake
 from services.inventory.service_layer.transfers import TransferSaga
 from services.inventory.settings import InventorySettings
 
@@ -71,6 +73,10 @@ def build(settings: InventorySettings) -> InventoryApp:
             # Until pricing has declared its stream this one retries; nothing else waits for it.
             Subscription(
                 catalogue_consumer(settings.catalogue_consumer_durable), catalogue_handlers(service), unit_of_work
+            ),
+            # Likewise until supply has declared its stream.
+            Subscription(
+                supply_consumer(settings.supply_consumer_durable), supply_handlers(SupplyIntake()), unit_of_work
             ),
         ],
         jobs=[

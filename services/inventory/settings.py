@@ -37,6 +37,12 @@ class InventorySettings(GrpcServiceSettings):
         pattern=r"^[A-Za-z0-9_-]+$",
         description="durable JetStream consumer of pricing's item changes (CATALOGUE_CONSUMER_DURABLE)",
     )
+    supply_consumer_durable: str = Field(
+        default="inventory-supply",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="durable JetStream consumer of supply's goods receipts and returns to vendor "
+        "(SUPPLY_CONSUMER_DURABLE)",
+    )
     forecast_workers: int = Field(
         default=2, ge=1, le=32, description="threads fitting demand models (each fit takes one CPU for seconds)"
     )

@@ -41,6 +41,8 @@ class StockChangeCause(enum.Enum):
     RETURN = events_pb2.STOCK_CHANGE_CAUSE_RETURN
     TRANSFER = events_pb2.STOCK_CHANGE_CAUSE_TRANSFER
     COUNT = events_pb2.STOCK_CHANGE_CAUSE_COUNT
+    RECEIPT = events_pb2.STOCK_CHANGE_CAUSE_RECEIPT
+    VENDOR_RETURN = events_pb2.STOCK_CHANGE_CAUSE_VENDOR_RETURN
 
 
 def stock_level_changes(

@@ -22,6 +22,7 @@ from services.inventory.domain.model import (
     ZERO,
     Allocation,
     DiscrepancyKind,
+    LineSource,
     LocationStock,
     Movement,
     PendingSaleLine,
@@ -304,14 +305,15 @@ async def record_discrepancy(
     quantity: Decimal | None = None,
     is_return: bool = False,
     detail: str = "",
+    source: LineSource = LineSource.SALE,
 ) -> str | None:
     """Keep one discrepancy; its id, or None when this line of this sale was recorded before."""
     discrepancy_id = uuid.uuid4()
     inserted = await session.execute(
         text(
             "INSERT INTO stock_discrepancy (discrepancy_id, kind, sku, location_id, sale_id, on_hand_after, quantity, "
-            "is_return, detail, occurred_at) VALUES (:id, :kind, :sku, :location, :sale, :after, :quantity, "
-            ":is_return, :detail, :occurred) ON CONFLICT DO NOTHING RETURNING discrepancy_id"
+            "is_return, detail, occurred_at, source) VALUES (:id, :kind, :sku, :location, :sale, :after, :quantity, "
+            ":is_return, :detail, :occurred, :source) ON CONFLICT DO NOTHING RETURNING discrepancy_id"
         ),
         {
             "id": discrepancy_id,
@@ -324,6 +326,7 @@ async def record_discrepancy(
             "is_return": is_return,
             "detail": detail,
             "occurred": occurred_at,
+            "source": source.value,
         },
     )
     return str(discrepancy_id) if inserted.first() is not None else None
@@ -386,7 +389,7 @@ async def register_item(
 
 
 _WAITING_LINE_COLUMNS = (
-    "d.discrepancy_id, d.kind, d.sale_id, d.location_id, d.sku, d.quantity, d.is_return, d.occurred_at"
+    "d.discrepancy_id, d.kind, d.sale_id, d.location_id, d.sku, d.quantity, d.is_return, d.occurred_at, d.source"
 )
 
 
@@ -455,6 +458,7 @@ def _waiting_line(row: Any) -> PendingSaleLine:
         quantity=row.quantity,
         is_return=row.is_return,
         occurred_at=row.occurred_at,
+        source=LineSource(row.source),
     )
 
 

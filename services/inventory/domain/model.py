@@ -6,7 +6,8 @@ equals the sum of its ledger. Reservations never take available-to-promise below
 sales that already happened (often offline) are always applied, and a sale that drives
 on-hand below zero is reported as a discrepancy rather than refused. A sale line that
 cannot be applied yet (its SKU or location unknown to inventory) is not refused either: it
-is kept as a :class:`PendingSaleLine` and applied once when both exist.
+is kept as a :class:`PendingSaleLine` and applied once when both exist. Goods received from
+a supplier and goods returned to one (:class:`SupplyLine`) follow the same rule.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class MovementKind(enum.StrEnum):
     TRANSFER_IN = "transfer_in"
     COUNT_ADJUSTMENT = "count_adjustment"
     SHRINK = "shrink"
+    VENDOR_RETURN = "vendor_return"  # goods sent back to their supplier
 
 
 class DiscrepancyKind(enum.StrEnum):
@@ -50,6 +52,14 @@ class DiscrepancyKind(enum.StrEnum):
 
 
 WAITING_KINDS = (DiscrepancyKind.UNKNOWN_SKU, DiscrepancyKind.UNKNOWN_LOCATION)
+
+
+class LineSource(enum.StrEnum):
+    """Where a line that moves stock comes from: the sales journal or supply's goods documents."""
+
+    SALE = "sale"  # a sale or return at a till (SaleRecorded)
+    RECEIPT = "receipt"  # accepted goods from a supplier (GoodsReceived)
+    VENDOR_RETURN = "vendor_return"  # goods sent back to a supplier (GoodsReturnedToVendor)
 
 
 class ReservationStatus(enum.StrEnum):
@@ -190,6 +200,12 @@ class StockPosition:
     def receive(self, quantity: Decimal, reference: str, kind: MovementKind = MovementKind.RECEIPT) -> Movement:
         return self._apply(Movement(self.sku, self.location_id, kind, quantity, ZERO, ZERO, reference))
 
+    def return_to_vendor(self, quantity: Decimal, reference: str) -> Movement:
+        """Goods that went back to their supplier; applied even if it takes on-hand below zero."""
+        return self._apply(
+            Movement(self.sku, self.location_id, MovementKind.VENDOR_RETURN, -quantity, ZERO, ZERO, reference)
+        )
+
     @property
     def is_short(self) -> bool:
         """On-hand below zero: sales were recorded that the stock cannot explain."""
@@ -198,7 +214,9 @@ class StockPosition:
 
 @dataclass(frozen=True)
 class PendingSaleLine:
-    """A journaled sale or return line recorded but not applied yet: its SKU or location was unknown."""
+    """A line recorded but not applied yet because its SKU or location was unknown: a journaled
+    sale's or return's, or a goods receipt's or return to vendor's (``source``; then ``sale_id``
+    is the line's reference, see :meth:`SupplyLine.reference`)."""
 
     discrepancy_id: str
     kind: DiscrepancyKind
@@ -208,12 +226,47 @@ class PendingSaleLine:
     quantity: Decimal
     is_return: bool
     occurred_at: datetime | None
+    source: LineSource = LineSource.SALE
 
     def apply_to(self, position: StockPosition) -> Movement:
-        """The line's movement, as the sale or return would have made it on arrival."""
+        """The line's movement, as the sale, return, receipt or return to vendor would have made it on arrival."""
+        if self.source is LineSource.RECEIPT:
+            return position.receive(self.quantity, self.sale_id)
+        if self.source is LineSource.VENDOR_RETURN:
+            return position.return_to_vendor(self.quantity, self.sale_id)
         if self.is_return:
             return position.take_back(self.quantity, self.sale_id)
         return position.sell(self.quantity, self.sale_id)
+
+    @property
+    def takes_stock_out(self) -> bool:
+        """Whether the line's units leave the location (a sale or a return to vendor)."""
+        return self.source is LineSource.VENDOR_RETURN or (self.source is LineSource.SALE and not self.is_return)
+
+
+@dataclass(frozen=True)
+class SupplyLine:
+    """One line of a goods receipt (accepted units in) or of a return to vendor (units out).
+
+    Lot and expiry are kept beside the movement as its metadata; stock is not tracked by lot.
+    """
+
+    source: LineSource  # RECEIPT or VENDOR_RETURN
+    document_id: str  # the receipt_id or return_id
+    line_index: int  # the line's position in the event, from 0
+    sku: str
+    quantity: Decimal  # accepted (receipt) or returned units; zero moves nothing
+    rejected: Decimal | None = ZERO  # a receipt's rejected units, never stock (None: unreadable)
+    reject_reason: str = ""
+    po_line_number: int = 0
+    lot: str = ""
+    expiry_date: str = ""
+
+    @property
+    def reference(self) -> str:
+        """The line's key and its movement's reference: ``receipt:<id>#<line>``, ``vendor-return:<id>#<line>``."""
+        prefix = "receipt" if self.source is LineSource.RECEIPT else "vendor-return"
+        return f"{prefix}:{self.document_id}#{self.line_index}"
 
 
 @dataclass

@@ -9,6 +9,9 @@ per level it changed, whatever the number of reservations or movements behind it
 A journaled sale is never refused: a line inventory cannot apply yet (its SKU or store
 unknown) waits as a discrepancy and is applied exactly once when the SKU is registered
 (from the catalogue, in the registration's transaction) or when headquarters reconciles.
+Goods received from suppliers and returned to them (supply's events) are facts too, and
+follow the same rule; each of their lines is applied once, by its receipt or return id and
+its position, however often the event arrives.
 """
 
 from __future__ import annotations
@@ -36,7 +39,6 @@ from services.inventory.adapters.integration_events import (
     reservation_expired,
     reservation_made,
     reservation_released,
-    stock_discrepancy_recorded,
     stock_level_changes,
 )
 from services.inventory.domain.locations import Location
@@ -44,6 +46,7 @@ from services.inventory.domain.model import (
     ZERO,
     Allocation,
     DiscrepancyKind,
+    LineSource,
     MovementKind,
     OutOfStock,
     PendingSaleLine,
@@ -59,6 +62,7 @@ from services.inventory.domain.model import (
 )
 from services.inventory.service_layer.coalescing import Coalescer
 from services.inventory.service_layer.commands import PendingLinesReport, ReserveStock
+from services.inventory.service_layer.discrepancies import lock_known_positions, record_discrepancy
 
 # The chain trades in China: a sale belongs to the local calendar day it happened on.
 CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
@@ -66,6 +70,13 @@ CHINA_STANDARD_TIME = timezone(timedelta(hours=8))
 ALLOCATION_ATTEMPTS = 3
 # How many of the sale lines still waiting a reconciliation reports by name.
 PENDING_LINES_REPORTED = 100
+# The change a waiting line's movement announces; a level several lines moved names the first listed.
+_WAITING_LINE_CAUSES = (
+    StockChangeCause.SALE,
+    StockChangeCause.VENDOR_RETURN,
+    StockChangeCause.RECEIPT,
+    StockChangeCause.RETURN,
+)
 
 
 class InventoryService:
@@ -302,21 +313,7 @@ class InventoryService:
         keys = {(sku, location_id) for sku, _ in lines}
         if reservation is not None:
             keys |= {(reservation.sku, a.location_id) for a in reservation.allocations}
-        positions = await stock_store.lock_positions(session, keys)
-        unknown: set[str] = set()
-        location_known = True
-        if missing := keys - positions.keys():  # rare: a SKU new at the store, or not known at all
-            unknown = await stock_store.missing_items(session, {sku for sku, _ in missing})
-            if unknown:
-                # A registration of one of these SKUs either committed before this re-read, or
-                # waits for this transaction and then finds the waiting line it records.
-                await stock_store.hold_item_registrations(session, unknown)
-                unknown = await stock_store.missing_items(session, unknown)
-            location_known = await stock_store.location_exists(session, location_id)
-            keys = {
-                (sku, where) for sku, where in keys if sku not in unknown and (location_known or where != location_id)
-            }
-            positions = await stock_store.lock_or_create_positions(session, keys)
+        positions, unknown, location_known = await lock_known_positions(session, keys, location_id)
         from_reservation: dict[str, Decimal] = {}
         waiting: dict[str, tuple[DiscrepancyKind, Decimal]] = {}
         for sku, quantity in lines:
@@ -364,8 +361,9 @@ class InventoryService:
             uow.publish(reservation_committed(reservation, now))
         for position in positions.values():
             if position.is_short and not is_return:
-                await self._record(
+                await record_discrepancy(
                     uow,
+                    now,
                     DiscrepancyKind.NEGATIVE_STOCK,
                     sku=position.sku,
                     location_id=position.location_id,
@@ -374,8 +372,9 @@ class InventoryService:
                     on_hand_after=position.on_hand,
                 )
         for sku, (kind, quantity) in sorted(waiting.items()):
-            await self._record(
+            await record_discrepancy(
                 uow,
+                now,
                 kind,
                 sku=sku,
                 location_id=location_id,
@@ -385,8 +384,9 @@ class InventoryService:
                 is_return=is_return,
             )
         for sku, quantity_text in unreadable:
-            await self._record(
+            await record_discrepancy(
                 uow,
+                now,
                 DiscrepancyKind.UNREADABLE_QUANTITY,
                 sku=sku,
                 location_id=location_id,
@@ -424,36 +424,40 @@ class InventoryService:
             session, {(line.sku, line.location_id) for line in lines}
         )
         shortfalls: list[tuple[PendingSaleLine, Decimal]] = []
+        causes: dict[tuple[str, str], set[StockChangeCause]] = {}
         for line in lines:
             position = positions[(line.sku, line.location_id)]
             line.apply_to(position)
-            if not line.is_return and position.is_short:
+            causes.setdefault((line.sku, line.location_id), set()).add(_waiting_line_cause(line))
+            if line.takes_stock_out and position.is_short:
                 shortfalls.append((line, position.on_hand))
         changed = await stock_store.save_positions(session, positions.values())
         now = self._clock()
         await stock_store.mark_lines_applied(session, [line.discrepancy_id for line in lines], now)
         by_day: dict[tuple[str, date], dict[str, Decimal]] = {}
         for line in lines:
+            if line.source is not LineSource.SALE:
+                continue  # goods received or returned to a supplier are no demand
             day_sales = by_day.setdefault((line.location_id, self._business_day(line.occurred_at)), {})
             day_sales[line.sku] = day_sales.get(line.sku, ZERO) + (-line.quantity if line.is_return else line.quantity)
         for (where, day), day_sales in sorted(by_day.items()):
             await stock_store.add_journal_sales(session, where, day, sorted(day_sales.items()))
-        sold_at = {(line.sku, line.location_id) for line in lines if not line.is_return}
-        uow.publish(
-            *stock_level_changes([p for p in changed if (p.sku, p.location_id) in sold_at], StockChangeCause.SALE, now),
-            *stock_level_changes(
-                [p for p in changed if (p.sku, p.location_id) not in sold_at], StockChangeCause.RETURN, now
-            ),
-        )
+        named = {key: next(c for c in _WAITING_LINE_CAUSES if c in found) for key, found in causes.items()}
+        for cause in _WAITING_LINE_CAUSES:
+            uow.publish(
+                *stock_level_changes([p for p in changed if named[(p.sku, p.location_id)] is cause], cause, now)
+            )
         for line, on_hand in shortfalls:
-            await self._record(
+            await record_discrepancy(
                 uow,
+                now,
                 DiscrepancyKind.NEGATIVE_STOCK,
                 sku=line.sku,
                 location_id=line.location_id,
                 sale_id=line.sale_id,
                 occurred_at=line.occurred_at,
                 on_hand_after=on_hand,
+                source=line.source,
             )
         return len(lines)
 
@@ -464,48 +468,6 @@ class InventoryService:
             uow.session, location_id=location_id or None, limit=PENDING_LINES_REPORTED
         )
         return PendingLinesReport(applied=applied, still_waiting=total, oldest_waiting=oldest)
-
-    async def _record(
-        self,
-        uow: UnitOfWork,
-        kind: DiscrepancyKind,
-        *,
-        sku: str,
-        location_id: str,
-        sale_id: str,
-        occurred_at: datetime | None,
-        on_hand_after: Decimal | None = None,
-        quantity: Decimal | None = None,
-        is_return: bool = False,
-        detail: str = "",
-    ) -> None:
-        """Keep a discrepancy and announce it; a line already recorded (a replayed sale) is neither."""
-        discrepancy_id = await stock_store.record_discrepancy(
-            uow.session,
-            kind=kind,
-            sku=sku,
-            location_id=location_id,
-            sale_id=sale_id,
-            occurred_at=occurred_at,
-            on_hand_after=on_hand_after,
-            quantity=quantity,
-            is_return=is_return,
-            detail=detail,
-        )
-        if discrepancy_id is not None:
-            uow.publish(
-                stock_discrepancy_recorded(
-                    discrepancy_id,
-                    kind,
-                    sku=sku,
-                    location_id=location_id,
-                    sale_id=sale_id,
-                    sale_occurred_at=occurred_at or self._clock(),
-                    on_hand_after=on_hand_after,
-                    quantity=quantity,
-                    is_return=is_return,
-                )
-            )
 
     def _business_day(self, occurred_at: datetime | None) -> date:
         return (occurred_at or self._clock()).astimezone(CHINA_STANDARD_TIME).date()
@@ -561,3 +523,11 @@ class InventoryService:
             return unknown
         stock = await stock_store.stock_by_location(uow.session, command.sku)
         return channel_shortfall(command.sku, command.channel, command.quantity, stock, allow_split=command.allow_split)
+
+
+def _waiting_line_cause(line: PendingSaleLine) -> StockChangeCause:
+    if line.source is LineSource.RECEIPT:
+        return StockChangeCause.RECEIPT
+    if line.source is LineSource.VENDOR_RETURN:
+        return StockChangeCause.VENDOR_RETURN
+    return StockChangeCause.RETURN if line.is_return else StockChangeCause.SALE

@@ -44,6 +44,10 @@ class _StockChangeCauseEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Stoc
     """A step of an inter-store transfer."""
     STOCK_CHANGE_CAUSE_COUNT: _StockChangeCause.ValueType  # 7
     """A stock count adjusted on-hand to what was counted."""
+    STOCK_CHANGE_CAUSE_RECEIPT: _StockChangeCause.ValueType  # 8
+    """Goods received from a supplier (supply's GoodsReceived): accepted units entered stock."""
+    STOCK_CHANGE_CAUSE_VENDOR_RETURN: _StockChangeCause.ValueType  # 9
+    """Goods returned to their supplier (supply's GoodsReturnedToVendor): units left stock."""
 
 class StockChangeCause(_StockChangeCause, metaclass=_StockChangeCauseEnumTypeWrapper):
     """StockChangeCause is the command that changed a stock level."""
@@ -64,6 +68,10 @@ STOCK_CHANGE_CAUSE_TRANSFER: StockChangeCause.ValueType  # 6
 """A step of an inter-store transfer."""
 STOCK_CHANGE_CAUSE_COUNT: StockChangeCause.ValueType  # 7
 """A stock count adjusted on-hand to what was counted."""
+STOCK_CHANGE_CAUSE_RECEIPT: StockChangeCause.ValueType  # 8
+"""Goods received from a supplier (supply's GoodsReceived): accepted units entered stock."""
+STOCK_CHANGE_CAUSE_VENDOR_RETURN: StockChangeCause.ValueType  # 9
+"""Goods returned to their supplier (supply's GoodsReturnedToVendor): units left stock."""
 Global___StockChangeCause: _TypeAlias = StockChangeCause  # noqa: Y015
 
 @_typing.final
@@ -99,7 +107,10 @@ class StockDiscrepancyRecorded(_message.Message):
     location_id: _builtins.str
     """The location of the sale (for NEGATIVE_STOCK, the one whose stock went negative)."""
     sale_id: _builtins.str
-    """The sale or return."""
+    """The sale or return. For a line of a goods receipt or a return to vendor (which wait
+    like a sale's line when their SKU or location is unknown), `receipt:<receipt_id>#<line>`
+    or `vendor-return:<return_id>#<line>`, the line numbered from 0 in the event's order.
+    """
     kind: _inventory_service_pb2.StockDiscrepancyKind.ValueType
     """What kind of discrepancy; UNSPECIFIED (from producers older than this field) means
     NEGATIVE_STOCK.

@@ -2116,7 +2116,9 @@ class PendingSaleLine(_message.Message):
     kind: Global___StockDiscrepancyKind.ValueType
     """Why it waits: STOCK_DISCREPANCY_KIND_UNKNOWN_SKU or STOCK_DISCREPANCY_KIND_UNKNOWN_LOCATION."""
     sale_id: _builtins.str
-    """The sale or return it belongs to."""
+    """The sale or return it belongs to; for a goods receipt's or a return to vendor's line,
+    `receipt:<receipt_id>#<line>` or `vendor-return:<return_id>#<line>` (see StockDiscrepancyRecorded).
+    """
     location_id: _builtins.str
     """The location of the sale."""
     sku: _builtins.str

@@ -31,8 +31,8 @@ from services.inventory.service_layer.supply import SupplyIntake
 
 SUPPLY_STREAM = "SUPPLY"
 SUPPLY_SUBJECTS = "retail.supply.v1.>"  # the stream's subjects, as supply declares them
-GOODS_RECEIVED_SUBJECT = "retail.supply.v1.GoodsReceived"
-GOODS_RETURNED_TO_VENDOR_SUBJECT = "retail.supply.v1.GoodsReturnedToVendor"
+GOODS_RECEIVED_SUBJECT = "retail.supply.v1.goods_received"
+GOODS_RETURNED_TO_VENDOR_SUBJECT = "retail.supply.v1.goods_returned_to_vendor"
 
 
 def supply_consumer(durable: str) -> ConsumerSpec:

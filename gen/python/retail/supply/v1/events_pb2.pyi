@@ -24,7 +24,7 @@ DESCRIPTOR: _descriptor.FileDescriptor
 @_typing.final
 class PurchaseOrderStatusChanged(_message.Message):
     """Integration events of the supply context, published through the outbox to the SUPPLY
-    stream on subjects `retail.supply.v1.<event>`.
+    stream on subjects `retail.supply.v1.<event_in_snake_case>` (e.g. goods_received).
 
     PurchaseOrderStatusChanged: a purchase order moved from one state to another (every
     transition, including creation as a draft, from PURCHASE_ORDER_STATUS_UNSPECIFIED).

@@ -65,8 +65,15 @@ MARKETING = Component(
     demo_loader="services.marketing.demo:load_demo",
 )
 
+SUPPLY = Component(
+    name="supply",
+    module="services.supply",
+    migrate_module="services.supply.migrate",
+    protocol="grpc",
+)
+
 # Services come first so that the gateway finds its backends when it starts.
-SERVICES: tuple[Component, ...] = (INVENTORY, MEMBER, PRICING, MARKETING)
+SERVICES: tuple[Component, ...] = (INVENTORY, MEMBER, PRICING, MARKETING, SUPPLY)
 COMPONENTS: tuple[Component, ...] = (*SERVICES, GATEWAY)
 
 # Not part of the platform: a batch shelf-label station simulator standing in for store

@@ -45,6 +45,7 @@ SERVICES = {
     "member": "services.member",
     "pricing": "services.pricing",
     "marketing": "services.marketing",
+    "supply": "services.supply",
 }
 
 
@@ -131,6 +132,9 @@ def running_platform(infra: Infra, kit_template: str, logs: Path, **gateway_sett
         "MARKETING_SALES_DURABLE": f"mkt-sales-{run}",
         "MARKETING_MEMBERS_DURABLE": f"mkt-members-{run}",
         "MARKETING_CATALOGUE_DURABLE": f"mkt-cat-{run}",
+        "SUPPLY_CATALOGUE_DURABLE": f"supply-cat-{run}",
+        "SUPPLY_REPLENISHMENT_DURABLE": f"supply-repl-{run}",
+        "SUPPLY_SALES_DURABLE": f"supply-sales-{run}",
     }
     ports = {name: free_port() for name in SERVICES}
     databases = {name: create_database_from(infra, kit_template) for name in (*SERVICES, "gateway")}

@@ -1,0 +1,71 @@
+"""The supply service's one composition root: real dependencies wired together.
+
+Nothing connects at import time; :func:`build` returns the server and what it holds, and
+:func:`wire` is the part that tests and tools reuse with a unit of work and clock of theirs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from retail.supply.v1 import supply_service_pb2
+
+from servicekit.clock import Clock, utc_now
+from servicekit.composition import Connections, connections, service_server
+from servicekit.db import UnitOfWork
+from servicekit.eventing import Subscription
+from servicekit.grpc_server import GrpcServer
+from services.supply.adapters.integration_events import SUPPLY_STREAM
+from services.supply.entrypoints.consumers import catalogue_consumer, catalogue_handlers
+from services.supply.entrypoints.grpc_api import SupplyServicer, register
+from services.supply.service_layer.suppliers import Suppliers
+from services.supply.settings import SupplySettings
+
+SERVICE_NAME = "supply"
+GRPC_SERVICE = supply_service_pb2.DESCRIPTOR.services_by_name["SupplyService"].full_name
+
+
+@dataclass(frozen=True)
+class SupplyServices:
+    suppliers: Suppliers
+
+
+def wire(settings: SupplySettings, unit_of_work: Callable[[], UnitOfWork], *, clock: Clock = utc_now) -> SupplyServices:
+    """The application services over a unit of work, with the settings' policies."""
+    return SupplyServices(suppliers=Suppliers(unit_of_work, clock=clock))
+
+
+@dataclass
+class SupplyApp:
+    server: GrpcServer
+    services: SupplyServices
+    connected: Connections
+
+    async def close(self) -> None:
+        await self.connected.close()
+
+
+def build(settings: SupplySettings, *, clock: Clock = utc_now) -> SupplyApp:
+    connected = connections(settings, SERVICE_NAME)
+    unit_of_work = connected.unit_of_work
+    services = wire(settings, unit_of_work, clock=clock)
+    # Settlement's RPCs answer UNIMPLEMENTED (the generated base) until they are built.
+    servicer = SupplyServicer(suppliers=services.suppliers, clock=clock)  # type: ignore[abstract]
+    server = service_server(
+        SERVICE_NAME,
+        settings,
+        connected,
+        registrations=[register(servicer)],
+        service_names=[GRPC_SERVICE],
+        own_stream=SUPPLY_STREAM,
+        subscriptions=[
+            # Until the pricing stream exists this retries; nothing else waits for it.
+            Subscription(
+                catalogue_consumer(settings.supply_catalogue_durable),
+                catalogue_handlers(services.suppliers),
+                unit_of_work,
+            ),
+        ],
+    )
+    return SupplyApp(server, services, connected)

@@ -17,8 +17,16 @@ from servicekit.db import UnitOfWork
 from servicekit.eventing import Subscription
 from servicekit.grpc_server import GrpcServer
 from services.supply.adapters.integration_events import SUPPLY_STREAM
-from services.supply.entrypoints.consumers import catalogue_consumer, catalogue_handlers
+from services.supply.entrypoints.consumers import (
+    catalogue_consumer,
+    catalogue_handlers,
+    replenishment_consumer,
+    replenishment_handlers,
+)
 from services.supply.entrypoints.grpc_api import SupplyServicer, register
+from services.supply.service_layer.purchase_orders import PurchaseOrders
+from services.supply.service_layer.receiving import Receiving
+from services.supply.service_layer.scorecards import Scorecards
 from services.supply.service_layer.suppliers import Suppliers
 from services.supply.settings import SupplySettings
 
@@ -29,11 +37,19 @@ GRPC_SERVICE = supply_service_pb2.DESCRIPTOR.services_by_name["SupplyService"].f
 @dataclass(frozen=True)
 class SupplyServices:
     suppliers: Suppliers
+    purchase_orders: PurchaseOrders
+    receiving: Receiving
+    scorecards: Scorecards
 
 
 def wire(settings: SupplySettings, unit_of_work: Callable[[], UnitOfWork], *, clock: Clock = utc_now) -> SupplyServices:
     """The application services over a unit of work, with the settings' policies."""
-    return SupplyServices(suppliers=Suppliers(unit_of_work, clock=clock))
+    return SupplyServices(
+        suppliers=Suppliers(unit_of_work, clock=clock),
+        purchase_orders=PurchaseOrders(unit_of_work, clock=clock),
+        receiving=Receiving(unit_of_work, clock=clock),
+        scorecards=Scorecards(unit_of_work, clock=clock),
+    )
 
 
 @dataclass
@@ -51,7 +67,13 @@ def build(settings: SupplySettings, *, clock: Clock = utc_now) -> SupplyApp:
     unit_of_work = connected.unit_of_work
     services = wire(settings, unit_of_work, clock=clock)
     # Settlement's RPCs answer UNIMPLEMENTED (the generated base) until they are built.
-    servicer = SupplyServicer(suppliers=services.suppliers, clock=clock)  # type: ignore[abstract]
+    servicer = SupplyServicer(  # type: ignore[abstract]
+        suppliers=services.suppliers,
+        purchase_orders=services.purchase_orders,
+        receiving=services.receiving,
+        scorecards=services.scorecards,
+        clock=clock,
+    )
     server = service_server(
         SERVICE_NAME,
         settings,
@@ -60,10 +82,15 @@ def build(settings: SupplySettings, *, clock: Clock = utc_now) -> SupplyApp:
         service_names=[GRPC_SERVICE],
         own_stream=SUPPLY_STREAM,
         subscriptions=[
-            # Until the pricing stream exists this retries; nothing else waits for it.
+            # Until the pricing and inventory streams exist these retry; nothing else waits for them.
             Subscription(
                 catalogue_consumer(settings.supply_catalogue_durable),
                 catalogue_handlers(services.suppliers),
+                unit_of_work,
+            ),
+            Subscription(
+                replenishment_consumer(settings.supply_replenishment_durable),
+                replenishment_handlers(services.purchase_orders),
                 unit_of_work,
             ),
         ],

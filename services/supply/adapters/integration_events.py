@@ -7,7 +7,9 @@ the order they happened; a receipt or return to vendor is its own aggregate.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from decimal import Decimal
 
 from retail.common.v1 import money_pb2
 from retail.supply.v1 import events_pb2
@@ -16,6 +18,7 @@ from retail.supply.v1 import supply_service_pb2 as pb
 from servicekit.messaging import StreamSpec
 from servicekit.outbox import OutboxEvent
 from servicekit.protowire import timestamp
+from services.supply.adapters.receipt_store import ReceiptLineRow, ReturnLineRow, StoredReceipt
 from services.supply.domain.purchase_orders import PoStatus
 
 SUBJECT_PREFIX = "retail.supply.v1"
@@ -68,15 +71,52 @@ def purchase_order_status_changed(
     )
 
 
-def goods_received(receipt: pb.GoodsReceipt, at: datetime) -> OutboxEvent:
-    """A receipt as inventory applies it: each line's accepted quantity once, keyed by receipt and line."""
-    message = events_pb2.GoodsReceived(
+def decimal_text(value: Decimal) -> str:
+    """A quantity or rate as the contract writes it: plain digits, no exponent, no trailing zeros."""
+    text = f"{value:f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text or "0"
+
+
+def wire_decimal(value: Decimal) -> money_pb2.Decimal:
+    return money_pb2.Decimal(value=decimal_text(value))
+
+
+def map_receipt_line(line: ReceiptLineRow) -> pb.ReceiptLine:
+    return pb.ReceiptLine(
+        po_line_number=line.po_line_number,
+        sku=line.sku,
+        accepted=wire_decimal(line.accepted),
+        rejected=wire_decimal(line.rejected),
+        reject_reason=line.reject_reason,
+        lot=line.lot,
+        expiry_date=line.expiry_date.isoformat() if line.expiry_date else "",
+    )
+
+
+def map_receipt(receipt: StoredReceipt) -> pb.GoodsReceipt:
+    return pb.GoodsReceipt(
         receipt_id=receipt.receipt_id,
-        po_id=receipt.po_id,
+        po_id=receipt.po_id or "",
         supplier_id=receipt.supplier_id,
         location_id=receipt.location_id,
-        lines=receipt.lines,
-        occurred_at=receipt.received_at,
+        lines=[map_receipt_line(line) for line in receipt.lines],
+        received_at=timestamp(receipt.received_at),
+        received_by=receipt.received_by,
+    )
+
+
+def goods_received(receipt: StoredReceipt, at: datetime) -> OutboxEvent:
+    """A receipt as inventory applies it: each line's accepted quantity once, keyed by receipt and line;
+    rejected quantities never enter stock. ``occurred_at`` is when the goods arrived."""
+    message = events_pb2.GoodsReceived(
+        receipt_id=receipt.receipt_id,
+        po_id=receipt.po_id or "",
+        supplier_id=receipt.supplier_id,
+        location_id=receipt.location_id,
+        lines=[map_receipt_line(line) for line in receipt.lines],
+        occurred_at=timestamp(receipt.received_at),
         received_by=receipt.received_by,
     )
     return OutboxEvent.of(GOODS_RECEIVED, message, aggregate_id=f"receipt:{receipt.receipt_id}", occurred_at=at)
@@ -88,15 +128,25 @@ def goods_returned_to_vendor(
     po_id: str,
     supplier_id: str,
     location_id: str,
-    lines: list[pb.ReceiptLine],
+    lines: Sequence[ReturnLineRow],
     at: datetime,
 ) -> OutboxEvent:
+    """Accepted goods going back: inventory issues each line's quantity (``accepted``) once."""
     message = events_pb2.GoodsReturnedToVendor(
         return_id=return_id,
         po_id=po_id,
         supplier_id=supplier_id,
         location_id=location_id,
-        lines=lines,
+        lines=[
+            pb.ReceiptLine(
+                po_line_number=line.po_line_number,
+                sku=line.sku,
+                accepted=wire_decimal(line.quantity),
+                rejected=wire_decimal(Decimal(0)),
+                reject_reason=line.reason,
+            )
+            for line in lines
+        ],
         occurred_at=timestamp(at),
     )
     return OutboxEvent.of(GOODS_RETURNED_TO_VENDOR, message, aggregate_id=f"vendor-return:{return_id}", occurred_at=at)

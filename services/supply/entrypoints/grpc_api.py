@@ -9,7 +9,7 @@ receive goods for their own store only.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import grpc
@@ -21,15 +21,43 @@ from servicekit.clock import Clock, utc_now
 from servicekit.errors import InvalidArgument
 from servicekit.idempotency import fingerprint
 from servicekit.paging import InvalidPageToken, page_key, page_token
+from servicekit.protowire import moment
+from services.supply.adapters.integration_events import map_receipt
+from services.supply.domain.purchase_orders import PoStatus
 from services.supply.domain.suppliers import UnknownSupplier
 from services.supply.entrypoints.wire import (
     map_actor,
+    map_confirmed_lines,
     map_contract,
     map_contract_request,
+    map_invoice_outcome,
+    map_invoiced_lines,
+    map_optional_date,
+    map_po,
+    map_receipt_outcome,
+    map_received_lines,
+    map_returned_lines,
+    map_scorecard,
+    map_statuses,
     map_supplier,
     map_supplier_request,
+    map_wanted_lines,
     reply,
 )
+from services.supply.service_layer.purchase_orders import (
+    ConfirmPurchaseOrder,
+    CreatePurchaseOrder,
+    EditPurchaseOrder,
+    MovePurchaseOrder,
+    PurchaseOrders,
+)
+from services.supply.service_layer.receiving import (
+    Receiving,
+    RecordGoodsReceipt,
+    RecordSupplierInvoice,
+    RecordVendorReturn,
+)
+from services.supply.service_layer.scorecards import Scorecards
 from services.supply.service_layer.suppliers import CreateContract, Suppliers, UpsertSupplier
 
 DEFAULT_PAGE = 50
@@ -57,9 +85,34 @@ def join_key(*values: str) -> str:
     return page_token(_SEPARATOR.join(values))
 
 
+def time_key(token: str) -> tuple[datetime, str] | None:
+    key = split_key(token, 2)
+    if key is None:
+        return None
+    try:
+        return datetime.fromisoformat(key[0]), key[1]
+    except ValueError:
+        raise InvalidPageToken("page_token is not one this service gave out") from None
+
+
+def time_token(at: datetime, identifier: str) -> str:
+    return join_key(at.isoformat(), identifier)
+
+
 class SupplyServicer(pb_grpc.SupplyServiceServicer):
-    def __init__(self, *, suppliers: Suppliers, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        *,
+        suppliers: Suppliers,
+        purchase_orders: PurchaseOrders,
+        receiving: Receiving,
+        scorecards: Scorecards,
+        clock: Clock = utc_now,
+    ) -> None:
         self.suppliers = suppliers
+        self.purchase_orders = purchase_orders
+        self.receiving = receiving
+        self.scorecards = scorecards
         self.clock = clock
 
     # ---- suppliers and contracts -------------------------------------------------------------------------------
@@ -119,6 +172,197 @@ class SupplyServicer(pb_grpc.SupplyServiceServicer):
         return pb.ListContractsResponse(
             contracts=[map_contract(c) for c in page], page=paging_pb2.PageInfo(next_page_token=token)
         )
+
+    # ---- purchase orders -------------------------------------------------------------------------------------------
+
+    async def CreatePurchaseOrder(
+        self, request: pb.CreatePurchaseOrderRequest, context: Any
+    ) -> pb.CreatePurchaseOrderResponse:
+        command = CreatePurchaseOrder(
+            fingerprint(request),
+            map_actor(request.actor),
+            request.supplier_id,
+            request.location_id,
+            map_wanted_lines(request.lines),
+            map_optional_date(request.promised_date, "promised_date"),
+        )
+        return await self.purchase_orders.create(
+            command,
+            reply(pb.CreatePurchaseOrderResponse, lambda po: pb.CreatePurchaseOrderResponse(purchase_order=map_po(po))),
+        )
+
+    async def GetPurchaseOrder(self, request: pb.GetPurchaseOrderRequest, context: Any) -> pb.GetPurchaseOrderResponse:
+        po = await self.purchase_orders.get(map_actor(request.actor), request.po_id)
+        return pb.GetPurchaseOrderResponse(purchase_order=map_po(po))
+
+    async def ListPurchaseOrders(
+        self, request: pb.ListPurchaseOrdersRequest, context: Any
+    ) -> pb.ListPurchaseOrdersResponse:
+        size = page_size(request.page.page_size)
+        found = await self.purchase_orders.list_orders(
+            map_actor(request.actor),
+            supplier_id=request.supplier_id,
+            location_id=request.location_id,
+            statuses=map_statuses(request.statuses),
+            after=time_key(request.page.page_token),
+            limit=size + 1,
+        )
+        page = found[:size]
+        token = time_token(page[-1].created_at, page[-1].po_id) if len(found) > size else ""
+        return pb.ListPurchaseOrdersResponse(
+            purchase_orders=[map_po(po) for po in page], page=paging_pb2.PageInfo(next_page_token=token)
+        )
+
+    async def EditPurchaseOrder(
+        self, request: pb.EditPurchaseOrderRequest, context: Any
+    ) -> pb.EditPurchaseOrderResponse:
+        command = EditPurchaseOrder(
+            fingerprint(request),
+            map_actor(request.actor),
+            request.po_id,
+            request.expected_version,
+            map_wanted_lines(request.lines),
+            map_optional_date(request.promised_date, "promised_date"),
+        )
+        return await self.purchase_orders.edit(
+            command,
+            reply(pb.EditPurchaseOrderResponse, lambda po: pb.EditPurchaseOrderResponse(purchase_order=map_po(po))),
+        )
+
+    async def ApprovePurchaseOrder(
+        self, request: pb.ApprovePurchaseOrderRequest, context: Any
+    ) -> pb.ApprovePurchaseOrderResponse:
+        command = MovePurchaseOrder(
+            fingerprint(request), map_actor(request.actor), request.po_id, PoStatus.APPROVED, request.expected_version
+        )
+        return await self.purchase_orders.move(
+            command,
+            reply(
+                pb.ApprovePurchaseOrderResponse, lambda po: pb.ApprovePurchaseOrderResponse(purchase_order=map_po(po))
+            ),
+        )
+
+    async def SendPurchaseOrder(
+        self, request: pb.SendPurchaseOrderRequest, context: Any
+    ) -> pb.SendPurchaseOrderResponse:
+        command = MovePurchaseOrder(fingerprint(request), map_actor(request.actor), request.po_id, PoStatus.SENT)
+        return await self.purchase_orders.move(
+            command,
+            reply(pb.SendPurchaseOrderResponse, lambda po: pb.SendPurchaseOrderResponse(purchase_order=map_po(po))),
+        )
+
+    async def ConfirmPurchaseOrder(
+        self, request: pb.ConfirmPurchaseOrderRequest, context: Any
+    ) -> pb.ConfirmPurchaseOrderResponse:
+        command = ConfirmPurchaseOrder(
+            fingerprint(request),
+            map_actor(request.actor),
+            request.po_id,
+            map_confirmed_lines(request.lines),
+            map_optional_date(request.promised_date, "promised_date"),
+            request.note,
+        )
+        return await self.purchase_orders.confirm(
+            command,
+            reply(
+                pb.ConfirmPurchaseOrderResponse, lambda po: pb.ConfirmPurchaseOrderResponse(purchase_order=map_po(po))
+            ),
+        )
+
+    async def CancelPurchaseOrder(
+        self, request: pb.CancelPurchaseOrderRequest, context: Any
+    ) -> pb.CancelPurchaseOrderResponse:
+        command = MovePurchaseOrder(
+            fingerprint(request), map_actor(request.actor), request.po_id, PoStatus.CANCELLED, reason=request.reason
+        )
+        return await self.purchase_orders.move(
+            command,
+            reply(pb.CancelPurchaseOrderResponse, lambda po: pb.CancelPurchaseOrderResponse(purchase_order=map_po(po))),
+        )
+
+    async def ClosePurchaseOrder(
+        self, request: pb.ClosePurchaseOrderRequest, context: Any
+    ) -> pb.ClosePurchaseOrderResponse:
+        command = MovePurchaseOrder(fingerprint(request), map_actor(request.actor), request.po_id, PoStatus.CLOSED)
+        return await self.purchase_orders.move(
+            command,
+            reply(pb.ClosePurchaseOrderResponse, lambda po: pb.ClosePurchaseOrderResponse(purchase_order=map_po(po))),
+        )
+
+    # ---- receipts, returns, invoices -------------------------------------------------------------------------------
+
+    async def RecordGoodsReceipt(
+        self, request: pb.RecordGoodsReceiptRequest, context: Any
+    ) -> pb.RecordGoodsReceiptResponse:
+        command = RecordGoodsReceipt(
+            fingerprint(request),
+            map_actor(request.actor),
+            request.po_id,
+            request.supplier_id,
+            request.location_id,
+            map_received_lines(request.lines),
+            moment(request.received_at) if request.HasField("received_at") else None,
+        )
+        return await self.receiving.record_receipt(command, reply(pb.RecordGoodsReceiptResponse, map_receipt_outcome))
+
+    async def ListGoodsReceipts(
+        self, request: pb.ListGoodsReceiptsRequest, context: Any
+    ) -> pb.ListGoodsReceiptsResponse:
+        size = page_size(request.page.page_size)
+        found = await self.receiving.list_receipts(
+            map_actor(request.actor),
+            supplier_id=request.supplier_id,
+            po_id=request.po_id,
+            after=time_key(request.page.page_token),
+            limit=size + 1,
+        )
+        page = found[:size]
+        token = time_token(page[-1].received_at, page[-1].receipt_id) if len(found) > size else ""
+        return pb.ListGoodsReceiptsResponse(
+            receipts=[map_receipt(r) for r in page], page=paging_pb2.PageInfo(next_page_token=token)
+        )
+
+    async def RecordVendorReturn(
+        self, request: pb.RecordVendorReturnRequest, context: Any
+    ) -> pb.RecordVendorReturnResponse:
+        command = RecordVendorReturn(
+            fingerprint(request), map_actor(request.actor), request.po_id, map_returned_lines(request.lines)
+        )
+        return await self.receiving.record_return(
+            command,
+            reply(
+                pb.RecordVendorReturnResponse,
+                lambda outcome: pb.RecordVendorReturnResponse(
+                    return_id=outcome.return_id, purchase_order=map_po(outcome.purchase_order)
+                ),
+            ),
+        )
+
+    async def RecordSupplierInvoice(
+        self, request: pb.RecordSupplierInvoiceRequest, context: Any
+    ) -> pb.RecordSupplierInvoiceResponse:
+        command = RecordSupplierInvoice(
+            fingerprint(request),
+            map_actor(request.actor),
+            request.invoice_number,
+            request.supplier_id,
+            request.po_id,
+            map_invoiced_lines(request.lines),
+        )
+        return await self.receiving.record_invoice(
+            command, reply(pb.RecordSupplierInvoiceResponse, map_invoice_outcome)
+        )
+
+    # ---- scorecards ------------------------------------------------------------------------------------------------
+
+    async def GetScorecard(self, request: pb.GetScorecardRequest, context: Any) -> pb.GetScorecardResponse:
+        found = await self.scorecards.of(
+            map_actor(request.actor),
+            request.supplier_id,
+            map_optional_date(request.from_date, "from_date"),
+            map_optional_date(request.to_date, "to_date"),
+        )
+        return pb.GetScorecardResponse(scorecard=map_scorecard(found))
 
 
 def register(servicer: SupplyServicer) -> Callable[[grpc.aio.Server], None]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import TypeVar
@@ -14,13 +14,24 @@ from retail.supply.v1 import supply_service_pb2 as pb
 from servicekit.errors import InvalidArgument
 from servicekit.idempotency import ReplyCodec
 from servicekit.protowire import from_wire, timestamp
-from services.supply.adapters.integration_events import CURRENCY, money
+from services.supply.adapters.integration_events import CURRENCY, PO_STATUSES, map_receipt, money, wire_decimal
+from services.supply.adapters.purchase_store import PoLine, StoredPurchaseOrder
 from services.supply.adapters.supplier_store import StoredContract, StoredSupplier
 from services.supply.domain.contracts import MAX_FEN, Contract, SettlementMode
+from services.supply.domain.purchase_orders import PoStatus
 from services.supply.domain.settlement import CycleKind, QualityBand, RateTier, SettlementCycle
 from services.supply.domain.suppliers import Actor, Supplier
 from services.supply.domain.terms import ContractTerms, ItemTerms
+from services.supply.service_layer.purchase_orders import WantedLine
+from services.supply.service_layer.receiving import (
+    InvoicedLine,
+    InvoiceOutcome,
+    ReceiptOutcome,
+    ReceivedLine,
+    ReturnedLine,
+)
 from services.supply.service_layer.replies import Reply
+from services.supply.service_layer.scorecards import SupplierScorecard
 
 MessageT = TypeVar("MessageT", bound=Message)
 T = TypeVar("T")
@@ -52,18 +63,6 @@ def map_actor(message: identifiers_pb2.Actor) -> Actor:
 
 
 # ---- scalars -------------------------------------------------------------------------------------------------------
-
-
-def decimal_text(value: Decimal) -> str:
-    """A quantity or rate as the contract writes it: plain digits, no exponent, no trailing zeros."""
-    text = f"{value:f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text or "0"
-
-
-def wire_decimal(value: Decimal) -> money_pb2.Decimal:
-    return money_pb2.Decimal(value=decimal_text(value))
 
 
 def map_decimal(message: money_pb2.Decimal, field: str, *, default: Decimal | None = None) -> Decimal:
@@ -237,3 +236,142 @@ def map_contract(stored: StoredContract) -> pb.Contract:
         message.cycle_days = terms.cycle.days
         message.cycle_anchor = terms.cycle.anchor.isoformat()
     return message
+
+
+# ---- purchase orders -----------------------------------------------------------------------------------------------
+
+PO_STATUSES_FROM_WIRE: dict[int, PoStatus] = {int(number): status for status, number in PO_STATUSES.items()}
+
+
+def map_statuses(numbers: Sequence[int]) -> list[PoStatus]:
+    try:
+        return [PO_STATUSES_FROM_WIRE[number] for number in numbers]
+    except KeyError:
+        raise InvalidArgument("statuses names a purchase order status", details={"field": "statuses"}) from None
+
+
+def map_wanted_lines(lines: Sequence[pb.PurchaseOrderLine]) -> tuple[WantedLine, ...]:
+    return tuple(WantedLine(line.sku, map_decimal(line.ordered, "lines.ordered")) for line in lines)
+
+
+def map_po_line(line: PoLine) -> pb.PurchaseOrderLine:
+    message = pb.PurchaseOrderLine(
+        line_number=line.line_number,
+        sku=line.sku,
+        ordered=wire_decimal(line.ordered),
+        unit_cost=money(line.unit_cost_fen),
+        accepted=wire_decimal(line.accepted),
+        rejected=wire_decimal(line.rejected),
+        returned=wire_decimal(line.returned),
+    )
+    if line.confirmed is not None:
+        message.confirmed.CopyFrom(wire_decimal(line.confirmed))
+    if line.suggested is not None:
+        message.suggested.CopyFrom(wire_decimal(line.suggested))
+    return message
+
+
+def map_po(po: StoredPurchaseOrder) -> pb.PurchaseOrder:
+    return pb.PurchaseOrder(
+        po_id=po.po_id,
+        supplier_id=po.supplier_id,
+        location_id=po.location_id,
+        status=PO_STATUSES[po.status],
+        lines=[map_po_line(line) for line in po.lines],
+        promised_date=date_text(po.promised_date),
+        total=money(po.total_fen),
+        suggestion_ids=list(po.suggestion_ids),
+        created_by=po.created_by,
+        approved_by=po.approved_by,
+        created_at=timestamp(po.created_at),
+        updated_at=timestamp(po.updated_at),
+        version=po.version,
+        supplier_note=po.supplier_note,
+    )
+
+
+def map_confirmed_lines(lines: Sequence[pb.ConfirmedLine]) -> dict[int, Decimal]:
+    confirmed: dict[int, Decimal] = {}
+    for line in lines:
+        if line.line_number in confirmed:
+            raise InvalidArgument("each line is confirmed once", details={"line_number": line.line_number})
+        confirmed[line.line_number] = map_decimal(line.quantity, "lines.quantity")
+    return confirmed
+
+
+# ---- receipts, returns, invoices -----------------------------------------------------------------------------------
+
+
+def map_received_lines(lines: Sequence[pb.ReceiptLine]) -> tuple[ReceivedLine, ...]:
+    return tuple(
+        ReceivedLine(
+            po_line_number=line.po_line_number,
+            sku=line.sku,
+            accepted=map_decimal(line.accepted, "lines.accepted", default=Decimal(0)),
+            rejected=map_decimal(line.rejected, "lines.rejected", default=Decimal(0)),
+            reject_reason=line.reject_reason,
+            lot=line.lot,
+            expiry_date=map_optional_date(line.expiry_date, "lines.expiry_date"),
+        )
+        for line in lines
+    )
+
+
+def map_receipt_outcome(outcome: ReceiptOutcome) -> pb.RecordGoodsReceiptResponse:
+    response = pb.RecordGoodsReceiptResponse(receipt=map_receipt(outcome.receipt))
+    if outcome.purchase_order is not None:
+        response.purchase_order.CopyFrom(map_po(outcome.purchase_order))
+    return response
+
+
+def map_returned_lines(lines: Sequence[pb.VendorReturnLine]) -> tuple[ReturnedLine, ...]:
+    return tuple(
+        ReturnedLine(line.po_line_number, map_decimal(line.quantity, "lines.quantity"), line.reason) for line in lines
+    )
+
+
+def map_invoiced_lines(lines: Sequence[pb.InvoiceLine]) -> tuple[InvoicedLine, ...]:
+    return tuple(
+        InvoicedLine(
+            line.po_line_number, map_decimal(line.quantity, "lines.quantity"), map_fen(line.unit_cost, "unit_cost")
+        )
+        for line in lines
+    )
+
+
+def map_invoice_outcome(outcome: InvoiceOutcome) -> pb.RecordSupplierInvoiceResponse:
+    return pb.RecordSupplierInvoiceResponse(
+        invoice_id=outcome.invoice_id,
+        lines=[
+            pb.InvoiceLine(
+                po_line_number=line.po_line_number,
+                quantity=wire_decimal(line.quantity),
+                unit_cost=money(line.unit_cost_fen),
+                match_result=line.match_result,
+                expected=money(line.expected_fen),
+            )
+            for line in outcome.lines
+        ],
+        matched=outcome.matched,
+    )
+
+
+def optional_decimal(value: Decimal | None) -> money_pb2.Decimal | None:
+    return None if value is None else wire_decimal(value)
+
+
+def map_scorecard(found: SupplierScorecard) -> pb.Scorecard:
+    card = found.scorecard
+    return pb.Scorecard(
+        supplier_id=found.supplier_id,
+        from_date=found.first.isoformat(),
+        to_date=found.last.isoformat(),
+        lines_due=card.lines_due,
+        otif=optional_decimal(card.otif),
+        fill_rate=optional_decimal(card.fill_rate),
+        reject_rate=optional_decimal(card.reject_rate),
+        quality_score=optional_decimal(card.quality_score),
+        promised_lead_days=optional_decimal(card.promised_lead_days),
+        actual_lead_days=optional_decimal(card.actual_lead_days),
+        invoice_match_rate=optional_decimal(card.invoice_match_rate),
+    )

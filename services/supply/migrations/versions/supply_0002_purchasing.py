@@ -81,14 +81,15 @@ SCHEMA = """
             supplier_id text,
             suggested numeric(14, 3) NOT NULL CHECK (suggested >= 0),
             business_day date NOT NULL,
-            status text NOT NULL CHECK (status IN ('placed', 'unplaced')),
+            -- placed on a draft's line, unplaced (no supplier, no contract…: see reason) or not_due (nothing to order).
+            status text NOT NULL CHECK (status IN ('placed', 'unplaced', 'not_due')),
             reason text NOT NULL DEFAULT '',
             po_id text REFERENCES purchase_order (po_id),
             line_number integer,
             suggested_at timestamptz NOT NULL,
             recorded_at timestamptz NOT NULL,
             CHECK ((status = 'placed') = (po_id IS NOT NULL)),
-            CHECK (status = 'placed' OR reason <> '')
+            CHECK (status <> 'unplaced' OR reason <> '')
         );
         CREATE INDEX replenishment_suggestion_by_po ON replenishment_suggestion (po_id) WHERE po_id IS NOT NULL;
         CREATE INDEX replenishment_suggestion_unplaced ON replenishment_suggestion (recorded_at DESC, suggestion_id)

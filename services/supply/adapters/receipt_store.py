@@ -178,23 +178,32 @@ class ReturnLineRow:
     reason: str
 
 
-async def insert_return(
-    session: AsyncSession,
-    *,
-    return_id: str,
-    po_id: str,
-    supplier_id: str,
-    location_id: str,
-    at: datetime,
-    by: str,
-    lines: Sequence[ReturnLineRow],
-) -> None:
+@dataclass(frozen=True, slots=True)
+class StoredReturn:
+    return_id: str
+    po_id: str
+    supplier_id: str
+    location_id: str
+    returned_at: datetime
+    returned_by: str
+    lines: tuple[ReturnLineRow, ...]
+
+
+async def insert_return(session: AsyncSession, returned: StoredReturn) -> None:
+    return_id, lines = returned.return_id, returned.lines
     await session.execute(
         text(
             "INSERT INTO vendor_return (return_id, po_id, supplier_id, location_id, returned_at, returned_by) "
             "VALUES (:id, :po, :supplier, :location, :at, :by)"
         ),
-        {"id": return_id, "po": po_id, "supplier": supplier_id, "location": location_id, "at": at, "by": by},
+        {
+            "id": return_id,
+            "po": returned.po_id,
+            "supplier": returned.supplier_id,
+            "location": returned.location_id,
+            "at": returned.returned_at,
+            "by": returned.returned_by,
+        },
     )
     await session.execute(
         text(

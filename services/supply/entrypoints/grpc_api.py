@@ -41,6 +41,7 @@ from services.supply.entrypoints.wire import (
     map_statuses,
     map_supplier,
     map_supplier_request,
+    map_unplaced,
     map_wanted_lines,
     reply,
 )
@@ -351,6 +352,20 @@ class SupplyServicer(pb_grpc.SupplyServiceServicer):
         )
         return await self.receiving.record_invoice(
             command, reply(pb.RecordSupplierInvoiceResponse, map_invoice_outcome)
+        )
+
+    async def ListUnplacedSuggestions(
+        self, request: pb.ListUnplacedSuggestionsRequest, context: Any
+    ) -> pb.ListUnplacedSuggestionsResponse:
+        map_actor(request.actor).check_retailer()
+        size = page_size(request.page.page_size)
+        found = await self.purchase_orders.unplaced(
+            location_id=request.location_id or None, after=time_key(request.page.page_token), limit=size + 1
+        )
+        page = found[:size]
+        token = time_token(page[-1].recorded_at, page[-1].suggestion.suggestion_id) if len(found) > size else ""
+        return pb.ListUnplacedSuggestionsResponse(
+            suggestions=[map_unplaced(s) for s in page], page=paging_pb2.PageInfo(next_page_token=token)
         )
 
     # ---- scorecards ------------------------------------------------------------------------------------------------

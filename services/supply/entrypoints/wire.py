@@ -15,7 +15,7 @@ from servicekit.errors import InvalidArgument
 from servicekit.idempotency import ReplyCodec
 from servicekit.protowire import from_wire, timestamp
 from services.supply.adapters.integration_events import CURRENCY, PO_STATUSES, map_receipt, money, wire_decimal
-from services.supply.adapters.purchase_store import PoLine, StoredPurchaseOrder
+from services.supply.adapters.purchase_store import PoLine, StoredPurchaseOrder, StoredSuggestion
 from services.supply.adapters.supplier_store import StoredContract, StoredSupplier
 from services.supply.domain.contracts import MAX_FEN, Contract, SettlementMode
 from services.supply.domain.purchase_orders import PoStatus
@@ -374,4 +374,18 @@ def map_scorecard(found: SupplierScorecard) -> pb.Scorecard:
         promised_lead_days=optional_decimal(card.promised_lead_days),
         actual_lead_days=optional_decimal(card.actual_lead_days),
         invoice_match_rate=optional_decimal(card.invoice_match_rate),
+    )
+
+
+def map_unplaced(stored: StoredSuggestion) -> pb.UnplacedSuggestion:
+    suggestion = stored.suggestion
+    return pb.UnplacedSuggestion(
+        suggestion_id=suggestion.suggestion_id,
+        location_id=suggestion.location_id,
+        sku=suggestion.sku,
+        supplier_id=suggestion.supplier_id or "",
+        suggested=wire_decimal(suggestion.suggested),
+        reason=stored.reason,
+        business_day=suggestion.business_day.isoformat(),
+        recorded_at=timestamp(stored.recorded_at),
     )

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from servicekit.clock import Clock, utc_now
 from servicekit.db import UnitOfWork
@@ -28,7 +28,13 @@ from services.supply.adapters.integration_events import (
     purchase_order_status_changed,
 )
 from services.supply.adapters.purchase_store import StoredPurchaseOrder
-from services.supply.adapters.receipt_store import InvoiceLineRow, ReceiptLineRow, ReturnLineRow, StoredReceipt
+from services.supply.adapters.receipt_store import (
+    InvoiceLineRow,
+    ReceiptLineRow,
+    ReturnLineRow,
+    StoredReceipt,
+    StoredReturn,
+)
 from services.supply.domain.contracts import NoContract
 from services.supply.domain.purchase_orders import (
     LineQuantities,
@@ -164,10 +170,26 @@ def _check_received(line: ReceivedLine) -> None:
         raise InvalidArgument("a reason is at most 500 characters and a lot 64", details={"field": "lines"})
 
 
+class ReceivingListener(Protocol):
+    """Told of each receipt and return to vendor in the transaction that records it (settlement
+    accrues 经销 lines from them, so that an accrual exists exactly when its fact does)."""
+
+    async def receipt_recorded(self, uow: UnitOfWork, receipt: StoredReceipt) -> None: ...
+
+    async def return_recorded(self, uow: UnitOfWork, returned: StoredReturn) -> None: ...
+
+
 class Receiving:
-    def __init__(self, unit_of_work: Callable[[], UnitOfWork], *, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        unit_of_work: Callable[[], UnitOfWork],
+        *,
+        clock: Clock = utc_now,
+        listeners: Sequence[ReceivingListener] = (),
+    ) -> None:
         self._unit_of_work = unit_of_work
         self._clock = clock
+        self._listeners = tuple(listeners)
 
     async def record_receipt(self, command: RecordGoodsReceipt, reply: Reply[ReceiptOutcome, R]) -> R:
         _check_lines(command.lines)
@@ -184,6 +206,8 @@ class Receiving:
                 receipt, po = await self._direct(uow, command, received_at), None
             await receipt_store.insert_receipt(uow.session, receipt, now)
             uow.publish(goods_received(receipt, now))
+            for listener in self._listeners:
+                await listener.receipt_recorded(uow, receipt)
             answer = reply.render(ReceiptOutcome(receipt, po))
             await keep_reply(uow.session, command.request, reply.codec, answer)
             await uow.commit()
@@ -372,17 +396,11 @@ class Receiving:
                     session, po.po_id, row.po_line_number, quantities[row.po_line_number].returned
                 )
             now = self._clock()
-            return_id = new_id("RV")
-            await receipt_store.insert_return(
-                session,
-                return_id=return_id,
-                po_id=po.po_id,
-                supplier_id=po.supplier_id,
-                location_id=po.location_id,
-                at=now,
-                by=command.actor.client_id,
-                lines=rows,
+            returned_goods = StoredReturn(
+                new_id("RV"), po.po_id, po.supplier_id, po.location_id, now, command.actor.client_id, tuple(rows)
             )
+            return_id = returned_goods.return_id
+            await receipt_store.insert_return(session, returned_goods)
             await purchase_store.touch(session, po.po_id, now)
             uow.publish(
                 goods_returned_to_vendor(
@@ -394,6 +412,8 @@ class Receiving:
                     at=now,
                 )
             )
+            for listener in self._listeners:
+                await listener.return_recorded(uow, returned_goods)
             after = await purchase_store.get_po(session, po.po_id)
             assert after is not None
             answer = reply.render(ReturnOutcome(return_id, after))

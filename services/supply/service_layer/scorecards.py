@@ -7,6 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from servicekit.clock import Clock, utc_now
 from servicekit.db import UnitOfWork
 from servicekit.errors import InvalidArgument
@@ -46,21 +48,27 @@ class Scorecards:
         async with self._unit_of_work() as uow:
             if await supplier_store.get_supplier(uow.session, supplier_id) is None:
                 raise UnknownSupplier("no such supplier", details={"supplier_id": supplier_id})
-            rows = await receipt_store.lines_due(uow.session, supplier_id, first, last)
-            since = datetime.combine(first, time(0), tzinfo=BUSINESS_TIME)
-            until = datetime.combine(last + timedelta(days=1), time(0), tzinfo=BUSINESS_TIME)
-            invoice_lines, matched = await receipt_store.invoice_lines_between(uow.session, supplier_id, since, until)
-        due = [
-            DueLine(
-                ordered=row.ordered,
-                accepted=row.accepted,
-                rejected=row.rejected,
-                confirmed_on=_day(row.confirmed_at),
-                promised_on=row.promised_date,
-                last_arrival_on=_day(row.last_arrival_at),
-                fully_delivered_on=_day(row.fully_delivered_at),
-            )
-            for row in rows
-        ]
-        card = scorecard(due, invoice_lines=invoice_lines, invoice_lines_matched=matched)
+            card = await supplier_scorecard(uow.session, supplier_id, first, last)
         return SupplierScorecard(supplier_id, first, last, card)
+
+
+async def supplier_scorecard(session: AsyncSession, supplier_id: str, first: date, last: date) -> Scorecard:
+    """The scorecard of ``supplier_id`` over the business days [first, last], in the caller's session
+    (settlement reads the quality score of a statement's period with it)."""
+    rows = await receipt_store.lines_due(session, supplier_id, first, last)
+    since = datetime.combine(first, time(0), tzinfo=BUSINESS_TIME)
+    until = datetime.combine(last + timedelta(days=1), time(0), tzinfo=BUSINESS_TIME)
+    invoice_lines, matched = await receipt_store.invoice_lines_between(session, supplier_id, since, until)
+    due = [
+        DueLine(
+            ordered=row.ordered,
+            accepted=row.accepted,
+            rejected=row.rejected,
+            confirmed_on=_day(row.confirmed_at),
+            promised_on=row.promised_date,
+            last_arrival_on=_day(row.last_arrival_at),
+            fully_delivered_on=_day(row.fully_delivered_at),
+        )
+        for row in rows
+    ]
+    return scorecard(due, invoice_lines=invoice_lines, invoice_lines_matched=matched)

@@ -90,34 +90,40 @@ async def publish(nats_url: str, subject: str, message: Message, message_id: str
         )
 
 
-async def drafts(stub: pb_grpc.SupplyServiceAsyncStub) -> list[pb.PurchaseOrder]:
+async def drafts(stub: pb_grpc.SupplyServiceAsyncStub, location_id: str) -> list[pb.PurchaseOrder]:
+    """The drafts of one location (the INVENTORY stream is shared: other tests' suggestions name other locations)."""
     listed = await stub.ListPurchaseOrders(
-        pb.ListPurchaseOrdersRequest(actor=HQ, statuses=[pb.PURCHASE_ORDER_STATUS_DRAFT])
+        pb.ListPurchaseOrdersRequest(actor=HQ, location_id=location_id, statuses=[pb.PURCHASE_ORDER_STATUS_DRAFT])
     )
     return list(listed.purchase_orders)
 
 
 async def test_a_suggestion_published_and_redelivered_becomes_one_line_of_one_draft(
-    stub: pb_grpc.SupplyServiceAsyncStub, app: SupplyApp, supply_url: str, nats_url: str
+    stub: pb_grpc.SupplyServiceAsyncStub, app: SupplyApp, supply_url: str, nats_url: str, unique: str
 ) -> None:
     await setup_supplier(stub)
-    subject = f"retail.inventory.v1.replenishment_suggested.{STORE}"
-    first = suggestion_event("sg-1", "SKU1", "7.5")
+    store = f"S{unique}"
+    subject = f"retail.inventory.v1.replenishment_suggested.{store}"
+
+    def suggested(suggestion_id: str, sku: str, quantity: str, supplier_id: str = "SUPA") -> Message:
+        return suggestion_event(f"{suggestion_id}-{unique}", sku, quantity, supplier_id=supplier_id, location=store)
+
+    first = suggested("sg-1", "SKU1", "7.5")
     event_ids = [str(uuid.uuid4()) for _ in range(5)]
     await publish(nats_url, subject, first, event_ids[0])
     await publish(nats_url, subject, first, event_ids[0])  # the same message again (JetStream drops it)
     await publish(nats_url, subject, first, event_ids[1])  # the same suggestion republished under a new event id
-    await publish(nats_url, subject, suggestion_event("sg-2", "SKU2", "3"), event_ids[2])
-    await publish(nats_url, subject, suggestion_event("sg-3", "NOCONTRACT", "4"), event_ids[3])
-    await publish(nats_url, subject, suggestion_event("sg-4", "SKU9", "4", supplier_id=""), event_ids[4])
+    await publish(nats_url, subject, suggested("sg-2", "SKU2", "3"), event_ids[2])
+    await publish(nats_url, subject, suggested("sg-3", "NOCONTRACT", "4"), event_ids[3])
+    await publish(nats_url, subject, suggested("sg-4", "SKU9", "4", supplier_id=""), event_ids[4])
 
     async def handled() -> bool:
         rows = await fetch(supply_url, "SELECT event_id FROM inbox WHERE event_id = ANY ($1::text[])", event_ids)
         return len(rows) == 5
 
     await eventually(handled)
-    (draft,) = await drafts(stub)
-    assert (draft.supplier_id, draft.location_id, draft.created_by) == ("SUPA", STORE, "replenishment")
+    (draft,) = await drafts(stub, store)
+    assert (draft.supplier_id, draft.location_id, draft.created_by) == ("SUPA", store, "replenishment")
     # 7.5 rounded up to whole packs of 6, and at least the minimum of 12; 3 of a pack of 1 stays 3.
     assert [
         (line.sku, line.ordered.value, line.suggested.value, line.unit_cost.minor_units) for line in draft.lines
@@ -125,30 +131,43 @@ async def test_a_suggestion_published_and_redelivered_becomes_one_line_of_one_dr
         ("SKU1", "12", "7.5", 350),
         ("SKU2", "3", "3", 120),
     ]
-    assert sorted(draft.suggestion_ids) == ["sg-1", "sg-2"]
+    assert sorted(draft.suggestion_ids) == [f"sg-1-{unique}", f"sg-2-{unique}"]
     assert draft.total.minor_units == 12 * 350 + 3 * 120
     unplaced = await fetch(
-        supply_url, "SELECT suggestion_id, reason FROM replenishment_suggestion WHERE status = 'unplaced' ORDER BY 1"
+        supply_url,
+        "SELECT suggestion_id, reason FROM replenishment_suggestion WHERE status = 'unplaced' AND location_id = $1 "
+        "ORDER BY 1",
+        store,
     )
     assert [(row["suggestion_id"], row["reason"]) for row in unplaced] == [
-        ("sg-3", "no-contract"),
-        ("sg-4", "no-supplier"),
+        (f"sg-3-{unique}", "no-contract"),
+        (f"sg-4-{unique}", "no-supplier"),
+    ]
+    reported = await stub.ListUnplacedSuggestions(pb.ListUnplacedSuggestionsRequest(actor=HQ, location_id=store))
+    assert sorted((s.suggestion_id, s.sku, s.reason, s.suggested.value) for s in reported.suggestions) == [
+        (f"sg-3-{unique}", "NOCONTRACT", "no-contract", "4"),
+        (f"sg-4-{unique}", "SKU9", "no-supplier", "4"),
     ]
     created = await fetch(
         supply_url,
-        "SELECT count(*) AS n FROM outbox WHERE event_type = $1",
+        "SELECT payload FROM outbox WHERE event_type = $1",
         supply_events.PurchaseOrderStatusChanged.DESCRIPTOR.full_name,
     )
-    assert created[0]["n"] == 1
+    moves = [supply_events.PurchaseOrderStatusChanged.FromString(row["payload"]) for row in created]
+    assert [(m.po_id, m.to_status) for m in moves if m.location_id == store] == [
+        (draft.po_id, pb.PURCHASE_ORDER_STATUS_DRAFT)
+    ]
 
 
 async def test_two_replicas_placing_the_same_suggestions_at_once_make_one_line_each(
-    stub: pb_grpc.SupplyServiceAsyncStub, app: SupplyApp, supply_url: str
+    stub: pb_grpc.SupplyServiceAsyncStub, app: SupplyApp, unique: str
 ) -> None:
     await setup_supplier(stub)
+    store = f"S{unique}"
     at = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)
     suggestions = [
-        Suggestion(f"sg-{sku}", STORE, sku, "SUPA", Decimal("2"), at.date(), at) for sku in ("SKU1", "SKU2", "SKU3")
+        Suggestion(f"sg-{sku}-{unique}", store, sku, "SUPA", Decimal("2"), at.date(), at)
+        for sku in ("SKU1", "SKU2", "SKU3")
     ]
     unit_of_work: Callable[[], UnitOfWork] = app.connected.unit_of_work
 
@@ -161,7 +180,7 @@ async def test_two_replicas_placing_the_same_suggestions_at_once_make_one_line_e
     # Every suggestion delivered to two replicas at the same moment, all three at once.
     outcomes = await asyncio.gather(*(place(s) for s in suggestions for _ in range(2)))
     assert sorted(outcomes) == ["duplicate"] * 3 + ["placed"] * 3
-    (draft,) = await drafts(stub)
+    (draft,) = await drafts(stub, store)
     assert sorted((line.sku, line.ordered.value) for line in draft.lines) == [
         ("SKU1", "12"),
         ("SKU2", "2"),
@@ -334,8 +353,9 @@ async def test_an_order_is_approved_sent_confirmed_and_received_partly_with_a_qu
     ]
     transitions = await fetch(
         supply_url,
-        "SELECT payload FROM outbox WHERE event_type = $1 ORDER BY id",
+        "SELECT payload FROM outbox WHERE event_type = $1 AND aggregate_id = $2 ORDER BY id",
         supply_events.PurchaseOrderStatusChanged.DESCRIPTOR.full_name,
+        f"purchase-order:{po.po_id}",
     )
     moves = [supply_events.PurchaseOrderStatusChanged.FromString(row["payload"]) for row in transitions]
     assert [(m.from_status, m.to_status) for m in moves] == [
@@ -469,7 +489,9 @@ async def test_a_supplier_cannot_see_or_act_on_another_suppliers_orders(
         await stub.GetPurchaseOrder(pb.GetPurchaseOrderRequest(actor=supplier_user("SUPA"), po_id=po_id))
     ).purchase_order
     assert own == sent
-    mine = await stub.ListPurchaseOrders(pb.ListPurchaseOrdersRequest(actor=supplier_user("SUPA"), supplier_id="SUPB"))
+    mine = await stub.ListPurchaseOrders(
+        pb.ListPurchaseOrdersRequest(actor=supplier_user("SUPA"), supplier_id="SUPB", location_id=STORE)
+    )
     assert [p.po_id for p in mine.purchase_orders] == [po_id]  # forced to its own supplier
 
 

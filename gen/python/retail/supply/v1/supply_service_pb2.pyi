@@ -2269,6 +2269,124 @@ class RecordSupplierInvoiceResponse(_message.Message):
 Global___RecordSupplierInvoiceResponse: _TypeAlias = RecordSupplierInvoiceResponse  # noqa: Y015
 
 @_typing.final
+class ListUnplacedSuggestionsRequest(_message.Message):
+    """ListUnplacedSuggestionsRequest asks for a page of unplaced replenishment suggestions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTOR_FIELD_NUMBER: _builtins.int
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    location_id: _builtins.str
+    """Only this location's; empty for every location."""
+    @_builtins.property
+    def actor(self) -> _identifiers_pb2.Actor:
+        """Who asks."""
+
+    @_builtins.property
+    def page(self) -> _paging_pb2.PageRequest:
+        """The page."""
+
+    def __init__(
+        self,
+        *,
+        actor: _identifiers_pb2.Actor | None = ...,
+        location_id: _builtins.str = ...,
+        page: _paging_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "location_id", b"location_id", "page", b"page"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListUnplacedSuggestionsRequest: _TypeAlias = ListUnplacedSuggestionsRequest  # noqa: Y015
+
+@_typing.final
+class UnplacedSuggestion(_message.Message):
+    """UnplacedSuggestion is a replenishment suggestion no purchase order line was drafted from."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUGGESTION_ID_FIELD_NUMBER: _builtins.int
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    SKU_FIELD_NUMBER: _builtins.int
+    SUPPLIER_ID_FIELD_NUMBER: _builtins.int
+    SUGGESTED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    BUSINESS_DAY_FIELD_NUMBER: _builtins.int
+    RECORDED_AT_FIELD_NUMBER: _builtins.int
+    suggestion_id: _builtins.str
+    """The suggestion (inventory's id)."""
+    location_id: _builtins.str
+    """The location to replenish."""
+    sku: _builtins.str
+    """The SKU."""
+    supplier_id: _builtins.str
+    """The supplier, if the suggestion or the catalogue named one."""
+    reason: _builtins.str
+    """Why it was not placed: "no-supplier", "unknown-supplier", "supplier-inactive" or "no-contract"."""
+    business_day: _builtins.str
+    """The business day it was suggested for."""
+    @_builtins.property
+    def suggested(self) -> _money_pb2.Decimal:
+        """The suggested quantity."""
+
+    @_builtins.property
+    def recorded_at(self) -> _timestamp_pb2.Timestamp:
+        """When supply received it."""
+
+    def __init__(
+        self,
+        *,
+        suggestion_id: _builtins.str = ...,
+        location_id: _builtins.str = ...,
+        sku: _builtins.str = ...,
+        supplier_id: _builtins.str = ...,
+        suggested: _money_pb2.Decimal | None = ...,
+        reason: _builtins.str = ...,
+        business_day: _builtins.str = ...,
+        recorded_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["recorded_at", b"recorded_at", "suggested", b"suggested"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["business_day", b"business_day", "location_id", b"location_id", "reason", b"reason", "recorded_at", b"recorded_at", "sku", b"sku", "suggested", b"suggested", "suggestion_id", b"suggestion_id", "supplier_id", b"supplier_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UnplacedSuggestion: _TypeAlias = UnplacedSuggestion  # noqa: Y015
+
+@_typing.final
+class ListUnplacedSuggestionsResponse(_message.Message):
+    """ListUnplacedSuggestionsResponse is a page of unplaced suggestions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUGGESTIONS_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def suggestions(self) -> _containers.RepeatedCompositeFieldContainer[Global___UnplacedSuggestion]:
+        """Suggestions, newest first."""
+
+    @_builtins.property
+    def page(self) -> _paging_pb2.PageInfo:
+        """How to continue."""
+
+    def __init__(
+        self,
+        *,
+        suggestions: _abc.Iterable[Global___UnplacedSuggestion] | None = ...,
+        page: _paging_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page", b"page", "suggestions", b"suggestions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListUnplacedSuggestionsResponse: _TypeAlias = ListUnplacedSuggestionsResponse  # noqa: Y015
+
+@_typing.final
 class RunStatementsRequest(_message.Message):
     """RunStatementsRequest drafts the statements of one period."""
 

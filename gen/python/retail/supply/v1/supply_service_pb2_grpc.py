@@ -138,6 +138,11 @@ class SupplyServiceStub:
                 request_serializer=retail_dot_supply_dot_v1_dot_supply__service__pb2.RecordSupplierInvoiceRequest.SerializeToString,
                 response_deserializer=retail_dot_supply_dot_v1_dot_supply__service__pb2.RecordSupplierInvoiceResponse.FromString,
                 _registered_method=True)
+        self.ListUnplacedSuggestions = channel.unary_unary(
+                '/retail.supply.v1.SupplyService/ListUnplacedSuggestions',
+                request_serializer=retail_dot_supply_dot_v1_dot_supply__service__pb2.ListUnplacedSuggestionsRequest.SerializeToString,
+                response_deserializer=retail_dot_supply_dot_v1_dot_supply__service__pb2.ListUnplacedSuggestionsResponse.FromString,
+                _registered_method=True)
         self.RunStatements = channel.unary_unary(
                 '/retail.supply.v1.SupplyService/RunStatements',
                 request_serializer=retail_dot_supply_dot_v1_dot_supply__service__pb2.RunStatementsRequest.SerializeToString,
@@ -351,6 +356,15 @@ class SupplyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListUnplacedSuggestions(self, request, context):
+        """ListUnplacedSuggestions pages through replenishment suggestions that could not become a
+        purchase order line (no supplier, unknown or inactive supplier, no contract), newest first;
+        they are kept, never lost, so that a buyer can act on them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RunStatements(self, request, context):
         """RunStatements drafts (or redrafts) the statements of every contract for the period
         that contains period_date; a rerun after a crash produces the same statements, never two.
@@ -535,6 +549,11 @@ def add_SupplyServiceServicer_to_server(servicer, server):
                     servicer.RecordSupplierInvoice,
                     request_deserializer=retail_dot_supply_dot_v1_dot_supply__service__pb2.RecordSupplierInvoiceRequest.FromString,
                     response_serializer=retail_dot_supply_dot_v1_dot_supply__service__pb2.RecordSupplierInvoiceResponse.SerializeToString,
+            ),
+            'ListUnplacedSuggestions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUnplacedSuggestions,
+                    request_deserializer=retail_dot_supply_dot_v1_dot_supply__service__pb2.ListUnplacedSuggestionsRequest.FromString,
+                    response_serializer=retail_dot_supply_dot_v1_dot_supply__service__pb2.ListUnplacedSuggestionsResponse.SerializeToString,
             ),
             'RunStatements': grpc.unary_unary_rpc_method_handler(
                     servicer.RunStatements,
@@ -1119,6 +1138,33 @@ class SupplyService:
             '/retail.supply.v1.SupplyService/RecordSupplierInvoice',
             retail_dot_supply_dot_v1_dot_supply__service__pb2.RecordSupplierInvoiceRequest.SerializeToString,
             retail_dot_supply_dot_v1_dot_supply__service__pb2.RecordSupplierInvoiceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUnplacedSuggestions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.supply.v1.SupplyService/ListUnplacedSuggestions',
+            retail_dot_supply_dot_v1_dot_supply__service__pb2.ListUnplacedSuggestionsRequest.SerializeToString,
+            retail_dot_supply_dot_v1_dot_supply__service__pb2.ListUnplacedSuggestionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -90,6 +90,11 @@ class SupplyServiceStub:
     """RecordSupplierInvoice matches a supplier's invoice three ways (PO price × received
     quantity against each invoice line); mismatched lines are held with their reason.
     """
+    ListUnplacedSuggestions: _grpc.UnaryUnaryMultiCallable[_supply_service_pb2.ListUnplacedSuggestionsRequest, _supply_service_pb2.ListUnplacedSuggestionsResponse]
+    """ListUnplacedSuggestions pages through replenishment suggestions that could not become a
+    purchase order line (no supplier, unknown or inactive supplier, no contract), newest first;
+    they are kept, never lost, so that a buyer can act on them.
+    """
     RunStatements: _grpc.UnaryUnaryMultiCallable[_supply_service_pb2.RunStatementsRequest, _supply_service_pb2.RunStatementsResponse]
     """RunStatements drafts (or redrafts) the statements of every contract for the period
     that contains period_date; a rerun after a crash produces the same statements, never two.
@@ -182,6 +187,11 @@ class SupplyServiceAsyncStub(SupplyServiceStub):
     RecordSupplierInvoice: _aio.UnaryUnaryMultiCallable[_supply_service_pb2.RecordSupplierInvoiceRequest, _supply_service_pb2.RecordSupplierInvoiceResponse]  # type: ignore[assignment]
     """RecordSupplierInvoice matches a supplier's invoice three ways (PO price × received
     quantity against each invoice line); mismatched lines are held with their reason.
+    """
+    ListUnplacedSuggestions: _aio.UnaryUnaryMultiCallable[_supply_service_pb2.ListUnplacedSuggestionsRequest, _supply_service_pb2.ListUnplacedSuggestionsResponse]  # type: ignore[assignment]
+    """ListUnplacedSuggestions pages through replenishment suggestions that could not become a
+    purchase order line (no supplier, unknown or inactive supplier, no contract), newest first;
+    they are kept, never lost, so that a buyer can act on them.
     """
     RunStatements: _aio.UnaryUnaryMultiCallable[_supply_service_pb2.RunStatementsRequest, _supply_service_pb2.RunStatementsResponse]  # type: ignore[assignment]
     """RunStatements drafts (or redrafts) the statements of every contract for the period
@@ -386,6 +396,17 @@ class SupplyServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_supply_service_pb2.RecordSupplierInvoiceResponse, _abc.Awaitable[_supply_service_pb2.RecordSupplierInvoiceResponse]]:
         """RecordSupplierInvoice matches a supplier's invoice three ways (PO price × received
         quantity against each invoice line); mismatched lines are held with their reason.
+        """
+
+    @_abc_1.abstractmethod
+    def ListUnplacedSuggestions(
+        self,
+        request: _supply_service_pb2.ListUnplacedSuggestionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_supply_service_pb2.ListUnplacedSuggestionsResponse, _abc.Awaitable[_supply_service_pb2.ListUnplacedSuggestionsResponse]]:
+        """ListUnplacedSuggestions pages through replenishment suggestions that could not become a
+        purchase order line (no supplier, unknown or inactive supplier, no contract), newest first;
+        they are kept, never lost, so that a buyer can act on them.
         """
 
     @_abc_1.abstractmethod

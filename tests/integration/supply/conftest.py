@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import grpc
 import pytest
+from nats.js.errors import BadRequestError, NotFoundError
 from retail.supply.v1 import supply_service_pb2_grpc as pb_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from servicekit.db import UnitOfWork, create_engine, units_of_work
 from servicekit.messaging import StreamSpec, ensure_stream
 from servicekit.settings import load_settings, to_plain_url
+from services.supply.adapters.integration_events import SUPPLY_STREAM
 from services.supply.bootstrap import SupplyApp, build
 from services.supply.migrate import VERSIONS
 from services.supply.settings import SupplySettings
@@ -91,6 +94,27 @@ async def other_streams(nats_url: str) -> None:
         await ensure_stream(js, StreamSpec("SALES", ["retail.sales.v1.>"]))
         await ensure_stream(js, StreamSpec("PRICING", ["retail.pricing.v1.>"]))
         await ensure_stream(js, StreamSpec("INVENTORY", ["retail.inventory.v1.>"]))
+
+
+STREAMS_TOUCHED = ("SUPPLY", "INVENTORY", "PRICING")
+
+
+@pytest.fixture(autouse=True)
+async def leave_streams_as_found(nats_url: str) -> AsyncIterator[None]:
+    """Delete what a test published (itself, or through the service's relay) to the streams other
+    services' tests read, so that no later test's inventory, pricing or marketing replays it. Set up
+    before the service and torn down after it stopped; tests run one at a time."""
+    await other_streams(nats_url)
+    async with jetstream(nats_url) as (_, js):
+        await ensure_stream(js, SUPPLY_STREAM)
+        before = {name: (await js.stream_info(name)).state.last_seq for name in STREAMS_TOUCHED}
+    yield
+    async with jetstream(nats_url) as (_, js):
+        for name, first in before.items():
+            last = (await js.stream_info(name)).state.last_seq
+            for sequence in range(first + 1, last + 1):
+                with contextlib.suppress(NotFoundError, BadRequestError):
+                    await js.delete_msg(name, sequence)
 
 
 @pytest.fixture

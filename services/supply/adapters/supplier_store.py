@@ -67,12 +67,12 @@ async def code_taken(session: AsyncSession, code: str, supplier_id: str) -> bool
 
 
 async def insert_supplier(session: AsyncSession, supplier: Supplier, at: datetime) -> bool:
-    """Whether it was inserted (False: the id is taken, e.g. by a concurrent create)."""
+    """Whether it was inserted (False: the id or the code is taken, e.g. by a concurrent create)."""
     row = await session.execute(
         text(
             "INSERT INTO supplier (supplier_id, code, name, payment_terms_days, active, version, created_at, "
             "updated_at) VALUES (:id, :code, :name, :terms, :active, 1, :at, :at) "
-            "ON CONFLICT (supplier_id) DO NOTHING RETURNING 1"
+            "ON CONFLICT DO NOTHING RETURNING 1"
         ),
         {
             "id": supplier.supplier_id,

@@ -79,6 +79,10 @@ class Suppliers:
             now = self._clock()
             if command.expected_version == 0:
                 if not await supplier_store.insert_supplier(uow.session, supplier, now):
+                    if await supplier_store.code_taken(uow.session, supplier.code, supplier.supplier_id):
+                        raise SupplierCodeTaken(
+                            f"another supplier has code {supplier.code}", details={"code": supplier.code}
+                        )
                     raise SupplierExists(
                         "the supplier exists: change it with its version", details={"supplier_id": supplier.supplier_id}
                     )

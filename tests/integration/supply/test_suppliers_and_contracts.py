@@ -156,3 +156,23 @@ async def test_bad_contracts_are_refused_precisely(stub: pb_grpc.SupplyServiceAs
             )
         )
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_two_suppliers_created_at_once_with_one_code_are_not_both_saved(
+    stub: pb_grpc.SupplyServiceAsyncStub,
+) -> None:
+    requests = [
+        pb.UpsertSupplierRequest(
+            request_id=rid(),
+            actor=HQ,
+            supplier=pb.Supplier(supplier_id=f"SUP{index}", code="SAME", name="Twin", payment_terms_days=30),
+        )
+        for index in range(6)
+    ]
+    outcomes = await asyncio.gather(*(stub.UpsertSupplier(r) for r in requests), return_exceptions=True)
+    saved = [o for o in outcomes if isinstance(o, pb.UpsertSupplierResponse)]
+    refused = [o for o in outcomes if isinstance(o, grpc.aio.AioRpcError)]
+    assert len(saved) == 1
+    assert {(e.code(), reason(e)) for e in refused} == {(grpc.StatusCode.ALREADY_EXISTS, "supplier-code-taken")}
+    listed = await stub.ListSuppliers(pb.ListSuppliersRequest(actor=HQ))
+    assert [s.code for s in listed.suppliers] == ["SAME"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -21,10 +22,13 @@ from retail.supply.v1 import events_pb2 as supply_events
 from retail.supply.v1 import supply_service_pb2 as pb
 from retail.supply.v1 import supply_service_pb2_grpc as pb_grpc
 
+from servicekit.consumer import EventConsumer
 from servicekit.db import UnitOfWork
+from servicekit.messaging import ensure_consumer
 from servicekit.protowire import timestamp
 from services.supply.adapters.purchase_store import Suggestion
 from services.supply.bootstrap import SupplyApp
+from services.supply.entrypoints.consumers import replenishment_consumer, replenishment_handlers
 from tests.integration.supply.conftest import Clock, fetch
 from tests.integration.supply.support import (
     HQ,
@@ -591,3 +595,52 @@ async def test_an_invoice_is_matched_three_ways_or_held_with_its_reason(stub: pb
         )
     ).scorecard
     assert card.invoice_match_rate.value == "0.3333"
+
+
+async def test_two_replicas_on_one_durable_and_redelivered_suggestions_make_one_line_per_suggestion(
+    stub: pb_grpc.SupplyServiceAsyncStub, app: SupplyApp, nats_url: str, unique: str
+) -> None:
+    store = f"S{unique}"
+    skus = [f"HOT{n:02d}" for n in range(30)]
+    await add_supplier(stub, "SUPA")
+    await stub.CreateContract(
+        pb.CreateContractRequest(
+            request_id=rid(), actor=HQ, contract=purchase_contract("SUPA", {sku: (100, "1", "0") for sku in skus})
+        )
+    )
+    subject = f"retail.inventory.v1.replenishment_suggested.{store}"
+    for n, sku in enumerate(skus):  # each twice, under two event ids, as a relay re-sending would
+        message = suggestion_event(f"sg-{unique}-{n}", sku, str(n + 1), location=store)
+        await publish(nats_url, subject, message, str(uuid.uuid4()))
+        await publish(nats_url, subject, message, str(uuid.uuid4()))
+    # Two replicas share one durable (besides the service's own consumer, which sees every event too).
+    spec = replace(replenishment_consumer(f"replicas-{unique}"), filter_subjects=[subject])
+    handlers = replenishment_handlers(app.services.purchase_orders)
+    stop = asyncio.Event()
+    async with jetstream(nats_url) as (_, js):
+        await ensure_consumer(js, spec)
+        replicas = [EventConsumer(js, spec, handlers, app.connected.unit_of_work, batch_size=size) for size in (4, 7)]
+        tasks = [asyncio.create_task(replica.run(stop)) for replica in replicas]
+        try:
+            async with asyncio.timeout(60):
+                while True:
+                    info = await js.consumer_info("INVENTORY", spec.durable)
+                    if not info.num_pending and not info.num_ack_pending:
+                        break
+                    await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+            await js.delete_consumer("INVENTORY", spec.durable)
+    assert sum(replica.stats.handled + replica.stats.duplicates for replica in replicas) >= 60
+
+    async def complete() -> list[pb.PurchaseOrder]:
+        found = await drafts(stub, store)
+        return found if found and len(found[0].lines) == len(skus) else []
+
+    (draft,) = await eventually(complete)
+    assert sorted((line.sku, line.ordered.value) for line in draft.lines) == sorted(
+        (sku, str(n + 1)) for n, sku in enumerate(skus)
+    )
+    assert sorted(line.line_number for line in draft.lines) == list(range(1, 31))
+    assert sorted(draft.suggestion_ids) == sorted(f"sg-{unique}-{n}" for n in range(30))

@@ -644,3 +644,65 @@ async def test_two_replicas_on_one_durable_and_redelivered_suggestions_make_one_
     )
     assert sorted(line.line_number for line in draft.lines) == list(range(1, 31))
     assert sorted(draft.suggestion_ids) == sorted(f"sg-{unique}-{n}" for n in range(30))
+
+
+async def test_an_order_is_cancelled_only_before_goods_arrive_and_returns_never_exceed_what_was_accepted(
+    stub: pb_grpc.SupplyServiceAsyncStub, supply_url: str
+) -> None:
+    await setup_supplier(stub)
+    untouched = await confirmed_order(stub, {"SKU2": "4"})
+    cancelled = (
+        await stub.CancelPurchaseOrder(
+            pb.CancelPurchaseOrderRequest(request_id=rid(), actor=HQ, po_id=untouched.po_id, reason="store closed")
+        )
+    ).purchase_order
+    assert cancelled.status == pb.PURCHASE_ORDER_STATUS_CANCELLED
+    with pytest.raises(grpc.aio.AioRpcError) as receive_cancelled:
+        await stub.RecordGoodsReceipt(receipt_request(cancelled, pb.ReceiptLine(po_line_number=1, accepted=dec("1"))))
+    assert reason(receive_cancelled.value) == "purchase-order-state"
+
+    po = await confirmed_order(stub, {"SKU2": "10"})
+    await stub.RecordGoodsReceipt(receipt_request(po, pb.ReceiptLine(po_line_number=1, accepted=dec("3"))))
+    with pytest.raises(grpc.aio.AioRpcError) as cancel_late:
+        await stub.CancelPurchaseOrder(pb.CancelPurchaseOrderRequest(request_id=rid(), actor=HQ, po_id=po.po_id))
+    assert (cancel_late.value.code(), reason(cancel_late.value)) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "purchase-order-state",
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as too_many:
+        await stub.RecordVendorReturn(
+            pb.RecordVendorReturnRequest(
+                request_id=rid(),
+                actor=HQ,
+                po_id=po.po_id,
+                lines=[pb.VendorReturnLine(po_line_number=1, quantity=dec("4"), reason="damaged")],
+            )
+        )
+    assert too_many.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    returned = await stub.RecordVendorReturn(
+        pb.RecordVendorReturnRequest(
+            request_id=rid(),
+            actor=HQ,
+            po_id=po.po_id,
+            lines=[pb.VendorReturnLine(po_line_number=1, quantity=dec("3"), reason="damaged")],
+        )
+    )
+    (row,) = await fetch(
+        supply_url,
+        "SELECT subject, payload FROM outbox WHERE event_type = $1",
+        supply_events.GoodsReturnedToVendor.DESCRIPTOR.full_name,
+    )
+    event = supply_events.GoodsReturnedToVendor.FromString(row["payload"])
+    assert row["subject"] == "retail.supply.v1.goods_returned_to_vendor"
+    assert (event.return_id, event.location_id, [(line.sku, line.accepted.value) for line in event.lines]) == (
+        returned.return_id,
+        STORE,
+        [("SKU2", "3")],
+    )
+    closed = (
+        await stub.ClosePurchaseOrder(pb.ClosePurchaseOrderRequest(request_id=rid(), actor=HQ, po_id=po.po_id))
+    ).purchase_order
+    assert closed.status == pb.PURCHASE_ORDER_STATUS_CLOSED
+    assert (closed.lines[0].accepted.value, closed.lines[0].returned.value) == ("3", "3")
+    receipts = await stub.ListGoodsReceipts(pb.ListGoodsReceiptsRequest(actor=supplier_user("SUPA"), po_id=po.po_id))
+    assert [len(r.lines) for r in receipts.receipts] == [1]

@@ -24,9 +24,16 @@ from services.supply.entrypoints.consumers import (
     replenishment_handlers,
 )
 from services.supply.entrypoints.grpc_api import SupplyServicer, register
+from services.supply.entrypoints.settlement_consumers import (
+    sales_consumer,
+    sales_handlers,
+    settlement_consumer,
+    settlement_handlers,
+)
 from services.supply.service_layer.purchase_orders import PurchaseOrders
 from services.supply.service_layer.receiving import Receiving
 from services.supply.service_layer.scorecards import Scorecards
+from services.supply.service_layer.settlement import Accruals, Statements
 from services.supply.service_layer.suppliers import Suppliers
 from services.supply.settings import SupplySettings
 
@@ -40,6 +47,8 @@ class SupplyServices:
     purchase_orders: PurchaseOrders
     receiving: Receiving
     scorecards: Scorecards
+    accruals: Accruals
+    statements: Statements
 
 
 def wire(settings: SupplySettings, unit_of_work: Callable[[], UnitOfWork], *, clock: Clock = utc_now) -> SupplyServices:
@@ -49,6 +58,8 @@ def wire(settings: SupplySettings, unit_of_work: Callable[[], UnitOfWork], *, cl
         purchase_orders=PurchaseOrders(unit_of_work, clock=clock),
         receiving=Receiving(unit_of_work, clock=clock),
         scorecards=Scorecards(unit_of_work, clock=clock),
+        accruals=Accruals(unit_of_work, clock=clock),
+        statements=Statements(unit_of_work, clock=clock),
     )
 
 
@@ -66,12 +77,13 @@ def build(settings: SupplySettings, *, clock: Clock = utc_now) -> SupplyApp:
     connected = connections(settings, SERVICE_NAME)
     unit_of_work = connected.unit_of_work
     services = wire(settings, unit_of_work, clock=clock)
-    # Settlement's RPCs answer UNIMPLEMENTED (the generated base) until they are built.
-    servicer = SupplyServicer(  # type: ignore[abstract]
+    servicer = SupplyServicer(
         suppliers=services.suppliers,
         purchase_orders=services.purchase_orders,
         receiving=services.receiving,
         scorecards=services.scorecards,
+        accruals=services.accruals,
+        statements=services.statements,
         clock=clock,
     )
     server = service_server(
@@ -91,6 +103,14 @@ def build(settings: SupplySettings, *, clock: Clock = utc_now) -> SupplyApp:
             Subscription(
                 replenishment_consumer(settings.supply_replenishment_durable),
                 replenishment_handlers(services.purchase_orders),
+                unit_of_work,
+            ),
+            Subscription(
+                sales_consumer(settings.supply_sales_durable), sales_handlers(services.accruals), unit_of_work
+            ),
+            Subscription(
+                settlement_consumer(settings.supply_settlement_durable),
+                settlement_handlers(services.accruals),
                 unit_of_work,
             ),
         ],

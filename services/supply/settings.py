@@ -20,3 +20,8 @@ class SupplySettings(GrpcServiceSettings):
     supply_sales_durable: str = Field(
         default="supply-sales", pattern=r"^[A-Za-z0-9_-]+$", description="durable consumer of the SALES journal"
     )
+    supply_settlement_durable: str = Field(
+        default="supply-settlement",
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="durable consumer of supply's own receipts and returns to vendor (settlement's accruals)",
+    )

@@ -280,7 +280,7 @@ class SoldLine:
 
     accrual: Accrual
     returned: Decimal  # positive
-    reversed_fen: int  # non-positive
+    reversed_fen: int  # what they took back, positive
 
 
 def _accrual(row: Any) -> Accrual:
@@ -314,7 +314,7 @@ async def sold_lines(session: AsyncSession, sale_id: str) -> list[SoldLine]:
             text(
                 f"SELECT {_ACCRUAL_COLUMNS}, "
                 "coalesce((SELECT -sum(r.quantity) FROM accrual r WHERE r.reverses = a.source_id), 0) AS returned, "
-                "coalesce((SELECT sum(r.amount_fen) FROM accrual r WHERE r.reverses = a.source_id), 0) AS reversed "
+                "coalesce((SELECT -sum(r.amount_fen) FROM accrual r WHERE r.reverses = a.source_id), 0) AS reversed "
                 "FROM accrual a WHERE a.sale_id = :sale AND a.kind = 'sale' ORDER BY a.source_id FOR UPDATE OF a"
             ),
             {"sale": sale_id},
@@ -323,18 +323,22 @@ async def sold_lines(session: AsyncSession, sale_id: str) -> list[SoldLine]:
     return [SoldLine(_accrual(row), Decimal(row.returned), int(row.reversed)) for row in rows]
 
 
-async def record_journal_sale(session: AsyncSession, sale_id: str, store_id: str, day: date) -> None:
-    await session.execute(
+async def record_journal_entry(session: AsyncSession, sale_id: str, store_id: str, day: date, is_return: bool) -> bool:
+    """Note a journal entry; False when it was noted before (applied already: change nothing)."""
+    noted = await session.execute(
         text(
-            "INSERT INTO journal_sale (sale_id, store_id, business_day) VALUES (:sale, :store, :day) "
-            "ON CONFLICT (sale_id) DO NOTHING"
+            "INSERT INTO journal_sale (sale_id, store_id, business_day, is_return) "
+            "VALUES (:sale, :store, :day, :is_return) ON CONFLICT (sale_id) DO NOTHING RETURNING 1"
         ),
-        {"sale": sale_id, "store": store_id, "day": day},
+        {"sale": sale_id, "store": store_id, "day": day, "is_return": is_return},
     )
+    return noted.first() is not None
 
 
 async def journal_sale_known(session: AsyncSession, sale_id: str) -> bool:
-    found = await session.execute(text("SELECT 1 FROM journal_sale WHERE sale_id = :sale"), {"sale": sale_id})
+    found = await session.execute(
+        text("SELECT 1 FROM journal_sale WHERE sale_id = :sale AND NOT is_return"), {"sale": sale_id}
+    )
     return found.first() is not None
 
 

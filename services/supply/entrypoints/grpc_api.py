@@ -25,6 +25,7 @@ from servicekit.protowire import moment
 from services.supply.adapters.integration_events import map_receipt
 from services.supply.domain.purchase_orders import PoStatus
 from services.supply.domain.suppliers import UnknownSupplier
+from services.supply.entrypoints.settlement_api import SettlementRpcs
 from services.supply.entrypoints.wire import (
     map_actor,
     map_confirmed_lines,
@@ -59,6 +60,7 @@ from services.supply.service_layer.receiving import (
     RecordVendorReturn,
 )
 from services.supply.service_layer.scorecards import Scorecards
+from services.supply.service_layer.settlement import Accruals, Statements
 from services.supply.service_layer.suppliers import CreateContract, Suppliers, UpsertSupplier
 
 DEFAULT_PAGE = 50
@@ -100,7 +102,7 @@ def time_token(at: datetime, identifier: str) -> str:
     return join_key(at.isoformat(), identifier)
 
 
-class SupplyServicer(pb_grpc.SupplyServiceServicer):
+class SupplyServicer(SettlementRpcs, pb_grpc.SupplyServiceServicer):
     def __init__(
         self,
         *,
@@ -108,12 +110,16 @@ class SupplyServicer(pb_grpc.SupplyServiceServicer):
         purchase_orders: PurchaseOrders,
         receiving: Receiving,
         scorecards: Scorecards,
+        accruals: Accruals,
+        statements: Statements,
         clock: Clock = utc_now,
     ) -> None:
         self.suppliers = suppliers
         self.purchase_orders = purchase_orders
         self.receiving = receiving
         self.scorecards = scorecards
+        self.accruals = accruals
+        self.statements = statements
         self.clock = clock
 
     # ---- suppliers and contracts -------------------------------------------------------------------------------

@@ -12,7 +12,6 @@ from typing import Any
 
 from retail.common.v1 import paging_pb2
 from retail.supply.v1 import supply_service_pb2 as pb
-from services.supply.entrypoints.wire import map_actor, map_date, map_fen
 
 from servicekit.clock import Clock
 from servicekit.errors import InvalidArgument
@@ -28,6 +27,7 @@ from services.supply.entrypoints.settlement_wire import (
     map_store_sku_sales,
     money,
 )
+from services.supply.entrypoints.wire import map_actor, map_date, map_fen
 from services.supply.service_layer.settlement import (
     Accruals,
     MoveStatement,
@@ -110,7 +110,7 @@ class SettlementRpcs:
 
     async def ListStatements(self, request: pb.ListStatementsRequest, context: Any) -> pb.ListStatementsResponse:
         actor = map_actor(request.actor)
-        rows, after = await self.statements.list(
+        rows, after = await self.statements.list_statements(
             supplier_id=actor.supplier_filter(request.supplier_id),
             statuses=map_statement_statuses(request.statuses),
             after=_after(request.page.page_token),

@@ -190,6 +190,8 @@ class Accruals:
         session = uow.session
         now = self._clock()
         day = business_day(entry.occurred_at)
+        if not await store.record_journal_entry(session, entry.sale_id, entry.store_id, day, entry.is_return):
+            return  # delivered again (past the inbox, under another event id): applied already
         usable = [line for line in entry.lines if _usable(line)]
         await store.add_sales_days(
             session,
@@ -227,7 +229,6 @@ class Accruals:
         if entry.is_return:
             await self._apply_return(uow, entry.sale_id, entry.original_sale_id, entry.store_id, day, usable, now)
             return
-        await store.record_journal_sale(session, entry.sale_id, entry.store_id, day)
         contracts = await store.sales_contracts(session, [line.sku for line in usable], day)
         accruals = [
             accrue_sale(
@@ -326,7 +327,7 @@ class Accruals:
                     occurred_on=day,
                 )
                 accruals.append(accrual)
-                taken[original.accrual.source_id] = (earlier_quantity + quantity, earlier_fen + accrual.amount_fen)
+                taken[original.accrual.source_id] = (earlier_quantity + quantity, earlier_fen - accrual.amount_fen)
                 left -= quantity
             if left > 0 and (pieces or any(original.accrual.sku == line.sku for original in sold)):
                 excess.append(
@@ -675,7 +676,7 @@ class Statements:
         last = lines[-1].accrual if more and lines else None
         return StatementPage(found, lines, (last.occurred_on, last.source_id) if last else None)
 
-    async def list(
+    async def list_statements(
         self,
         *,
         supplier_id: str | None,

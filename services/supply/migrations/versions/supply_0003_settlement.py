@@ -7,7 +7,8 @@
 * ``statement``: one per contract and period (``UNIQUE (contract_id, period_start)``, and an id
   named by them), so a rerun of a statement run, also after a crash, redrafts it instead of
   adding one. ``total_fen`` is kept equal to the sum of its lines by the run that drafts it.
-* ``journal_sale``: every sale of the journal by id (its store and business day), so a return
+* ``journal_sale``: every journal entry by id (its store and business day), so an entry
+  delivered again (also past the inbox, under another event id) changes nothing, and a return
   can tell an original sale supply has seen from one it has not seen yet.
 * ``unmatched_line``: a journal line of a consignment or concession SKU that cannot accrue (yet):
   a return whose original sale has not arrived (``waiting``, applied when it does), a return of
@@ -89,7 +90,8 @@ SCHEMA = """
         CREATE TABLE journal_sale (
             sale_id text PRIMARY KEY,
             store_id text NOT NULL,
-            business_day date NOT NULL
+            business_day date NOT NULL,
+            is_return boolean NOT NULL
         );
         CREATE TABLE unmatched_line (
             source_id text PRIMARY KEY,

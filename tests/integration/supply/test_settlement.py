@@ -5,6 +5,7 @@ here by hand, to the fen, and the reconciliation check is clean."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -12,15 +13,18 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import asyncpg
 import grpc
 import pytest
 from google.protobuf.message import Message
 from retail.common.v1 import identifiers_pb2, money_pb2
 from retail.sales.v1 import events_pb2 as sales_pb2
+from retail.supply.v1 import events_pb2 as supply_events
 from retail.supply.v1 import supply_service_pb2 as pb
 from retail.supply.v1 import supply_service_pb2_grpc as pb_grpc
 
 from servicekit.protowire import timestamp
+from servicekit.settings import to_plain_url
 from tests.integration.supply.conftest import fetch
 from tests.integration.supply.support import HQ, add_supplier, cny, dec, eventually, reason, rid, supplier_user
 from tests.support.messaging import jetstream
@@ -372,3 +376,182 @@ async def test_a_fee_is_a_deduction_on_the_periods_statement(stub: Stub, unique:
         pb.RunStatementsRequest(request_id=rid(), actor=HQ, period_date="2026-11-30", supplier_id=s.concessionaire)
     )
     assert (run.statements, run.lines, run.total.minor_units) == (1, 1, -50_000)
+
+
+async def execute(url: str, query: str, *args: object) -> None:
+    connection = await asyncpg.connect(to_plain_url(url))
+    try:
+        await connection.execute(query, *args)
+    finally:
+        await connection.close()
+
+
+async def test_receipts_and_returns_to_vendor_accrue_once_with_rebate_and_quality_lines(
+    stub: Stub, nats_url: str, unique: str, supply_url: str
+) -> None:
+    supplier, sku, store = f"SP{unique}", f"G{unique}", f"W{unique}"
+    await add_supplier(stub, supplier)
+    contract = (
+        await stub.CreateContract(
+            pb.CreateContractRequest(
+                request_id=rid(),
+                actor=HQ,
+                contract=pb.Contract(
+                    supplier_id=supplier,
+                    mode=pb.SETTLEMENT_MODE_PURCHASE,
+                    valid_from="2026-01-01",
+                    items=[pb.ContractItem(sku=sku, unit_cost=cny(2500))],
+                    rebate_tiers=[
+                        pb.RebateTier(threshold=cny(100_000), rate=dec("0.01")),
+                        pb.RebateTier(threshold=cny(500_000), rate=dec("0.02")),
+                    ],
+                    quality_bands=[pb.QualityBand(score_below=dec("95"), rate=dec("0.015"))],
+                ),
+            )
+        )
+    ).contract.contract_id
+    # Purchasing's rows as its receipt and return wrote them (a PO promised in November, 20 of 220 rejected).
+    arrived = datetime(2026, 11, 12, 3, 0, tzinfo=UTC)
+    po = f"PO{unique}"
+    await execute(
+        supply_url,
+        "INSERT INTO purchase_order (po_id, supplier_id, location_id, status, origin, promised_date, created_by, "
+        "confirmed_at, created_at, updated_at, version) VALUES ($1, $2, $3, 'received', 'manual', '2026-11-15', "
+        "'test', $4, $4, $4, 1)",
+        po,
+        supplier,
+        store,
+        arrived,
+    )
+    await execute(
+        supply_url,
+        "INSERT INTO po_line (po_id, line_number, sku, contract_id, ordered, unit_cost_fen, over_delivery_allowance, "
+        "accepted, rejected, returned, last_arrival_at, fully_delivered_at) "
+        "VALUES ($1, 1, $2, $3, 220, 2500, 0, 200, 20, 8, $4, $4)",
+        po,
+        sku,
+        contract,
+        arrived,
+    )
+    receipt = f"RC{unique}"
+    await execute(
+        supply_url,
+        "INSERT INTO goods_receipt (receipt_id, po_id, supplier_id, location_id, received_at, received_by, "
+        "recorded_at) VALUES ($1, $2, $3, $4, $5, 'test', $5)",
+        receipt,
+        po,
+        supplier,
+        store,
+        arrived,
+    )
+    await execute(
+        supply_url,
+        "INSERT INTO receipt_line (receipt_id, line_number, po_line_number, sku, contract_id, unit_cost_fen, "
+        "accepted, rejected, reject_reason) VALUES ($1, 1, 1, $2, $3, 2500, 200, 20, 'crushed')",
+        receipt,
+        sku,
+        contract,
+    )
+    returned = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+    vendor_return = f"VR{unique}"
+    await execute(
+        supply_url,
+        "INSERT INTO vendor_return (return_id, po_id, supplier_id, location_id, returned_at, returned_by) "
+        "VALUES ($1, $2, $3, $4, $5, 'test')",
+        vendor_return,
+        po,
+        supplier,
+        store,
+        returned,
+    )
+    await execute(
+        supply_url,
+        "INSERT INTO vendor_return_line (return_id, line_number, po_line_number, sku, contract_id, unit_cost_fen, "
+        "quantity, reason) VALUES ($1, 1, 1, $2, $3, 2500, 8, 'damaged')",
+        vendor_return,
+        sku,
+        contract,
+    )
+    received = supply_events.GoodsReceived(
+        receipt_id=receipt,
+        po_id=po,
+        supplier_id=supplier,
+        location_id=store,
+        lines=[pb.ReceiptLine(po_line_number=1, sku=sku, accepted=dec("200"), rejected=dec("20"))],
+        occurred_at=timestamp(arrived),
+    )
+    back = supply_events.GoodsReturnedToVendor(
+        return_id=vendor_return,
+        po_id=po,
+        supplier_id=supplier,
+        location_id=store,
+        lines=[pb.ReceiptLine(po_line_number=1, sku=sku, accepted=dec("8"))],
+        occurred_at=timestamp(returned),
+    )
+    await publish(nats_url, received, f"gr-{receipt}", "retail.supply.v1.goods_received")
+    await publish(nats_url, received, f"gr-{receipt}-again", "retail.supply.v1.goods_received")  # redelivered
+    await publish(nats_url, back, f"rtv-{vendor_return}", "retail.supply.v1.goods_returned_to_vendor")
+    await accrued(stub, supplier, 2)
+
+    await stub.RunStatements(
+        pb.RunStatementsRequest(request_id=rid(), actor=HQ, period_date="2026-11-30", supplier_id=supplier)
+    )
+    lines = await lines_of(stub, f"ST-{contract}-20261101")
+    assert {source: line.amount.minor_units for source, line in lines.items()} == {
+        f"receipt:{receipt}:1": 500_000,  # 200 accepted × 25.00; the 20 rejected are not billed
+        f"return_to_vendor:{vendor_return}:1": -20_000,
+        f"rebate:{contract}:20261101": -4_800,  # purchases 480,000 reach the 1% tier, not the 2% one
+        # Quality score 100 × (1 − 20/220) = 90.91 < 95: 1.5% of the payable 480,000.
+        f"quality_deduction:{contract}:20261101": -7_200,
+    }
+    assert lines[f"receipt:{receipt}:1"].unit_cost.minor_units == 2500
+    statement = await statement_of(stub, f"ST-{contract}-20261101")
+    assert statement.total.minor_units == 468_000
+    # A redrafting recomputes the period lines in place: same statement, same lines.
+    await stub.RunStatements(
+        pb.RunStatementsRequest(request_id=rid(), actor=HQ, period_date="2026-11-01", supplier_id=supplier)
+    )
+    assert await lines_of(stub, f"ST-{contract}-20261101") == lines
+    assert (await stub.CheckSettlement(pb.CheckSettlementRequest(actor=HQ, supplier_id=supplier))).consistent
+
+
+async def test_concurrent_runs_and_an_issue_make_one_statement_that_never_changes_after(
+    stub: Stub, nats_url: str, unique: str, supply_url: str
+) -> None:
+    s = Setting(unique)
+    concession, _ = await contracts(stub, s)
+    await journal(nats_url, journal_entry(f"A{unique}", s.s1, "2026-11-10T12:00+08:00", [(s.k, "1", 1000)]))
+    await accrued(stub, s.concessionaire, 1)
+    statement_id = f"ST-{concession}-20261101"
+
+    def run() -> Any:
+        return stub.RunStatements(
+            pb.RunStatementsRequest(request_id=rid(), actor=HQ, period_date="2026-11-20", supplier_id=s.concessionaire)
+        )
+
+    await asyncio.gather(*(run() for _ in range(4)))
+    issue = stub.IssueStatement(pb.IssueStatementRequest(request_id=rid(), actor=HQ, statement_id=statement_id))
+    late = journal(nats_url, journal_entry(f"B{unique}", s.s1, "2026-11-11T12:00+08:00", [(s.k, "1", 2000)]))
+    results = await asyncio.gather(issue, late, run(), run())
+    issued = results[0].statement
+    await accrued(stub, s.concessionaire, 2)
+    await run()
+    rows = await fetch(supply_url, "SELECT count(*) AS n FROM statement WHERE contract_id = $1", concession)
+    assert rows[0]["n"] == 1
+    after = await statement_of(stub, statement_id)
+    assert (after.total.minor_units, after.line_count, after.version) == (
+        issued.total.minor_units,
+        issued.line_count,
+        issued.version,
+    )
+    assert (
+        sum(line.amount.minor_units for line in (await lines_of(stub, statement_id)).values())
+        == issued.total.minor_units
+    )
+    # Wherever B's line went (on the statement before it froze, or open for December as a late line), it is once.
+    december = await stub.RunStatements(
+        pb.RunStatementsRequest(request_id=rid(), actor=HQ, period_date="2026-12-01", supplier_id=s.concessionaire)
+    )
+    assert issued.line_count + december.lines == 2
+    assert issued.total.minor_units + december.total.minor_units == 750 + 1500
+    assert (await stub.CheckSettlement(pb.CheckSettlementRequest(actor=HQ, supplier_id=s.concessionaire))).consistent

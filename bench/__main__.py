@@ -30,6 +30,8 @@ of its own (pgbench, wrk, a separate publisher), never from the process being me
    to seasonal naive's and the 28-day mean's, per synthetic series shape (true process
    known) and on the demo retailer, over rolling origins, with interval coverage; and the
    time to fit one location of 5,000 SKUs. No servers needed.
+8. Supply settlement (see bench/supply_settlement.py): a month-end statement run over 1,000
+   suppliers and 2,000,000 journal lines, beside the same aggregation as one SQL GROUP BY by psql.
 """
 
 from __future__ import annotations
@@ -114,11 +116,24 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10, help="duration of each timed load")
     parser.add_argument(
         "--only",
-        choices=["outbox", "http", "reservations", "pos", "members", "pricing", "forecast", "marketing"],
+        choices=[
+            "outbox",
+            "http",
+            "reservations",
+            "pos",
+            "members",
+            "pricing",
+            "forecast",
+            "marketing",
+            "supply-settlement",
+        ],
         help="run one benchmark",
     )
     parser.add_argument(
         "--marketing-members", type=int, default=1_000_000, help="members of the marketing benchmark's population"
+    )
+    parser.add_argument(
+        "--settlement-lines", type=int, default=2_000_000, help="journal lines of the month-end statement run"
     )
     args = parser.parse_args()
     # The benchmark's own short-lived NATS clients close without saying so first: not a disconnection.
@@ -171,6 +186,12 @@ def main() -> int:
             print("== marketing: a hold storm, a segment, a launch and a model training", flush=True)
             results["marketing"] = bench_marketing(work / "marketing", args.seconds, args.marketing_members)
             print_results(results["marketing"])
+        if args.only in (None, "supply-settlement"):
+            from bench.supply_settlement import bench_supply_settlement
+
+            print("== supply settlement: a month-end statement run", flush=True)
+            results["supply_settlement"] = bench_supply_settlement(work / "settlement", args.settlement_lines)
+            print_results(results["supply_settlement"])
     out = Path(".local/bench-latest.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

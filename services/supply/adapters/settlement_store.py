@@ -519,8 +519,8 @@ async def ensure_drafts(
         return []
     await session.execute(
         text(
-            "INSERT INTO statement (statement_id, supplier_id, contract_id, mode, period_start, period_end, status, "
-            "drafted_at) SELECT id, supplier, contract, mode, ps, pe, 'draft', :now FROM unnest("
+            "INSERT INTO statement (statement_id, supplier_id, contract_id, mode, period_start, period_end, first_day, "
+            "status, drafted_at) SELECT id, supplier, contract, mode, ps, pe, ps, 'draft', :now FROM unnest("
             "CAST(:ids AS text[]), CAST(:suppliers AS text[]), CAST(:contracts AS text[]), CAST(:modes AS text[]), "
             "CAST(:starts AS date[]), CAST(:ends AS date[])) AS v(id, supplier, contract, mode, ps, pe) "
             "ORDER BY id ON CONFLICT DO NOTHING"
@@ -545,11 +545,26 @@ async def ensure_drafts(
     return [statement for statement in map(_statement, rows) if statement.status is StatementStatus.DRAFT]
 
 
-async def assign_open_accruals(session: AsyncSession, drafts: Sequence[tuple[str, str, StatementWindow]]) -> None:
-    """Put each contract's open accruals of ``[first_day, end)`` on its draft; those before the period are late.
+# A statement's lines: those put on it (issued statements' and a draft's period lines), and for a draft the
+# open accruals of its contract in its window [first_day, period_end) — a draft is read live, never copied.
+_MEMBERS = (
+    "SELECT a.source_id, a.supplier_id, a.contract_id, a.kind, a.occurred_on, a.amount_fen, a.sku, a.store_id, "
+    "a.quantity, a.base_fen, a.unit_cost_fen, a.commission_rate, a.reverses, a.dispute_comment, a.description, "
+    "a.late AS shown_late, s.statement_id AS member_of FROM statement s JOIN accrual a ON a.statement_id = "
+    "s.statement_id WHERE s.statement_id = ANY (CAST(:ids AS text[])) UNION ALL "
+    "SELECT a.source_id, a.supplier_id, a.contract_id, a.kind, a.occurred_on, a.amount_fen, a.sku, a.store_id, "
+    "a.quantity, a.base_fen, a.unit_cost_fen, a.commission_rate, a.reverses, a.dispute_comment, a.description, "
+    "a.occurred_on < s.period_start, s.statement_id FROM statement s JOIN accrual a ON a.contract_id = s.contract_id "
+    "AND a.statement_id IS NULL AND a.occurred_on >= s.first_day AND a.occurred_on < s.period_end "
+    "WHERE s.statement_id = ANY (CAST(:ids AS text[])) AND s.status = 'draft' AND CAST(:live AS boolean)"
+)
 
-    Last drafting's rebate and quality lines are removed first: the run computes them again."""
-    ids = [sid for sid, _, _ in drafts]
+
+async def set_windows(session: AsyncSession, drafts: Sequence[tuple[str, StatementWindow]]) -> None:
+    """Each draft shows its contract's open accruals of ``[first_day, end)`` (those before its period late).
+
+    Last drafting's rebate and quality lines are removed: the run computes them again."""
+    ids = [sid for sid, _ in drafts]
     await session.execute(
         text(
             "DELETE FROM accrual WHERE statement_id = ANY (CAST(:ids AS text[])) "
@@ -559,35 +574,73 @@ async def assign_open_accruals(session: AsyncSession, drafts: Sequence[tuple[str
     )
     await session.execute(
         text(
-            "UPDATE accrual a SET statement_id = v.id, late = a.occurred_on < v.ps FROM unnest(CAST(:ids AS text[]), "
-            "CAST(:contracts AS text[]), CAST(:firsts AS date[]), CAST(:starts AS date[]), CAST(:ends AS date[])) "
-            "AS v(id, contract, first_day, ps, pe) WHERE a.contract_id = v.contract AND a.statement_id IS NULL "
-            "AND a.occurred_on >= v.first_day AND a.occurred_on < v.pe"
+            "UPDATE statement s SET first_day = v.first_day FROM unnest(CAST(:ids AS text[]), "
+            "CAST(:firsts AS date[])) AS v(id, first_day) WHERE s.statement_id = v.id"
         ),
-        {
-            "ids": ids,
-            "contracts": [contract for _, contract, _ in drafts],
-            "firsts": [window.first_day for _, _, window in drafts],
-            "starts": [window.start for _, _, window in drafts],
-            "ends": [window.end for _, _, window in drafts],
-        },
+        {"ids": ids, "firsts": [window.first_day for _, window in drafts]},
     )
 
 
-async def period_bases(session: AsyncSession, statement_ids: Sequence[str]) -> dict[str, tuple[int, int]]:
-    """Per statement: the period's purchases (receipts net of returns to vendor) and its payable
-    (receipts, sales and their returns), the bases of the rebate and the quality deduction."""
-    rows = await session.execute(
+async def freeze_lines(session: AsyncSession, statement_ids: Sequence[str]) -> None:
+    """Put the open accruals in each draft's window on it for good (issuing): late when before its period."""
+    await session.execute(
         text(
-            "SELECT statement_id, "
-            "coalesce(sum(amount_fen) FILTER (WHERE kind IN ('receipt', 'return_to_vendor')), 0) AS purchases, "
-            "coalesce(sum(amount_fen) FILTER (WHERE kind IN ('receipt', 'return_to_vendor', 'sale', "
-            "'customer_return')), 0) AS payable FROM accrual WHERE statement_id = ANY (CAST(:ids AS text[])) "
-            "GROUP BY statement_id"
+            "UPDATE accrual a SET statement_id = s.statement_id, late = a.occurred_on < s.period_start "
+            "FROM statement s WHERE s.statement_id = ANY (CAST(:ids AS text[])) AND s.status = 'draft' "
+            "AND a.contract_id = s.contract_id AND a.statement_id IS NULL AND a.occurred_on >= s.first_day "
+            "AND a.occurred_on < s.period_end"
         ),
         {"ids": list(statement_ids)},
     )
-    return {row.statement_id: (int(row.purchases), int(row.payable)) for row in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodBases:
+    purchases_fen: int = 0  # receipts net of returns to vendor: the rebate's base
+    payable_fen: int = 0  # receipts, sales and their returns: the quality deduction's base
+    total_fen: int = 0
+    lines: int = 0
+    late_lines: int = 0
+
+
+async def period_bases(
+    session: AsyncSession, statement_ids: Sequence[str], *, live: bool = True
+) -> dict[str, PeriodBases]:
+    """Per statement, in one pass over its lines: the bases of its rebate and quality deduction, its total
+    and its line counts."""
+    rows = await session.execute(
+        text(
+            "SELECT member_of, "
+            "coalesce(sum(amount_fen) FILTER (WHERE kind IN ('receipt', 'return_to_vendor')), 0) AS purchases, "
+            "coalesce(sum(amount_fen) FILTER (WHERE kind IN ('receipt', 'return_to_vendor', 'sale', "
+            "'customer_return')), 0) AS payable, sum(amount_fen) AS total, count(*) AS lines, "
+            f"count(*) FILTER (WHERE shown_late) AS late FROM ({_MEMBERS}) m GROUP BY member_of"
+        ),
+        {"ids": list(statement_ids), "live": live},
+    )
+    return {
+        row.member_of: PeriodBases(int(row.purchases), int(row.payable), int(row.total), int(row.lines), int(row.late))
+        for row in rows
+    }
+
+
+async def write_totals(session: AsyncSession, totals: Sequence[tuple[str, PeriodBases]], now: datetime) -> None:
+    """Each drafted statement's total and counts, as its drafting computed them from its lines."""
+    await session.execute(
+        text(
+            "UPDATE statement s SET total_fen = v.total, line_count = v.lines, late_line_count = v.late, "
+            "drafted_at = :now, version = s.version + 1 FROM unnest(CAST(:ids AS text[]), CAST(:totals AS bigint[]), "
+            "CAST(:lines AS bigint[]), CAST(:lates AS bigint[])) AS v(id, total, lines, late) "
+            "WHERE s.statement_id = v.id"
+        ),
+        {
+            "ids": [sid for sid, _ in totals],
+            "totals": [bases.total_fen for _, bases in totals],
+            "lines": [bases.lines for _, bases in totals],
+            "lates": [bases.late_lines for _, bases in totals],
+            "now": now,
+        },
+    )
 
 
 async def due_lines(session: AsyncSession, supplier_id: str, start: date, end: date) -> list[DueLine]:
@@ -621,12 +674,11 @@ async def refresh_totals(session: AsyncSession, statement_ids: Sequence[str], no
         text(
             "UPDATE statement s SET total_fen = coalesce(t.total, 0), line_count = coalesce(t.lines, 0), "
             "late_line_count = coalesce(t.late, 0), drafted_at = :now, version = s.version + 1 "
-            "FROM unnest(CAST(:ids AS text[])) AS v(id) LEFT JOIN (SELECT statement_id, sum(amount_fen) AS total, "
-            "count(*) AS lines, count(*) FILTER (WHERE late) AS late FROM accrual "
-            "WHERE statement_id = ANY (CAST(:ids AS text[])) GROUP BY statement_id) t ON t.statement_id = v.id "
-            "WHERE s.statement_id = v.id"
+            "FROM unnest(CAST(:ids AS text[])) AS v(id) LEFT JOIN (SELECT member_of, sum(amount_fen) AS total, "
+            f"count(*) AS lines, count(*) FILTER (WHERE shown_late) AS late FROM ({_MEMBERS}) m "
+            "GROUP BY member_of) t ON t.member_of = v.id WHERE s.statement_id = v.id"
         ),
-        {"ids": list(statement_ids), "now": now},
+        {"ids": list(statement_ids), "now": now, "live": True},
     )
 
 
@@ -715,19 +767,33 @@ async def statement_lines(
     """A statement's lines by date then source, from after ``after``."""
     rows = await session.execute(
         text(
-            f"SELECT {_ACCRUAL_COLUMNS}, a.late, a.dispute_comment, a.description FROM accrual a "
-            "WHERE a.statement_id = :id AND (CAST(:after_day AS date) IS NULL OR "
+            f"SELECT * FROM ({_MEMBERS}) a WHERE (CAST(:after_day AS date) IS NULL OR "
             "(a.occurred_on, a.source_id) > (CAST(:after_day AS date), CAST(:after_source AS text))) "
             "ORDER BY a.occurred_on, a.source_id LIMIT :limit"
         ),
         {
-            "id": statement_id,
+            "ids": [statement_id],
+            "live": True,
             "after_day": after[0] if after else None,
             "after_source": after[1] if after else "",
             "limit": limit,
         },
     )
-    return [LineRow(_accrual(row), row.late, row.dispute_comment, row.description) for row in rows]
+    return [LineRow(_accrual(row), row.shown_late, row.dispute_comment, row.description) for row in rows]
+
+
+async def live_totals(session: AsyncSession, statement_id: str) -> tuple[int, int, int]:
+    """(total, lines, late lines) of a statement as its lines stand now (a draft's change as facts arrive)."""
+    row = (
+        await session.execute(
+            text(
+                "SELECT coalesce(sum(amount_fen), 0) AS total, count(*) AS lines, "
+                f"count(*) FILTER (WHERE shown_late) AS late FROM ({_MEMBERS}) m"
+            ),
+            {"ids": [statement_id], "live": True},
+        )
+    ).one()
+    return int(row.total), int(row.lines), int(row.late)
 
 
 async def list_statements(
@@ -793,7 +859,8 @@ async def check(session: AsyncSession, supplier_id: str | None, limit: int) -> t
             "FROM statement s LEFT JOIN (SELECT statement_id, sum(amount_fen) AS total, count(*) AS lines "
             "FROM accrual WHERE statement_id IS NOT NULL GROUP BY statement_id) t USING (statement_id) WHERE "
             + scope.format("s.")
-            + " AND (s.total_fen <> coalesce(t.total, 0) OR s.line_count <> coalesce(t.lines, 0)) "
+            + " AND s.status <> 'draft' "
+            "AND (s.total_fen <> coalesce(t.total, 0) OR s.line_count <> coalesce(t.lines, 0)) "
             "ORDER BY s.statement_id LIMIT :limit"
         ),
         params,

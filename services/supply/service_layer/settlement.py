@@ -26,7 +26,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -40,6 +40,7 @@ from services.supply.adapters.settlement_events import statement_status_changed
 from services.supply.adapters.settlement_store import (
     DaySales,
     LineRow,
+    PeriodBases,
     Problem,
     StatementRow,
     StoreSkuSales,
@@ -556,8 +557,13 @@ class Statements:
         *,
         supplier_id: str | None = None,
         contract_id: str | None = None,
+        freeze: bool = False,
     ) -> list[str]:
-        """The drafting itself, in the caller's transaction; the ids of the statements (re)drafted."""
+        """The drafting itself, in the caller's transaction; the ids of the statements (re)drafted.
+
+        A draft is not written onto its accruals (it shows the open ones in its window, read live), so a
+        month-end run aggregates the month's lines once instead of updating each; ``freeze`` (issuing)
+        puts the window's open accruals on the statement for good before its period lines are computed."""
         session = uow.session
         now = self._clock()
         candidates = await store.run_candidates(session, supplier_id, contract_id)
@@ -580,12 +586,16 @@ class Statements:
         planned = [plan for plan in planned if plan[0] in drafts]
         if not planned:
             return []
-        await store.assign_open_accruals(session, [(sid, terms.contract_id, window) for sid, terms, window in planned])
-        bases = await store.period_bases(session, [sid for sid, _, _ in planned])
+        ids = [sid for sid, _, _ in planned]
+        await store.set_windows(session, [(sid, window) for sid, _, window in planned])
+        if freeze:
+            await store.freeze_lines(session, ids)
+        bases = await store.period_bases(session, ids, live=not freeze)
+        bases = {sid: bases.get(sid, PeriodBases()) for sid in ids}
         adjustments: list[Accrual] = []
         scores: dict[tuple[str, date], Decimal | None] = {}
         for sid, terms, window in planned:
-            purchases, payable = bases.get(sid, (0, 0))
+            purchases, payable = bases[sid].purchases_fen, bases[sid].payable_fen
             score = None
             if terms.quality_bands:
                 key = (terms.supplier_id, window.start)
@@ -608,13 +618,16 @@ class Statements:
                     terms, window.start, purchases_fen=purchases, payable_fen=payable, quality_score=score
                 )
             ]
+        by_contract = {terms.contract_id: sid for sid, terms, _ in planned}
+        on_statement = [by_contract[accrual.contract_id] for accrual in adjustments]
+        # The totals: the lines' (one pass above) and the period lines added now.
+        totals = dict(bases)
+        for sid, accrual in zip(on_statement, adjustments, strict=True):
+            had = totals[sid]
+            totals[sid] = replace(had, total_fen=had.total_fen + accrual.amount_fen, lines=had.lines + 1)
         if adjustments:
-            statement_of = {terms.contract_id: sid for sid, terms, _ in planned}
-            await store.insert_accruals(
-                session, adjustments, now, statement_ids=[statement_of[a.contract_id] for a in adjustments]
-            )
-        ids = [sid for sid, _, _ in planned]
-        await store.refresh_totals(session, ids, now)
+            await store.insert_accruals(session, adjustments, now, statement_ids=on_statement)
+        await store.write_totals(session, list(totals.items()), now)
         return ids
 
     async def move(self, command: MoveStatement) -> StatementRow:
@@ -639,7 +652,7 @@ class Statements:
             to = next_status(current.status, command.action)
             if command.action is StatementAction.ISSUE:
                 # The last drafting, under the row lock every run takes too: nothing slips in after it.
-                await self._draft(uow, current.period_start, contract_id=current.contract_id)
+                await self._draft(uow, current.period_start, contract_id=current.contract_id, freeze=True)
             if disputes:
                 found = await store.line_sources(session, current.statement_id, list(disputes))
                 missing = sorted(set(disputes) - found)
@@ -651,6 +664,10 @@ class Statements:
             after = await store.move_statement(
                 session, current.statement_id, to, now, actor_id=command.actor_id, payment_reference=reference
             )
+            if command.action is StatementAction.ISSUE:
+                # Its total from the lines now on it for good (not what arrived since the drafting began).
+                await store.refresh_totals(session, [current.statement_id], now)
+                after = await store.statement(session, current.statement_id) or after
             uow.publish(statement_status_changed(current.status, after, command.actor_id, now))
             await keep_reply(session, command.request, self._statement_codec, after)
             await uow.commit()
@@ -671,6 +688,10 @@ class Statements:
             lines = await store.statement_lines(
                 uow.session, statement_id_, after=after, limit=None if limit is None else limit + 1
             )
+            if found.status is StatementStatus.DRAFT:
+                # A draft shows its lines as they stand: its total is theirs now, not as last drafted.
+                total, count, late = await store.live_totals(uow.session, statement_id_)
+                found = replace(found, total_fen=total, line_count=count, late_line_count=late)
         more = limit is not None and len(lines) > limit
         lines = lines[:limit] if limit is not None else lines
         last = lines[-1].accrual if more and lines else None

@@ -1,12 +1,15 @@
 """Supply: settlement — accruals, statements, the SALES journal as settlement needs it.
 
 * ``accrual``: one signed line of money owed to a supplier, unique by what it accrues
-  (``source_id``), written once as its fact arrives. ``statement_id`` is the one statement
-  showing it (NULL: still open), so an accrual can never be on two statements; ``late`` says
-  its own period had been issued when it was drafted.
+  (``source_id``), written once as its fact arrives. ``statement_id`` is the one issued
+  statement showing it (NULL: still open), set when the statement is issued, so an accrual can
+  never be on two statements; ``late`` says its own period had been issued by then. A draft
+  is not copied onto its accruals: it shows its contract's open accruals in its window
+  ``[first_day, period_end)``, so a month-end run is an aggregation, not an update of every
+  line (its rebate and quality lines are the only rows that name a draft).
 * ``statement``: one per contract and period (``UNIQUE (contract_id, period_start)``, and an id
   named by them), so a rerun of a statement run, also after a crash, redrafts it instead of
-  adding one. ``total_fen`` is kept equal to the sum of its lines by the run that drafts it.
+  adding one. ``total_fen`` is the sum of its lines as drafted (for an issued statement, for good).
 * ``journal_sale``: every journal entry by id (its store and business day), so an entry
   delivered again (also past the inbox, under another event id) changes nothing, and a return
   can tell an original sale supply has seen from one it has not seen yet.
@@ -36,6 +39,8 @@ SCHEMA = """
             mode text NOT NULL CHECK (mode IN ('purchase', 'consignment', 'concession')),
             period_start date NOT NULL,
             period_end date NOT NULL,
+            -- A draft shows its contract's open accruals from first_day (earlier: late) to period_end.
+            first_day date NOT NULL,
             status text NOT NULL CHECK (status IN ('draft', 'issued', 'confirmed', 'disputed', 'approved', 'paid')),
             total_fen bigint NOT NULL DEFAULT 0,
             line_count bigint NOT NULL DEFAULT 0,
@@ -52,6 +57,7 @@ SCHEMA = """
             version bigint NOT NULL DEFAULT 1,
             UNIQUE (contract_id, period_start),
             CHECK (period_end > period_start),
+            CHECK (first_day <= period_start),
             CHECK (status = 'draft' OR issued_at IS NOT NULL),
             CHECK (status <> 'paid' OR payment_reference <> '')
         );
@@ -82,11 +88,9 @@ SCHEMA = """
             CHECK ((kind = 'customer_return') = (reverses IS NOT NULL))
         );
         CREATE INDEX accrual_open ON accrual (contract_id, occurred_on) WHERE statement_id IS NULL;
-        CREATE INDEX accrual_by_statement ON accrual (statement_id, occurred_on, source_id)
-            WHERE statement_id IS NOT NULL;
+        CREATE INDEX accrual_by_statement ON accrual (statement_id) WHERE statement_id IS NOT NULL;
         CREATE INDEX accrual_by_sale ON accrual (sale_id) WHERE sale_id IS NOT NULL;
         CREATE INDEX accrual_by_reversed ON accrual (reverses) WHERE reverses IS NOT NULL;
-        CREATE INDEX accrual_by_supplier ON accrual (supplier_id);
         CREATE TABLE journal_sale (
             sale_id text PRIMARY KEY,
             store_id text NOT NULL,

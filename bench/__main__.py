@@ -31,7 +31,8 @@ of its own (pgbench, wrk, a separate publisher), never from the process being me
    known) and on the demo retailer, over rolling origins, with interval coverage; and the
    time to fit one location of 5,000 SKUs. No servers needed.
 8. Supply settlement (see bench/supply_settlement.py): a month-end statement run over 1,000
-   suppliers and 2,000,000 journal lines, beside the same aggregation as one SQL GROUP BY by psql.
+   suppliers and 2,000,000 journal lines, beside the same aggregation as one SQL GROUP BY by psql;
+   SALES journal lines accrued per second beside pgbench inserting the same rows.
 """
 
 from __future__ import annotations
@@ -190,7 +191,9 @@ def main() -> int:
             from bench.supply_settlement import bench_supply_settlement
 
             print("== supply settlement: a month-end statement run", flush=True)
-            results["supply_settlement"] = bench_supply_settlement(work / "settlement", args.settlement_lines)
+            results["supply_settlement"] = bench_supply_settlement(
+                work / "settlement", args.seconds, args.settlement_lines
+            )
             print_results(results["supply_settlement"])
     out = Path(".local/bench-latest.json")
     out.parent.mkdir(exist_ok=True)

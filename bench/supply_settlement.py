@@ -6,8 +6,12 @@
   in November ÷ the same aggregation as one SQL ``GROUP BY`` run by psql on the same rows
   (``statement_run_vs_psql_group_by`` is psql's seconds ÷ the run's: 1 would be as fast as the
   bare aggregation);
-* **rerun** — the same run again (nothing open any more: it redrafts the same 1,000 statements);
-  the statements and their totals are checked to be the same and never doubled.
+* **rerun** — the same run again: it redrafts the same 1,000 statements, checked to have the same
+  lines and totals, never doubled;
+* **journal accrual** — SALES journal lines accrued per second by the journal consumer's handler
+  (``Accruals.apply_journal_entry``, entries of two consignment lines, 50 entries per transaction
+  as the consumer commits a fetch) ÷ pgbench, 4 clients, inserting the same rows (the entry, its two
+  accruals, its two store × SKU × day upserts) one entry per transaction.
 """
 
 from __future__ import annotations
@@ -15,24 +19,49 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
 
+from bench.baseline import pgbench
 from bench.marketing import psql_seconds
 from devstack.servers import PostgresServer
 from servicekit import migrations
 from servicekit.db import create_engine, units_of_work
 from servicekit.idempotency import RequestFingerprint
 from services.supply.migrate import VERSIONS as SUPPLY_VERSIONS
-from services.supply.service_layer.settlement import RunStatements, Statements
+from services.supply.service_layer.settlement import Accruals, JournalEntry, JournalLine, RunStatements, Statements
 
 SUPPLIERS = 1_000
 GROUP_BY = (
     "SELECT contract_id, sum(amount_fen), count(*) FROM accrual "
     "WHERE occurred_on >= '2026-11-01' AND occurred_on < '2026-12-01' GROUP BY contract_id"
 )
+
+JOURNAL_ENTRIES = 20_000
+BATCH = 50
+PGBENCH_ENTRY = """\\set c random(1, 1000)
+\\set d random(1, 1000)
+\\set r random(1, 1000000000000)
+BEGIN;
+INSERT INTO journal_sale (sale_id, store_id, business_day, is_return)
+  VALUES ('P' || :client_id || '-' || :r, 'S1', '2026-11-20', false);
+INSERT INTO accrual (source_id, supplier_id, contract_id, kind, occurred_on, amount_fen, sku, store_id, quantity,
+    unit_cost_fen, sale_id, recorded_at) VALUES
+  ('sale:P' || :client_id || '-' || :r || ':1', 'SUP' || :c, 'CT' || :c, 'sale', '2026-11-20', 100 + :c,
+   'SKU' || :c, 'S1', 1, 100 + :c, 'P' || :client_id || '-' || :r, now()),
+  ('sale:P' || :client_id || '-' || :r || ':2', 'SUP' || :d, 'CT' || :d, 'sale', '2026-11-20', 100 + :d,
+   'SKU' || :d, 'S1', 1, 100 + :d, 'P' || :client_id || '-' || :r, now());
+INSERT INTO sales_day AS x (store_id, sku, business_day, sold, sold_fen)
+  VALUES ('S1', 'SKU' || :c, '2026-11-20', 1, 500)
+  ON CONFLICT (sku, business_day, store_id) DO UPDATE SET sold = x.sold + 1, sold_fen = x.sold_fen + 500;
+INSERT INTO sales_day AS x (store_id, sku, business_day, sold, sold_fen)
+  VALUES ('S1', 'SKU' || :d, '2026-11-20', 1, 500)
+  ON CONFLICT (sku, business_day, store_id) DO UPDATE SET sold = x.sold + 1, sold_fen = x.sold_fen + 500;
+COMMIT;
+"""
 
 SEED = """
 INSERT INTO supplier (supplier_id, code, name, payment_terms_days, active, version, created_at, updated_at)
@@ -79,6 +108,38 @@ async def run_twice(url: str) -> dict[str, float]:
     return figures
 
 
+async def journal_accrual(url: str) -> float:
+    """Journal lines accrued per second through the consumer's handler, a fetch of entries per transaction."""
+    engine = create_engine(url, pool_size=2, max_overflow=0)
+    unit_of_work = units_of_work(engine)
+    accruals = Accruals(unit_of_work)
+    start = datetime(2026, 11, 20, 2, tzinfo=UTC)
+    entries = [
+        JournalEntry(
+            sale_id=f"J{n}",
+            is_return=False,
+            store_id=f"S{n % 50}",
+            occurred_at=start + timedelta(seconds=n),
+            lines=(
+                JournalLine(1, f"SKU{1 + n % SUPPLIERS}", Decimal(1), 500),
+                JournalLine(2, f"SKU{1 + (n * 7) % SUPPLIERS}", Decimal(2), 900),
+            ),
+        )
+        for n in range(JOURNAL_ENTRIES)
+    ]
+    try:
+        started = time.perf_counter()
+        for first in range(0, len(entries), BATCH):
+            async with unit_of_work() as uow:
+                for entry in entries[first : first + BATCH]:
+                    await accruals.apply_journal_entry(uow, entry)
+                await uow.commit()
+        elapsed = time.perf_counter() - started
+    finally:
+        await engine.dispose()
+    return 2 * JOURNAL_ENTRIES / elapsed
+
+
 async def expected_total(url: str) -> tuple[int, int]:
     connection = await asyncpg.connect(url)
     try:
@@ -88,7 +149,7 @@ async def expected_total(url: str) -> tuple[int, int]:
         await connection.close()
 
 
-def bench_supply_settlement(work: Path, lines: int = 2_000_000) -> dict[str, float]:
+def bench_supply_settlement(work: Path, seconds: int, lines: int = 2_000_000) -> dict[str, float]:
     postgres = PostgresServer(work / "postgres")
     postgres.start()
     try:
@@ -101,6 +162,10 @@ def bench_supply_settlement(work: Path, lines: int = 2_000_000) -> dict[str, flo
         count, total = asyncio.run(expected_total(url))
         psql = psql_seconds(postgres, "supply", GROUP_BY)
         figures = asyncio.run(run_twice(url))
+        accrued_per_s = asyncio.run(journal_accrual(url))
+        script = work / "journal_entry.sql"
+        script.write_text(PGBENCH_ENTRY)
+        pgbench_lines_per_s = 2 * pgbench(postgres, "supply", script, seconds, clients=4).tps
     finally:
         postgres.stop()
     for run in ("month_end_run", "rerun"):
@@ -118,4 +183,7 @@ def bench_supply_settlement(work: Path, lines: int = 2_000_000) -> dict[str, flo
         "month_end_run_seconds": figures["month_end_run_seconds"],
         "rerun_seconds": figures["rerun_seconds"],
         "statement_run_vs_psql_group_by": psql / figures["month_end_run_seconds"],
+        "journal_lines_accrued_per_s": accrued_per_s,
+        "pgbench_journal_lines_per_s": pgbench_lines_per_s,
+        "journal_accrual_vs_pgbench": accrued_per_s / pgbench_lines_per_s,
     }

@@ -290,7 +290,9 @@ async def test_sales_and_returns_settle_to_the_fen_with_late_lines_in_the_next_s
     assert by_store == {(s.s1, s.k): (Decimal(3), 5500), (s.s2, s.k): (Decimal(1), 1001)}
 
 
-async def test_another_suppliers_user_finds_nothing_and_changes_nothing(stub: Stub, nats_url: str, unique: str) -> None:
+async def test_another_suppliers_user_finds_nothing_and_changes_nothing(
+    stub: Stub, nats_url: str, unique: str, supply_url: str
+) -> None:
     s = Setting(unique)
     concession, _ = await contracts(stub, s)
     await journal(nats_url, journal_entry(f"A{unique}", s.s1, "2026-11-10T12:00+08:00", [(s.k, "1", 1000)]))
@@ -343,6 +345,20 @@ async def test_another_suppliers_user_finds_nothing_and_changes_nothing(stub: St
     )
     assert (paid.statement.status, paid.statement.payment_reference) == (pb.STATEMENT_STATUS_PAID, "BK-1")
     assert paid.statement.total.minor_units == 750
+    changes = await fetch(
+        supply_url,
+        "SELECT payload FROM outbox WHERE event_type = 'retail.supply.v1.StatementStatusChanged' "
+        "AND aggregate_id = $1 ORDER BY id",
+        f"statement:{statement_id}",
+    )
+    moves = [supply_events.StatementStatusChanged.FromString(row["payload"]) for row in changes]
+    assert [(move.from_status, move.to_status) for move in moves] == [
+        (pb.STATEMENT_STATUS_DRAFT, pb.STATEMENT_STATUS_ISSUED),
+        (pb.STATEMENT_STATUS_ISSUED, pb.STATEMENT_STATUS_DISPUTED),
+        (pb.STATEMENT_STATUS_DISPUTED, pb.STATEMENT_STATUS_APPROVED),
+        (pb.STATEMENT_STATUS_APPROVED, pb.STATEMENT_STATUS_PAID),
+    ]
+    assert {move.total.minor_units for move in moves} == {750}
 
 
 async def test_a_fee_is_a_deduction_on_the_periods_statement(stub: Stub, unique: str) -> None:

@@ -39,6 +39,7 @@ from services.supply.service_layer.settlement import (
     business_day,
 )
 
+_HEADQUARTERS_MOVES = (StatementAction.ISSUE, StatementAction.APPROVE, StatementAction.PAY)
 DEFAULT_PAGE = 100
 MAX_PAGE = 1_000
 _SEPARATOR = "\x1f"
@@ -86,7 +87,7 @@ class SettlementRpcs:
 
     async def RunStatements(self, request: pb.RunStatementsRequest, context: Any) -> pb.RunStatementsResponse:
         actor = map_actor(request.actor)
-        if actor.is_supplier:
+        if not actor.headquarters:
             raise StatementsAreHeadquarters("statement runs are headquarters' own")
         command = RunStatements(
             fingerprint(request), map_date(request.period_date, "period_date"), request.supplier_id or None
@@ -122,6 +123,8 @@ class SettlementRpcs:
 
     async def _move(self, request: Any, action: StatementAction, **extra: Any) -> pb.Statement:
         actor = map_actor(request.actor)
+        if not actor.is_supplier and not actor.headquarters and action in _HEADQUARTERS_MOVES:
+            raise StatementsAreHeadquarters(f"only headquarters may {action.value} a statement")
         command = MoveStatement(
             fingerprint(request),
             request.statement_id,

@@ -406,6 +406,8 @@ class Accruals:
             supplier_id = await store.contract_supplier(session, command.contract_id)
             if supplier_id is None or (command.supplier_scope is not None and supplier_id != command.supplier_scope):
                 raise UnknownContract("no such contract", details={"contract_id": command.contract_id})
+            if command.supplier_scope is not None:
+                raise StatementsAreHeadquarters("fees are booked by headquarters")
             accrual = Accrual(
                 source_id=f"fee:{uuid.uuid4().hex}",
                 supplier_id=supplier_id,

@@ -327,8 +327,29 @@ async def test_another_suppliers_user_finds_nothing_and_changes_nothing(
     assert await statement_of(stub, statement_id) == before
     assert (await lines_of(stub, statement_id))[f"sale:A{unique}:1"].dispute_comment == ""
 
-    # Its own supplier's user disputes a line with a comment; finance approves and pays.
+    # Its own supplier's user disputes a line with a comment; finance approves and pays (not the supplier).
     own = supplier_user(s.concessionaire)
+    for refused_call in (
+        stub.ApproveStatement(pb.ApproveStatementRequest(request_id=rid(), actor=own, statement_id=statement_id)),
+        stub.RunStatements(pb.RunStatementsRequest(request_id=rid(), actor=own, period_date="2026-11-01")),
+        stub.RecordFee(
+            pb.RecordFeeRequest(
+                request_id=rid(),
+                actor=own,
+                contract_id=concession,
+                fee_kind="promotion",
+                amount=cny(100),
+                occurred_on="2026-11-02",
+            )
+        ),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as not_theirs:
+            await refused_call
+        assert (not_theirs.value.code(), reason(not_theirs.value)) == (
+            grpc.StatusCode.PERMISSION_DENIED,
+            "statement-headquarters-only",
+        )
+    assert await statement_of(stub, statement_id) == before
     disputed = await stub.DisputeStatement(
         pb.DisputeStatementRequest(
             request_id=rid(),

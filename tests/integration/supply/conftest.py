@@ -96,7 +96,7 @@ async def other_streams(nats_url: str) -> None:
         await ensure_stream(js, StreamSpec("INVENTORY", ["retail.inventory.v1.>"]))
 
 
-STREAMS_TOUCHED = ("SUPPLY", "INVENTORY", "PRICING")
+STREAMS_TOUCHED = ("SUPPLY", "INVENTORY", "PRICING", "SALES")
 
 
 @pytest.fixture(autouse=True)

@@ -26,7 +26,17 @@ from retail.supply.v1 import supply_service_pb2_grpc as pb_grpc
 from servicekit.protowire import timestamp
 from servicekit.settings import to_plain_url
 from tests.integration.supply.conftest import fetch
-from tests.integration.supply.support import HQ, add_supplier, cny, dec, eventually, reason, rid, supplier_user
+from tests.integration.supply.support import (
+    HQ,
+    add_supplier,
+    cny,
+    dec,
+    eventually,
+    purchase_contract,
+    reason,
+    rid,
+    supplier_user,
+)
 from tests.support.messaging import jetstream
 
 if TYPE_CHECKING:
@@ -592,3 +602,70 @@ async def test_concurrent_runs_and_an_issue_make_one_statement_that_never_change
     assert issued.line_count + december.lines == 2
     assert issued.total.minor_units + december.total.minor_units == 750 + 1500
     assert (await stub.CheckSettlement(pb.CheckSettlementRequest(actor=HQ, supplier_id=s.concessionaire))).consistent
+
+
+async def test_purchasing_receipts_and_returns_reach_the_statement_through_the_supply_stream(
+    stub: Stub, unique: str
+) -> None:
+    supplier, sku, store = f"SQ{unique}", f"H{unique}", f"W{unique}"
+    await add_supplier(stub, supplier)
+    await stub.CreateContract(
+        pb.CreateContractRequest(
+            request_id=rid(), actor=HQ, contract=purchase_contract(supplier, {sku: (1999, "1", "0")})
+        )
+    )
+    po = (
+        await stub.CreatePurchaseOrder(
+            pb.CreatePurchaseOrderRequest(
+                request_id=rid(),
+                actor=HQ,
+                supplier_id=supplier,
+                location_id=store,
+                lines=[pb.PurchaseOrderLine(sku=sku, ordered=dec("10"))],
+                promised_date="2026-12-03",
+            )
+        )
+    ).purchase_order
+    po = (
+        await stub.ApprovePurchaseOrder(
+            pb.ApprovePurchaseOrderRequest(request_id=rid(), actor=HQ, po_id=po.po_id, expected_version=po.version)
+        )
+    ).purchase_order
+    await stub.SendPurchaseOrder(pb.SendPurchaseOrderRequest(request_id=rid(), actor=HQ, po_id=po.po_id))
+    await stub.ConfirmPurchaseOrder(
+        pb.ConfirmPurchaseOrderRequest(
+            request_id=rid(), actor=supplier_user(supplier), po_id=po.po_id, promised_date="2026-12-03"
+        )
+    )
+    receipt = await stub.RecordGoodsReceipt(
+        pb.RecordGoodsReceiptRequest(
+            request_id=rid(),
+            actor=HQ,
+            po_id=po.po_id,
+            location_id=store,
+            lines=[pb.ReceiptLine(po_line_number=1, accepted=dec("6.5"), rejected=dec("1"), reject_reason="torn")],
+        )
+    )
+    back = await stub.RecordVendorReturn(
+        pb.RecordVendorReturnRequest(
+            request_id=rid(),
+            actor=HQ,
+            po_id=po.po_id,
+            lines=[pb.VendorReturnLine(po_line_number=1, quantity=dec("2"), reason="damaged")],
+        )
+    )
+    check = await accrued(stub, supplier, 2)
+    assert check.consistent
+    run = await stub.RunStatements(
+        pb.RunStatementsRequest(request_id=rid(), actor=HQ, period_date="2026-12-01", supplier_id=supplier)
+    )
+    # 6.5 × 19.99 = 129.935 → 12,994 fen (half up); two back: −3,998; the rejected one is not billed.
+    assert (run.statements, run.lines, run.total.minor_units) == (1, 2, 12_994 - 3_998)
+    (statement,) = (
+        await stub.ListStatements(pb.ListStatementsRequest(actor=supplier_user(supplier), supplier_id=supplier))
+    ).statements
+    lines = await lines_of(stub, statement.statement_id)
+    assert {source: line.amount.minor_units for source, line in lines.items()} == {
+        f"receipt:{receipt.receipt.receipt_id}:1": 12_994,
+        f"return_to_vendor:{back.return_id}:1": -3_998,
+    }

@@ -56,25 +56,6 @@ def _contract(row: Any, costs: dict[str, int], skus: Iterable[str]) -> Contract:
     )
 
 
-async def sales_contracts(session: AsyncSession, skus: Sequence[str], on: date) -> dict[str, Contract]:
-    """The consignment or concession contract covering each SKU on day ``on`` (SKUs without one are absent)."""
-    if not skus:
-        return {}
-    rows = (
-        await session.execute(
-            text(
-                "SELECT i.sku, i.unit_cost_fen, c.contract_id, c.supplier_id, c.mode, c.valid_from, c.valid_until, "
-                "c.commission_rate, c.store_commission_rates, c.rejects_billed "
-                "FROM contract_item i JOIN contract c USING (contract_id) "
-                "WHERE i.sku = ANY (CAST(:skus AS text[])) AND c.mode = ANY (CAST(:modes AS text[])) "
-                "AND c.valid_from <= :on AND (c.valid_until IS NULL OR c.valid_until > :on)"
-            ),
-            {"skus": sorted(set(skus)), "on": on, "modes": SALES_MODES},
-        )
-    ).all()
-    return {row.sku: _contract(row, {row.sku: row.unit_cost_fen or 0}, [row.sku]) for row in rows}
-
-
 async def settled_by_sales(session: AsyncSession, skus: Sequence[str]) -> set[str]:
     """Of ``skus``, those some consignment or concession contract covers (on any day)."""
     if not skus:
@@ -231,6 +212,46 @@ async def issued_periods(session: AsyncSession, contract_ids: Sequence[str]) -> 
 # ---- accruals ----------------------------------------------------------------------------------------------------
 
 
+_INSERT_ACCRUALS = (
+    "INSERT INTO accrual (source_id, supplier_id, contract_id, kind, occurred_on, amount_fen, sku, store_id, "
+    "quantity, base_fen, unit_cost_fen, commission_rate, reverses, sale_id, description, recorded_at, "
+    "statement_id) SELECT * FROM unnest(CAST(:source AS text[]), CAST(:supplier AS text[]), "
+    "CAST(:contract AS text[]), "
+    "CAST(:kind AS text[]), CAST(:occurred AS date[]), CAST(:amount AS bigint[]), CAST(:sku AS text[]), "
+    "CAST(:store AS text[]), CAST(:quantity AS numeric[]), CAST(:base AS bigint[]), CAST(:cost AS bigint[]), "
+    "CAST(:rate AS numeric[]), CAST(:reverses AS text[]), CAST(:sale AS text[]), CAST(:description AS text[]), "
+    "CAST(:now AS timestamptz[]), CAST(:statement AS text[])) ON CONFLICT (source_id) DO NOTHING"
+)
+
+
+def _accrual_params(
+    accruals: Sequence[Accrual],
+    now: datetime,
+    sale_id: str | None,
+    description: str,
+    statement_ids: Sequence[str] | None,
+) -> dict[str, Any]:
+    return {
+        "source": [a.source_id for a in accruals],
+        "supplier": [a.supplier_id for a in accruals],
+        "contract": [a.contract_id for a in accruals],
+        "kind": [a.kind.value for a in accruals],
+        "occurred": [a.occurred_on for a in accruals],
+        "amount": [a.amount_fen for a in accruals],
+        "sku": [a.sku for a in accruals],
+        "store": [a.store_id for a in accruals],
+        "quantity": [a.quantity for a in accruals],
+        "base": [a.base_fen for a in accruals],
+        "cost": [a.unit_cost_fen for a in accruals],
+        "rate": [a.commission_rate for a in accruals],
+        "reverses": [a.reverses or None for a in accruals],
+        "sale": [sale_id] * len(accruals),
+        "description": [description] * len(accruals),
+        "now": [now] * len(accruals),
+        "statement": list(statement_ids) if statement_ids is not None else [None] * len(accruals),
+    }
+
+
 async def insert_accruals(
     session: AsyncSession,
     accruals: Sequence[Accrual],
@@ -241,39 +262,10 @@ async def insert_accruals(
     statement_ids: Sequence[str] | None = None,
 ) -> None:
     """Write accruals once each (a source already accrued is left as it is); open unless ``statement_ids``."""
-    if not accruals:
-        return
-    await session.execute(
-        text(
-            "INSERT INTO accrual (source_id, supplier_id, contract_id, kind, occurred_on, amount_fen, sku, store_id, "
-            "quantity, base_fen, unit_cost_fen, commission_rate, reverses, sale_id, description, recorded_at, "
-            "statement_id) SELECT * FROM unnest(CAST(:source AS text[]), CAST(:supplier AS text[]), "
-            "CAST(:contract AS text[]), "
-            "CAST(:kind AS text[]), CAST(:occurred AS date[]), CAST(:amount AS bigint[]), CAST(:sku AS text[]), "
-            "CAST(:store AS text[]), CAST(:quantity AS numeric[]), CAST(:base AS bigint[]), CAST(:cost AS bigint[]), "
-            "CAST(:rate AS numeric[]), CAST(:reverses AS text[]), CAST(:sale AS text[]), CAST(:description AS text[]), "
-            "CAST(:now AS timestamptz[]), CAST(:statement AS text[])) ON CONFLICT (source_id) DO NOTHING"
-        ),
-        {
-            "source": [a.source_id for a in accruals],
-            "supplier": [a.supplier_id for a in accruals],
-            "contract": [a.contract_id for a in accruals],
-            "kind": [a.kind.value for a in accruals],
-            "occurred": [a.occurred_on for a in accruals],
-            "amount": [a.amount_fen for a in accruals],
-            "sku": [a.sku for a in accruals],
-            "store": [a.store_id for a in accruals],
-            "quantity": [a.quantity for a in accruals],
-            "base": [a.base_fen for a in accruals],
-            "cost": [a.unit_cost_fen for a in accruals],
-            "rate": [a.commission_rate for a in accruals],
-            "reverses": [a.reverses or None for a in accruals],
-            "sale": [sale_id] * len(accruals),
-            "description": [description] * len(accruals),
-            "now": [now] * len(accruals),
-            "statement": list(statement_ids) if statement_ids is not None else [None] * len(accruals),
-        },
-    )
+    if accruals:
+        await session.execute(
+            text(_INSERT_ACCRUALS), _accrual_params(accruals, now, sale_id, description, statement_ids)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,8 +347,8 @@ class DaySales:
     returned_fen: int = 0
 
 
-async def add_sales_days(session: AsyncSession, rows: Sequence[DaySales]) -> None:
-    """Add a journal entry's lines to the store × SKU × day totals (in key order: no deadlocks)."""
+def _merged_days(rows: Sequence[DaySales]) -> list[DaySales]:
+    """One row per store × SKU × day, in key order (two entries never lock the same rows crosswise)."""
     merged: dict[tuple[str, date, str], DaySales] = {}
     for row in rows:
         key = (row.sku, row.day, row.store_id)
@@ -374,29 +366,72 @@ async def add_sales_days(session: AsyncSession, rows: Sequence[DaySales]) -> Non
                 had.returned_fen + row.returned_fen,
             )
         )
-    ordered = [merged[key] for key in sorted(merged)]
-    if not ordered:
-        return
-    await session.execute(
-        text(
-            "INSERT INTO sales_day AS d (store_id, sku, business_day, sold, sold_fen, returned, returned_fen) "
-            "SELECT * FROM unnest(CAST(:store AS text[]), CAST(:sku AS text[]), CAST(:day AS date[]), "
-            "CAST(:sold AS numeric[]), CAST(:sold_fen AS bigint[]), CAST(:returned AS numeric[]), "
-            "CAST(:returned_fen AS bigint[])) "
-            "ON CONFLICT (sku, business_day, store_id) DO UPDATE SET sold = d.sold + excluded.sold, "
-            "sold_fen = d.sold_fen + excluded.sold_fen, returned = d.returned + excluded.returned, "
-            "returned_fen = d.returned_fen + excluded.returned_fen"
-        ),
-        {
-            "store": [row.store_id for row in ordered],
-            "sku": [row.sku for row in ordered],
-            "day": [row.day for row in ordered],
-            "sold": [row.sold for row in ordered],
-            "sold_fen": [row.sold_fen for row in ordered],
-            "returned": [row.returned for row in ordered],
-            "returned_fen": [row.returned_fen for row in ordered],
-        },
-    )
+    return [merged[key] for key in sorted(merged)]
+
+
+_ADD_DAYS = (
+    "INSERT INTO sales_day AS d (store_id, sku, business_day, sold, sold_fen, returned, returned_fen) "
+    "SELECT * FROM unnest(CAST(:store AS text[]), CAST(:sku AS text[]), CAST(:day AS date[]), "
+    "CAST(:sold AS numeric[]), CAST(:sold_fen AS bigint[]), CAST(:returned AS numeric[]), "
+    "CAST(:returned_fen AS bigint[])) {condition}"
+    "ON CONFLICT (sku, business_day, store_id) DO UPDATE SET sold = d.sold + excluded.sold, "
+    "sold_fen = d.sold_fen + excluded.sold_fen, returned = d.returned + excluded.returned, "
+    "returned_fen = d.returned_fen + excluded.returned_fen"
+)
+
+
+def _days_params(rows: Sequence[DaySales]) -> dict[str, Any]:
+    ordered = _merged_days(rows)
+    return {
+        "store": [row.store_id for row in ordered],
+        "sku": [row.sku for row in ordered],
+        "day": [row.day for row in ordered],
+        "sold": [row.sold for row in ordered],
+        "sold_fen": [row.sold_fen for row in ordered],
+        "returned": [row.returned for row in ordered],
+        "returned_fen": [row.returned_fen for row in ordered],
+    }
+
+
+async def add_sales_days(session: AsyncSession, rows: Sequence[DaySales]) -> None:
+    """Add a journal entry's lines to the store × SKU × day totals."""
+    if rows:
+        await session.execute(text(_ADD_DAYS.format(condition="")), _days_params(rows))
+
+
+async def note_sale(
+    session: AsyncSession, sale_id: str, store_id: str, day: date, days: Sequence[DaySales], skus: Sequence[str]
+) -> tuple[bool, dict[str, Contract]]:
+    """In one round trip: note a sale by id, add its lines to the store × SKU × day totals if it is new,
+    and find the consignment or concession contract of each SKU on its day. False: noted before."""
+    rows = (
+        await session.execute(
+            text(
+                "WITH noted AS (INSERT INTO journal_sale (sale_id, store_id, business_day, is_return) "
+                "VALUES (:sale, :at_store, :on, false) ON CONFLICT (sale_id) DO NOTHING RETURNING 1), "
+                "days AS ("
+                + _ADD_DAYS.format(condition="WHERE EXISTS (SELECT 1 FROM noted) ")
+                + ") SELECT (SELECT count(*) FROM noted) AS noted, i.sku, i.unit_cost_fen, c.contract_id, "
+                "c.supplier_id, c.mode, c.valid_from, c.valid_until, c.commission_rate, c.store_commission_rates, "
+                "c.rejects_billed FROM (SELECT 1) AS one LEFT JOIN (contract_item i JOIN contract c USING "
+                "(contract_id)) ON i.sku = ANY (CAST(:skus AS text[])) AND c.mode = ANY (CAST(:modes AS text[])) "
+                "AND c.valid_from <= :on AND (c.valid_until IS NULL OR c.valid_until > :on)"
+            ),
+            {
+                "sale": sale_id,
+                "at_store": store_id,
+                "on": day,
+                "skus": sorted(set(skus)),
+                "modes": SALES_MODES,
+                **_days_params(days),
+            },
+        )
+    ).all()
+    noted = bool(rows[0].noted)
+    contracts = {
+        row.sku: _contract(row, {row.sku: row.unit_cost_fen or 0}, [row.sku]) for row in rows if row.sku is not None
+    }
+    return noted, contracts
 
 
 @dataclass(frozen=True, slots=True)
@@ -440,15 +475,24 @@ async def keep_unmatched(session: AsyncSession, lines: Sequence[UnmatchedLine], 
         )
 
 
-async def take_waiting_returns(session: AsyncSession, original_sale_id: str) -> list[UnmatchedLine]:
-    """The returns that waited for ``original_sale_id``, removed from the waiting list (to be applied now)."""
+async def take_waiting_returns(
+    session: AsyncSession, original_sale_id: str, accruals: Sequence[Accrual] = (), now: datetime | None = None
+) -> list[UnmatchedLine]:
+    """The returns that waited for ``original_sale_id``, removed from the waiting list (to be applied now);
+    in the same round trip, the sale's own ``accruals`` are written."""
+    insert = ""
+    params: dict[str, Any] = {"original": original_sale_id}
+    if accruals:
+        assert now is not None
+        insert = f"WITH accrued AS ({_INSERT_ACCRUALS}) "
+        params |= _accrual_params(accruals, now, original_sale_id, "", None)
     rows = await session.execute(
         text(
-            "DELETE FROM unmatched_line WHERE original_sale_id = :sale AND status = 'waiting' "
+            insert + "DELETE FROM unmatched_line WHERE original_sale_id = :original AND status = 'waiting' "
             "RETURNING source_id, sale_id, line_number, original_sale_id, status, sku, store_id, quantity, "
             "revenue_fen, occurred_on, detail"
         ),
-        {"sale": original_sale_id},
+        params,
     )
     lines = [
         UnmatchedLine(

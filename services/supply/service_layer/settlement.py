@@ -46,6 +46,7 @@ from services.supply.adapters.settlement_store import (
     StoreSkuSales,
     UnmatchedLine,
 )
+from services.supply.domain.contracts import Contract
 from services.supply.domain.scorecards import scorecard
 from services.supply.domain.settlement import (
     Accrual,
@@ -191,18 +192,24 @@ class Accruals:
         session = uow.session
         now = self._clock()
         day = business_day(entry.occurred_at)
-        if not await store.record_journal_entry(session, entry.sale_id, entry.store_id, day, entry.is_return):
-            return  # delivered again (past the inbox, under another event id): applied already
         usable = [line for line in entry.lines if _usable(line)]
-        await store.add_sales_days(
-            session,
-            [
-                DaySales(entry.store_id, line.sku, day, returned=line.quantity, returned_fen=line.revenue_fen)
-                if entry.is_return
-                else DaySales(entry.store_id, line.sku, day, sold=line.quantity, sold_fen=line.revenue_fen)
-                for line in usable
-            ],
-        )
+        days = [
+            DaySales(entry.store_id, line.sku, day, returned=line.quantity, returned_fen=line.revenue_fen)
+            if entry.is_return
+            else DaySales(entry.store_id, line.sku, day, sold=line.quantity, sold_fen=line.revenue_fen)
+            for line in usable
+        ]
+        # Noted by id first: an entry delivered again (past the inbox, under another event id) changes nothing.
+        contracts: dict[str, Contract] = {}
+        if entry.is_return:
+            if not await store.record_journal_entry(session, entry.sale_id, entry.store_id, day, True):
+                return
+            await store.add_sales_days(session, days)
+        else:
+            skus = [line.sku for line in usable]
+            noted, contracts = await store.note_sale(session, entry.sale_id, entry.store_id, day, days, skus)
+            if not noted:
+                return
         unusable = [line for line in entry.lines if not _usable(line)]
         if unusable:
             settled = await store.settled_by_sales(session, [line.sku for line in unusable])
@@ -230,7 +237,6 @@ class Accruals:
         if entry.is_return:
             await self._apply_return(uow, entry.sale_id, entry.original_sale_id, entry.store_id, day, usable, now)
             return
-        contracts = await store.sales_contracts(session, [line.sku for line in usable], day)
         accruals = [
             accrue_sale(
                 contracts[line.sku],
@@ -244,9 +250,9 @@ class Accruals:
             for line in usable
             if line.sku in contracts
         ]
-        await store.insert_accruals(session, accruals, now, sale_id=entry.sale_id)
-        # Returns that arrived before this sale (an offline till replaying late) apply now, in their order.
-        waiting = await store.take_waiting_returns(session, entry.sale_id)
+        # The accruals written, and the returns that arrived before this sale (an offline till replaying late)
+        # taken off the waiting list, in one round trip; those returns apply now, in their order.
+        waiting = await store.take_waiting_returns(session, entry.sale_id, accruals, now)
         for return_sale_id in dict.fromkeys(line.sale_id for line in waiting):
             lines = [line for line in waiting if line.sale_id == return_sale_id]
             await self._apply_return(

@@ -690,3 +690,33 @@ async def test_purchasing_receipts_and_returns_reach_the_statement_through_the_s
         f"receipt:{receipt.receipt.receipt_id}:1": 12_994,
         f"return_to_vendor:{back.return_id}:1": -3_998,
     }
+
+
+async def test_a_return_of_more_than_was_sold_and_an_unreadable_line_are_kept_and_reported(
+    stub: Stub, nats_url: str, unique: str
+) -> None:
+    s = Setting(unique)
+    await contracts(stub, s)
+    sale = journal_entry(f"A{unique}", s.s1, "2026-11-10T12:00+08:00", [(s.n, "1", 1500)])
+    back = journal_entry(f"R{unique}", s.s1, "2026-11-12T12:00+08:00", [(s.n, "3", 4500)], original=sale.sale_id)
+    odd = journal_entry(f"B{unique}", s.s1, "2026-11-13T12:00+08:00", [(s.n, "two", 1500), (s.n, "1", 1500)])
+    for entry in (sale, back, odd):
+        await journal(nats_url, entry)
+    check = await accrued(stub, s.consignor, 3)  # the sale, the return of its one unit, B's readable line
+    kinds = sorted((problem.kind, problem.source_id) for problem in check.problems)
+    assert kinds == [
+        ("journal-line-invalid", f"sale:{odd.sale_id}:1"),
+        ("return-exceeds-sale", f"return:{back.sale_id}:1.2"),
+    ]
+    assert not check.consistent
+    await stub.RunStatements(
+        pb.RunStatementsRequest(request_id=rid(), actor=HQ, period_date="2026-11-01", supplier_id=s.consignor)
+    )
+    (statement,) = (await stub.ListStatements(pb.ListStatementsRequest(actor=HQ, supplier_id=s.consignor))).statements
+    lines = await lines_of(stub, statement.statement_id)
+    # One unit sold at 12.34 and reversed once, never below zero; B's readable line accrues.
+    assert {source: line.amount.minor_units for source, line in lines.items()} == {
+        f"sale:{sale.sale_id}:1": 1234,
+        f"return:{back.sale_id}:1": -1234,
+        f"sale:{odd.sale_id}:2": 1234,
+    }

@@ -44,6 +44,13 @@ MARKETING_READ = "marketing:read"
 MARKETING_WRITE = "marketing:write"
 COUPONS_READ = "coupons:read"
 COUPONS_REDEEM = "coupons:redeem"
+PURCHASES_READ = "purchases:read"
+PURCHASES_WRITE = "purchases:write"
+PURCHASE_ORDERS_CONFIRM = "purchase-orders:confirm"
+RECEIPTS_WRITE = "receipts:write"
+SETTLEMENT_READ = "settlement:read"
+SETTLEMENT_WRITE = "settlement:write"
+STATEMENTS_RESPOND = "statements:respond"
 
 # Scope → what it allows, for the API documentation and the admin routes.
 CATALOGUE: dict[str, str] = {
@@ -82,6 +89,17 @@ CATALOGUE: dict[str, str] = {
     "(store managers: campaigns of their own store)",
     COUPONS_READ: "read a member's coupons",
     COUPONS_REDEEM: "hold a coupon for a basket and release the hold (terminals: in their own store)",
+    PURCHASES_READ: "read suppliers, purchase orders, goods receipts, scorecards and sell-through "
+    "(supplier users: their own supplier's; store managers: their own store's orders and receipts)",
+    PURCHASES_WRITE: "change suppliers and contracts, raise, edit, approve, send, cancel and close purchase orders, "
+    "record returns to vendors (headquarters buyers)",
+    PURCHASE_ORDERS_CONFIRM: "confirm a purchase order's quantities and promised date (supplier users: their own)",
+    RECEIPTS_WRITE: "record goods received (store managers: at their own store)",
+    SETTLEMENT_READ: "read settlement statements and export them (supplier users: their own); "
+    "headquarters: the reconciliation check",
+    SETTLEMENT_WRITE: "run, issue, approve and pay statements, book fees, record supplier invoices "
+    "(headquarters finance)",
+    STATEMENTS_RESPOND: "confirm or dispute an issued statement (supplier users: their own)",
 }
 
 _MEMBER_COUNTER = frozenset({MEMBERS_READ, MEMBERS_WRITE, MEMBER_POINTS_READ})
@@ -105,7 +123,17 @@ _DEFAULTS: dict[ClientKind | StaffRole, frozenset[str]] = {
     )
     | _MEMBER_COUNTER
     | _PRICE_LOOKUP,
-    ClientKind.SUPPLIER_USER: frozenset({STOCK_READ, REPLENISHMENT_READ, CATALOGUE_READ}),
+    ClientKind.SUPPLIER_USER: frozenset(
+        {
+            STOCK_READ,
+            REPLENISHMENT_READ,
+            CATALOGUE_READ,
+            PURCHASES_READ,
+            PURCHASE_ORDERS_CONFIRM,
+            SETTLEMENT_READ,
+            STATEMENTS_RESPOND,
+        }
+    ),
     StaffRole.STORE_GUIDE: frozenset({STOCK_READ, LABELS_READ}) | _MEMBER_COUNTER | _PRICE_LOOKUP,
     StaffRole.STORE_MANAGER: frozenset(
         {
@@ -117,6 +145,8 @@ _DEFAULTS: dict[ClientKind | StaffRole, frozenset[str]] = {
             MARKETING_READ,
             MARKETING_WRITE,
             COUPONS_READ,
+            PURCHASES_READ,
+            RECEIPTS_WRITE,
         }
     )
     | _MEMBER_COUNTER
@@ -141,6 +171,12 @@ _DEFAULTS: dict[ClientKind | StaffRole, frozenset[str]] = {
             MARKETING_READ,
             MARKETING_WRITE,
             COUPONS_READ,
+            PURCHASES_READ,
+            PURCHASES_WRITE,
+            PURCHASE_ORDERS_CONFIRM,
+            RECEIPTS_WRITE,
+            SETTLEMENT_READ,
+            SETTLEMENT_WRITE,
         }
     )
     | _MEMBER_COUNTER
@@ -189,6 +225,13 @@ _HOLDERS: dict[str, frozenset[ClientKind | StaffRole]] = {
     MARKETING_WRITE: _MANAGERS,
     COUPONS_READ: frozenset({ClientKind.APP, ClientKind.POS_TERMINAL}) | _MANAGERS,
     COUPONS_REDEEM: frozenset({ClientKind.APP, ClientKind.POS_TERMINAL}),
+    PURCHASES_READ: frozenset({ClientKind.SUPPLIER_USER}) | _MANAGERS,
+    PURCHASES_WRITE: _HEADQUARTERS,
+    PURCHASE_ORDERS_CONFIRM: frozenset({ClientKind.SUPPLIER_USER}) | _HEADQUARTERS,
+    RECEIPTS_WRITE: _MANAGERS,
+    SETTLEMENT_READ: frozenset({ClientKind.SUPPLIER_USER}) | _HEADQUARTERS,
+    SETTLEMENT_WRITE: _HEADQUARTERS,
+    STATEMENTS_RESPOND: frozenset({ClientKind.SUPPLIER_USER}),
 }
 
 

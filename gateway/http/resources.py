@@ -16,6 +16,7 @@ from retail.inventory.v1 import inventory_service_pb2_grpc
 from retail.marketing.v1 import marketing_service_pb2_grpc
 from retail.member.v1 import member_service_pb2_grpc
 from retail.pricing.v1 import pricing_service_pb2_grpc
+from retail.supply.v1 import supply_service_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters.backends import BackendChannels
@@ -76,6 +77,10 @@ class GatewayResources:
     @property
     def marketing_service(self) -> marketing_service_pb2_grpc.MarketingServiceAsyncStub:
         return self.backend("marketing", marketing_service_pb2_grpc.MarketingServiceStub)
+
+    @property
+    def supply_service(self) -> supply_service_pb2_grpc.SupplyServiceAsyncStub:
+        return self.backend("supply", supply_service_pb2_grpc.SupplyServiceStub)
 
 
 def gateway_resources(request: Request) -> GatewayResources:

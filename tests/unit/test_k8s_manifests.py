@@ -203,6 +203,7 @@ def test_the_gateway_reaches_every_deployed_grpc_service(rendered: dict[str, lis
         "member": "member:50051",
         "pricing": "pricing:50051",
         "marketing": "marketing:50051",
+        "supply": "supply:50051",
     }
     for name in backends:
         ports = one(docs, "Service", name)["spec"]["ports"]
@@ -221,6 +222,20 @@ def test_marketing_runs_its_own_module_and_reaches_the_member_service_where_it_l
     host, port = target.removeprefix("dns:///").split(":")
     member_ports = one(docs, "Service", host)["spec"]["ports"]
     assert [(entry["name"], entry["port"]) for entry in member_ports] == [("grpc", int(port))]
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_supply_runs_its_own_module_on_its_own_database_cluster(
+    rendered: dict[str, list[Manifest]], overlay: str
+) -> None:
+    docs = rendered[f"overlays/{overlay}"]
+    container = one(docs, "Deployment", "supply")["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["python", "-m", "services.supply"]
+    assert {"secretRef": {"name": "supply-secrets"}} in container["envFrom"]
+    migration = one(docs, "Job", "supply-migrate")["spec"]["template"]["spec"]["containers"][0]
+    assert migration["command"] == ["python", "-m", "services.supply.migrate"]
+    database = one(docs, "Cluster", "supply-db")["spec"]["bootstrap"]["initdb"]
+    assert (database["database"], database["owner"]) == ("supply", "supply")
 
 
 @pytest.mark.parametrize(("overlay", "key_required"), [("dev", False), ("prod", True)])

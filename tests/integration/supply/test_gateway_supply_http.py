@@ -1,0 +1,172 @@
+"""Supply through the gateway, against the real supply service: every route keeps each tenant to
+its own — a second supplier reading or acting on the first one's objects gets `404` and changes
+nothing, a store manager receives for their own store only, clients without a supply scope get
+`403` — and money travels as integer fen beside yuan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from gateway.domain.clients import ClientKind, StaffRole
+from gateway.settings import GatewaySettings
+from services.supply.bootstrap import SupplyApp
+from tests.support.gateway import (
+    RunningGateway,
+    assert_problem,
+    gateway_schema,
+    gateway_settings,
+    idempotency_key,
+    running_gateway,
+)
+
+__all__ = ["gateway_schema", "gateway_settings"]
+
+
+@pytest.fixture
+async def gateway(app: SupplyApp, gateway_settings: Callable[..., GatewaySettings]) -> AsyncIterator[RunningGateway]:
+    settings = gateway_settings(gateway_backends=f"supply=127.0.0.1:{app.server.bound_port}", rate_limit_burst=1000)
+    async with running_gateway(settings) as running:
+        yield running
+
+
+class Tenants:
+    """Who calls: headquarters, the two suppliers' portal users, store managers of two stores,
+    and clients that have no business with supply."""
+
+    def __init__(self, unique: str) -> None:
+        self.a, self.b = f"SA{unique}", f"SB{unique}"
+        self.store_1, self.store_2 = f"S1{unique}", f"S2{unique}"
+
+    async def register(self, gateway: RunningGateway) -> None:
+        staff = ClientKind.STAFF
+        self.hq = await gateway.client_headers(staff, staff_role=StaffRole.HEADQUARTERS)
+        self.supplier_a = await gateway.client_headers(ClientKind.SUPPLIER_USER, supplier_id=self.a)
+        self.supplier_b = await gateway.client_headers(ClientKind.SUPPLIER_USER, supplier_id=self.b)
+        self.manager_1 = await gateway.client_headers(staff, staff_role=StaffRole.STORE_MANAGER, store_id=self.store_1)
+        self.manager_2 = await gateway.client_headers(staff, staff_role=StaffRole.STORE_MANAGER, store_id=self.store_2)
+        self.guide_1 = await gateway.client_headers(staff, staff_role=StaffRole.STORE_GUIDE, store_id=self.store_1)
+        self.terminal = await gateway.client_headers(ClientKind.POS_TERMINAL, store_id=self.store_1)
+        self.app = await gateway.client_headers(ClientKind.APP)
+
+
+@pytest.fixture
+async def tenants(gateway: RunningGateway, unique: str) -> Tenants:
+    tenants = Tenants(unique)
+    await tenants.register(gateway)
+    return tenants
+
+
+async def post(http: httpx.AsyncClient, path: str, headers: dict[str, str], body: Any = None) -> httpx.Response:
+    return await http.post(path, json=body, headers=headers | idempotency_key())
+
+
+async def created(http: httpx.AsyncClient, path: str, headers: dict[str, str], body: Any = None) -> dict[str, Any]:
+    response = await post(http, path, headers, body)
+    assert response.status_code in (200, 201), response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+async def supplier_with_contract(http: httpx.AsyncClient, tenants: Tenants, supplier_id: str, sku: str) -> None:
+    await created(
+        http,
+        "/v1/suppliers",
+        tenants.hq,
+        {"supplier_id": supplier_id, "code": supplier_id, "name": f"{supplier_id} Co."},
+    )
+    await created(
+        http,
+        f"/v1/suppliers/{supplier_id}/contracts",
+        tenants.hq,
+        {
+            "mode": "purchase",
+            "valid_from": "2026-01-01",
+            "items": [{"sku": sku, "unit_cost_fen": 350, "pack_size": "6", "minimum_order": "12"}],
+            "over_delivery_allowance": "0.05",
+        },
+    )
+
+
+async def test_suppliers_and_contracts_are_headquarters_and_each_supplier_sees_its_own_only(
+    gateway: RunningGateway, tenants: Tenants
+) -> None:
+    http = gateway.http
+    await supplier_with_contract(http, tenants, tenants.a, "SKU-A1")
+    await supplier_with_contract(http, tenants, tenants.b, "SKU-B1")
+
+    own = await http.get(f"/v1/suppliers/{tenants.a}", headers=tenants.supplier_a)
+    assert own.status_code == 200, own.text
+    assert own.json()["supplier_id"] == tenants.a
+    contracts = await http.get(f"/v1/suppliers/{tenants.a}/contracts", headers=tenants.supplier_a)
+    assert contracts.status_code == 200, contracts.text
+    (contract,) = contracts.json()["contracts"]
+    assert contract["items"][0]["unit_cost"] == {"fen": 350, "yuan": "3.50"}
+    assert contract["mode"] == "purchase"
+
+    # The other supplier's supplier record and contracts do not exist for it.
+    assert_problem(await http.get(f"/v1/suppliers/{tenants.a}", headers=tenants.supplier_b), 404, "not-found")
+    assert_problem(await http.get(f"/v1/suppliers/{tenants.a}/contracts", headers=tenants.supplier_b), 404, "not-found")
+    # A supplier user lists no suppliers; it changes none, and adds no contract.
+    assert_problem(await http.get("/v1/suppliers", headers=tenants.supplier_a), 403, "forbidden")
+    change = {"code": "X", "name": "Mine now", "payment_terms_days": 1, "active": True, "version": 1}
+    for headers in (tenants.supplier_a, tenants.supplier_b, tenants.manager_1):
+        assert_problem(
+            await http.put(f"/v1/suppliers/{tenants.a}", json=change, headers=headers | idempotency_key()),
+            403,
+            "forbidden",
+        )
+    assert_problem(
+        await post(
+            http,
+            f"/v1/suppliers/{tenants.b}/contracts",
+            tenants.supplier_b,
+            {"mode": "purchase", "valid_from": "2027-01-01", "items": [{"sku": "SKU-B2", "unit_cost_fen": 1}]},
+        ),
+        403,
+        "forbidden",
+    )
+    # Clients without any supply scope.
+    for headers in (tenants.terminal, tenants.app, tenants.guide_1):
+        assert_problem(await http.get(f"/v1/suppliers/{tenants.a}", headers=headers), 403, "forbidden")
+        assert_problem(await http.get("/v1/suppliers", headers=headers), 403, "forbidden")
+    # Store managers read suppliers but not a supplier's terms.
+    listed = await http.get("/v1/suppliers", headers=tenants.manager_1)
+    assert listed.status_code == 200, listed.text
+    assert {tenants.a, tenants.b} <= {s["supplier_id"] for s in listed.json()["suppliers"]}
+    assert_problem(await http.get(f"/v1/suppliers/{tenants.a}/contracts", headers=tenants.manager_1), 403, "forbidden")
+
+    # Nothing changed: the supplier is as headquarters made it.
+    after = (await http.get(f"/v1/suppliers/{tenants.a}", headers=tenants.hq)).json()
+    assert (after["name"], after["version"]) == (f"{tenants.a} Co.", 1)
+    # A concession commission above 100% never reaches the service.
+    too_much = await post(
+        http,
+        f"/v1/suppliers/{tenants.a}/contracts",
+        tenants.hq,
+        {"mode": "concession", "valid_from": "2030-01-01", "items": [{"sku": "SKU-A9"}], "commission_rate": "1.5"},
+    )
+    assert_problem(too_much, 422, "validation-error")
+
+
+async def test_a_supplier_configured_but_not_running_makes_its_routes_answer_503(
+    gateway_settings: Callable[..., GatewaySettings],
+) -> None:
+    settings = gateway_settings(gateway_backends="supply=127.0.0.1:9", rate_limit_burst=1000)
+    async with running_gateway(settings, wait_for_backends=False) as running:
+        hq = await running.client_headers(ClientKind.STAFF, staff_role=StaffRole.HEADQUARTERS)
+        for path in ("/v1/suppliers", "/v1/suppliers/SUP1/scorecard", "/v1/suppliers/SUP1/statements"):
+            assert_problem(await running.http.get(path, headers=hq), 503, "service-unavailable")
+
+
+async def test_without_the_supply_backend_the_gateway_serves_no_supply_route(
+    gateway_settings: Callable[..., GatewaySettings],
+) -> None:
+    async with running_gateway(gateway_settings(), wait_for_backends=False) as running:
+        paths = (await running.http.get("/openapi.json")).json()["paths"]
+        assert not [path for path in paths if path.startswith(("/v1/suppliers", "/v1/statements", "/v1/purchase"))]
+        hq = await running.client_headers(ClientKind.STAFF, staff_role=StaffRole.HEADQUARTERS)
+        assert_problem(await running.http.get("/v1/suppliers", headers=hq), 404, "not-found")

@@ -405,7 +405,7 @@ class DisputeIn(Strict):
     lines: list[DisputedLineIn] = Field(min_length=1, max_length=MAX_LINES)
 
 
-class PaymentIn(Strict):
+class StatementPaymentIn(Strict):
     payment_reference: str = Field(min_length=1, max_length=64)
 
 

@@ -28,7 +28,7 @@ from gateway.supply.schemas import (
     ID_PATTERN,
     DisputeIn,
     ExportFormat,
-    PaymentIn,
+    StatementPaymentIn,
     SettlementCheckOut,
     StatementId,
     StatementLinesOut,
@@ -232,7 +232,7 @@ async def approve_statement(
 )
 async def mark_statement_paid(
     statement_id: StatementId,
-    body: PaymentIn,
+    body: StatementPaymentIn,
     resources: Resources,
     call: Annotated[IdempotentRequest, Depends(idempotent(SETTLEMENT_WRITE))],
 ) -> Response:

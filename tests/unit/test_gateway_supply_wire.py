@@ -74,8 +74,8 @@ def test_a_concession_contract_travels_with_its_rates_and_fen_and_comes_back_the
     assert (message.valid_until, message.cycle_days) == ("", 14)
     message.contract_id = "C1"
     back = map_contract(message)
-    assert back.items[0].unit_cost is None and back.items[0].pack_size == "1"
-    assert back.items[1].unit_cost is not None and back.items[1].unit_cost.yuan == "12.34"
+    assert (back.items[0].unit_cost, back.items[0].pack_size) == (None, "1")
+    assert back.items[1].unit_cost == amount(money(1234))
     assert (back.mode, back.commission_rate, back.valid_until, back.cycle_anchor) == (
         "concession",
         "0.25",
@@ -158,7 +158,7 @@ def test_sell_through_rounds_the_rate_to_four_decimals_half_up() -> None:
 
 
 def test_every_supply_scope_is_catalogued_and_held_by_whom_the_portal_and_the_buyers_need() -> None:
-    assert SUPPLY_SCOPES <= CATALOGUE.keys()
+    assert CATALOGUE.keys() >= SUPPLY_SCOPES
     supplier = default_scopes(ClientKind.SUPPLIER_USER)
     assert supplier & SUPPLY_SCOPES == {PURCHASES_READ, PURCHASE_ORDERS_CONFIRM, SETTLEMENT_READ, STATEMENTS_RESPOND}
     manager = default_scopes(ClientKind.STAFF, StaffRole.STORE_MANAGER)

@@ -170,3 +170,120 @@ async def test_without_the_supply_backend_the_gateway_serves_no_supply_route(
         assert not [path for path in paths if path.startswith(("/v1/suppliers", "/v1/statements", "/v1/purchase"))]
         hq = await running.client_headers(ClientKind.STAFF, staff_role=StaffRole.HEADQUARTERS)
         assert_problem(await running.http.get("/v1/suppliers", headers=hq), 404, "not-found")
+
+
+async def issued_statement(http: httpx.AsyncClient, tenants: Tenants) -> dict[str, Any]:
+    """Supplier A's November statement: a slotting fee of 500.00 booked against its contract, issued."""
+    (contract,) = (await http.get(f"/v1/suppliers/{tenants.a}/contracts", headers=tenants.hq)).json()["contracts"]
+    fee = {"fee_kind": "slotting", "amount_fen": 50_000, "occurred_on": "2026-11-03", "description": "end cap"}
+    for headers in (tenants.supplier_a, tenants.manager_1, tenants.terminal):
+        assert_problem(
+            await post(http, f"/v1/contracts/{contract['contract_id']}/fees", headers, fee), 403, "forbidden"
+        )
+    line = await created(http, f"/v1/contracts/{contract['contract_id']}/fees", tenants.hq, fee)
+    assert (line["kind"], line["amount"]) == ("fee", {"fen": -50_000, "yuan": "-500.00"})
+    run = {"period_date": "2026-11-30", "supplier_id": tenants.a}
+    for headers in (tenants.supplier_a, tenants.manager_1, tenants.terminal, tenants.app):
+        assert_problem(await post(http, "/v1/statement-runs", headers, run), 403, "forbidden")
+    ran = await created(http, "/v1/statement-runs", tenants.hq, run)
+    assert (ran["statements"], ran["lines"], ran["total"]) == (1, 1, {"fen": -50_000, "yuan": "-500.00"})
+    (statement,) = (await http.get(f"/v1/suppliers/{tenants.a}/statements", headers=tenants.hq)).json()["statements"]
+    assert statement["status"] == "draft"
+    for headers in (tenants.supplier_a, tenants.supplier_b):
+        assert_problem(await post(http, f"/v1/statements/{statement['statement_id']}/issue", headers), 403, "forbidden")
+    issued = await created(http, f"/v1/statements/{statement['statement_id']}/issue", tenants.hq)
+    assert issued["status"] == "issued"
+    return issued
+
+
+async def test_statements_are_the_suppliers_own_to_read_export_confirm_or_dispute_and_add_up_to_the_fen(
+    gateway: RunningGateway, tenants: Tenants
+) -> None:
+    http = gateway.http
+    await supplier_with_contract(http, tenants, tenants.a, "SKU-A1")
+    await supplier_with_contract(http, tenants, tenants.b, "SKU-B1")
+    issued = await issued_statement(http, tenants)
+    statement_id = issued["statement_id"]
+
+    # Supplier A reads its statement: lines in fen, the total their sum.
+    listed = await http.get(f"/v1/suppliers/{tenants.a}/statements", headers=tenants.supplier_a)
+    assert [s["statement_id"] for s in listed.json()["statements"]] == [statement_id]
+    read = await http.get(f"/v1/statements/{statement_id}", headers=tenants.supplier_a)
+    assert read.status_code == 200, read.text
+    lines = read.json()["lines"]
+    assert read.json()["statement"]["total"] == {"fen": -50_000, "yuan": "-500.00"}
+    assert sum(line["amount"]["fen"] for line in lines) == -50_000
+    as_csv = await http.get(
+        f"/v1/statements/{statement_id}/export", params={"format": "csv"}, headers=tenants.supplier_a
+    )
+    assert as_csv.status_code == 200, as_csv.text
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert "attachment" in as_csv.headers["content-disposition"]
+    assert "-50000" in as_csv.text
+    as_json = await http.get(f"/v1/statements/{statement_id}/export", params={"format": "json"}, headers=tenants.hq)
+    assert as_json.headers["content-type"].startswith("application/json")
+    assert as_json.json()
+
+    # Supplier B: nothing of A's statements exists for it, and nothing it does changes them.
+    assert_problem(
+        await http.get(f"/v1/suppliers/{tenants.a}/statements", headers=tenants.supplier_b), 404, "not-found"
+    )
+    assert_problem(await http.get(f"/v1/statements/{statement_id}", headers=tenants.supplier_b), 404, "not-found")
+    assert_problem(
+        await http.get(f"/v1/statements/{statement_id}/export", params={"format": "csv"}, headers=tenants.supplier_b),
+        404,
+        "not-found",
+    )
+    assert (await http.get("/v1/statements", headers=tenants.supplier_b)).json()["statements"] == []
+    forced = await http.get("/v1/statements", params={"supplier_id": tenants.a}, headers=tenants.supplier_b)
+    assert forced.json()["statements"] == []
+    assert_problem(await post(http, f"/v1/statements/{statement_id}/confirm", tenants.supplier_b), 404, "not-found")
+    dispute = {"lines": [{"source_id": lines[0]["source_id"], "comment": "not ours"}]}
+    assert_problem(
+        await post(http, f"/v1/statements/{statement_id}/dispute", tenants.supplier_b, dispute), 404, "not-found"
+    )
+    # Only the supplier answers for its statement; terminals, apps and store staff read none.
+    for headers in (tenants.hq, tenants.manager_1, tenants.terminal, tenants.app):
+        assert_problem(await post(http, f"/v1/statements/{statement_id}/confirm", headers), 403, "forbidden")
+        assert_problem(await post(http, f"/v1/statements/{statement_id}/dispute", headers, dispute), 403, "forbidden")
+    for headers in (tenants.manager_1, tenants.guide_1, tenants.terminal, tenants.app):
+        assert_problem(await http.get(f"/v1/statements/{statement_id}", headers=headers), 403, "forbidden")
+        assert_problem(await http.get(f"/v1/suppliers/{tenants.a}/statements", headers=headers), 403, "forbidden")
+        assert_problem(await http.get("/v1/settlement/check", headers=headers), 403, "forbidden")
+    assert_problem(await http.get("/v1/settlement/check", headers=tenants.supplier_a), 403, "forbidden")
+    after = (await http.get(f"/v1/statements/{statement_id}", headers=tenants.hq)).json()
+    assert (after["statement"]["status"], after["statement"]["version"]) == ("issued", issued["version"])
+    assert [line["dispute_comment"] for line in after["lines"]] == [None]
+
+    # Supplier A disputes a line, with its comment.
+    disputed = await created(
+        http,
+        f"/v1/statements/{statement_id}/dispute",
+        tenants.supplier_a,
+        {"lines": [{"source_id": lines[0]["source_id"], "comment": "the end cap was never built"}]},
+    )
+    assert disputed["status"] == "disputed"
+    commented = (await http.get(f"/v1/statements/{statement_id}", headers=tenants.supplier_a)).json()["lines"]
+    assert [line["dispute_comment"] for line in commented] == ["the end cap was never built"]
+    check = await http.get("/v1/settlement/check", params={"supplier_id": tenants.a}, headers=tenants.hq)
+    assert check.status_code == 200, check.text
+    assert check.json()["consistent"] is True
+
+
+async def test_a_statement_is_confirmed_once_approved_and_paid(gateway: RunningGateway, tenants: Tenants) -> None:
+    http = gateway.http
+    await supplier_with_contract(http, tenants, tenants.a, "SKU-A1")
+    statement_id = (await issued_statement(http, tenants))["statement_id"]
+    assert_problem(await post(http, f"/v1/statements/{statement_id}/approve", tenants.supplier_a), 403, "forbidden")
+    confirmed = await created(http, f"/v1/statements/{statement_id}/confirm", tenants.supplier_a)
+    assert confirmed["status"] == "confirmed"
+    assert_problem(
+        await post(http, f"/v1/statements/{statement_id}/confirm", tenants.supplier_a), 409, "failed-precondition"
+    )
+    payment = {"payment_reference": "BANK-1"}
+    assert_problem(
+        await post(http, f"/v1/statements/{statement_id}/mark-paid", tenants.supplier_a, payment), 403, "forbidden"
+    )
+    assert (await created(http, f"/v1/statements/{statement_id}/approve", tenants.hq))["status"] == "approved"
+    paid = await created(http, f"/v1/statements/{statement_id}/mark-paid", tenants.hq, payment)
+    assert (paid["status"], paid["payment_reference"], paid["total"]["fen"]) == ("paid", "BANK-1", -50_000)

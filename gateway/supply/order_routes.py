@@ -69,8 +69,11 @@ Statuses = Annotated[list[PurchaseOrderStatusName] | None, Query(description="on
 
 
 def _order(principal: Principal, order: pb.PurchaseOrder) -> PurchaseOrderOut:
-    """The order as the caller may see it: a store-bound client only its own store's (else `404`)."""
-    if principal.store_id is not None and order.location_id != principal.store_id:
+    """The order as the caller may see it: a supplier user only its own supplier's, a store-bound
+    client only its own store's (else `404`; the service answers so too, this is the gateway's
+    own guard)."""
+    others = principal.supplier_id is not None and order.supplier_id != principal.supplier_id
+    if others or (principal.store_id is not None and order.location_id != principal.store_id):
         raise problems.ProblemError(problems.NOT_FOUND, f"no purchase order {order.po_id}")
     return map_purchase_order(order)
 

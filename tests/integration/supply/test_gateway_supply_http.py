@@ -287,3 +287,123 @@ async def test_a_statement_is_confirmed_once_approved_and_paid(gateway: RunningG
     assert (await created(http, f"/v1/statements/{statement_id}/approve", tenants.hq))["status"] == "approved"
     paid = await created(http, f"/v1/statements/{statement_id}/mark-paid", tenants.hq, payment)
     assert (paid["status"], paid["payment_reference"], paid["total"]["fen"]) == ("paid", "BANK-1", -50_000)
+
+
+async def sent_order(http: httpx.AsyncClient, tenants: Tenants, store_id: str) -> dict[str, Any]:
+    """Supplier A's order of 14 (rounded up to 18: packs of 6) at 3.50 for ``store_id``, approved and sent."""
+    draft = await created(
+        http,
+        "/v1/purchase-orders",
+        tenants.hq,
+        {"supplier_id": tenants.a, "location_id": store_id, "lines": [{"sku": "SKU-A1", "ordered": "14"}]},
+    )
+    assert draft["status"] == "draft"
+    po_id = draft["po_id"]
+    approved = await created(
+        http, f"/v1/purchase-orders/{po_id}/approve", tenants.hq, {"expected_version": draft["version"]}
+    )
+    assert approved["status"] == "approved"
+    sent = await created(http, f"/v1/purchase-orders/{po_id}/send", tenants.hq)
+    assert sent["status"] == "sent"
+    return sent
+
+
+async def test_purchase_orders_are_the_suppliers_own_and_goods_are_received_at_ones_own_store(
+    gateway: RunningGateway, tenants: Tenants
+) -> None:
+    http = gateway.http
+    await supplier_with_contract(http, tenants, tenants.a, "SKU-A1")
+    await supplier_with_contract(http, tenants, tenants.b, "SKU-B1")
+    order = await sent_order(http, tenants, tenants.store_1)
+    po_id = order["po_id"]
+    (line,) = order["lines"]
+    assert (line["ordered"], line["unit_cost"]) == ("18", {"fen": 350, "yuan": "3.50"})
+    assert order["total"] == {"fen": 6300, "yuan": "63.00"}
+
+    # Supplier A sees it in its portal; supplier B sees nothing of it, through any route.
+    portal = await http.get(f"/v1/suppliers/{tenants.a}/purchase-orders", headers=tenants.supplier_a)
+    assert portal.status_code == 200, portal.text
+    assert [o["po_id"] for o in portal.json()["purchase_orders"]] == [po_id]
+    assert_problem(
+        await http.get(f"/v1/suppliers/{tenants.a}/purchase-orders", headers=tenants.supplier_b), 404, "not-found"
+    )
+    assert (await http.get("/v1/purchase-orders", headers=tenants.supplier_b)).json()["purchase_orders"] == []
+    forced = await http.get("/v1/purchase-orders", params={"supplier_id": tenants.a}, headers=tenants.supplier_b)
+    assert forced.json()["purchase_orders"] == []
+    assert_problem(await http.get(f"/v1/purchase-orders/{po_id}", headers=tenants.supplier_b), 404, "not-found")
+    confirmation = {"promised_date": "2026-12-10", "lines": [{"line_number": 1, "quantity": "12"}], "note": "B"}
+    assert_problem(
+        await post(http, f"/v1/purchase-orders/{po_id}/confirm", tenants.supplier_b, confirmation), 404, "not-found"
+    )
+    # A supplier raises, approves, sends, cancels and closes nothing.
+    for action in ("send", "close"):
+        assert_problem(await post(http, f"/v1/purchase-orders/{po_id}/{action}", tenants.supplier_a), 403, "forbidden")
+    assert_problem(
+        await post(http, f"/v1/purchase-orders/{po_id}/cancel", tenants.supplier_a, {"reason": "no"}), 403, "forbidden"
+    )
+    assert_problem(
+        await post(
+            http,
+            "/v1/purchase-orders",
+            tenants.supplier_a,
+            {"supplier_id": tenants.a, "location_id": tenants.store_1, "lines": [{"sku": "SKU-A1", "ordered": "1"}]},
+        ),
+        403,
+        "forbidden",
+    )
+    # Nothing changed by any of it.
+    unchanged = (await http.get(f"/v1/purchase-orders/{po_id}", headers=tenants.hq)).json()
+    assert (unchanged["status"], unchanged["version"], unchanged["supplier_note"]) == ("sent", order["version"], None)
+
+    confirmed = await created(http, f"/v1/purchase-orders/{po_id}/confirm", tenants.supplier_a, confirmation)
+    assert (confirmed["status"], confirmed["lines"][0]["confirmed"], confirmed["promised_date"]) == (
+        "confirmed",
+        "12",
+        "2026-12-10",
+    )
+
+    # Store managers: their own store's orders only, and goods received at their own store only.
+    assert_problem(await http.get(f"/v1/purchase-orders/{po_id}", headers=tenants.manager_2), 404, "not-found")
+    assert (await http.get("/v1/purchase-orders", headers=tenants.manager_2)).json()["purchase_orders"] == []
+    assert_problem(
+        await http.get("/v1/purchase-orders", params={"location_id": tenants.store_1}, headers=tenants.manager_2),
+        403,
+        "forbidden",
+    )
+    mine = await http.get(f"/v1/purchase-orders/{po_id}", headers=tenants.manager_1)
+    assert mine.status_code == 200, mine.text
+    receipt = {
+        "po_id": po_id,
+        "location_id": tenants.store_1,
+        "lines": [{"po_line_number": 1, "sku": "SKU-A1", "accepted": "10", "rejected": "1", "reject_reason": "dented"}],
+    }
+    assert_problem(await post(http, "/v1/goods-receipts", tenants.manager_2, receipt), 403, "forbidden")
+    for headers in (tenants.supplier_a, tenants.terminal, tenants.app, tenants.guide_1):
+        assert_problem(await post(http, "/v1/goods-receipts", headers, receipt), 403, "forbidden")
+    assert (await http.get(f"/v1/purchase-orders/{po_id}", headers=tenants.hq)).json()["lines"][0]["accepted"] == "0"
+    received = await created(http, "/v1/goods-receipts", tenants.manager_1, receipt)
+    assert received["receipt"]["lines"][0]["rejected"] == "1"
+    assert received["purchase_order"]["status"] == "partially_received"
+    assert (received["purchase_order"]["lines"][0]["accepted"], received["purchase_order"]["lines"][0]["rejected"]) == (
+        "10",
+        "1",
+    )
+
+    # Receipts: the supplier's own, the store's own.
+    own_receipts = (await http.get("/v1/goods-receipts", headers=tenants.supplier_a)).json()["receipts"]
+    assert [r["po_id"] for r in own_receipts] == [po_id]
+    assert (await http.get("/v1/goods-receipts", headers=tenants.supplier_b)).json()["receipts"] == []
+    assert (await http.get("/v1/goods-receipts", headers=tenants.manager_2)).json()["receipts"] == []
+    assert len((await http.get("/v1/goods-receipts", headers=tenants.manager_1)).json()["receipts"]) == 1
+    for headers in (tenants.terminal, tenants.app):
+        assert_problem(await http.get("/v1/goods-receipts", headers=headers), 403, "forbidden")
+        assert_problem(await http.get("/v1/purchase-orders", headers=headers), 403, "forbidden")
+        assert_problem(await http.get(f"/v1/purchase-orders/{po_id}", headers=headers), 403, "forbidden")
+
+    # The scorecard: the supplier's own; another supplier's is not there.
+    card = await http.get(f"/v1/suppliers/{tenants.a}/scorecard", headers=tenants.supplier_a)
+    assert card.status_code == 200, card.text
+    assert_problem(await http.get(f"/v1/suppliers/{tenants.a}/scorecard", headers=tenants.supplier_b), 404, "not-found")
+    assert_problem(await http.get(f"/v1/suppliers/{tenants.a}/scorecard", headers=tenants.manager_1), 403, "forbidden")
+    for headers in (tenants.terminal, tenants.app):
+        assert_problem(await http.get(f"/v1/suppliers/{tenants.a}/scorecard", headers=headers), 403, "forbidden")

@@ -407,3 +407,79 @@ async def test_purchase_orders_are_the_suppliers_own_and_goods_are_received_at_o
     assert_problem(await http.get(f"/v1/suppliers/{tenants.a}/scorecard", headers=tenants.manager_1), 403, "forbidden")
     for headers in (tenants.terminal, tenants.app):
         assert_problem(await http.get(f"/v1/suppliers/{tenants.a}/scorecard", headers=headers), 403, "forbidden")
+
+
+async def test_a_draft_is_edited_and_approved_by_buyers_only_and_returns_and_invoices_are_headquarters(
+    gateway: RunningGateway, tenants: Tenants
+) -> None:
+    http = gateway.http
+    await supplier_with_contract(http, tenants, tenants.a, "SKU-A1")
+    await supplier_with_contract(http, tenants, tenants.b, "SKU-B1")
+    new_supplier = {"supplier_id": f"{tenants.b}X", "code": "X", "name": "X"}
+    for headers in (tenants.supplier_a, tenants.manager_1, tenants.terminal):
+        assert_problem(await post(http, "/v1/suppliers", headers, new_supplier), 403, "forbidden")
+    draft = await created(
+        http,
+        "/v1/purchase-orders",
+        tenants.hq,
+        {"supplier_id": tenants.a, "location_id": tenants.store_1, "lines": [{"sku": "SKU-A1", "ordered": "12"}]},
+    )
+    po_id, version = draft["po_id"], draft["version"]
+    edit = {"lines": [{"sku": "SKU-A1", "ordered": "30"}], "promised_date": "2026-12-20", "expected_version": version}
+    for headers in (tenants.supplier_a, tenants.supplier_b, tenants.manager_1, tenants.app):
+        assert_problem(
+            await http.patch(f"/v1/purchase-orders/{po_id}", json=edit, headers=headers | idempotency_key()),
+            403,
+            "forbidden",
+        )
+        assert_problem(
+            await post(http, f"/v1/purchase-orders/{po_id}/approve", headers, {"expected_version": version}),
+            403,
+            "forbidden",
+        )
+    unchanged = (await http.get(f"/v1/purchase-orders/{po_id}", headers=tenants.hq)).json()
+    assert (unchanged["status"], unchanged["version"], unchanged["lines"][0]["ordered"]) == ("draft", version, "12")
+    # Another supplier never sees it.
+    assert_problem(await http.get(f"/v1/purchase-orders/{po_id}", headers=tenants.supplier_b), 404, "not-found")
+    edited = await http.patch(f"/v1/purchase-orders/{po_id}", json=edit, headers=tenants.hq | idempotency_key())
+    assert edited.status_code == 200, edited.text
+    assert (edited.json()["lines"][0]["ordered"], edited.json()["total"]) == ("30", {"fen": 10_500, "yuan": "105.00"})
+    stale = await post(http, f"/v1/purchase-orders/{po_id}/approve", tenants.hq, {"expected_version": version})
+    assert_problem(stale, 409, "concurrent-modification")
+    await created(
+        http, f"/v1/purchase-orders/{po_id}/approve", tenants.hq, {"expected_version": edited.json()["version"]}
+    )
+    await created(http, f"/v1/purchase-orders/{po_id}/send", tenants.hq)
+    await created(http, f"/v1/purchase-orders/{po_id}/confirm", tenants.supplier_a, {"promised_date": "2026-12-20"})
+    await created(
+        http,
+        "/v1/goods-receipts",
+        tenants.hq,
+        {
+            "po_id": po_id,
+            "location_id": tenants.store_1,
+            "lines": [{"po_line_number": 1, "sku": "SKU-A1", "accepted": "30"}],
+        },
+    )
+
+    # Returns to the vendor and invoices: headquarters only.
+    back = {"lines": [{"po_line_number": 1, "quantity": "2", "reason": "leaking"}]}
+    for headers in (tenants.supplier_a, tenants.supplier_b, tenants.manager_1, tenants.terminal):
+        assert_problem(await post(http, f"/v1/purchase-orders/{po_id}/vendor-returns", headers, back), 403, "forbidden")
+    returned = await created(http, f"/v1/purchase-orders/{po_id}/vendor-returns", tenants.hq, back)
+    assert returned["purchase_order"]["lines"][0]["returned"] == "2"
+    invoice = {
+        "invoice_number": f"INV-{po_id}",
+        "supplier_id": tenants.a,
+        "po_id": po_id,
+        "lines": [{"po_line_number": 1, "quantity": "28", "unit_cost_fen": 350}],
+    }
+    for headers in (tenants.supplier_a, tenants.manager_1, tenants.app):
+        assert_problem(await post(http, "/v1/supplier-invoices", headers, invoice), 403, "forbidden")
+    # An invoice naming another supplier for this order finds no such order.
+    assert_problem(
+        await post(http, "/v1/supplier-invoices", tenants.hq, invoice | {"supplier_id": tenants.b}), 404, "not-found"
+    )
+    matched = await created(http, "/v1/supplier-invoices", tenants.hq, invoice)
+    assert matched["matched"] is True
+    assert matched["lines"][0]["expected"] == {"fen": 9_800, "yuan": "98.00"}

@@ -70,6 +70,7 @@ SUPPLY = Component(
     module="services.supply",
     migrate_module="services.supply.migrate",
     protocol="grpc",
+    demo_loader="services.supply.demo:load_demo",
 )
 
 # Services come first so that the gateway finds its backends when it starts.

@@ -95,6 +95,23 @@ def registered_clients(postgres_url: str) -> int:
     return run_in_fresh_loop(count)
 
 
+SUPPLY_TABLES = ("supplier", "contract", "purchase_order", "goods_receipt")
+
+
+def supply_rows(postgres_url: str) -> dict[str, int]:
+    """Rows of supply's demo tables (a second run must not add any)."""
+
+    async def count() -> dict[str, int]:
+        connection = await asyncpg.connect(postgres_url.rsplit("/", 1)[0] + "/retail_supply")
+        try:
+            query = " UNION ALL ".join(f"SELECT '{table}', count(*) FROM {table}" for table in SUPPLY_TABLES)
+            return {row[0]: row[1] for row in await connection.fetch(query)}
+        finally:
+            await connection.close()
+
+    return run_in_fresh_loop(count)
+
+
 def wait_for_acknowledged_labels(postgres_url: str, timeout: float = 30.0) -> int:
     """Labels of the demo store that the simulated station has confirmed showing (polls until some are)."""
 
@@ -133,7 +150,15 @@ def test_make_run_serves_ready_stops_clean_and_keeps_its_data_across_restarts(st
         assert get(str(stack["openapi_url"]))[0] == 200
         demo = stack["demo"]["gateway"]  # type: ignore[index]
         assert set(demo["credentials"]) >= {"app", "pos_terminal", "supplier_user", "headquarters", "store_guide"}
+        supply_demo = stack["demo"]["supply"]  # type: ignore[index]
+        assert sorted(set(supply_demo["suppliers"].values())) == ["concession", "consignment", "purchase"]
+        assert supply_demo["open_purchase_orders"]
+        # The supplier portal's demo sign-in is a demo supplier's user, the one the demo's orders wait for.
+        portal_user = demo["credentials"]["supplier_user"]
+        assert portal_user["supplier_id"] == supply_demo["portal"]["supplier_id"] in supply_demo["suppliers"]
+        assert portal_user["client_id"] == supply_demo["portal"]["client_id"]
         clients_after_first_run = registered_clients(str(stack["postgres_url"]))
+        supply_after_first_run = supply_rows(str(stack["postgres_url"]))
         gateway_pid = int(re.search(r"started gateway \(pid (\d+)\)", "".join(first_output)).group(1))  # type: ignore[union-attr]
     assert "[stack] stopped" in "".join(first_output)
     assert processes_using(str(state_dir)) == [], "a server outlived Ctrl-C"
@@ -143,6 +168,7 @@ def test_make_run_serves_ready_stops_clean_and_keeps_its_data_across_restarts(st
     with local_stack(state_dir) as (_, stack_again, second_output):
         assert get(f"{stack_again['gateway_url']}/readyz")[0] == 200
         assert registered_clients(str(stack_again["postgres_url"])) == clients_after_first_run
+        assert supply_rows(str(stack_again["postgres_url"])) == supply_after_first_run
         assert stack_again["gateway_url"] == stack["gateway_url"], "ports should stay stable across runs"
     assert not any("loading demo data" in line for line in second_output)
     assert processes_using(str(state_dir)) == []

@@ -1,6 +1,6 @@
 """The supply service's part of the demo retailer: its suppliers on all three settlement modes,
-one contract each, a month of delivered and sold goods settled into issued statements, and a
-few open purchase orders.
+one contract each, last month's deliveries and sales settled into one issued statement per
+supplier, and a few open purchase orders.
 
 Suppliers are the ones the demo catalogue names (``SUP001``…, the ``supplier_id`` pricing's
 ``ItemChanged`` carries, so supply's catalogue maps every SKU to one of them). Each gets one
@@ -15,10 +15,18 @@ wire`), each command with a fixed request id, so loading twice is answered by wh
 load did and creates nothing (and a load interrupted half way is finished by the next):
 
 * last month, the purchase supplier's order at the first store, sent, confirmed and delivered
-  in full (its receipt is what its statement pays);
-* open orders now: the first consignment supplier's order sent to it and waiting for its
-  confirmation in the portal, and its order confirmed and received partly with a quality reject
-  (so its scorecard shows a fill and a reject rate), and the purchase supplier's draft.
+  in full, and accrued as the SUPPLY stream's consumer accrues it (which then finds it done);
+* last month's demo sales, as the SALES journal carries them, through settlement's journal
+  handler (:meth:`~services.supply.service_layer.settlement.Accruals.apply_journal_entry`, a
+  sale recognised by its id, so a second load adds nothing): the consignment and concession
+  SKUs' lines accrue, every line adds to the store × SKU × day sales the portal shows. The
+  history's sales never went through the journal (the other services import them), so this
+  stands in for it, as marketing's loader does for its coupon uses;
+* last month's statement run, and each supplier's one statement issued (headquarters);
+* open orders now: the portal supplier's (the first, whose user the gateway's demo credentials
+  name) sent and waiting for its confirmation in the portal, and another confirmed and received
+  partly with a quality reject (so its scorecard shows a fill and a reject rate), and the
+  purchase supplier's draft.
 
 Inventory's periodic replenishment run publishes ``ReplenishmentSuggested`` one interval (an
 hour by default) after the stack starts, not during the demo load; from then on the running
@@ -29,7 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -38,18 +46,18 @@ from typing import Any
 from retail.supply.v1 import supply_service_pb2 as pb
 
 from demodata import CHINA_STANDARD_TIME, DemoRetailer
+from demodata.model import Sale, Sku
 from demodata.model import SettlementMode as DemoMode
-from demodata.model import Sku
 from demodata.model import Supplier as DemoSupplier
-from servicekit.db import create_engine, units_of_work
+from servicekit.db import UnitOfWork, create_engine, units_of_work
 from servicekit.idempotency import RequestFingerprint
 from servicekit.settings import Environment, load_settings
-from services.pricing.demo import fen
 from services.supply.adapters.purchase_store import StoredPurchaseOrder
 from services.supply.bootstrap import SupplyServices, wire
 from services.supply.domain.contracts import Contract, SettlementMode
 from services.supply.domain.purchase_orders import PoStatus
 from services.supply.domain.settlement import RateTier
+from services.supply.domain.statements import StatementAction, statement_id
 from services.supply.domain.suppliers import Actor, Supplier
 from services.supply.domain.terms import ContractTerms, ItemTerms
 from services.supply.entrypoints.wire import map_contract, map_po, map_receipt_outcome, map_supplier, reply
@@ -61,6 +69,7 @@ from services.supply.service_layer.purchase_orders import (
 )
 from services.supply.service_layer.receiving import ReceivedLine, RecordGoodsReceipt
 from services.supply.service_layer.replies import Reply
+from services.supply.service_layer.settlement import JournalEntry, JournalLine, MoveStatement, RunStatements
 from services.supply.service_layer.suppliers import CreateContract, UpsertSupplier
 from services.supply.settings import SupplySettings
 
@@ -73,7 +82,16 @@ PRICE_TOLERANCE = Decimal("0.02")
 FIRST_STORE_SURCHARGE = Decimal("0.02")  # the flagship store's concession commission is this much higher
 REBATE = RateTier(threshold_fen=500_000, rate=Decimal("0.02"))  # 2% back from 5,000 yuan bought a month
 REJECT_REASON = "damaged packaging"
+_CHUNK = 500  # journal entries per transaction
 _MODES = {DemoMode.PURCHASE: SettlementMode.PURCHASE}
+
+
+def fen(amount: Decimal) -> int:
+    """The demo's yuan amounts (two places at most) as whole fen."""
+    value = amount * 100
+    if value != value.to_integral_value():
+        raise ValueError(f"{amount} is not a whole number of fen")
+    return int(value)
 
 
 def _request(label: str) -> RequestFingerprint:
@@ -169,12 +187,14 @@ async def load_demo(
     now = clock()
     demo_clock = _Clock(now)
     engine = create_engine(database_url, pool_size=2, max_overflow=0, application_name="demo-loader")
-    services = wire(settings, units_of_work(engine), clock=demo_clock)
+    unit_of_work = units_of_work(engine)
+    services = wire(settings, unit_of_work, clock=demo_clock)
     try:
         modes = contract_modes(retailer.suppliers)
         contracts = await _load_suppliers(services, retailer, modes)
         delivered = await _last_months_delivery(services, retailer, modes, demo_clock, now)
         demo_clock.now = now
+        statements = await _settle_last_month(services, unit_of_work, retailer, contracts, delivered, now)
         orders = await _open_orders(services, retailer, modes, now)
         card = await services.scorecards.of(BUYER, orders["portal_supplier"], None, None)
     finally:
@@ -185,6 +205,7 @@ async def load_demo(
         "suppliers": {supplier_id: mode.value for supplier_id, mode in modes.items()},
         "contracts": contracts,
         "last_month_delivery": delivered,
+        "issued_statements": statements,
         "open_purchase_orders": orders["open"],
         "scorecard": {
             "supplier_id": card.supplier_id,
@@ -401,3 +422,67 @@ async def _open_orders(
             {"po_id": po_id, "supplier_id": po.supplier_id, "location_id": po.location_id, "status": po.status.value}
         )
     return {"portal_supplier": portal, "open": opened}
+
+
+async def _settle_last_month(
+    services: SupplyServices,
+    unit_of_work: Callable[[], UnitOfWork],
+    retailer: DemoRetailer,
+    contracts: dict[str, str],
+    delivered: dict[str, Any],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Last month's receipt and sales accrued, its statements run and each issued; the statements."""
+    first, last = last_month(now)
+    async with unit_of_work() as uow:  # what the SUPPLY stream's consumer does (it finds it done)
+        await services.accruals.apply_goods_received(
+            uow, delivered["receipt_id"], datetime.fromisoformat(delivered["received_at"])
+        )
+        await uow.commit()
+    await _journal(services, unit_of_work, retailer.iter_sales(first, last))
+    await services.statements.run(RunStatements(_request(f"statements-{first:%Y%m}"), period_date=first))
+    issued = []
+    for supplier_id, contract_id in contracts.items():
+        wanted = statement_id(contract_id, first)
+        row = await services.statements.move(
+            MoveStatement(_request(f"issue-{wanted}"), wanted, StatementAction.ISSUE, BUYER.client_id)
+        )
+        issued.append(
+            {
+                "statement_id": row.statement_id,
+                "supplier_id": supplier_id,
+                "mode": row.mode.value,
+                "period": f"{row.period_start.isoformat()}..{row.period_end.isoformat()}",
+                "status": row.status.value,
+                "total_fen": row.total_fen,
+                "lines": row.line_count,
+            }
+        )
+    return issued
+
+
+async def _journal(services: SupplyServices, unit_of_work: Callable[[], UnitOfWork], sales: Iterable[Sale]) -> int:
+    """The sales as the SALES journal carries them, through settlement's journal handler, a chunk
+    per transaction (an entry applied before is recognised by its sale id and changes nothing)."""
+    applied = 0
+    chunk: list[JournalEntry] = []
+
+    async def flush() -> None:
+        async with unit_of_work() as uow:
+            for entry in chunk:
+                await services.accruals.apply_journal_entry(uow, entry)
+            await uow.commit()
+        chunk.clear()
+
+    for sale in sales:
+        lines = tuple(
+            JournalLine(number, line.sku_code, line.quantity, fen(line.net_amount))
+            for number, line in enumerate(sale.lines, start=1)
+        )
+        chunk.append(JournalEntry(sale.sale_id, False, sale.location_id, sale.occurred_at, lines))
+        applied += 1
+        if len(chunk) >= _CHUNK:
+            await flush()
+    if chunk:
+        await flush()
+    return applied

@@ -95,7 +95,7 @@ def registered_clients(postgres_url: str) -> int:
     return run_in_fresh_loop(count)
 
 
-SUPPLY_TABLES = ("supplier", "contract", "purchase_order", "goods_receipt")
+SUPPLY_TABLES = ("supplier", "contract", "purchase_order", "goods_receipt", "statement", "accrual")
 
 
 def supply_rows(postgres_url: str) -> dict[str, int]:
@@ -153,6 +153,11 @@ def test_make_run_serves_ready_stops_clean_and_keeps_its_data_across_restarts(st
         supply_demo = stack["demo"]["supply"]  # type: ignore[index]
         assert sorted(set(supply_demo["suppliers"].values())) == ["concession", "consignment", "purchase"]
         assert supply_demo["open_purchase_orders"]
+        # Last month settled: one issued statement per supplier (its lines and total checked by supply's tests).
+        issued = supply_demo["issued_statements"]
+        assert sorted(row["supplier_id"] for row in issued) == sorted(supply_demo["suppliers"])
+        assert {row["status"] for row in issued} == {"issued"}
+        assert all(row["lines"] > 0 for row in issued)
         # The supplier portal's demo sign-in is a demo supplier's user, the one the demo's orders wait for.
         portal_user = demo["credentials"]["supplier_user"]
         assert portal_user["supplier_id"] == supply_demo["portal"]["supplier_id"] in supply_demo["suppliers"]

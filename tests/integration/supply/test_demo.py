@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from demodata import DemoRetailer, DemoScale
+from servicekit.db import UnitOfWork
 from services.supply.demo import REJECT_REASON, contract_modes, load_demo
+from services.supply.domain.statements import StatementStatus
+from services.supply.service_layer.settlement import Statements
 from tests.integration.supply.conftest import fetch
 
 SCALE = replace(
@@ -46,7 +50,7 @@ def test_the_demo_modes_cover_all_three_whatever_the_demo_suppliers_settle_by() 
     assert sorted(mode.value for mode in modes.values()) == ["concession", "consignment", "purchase"]
 
 
-async def test_the_demo_loader_fills_supply_once(supply_url: str) -> None:
+async def test_the_demo_loader_fills_supply_once(supply_url: str, unit_of_work: Callable[[], UnitOfWork]) -> None:
     retailer = DemoRetailer(scale=SCALE)
     output = await load_demo(supply_url, retailer, clock=lambda: NOW)
 
@@ -56,7 +60,8 @@ async def test_the_demo_loader_fills_supply_once(supply_url: str) -> None:
     ]
     contracts = await fetch(
         supply_url,
-        "SELECT c.supplier_id, c.mode, c.commission_rate, c.store_commission_rates, array_agg(i.sku ORDER BY i.sku) AS skus "
+        "SELECT c.supplier_id, c.mode, c.commission_rate, c.store_commission_rates, "
+        "array_agg(i.sku ORDER BY i.sku) AS skus "
         "FROM contract c JOIN contract_item i USING (contract_id) GROUP BY c.contract_id ORDER BY c.supplier_id",
     )
     assert sorted(row["mode"] for row in contracts) == ["concession", "consignment", "purchase"]
@@ -79,6 +84,26 @@ async def test_the_demo_loader_fills_supply_once(supply_url: str) -> None:
     assert portal["supplier_id"] == retailer.suppliers[0].supplier_id
     assert portal["client_id"] == f"{portal['supplier_id']}-USER01"
     assert {row["supplier_id"] for row in open_orders} >= {portal["supplier_id"]}
+
+    # A month of settled sales: one issued statement per supplier for November, its total the sum of its lines.
+    statements = Statements(unit_of_work)
+    issued = output["issued_statements"]
+    assert sorted(row["supplier_id"] for row in issued) == [supplier.supplier_id for supplier in retailer.suppliers]
+    by_mode = {}
+    for row in issued:
+        page = await statements.get(row["statement_id"], supplier_scope=row["supplier_id"])
+        assert page.statement.status is StatementStatus.ISSUED
+        assert (page.statement.period_start, page.statement.period_end) == (date(2026, 11, 1), date(2026, 12, 1))
+        assert page.lines, f"{row['supplier_id']}'s statement has no lines"
+        assert page.statement.total_fen == sum(line.accrual.amount_fen for line in page.lines) == row["total_fen"]
+        assert page.statement.line_count == len(page.lines)
+        by_mode[page.statement.mode.value] = page
+    # The purchase supplier is owed last month's delivery; the others their SKUs' November sales.
+    assert {line.accrual.source_id.split(":")[0] for line in by_mode["purchase"].lines} >= {"receipt"}
+    for mode in ("consignment", "concession"):
+        assert {line.accrual.source_id.split(":")[0] for line in by_mode[mode].lines} == {"sale"}
+        assert all(line.accrual.occurred_on.month == 11 for line in by_mode[mode].lines)
+    assert (await statements.check(None)).consistent
 
     scorecard = output["scorecard"]
     assert scorecard["supplier_id"] == portal["supplier_id"]

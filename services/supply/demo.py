@@ -57,7 +57,7 @@ from services.supply.bootstrap import SupplyServices, wire
 from services.supply.domain.contracts import Contract, SettlementMode
 from services.supply.domain.purchase_orders import PoStatus
 from services.supply.domain.settlement import RateTier
-from services.supply.domain.statements import StatementAction, statement_id
+from services.supply.domain.statements import StatementAction, StatementNotFound, StatementStatus, statement_id
 from services.supply.domain.suppliers import Actor, Supplier
 from services.supply.domain.terms import ContractTerms, ItemTerms
 from services.supply.entrypoints.wire import map_contract, map_po, map_receipt_outcome, map_supplier, reply
@@ -434,18 +434,14 @@ async def _settle_last_month(
 ) -> list[dict[str, Any]]:
     """Last month's receipt and sales accrued, its statements run and each issued; the statements."""
     first, last = last_month(now)
-    async with unit_of_work() as uow:  # what the SUPPLY stream's consumer does (it finds it done)
-        await services.accruals.apply_goods_received(
-            uow, delivered["receipt_id"], datetime.fromisoformat(delivered["received_at"])
-        )
-        await uow.commit()
-    await _journal(services, unit_of_work, retailer.iter_sales(first, last))
-    await services.statements.run(RunStatements(_request(f"statements-{first:%Y%m}"), period_date=first))
+    wanted = {supplier_id: statement_id(contract_id, first) for supplier_id, contract_id in contracts.items()}
+    if not await _all_issued(services, wanted.values()):
+        await _accrue_last_month(services, unit_of_work, retailer, delivered, first, last)
+        await services.statements.run(RunStatements(_request(f"statements-{first:%Y%m}"), period_date=first))
     issued = []
-    for supplier_id, contract_id in contracts.items():
-        wanted = statement_id(contract_id, first)
+    for supplier_id, wanted_id in wanted.items():
         row = await services.statements.move(
-            MoveStatement(_request(f"issue-{wanted}"), wanted, StatementAction.ISSUE, BUYER.client_id)
+            MoveStatement(_request(f"issue-{wanted_id}"), wanted_id, StatementAction.ISSUE, BUYER.client_id)
         )
         issued.append(
             {
@@ -459,6 +455,34 @@ async def _settle_last_month(
             }
         )
     return issued
+
+
+async def _all_issued(services: SupplyServices, statement_ids: Iterable[str]) -> bool:
+    """Whether every one of these statements is issued already (a second load then skips the month)."""
+    for wanted in statement_ids:
+        try:
+            page = await services.statements.get(wanted, supplier_scope=None, limit=1)
+        except StatementNotFound:
+            return False
+        if page.statement.status is StatementStatus.DRAFT:
+            return False
+    return True
+
+
+async def _accrue_last_month(
+    services: SupplyServices,
+    unit_of_work: Callable[[], UnitOfWork],
+    retailer: DemoRetailer,
+    delivered: dict[str, Any],
+    first: date,
+    last: date,
+) -> None:
+    async with unit_of_work() as uow:  # what the SUPPLY stream's consumer does (it finds it done)
+        await services.accruals.apply_goods_received(
+            uow, delivered["receipt_id"], datetime.fromisoformat(delivered["received_at"])
+        )
+        await uow.commit()
+    await _journal(services, unit_of_work, retailer.iter_sales(first, last))
 
 
 async def _journal(services: SupplyServices, unit_of_work: Callable[[], UnitOfWork], sales: Iterable[Sale]) -> int:

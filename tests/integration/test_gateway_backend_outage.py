@@ -24,13 +24,13 @@ from services.member.bootstrap import MemberApp
 from services.member.settings import MemberSettings
 from tests.integration.inventory.conftest import inventory_template, inventory_url, stock
 from tests.integration.member.conftest import (
-    Clock,
     clock,
     member_settings,
     member_template,
     member_url,
     start_member_app,
 )
+from tests.support.clock import HandClock
 from tests.support.gateway import RunningGateway, assert_problem, gateway_schema, gateway_settings, running_gateway
 from tests.support.messaging import jetstream
 
@@ -61,7 +61,7 @@ async def inventory_service(inventory_url: str, nats_url: str) -> AsyncIterator[
 
 
 @pytest.fixture
-async def member_service(member_settings: Callable[..., MemberSettings], clock: Clock) -> AsyncIterator[MemberApp]:
+async def member_service(member_settings: Callable[..., MemberSettings], clock: HandClock) -> AsyncIterator[MemberApp]:
     app = await start_member_app(member_settings(), clock)
     yield app
     await app.server.stop()  # a second stop is a no-op when the test stopped it already

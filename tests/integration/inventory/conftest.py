@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Generic, TypeVar
 
@@ -23,6 +23,7 @@ from services.inventory.migrate import VERSIONS
 from services.inventory.service_layer.handlers import InventoryService
 from services.inventory.settings import InventorySettings
 from tests.conftest import Infra, create_database_from, service_template
+from tests.support.clock import HandClock
 from tests.support.messaging import jetstream
 
 
@@ -36,22 +37,9 @@ def inventory_url(infra: Infra, inventory_template: str) -> str:
     return create_database_from(infra, inventory_template)
 
 
-class Clock:
-    """A clock the test moves by hand, so expiry needs no sleeping."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> HandClock:
+    return HandClock(datetime(2026, 11, 24, 10, 0, tzinfo=UTC))
 
 
 @pytest.fixture
@@ -67,7 +55,7 @@ def unit_of_work(engine: AsyncEngine) -> Callable[[], UnitOfWork]:
 
 
 @pytest.fixture
-def service(unit_of_work: Callable[[], UnitOfWork], clock: Clock) -> InventoryService:
+def service(unit_of_work: Callable[[], UnitOfWork], clock: HandClock) -> InventoryService:
     return InventoryService(unit_of_work, RESERVATION_CODEC, clock=clock)
 
 

@@ -49,7 +49,8 @@ from services.inventory.entrypoints.supply_consumer import (
 from services.inventory.service_layer.handlers import InventoryService
 from services.inventory.service_layer.supply import SupplyIntake
 from services.inventory.settings import InventorySettings
-from tests.integration.inventory.conftest import Clock, level, outbox_events, stock
+from tests.integration.inventory.conftest import level, outbox_events, stock
+from tests.support.clock import HandClock
 from tests.support.messaging import jetstream
 
 # Supply's stream, as its relay declares it.
@@ -163,7 +164,7 @@ def store(unique: str) -> str:
 
 
 @pytest.fixture
-def intake(clock: Clock) -> SupplyIntake:
+def intake(clock: HandClock) -> SupplyIntake:
     return SupplyIntake(clock=clock)
 
 

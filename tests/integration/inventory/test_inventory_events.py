@@ -20,9 +20,10 @@ from services.inventory.domain.model import CountedLine, OutOfStock, Reservation
 from services.inventory.entrypoints.wire import map_reserve
 from services.inventory.service_layer.handlers import InventoryService
 from services.inventory.service_layer.transfers import TransferSaga, record_stock_count
-from tests.integration.inventory.conftest import Clock, outbox_events, stock
+from tests.integration.inventory.conftest import outbox_events, stock
 from tests.integration.inventory.test_reservations import reserve, reserve_request
 from tests.integration.inventory.test_transfers_and_counts import InjectedFault, UowFactory, step
+from tests.support.clock import HandClock
 from tests.support.messaging import jetstream, receive
 
 LEVEL = "retail.inventory.v1.stock_level_changed"
@@ -80,7 +81,7 @@ def held(
 
 
 async def test_a_coalesced_burst_announces_the_level_once_and_each_granted_reservation_once(
-    service: InventoryService, inventory_url: str, clock: Clock
+    service: InventoryService, inventory_url: str, clock: HandClock
 ) -> None:
     await stock(inventory_url, "HOT", {"ONLINE01": Decimal(10)}, safety=Decimal(1))
     twice = reserve_request("HOT", "1", location_id="ONLINE01", channel="app", ttl_seconds=600)
@@ -134,7 +135,7 @@ async def test_a_split_reservation_announces_each_level_it_holds_and_itself_once
 
 
 async def test_a_sale_carrying_a_reservation_commits_it_and_announces_the_level_it_leaves(
-    service: InventoryService, unit_of_work: UowFactory, inventory_url: str, clock: Clock
+    service: InventoryService, unit_of_work: UowFactory, inventory_url: str, clock: HandClock
 ) -> None:
     await stock(inventory_url, "PAID", {"ONLINE01": Decimal(10)})
     reservation = await reserve(service, "PAID", "3", location_id="ONLINE01", channel="app")
@@ -192,7 +193,7 @@ async def test_journaled_sales_and_returns_announce_every_level_they_change(
 
 
 async def test_a_release_announces_the_reservation_and_the_level_it_frees(
-    service: InventoryService, unit_of_work: UowFactory, inventory_url: str, clock: Clock
+    service: InventoryService, unit_of_work: UowFactory, inventory_url: str, clock: HandClock
 ) -> None:
     await stock(inventory_url, "BACK", {"S001": Decimal(10)})
     reservation = await reserve(service, "BACK", "3", location_id="S001", channel="click_and_collect")
@@ -216,7 +217,7 @@ async def test_a_release_announces_the_reservation_and_the_level_it_frees(
 
 
 async def test_an_expiry_sweep_announces_every_expired_reservation_and_each_level_once(
-    service: InventoryService, inventory_url: str, clock: Clock
+    service: InventoryService, inventory_url: str, clock: HandClock
 ) -> None:
     await stock(inventory_url, "LAPSE", {"S001": Decimal(10), "S002": Decimal(10)})
     due = [

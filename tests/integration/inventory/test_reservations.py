@@ -31,7 +31,8 @@ from services.inventory.domain.model import (
 )
 from services.inventory.entrypoints.wire import map_reserve
 from services.inventory.service_layer.handlers import InventoryService
-from tests.integration.inventory.conftest import Clock, level, outbox_events, stock
+from tests.integration.inventory.conftest import level, outbox_events, stock
+from tests.support.clock import HandClock
 
 
 def reserve_request(
@@ -151,7 +152,7 @@ async def test_without_a_location_the_one_with_most_available_for_the_channel_is
 
 
 async def test_release_and_expiry_give_units_back_once(
-    service: InventoryService, unit_of_work: Callable[[], UnitOfWork], inventory_url: str, clock: Clock
+    service: InventoryService, unit_of_work: Callable[[], UnitOfWork], inventory_url: str, clock: HandClock
 ) -> None:
     await stock(inventory_url, "BACK", {"S001": Decimal(10)})
     released = await reserve(service, "BACK", "3", location_id="S001")
@@ -175,7 +176,7 @@ async def test_release_and_expiry_give_units_back_once(
 
 @pytest.mark.slow
 async def test_a_storm_of_reservations_releases_expiries_commits_and_sales_ends_with_exactly_the_stock_there_was(
-    service: InventoryService, unit_of_work: Callable[[], UnitOfWork], inventory_url: str, clock: Clock
+    service: InventoryService, unit_of_work: Callable[[], UnitOfWork], inventory_url: str, clock: HandClock
 ) -> None:
     await stock(inventory_url, "STORM", {"S001": Decimal(60), "S002": Decimal(40)})
     rng = random.Random(20261124)

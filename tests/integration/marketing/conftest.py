@@ -6,7 +6,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -22,6 +22,7 @@ from services.marketing.domain.offers import CouponTerms, Offer
 from services.marketing.migrate import VERSIONS
 from services.marketing.settings import MarketingSettings
 from tests.conftest import Infra, create_database_from, service_template
+from tests.support.clock import HandClock
 from tests.support.messaging import jetstream
 
 
@@ -35,22 +36,9 @@ def marketing_url(infra: Infra, marketing_template: str) -> str:
     return create_database_from(infra, marketing_template)
 
 
-class Clock:
-    """A clock the test moves by hand, so expiry needs no sleeping."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> HandClock:
+    return HandClock(datetime(2026, 12, 1, 10, 0, tzinfo=UTC))
 
 
 @pytest.fixture

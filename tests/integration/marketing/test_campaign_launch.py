@@ -23,7 +23,8 @@ from services.marketing.domain.control_groups import Group, split
 from services.marketing.domain.offers import CouponTerms, DiscountKind, Offer
 from services.marketing.domain.segments import LIFECYCLE_STAGES, parse_rule
 from services.marketing.service_layer.campaigns import ApproveCampaign, Campaigns, CreateCampaign, LaunchCampaign
-from tests.integration.marketing.conftest import Clock, fetch, request
+from tests.integration.marketing.conftest import fetch, request
+from tests.support.clock import HandClock
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Person:
     recent_offers: int  # coupons of earlier campaigns in the last 7 days
 
 
-async def members(url: str, clock: Clock, count: int, seed: int = 1) -> dict[str, Person]:
+async def members(url: str, clock: HandClock, count: int, seed: int = 1) -> dict[str, Person]:
     """Members with a stage and consents; a few erased or merged; some offered by other campaigns lately."""
     rng = random.Random(seed)
     population: dict[str, Person] = {}
@@ -85,7 +86,7 @@ async def members(url: str, clock: Clock, count: int, seed: int = 1) -> dict[str
     return population
 
 
-async def snapshot(unit_of_work: Callable[[], UnitOfWork], clock: Clock) -> str:
+async def snapshot(unit_of_work: Callable[[], UnitOfWork], clock: HandClock) -> str:
     """Every gold member, frozen now. (Erased and merged members are left out of segments by the audience
     rule; they are put back in the snapshot here to check that the launch excludes them too.)"""
     segment = StoredSegment(
@@ -104,7 +105,7 @@ async def snapshot(unit_of_work: Callable[[], UnitOfWork], clock: Clock) -> str:
     return "SNAP"
 
 
-def draft(clock: Clock, **changes: Any) -> CampaignDraft:
+def draft(clock: HandClock, **changes: Any) -> CampaignDraft:
     usual = CampaignDraft(
         name="Winter dairy",
         snapshot_id="SNAP",
@@ -129,7 +130,7 @@ async def launched(campaigns: Campaigns, campaign_id: str) -> int:
 
 
 async def test_the_launch_excludes_with_reasons_holds_out_a_reproducible_control_group_and_issues_once(
-    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: Clock
+    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: HandClock
 ) -> None:
     population = await members(marketing_url, clock, 1_200)
     await snapshot(unit_of_work, clock)
@@ -196,7 +197,7 @@ async def test_the_launch_excludes_with_reasons_holds_out_a_reproducible_control
 
 
 async def test_two_replicas_and_a_restart_mid_launch_still_issue_each_coupon_once(
-    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: Clock
+    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: HandClock
 ) -> None:
     await members(marketing_url, clock, 900, seed=2)
     await snapshot(unit_of_work, clock)
@@ -229,7 +230,7 @@ async def test_two_replicas_and_a_restart_mid_launch_still_issue_each_coupon_onc
 
 
 async def test_a_campaign_aimed_at_the_likeliest_buyers_holds_out_its_control_group_among_them(
-    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: Clock
+    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: HandClock
 ) -> None:
     population = await members(marketing_url, clock, 500, seed=3)
     await snapshot(unit_of_work, clock)

@@ -17,7 +17,7 @@ from services.marketing.adapters.offer_json import offer_to_json, terms_to_json
 from services.marketing.domain.campaign_report import GroupOutcomes, campaign_result
 from services.marketing.domain.offers import CouponTerms, DiscountKind, Offer
 from services.marketing.service_layer.reports import Reports
-from tests.integration.marketing.conftest import Clock
+from tests.support.clock import HandClock
 
 TREATED, CONTROL = 6_000, 1_500
 BASKET_MEAN_FEN = 9_000
@@ -28,7 +28,7 @@ def half_up(numerator: int, denominator: int) -> int:
     return (2 * numerator + denominator) // (2 * denominator) if denominator else 0
 
 
-async def synthetic_campaign(url: str, clock: Clock, uplift: float, seed: int) -> dict[str, GroupOutcomes]:
+async def synthetic_campaign(url: str, clock: HandClock, uplift: float, seed: int) -> dict[str, GroupOutcomes]:
     """A campaign launched 20 days ago; treated members buy with probability 0.10 + uplift, control 0.10.
     Some purchases fall outside the window, some are returned in part or in full."""
     rng = np.random.default_rng(seed)
@@ -115,7 +115,7 @@ async def synthetic_campaign(url: str, clock: Clock, uplift: float, seed: int) -
 
 
 async def test_the_report_is_exactly_the_statistics_of_every_members_outcome_in_the_window(
-    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: Clock
+    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: HandClock
 ) -> None:
     outcomes = await synthetic_campaign(marketing_url, clock, uplift=0.05, seed=3)
     report = await Reports(unit_of_work, clock=clock).campaign_report("CMP")
@@ -132,7 +132,7 @@ async def test_the_report_is_exactly_the_statistics_of_every_members_outcome_in_
 
 @pytest.mark.parametrize(("uplift", "seed"), [(0.06, 11), (0.0, 12)])
 async def test_the_report_recovers_an_injected_uplift_and_finds_none_where_there_is_none(
-    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: Clock, uplift: float, seed: int
+    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: HandClock, uplift: float, seed: int
 ) -> None:
     await synthetic_campaign(marketing_url, clock, uplift=uplift, seed=seed)
     report = await Reports(unit_of_work, clock=clock).campaign_report("CMP")

@@ -14,11 +14,12 @@ from services.marketing.domain.offers import Channel, CouponTerms, DiscountKind,
 from services.marketing.domain.sales import JournalSale, SaleLine
 from services.marketing.service_layer.coupons import CodeTaken, CouponBook, CreateGenericCode
 from services.marketing.service_layer.redemptions import CouponRedemptions
-from tests.integration.marketing.conftest import Clock, request, running_campaign
+from tests.integration.marketing.conftest import request, running_campaign
+from tests.support.clock import HandClock
 
 
 async def test_a_members_coupons_come_soonest_to_expire_first_in_pages_and_used_ones_only_when_asked(
-    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: Clock
+    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: HandClock
 ) -> None:
     codes = {}
     for days in (30, 10, 20):
@@ -53,7 +54,7 @@ async def test_a_members_coupons_come_soonest_to_expire_first_in_pages_and_used_
 
 
 async def test_a_generic_code_is_created_once_and_never_twice_under_one_name(
-    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: Clock
+    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: HandClock
 ) -> None:
     terms = CouponTerms(valid_from=clock.now - timedelta(days=1), valid_until=clock.now + timedelta(days=5))
     await running_campaign(marketing_url, "CMP", Offer(DiscountKind.AMOUNT_OFF, 500), terms, coupons={})

@@ -27,17 +27,18 @@ from services.marketing.service_layer.redemptions import (
     ReleaseHold,
     SaleCoupons,
 )
-from tests.integration.marketing.conftest import Clock, fetch, request, running_campaign
+from tests.integration.marketing.conftest import fetch, request, running_campaign
+from tests.support.clock import HandClock
 
 TWENTY_OFF_ABOVE_100 = Offer(DiscountKind.AMOUNT_OFF, 2_000, min_spend_fen=10_000)
 
 
-def terms(clock: Clock, **changes: Any) -> CouponTerms:
+def terms(clock: HandClock, **changes: Any) -> CouponTerms:
     return CouponTerms(valid_from=clock.now - timedelta(days=1), valid_until=clock.now + timedelta(days=14), **changes)
 
 
 @pytest.fixture
-def redemptions(unit_of_work: Callable[[], UnitOfWork], clock: Clock) -> CouponRedemptions:
+def redemptions(unit_of_work: Callable[[], UnitOfWork], clock: HandClock) -> CouponRedemptions:
     return CouponRedemptions(unit_of_work, clock=clock)
 
 
@@ -59,7 +60,13 @@ def hold(code: str, member_id: str = "M1", channel: Channel = Channel.APP, **cha
 
 
 def sale(
-    sale_id: str, code: str, clock: Clock, member_id: str | None = "M1", *, is_return: bool = False, original: str = ""
+    sale_id: str,
+    code: str,
+    clock: HandClock,
+    member_id: str | None = "M1",
+    *,
+    is_return: bool = False,
+    original: str = "",
 ) -> JournalSale:
     return JournalSale(
         sale_id=sale_id,
@@ -93,7 +100,7 @@ async def counters(url: str, code: str, campaign_id: str) -> tuple[int, int, int
 
 
 async def test_a_held_coupon_is_redeemed_by_the_sale_that_uses_it_at_the_held_discount(
-    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], redemptions: CouponRedemptions, clock: Clock
+    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], redemptions: CouponRedemptions, clock: HandClock
 ) -> None:
     code = new_personal_code().display
     await running_campaign(
@@ -114,7 +121,7 @@ async def test_a_held_coupon_is_redeemed_by_the_sale_that_uses_it_at_the_held_di
     assert [event["event_type"] for event in events] == ["retail.marketing.v1.CouponRedeemed"]
 
 
-async def test_refusals_change_nothing(marketing_url: str, redemptions: CouponRedemptions, clock: Clock) -> None:
+async def test_refusals_change_nothing(marketing_url: str, redemptions: CouponRedemptions, clock: HandClock) -> None:
     code = new_personal_code().value
     await running_campaign(marketing_url, "CMP", TWENTY_OFF_ABOVE_100, terms(clock), coupons={code: "M1"})
     with pytest.raises(NotYourCoupon):
@@ -126,7 +133,7 @@ async def test_refusals_change_nothing(marketing_url: str, redemptions: CouponRe
 
 
 async def test_an_offline_till_that_used_a_spent_code_records_a_conflict_never_a_second_redemption(
-    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], redemptions: CouponRedemptions, clock: Clock
+    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], redemptions: CouponRedemptions, clock: HandClock
 ) -> None:
     code = new_personal_code().value
     await running_campaign(marketing_url, "CMP", TWENTY_OFF_ABOVE_100, terms(clock), coupons={code: "M1"})
@@ -143,7 +150,7 @@ async def test_an_offline_till_that_used_a_spent_code_records_a_conflict_never_a
 
 
 async def test_a_released_or_lapsed_hold_gives_the_use_and_the_budget_back(
-    marketing_url: str, redemptions: CouponRedemptions, clock: Clock
+    marketing_url: str, redemptions: CouponRedemptions, clock: HandClock
 ) -> None:
     first, second = new_personal_code().value, new_personal_code().value
     await running_campaign(
@@ -166,7 +173,7 @@ async def test_a_released_or_lapsed_hold_gives_the_use_and_the_budget_back(
 
 
 async def test_holds_stop_at_the_budget_and_a_full_return_gives_the_use_back(
-    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], redemptions: CouponRedemptions, clock: Clock
+    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], redemptions: CouponRedemptions, clock: HandClock
 ) -> None:
     poster = "SPRING-2027"
     await running_campaign(
@@ -201,7 +208,7 @@ async def test_fifty_holds_and_journaled_sales_racing_for_one_code_redeem_it_exa
     marketing_url: str,
     unit_of_work: Callable[[], UnitOfWork],
     redemptions: CouponRedemptions,
-    clock: Clock,
+    clock: HandClock,
     seed: int,
 ) -> None:
     """App and mini-program holds (each followed by its sale when it got the hold), POS-online holds, and
@@ -244,7 +251,7 @@ async def test_fifty_holds_and_journaled_sales_racing_for_one_code_redeem_it_exa
 
 
 async def test_a_retried_hold_answers_with_the_first_hold_and_reserves_nothing_more(
-    marketing_url: str, redemptions: CouponRedemptions, clock: Clock
+    marketing_url: str, redemptions: CouponRedemptions, clock: HandClock
 ) -> None:
     poster = generic_code("WEEKEND-10").value
     await running_campaign(

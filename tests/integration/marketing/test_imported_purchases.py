@@ -16,7 +16,8 @@ from servicekit.protowire import timestamp
 from services.marketing.entrypoints.consumers import member_handlers
 from services.marketing.service_layer.projections import Projections
 from services.marketing.service_layer.redemptions import CouponRedemptions
-from tests.integration.marketing.conftest import Clock, fetch
+from tests.integration.marketing.conftest import fetch
+from tests.support.clock import HandClock
 
 
 def cny(fen: int) -> money_pb2.Money:
@@ -24,7 +25,7 @@ def cny(fen: int) -> money_pb2.Money:
 
 
 async def test_imported_purchases_are_kept_once_with_their_lines_and_marked_imported(
-    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: Clock
+    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: HandClock
 ) -> None:
     projections = Projections(CouponRedemptions(unit_of_work, clock=clock))
     async with unit_of_work() as uow:

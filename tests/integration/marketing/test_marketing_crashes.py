@@ -7,9 +7,6 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -29,36 +26,15 @@ from servicekit.protowire import timestamp
 from servicekit.settings import to_plain_url
 from tests.integration.marketing.test_marketing_service import APP, HQ, HQ_APPROVER, cny, publish
 from tests.support.messaging import jetstream
+from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.slow
-
-
-class MarketingProcess:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log = env, log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as output:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.marketing"], env=self.env, stdout=output, stderr=output
-            )
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
 
 
 @pytest.fixture
 def marketing_process(
     marketing_url: str, nats_url: str, unique: str, tmp_path: Path
-) -> Iterator[tuple[MarketingProcess, int]]:
+) -> Iterator[tuple[ServiceProcess, int]]:
     port = free_port()
     env = {
         **os.environ,
@@ -76,7 +52,7 @@ def marketing_process(
         "COUPON_ISSUE_BATCH": "200",
         "TAG_REFRESH_SECONDS": "0",
     }
-    process = MarketingProcess(env, tmp_path / "marketing.log")
+    process = ServiceProcess("services.marketing", env, tmp_path / "marketing.log")
     process.start()
     yield process, port
     process.stop()
@@ -147,7 +123,7 @@ async def invariants(url: str) -> dict[str, int]:
 
 
 async def test_a_launch_killed_midway_and_a_redemption_storm_killed_midway_lose_and_double_nothing(
-    marketing_process: tuple[MarketingProcess, int], marketing_url: str, nats_url: str, unique: str
+    marketing_process: tuple[ServiceProcess, int], marketing_url: str, nats_url: str, unique: str
 ) -> None:
     process, port = marketing_process
     store = f"S{unique}"

@@ -11,10 +11,11 @@ from services.marketing.domain.offers import Channel, CouponTerms, DiscountKind,
 from services.marketing.domain.sales import JournalSale, SaleLine
 from services.marketing.service_layer.projections import Projections
 from services.marketing.service_layer.redemptions import CouponRedemptions
-from tests.integration.marketing.conftest import Clock, fetch, running_campaign
+from tests.integration.marketing.conftest import fetch, running_campaign
+from tests.support.clock import HandClock
 
 
-def sale(sale_id: str, member_id: str | None, clock: Clock, *, net: int = 8_000, original: str = "") -> JournalSale:
+def sale(sale_id: str, member_id: str | None, clock: HandClock, *, net: int = 8_000, original: str = "") -> JournalSale:
     return JournalSale(
         sale_id=sale_id,
         is_return=bool(original),
@@ -28,7 +29,7 @@ def sale(sale_id: str, member_id: str | None, clock: Clock, *, net: int = 8_000,
 
 
 async def test_sales_become_purchases_with_categories_and_costs_and_returns_reduce_them(
-    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: Clock
+    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: HandClock
 ) -> None:
     projections = Projections(CouponRedemptions(unit_of_work, clock=clock))
     async with unit_of_work() as uow:
@@ -48,7 +49,7 @@ async def test_sales_become_purchases_with_categories_and_costs_and_returns_redu
 
 
 async def test_a_merge_moves_purchases_and_coupons_to_the_survivor_and_undoing_it_moves_them_back(
-    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: Clock
+    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: HandClock
 ) -> None:
     terms = CouponTerms(valid_from=clock.now - timedelta(days=1), valid_until=clock.now + timedelta(days=9))
     await running_campaign(
@@ -83,7 +84,7 @@ async def test_a_merge_moves_purchases_and_coupons_to_the_survivor_and_undoing_i
 
 
 async def test_consent_tier_stage_and_erasure_are_kept_and_erasure_voids_unused_coupons(
-    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: Clock
+    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: HandClock
 ) -> None:
     terms = CouponTerms(valid_from=clock.now - timedelta(days=1), valid_until=clock.now + timedelta(days=9))
     await running_campaign(marketing_url, "CMP", Offer(DiscountKind.AMOUNT_OFF, 500), terms, coupons={"CODEA": "A"})

@@ -21,7 +21,8 @@ from services.marketing.service_layer.models import (
     TrainModel,
     UnknownMember,
 )
-from tests.integration.marketing.conftest import Clock, fetch, request
+from tests.integration.marketing.conftest import fetch, request
+from tests.support.clock import HandClock
 
 
 @pytest.fixture
@@ -30,7 +31,7 @@ def executor() -> Iterator[ThreadPoolExecutor]:
         yield pool
 
 
-async def shoppers(url: str, clock: Clock, members: int) -> None:
+async def shoppers(url: str, clock: HandClock, members: int) -> None:
     """Two years of purchases: most members buy once, some every few weeks, a few every week."""
     rng = random.Random(5)
     connection = await asyncpg.connect(to_plain_url(url))
@@ -98,7 +99,7 @@ async def shoppers(url: str, clock: Clock, members: int) -> None:
 
 
 async def test_a_requested_training_scores_every_buyer_and_serves_what_won_its_backtest(
-    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: Clock, executor: ThreadPoolExecutor
+    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: HandClock, executor: ThreadPoolExecutor
 ) -> None:
     await shoppers(marketing_url, clock, 2_500)
     models = RepurchaseModels(unit_of_work, executor, clock=clock)
@@ -149,7 +150,7 @@ async def test_a_requested_training_scores_every_buyer_and_serves_what_won_its_b
 
 
 async def test_a_failed_training_keeps_the_model_that_was_serving(
-    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: Clock, executor: ThreadPoolExecutor
+    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: HandClock, executor: ThreadPoolExecutor
 ) -> None:
     await shoppers(marketing_url, clock, 800)
     models = RepurchaseModels(unit_of_work, executor, clock=clock)

@@ -19,11 +19,12 @@ from services.marketing.service_layer.segments import (
     SnapshotSegment,
     UnknownSegment,
 )
-from tests.integration.marketing.conftest import Clock, fetch, request
+from tests.integration.marketing.conftest import fetch, request
+from tests.support.clock import HandClock
 
 
 async def test_a_segment_is_saved_once_previewed_and_frozen_while_members_keep_changing(
-    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: Clock
+    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: HandClock
 ) -> None:
     connection = await asyncpg.connect(to_plain_url(marketing_url))
     try:

@@ -24,8 +24,9 @@ from services.marketing.domain.segments import LIFECYCLE_STAGES
 from services.marketing.domain.uplift import HOLDOUT_CAMPAIGNS, HOLDOUT_RANDOM_MEMBERS, qini_coefficient
 from services.marketing.service_layer.campaigns import ApproveCampaign, Campaigns, CreateCampaign, LaunchCampaign
 from services.marketing.service_layer.uplift import TrainUpliftModel, UpliftModels
-from tests.integration.marketing.conftest import Clock, fetch, request
+from tests.integration.marketing.conftest import fetch, request
 from tests.integration.marketing.test_campaign_launch import draft, launched, snapshot
+from tests.support.clock import HandClock
 
 MEMBERS = 5_000
 LAUNCHES_AGO = (240, 180, 120, 60)  # days before now; validity 14 days and attribution 14 more
@@ -125,7 +126,7 @@ async def past_campaigns(
 
 
 async def test_the_uplift_model_finds_the_persuadable_and_a_campaign_targeted_by_uplift_offers_them_the_coupon(
-    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: Clock, executor: ThreadPoolExecutor
+    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: HandClock, executor: ThreadPoolExecutor
 ) -> None:
     kinds = await past_campaigns(marketing_url, clock.now)
     models = UpliftModels(unit_of_work, executor, clock=clock)
@@ -239,7 +240,7 @@ async def test_the_uplift_model_finds_the_persuadable_and_a_campaign_targeted_by
 
 
 async def test_without_ended_campaigns_there_is_no_uplift_model_and_targeting_by_uplift_is_refused(
-    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: Clock, executor: ThreadPoolExecutor
+    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: HandClock, executor: ThreadPoolExecutor
 ) -> None:
     # Campaigns still running (their attribution windows open) are not learned from.
     await past_campaigns(marketing_url, clock.now, launches=(10, 5), status="running")
@@ -264,7 +265,7 @@ async def test_without_ended_campaigns_there_is_no_uplift_model_and_targeting_by
 
 
 async def test_a_run_that_does_not_beat_random_targeting_fails_with_its_backtest_and_serves_nothing(
-    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: Clock, executor: ThreadPoolExecutor
+    marketing_url: str, unit_of_work: Callable[[], UnitOfWork], clock: HandClock, executor: ThreadPoolExecutor
 ) -> None:
     await past_campaigns(marketing_url, clock.now, launches=(100,), effect=False)
     models = UpliftModels(unit_of_work, executor, clock=clock)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import asyncpg
@@ -29,6 +29,7 @@ from services.member.bootstrap import MemberApp, build
 from services.member.migrate import VERSIONS
 from services.member.settings import MemberSettings
 from tests.conftest import Infra, create_database_from, run_in_fresh_loop, service_template
+from tests.support.clock import HandClock
 from tests.support.messaging import jetstream
 
 MessageT = TypeVar("MessageT", bound=Message)
@@ -62,22 +63,9 @@ def member_url(infra: Infra, member_template: str) -> str:
     return url
 
 
-class Clock:
-    """Real time at the start of a test, then moved by hand (expiry and reviews need no sleeping)."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC).replace(microsecond=0)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> HandClock:
+    return HandClock()
 
 
 @pytest.fixture
@@ -106,7 +94,7 @@ async def start_member_app(settings: MemberSettings, clock: Callable[[], datetim
 
 
 @pytest.fixture
-async def app(member_settings: Callable[..., MemberSettings], clock: Clock) -> AsyncIterator[MemberApp]:
+async def app(member_settings: Callable[..., MemberSettings], clock: HandClock) -> AsyncIterator[MemberApp]:
     app = await start_member_app(member_settings(), clock)
     yield app
     await app.server.stop()

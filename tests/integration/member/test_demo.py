@@ -11,7 +11,8 @@ from retail.member.v1 import member_service_pb2_grpc as pb_grpc
 
 from demodata import CHINA_STANDARD_TIME, DemoRetailer, DemoScale, IdentityKind
 from services.member.demo import load_demo
-from tests.integration.member.conftest import Clock, clear_view, fetch, identity, random_phone, register
+from tests.integration.member.conftest import clear_view, fetch, identity, random_phone, register
+from tests.support.clock import HandClock
 
 if TYPE_CHECKING:
     Stub = pb_grpc.MemberServiceAsyncStub
@@ -62,7 +63,7 @@ async def test_demo_members_load_once_and_resolve_by_every_identity(stub: Stub, 
 
 
 async def test_after_loading_the_demo_the_default_kpi_period_has_active_members(
-    stub: Stub, member_url: str, clock: Clock
+    stub: Stub, member_url: str, clock: HandClock
 ) -> None:
     retailer = small_retailer()
     await load_demo(member_url, retailer)

@@ -15,7 +15,6 @@ from retail.member.v1 import member_service_pb2_grpc as pb_grpc
 from servicekit.settings import to_plain_url
 from tests.integration.member.conftest import (
     HQ,
-    Clock,
     clear_view,
     fetch,
     identity,
@@ -25,6 +24,7 @@ from tests.integration.member.conftest import (
     register,
     request_id,
 )
+from tests.support.clock import HandClock
 from tests.support.grpc_status import refused
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ def needles_of(values: list[str], blobs: list[bytes]) -> list[str]:
 
 
 async def test_after_erasure_no_personal_datum_of_the_member_remains_anywhere(
-    stub: Stub, member_url: str, clock: Clock
+    stub: Stub, member_url: str, clock: HandClock
 ) -> None:
     phone, card, email = random_phone(), "886" + str(uuid.uuid4().int)[:13], f"z{uuid.uuid4().hex[:8]}@example.com"
     unionid, openid = "oUnion" + uuid.uuid4().hex[:20], "oOpen" + uuid.uuid4().hex[:20]

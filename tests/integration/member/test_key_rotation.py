@@ -14,14 +14,15 @@ from servicekit.db import UnitOfWork, create_engine
 from services.member.adapters.personal_data import DataKeyring, PersonalDataCodec
 from services.member.service_layer.key_rotation import reseal_with_current_key
 from services.member.settings import MemberSettings
-from tests.integration.member.conftest import Clock, clear_view, fetch, random_phone, register, start_member_app
+from tests.integration.member.conftest import clear_view, fetch, random_phone, register, start_member_app
+from tests.support.clock import HandClock
 
 OLD_KEY = "k2025:" + base64.b64encode(bytes(range(32))).decode()
 NEW_KEY = "k2026:" + base64.b64encode(bytes(range(100, 132))).decode()
 
 
 async def test_after_resealing_the_old_key_can_be_removed(
-    member_settings: Callable[..., MemberSettings], member_url: str, clock: Clock
+    member_settings: Callable[..., MemberSettings], member_url: str, clock: HandClock
 ) -> None:
     phones = [random_phone() for _ in range(3)]
     old = await start_member_app(member_settings(member_data_keys=OLD_KEY), clock)

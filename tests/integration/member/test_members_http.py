@@ -14,7 +14,6 @@ from gateway.domain.clients import ClientKind, StaffRole
 from gateway.settings import GatewaySettings
 from services.member.bootstrap import MemberApp
 from tests.integration.member.conftest import (
-    Clock,
     by_member_id,
     fetch,
     journal_sale,
@@ -22,6 +21,7 @@ from tests.integration.member.conftest import (
     random_phone,
     settled,
 )
+from tests.support.clock import HandClock
 from tests.support.gateway import (
     RunningGateway,
     assert_problem,
@@ -65,7 +65,7 @@ def pos_sale(store_id: str, phone: str, amount: str) -> dict[str, Any]:
 
 
 async def test_the_same_shopper_arriving_by_three_channels_ends_as_one_member_with_all_points(
-    gateway: RunningGateway, nats_url: str, durable: str, clock: Clock
+    gateway: RunningGateway, nats_url: str, durable: str, clock: HandClock
 ) -> None:
     mini_program = await gateway.client_headers(ClientKind.APP)
     till = await gateway.client_headers(ClientKind.POS_TERMINAL, store_id="S001")

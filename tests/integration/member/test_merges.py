@@ -14,7 +14,6 @@ from retail.member.v1 import member_service_pb2_grpc as pb_grpc
 
 from tests.integration.member.conftest import (
     HQ,
-    Clock,
     by_member_id,
     clear_view,
     fetch,
@@ -27,6 +26,7 @@ from tests.integration.member.conftest import (
     request_id,
     settled,
 )
+from tests.support.clock import HandClock
 from tests.support.grpc_status import refused
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ async def snapshot(stub: Stub, member_url: str, member_id: str) -> dict[str, Any
     return {"view": await clear_view(stub, member_id), "points": points, "check": check, "tiers": tiers} | rows
 
 
-async def two_members_with_history(stub: Stub, clock: Clock, nats_url: str, durable: str) -> tuple[str, str, str]:
+async def two_members_with_history(stub: Stub, clock: HandClock, nats_url: str, durable: str) -> tuple[str, str, str]:
     """An app member (older) and a store member with a phone, points, sales, tags, consent and a better tier."""
     push = pb.ConsentChoice(channel=pb.CONSENT_CHANNEL_APP_PUSH, granted=True)
     older = (
@@ -121,7 +121,7 @@ async def two_members_with_history(stub: Stub, clock: Clock, nats_url: str, dura
 
 
 async def test_merge_then_undo_restores_both_members_exactly(
-    stub: Stub, clock: Clock, member_url: str, nats_url: str, durable: str
+    stub: Stub, clock: HandClock, member_url: str, nats_url: str, durable: str
 ) -> None:
     older, newer, phone = await two_members_with_history(stub, clock, nats_url, durable)
     before = {member: await snapshot(stub, member_url, member) for member in (older, newer)}
@@ -165,7 +165,7 @@ async def test_merge_then_undo_restores_both_members_exactly(
 
 
 async def test_an_explicitly_chosen_survivor_wins_and_commands_on_the_absorbed_id_say_where_it_went(
-    stub: Stub, clock: Clock
+    stub: Stub, clock: HandClock
 ) -> None:
     older = (await register(stub, "phone", random_phone())).member_id
     clock.advance(days=1)
@@ -195,7 +195,7 @@ async def test_an_explicitly_chosen_survivor_wins_and_commands_on_the_absorbed_i
 
 
 async def test_an_undo_after_the_survivor_was_merged_again_is_refused_and_changes_nothing(
-    stub: Stub, clock: Clock, member_url: str
+    stub: Stub, clock: HandClock, member_url: str
 ) -> None:
     first = (await register(stub, "phone", random_phone())).member_id
     clock.advance(days=1)
@@ -221,7 +221,7 @@ async def test_an_undo_after_the_survivor_was_merged_again_is_refused_and_change
     await refused(undo(stub, "not-a-merge"), grpc.StatusCode.NOT_FOUND, "merge-not-found")
 
 
-async def test_an_undo_after_moved_points_were_spent_is_refused_precisely(stub: Stub, clock: Clock) -> None:
+async def test_an_undo_after_moved_points_were_spent_is_refused_precisely(stub: Stub, clock: HandClock) -> None:
     survivor = (await register(stub, "phone", random_phone())).member_id
     clock.advance(days=1)
     phone = random_phone()

@@ -21,7 +21,6 @@ from services.member.settings import MemberSettings
 from tests.integration.member.conftest import (
     HQ,
     LOOKUP_KEY,
-    Clock,
     by_member_id,
     fetch,
     journal_sale,
@@ -34,6 +33,7 @@ from tests.integration.member.conftest import (
     settled,
     start_member_app,
 )
+from tests.support.clock import HandClock
 from tests.support.grpc_status import refused
 from tests.support.messaging import jetstream
 
@@ -148,7 +148,7 @@ async def test_concurrent_redemptions_never_take_a_balance_below_zero(stub: Stub
 
 
 async def test_points_expire_oldest_first_and_a_redemption_never_spends_expired_points(
-    app: MemberApp, stub: Stub, clock: Clock, member_url: str
+    app: MemberApp, stub: Stub, clock: HandClock, member_url: str
 ) -> None:
     member_id = (await register(stub, "phone", random_phone())).member_id
 
@@ -211,7 +211,7 @@ async def test_adjustments_need_a_reason_and_never_overdraw(stub: Stub) -> None:
 async def test_replaying_the_sales_journal_twice_leaves_every_balance_unchanged(
     app: MemberApp,
     member_settings: Callable[..., MemberSettings],
-    clock: Clock,
+    clock: HandClock,
     nats_url: str,
     durable: str,
     store: str,

@@ -12,7 +12,6 @@ from retail.member.v1 import member_service_pb2_grpc as pb_grpc
 
 from services.member.bootstrap import MemberApp
 from tests.integration.member.conftest import (
-    Clock,
     by_member_id,
     journal_sale,
     outbox_messages,
@@ -21,6 +20,7 @@ from tests.integration.member.conftest import (
     register,
     settled,
 )
+from tests.support.clock import HandClock
 
 if TYPE_CHECKING:
     Stub = pb_grpc.MemberServiceAsyncStub
@@ -32,7 +32,7 @@ def durable(unique: str) -> str:
 
 
 async def test_a_tier_rises_with_the_sale_that_qualifies_and_falls_only_at_review_after_grace(
-    app: MemberApp, stub: Stub, clock: Clock, member_url: str, nats_url: str, durable: str, unique: str
+    app: MemberApp, stub: Stub, clock: HandClock, member_url: str, nats_url: str, durable: str, unique: str
 ) -> None:
     member_id = (await register(stub, "phone", random_phone())).member_id
     store = f"T{unique}"

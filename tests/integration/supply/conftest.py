@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import asyncpg
 import grpc
@@ -21,6 +21,7 @@ from services.supply.bootstrap import SupplyApp, build
 from services.supply.migrate import VERSIONS
 from services.supply.settings import SupplySettings
 from tests.conftest import Infra, create_database_from, service_template
+from tests.support.clock import HandClock
 from tests.support.messaging import jetstream
 
 
@@ -34,22 +35,9 @@ def supply_url(infra: Infra, supply_template: str) -> str:
     return create_database_from(infra, supply_template)
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> HandClock:
+    return HandClock(datetime(2026, 12, 1, 2, 0, tzinfo=UTC))
 
 
 @pytest.fixture
@@ -118,7 +106,7 @@ async def leave_streams_as_found(nats_url: str) -> AsyncIterator[None]:
 
 
 @pytest.fixture
-async def app(supply_url: str, nats_url: str, unique: str, clock: Clock) -> AsyncIterator[SupplyApp]:
+async def app(supply_url: str, nats_url: str, unique: str, clock: HandClock) -> AsyncIterator[SupplyApp]:
     await other_streams(nats_url)
     supply = build(supply_settings(supply_url, nats_url, unique), clock=clock)
     await supply.server.start()

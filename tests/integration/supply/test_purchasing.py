@@ -29,7 +29,7 @@ from servicekit.protowire import timestamp
 from services.supply.adapters.purchase_store import Suggestion
 from services.supply.bootstrap import SupplyApp
 from services.supply.entrypoints.consumers import replenishment_consumer, replenishment_handlers
-from tests.integration.supply.conftest import Clock, fetch
+from tests.integration.supply.conftest import fetch
 from tests.integration.supply.support import (
     HQ,
     add_supplier,
@@ -42,6 +42,7 @@ from tests.integration.supply.support import (
     rid,
     supplier_user,
 )
+from tests.support.clock import HandClock
 from tests.support.messaging import jetstream, read_all
 
 STORE = "S001"
@@ -241,7 +242,7 @@ async def confirmed_order(
 
 
 async def test_an_order_is_approved_sent_confirmed_and_received_partly_with_a_quality_reject(
-    stub: pb_grpc.SupplyServiceAsyncStub, app: SupplyApp, supply_url: str, nats_url: str, clock: Clock
+    stub: pb_grpc.SupplyServiceAsyncStub, app: SupplyApp, supply_url: str, nats_url: str, clock: HandClock
 ) -> None:
     await setup_supplier(stub)
     created = await stub.CreatePurchaseOrder(

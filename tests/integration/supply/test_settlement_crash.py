@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +18,7 @@ from retail.supply.v1 import supply_service_pb2_grpc as pb_grpc
 from devstack.servers import free_port
 from servicekit.settings import to_plain_url
 from tests.integration.supply.support import HQ, eventually, rid
+from tests.support.processes import ServiceProcess
 
 pytestmark = pytest.mark.slow
 
@@ -28,30 +26,8 @@ CONTRACTS = 3
 LINES_PER_CONTRACT = 400
 
 
-class SupplyProcess:
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env, self.log = env, log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with self.log.open("ab") as output:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.supply"], env=self.env, stdout=output, stderr=output
-            )
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-
-
 @pytest.fixture
-def supply_process(supply_url: str, nats_url: str, unique: str, tmp_path: Path) -> Iterator[tuple[SupplyProcess, int]]:
+def supply_process(supply_url: str, nats_url: str, unique: str, tmp_path: Path) -> Iterator[tuple[ServiceProcess, int]]:
     port = free_port()
     env = {
         **os.environ,
@@ -66,7 +42,7 @@ def supply_process(supply_url: str, nats_url: str, unique: str, tmp_path: Path) 
         "SUPPLY_SALES_DURABLE": f"sup-sales-{unique}",
         "SUPPLY_SETTLEMENT_DURABLE": f"sup-settle-{unique}",
     }
-    process = SupplyProcess(env, tmp_path / "supply.log")
+    process = ServiceProcess("services.supply", env, tmp_path / "supply.log")
     process.start()
     yield process, port
     process.stop()
@@ -116,7 +92,7 @@ async def seed(connection: asyncpg.Connection, unique: str) -> dict[str, int]:
 
 
 async def test_a_statement_run_killed_midway_is_rerun_into_the_same_statements_never_two(
-    supply_process: tuple[SupplyProcess, int], supply_url: str, unique: str
+    supply_process: tuple[ServiceProcess, int], supply_url: str, unique: str
 ) -> None:
     process, port = supply_process
     await serving(port)

@@ -23,7 +23,7 @@ from gateway.auth.routes import document_token_request
 from gateway.http import paging, problems
 from gateway.http.grpc_errors import install_rpc_error_handler
 from gateway.http.integer_types import restore_integer_bounds
-from gateway.http.middleware import AccessLogMiddleware, BodySizeLimitMiddleware, UnexpectedErrorMiddleware
+from gateway.http.middleware import GatewayMiddleware
 from gateway.idempotency.requests import IDEMPOTENCY_KEY_IN_FLIGHT, IDEMPOTENCY_KEY_REUSED
 from gateway.pos.journal import SALE_REJECTED
 from gateway.settings import GatewaySettings
@@ -217,12 +217,12 @@ def create_app(
         openapi_url="/openapi.json",
         generate_unique_id_function=operation_id,
         lifespan=lifespan,
-        # Outermost first: the access log sees every answer, including the 500s and 413s.
-        middleware=[
-            Middleware(AccessLogMiddleware),
-            Middleware(UnexpectedErrorMiddleware),
-            Middleware(BodySizeLimitMiddleware, max_body_bytes=max_request_body_bytes),
-        ],
+        # One layer: the server span, the access log (which sees every answer, the 500s and
+        # 413s included), the last-resort 500 and the body size limit.
+        middleware=[Middleware(GatewayMiddleware, max_body_bytes=max_request_body_bytes)],
+        # The gateway traces its requests itself (GatewayMiddleware): FastAPI's own telemetry
+        # would add a span per dependency and serialisation to every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     problems.install_problem_handlers(app)
     install_rpc_error_handler(app)

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway import inventory, marketing, members, pricing, supply
@@ -54,7 +53,7 @@ def service_routers(settings: GatewaySettings) -> list[APIRouter]:
 
 
 def build_app(settings: GatewaySettings, *, routers: Sequence[APIRouter] = ()) -> FastAPI:
-    """The gateway application, traced, opening its connections when it starts."""
+    """The gateway application (traced by its middleware), opening its connections when it starts."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -69,15 +68,12 @@ def build_app(settings: GatewaySettings, *, routers: Sequence[APIRouter] = ()) -
                 await housekeeping
                 del app.state.resources
 
-    app = create_app(
+    return create_app(
         lifespan=lifespan,
         max_request_body_bytes=settings.max_request_body_bytes,
         max_page_size=settings.max_page_size,
         routers=[*service_routers(settings), *routers],
     )
-    # Spans for the request itself only, not one per ASGI message sent or received.
-    FastAPIInstrumentor.instrument_app(app, exclude_spans=["receive", "send"])
-    return app
 
 
 @asynccontextmanager

@@ -365,7 +365,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         app.add_exception_handler(outage, handle_database_unavailable)
     app.add_exception_handler(HTTPException, handle_http_exception)
     app.add_exception_handler(RequestValidationError, handle_validation_error)
-    # Last resort for errors outside the routes; see gateway.http.middleware.UnexpectedErrorMiddleware.
+    # Last resort for errors outside the routes; see gateway.http.middleware.GatewayMiddleware.
     app.add_exception_handler(Exception, handle_unexpected_error)
 
 

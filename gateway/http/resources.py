@@ -83,7 +83,8 @@ class GatewayResources:
         return self.backend("supply", supply_service_pb2_grpc.SupplyServiceStub)
 
 
-def gateway_resources(request: Request) -> GatewayResources:
+async def gateway_resources(request: Request) -> GatewayResources:
+    # async: a plain function dependency would be run in a worker thread on every request.
     resources = getattr(request.app.state, "resources", None)
     if not isinstance(resources, GatewayResources):
         raise problems.ProblemError(problems.NOT_READY, "the gateway is starting or stopping; retry shortly")

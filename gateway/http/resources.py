@@ -7,8 +7,8 @@ declares ``resources: Resources`` to get it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Annotated, TypeVar
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypeVar
 
 import grpc
 from fastapi import Depends, Request
@@ -47,6 +47,9 @@ class GatewayResources:
     rate_limiter: RateLimiter
     idempotency: IdempotencyRecords
     sales_journal: SalesJournal
+    # Generated stubs by (backend, stub class): building one creates a callable per RPC of
+    # the service, too much to do on every request; the channels live as long as this.
+    _stubs: dict[tuple[str, Any], Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def grpc_deadline(self) -> float:
@@ -56,11 +59,15 @@ class GatewayResources:
     def backend(self, name: str, stub: Callable[[grpc.aio.Channel], StubT]) -> StubT:
         """The generated ``stub`` of backend ``name`` (``"inventory"``), its calls bounded by the
         backend deadline; 503 when this gateway is not configured with that backend."""
+        cached: StubT | None = self._stubs.get((name, stub))
+        if cached is not None:
+            return cached
         try:
             channel = self.backends[name]
         except KeyError:
             raise problems.ProblemError(problems.SERVICE_UNAVAILABLE, f"the {name} service is not configured") from None
-        return stub(channel)
+        made = self._stubs[(name, stub)] = stub(channel)
+        return made
 
     @property
     def inventory_service(self) -> inventory_service_pb2_grpc.InventoryServiceAsyncStub:

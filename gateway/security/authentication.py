@@ -3,12 +3,21 @@
 Revocation: a token is only accepted while its client's registration is active. Each pod
 caches registrations for ``CLIENT_CACHE_SECONDS`` (default 5 s), so a revoked client's
 tokens stop working on every pod within that bound (at once on the pod that revoked).
+
+Verification: a token whose signature checked out is remembered (the whole token, its
+signature included, up to :data:`VERIFIED_TOKENS_KEPT` of them, least recently used
+forgotten first), so the next request with it skips the HMAC, the base64 and the JSON
+parsing. What is remembered is only that the token is genuine: its ``exp`` is compared
+with the clock on every request, and its client's registration is checked on every
+request exactly as for a token seen the first time, so expiry and revocation are as
+without the cache.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
@@ -20,6 +29,8 @@ from gateway.domain.tokens import InvalidToken, TokenClaims, TokenSigner, new_to
 from gateway.http import problems
 
 MAX_CONCURRENT_SECRET_CHECKS = 8
+# Verified tokens remembered per pod; a token is a few hundred bytes.
+VERIFIED_TOKENS_KEPT = 10_000
 
 
 @cache
@@ -102,6 +113,8 @@ class Authenticator:
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._cache: dict[str, tuple[float, ClientRegistration | None]] = {}
+        # token → (its claims, its principal), for tokens whose signature was verified.
+        self._verified: OrderedDict[str, tuple[TokenClaims, Principal]] = OrderedDict()
         # scrypt checks run in threads; a bound keeps a flood of token requests from taking
         # every worker thread (and memory: about 16 MiB per check) from the rest of the gateway.
         self._secret_checks = asyncio.Semaphore(MAX_CONCURRENT_SECRET_CHECKS)
@@ -145,13 +158,28 @@ class Authenticator:
 
     async def authenticate(self, token: str) -> Principal:
         """The principal of a valid token of an active client; InvalidToken otherwise."""
-        claims = self._signer.verify(token, now=int(self._clock()))
+        now = int(self._clock())
+        verified = self._verified.get(token)
+        principal: Principal | None
+        if verified is not None and verified[0].expires_at > now:
+            self._verified.move_to_end(token)
+            claims, principal = verified
+        else:
+            if verified is not None:
+                del self._verified[token]  # expired: verify() below says so
+            claims = self._signer.verify(token, now=now)
+            principal = None
         registration = await self._registration(claims.client_id)
         if registration is None or not registration.is_active:
             raise InvalidToken("the client is revoked or unknown")
         if registration.kind.value != claims.kind:
             raise InvalidToken("the token does not match its client")
-        return Principal.from_claims(claims)
+        if principal is None:
+            principal = Principal.from_claims(claims)
+            self._verified[token] = (claims, principal)
+            if len(self._verified) > VERIFIED_TOKENS_KEPT:
+                self._verified.popitem(last=False)
+        return principal
 
     def forget(self, client_id: str) -> None:
         """Drop a cached registration (after a revocation on this pod)."""

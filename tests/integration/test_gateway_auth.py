@@ -13,7 +13,8 @@ import pytest
 
 from devstack.servers import free_port
 from gateway.domain.clients import ClientKind, StaffRole
-from gateway.domain.tokens import TokenClaims, TokenSigner
+from gateway.domain.tokens import InvalidToken, TokenClaims, TokenSigner
+from gateway.security.authentication import Authenticator
 from gateway.settings import GatewaySettings
 from tests.support.gateway import (
     RunningGateway,
@@ -221,6 +222,73 @@ async def test_a_revoked_clients_tokens_stop_working_and_it_gets_no_new_one(gate
         "/v1/auth/token", data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
     )
     assert_problem(again, 401, "unauthenticated")
+
+
+async def test_a_remembered_token_is_refused_once_its_exp_has_passed(gateway: RunningGateway) -> None:
+    client_id, secret = await gateway.register(ClientKind.POS_TERMINAL, store_id="S001")
+    now = [1_900_000_000.0]
+    authenticator = Authenticator(
+        gateway.resources.clients,
+        TokenSigner(gateway.resources.settings.signing_keys),
+        token_ttl_seconds=60,
+        cache_seconds=0,
+        clock=lambda: now[0],
+    )
+    claims = await authenticator.issue(client_id, secret, None)
+    assert isinstance(claims, TokenClaims)
+    token = authenticator.sign(claims)
+    # The first request verifies the signature; the next ones find the token remembered.
+    for _ in range(3):
+        assert (await authenticator.authenticate(token)).client_id == client_id
+    now[0] = claims.expires_at - 1
+    assert (await authenticator.authenticate(token)).client_id == client_id
+
+    now[0] = claims.expires_at
+    with pytest.raises(InvalidToken, match="expired"):
+        await authenticator.authenticate(token)
+    with pytest.raises(InvalidToken, match="expired"):
+        await authenticator.authenticate(token)
+
+
+async def test_a_remembered_token_is_refused_once_its_client_is_revoked(gateway: RunningGateway) -> None:
+    client_id, secret = await gateway.register(ClientKind.POS_TERMINAL, store_id="S001")
+    other_id, other_secret = await gateway.register(ClientKind.POS_TERMINAL, store_id="S001")
+    authenticator = Authenticator(
+        gateway.resources.clients,
+        TokenSigner(gateway.resources.settings.signing_keys),
+        token_ttl_seconds=600,
+        cache_seconds=300,
+    )
+    tokens = {}
+    for client, client_secret in ((client_id, secret), (other_id, other_secret)):
+        claims = await authenticator.issue(client, client_secret, None)
+        assert isinstance(claims, TokenClaims)
+        tokens[client] = authenticator.sign(claims)
+        assert (await authenticator.authenticate(tokens[client])).client_id == client
+
+    # As the revoke route does: the registry, then this pod's cached registration.
+    assert await gateway.resources.clients.revoke(client_id) is not None
+    authenticator.forget(client_id)
+
+    with pytest.raises(InvalidToken, match="revoked"):
+        await authenticator.authenticate(tokens[client_id])
+    assert (await authenticator.authenticate(tokens[other_id])).client_id == other_id
+
+
+async def test_a_token_differing_from_a_remembered_one_in_any_byte_is_verified_afresh(
+    gateway: RunningGateway,
+) -> None:
+    client_id, secret = await gateway.register(ClientKind.POS_TERMINAL, store_id="S001")
+    token = await gateway.token(client_id, secret)
+    assert (await gateway.http.get("/v1/pos/sync", headers=bearer(token))).status_code == 200
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    for forged in (
+        f"{header}.{b64(claims | {'store_id': 'S002'})}.{signature}",
+        f"{header}.{payload}.{signature[:-2]}{'AA' if signature[-2:] != 'AA' else 'BB'}",
+    ):
+        assert_problem(await gateway.http.get("/v1/pos/sync", headers=bearer(forged)), 401, "unauthenticated")
+    assert (await gateway.http.get("/v1/pos/sync", headers=bearer(token))).status_code == 200
 
 
 # ---- scopes and ownership ---------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -22,7 +23,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorServer  # type: ignore[import-untyped]
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 from pydantic import BaseModel, Field
 from sqlalchemy import text
 
@@ -567,6 +568,68 @@ async def test_each_request_is_logged_once_with_route_template_status_latency_an
     logged = json.dumps([record.__dict__ for record in (created, missing)], default=str)
     assert "SKU-SECRET-1" not in logged
     assert "13800138000" not in logged
+
+
+async def test_the_access_log_sees_the_answers_the_gateway_gives_itself_500_and_413(
+    gateway: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="gateway.access"):
+        await gateway.get("/test/boom")
+        await gateway.post("/test/upload", content=b"x" * (BODY_LIMIT + 1))
+    failed, refused = [record for record in caplog.records if record.name == "gateway.access"]
+    assert (failed.method, failed.route, failed.status) == ("GET", "/test/boom", 500)  # type: ignore[attr-defined]
+    assert (refused.method, refused.status) == ("POST", 413)  # type: ignore[attr-defined]
+    assert re.fullmatch(r"[0-9a-f]{32}", str(failed.trace_id))  # type: ignore[attr-defined]
+
+
+def traced_spans() -> InMemorySpanExporter:
+    exporter = InMemorySpanExporter()
+    configure_tracing("gateway-test", extra_processors=(SimpleSpanProcessor(exporter),))
+    return exporter
+
+
+async def test_the_http_span_is_named_after_the_route_template_and_never_carries_the_raw_path_or_query(
+    gateway: httpx.AsyncClient,
+) -> None:
+    exporter = traced_spans()
+    trace_id = uuid.uuid4().hex
+    traced = {"traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-01"}
+    created = await gateway.post(
+        "/test/stores/12/lines?phone=13800138000", json={"sku": "SKU-1", "quantity": 2}, headers=traced
+    )
+    failed = await gateway.get("/test/boom", headers=traced)
+    spans = [
+        span for span in exporter.get_finished_spans() if span.context and span.context.trace_id == int(trace_id, 16)
+    ]
+    exporter.shutdown()
+
+    assert created.status_code == 201, created.text
+    assert failed.json()["trace_id"] == trace_id
+    [line] = [span for span in spans if span.name == "POST /test/stores/{store_id}/lines"]
+    assert line.kind is SpanKind.SERVER
+    assert line.attributes is not None
+    assert line.attributes["http.route"] == "/test/stores/{store_id}/lines"
+    assert line.attributes["http.response.status_code"] == 201
+    assert line.status.status_code is StatusCode.UNSET
+    assert "13800138000" not in json.dumps(dict(line.attributes))
+    [boom] = [span for span in spans if span.name == "GET /test/boom"]
+    assert boom.status.status_code is StatusCode.ERROR
+    assert boom.attributes is not None
+    assert boom.attributes["http.response.status_code"] == 500
+
+
+async def test_an_unsampled_request_records_no_span_but_answers_with_the_callers_trace_id(
+    gateway: httpx.AsyncClient,
+) -> None:
+    exporter = traced_spans()
+    trace_id = uuid.uuid4().hex
+    not_sampled = {"traceparent": f"00-{trace_id}-{uuid.uuid4().hex[:16]}-00"}
+    response = await gateway.get("/test/boom", headers=not_sampled)
+    spans = exporter.get_finished_spans()
+    exporter.shutdown()
+
+    assert assert_problem(response, 500, "internal-error")["trace_id"] == trace_id
+    assert [span for span in spans if span.context and span.context.trace_id == int(trace_id, 16)] == []
 
 
 # ---- OpenAPI ---------------------------------------------------------------------------------------------

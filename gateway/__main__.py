@@ -40,6 +40,7 @@ def main() -> int:
             build_app(settings),
             host=settings.http_host,
             port=settings.http_port,
+            loop="uvloop",  # a required dependency: never fall back silently to the slower loop
             lifespan="on",  # a failing start-up stops the process instead of serving half-wired
             log_config=None,  # keep the JSON logging configured above
             access_log=False,  # the gateway writes its own structured access log

@@ -9,9 +9,10 @@ of its own (pgbench, wrk, a separate publisher), never from the process being me
    the write path's ceiling, pgbench inserting outbox rows as handlers do.
 2. Reservations through the gateway (see bench/reservations.py) against pgbench's naive
    one-UPDATE-per-request rate on a hot row and on 10,000 rows.
-3. Gateway HTTP: requests per second `wrk` gets from the gateway's /healthz (all
-   middleware: problem handling, body limit, access log, tracing) against a bare uvicorn
-   app answering the same JSON.
+3. Gateway HTTP: requests per second `wrk` gets from the gateway's /healthz (its one
+   middleware: tracing, access log, problem handling, body limit) against a bare uvicorn
+   app answering the same JSON, and each server's CPU time per request (steadier on a
+   shared machine; see bench/http.py).
 4. POS ingestion (see bench/pos_ingest.py): sale lines per second journaled through
    `POST /v1/pos/sales/batch`, beside the raw JetStream publish ceiling and pgbench
    writing the same journal rows; end to end, until the inventory service has applied

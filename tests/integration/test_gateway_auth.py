@@ -16,6 +16,7 @@ from gateway.domain.clients import ClientKind, StaffRole
 from gateway.domain.tokens import InvalidToken, TokenClaims, TokenSigner
 from gateway.security.authentication import Authenticator
 from gateway.settings import GatewaySettings
+from tests.support.clock import HandClock
 from tests.support.gateway import (
     RunningGateway,
     assert_problem,
@@ -226,13 +227,13 @@ async def test_a_revoked_clients_tokens_stop_working_and_it_gets_no_new_one(gate
 
 async def test_a_remembered_token_is_refused_once_its_exp_has_passed(gateway: RunningGateway) -> None:
     client_id, secret = await gateway.register(ClientKind.POS_TERMINAL, store_id="S001")
-    now = [1_900_000_000.0]
+    clock = HandClock()
     authenticator = Authenticator(
         gateway.resources.clients,
         TokenSigner(gateway.resources.settings.signing_keys),
         token_ttl_seconds=60,
         cache_seconds=0,
-        clock=lambda: now[0],
+        clock=lambda: clock().timestamp(),
     )
     claims = await authenticator.issue(client_id, secret, None)
     assert isinstance(claims, TokenClaims)
@@ -240,10 +241,10 @@ async def test_a_remembered_token_is_refused_once_its_exp_has_passed(gateway: Ru
     # The first request verifies the signature; the next ones find the token remembered.
     for _ in range(3):
         assert (await authenticator.authenticate(token)).client_id == client_id
-    now[0] = claims.expires_at - 1
+    clock.advance(seconds=59)
     assert (await authenticator.authenticate(token)).client_id == client_id
 
-    now[0] = claims.expires_at
+    clock.advance(seconds=1)
     with pytest.raises(InvalidToken, match="expired"):
         await authenticator.authenticate(token)
     with pytest.raises(InvalidToken, match="expired"):

@@ -87,3 +87,13 @@ LABEL_STATION = Component(
     protocol="http",
     ready_path="/api/v1/labels",
 )
+
+# The operations console: a web application for staff, a client of the gateway's HTTP API
+# only (no database, no NATS); the stack starts it after the gateway.
+CONSOLE = Component(
+    name="console",
+    module="console",
+    migrate_module="",
+    protocol="http",
+    ready_path="/healthz",
+)

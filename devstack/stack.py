@@ -29,7 +29,7 @@ from typing import Any, TextIO, cast
 
 import asyncpg
 
-from devstack.components import COMPONENTS, LABEL_STATION, Component
+from devstack.components import COMPONENTS, CONSOLE, LABEL_STATION, Component
 from devstack.servers import NatsServer, PostgresServer, free_port, port_is_free
 from devstack.supervision import CrashLoop, RestartPolicy, Supervisor
 from servicekit.settings import to_plain_url
@@ -262,6 +262,26 @@ class LocalStack:
         self.say(f"started {LABEL_STATION.name} simulator (pid {process.pid}) at {running.url}, log {log_path}")
         return running
 
+    def start_console(self, ports: Ports, gateway_url: str) -> RunningProcess:
+        """The operations console, a client of the gateway's public HTTP API only."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{CONSOLE.name}.log"
+        port = ports.take(CONSOLE.name)
+        env = {
+            **self.environ,
+            "APP_ENV": self.environ.get("APP_ENV", "local"),
+            "GATEWAY_URL": gateway_url,
+            "HTTP_PORT": str(port),
+            "PYTHONUNBUFFERED": "1",
+        }
+        running = RunningProcess(
+            CONSOLE, [sys.executable, "-m", CONSOLE.module], env, log_path, f"http://127.0.0.1:{port}"
+        )
+        process = running.spawn()
+        self.processes.append(running)
+        self.say(f"started {CONSOLE.name} (pid {process.pid}) at {running.url}, log {log_path}")
+        return running
+
     # -- demo data -----------------------------------------------------------------------
     async def load_demo_data(self) -> dict[str, Any]:
         """Each component loads its part once; a marker file keeps later runs from repeating it."""
@@ -348,13 +368,16 @@ def run(state_dir: Path, policy: RestartPolicy | None = None, *, with_demo: bool
             stack.wait_until_ready(stack.start_component(component, ports))
         label_station = stack.start_label_station(ports)
         stack.wait_until_ready(label_station)
+        gateway = next(p for p in stack.processes if p.component.name == "gateway")
+        console = stack.start_console(ports, gateway.url)
+        stack.wait_until_ready(console)
         ports.save(state_dir / "ports.json")
         demo_outputs = asyncio.run(stack.load_demo_data()) if with_demo else {}
-        gateway = next(p for p in stack.processes if p.component.name == "gateway")
         description = {
             "gateway_url": gateway.url,
             "docs_url": f"{gateway.url}/docs",
             "openapi_url": f"{gateway.url}/openapi.json",
+            "console_url": console.url,
             "services": {p.component.name: p.url for p in stack.processes if p.component.protocol == "grpc"},
             "label_station_url": label_station.url,
             "postgres_url": _without_password(stack.admin_database_url),
@@ -364,7 +387,9 @@ def run(state_dir: Path, policy: RestartPolicy | None = None, *, with_demo: bool
         }
         stack_file = state_dir / "stack.json"
         stack_file.write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
-        stack.say(f"ready: gateway {gateway.url}, API docs {gateway.url}/docs")
+        stack.say(f"ready: gateway {gateway.url}, API docs {gateway.url}/docs, console {console.url}")
+        for line in console_sign_ins(demo_outputs):
+            stack.say(line)
         stack.say(f"{'demo credentials and ' if with_demo else ''}URLs: {stack_file}; press Ctrl-C to stop everything")
         supervisor = stack.supervisor(policy or RestartPolicy())
         while True:
@@ -383,6 +408,21 @@ def run(state_dir: Path, policy: RestartPolicy | None = None, *, with_demo: bool
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stack.stop()
         stack.say("stopped")
+
+
+def console_sign_ins(demo_outputs: Mapping[str, Any]) -> list[str]:
+    """The demo staff sign-ins of the console (headquarters, a store manager), one line each."""
+    credentials = demo_outputs.get("gateway", {}).get("credentials", {})
+    lines = []
+    for role in ("headquarters", "store_manager"):
+        credential = credentials.get(role)
+        if credential:
+            where = f" of store {credential['store_id']}" if credential.get("store_id") else ""
+            lines.append(
+                f"console sign-in as {role.replace('_', ' ')}{where}: "
+                f"{credential['client_id']} / {credential['client_secret']}"
+            )
+    return lines
 
 
 def _resolve(reference: str) -> Callable[[str, Any, Path], Awaitable[Any]]:

@@ -1,0 +1,74 @@
+"""The console's typed settings, read from the environment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from servicekit.settings import Environment, SettingsError, dev_secret
+
+DEV_SESSION_KEY = "local-console-session-key-not-secret"  # the local-development default, refused elsewhere
+
+
+class ConsoleSettings(BaseSettings):
+    """What the console needs: the gateway it is a client of, its session key and timings."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True, case_sensitive=False)
+
+    app_env: Environment = Field(description="local, test, staging or production (APP_ENV)")
+    gateway_url: str = Field(
+        pattern=r"^https?://[^/\s]+$", description="the gateway's base URL, e.g. http://127.0.0.1:8080 (GATEWAY_URL)"
+    )
+    console_session_key: SecretStr = dev_secret(
+        DEV_SESSION_KEY, "HMAC key signing the session cookie (CONSOLE_SESSION_KEY); at least 32 characters"
+    )
+    http_host: str = Field(default="127.0.0.1", description="interface the console listens on (HTTP_HOST)")
+    http_port: int = Field(default=8090, ge=0, le=65535, description="the console's port (HTTP_PORT)")
+    idle_timeout_seconds: int = Field(
+        default=900, ge=5, le=86_400, description="a session unused this long is signed out (IDLE_TIMEOUT_SECONDS)"
+    )
+    gateway_timeout_seconds: float = Field(
+        default=60.0, gt=0, le=300, description="how long one gateway call may take (GATEWAY_TIMEOUT_SECONDS)"
+    )
+    secure_cookies: bool | None = Field(
+        default=None,
+        description="send the session cookie with Secure (behind HTTPS); default: on outside local and test "
+        "(SECURE_COOKIES)",
+    )
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _real_session_key_outside_development(self) -> ConsoleSettings:
+        key = self.console_session_key.get_secret_value()
+        if not self.app_env.allows_dev_secrets:
+            if key == DEV_SESSION_KEY:
+                raise ValueError(
+                    f"CONSOLE_SESSION_KEY still holds the local-development default; "
+                    f"set a real secret for APP_ENV={self.app_env.value}"
+                )
+            if len(key) < 32:
+                raise ValueError("CONSOLE_SESSION_KEY must be at least 32 characters")
+        return self
+
+    @property
+    def cookies_secure(self) -> bool:
+        if self.secure_cookies is not None:
+            return self.secure_cookies
+        return not self.app_env.allows_dev_secrets
+
+
+def load_console_settings(**overrides: Any) -> ConsoleSettings:
+    """Read the settings from the environment, or fail with a message naming each problem."""
+    try:
+        return ConsoleSettings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            location = ".".join(str(part) for part in error["loc"]).upper() or "settings"
+            if error["type"] == "missing":
+                problems.append(f"{location} is required but not set")
+            else:
+                problems.append(f"{location}: {error['msg']}")
+        raise SettingsError("ConsoleSettings: " + "; ".join(problems)) from None

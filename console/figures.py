@@ -189,9 +189,29 @@ class Figures:
                     ],
                 }
             )
+            stocked_out = sorted(
+                (sku for sku in body["skus"] if number(sku["stock_out_rate"])),
+                key=lambda sku: (-(number(sku["stock_out_rate"]) or 0), sku["sku"]),
+            )[:12]
+            blocks.append(
+                {
+                    "kind": "chart",
+                    "id": "stock-outs",
+                    "title": self.t("most_stock_outs"),
+                    "format": "rate",
+                    "labels": [sku["sku"] for sku in stocked_out],
+                    "series": [
+                        {"name": self.t("stock_out_rate"), "values": [number(s["stock_out_rate"]) for s in stocked_out]}
+                    ],
+                }
+            )
+        else:
+            blocks.append(unavailable("stock-kpis", self.t("stock_kpis"), kpis, self.lang))
+        if plan.ok:
+            suggestions = plan.body["suggestions"]
             covered = sorted(
-                (sku for sku in body["skus"] if number(sku["days_of_cover"]) is not None),
-                key=lambda sku: (number(sku["days_of_cover"]), sku["sku"]),
+                (s for s in suggestions if number(s["days_of_cover"]) is not None),
+                key=lambda s: (number(s["days_of_cover"]), s["sku"]),
             )[:12]
             blocks.append(
                 {
@@ -199,16 +219,13 @@ class Figures:
                     "id": "lowest-cover",
                     "title": self.t("lowest_cover"),
                     "format": "days",
-                    "labels": [sku["sku"] for sku in covered],
+                    "labels": [s["sku"] for s in covered],
                     "series": [
                         {"name": self.t("days_of_cover"), "values": [number(s["days_of_cover"]) for s in covered]}
                     ],
                 }
             )
-        else:
-            blocks.append(unavailable("stock-kpis", self.t("stock_kpis"), kpis, self.lang))
-        if plan.ok:
-            due = [s for s in plan.body["suggestions"] if number(s["suggested_quantity"])][:50]
+            due = [s for s in suggestions if number(s["suggested_quantity"])][:50]
             blocks.append(
                 {
                     "kind": "table",
@@ -237,8 +254,8 @@ class Figures:
                     "id": "stock-alerts",
                     "title": self.t("stock_alerts"),
                     "format": "count",
-                    "labels": sorted(by_kind),
-                    "series": [{"name": self.t("count"), "values": [by_kind[k] for k in sorted(by_kind)]}],
+                    "labels": [self.t(kind) for kind in ("low_stock", "overstock")],
+                    "series": [{"name": self.t("count"), "values": [by_kind[k] for k in ("low_stock", "overstock")]}],
                 }
             )
         else:
@@ -321,8 +338,8 @@ class Figures:
 
     async def count_labels(self, store: str, state: str) -> int | Answer:
         count, token = 0, None
-        for _ in range(20):
-            answer = await self.get(f"/v1/stores/{store}/labels", state=state, page_size=500, page_token=token)
+        for _ in range(50):
+            answer = await self.get(f"/v1/stores/{store}/labels", state=state, page_size=200, page_token=token)
             if not answer.ok:
                 return answer
             count += len(answer.body["labels"])

@@ -27,7 +27,7 @@ class ConsoleSettings(BaseSettings):
     http_host: str = Field(default="127.0.0.1", description="interface the console listens on (HTTP_HOST)")
     http_port: int = Field(default=8090, ge=0, le=65535, description="the console's port (HTTP_PORT)")
     idle_timeout_seconds: int = Field(
-        default=900, ge=5, le=86_400, description="a session unused this long is signed out (IDLE_TIMEOUT_SECONDS)"
+        default=900, ge=1, le=86_400, description="a session unused this long is signed out (IDLE_TIMEOUT_SECONDS)"
     )
     gateway_timeout_seconds: float = Field(
         default=60.0, gt=0, le=300, description="how long one gateway call may take (GATEWAY_TIMEOUT_SECONDS)"

@@ -58,7 +58,9 @@
     const head = el("tr");
     head.append(el("th", {}, ""));
     for (const series of block.series) head.append(el("th", {}, series.name));
-    table.append(el("thead")).append(head);
+    const thead = el("thead");
+    thead.append(head);
+    table.append(thead);
     const rows = el("tbody");
     block.labels.forEach((name, index) => {
       const row = el("tr", { "data-key": (block.keys || block.labels)[index] });
@@ -91,7 +93,9 @@
     block.labels.forEach((name, index) => {
       const y = index * groupHeight + 2;
       const text = svg("text", { x: labelWidth - 6, y: y + groupHeight / 2, "text-anchor": "end", class: "axis" });
-      text.textContent = name.length > 18 ? name.slice(0, 17) + "…" : name;
+      // Charts name each bar by its short key (a store id) where there is one; the table has the full name.
+      const short = (block.keys || block.labels)[index];
+      text.textContent = short.length > 14 ? short.slice(0, 13) + "…" : short;
       drawing.append(text);
       block.series.forEach((series, s) => {
         const value = series.values[index];
@@ -126,7 +130,9 @@
       toggle.setAttribute("aria-expanded", String(showing));
       toggle.textContent = showing ? body.dataset.hideNumbers : body.dataset.showNumbers;
     });
-    section.append(toggle, el("div", { class: "scroll" })).lastChild.append(table);
+    const wrapper = el("div", { class: "scroll" });
+    wrapper.append(table);
+    section.append(toggle, wrapper);
     return section;
   }
 
@@ -141,7 +147,9 @@
     const grid = el("table");
     const head = el("tr");
     for (const column of block.columns) head.append(el("th", {}, column));
-    grid.append(el("thead")).append(head);
+    const thead = el("thead");
+    thead.append(head);
+    grid.append(thead);
     const rows = el("tbody");
     for (const cells of block.rows) {
       const row = el("tr");
@@ -176,6 +184,7 @@
     } catch (error) {
       container.replaceChildren(el("p", { class: "error", role: "alert" }, body.dataset.loadFailed));
       container.dataset.loaded = "failed";
+      container.dataset.error = String(error);
     }
   }
 

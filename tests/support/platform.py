@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -119,8 +119,18 @@ def gateway_ready(base_url: str) -> bool:
 
 
 @contextmanager
-def running_platform(infra: Infra, kit_template: str, logs: Path, **gateway_settings: str) -> Iterator[Platform]:
-    """Start every service and the gateway with the small demo retailer loaded; stop them all after."""
+def running_platform(
+    infra: Infra,
+    kit_template: str,
+    logs: Path,
+    *,
+    service_settings: Mapping[str, Mapping[str, str]] | None = None,
+    **gateway_settings: str,
+) -> Iterator[Platform]:
+    """Start every service and the gateway with the small demo retailer loaded; stop them all after.
+
+    ``service_settings`` adds environment variables of a service by name (e.g. inventory's
+    ``REPLENISHMENT_INTERVAL_SECONDS``); ``gateway_settings`` the gateway's."""
     retailer = DemoRetailer(scale=SMALL_SCALE)
     run = uuid.uuid4().hex[:8]
     common = {"APP_ENV": "test", "NATS_URL": infra.nats_url, "LOG_LEVEL": "WARNING"}
@@ -141,7 +151,14 @@ def running_platform(infra: Infra, kit_template: str, logs: Path, **gateway_sett
     http_port = free_port()
     targets = {f"{name.upper()}_SERVICE_TARGET": f"127.0.0.1:{port}" for name, port in ports.items()}
     environments = {
-        name: gateway_env(**common, **durables, **targets, DATABASE_URL=databases[name], GRPC_PORT=str(ports[name]))
+        name: gateway_env(
+            **common,
+            **durables,
+            **targets,
+            DATABASE_URL=databases[name],
+            GRPC_PORT=str(ports[name]),
+            **(service_settings or {}).get(name, {}),
+        )
         for name in SERVICES
     }
     environments["gateway"] = gateway_env(

@@ -68,8 +68,10 @@ def local_stack(
         yield process, json.loads((state_dir / "stack.json").read_text()), lines
     finally:
         process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=60)
-        lines.append(rest)
+        # Not communicate(timeout=…): it reads the pipe's descriptor and would lose what
+        # readline() above already buffered (the lines printed just after stack.json).
+        process.wait(timeout=60)
+        lines.append(process.stdout.read())
 
 
 def processes_using(marker: str) -> list[int]:
@@ -153,6 +155,7 @@ def test_make_run_serves_ready_stops_clean_and_keeps_its_data_across_restarts(st
         assert pricing_demo["label_station"] == stack["label_station_url"]
         assert wait_for_acknowledged_labels(str(stack["postgres_url"])) > 0, "no demo label synced with the station"
         assert get(str(stack["openapi_url"]))[0] == 200
+        assert get(f"{stack['console_url']}/healthz")[0] == 200
         demo = stack["demo"]["gateway"]  # type: ignore[index]
         assert set(demo["credentials"]) >= {"app", "pos_terminal", "supplier_user", "headquarters", "store_guide"}
         supply_demo = stack["demo"]["supply"]  # type: ignore[index]
@@ -171,6 +174,8 @@ def test_make_run_serves_ready_stops_clean_and_keeps_its_data_across_restarts(st
         supply_after_first_run = supply_rows(str(stack["postgres_url"]))
         gateway_pid = int(re.search(r"started gateway \(pid (\d+)\)", "".join(first_output)).group(1))  # type: ignore[union-attr]
     assert "[stack] stopped" in "".join(first_output)
+    assert re.search(r"console sign-in as headquarters: HQ-\S+ / \S+", "".join(first_output))
+    assert re.search(r"console sign-in as store manager of store S\d+: \S+ / \S+", "".join(first_output))
     assert processes_using(str(state_dir)) == [], "a server outlived Ctrl-C"
     assert not Path(f"/proc/{gateway_pid}").exists(), "the gateway outlived Ctrl-C"
     assert clients_after_first_run == demo["clients_registered"] > 0

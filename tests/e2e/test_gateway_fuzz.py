@@ -63,7 +63,7 @@ unexpected-methods = []
 def platform(infra: Infra, kit_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     logs = tmp_path_factory.mktemp("fuzz")
     unlimited = {"RATE_LIMIT_BURST": "100000", "RATE_LIMIT_PER_SECOND": "100000"}
-    with running_platform(infra, kit_template, logs, **unlimited) as running:
+    with running_platform(infra, kit_template, logs, gateway_settings=unlimited) as running:
         yield running
 
 

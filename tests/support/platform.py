@@ -124,13 +124,13 @@ def running_platform(
     kit_template: str,
     logs: Path,
     *,
+    gateway_settings: Mapping[str, str] | None = None,
     service_settings: Mapping[str, Mapping[str, str]] | None = None,
-    **gateway_settings: str,
 ) -> Iterator[Platform]:
     """Start every service and the gateway with the small demo retailer loaded; stop them all after.
 
-    ``service_settings`` adds environment variables of a service by name (e.g. inventory's
-    ``REPLENISHMENT_INTERVAL_SECONDS``); ``gateway_settings`` the gateway's."""
+    ``gateway_settings`` adds environment variables of the gateway, ``service_settings`` of a
+    service by name (e.g. inventory's ``REPLENISHMENT_INTERVAL_SECONDS``)."""
     retailer = DemoRetailer(scale=SMALL_SCALE)
     run = uuid.uuid4().hex[:8]
     common = {"APP_ENV": "test", "NATS_URL": infra.nats_url, "LOG_LEVEL": "WARNING"}
@@ -166,7 +166,7 @@ def running_platform(
         DATABASE_URL=databases["gateway"],
         HTTP_PORT=str(http_port),
         GATEWAY_BACKENDS=",".join(f"{name}=127.0.0.1:{port}" for name, port in ports.items()),
-        **gateway_settings,
+        **(gateway_settings or {}),
     )
     modules = SERVICES | {"gateway": "gateway"}
     for name, module in modules.items():

@@ -491,7 +491,7 @@ class Figures:
                     "kind": "table",
                     "id": "scorecards",
                     "title": self.t("scorecards"),
-                    "columns": [self.t(k) for k in ("supplier", "supplier", "otif", "fill_rate", "reject_rate")],
+                    "columns": [self.t(k) for k in ("supplier_id", "supplier", "otif", "fill_rate", "reject_rate")],
                     "rows": rows,
                 }
             )

@@ -112,6 +112,7 @@ _LABELS: dict[str, tuple[str, str]] = {
     "statements_by_state": ("对账单状态", "Statements by state"),
     "scorecards": ("供应商评分", "Supplier scorecards"),
     "supplier": ("供应商", "Supplier"),
+    "supplier_id": ("供应商编号", "Supplier id"),
     "otif": ("准时足量率", "OTIF"),
     "fill_rate": ("满足率", "Fill rate"),
     "reject_rate": ("拒收率", "Reject rate"),

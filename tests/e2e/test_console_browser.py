@@ -149,6 +149,7 @@ def gateway_get(platform: Platform, label: str, path: str, **params: Any) -> Any
 
 def test_headquarters_opens_every_page(platform: Platform, watched: tuple[BrowserContext, Watch]) -> None:
     context, watch = watched
+    register_a_supplier(platform)
     page = context.new_page()
     sign_in(page, platform, "headquarters")
     assert page.url.endswith("/stores/all/overview")
@@ -162,8 +163,12 @@ def test_headquarters_opens_every_page(platform: Platform, watched: tuple[Browse
     ):
         open_page(page, path, shot)
         assert page.locator("#blocks section").count() > 0, path
-    # Suppliers: the supply backend is not deployed on this gateway, and the page says so.
-    assert "该服务尚未部署" in page.inner_text("#statements-by-state")
+    # Suppliers: the supply service answers, and every supplier has its scorecard row.
+    assert "该服务尚未部署" not in page.inner_text("#blocks")
+    suppliers = gateway_get(platform, "headquarters", "/v1/suppliers", page_size=100)["suppliers"]
+    assert [supplier["supplier_id"] for supplier in suppliers] == ["SUPCONSOLE"]
+    assert page.locator("#scorecards tbody tr").count() == 1
+    assert page.locator("#scorecards tbody tr td").first.inner_text() == "SUPCONSOLE"
     # Figures no route gives yet are said to be missing, not invented.
     open_page(page, "/stores/all/members", "headquarters-members")
     assert "网关尚无" in page.inner_text("#lifecycle-mix")
@@ -200,6 +205,17 @@ def test_store_manager_sees_their_store_only(
     assert refused.status == 403
     assert "blocks" not in refused.json()
     assert watch.foreign == []
+
+
+def register_a_supplier(platform: Platform) -> None:
+    """The small demo loads no supply data: one supplier for the suppliers page to show."""
+    answer = httpx.post(
+        f"{platform.base_url}/v1/suppliers",
+        json={"supplier_id": "SUPCONSOLE", "code": "CONSOLE", "name": "控制台测试供应商"},
+        headers={"Authorization": f"Bearer {platform.token('headquarters')}", "Idempotency-Key": "console-supplier"},
+        timeout=60,
+    )
+    assert answer.status_code == 201, answer.text
 
 
 def china_today() -> date:

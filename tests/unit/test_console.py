@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from console.figures import unavailable
+from console.gateway_client import Answer
 from console.sessions import SessionStore, claims_of
 from console.settings import DEV_SESSION_KEY, load_console_settings
 from servicekit.settings import SettingsError
@@ -102,3 +104,20 @@ def test_the_sign_in_forms_token_is_bound_to_its_cookie() -> None:
     assert not store.pre_session_token_ok("nonce-b", form_token)
     assert not store.pre_session_token_ok("nonce-a", None)
     assert not store.pre_session_token_ok(None, form_token)
+
+
+@pytest.mark.parametrize("status", [404, 502, 503])
+def test_a_backend_that_is_not_deployed_is_said_to_be_so(status: int) -> None:
+    block = unavailable("scorecards", "供应商评分", Answer(status, {"detail": "no backend"}), "zh-CN")
+    assert block == {"kind": "notice", "id": "scorecards", "title": "供应商评分", "text": "该服务尚未部署，暂无数据。"}
+    english = unavailable("scorecards", "Scorecards", Answer(status, None), "en")
+    assert english["text"] == "This service is not deployed yet; there is nothing to show."
+
+
+def test_a_refusal_or_a_failure_is_not_called_undeployed() -> None:
+    assert (
+        unavailable("x", "X", Answer(403, {"detail": "no"}), "en")["text"] == "Your account may not read these figures."
+    )
+    failed = unavailable("x", "X", Answer(500, {"detail": "boom"}), "en")["text"]
+    assert "500: boom" in failed
+    assert "not deployed" not in failed

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from console.figures import Figures
+from console.figures import Figures, TokenRefused
 from console.gateway_client import GatewayClient, GatewayUnreachable, SignInRefused
 from console.i18n import DEFAULT_LANGUAGE, LANGUAGE_COOKIE, LANGUAGES, label, labels
 from console.sessions import COOKIE, PRE_SESSION_COOKIE, Session, SessionStore
@@ -196,16 +196,21 @@ def create_app(settings: ConsoleSettings, transport: httpx.AsyncBaseTransport | 
             return error_page(request, session, "forbidden", 403)
         lang = language(request)
         context: dict[str, Any] = {}
-        if page == "prices":
-            context["markdowns"] = await Figures(gateway, session, lang).open_markdowns(store)
-            context["decision"] = request.query_params.get("decision")
+        try:
+            if page == "prices":
+                context["markdowns"] = await Figures(gateway, session, lang).open_markdowns(store)
+                context["decision"] = request.query_params.get("decision")
+            stores = await stores_for(session, lang)
+        except TokenRefused:
+            sessions.end(session)
+            return to_sign_in(ended=True)
         return render(
             request,
             "page.html",
             session=session,
             page=page,
             store=store,
-            stores=await stores_for(session, lang),
+            stores=stores,
             data_src=f"/api/stores/{store}/{page}",
             **context,
         )
@@ -231,7 +236,11 @@ def create_app(settings: ConsoleSettings, transport: httpx.AsyncBaseTransport | 
         if not page_allowed(session, store, page):
             return JSONResponse({"detail": "forbidden"}, status_code=403)
         figures = Figures(gateway, session, language(request))
-        blocks = await getattr(figures, page)(store)
+        try:
+            blocks = await getattr(figures, page)(store)
+        except TokenRefused:
+            sessions.end(session)
+            return JSONResponse({"detail": "the session has ended"}, status_code=401)
         return JSONResponse({"blocks": blocks})
 
     @app.get("/api/suppliers")
@@ -241,7 +250,12 @@ def create_app(settings: ConsoleSettings, transport: httpx.AsyncBaseTransport | 
             return JSONResponse({"detail": "not signed in"}, status_code=401)
         if not session.principal.is_headquarters:
             return JSONResponse({"detail": "forbidden"}, status_code=403)
-        return JSONResponse({"blocks": await Figures(gateway, session, language(request)).suppliers()})
+        try:
+            blocks = await Figures(gateway, session, language(request)).suppliers()
+        except TokenRefused:
+            sessions.end(session)
+            return JSONResponse({"detail": "the session has ended"}, status_code=401)
+        return JSONResponse({"blocks": blocks})
 
     @app.post("/stores/{store}/markdowns/{markdown_id}/approve")
     async def approve_markdown(store: str, markdown_id: str, request: Request) -> Response:
@@ -257,6 +271,9 @@ def create_app(settings: ConsoleSettings, transport: httpx.AsyncBaseTransport | 
         answer = await gateway.post(
             session.token, f"/v1/markdown-suggestions/{markdown_id}:decide", {"approve": True}, key
         )
+        if answer.status == 401:  # the gateway no longer accepts the token: the session is over
+            sessions.end(session)
+            return to_sign_in(ended=True)
         outcome = "approved" if answer.ok else f"failed-{answer.status}"
         return RedirectResponse(f"/stores/{store}/prices?decision={outcome}", status_code=303)
 

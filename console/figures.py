@@ -21,6 +21,10 @@ STORE_TIMEZONE = ZoneInfo("Asia/Shanghai")  # the chain's business day, as the g
 Block = dict[str, Any]
 
 
+class TokenRefused(Exception):
+    """The gateway no longer accepts the session's token (expired, or its client revoked): the session ends."""
+
+
 def today() -> date:
     return datetime.now(STORE_TIMEZONE).date()
 
@@ -58,7 +62,10 @@ class Figures:
         return label(key, self.lang)
 
     async def get(self, path: str, **params: Any) -> Answer:
-        return await self.gateway.get(self.session.token, path, params)
+        answer = await self.gateway.get(self.session.token, path, params)
+        if answer.status == 401:
+            raise TokenRefused(answer.problem)
+        return answer
 
     async def stores(self) -> list[dict[str, str]]:
         """The stores the signed-in client may see, by id."""

@@ -373,3 +373,44 @@ def test_wrong_secrets_and_other_clients_cannot_sign_in(
     assert page.locator(".error").is_visible()
     assert all(cookie["name"] != "console_session" for cookie in context.cookies())
     assert watch.foreign == []
+
+
+def test_a_revoked_client_is_signed_out(platform: Platform, watched: tuple[BrowserContext, Watch]) -> None:
+    context, _ = watched
+    headquarters = {"Authorization": f"Bearer {platform.token('headquarters')}"}
+    client_id = f"S002-MGR-{uuid.uuid4().hex[:6]}"
+    registered = httpx.post(
+        f"{platform.base_url}/v1/admin/clients",
+        json={
+            "client_id": client_id,
+            "kind": "staff",
+            "display_name": "S002 manager (console test)",
+            "store_id": "S002",
+            "staff_role": "store_manager",
+        },
+        headers={**headquarters, "Idempotency-Key": f"register-{client_id}"},
+        timeout=60,
+    )
+    assert registered.status_code == 201, registered.text
+    page = context.new_page()
+    page.goto("/sign-in")
+    page.fill("#client_id", client_id)
+    page.fill("#client_secret", registered.json()["client_secret"])
+    page.click("#sign-in")
+    page.wait_for_load_state("load")
+    assert page.url.endswith("/stores/S002/overview")
+    assert page.goto("/stores/S001/overview").status == 403  # type: ignore[union-attr]
+    revoked = httpx.post(
+        f"{platform.base_url}/v1/admin/clients/{client_id}/revoke",
+        headers={**headquarters, "Idempotency-Key": f"revoke-{client_id}"},
+        timeout=60,
+    )
+    assert revoked.status_code == 200, revoked.text
+    # The gateway refuses the token once its registration cache has seen the revocation (seconds).
+    deadline = time.monotonic() + 60
+    while page.request.get("/api/stores/S002/overview").status == 200:
+        assert time.monotonic() < deadline, "the console kept serving a revoked client's session"
+        time.sleep(0.5)
+    assert page.request.get("/api/stores/S002/overview").status == 401
+    page.goto("/stores/S002/overview")
+    assert urlsplit(page.url).path == "/sign-in"

@@ -353,14 +353,19 @@ class PostgresServer:
         ]
         if not self.durable:
             settings += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
-        log = self.log_file.open("ab")
-        self.process = subprocess.Popen(
-            [str(postgres_bin_dir() / "postgres"), "-D", str(self.data_dir), *settings],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=self.identity.child_setup(),
-        )
-        log.close()
+        with self.log_file.open("ab") as log:
+            try:
+                self.process = subprocess.Popen(
+                    [str(postgres_bin_dir() / "postgres"), "-D", str(self.data_dir), *settings],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    preexec_fn=self.identity.child_setup(),
+                )
+            except subprocess.SubprocessError as exc:
+                # The child wrote why to the log; subprocess itself only says that its set-up failed.
+                raise RuntimeError(
+                    f"PostgreSQL could not be started ({exc}); see {self.log_file}:\n{_tail(self.log_file)}"
+                ) from exc
         _wait_for_port(self.port, self.process, timeout, self.log_file)
         self._wait_until_accepting(timeout)
 

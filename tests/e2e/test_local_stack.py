@@ -22,6 +22,7 @@ import asyncpg
 import pytest
 
 from tests.conftest import Infra, run_in_fresh_loop
+from tests.support.messaging import restore_streams, snapshot_streams
 from tests.support.readme_walkthrough import CHECKS, README, check_walkthrough, run_walkthrough, walkthrough_blocks
 
 # Start-up with every service's demo load (supply's settles a month of sales), on 2 shared cores.
@@ -196,11 +197,15 @@ def stack_on_test_servers(infra: Infra) -> Iterator[tuple[Path, dict[str, object
     dearest step of the suite. Its state lives in `.local` of a folder, as in a checkout."""
     folder = Path(tempfile.mkdtemp(prefix="retail-stack-test-"))
     servers = {"DATABASE_URL": infra.postgres_admin_url, "NATS_URL": infra.nats_url}
+    before = run_in_fresh_loop(lambda: snapshot_streams(infra.nats_url))
     try:
         with local_stack(folder / ".local", servers) as (_, stack, output):
             yield folder / ".local", stack, output
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+        # The demo's events (goods receipts, item changes, …) and the services' durables must not
+        # reach a later test's service started with a default durable name on the same server.
+        run_in_fresh_loop(lambda: restore_streams(infra.nats_url, before))
 
 
 def test_make_run_uses_existing_servers_named_by_the_environment(

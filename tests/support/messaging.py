@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,6 +12,7 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import BadRequestError, NotFoundError
 
 from servicekit.messaging import StreamSpec, connect_nats, ensure_stream
 
@@ -66,3 +68,49 @@ async def receive(js: JetStreamContext, stream: str, subject: str, count: int) -
     finally:
         await subscription.unsubscribe()
     return received
+
+
+StreamsSnapshot = dict[str, tuple[int, set[str]]]
+
+
+async def snapshot_streams(nats_url: str) -> StreamsSnapshot:
+    """Every stream's last sequence and consumers, for :func:`restore_streams`."""
+    async with jetstream(nats_url) as (_, js):
+        snapshot: StreamsSnapshot = {}
+        for info in await js.streams_info():
+            name = str(info.config.name)
+            snapshot[name] = (info.state.last_seq, {str(c.name) for c in await js.consumers_info(name)})
+        return snapshot
+
+
+async def restore_streams(nats_url: str, before: StreamsSnapshot) -> None:
+    """Undo on the test run's shared NATS what happened since ``before``: streams created since are
+    deleted, and in the others the messages published and the consumers made since.
+
+    For tests that start whole services on the shared server (a `make run` on the test servers, a
+    service with its relay): no later test's consumer with a service's default durable name replays
+    their events into its own fresh database. Tests run one at a time."""
+    async with jetstream(nats_url) as (_, js):
+        for info in await js.streams_info():
+            name = str(info.config.name)
+            if name not in before:
+                await js.delete_stream(name)
+                continue
+            last_seq, consumers = before[name]
+            for consumer in await js.consumers_info(name):
+                if consumer.name is not None and consumer.name not in consumers:
+                    with contextlib.suppress(NotFoundError):
+                        await js.delete_consumer(name, consumer.name)
+            for sequence in range(last_seq + 1, info.state.last_seq + 1):
+                with contextlib.suppress(NotFoundError, BadRequestError):
+                    await js.delete_msg(name, sequence)
+
+
+@asynccontextmanager
+async def streams_left_as_found(nats_url: str) -> AsyncIterator[None]:
+    """:func:`restore_streams` after the block, to what :func:`snapshot_streams` saw before it."""
+    before = await snapshot_streams(nats_url)
+    try:
+        yield
+    finally:
+        await restore_streams(nats_url, before)

@@ -33,6 +33,7 @@ from services.member.demo import load_demo as load_member_demo
 from services.pricing.demo import load_demo as load_pricing_demo
 from tests.conftest import Infra, create_database_from, run_in_fresh_loop
 from tests.e2e.test_gateway_process import REPO, gateway_env
+from tests.support.messaging import restore_streams, snapshot_streams
 
 # Small enough to load in seconds, with every id the API examples name (SKU00030, S001, SUP001).
 SMALL_SCALE = dataclasses.replace(
@@ -145,6 +146,8 @@ def running_platform(
         "SUPPLY_CATALOGUE_DURABLE": f"supply-cat-{run}",
         "SUPPLY_REPLENISHMENT_DURABLE": f"supply-repl-{run}",
         "SUPPLY_SALES_DURABLE": f"supply-sales-{run}",
+        "SUPPLY_SETTLEMENT_DURABLE": f"supply-settle-{run}",
+        "SUPPLY_CONSUMER_DURABLE": f"inv-supply-{run}",
     }
     ports = {name: free_port() for name in SERVICES}
     databases = {name: create_database_from(infra, kit_template) for name in (*SERVICES, "gateway")}
@@ -181,6 +184,9 @@ def running_platform(
     demo = run_in_fresh_loop(partial(load_gateway_demo, databases["gateway"], retailer, logs))
     processes: dict[str, subprocess.Popen[bytes]] = {}
     with ExitStack() as stack:
+        # Last of all, once every process stopped: the platform's events and durables leave the shared server.
+        before = run_in_fresh_loop(lambda: snapshot_streams(infra.nats_url))
+        stack.callback(lambda: run_in_fresh_loop(lambda: restore_streams(infra.nats_url, before)))
         for name, module in modules.items():
             processes[name] = launch(module, environments[name], logs / f"{name}.log")
             stack.callback(_stop, processes[name])

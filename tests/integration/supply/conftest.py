@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import asyncpg
 import grpc
 import pytest
-from nats.js.errors import BadRequestError, NotFoundError
 from retail.supply.v1 import supply_service_pb2_grpc as pb_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,7 +20,7 @@ from services.supply.migrate import VERSIONS
 from services.supply.settings import SupplySettings
 from tests.conftest import Infra, create_database_from, service_template
 from tests.support.clock import HandClock
-from tests.support.messaging import jetstream
+from tests.support.messaging import jetstream, streams_left_as_found
 
 
 @pytest.fixture(scope="session")
@@ -84,25 +82,16 @@ async def other_streams(nats_url: str) -> None:
         await ensure_stream(js, StreamSpec("INVENTORY", ["retail.inventory.v1.>"]))
 
 
-STREAMS_TOUCHED = ("SUPPLY", "INVENTORY", "PRICING", "SALES")
-
-
 @pytest.fixture(autouse=True)
 async def leave_streams_as_found(nats_url: str) -> AsyncIterator[None]:
     """Delete what a test published (itself, or through the service's relay) to the streams other
     services' tests read, so that no later test's inventory, pricing or marketing replays it. Set up
-    before the service and torn down after it stopped; tests run one at a time."""
+    before the service and torn down after it stopped."""
     await other_streams(nats_url)
     async with jetstream(nats_url) as (_, js):
         await ensure_stream(js, SUPPLY_STREAM)
-        before = {name: (await js.stream_info(name)).state.last_seq for name in STREAMS_TOUCHED}
-    yield
-    async with jetstream(nats_url) as (_, js):
-        for name, first in before.items():
-            last = (await js.stream_info(name)).state.last_seq
-            for sequence in range(first + 1, last + 1):
-                with contextlib.suppress(NotFoundError, BadRequestError):
-                    await js.delete_msg(name, sequence)
+    async with streams_left_as_found(nats_url):
+        yield
 
 
 @pytest.fixture

@@ -33,7 +33,7 @@ from servicekit.logs import configure_logging
 from servicekit.nats_connection import NatsConnection
 from servicekit.readiness import nats_answers, postgres_answers, within
 from servicekit.settings import SettingsError, SettingsT, load_settings
-from servicekit.telemetry import configure_tracing, current_trace_id
+from servicekit.telemetry import ServerTracing, annotate_rpc_span, configure_tracing, current_trace_id
 
 log = logging.getLogger("servicekit.grpc")
 
@@ -63,7 +63,10 @@ def status_for(error: errors.DomainError) -> grpc.StatusCode:
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """Domain errors → precise status codes; unexpected errors → INTERNAL without internals.
 
-    Also writes one structured line per call (method, code, duration, trace id).
+    A domain error is a business answer (a refusal), not a fault: the call is answered with its
+    status, message and reason without raising (no abort, no traceback formatted or recorded),
+    and the one structured line per call (method, code, reason, duration, trace id) is all that
+    is logged. Only an unexpected error logs and records its full traceback.
     """
 
     async def intercept_service(
@@ -89,30 +92,39 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-
                 if exc.details:
                     metadata.append((DETAILS_METADATA_KEY, json.dumps(exc.details, default=str)))
                 context.set_trailing_metadata(tuple(metadata))
-                await context.abort(code, exc.message)
+                # Answered without raising: grpc sends a non-OK status and no response message.
+                context.set_code(code)
+                context.set_details(exc.message)
+                annotate_rpc_span(code, exc.message)
+                return None
             except asyncio.CancelledError:
                 code = grpc.StatusCode.CANCELLED
                 raise
             except Exception as exc:
                 if _is_abort(exc):
                     code = context.code() or grpc.StatusCode.UNKNOWN  # the servicer aborted on purpose
+                    annotate_rpc_span(code, context.details() or "")
                     raise
                 code = grpc.StatusCode.INTERNAL
                 log.exception("unhandled error in %s", method, extra={"method": method})
+                annotate_rpc_span(code, "internal error", error=exc)
                 await context.abort(code, "internal error")
             finally:
+                if code == grpc.StatusCode.OK:
+                    annotate_rpc_span(code)
                 level = logging.ERROR if code == grpc.StatusCode.INTERNAL else logging.INFO
-                log.log(
-                    level,
-                    "rpc",
-                    extra={
-                        "method": method,
-                        "code": code.name,
-                        "reason": reason,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                        "trace_id": current_trace_id(),
-                    },
-                )
+                if log.isEnabledFor(level):
+                    log.log(
+                        level,
+                        "rpc",
+                        extra={
+                            "method": method,
+                            "code": code.name,
+                            "reason": reason,
+                            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                            "trace_id": current_trace_id(),
+                        },
+                    )
 
         return grpc.unary_unary_rpc_method_handler(
             unary_unary,
@@ -194,13 +206,10 @@ class GrpcServer:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        from opentelemetry.instrumentation.grpc import aio_server_interceptor
-        from opentelemetry.instrumentation.grpc.filters import negate, service_name
-
         server = grpc.aio.server(
             interceptors=[
                 # Probes every few seconds and the gateway's hours-long health Watch are not requests worth a trace.
-                aio_server_interceptor(filter_=negate(service_name(HEALTH_SERVICE))),  # type: ignore[no-untyped-call]
+                ServerTracing(skip_services=frozenset({HEALTH_SERVICE})),
                 ErrorMappingInterceptor(),
                 *self.interceptors,
             ],

@@ -12,6 +12,9 @@ answers with 503 and ``Retry-After`` (:mod:`gateway.http.grpc_errors`): the back
 unavailable on their own, without a health round trip per request, while every other
 backend's routes keep working.
 
+Every call carries the W3C trace context of the request (:class:`servicekit.telemetry.ClientTracing`);
+a CLIENT span is started only when the request's trace is sampled.
+
 Every call gets the gateway's backend deadline (``GRPC_DEADLINE_SECONDS``) from the channel
 itself (:class:`BackendDeadline`), so route code never passes one; a call that needs longer
 (replenishment planning) names its own ``timeout=``.
@@ -27,9 +30,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from opentelemetry.instrumentation.grpc import GrpcAioInstrumentorClient  # type: ignore[import-untyped]  # ships no type hints
 
 from servicekit.readiness import NotReady
+from servicekit.telemetry import ClientTracing
 
 log = logging.getLogger("gateway.backends")
 
@@ -45,13 +48,6 @@ CHANNEL_OPTIONS: list[tuple[str, str | int]] = [
     ("grpc.initial_reconnect_backoff_ms", 500),
     ("grpc.max_reconnect_backoff_ms", 5000),
 ]
-
-
-def instrument_grpc_client_calls() -> None:
-    """Trace every ``grpc.aio`` client call and send the W3C trace context along (once per process)."""
-    instrumentor = GrpcAioInstrumentorClient()  # type: ignore[no-untyped-call]  # its package ships no type hints
-    if not instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.instrument()
 
 
 if TYPE_CHECKING:  # grpc-stubs make the interceptor generic; the runtime class is not subscriptable
@@ -90,13 +86,14 @@ class BackendChannels(Mapping[str, grpc.aio.Channel]):
     """
 
     def __init__(self, targets: Mapping[str, str], *, deadline_seconds: float) -> None:
-        instrument_grpc_client_calls()
         self.targets = dict(targets)
         # grpc-stubs leaves the interceptor list's type open on purpose ("must cast or ignore").
-        deadline = cast(grpc.aio.ClientInterceptor, BackendDeadline(deadline_seconds))
-        # Looked up on the module at call time, so the instrumented factory is used.
+        interceptors = [
+            cast(grpc.aio.ClientInterceptor, ClientTracing()),
+            cast(grpc.aio.ClientInterceptor, BackendDeadline(deadline_seconds)),
+        ]
         self._channels = {
-            name: grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=[deadline])
+            name: grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS, interceptors=interceptors)
             for name, target in self.targets.items()
         }
 

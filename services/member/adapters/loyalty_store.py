@@ -249,6 +249,77 @@ async def record_sale_fact(
     return inserted.first() is not None
 
 
+@dataclass(frozen=True)
+class KeptSale:
+    kept: bool  # False: the sale was kept before (a redelivery or a replay), nothing was written
+    returns_waiting: bool  # a return of this sale arrived first and waits to be reversed
+
+
+async def keep_earning_sale(
+    session: AsyncSession,
+    *,
+    sale_id: str,
+    member_id: str,
+    store_id: str,
+    occurred_at: datetime,
+    amount_minor: int,
+    original_sale_id: str,
+    categories: Sequence[str],
+    earn: PointsChange | None,
+    recorded_at: datetime,
+) -> KeptSale:
+    """Keep a member's sale and book what it earned, in one statement (member row locked by the caller).
+
+    The same rows :func:`record_sale_fact`, :func:`next_lot_id`, :func:`apply_change` and
+    :func:`set_sale_points` write for an earn (``earn``: a planned earn with a new lot, ``None``
+    when the sale earns nothing), written only when the sale was not kept before; the new lot's
+    id is drawn from the lot sequence here. Also says whether a return of the sale waits for it.
+    """
+    lot = earn.new_lot if earn is not None else None
+    row = (
+        await session.execute(
+            text(
+                "WITH lot_id AS MATERIALIZED (SELECT CASE WHEN CAST(:earns AS boolean) "
+                " THEN nextval('points_lot_lot_id_seq') END AS id), "
+                "sale AS (INSERT INTO sale_fact (sale_id, kind, member_id, store_id, occurred_at, amount_minor, "
+                " original_sale_id, categories, points, lot_id) "
+                " SELECT :sale, 'sale', :member, :store, :at, :amount, :original, CAST(:categories AS text[]), "
+                " :points, lot_id.id FROM lot_id ON CONFLICT (sale_id) DO NOTHING RETURNING sale_id, lot_id), "
+                "entry AS (INSERT INTO points_entry (member_id, kind, points, sale_id, reference, reason, store_id, "
+                " recorded_at) SELECT :member, :kind, :points, sale_id, '', :reason, :store, :recorded FROM sale "
+                " WHERE CAST(:earns AS boolean) RETURNING entry_id), "
+                "lot AS (INSERT INTO points_lot (lot_id, member_id, entry_id, points, remaining, earned_at, "
+                " expires_at, sale_id) SELECT sale.lot_id, :member, entry.entry_id, :remaining, :remaining, :earned, "
+                " :expires, :sale FROM sale, entry), "
+                "balance AS (UPDATE member SET points_balance = points_balance + :points, "
+                " points_debt = points_debt + :debt, updated_at = now() "
+                " WHERE member_id = :member AND EXISTS (SELECT 1 FROM entry)) "
+                "SELECT EXISTS (SELECT 1 FROM sale) AS kept, EXISTS (SELECT 1 FROM sale_fact WHERE kind = 'return' "
+                " AND original_sale_id = :sale AND reversal_pending) AS returns_waiting"
+            ),
+            {
+                "earns": earn is not None,
+                "sale": sale_id,
+                "member": member_id,
+                "store": store_id,
+                "at": occurred_at,
+                "amount": amount_minor,
+                "original": original_sale_id,
+                "categories": sorted(set(categories)),
+                "points": earn.delta if earn is not None else 0,
+                "kind": earn.kind.value if earn is not None else "earn",
+                "reason": earn.reason if earn is not None else "",
+                "recorded": recorded_at,
+                "remaining": lot.remaining if lot is not None else 0,
+                "earned": lot.earned_at if lot is not None else None,
+                "expires": lot.expires_at if lot is not None else None,
+                "debt": earn.debt_change if earn is not None else 0,
+            },
+        )
+    ).one()
+    return KeptSale(bool(row.kept), bool(row.returns_waiting))
+
+
 async def read_sale_fact(session: AsyncSession, sale_id: str, *, lock: bool = False) -> SaleFactRow | None:
     row = (
         await session.execute(
@@ -328,6 +399,33 @@ async def member_purchases(session: AsyncSession, member_id: str) -> list[Purcha
         PurchaseRecord(row.sale_id, row.occurred_at, row.store_id, int(row.net), tuple(row.categories or ()))
         for row in rows
     ]
+
+
+async def purchases_and_spend(
+    session: AsyncSession, member_id: str, spend_start: datetime
+) -> tuple[list[PurchaseRecord], list[tuple[datetime, int]]]:
+    """:func:`member_purchases` and :func:`spend_since` of one member, read in one statement."""
+    rows = await session.execute(
+        text(
+            "SELECT s.kind, s.sale_id, s.occurred_at, s.store_id, s.amount_minor, s.imported, s.categories, "
+            "CASE WHEN s.kind = 'sale' THEN (SELECT sum(r.amount_minor) FROM sale_fact r "
+            "WHERE r.kind = 'return' AND r.original_sale_id = s.sale_id) END AS returned "
+            "FROM sale_fact s WHERE s.member_id = :member ORDER BY s.occurred_at, s.sale_id"
+        ),
+        {"member": member_id},
+    )
+    purchases: list[PurchaseRecord] = []
+    spend: list[tuple[datetime, int]] = []
+    for row in rows:
+        amount = int(row.amount_minor)
+        if row.kind == "sale":
+            net = amount - int(row.returned or 0)
+            purchases.append(
+                PurchaseRecord(row.sale_id, row.occurred_at, row.store_id, net, tuple(row.categories or ()))
+            )
+        if row.occurred_at > spend_start and not row.imported:
+            spend.append((row.occurred_at, amount if row.kind == "sale" else -amount))
+    return purchases, spend
 
 
 async def spend_since(session: AsyncSession, member_id: str, start: datetime) -> list[tuple[datetime, int]]:

@@ -9,6 +9,7 @@ serialises it with redemptions, adjustments and merges of the same member.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -62,6 +63,10 @@ class SalesJournal:
         self.policies = policies
         self._tiers = tiers
         self._clock = clock
+        # Per transaction (a consumer's batch): SKU → (category, department), and the SKUs asked about.
+        self._categories_seen: weakref.WeakKeyDictionary[UnitOfWork, tuple[dict[str, tuple[str, str]], set[str]]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def apply_sale(self, uow: UnitOfWork, sale: JournalSale) -> None:
         """Keep the sale once, and earn or reverse the member's points for it.
@@ -79,7 +84,10 @@ class SalesJournal:
         if candidate is None:
             candidate = await self._member_of(uow, sale.member)
         member = await self._lock_current(uow, candidate) if candidate else None
-        categories = await loyalty_store.item_categories(session, [sku for sku, _ in sale.lines])
+        categories = await self._item_categories(uow, [sku for sku, _ in sale.lines])
+        if not sale.is_return and member is not None and member.status == "active":
+            await self._keep_and_earn(uow, member, sale, categories)
+            return
         kept = await loyalty_store.record_sale_fact(
             session,
             sale_id=sale.sale_id,
@@ -100,11 +108,51 @@ class SalesJournal:
         if member is None or member.status != "active":
             return  # no member to credit: the fact is all there is
         now = self._clock()
-        if sale.is_return:
-            assert original is not None
-            await self._reverse(uow, member, sale.sale_id, sale.total_minor, original, now)
-        else:
-            await self._earn(uow, member, sale, categories, now)
+        # An active member's sale took _keep_and_earn: what is left here is a return of a kept sale.
+        assert sale.is_return
+        assert original is not None
+        await self._reverse(uow, member, sale.sale_id, sale.total_minor, original, now)
+        # Reversing changes points only: the locked row still holds the member's tier and stage.
+        await self._tiers.reevaluate(
+            uow, member.member_id, max(now, sale.occurred_at), upgrade_only=True, member=member
+        )
+
+    async def _keep_and_earn(
+        self, uow: UnitOfWork, member: MemberRow, sale: JournalSale, categories: dict[str, tuple[str, str]]
+    ) -> None:
+        """An active member's sale: kept once, its points earned, returns that overtook it reversed, tier and
+        stage brought up to date. The fact and the earn are written in one statement (the member is locked)."""
+        session = uow.session
+        now = self._clock()
+        points = self._points_for(member, sale, categories)
+        earn = None
+        if points > 0:
+            # The lot's id is drawn from the lot sequence by the statement that books it.
+            earn = plan_earn(
+                points, lot_id="", earned_at=sale.occurred_at, debt=member.points_debt, policy=self.policies.points
+            )
+        kept = await loyalty_store.keep_earning_sale(
+            session,
+            sale_id=sale.sale_id,
+            member_id=member.member_id,
+            store_id=sale.store_id,
+            occurred_at=sale.occurred_at,
+            amount_minor=max(sale.total_minor, 0),
+            original_sale_id=sale.original_sale_id,
+            categories=[categories[sku][0] for sku, _ in sale.lines if sku in categories],
+            earn=earn,
+            recorded_at=now,
+        )
+        if not kept.kept:
+            return  # applied before: a redelivery or a replay of the journal
+        if earn is not None:
+            assert earn.new_lot is not None
+            uow.publish(
+                events.points_earned(
+                    member.member_id, points, sale.sale_id, member.points_balance + points, earn.new_lot.expires_at, now
+                )
+            )
+        if kept.returns_waiting:
             for pending in await loyalty_store.pending_returns_of(session, sale.sale_id):
                 sale_fact = await loyalty_store.read_sale_fact(session, sale.sale_id)
                 current = await member_store.read_member(session, member.member_id)
@@ -112,7 +160,25 @@ class SalesJournal:
                 assert current is not None
                 await self._reverse(uow, current, pending.sale_id, pending.amount_minor, sale_fact, now)
         # A till's clock may run a little ahead: the sale counts for the tier it qualifies for now.
-        await self._tiers.reevaluate(uow, member.member_id, max(now, sale.occurred_at), upgrade_only=True)
+        # Earning and reversing change points only: the locked row still holds the member's tier and stage.
+        await self._tiers.reevaluate(
+            uow, member.member_id, max(now, sale.occurred_at), upgrade_only=True, member=member
+        )
+
+    async def _item_categories(self, uow: UnitOfWork, skus: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """SKU → (category, department), read once per transaction for each SKU.
+
+        A consumer applies a fetched batch of sales in one transaction; its sales repeat the
+        same SKUs. The projection is fed by another consumer in transactions of its own, so
+        which of its commits a batch sees is a race either way: reading a SKU once per batch
+        is the same as that batch having run a moment earlier.
+        """
+        known, asked = self._categories_seen.setdefault(uow, ({}, set()))
+        missing = sorted(set(skus) - asked)
+        if missing:
+            known.update(await loyalty_store.item_categories(uow.session, missing))
+            asked.update(missing)
+        return {sku: known[sku] for sku in skus if sku in known}
 
     async def _lock_current(self, uow: UnitOfWork, member_id: str) -> MemberRow | None:
         """Lock the member, following merges to the survivor (a merge may have just committed)."""
@@ -143,37 +209,14 @@ class SalesJournal:
             return category
         return department
 
-    async def _earn(
-        self,
-        uow: UnitOfWork,
-        member: MemberRow,
-        sale: JournalSale,
-        categories: dict[str, tuple[str, str]],
-        now: datetime,
-    ) -> None:
+    def _points_for(self, member: MemberRow, sale: JournalSale, categories: dict[str, tuple[str, str]]) -> int:
         eligible = max(sale.total_minor - sale.points_paid_minor, 0)
         lines = []
         for sku, amount in sale.lines:
             share = amount * eligible // sale.total_minor if sale.total_minor > 0 else 0
             category = self._category_for(*categories[sku]) if sku in categories else None
             lines.append(PurchaseLine(sku, category, max(share, 0)))
-        points = points_earned(lines, member.tier, self.policies.points)
-        if points <= 0:
-            return
-        lot_id = await loyalty_store.next_lot_id(uow.session)
-        change = plan_earn(
-            points, lot_id=lot_id, earned_at=sale.occurred_at, debt=member.points_debt, policy=self.policies.points
-        )
-        await loyalty_store.apply_change(
-            uow.session, member.member_id, change, recorded_at=now, sale_id=sale.sale_id, store_id=sale.store_id
-        )
-        await loyalty_store.set_sale_points(uow.session, sale.sale_id, points=points, lot_id=lot_id)
-        assert change.new_lot is not None
-        uow.publish(
-            events.points_earned(
-                member.member_id, points, sale.sale_id, member.points_balance + points, change.new_lot.expires_at, now
-            )
-        )
+        return points_earned(lines, member.tier, self.policies.points)
 
     async def _reverse(
         self,

@@ -61,17 +61,25 @@ class TierReview:
         self.policies = policies
         self._clock = clock
 
-    async def reevaluate(self, uow: UnitOfWork, member_id: str, now: datetime, *, upgrade_only: bool) -> list[int]:
+    async def reevaluate(
+        self, uow: UnitOfWork, member_id: str, now: datetime, *, upgrade_only: bool, member: MemberRow | None = None
+    ) -> list[int]:
         """Tier and lifecycle stage from the member's facts (member row locked by the caller).
 
         After a sale only upgrades happen; a review also downgrades after the grace period.
-        Returns the ids of tier history rows written.
+        ``member`` is the locked row when the caller holds it with its tier and stage current
+        (read again otherwise). Returns the ids of tier history rows written.
         """
         session = uow.session
-        member = await member_store.read_member(session, member_id)
+        if member is None:
+            member = await member_store.read_member(session, member_id)
         assert member is not None
         written: list[int] = []
-        spend = await self.rolling_spend(uow, member_id, now)
+        # The member's purchases and the spend in the tier window, in one read.
+        purchases, spend_rows = await loyalty_store.purchases_and_spend(
+            session, member_id, now - timedelta(days=self.policies.tiers.window_days)
+        )
+        spend = rolling_spend(spend_rows, now, self.policies.tiers)
         tiers = self.policies.tiers
         target = (
             tier_after_purchase(member.tier, spend, tiers)
@@ -93,7 +101,6 @@ class TierReview:
                 )
             )
             uow.publish(events.tier_changed(member_id, member.tier, target.code, reason, spend, now))
-        purchases = await loyalty_store.member_purchases(session, member_id)
         stage = self.stage_of(member.registered_at, purchases, now)
         if stage != member.lifecycle_stage:
             await loyalty_store.set_lifecycle_stage(session, member_id, stage)
@@ -126,7 +133,7 @@ class TierReview:
                 member = await member_store.read_member(uow.session, member_id, lock=True)
                 if member is None or member.status != "active":
                     continue
-                await self.reevaluate(uow, member_id, now, upgrade_only=False)
+                await self.reevaluate(uow, member_id, now, upgrade_only=False, member=member)
                 await uow.commit()
         return ids[-1] if len(ids) == batch else ""
 

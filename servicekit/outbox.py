@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import asyncpg
 from google.protobuf.message import Message
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -235,9 +235,14 @@ class OutboxRelay:
         failures = [failure for _, failure in outcomes if failure is not None]
         if published_ids:
             await self._mark_published(connection, published_ids)
-        for row_id, error in failures:
+        if failures:
             await connection.execute(
-                "UPDATE outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1", row_id, error[:500]
+                """
+                UPDATE outbox SET attempts = attempts + 1, last_error = failed.error
+                FROM unnest($1::bigint[], $2::text[]) AS failed (id, error) WHERE outbox.id = failed.id
+                """,
+                [row_id for row_id, _ in failures],
+                [error[:500] for _, error in failures],
             )
         self.stats.passes += 1
         self.stats.published += len(published_ids)
@@ -263,25 +268,34 @@ class OutboxRelay:
         return sent, None
 
     async def _publish(self, row: _Row) -> None:
-        parent = context_from_headers(row.headers)
-        with _tracer.start_as_current_span(
+        # start_span, not start_as_current_span: the span is the publish's parent only through the
+        # headers it injects, so nothing needs attaching to the running context (a third of the
+        # per-event cost when it was done the other way).
+        span = _tracer.start_span(
             f"publish {row.subject}",
-            context=parent,
+            context=context_from_headers(row.headers),
             kind=trace.SpanKind.PRODUCER,
             attributes={
                 "messaging.system": "nats",
                 "messaging.destination.name": row.subject,
                 "messaging.message.id": str(row.event_id),
             },
-        ):
+        )
+        try:
             headers = {
                 MSG_ID_HEADER: str(row.event_id),
                 EVENT_TYPE_HEADER: row.event_type,
                 OCCURRED_AT_HEADER: row.occurred_at.isoformat(),
                 AGGREGATE_HEADER: row.aggregate_id,
-                **current_trace_headers(),
             }
+            propagate.inject(headers, context=trace.set_span_in_context(span))
             await self._js.publish(row.subject, row.payload, timeout=self._publish_timeout, headers=headers)
+        except BaseException as exc:
+            span.record_exception(exc)
+            span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            span.end()
 
     async def prune(self, connection: asyncpg.Connection) -> int:
         """Delete rows published longer ago than the retention period, in small batches."""

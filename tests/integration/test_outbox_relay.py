@@ -8,19 +8,30 @@ import signal
 import sys
 import uuid
 from collections import defaultdict
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import pytest
+from google.protobuf.wrappers_pb2 import StringValue
+from nats.errors import TimeoutError as NatsTimeoutError
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from servicekit.consumer import EventConsumer, EventHandlers, InboundEvent
 from servicekit.db import UnitOfWork, create_engine
+from servicekit.messaging import ConsumerSpec, ensure_consumer
 from servicekit.outbox import OutboxEvent, OutboxRelay
 from servicekit.settings import to_plain_url
 from tests.conftest import Infra
 from tests.support.messaging import jetstream, own_stream, read_all
 
+if TYPE_CHECKING:
+    from nats.js import JetStreamContext
 
-async def write_events(database_url: str, token: str, aggregates: int, per_aggregate: int) -> list[OutboxEvent]:
+
+async def write_events(
+    database_url: str, token: str, aggregates: int, per_aggregate: int, *, prefix: str = ""
+) -> list[OutboxEvent]:
     """Interleave events of several aggregates over many small transactions."""
     engine = create_engine(database_url)
     uow = UnitOfWork(async_sessionmaker(engine, expire_on_commit=False))
@@ -34,7 +45,7 @@ async def write_events(database_url: str, token: str, aggregates: int, per_aggre
                 event = OutboxEvent(
                     subject=f"test.{token}.happened",
                     event_type="retail.test.v1.Happened",
-                    aggregate_id=f"agg-{aggregate}",
+                    aggregate_id=f"{prefix}agg-{aggregate}",
                     payload=f"agg-{aggregate}:{counters[aggregate]}".encode(),
                 )
                 uow.publish(event)
@@ -231,3 +242,135 @@ async def test_rows_published_longer_ago_than_the_retention_are_pruned(database_
         await connection.close()
     assert deleted == 1
     assert [row["pending"] for row in remaining] == [False, True]
+
+
+class RefusingJetStream:
+    """The real JetStream, except that every ``every``-th publish is lost on the way: it never
+    reaches the server and the caller gets the timeout a lost request gets."""
+
+    def __init__(self, js: JetStreamContext, every: int) -> None:
+        self._js = js
+        self._every = every
+        self.calls = 0
+        self.refused = 0
+
+    async def publish(self, subject: str, payload: bytes = b"", **kwargs: Any) -> Any:
+        self.calls += 1
+        if self.calls % self._every == 0:
+            self.refused += 1
+            raise NatsTimeoutError
+        return await self._js.publish(subject, payload, **kwargs)
+
+
+async def test_many_aggregates_written_while_the_relay_runs_arrive_once_each_and_in_aggregate_order(
+    database_url: str, nats_url: str, unique: str
+) -> None:
+    """Four writers commit interleaved events of 120 aggregates while the relay publishes them,
+    many at a time, and some publishes are lost: no aggregate's events may overtake each other."""
+    async with jetstream(nats_url) as (_, js):
+        stream = await own_stream(js, unique)
+        refusing = RefusingJetStream(js, every=53)
+        relay = OutboxRelay(database_url, refusing, batch_size=400, poll_interval=0.05, max_backoff=0.1)
+        stop = asyncio.Event()
+        task = asyncio.create_task(relay.run(stop))
+        # Each writer owns its aggregates (an aggregate's events are numbered in commit order).
+        batches = await asyncio.gather(
+            *(
+                write_events(database_url, f"{unique}.w{writer}", aggregates=30, per_aggregate=25, prefix=f"w{writer}-")
+                for writer in range(4)
+            )
+        )
+        async with asyncio.timeout(120):
+            while await unpublished(database_url):
+                await asyncio.sleep(0.02)
+        stop.set()
+        await task
+        received = await read_all(js, stream.name)
+    written = [event for batch in batches for event in batch]
+    assert refusing.refused > 0 and relay.stats.failed > 0, "no publish was lost: the test proved nothing"
+    # Payloads name the aggregate without the writer: tell them apart by subject.
+    by_writer: dict[str, list[tuple[str, dict[str, str], bytes]]] = defaultdict(list)
+    for subject, headers, payload in received:
+        by_writer[subject].append((subject, headers, payload))
+    for writer in range(4):
+        subject = f"test.{unique}.w{writer}.happened"
+        mine = [event for event in written if event.subject == subject]
+        assert_exactly_once_in_aggregate_order(mine, by_writer[subject])
+    assert relay.stats.published == len(written)
+
+
+@pytest.mark.slow
+async def test_a_relay_killed_mid_batch_leaves_a_consumer_every_effect_once_and_in_aggregate_order(
+    database_url: str, nats_url: str, unique: str
+) -> None:
+    engine = create_engine(database_url)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE effect (n bigserial PRIMARY KEY, aggregate text, number int)"))
+    written: list[OutboxEvent] = []
+    for start in range(0, 1200, 30):  # 12 aggregates x 100 events, interleaved, 30 per transaction
+        async with UnitOfWork(sessions) as uow:
+            for index in range(start, start + 30):
+                aggregate, number = f"agg-{index % 12}", index // 12 + 1
+                event = OutboxEvent.of(
+                    f"test.{unique}.happened", StringValue(value=f"{aggregate}:{number}"), aggregate_id=aggregate
+                )
+                uow.publish(event)
+                written.append(event)
+            await uow.commit()
+
+    async def apply(event: InboundEvent[StringValue], uow: UnitOfWork) -> None:
+        aggregate, number = event.message.value.split(":")
+        await uow.session.execute(
+            text("INSERT INTO effect (aggregate, number) VALUES (:aggregate, :number)"),
+            {"aggregate": aggregate, "number": int(number)},
+        )
+
+    kills_with_work_left = 0
+    async with jetstream(nats_url) as (_, js):
+        stream = await own_stream(js, unique)
+        for _ in range(4):
+            worker = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "tests.support.relay_worker",
+                database_url,
+                nats_url,
+                stdout=asyncio.subprocess.PIPE,
+            )
+            assert worker.stdout is not None
+            assert (await worker.stdout.readline()).strip() == b"relay started"
+            target = await unpublished(database_url) - 150
+            async with asyncio.timeout(30):
+                while (left := await unpublished(database_url)) > target and left:
+                    await asyncio.sleep(0.001)
+            worker.send_signal(signal.SIGKILL)
+            kills_with_work_left += bool(left)
+            assert await worker.wait() == -signal.SIGKILL
+        final = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.support.relay_worker", database_url, nats_url, "--until-empty"
+        )
+        assert await final.wait() == 0
+        spec = ConsumerSpec(stream=stream.name, durable=f"fx{unique}")
+        await ensure_consumer(js, spec)
+        handlers: EventHandlers[UnitOfWork] = EventHandlers()
+        handlers.on(StringValue, apply)
+        consumer = EventConsumer(js, spec, handlers, lambda: UnitOfWork(sessions))
+        stop = asyncio.Event()
+        consuming = asyncio.create_task(consumer.run(stop))
+        async with asyncio.timeout(60):
+            while consumer.stats.handled + consumer.stats.duplicates < len(written):
+                await asyncio.sleep(0.05)
+        stop.set()
+        await consuming
+        stored = len(await read_all(js, stream.name))
+    async with engine.connect() as connection:
+        effects = (await connection.execute(text("SELECT aggregate, number FROM effect ORDER BY n"))).all()
+    await engine.dispose()
+    assert kills_with_work_left >= 3, "the kills did not interrupt publishing"
+    assert stored == len(written), "JetStream kept a republished copy or lost an event"
+    assert len(effects) == len(written), "an effect is missing or happened twice"
+    numbers: dict[str, list[int]] = defaultdict(list)
+    for aggregate, number in effects:
+        numbers[aggregate].append(number)
+    assert all(applied == list(range(1, 101)) for applied in numbers.values()), "an aggregate's effects overtook"

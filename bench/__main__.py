@@ -6,7 +6,9 @@ of its own (pgbench, wrk, a separate publisher), never from the process being me
 
 1. Outbox relay: rows per second the relay publishes to JetStream and marks, against a
    raw publisher doing the same acknowledged publishes without PostgreSQL; and against
-   the write path's ceiling, pgbench inserting outbox rows as handlers do.
+   the write path's ceiling, pgbench inserting outbox rows as handlers do. The rows belong
+   to 1,000 aggregates; then as many rows of only 10 aggregates (a price change's events
+   on ten stores' books) are drained too, to show what one aggregate's strict order costs.
 2. Reservations through the gateway (see bench/reservations.py) against pgbench's naive
    one-UPDATE-per-request rate on a hot row and on 10,000 rows.
 3. Gateway HTTP: requests per second `wrk` gets from the gateway's /healthz (its one
@@ -75,6 +77,27 @@ async def prepare(postgres: PostgresServer, nats: NatsServer) -> str:
     return url
 
 
+FEW_AGGREGATES = 10
+
+
+async def write_few_aggregates(url: str, rows: int, aggregates: int) -> None:
+    """``rows`` outbox rows in one transaction, round robin over ``aggregates`` aggregates."""
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(
+            """
+            INSERT INTO outbox (event_id, subject, event_type, aggregate_id, payload, occurred_at)
+            SELECT gen_random_uuid(), 'bench.outbox.event', 'retail.bench.v1.Event', 'book-' || (n % $2),
+                   '\\x0a0568656c6c6f'::bytea, now()
+            FROM generate_series(1, $1) AS n
+            """,
+            rows,
+            aggregates,
+        )
+    finally:
+        await connection.close()
+
+
 async def pending_rows(url: str) -> int:
     connection = await asyncpg.connect(url)
     try:
@@ -100,6 +123,8 @@ def bench_outbox(work: Path, seconds: int) -> dict[str, float]:
         left = asyncio.run(pending_rows(url))
         if left:
             raise SystemExit(f"relay left {left} rows unpublished")
+        asyncio.run(write_few_aggregates(url, rows, FEW_AGGREGATES))
+        relay_few = python_module("bench.relay_drain", url, nats.url)
     finally:
         nats.stop()
         postgres.stop()
@@ -110,6 +135,8 @@ def bench_outbox(work: Path, seconds: int) -> dict[str, float]:
         "relay_publish_and_mark_per_s": relay,
         "relay_vs_raw_jetstream": relay / raw_publish,
         "relay_vs_write_ceiling": relay / write_tps,
+        "relay_10_aggregates_per_s": relay_few,
+        "relay_10_aggregates_vs_raw_jetstream": relay_few / raw_publish,
     }
 
 

@@ -246,7 +246,7 @@ async def test_rows_published_longer_ago_than_the_retention_are_pruned(database_
 
 class RefusingJetStream:
     """The real JetStream, except that every ``every``-th publish is lost on the way: it never
-    reaches the server and the caller gets the timeout a lost request gets."""
+    reaches the server and its ack fails as a lost request's does."""
 
     def __init__(self, js: JetStreamContext, every: int) -> None:
         self._js = js
@@ -254,19 +254,21 @@ class RefusingJetStream:
         self.calls = 0
         self.refused = 0
 
-    async def publish(
+    async def publish_async(
         self,
         subject: str,
         payload: bytes = b"",
-        timeout: float | None = None,  # noqa: ASYNC109 - mirrors nats-py
+        wait_stall: float | None = None,
         stream: str | None = None,
         headers: dict[str, Any] | None = None,
-    ) -> Any:
+    ) -> asyncio.Future[Any]:
         self.calls += 1
         if self.calls % self._every == 0:
             self.refused += 1
-            raise NatsTimeoutError
-        return await self._js.publish(subject, payload, timeout=timeout, stream=stream, headers=headers)
+            lost: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            lost.set_exception(NatsTimeoutError())
+            return lost
+        return await self._js.publish_async(subject, payload, wait_stall=wait_stall, stream=stream, headers=headers)
 
 
 async def test_many_aggregates_written_while_the_relay_runs_arrive_once_each_and_in_aggregate_order(

@@ -11,17 +11,20 @@ that aggregate can never overtake an earlier one. Different aggregates go in par
 
 Throughput: a pass reads up to ``batch_size`` rows and has one publish in flight per
 aggregate of the pass at the same time (so up to ``batch_size`` acks are awaited
-together), then marks every acknowledged row of the pass in ONE ``UPDATE`` and counts the
-failed ones in one more. The order of one aggregate is kept by the relay, not by the
-consumers (they have no per-key sequence; their inbox only drops repeats): its next event
-is sent only once JetStream acknowledged the previous one. Pipelining one aggregate's
-events on one connection would keep their order only while nothing fails — a publish lost
-with a dropped connection, or refused while the stream comes back, lets the next one land
-first, and the republished earlier event then lands after it. A
+together, each an asynchronous publish's ack future under a timeout), then marks every
+acknowledged row of the pass in ONE ``UPDATE`` and counts the failed ones in one more.
+
+Why one aggregate's events are not pipelined: the order of one aggregate is kept by the
+relay, not by the consumers (they have no per-key sequence; their inbox only drops
+repeats), so its next event is sent only once JetStream acknowledged the previous one.
+Pipelining them on one connection would keep their order only while nothing fails — a
+publish lost with a dropped connection, or refused while the stream comes back, lets the
+next one land first, and the republished earlier event then lands after it. A
 ``Nats-Expected-Last-Subject-Sequence`` fence would need the sequence of an ack not yet
 received. So an outbox whose rows belong to a few aggregates (a store's price book: one
-aggregate for thousands of events) drains at one round trip per event per aggregate; one
-spread over many aggregates drains at the raw JetStream rate.
+aggregate for thousands of events) drains at one round trip per event per aggregate, and
+slower still when other work keeps the event loop busy; one spread over many aggregates
+drains at about the raw JetStream rate.
 
 Crash safety: a row is marked only after JetStream acknowledged it, so a ``kill -9`` at any
 point leaves at most the in-flight rows unmarked; they are published once more on restart

@@ -23,7 +23,15 @@ from services.marketing.migrate import VERSIONS
 from services.marketing.settings import MarketingSettings
 from tests.conftest import Infra, create_database_from, service_template
 from tests.support.clock import HandClock
-from tests.support.messaging import jetstream
+from tests.support.messaging import jetstream, streams_left_as_found
+
+
+@pytest.fixture(autouse=True)
+async def leave_streams_as_found(nats_url: str) -> AsyncIterator[None]:
+    """What a marketing test publishes to the shared streams (journal storms, member events) and the
+    consumers it makes are gone after it, so no later test of another service replays them."""
+    async with streams_left_as_found(nats_url):
+        yield
 
 
 @pytest.fixture(scope="session")

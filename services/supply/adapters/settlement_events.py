@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from retail.common.v1 import money_pb2
 from retail.supply.v1 import events_pb2
 from retail.supply.v1 import supply_service_pb2 as pb
 
 from servicekit.outbox import OutboxEvent
 from servicekit.protowire import timestamp
+from services.supply.adapters.integration_events import money
 from services.supply.adapters.settlement_store import StatementRow
 from services.supply.domain.statements import StatementStatus
 
@@ -32,7 +32,7 @@ def statement_status_changed(before: StatementStatus, after: StatementRow, actor
         contract_id=after.contract_id,
         from_status=STATEMENT_STATUSES[before],
         to_status=STATEMENT_STATUSES[after.status],
-        total=money_pb2.Money(currency_code="CNY", minor_units=after.total_fen),
+        total=money(after.total_fen),
         period_start=after.period_start.isoformat(),
         actor_id=actor_id,
         occurred_at=timestamp(at),

@@ -17,6 +17,7 @@ from servicekit.clock import Clock
 from servicekit.errors import InvalidArgument
 from servicekit.idempotency import fingerprint
 from servicekit.paging import InvalidPageToken, page_key, page_token
+from services.supply.adapters.integration_events import money
 from services.supply.domain.statements import StatementAction
 from services.supply.entrypoints.settlement_wire import (
     export_statement,
@@ -25,7 +26,6 @@ from services.supply.entrypoints.settlement_wire import (
     map_statement,
     map_statement_statuses,
     map_store_sku_sales,
-    money,
 )
 from services.supply.entrypoints.wire import map_actor, map_date, map_fen
 from services.supply.service_layer.settlement import (

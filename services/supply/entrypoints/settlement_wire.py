@@ -20,20 +20,19 @@ from datetime import UTC
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from retail.common.v1 import money_pb2
 from retail.sales.v1 import events_pb2 as sales_pb2
 from retail.supply.v1 import supply_service_pb2 as pb
 
 from servicekit.errors import InvalidArgument
 from servicekit.protowire import timestamp
+from services.supply.adapters.integration_events import CURRENCY, decimal_text, money, wire_decimal
 from services.supply.adapters.settlement_events import STATEMENT_STATUSES
 from services.supply.adapters.settlement_store import LineRow, StatementRow, StoreSkuSales
-from services.supply.domain.contracts import SettlementMode
 from services.supply.domain.settlement import Accrual, AccrualKind
 from services.supply.domain.statements import StatementStatus, yuan
+from services.supply.entrypoints.wire import MODES_TO_WIRE
 from services.supply.service_layer.settlement import JournalEntry, JournalLine
 
-CURRENCY = "CNY"
 STATUSES_FROM_WIRE = {number: status for status, number in STATEMENT_STATUSES.items()}
 KINDS = {
     AccrualKind.RECEIPT: pb.ACCRUAL_KIND_RECEIPT,
@@ -44,23 +43,7 @@ KINDS = {
     AccrualKind.QUALITY_DEDUCTION: pb.ACCRUAL_KIND_QUALITY_DEDUCTION,
     AccrualKind.REBATE: pb.ACCRUAL_KIND_REBATE,
 }
-MODES = {
-    SettlementMode.PURCHASE: pb.SETTLEMENT_MODE_PURCHASE,
-    SettlementMode.CONSIGNMENT: pb.SETTLEMENT_MODE_CONSIGNMENT,
-    SettlementMode.CONCESSION: pb.SETTLEMENT_MODE_CONCESSION,
-}
 MAX_QUANTITY = Decimal(10) ** 11
-
-
-def money(fen: int) -> money_pb2.Money:
-    return money_pb2.Money(currency_code=CURRENCY, minor_units=fen)
-
-
-def quantity_text(value: Decimal) -> str:
-    text = f"{value:f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text or "0"
 
 
 def _quantity(text: str) -> Decimal:
@@ -101,7 +84,7 @@ def map_statement(row: StatementRow) -> pb.Statement:
         statement_id=row.statement_id,
         supplier_id=row.supplier_id,
         contract_id=row.contract_id,
-        mode=MODES[row.mode],
+        mode=MODES_TO_WIRE[row.mode],
         period_start=row.period_start.isoformat(),
         period_end=row.period_end.isoformat(),
         status=STATEMENT_STATUSES[row.status],
@@ -129,13 +112,13 @@ def map_accrual(accrual: Accrual, *, late: bool = False, comment: str = "") -> p
         dispute_comment=comment,
     )
     if accrual.quantity:
-        line.quantity.value = quantity_text(accrual.quantity)
+        line.quantity.value = decimal_text(accrual.quantity)
     if accrual.base_fen and accrual.kind in (AccrualKind.SALE, AccrualKind.CUSTOMER_RETURN):
         line.base.CopyFrom(money(accrual.base_fen))
     if accrual.unit_cost_fen:
         line.unit_cost.CopyFrom(money(accrual.unit_cost_fen))
     if accrual.commission_rate is not None:
-        line.commission_rate.value = quantity_text(accrual.commission_rate)
+        line.commission_rate.value = decimal_text(accrual.commission_rate)
     return line
 
 
@@ -147,7 +130,7 @@ def map_store_sku_sales(row: StoreSkuSales) -> pb.StoreSkuSales:
     return pb.StoreSkuSales(
         store_id=row.store_id,
         sku=row.sku,
-        quantity=money_pb2.Decimal(value=quantity_text(row.quantity)),
+        quantity=wire_decimal(row.quantity),
         revenue=money(row.revenue_fen),
         selling_days=row.selling_days,
     )
@@ -186,10 +169,10 @@ def _line_fields(row: LineRow) -> dict[str, Any]:
         "late": row.late,
         "sku": a.sku,
         "store_id": a.store_id,
-        "quantity": quantity_text(a.quantity),
+        "quantity": decimal_text(a.quantity),
         "unit_cost_fen": a.unit_cost_fen,
         "base_fen": a.base_fen,
-        "commission_rate": quantity_text(a.commission_rate) if a.commission_rate is not None else "",
+        "commission_rate": decimal_text(a.commission_rate) if a.commission_rate is not None else "",
         "reverses": a.reverses,
         "description": row.description,
         "dispute_comment": row.dispute_comment,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,18 +14,16 @@ from pathlib import Path
 import asyncpg
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from retail.marketing.v1 import marketing_service_pb2 as pb
 from retail.marketing.v1 import marketing_service_pb2_grpc as pb_grpc
 from retail.sales.v1 import events_pb2 as sales_pb2
 
-from devstack.servers import free_port
 from servicekit.messaging import StreamSpec, ensure_stream
 from servicekit.protowire import timestamp
 from servicekit.settings import to_plain_url
 from tests.integration.marketing.test_marketing_service import APP, HQ, HQ_APPROVER, cny, publish
 from tests.support.messaging import jetstream
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, serving
 
 pytestmark = pytest.mark.slow
 
@@ -35,41 +32,22 @@ pytestmark = pytest.mark.slow
 def marketing_process(
     marketing_url: str, nats_url: str, unique: str, tmp_path: Path
 ) -> Iterator[tuple[ServiceProcess, int]]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "APP_ENV": "test",
-        "DATABASE_URL": marketing_url,
-        "NATS_URL": nats_url,
-        "GRPC_HOST": "127.0.0.1",
-        "GRPC_PORT": str(port),
-        "LOG_LEVEL": "WARNING",
-        "MEMBER_SERVICE_TARGET": "127.0.0.1:9",
-        "MARKETING_SALES_DURABLE": f"mkt-sales-{unique}",
-        "MARKETING_MEMBERS_DURABLE": f"mkt-members-{unique}",
-        "MARKETING_CATALOGUE_DURABLE": f"mkt-cat-{unique}",
-        "LAUNCH_POLL_SECONDS": "0.05",
-        "COUPON_ISSUE_BATCH": "200",
-        "TAG_REFRESH_SECONDS": "0",
-    }
-    process = ServiceProcess("services.marketing", env, tmp_path / "marketing.log")
+    process, port = ServiceProcess.grpc_service(
+        "services.marketing",
+        database_url=marketing_url,
+        nats_url=nats_url,
+        log=tmp_path / "marketing.log",
+        MEMBER_SERVICE_TARGET="127.0.0.1:9",
+        MARKETING_SALES_DURABLE=f"mkt-sales-{unique}",
+        MARKETING_MEMBERS_DURABLE=f"mkt-members-{unique}",
+        MARKETING_CATALOGUE_DURABLE=f"mkt-cat-{unique}",
+        LAUNCH_POLL_SECONDS="0.05",
+        COUPON_ISSUE_BATCH="200",
+        TAG_REFRESH_SECONDS="0",
+    )
     process.start()
     yield process, port
     process.stop()
-
-
-async def serving(port: int) -> None:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        async with asyncio.timeout(60):
-            while True:
-                try:
-                    status = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                    if status.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.aio.AioRpcError:
-                    pass
-                await asyncio.sleep(0.1)
 
 
 async def population(url: str, members: int, store: str) -> None:

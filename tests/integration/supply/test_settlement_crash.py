@@ -4,21 +4,18 @@ and the rerun after a restart produces the same statements, one per contract and
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from retail.supply.v1 import supply_service_pb2 as pb
 from retail.supply.v1 import supply_service_pb2_grpc as pb_grpc
 
-from devstack.servers import free_port
 from servicekit.settings import to_plain_url
 from tests.integration.supply.support import HQ, eventually, rid
-from tests.support.processes import ServiceProcess
+from tests.support.processes import ServiceProcess, serving
 
 pytestmark = pytest.mark.slow
 
@@ -28,38 +25,19 @@ LINES_PER_CONTRACT = 400
 
 @pytest.fixture
 def supply_process(supply_url: str, nats_url: str, unique: str, tmp_path: Path) -> Iterator[tuple[ServiceProcess, int]]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "APP_ENV": "test",
-        "DATABASE_URL": supply_url,
-        "NATS_URL": nats_url,
-        "GRPC_HOST": "127.0.0.1",
-        "GRPC_PORT": str(port),
-        "LOG_LEVEL": "WARNING",
-        "SUPPLY_CATALOGUE_DURABLE": f"sup-cat-{unique}",
-        "SUPPLY_REPLENISHMENT_DURABLE": f"sup-rep-{unique}",
-        "SUPPLY_SALES_DURABLE": f"sup-sales-{unique}",
-        "SUPPLY_SETTLEMENT_DURABLE": f"sup-settle-{unique}",
-    }
-    process = ServiceProcess("services.supply", env, tmp_path / "supply.log")
+    process, port = ServiceProcess.grpc_service(
+        "services.supply",
+        database_url=supply_url,
+        nats_url=nats_url,
+        log=tmp_path / "supply.log",
+        SUPPLY_CATALOGUE_DURABLE=f"sup-cat-{unique}",
+        SUPPLY_REPLENISHMENT_DURABLE=f"sup-rep-{unique}",
+        SUPPLY_SALES_DURABLE=f"sup-sales-{unique}",
+        SUPPLY_SETTLEMENT_DURABLE=f"sup-settle-{unique}",
+    )
     process.start()
     yield process, port
     process.stop()
-
-
-async def serving(port: int) -> None:
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        async with asyncio.timeout(60):
-            while True:
-                try:
-                    status = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                    if status.status == health_pb2.HealthCheckResponse.SERVING:
-                        return
-                except grpc.aio.AioRpcError:
-                    pass
-                await asyncio.sleep(0.1)
 
 
 async def seed(connection: asyncpg.Connection, unique: str) -> dict[str, int]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from servicekit.settings import Environment, SettingsError, dev_secret
+from servicekit.settings import Environment, dev_secret, load_settings
 
 DEV_SESSION_KEY = "local-console-session-key-not-secret"  # the local-development default, refused elsewhere
 
@@ -61,14 +61,4 @@ class ConsoleSettings(BaseSettings):
 
 def load_console_settings(**overrides: Any) -> ConsoleSettings:
     """Read the settings from the environment, or fail with a message naming each problem."""
-    try:
-        return ConsoleSettings(**overrides)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            location = ".".join(str(part) for part in error["loc"]).upper() or "settings"
-            if error["type"] == "missing":
-                problems.append(f"{location} is required but not set")
-            else:
-                problems.append(f"{location}: {error['msg']}")
-        raise SettingsError("ConsoleSettings: " + "; ".join(problems)) from None
+    return load_settings(ConsoleSettings, **overrides)

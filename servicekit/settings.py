@@ -95,9 +95,10 @@ def to_plain_url(url: str) -> str:
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseServiceSettings)
+AnySettingsT = TypeVar("AnySettingsT", bound=BaseSettings)
 
 
-def load_settings(settings_class: type[SettingsT], **overrides: Any) -> SettingsT:
+def load_settings(settings_class: type[AnySettingsT], **overrides: Any) -> AnySettingsT:
     """Read settings from the environment, or fail with a message naming each problem."""
     try:
         return settings_class(**overrides)

@@ -11,6 +11,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from retail.common.v1 import money_pb2
 from retail.marketing.v1 import marketing_service_pb2 as pb
 
+from gateway.http.money import yuan_text
 from gateway.marketing.schemas import (
     CampaignIn,
     CampaignOut,
@@ -44,6 +45,8 @@ def money(amount: str) -> money_pb2.Money:
 def yuan(value: money_pb2.Money | int | float) -> str:
     """Fen (whole, or a mean) as yuan rounded half up to the fen."""
     fen = value.minor_units if isinstance(value, money_pb2.Money) else value
+    if isinstance(fen, int):
+        return yuan_text(fen)
     return str((Decimal(str(fen)) / 100).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 

@@ -12,6 +12,7 @@ from gateway.domain.clients import ClientKind, StaffRole
 from gateway.domain.scopes import (
     MEMBERS_PII_READ,
 )
+from gateway.http.money import yuan_text
 from gateway.members.schemas import (
     AddressIn,
     AddressOut,
@@ -187,7 +188,7 @@ def optional_money(message: Any, field: str) -> str | None:
 
 
 def yuan(money: money_pb2.Money) -> str:
-    return f"{Decimal(money.minor_units) / 100:.2f}"
+    return yuan_text(money.minor_units)
 
 
 def map_linked(answer: pb.LinkIdentityResponse) -> Linked:

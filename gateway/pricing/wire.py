@@ -9,6 +9,7 @@ from typing import Any
 from retail.common.v1 import money_pb2
 from retail.pricing.v1 import pricing_service_pb2 as pb
 
+from gateway.http.money import yuan_text
 from gateway.pricing.schemas import (
     DEFAULT_CURRENCY,
     ChannelName,
@@ -40,7 +41,7 @@ def money(amount: str, currency: str) -> money_pb2.Money:
 
 
 def amount(value: money_pb2.Money) -> str:
-    return str(Decimal(value.minor_units).scaleb(-2))
+    return yuan_text(value.minor_units)
 
 
 def optional_amount(message: Any, field: str) -> str | None:

@@ -12,6 +12,7 @@ from retail.common.v1 import money_pb2
 from retail.inventory.v1 import inventory_service_pb2 as inventory_pb
 from retail.supply.v1 import supply_service_pb2 as pb
 
+from gateway.http.money import yuan_text
 from gateway.supply.schemas import (
     Amount,
     ContractIn,
@@ -40,7 +41,6 @@ from gateway.supply.schemas import (
 from servicekit.protowire import from_wire, moment, timestamp, to_wire
 
 CURRENCY = "CNY"
-_CENT = Decimal("0.01")
 
 
 def fen(amount: int) -> money_pb2.Money:
@@ -49,7 +49,7 @@ def fen(amount: int) -> money_pb2.Money:
 
 def amount(money: money_pb2.Money) -> Amount:
     """Whole fen and the same as yuan (exact: fen have no further decimals)."""
-    return Amount(fen=money.minor_units, yuan=str((Decimal(money.minor_units) / 100).quantize(_CENT)))
+    return Amount(fen=money.minor_units, yuan=yuan_text(money.minor_units))
 
 
 def optional_amount(message: Any, field: str) -> Amount | None:

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import UTC, datetime
 from decimal import Decimal
 
-from google.protobuf.timestamp_pb2 import Timestamp
 from retail.supply.v1 import events_pb2 as supply_events_pb2
 from retail.supply.v1 import supply_service_pb2 as supply_pb2
 
@@ -26,6 +24,7 @@ from servicekit.consumer import EventHandlers, InboundEvent, PoisonMessage
 from servicekit.db import UnitOfWork
 from servicekit.errors import InvalidArgument
 from servicekit.messaging import ConsumerSpec
+from servicekit.protowire import optional_moment
 from services.inventory.domain.model import ZERO, LineSource, SupplyLine, parse_quantity
 from services.inventory.service_layer.supply import SupplyIntake
 
@@ -87,7 +86,7 @@ def supply_handlers(intake: SupplyIntake) -> EventHandlers[UnitOfWork]:
             lines=lines,
             po_id=receipt.po_id,
             supplier_id=receipt.supplier_id,
-            occurred_at=_when(receipt.occurred_at) if receipt.HasField("occurred_at") else event.occurred_at,
+            occurred_at=optional_moment(receipt, "occurred_at") or event.occurred_at,
             unreadable=unreadable,
         )
 
@@ -103,7 +102,7 @@ def supply_handlers(intake: SupplyIntake) -> EventHandlers[UnitOfWork]:
             lines=lines,
             po_id=returned.po_id,
             supplier_id=returned.supplier_id,
-            occurred_at=_when(returned.occurred_at) if returned.HasField("occurred_at") else event.occurred_at,
+            occurred_at=optional_moment(returned, "occurred_at") or event.occurred_at,
             unreadable=unreadable,
         )
 
@@ -119,7 +118,3 @@ def _lenient_quantity(text: str) -> Decimal | None:
         return parse_quantity(text or "0", allow_zero=True)
     except InvalidArgument:
         return None
-
-
-def _when(moment: Timestamp) -> datetime:
-    return moment.ToDatetime(tzinfo=UTC)

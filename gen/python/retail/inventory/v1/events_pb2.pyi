@@ -74,6 +74,24 @@ STOCK_CHANGE_CAUSE_VENDOR_RETURN: StockChangeCause.ValueType  # 9
 """Goods returned to their supplier (supply's GoodsReturnedToVendor): units left stock."""
 Global___StockChangeCause: _TypeAlias = StockChangeCause  # noqa: Y015
 
+class _SalesAnomalyDirection:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SalesAnomalyDirectionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SalesAnomalyDirection.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SALES_ANOMALY_DIRECTION_UNSPECIFIED: _SalesAnomalyDirection.ValueType  # 0
+    SALES_ANOMALY_DIRECTION_BELOW: _SalesAnomalyDirection.ValueType  # 1
+    SALES_ANOMALY_DIRECTION_ABOVE: _SalesAnomalyDirection.ValueType  # 2
+
+class SalesAnomalyDirection(_SalesAnomalyDirection, metaclass=_SalesAnomalyDirectionEnumTypeWrapper):
+    """SalesAnomalyDirection says which side of its band a day fell."""
+
+SALES_ANOMALY_DIRECTION_UNSPECIFIED: SalesAnomalyDirection.ValueType  # 0
+SALES_ANOMALY_DIRECTION_BELOW: SalesAnomalyDirection.ValueType  # 1
+SALES_ANOMALY_DIRECTION_ABOVE: SalesAnomalyDirection.ValueType  # 2
+Global___SalesAnomalyDirection: _TypeAlias = SalesAnomalyDirection  # noqa: Y015
+
 @_typing.final
 class StockDiscrepancyRecorded(_message.Message):
     """Integration events of the inventory context, published through the outbox to the
@@ -560,3 +578,82 @@ class StockAlertRaised(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___StockAlertRaised: _TypeAlias = StockAlertRaised  # noqa: Y015
+
+@_typing.final
+class SalesAnomalyDetected(_message.Message):
+    """SalesAnomalyDetected: a store × category sold outside its expected band on a business
+    day. The band is the sum of the category's SKU forecasts at the location with their
+    prediction interval ("forecast"), or, where no forecast covers the category, a seasonal
+    baseline from the same weekday of the previous weeks ("seasonal_baseline"). Raised once
+    per location, category and business day, after the day has closed.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANOMALY_ID_FIELD_NUMBER: _builtins.int
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    BUSINESS_DATE_FIELD_NUMBER: _builtins.int
+    ACTUAL_UNITS_FIELD_NUMBER: _builtins.int
+    EXPECTED_UNITS_FIELD_NUMBER: _builtins.int
+    LOWER_UNITS_FIELD_NUMBER: _builtins.int
+    UPPER_UNITS_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    SKUS_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    anomaly_id: _builtins.str
+    """Id of this finding (stable for location, category and day)."""
+    location_id: _builtins.str
+    """The store."""
+    category: _builtins.str
+    """The leaf category code (from the catalogue)."""
+    business_date: _builtins.str
+    """The business day, "YYYY-MM-DD"."""
+    method: _builtins.str
+    """"forecast" or "seasonal_baseline"."""
+    direction: Global___SalesAnomalyDirection.ValueType
+    """Below or above the band."""
+    @_builtins.property
+    def actual_units(self) -> _money_pb2.Decimal:
+        """Units sold that day (returns netted)."""
+
+    @_builtins.property
+    def expected_units(self) -> _money_pb2.Decimal:
+        """The expected units and the band's bounds."""
+
+    @_builtins.property
+    def lower_units(self) -> _money_pb2.Decimal: ...
+    @_builtins.property
+    def upper_units(self) -> _money_pb2.Decimal: ...
+    @_builtins.property
+    def skus(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The category's SKUs at the location that sold or were expected to (for cause ranking)."""
+
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When the run found it."""
+
+    def __init__(
+        self,
+        *,
+        anomaly_id: _builtins.str = ...,
+        location_id: _builtins.str = ...,
+        category: _builtins.str = ...,
+        business_date: _builtins.str = ...,
+        actual_units: _money_pb2.Decimal | None = ...,
+        expected_units: _money_pb2.Decimal | None = ...,
+        lower_units: _money_pb2.Decimal | None = ...,
+        upper_units: _money_pb2.Decimal | None = ...,
+        method: _builtins.str = ...,
+        direction: Global___SalesAnomalyDirection.ValueType = ...,
+        skus: _abc.Iterable[_builtins.str] | None = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["actual_units", b"actual_units", "expected_units", b"expected_units", "lower_units", b"lower_units", "occurred_at", b"occurred_at", "upper_units", b"upper_units"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actual_units", b"actual_units", "anomaly_id", b"anomaly_id", "business_date", b"business_date", "category", b"category", "direction", b"direction", "expected_units", b"expected_units", "location_id", b"location_id", "lower_units", b"lower_units", "method", b"method", "occurred_at", b"occurred_at", "skus", b"skus", "upper_units", b"upper_units"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SalesAnomalyDetected: _TypeAlias = SalesAnomalyDetected  # noqa: Y015

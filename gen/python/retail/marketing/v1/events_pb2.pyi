@@ -193,8 +193,15 @@ class CampaignLaunched(_message.Message):
     CAMPAIGN_ID_FIELD_NUMBER: _builtins.int
     PROGRESS_FIELD_NUMBER: _builtins.int
     OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    TERMS_FIELD_NUMBER: _builtins.int
+    STORE_ID_FIELD_NUMBER: _builtins.int
     campaign_id: _builtins.str
     """The campaign."""
+    name: _builtins.str
+    """Name shown to staff."""
+    store_id: _builtins.str
+    """The store a store manager's campaign is limited to; empty for chain-wide."""
     @_builtins.property
     def progress(self) -> _marketing_service_pb2.LaunchProgress:
         """What the launch did."""
@@ -203,16 +210,25 @@ class CampaignLaunched(_message.Message):
     def occurred_at(self) -> _timestamp_pb2.Timestamp:
         """When."""
 
+    @_builtins.property
+    def terms(self) -> _marketing_service_pb2.CouponTerms:
+        """When, where and how often its coupons may be used (valid_until is when it ends, for
+        the operations feed's "campaign ended" cause).
+        """
+
     def __init__(
         self,
         *,
         campaign_id: _builtins.str = ...,
         progress: _marketing_service_pb2.LaunchProgress | None = ...,
         occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        name: _builtins.str = ...,
+        terms: _marketing_service_pb2.CouponTerms | None = ...,
+        store_id: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at", "progress", b"progress"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["occurred_at", b"occurred_at", "progress", b"progress", "terms", b"terms"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "occurred_at", b"occurred_at", "progress", b"progress"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["campaign_id", b"campaign_id", "name", b"name", "occurred_at", b"occurred_at", "progress", b"progress", "store_id", b"store_id", "terms", b"terms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

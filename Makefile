@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 PYTEST_ARGS ?=
 RUN_ARGS ?=
 
-.PHONY: help venv run test test-unit test-integration test-e2e proto proto-check lint bench lock clean
+.PHONY: help venv run run-cluster test test-unit test-integration test-e2e proto proto-check lint bench lock clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ venv: $(STAMP) ## create .local/venv with the pinned requirements (first run onl
 
 run: venv ## start PostgreSQL, NATS, every service and the gateway with demo data
 	$(PY) -m devstack run $(RUN_ARGS)
+
+run-cluster: venv ## the production topology: 3-node NATS cluster, two of every service and gateway, balancers
+	$(PY) -m devstack run --cluster --state-dir .local/cluster $(RUN_ARGS)
 
 test: venv ## unit, integration and end-to-end tests against private PostgreSQL and NATS
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -30,6 +30,11 @@ def main(argv: list[str] | None = None) -> int:
         "--crash-window", type=float, default=defaults.window, help="seconds over which crashes are counted"
     )
     run_command.add_argument(
+        "--cluster",
+        action="store_true",
+        help="the production topology: a 3-node NATS cluster and two processes of every component behind a balancer",
+    )
+    run_command.add_argument(
         "--no-demo", action="store_true", help="do not load the demo retailer (the databases stay as migrated)"
     )
     args = parser.parse_args(argv)
@@ -37,7 +42,13 @@ def main(argv: list[str] | None = None) -> int:
         policy = RestartPolicy(max_crashes=args.max_crashes, window=args.crash_window)
     except ValueError as exc:
         parser.error(str(exc))
-    return run(args.state_dir.resolve(), policy, with_demo=not args.no_demo)
+    state_dir = args.state_dir.resolve()
+    stack = None
+    if args.cluster:
+        from devstack.cluster import ClusterStack
+
+        stack = ClusterStack(state_dir)
+    return run(state_dir, policy, with_demo=not args.no_demo, stack=stack)
 
 
 if __name__ == "__main__":

@@ -408,15 +408,41 @@ def nats_server_binary() -> Path:
     return Path(found)
 
 
+@dataclass(frozen=True)
+class NatsClusterMembership:
+    """How one server of a local NATS cluster finds the others: its route port and theirs."""
+
+    name: str
+    port: int
+    peer_ports: Sequence[int]
+
+
 class NatsServer:
-    """A private NATS server with JetStream, storing its streams under ``state_dir``."""
+    """A private NATS server with JetStream, storing its streams under ``state_dir``.
+
+    Alone by default; with ``cluster`` it is one node of a local cluster whose routes are
+    on loopback (see ``devstack.cluster``).
+    """
 
     def __init__(
-        self, state_dir: Path, port: int | None = None, monitor_port: int | None = None, *, durable: bool = True
+        self,
+        state_dir: Path,
+        port: int | None = None,
+        monitor_port: int | None = None,
+        *,
+        durable: bool = True,
+        server_name: str = "retail-local",
+        cluster: NatsClusterMembership | None = None,
+        sync_interval: str | None = None,
+        max_memory_store: str | None = None,
     ) -> None:
         self.state_dir = state_dir
         # durable: fsync every write, as production does (docs/architecture.md: no acknowledged event is lost).
         self.durable = durable
+        self.sync_interval = sync_interval or ("always" if durable else "2m")
+        self.server_name = server_name
+        self.cluster = cluster
+        self.max_memory_store = max_memory_store
         self.log_file = state_dir / "nats.log"
         self.port = port or free_port()
         self.monitor_port = monitor_port or free_port()
@@ -426,12 +452,25 @@ class NatsServer:
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
 
+    def config_text(self) -> str:
+        """The server's configuration file (client and monitoring ports are given on the command line)."""
+        store = (self.state_dir / "jetstream").as_posix()
+        jetstream = [f'  store_dir: "{store}"', f"  sync_interval: {self.sync_interval}"]
+        if self.max_memory_store:
+            jetstream.append(f"  max_memory_store: {self.max_memory_store}")
+        text = "jetstream {\n" + "\n".join(jetstream) + "\n}\n"
+        if self.cluster is not None:
+            routes = "\n".join(f"    nats-route://127.0.0.1:{port}" for port in self.cluster.peer_ports)
+            text += (
+                f"cluster {{\n  name: {self.cluster.name}\n  listen: 127.0.0.1:{self.cluster.port}\n"
+                f"  routes: [\n{routes}\n  ]\n}}\n"
+            )
+        return text
+
     def start(self, timeout: float = 30.0) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         config = self.state_dir / "nats.conf"
-        store = (self.state_dir / "jetstream").as_posix()
-        sync = "always" if self.durable else "2m"
-        config.write_text(f'jetstream {{\n  store_dir: "{store}"\n  sync_interval: {sync}\n}}\n')
+        config.write_text(self.config_text())
         args: Sequence[str] = [
             str(nats_server_binary()),
             "--config",
@@ -444,7 +483,7 @@ class NatsServer:
             str(self.monitor_port),
             "--jetstream",
             "--server_name",
-            "retail-local",
+            self.server_name,
         ]
         log = self.log_file.open("ab")
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_AS_WE_ARE.child_setup())

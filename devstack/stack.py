@@ -147,8 +147,11 @@ class LocalStack:
 
     # -- servers -------------------------------------------------------------------------
     def start_servers(self, ports: Ports) -> None:
+        self.start_postgres(ports)
+        self.start_nats(ports)
+
+    def start_postgres(self, ports: Ports) -> None:
         external_database = self.environ.get("DATABASE_URL")
-        external_nats = self.environ.get("NATS_URL")
         if external_database:
             self.admin_database_url = to_plain_url(external_database)
             self.say(f"using PostgreSQL from DATABASE_URL ({_without_password(self.admin_database_url)})")
@@ -157,6 +160,9 @@ class LocalStack:
             self.say(f"starting PostgreSQL on 127.0.0.1:{self.postgres.port} (data in {self.postgres.data_dir})")
             self.postgres.start()
             self.admin_database_url = self.postgres.url
+
+    def start_nats(self, ports: Ports) -> None:
+        external_nats = self.environ.get("NATS_URL")
         if external_nats:
             self.nats_url = external_nats
             self.say("using NATS from NATS_URL")
@@ -244,6 +250,15 @@ class LocalStack:
                 return
             time.sleep(0.2)
         raise StackError(f"{running.component.name} not ready within {timeout}s; see {running.log_path}")
+
+    def start_components(self, ports: Ports) -> str:
+        """Start every service, then the gateway, each once it is ready; returns the gateway's URL."""
+        for component in COMPONENTS:
+            self.wait_until_ready(self.start_component(component, ports))
+        return next(p.url for p in self.processes if p.component.name == "gateway")
+
+    def service_urls(self) -> dict[str, str]:
+        return {p.component.name: p.url for p in self.processes if p.component.protocol == "grpc"}
 
     def start_label_station(self, ports: Ports) -> RunningProcess:
         """A batch shelf-label station simulator with the demo's labels; the pricing demo gives it to S001."""
@@ -342,12 +357,15 @@ class LocalStack:
             self.postgres.stop()
 
 
-def run(state_dir: Path, policy: RestartPolicy | None = None, *, with_demo: bool = True) -> int:
+def run(
+    state_dir: Path, policy: RestartPolicy | None = None, *, with_demo: bool = True, stack: LocalStack | None = None
+) -> int:
     """Bring the stack up, print where to look, and keep it up until Ctrl-C / SIGTERM:
     a process that crashes is restarted with backoff (``policy``); one in a crash loop
-    stops the stack. ``with_demo=False`` leaves the databases as migrated."""
+    stops the stack. ``with_demo=False`` leaves the databases as migrated. ``stack`` is the
+    single-node :class:`LocalStack` by default (``devstack.cluster`` passes its own)."""
     state_dir.mkdir(parents=True, exist_ok=True)
-    stack = LocalStack(state_dir)
+    stack = stack or LocalStack(state_dir)
     stopping = False
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -364,21 +382,19 @@ def run(state_dir: Path, policy: RestartPolicy | None = None, *, with_demo: bool
         asyncio.run(stack.create_databases())
         for component in COMPONENTS:
             stack.migrate(component, ports)
-        for component in COMPONENTS:
-            stack.wait_until_ready(stack.start_component(component, ports))
+        gateway_url = stack.start_components(ports)
         label_station = stack.start_label_station(ports)
         stack.wait_until_ready(label_station)
-        gateway = next(p for p in stack.processes if p.component.name == "gateway")
-        console = stack.start_console(ports, gateway.url)
+        console = stack.start_console(ports, gateway_url)
         stack.wait_until_ready(console)
         ports.save(state_dir / "ports.json")
         demo_outputs = asyncio.run(stack.load_demo_data()) if with_demo else {}
         description = {
-            "gateway_url": gateway.url,
-            "docs_url": f"{gateway.url}/docs",
-            "openapi_url": f"{gateway.url}/openapi.json",
+            "gateway_url": gateway_url,
+            "docs_url": f"{gateway_url}/docs",
+            "openapi_url": f"{gateway_url}/openapi.json",
             "console_url": console.url,
-            "services": {p.component.name: p.url for p in stack.processes if p.component.protocol == "grpc"},
+            "services": stack.service_urls(),
             "label_station_url": label_station.url,
             "postgres_url": _without_password(stack.admin_database_url),
             "nats_url": stack.nats_url,
@@ -387,7 +403,7 @@ def run(state_dir: Path, policy: RestartPolicy | None = None, *, with_demo: bool
         }
         stack_file = state_dir / "stack.json"
         stack_file.write_text(json.dumps(description, indent=2, sort_keys=True) + "\n")
-        stack.say(f"ready: gateway {gateway.url}, API docs {gateway.url}/docs, console {console.url}")
+        stack.say(f"ready: gateway {gateway_url}, API docs {gateway_url}/docs, console {console.url}")
         for line in console_sign_ins(demo_outputs):
             stack.say(line)
         stack.say(f"{'demo credentials and ' if with_demo else ''}URLs: {stack_file}; press Ctrl-C to stop everything")

@@ -4,11 +4,20 @@ Every process of the platform builds its settings through :func:`load_settings`,
 turns pydantic's validation errors into one message naming each missing or bad variable,
 and refuses a secret that still holds its local-development default unless ``APP_ENV`` is
 ``local`` or ``test``.
+
+A setting may also be given as a file: when ``FOO_FILE`` names a file, ``FOO`` is that file's
+content (without its trailing newline). Kubernetes mounts each Secret as files this way
+(deploy/k8s/README.md), so a secret never sits in the process environment; local
+development keeps setting ``FOO`` directly. Setting both is refused, as is a file that
+cannot be read.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
@@ -98,10 +107,50 @@ SettingsT = TypeVar("SettingsT", bound=BaseServiceSettings)
 AnySettingsT = TypeVar("AnySettingsT", bound=BaseSettings)
 
 
+FILE_SUFFIX = "_FILE"
+
+
+def settings_from_files(settings_class: type[BaseSettings], environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The settings of `settings_class` given as files: ``FOO_FILE=/path`` gives ``foo`` the file's content.
+
+    Only the class's own fields are read (a ``*_FILE`` variable for another process's setting
+    is ignored, like any unknown variable). Fails naming the variable when both ``FOO`` and
+    ``FOO_FILE`` are set, or when the file cannot be read.
+    """
+    variables = {name.upper(): value for name, value in (os.environ if environ is None else environ).items()}
+    prefix = str(settings_class.model_config.get("env_prefix") or "")
+    values: dict[str, str] = {}
+    problems: list[str] = []
+    for field_name in settings_class.model_fields:
+        variable = f"{prefix}{field_name}".upper()
+        path = variables.get(variable + FILE_SUFFIX)
+        if path is None:
+            continue
+        if variable in variables:
+            problems.append(f"{variable} and {variable}{FILE_SUFFIX} are both set; set one")
+            continue
+        try:
+            content = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+            problems.append(f"{variable}{FILE_SUFFIX}: cannot read {path}: {reason}")
+            continue
+        # `kubectl create secret --from-file` and editors keep a final newline; no secret ends in one.
+        values[field_name] = content.rstrip("\r\n")
+    if problems:
+        raise SettingsError(f"{settings_class.__name__}: " + "; ".join(problems))
+    return values
+
+
 def load_settings(settings_class: type[AnySettingsT], **overrides: Any) -> AnySettingsT:
-    """Read settings from the environment, or fail with a message naming each problem."""
+    """Read settings from the environment and ``*_FILE`` files, or fail naming each problem.
+
+    Explicit `overrides` win over both.
+    """
+    overridden = {name.lower() for name in overrides}
+    from_files = {name: value for name, value in settings_from_files(settings_class).items() if name not in overridden}
     try:
-        return settings_class(**overrides)
+        return settings_class(**(from_files | overrides))
     except ValidationError as exc:
         problems = []
         for error in exc.errors():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from pydantic import SecretStr
 
@@ -18,6 +20,7 @@ REQUIRED = {"APP_ENV": "production", "DATABASE_URL": "postgresql://db/x", "NATS_
 def use_environment(monkeypatch: pytest.MonkeyPatch, values: dict[str, str]) -> None:
     for name in ("APP_ENV", "DATABASE_URL", "NATS_URL", "TOKEN_SIGNING_KEY"):
         monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(f"{name}_FILE", raising=False)
     for name, value in values.items():
         monkeypatch.setenv(name, value)
 
@@ -66,3 +69,71 @@ def test_database_urls_are_spelled_for_the_asyncpg_driver() -> None:
     assert to_async_url("postgres://u@h/d") == "postgresql+asyncpg://u@h/d"
     with pytest.raises(SettingsError, match="must be a postgresql:// URL"):
         to_async_url("mysql://u@h/d")
+
+
+def test_a_secret_given_as_a_file_is_read_from_it_without_its_final_newline(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # How Kubernetes hands a Secret to a pod: one file per key, the variable naming the file.
+    (tmp_path / "TOKEN_SIGNING_KEY").write_text("s3cr3t-from-a-mounted-file\n")
+    (tmp_path / "DATABASE_URL").write_text("postgresql://app:pw@db-rw/app\n")
+    required = {k: v for k, v in REQUIRED.items() if k != "DATABASE_URL"}
+    use_environment(
+        monkeypatch,
+        {
+            **required,
+            "DATABASE_URL_FILE": str(tmp_path / "DATABASE_URL"),
+            "TOKEN_SIGNING_KEY_FILE": str(tmp_path / "TOKEN_SIGNING_KEY"),
+        },
+    )
+    settings = load_settings(SigningSettings)
+    assert settings.token_signing_key.get_secret_value() == "s3cr3t-from-a-mounted-file"
+    assert settings.database_url == "postgresql://app:pw@db-rw/app"
+    assert "s3cr3t" not in repr(settings)
+
+
+def test_a_file_holding_the_development_default_is_refused_like_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "key").write_text("local-development-signing-key")
+    use_environment(monkeypatch, {**REQUIRED, "TOKEN_SIGNING_KEY_FILE": str(tmp_path / "key")})
+    with pytest.raises(SettingsError, match="TOKEN_SIGNING_KEY still hold the local-development default"):
+        load_settings(SigningSettings)
+
+
+def test_a_setting_given_both_as_a_variable_and_as_a_file_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "key").write_text("from-the-file")
+    use_environment(
+        monkeypatch,
+        {**REQUIRED, "TOKEN_SIGNING_KEY": "from-the-variable", "TOKEN_SIGNING_KEY_FILE": str(tmp_path / "key")},
+    )
+    with pytest.raises(SettingsError, match="TOKEN_SIGNING_KEY and TOKEN_SIGNING_KEY_FILE are both set"):
+        load_settings(SigningSettings)
+
+
+def test_a_missing_secret_file_stops_start_up_naming_the_variable_and_the_path(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    missing = tmp_path / "not-mounted" / "TOKEN_SIGNING_KEY"
+    use_environment(monkeypatch, {**REQUIRED, "TOKEN_SIGNING_KEY_FILE": str(missing)})
+    with pytest.raises(SettingsError, match=f"TOKEN_SIGNING_KEY_FILE: cannot read {missing}: No such file"):
+        load_settings(SigningSettings)
+
+
+def test_a_file_for_a_setting_the_process_does_not_have_is_ignored(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A migration Job reads the service's settings class only in part; its other files stay unread.
+    use_environment(monkeypatch, {**REQUIRED, "TOKEN_SIGNING_KEY_FILE": str(tmp_path / "absent")})
+    assert load_settings(BaseServiceSettings).database_url == "postgresql://db/x"
+
+
+def test_an_explicit_override_wins_over_a_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    (tmp_path / "url").write_text("postgresql://from-file/x")
+    use_environment(monkeypatch, {**{k: v for k, v in REQUIRED.items() if k != "DATABASE_URL"}})
+    monkeypatch.setenv("DATABASE_URL_FILE", str(tmp_path / "url"))
+    assert load_settings(BaseServiceSettings, database_url="postgresql://override/x").database_url == (
+        "postgresql://override/x"
+    )

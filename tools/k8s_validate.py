@@ -14,7 +14,11 @@ each rendered document is checked:
   capabilities, resources requested and memory limited, probes on long-running workloads,
   Deployments that never drop below their replica count, a grace period longer than the
   app's shutdown, Services and PodDisruptionBudgets that select the pods they mean to, no
-  secret values in the repository, and pinned images in overlays.
+  secret values in the repository, and pinned images in overlays;
+* the network and secret policy: a default-deny NetworkPolicy in every overlay and, for
+  every pod (the CloudNativePG instances included), a NetworkPolicy that names it; secrets
+  only as mounted files, never in environment variables, and each ``*_FILE`` setting
+  pointing into a Secret volume mounted in the container that reads it.
 
 Nothing is fetched: kubectl, the schemas and nats-server all come from the pinned
 requirements. ``python -m tools.k8s_validate [DIR ...]`` checks the given kustomization
@@ -539,7 +543,8 @@ def cross_reference_problems(docs: Sequence[Manifest], *, complete: bool) -> lis
             problems.append(f"{name}: a Secret with values must never be committed; reference it instead")
         if kind == "ConfigMap":
             for key in doc.get("data") or {}:
-                if SECRET_SETTING.search(key):
+                # FOO_FILE holds the path of a mounted secret file, not the secret.
+                if SECRET_SETTING.search(key) and not key.endswith(FILE_SETTING_SUFFIX):
                     problems.append(f"{name}: {key} looks like a credential; it belongs in a Secret")
         if kind == "Service" and (doc.get("spec") or {}).get("selector"):
             problems += [f"{name}: {p}" for p in _service_problems(doc, pods)]
@@ -566,7 +571,101 @@ def cross_reference_problems(docs: Sequence[Manifest], *, complete: bool) -> lis
         if complete:
             for missing in sorted(_config_map_references(pod_spec) - set(config_maps)):
                 problems.append(f"{name}: refers to ConfigMap {missing!r}, which is not rendered")
+        problems += [f"{name}: {p}" for p in secret_delivery_problems(pod_spec, config_maps)]
     problems += _nats_sizing_problems(docs, config_maps)
+    problems += network_policy_problems(docs, require_default_deny=complete)
+    return problems
+
+
+# --- network policies and secrets -------------------------------------------------------
+
+# The label CloudNativePG puts on every pod of a Cluster (instances and their Jobs).
+CNPG_CLUSTER_LABEL: Final = "cnpg.io/cluster"
+FILE_SETTING_SUFFIX: Final = "_FILE"
+
+
+def pod_label_sets(docs: Sequence[Manifest]) -> list[tuple[str, Mapping[str, str]]]:
+    """The labels of every kind of pod an overlay runs: workload templates and database instances."""
+    pods: list[tuple[str, Mapping[str, str]]] = []
+    for doc in docs:
+        template = pod_template(doc)
+        if template is not None:
+            pods.append((resource_name(doc), (template.get("metadata") or {}).get("labels") or {}))
+        elif doc.get("kind") == "Cluster" and str(doc.get("apiVersion", "")).startswith("postgresql.cnpg.io/"):
+            pods.append((resource_name(doc), {CNPG_CLUSTER_LABEL: doc["metadata"]["name"]}))
+    return pods
+
+
+def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """A Kubernetes label selector (matchLabels and matchExpressions); {} matches everything."""
+    if any(labels.get(key) != value for key, value in (selector.get("matchLabels") or {}).items()):
+        return False
+    for expression in selector.get("matchExpressions") or []:
+        key, operator, values = expression.get("key"), expression.get("operator"), expression.get("values") or []
+        present = key in labels
+        if (
+            (operator == "In" and labels.get(key) not in values)
+            or (operator == "NotIn" and present and labels[key] in values)
+            or (operator == "Exists" and not present)
+            or (operator == "DoesNotExist" and present)
+        ):
+            return False
+    return True
+
+
+def _is_default_deny(policy: Mapping[str, Any]) -> bool:
+    spec = policy.get("spec") or {}
+    return (
+        not spec.get("podSelector")
+        and set(spec.get("policyTypes") or []) == {"Ingress", "Egress"}
+        and not spec.get("ingress")
+        and not spec.get("egress")
+    )
+
+
+def network_policy_problems(docs: Sequence[Manifest], *, require_default_deny: bool) -> list[str]:
+    """Default deny, and every pod named by a policy of its own (a selector that is not {})."""
+    policies = [d for d in docs if d.get("kind") == "NetworkPolicy"]
+    problems: list[str] = []
+    if require_default_deny and not any(_is_default_deny(p) for p in policies):
+        problems.append(
+            "no default-deny NetworkPolicy (podSelector {}, policyTypes Ingress and Egress, no rules): "
+            "every pod may reach every other"
+        )
+    selectors = [((p.get("spec") or {}).get("podSelector") or {}) for p in policies]
+    for name, labels in pod_label_sets(docs):
+        if not any(selector and selector_matches(selector, labels) for selector in selectors):
+            problems.append(f"{name}: no NetworkPolicy selects its pods {dict(labels)}; add one with their paths")
+    return problems
+
+
+def secret_delivery_problems(pod_spec: Mapping[str, Any], config_maps: Mapping[str, Mapping[str, str]]) -> list[str]:
+    """Secrets reach a container only as files: no secretRef/secretKeyRef; FOO_FILE inside a Secret mount."""
+    problems: list[str] = []
+    secret_volumes = {v["name"] for v in pod_spec.get("volumes") or [] if v.get("secret") or v.get("projected")}
+    for key, container in containers_of(pod_spec):
+        where = f"{key}[{container.get('name', '?')}]"
+        for source in container.get("envFrom") or []:
+            if "secretRef" in source:
+                problems.append(
+                    f"{where}: envFrom secretRef {source['secretRef'].get('name')!r} puts secrets in the "
+                    "environment; mount the Secret and set <KEY>_FILE"
+                )
+        env = _container_env(container, config_maps) or {}
+        for variable in container.get("env") or []:
+            if "secretKeyRef" in (variable.get("valueFrom") or {}):
+                problems.append(
+                    f"{where}: env {variable['name']} takes a secretKeyRef; mount the Secret and set "
+                    f"{variable['name']}{FILE_SETTING_SUFFIX}"
+                )
+        mounts = [
+            str(m.get("mountPath", "")).rstrip("/")
+            for m in container.get("volumeMounts") or []
+            if m.get("name") in secret_volumes
+        ]
+        for name, path in sorted(env.items()):
+            if name.endswith(FILE_SETTING_SUFFIX) and not any(path.startswith(m + "/") for m in mounts if m):
+                problems.append(f"{where}: {name}={path} is not inside a Secret volume mounted in this container")
     return problems
 
 

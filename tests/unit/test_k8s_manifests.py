@@ -46,6 +46,29 @@ def containers(docs: list[Manifest]) -> Iterator[tuple[Manifest, Mapping[str, An
                 yield doc, container
 
 
+def secrets_read(docs: list[Manifest], kind: str, name: str) -> dict[str, tuple[str, str]]:
+    """Setting -> (Secret, key) for every FOO_FILE its first container sees, through its Secret mounts."""
+    pod_spec = one(docs, kind, name)["spec"]["template"]["spec"]
+    container = pod_spec["containers"][0]
+    secret_of_volume = {v["name"]: v["secret"]["secretName"] for v in pod_spec.get("volumes", []) if "secret" in v}
+    mounts = {
+        m["mountPath"]: secret_of_volume[m["name"]]
+        for m in container.get("volumeMounts", [])
+        if m["name"] in secret_of_volume
+    }
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        prefix = source["configMapRef"]["name"].rsplit("-", 1)[0]  # generated names end in a hash
+        env |= config_map(docs, prefix)
+    env |= {v["name"]: v["value"] for v in container.get("env", []) if "value" in v}
+    read: dict[str, tuple[str, str]] = {}
+    for variable, path in env.items():
+        if variable.endswith("_FILE"):
+            folder, key = path.rsplit("/", 1)
+            read[variable.removesuffix("_FILE")] = (mounts[folder], key)
+    return read
+
+
 def test_every_overlay_and_template_passes_schema_and_policy_validation() -> None:
     targets = k8s_validate.discover_targets()
     assert {t.label for t in targets} >= {"overlays/dev", "overlays/prod", "templates/grpc-service"}
@@ -217,7 +240,7 @@ def test_marketing_runs_its_own_module_and_reaches_the_member_service_where_it_l
     docs = rendered[f"overlays/{overlay}"]
     container = one(docs, "Deployment", "marketing")["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["python", "-m", "services.marketing"]
-    assert {"secretRef": {"name": "marketing-secrets"}} in container["envFrom"]
+    assert secrets_read(docs, "Deployment", "marketing") == {"DATABASE_URL": ("marketing-secrets", "DATABASE_URL")}
     target = config_map(docs, "marketing-config")["MEMBER_SERVICE_TARGET"]
     host, port = target.removeprefix("dns:///").split(":")
     member_ports = one(docs, "Service", host)["spec"]["ports"]
@@ -231,7 +254,7 @@ def test_supply_runs_its_own_module_on_its_own_database_cluster(
     docs = rendered[f"overlays/{overlay}"]
     container = one(docs, "Deployment", "supply")["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["python", "-m", "services.supply"]
-    assert {"secretRef": {"name": "supply-secrets"}} in container["envFrom"]
+    assert secrets_read(docs, "Deployment", "supply") == {"DATABASE_URL": ("supply-secrets", "DATABASE_URL")}
     migration = one(docs, "Job", "supply-migrate")["spec"]["template"]["spec"]["containers"][0]
     assert migration["command"] == ["python", "-m", "services.supply.migrate"]
     database = one(docs, "Cluster", "supply-db")["spec"]["bootstrap"]["initdb"]
@@ -245,17 +268,10 @@ def test_pricing_takes_its_secrets_from_pricing_secrets_and_prod_requires_the_la
     docs = rendered[f"overlays/{overlay}"]
     container = one(docs, "Deployment", "pricing")["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["python", "-m", "services.pricing"]
-    assert {"secretRef": {"name": "pricing-secrets"}} in container["envFrom"]
-    key = [env for env in container.get("env", []) if env["name"] == "LABEL_STATION_API_KEY"]
-    if key_required:  # never the empty default in production
-        assert key == [
-            {
-                "name": "LABEL_STATION_API_KEY",
-                "valueFrom": {"secretKeyRef": {"name": "pricing-secrets", "key": "LABEL_STATION_API_KEY"}},
-            }
-        ]
-    else:
-        assert key == []
+    expected = {"DATABASE_URL": ("pricing-secrets", "DATABASE_URL")}
+    if key_required:  # never the empty default in production: the pod stops without the file
+        expected["LABEL_STATION_API_KEY"] = ("pricing-secrets", "LABEL_STATION_API_KEY")
+    assert secrets_read(docs, "Deployment", "pricing") == expected
     assert "LABEL_STATION_API_KEY" not in config_map(docs, "pricing-config")
     migrate = one(docs, "Job", "pricing-migrate")["spec"]["template"]["spec"]["containers"][0]
     assert migrate["command"] == ["python", "-m", "services.pricing.migrate"]
@@ -267,9 +283,12 @@ def test_no_secret_with_values_is_committed(rendered: dict[str, list[Manifest]])
             if doc["kind"] == "Secret":
                 assert not doc.get("data"), doc["metadata"]["name"]
                 assert not doc.get("stringData"), doc["metadata"]["name"]
-    gateway = one(rendered["overlays/prod"], "Deployment", "gateway")
-    sources = gateway["spec"]["template"]["spec"]["containers"][0]["envFrom"]
-    assert {"secretRef": {"name": "gateway-secrets"}} in sources
+    assert secrets_read(rendered["overlays/prod"], "Deployment", "gateway") == {
+        key: ("gateway-secrets", key) for key in ("DATABASE_URL", "TOKEN_SIGNING_KEYS", "MEMBER_LOOKUP_KEY")
+    }
+    assert secrets_read(rendered["overlays/prod"], "Deployment", "member") == {
+        key: ("member-secrets", key) for key in ("DATABASE_URL", "MEMBER_LOOKUP_KEY", "MEMBER_DATA_KEYS")
+    }
     assert not any(d["kind"] == "Secret" for d in rendered["overlays/prod"])
 
 
@@ -445,3 +464,145 @@ def test_the_command_line_fails_when_kustomize_cannot_build(tmp_path: Path, caps
     (tmp_path / "kustomization.yaml").write_text("resources:\n  - missing.yaml\n")
     assert k8s_validate.main([str(tmp_path)]) == 1
     assert "render failed" in capsys.readouterr().out
+
+
+# --- network policies, secrets as files, and the scanner's exceptions ----------------------
+
+
+def selected_by_a_policy_of_its_own(docs: list[Manifest], labels: Mapping[str, str]) -> list[str]:
+    return [
+        d["metadata"]["name"]
+        for d in docs
+        if d["kind"] == "NetworkPolicy"
+        and d["spec"]["podSelector"]
+        and k8s_validate.selector_matches(d["spec"]["podSelector"], labels)
+    ]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_pod_of_an_overlay_is_named_by_a_network_policy_behind_a_default_deny(
+    rendered: dict[str, list[Manifest]], overlay: str
+) -> None:
+    docs = rendered[f"overlays/{overlay}"]
+    deny = [
+        d
+        for d in docs
+        if d["kind"] == "NetworkPolicy" and d["spec"]["podSelector"] == {} and "ingress" not in d["spec"]
+    ]
+    assert any(set(d["spec"]["policyTypes"]) == {"Ingress", "Egress"} and "egress" not in d["spec"] for d in deny)
+    pods = k8s_validate.pod_label_sets(docs)
+    # Every workload, and an instance of each of the six databases.
+    assert len([name for name, _ in pods if name.startswith("Cluster/")]) == 6
+    assert len(pods) == 1 + 6 * 2 + 6  # NATS, a server and a migration Job per component, six databases
+    for name, labels in pods:
+        assert selected_by_a_policy_of_its_own(docs, labels), f"{name} is in no NetworkPolicy"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_container_takes_a_secret_through_an_environment_variable(
+    rendered: dict[str, list[Manifest]], overlay: str
+) -> None:
+    takers = [
+        f"{doc['metadata']['name']}/{container['name']}"
+        for doc, container in containers(rendered[f"overlays/{overlay}"])
+        if any("secretRef" in source for source in container.get("envFrom", []))
+        or any("secretKeyRef" in variable.get("valueFrom", {}) for variable in container.get("env", []))
+    ]
+    assert takers == []
+
+
+def policy(docs: list[Manifest], name: str) -> Manifest:
+    return one(docs, "NetworkPolicy", name)
+
+
+def admits(rule_peers: list[Mapping[str, Any]], labels: Mapping[str, str]) -> bool:
+    return any(
+        "podSelector" in peer
+        and "namespaceSelector" not in peer
+        and k8s_validate.selector_matches(peer["podSelector"], labels)
+        for peer in rule_peers
+    )
+
+
+def test_each_database_admits_only_its_own_service_and_nats_only_platform_servers(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    docs = rendered["overlays/prod"]
+    server = {"app.kubernetes.io/part-of": "retail-platform", "app.kubernetes.io/component": "server"}
+    for component in ("gateway", "inventory", "member", "pricing", "marketing", "supply"):
+        database = policy(docs, f"{component}-db")
+        assert database["spec"]["podSelector"] == {"matchLabels": {"cnpg.io/cluster": f"{component}-db"}}
+        peers = [peer for rule in database["spec"]["ingress"] for peer in rule["from"]]
+        for other in ("gateway", "inventory", "member", "pricing", "marketing", "supply", "nats"):
+            labels = {**server, "app.kubernetes.io/name": other}
+            assert admits(peers, labels) is (other == component), (component, other)
+        # The service reaches its own database and NATS, not another service's database.
+        egress = [peer for rule in policy(docs, component)["spec"]["egress"] for peer in rule.get("to", [])]
+        assert admits(egress, {"cnpg.io/cluster": f"{component}-db"})
+        assert not admits(egress, {"cnpg.io/cluster": "member-db" if component != "member" else "pricing-db"})
+        assert admits(egress, {"app.kubernetes.io/name": "nats"})
+    nats_peers = [peer for rule in policy(docs, "nats")["spec"]["ingress"] for peer in rule["from"]]
+    assert admits(nats_peers, {**server, "app.kubernetes.io/name": "inventory"})
+    assert not admits(nats_peers, {"cnpg.io/cluster": "inventory-db"})
+
+
+def test_services_admit_the_gateway_and_member_also_marketing(rendered: dict[str, list[Manifest]]) -> None:
+    docs = rendered["overlays/prod"]
+    server = {"app.kubernetes.io/part-of": "retail-platform", "app.kubernetes.io/component": "server"}
+    for component in ("inventory", "member", "pricing", "marketing", "supply"):
+        peers = [peer for rule in policy(docs, component)["spec"]["ingress"] for peer in rule["from"]]
+        assert admits(peers, {**server, "app.kubernetes.io/name": "gateway"})
+        assert admits(peers, {**server, "app.kubernetes.io/name": "marketing"}) is (component == "member")
+        assert not admits(peers, {**server, "app.kubernetes.io/name": "console"})
+    gateway_peers = [peer for rule in policy(docs, "gateway")["spec"]["ingress"] for peer in rule["from"]]
+    assert admits(gateway_peers, {**server, "app.kubernetes.io/name": "console"})
+    assert not admits(gateway_peers, {**server, "app.kubernetes.io/name": "inventory"})
+
+
+def test_policy_rejects_a_pod_no_network_policy_names_and_a_missing_default_deny(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    docs = [
+        d
+        for d in rendered["overlays/prod"]
+        if not (d["kind"] == "NetworkPolicy" and d["metadata"]["name"] in ("supply", "supply-db", "default-deny"))
+    ]
+    problems = k8s_validate.network_policy_problems(docs, require_default_deny=True)
+    assert any(p.startswith("no default-deny NetworkPolicy") for p in problems)
+    assert any(p.startswith("Deployment/supply: no NetworkPolicy selects") for p in problems)
+    assert any(p.startswith("Job/supply-migrate: no NetworkPolicy selects") for p in problems)
+    assert any(p.startswith("Cluster/supply-db: no NetworkPolicy selects") for p in problems)
+    assert len(problems) == 4
+
+
+def test_policy_rejects_secrets_in_the_environment_and_a_file_setting_outside_a_secret_mount(
+    rendered: dict[str, list[Manifest]],
+) -> None:
+    docs = copy.deepcopy(rendered["overlays/prod"])
+    pricing = one(docs, "Deployment", "pricing")
+    container = pricing["spec"]["template"]["spec"]["containers"][0]
+    container["envFrom"].append({"secretRef": {"name": "pricing-secrets"}})
+    container["env"].append(
+        {
+            "name": "LABEL_STATION_API_KEY",
+            "valueFrom": {"secretKeyRef": {"name": "pricing-secrets", "key": "LABEL_STATION_API_KEY"}},
+        }
+    )
+    container["volumeMounts"] = [m for m in container["volumeMounts"] if m["name"] != "secrets"]
+    problems = k8s_validate.cross_reference_problems(docs, complete=True)
+    where = "Deployment/pricing: containers[pricing]: "
+    assert [p.removeprefix(where) for p in problems if p.startswith("Deployment/pricing")] == [
+        "envFrom secretRef 'pricing-secrets' puts secrets in the environment; mount the Secret and set <KEY>_FILE",
+        "env LABEL_STATION_API_KEY takes a secretKeyRef; mount the Secret and set LABEL_STATION_API_KEY_FILE",
+        "DATABASE_URL_FILE=/etc/retail/secrets/DATABASE_URL is not inside a Secret volume mounted in this container",
+        "LABEL_STATION_API_KEY_FILE=/etc/retail/secrets/LABEL_STATION_API_KEY is not inside a Secret volume mounted "
+        "in this container",
+    ]
+
+
+def test_every_container_runs_with_a_high_uid(rendered: dict[str, list[Manifest]]) -> None:
+    for docs in rendered.values():
+        for doc in docs:
+            template = k8s_validate.pod_template(doc)
+            if template is not None:
+                assert template["spec"]["securityContext"]["runAsUser"] >= 10000, doc["metadata"]["name"]

@@ -4,7 +4,8 @@ What the Kubernetes overlays promise, started as local processes:
 
 - a three-node NATS cluster (routes between the nodes, JetStream on each) with the
   JetStream settings the manifests give the production servers: ``sync_interval`` and
-  ``max_memory_store`` are read from ``deploy/k8s/base/nats/nats.conf``, the node count from
+  ``max_memory_store`` are read from ``deploy/k8s/base/nats/nats.conf``, the routes'
+  ``ping_interval`` and ``ping_max`` from its ``cluster.conf``, the node count from
   the NATS StatefulSet, and ``JETSTREAM_REPLICAS`` (the replication of every stream) from
   the ``prod`` overlay, so the cluster profile cannot drift from what production renders
   (``tests/unit/test_cluster_profile.py`` checks that they agree);
@@ -49,6 +50,18 @@ class ProductionJetStream:
     stream_replicas: int
     sync_interval: str
     max_memory_store: str
+    route_ping_interval: str
+    route_ping_max: int
+
+    @property
+    def route_silence_seconds(self) -> float:
+        """How long a peer may be silent before its routes are dropped (ping interval × ping max)."""
+        value = self.route_ping_interval
+        units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+        for suffix in sorted(units, key=len, reverse=True):
+            if value.endswith(suffix) and value[: -len(suffix)].isdigit():
+                return int(value[: -len(suffix)]) * units[suffix] * self.route_ping_max
+        raise ValueError(f"unreadable ping_interval {value!r}")
 
 
 def production_jetstream(k8s: Path = K8S) -> ProductionJetStream:
@@ -59,11 +72,15 @@ def production_jetstream(k8s: Path = K8S) -> ProductionJetStream:
         raise ValueError("deploy/k8s/base/nats/nats.conf has no jetstream block")
     body = "\n".join(line.split("#", 1)[0] for line in jetstream["body"].splitlines())
 
-    def setting(name: str) -> str:
-        found = re.search(rf"^\s*{name}\s*:\s*(\S+)\s*$", body, re.MULTILINE)
+    def setting(name: str, block: str = body, where: str = "nats.conf's jetstream block") -> str:
+        found = re.search(rf"^\s*{name}\s*:\s*\"?([^\s\"]+)\"?\s*$", block, re.MULTILINE)
         if found is None:
-            raise ValueError(f"deploy/k8s/base/nats/nats.conf sets no jetstream {name}")
+            raise ValueError(f"deploy/k8s/base/nats/{where} sets no {name}")
         return found[1]
+
+    cluster = "\n".join(
+        line.split("#", 1)[0] for line in (k8s / "base" / "nats" / "cluster.conf").read_text().splitlines()
+    )
 
     statefulset = yaml.safe_load((k8s / "base" / "nats" / "statefulset.yaml").read_text())
     prod = yaml.safe_load((k8s / "overlays" / "prod" / "kustomization.yaml").read_text())
@@ -81,6 +98,8 @@ def production_jetstream(k8s: Path = K8S) -> ProductionJetStream:
         stream_replicas=replicas[0],
         sync_interval=setting("sync_interval"),
         max_memory_store=setting("max_memory_store"),
+        route_ping_interval=setting("ping_interval", cluster, "cluster.conf"),
+        route_ping_max=int(setting("ping_max", cluster, "cluster.conf")),
     )
 
 
@@ -109,7 +128,11 @@ class ClusterStack(LocalStack):
                 ports.take(f"nats-{i}-monitor"),
                 server_name=f"nats-{i}",
                 cluster=NatsClusterMembership(
-                    name="retail-nats", port=route, peer_ports=[p for p in route_ports if p != route]
+                    name="retail-nats",
+                    port=route,
+                    peer_ports=[p for p in route_ports if p != route],
+                    ping_interval=self.jetstream.route_ping_interval,
+                    ping_max=self.jetstream.route_ping_max,
                 ),
                 sync_interval=self.jetstream.sync_interval,
                 max_memory_store=self.jetstream.max_memory_store,

@@ -415,6 +415,9 @@ class NatsClusterMembership:
     name: str
     port: int
     peer_ports: Sequence[int]
+    # How often a route is pinged, and after how many unanswered pings it is dropped.
+    ping_interval: str = "2m"
+    ping_max: int = 2
 
 
 class NatsServer:
@@ -463,6 +466,7 @@ class NatsServer:
             routes = "\n".join(f"    nats-route://127.0.0.1:{port}" for port in self.cluster.peer_ports)
             text += (
                 f"cluster {{\n  name: {self.cluster.name}\n  listen: 127.0.0.1:{self.cluster.port}\n"
+                f'  ping_interval: "{self.cluster.ping_interval}"\n  ping_max: {self.cluster.ping_max}\n'
                 f"  routes: [\n{routes}\n  ]\n}}\n"
             )
         return text

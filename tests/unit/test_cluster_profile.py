@@ -18,18 +18,19 @@ def prod() -> list[Manifest]:
     return k8s_validate.render(K8S_ROOT / "overlays" / "prod")
 
 
-def rendered_nats(docs: list[Manifest]) -> tuple[int, str, str]:
-    """(servers, nats.conf, JETSTREAM_REPLICAS) as the overlay renders them."""
+def rendered_nats(docs: list[Manifest]) -> tuple[int, str, str, str]:
+    """(servers, nats.conf, cluster.conf, JETSTREAM_REPLICAS) as the overlay renders them."""
     (statefulset,) = [d for d in docs if d["kind"] == "StatefulSet" and d["metadata"]["name"] == "nats"]
     maps = {d["metadata"]["name"].rsplit("-", 1)[0]: d["data"] for d in docs if d["kind"] == "ConfigMap"}
     replicas = maps["platform-config"]["JETSTREAM_REPLICAS"]
-    return int(statefulset["spec"]["replicas"]), maps["nats-config"]["nats.conf"], replicas
+    conf = maps["nats-config"]
+    return int(statefulset["spec"]["replicas"]), conf["nats.conf"], conf["cluster.conf"], replicas
 
 
 def test_the_cluster_profile_runs_the_servers_fsync_and_stream_replication_that_prod_renders(
     prod: list[Manifest], tmp_path: Path
 ) -> None:
-    servers, nats_conf, stream_replicas = rendered_nats(prod)
+    servers, nats_conf, cluster_conf, stream_replicas = rendered_nats(prod)
     stack = ClusterStack(tmp_path, environ={})
     nodes = stack.plan_nats(Ports())
 
@@ -41,6 +42,9 @@ def test_the_cluster_profile_runs_the_servers_fsync_and_stream_replication_that_
             line = next(line.strip() for line in nats_conf.splitlines() if line.strip().startswith(f"{setting}:"))
             assert line in config, f"{node.server_name}: {setting} differs from prod ({line!r})\n{config}"
         assert "sync_interval: always" in config
+        for setting in ("ping_interval", "ping_max"):
+            line = next(line.strip() for line in cluster_conf.splitlines() if line.strip().startswith(f"{setting}:"))
+            assert line in config, f"{node.server_name}: route {setting} differs from prod ({line!r})\n{config}"
         peers = [other.cluster.port for other in nodes if other is not node and other.cluster]
         assert node.cluster is not None
         assert sorted(node.cluster.peer_ports) == sorted(peers)
@@ -59,4 +63,5 @@ def test_the_cluster_profile_follows_a_change_of_the_manifests(tmp_path: Path) -
     changed = production_jetstream(k8s)
 
     assert (changed.sync_interval, changed.stream_replicas, changed.nodes) == ("10s", 2, 3)
+    assert changed.route_silence_seconds == 30.0
     assert production_jetstream().sync_interval == "always"

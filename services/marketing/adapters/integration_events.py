@@ -14,7 +14,7 @@ from retail.marketing.v1 import events_pb2, marketing_service_pb2
 from servicekit.messaging import StreamSpec
 from servicekit.outbox import OutboxEvent
 from servicekit.protowire import timestamp
-from services.marketing.adapters.campaign_store import Progress
+from services.marketing.adapters.campaign_store import Progress, StoredCampaign
 from services.marketing.adapters.coupon_store import ConflictRow, RedemptionRow
 from services.marketing.domain.campaigns import ExclusionReason
 from services.marketing.domain.offers import Channel, CouponTerms, DiscountKind, Offer
@@ -156,10 +156,19 @@ def map_progress(progress: Progress) -> marketing_service_pb2.LaunchProgress:
     )
 
 
-def campaign_launched(campaign_id: str, progress: Progress, at: datetime) -> OutboxEvent:
+def campaign_launched(campaign: StoredCampaign, progress: Progress, at: datetime) -> OutboxEvent:
+    """The launch finished: what it did, and the campaign's name, terms (valid_until: when it ends) and store."""
     message = events_pb2.CampaignLaunched(
-        campaign_id=campaign_id, progress=map_progress(progress), occurred_at=timestamp(at)
+        campaign_id=campaign.campaign_id,
+        progress=map_progress(progress),
+        occurred_at=timestamp(at),
+        name=campaign.name,
+        terms=map_terms(campaign.terms),
+        store_id=campaign.store_id or "",
     )
     return OutboxEvent.of(
-        f"{SUBJECT_PREFIX}.campaign_launched", message, aggregate_id=f"campaign:{campaign_id}", occurred_at=at
+        f"{SUBJECT_PREFIX}.campaign_launched",
+        message,
+        aggregate_id=f"campaign:{campaign.campaign_id}",
+        occurred_at=at,
     )

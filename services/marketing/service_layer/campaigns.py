@@ -200,7 +200,7 @@ class Campaigns:
             if await store.members_to_issue(uow.session, campaign_id, 1):
                 return 0  # another replica's batch is still being issued
             await store.set_status(uow.session, campaign_id, CampaignStatus.RUNNING)
-            uow.publish(campaign_launched(campaign_id, await store.progress(uow.session, current), now))
+            uow.publish(campaign_launched(current, await store.progress(uow.session, current), now))
             await uow.commit()
         log.info("campaign launched", extra={"campaign_id": campaign_id})
         return 0

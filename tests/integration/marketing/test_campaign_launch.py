@@ -7,11 +7,12 @@ import random
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import asyncpg
 import pytest
+from retail.marketing.v1 import events_pb2, marketing_service_pb2
 from sqlalchemy import text
 
 from servicekit.db import UnitOfWork
@@ -20,7 +21,7 @@ from services.marketing.adapters import segment_store
 from services.marketing.adapters.segment_store import StoredSegment
 from services.marketing.domain.campaigns import CampaignDraft, CampaignNotApproved, CampaignStatus, OwnApproval, Target
 from services.marketing.domain.control_groups import Group, split
-from services.marketing.domain.offers import CouponTerms, DiscountKind, Offer
+from services.marketing.domain.offers import Channel, CouponTerms, DiscountKind, Offer
 from services.marketing.domain.segments import LIFECYCLE_STAGES, parse_rule
 from services.marketing.service_layer.campaigns import ApproveCampaign, Campaigns, CreateCampaign, LaunchCampaign
 from tests.integration.marketing.conftest import fetch, request
@@ -135,7 +136,16 @@ async def test_the_launch_excludes_with_reasons_holds_out_a_reproducible_control
     population = await members(marketing_url, clock, 1_200)
     await snapshot(unit_of_work, clock)
     campaigns = Campaigns(unit_of_work, clock=clock, issue_batch=97)
-    creation = CreateCampaign(request(), draft(clock, max_coupons=300), created_by="hq-anna")
+    terms = CouponTerms(
+        valid_from=clock.now,
+        valid_until=clock.now + timedelta(days=14),
+        stores=frozenset({"S001"}),
+        channels=frozenset({Channel.STORE}),
+        per_member_limit=2,
+    )
+    creation = CreateCampaign(
+        request(), draft(clock, max_coupons=300, store_id="S001", terms=terms), created_by="hq-anna"
+    )
     campaign = await campaigns.create(creation)
     assert (await campaigns.create(creation)).campaign_id == campaign.campaign_id  # a retry creates nothing
     with pytest.raises(OwnApproval):
@@ -188,6 +198,19 @@ async def test_the_launch_excludes_with_reasons_holds_out_a_reproducible_control
         "retail.marketing.v1.CouponIssued": 300,
         "retail.marketing.v1.CampaignLaunched": 1,
     }
+    [launch_row] = await fetch(
+        marketing_url,
+        "SELECT subject, payload FROM outbox WHERE event_type = 'retail.marketing.v1.CampaignLaunched'",
+    )
+    launch = events_pb2.CampaignLaunched.FromString(launch_row["payload"])
+    assert launch_row["subject"] == "retail.marketing.v1.campaign_launched"
+    assert (launch.campaign_id, launch.name, launch.store_id) == (campaign.campaign_id, "Winter dairy", "S001")
+    assert launch.progress.issued == 300
+    assert launch.terms.valid_from.ToDatetime(UTC) == terms.valid_from
+    assert launch.terms.valid_until.ToDatetime(UTC) == terms.valid_until  # when it ends: the feed's cause
+    assert list(launch.terms.store_ids) == ["S001"]
+    assert list(launch.terms.channels) == [marketing_service_pb2.SALES_CHANNEL_STORE]
+    assert launch.terms.per_member_limit == 2
     running = await campaigns.get(campaign.campaign_id)
     assert (running.status, running.issued) == (CampaignStatus.RUNNING, 300)
     assert await campaigns.end_due() == 0

@@ -21,6 +21,7 @@ from services.inventory.entrypoints.wire import STORED_REPLIES
 from services.inventory.service_layer.command_handlers import InventoryCommands
 from services.inventory.service_layer.handlers import InventoryService
 from services.inventory.service_layer.replenishment import DemandFits, PlanningPolicy, ReplenishmentPlanner
+from services.inventory.service_layer.sales_anomalies import SalesAnomalyDetector
 from services.inventory.service_layer.supply import SupplyIntake
 from services.inventory.service_layer.transfers import TransferSaga
 from services.inventory.settings import InventorySettings
@@ -36,6 +37,7 @@ class InventoryApp:
     service: InventoryService
     connected: Connections
     planner: ReplenishmentPlanner
+    sales_anomalies: SalesAnomalyDetector
     fit_executor: ThreadPoolExecutor
 
     async def close(self) -> None:
@@ -60,6 +62,9 @@ def build(settings: InventorySettings) -> InventoryApp:
             overstock_cover_days=settings.overstock_cover_days,
         ),
     )
+    # Each closed day is judged against the fit made as of that day: a cache of its own, so
+    # replenishment's fit of today is not thrown out for it every run.
+    sales_anomalies = SalesAnomalyDetector(unit_of_work, DemandFits(unit_of_work, fit_executor))
 
     server = service_server(
         SERVICE_NAME,
@@ -81,19 +86,22 @@ def build(settings: InventorySettings) -> InventoryApp:
         ],
         jobs=[
             every("reservation expiry", settings.reservation_sweep_seconds, service.expire_due, again=bool),
-            # Every selling location planned each interval (the first run after one interval); 0 is off.
+            # Every selling location planned each interval (the first run after one interval), then its
+            # closed days not yet judged for sales anomalies; 0 is off.
             every(
                 "replenishment run",
                 settings.replenishment_interval_seconds,
-                _replenishment_run(planner),
+                _replenishment_run(planner, sales_anomalies),
                 first_run_now=False,
             ),
         ],
     )
-    return InventoryApp(server, service, connected, planner, fit_executor)
+    return InventoryApp(server, service, connected, planner, sales_anomalies, fit_executor)
 
 
-def _replenishment_run(planner: ReplenishmentPlanner) -> Callable[[], Awaitable[None]]:
+def _replenishment_run(
+    planner: ReplenishmentPlanner, sales_anomalies: SalesAnomalyDetector
+) -> Callable[[], Awaitable[None]]:
     async def step() -> None:
         report = await planner.run()
         log.info(
@@ -103,6 +111,15 @@ def _replenishment_run(planner: ReplenishmentPlanner) -> Callable[[], Awaitable[
                 "suggestions_published": report.suggestions_published,
                 "alerts_published": report.alerts_published,
                 "skipped": report.skipped,
+            },
+        )
+        anomalies = await sales_anomalies.run()
+        log.info(
+            "sales anomaly run finished",
+            extra={
+                "days_evaluated": len(anomalies.evaluated),
+                "anomalies_raised": len(anomalies.raised),
+                "skipped": anomalies.skipped,
             },
         )
 

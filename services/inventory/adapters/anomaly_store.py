@@ -1,7 +1,7 @@
 """PostgreSQL reads and writes of sales anomalies: a location's sales per leaf category, findings, evaluated days.
 
-Categories come from the catalogue projection (``catalogue_item``, fed by pricing); a SKU
-pricing has not described, or without a category, belongs to none. Days are business days
+Categories come from the catalogue projection (``catalogue_item``, fed by pricing), else
+from inventory's own item record; a SKU with neither belongs to no category. Days are business days
 in China Standard Time, as in ``daily_sales``.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -18,28 +19,31 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.inventory.domain.sales_anomalies import SalesAnomaly
 
 
-async def categories_sold(session: AsyncSession, location_id: str) -> dict[str, str]:
-    """Each SKU that ever sold at the location (journal or import) with its leaf category, by SKU."""
+@dataclass(frozen=True, slots=True)
+class SoldSku:
+    """A SKU that sold at a location: its leaf category and the first day it sold there."""
+
+    sku: str
+    category: str
+    first_day: date
+
+
+async def skus_sold(session: AsyncSession, location_id: str) -> list[SoldSku]:
+    """Every SKU that ever sold at the location (journal or import) and has a leaf category, by SKU.
+
+    The category is the catalogue projection's; for a SKU pricing has not described (yet),
+    inventory's own item record's.
+    """
     rows = await session.execute(
         text(
-            "SELECT c.sku, c.category FROM catalogue_item c WHERE c.category <> '' AND EXISTS "
-            "(SELECT 1 FROM daily_sales d WHERE d.location_id = :location AND d.sku = c.sku)"
+            "SELECT s.sku, coalesce(nullif(c.category, ''), nullif(i.category_id, '')) AS category, s.first_day "
+            "FROM (SELECT sku, min(day) AS first_day FROM daily_sales WHERE location_id = :location GROUP BY sku) s "
+            "LEFT JOIN catalogue_item c USING (sku) LEFT JOIN item i USING (sku) "
+            "WHERE coalesce(nullif(c.category, ''), nullif(i.category_id, '')) IS NOT NULL ORDER BY s.sku"
         ),
         {"location": location_id},
     )
-    return {row.sku: row.category for row in rows}
-
-
-async def first_sale_days(session: AsyncSession, location_id: str) -> dict[str, date]:
-    """The first day each category sold anything at the location."""
-    rows = await session.execute(
-        text(
-            "SELECT c.category, min(d.day) AS first_day FROM daily_sales d JOIN catalogue_item c USING (sku) "
-            "WHERE d.location_id = :location AND c.category <> '' GROUP BY c.category"
-        ),
-        {"location": location_id},
-    )
-    return {row.category: row.first_day for row in rows}
+    return [SoldSku(row.sku, row.category, row.first_day) for row in rows]
 
 
 async def sales_on(session: AsyncSession, location_id: str, days: Sequence[date]) -> dict[date, dict[str, Decimal]]:

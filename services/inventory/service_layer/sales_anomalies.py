@@ -119,21 +119,24 @@ class SalesAnomalyDetector:
             kind = await planning_store.location_kind(uow.session, location_id)
             if kind is None:
                 raise UnknownLocation(f"location {location_id} does not exist")
-            categories = await anomaly_store.categories_sold(uow.session, location_id)
-            first_days = await anomaly_store.first_sale_days(uow.session, location_id)
+            sold_skus = await anomaly_store.skus_sold(uow.session, location_id)
             baseline_days = [business_date - timedelta(weeks=week) for week in range(self.policy.baseline_weeks, 0, -1)]
             sold = await anomaly_store.sales_on(uow.session, location_id, [*baseline_days, business_date])
         if kind not in planning_store.SELLING_KINDS:
             return []
-        demand = await self._demand(location_id, business_date) if categories else None
+        demand = await self._demand(location_id, business_date) if sold_skus else None
         now = self._clock()
         by_category: dict[str, list[str]] = defaultdict(list)
-        for sku, category in sorted(categories.items()):
-            by_category[category].append(sku)
+        first_days: dict[str, date] = {}
+        for sold_sku in sold_skus:
+            by_category[sold_sku.category].append(sold_sku.sku)
+            first_days[sold_sku.category] = min(
+                first_days.get(sold_sku.category, sold_sku.first_day), sold_sku.first_day
+            )
         findings = []
         for category, skus in sorted(by_category.items()):
-            first_day = first_days.get(category)
-            if first_day is None or first_day >= business_date:
+            first_day = first_days[category]
+            if first_day >= business_date:
                 continue  # no history before the day: nothing to compare with
             on_day = sold.get(business_date, {})
             day = CategoryDay(location_id, category, business_date, {sku: on_day.get(sku, ZERO) for sku in skus})

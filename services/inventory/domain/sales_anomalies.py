@@ -25,7 +25,9 @@ A day is an anomaly when its units fall outside the band's central ``band_probab
 for a chain's feed) **and** the category was expected to sell at least
 ``min_expected_units`` that day **and** the units differ from the expectation by at least
 ``min_relative_change`` of it (a statistically clear but small move is not worth a
-store manager's attention). A category with no history, or too little, raises nothing.
+store manager's attention). A category that first sold at the location fewer than
+``min_history_days`` days before the day (its forecast's backtest would have been run on
+days before it existed) raises nothing, and so does one without a seasonal baseline.
 
 Quantities of pieces and kilograms are summed as they come: a leaf category holds items
 sold one way. Nothing here does I/O.
@@ -64,6 +66,7 @@ class AnomalyPolicy:
     band_probability: float = 0.99
     min_expected_units: Decimal = Decimal(10)
     min_relative_change: Decimal = Decimal("0.2")
+    min_history_days: int = 28  # a category that first sold at the location more recently is not judged
     baseline_weeks: int = 8
     min_baseline_weeks: int = 4
     lookback_days: int = 3  # closed days the periodic run still evaluates when it has not yet

@@ -136,8 +136,8 @@ class SalesAnomalyDetector:
         findings = []
         for category, skus in sorted(by_category.items()):
             first_day = first_days[category]
-            if first_day >= business_date:
-                continue  # no history before the day: nothing to compare with
+            if (business_date - first_day).days < self.policy.min_history_days:
+                continue  # too little history before the day to know what to expect of it
             on_day = sold.get(business_date, {})
             day = CategoryDay(location_id, category, business_date, {sku: on_day.get(sku, ZERO) for sku in skus})
             band, expected_skus = self._band(demand, skus, first_day, baseline_days, sold)

@@ -227,7 +227,7 @@ async def test_a_normal_day_and_a_sparse_category_raise_nothing_and_an_open_day_
         await detector.evaluate(store.location, day + timedelta(days=1))
 
 
-async def test_a_category_without_history_before_the_day_raises_nothing(
+async def test_a_category_without_enough_history_before_the_day_raises_nothing(
     detector: SalesAnomalyDetector, inventory_url: str, clock: HandClock
 ) -> None:
     day = yesterday(clock)
@@ -244,6 +244,22 @@ async def test_a_category_without_history_before_the_day_raises_nothing(
         "INSERT INTO daily_sales (location_id, sku, day, source, quantity) VALUES ($1, 'NEW-1', $2, 'journal', 500)",
         store.location,
         day,
+    )
+
+    # A category launched three weeks ago, selling ten times its usual on the day.
+    for offset in range(21):
+        await execute(
+            inventory_url,
+            "INSERT INTO daily_sales (location_id, sku, day, source, quantity) VALUES ($1, $2, $3, 'journal', $4)",
+            store.location,
+            "NEW-2",
+            day - timedelta(days=offset),
+            300 if offset == 0 else 30,
+        )
+    await execute(
+        inventory_url,
+        "INSERT INTO catalogue_item (sku, name, category, active, version, updated_at) "
+        "VALUES ('NEW-2', 'new', 'RECENT', true, 1, now())",
     )
 
     assert await detector.evaluate(store.location, day) == []

@@ -421,6 +421,28 @@ def test_no_acknowledged_sale_is_lost_or_applied_twice_through_node_process_and_
         "discrepancies": 0,
     }
 
+    # Every other consumer of the journal handled each journaled sale exactly once too (its inbox).
+    async def handled_by(database: str) -> tuple[int, int]:
+        connection = await asyncpg.connect(f"{base}/{database}")
+        try:
+            row = await connection.fetchrow(
+                "SELECT count(*) AS handled, count(DISTINCT event_id) AS distinct_sales FROM inbox "
+                "WHERE subject LIKE 'retail.sales.v1.sale_recorded.%'"
+            )
+            return int(row["handled"]), int(row["distinct_sales"])
+        finally:
+            await connection.close()
+
+    handled: dict[str, tuple[int, int]] = {}
+    for database in ("retail_member", "retail_marketing", "retail_supply"):
+
+        def caught_up_with_journal(database: str = database) -> bool:
+            handled[database] = asyncio.run(handled_by(database))
+            return handled[database][0] >= len(journal)
+
+        cluster.wait_for(f"{database} handling the journal ({handled})", caught_up_with_journal, 300.0)
+        assert handled[database] == (len(journal), len(journal)), database
+
     report = {
         "sales_acknowledged": len(acknowledged),
         "batches": till.batches,

@@ -66,7 +66,7 @@ from servicekit import migrations
 from servicekit.messaging import StreamSpec, connect_nats, ensure_stream
 from servicekit.outbox import AGGREGATE_HEADER, EVENT_TYPE_HEADER, MSG_ID_HEADER, OCCURRED_AT_HEADER
 from services.inventory.entrypoints.sales_consumer import INVENTORY_STREAM
-from services.pricing.adapters.integration_events import SUBJECT_PREFIX
+from services.pricing.adapters.integration_events import SUBJECT_PREFIX, price_aggregate
 from services.pricing.adapters.pricing_store import _ITEM_COLUMNS, _RULE_COLUMNS, _STORE_COLUMNS
 from services.pricing.domain.catalogue import gs1_check_digit
 from services.pricing.migrate import VERSIONS as PRICING_VERSIONS
@@ -450,7 +450,7 @@ async def raw_publish(nats_url: str, subject: str, count: int, window: int, payl
                             MSG_ID_HEADER: str(uuid.uuid4()),
                             EVENT_TYPE_HEADER: "retail.pricing.v1.PriceChanged",
                             OCCURRED_AT_HEADER: occurred,
-                            AGGREGATE_HEADER: f"book:{store_id(n % STORES + 1)}",
+                            AGGREGATE_HEADER: price_aggregate(store_id(n % STORES + 1), sku_of(n // STORES % SKUS + 1)),
                         },
                     )
                     for n in range(first, min(first + window, count))

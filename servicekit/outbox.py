@@ -21,10 +21,20 @@ Pipelining them on one connection would keep their order only while nothing fail
 publish lost with a dropped connection, or refused while the stream comes back, lets the
 next one land first, and the republished earlier event then lands after it. A
 ``Nats-Expected-Last-Subject-Sequence`` fence would need the sequence of an ack not yet
-received. So an outbox whose rows belong to a few aggregates (a store's price book: one
-aggregate for thousands of events) drains at one round trip per event per aggregate, and
-slower still when other work keeps the event loop busy; one spread over many aggregates
-drains at about the raw JetStream rate.
+received. So an outbox whose rows belong to a few aggregates drains at one round trip per
+event per aggregate, and slower still when other work keeps the event loop busy; one spread
+over many aggregates drains at about the raw JetStream rate.
+
+Choosing the aggregate is therefore the lever, and it is the writer's: an event's aggregate is
+the narrowest thing whose order its consumers need, no wider. Pricing's ``PriceChanged`` was
+once ``book:<store>`` (ten aggregates for a chain-wide change of 50,000 events: ten publishes
+in flight, the relay at 0.2 of the raw JetStream rate); it is ``price:<store>:<sku>``, because
+its consumers need one SKU's prices in a store in order and apply an event only above the
+``price_book_version`` they hold for that store and SKU. Two other ways were weighed and not
+taken: a ``Nats-Expected-Last-Subject-Sequence`` fence keeps a wide aggregate's order but still
+waits for each ack (the fence is the previous ack's sequence), and JetStream's atomic batch
+publish needs a stream created for it and a client that speaks it, and a batch of one
+aggregate still waits for the previous batch's commit — a narrower aggregate needs neither.
 
 Crash safety: a row is marked only after JetStream acknowledged it, so a ``kill -9`` at any
 point leaves at most the in-flight rows unmarked; they are published once more on restart

@@ -1,9 +1,18 @@
 """The pricing context's integration events: facts mapped to outbox rows on the PRICING stream.
 
 Subjects are ``retail.pricing.v1.<event>``; ``price_changed`` and ``label_sync_given_up``
-end with the store id so a store's consumers can filter by it. A store's price changes
-share one aggregate (``book:<store>``), so the relay publishes them in version order; an
-item's changes share ``item:<sku>``.
+end with the store id so a store's consumers can filter by it. An item's changes share
+``item:<sku>``.
+
+A ``PriceChanged`` belongs to the aggregate of its store *and* SKU (:func:`price_aggregate`,
+``price:<store>:<sku>``): the relay publishes one SKU's changes in a store in version order,
+and the changes of different SKUs (thousands after a chain-wide change) side by side. So
+the stream keeps each (store, SKU)'s order but not a store's order across SKUs; a consumer
+applies an event only when its ``price_book_version`` is above the one it holds for that
+store and SKU (the contract says so, and nothing in the platform reads the book from these
+events: tills pull deltas by version, labels follow the book in pricing's own database).
+Until the change that brought this, a store's events shared ``book:<store>``, and a storm of
+50,000 went out ten publishes at a time (docs/architecture.md, "Outbox").
 """
 
 from __future__ import annotations
@@ -31,6 +40,11 @@ def item_changed(stored: StoredItem, created: bool, at: datetime) -> OutboxEvent
     return OutboxEvent.of(
         f"{SUBJECT_PREFIX}.item_changed", message, aggregate_id=f"item:{stored.item.sku}", occurred_at=at
     )
+
+
+def price_aggregate(store_id: str, sku: str) -> str:
+    """The outbox aggregate of a store's price of one SKU: its ``PriceChanged`` events keep their order."""
+    return f"price:{store_id}:{sku}"
 
 
 def price_changed(
@@ -61,7 +75,10 @@ def price_changed(
         if price.promotion is not None:
             message.promotion.CopyFrom(wire.map_promotion(price.promotion))
     return OutboxEvent.of(
-        f"{SUBJECT_PREFIX}.price_changed.{store_id}", message, aggregate_id=f"book:{store_id}", occurred_at=occurred_at
+        f"{SUBJECT_PREFIX}.price_changed.{store_id}",
+        message,
+        aggregate_id=price_aggregate(store_id, sku),
+        occurred_at=occurred_at,
     )
 
 

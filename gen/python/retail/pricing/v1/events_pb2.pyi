@@ -64,7 +64,9 @@ class PriceChanged(_message.Message):
     """PriceChanged: what a store charges for a SKU at its tills changed (a scheduled change
     took effect, a promotion started or ended, headquarters set new prices, the item was
     listed or delisted). One event per store and SKU; the store's price book advanced to
-    price_book_version in the same transaction.
+    price_book_version in the same transaction. The stream keeps one store's events of one
+    SKU in version order, not one store's events across SKUs: apply an event only when its
+    price_book_version is above the one held for that store and SKU.
     """
 
     DESCRIPTOR: _descriptor.Descriptor

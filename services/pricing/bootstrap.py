@@ -18,6 +18,7 @@ from servicekit.eventing import Subscription
 from servicekit.grpc_server import GrpcServer
 from servicekit.lifecycle import every
 from services.pricing.adapters.integration_events import PRICING_STREAM
+from services.pricing.adapters.price_read_cache import PriceReadCache
 from services.pricing.entrypoints.grpc_api import PricingServicer, register
 from services.pricing.entrypoints.inventory_consumer import inventory_consumer, inventory_handlers
 from services.pricing.service_layer.handlers import PricingHandlers
@@ -59,7 +60,12 @@ def wire(
     settings: PricingSettings, unit_of_work: Callable[[], UnitOfWork], *, clock: Clock = utc_now
 ) -> PricingServices:
     """The application services over a unit of work, with the settings' policies."""
-    pricing = Pricing(unit_of_work, min_margin=settings.min_margin, clock=clock)
+    pricing = Pricing(
+        unit_of_work,
+        min_margin=settings.min_margin,
+        clock=clock,
+        read_cache=PriceReadCache(max_skus=settings.price_cache_skus),
+    )
     policy = label_policy(settings)
     stations = Stations(policy)
     labels = LabelSync(unit_of_work, stations, policy, clock=clock)

@@ -22,6 +22,15 @@ class PricingSettings(GrpcServiceSettings):
         le=60,
         description="how often due price changes and rule windows are looked for (also woken by writes)",
     )
+    price_cache_skus: int = Field(
+        default=100_000,
+        ge=0,
+        le=10_000_000,
+        description=(
+            "SKUs whose item and rules effective prices keep in memory (PRICE_CACHE_SKUS; 0: read them every "
+            "time); never staler than the last committed change (see adapters/price_read_cache.py)"
+        ),
+    )
     schedule_batch: int = Field(default=500, ge=1, le=10_000, description="SKUs recomputed per transaction")
     label_push_batch: int = Field(default=1000, ge=1, le=10_000, description="label pushes claimed per round")
     label_poll_seconds: float = Field(

@@ -180,6 +180,23 @@ async def get_store(session: AsyncSession, store_id: str, *, lock: bool = False)
     return _store(row) if row else None
 
 
+_G_STORE_COLUMNS = ", ".join(f"s.{column.strip()}" for column in _STORE_COLUMNS.split(","))
+
+
+async def store_and_read_generation(session: AsyncSession, store_id: str) -> tuple[StoreRow | None, int]:
+    """The store (None: unknown) and the price read generation (see ``price_read_cache``), in one statement."""
+    row = (
+        await session.execute(
+            text(
+                f"SELECT g.generation, {_G_STORE_COLUMNS} FROM price_read_generation g "
+                "LEFT JOIN store s ON s.store_id = :id"
+            ),
+            {"id": store_id},
+        )
+    ).one()
+    return (_store(row) if row.store_id is not None else None), int(row.generation)
+
+
 async def all_stores(session: AsyncSession) -> list[StoreRow]:
     rows = await session.execute(text(f"SELECT {_STORE_COLUMNS} FROM store ORDER BY store_id"))
     return [_store(row) for row in rows]
@@ -305,6 +322,15 @@ async def all_skus(session: AsyncSession) -> list[str]:
 async def rules_of(session: AsyncSession, skus: Iterable[str]) -> dict[str, list[PriceRule]]:
     rows = await session.execute(
         text(f"SELECT {_RULE_COLUMNS} FROM price_rule WHERE sku = ANY(:skus)"), {"skus": list(set(skus))}
+    )
+    return _by_sku(rows)
+
+
+async def rules_not_ended(session: AsyncSession, skus: Iterable[str], at: datetime) -> dict[str, list[PriceRule]]:
+    """The SKUs' rules in every scope and currency that have not ended at ``at`` (started or not)."""
+    rows = await session.execute(
+        text(f"SELECT {_RULE_COLUMNS} FROM price_rule WHERE sku = ANY(:skus) AND (valid_to IS NULL OR valid_to > :at)"),
+        {"skus": list(set(skus)), "at": at},
     )
     return _by_sku(rows)
 

@@ -22,6 +22,7 @@ from servicekit.errors import FailedPrecondition, InvalidArgument, NotFound, Per
 from services.pricing.adapters import book_entries, pricing_store
 from services.pricing.adapters import integration_events as events
 from services.pricing.adapters.book_entries import BookRow
+from services.pricing.adapters.price_read_cache import PriceReadCache
 from services.pricing.adapters.pricing_store import ChangeRow, StoredItem, StoreRow
 from services.pricing.domain.catalogue import Item, validate_sku
 from services.pricing.domain.commands import Actor, Question, RuleDraft, ScheduleChange, SetPrices
@@ -76,10 +77,18 @@ class StoreVersions:
 
 
 class Pricing:
-    def __init__(self, unit_of_work: Callable[[], UnitOfWork], *, min_margin: Decimal, clock: Clock) -> None:
+    def __init__(
+        self,
+        unit_of_work: Callable[[], UnitOfWork],
+        *,
+        min_margin: Decimal,
+        clock: Clock,
+        read_cache: PriceReadCache | None = None,
+    ) -> None:
         self._uow = unit_of_work
         self._min_margin = min_margin
         self._clock = clock
+        self.read_cache = read_cache or PriceReadCache(max_skus=0)
 
     # -- stores ------------------------------------------------------------------------------
 
@@ -275,18 +284,23 @@ class Pricing:
         at = question.at or self._clock()
         skus = sorted({sku for sku, _ in lines})
         async with self._uow() as uow:
-            store = await pricing_store.get_store(uow.session, question.store_id)
-            if store is None:
-                raise UnknownStore(f"unknown store {question.store_id}", details={"store_id": question.store_id})
-            items = await pricing_store.get_items(uow.session, skus)
-            rules = await pricing_store.rules_for_store(
-                uow.session,
-                skus,
-                store_id=store.store_id,
-                store_groups=store.price_groups,
-                currency=store.currency,
-                at=at,
-            )
+            if question.at is None:  # now: through the cache (never staler than the last commit)
+                store, items, rules = await self.read_cache.read(uow.session, question.store_id, skus, at)
+            else:  # a moment of the caller's: what the rules in force then say
+                store = await pricing_store.get_store(uow.session, question.store_id)
+                items, rules = {}, {}
+                if store is not None:
+                    items = await pricing_store.get_items(uow.session, skus)
+                    rules = await pricing_store.rules_for_store(
+                        uow.session,
+                        skus,
+                        store_id=store.store_id,
+                        store_groups=store.price_groups,
+                        currency=store.currency,
+                        at=at,
+                    )
+        if store is None:
+            raise UnknownStore(f"unknown store {question.store_id}", details={"store_id": question.store_id})
         missing = [sku for sku in skus if sku not in items]
         if missing:
             raise UnknownSku(f"unknown SKUs {', '.join(missing)}", details={"skus": missing})

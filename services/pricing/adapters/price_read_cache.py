@@ -1,0 +1,140 @@
+"""Effective prices read through an in-process cache of items and price rules, never staler than a commit.
+
+An effective price needs the store row, the items and their rules. Rules and items change
+rarely (a price change, a catalogue edit) and are read on every basket, so each process keeps
+them in memory per SKU, tagged with the database's **price read generation**: one number that
+the commit of every transaction changing ``price_rule`` or ``item`` raises (deferred triggers,
+migration ``pricing_0004``), whichever replica or tool made the change.
+
+Every read asks the generation together with the store row, in one statement (the store row
+itself is never cached: its groups and currency are read fresh each time). Cached SKUs are
+used only while the generation is the one they were loaded under; a higher one drops the
+whole cache. Staleness bound: **none after a commit**. A read that starts after a change has
+committed sees that change's generation and reloads; a read running while the change
+commits may answer either, exactly as reading the tables would. A load that started under
+an older generation never writes into a newer cache, and a read that finds an older
+generation than the cache holds (its statement's snapshot predates a newer read's) reads
+the database directly.
+
+What is cached per SKU: the item, and the rules that had not ended when they were loaded
+(window, currency, channel and tier are decided by the domain at the question's moment, so
+time passing needs no invalidation; a question about a moment before the load reads the
+database). Rules are indexed by location — chain-wide, per store, per store group — so a
+store's question looks at its own rules only, as ``rules_for_store`` does in SQL. At most
+``max_skus`` SKUs are kept (the oldest loaded go first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.pricing.adapters import pricing_store
+from services.pricing.adapters.pricing_store import StoredItem, StoreRow
+from services.pricing.domain.rules import PriceRule
+
+
+@dataclass(frozen=True)
+class CachedSku:
+    """One SKU as loaded at ``loaded_at``: its item (None: unknown) and its rules by location."""
+
+    item: StoredItem | None
+    loaded_at: datetime
+    chain: tuple[PriceRule, ...] = ()
+    by_store: dict[str, tuple[PriceRule, ...]] = field(default_factory=dict)
+    by_group: dict[str, tuple[PriceRule, ...]] = field(default_factory=dict)
+
+    def rules_for(self, store: StoreRow) -> list[PriceRule]:
+        rules = [*self.chain, *self.by_store.get(store.store_id, ())]
+        for group in store.price_groups:
+            rules.extend(self.by_group.get(group, ()))
+        return rules
+
+
+def cached_sku(item: StoredItem | None, rules: Iterable[PriceRule], loaded_at: datetime) -> CachedSku:
+    chain: list[PriceRule] = []
+    by_store: dict[str, list[PriceRule]] = {}
+    by_group: dict[str, list[PriceRule]] = {}
+    for rule in rules:
+        if rule.scope.store_id is not None:
+            by_store.setdefault(rule.scope.store_id, []).append(rule)
+        elif rule.scope.store_group is not None:
+            by_group.setdefault(rule.scope.store_group, []).append(rule)
+        else:
+            chain.append(rule)
+    return CachedSku(
+        item,
+        loaded_at,
+        tuple(chain),
+        {store_id: tuple(found) for store_id, found in by_store.items()},
+        {group: tuple(found) for group, found in by_group.items()},
+    )
+
+
+PriceInputs = tuple[StoreRow | None, dict[str, StoredItem], dict[str, list[PriceRule]]]
+"""What pricing a basket needs: the store (None: unknown), the items found and each SKU's rules for the store."""
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    bypasses: int = 0
+    invalidations: int = 0
+
+
+class PriceReadCache:
+    def __init__(self, max_skus: int) -> None:
+        self._max_skus = max_skus
+        self._generation = 0
+        self._skus: dict[str, CachedSku] = {}
+        self.stats = CacheStats()
+
+    async def read(self, session: AsyncSession, store_id: str, skus: Sequence[str], at: datetime) -> PriceInputs:
+        """The store, the SKUs' items and their rules that can apply in the store, as of now (``at``)."""
+        store, generation = await pricing_store.store_and_read_generation(session, store_id)
+        if store is None:
+            return None, {}, {}
+        if generation > self._generation:
+            if self._skus:
+                self.stats.invalidations += 1
+            self._skus, self._generation = {}, generation
+        usable = self._max_skus > 0 and generation == self._generation
+        found: dict[str, CachedSku] = {}
+        wanted: list[str] = []
+        for sku in skus:
+            entry = self._skus.get(sku) if usable else None
+            if entry is not None and entry.loaded_at <= at:
+                found[sku] = entry
+            else:
+                wanted.append(sku)
+        if not usable:
+            self.stats.bypasses += 1
+        elif wanted:
+            self.stats.misses += 1
+        else:
+            self.stats.hits += 1
+        if wanted:
+            loaded = await _load(session, wanted, at)
+            found.update(loaded)
+            if usable and generation == self._generation:
+                self._keep(loaded)
+        items = {sku: entry.item for sku, entry in found.items() if entry.item is not None}
+        rules = {sku: entry.rules_for(store) for sku, entry in found.items()}
+        return store, items, rules
+
+    def _keep(self, loaded: dict[str, CachedSku]) -> None:
+        self._skus.update(loaded)
+        overflow = len(self._skus) - self._max_skus
+        if overflow > 0:
+            for sku in list(self._skus)[:overflow]:  # dicts keep insertion order: the oldest loaded first
+                del self._skus[sku]
+
+
+async def _load(session: AsyncSession, skus: Sequence[str], at: datetime) -> dict[str, CachedSku]:
+    items = await pricing_store.get_items(session, skus)
+    rules = await pricing_store.rules_not_ended(session, skus, at)
+    return {sku: cached_sku(items.get(sku), rules.get(sku, ()), at) for sku in skus}

@@ -428,27 +428,49 @@ def _rule_params(rule: PriceRule, change_id: str | None) -> dict[str, object]:
 _MECHANIC_NAMES: dict[type, str] = {FixedPrice: "fixed_price", PercentOff: "percent_off", MultiBuy: "multi_buy"}
 
 
-async def set_regular_price(session: AsyncSession, rule: PriceRule, change_id: str) -> None:
-    """Set the price of the open-ended regular rule with exactly this scope (priority 0), or add one."""
+async def set_regular_prices(session: AsyncSession, rules: Sequence[tuple[PriceRule, str]]) -> None:
+    """Set the price of the open-ended regular rule (priority 0) with exactly each rule's scope (SKU, store,
+    channel, currency), or add the rule: one ``UPDATE`` for those that have one, one ``INSERT`` for the others."""
+    if not rules:
+        return
     updated = await session.execute(
         text("""
-            UPDATE price_rule SET price_fen = :price, change_id = :change_id
-            WHERE sku = :sku AND kind = 'regular' AND currency = :currency AND priority = 0
-              AND valid_from IS NULL AND valid_to IS NULL
-              AND store_id IS NOT DISTINCT FROM :store_id AND store_group IS NULL
-              AND channel IS NOT DISTINCT FROM :channel AND member_tier IS NULL
+            UPDATE price_rule AS r SET price_fen = v.price, change_id = v.change_id
+            FROM unnest(CAST(:skus AS text[]), CAST(:stores AS text[]), CAST(:channels AS text[]),
+                        CAST(:currencies AS text[]), CAST(:prices AS bigint[]), CAST(:change_ids AS text[]))
+                 AS v(sku, store_id, channel, currency, price, change_id)
+            WHERE r.sku = v.sku AND r.kind = 'regular' AND r.currency = v.currency AND r.priority = 0
+              AND r.valid_from IS NULL AND r.valid_to IS NULL
+              AND r.store_id IS NOT DISTINCT FROM v.store_id AND r.store_group IS NULL
+              AND r.channel IS NOT DISTINCT FROM v.channel AND r.member_tier IS NULL
+            RETURNING v.sku, v.store_id, v.channel, v.currency
         """),
         {
-            "price": rule.price_fen,
-            "change_id": change_id,
-            "sku": rule.sku,
-            "currency": rule.currency,
-            "store_id": rule.scope.store_id,
-            "channel": rule.scope.channel.value if rule.scope.channel else None,
+            "skus": [rule.sku for rule, _ in rules],
+            "stores": [rule.scope.store_id for rule, _ in rules],
+            "channels": [rule.scope.channel.value if rule.scope.channel else None for rule, _ in rules],
+            "currencies": [rule.currency for rule, _ in rules],
+            "prices": [rule.price_fen for rule, _ in rules],
+            "change_ids": [change_id for _, change_id in rules],
         },
     )
-    if getattr(updated, "rowcount", 0) == 0:
-        await insert_rules(session, [rule], change_id)
+    done = {(row.sku, row.store_id, row.channel, row.currency) for row in updated}
+    missing = [
+        _rule_params(rule, change_id)
+        for rule, change_id in rules
+        if (rule.sku, rule.scope.store_id, rule.scope.channel.value if rule.scope.channel else None, rule.currency)
+        not in done
+    ]
+    if missing:
+        await session.execute(
+            text(f"""
+                INSERT INTO price_rule ({_RULE_COLUMNS}, change_id)
+                VALUES (:rule_id, :sku, :kind, :store_id, :store_group, :channel, :member_tier, :currency, :valid_from,
+                        :valid_to, :priority, :sequence, :price_fen, :mechanic, :percent_off, :multi_buy_quantity,
+                        :bundle_price_fen, :name, :change_id)
+            """),
+            missing,
+        )
 
 
 async def count_book_entries(session: AsyncSession) -> int:

@@ -135,23 +135,29 @@ async def refresh(
     rules_by_sku = await pricing_store.rules_of(session, wanted)
     rules = RuleSet.of(rule for sku_rules in rules_by_sku.values() for rule in sku_rules)
     stored = await book_entries.book_rows(session, wanted, [store.store_id for store in stores])
-    changed: dict[str, list[tuple[str, Computed, BookRow | None]]] = {}
+    changed: dict[str, list[tuple[str, Computed, bytes, BookRow | None]]] = {}
+    # Stores in which a SKU has the same rules (a chain-wide price: every store) get the same entry:
+    # computed and serialized once, not once per store.
+    computed_for: dict[tuple[object, ...], tuple[Computed, bytes]] = {}
     for store in stores:
+        groups = frozenset(store.price_groups)
         for sku in wanted:
             item = items.get(sku)
             if item is None:
                 continue
-            computed = compute_entry(item, rules, store, at, rules_by_sku.get(sku, ()))
+            sku_rules = rules_by_sku.get(sku, ())
+            key = (sku, listed(item, store), store.currency, *_rules_in_reach(sku_rules, store.store_id, groups))
+            known = computed_for.get(key)
+            if known is None:
+                computed = compute_entry(item, rules, store, at, sku_rules)
+                known = computed_for[key] = (computed, computed.serialized())
+            computed, serialized = known
             before = stored.get((store.store_id, sku))
             if before is None and computed.entry is None:
                 continue
-            if (
-                before is not None
-                and before.entry == computed.serialized()
-                and before.removed == (computed.entry is None)
-            ):
+            if before is not None and before.entry == serialized and before.removed == (computed.entry is None):
                 continue
-            changed.setdefault(store.store_id, []).append((sku, computed, before))
+            changed.setdefault(store.store_id, []).append((sku, computed, serialized, before))
     if not changed:
         return RefreshResult(0, {})
     versions = await pricing_store.advance_book_versions(session, list(changed))
@@ -161,7 +167,7 @@ async def refresh(
         version = versions[store_id]
         store = store_by_id[store_id]
         contents: list[tuple[str, LabelContent | None]] = []
-        for sku, computed, before in entries:
+        for sku, computed, serialized, before in entries:
             rows.append(
                 BookRow(
                     store_id=store_id,
@@ -169,7 +175,7 @@ async def refresh(
                     version=version,
                     removed=computed.entry is None,
                     unit_price_fen=computed.price.unit_price_fen if computed.price else None,
-                    entry=computed.serialized(),
+                    entry=serialized,
                 )
             )
             old_price = before.unit_price_fen if before is not None and not before.removed else None
@@ -191,6 +197,17 @@ async def refresh(
         await label_store.set_desired(session, store_id, contents, at)
     await book_entries.upsert_book_rows(session, rows)
     return RefreshResult(len(rows), versions)
+
+
+def _rules_in_reach(rules: Iterable[PriceRule], store_id: str, groups: frozenset[str]) -> list[str]:
+    """The rules whose location takes in the store (chain-wide, the store's, its groups'): with the item,
+    the currency and the moment, all an entry depends on (the store id and groups only select these)."""
+    return [
+        rule.rule_id
+        for rule in rules
+        if (rule.scope.store_id is None or rule.scope.store_id == store_id)
+        and (rule.scope.store_group is None or rule.scope.store_group in groups)
+    ]
 
 
 def rule_boundaries(rules: Iterable[PriceRule], after: datetime) -> list[tuple[str, datetime]]:

@@ -10,7 +10,7 @@ or an unconsumed window edge is still there for the next round.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from servicekit.db import UnitOfWork
@@ -48,8 +48,7 @@ class Scheduler:
             items = await pricing_store.lock_items(uow.session, skus)
             await pricing_store.clear_due_timers(uow.session, timer_skus, now)
             stores = await pricing_store.all_stores(uow.session)
-            for change in changes:  # in effective order: a later change of the same scope wins
-                await _apply(uow, change)
+            await _apply(uow, changes)
             causes = {
                 (store_id, change.sku): (change.change_id, change.effective_at)
                 for change in changes
@@ -65,18 +64,27 @@ class Scheduler:
             return await pricing_store.next_timer(uow.session)
 
 
-async def _apply(uow: UnitOfWork, change: ChangeRow) -> None:
-    channel = Channel(change.channel) if change.channel else None
-    store_ids: tuple[str | None, ...] = change.store_ids or (None,)
-    sequences = await pricing_store.next_rule_sequence(uow.session, len(store_ids))
-    for store_id, sequence in zip(store_ids, sequences, strict=True):
-        rule = PriceRule(
-            rule_id=f"R{sequence}",
-            sku=change.sku,
-            kind=RuleKind.REGULAR,
-            scope=Scope(store_id=store_id, channel=channel),
-            currency=change.currency,
-            sequence=sequence,
-            price_fen=change.price_fen,
+async def _apply(uow: UnitOfWork, changes: Sequence[ChangeRow]) -> None:
+    """Each change becomes the open-ended regular price of its scope, as if applied one after the
+    other in effective order (a later change of the same scope wins), in two statements for all."""
+    latest: dict[tuple[str, str | None, str | None, str], ChangeRow] = {}
+    for change in changes:
+        for store_id in change.store_ids or (None,):
+            latest[(change.sku, store_id, change.channel, change.currency)] = change
+    sequences = await pricing_store.next_rule_sequence(uow.session, len(latest))
+    rules = [
+        (
+            PriceRule(
+                rule_id=f"R{sequence}",
+                sku=sku,
+                kind=RuleKind.REGULAR,
+                scope=Scope(store_id=store_id, channel=Channel(channel) if channel else None),
+                currency=currency,
+                sequence=sequence,
+                price_fen=change.price_fen,
+            ),
+            change.change_id,
         )
-        await pricing_store.set_regular_price(uow.session, rule, change.change_id)
+        for ((sku, store_id, channel, currency), change), sequence in zip(latest.items(), sequences, strict=True)
+    ]
+    await pricing_store.set_regular_prices(uow.session, rules)

@@ -217,15 +217,25 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[La
     return [_label(row) for row in rows]
 
 
-async def sent_labels(session: AsyncSession, store_id: str, limit: int, after_label: str = "") -> list[LabelRow]:
+@dataclass(frozen=True)
+class SentLabel:
+    """What asking a station about a sent label needs (not its contents)."""
+
+    label_id: str
+    ticket: str
+    sent_digest: str | None
+    sent_at: datetime | None
+
+
+async def sent_labels(session: AsyncSession, store_id: str, limit: int, after_label: str = "") -> list[SentLabel]:
     rows = await session.execute(
         text(
-            f"SELECT {_COLUMNS} FROM label WHERE store_id = :store AND state = 'sent' AND label_id > :after "
-            "ORDER BY label_id LIMIT :limit"
+            "SELECT label_id, ticket, sent_digest, sent_at FROM label WHERE store_id = :store AND state = 'sent' "
+            "AND label_id > :after ORDER BY label_id LIMIT :limit"
         ),
         {"store": store_id, "after": after_label, "limit": limit},
     )
-    return [_label(row) for row in rows]
+    return [SentLabel(row.label_id, row.ticket, row.sent_digest, row.sent_at) for row in rows]
 
 
 async def stores_with_sent(session: AsyncSession) -> list[str]:

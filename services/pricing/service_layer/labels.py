@@ -57,7 +57,7 @@ class LabelPolicy:
     ack_timeout_seconds: float = 900.0  # above a tag's check-in interval (10 minutes by default)
     ack_deadline_seconds: float = 1200.0
     station_timeout_seconds: float = 10.0
-    push_batch: int = 1000
+    push_batch: int = 5000
     api_key: str = ""
 
 
@@ -179,7 +179,11 @@ class LabelSync:
 
     async def _push_store(self, store: StoreRow, labels: list[LabelRow]) -> None:
         station = self._stations.of(store)
-        pushes = [LabelPush(label.label_id, label.desired) for label in labels if label.desired is not None]
+        pushes = [
+            LabelPush(label.label_id, label.desired, label.desired_digest or "")
+            for label in labels
+            if label.desired is not None
+        ]
         digests = {label.label_id: label.sent_digest or "" for label in labels}
         acknowledged: list[tuple[str, str]] = []
         tickets: list[tuple[str, str, str]] = []

@@ -99,10 +99,15 @@ class LabelContent:
 
 @dataclass(frozen=True)
 class LabelPush:
-    """One label and the content it should show next."""
+    """One label and the content it should show next, with that content's digest when the caller
+    has it already (the label registry keeps it beside the content; empty: computed here)."""
 
     label_id: str
     content: LabelContent
+    known_digest: str = ""
+
+    def digest(self) -> str:
+        return self.known_digest or self.content.digest()
 
 
 class PushState(StrEnum):

@@ -66,7 +66,7 @@ def update_payload(push: LabelPush) -> dict[str, object]:
             "currency": content.currency,
         },
         "template": content.template,
-        "digest": content.digest(),
+        "digest": push.digest(),
     }
 
 

@@ -208,7 +208,7 @@ class OpenEPaperLinkStation:
         if tag_type is None:
             return PushResult(push.label_id, PushState.FAILED, error=f"tag type {tag.hw_type:02X} unknown to the AP")
         jpeg, expected = await asyncio.to_thread(prepare_upload, push.content, tag_type)
-        ticket = make_ticket(push.content.digest(), expected)
+        ticket = make_ticket(push.digest(), expected)
         response = await send(
             self._client,
             self._client.build_request(

@@ -12,6 +12,7 @@ so no row lock is held across the network, and two replicas never push the same 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -94,6 +95,14 @@ def _json(content: LabelContent | None) -> str | None:
     return None if content is None else json.dumps(dataclasses.asdict(content), ensure_ascii=False)
 
 
+@functools.lru_cache(maxsize=16_384)
+def _shown(content: LabelContent, template: str) -> tuple[str, str]:
+    """(stored JSON, digest) of the content in a label's template: after a chain-wide change every store's
+    label of a SKU shows the same, so it is serialized and hashed once, not once per label."""
+    shown = dataclasses.replace(content, template=template)
+    return json.dumps(dataclasses.asdict(shown), ensure_ascii=False), shown.digest()
+
+
 async def get_label(session: AsyncSession, store_id: str, label_id: str, *, lock: bool = False) -> LabelRow | None:
     suffix = " FOR UPDATE" if lock else ""
     row = (
@@ -166,13 +175,17 @@ async def set_desired(
     prices: list[int | None] = []
     for row in rows:
         content = by_sku[row.sku]
-        if content is not None:
-            content = dataclasses.replace(content, template=row.template)
         label_ids.append(row.label_id)
         skus.append(row.sku)
-        desired.append(_json(content))
-        digests.append(None if content is None else content.digest())
-        prices.append(None if content is None else content.price_fen)
+        if content is None:
+            desired.append(None)
+            digests.append(None)
+            prices.append(None)
+        else:
+            shown, digest = _shown(content, row.template)
+            desired.append(shown)
+            digests.append(digest)
+            prices.append(content.price_fen)
     if not label_ids:
         return 0
     result = await session.execute(

@@ -7,9 +7,11 @@ older generation is dropped. The number is raised by deferred constraint trigger
 at the commit of a transaction that inserted, updated or deleted ``price_rule`` or ``item``
 rows, once per transaction: the change and the new generation become visible together, so
 a read that starts after a change committed can never be answered from what was cached
-before it. Taken at commit, the row's lock is held for the commit's last moments only and
-after every other lock the transaction takes, so it adds no deadlock and little waiting
-(changes of prices are queued on their items' row locks anyway).
+before it. Taken at commit, after every other lock the transaction takes, the row's lock
+adds no deadlock; it does make transactions that change rules or items commit one after the
+other (each waits for the previous one's commit to be flushed), which bounds such writes to
+the rate of commits the disk allows — fine for price and catalogue changes, which are rare
+and which the scheduler applies hundreds of SKUs per transaction.
 
 Revision ID: pricing_0004
 Revises: pricing_0003

@@ -25,11 +25,17 @@ def from_wire(enum_type: Any, prefix: str, number: int) -> str:
     return "" if name.endswith("_UNSPECIFIED") else name.removeprefix(f"{prefix}_").lower()
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def timestamp(moment: datetime) -> Timestamp:
-    """A protobuf Timestamp of an aware moment."""
-    stamp = Timestamp()
-    stamp.FromDatetime(moment)
-    return stamp
+    """A protobuf Timestamp of an aware moment (a naive one is taken as UTC, as ``FromDatetime`` does).
+
+    Computed from the difference to the epoch rather than through ``Timestamp.FromDatetime``,
+    which costs several times more: an outbox event carries one or two, and a chain-wide price
+    change writes 50,000 events in a few transactions."""
+    delta = (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)) - _EPOCH
+    return Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000)
 
 
 def moment(stamp: Timestamp) -> datetime:

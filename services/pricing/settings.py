@@ -32,15 +32,7 @@ class PricingSettings(GrpcServiceSettings):
         ),
     )
     schedule_batch: int = Field(default=500, ge=1, le=10_000, description="SKUs recomputed per transaction")
-    label_push_batch: int = Field(
-        default=5000,
-        ge=1,
-        le=10_000,
-        description=(
-            "label pushes claimed per round (LABEL_PUSH_BATCH); a store's share goes to its station in requests "
-            "of up to 1,000, so after a chain-wide change a round is a few large requests per store"
-        ),
-    )
+    label_push_batch: int = Field(default=1000, ge=1, le=10_000, description="label pushes claimed per round")
     label_poll_seconds: float = Field(
         default=2.0, gt=0, le=600, description="how often stations are asked what their labels show"
     )

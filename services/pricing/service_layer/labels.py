@@ -57,7 +57,7 @@ class LabelPolicy:
     ack_timeout_seconds: float = 900.0  # above a tag's check-in interval (10 minutes by default)
     ack_deadline_seconds: float = 1200.0
     station_timeout_seconds: float = 10.0
-    push_batch: int = 5000
+    push_batch: int = 1000
     api_key: str = ""
 
 

@@ -1,0 +1,1 @@
+"""The alerts context's rules: plain Python, no SQL, gRPC or NATS."""

@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway import inventory, marketing, members, pricing, supply
+from gateway import alerts, inventory, marketing, members, pricing, supply
 from gateway.adapters.backends import BackendChannels, check_backend_health
 from gateway.adapters.client_registry import ClientRegistry
 from gateway.adapters.sales_journal import SalesJournal
@@ -44,6 +44,7 @@ SERVICE_ROUTERS: dict[str, APIRouter] = {
     "pricing": pricing.router,
     "marketing": marketing.router,
     "supply": supply.router,
+    "alerts": alerts.router,
 }
 
 

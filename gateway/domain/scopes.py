@@ -51,6 +51,9 @@ RECEIPTS_WRITE = "receipts:write"
 SETTLEMENT_READ = "settlement:read"
 SETTLEMENT_WRITE = "settlement:write"
 STATEMENTS_RESPOND = "statements:respond"
+ALERTS_READ = "alerts:read"
+ALERTS_WRITE = "alerts:write"
+ALERT_WEBHOOKS_WRITE = "alert-webhooks:write"
 
 # Scope → what it allows, for the API documentation and the admin routes.
 CATALOGUE: dict[str, str] = {
@@ -100,6 +103,9 @@ CATALOGUE: dict[str, str] = {
     SETTLEMENT_WRITE: "run, issue, approve and pay statements, book fees, record supplier invoices "
     "(headquarters finance)",
     STATEMENTS_RESPOND: "confirm or dispute an issued statement (supplier users: their own)",
+    ALERTS_READ: "read the operations feed: alerts with their likely causes (store staff: their own store's)",
+    ALERTS_WRITE: "acknowledge and resolve alerts (store managers: their own store's)",
+    ALERT_WEBHOOKS_WRITE: "list, set and delete the webhooks alerts are forwarded to (headquarters)",
 }
 
 _MEMBER_COUNTER = frozenset({MEMBERS_READ, MEMBERS_WRITE, MEMBER_POINTS_READ})
@@ -134,7 +140,7 @@ _DEFAULTS: dict[ClientKind | StaffRole, frozenset[str]] = {
             STATEMENTS_RESPOND,
         }
     ),
-    StaffRole.STORE_GUIDE: frozenset({STOCK_READ, LABELS_READ}) | _MEMBER_COUNTER | _PRICE_LOOKUP,
+    StaffRole.STORE_GUIDE: frozenset({STOCK_READ, LABELS_READ, ALERTS_READ}) | _MEMBER_COUNTER | _PRICE_LOOKUP,
     StaffRole.STORE_MANAGER: frozenset(
         {
             STOCK_READ,
@@ -147,6 +153,8 @@ _DEFAULTS: dict[ClientKind | StaffRole, frozenset[str]] = {
             COUPONS_READ,
             PURCHASES_READ,
             RECEIPTS_WRITE,
+            ALERTS_READ,
+            ALERTS_WRITE,
         }
     )
     | _MEMBER_COUNTER
@@ -177,6 +185,9 @@ _DEFAULTS: dict[ClientKind | StaffRole, frozenset[str]] = {
             RECEIPTS_WRITE,
             SETTLEMENT_READ,
             SETTLEMENT_WRITE,
+            ALERTS_READ,
+            ALERTS_WRITE,
+            ALERT_WEBHOOKS_WRITE,
         }
     )
     | _MEMBER_COUNTER
@@ -231,6 +242,9 @@ _HOLDERS: dict[str, frozenset[ClientKind | StaffRole]] = {
     RECEIPTS_WRITE: _MANAGERS,
     SETTLEMENT_READ: frozenset({ClientKind.SUPPLIER_USER}) | _HEADQUARTERS,
     SETTLEMENT_WRITE: _HEADQUARTERS,
+    ALERTS_READ: _STAFF,
+    ALERTS_WRITE: _MANAGERS,
+    ALERT_WEBHOOKS_WRITE: _HEADQUARTERS,
     STATEMENTS_RESPOND: frozenset({ClientKind.SUPPLIER_USER}),
 }
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import grpc
 from fastapi import Depends, Request
+from retail.alerts.v1 import alerts_service_pb2_grpc
 from retail.inventory.v1 import inventory_service_pb2_grpc
 from retail.marketing.v1 import marketing_service_pb2_grpc
 from retail.member.v1 import member_service_pb2_grpc
@@ -88,6 +89,10 @@ class GatewayResources:
     @property
     def supply_service(self) -> supply_service_pb2_grpc.SupplyServiceAsyncStub:
         return self.backend("supply", supply_service_pb2_grpc.SupplyServiceStub)
+
+    @property
+    def alerts_service(self) -> alerts_service_pb2_grpc.AlertsServiceAsyncStub:
+        return self.backend("alerts", alerts_service_pb2_grpc.AlertsServiceStub)
 
 
 async def gateway_resources(request: Request) -> GatewayResources:

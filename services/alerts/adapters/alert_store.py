@@ -243,11 +243,6 @@ async def put_webhook(session: AsyncSession, webhook: Webhook, at: datetime) -> 
     return _webhook(row)
 
 
-async def webhook_exists(session: AsyncSession, webhook_id: str) -> bool:
-    found = await session.execute(text("SELECT 1 FROM webhook WHERE webhook_id = :id"), {"id": webhook_id})
-    return found.first() is not None
-
-
 async def list_webhooks(session: AsyncSession) -> list[StoredWebhook]:
     rows = await session.execute(text(f"SELECT {_WEBHOOK_COLUMNS} FROM webhook ORDER BY name, webhook_id"))
     return [_webhook(row) for row in rows]

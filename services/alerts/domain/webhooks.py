@@ -10,6 +10,7 @@ exponential backoff up to a maximum number of attempts.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ from servicekit.errors import InvalidArgument
 from services.alerts.domain.alerts import Alert, AlertKind, Severity
 
 MAX_URL = 2000
+WEBHOOK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_NAME = 100
 
 
@@ -74,6 +76,10 @@ class Webhook:
     min_severity: Severity = Severity.INFO
 
     def __post_init__(self) -> None:
+        if self.webhook_id and not WEBHOOK_ID.match(self.webhook_id):
+            raise InvalidWebhook(
+                "webhook_id is 1 to 64 letters, digits, '.', '_' or '-'", details={"field": "webhook.webhook_id"}
+            )
         if not 1 <= len(self.name.strip()) <= MAX_NAME:
             raise InvalidWebhook(f"name is 1 to {MAX_NAME} characters", details={"field": "webhook.name"})
         check_url(self.url)

@@ -117,10 +117,8 @@ class Handling:
             if (first := await replay(uow.session, command.request, reply.codec)) is not None:
                 return first
             webhook = command.webhook
-            if not webhook.webhook_id:
+            if not webhook.webhook_id:  # created with a new id; with an id, created or replaced
                 webhook = dataclasses.replace(webhook, webhook_id=self._new_id())
-            elif not await alert_store.webhook_exists(uow.session, webhook.webhook_id):
-                raise WebhookNotFound("no such webhook", details={"webhook_id": webhook.webhook_id})
             stored = await alert_store.put_webhook(uow.session, webhook, self._clock())
             answer = reply.render(stored)
             await keep_reply(uow.session, command.request, reply.codec, answer)

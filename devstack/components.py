@@ -73,8 +73,17 @@ SUPPLY = Component(
     demo_loader="services.supply.demo:load_demo",
 )
 
+# The operations feed: no demo data of its own, it learns everything from the others' events
+# (the demo loads' stock alerts, label syncs given up and journal entries raise its first alerts).
+ALERTS = Component(
+    name="alerts",
+    module="services.alerts",
+    migrate_module="services.alerts.migrate",
+    protocol="grpc",
+)
+
 # Services come first so that the gateway finds its backends when it starts.
-SERVICES: tuple[Component, ...] = (INVENTORY, MEMBER, PRICING, MARKETING, SUPPLY)
+SERVICES: tuple[Component, ...] = (INVENTORY, MEMBER, PRICING, MARKETING, SUPPLY, ALERTS)
 COMPONENTS: tuple[Component, ...] = (*SERVICES, GATEWAY)
 
 # Not part of the platform: a batch shelf-label station simulator standing in for store

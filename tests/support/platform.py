@@ -47,6 +47,7 @@ SERVICES = {
     "pricing": "services.pricing",
     "marketing": "services.marketing",
     "supply": "services.supply",
+    "alerts": "services.alerts",
 }
 
 
@@ -148,6 +149,11 @@ def running_platform(
         "SUPPLY_SALES_DURABLE": f"supply-sales-{run}",
         "SUPPLY_SETTLEMENT_DURABLE": f"supply-settle-{run}",
         "SUPPLY_CONSUMER_DURABLE": f"inv-supply-{run}",
+        "ALERTS_INVENTORY_DURABLE": f"alerts-inv-{run}",
+        "ALERTS_PRICING_DURABLE": f"alerts-pricing-{run}",
+        "ALERTS_MARKETING_DURABLE": f"alerts-mkt-{run}",
+        "ALERTS_SUPPLY_DURABLE": f"alerts-supply-{run}",
+        "ALERTS_SALES_DURABLE": f"alerts-sales-{run}",
     }
     ports = {name: free_port() for name in SERVICES}
     databases = {name: create_database_from(infra, kit_template) for name in (*SERVICES, "gateway")}

@@ -227,6 +227,7 @@ def test_the_gateway_reaches_every_deployed_grpc_service(rendered: dict[str, lis
         "pricing": "pricing:50051",
         "marketing": "marketing:50051",
         "supply": "supply:50051",
+        "alerts": "alerts:50051",
     }
     for name in backends:
         ports = one(docs, "Service", name)["spec"]["ports"]
@@ -259,6 +260,20 @@ def test_supply_runs_its_own_module_on_its_own_database_cluster(
     assert migration["command"] == ["python", "-m", "services.supply.migrate"]
     database = one(docs, "Cluster", "supply-db")["spec"]["bootstrap"]["initdb"]
     assert (database["database"], database["owner"]) == ("supply", "supply")
+
+
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_alerts_runs_its_own_module_on_its_own_database_cluster(
+    rendered: dict[str, list[Manifest]], overlay: str
+) -> None:
+    docs = rendered[f"overlays/{overlay}"]
+    container = one(docs, "Deployment", "alerts")["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == ["python", "-m", "services.alerts"]
+    assert {"secretRef": {"name": "alerts-secrets"}} in container["envFrom"]
+    migration = one(docs, "Job", "alerts-migrate")["spec"]["template"]["spec"]["containers"][0]
+    assert migration["command"] == ["python", "-m", "services.alerts.migrate"]
+    database = one(docs, "Cluster", "alerts-db")["spec"]["bootstrap"]["initdb"]
+    assert (database["database"], database["owner"]) == ("alerts", "alerts")
 
 
 @pytest.mark.parametrize(("overlay", "key_required"), [("dev", False), ("prod", True)])

@@ -269,7 +269,7 @@ def test_alerts_runs_its_own_module_on_its_own_database_cluster(
     docs = rendered[f"overlays/{overlay}"]
     container = one(docs, "Deployment", "alerts")["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["python", "-m", "services.alerts"]
-    assert {"secretRef": {"name": "alerts-secrets"}} in container["envFrom"]
+    assert secrets_read(docs, "Deployment", "alerts") == {"DATABASE_URL": ("alerts-secrets", "DATABASE_URL")}
     migration = one(docs, "Job", "alerts-migrate")["spec"]["template"]["spec"]["containers"][0]
     assert migration["command"] == ["python", "-m", "services.alerts.migrate"]
     database = one(docs, "Cluster", "alerts-db")["spec"]["bootstrap"]["initdb"]
@@ -506,9 +506,9 @@ def test_every_pod_of_an_overlay_is_named_by_a_network_policy_behind_a_default_d
     ]
     assert any(set(d["spec"]["policyTypes"]) == {"Ingress", "Egress"} and "egress" not in d["spec"] for d in deny)
     pods = k8s_validate.pod_label_sets(docs)
-    # Every workload, and an instance of each of the six databases.
-    assert len([name for name, _ in pods if name.startswith("Cluster/")]) == 6
-    assert len(pods) == 1 + 6 * 2 + 6  # NATS, a server and a migration Job per component, six databases
+    # Every workload, and an instance of each of the seven databases.
+    assert len([name for name, _ in pods if name.startswith("Cluster/")]) == 7
+    assert len(pods) == 1 + 7 * 2 + 7  # NATS, a server and a migration Job per component, seven databases
     for name, labels in pods:
         assert selected_by_a_policy_of_its_own(docs, labels), f"{name} is in no NetworkPolicy"
 

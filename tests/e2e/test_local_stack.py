@@ -141,7 +141,14 @@ def test_make_run_serves_ready_stops_clean_and_keeps_its_data_across_restarts(st
         status, readiness = get(f"{stack['gateway_url']}/readyz")
         assert (status, readiness["status"]) == (200, "ready")
         assert readiness["backends"]["inventory"] == "ok"  # type: ignore[index]
-        assert set(cast(dict[str, str], stack["services"])) == {"inventory", "member", "pricing", "marketing", "supply", "alerts"}
+        assert set(cast(dict[str, str], stack["services"])) == {
+            "inventory",
+            "member",
+            "pricing",
+            "marketing",
+            "supply",
+            "alerts",
+        }
         assert stack["demo"]["inventory"]["stock_levels_created"] > 0  # type: ignore[index]
         assert readiness["backends"]["member"] == "ok"  # type: ignore[index]
         assert stack["demo"]["member"]["members"] > 0  # type: ignore[index]

@@ -19,9 +19,9 @@ from gateway.alerts.schemas import (
     AcknowledgeIn,
     AlertId,
     AlertKindName,
-    AlertOut,
     AlertPage,
     AlertStateName,
+    FeedAlertOut,
     ResolveIn,
     WebhookDeleted,
     WebhookId,
@@ -74,7 +74,7 @@ async def list_alerts(
 
 
 @router.get("/alerts/{alert_id}", responses=problems.problem_responses(401, 403, 404, 422))
-async def get_alert(resources: Resources, principal: Reader, alert_id: AlertId) -> AlertOut:
+async def get_alert(resources: Resources, principal: Reader, alert_id: AlertId) -> FeedAlertOut:
     """One alert with its causes. Scope `alerts:read`; another store's alert is `404`."""
     answer = await resources.alerts_service.GetAlert(pb.GetAlertRequest(actor=actor_of(principal), alert_id=alert_id))
     return map_alert(answer.alert)
@@ -83,7 +83,7 @@ async def get_alert(resources: Resources, principal: Reader, alert_id: AlertId) 
 @router.post(
     "/alerts/{alert_id}/acknowledge",
     responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=AlertOut,
+    response_model=FeedAlertOut,
 )
 async def acknowledge_alert(
     alert_id: AlertId,
@@ -108,7 +108,7 @@ async def acknowledge_alert(
 @router.post(
     "/alerts/{alert_id}/resolve",
     responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=AlertOut,
+    response_model=FeedAlertOut,
 )
 async def resolve_alert(
     alert_id: AlertId,

@@ -47,7 +47,7 @@ class CauseOut(BaseModel):
     occurred_at: datetime | None
 
 
-class AlertOut(BaseModel):
+class FeedAlertOut(BaseModel):
     alert_id: str
     kind: AlertKindName
     severity: SeverityName
@@ -72,7 +72,7 @@ class AlertOut(BaseModel):
 
 
 class AlertPage(BaseModel):
-    alerts: list[AlertOut]
+    alerts: list[FeedAlertOut]
     next_page_token: str | None
 
 

@@ -10,7 +10,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from retail.alerts.v1 import alerts_service_pb2 as pb
 from retail.common.v1 import identifiers_pb2
 
-from gateway.alerts.schemas import AlertOut, CauseOut, WebhookIn, WebhookOut
+from gateway.alerts.schemas import CauseOut, FeedAlertOut, WebhookIn, WebhookOut
 from servicekit.protowire import from_wire, moment, to_wire
 
 
@@ -28,8 +28,8 @@ def map_cause(cause: pb.Cause) -> CauseOut:
     )
 
 
-def map_alert(alert: pb.Alert) -> AlertOut:
-    return AlertOut(
+def map_alert(alert: pb.Alert) -> FeedAlertOut:
+    return FeedAlertOut(
         alert_id=alert.alert_id,
         kind=cast(Any, from_wire(pb.AlertKind, "ALERT_KIND", alert.kind)),
         severity=cast(Any, from_wire(pb.Severity, "SEVERITY", alert.severity)),

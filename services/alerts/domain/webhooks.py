@@ -51,8 +51,18 @@ ROLE_KINDS: dict[str, frozenset[AlertKind]] = {
 
 def check_url(url: str) -> str:
     url = url.strip()
-    parts = urlsplit(url)
-    if len(url) > MAX_URL or parts.scheme not in ("https", "http") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # refuses a port out of range
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or len(url) > MAX_URL
+        or parts.scheme not in ("https", "http")
+        or not parts.hostname
+        or any(character.isspace() or ord(character) < 32 for character in url)
+    ):
         raise InvalidWebhook("url is an http or https URL with a host", details={"field": "webhook.url"})
     return url
 

@@ -101,7 +101,15 @@ def test_webhooks_match_by_store_role_kind_and_severity() -> None:
 
 
 def test_webhook_urls_are_validated_and_masked() -> None:
-    for url in ("ftp://robot.example/x", "robot.example/send", "https://", "http:///x"):
+    for url in (
+        "ftp://robot.example/x",
+        "robot.example/send",
+        "https://",
+        "http:///x",
+        "http://robot.example:99999/x",
+        "http://[::1/x",
+        "https://robot.example/a b",
+    ):
         with pytest.raises(InvalidWebhook):
             Webhook("W1", "ops", url, WebhookFormat.WECOM)
     with pytest.raises(InvalidWebhook):

@@ -195,13 +195,19 @@ def test_labels_given_up_rank_first_when_nothing_stronger_is_known() -> None:
         anomaly(Direction.ABOVE),
         evidence(
             labels=[*labels, GivenUpLabel("S002", "L-x", CATEGORY[0], at(0, 9))],
-            price_changes=[price(OTHER[1], 1000, 700, at(0, 9)), price(CATEGORY[9], 1000, 980, at(-4, 9))],
+            price_changes=[
+                price(OTHER[1], 1000, 700, at(0, 9)),
+                price(CATEGORY[9], 1000, 980, at(-4, 9)),
+                price(CATEGORY[8], 1000, 900, at(-3, 9), after=True),  # one SKU's promotion started
+            ],
             stock_outs=[SMALL_STOCK_OUT],
+            silences=[JournalSilence("S001", at(0, 8), at(0, 10))],
         ),
         HOURS,
         now=NOW,
     )
     assert kinds(found)[0] is CauseKind.LABEL_MISMATCH
+    assert set(kinds(found)[1:]) == {CauseKind.PROMOTION_STARTED, CauseKind.POS_NOT_SYNCING}
     assert found[0].facts["labels"] == ",".join(f"L-{n}" for n in range(8))
 
 

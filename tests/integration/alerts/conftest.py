@@ -69,23 +69,22 @@ async def fetch(url: str, query: str, *args: object) -> list[asyncpg.Record]:
 
 
 def alerts_settings(alerts_url: str, nats_url: str, unique: str, **overrides: object) -> AlertsSettings:
-    return load_settings(
-        AlertsSettings,
-        app_env="test",
-        database_url=alerts_url,
-        nats_url=nats_url,
-        grpc_host="127.0.0.1",
-        grpc_port=0,
-        alerts_inventory_durable=f"alerts-inventory-{unique}",
-        alerts_pricing_durable=f"alerts-pricing-{unique}",
-        alerts_marketing_durable=f"alerts-marketing-{unique}",
-        alerts_supply_durable=f"alerts-supply-{unique}",
-        alerts_sales_durable=f"alerts-sales-{unique}",
-        # The tests run the periodic rounds themselves, with the hand clock.
-        terminal_check_seconds=0,
-        delivery_poll_seconds=0,
-        **overrides,
-    )
+    values: dict[str, object] = {
+        "app_env": "test",
+        "database_url": alerts_url,
+        "nats_url": nats_url,
+        "grpc_host": "127.0.0.1",
+        "grpc_port": 0,
+        "alerts_inventory_durable": f"alerts-inventory-{unique}",
+        "alerts_pricing_durable": f"alerts-pricing-{unique}",
+        "alerts_marketing_durable": f"alerts-marketing-{unique}",
+        "alerts_supply_durable": f"alerts-supply-{unique}",
+        "alerts_sales_durable": f"alerts-sales-{unique}",
+        # The tests run the periodic rounds themselves, with the hand clock (unless they override these).
+        "terminal_check_seconds": 0,
+        "delivery_poll_seconds": 0,
+    }
+    return load_settings(AlertsSettings, **(values | overrides))
 
 
 @pytest.fixture(autouse=True)

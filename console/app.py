@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from console.alerts import feed_view
 from console.figures import Figures, TokenRefused
 from console.gateway_client import GatewayClient, GatewayUnreachable, SignInRefused
 from console.i18n import DEFAULT_LANGUAGE, LANGUAGE_COOKIE, LANGUAGES, label, labels
@@ -27,10 +28,12 @@ from console.settings import ConsoleSettings
 
 HERE = Path(__file__).parent
 CONSOLE_ROLES = frozenset({"headquarters", "store_manager"})
-STORE_PAGES = ("overview", "stock", "prices", "members")
-CHAIN_PAGES = frozenset({"overview", "members"})  # pages that have a whole-chain view
+STORE_PAGES = ("overview", "stock", "prices", "members", "alerts")
+CHAIN_PAGES = frozenset({"overview", "members", "alerts"})  # pages that have a whole-chain view
 STORE = re.compile(r"^(all|[A-Za-z0-9][A-Za-z0-9_-]{0,31})$")
 MARKDOWN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+ALERT_ID = MARKDOWN_ID
+ALERT_ACTIONS = frozenset({"acknowledge", "resolve"})
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "font-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -200,6 +203,11 @@ def create_app(settings: ConsoleSettings, transport: httpx.AsyncBaseTransport | 
             if page == "prices":
                 context["markdowns"] = await Figures(gateway, session, lang).open_markdowns(store)
                 context["decision"] = request.query_params.get("decision")
+            if page == "alerts":
+                feed = await Figures(gateway, session, lang).alert_feed(store)
+                context["feed"] = feed
+                context["alerts"] = feed_view(feed, lang)
+                context["decision"] = request.query_params.get("decision")
             stores = await stores_for(session, lang)
         except TokenRefused:
             sessions.end(session)
@@ -276,6 +284,28 @@ def create_app(settings: ConsoleSettings, transport: httpx.AsyncBaseTransport | 
             return to_sign_in(ended=True)
         outcome = "approved" if answer.ok else f"failed-{answer.status}"
         return RedirectResponse(f"/stores/{store}/prices?decision={outcome}", status_code=303)
+
+    @app.post("/stores/{store}/alerts/{alert_id}/{action}")
+    async def act_on_alert(store: str, alert_id: str, action: str, request: Request) -> Response:
+        session = current(request)
+        if session is None:
+            return to_sign_in(ended=COOKIE in request.cookies)
+        form = await form_of(request)
+        if not csrf_ok(session, form):
+            return error_page(request, session, "csrf_refused", 403)
+        if action not in ALERT_ACTIONS or not ALERT_ID.match(alert_id) or not page_allowed(session, store, "alerts"):
+            return error_page(request, session, "forbidden", 403)
+        body: dict[str, Any] = {"note": form.get("note", "").strip()[:500]} if action == "resolve" else {}
+        # One key per client, alert and action: a second click replays the first answer.
+        seed = f"{session.principal.client_id}:{alert_id}:{action}"
+        key = "console-al-" + hashlib.sha256(seed.encode()).hexdigest()[:40]
+        answer = await gateway.post(session.token, f"/v1/alerts/{alert_id}/{action}", body, key)
+        if answer.status == 401:
+            sessions.end(session)
+            return to_sign_in(ended=True)
+        done = "acknowledged" if action == "acknowledge" else "resolved"
+        outcome = done if answer.ok else f"failed-{answer.status}"
+        return RedirectResponse(f"/stores/{store}/alerts?decision={outcome}#alert-{alert_id}", status_code=303)
 
     @app.exception_handler(404)
     async def not_found(request: Request, exc: Exception) -> Response:

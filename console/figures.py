@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from console.alerts import FEED_SIZE, feed_blocks
 from console.gateway_client import NOT_DEPLOYED, Answer, GatewayClient
 from console.i18n import label
 from console.sessions import Session
@@ -77,6 +78,17 @@ class Figures:
             ({"store_id": loc["location_id"], "name": loc["name"]} for loc in answer.body if loc["kind"] == "store"),
             key=lambda store: store["store_id"],
         )
+
+    # -- Alerts ------------------------------------------------------------------------------
+    async def alert_feed(self, store: str) -> Answer:
+        """The newest alerts of ``store`` (every store's for ``all``), newest first."""
+        return await self.get("/v1/alerts", store_id=None if store == "all" else store, page_size=FEED_SIZE)
+
+    async def alerts(self, store: str) -> list[Block]:
+        answer = await self.alert_feed(store)
+        if not answer.ok:
+            return [unavailable("alerts", self.t("alerts"), answer, self.lang)]
+        return feed_blocks(answer, self.lang)
 
     # -- Overview ----------------------------------------------------------------------------
     async def overview(self, store: str) -> list[Block]:

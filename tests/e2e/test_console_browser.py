@@ -159,6 +159,7 @@ def test_headquarters_opens_every_page(platform: Platform, watched: tuple[Browse
         ("/stores/S001/stock", "headquarters-stock"),
         ("/stores/S001/prices", "headquarters-prices"),
         ("/stores/all/members", "headquarters-members"),
+        ("/stores/all/alerts", "headquarters-alerts"),
         ("/suppliers", "headquarters-suppliers"),
     ):
         open_page(page, path, shot)
@@ -191,11 +192,18 @@ def test_store_manager_sees_their_store_only(
     own = platform.credentials["store_manager"]["store_id"]
     other = next(store.location_id for store in platform.retailer.stores if store.location_id != own)
     assert page.url.endswith(f"/stores/{own}/overview")
-    for name in ("overview", "stock", "prices", "members"):
+    for name in ("overview", "stock", "prices", "members", "alerts"):
         open_page(page, f"/stores/{own}/{name}", f"store-manager-{name}")
     watch.clean()
     # Another store's pages, the chain's, and the suppliers' are refused, and nothing of them is shown.
-    for path in (f"/stores/{other}/stock", f"/stores/{other}/overview", "/stores/all/overview", "/suppliers"):
+    for path in (
+        f"/stores/{other}/stock",
+        f"/stores/{other}/overview",
+        f"/stores/{other}/alerts",
+        "/stores/all/overview",
+        "/stores/all/alerts",
+        "/suppliers",
+    ):
         response = page.goto(path)
         assert response is not None, path
         assert response.status == 403, path
@@ -290,6 +298,71 @@ def overstocked_markdown(platform: Platform, store_id: str) -> str:
                 return str(suggestion["markdown_id"])
         time.sleep(0.5)
     raise AssertionError(f"no markdown suggestion for the overstocked {sku} at {store_id} within 120 s")
+
+
+def overstock_alert(platform: Platform, store_id: str, rank: int) -> dict[str, Any]:
+    """Count far more of one of the store's SKUs (the ``rank``-th planned) than it sells: inventory's
+    next planning run raises an overstock, and the alerts service opens an alert for it."""
+    plan = gateway_get(platform, "headquarters", f"/v1/locations/{store_id}/replenishment", page_size=50)
+    sku = plan["suggestions"][rank]["sku"]
+    counted = httpx.post(
+        f"{platform.base_url}/v1/locations/{store_id}/stock-counts",
+        json={"lines": [{"sku": sku, "counted_quantity": "100000"}]},
+        headers={"Authorization": f"Bearer {platform.token('headquarters')}", "Idempotency-Key": str(uuid.uuid4())},
+        timeout=60,
+    )
+    assert counted.status_code == 200, counted.text
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        feed = gateway_get(platform, "headquarters", "/v1/alerts", store_id=store_id, kind="overstock")
+        for alert in feed["alerts"]:
+            if alert["subject"] == sku and alert["state"] == "open":
+                return dict(alert)
+        time.sleep(0.5)
+    raise AssertionError(f"no overstock alert for {sku} at {store_id} within 120 s")
+
+
+def test_a_store_manager_acknowledges_and_resolves_an_alert_of_their_store_only(
+    platform: Platform, watched: tuple[BrowserContext, Watch]
+) -> None:
+    context, watch = watched
+    manager = platform.credentials["store_manager"]
+    own = manager["store_id"]
+    other = next(store.location_id for store in platform.retailer.stores if store.location_id != own)
+    alert, elsewhere = overstock_alert(platform, own, 1), overstock_alert(platform, other, 1)
+    page = context.new_page()
+    sign_in(page, platform, "store_manager")
+    open_page(page, f"/stores/{own}/alerts", "store-manager-alerts")
+    item = page.locator(f'li[data-alert="{alert["alert_id"]}"]')
+    assert item.get_attribute("data-kind") == "overstock"
+    assert alert["subject"] in item.inner_text()
+    assert item.locator("a.act").get_attribute("href") == f"/stores/{own}/stock"
+    assert page.locator(f'li[data-alert="{elsewhere["alert_id"]}"]').count() == 0, "another store's alert is shown"
+
+    item.locator("button.acknowledge").click()
+    page.wait_for_selector("#decision")
+    assert page.locator("#decision").get_attribute("class") == "ok"
+    item = page.locator(f'li[data-alert="{alert["alert_id"]}"]')
+    assert item.locator(".acknowledged-by").inner_text() == manager["client_id"]
+    answer = gateway_get(platform, "headquarters", f"/v1/alerts/{alert['alert_id']}")
+    assert (answer["state"], answer["acknowledged_by"]) == ("acknowledged", manager["client_id"])
+
+    item.locator("input[name=note]").fill("counted again, stock moved to the back room")
+    item.locator("button.resolve").click()
+    page.wait_for_selector("#decision")
+    answer = gateway_get(platform, "headquarters", f"/v1/alerts/{alert['alert_id']}")
+    assert (answer["state"], answer["resolved_by"]) == ("resolved", manager["client_id"])
+    assert answer["resolution_note"] == "counted again, stock moved to the back room"
+
+    # Another store's alert cannot be acted on through the manager's own store page either.
+    csrf = page.locator("input[name=csrf_token]").first.get_attribute("value")
+    refused = page.request.post(
+        f"/stores/{own}/alerts/{elsewhere['alert_id']}/acknowledge", form={"csrf_token": csrf or ""}
+    )
+    assert "decision=failed-404" in refused.url, refused.url
+    untouched = gateway_get(platform, "headquarters", f"/v1/alerts/{elsewhere['alert_id']}")
+    assert (untouched["state"], untouched["version"]) == ("open", elsewhere["version"])
+    watch.clean()
 
 
 def test_a_form_without_its_csrf_token_changes_nothing(

@@ -7,13 +7,16 @@ on it as ``/<page>?store=<store>&…``; the console turns that into its own stor
 from __future__ import annotations
 
 from collections import Counter
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 from console.gateway_client import Answer
 from console.i18n import label
 
 Block = dict[str, Any]
+STORE_TIMEZONE = ZoneInfo("Asia/Shanghai")  # times are shown in the chain's business time
 FEED_SIZE = 100
 PAGES_THAT_ACT = frozenset({"overview", "stock", "prices", "members"})
 KINDS = (
@@ -39,6 +42,13 @@ def console_link(alert: dict[str, Any]) -> str | None:
     return None
 
 
+def local_time(moment: str | None) -> str:
+    """An ISO moment from the gateway as "YYYY-MM-DD HH:MM" in the chain's business time ("" when unset)."""
+    if not moment:
+        return ""
+    return datetime.fromisoformat(moment).astimezone(STORE_TIMEZONE).strftime("%Y-%m-%d %H:%M")
+
+
 def feed_view(answer: Answer, lang: str) -> list[dict[str, Any]]:
     """The alerts of one page of the feed, with the labels and links the template shows."""
     if not answer.ok or not isinstance(answer.body, dict):
@@ -52,6 +62,9 @@ def feed_view(answer: Answer, lang: str) -> list[dict[str, Any]]:
                 "state_label": label(f"alert_state_{alert['state']}", lang),
                 "severity_label": label(f"severity_{alert['severity']}", lang),
                 "act_link": console_link(alert),
+                "raised_local": local_time(alert.get("raised_at")),
+                "acknowledged_local": local_time(alert.get("acknowledged_at")),
+                "resolved_local": local_time(alert.get("resolved_at")),
                 "causes": [
                     {
                         **cause,

@@ -434,7 +434,7 @@ def test_no_acknowledged_sale_is_lost_or_applied_twice_through_node_process_and_
             await connection.close()
 
     handled: dict[str, tuple[int, int]] = {}
-    for database in ("retail_member", "retail_marketing", "retail_supply"):
+    for database in ("retail_member", "retail_marketing", "retail_supply", "retail_alerts"):
 
         def caught_up_with_journal(database: str = database) -> bool:
             handled[database] = asyncio.run(handled_by(database))

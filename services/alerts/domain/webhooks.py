@@ -15,6 +15,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from servicekit.errors import InvalidArgument
 from services.alerts.domain.alerts import Alert, AlertKind, Severity
@@ -22,6 +23,9 @@ from services.alerts.domain.alerts import Alert, AlertKind, Severity
 MAX_URL = 2000
 WEBHOOK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 MAX_NAME = 100
+
+# Messages show times as the stores read them: the chain's business time.
+BUSINESS_TIME = ZoneInfo("Asia/Shanghai")
 
 
 class WebhookFormat(enum.Enum):
@@ -113,7 +117,8 @@ def markdown(alert: Alert) -> tuple[str, str]:
     title = f"[{alert.severity.name}] {alert.kind.value.replace('_', ' ')}"
     place = alert.store_id or (f"supplier {alert.supplier_id}" if alert.supplier_id else "chain")
     lines = [f"### {title}", f"**{alert.summary}**", f"> where: {place} · {alert.subject}"]
-    lines.append(f"> since: {alert.raised_at.isoformat(timespec='minutes')}")
+    since = alert.raised_at.astimezone(BUSINESS_TIME).strftime("%Y-%m-%d %H:%M")
+    lines.append(f"> since: {since} (Beijing time)")
     for index, cause in enumerate(alert.causes[:3], start=1):
         lines.append(f"{index}. {cause.summary} (score {cause.score:.2f})")
     if alert.link:

@@ -32,6 +32,7 @@ from gateway.inventory.schemas import (
 from gateway.inventory.wire import (
     map_alert,
     map_backtest,
+    map_category_kpis,
     map_daily_demand,
     map_sku_kpis,
     map_suggestion,
@@ -173,6 +174,7 @@ async def stock_kpis(
         days_of_cover=optional_rate(answer, "days_of_cover"),
         shrink_rate=optional_rate(answer, "shrink_rate"),
         skus=[map_sku_kpis(kpis) for kpis in answer.skus],
+        categories=[map_category_kpis(kpis) for kpis in answer.categories],
         discrepancies=[
             DiscrepancyTallyOut(
                 kind=_DISCREPANCY_KINDS.get(tally.kind, "unknown"), recorded=tally.recorded, open=tally.open

@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from retail.inventory.v1 import inventory_service_pb2 as pb
 
 from gateway.domain.clients import ClientKind
 from gateway.domain.scopes import (
+    REPLENISHMENT_READ,
     RESERVATIONS_WRITE,
     SALES_HISTORY_WRITE,
     STOCK_COUNTS_WRITE,
@@ -43,8 +44,17 @@ from gateway.inventory.schemas import (
     StockCountOut,
     TransferIn,
     TransferOut,
+    TransferPageOut,
+    TransferStatusName,
 )
-from gateway.inventory.wire import map_level, map_reservation, map_transfer, quantity
+from gateway.inventory.wire import (
+    TRANSFER_STATUS_NUMBERS,
+    map_level,
+    map_reservation,
+    map_transfer,
+    map_transfer_listing,
+    quantity,
+)
 from gateway.security.authentication import Principal
 from gateway.security.authorisation import require
 
@@ -292,6 +302,39 @@ async def cancel_transfer(
     """Call a transfer off before dispatch; the source's hold is released. Scope `transfers:write`."""
     message = pb.CancelTransferRequest(request_id=call.request_id, transfer_id=transfer_id)
     return await _step(resources, call, "CancelTransfer", message, _transfer_of)
+
+
+@router.get("/locations/{location_id}/transfers", responses=problems.problem_responses(401, 403, 404, 422))
+async def location_transfers(
+    location_id: LocationId,
+    resources: Resources,
+    principal: Annotated[Principal, Depends(require(REPLENISHMENT_READ))],
+    page: Paging,
+    status: Annotated[
+        list[TransferStatusName] | None,
+        Query(
+            description="only transfers in these statuses (repeat it); `requested` and `dispatched` are the open ones"
+        ),
+    ] = None,
+) -> TransferPageOut:
+    """A page of the transfers into or out of a location, newest request first.
+
+    Scope `replenishment:read`; store staff: their own store only (another store's is `403`);
+    headquarters: every location. `status` narrows to the statuses named, e.g.
+    `?status=requested&status=dispatched` for the open transfers (requested, or in transit).
+    """
+    principal.ensure_store(location_id)
+    answer = await resources.inventory_service.ListTransfers(
+        pb.ListTransfersRequest(
+            location_id=location_id,
+            statuses=[TRANSFER_STATUS_NUMBERS[name] for name in dict.fromkeys(status or [])],
+            page=page.request(),
+        )
+    )
+    return TransferPageOut(
+        transfers=[map_transfer_listing(listing) for listing in answer.transfers],
+        next_page_token=page.next_token(answer.page_info.next_page_token),
+    )
 
 
 @router.post(

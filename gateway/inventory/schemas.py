@@ -147,6 +147,21 @@ class TransferOut(BaseModel):
     received_quantity: str
 
 
+TransferStatusName = Literal["requested", "dispatched", "received", "cancelled"]
+
+
+class TransferListingOut(TransferOut):
+    requested_at: datetime = Field(description="when the transfer was requested")
+    updated_at: datetime = Field(description="when its status last changed")
+
+
+class TransferPageOut(BaseModel):
+    """A page of the transfers into or out of a location, newest request first."""
+
+    transfers: list[TransferListingOut]
+    next_page_token: str | None = Field(description="pass as page_token for the next page; null on the last one")
+
+
 class CountLineIn(Strict):
     sku: str = Field(pattern=ID_PATTERN)
     counted_quantity: str = Field(pattern=_QUANTITY)
@@ -336,6 +351,23 @@ class DiscrepancyTallyOut(BaseModel):
     open: int = Field(description="of those, still open: lines not applied yet, shortfalls not resolved", examples=[1])
 
 
+class CategoryKpisOut(BaseModel):
+    """The location's KPIs over one category's SKUs."""
+
+    category_id: str = Field(description='the category ("" for SKUs without one)', examples=["dairy"])
+    skus_carried: int = Field(examples=[42])
+    skus_sold: int = Field(examples=[39])
+    sell_through_rate: str | None = Field(description="动销率: share of the category's SKUs that sold")
+    stock_out_rate: str | None = Field(description="share of the category's SKU-days closing with nothing on hand")
+    days_of_cover: str | None = Field(description="turnover days over the category; null when nothing sold")
+    shrink_rate: str | None = Field(description="shrink ÷ (sold + shrink) over the category")
+    overstocked_skus: int = Field(
+        description="SKUs ending the period with stock and more days of cover than the overstock threshold, "
+        "or with stock and no sales"
+    )
+    overstock_rate: str | None = Field(description="overstocked_skus ÷ skus_carried", examples=["0.0714"])
+
+
 class StockKpisOut(BaseModel):
     """Stock KPIs of a location over a period, overall and per SKU, and the discrepancies its sales left."""
 
@@ -353,6 +385,7 @@ class StockKpisOut(BaseModel):
     )
     shrink_rate: str | None = Field(description="shrink ÷ (sold + shrink)", examples=["0.0061"])
     skus: list[SkuKpisOut]
+    categories: list[CategoryKpisOut] = Field(description="the same KPIs per category, by category id")
     discrepancies: list[DiscrepancyTallyOut] = Field(description="one tally per kind that occurred in the period")
 
 

@@ -12,14 +12,17 @@ from gateway.inventory.schemas import (
     AlertOut,
     Allocation,
     BacktestOut,
+    CategoryKpisOut,
     DailyDemandOut,
     MethodBacktestOut,
     ReservationOut,
     SkuKpisOut,
     StockLevel,
     SuggestionOut,
+    TransferListingOut,
     TransferOut,
 )
+from servicekit.protowire import moment
 
 _RESERVATION_STATUSES = {
     pb.RESERVATION_STATUS_ACTIVE: "active",
@@ -181,3 +184,28 @@ def map_sku_kpis(kpis: pb.SkuStockKpis) -> SkuKpisOut:
 
 def quantity(value: str) -> money_pb2.Decimal:
     return money_pb2.Decimal(value=value)
+
+
+def map_category_kpis(kpis: pb.CategoryStockKpis) -> CategoryKpisOut:
+    return CategoryKpisOut(
+        category_id=kpis.category_id,
+        skus_carried=kpis.skus_carried,
+        skus_sold=kpis.skus_sold,
+        sell_through_rate=optional_rate(kpis, "sell_through_rate"),
+        stock_out_rate=optional_rate(kpis, "stock_out_rate"),
+        days_of_cover=optional_rate(kpis, "days_of_cover"),
+        shrink_rate=optional_rate(kpis, "shrink_rate"),
+        overstocked_skus=kpis.overstocked_skus,
+        overstock_rate=optional_rate(kpis, "overstock_rate"),
+    )
+
+
+def map_transfer_listing(listing: pb.TransferListing) -> TransferListingOut:
+    return TransferListingOut(
+        **map_transfer(listing.transfer),
+        requested_at=moment(listing.requested_at),
+        updated_at=moment(listing.updated_at),
+    )
+
+
+TRANSFER_STATUS_NUMBERS = {name: number for number, name in _TRANSFER_STATUSES.items()}

@@ -145,7 +145,7 @@ def test_every_list_route_states_the_deployments_page_size_cap() -> None:
         names = {parameter["name"]: parameter for parameter in operation.get("parameters", [])}
         if "page_token" in names or "page_size" in names:
             listed[f"{method} {path}"] = names["page_size"]["schema"]
-    assert len(listed) == 9, sorted(listed)
+    assert len(listed) == 10, sorted(listed)
     assert {route: (schema["minimum"], schema["maximum"]) for route, schema in listed.items()} == {
         route: (1, cap) for route in listed
     }

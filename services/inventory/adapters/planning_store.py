@@ -7,6 +7,7 @@ business days in China Standard Time, as in ``daily_sales``.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
@@ -244,6 +245,15 @@ async def ledger_by_day(
         else:
             ledger.days.append(LedgerDay(row.bucket, row.delta, row.shrink))
     return ledgers
+
+
+async def categories_of(session: AsyncSession, skus: Sequence[str]) -> dict[str, str]:
+    """Each SKU's category id ("" when it has none)."""
+    rows = await session.execute(
+        text("SELECT sku, coalesce(category_id, '') AS category_id FROM item WHERE sku = ANY(:skus)"),
+        {"skus": list(skus)},
+    )
+    return {row.sku: row.category_id for row in rows}
 
 
 async def sales_by_day(

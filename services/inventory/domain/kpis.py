@@ -84,6 +84,21 @@ class LocationKpis:
     days_of_cover: Decimal | None
     shrink_rate: Decimal | None
     by_sku: tuple[SkuKpis, ...]
+    by_category: tuple[CategoryKpis, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CategoryKpis:
+    """The location-wide KPIs over one category's SKUs, and how many of them are overstocked.
+
+    A SKU is overstocked when it ends the period with stock on hand and either more days of
+    cover than the threshold or no sales at all (stock nobody is buying).
+    """
+
+    category_id: str
+    kpis: LocationKpis
+    overstocked_skus: int
+    overstock_rate: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +203,33 @@ def location_kpis(location_id: str, records_by_sku: Mapping[str, Sequence[DailyS
         shrink_rate=shrink_rate(shrink, units_sold),
         by_sku=by_sku,
     )
+
+
+def is_overstocked(kpis: SkuKpis, overstock_cover_days: Decimal) -> bool:
+    """Stock left at the end and either more days of cover than the threshold or nothing sold."""
+    if kpis.closing_stock <= 0:
+        return False
+    return kpis.days_of_cover is None or kpis.days_of_cover > overstock_cover_days
+
+
+def category_kpis(
+    location_id: str,
+    records_by_sku: Mapping[str, Sequence[DailyStockRecord]],
+    category_of: Mapping[str, str],
+    overstock_cover_days: Decimal,
+) -> tuple[CategoryKpis, ...]:
+    """The KPIs of each category's SKUs at a location (``""`` for SKUs without a category), by category."""
+    grouped: dict[str, dict[str, Sequence[DailyStockRecord]]] = {}
+    for sku, records in records_by_sku.items():
+        grouped.setdefault(category_of.get(sku, ""), {})[sku] = records
+    answer = []
+    for category_id, skus in sorted(grouped.items()):
+        kpis = location_kpis(location_id, skus)
+        overstocked = sum(1 for sku in kpis.by_sku if is_overstocked(sku, overstock_cover_days))
+        answer.append(
+            CategoryKpis(category_id, kpis, overstocked, _rate(Decimal(overstocked), Decimal(kpis.skus_carried)))
+        )
+    return tuple(answer)
 
 
 def _rate(part: Decimal, whole: Decimal) -> Decimal:

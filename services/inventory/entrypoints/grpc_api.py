@@ -29,6 +29,8 @@ from services.inventory.entrypoints.wire import (
     map_reservation,
     map_reserve,
     map_transfer,
+    map_transfer_listing,
+    map_transfer_status_back,
 )
 from services.inventory.service_layer.command_handlers import InventoryCommands
 from services.inventory.service_layer.handlers import InventoryService
@@ -71,6 +73,17 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         """Call a transfer off before dispatch."""
         transfer = await self._commands.cancel_transfer(map_cancel_transfer(request))
         return pb.CancelTransferResponse(transfer=map_transfer(transfer))
+
+    async def ListTransfers(self, request: pb.ListTransfersRequest, context: Any) -> pb.ListTransfersResponse:
+        """A page of the transfers into or out of a location, newest first, in the statuses asked for."""
+        size = request.page.page_size or DEFAULT_PAGE_SIZE
+        if not 0 < size <= MAX_PAGE_SIZE:
+            raise InvalidArgument(f"page_size must be between 1 and {MAX_PAGE_SIZE}", reason="invalid-page-size")
+        statuses = [map_transfer_status_back(status) for status in request.statuses]
+        rows, token = await self._service.transfers(request.location_id, statuses, request.page.page_token, size)
+        return pb.ListTransfersResponse(
+            transfers=[map_transfer_listing(row) for row in rows], page_info=paging_pb2.PageInfo(next_page_token=token)
+        )
 
     async def ImportSalesHistory(
         self, request: pb.ImportSalesHistoryRequest, context: Any

@@ -13,7 +13,7 @@ from retail.inventory.v1 import inventory_service_pb2 as pb
 from servicekit.errors import InvalidArgument
 from services.inventory.adapters.replenishment_messages import map_alert, map_suggestion
 from services.inventory.domain.forecasting import DemandInterval, LocationBacktest, MethodError, SeriesBacktest
-from services.inventory.domain.kpis import DiscrepancyTally, LocationKpis, SkuKpis
+from services.inventory.domain.kpis import CategoryKpis, DiscrepancyTally, LocationKpis, SkuKpis
 from services.inventory.entrypoints.wire import map_decimal, map_discrepancy_kind
 from services.inventory.service_layer.replenishment import ForecastAnswer, ReplenishmentPage
 
@@ -134,7 +134,23 @@ def map_kpis(
         if value is not None:
             getattr(response, name).CopyFrom(value)
     response.skus.extend(map_sku_kpis(sku) for sku in kpis.by_sku)
+    response.categories.extend(map_category_kpis(category) for category in kpis.by_category)
     return response
+
+
+def map_category_kpis(category: CategoryKpis) -> pb.CategoryStockKpis:
+    kpis = category.kpis
+    return pb.CategoryStockKpis(
+        category_id=category.category_id,
+        skus_carried=kpis.skus_carried,
+        skus_sold=kpis.skus_sold,
+        sell_through_rate=map_decimal(kpis.sell_through_rate),
+        stock_out_rate=map_decimal(kpis.stock_out_rate),
+        days_of_cover=map_decimal(kpis.days_of_cover),
+        shrink_rate=map_decimal(kpis.shrink_rate),
+        overstocked_skus=category.overstocked_skus,
+        overstock_rate=map_decimal(category.overstock_rate),
+    )
 
 
 def parse_day(text: str, field_name: str) -> date | None:

@@ -17,6 +17,7 @@ from retail.inventory.v1 import inventory_service_pb2 as pb
 from servicekit.errors import InvalidArgument
 from servicekit.idempotency import MAX_REQUEST_ID_LENGTH, ReplyCodec, fingerprint, message_codec
 from servicekit.protowire import from_wire, timestamp, to_wire
+from services.inventory.adapters.transfer_store import TransferRow
 from services.inventory.domain.locations import Location
 from services.inventory.domain.model import (
     Allocation,
@@ -236,6 +237,25 @@ def map_transfer(transfer: Transfer) -> pb.Transfer:
         status=map_transfer_status(transfer.status),
         received_quantity=map_decimal(transfer.received_quantity),
     )
+
+
+def map_transfer_listing(row: TransferRow) -> pb.TransferListing:
+    return pb.TransferListing(
+        transfer=map_transfer(row.transfer),
+        requested_at=timestamp(row.requested_at),
+        updated_at=timestamp(row.updated_at),
+    )
+
+
+def map_transfer_status_back(status: int) -> TransferStatus:
+    """A wire status asked for; an unspecified or unknown one is refused."""
+    try:
+        name = from_wire(pb.TransferStatus, "TRANSFER_STATUS", status)
+    except ValueError:
+        name = ""
+    if not name:
+        raise InvalidArgument(f"transfer status {status} is not one a transfer can be in", reason="invalid-status")
+    return TransferStatus(name)
 
 
 def map_transfer_back(message: pb.Transfer) -> Transfer:

@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 from servicekit.db import UnitOfWork
-from servicekit.errors import FailedPrecondition
+from servicekit.errors import FailedPrecondition, InvalidArgument
 from servicekit.idempotency import (
     ReplyCodec,
     RequestIdReused,
@@ -32,7 +32,7 @@ from servicekit.idempotency import (
     store_replies,
     store_reply,
 )
-from services.inventory.adapters import stock_store
+from services.inventory.adapters import stock_store, transfer_store
 from services.inventory.adapters.integration_events import (
     StockChangeCause,
     reservation_committed,
@@ -41,6 +41,7 @@ from services.inventory.adapters.integration_events import (
     reservation_released,
     stock_level_changes,
 )
+from services.inventory.adapters.transfer_store import TransferRow
 from services.inventory.domain.locations import Location
 from services.inventory.domain.model import (
     ZERO,
@@ -54,6 +55,7 @@ from services.inventory.domain.model import (
     ReservationNotFound,
     ReservationStatus,
     StockPosition,
+    TransferStatus,
     UnknownLocation,
     UnknownSku,
     channel_shortfall,
@@ -494,6 +496,19 @@ class InventoryService:
                 uow.session, location_id=location_id, after_sku=after_sku, limit=limit
             )
 
+    async def transfers(
+        self, location_id: str, statuses: Sequence[TransferStatus], page_token: str, limit: int
+    ) -> tuple[list[TransferRow], str]:
+        """A page of the transfers into or out of a location, newest first, and the next page's token."""
+        after = _transfer_cursor(page_token)
+        async with self._uow() as uow:
+            if not await stock_store.known_location(uow.session, location_id):
+                raise UnknownLocation(f"location {location_id} does not exist")
+            rows = await transfer_store.list_transfers(uow.session, location_id, statuses, after, limit + 1)
+        page = rows[:limit]
+        token = f"{page[-1].requested_at.isoformat()}|{page[-1].transfer.transfer_id}" if len(rows) > limit else ""
+        return page, token
+
     async def ledger_check(self, sku: str, location_id: str) -> tuple[StockPosition, tuple[Decimal, Decimal, Decimal]]:
         async with self._uow() as uow:
             positions = await stock_store.read_positions(uow.session, sku=sku, location_id=location_id, limit=1)
@@ -531,3 +546,14 @@ def _waiting_line_cause(line: PendingSaleLine) -> StockChangeCause:
     if line.source is LineSource.VENDOR_RETURN:
         return StockChangeCause.VENDOR_RETURN
     return StockChangeCause.RETURN if line.is_return else StockChangeCause.SALE
+
+
+def _transfer_cursor(token: str) -> tuple[datetime, str] | None:
+    """The (requested_at, transfer id) a transfers page token names; ``None`` for the first page."""
+    if not token:
+        return None
+    moment, _, transfer_id = token.partition("|")
+    try:
+        return datetime.fromisoformat(moment), str(uuid.UUID(transfer_id))
+    except ValueError:
+        raise InvalidArgument("page_token is not one this list gave", reason="invalid-page-token") from None

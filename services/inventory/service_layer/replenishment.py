@@ -24,7 +24,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -44,7 +44,13 @@ from services.inventory.domain.forecasting import (
     SeriesBacktest,
     fit_location_forecasts,
 )
-from services.inventory.domain.kpis import DailyStockRecord, DiscrepancyTally, LocationKpis, location_kpis
+from services.inventory.domain.kpis import (
+    DailyStockRecord,
+    DiscrepancyTally,
+    LocationKpis,
+    category_kpis,
+    location_kpis,
+)
 from services.inventory.domain.model import UnknownLocation, UnknownSku
 from services.inventory.domain.replenishment import (
     DEFAULT_OVERSTOCK_COVER_DAYS,
@@ -333,12 +339,16 @@ class ReplenishmentPlanner:
             discrepancies = await planning_store.discrepancy_tallies(
                 uow.session, location_id, start, end, CHINA_STANDARD_TIME, sku=sku, supplier_id=supplier_id
             )
+            categories = await planning_store.categories_of(uow.session, list(ledgers))
         records = {
             sku_code: daily_stock_records(ledger, sold.get(sku_code, {}), start, end)
             for sku_code, ledger in ledgers.items()
         }
         records = {sku_code: days for sku_code, days in records.items() if days}
-        return start, end, location_kpis(location_id, records) if records else None, discrepancies
+        if not records:
+            return start, end, None, discrepancies
+        by_category = category_kpis(location_id, records, categories, self._policy.overstock_cover_days)
+        return start, end, replace(location_kpis(location_id, records), by_category=by_category), discrepancies
 
     # -- the replenishment run ------------------------------------------------------------------
     async def run(self, location_ids: Sequence[str] | None = None) -> RunReport:

@@ -209,6 +209,77 @@ async def test_a_transfer_runs_through_the_gateway_and_bad_input_changes_nothing
     assert (await level(inventory_url, "TRIP", "S002"))["on_hand"] == Decimal(2)
 
 
+async def test_a_stores_transfers_are_listed_newest_first_by_status_and_only_to_its_own_staff(
+    gateway: RunningGateway, inventory_url: str
+) -> None:
+    await stock(inventory_url, "MOVE", {"S061": Decimal(20), "S062": Decimal(0), "S063": Decimal(5)})
+    headquarters = await gateway.client_headers(ClientKind.STAFF, staff_role=StaffRole.HEADQUARTERS)
+    manager = await gateway.client_headers(ClientKind.STAFF, store_id="S061", staff_role=StaffRole.STORE_MANAGER)
+    other = await gateway.client_headers(ClientKind.STAFF, store_id="S062", staff_role=StaffRole.STORE_MANAGER)
+    guide = await gateway.client_headers(ClientKind.STAFF, store_id="S061", staff_role=StaffRole.STORE_GUIDE)
+
+    async def transfer(source: str, destination: str, quantity: str) -> str:
+        body = {"sku": "MOVE", "quantity": quantity, "from_location_id": source, "to_location_id": destination}
+        created = await gateway.http.post("/v1/transfers", json=body, headers=headquarters | idempotency_key())
+        assert created.status_code == 201, created.text
+        return str(created.json()["transfer_id"])
+
+    requested = await transfer("S061", "S062", "2")
+    in_transit = await transfer("S061", "S062", "3")
+    received = await transfer("S063", "S061", "1")
+    cancelled = await transfer("S061", "S063", "4")
+    elsewhere = await transfer("S063", "S062", "1")
+    for transfer_id, step in ((in_transit, "dispatch"), (received, "dispatch"), (cancelled, "cancel")):
+        done = await gateway.http.post(f"/v1/transfers/{transfer_id}/{step}", headers=headquarters | idempotency_key())
+        assert done.status_code == 200, done.text
+    await gateway.http.post(
+        f"/v1/transfers/{received}/receive", json={"received_quantity": "1"}, headers=headquarters | idempotency_key()
+    )
+
+    listed = await gateway.http.get("/v1/locations/S061/transfers", headers=manager)
+    assert listed.status_code == 200, listed.text
+    # Into or out of the store, newest request first; another pair of stores' transfer is not there.
+    assert [(t["transfer_id"], t["status"]) for t in listed.json()["transfers"]] == [
+        (cancelled, "cancelled"),
+        (received, "received"),
+        (in_transit, "dispatched"),
+        (requested, "requested"),
+    ]
+    assert elsewhere not in {t["transfer_id"] for t in listed.json()["transfers"]}
+    first = listed.json()["transfers"][-1]
+    assert (first["from_location_id"], first["to_location_id"], first["quantity"]) == ("S061", "S062", "2")
+    assert first["requested_at"]
+    assert first["updated_at"]
+    open_ones = await gateway.http.get(
+        "/v1/locations/S061/transfers", params=[("status", "requested"), ("status", "dispatched")], headers=manager
+    )
+    assert [t["transfer_id"] for t in open_ones.json()["transfers"]] == [in_transit, requested]
+    # Pages follow each other without a gap or a repeat.
+    page_one = await gateway.http.get("/v1/locations/S061/transfers", params={"page_size": 3}, headers=headquarters)
+    page_two = await gateway.http.get(
+        "/v1/locations/S061/transfers",
+        params={"page_size": 3, "page_token": page_one.json()["next_page_token"]},
+        headers=headquarters,
+    )
+    assert [t["transfer_id"] for t in page_one.json()["transfers"] + page_two.json()["transfers"]] == [
+        t["transfer_id"] for t in listed.json()["transfers"]
+    ]
+    assert page_two.json()["next_page_token"] is None
+
+    # Another store's manager: 403 and nothing shown; a store guide lacks the scope; bad input is a problem.
+    assert_problem(await gateway.http.get("/v1/locations/S061/transfers", headers=other), 403, "forbidden")
+    assert_problem(await gateway.http.get("/v1/locations/S061/transfers", headers=guide), 403, "forbidden")
+    assert_problem(
+        await gateway.http.get("/v1/locations/S061/transfers", params={"status": "lost"}, headers=manager),
+        422,
+        "validation-error",
+    )
+    unknown = await gateway.http.get("/v1/locations/S999/transfers", headers=headquarters)
+    assert unknown.status_code == 404, unknown.text
+    # Reading changed nothing: the stock is where the transfers left it.
+    assert (await level(inventory_url, "MOVE", "S061"))["on_hand"] == Decimal(18)  # 20 - 3 dispatched + 1 received
+
+
 async def test_a_page_token_the_gateway_did_not_hand_out_is_refused_never_taken_as_a_sku(
     gateway: RunningGateway, inventory_url: str
 ) -> None:

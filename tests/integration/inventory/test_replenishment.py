@@ -461,6 +461,8 @@ async def test_stock_kpis_come_from_the_ledger_and_the_daily_sales(gateway: Runn
 
     for sku in (seller, sleeper):
         await carried(inventory_url, sku, location)
+    await execute(inventory_url, "UPDATE item SET category_id = 'fresh' WHERE sku = $1", seller)
+    await execute(inventory_url, "UPDATE item SET category_id = 'dry' WHERE sku = $1", sleeper)
     await move(inventory_url, seller, location, "opening_balance", on_hand=10, at=noon(start))
     await move(inventory_url, sleeper, location, "opening_balance", on_hand=5, at=noon(start))
     # Closing stock of the seller: 6, 0 (sold out), 8 (received 10), 7 (counted one short), 4.
@@ -501,6 +503,19 @@ async def test_stock_kpis_come_from_the_ledger_and_the_daily_sales(gateway: Runn
     assert seller_kpis["days_of_cover"] == "1.7"  # average stock 5 / 3 sold a day
     assert (seller_kpis["shrink"], seller_kpis["shrink_rate"]) == ("1", "0.0625")  # 1 / (15 + 1)
     assert (by_sku[sleeper]["units_sold"], by_sku[sleeper]["days_of_cover"]) == ("0", None)
+
+    # Per category: the seller's alone, and the sleeper's, overstocked (stock left, nothing sold).
+    by_category = {row["category_id"]: row for row in kpis["categories"]}
+    assert set(by_category) == {"fresh", "dry"}
+    fresh, dry = by_category["fresh"], by_category["dry"]
+    assert (fresh["skus_carried"], fresh["skus_sold"], fresh["sell_through_rate"]) == (1, 1, "1")
+    assert (fresh["stock_out_rate"], fresh["days_of_cover"], fresh["shrink_rate"]) == ("0.2", "1.7", "0.0625")
+    assert (fresh["overstocked_skus"], fresh["overstock_rate"]) == (0, "0")
+    assert (dry["skus_carried"], dry["skus_sold"], dry["sell_through_rate"], dry["days_of_cover"]) == (1, 0, "0", None)
+    assert (dry["overstocked_skus"], dry["overstock_rate"]) == (1, "1")
+    # A store manager of another store sees none of it.
+    other = await gateway.client_headers(ClientKind.STAFF, store_id="S777", staff_role=StaffRole.STORE_MANAGER)
+    assert_problem(await gateway.http.get(f"/v1/locations/{location}/kpis", headers=other), 403, "forbidden")
 
     one = await gateway.http.get(f"/v1/locations/{location}/kpis?sku={sleeper}", headers=headquarters)
     assert [row["sku"] for row in one.json()["skus"]] == [sleeper]

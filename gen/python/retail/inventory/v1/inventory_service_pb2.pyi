@@ -334,6 +334,108 @@ class Transfer(_message.Message):
 Global___Transfer: _TypeAlias = Transfer  # noqa: Y015
 
 @_typing.final
+class TransferListing(_message.Message):
+    """TransferListing is a transfer as a list shows it: the transfer and when it was requested
+    and last changed.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSFER_FIELD_NUMBER: _builtins.int
+    REQUESTED_AT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def transfer(self) -> Global___Transfer:
+        """The transfer."""
+
+    @_builtins.property
+    def requested_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was requested."""
+
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When its status last changed."""
+
+    def __init__(
+        self,
+        *,
+        transfer: Global___Transfer | None = ...,
+        requested_at: _timestamp_pb2.Timestamp | None = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["requested_at", b"requested_at", "transfer", b"transfer", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requested_at", b"requested_at", "transfer", b"transfer", "updated_at", b"updated_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransferListing: _TypeAlias = TransferListing  # noqa: Y015
+
+@_typing.final
+class ListTransfersRequest(_message.Message):
+    """ListTransfersRequest names a location and the statuses wanted."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCATION_ID_FIELD_NUMBER: _builtins.int
+    STATUSES_FIELD_NUMBER: _builtins.int
+    PAGE_FIELD_NUMBER: _builtins.int
+    location_id: _builtins.str
+    """The location, as source or destination."""
+    @_builtins.property
+    def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___TransferStatus.ValueType]:
+        """Only transfers in one of these statuses; every status when empty."""
+
+    @_builtins.property
+    def page(self) -> _paging_pb2.PageRequest:
+        """Page size (default 100, at most 500) and token."""
+
+    def __init__(
+        self,
+        *,
+        location_id: _builtins.str = ...,
+        statuses: _abc.Iterable[Global___TransferStatus.ValueType] | None = ...,
+        page: _paging_pb2.PageRequest | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page", b"page"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["location_id", b"location_id", "page", b"page", "statuses", b"statuses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTransfersRequest: _TypeAlias = ListTransfersRequest  # noqa: Y015
+
+@_typing.final
+class ListTransfersResponse(_message.Message):
+    """ListTransfersResponse is one page of a location's transfers, newest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TRANSFERS_FIELD_NUMBER: _builtins.int
+    PAGE_INFO_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def transfers(self) -> _containers.RepeatedCompositeFieldContainer[Global___TransferListing]:
+        """The transfers, newest request first."""
+
+    @_builtins.property
+    def page_info(self) -> _paging_pb2.PageInfo:
+        """How to continue."""
+
+    def __init__(
+        self,
+        *,
+        transfers: _abc.Iterable[Global___TransferListing] | None = ...,
+        page_info: _paging_pb2.PageInfo | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["page_info", b"page_info"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_info", b"page_info", "transfers", b"transfers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTransfersResponse: _TypeAlias = ListTransfersResponse  # noqa: Y015
+
+@_typing.final
 class RequestTransferRequest(_message.Message):
     """RequestTransferRequest starts a transfer."""
 
@@ -1982,6 +2084,7 @@ class GetStockKpisResponse(_message.Message):
     SHRINK_RATE_FIELD_NUMBER: _builtins.int
     SKUS_FIELD_NUMBER: _builtins.int
     DISCREPANCIES_FIELD_NUMBER: _builtins.int
+    CATEGORIES_FIELD_NUMBER: _builtins.int
     location_id: _builtins.str
     """The location."""
     from_date: _builtins.str
@@ -2018,6 +2121,10 @@ class GetStockKpisResponse(_message.Message):
         happened), one tally per kind that occurred, ordered by kind.
         """
 
+    @_builtins.property
+    def categories(self) -> _containers.RepeatedCompositeFieldContainer[Global___CategoryStockKpis]:
+        """The same KPIs per category of the SKUs carried, ordered by category ("" for SKUs without one)."""
+
     def __init__(
         self,
         *,
@@ -2032,14 +2139,81 @@ class GetStockKpisResponse(_message.Message):
         shrink_rate: _money_pb2.Decimal | None = ...,
         skus: _abc.Iterable[Global___SkuStockKpis] | None = ...,
         discrepancies: _abc.Iterable[Global___DiscrepancyTally] | None = ...,
+        categories: _abc.Iterable[Global___CategoryStockKpis] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["days_of_cover", b"days_of_cover", "sell_through_rate", b"sell_through_rate", "shrink_rate", b"shrink_rate", "stock_out_rate", b"stock_out_rate"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["days_of_cover", b"days_of_cover", "discrepancies", b"discrepancies", "from_date", b"from_date", "location_id", b"location_id", "sell_through_rate", b"sell_through_rate", "shrink_rate", b"shrink_rate", "skus", b"skus", "skus_carried", b"skus_carried", "skus_sold", b"skus_sold", "stock_out_rate", b"stock_out_rate", "to_date", b"to_date"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["categories", b"categories", "days_of_cover", b"days_of_cover", "discrepancies", b"discrepancies", "from_date", b"from_date", "location_id", b"location_id", "sell_through_rate", b"sell_through_rate", "shrink_rate", b"shrink_rate", "skus", b"skus", "skus_carried", b"skus_carried", "skus_sold", b"skus_sold", "stock_out_rate", b"stock_out_rate", "to_date", b"to_date"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetStockKpisResponse: _TypeAlias = GetStockKpisResponse  # noqa: Y015
+
+@_typing.final
+class CategoryStockKpis(_message.Message):
+    """CategoryStockKpis are the location's KPIs over the SKUs of one category."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CATEGORY_ID_FIELD_NUMBER: _builtins.int
+    SKUS_CARRIED_FIELD_NUMBER: _builtins.int
+    SKUS_SOLD_FIELD_NUMBER: _builtins.int
+    SELL_THROUGH_RATE_FIELD_NUMBER: _builtins.int
+    STOCK_OUT_RATE_FIELD_NUMBER: _builtins.int
+    DAYS_OF_COVER_FIELD_NUMBER: _builtins.int
+    SHRINK_RATE_FIELD_NUMBER: _builtins.int
+    OVERSTOCKED_SKUS_FIELD_NUMBER: _builtins.int
+    OVERSTOCK_RATE_FIELD_NUMBER: _builtins.int
+    category_id: _builtins.str
+    """The category id ("" for SKUs without a category)."""
+    skus_carried: _builtins.int
+    """SKUs of the category with a stock level on at least one day of the period."""
+    skus_sold: _builtins.int
+    """Of those, how many sold at least once."""
+    overstocked_skus: _builtins.int
+    """SKUs overstocked at the end of the period: stock on hand with more days of cover than the
+    location's overstock threshold, or with no sales at all in the period.
+    """
+    @_builtins.property
+    def sell_through_rate(self) -> _money_pb2.Decimal:
+        """动销率: skus_sold ÷ skus_carried."""
+
+    @_builtins.property
+    def stock_out_rate(self) -> _money_pb2.Decimal:
+        """Share of the category's SKU-days that closed with nothing on hand."""
+
+    @_builtins.property
+    def days_of_cover(self) -> _money_pb2.Decimal:
+        """Average stock ÷ average daily sales over the category; unset when nothing sold."""
+
+    @_builtins.property
+    def shrink_rate(self) -> _money_pb2.Decimal:
+        """Shrink ÷ (units sold + shrink) over the category; unset when nothing left the shelf."""
+
+    @_builtins.property
+    def overstock_rate(self) -> _money_pb2.Decimal:
+        """overstocked_skus ÷ skus_carried."""
+
+    def __init__(
+        self,
+        *,
+        category_id: _builtins.str = ...,
+        skus_carried: _builtins.int = ...,
+        skus_sold: _builtins.int = ...,
+        sell_through_rate: _money_pb2.Decimal | None = ...,
+        stock_out_rate: _money_pb2.Decimal | None = ...,
+        days_of_cover: _money_pb2.Decimal | None = ...,
+        shrink_rate: _money_pb2.Decimal | None = ...,
+        overstocked_skus: _builtins.int = ...,
+        overstock_rate: _money_pb2.Decimal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["days_of_cover", b"days_of_cover", "overstock_rate", b"overstock_rate", "sell_through_rate", b"sell_through_rate", "shrink_rate", b"shrink_rate", "stock_out_rate", b"stock_out_rate"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category_id", b"category_id", "days_of_cover", b"days_of_cover", "overstock_rate", b"overstock_rate", "overstocked_skus", b"overstocked_skus", "sell_through_rate", b"sell_through_rate", "shrink_rate", b"shrink_rate", "skus_carried", b"skus_carried", "skus_sold", b"skus_sold", "stock_out_rate", b"stock_out_rate"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CategoryStockKpis: _TypeAlias = CategoryStockKpis  # noqa: Y015
 
 @_typing.final
 class DiscrepancyTally(_message.Message):

@@ -97,6 +97,11 @@ class InventoryServiceStub:
                 request_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.CancelTransferRequest.SerializeToString,
                 response_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.CancelTransferResponse.FromString,
                 _registered_method=True)
+        self.ListTransfers = channel.unary_unary(
+                '/retail.inventory.v1.InventoryService/ListTransfers',
+                request_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ListTransfersRequest.SerializeToString,
+                response_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ListTransfersResponse.FromString,
+                _registered_method=True)
         self.RecordStockCount = channel.unary_unary(
                 '/retail.inventory.v1.InventoryService/RecordStockCount',
                 request_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.RecordStockCountRequest.SerializeToString,
@@ -225,6 +230,14 @@ class InventoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListTransfers(self, request, context):
+        """ListTransfers pages through the transfers into or out of one location, newest first,
+        optionally only those in the given statuses (e.g. requested and dispatched: the open ones).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RecordStockCount(self, request, context):
         """RecordStockCount turns counted quantities into adjustment movements, all or nothing.
         """
@@ -342,6 +355,11 @@ def add_InventoryServiceServicer_to_server(servicer, server):
                     servicer.CancelTransfer,
                     request_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.CancelTransferRequest.FromString,
                     response_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.CancelTransferResponse.SerializeToString,
+            ),
+            'ListTransfers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTransfers,
+                    request_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ListTransfersRequest.FromString,
+                    response_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ListTransfersResponse.SerializeToString,
             ),
             'RecordStockCount': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordStockCount,
@@ -701,6 +719,33 @@ class InventoryService:
             '/retail.inventory.v1.InventoryService/CancelTransfer',
             retail_dot_inventory_dot_v1_dot_inventory__service__pb2.CancelTransferRequest.SerializeToString,
             retail_dot_inventory_dot_v1_dot_inventory__service__pb2.CancelTransferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTransfers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.inventory.v1.InventoryService/ListTransfers',
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ListTransfersRequest.SerializeToString,
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ListTransfersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -68,6 +68,10 @@ class InventoryServiceStub:
     """ReceiveTransfer books what arrived; a short receipt records the difference as shrink."""
     CancelTransfer: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.CancelTransferRequest, _inventory_service_pb2.CancelTransferResponse]
     """CancelTransfer calls a transfer off before dispatch and releases the source's hold."""
+    ListTransfers: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.ListTransfersRequest, _inventory_service_pb2.ListTransfersResponse]
+    """ListTransfers pages through the transfers into or out of one location, newest first,
+    optionally only those in the given statuses (e.g. requested and dispatched: the open ones).
+    """
     RecordStockCount: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.RecordStockCountRequest, _inventory_service_pb2.RecordStockCountResponse]
     """RecordStockCount turns counted quantities into adjustment movements, all or nothing."""
     ImportSalesHistory: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.ImportSalesHistoryRequest, _inventory_service_pb2.ImportSalesHistoryResponse]
@@ -139,6 +143,10 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     """ReceiveTransfer books what arrived; a short receipt records the difference as shrink."""
     CancelTransfer: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.CancelTransferRequest, _inventory_service_pb2.CancelTransferResponse]  # type: ignore[assignment]
     """CancelTransfer calls a transfer off before dispatch and releases the source's hold."""
+    ListTransfers: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.ListTransfersRequest, _inventory_service_pb2.ListTransfersResponse]  # type: ignore[assignment]
+    """ListTransfers pages through the transfers into or out of one location, newest first,
+    optionally only those in the given statuses (e.g. requested and dispatched: the open ones).
+    """
     RecordStockCount: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.RecordStockCountRequest, _inventory_service_pb2.RecordStockCountResponse]  # type: ignore[assignment]
     """RecordStockCount turns counted quantities into adjustment movements, all or nothing."""
     ImportSalesHistory: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.ImportSalesHistoryRequest, _inventory_service_pb2.ImportSalesHistoryResponse]  # type: ignore[assignment]
@@ -279,6 +287,16 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_inventory_service_pb2.CancelTransferResponse, _abc.Awaitable[_inventory_service_pb2.CancelTransferResponse]]:
         """CancelTransfer calls a transfer off before dispatch and releases the source's hold."""
+
+    @_abc_1.abstractmethod
+    def ListTransfers(
+        self,
+        request: _inventory_service_pb2.ListTransfersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_service_pb2.ListTransfersResponse, _abc.Awaitable[_inventory_service_pb2.ListTransfersResponse]]:
+        """ListTransfers pages through the transfers into or out of one location, newest first,
+        optionally only those in the given statuses (e.g. requested and dispatched: the open ones).
+        """
 
     @_abc_1.abstractmethod
     def RecordStockCount(

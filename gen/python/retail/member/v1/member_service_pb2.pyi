@@ -403,6 +403,40 @@ TIER_CHANGE_REASON_IMPORT: TierChangeReason.ValueType  # 4
 """Brought in from a previous system."""
 Global___TierChangeReason: _TypeAlias = TierChangeReason  # noqa: Y015
 
+class _ChurnRisk:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ChurnRiskEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ChurnRisk.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CHURN_RISK_UNSPECIFIED: _ChurnRisk.ValueType  # 0
+    """Never sent."""
+    CHURN_RISK_LOW: _ChurnRisk.ValueType  # 1
+    """Bought within the last 30 days."""
+    CHURN_RISK_MEDIUM: _ChurnRisk.ValueType  # 2
+    """Last bought 31 days ago up to the dormant threshold (90 days by default)."""
+    CHURN_RISK_HIGH: _ChurnRisk.ValueType  # 3
+    """Past the dormant threshold, not yet past the churned one (180 days by default)."""
+    CHURN_RISK_LOST: _ChurnRisk.ValueType  # 4
+    """Past the churned threshold: considered lost."""
+
+class ChurnRisk(_ChurnRisk, metaclass=_ChurnRiskEnumTypeWrapper):
+    """ChurnRisk is how likely a member is to be lost, from the days since their last purchase
+    (or since registration when they never bought) against the lifecycle thresholds.
+    """
+
+CHURN_RISK_UNSPECIFIED: ChurnRisk.ValueType  # 0
+"""Never sent."""
+CHURN_RISK_LOW: ChurnRisk.ValueType  # 1
+"""Bought within the last 30 days."""
+CHURN_RISK_MEDIUM: ChurnRisk.ValueType  # 2
+"""Last bought 31 days ago up to the dormant threshold (90 days by default)."""
+CHURN_RISK_HIGH: ChurnRisk.ValueType  # 3
+"""Past the dormant threshold, not yet past the churned one (180 days by default)."""
+CHURN_RISK_LOST: ChurnRisk.ValueType  # 4
+"""Past the churned threshold: considered lost."""
+Global___ChurnRisk: _TypeAlias = ChurnRisk  # noqa: Y015
+
 class _ImportStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -2227,6 +2261,158 @@ class GetMemberKpisResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetMemberKpisResponse: _TypeAlias = GetMemberKpisResponse  # noqa: Y015
+
+@_typing.final
+class GetMemberMixRequest(_message.Message):
+    """GetMemberMixRequest names a store."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STORE_ID_FIELD_NUMBER: _builtins.int
+    store_id: _builtins.str
+    """The home store; empty for the whole chain."""
+    def __init__(
+        self,
+        *,
+        store_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["store_id", b"store_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMemberMixRequest: _TypeAlias = GetMemberMixRequest  # noqa: Y015
+
+@_typing.final
+class LifecycleCount(_message.Message):
+    """LifecycleCount is how many members are in one lifecycle stage."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STAGE_FIELD_NUMBER: _builtins.int
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    stage: Global___LifecycleStage.ValueType
+    """The stage."""
+    members: _builtins.int
+    """Members in it."""
+    def __init__(
+        self,
+        *,
+        stage: Global___LifecycleStage.ValueType = ...,
+        members: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["members", b"members", "stage", b"stage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LifecycleCount: _TypeAlias = LifecycleCount  # noqa: Y015
+
+@_typing.final
+class TierCount(_message.Message):
+    """TierCount is how many members hold one tier."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIER_FIELD_NUMBER: _builtins.int
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    tier: Global___MemberTier.ValueType
+    """The tier."""
+    members: _builtins.int
+    """Members holding it."""
+    def __init__(
+        self,
+        *,
+        tier: Global___MemberTier.ValueType = ...,
+        members: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["members", b"members", "tier", b"tier"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TierCount: _TypeAlias = TierCount  # noqa: Y015
+
+@_typing.final
+class ChurnRiskCount(_message.Message):
+    """ChurnRiskCount is how many members are at one churn risk."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RISK_FIELD_NUMBER: _builtins.int
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    risk: Global___ChurnRisk.ValueType
+    """The risk."""
+    members: _builtins.int
+    """Members at it."""
+    def __init__(
+        self,
+        *,
+        risk: Global___ChurnRisk.ValueType = ...,
+        members: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["members", b"members", "risk", b"risk"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChurnRiskCount: _TypeAlias = ChurnRiskCount  # noqa: Y015
+
+@_typing.final
+class GetMemberMixResponse(_message.Message):
+    """GetMemberMixResponse is the counts, every stage, tier and risk listed (zero included), in
+    enum order.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STORE_ID_FIELD_NUMBER: _builtins.int
+    MEMBERS_FIELD_NUMBER: _builtins.int
+    LIFECYCLE_FIELD_NUMBER: _builtins.int
+    TIERS_FIELD_NUMBER: _builtins.int
+    CHURN_RISK_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    store_id: _builtins.str
+    """The home store; empty for the whole chain."""
+    members: _builtins.int
+    """Active (not merged, not erased) members counted."""
+    @_builtins.property
+    def lifecycle(self) -> _containers.RepeatedCompositeFieldContainer[Global___LifecycleCount]:
+        """Per lifecycle stage."""
+
+    @_builtins.property
+    def tiers(self) -> _containers.RepeatedCompositeFieldContainer[Global___TierCount]:
+        """Per tier."""
+
+    @_builtins.property
+    def churn_risk(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChurnRiskCount]:
+        """Per churn risk."""
+
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp:
+        """When the counts were taken."""
+
+    def __init__(
+        self,
+        *,
+        store_id: _builtins.str = ...,
+        members: _builtins.int = ...,
+        lifecycle: _abc.Iterable[Global___LifecycleCount] | None = ...,
+        tiers: _abc.Iterable[Global___TierCount] | None = ...,
+        churn_risk: _abc.Iterable[Global___ChurnRiskCount] | None = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "churn_risk", b"churn_risk", "lifecycle", b"lifecycle", "members", b"members", "store_id", b"store_id", "tiers", b"tiers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetMemberMixResponse: _TypeAlias = GetMemberMixResponse  # noqa: Y015
 
 @_typing.final
 class ImportMembersRequest(_message.Message):

@@ -104,6 +104,11 @@ class MemberServiceStub:
                 request_serializer=retail_dot_member_dot_v1_dot_member__service__pb2.GetMemberKpisRequest.SerializeToString,
                 response_deserializer=retail_dot_member_dot_v1_dot_member__service__pb2.GetMemberKpisResponse.FromString,
                 _registered_method=True)
+        self.GetMemberMix = channel.unary_unary(
+                '/retail.member.v1.MemberService/GetMemberMix',
+                request_serializer=retail_dot_member_dot_v1_dot_member__service__pb2.GetMemberMixRequest.SerializeToString,
+                response_deserializer=retail_dot_member_dot_v1_dot_member__service__pb2.GetMemberMixResponse.FromString,
+                _registered_method=True)
         self.FindMemberByLookupHash = channel.unary_unary(
                 '/retail.member.v1.MemberService/FindMemberByLookupHash',
                 request_serializer=retail_dot_member_dot_v1_dot_member__service__pb2.FindMemberByLookupHashRequest.SerializeToString,
@@ -225,6 +230,15 @@ class MemberServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetMemberMix(self, request, context):
+        """GetMemberMix counts the active members of one store (by home store) or the chain by
+        lifecycle stage, by tier and by churn risk (days since their last purchase). Counts
+        only: no member is named.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def FindMemberByLookupHash(self, request, context):
         """FindMemberByLookupHash returns the member a SALES journal entry's lookup hash (the keyed
         HMAC of a phone or card the till sent) belongs to, NOT_FOUND when none; for the other
@@ -312,6 +326,11 @@ def add_MemberServiceServicer_to_server(servicer, server):
                     servicer.GetMemberKpis,
                     request_deserializer=retail_dot_member_dot_v1_dot_member__service__pb2.GetMemberKpisRequest.FromString,
                     response_serializer=retail_dot_member_dot_v1_dot_member__service__pb2.GetMemberKpisResponse.SerializeToString,
+            ),
+            'GetMemberMix': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetMemberMix,
+                    request_deserializer=retail_dot_member_dot_v1_dot_member__service__pb2.GetMemberMixRequest.FromString,
+                    response_serializer=retail_dot_member_dot_v1_dot_member__service__pb2.GetMemberMixResponse.SerializeToString,
             ),
             'FindMemberByLookupHash': grpc.unary_unary_rpc_method_handler(
                     servicer.FindMemberByLookupHash,
@@ -680,6 +699,33 @@ class MemberService:
             '/retail.member.v1.MemberService/GetMemberKpis',
             retail_dot_member_dot_v1_dot_member__service__pb2.GetMemberKpisRequest.SerializeToString,
             retail_dot_member_dot_v1_dot_member__service__pb2.GetMemberKpisResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetMemberMix(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.member.v1.MemberService/GetMemberMix',
+            retail_dot_member_dot_v1_dot_member__service__pb2.GetMemberMixRequest.SerializeToString,
+            retail_dot_member_dot_v1_dot_member__service__pb2.GetMemberMixResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -82,6 +82,11 @@ class MemberServiceStub:
     """GetMemberKpis returns member KPIs of one store (or the chain) over a period: active
     members, repeat-purchase rate (复购率), average basket (客单价), member share of sales.
     """
+    GetMemberMix: _grpc.UnaryUnaryMultiCallable[_member_service_pb2.GetMemberMixRequest, _member_service_pb2.GetMemberMixResponse]
+    """GetMemberMix counts the active members of one store (by home store) or the chain by
+    lifecycle stage, by tier and by churn risk (days since their last purchase). Counts
+    only: no member is named.
+    """
     FindMemberByLookupHash: _grpc.UnaryUnaryMultiCallable[_member_service_pb2.FindMemberByLookupHashRequest, _member_service_pb2.FindMemberByLookupHashResponse]
     """FindMemberByLookupHash returns the member a SALES journal entry's lookup hash (the keyed
     HMAC of a phone or card the till sent) belongs to, NOT_FOUND when none; for the other
@@ -148,6 +153,11 @@ class MemberServiceAsyncStub(MemberServiceStub):
     GetMemberKpis: _aio.UnaryUnaryMultiCallable[_member_service_pb2.GetMemberKpisRequest, _member_service_pb2.GetMemberKpisResponse]  # type: ignore[assignment]
     """GetMemberKpis returns member KPIs of one store (or the chain) over a period: active
     members, repeat-purchase rate (复购率), average basket (客单价), member share of sales.
+    """
+    GetMemberMix: _aio.UnaryUnaryMultiCallable[_member_service_pb2.GetMemberMixRequest, _member_service_pb2.GetMemberMixResponse]  # type: ignore[assignment]
+    """GetMemberMix counts the active members of one store (by home store) or the chain by
+    lifecycle stage, by tier and by churn risk (days since their last purchase). Counts
+    only: no member is named.
     """
     FindMemberByLookupHash: _aio.UnaryUnaryMultiCallable[_member_service_pb2.FindMemberByLookupHashRequest, _member_service_pb2.FindMemberByLookupHashResponse]  # type: ignore[assignment]
     """FindMemberByLookupHash returns the member a SALES journal entry's lookup hash (the keyed
@@ -290,6 +300,17 @@ class MemberServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_member_service_pb2.GetMemberKpisResponse, _abc.Awaitable[_member_service_pb2.GetMemberKpisResponse]]:
         """GetMemberKpis returns member KPIs of one store (or the chain) over a period: active
         members, repeat-purchase rate (复购率), average basket (客单价), member share of sales.
+        """
+
+    @_abc_1.abstractmethod
+    def GetMemberMix(
+        self,
+        request: _member_service_pb2.GetMemberMixRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_member_service_pb2.GetMemberMixResponse, _abc.Awaitable[_member_service_pb2.GetMemberMixResponse]]:
+        """GetMemberMix counts the active members of one store (by home store) or the chain by
+        lifecycle stage, by tier and by churn risk (days since their last purchase). Counts
+        only: no member is named.
         """
 
     @_abc_1.abstractmethod

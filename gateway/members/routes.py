@@ -33,6 +33,7 @@ from gateway.http.resources import GatewayResources, Resources
 from gateway.idempotency.requests import IdempotentRequest, created_status, idempotent
 from gateway.members.schemas import (
     STORE_ID_PATTERN,
+    ChurnRiskCountOut,
     ErasedOut,
     ExpiringOut,
     IdentityType,
@@ -40,6 +41,7 @@ from gateway.members.schemas import (
     LinkIn,
     MemberId,
     MemberKpisOut,
+    MemberMixOut,
     MemberOut,
     MemberPatch,
     PointsOut,
@@ -50,6 +52,8 @@ from gateway.members.schemas import (
     Registered,
     RegistrationIn,
     Resolved,
+    StageCountOut,
+    TierCountOut,
     UndoneOut,
 )
 from gateway.members.wire import (
@@ -69,7 +73,7 @@ from gateway.members.wire import (
 )
 from gateway.security.authentication import Principal
 from gateway.security.authorisation import require
-from servicekit.protowire import moment, to_wire
+from servicekit.protowire import from_wire, moment, to_wire
 
 router = APIRouter(prefix="/v1", tags=["members"])
 
@@ -213,6 +217,42 @@ async def member_kpis(
         member_average_basket=optional_money(answer, "member_average_basket"),
         member_share_of_sales=optional_decimal(answer, "member_share_of_sales"),
         new_members=answer.new_members,
+    )
+
+
+@router.get("/members/mix", responses=problems.problem_responses(401, 403, 422))
+async def member_mix(
+    resources: Resources,
+    principal: Annotated[Principal, Depends(require(MEMBER_KPIS_READ))],
+    store_id: Annotated[
+        str | None, Query(pattern=STORE_ID_PATTERN, description="one home store; default the whole chain")
+    ] = None,
+) -> MemberMixOut:
+    """The member mix now: active members by lifecycle stage, by tier and by churn risk (days since
+    their last purchase, or since registration). Counts only; no member is named.
+
+    Scope `members:kpis:read`; store managers see their own store's members only (it is the default).
+    """
+    if principal.store_id is not None:
+        store_id = store_id or principal.store_id
+        principal.ensure_store(store_id)
+    answer = await resources.member_service.GetMemberMix(pb.GetMemberMixRequest(store_id=store_id or ""))
+    return MemberMixOut(
+        store_id=answer.store_id or None,
+        members=answer.members,
+        lifecycle=[
+            StageCountOut(stage=from_wire(pb.LifecycleStage, "LIFECYCLE_STAGE", row.stage), members=row.members)
+            for row in answer.lifecycle
+        ],
+        tiers=[
+            TierCountOut(tier=from_wire(pb.MemberTier, "MEMBER_TIER", row.tier), members=row.members)
+            for row in answer.tiers
+        ],
+        churn_risk=[
+            ChurnRiskCountOut(risk=from_wire(pb.ChurnRisk, "CHURN_RISK", row.risk), members=row.members)
+            for row in answer.churn_risk
+        ],
+        as_of=moment(answer.as_of),
     )
 
 

@@ -284,6 +284,36 @@ class MemberKpisOut(BaseModel):
     new_members: int
 
 
+class StageCountOut(BaseModel):
+    stage: str = Field(description="new, active, repeat, dormant or churned", examples=["active"])
+    members: int
+
+
+class TierCountOut(BaseModel):
+    tier: str = Field(examples=["silver"])
+    members: int
+
+
+class ChurnRiskCountOut(BaseModel):
+    risk: str = Field(
+        description="low: bought within 30 days; medium: idle up to the dormant threshold (90 days); high: "
+        "up to the churned threshold (180 days); lost: longer",
+        examples=["medium"],
+    )
+    members: int
+
+
+class MemberMixOut(BaseModel):
+    """How many active members of a home store (or the chain) are in each stage, tier and churn risk. Counts only."""
+
+    store_id: str | None = Field(description="null for the whole chain")
+    members: int = Field(description="active members counted")
+    lifecycle: list[StageCountOut] = Field(description="every stage, lowest first, zero included")
+    tiers: list[TierCountOut] = Field(description="every tier, lowest first, zero included")
+    churn_risk: list[ChurnRiskCountOut] = Field(description="every risk, lowest first, zero included")
+    as_of: datetime
+
+
 MemberId = Annotated[str, Path(pattern=MEMBER_ID_PATTERN, description="a member id, e.g. M0000001")]
 Purpose = Annotated[
     str | None,

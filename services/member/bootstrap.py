@@ -82,7 +82,7 @@ def wire(settings: MemberSettings, unit_of_work: Callable[[], UnitOfWork], *, cl
         points=PointsBook(unit_of_work, rules, MEMBER_ANSWERS, clock=clock),
         tiers=tiers,
         queries=LoyaltyQueries(unit_of_work),
-        kpis=MemberKpiReports(unit_of_work, clock=clock),
+        kpis=MemberKpiReports(unit_of_work, lifecycle=rules.lifecycle, clock=clock),
         imports=MemberImports(unit_of_work, codec, settings.lookup_key, tiers, MEMBER_ANSWERS, clock=clock),
         codec=codec,
     )

@@ -171,6 +171,36 @@ def lifecycle_stage(
     return LifecycleStage.ACTIVE
 
 
+class ChurnRisk(enum.StrEnum):
+    """How likely a member is to be lost, from their idle time against the lifecycle thresholds."""
+
+    LOW = "low"  # bought within the last RECENT_DAYS
+    MEDIUM = "medium"  # idle longer, but not past dormant_after_days
+    HIGH = "high"  # past dormant_after_days, not past churned_after_days
+    LOST = "lost"  # past churned_after_days
+
+
+RECENT_DAYS = 30  # idle at most this long: low churn risk
+
+
+def churn_risk_bounds(policy: LifecyclePolicy = DEFAULT_LIFECYCLE_POLICY) -> tuple[int, int, int]:
+    """Idle days up to which a member is at LOW, MEDIUM and HIGH risk (more than the last: LOST)."""
+    recent = min(RECENT_DAYS, policy.dormant_after_days - 1)
+    return recent, policy.dormant_after_days, policy.churned_after_days
+
+
+def churn_risk(idle: timedelta, policy: LifecyclePolicy = DEFAULT_LIFECYCLE_POLICY) -> ChurnRisk:
+    """The risk of a member idle for ``idle`` (since their last purchase, or registration if none)."""
+    low, medium, high = churn_risk_bounds(policy)
+    if idle <= timedelta(days=low):
+        return ChurnRisk.LOW
+    if idle <= timedelta(days=medium):
+        return ChurnRisk.MEDIUM
+    if idle <= timedelta(days=high):
+        return ChurnRisk.HIGH
+    return ChurnRisk.LOST
+
+
 @dataclass(frozen=True, slots=True)
 class RfmBreakpoints:
     """Four rising breakpoints per dimension: days for recency, purchases for frequency and fen for monetary."""

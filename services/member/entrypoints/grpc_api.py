@@ -17,6 +17,7 @@ from retail.member.v1 import member_service_pb2 as pb
 from retail.member.v1 import member_service_pb2_grpc as pb_grpc
 
 from services.member.domain.model import check_store_id
+from services.member.entrypoints.request_fields import page_size, parse_day
 from services.member.entrypoints.wire import (
     map_actor,
     map_adjust,
@@ -31,6 +32,7 @@ from services.member.entrypoints.wire import (
     map_link,
     map_link_answer,
     map_member,
+    map_mix,
     map_points,
     map_redeem,
     map_redeem_answer,
@@ -42,8 +44,6 @@ from services.member.entrypoints.wire import (
     map_update,
     map_updated,
     map_view,
-    page_size,
-    parse_day,
 )
 from services.member.service_layer.loyalty import CHINA_STANDARD_TIME
 from services.member.service_layer.loyalty_queries import LoyaltyQueries
@@ -154,6 +154,11 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
             request.store_id, parse_day(request.from_date, "from_date"), parse_day(request.to_date, "to_date")
         )
         return map_kpis(report)
+
+    async def GetMemberMix(self, request: pb.GetMemberMixRequest, context: Any) -> pb.GetMemberMixResponse:
+        """Counts of a store's (or the chain's) active members by lifecycle stage, tier and churn risk."""
+        check_store_id(request.store_id)
+        return map_mix(await self._kpis.mix(request.store_id))
 
 
 def register(servicer: MemberServicer) -> Callable[[grpc.aio.Server], None]:

@@ -60,15 +60,13 @@ from services.member.service_layer.commands import (
 )
 from services.member.service_layer.journal_sales import JournalMember, JournalSale
 from services.member.service_layer.loyalty_queries import LedgerCheckOutcome, PointsOverview
-from services.member.service_layer.member_kpis import KpiReport
+from services.member.service_layer.member_kpis import KpiReport, MemberMix
 from services.member.service_layer.members import ErasureOutcome, LinkOutcome, MemberView
 from services.member.service_layer.merges import MergeOutcome, UndoOutcome
 from services.member.service_layer.points_book import BookedEntry
 
 ResponseT = TypeVar("ResponseT", bound=Message)
 ResultT = TypeVar("ResultT")
-MAX_PAGE_SIZE = 500
-DEFAULT_PAGE_SIZE = 50
 
 _VIEWS = {
     pb.PERSONAL_DATA_VIEW_UNSPECIFIED: PersonalDataView.MASKED,
@@ -283,22 +281,6 @@ def map_decimal(value: Decimal) -> money_pb2.Decimal:
     return money_pb2.Decimal(value=format(value, "f"))
 
 
-def page_size(page: paging_pb2.PageRequest) -> int:
-    size = page.page_size or DEFAULT_PAGE_SIZE
-    if not 0 < size <= MAX_PAGE_SIZE:
-        raise InvalidArgument(f"page_size must be between 1 and {MAX_PAGE_SIZE}", reason="invalid-page-size")
-    return size
-
-
-def parse_day(text: str, what: str) -> date | None:
-    if not text:
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise InvalidArgument(f"{what} must be YYYY-MM-DD", reason="invalid-date") from None
-
-
 def map_view(number: pb.PersonalDataView.ValueType) -> PersonalDataView:
     """The personal-data view a read asks for (masked unless it says otherwise)."""
     view = _VIEWS.get(number)
@@ -457,6 +439,18 @@ def map_kpis(report: KpiReport) -> pb.GetMemberKpisResponse:
         message.member_average_basket.CopyFrom(money(kpis.member_average_basket_minor))
     if kpis.member_share_of_sales is not None:
         message.member_share_of_sales.CopyFrom(map_decimal(kpis.member_share_of_sales))
+    return message
+
+
+def map_mix(mix: MemberMix) -> pb.GetMemberMixResponse:
+    """Every stage, tier and risk of the contract, in its order, zero included."""
+    message = pb.GetMemberMixResponse(store_id=mix.store_id, members=mix.members, as_of=timestamp(mix.as_of))
+    for stage, count in mix.lifecycle.items():
+        message.lifecycle.add(stage=to_wire(pb.LifecycleStage, "LIFECYCLE_STAGE", stage), members=count)
+    for number in (number for number in pb.MemberTier.values() if number):
+        message.tiers.add(tier=number, members=mix.tiers.get(from_wire(pb.MemberTier, "MEMBER_TIER", number), 0))
+    for risk, count in mix.churn_risk.items():
+        message.churn_risk.add(risk=to_wire(pb.ChurnRisk, "CHURN_RISK", risk), members=count)
     return message
 
 

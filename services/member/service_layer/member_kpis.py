@@ -12,6 +12,13 @@ from servicekit.db import UnitOfWork
 from servicekit.errors import InvalidArgument
 from services.member.adapters import loyalty_store
 from services.member.domain.kpis import MemberKpis, member_kpis
+from services.member.domain.lifecycle import (
+    DEFAULT_LIFECYCLE_POLICY,
+    ChurnRisk,
+    LifecyclePolicy,
+    LifecycleStage,
+    churn_risk_bounds,
+)
 from services.member.service_layer.loyalty import CHINA_STANDARD_TIME
 
 MAX_KPI_DAYS = 366
@@ -28,14 +35,70 @@ class KpiReport:
     new_members: int
 
 
+@dataclass(frozen=True)
+class MemberMix:
+    """How many active members of a home store (or the chain) are in each lifecycle stage, tier and churn risk.
+
+    Counts only: no member is named. Every stage and risk is present (zero included); tiers
+    are the ones members hold.
+    """
+
+    store_id: str
+    members: int
+    lifecycle: dict[LifecycleStage, int]
+    tiers: dict[str, int]
+    churn_risk: dict[ChurnRisk, int]
+    as_of: datetime
+
+
 class MemberKpiReports:
-    """Computes member KPIs from the kept sale facts."""
+    """Computes member KPIs from the kept sale facts, and the member mix from the members' rows."""
 
     def __init__(
-        self, unit_of_work: Callable[[], UnitOfWork], *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        unit_of_work: Callable[[], UnitOfWork],
+        *,
+        lifecycle: LifecyclePolicy = DEFAULT_LIFECYCLE_POLICY,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._uow = unit_of_work
+        self._lifecycle = lifecycle
         self._clock = clock
+
+    async def mix(self, store_id: str) -> MemberMix:
+        """Active members of ``store_id`` (their home store; the chain when empty) by stage, tier and churn risk.
+
+        The stage is the one the lifecycle review last set; the churn risk is the idle time now
+        (since the last sale, or since registration when there is none) against
+        :func:`churn_risk_bounds`.
+        """
+        now = self._clock()
+        low, medium, high = churn_risk_bounds(self._lifecycle)
+        async with self._uow() as uow:
+            rows = (
+                await uow.session.execute(
+                    text(
+                        "SELECT m.lifecycle_stage, m.tier, CASE "
+                        "WHEN idle <= make_interval(days => :low) THEN 'low' "
+                        "WHEN idle <= make_interval(days => :medium) THEN 'medium' "
+                        "WHEN idle <= make_interval(days => :high) THEN 'high' ELSE 'lost' END AS risk, "
+                        "count(*) AS members FROM (SELECT m.lifecycle_stage, m.tier, CAST(:now AS timestamptz) - "
+                        "coalesce((SELECT max(f.occurred_at) FROM sale_fact f WHERE f.member_id = m.member_id "
+                        "AND f.kind = 'sale' AND f.occurred_at <= :now), m.registered_at) AS idle FROM member m "
+                        "WHERE m.status = 'active' AND (CAST(:store AS text) IS NULL OR m.home_store_id = :store)) "
+                        "AS m GROUP BY 1, 2, 3"
+                    ),
+                    {"now": now, "low": low, "medium": medium, "high": high, "store": store_id or None},
+                )
+            ).all()
+        lifecycle = dict.fromkeys(LifecycleStage, 0)
+        risks = dict.fromkeys(ChurnRisk, 0)
+        tiers: dict[str, int] = {}
+        for row in rows:
+            lifecycle[LifecycleStage(row.lifecycle_stage)] += row.members
+            risks[ChurnRisk(row.risk)] += row.members
+            tiers[row.tier] = tiers.get(row.tier, 0) + row.members
+        return MemberMix(store_id, sum(lifecycle.values()), lifecycle, tiers, risks, now)
 
     async def kpis(self, store_id: str, from_date: date | None, to_date: date | None) -> KpiReport:
         """Member KPIs of ``[from_date, to_date]`` (local days) at one store or the chain; by default

@@ -330,3 +330,85 @@ async def test_headquarters_reads_personal_data_in_clear_only_with_a_purpose_and
     assert (clear.json()["personal_data"], clear.json()["contact"]["phone"]) == ("clear", phone)
     (audit,) = await fetch(member_url, "SELECT client_id, staff_role, purpose FROM personal_data_access")
     assert (audit["staff_role"], audit["purpose"]) == ("headquarters", "complaint 2026-1142")
+
+
+async def test_the_member_mix_counts_a_stores_members_by_stage_tier_and_churn_risk_and_names_nobody(
+    gateway: RunningGateway, nats_url: str, durable: str, member_url: str, clock: HandClock
+) -> None:
+    store = f"X{uuid.uuid4().hex[:6].upper()}"
+    till = await gateway.client_headers(ClientKind.POS_TERMINAL, store_id=store)
+    manager = await gateway.client_headers(ClientKind.STAFF, store_id=store, staff_role=StaffRole.STORE_MANAGER)
+    other_manager = await gateway.client_headers(ClientKind.STAFF, store_id="S001", staff_role=StaffRole.STORE_MANAGER)
+    headquarters = await gateway.client_headers(ClientKind.STAFF, staff_role=StaffRole.HEADQUARTERS)
+    guide = await gateway.client_headers(ClientKind.STAFF, store_id=store, staff_role=StaffRole.STORE_GUIDE)
+    members = []
+    for _ in range(4):
+        registered = await post(gateway, "/v1/members", {"identity": {"type": "phone", "value": random_phone()}}, till)
+        assert registered.status_code == 201, registered.text
+        members.append(registered.json()["member_id"])
+    recent, lapsing, dormant, lost = members
+    # Last purchases 3, 45 and 120 days ago; the fourth never bought and registered 200 days ago.
+    await publish_sales(
+        nats_url,
+        [
+            journal_sale(
+                store_id=store,
+                lines=[("A", 1_000)],
+                member=by_member_id(member),
+                occurred_at=clock() - timedelta(days=d),
+            )
+            for member, d in ((recent, 3), (lapsing, 45), (dormant, 120))
+        ],
+    )
+    await settled(nats_url, durable)
+    # The stage and tier as the periodic review would have left them.
+    for member, stage, tier in (
+        (recent, "repeat", "gold"),
+        (lapsing, "active", "silver"),
+        (dormant, "dormant", "basic"),
+        (lost, "churned", "basic"),
+    ):
+        await fetch(
+            member_url, "UPDATE member SET lifecycle_stage = $2, tier = $3 WHERE member_id = $1", member, stage, tier
+        )
+    await fetch(
+        member_url, "UPDATE member SET registered_at = $2 WHERE member_id = $1", lost, clock() - timedelta(days=200)
+    )
+
+    mix = await gateway.http.get("/v1/members/mix", headers=manager)
+
+    assert mix.status_code == 200, mix.text
+    body = mix.json()
+    assert (body["store_id"], body["members"]) == (store, 4)
+    assert [(row["stage"], row["members"]) for row in body["lifecycle"]] == [
+        ("new", 0),
+        ("active", 1),
+        ("repeat", 1),
+        ("dormant", 1),
+        ("churned", 1),
+    ]
+    assert [(row["tier"], row["members"]) for row in body["tiers"]] == [
+        ("basic", 2),
+        ("silver", 1),
+        ("gold", 1),
+        ("platinum", 0),
+    ]
+    assert [(row["risk"], row["members"]) for row in body["churn_risk"]] == [
+        ("low", 1),
+        ("medium", 1),
+        ("high", 1),
+        ("lost", 1),
+    ]
+    # Aggregates only: no member id or any identity anywhere in the answer.
+    assert not any(member in mix.text for member in members)
+    # Headquarters sees the store's (and the chain's); another store's manager and a guide see nothing of it.
+    assert (await gateway.http.get("/v1/members/mix", params={"store_id": store}, headers=headquarters)).json()[
+        "members"
+    ] == 4
+    chain = await gateway.http.get("/v1/members/mix", headers=headquarters)
+    assert chain.json()["store_id"] is None
+    assert chain.json()["members"] >= 4
+    assert_problem(
+        await gateway.http.get("/v1/members/mix", params={"store_id": store}, headers=other_manager), 403, "forbidden"
+    )
+    assert_problem(await gateway.http.get("/v1/members/mix", headers=guide), 403, "forbidden")

@@ -9,6 +9,7 @@ import pytest
 
 from services.member.domain.lifecycle import (
     NO_PURCHASES,
+    ChurnRisk,
     Favourite,
     LifecyclePolicy,
     LifecycleStage,
@@ -16,6 +17,7 @@ from services.member.domain.lifecycle import (
     PurchaseRecord,
     RfmBreakpoints,
     RfmScores,
+    churn_risk,
     favourite_categories,
     favourite_hours,
     favourite_stores,
@@ -163,3 +165,24 @@ def test_favourite_hours_are_in_the_given_time_zone() -> None:
     naive = [PurchaseRecord("S9", datetime(2026, 11, 1, 9, 0), "ST1", 10_00)]
     with pytest.raises(ValueError, match="naive"):
         favourite_hours(naive, tz=ZoneInfo("Asia/Shanghai"))
+
+
+def test_churn_risk_rises_with_idle_days_at_the_lifecycle_thresholds() -> None:
+    policy = LifecyclePolicy(dormant_after_days=60, churned_after_days=120)
+    risks = [churn_risk(timedelta(days=days), policy) for days in (0, 30, 31, 60, 61, 120, 121)]
+    assert risks == [
+        ChurnRisk.LOW,
+        ChurnRisk.LOW,
+        ChurnRisk.MEDIUM,
+        ChurnRisk.MEDIUM,
+        ChurnRisk.HIGH,
+        ChurnRisk.HIGH,
+        ChurnRisk.LOST,
+    ]
+    # A dormant threshold under 30 days still leaves a medium band.
+    short = LifecyclePolicy(new_days=5, dormant_after_days=10, churned_after_days=20)
+    assert [churn_risk(timedelta(days=d), short) for d in (9, 10, 11)] == [
+        ChurnRisk.LOW,
+        ChurnRisk.MEDIUM,
+        ChurnRisk.HIGH,
+    ]

@@ -19,6 +19,15 @@ from console.i18n import label
 from console.sessions import Session
 
 STORE_TIMEZONE = ZoneInfo("Asia/Shanghai")  # the chain's business day, as the gateway counts it
+LAST_YEAR_DAYS = 364  # "the same period last year": 52 weeks back, so that weekdays line up
+OPEN_TRANSFER_STATUSES = ("requested", "dispatched")
+# The four lifecycle groups a store reads, from the member service's five stages.
+LIFECYCLE_GROUPS = (
+    ("lifecycle_new", ("new",)),
+    ("lifecycle_active", ("active", "repeat")),
+    ("lifecycle_at_risk", ("dormant",)),
+    ("lifecycle_sleeping", ("churned",)),
+)
 Block = dict[str, Any]
 
 
@@ -38,6 +47,11 @@ def number(value: Any) -> float | None:
         return float(value)
     except (TypeError, ValueError):
         return None
+
+
+def short_label(text: str) -> str:
+    """A label without its parenthesised detail: "低（30 天内）" → "低", "Low (within 30 days)" → "Low"."""
+    return text.split("（")[0].split(" (")[0]
 
 
 def notice(block_id: str, title: str, text: str) -> Block:
@@ -92,6 +106,8 @@ class Figures:
 
     # -- Overview ----------------------------------------------------------------------------
     async def overview(self, store: str) -> list[Block]:
+        """Today, 7 and 28 days, each beside the same days last year (52 weeks back, so weekdays
+        match) or, where last year has no sales, beside the period just before."""
         day = today()
         periods = {"today": 1, "days_7": 7, "days_28": 28}
         store_id = None if store == "all" else store
@@ -105,6 +121,7 @@ class Figures:
         for days in periods.values():
             first = day - timedelta(days=days - 1)
             calls.append(kpis(first, day, store_id))
+            calls.append(kpis(first - timedelta(days=LAST_YEAR_DAYS), day - timedelta(days=LAST_YEAR_DAYS), store_id))
             calls.append(kpis(first - timedelta(days=days), first - timedelta(days=1), store_id))
         answers = await asyncio.gather(*calls)
         blocks: list[Block] = []
@@ -118,19 +135,27 @@ class Figures:
             ("member_share", "member_share_of_sales", "rate"),
             ("repurchase_rate", "repeat_purchase_rate", "rate"),
         )
-        for index, key in enumerate(periods):
-            current, previous = answers[2 * index].body, answers[2 * index + 1].body
+        compared: list[tuple[dict[str, Any], dict[str, Any], str]] = []
+        for index in range(len(periods)):
+            current, last_year, previous = (answers[3 * index + k].body for k in range(3))
+            # Last year is the comparison only where it has sales; a chain younger than a year has none.
+            if last_year["sales_count"]:
+                compared.append((current, last_year, "last_year"))
+            else:
+                compared.append((current, previous, "previous"))
+        for key, (current, other, basis) in zip(periods, compared, strict=True):
             blocks.append(
                 {
                     "kind": "tiles",
                     "id": f"kpis-{key}",
                     "title": f"{self.t(key)} ({current['from_date']} – {current['to_date']})",
-                    "previous_label": self.t("previous"),
+                    "previous_label": f"{self.t(basis)} ({other['from_date']} – {other['to_date']})",
+                    "basis": basis,
                     "items": [
                         {
                             "label": self.t(name),
                             "value": number(current[field]),
-                            "previous": number(previous[field]),
+                            "previous": number(other[field]),
                             "format": fmt,
                         }
                         for name, field, fmt in figures
@@ -145,11 +170,12 @@ class Figures:
                 "format": "money",
                 "labels": [self.t(key) for key in periods],
                 "series": [
+                    {"name": self.t("net_sales"), "values": [number(c["net_sales"]) for c, _, _ in compared]},
                     {
-                        "name": self.t(key_name),
-                        "values": [number(answers[2 * i + offset].body["net_sales"]) for i in range(3)],
-                    }
-                    for key_name, offset in (("net_sales", 0), ("previous", 1))
+                        "name": self.t("comparison"),
+                        "values": [number(o["net_sales"]) for _, o, _ in compared],
+                        "notes": [self.t(basis) for _, _, basis in compared],
+                    },
                 ],
             }
         )
@@ -187,9 +213,10 @@ class Figures:
 
     # -- Stock -------------------------------------------------------------------------------
     async def stock(self, store: str) -> list[Block]:
-        kpis, plan = await asyncio.gather(
+        kpis, plan, transfers = await asyncio.gather(
             self.get(f"/v1/locations/{store}/kpis"),
             self.get(f"/v1/locations/{store}/replenishment", page_size=200),
+            self.get(f"/v1/locations/{store}/transfers", status=list(OPEN_TRANSFER_STATUSES), page_size=100),
         )
         blocks: list[Block] = []
         if kpis.ok:
@@ -208,6 +235,7 @@ class Figures:
                     ],
                 }
             )
+            blocks.extend(self.category_blocks(body.get("categories", [])))
             stocked_out = sorted(
                 (sku for sku in body["skus"] if number(sku["stock_out_rate"])),
                 key=lambda sku: (-(number(sku["stock_out_rate"]) or 0), sku["sku"]),
@@ -279,8 +307,90 @@ class Figures:
             )
         else:
             blocks.append(unavailable("suggestions", self.t("suggestions"), plan, self.lang))
-        blocks.append(notice("transfers", self.t("open_transfers"), self.t("no_transfer_route")))
+        if transfers.ok:
+            listed = transfers.body["transfers"]
+            blocks.append(
+                {
+                    "kind": "table",
+                    "id": "transfers",
+                    "title": self.t("open_transfers"),
+                    "columns": [
+                        self.t(k) for k in ("sku", "direction", "other_store", "quantity", "status", "requested_at")
+                    ],
+                    "rows": [
+                        [
+                            t["sku"],
+                            self.t("outbound") if t["from_location_id"] == store else self.t("inbound"),
+                            t["to_location_id"] if t["from_location_id"] == store else t["from_location_id"],
+                            t["quantity"],
+                            self.t("transfer_" + t["status"]),
+                            t["requested_at"][:16].replace("T", " "),
+                        ]
+                        for t in listed
+                    ],
+                }
+            )
+        else:
+            blocks.append(unavailable("transfers", self.t("open_transfers"), transfers, self.lang))
         return blocks
+
+    def category_blocks(self, categories: list[dict[str, Any]]) -> list[Block]:
+        """A tile per category (its stock-out rate, with the other figures under it) and a chart of the rates."""
+        if not categories:
+            return []
+        names = [c["category_id"] or self.t("no_category") for c in categories]
+        # Tiles: the most stocked-out category first, where a store manager looks first.
+        by_urgency = sorted(
+            zip(names, categories, strict=True), key=lambda pair: (-(number(pair[1]["stock_out_rate"]) or 0), pair[0])
+        )
+        tiles = {
+            "kind": "tiles",
+            "id": "category-kpis",
+            "title": self.t("category_kpis"),
+            "items": [
+                {
+                    "label": f"{name} · {self.t('stock_out_rate')}",
+                    "key": c["category_id"],
+                    "value": number(c["stock_out_rate"]),
+                    "format": "rate",
+                    "details": [
+                        {"label": self.t("sell_through"), "value": number(c["sell_through_rate"]), "format": "rate"},
+                        {"label": self.t("days_of_cover"), "value": number(c["days_of_cover"]), "format": "days"},
+                        {"label": self.t("shrink_rate"), "value": number(c["shrink_rate"]), "format": "rate"},
+                        {"label": self.t("overstocked_skus"), "value": c["overstocked_skus"], "format": "count"},
+                    ],
+                }
+                for name, c in by_urgency
+            ],
+        }
+        rates = (
+            ("stock_out_rate", "stock_out_rate"),
+            ("sell_through", "sell_through_rate"),
+            ("shrink_rate", "shrink_rate"),
+            ("overstock_rate", "overstock_rate"),
+        )
+        chart = {
+            "kind": "chart",
+            "id": "category-rates",
+            "title": self.t("category_rates"),
+            "format": "rate",
+            "labels": names,
+            "keys": [c["category_id"] or "–" for c in categories],
+            "series": [
+                {"name": self.t(label_key), "values": [number(c[field]) for c in categories]}
+                for label_key, field in rates
+            ],
+        }
+        cover = {
+            "kind": "chart",
+            "id": "category-cover",
+            "title": self.t("category_cover"),
+            "format": "days",
+            "labels": names,
+            "keys": [c["category_id"] or "–" for c in categories],
+            "series": [{"name": self.t("days_of_cover"), "values": [number(c["days_of_cover"]) for c in categories]}],
+        }
+        return [tiles, chart, cover]
 
     # -- Prices and labels -------------------------------------------------------------------
     async def prices(self, store: str) -> list[Block]:
@@ -374,12 +484,13 @@ class Figures:
     async def members(self, store: str) -> list[Block]:
         day = today()
         store_id = None if store == "all" else store
-        kpis, campaigns, conflicts = await asyncio.gather(
+        kpis, mix, campaigns, conflicts = await asyncio.gather(
             self.get(
                 "/v1/members/kpis",
                 store_id=store_id,
                 **{"from": (day - timedelta(days=27)).isoformat(), "to": day.isoformat()},
             ),
+            self.get("/v1/members/mix", store_id=store_id),
             self.get("/v1/campaigns", page_size=50),
             self.get("/v1/redemption-conflicts", store_id=store_id, page_size=100),
         )
@@ -409,16 +520,23 @@ class Figures:
             )
         else:
             blocks.append(unavailable("member-kpis", self.t("member_kpis"), kpis, self.lang))
-        blocks.append(notice("lifecycle-mix", self.t("lifecycle_mix"), self.t("no_mix_route")))
-        blocks.append(notice("tier-mix", self.t("tier_mix"), self.t("no_mix_route")))
+        if mix.ok:
+            blocks.extend(self.mix_blocks(mix.body))
+        else:
+            blocks.append(unavailable("lifecycle-mix", self.t("lifecycle_mix"), mix, self.lang))
         if campaigns.ok:
             listed = [
                 c for c in campaigns.body["campaigns"] if store_id is None or c.get("store_id") in (None, store_id)
             ]
             reports = await asyncio.gather(*(self.get(f"/v1/campaigns/{c['campaign_id']}/report") for c in listed))
             rows = []
+            redeemed: list[int | None] = []
+            conflicted: list[int | None] = []
             for campaign, report in zip(listed, reports, strict=True):
-                roi = report.body.get("roi") if report.ok and isinstance(report.body, dict) else None
+                reported = report.body if report.ok and isinstance(report.body, dict) else {}
+                redeemed.append(reported.get("redemptions"))
+                conflicted.append(reported.get("redemption_conflicts"))
+                roi = reported.get("roi")
                 interval = (
                     f"[{roi['low']:.2f}, {roi['high']:.2f}]"
                     if roi and roi.get("low") is not None and roi.get("high") is not None
@@ -431,6 +549,8 @@ class Figures:
                         f"{roi['value']:.2f}" if roi and roi.get("value") is not None else "–",
                         interval,
                         campaign["progress"]["issued"],
+                        "–" if redeemed[-1] is None else redeemed[-1],
+                        "–" if conflicted[-1] is None else conflicted[-1],
                         campaign["progress"]["treatment"],
                         campaign["progress"]["control"],
                     ]
@@ -442,7 +562,17 @@ class Figures:
                     "title": self.t("campaigns"),
                     "columns": [
                         self.t(k)
-                        for k in ("campaign", "status", "roi", "roi_interval", "coupons_issued", "treatment", "control")
+                        for k in (
+                            "campaign",
+                            "status",
+                            "roi",
+                            "roi_interval",
+                            "coupons_issued",
+                            "coupons_redeemed",
+                            "redemption_conflicts",
+                            "treatment",
+                            "control",
+                        )
                     ],
                     "rows": rows,
                 }
@@ -454,7 +584,13 @@ class Figures:
                     "title": self.t("coupons_per_campaign"),
                     "format": "count",
                     "labels": [c["name"] for c in listed],
-                    "series": [{"name": self.t("coupons_issued"), "values": [c["progress"]["issued"] for c in listed]}],
+                    "keys": [c["campaign_id"] for c in listed],
+                    "short": [c["name"] for c in listed],
+                    "series": [
+                        {"name": self.t("coupons_issued"), "values": [c["progress"]["issued"] for c in listed]},
+                        {"name": self.t("coupons_redeemed"), "values": redeemed},
+                        {"name": self.t("redemption_conflicts"), "values": conflicted},
+                    ],
                 }
             )
         else:
@@ -476,6 +612,48 @@ class Figures:
         else:
             blocks.append(unavailable("redemption-conflicts", self.t("redemption_conflicts"), conflicts, self.lang))
         return blocks
+
+    def mix_blocks(self, mix: dict[str, Any]) -> list[Block]:
+        """Lifecycle groups, tiers and churn risk of the members now: counts only, nobody named."""
+        stages = {row["stage"]: row["members"] for row in mix["lifecycle"]}
+        return [
+            {
+                "kind": "chart",
+                "id": "lifecycle-mix",
+                "title": f"{self.t('lifecycle_mix')} ({mix['members']} {self.t('members_unit')})",
+                "format": "count",
+                "labels": [self.t(key) for key, _ in LIFECYCLE_GROUPS],
+                "keys": [key.removeprefix("lifecycle_") for key, _ in LIFECYCLE_GROUPS],
+                "short": [self.t(key) for key, _ in LIFECYCLE_GROUPS],
+                "series": [
+                    {
+                        "name": self.t("members_count"),
+                        "values": [sum(stages.get(stage, 0) for stage in group) for _, group in LIFECYCLE_GROUPS],
+                    }
+                ],
+            },
+            {
+                "kind": "chart",
+                "id": "tier-mix",
+                "title": self.t("tier_mix"),
+                "format": "count",
+                "labels": [self.t("tier_" + row["tier"]) for row in mix["tiers"]],
+                "keys": [row["tier"] for row in mix["tiers"]],
+                "short": [self.t("tier_" + row["tier"]) for row in mix["tiers"]],
+                "series": [{"name": self.t("members_count"), "values": [row["members"] for row in mix["tiers"]]}],
+            },
+            {
+                "kind": "chart",
+                "id": "churn-risk",
+                "title": self.t("churn_risk"),
+                "format": "count",
+                "labels": [self.t("risk_" + row["risk"]) for row in mix["churn_risk"]],
+                "keys": [row["risk"] for row in mix["churn_risk"]],
+                # The bars are named by the risk alone; the numbers table gives each one's days.
+                "short": [short_label(self.t("risk_" + row["risk"])) for row in mix["churn_risk"]],
+                "series": [{"name": self.t("members_count"), "values": [row["members"] for row in mix["churn_risk"]]}],
+            },
+        ]
 
     # -- Suppliers ---------------------------------------------------------------------------
     async def suppliers(self) -> list[Block]:

@@ -47,6 +47,11 @@
       if ("previous" in item) {
         tile.append(el("span", { class: "previous" }, block.previous_label + ": " + format(item.previous, item.format)));
       }
+      if (item.key !== undefined) tile.setAttribute("data-key", item.key);
+      for (const detail of item.details || []) {
+        tile.append(el("span", { class: "detail", "data-value": detail.value === null ? "" : String(detail.value) },
+          detail.label + ": " + format(detail.value, detail.format)));
+      }
       list.append(tile);
     }
     section.append(list);
@@ -94,7 +99,7 @@
       const y = index * groupHeight + 2;
       const text = svg("text", { x: labelWidth - 6, y: y + groupHeight / 2, "text-anchor": "end", class: "axis" });
       // Charts name each bar by its short key (a store id) where there is one; the table has the full name.
-      const short = (block.keys || block.labels)[index];
+      const short = (block.short || block.keys || block.labels)[index];
       text.textContent = short.length > 14 ? short.slice(0, 13) + "…" : short;
       drawing.append(text);
       block.series.forEach((series, s) => {
@@ -105,7 +110,8 @@
           fill: COLOURS[s % COLOURS.length], "data-series": series.name, "data-value": value === null ? "" : value,
         });
         const tip = svg("title");
-        tip.textContent = `${name} · ${series.name}: ${format(value, block.format)}`;
+        const note = series.notes ? ` (${series.notes[index]})` : "";
+        tip.textContent = `${name} · ${series.name}${note}: ${format(value, block.format)}`;
         bar.append(tip);
         drawing.append(bar);
         const figure = svg("text", { x: labelWidth + length + 4, y: y + s * barHeight + barHeight - 4, class: "figure" });

@@ -170,9 +170,18 @@ def test_headquarters_opens_every_page(platform: Platform, watched: tuple[Browse
     assert [supplier["supplier_id"] for supplier in suppliers] == ["SUPCONSOLE"]
     assert page.locator("#scorecards tbody tr").count() == 1
     assert page.locator("#scorecards tbody tr td").first.inner_text() == "SUPCONSOLE"
-    # Figures no route gives yet are said to be missing, not invented.
+    # The overview compares with last year, or with the period before where last year has no sales.
+    open_page(page, "/stores/all/overview", "headquarters-overview")
+    assert page.locator("#kpis-days_7 .previous").first.inner_text().startswith(("去年同期", "上一周期"))
+    # The member mix: the tier chart's numbers are the gateway's counts for the chain, one click away.
     open_page(page, "/stores/all/members", "headquarters-members")
-    assert "网关尚无" in page.inner_text("#lifecycle-mix")
+    mix = gateway_get(platform, "headquarters", "/v1/members/mix")
+    assert chart_numbers(page, "tier-mix") == {row["tier"]: float(row["members"]) for row in mix["tiers"]}
+    lifecycle = chart_numbers(page, "lifecycle-mix")
+    assert sum(lifecycle.values()) == mix["members"] > 0
+    assert set(lifecycle) == {"new", "active", "at_risk", "sleeping"}
+    assert chart_numbers(page, "churn-risk") == {row["risk"]: float(row["members"]) for row in mix["churn_risk"]}
+    assert page.locator("#coupons-per-campaign, #campaigns").count() > 0
     # English on request; Chinese is the default.
     assert page.locator("html").get_attribute("lang") == "zh-CN"
     page.click("a.lang")
@@ -181,6 +190,70 @@ def test_headquarters_opens_every_page(platform: Platform, watched: tuple[Browse
     assert "Members and campaigns" in page.inner_text("h1")
     page.screenshot(path=str(REPORTS / "headquarters-members-en.png"), full_page=True)
     watch.clean()
+
+
+def chart_numbers(page: Page, chart_id: str) -> dict[str, float]:
+    """A chart's numbers as its "show numbers" table gives them, by row key (after one click)."""
+    chart = page.locator(f"#{chart_id}")
+    table = chart.locator("table.numbers")
+    assert table.is_hidden()
+    chart.locator("button.toggle").click()
+    assert table.is_visible()
+    numbers = {
+        str(row.get_attribute("data-key")): float(row.locator("td").first.get_attribute("data-value") or "nan")
+        for row in table.locator("tbody tr").all()
+    }
+    chart.locator("button.toggle").click()
+    return numbers
+
+
+def test_the_stock_page_shows_categories_and_open_transfers(
+    platform: Platform, watched: tuple[BrowserContext, Watch]
+) -> None:
+    context, watch = watched
+    own = platform.credentials["store_manager"]["store_id"]
+    other = next(store.location_id for store in platform.retailer.stores if store.location_id != own)
+    plan = gateway_get(platform, "headquarters", f"/v1/locations/{own}/replenishment", page_size=5)
+    sku = plan["suggestions"][0]["sku"]
+    moved = httpx.post(
+        f"{platform.base_url}/v1/transfers",
+        json={"sku": sku, "quantity": "1", "from_location_id": own, "to_location_id": other},
+        headers={
+            "Authorization": f"Bearer {platform.token('headquarters')}",
+            "Idempotency-Key": f"console-transfer-{uuid.uuid4()}",
+        },
+        timeout=60,
+    )
+    assert moved.status_code == 201, moved.text
+    page = context.new_page()
+    sign_in(page, platform, "store_manager")
+    open_page(page, f"/stores/{own}/stock", "store-manager-stock")
+    # The open transfer, as the gateway lists it for the store.
+    listed = gateway_get(platform, "store_manager", f"/v1/locations/{own}/transfers", status="requested")
+    assert moved.json()["transfer_id"] in {t["transfer_id"] for t in listed["transfers"]}
+    rows = page.locator("#transfers tbody tr")
+    assert rows.count() >= 1
+    assert any(sku in row.inner_text() and other in row.inner_text() for row in rows.all())
+    # A tile per category, with the gateway's stock-out rate for it; the rates chart beside it.
+    kpis = gateway_get(platform, "store_manager", f"/v1/locations/{own}/kpis")
+    assert kpis["categories"], "the demo's items have categories"
+    tiles = page.locator("#category-kpis .tile")
+    assert tiles.count() == len(kpis["categories"])
+    for category in kpis["categories"]:
+        tile = page.locator(f'#category-kpis .tile[data-key="{category["category_id"]}"]')
+        shown = tile.get_attribute("data-value")
+        assert (float(shown) if shown else None) == (
+            float(category["stock_out_rate"]) if category["stock_out_rate"] is not None else None
+        )
+    rates = chart_numbers(page, "category-rates")
+    assert set(rates) == {c["category_id"] or "–" for c in kpis["categories"]}
+    watch.clean()
+    # Another store's stock page and figures stay closed to this manager, URL edits or not.
+    assert page.goto(f"/stores/{other}/stock").status == 403  # type: ignore[union-attr]
+    assert page.locator("#blocks").count() == 0
+    assert page.request.get(f"/api/stores/{other}/stock").status == 403
+    assert page.request.get(f"/api/stores/{other}/members").status == 403
+    assert watch.foreign == []
 
 
 def test_store_manager_sees_their_store_only(

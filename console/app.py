@@ -59,6 +59,16 @@ def create_app(settings: ConsoleSettings, transport: httpx.AsyncBaseTransport | 
     @app.middleware("http")
     async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
+        # A used session's idle clock restarts: seal its cookie again, unless this answer ended it.
+        session = getattr(request.state, "session", None)
+        if (
+            isinstance(session, Session)
+            and session.reseal
+            and not any(
+                value.startswith(f"{COOKIE}=".encode()) for name, value in response.raw_headers if name == b"set-cookie"
+            )
+        ):
+            set_cookie(response, COOKIE, sessions.cookie_value(session))
         response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
@@ -87,7 +97,14 @@ def create_app(settings: ConsoleSettings, transport: httpx.AsyncBaseTransport | 
         return render(request, "error.html", status, session=session, message=label(key, language(request)))
 
     def current(request: Request) -> Session | None:
-        return sessions.find(request.cookies.get(COOKIE))
+        session = sessions.find(request.cookies.get(COOKIE))
+        request.state.session = session
+        return session
+
+    def ended_json(detail: str) -> JSONResponse:
+        response = JSONResponse({"detail": detail}, status_code=401)
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict", secure=settings.cookies_secure)
+        return response
 
     def to_sign_in(ended: bool) -> RedirectResponse:
         response = RedirectResponse("/sign-in?ended=1" if ended else "/sign-in", status_code=303)
@@ -161,7 +178,6 @@ def create_app(settings: ConsoleSettings, transport: httpx.AsyncBaseTransport | 
         if session.principal.staff_role not in CONSOLE_ROLES or (
             not session.principal.is_headquarters and not session.principal.store_id
         ):
-            sessions.end(session)
             return refused("not_staff", 403)
         response = RedirectResponse(home_of(session), status_code=303)
         set_cookie(response, COOKIE, sessions.cookie_value(session))
@@ -177,7 +193,8 @@ def create_app(settings: ConsoleSettings, transport: httpx.AsyncBaseTransport | 
             return to_sign_in(ended=False)
         if not csrf_ok(session, await form_of(request)):
             return error_page(request, session, "csrf_refused", 403)
-        sessions.end(session)
+        # The gateway refuses the token from now on, so a copy of the cookie opens nothing either.
+        await gateway.revoke(session.token)
         return to_sign_in(ended=False)
 
     async def stores_for(session: Session, lang: str) -> list[dict[str, str]]:
@@ -210,7 +227,6 @@ def create_app(settings: ConsoleSettings, transport: httpx.AsyncBaseTransport | 
                 context["decision"] = request.query_params.get("decision")
             stores = await stores_for(session, lang)
         except TokenRefused:
-            sessions.end(session)
             return to_sign_in(ended=True)
         return render(
             request,
@@ -247,8 +263,7 @@ def create_app(settings: ConsoleSettings, transport: httpx.AsyncBaseTransport | 
         try:
             blocks = await getattr(figures, page)(store)
         except TokenRefused:
-            sessions.end(session)
-            return JSONResponse({"detail": "the session has ended"}, status_code=401)
+            return ended_json("the session has ended")
         return JSONResponse({"blocks": blocks})
 
     @app.get("/api/suppliers")
@@ -261,8 +276,7 @@ def create_app(settings: ConsoleSettings, transport: httpx.AsyncBaseTransport | 
         try:
             blocks = await Figures(gateway, session, language(request)).suppliers()
         except TokenRefused:
-            sessions.end(session)
-            return JSONResponse({"detail": "the session has ended"}, status_code=401)
+            return ended_json("the session has ended")
         return JSONResponse({"blocks": blocks})
 
     @app.post("/stores/{store}/markdowns/{markdown_id}/approve")
@@ -280,7 +294,6 @@ def create_app(settings: ConsoleSettings, transport: httpx.AsyncBaseTransport | 
             session.token, f"/v1/markdown-suggestions/{markdown_id}:decide", {"approve": True}, key
         )
         if answer.status == 401:  # the gateway no longer accepts the token: the session is over
-            sessions.end(session)
             return to_sign_in(ended=True)
         outcome = "approved" if answer.ok else f"failed-{answer.status}"
         return RedirectResponse(f"/stores/{store}/prices?decision={outcome}", status_code=303)

@@ -62,6 +62,10 @@ class GatewayClient:
         body = response.json()
         return IssuedToken(str(body["access_token"]), int(body["expires_in"]))
 
+    async def revoke(self, token: str) -> Answer:
+        """Give the token up (sign-out): from then on the gateway refuses it, whoever holds a copy."""
+        return await self._call("POST", token, "/v1/auth/revoke")
+
     async def get(self, token: str, path: str, params: dict[str, Any] | None = None) -> Answer:
         return await self._call("GET", token, path, params=params)
 

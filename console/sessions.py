@@ -1,24 +1,47 @@
-"""Server-side sessions: the cookie carries only a signed random id; the gateway token stays here.
+"""Sessions sealed into their cookie, so that any replica of the console serves any session.
 
-A session ends at sign-out, after ``idle_timeout`` seconds without a request, or when its
-gateway token expires (the console keeps no client secret to fetch another), whichever
-comes first. The store is the process's memory: a restart signs everyone out.
+The cookie carries the whole session — the gateway token, the CSRF token, when the session
+was last used and when it must end — encrypted and authenticated with AES-256-GCM under a
+key derived from ``CONSOLE_SESSION_KEY``. Every replica holding that key opens it; no
+replica keeps anything in memory, so a restart or a load balancer signs nobody out. A
+cookie that was altered, sealed under another key, or cut short does not open.
+
+A session ends at sign-out (the browser's cookie is deleted), after ``idle_timeout``
+seconds without a request (the last use is sealed in the cookie and the console re-seals
+it as requests come), or when its gateway token expires (the absolute expiry, sealed too;
+the console keeps no client secret to fetch another), whichever comes first. The gateway
+checks the token on every call, so a revoked client's session ends at its next request;
+sign-out revokes the session's token at the gateway (``POST /v1/auth/revoke``), so a copy
+of the cookie taken before sign-out opens nothing afterwards either.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
+import os
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 Clock = Callable[[], float]
 COOKIE = "console_session"
 PRE_SESSION_COOKIE = "console_pre"
+_SEAL_PURPOSE = b"retail-console/session-seal/v2"
+_SIGN_PURPOSE = b"retail-console/form-token/v2"
+_NONCE_BYTES = 12
+_VERSION = 2
+# Re-seal the cookie (restarting its idle clock) at most this often: a page's parallel
+# requests do not each write a cookie.
+MAX_RESEAL_INTERVAL = 30.0
 
 
 @dataclass(frozen=True)
@@ -47,6 +70,8 @@ class Session:
     expires_at: float
     last_seen: float
     csrf_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    # Whether the cookie must be sealed again (its idle clock restarted) with this answer.
+    reseal: bool = False
 
 
 def claims_of(token: str) -> Principal:
@@ -62,41 +87,63 @@ def claims_of(token: str) -> Principal:
 
 
 class SessionStore:
+    """Seals sessions into cookie values and opens them again; holds no session itself."""
+
     def __init__(self, key: bytes, idle_timeout: float, clock: Clock = time.time) -> None:
-        self._key = hashlib.sha256(b"retail-console/session/v1" + key).digest()
+        self._seal = AESGCM(hmac.new(key, _SEAL_PURPOSE, hashlib.sha256).digest())
+        self._sign_key = hmac.new(key, _SIGN_PURPOSE, hashlib.sha256).digest()
         self._idle_timeout = idle_timeout
+        self._reseal_after = min(MAX_RESEAL_INTERVAL, idle_timeout / 10)
         self._clock = clock
-        self._sessions: dict[str, Session] = {}
 
     def start(self, token: str, expires_in: int) -> Session:
         now = self._clock()
-        self._forget_ended(now)
-        session = Session(secrets.token_urlsafe(32), token, claims_of(token), now + expires_in, now)
-        self._sessions[session.session_id] = session
-        return session
+        return Session(secrets.token_urlsafe(16), token, claims_of(token), now + expires_in, now)
 
     def cookie_value(self, session: Session) -> str:
-        return f"{session.session_id}.{self._sign(session.session_id)}"
+        """The session sealed: nonce ‖ AES-GCM(JSON), base64url."""
+        payload = {
+            "v": _VERSION,
+            "sid": session.session_id,
+            "tok": session.token,
+            "csrf": session.csrf_token,
+            "exp": session.expires_at,
+            "seen": session.last_seen,
+        }
+        nonce = os.urandom(_NONCE_BYTES)
+        sealed = self._seal.encrypt(nonce, json.dumps(payload, separators=(",", ":")).encode(), COOKIE.encode())
+        return base64.urlsafe_b64encode(nonce + sealed).rstrip(b"=").decode()
 
     def find(self, cookie: str | None) -> Session | None:
-        """The live session a cookie names (its idle clock restarted), or None."""
-        if not cookie or "." not in cookie:
+        """The live session a cookie seals (marked for re-sealing when its idle clock should restart), or None."""
+        payload = self._open(cookie)
+        if payload is None:
             return None
-        session_id, _, signature = cookie.rpartition(".")
-        if not hmac.compare_digest(signature, self._sign(session_id)):
-            return None
-        session = self._sessions.get(session_id)
         now = self._clock()
-        if session is None:
+        try:
+            token, expires_at, last_seen = str(payload["tok"]), float(payload["exp"]), float(payload["seen"])
+            session = Session(str(payload["sid"]), token, claims_of(token), expires_at, last_seen, str(payload["csrf"]))
+        except (KeyError, TypeError, ValueError, IndexError):
             return None
-        if now - session.last_seen > self._idle_timeout or now >= session.expires_at:
-            self.end(session)
+        if now - last_seen > self._idle_timeout or now >= expires_at:
             return None
-        session.last_seen = now
+        if now - last_seen >= self._reseal_after:
+            session.last_seen = now
+            session.reseal = True
         return session
 
-    def end(self, session: Session) -> None:
-        self._sessions.pop(session.session_id, None)
+    def _open(self, cookie: str | None) -> dict[str, Any] | None:
+        if not cookie or len(cookie) > 4096:
+            return None
+        try:
+            raw = base64.urlsafe_b64decode(cookie + "=" * (-len(cookie) % 4))
+            opened = self._seal.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], COOKIE.encode())
+            payload = json.loads(opened)
+        except (binascii.Error, ValueError, InvalidTag):
+            return None
+        if not isinstance(payload, dict) or payload.get("v") != _VERSION:
+            return None
+        return payload
 
     # -- a form shown before sign-in (the sign-in form) carries a token bound to a random cookie --
     def pre_session_token(self, nonce: str) -> str:
@@ -106,10 +153,5 @@ class SessionStore:
         return bool(nonce and token) and hmac.compare_digest(str(token), self._sign("pre:" + str(nonce)))
 
     def _sign(self, value: str) -> str:
-        mac = hmac.new(self._key, value.encode(), hashlib.sha256).digest()
+        mac = hmac.new(self._sign_key, value.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
-
-    def _forget_ended(self, now: float) -> None:
-        for session in list(self._sessions.values()):
-            if now - session.last_seen > self._idle_timeout or now >= session.expires_at:
-                self.end(session)

@@ -22,7 +22,9 @@ class ConsoleSettings(BaseSettings):
         pattern=r"^https?://[^/\s]+$", description="the gateway's base URL, e.g. http://127.0.0.1:8080 (GATEWAY_URL)"
     )
     console_session_key: SecretStr = dev_secret(
-        DEV_SESSION_KEY, "HMAC key signing the session cookie (CONSOLE_SESSION_KEY); at least 32 characters"
+        DEV_SESSION_KEY,
+        "key sealing the session cookie (AES-256-GCM; CONSOLE_SESSION_KEY), the same on every replica; "
+        "at least 32 characters",
     )
     http_host: str = Field(default="127.0.0.1", description="interface the console listens on (HTTP_HOST)")
     http_port: int = Field(default=8090, ge=0, le=65535, description="the console's port (HTTP_PORT)")

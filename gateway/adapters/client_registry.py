@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, MetaData, Table, Text, func, select, update
+from datetime import datetime
+
+from sqlalchemy import Column, DateTime, MetaData, Table, Text, delete, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -26,6 +28,16 @@ client_registration = Table(
     Column("staff_role", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("revoked_at", DateTime(timezone=True)),
+)
+
+# Mirrors migrations/versions/gateway_0003.
+revoked_token = Table(
+    "revoked_token",
+    gateway_metadata,
+    Column("token_id", Text, primary_key=True),
+    Column("client_id", Text, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 
@@ -91,6 +103,25 @@ class ClientRegistry:
         async with self._engine.begin() as connection:
             row = (await connection.execute(statement)).mappings().first()
         return _registration(row) if row is not None else None
+
+    async def revoke_token(self, token_id: str, client_id: str, expires_at: datetime) -> None:
+        """Refuse one token from now on (idempotent); expired revocations are dropped as they go."""
+        statement = (
+            insert(revoked_token)
+            .values(token_id=token_id, client_id=client_id, expires_at=expires_at)
+            .on_conflict_do_nothing(index_elements=[revoked_token.c.token_id])
+        )
+        async with self._engine.begin() as connection:
+            await connection.execute(delete(revoked_token).where(revoked_token.c.expires_at < func.now()))
+            await connection.execute(statement)
+
+    async def revoked_token_ids(self, client_id: str) -> frozenset[str]:
+        """The ids of the client's revoked tokens that have not expired yet."""
+        statement = select(revoked_token.c.token_id).where(
+            revoked_token.c.client_id == client_id, revoked_token.c.expires_at > func.now()
+        )
+        async with self._engine.connect() as connection:
+            return frozenset(str(token_id) for token_id in (await connection.execute(statement)).scalars())
 
 
 def _registration(row: RowMapping) -> ClientRegistration:

@@ -1,4 +1,5 @@
-"""``POST /v1/auth/token``: OAuth2 client credentials for a short-lived bearer token."""
+"""``POST /v1/auth/token``: OAuth2 client credentials for a short-lived bearer token;
+``POST /v1/auth/revoke``: a client gives its token up before it expires (signing out)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,16 @@ import json
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from gateway.auth.schemas import OAuthErrorCode, OAuthProblem, TokenRequest, TokenResponse
 from gateway.domain.scopes import CATALOGUE
+from gateway.domain.tokens import InvalidToken
 from gateway.http import problems
 from gateway.http.resources import Resources
-from gateway.security.authorisation import TOKEN_URL, enforce_rate_limit
+from gateway.security.authorisation import TOKEN_URL, enforce_rate_limit, unauthenticated
 
 router = APIRouter(tags=["auth"])
 FORM = "application/x-www-form-urlencoded"
@@ -121,6 +123,37 @@ async def issue_token(
         scope=" ".join(sorted(outcome.scopes)),
     )
     return JSONResponse(body.model_dump(), headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+@router.post(
+    "/v1/auth/revoke",
+    summary="Revoke the bearer token of this request",
+    status_code=204,
+    responses=problems.problem_responses(401, 429),
+)
+async def revoke_token(
+    request: Request,
+    resources: Resources,
+    authorization: Annotated[str | None, Header(description="Bearer <the token to revoke>")] = None,
+) -> Response:
+    """**No scope**: a client gives up the token it presents, e.g. when a person signs out, so
+    that a copy of it opens nothing any more. `204`; from then on the token is `401` on
+    this gateway pod at once and on every pod within `CLIENT_CACHE_SECONDS`. Only the token
+    itself can revoke itself (RFC 7009's intent, with the token as its own credential); a
+    token already revoked, expired or invalid is `401`. No `Idempotency-Key`: revoking twice
+    is the same as once.
+    """
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthenticated("a bearer token is required (Authorization: Bearer <token>)")
+    try:
+        principal = await resources.authenticator.revoke(token.strip())
+    except InvalidToken as exc:
+        raise unauthenticated(f"the token was refused: {exc}") from None
+    request.state.client_id = principal.client_id
+    request.state.client_kind = principal.kind.value
+    enforce_rate_limit(resources.rate_limiter, principal.client_id)
+    return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 
 async def _read_token_request(request: Request) -> TokenRequest:

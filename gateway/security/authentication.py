@@ -4,6 +4,11 @@ Revocation: a token is only accepted while its client's registration is active. 
 caches registrations for ``CLIENT_CACHE_SECONDS`` (default 5 s), so a revoked client's
 tokens stop working on every pod within that bound (at once on the pod that revoked).
 
+A single token can be revoked before it expires (:meth:`Authenticator.revoke`, a client
+signing out): it is refused at once on the pod that revoked it and, as each pod caches a
+client's revoked token ids for the same ``CLIENT_CACHE_SECONDS``, on every pod within that
+bound.
+
 Verification: a token whose signature checked out is remembered (the whole token, its
 signature included, up to :data:`VERIFIED_TOKENS_KEPT` of them, least recently used
 forgotten first), so the next request with it skips the HMAC, the base64 and the JSON
@@ -20,6 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 
 from gateway.adapters.client_registry import ClientRegistry
@@ -113,6 +119,7 @@ class Authenticator:
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._cache: dict[str, tuple[float, ClientRegistration | None]] = {}
+        self._revoked: dict[str, tuple[float, frozenset[str]]] = {}
         # token → (its claims, its principal), for tokens whose signature was verified.
         self._verified: OrderedDict[str, tuple[TokenClaims, Principal]] = OrderedDict()
         # scrypt checks run in threads; a bound keeps a flood of token requests from taking
@@ -174,6 +181,8 @@ class Authenticator:
             raise InvalidToken("the client is revoked or unknown")
         if registration.kind.value != claims.kind:
             raise InvalidToken("the token does not match its client")
+        if claims.token_id in await self._revoked_ids(claims.client_id):
+            raise InvalidToken("the token was revoked")
         if principal is None:
             principal = Principal.from_claims(claims)
             self._verified[token] = (claims, principal)
@@ -184,6 +193,30 @@ class Authenticator:
     def forget(self, client_id: str) -> None:
         """Drop a cached registration (after a revocation on this pod)."""
         self._cache.pop(client_id, None)
+        self._revoked.pop(client_id, None)
+
+    async def revoke(self, token: str) -> Principal:
+        """Refuse ``token`` from now on (it must still be valid); its principal."""
+        principal = await self.authenticate(token)
+        claims = self._verified[token][0]
+        await self._registry.revoke_token(
+            claims.token_id, claims.client_id, datetime.fromtimestamp(claims.expires_at, UTC)
+        )
+        self._verified.pop(token, None)
+        self._revoked.pop(claims.client_id, None)
+        return principal
+
+    async def _revoked_ids(self, client_id: str) -> frozenset[str]:
+        now = time.monotonic()
+        cached = self._revoked.get(client_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        revoked = await self._registry.revoked_token_ids(client_id)
+        if self._cache_seconds > 0:
+            if len(self._revoked) > 50_000:
+                self._revoked.clear()
+            self._revoked[client_id] = (now + self._cache_seconds, revoked)
+        return revoked
 
     async def _registration(self, client_id: str) -> ClientRegistration | None:
         now = time.monotonic()

@@ -487,6 +487,33 @@ def test_sign_out_ends_the_session(platform: Platform, watched: tuple[BrowserCon
     watch.clean()
 
 
+def test_a_session_started_on_one_console_replica_works_on_another_and_a_tampered_cookie_does_not(
+    platform: Platform, browser: Browser, console_url: str, tmp_path: Path
+) -> None:
+    context = browser.new_context(base_url=console_url)
+    page = context.new_page()
+    sign_in(page, platform, "headquarters")
+    cookie = next(c["value"] for c in context.cookies() if c["name"] == "console_session")
+    context.close()
+    # A second console process with the same session key (both run with the test's key) serves the session.
+    with running_console(platform.base_url, tmp_path / "console-replica.log") as replica:
+        served = httpx.get(f"{replica}/api/stores/S001/stock", cookies={"console_session": cookie}, timeout=180)
+        assert served.status_code == 200, served.text
+        assert served.json()["blocks"]
+        page_there = httpx.get(f"{replica}/stores/all/overview", cookies={"console_session": cookie})
+        assert page_there.status_code == 200
+        # Any byte changed, and the cookie opens nothing: JSON answers 401, pages send to sign-in.
+        middle = len(cookie) // 2
+        tampered = cookie[:middle] + ("A" if cookie[middle] != "A" else "B") + cookie[middle + 1 :]
+        assert httpx.get(f"{replica}/api/stores/all/overview", cookies={"console_session": tampered}).status_code == 401
+        bounced = httpx.get(f"{replica}/stores/all/overview", cookies={"console_session": tampered})
+        assert (bounced.status_code, bounced.headers["location"]) == (303, "/sign-in?ended=1")
+    # A console with another key cannot open it either.
+    other_key = "another-console-session-key-0123456789abcdef"
+    with running_console(platform.base_url, tmp_path / "console-other.log", CONSOLE_SESSION_KEY=other_key) as other:
+        assert httpx.get(f"{other}/api/stores/all/overview", cookies={"console_session": cookie}).status_code == 401
+
+
 def test_an_idle_session_ends(platform: Platform, browser: Browser, tmp_path: Path) -> None:
     log = tmp_path / "console-idle.log"
     with running_console(platform.base_url, log, IDLE_TIMEOUT_SECONDS=str(IDLE_TIMEOUT_SECONDS)) as url:

@@ -225,6 +225,29 @@ async def test_a_revoked_clients_tokens_stop_working_and_it_gets_no_new_one(gate
     assert_problem(again, 401, "unauthenticated")
 
 
+async def test_a_revoked_token_is_refused_on_every_pod_while_the_clients_other_tokens_work(
+    gateway: RunningGateway, gateway_settings: Callable[..., GatewaySettings]
+) -> None:
+    client_id, secret = await gateway.register(ClientKind.POS_TERMINAL, store_id="S001")
+    signed_out, other = await gateway.token(client_id, secret), await gateway.token(client_id, secret)
+    settings = gateway_settings(token_signing_keys=KEYS, client_cache_seconds=0)
+    async with running_gateway(settings) as second_pod:
+        for pod in (gateway, second_pod):  # both pods have the token verified and remembered
+            assert (await pod.http.get("/v1/pos/sync", headers=bearer(signed_out))).status_code == 200
+
+        revoked = await gateway.http.post("/v1/auth/revoke", headers=bearer(signed_out))
+
+        assert revoked.status_code == 204, revoked.text
+        for pod in (gateway, second_pod):
+            assert_problem(await pod.http.get("/v1/pos/sync", headers=bearer(signed_out)), 401, "unauthenticated")
+            assert (await pod.http.get("/v1/pos/sync", headers=bearer(other))).status_code == 200
+    # Revoking again, or without a token, is refused; the client still gets new tokens.
+    assert_problem(await gateway.http.post("/v1/auth/revoke", headers=bearer(signed_out)), 401, "unauthenticated")
+    assert_problem(await gateway.http.post("/v1/auth/revoke"), 401, "unauthenticated")
+    fresh = await gateway.token(client_id, secret)
+    assert (await gateway.http.get("/v1/pos/sync", headers=bearer(fresh))).status_code == 200
+
+
 async def test_a_remembered_token_is_refused_once_its_exp_has_passed(gateway: RunningGateway) -> None:
     client_id, secret = await gateway.register(ClientKind.POS_TERMINAL, store_id="S001")
     clock = HandClock()

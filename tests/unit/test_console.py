@@ -66,35 +66,52 @@ def test_claims_name_role_and_store() -> None:
 def test_a_session_ends_after_the_idle_timeout_and_with_its_token() -> None:
     clock = Clock()
     store = SessionStore(b"key", idle_timeout=60, clock=clock)
-    session = store.start(token(staff_role="store_manager", store_id="S001"), expires_in=900)
-    cookie = store.cookie_value(session)
+    cookie = store.cookie_value(store.start(token(staff_role="store_manager", store_id="S001"), expires_in=900))
     clock.now += 59
-    assert store.find(cookie) is session  # used: the idle clock restarts
+    used = store.find(cookie)
+    assert used is not None
+    assert used.reseal  # used: its cookie is sealed again with the idle clock restarted
+    cookie = store.cookie_value(used)
     clock.now += 59
-    assert store.find(cookie) is session
+    assert store.find(cookie) is not None
     clock.now += 61
-    assert store.find(cookie) is None
-    assert store.find(cookie) is None  # gone for good
+    assert store.find(cookie) is None  # idle for 120 s since it was last sealed
+    assert store.find(store.cookie_value(used)) is None  # re-sealing a stale session does not revive it
 
-    session = store.start(token(staff_role="store_manager", store_id="S001"), expires_in=100)
-    cookie = store.cookie_value(session)
+    cookie = store.cookie_value(store.start(token(staff_role="store_manager", store_id="S001"), expires_in=100))
     for _ in range(3):
         clock.now += 40
         found = store.find(cookie)
+        if found is not None:
+            cookie = store.cookie_value(found)
     assert found is None  # the token expired at 100 s, however active the session was
 
 
-def test_a_cookie_opens_only_the_session_it_was_signed_for() -> None:
+def test_a_session_sealed_by_one_replica_opens_on_another_with_the_same_key_only() -> None:
+    clock = Clock()
+    first, second = (SessionStore(b"shared key", idle_timeout=60, clock=clock) for _ in range(2))
+    session = first.start(token(staff_role="store_manager", store_id="S001"), expires_in=900)
+    cookie = first.cookie_value(session)
+    opened = second.find(cookie)
+    assert opened is not None
+    assert (opened.session_id, opened.token, opened.csrf_token) == (
+        session.session_id,
+        session.token,
+        session.csrf_token,
+    )
+    assert opened.principal == session.principal
+    # The token never shows in the cookie, and another key opens nothing.
+    assert session.token not in cookie
+    assert SessionStore(b"other key", idle_timeout=60, clock=clock).find(cookie) is None
+
+
+def test_a_tampered_or_truncated_cookie_opens_nothing() -> None:
     store = SessionStore(b"key", idle_timeout=60)
-    session = store.start(token(staff_role="headquarters"), expires_in=900)
-    session_id, _, signature = store.cookie_value(session).rpartition(".")
-    assert store.find(f"{session_id}.{signature}") is session
-    assert store.find(f"{session_id}.forged") is None
-    assert store.find(session_id) is None
-    assert store.find(None) is None
-    assert SessionStore(b"other key", idle_timeout=60).find(f"{session_id}.{signature}") is None
-    store.end(session)
-    assert store.find(f"{session_id}.{signature}") is None
+    cookie = store.cookie_value(store.start(token(staff_role="headquarters"), expires_in=900))
+    assert store.find(cookie) is not None
+    flipped = [cookie[:i] + ("A" if cookie[i] != "A" else "B") + cookie[i + 1 :] for i in (0, 5, 20, len(cookie) - 2)]
+    for forged in (*flipped, cookie[:-4], cookie + "AAAA", "", "garbage", "x" * 5000, None):
+        assert store.find(forged) is None, forged
 
 
 def test_the_sign_in_forms_token_is_bound_to_its_cookie() -> None:

@@ -38,7 +38,7 @@ def main() -> int:
             log_config=None,
             access_log=False,
             server_header=False,
-            timeout_graceful_shutdown=5,
+            timeout_graceful_shutdown=max(1, round(settings.shutdown_grace_seconds)),
         )
     )
 

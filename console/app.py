@@ -47,9 +47,13 @@ def create_app(settings: ConsoleSettings, transport: httpx.AsyncBaseTransport | 
         env=jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True)
     )
 
+    serving = {"ready": False}
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        serving["ready"] = True
         yield
+        serving["ready"] = False  # shutting down: out of the load balancer's rotation
         await gateway.close()
 
     app = FastAPI(title="Retail operations console", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
@@ -125,6 +129,13 @@ def create_app(settings: ConsoleSettings, transport: httpx.AsyncBaseTransport | 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> Response:
+        """Ready once started and until shutdown begins; the gateway's state is the pages' to show."""
+        if serving["ready"]:
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "stopping"}, status_code=503)
 
     @app.get("/")
     async def root(request: Request) -> Response:

@@ -34,6 +34,12 @@ class ConsoleSettings(BaseSettings):
     gateway_timeout_seconds: float = Field(
         default=60.0, gt=0, le=300, description="how long one gateway call may take (GATEWAY_TIMEOUT_SECONDS)"
     )
+    shutdown_grace_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=120,
+        description="how long requests in flight may finish after SIGTERM (SHUTDOWN_GRACE_SECONDS)",
+    )
     secure_cookies: bool | None = Field(
         default=None,
         description="send the session cookie with Secure (behind HTTPS); default: on outside local and test "

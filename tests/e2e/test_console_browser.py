@@ -497,6 +497,7 @@ def test_a_session_started_on_one_console_replica_works_on_another_and_a_tampere
     context.close()
     # A second console process with the same session key (both run with the test's key) serves the session.
     with running_console(platform.base_url, tmp_path / "console-replica.log") as replica:
+        assert httpx.get(f"{replica}/readyz").json() == {"status": "ready"}
         served = httpx.get(f"{replica}/api/stores/S001/stock", cookies={"console_session": cookie}, timeout=180)
         assert served.status_code == 200, served.text
         assert served.json()["blocks"]

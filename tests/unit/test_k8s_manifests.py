@@ -508,7 +508,9 @@ def test_every_pod_of_an_overlay_is_named_by_a_network_policy_behind_a_default_d
     pods = k8s_validate.pod_label_sets(docs)
     # Every workload, and an instance of each of the seven databases.
     assert len([name for name, _ in pods if name.startswith("Cluster/")]) == 7
-    assert len(pods) == 1 + 7 * 2 + 7  # NATS, a server and a migration Job per component, seven databases
+    # NATS, a server and a migration Job per component, seven databases, the console (no migration).
+    assert len(pods) == 1 + 7 * 2 + 7 + 1
+    assert "Deployment/console" in {name for name, _ in pods}
     for name, labels in pods:
         assert selected_by_a_policy_of_its_own(docs, labels), f"{name} is in no NetworkPolicy"
 

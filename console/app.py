@@ -324,8 +324,7 @@ def create_app(settings: ConsoleSettings, transport: httpx.AsyncBaseTransport | 
         seed = f"{session.principal.client_id}:{alert_id}:{action}"
         key = "console-al-" + hashlib.sha256(seed.encode()).hexdigest()[:40]
         answer = await gateway.post(session.token, f"/v1/alerts/{alert_id}/{action}", body, key)
-        if answer.status == 401:
-            sessions.end(session)
+        if answer.status == 401:  # the gateway no longer accepts the token: the session is over
             return to_sign_in(ended=True)
         done = "acknowledged" if action == "acknowledge" else "resolved"
         outcome = done if answer.ok else f"failed-{answer.status}"

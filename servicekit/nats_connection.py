@@ -3,6 +3,12 @@
 nats-py's ``connect`` with unlimited reconnects keeps retrying until a server answers, so it
 runs in a background task: a process serves at once, its readiness reports NATS as not
 connected until it is, and once connected nats-py reconnects by itself after any outage.
+
+A server that hangs without closing the connection (a frozen VM, a partition) is noticed by
+pings: every ``ping_interval`` seconds, and after ``max_outstanding_pings`` unanswered the
+connection is dropped and the client moves to another server of the cluster. nats-py's
+default (2 minutes × 2) would stall every publish of the process for up to 4 minutes; 5 s ×
+2 notices it within 10–15 s, for one tiny frame per connection every 5 s.
 """
 
 from __future__ import annotations
@@ -28,12 +34,16 @@ class NatsConnection:
         connect_timeout: float = 2.0,
         reconnect_wait: float = 1.0,
         retry_backoff_max: float = 10.0,
+        ping_interval: float = 5.0,
+        max_outstanding_pings: int = 2,
     ) -> None:
         self._servers = [server.strip() for server in servers.split(",") if server.strip()]
         self._name = name
         self._connect_timeout = connect_timeout
         self._reconnect_wait = reconnect_wait
         self._retry_backoff_max = retry_backoff_max
+        self._ping_interval = ping_interval
+        self._max_outstanding_pings = max_outstanding_pings
         self.client: Any = Client()
         self._connecting: asyncio.Task[None] | None = None
         self._last_error: str | None = None
@@ -80,6 +90,8 @@ class NatsConnection:
                     max_reconnect_attempts=-1,
                     connect_timeout=self._connect_timeout,
                     reconnect_time_wait=self._reconnect_wait,
+                    ping_interval=self._ping_interval,
+                    max_outstanding_pings=self._max_outstanding_pings,
                     error_cb=self._on_error,
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,

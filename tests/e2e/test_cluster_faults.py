@@ -9,8 +9,9 @@ already journaled come back as duplicates). Meanwhile, one after another:
 1. a NATS node is killed with -9 (the stack's supervisor starts it again);
 2. then the node leading the SALES stream;
 3. then one process of every service and one gateway process, killed with -9;
-4. then a NATS node is frozen (SIGSTOP) for longer than its peers take to drop its routes
-   (the routes' ping interval × ping max, read from the manifests), and resumed;
+4. then the NATS node a gateway publishes through is frozen (SIGSTOP) for longer than its
+   peers take to drop its routes (the routes' ping interval × ping max, read from the
+   manifests), and resumed; the till must be answered while it is frozen;
 5. then PostgreSQL is frozen for 10 s and resumed.
 
 Afterwards every sale the till saw acknowledged is in the journal once, inventory applied
@@ -22,7 +23,6 @@ until the next acknowledgement) is printed and written to the test report folder
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
@@ -47,7 +47,9 @@ import pytest
 from bench.pos_ingest import INVENTORY_SEED, LINES_PER_SALE, OPENING_ON_HAND, STORE, TERMINAL, register_clients
 from devstack.cluster import production_jetstream
 from devstack.components import SERVICES
+from gateway.bootstrap import SERVICE_NAME as GATEWAY_CLIENT_NAME
 from servicekit.messaging import connect_nats
+from tests.support.faults import frozen
 
 REPORTS = Path(__file__).resolve().parents[2] / ".local" / "test-reports"
 SALES_PER_BATCH = 10
@@ -139,18 +141,13 @@ def nats_node_pid(state_dir: Path, node: int) -> int:
     raise AssertionError(f"NATS node {node} is not running")
 
 
-def children_of(pid: int) -> list[int]:
-    """The pids whose parent is ``pid``."""
-    children = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            if parent == pid:
-                children.append(int(proc.name))
-    return children
+def node_serving(ports: dict[str, int], client_name: str) -> int:
+    """The index of a NATS node holding a connection of the client named ``client_name``."""
+    for node in range(3):
+        answer = httpx.get(f"http://127.0.0.1:{ports[f'nats-{node}-monitor']}/connz", params={"limit": 1024}, timeout=2)
+        if any(connection.get("name") == client_name for connection in answer.json().get("connections", [])):
+            return node
+    raise AssertionError(f"no NATS node serves a client named {client_name}")
 
 
 def stream_leader(ports: dict[str, int], stream: str) -> int:
@@ -363,28 +360,25 @@ def test_no_acknowledged_sale_is_lost_or_applied_twice_through_node_process_and_
 
         fault(till, cluster, "kill -9 one process of every service and one gateway", kill_replicas, phases)
 
-        def freeze_nats_node() -> None:
-            node = nats_node_pid(cluster.state_dir, 2)
-            os.kill(node, signal.SIGSTOP)
-            try:
-                time.sleep(production_jetstream().route_silence_seconds + 5)  # the fault's length
-            finally:
-                os.kill(node, signal.SIGCONT)
+        # The node a gateway publishes the journal through: its clients must notice and move.
+        frozen_node = node_serving(ports, GATEWAY_CLIENT_NAME)
 
-        fault(till, cluster, "NATS node nats-2 frozen past its route pings", freeze_nats_node, phases)
+        def freeze_nats_node() -> None:
+            with frozen(nats_node_pid(cluster.state_dir, frozen_node)):
+                time.sleep(production_jetstream().route_silence_seconds + 5)  # the fault's length
+
+        fault(
+            till,
+            cluster,
+            f"a gateway's NATS node nats-{frozen_node} frozen past its route pings",
+            freeze_nats_node,
+            phases,
+        )
 
         def freeze_postgres() -> None:
             postmaster = int((cluster.state_dir / "postgres" / "data" / "postmaster.pid").read_text().split()[0])
-            # Every backend runs in a process group of its own: stop the postmaster, then each child.
-            frozen = [postmaster, *children_of(postmaster)]
-            for pid in frozen:
-                os.kill(pid, signal.SIGSTOP)
-            try:
+            with frozen(postmaster):
                 time.sleep(POSTGRES_FREEZE_SECONDS)  # the fault's length
-            finally:
-                for pid in frozen:
-                    with contextlib.suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGCONT)
 
         fault(till, cluster, f"PostgreSQL frozen {POSTGRES_FREEZE_SECONDS:.0f} s", freeze_postgres, phases)
     finally:
@@ -392,6 +386,9 @@ def test_no_acknowledged_sale_is_lost_or_applied_twice_through_node_process_and_
         uploader.join(120)
 
     acknowledged = set(till.acknowledged)
+    (node_freeze,) = [phase for phase in phases if "frozen past its route pings" in phase.fault]
+    # The cluster keeps answering the till while one node (one a gateway publishes through) is frozen.
+    assert node_freeze.batches_while_faulted > 0, node_freeze
     assert till.errors == []
     assert 500 not in till.answers
     assert len(acknowledged) == len(till.acknowledged) == till.batches * SALES_PER_BATCH

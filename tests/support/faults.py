@@ -28,21 +28,22 @@ def descendants(pid: int) -> list[int]:
 
 
 @contextlib.contextmanager
-def frozen(process: subprocess.Popen[bytes] | None) -> Iterator[None]:
-    """The server ``process`` and every process it started stopped with SIGSTOP, as a paused VM or
-    a hung host looks to its clients: connections stay open and nothing is answered. Resumed with
-    SIGCONT on the way out, whatever happened inside.
+def frozen(process: subprocess.Popen[bytes] | int | None) -> Iterator[None]:
+    """The server ``process`` (a child of ours, or any pid) and every process it started stopped
+    with SIGSTOP, as a paused VM or a hung host looks to its clients: connections stay open and
+    nothing is answered. Resumed with SIGCONT on the way out, whatever happened inside.
 
     The server is stopped first, so it cannot start a process that the list then misses
     (PostgreSQL's backends are each their own process group, hence one signal each).
     """
-    if process is None or process.poll() is not None:
+    if process is None or (isinstance(process, subprocess.Popen) and process.poll() is not None):
         raise AssertionError("the server to freeze is not running")
+    top = process if isinstance(process, int) else process.pid
     stopped: list[int] = []
     try:
-        os.kill(process.pid, signal.SIGSTOP)
-        stopped.append(process.pid)
-        for pid in descendants(process.pid):
+        os.kill(top, signal.SIGSTOP)
+        stopped.append(top)
+        for pid in descendants(top):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGSTOP)
                 stopped.append(pid)

@@ -151,6 +151,7 @@ def main() -> int:
             "reservations",
             "pos",
             "members",
+            "members-earning",
             "pricing",
             "forecast",
             "marketing",
@@ -198,6 +199,12 @@ def main() -> int:
             print("== members: identity resolution and points earning", flush=True)
             results["members"] = bench_members(work / "members", args.seconds)
             print_results(results["members"])
+        if args.only == "members-earning":
+            from bench.members import bench_members
+
+            print("== members: points earning from the sales journal", flush=True)
+            results["members_earning"] = bench_members(work / "members", args.seconds, resolution=False)
+            print_results(results["members_earning"])
         if args.only in (None, "pricing"):
             from bench.pricing import bench_pricing
 

@@ -590,7 +590,8 @@ async def check_points(url: str, sales: int) -> dict[str, float]:
 # ---- the benchmark ------------------------------------------------------------------------------
 
 
-def bench_members(work: Path, seconds: int) -> dict[str, float]:
+def bench_members(work: Path, seconds: int, *, resolution: bool = True) -> dict[str, float]:
+    """Both parts (``resolution=False``: the points earning part alone, on the same million members)."""
     postgres = PostgresServer(work / "postgres")
     nats = NatsServer(work / "nats")
     postgres.start()
@@ -624,12 +625,12 @@ def bench_members(work: Path, seconds: int) -> dict[str, float]:
         )
         load_seconds = asyncio.run(load_members(stack))
         print(f"  (loaded {MEMBERS:,} members with a phone identity each in {load_seconds:.1f}s)", flush=True)
-        resolution = resolve(stack, work, seconds)
+        resolved = resolve(stack, work, seconds) if resolution else {}
         earning = earn(stack, work, seconds)
     finally:
         nats.stop()
         postgres.stop()
-    return {"members_loaded": float(MEMBERS), "member_load_seconds": load_seconds, **resolution, **earning}
+    return {"members_loaded": float(MEMBERS), "member_load_seconds": load_seconds, **resolved, **earning}
 
 
 def resolve(stack: Stack, work: Path, seconds: int) -> dict[str, float]:

@@ -12,6 +12,12 @@ commit rather than a commit per event. If anything in that transaction fails, it
 back as a whole and the batch is handled again one delivery at a time, so a failing event
 gets exactly the per-event treatment below and never blocks or repeats the others.
 
+Batch handlers: a route registered with ``batch=`` (:meth:`EventHandlers.on`) gets the fresh
+events of a fetch in one call (consecutive deliveries of its type; the inbox claims them in
+one set-based statement first, so a redelivered or repeated event never reaches it), so it
+can apply them with set-based SQL. Its one-event ``handler`` is what the one-by-one fallback
+runs, so the two must leave the same effects.
+
 The rule every consumer follows — **a dead letter is for a message that cannot be read,
 never for a fact the business must reconcile**:
 
@@ -42,7 +48,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
@@ -90,12 +96,14 @@ class InboundEvent(Generic[MessageT]):
 
 
 Handler = Callable[[InboundEvent[MessageT], UowT], Awaitable[None]]
+BatchHandler = Callable[[Sequence[InboundEvent[MessageT]], UowT], Awaitable[None]]
 
 
 @dataclass(frozen=True)
 class _Route(Generic[MessageT, UowT]):
     message_type: type[MessageT]
     handler: Handler[MessageT, UowT]
+    batch: BatchHandler[MessageT, UowT] | None = None
 
 
 class EventHandlers(Generic[UowT]):
@@ -104,8 +112,23 @@ class EventHandlers(Generic[UowT]):
     def __init__(self) -> None:
         self._routes: dict[str, _Route[Message, UowT]] = {}
 
-    def on(self, message_type: type[MessageT], handler: Handler[MessageT, UowT]) -> None:
-        self._routes[message_type.DESCRIPTOR.full_name] = _Route(message_type, handler)  # type: ignore[arg-type]
+    def on(
+        self,
+        message_type: type[MessageT],
+        handler: Handler[MessageT, UowT],
+        *,
+        batch: BatchHandler[MessageT, UowT] | None = None,
+    ) -> None:
+        """``handler`` applies one event; ``batch``, when given, applies the events of one fetch at once.
+
+        A batch handler gets the fresh events (their inbox rows already claimed, each event id
+        once, in delivery order) of a run of consecutive deliveries of this type, in the batch's
+        transaction, and must leave the same effects ``handler`` would, one event after the other.
+        If it raises, the whole fetch is rolled back and handled again one delivery at a time
+        with ``handler``, so a poison or failing event gets the per-event treatment.
+        """
+        route = _Route(message_type, handler, batch)
+        self._routes[message_type.DESCRIPTOR.full_name] = route  # type: ignore[assignment]
 
     def route(self, event_type: str) -> _Route[Message, UowT] | None:
         return self._routes.get(event_type)
@@ -181,7 +204,7 @@ class EventConsumer(Generic[UowT]):
                 backoff = min(backoff * 2, 5.0)
                 continue
             backoff = 0.1
-            if len(messages) > 1 and not stop.is_set():
+            if messages and not stop.is_set():
                 messages = await self._handle_together(messages, stop)
             for index, message in enumerate(messages):
                 if stop.is_set() or not await self.handle(message):
@@ -278,7 +301,7 @@ class EventConsumer(Generic[UowT]):
                 ignored.append(message)
             else:
                 together.append((message, *decoded))
-        if len(together) < 2:
+        if not together or (len(together) == 1 and together[0][2].batch is None):
             return alone + [message for message, _, _ in together] + ignored
         try:
             async with self._unit_of_work() as uow:
@@ -297,13 +320,24 @@ class EventConsumer(Generic[UowT]):
                 )
                 fresh = {row.event_id for row in claimed}
                 outcomes: list[str] = []
+                # A run of consecutive fresh events whose route takes batches, applied at once.
+                run: list[InboundEvent[Message]] = []
+                run_route: _Route[Message, UowT] | None = None
                 for message, event, route in together:
                     if outcomes and stop.is_set():  # draining: keep what is done, give the rest back
                         break
+                    if run and route is not run_route:
+                        await self._apply_run(run_route, run, uow)
+                        run = []
                     if event.event_id not in fresh:
                         outcomes.append("duplicates")
                         continue
                     fresh.discard(event.event_id)  # the same event twice in one fetch runs once
+                    if route.batch is not None:
+                        run.append(event)
+                        run_route = route
+                        outcomes.append("handled")
+                        continue
                     with _tracer.start_as_current_span(
                         f"consume {message.subject}",
                         context=context_from_headers(dict(event.headers)),
@@ -317,6 +351,8 @@ class EventConsumer(Generic[UowT]):
                     ):
                         await route.handler(event, uow)
                     outcomes.append("handled")
+                if run:
+                    await self._apply_run(run_route, run, uow)
                 unstarted = [event.event_id for _, event, _ in together[len(outcomes) :] if event.event_id in fresh]
                 if unstarted:
                     await uow.session.execute(
@@ -335,6 +371,25 @@ class EventConsumer(Generic[UowT]):
                 await message.ack()
             setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
         return [message for message, _, _ in together[len(outcomes) :]] + alone + ignored
+
+    async def _apply_run(
+        self, route: _Route[Message, UowT] | None, events: list[InboundEvent[Message]], uow: UowT
+    ) -> None:
+        """One batch handler call for a run of fresh events of one type (inside the batch's transaction)."""
+        assert route is not None
+        assert route.batch is not None
+        with _tracer.start_as_current_span(
+            f"consume {events[0].subject} batch",
+            context=context_from_headers(dict(events[0].headers)),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "nats",
+                "messaging.consumer.group.name": self.spec.durable,
+                "messaging.destination.name": events[0].subject,
+                "messaging.batch.message_count": len(events),
+            },
+        ):
+            await route.batch(events, uow)
 
     def _decode(
         self, message: Msg, headers: dict[str, str], attempt: int

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
 import pytest
@@ -411,3 +411,71 @@ async def test_a_failing_event_in_a_batch_neither_blocks_nor_repeats_the_others(
     assert [value for _, value in await applied(database_url)] == [f"v{i:02}" for i in range(10)]
     assert consumer.stats.retried == 1
     assert consumer.stats.handled == 10
+
+
+async def test_a_batch_handler_gets_a_fetch_at_once_without_the_events_already_in_the_inbox(
+    database_url: str, engine: AsyncEngine, nats_url: str, unique: str
+) -> None:
+    calls: list[list[str]] = []
+
+    async def one(event: InboundEvent[StringValue], uow: UnitOfWork) -> None:
+        raise AssertionError("the one-event handler runs only when a batch fails")
+
+    async def many(events: Sequence[InboundEvent[StringValue]], uow: UnitOfWork) -> None:
+        calls.append([event.message.value for event in events])
+        for event in events:
+            await record(event, uow)
+
+    async with jetstream(nats_url) as (_, js):
+        spec = await consumer_for(js, unique)
+        ids = [await publish(js, f"test.{unique}.noted", f"v{i:02}") for i in range(6)]
+        # v02 again under its own id (a replay; JetStream keeps it after the duplicate window), and v04's
+        # id already claimed by an earlier run.
+        await js.publish(
+            f"test.{unique}.noted",
+            StringValue(value="v02").SerializeToString(),
+            headers={"Nats-Msg-Id": f"{ids[2]}-again", "Retail-Event-Type": EVENT_TYPE},
+        )
+        async with engine.begin() as connection:
+            await connection.execute(
+                text("INSERT INTO inbox (consumer, event_id, subject) VALUES (:c, :e, 's')"),
+                {"c": spec.durable, "e": ids[4]},
+            )
+        handlers: EventHandlers[UnitOfWork] = EventHandlers()
+        handlers.on(StringValue, one, batch=many)
+        consumer = EventConsumer(js, spec, handlers, lambda: unit_of_work(engine), batch_size=20)
+        await run_until(consumer, handled=6, duplicates=1)
+    assert calls == [["v00", "v01", "v02", "v03", "v05", "v02"]]
+    assert consumer.stats.retried == consumer.stats.dead_lettered == 0
+
+
+async def test_a_failing_batch_is_applied_one_event_at_a_time_and_a_poison_event_in_it_blocks_nothing(
+    database_url: str, engine: AsyncEngine, nats_url: str, unique: str
+) -> None:
+    batches: list[int] = []
+
+    async def one(event: InboundEvent[StringValue], uow: UnitOfWork) -> None:
+        if event.message.value == "meaningless":
+            raise PoisonMessage("a value no fix could apply")
+        await record(event, uow)
+
+    async def many(events: Sequence[InboundEvent[StringValue]], uow: UnitOfWork) -> None:
+        batches.append(len(events))
+        for event in events:
+            await one(event, uow)  # the poison event fails the whole batch
+
+    async with jetstream(nats_url) as (_, js):
+        spec = await consumer_for(js, unique)
+        for i in range(8):
+            await publish(js, f"test.{unique}.noted", "meaningless" if i == 3 else f"v{i:02}")
+        await publish(js, f"test.{unique}.noted", "undecodable", payload=b"\xff\xff")
+        handlers: EventHandlers[UnitOfWork] = EventHandlers()
+        handlers.on(StringValue, one, batch=many)
+        consumer = EventConsumer(js, spec, handlers, lambda: unit_of_work(engine), batch_size=20)
+        await run_until(consumer, handled=7, dead_lettered=2)
+        dead = await read_all(js, DEAD_LETTER_STREAM, f"retail.deadletter.{spec.durable}")
+    # The batch of 8 readable events rolled back; one by one, 7 applied once and the poison one parked.
+    assert batches == [8]
+    assert [value for _, value in await applied(database_url)] == [f"v{i:02}" for i in range(8) if i != 3]
+    assert len(dead) == 2
+    assert consumer.stats.handled == 7

@@ -148,6 +148,19 @@ async def lock_members(session: AsyncSession, member_ids: Iterable[str]) -> dict
     return {row.member_id: _member(row) for row in rows}
 
 
+async def identity_owners(session: AsyncSession, hashes: Sequence[bytes]) -> dict[bytes, str]:
+    """Lookup hash → the member owning it, for the hashes someone owns (read as :func:`find_identity` reads)."""
+    if not hashes:
+        return {}
+    rows = await session.execute(
+        text(
+            "SELECT identity_hash, member_id FROM member_identity WHERE identity_hash = ANY (CAST(:hashes AS bytea[]))"
+        ),
+        {"hashes": list(hashes)},
+    )
+    return {bytes(row.identity_hash): row.member_id for row in rows}
+
+
 async def survivor_of(session: AsyncSession, member_id: str) -> str | None:
     """Follow ``merged_into`` to the member that absorbed this one (itself when not merged)."""
     row = (

@@ -4,9 +4,13 @@ A journal entry is a fact, so nothing it says makes this handler fail: a sale na
 the service does not know (an unknown or malformed id, a phone or card nobody registered) is
 kept as an anonymous purchase, a return that overtakes its sale waits for it. What still
 raises (a fault, a bug) is retried until it succeeds, never dead-lettered (servicekit.consumer).
+A fetched batch of sales is applied at once (SalesJournal.apply_sales, set-based); when that
+fails, the consumer applies the batch again one sale at a time (SalesJournal.apply_sale).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from retail.sales.v1 import events_pb2 as sales_pb2
 
@@ -35,6 +39,9 @@ def sales_handlers(sales: SalesJournal) -> EventHandlers[UnitOfWork]:
     async def on_sale(event: InboundEvent[sales_pb2.SaleRecorded], uow: UnitOfWork) -> None:
         await sales.apply_sale(uow, map_sale(event))
 
+    async def on_sales(batch: Sequence[InboundEvent[sales_pb2.SaleRecorded]], uow: UnitOfWork) -> None:
+        await sales.apply_sales(uow, [map_sale(event) for event in batch])
+
     handlers: EventHandlers[UnitOfWork] = EventHandlers()
-    handlers.on(sales_pb2.SaleRecorded, on_sale)
+    handlers.on(sales_pb2.SaleRecorded, on_sale, batch=on_sales)
     return handlers

@@ -74,12 +74,48 @@ class TierReview:
         if member is None:
             member = await member_store.read_member(session, member_id)
         assert member is not None
-        written: list[int] = []
         # The member's purchases and the spend in the tier window, in one read.
         purchases, spend_rows = await loyalty_store.purchases_and_spend(
             session, member_id, now - timedelta(days=self.policies.tiers.window_days)
         )
         spend = rolling_spend(spend_rows, now, self.policies.tiers)
+        stage = self.stage_of(member.registered_at, purchases, now)
+        return await self._settle(uow, member, spend, stage, now, upgrade_only=upgrade_only)
+
+    async def reevaluate_after_sales(self, uow: UnitOfWork, members: Sequence[tuple[MemberRow, datetime]]) -> None:
+        """:meth:`reevaluate` with ``upgrade_only`` for many members at once (rows locked by the caller,
+        each with its tier and stage current): their figures read in one statement, and only a member
+        whose tier or stage moved is written to."""
+        if not members:
+            return
+        standings = await loyalty_store.standings(
+            uow.session,
+            [
+                (
+                    member.member_id,
+                    now,
+                    now - timedelta(days=self.policies.tiers.window_days),
+                    now - timedelta(days=self.policies.lifecycle.window_days),
+                )
+                for member, now in members
+            ],
+        )
+        for member, now in members:
+            standing = standings[member.member_id]
+            # lifecycle_stage reads the last purchase and the purchases in the window of the facts.
+            facts = PurchaseFacts(
+                last_purchase_at=standing.last_purchase_at, purchases_in_window=standing.purchases_in_window
+            )
+            stage = lifecycle_stage(member.registered_at, facts, now, self.policies.lifecycle).value
+            await self._settle(uow, member, standing.tier_spend_minor, stage, now, upgrade_only=True)
+
+    async def _settle(
+        self, uow: UnitOfWork, member: MemberRow, spend: int, stage: str, now: datetime, *, upgrade_only: bool
+    ) -> list[int]:
+        """Write the member's tier and stage where they moved (history row and events)."""
+        session = uow.session
+        member_id = member.member_id
+        written: list[int] = []
         tiers = self.policies.tiers
         target = (
             tier_after_purchase(member.tier, spend, tiers)
@@ -101,7 +137,6 @@ class TierReview:
                 )
             )
             uow.publish(events.tier_changed(member_id, member.tier, target.code, reason, spend, now))
-        stage = self.stage_of(member.registered_at, purchases, now)
         if stage != member.lifecycle_stage:
             await loyalty_store.set_lifecycle_stage(session, member_id, stage)
             uow.publish(events.lifecycle_changed(member_id, member.lifecycle_stage, stage, now))

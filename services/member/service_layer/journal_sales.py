@@ -19,7 +19,7 @@ from sqlalchemy import text
 from servicekit.db import UnitOfWork
 from servicekit.errors import InvalidArgument
 from services.member.adapters import integration_events as events
-from services.member.adapters import loyalty_store, member_store
+from services.member.adapters import loyalty_store, member_store, sales_batch
 from services.member.adapters.member_store import MemberRow
 from services.member.domain.model import check_member_id
 from services.member.domain.points import PurchaseLine, plan_earn, plan_reversal, points_earned, reversal_points
@@ -146,7 +146,7 @@ class SalesJournal:
         await guard_sales(uow, [guard_key(sale) for sale in unique])
         candidates = await self._candidates(uow, unique)
         members = await member_store.lock_members(session, {member for member in candidates.values() if member})
-        kept, waiting = await loyalty_store.kept_and_waiting(session, [sale.sale_id for sale in unique])
+        kept, waiting = await sales_batch.kept_and_waiting(session, [sale.sale_id for sale in unique])
         returned = {sale.original_sale_id for sale in unique if sale.is_return and sale.original_sale_id}
         categories = await self._item_categories(uow, sorted({sku for sale in unique for sku, _ in sale.lines}))
         group: list[tuple[JournalSale, str]] = []
@@ -219,7 +219,7 @@ class SalesJournal:
         if not fresh_rows:  # an entry applied one by one may have moved these members' points or tier
             members = {**members, **await member_store.lock_members(session, [m for _, m in group])}
         now = self._clock()
-        earning: list[loyalty_store.EarningSale] = []
+        earning: list[sales_batch.EarningSale] = []
         for sale, member_id in group:
             member = members[member_id]
             points = self._points_for(member, sale, categories)
@@ -229,7 +229,7 @@ class SalesJournal:
                     points, lot_id="", earned_at=sale.occurred_at, debt=member.points_debt, policy=self.policies.points
                 )
             earning.append(
-                loyalty_store.EarningSale(
+                sales_batch.EarningSale(
                     sale_id=sale.sale_id,
                     member_id=member_id,
                     store_id=sale.store_id,
@@ -240,7 +240,7 @@ class SalesJournal:
                     earn=earn,
                 )
             )
-        kept = await loyalty_store.keep_earning_sales(session, earning, recorded_at=now)
+        kept = await sales_batch.keep_earning_sales(session, earning, recorded_at=now)
         if kept != len(earning):
             # Every sale here was guarded and found not kept: anything else is a bug, and the consumer
             # then applies the batch one sale at a time.

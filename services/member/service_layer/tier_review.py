@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from servicekit.db import UnitOfWork
 from services.member.adapters import integration_events as events
-from services.member.adapters import loyalty_store, member_store
+from services.member.adapters import loyalty_store, member_store, sales_batch
 from services.member.adapters.member_store import MemberRow
 from services.member.domain.lifecycle import (
     PurchaseFacts,
@@ -88,7 +88,7 @@ class TierReview:
         whose tier or stage moved is written to."""
         if not members:
             return
-        standings = await loyalty_store.standings(
+        standings = await sales_batch.standings(
             uow.session,
             [
                 (

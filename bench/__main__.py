@@ -24,7 +24,8 @@ of its own (pgbench, wrk, a separate publisher), never from the process being me
    directly, see bench/gateway_latency.py).
 5. Members (see bench/members.py): identity resolution through the gateway with a million
    members loaded, beside pgbench's lookup of the same row; points earned from a SALES
-   journal backlog in sales/s, beside pgbench's naive per-sale write transaction.
+   journal backlog in sales/s, beside pgbench's naive per-sale write transaction
+   (``--only members-earning``: the earning part alone, on the same million members).
 6. Pricing (see bench/pricing.py): a chain-wide price change reaching 50,000 shelf labels in
    10 stores (seconds from the effective moment until every label confirmed it) beside the
    raw JetStream publish rate; baskets of 20 lines priced through the gateway beside

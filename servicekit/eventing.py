@@ -71,7 +71,11 @@ def relay_and_consume(
         what = f"{subscription.spec.stream} consumer {subscription.spec.durable}"
         if await when_provisioned(stop, what, declare_consumer):
             consumer = EventConsumer(
-                nats.client.jetstream(), subscription.spec, subscription.handlers, subscription.unit_of_work
+                nats.client.jetstream(),
+                subscription.spec,
+                subscription.handlers,
+                subscription.unit_of_work,
+                batch_size=subscription.spec.fetch_batch,
             )
             await consumer.run(stop)
 

@@ -88,6 +88,9 @@ class ConsumerSpec:
     stuck_after_attempts: int = 5
     max_ack_pending: int = 1000
     description: str = ""
+    # Deliveries fetched at once and applied in one transaction (servicekit.consumer); not part of the
+    # server-side configuration.
+    fetch_batch: int = 50
 
     def config(self) -> ConsumerConfig:
         subjects = list(self.filter_subjects)

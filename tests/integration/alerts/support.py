@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import grpc
@@ -71,3 +75,49 @@ def reason(error: grpc.aio.AioRpcError) -> str:
         if key == "retail-error-reason":
             return str(value)
     return ""
+
+
+class Robot:
+    """A WeCom / DingTalk group robot on 127.0.0.1 keeping each POST as (path, status, body).
+
+    It answers 200 ``{"errcode": 0}``; with ``fail_first`` the first POST to each path gets 500.
+    """
+
+    def __init__(self, *, fail_first: bool = False) -> None:
+        self.received: list[tuple[str, int, dict[str, Any]]] = []
+        seen: set[str] = set()
+        robot = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length))
+                status = 500 if fail_first and self.path not in seen else 200
+                seen.add(self.path)
+                robot.received.append((self.path, status, body))
+                answer = b'{"errcode": 0, "errmsg": "ok"}' if status == 200 else b"busy"
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+@contextmanager
+def running_robot(*, fail_first: bool = False) -> Iterator[Robot]:
+    """A :class:`Robot` serving in a thread until the block ends."""
+    robot = Robot(fail_first=fail_first)
+    thread = threading.Thread(target=robot.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield robot
+    finally:
+        robot.server.shutdown()
+        robot.server.server_close()
+        thread.join()

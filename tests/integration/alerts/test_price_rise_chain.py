@@ -14,14 +14,11 @@ drives all three services.
 
 from __future__ import annotations
 
-import json
 import random
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import asyncpg
@@ -51,7 +48,7 @@ from services.pricing.migrate import VERSIONS as PRICING_VERSIONS
 from services.pricing.settings import PricingSettings
 from tests.conftest import Infra, create_database_from, service_template
 from tests.integration.alerts.conftest import alerts_settings, fetch
-from tests.integration.alerts.support import HQ, eventually, rid
+from tests.integration.alerts.support import HQ, Robot, eventually, rid, running_robot
 from tests.support.clock import HandClock
 
 SHANGHAI = timedelta(hours=8)
@@ -85,40 +82,10 @@ def barcode(seed: str) -> str:
     return body + str((10 - total % 10) % 10)
 
 
-class Robot:
-    """A WeCom group robot on 127.0.0.1 that accepts every POST and keeps what it got."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, dict[str, Any]]] = []
-        robot = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                robot.received.append((self.path, json.loads(self.rfile.read(length))))
-                answer = b'{"errcode": 0, "errmsg": "ok"}'
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-
 @pytest.fixture
 def robot() -> Iterator[Robot]:
-    robot = Robot()
-    thread = threading.Thread(target=robot.server.serve_forever, daemon=True)
-    thread.start()
-    yield robot
-    robot.server.shutdown()
-    robot.server.server_close()
-    thread.join()
+    with running_robot() as robot:
+        yield robot
 
 
 @pytest.fixture(scope="session")
@@ -374,12 +341,12 @@ async def test_a_thirty_percent_price_rise_in_one_store_raises_one_alert_with_th
         others = {cause.kind for cause in alert.causes[1:]}
         assert pb.CAUSE_KIND_PRICE_CHANGE not in others
 
-        async def posted() -> list[tuple[str, dict[str, Any]]]:
+        async def posted() -> list[tuple[str, int, dict[str, Any]]]:
             delivered = await fetch(alerts_url, "SELECT state FROM webhook_delivery")
             return robot.received if [row["state"] for row in delivered] == ["delivered"] else []
 
-        ((path, body),) = await eventually(posted)
-        assert path == "/wecom"
+        ((path, status, body),) = await eventually(posted)
+        assert (path, status) == ("/wecom", 200)
         assert body["msgtype"] == "markdown"
         content = body["markdown"]["content"]
         assert f"{category} sold" in content

@@ -3,12 +3,8 @@ in the WeCom and DingTalk shapes), and the periodic look for silent POS terminal
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 from retail.alerts.v1 import alerts_service_pb2 as pb
@@ -26,48 +22,15 @@ from services.alerts.domain.webhooks import RetryPolicy
 from services.alerts.service_layer.deliveries import Deliveries
 from services.alerts.service_layer.terminal_watch import LOCK
 from tests.integration.alerts.conftest import fetch
-from tests.integration.alerts.support import HQ, eventually, publish, rid
+from tests.integration.alerts.support import HQ, Robot, eventually, publish, rid, running_robot
 from tests.support.clock import HandClock
 
 
-class Receiver:
-    """A robot on 127.0.0.1: answers 500 to the first POST of each path, then 200 {"errcode": 0}."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[str, int, dict[str, Any]]] = []
-        self._seen: set[str] = set()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                body = json.loads(self.rfile.read(length))
-                status = 200 if self.path in receiver._seen else 500
-                receiver._seen.add(self.path)
-                receiver.received.append((self.path, status, body))
-                answer = b'{"errcode": 0, "errmsg": "ok"}' if status == 200 else b"busy"
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    robot = Receiver()
-    thread = threading.Thread(target=robot.server.serve_forever, daemon=True)
-    thread.start()
-    yield robot
-    robot.server.shutdown()
-    robot.server.server_close()
-    thread.join()
+def receiver() -> Iterator[Robot]:
+    """A robot that answers 500 to the first POST of each path, then 200."""
+    with running_robot(fail_first=True) as robot:
+        yield robot
 
 
 async def test_a_new_alert_reaches_both_robots_after_one_failed_attempt(
@@ -75,7 +38,7 @@ async def test_a_new_alert_reaches_both_robots_after_one_failed_attempt(
     app: AlertsApp,
     unit_of_work: Callable[[], UnitOfWork],
     clock: HandClock,
-    receiver: Receiver,
+    receiver: Robot,
     alerts_url: str,
     unique: str,
 ) -> None:

@@ -37,6 +37,7 @@ from servicekit.errors import AlreadyExists, InvalidArgument
 
 MessageT = TypeVar("MessageT", bound=Message)
 ReplyT = TypeVar("ReplyT")
+ResultT = TypeVar("ResultT")
 
 MAX_REQUEST_ID_LENGTH = 200
 
@@ -58,6 +59,17 @@ class ReplyCodec(Generic[ReplyT]):
 
     encode: Callable[[ReplyT], bytes]
     decode: Callable[[bytes], ReplyT]
+
+
+@dataclass(frozen=True)
+class Reply(Generic[ResultT, ReplyT]):
+    """How a command answers: ``render`` turns what it produced into the answer (the RPC's
+    response, though the service layer never sees that type) once, inside its transaction, and
+    ``codec`` keeps it under the request id, so a retry with the same id answers with the very
+    first answer and changes nothing (:func:`replay` / :func:`keep_reply`)."""
+
+    codec: ReplyCodec[ReplyT]
+    render: Callable[[ResultT], ReplyT]
 
 
 def message_codec(

@@ -50,7 +50,7 @@ from demodata.model import Sale, Sku
 from demodata.model import SettlementMode as DemoMode
 from demodata.model import Supplier as DemoSupplier
 from servicekit.db import UnitOfWork, create_engine, units_of_work
-from servicekit.idempotency import RequestFingerprint
+from servicekit.idempotency import Reply, RequestFingerprint
 from servicekit.settings import Environment, load_settings
 from services.supply.adapters.purchase_store import StoredPurchaseOrder
 from services.supply.bootstrap import SupplyServices, wire
@@ -68,7 +68,6 @@ from services.supply.service_layer.purchase_orders import (
     WantedLine,
 )
 from services.supply.service_layer.receiving import ReceivedLine, RecordGoodsReceipt
-from services.supply.service_layer.replies import Reply
 from services.supply.service_layer.settlement import JournalEntry, JournalLine, MoveStatement, RunStatements
 from services.supply.service_layer.suppliers import CreateContract, UpsertSupplier
 from services.supply.settings import SupplySettings

@@ -10,13 +10,12 @@ from retail.alerts.v1 import alerts_service_pb2 as pb
 from retail.common.v1 import identifiers_pb2
 
 from servicekit.errors import InvalidArgument
-from servicekit.idempotency import ReplyCodec
+from servicekit.idempotency import Reply, ReplyCodec
 from servicekit.protowire import from_wire, timestamp, to_wire
 from services.alerts.adapters.alert_store import StoredWebhook
 from services.alerts.domain.alerts import Actor, Alert, AlertKind, AlertState, Severity
 from services.alerts.domain.causes import Cause, CauseKind
 from services.alerts.domain.webhooks import Webhook, WebhookFormat, mask_url
-from services.alerts.service_layer.replies import Reply
 
 T = TypeVar("T")
 MessageT = TypeVar("MessageT", bound=Message)

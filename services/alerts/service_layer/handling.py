@@ -17,13 +17,12 @@ from typing import Any, TypeVar
 from servicekit.clock import Clock, utc_now
 from servicekit.db import UnitOfWork
 from servicekit.errors import NotFound
-from servicekit.idempotency import keep_reply, replay
+from servicekit.idempotency import Reply, keep_reply, replay
 from services.alerts.adapters import alert_store
 from services.alerts.adapters.alert_store import StoredWebhook
 from services.alerts.adapters.integration_events import alert_state_changed
 from services.alerts.domain.alerts import Actor, Alert, AlertKind, AlertNotFound, AlertState
 from services.alerts.service_layer.commands import AcknowledgeAlert, DeleteWebhook, PutWebhook, ResolveAlert
-from services.alerts.service_layer.replies import Reply
 
 R = TypeVar("R")
 

@@ -12,7 +12,7 @@ from retail.common.v1 import identifiers_pb2, money_pb2
 from retail.supply.v1 import supply_service_pb2 as pb
 
 from servicekit.errors import InvalidArgument
-from servicekit.idempotency import ReplyCodec
+from servicekit.idempotency import Reply, ReplyCodec
 from servicekit.protowire import from_wire, timestamp
 from services.supply.adapters.integration_events import CURRENCY, PO_STATUSES, map_receipt, money, wire_decimal
 from services.supply.adapters.purchase_store import PoLine, StoredPurchaseOrder, StoredSuggestion
@@ -30,7 +30,6 @@ from services.supply.service_layer.receiving import (
     ReceivedLine,
     ReturnedLine,
 )
-from services.supply.service_layer.replies import Reply
 from services.supply.service_layer.scorecards import SupplierScorecard
 
 MessageT = TypeVar("MessageT", bound=Message)

@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from servicekit.clock import Clock, utc_now
 from servicekit.db import UnitOfWork
 from servicekit.errors import Conflict, FailedPrecondition, InvalidArgument, NotFound
-from servicekit.idempotency import RequestFingerprint, keep_reply, replay
+from servicekit.idempotency import Reply, RequestFingerprint, keep_reply, replay
 from servicekit.outbox import OutboxEvent
 from services.supply.adapters import catalogue_store, purchase_store, supplier_store
 from services.supply.adapters.integration_events import purchase_order_status_changed
@@ -34,7 +34,6 @@ from services.supply.adapters.purchase_store import PoLine, StoredPurchaseOrder,
 from services.supply.domain.contracts import NoContract
 from services.supply.domain.purchase_orders import InvalidQuantity, PoStatus, check_quantity, transition
 from services.supply.domain.suppliers import Actor, UnknownSupplier
-from services.supply.service_layer.replies import Reply
 
 R = TypeVar("R")
 log = logging.getLogger("supply.purchase_orders")

@@ -20,7 +20,7 @@ from typing import Protocol, TypeVar
 from servicekit.clock import Clock, utc_now
 from servicekit.db import UnitOfWork
 from servicekit.errors import AlreadyExists, FailedPrecondition, InvalidArgument
-from servicekit.idempotency import RequestFingerprint, keep_reply, replay
+from servicekit.idempotency import Reply, RequestFingerprint, keep_reply, replay
 from services.supply.adapters import purchase_store, receipt_store, supplier_store
 from services.supply.adapters.integration_events import (
     goods_received,
@@ -48,7 +48,6 @@ from services.supply.domain.purchase_orders import (
 )
 from services.supply.domain.suppliers import Actor, UnknownSupplier
 from services.supply.service_layer.purchase_orders import UnknownPurchaseOrder, business_day, visible_po
-from services.supply.service_layer.replies import Reply
 
 R = TypeVar("R")
 MAX_LINES = 500

@@ -11,13 +11,12 @@ from typing import TypeVar
 from servicekit.clock import Clock, utc_now
 from servicekit.db import UnitOfWork
 from servicekit.errors import AlreadyExists, Conflict, NotFound
-from servicekit.idempotency import RequestFingerprint, keep_reply, replay
+from servicekit.idempotency import Reply, RequestFingerprint, keep_reply, replay
 from services.supply.adapters import catalogue_store, supplier_store
 from services.supply.adapters.supplier_store import StoredContract, StoredSupplier
 from services.supply.domain.contracts import check_no_overlap
 from services.supply.domain.suppliers import Supplier, UnknownSupplier
 from services.supply.domain.terms import ContractTerms
-from services.supply.service_layer.replies import Reply
 
 R = TypeVar("R")
 

@@ -15,10 +15,9 @@ from pydantic import ValidationError
 
 from gateway.auth.schemas import OAuthErrorCode, OAuthProblem, TokenRequest, TokenResponse
 from gateway.domain.scopes import CATALOGUE
-from gateway.domain.tokens import InvalidToken
 from gateway.http import problems
 from gateway.http.resources import Resources
-from gateway.security.authorisation import TOKEN_URL, enforce_rate_limit, unauthenticated
+from gateway.security.authorisation import TOKEN_URL, admit_bearer, enforce_rate_limit
 
 router = APIRouter(tags=["auth"])
 FORM = "application/x-www-form-urlencoded"
@@ -143,16 +142,7 @@ async def revoke_token(
     token already revoked, expired or invalid is `401`. No `Idempotency-Key`: revoking twice
     is the same as once.
     """
-    scheme, _, token = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise unauthenticated("a bearer token is required (Authorization: Bearer <token>)")
-    try:
-        principal = await resources.authenticator.revoke(token.strip())
-    except InvalidToken as exc:
-        raise unauthenticated(f"the token was refused: {exc}") from None
-    request.state.client_id = principal.client_id
-    request.state.client_kind = principal.kind.value
-    enforce_rate_limit(resources.rate_limiter, principal.client_id)
+    await admit_bearer(request, resources, authorization, resources.authenticator.revoke)
     return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 

@@ -7,7 +7,7 @@ checks the scope (403) and returns the :class:`Principal`, whose ``ensure_*`` me
 check ownership of each object the route touches.
 """
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import cache
 from typing import Annotated, Any
 
@@ -42,6 +42,28 @@ def unauthenticated(detail: str) -> problems.ProblemError:
     )
 
 
+async def admit_bearer(
+    request: Request,
+    resources: Resources,
+    authorization: str | None,
+    check: Callable[[str], Awaitable[Principal]],
+) -> Principal:
+    """The client presenting ``Authorization: Bearer <token>``, as ``check`` accepts the token
+    (authenticating it, or revoking it), recorded on the request for the access log and held to
+    its rate limit; 401 without a bearer token or when ``check`` refuses it."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthenticated("a bearer token is required (Authorization: Bearer <token>)")
+    try:
+        principal = await check(token.strip())
+    except InvalidToken as exc:
+        raise unauthenticated(f"the token was refused: {exc}") from None
+    request.state.client_id = principal.client_id
+    request.state.client_kind = principal.kind.value
+    enforce_rate_limit(resources.rate_limiter, principal.client_id)
+    return principal
+
+
 @cache
 def require(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """A dependency: the authenticated client, which must hold ``scope`` and be within its rate limit."""
@@ -53,16 +75,7 @@ def require(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
         resources: Resources,
         authorization: Annotated[str | None, Security(oauth2_client_credentials, scopes=[scope])],
     ) -> Principal:
-        scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise unauthenticated("a bearer token is required (Authorization: Bearer <token>)")
-        try:
-            principal = await resources.authenticator.authenticate(token.strip())
-        except InvalidToken as exc:
-            raise unauthenticated(f"the token was refused: {exc}") from None
-        request.state.client_id = principal.client_id
-        request.state.client_kind = principal.kind.value
-        enforce_rate_limit(resources.rate_limiter, principal.client_id)
+        principal = await admit_bearer(request, resources, authorization, resources.authenticator.authenticate)
         if scope not in principal.scopes:
             raise problems.ProblemError(
                 problems.FORBIDDEN,

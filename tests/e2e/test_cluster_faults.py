@@ -29,7 +29,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -50,6 +49,7 @@ from devstack.components import SERVICES
 from gateway.bootstrap import SERVICE_NAME as GATEWAY_CLIENT_NAME
 from servicekit.messaging import connect_nats
 from tests.support.faults import frozen
+from tests.support.stack import RunningStack
 
 REPORTS = Path(__file__).resolve().parents[2] / ".local" / "test-reports"
 SALES_PER_BATCH = 10
@@ -57,46 +57,14 @@ UNITS_PER_LINE = 2
 ACKS_PER_PHASE = 15  # batches acknowledged between two faults
 POSTGRES_FREEZE_SECONDS = 10.0  # the fault itself, not a wait for something to happen
 CLUSTER_START_SECONDS = 420.0
-DEVSTACK_CLUSTER = (sys.executable, "-m", "devstack", "run", "--cluster", "--no-demo", "--max-crashes", "20")
+CLUSTER_ARGS = ("--cluster", "--no-demo", "--max-crashes", "20")
 
 
-class RunningCluster:
-    """`python -m devstack run --cluster` in the background, its output collected line by line."""
+class RunningCluster(RunningStack):
+    """`python -m devstack run --cluster` in the background."""
 
     def __init__(self, state_dir: Path) -> None:
-        env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "NATS_URL")}
-        env["APP_ENV"] = "local"
-        self.state_dir = state_dir
-        self.process = subprocess.Popen(
-            [*DEVSTACK_CLUSTER, "--state-dir", str(state_dir)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def wait_for(self, what: str, condition: Callable[[], object], within: float) -> object:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            if found := condition():
-                return found
-            if self.process.poll() is not None:
-                self._reader.join(5)
-                pytest.fail(f"the cluster exited (code {self.process.returncode}) waiting for {what}:\n{self.output}")
-            time.sleep(0.2)
-        pytest.fail(f"no {what} within {within} s:\n{self.output}")
+        super().__init__(state_dir, *CLUSTER_ARGS, env={"APP_ENV": "local"})
 
     def pid_of(self, name: str) -> int:
         """The current pid of a component's process (``inventory-1``), from the stack's output."""

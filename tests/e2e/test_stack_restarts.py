@@ -13,77 +13,25 @@ import os
 import re
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import cast
 
 import asyncpg
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.support.stack import RunningStack
+
 MAX_CRASHES = 3
-DEVSTACK_RUN = (sys.executable, "-m", "devstack", "run")
-
-
-class RunningStack:
-    """`python -m devstack run` in the background, its output collected line by line."""
-
-    def __init__(self, state_dir: Path) -> None:
-        env = {key: value for key, value in os.environ.items() if key not in ("DATABASE_URL", "NATS_URL")}
-        self.state_dir = state_dir
-        self.process = subprocess.Popen(
-            [*DEVSTACK_RUN, "--state-dir", str(state_dir), "--no-demo", "--max-crashes", str(MAX_CRASHES)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-        )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def wait_for(self, what: str, condition: Callable[[], object], within: float = 120.0) -> object:
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            found = condition()
-            if found:
-                return found
-            if self.process.poll() is not None and not found:
-                self._reader.join(5)
-                pytest.fail(f"the stack exited (code {self.process.returncode}) waiting for {what}:\n{self.output}")
-            time.sleep(0.1)
-        pytest.fail(f"no {what} within {within} s:\n{self.output}")
-
-    def pid_after(self, pattern: str, seen: int) -> int:
-        """The pid in the first line matching ``pattern`` after the first ``seen`` matches."""
-
-        def found() -> int | None:
-            pids = [int(match) for match in re.findall(pattern, self.output)]
-            return pids[seen] if len(pids) > seen else None
-
-        return cast(int, self.wait_for(f"line {seen + 1} matching {pattern!r}", found))
 
 
 @pytest.fixture
 def stack() -> Iterator[RunningStack]:
     folder = Path(tempfile.mkdtemp(prefix="retail-stack-restarts-test-"))
     folder.chmod(0o711)  # as in test_local_stack: reachable for the no-user-namespace fallback
-    running = RunningStack(folder / "stack")
+    running = RunningStack(folder / "stack", "--no-demo", "--max-crashes", str(MAX_CRASHES))
     try:
         running.wait_for("stack.json", (folder / "stack" / "stack.json").exists)
         yield running

@@ -6,7 +6,10 @@ and the service process it measures.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping
@@ -135,3 +138,53 @@ def gateway_process(
         finally:
             process.terminate()
             process.wait(20)
+
+
+PROFILE_ENV = "BENCH_PROFILE"
+
+
+@contextlib.contextmanager
+def profiled(label: str, processes: Mapping[str, int]) -> Iterator[None]:
+    """With ``BENCH_PROFILE`` set to a folder, py-spy samples each server process (name → pid)
+    while the context runs and leaves ``<folder>/<label>-<name>.txt`` (collapsed stacks, one
+    line per distinct stack with its sample count; ``python -m bench.profile_summary`` reads
+    them, and flame graph tools such as speedscope open them). Without it, nothing happens.
+
+    py-spy attaches from outside (ptrace), so the measured process runs unmodified; sampling
+    slows it a little, so a profiled run's rates are not the ones to compare.
+    """
+    folder = os.environ.get(PROFILE_ENV)
+    if not folder:
+        yield
+        return
+    binary = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(binary).exists():
+        raise SystemExit("BENCH_PROFILE needs py-spy (it is in requirements.txt: make venv)")
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    recorders = [
+        subprocess.Popen(
+            [
+                binary,
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                "250",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--output",
+                str(Path(folder) / f"{label}-{name}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for name, pid in processes.items()
+    ]
+    try:
+        yield
+    finally:
+        for recorder in recorders:  # py-spy writes its output when interrupted
+            recorder.send_signal(signal.SIGINT)
+        for recorder in recorders:
+            recorder.wait(30)

@@ -36,6 +36,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from bench.baseline import profiled
 from devstack.servers import NatsServer, PostgresServer, free_port
 from servicekit import migrations
 
@@ -148,7 +149,8 @@ def bench_http(work: Path, seconds: int) -> dict[str, float]:
         }
         gateway = serve([sys.executable, "-m", "gateway"], gateway_env, f"http://127.0.0.1:{gateway_port}/healthz")
         servers.append(gateway)
-        gateway_rps, gateway_cpu_us = wrk_cpu(f"http://127.0.0.1:{gateway_port}/healthz", seconds, gateway)
+        with profiled("http-healthz", {"gateway": gateway.pid}):
+            gateway_rps, gateway_cpu_us = wrk_cpu(f"http://127.0.0.1:{gateway_port}/healthz", seconds, gateway)
     finally:
         for server in servers:
             if server.poll() is None:

@@ -56,7 +56,7 @@ from nats.js.errors import NotFoundError
 from retail.common.v1 import money_pb2
 from retail.sales.v1 import events_pb2 as sales_pb2
 
-from bench.baseline import grpc_service, pgbench
+from bench.baseline import grpc_service, pgbench, profiled
 from bench.pos_ingest import wait_ready
 from bench.reservations import cpu_seconds, register_app_client, rss_mb, token_for
 from devstack.servers import NatsServer, PostgresServer, free_port
@@ -653,7 +653,8 @@ def resolve(stack: Stack, work: Path, seconds: int) -> dict[str, float]:
         pgbench_tps = pgbench(stack.postgres, "member", lookup, seconds, CONNECTIONS, prepared=True).tps
         pids = {"member": member.process.pid, "gateway": gw.pid}
         cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
-        run = wrk(base_url, script, seconds, token)
+        with profiled("members-resolve", pids):
+            run = wrk(base_url, script, seconds, token)
         used = {name: cpu_seconds(pid) - cpu[name] for name, pid in pids.items()}
         memory = {f"{name}_rss_mb": rss_mb(pid) for name, pid in pids.items()}
     if run.non_2xx or run.socket_errors or not run.requests:
@@ -677,7 +678,8 @@ def earn(stack: Stack, work: Path, seconds: int) -> dict[str, float]:
     with member_service(stack, work, "member-earn") as member:
         started = asyncio.run(wait_for_consumer(stack.nats.url, member.process))
         cpu = cpu_seconds(member.process.pid)
-        finished = asyncio.run(wait_until_applied(stack.member_url, SALES, member.process))
+        with profiled("members-earn", {"member": member.process.pid}):
+            finished = asyncio.run(wait_until_applied(stack.member_url, SALES, member.process))
         used = cpu_seconds(member.process.pid) - cpu
         rss = rss_mb(member.process.pid)
     checked = asyncio.run(check_points(stack.member_url, SALES))

@@ -52,7 +52,7 @@ import asyncpg
 from nats.js.errors import NotFoundError
 
 from bench import gateway_latency
-from bench.baseline import grpc_service, pgbench, python_module
+from bench.baseline import grpc_service, pgbench, profiled, python_module
 from bench.grpc_latency import LOCATION as ONLINE
 from bench.http import serve
 from devstack.servers import NatsServer, PostgresServer, free_port
@@ -506,12 +506,14 @@ def upload_and_apply(stack: Stack, behind: Services, seconds: int) -> Run:
         asyncio.run(wait_for_sales_consumer(stack.nats.url, behind.inventory))
         access_token = token(base_url, TERMINAL, stack.terminal_secret)
         started = time.time()  # wall clock: compared with PostgreSQL's on this machine
-        rate, answered = wrk_batches(base_url, access_token, seconds)
+        with profiled("pos-upload", {"inventory": behind.inventory.pid}):
+            rate, answered = wrk_batches(base_url, access_token, seconds)
         upload_ended = time.time()
         applied_at_upload_end = asyncio.run(applied_sales(stack.inventory_url))
         lag = asyncio.run(journal_size(stack.nats.url)) - applied_at_upload_end
     journaled = asyncio.run(journal_size(stack.nats.url))  # final: the gateway finished what was in flight
-    applied_at = asyncio.run(wait_until_applied(stack.inventory_url, journaled, behind.inventory))
+    with profiled("pos-drain", {"inventory": behind.inventory.pid}):
+        applied_at = asyncio.run(wait_until_applied(stack.inventory_url, journaled, behind.inventory))
     return Run(
         upload_batches_per_s=rate,
         answered_sales=answered * SALES_PER_BATCH,

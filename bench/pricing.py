@@ -56,7 +56,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.baseline import grpc_service, pgbench
+from bench.baseline import grpc_service, pgbench, profiled
 from bench.members import WrkRun, gateway_in_front_of, run_wrk
 from bench.pos_ingest import wait_ready
 from bench.reservations import cpu_seconds, register_app_client, rss_mb, token_for
@@ -594,7 +594,10 @@ def label_storm(
         raise SystemExit(f"{scheduled} price changes scheduled, not {SKUS}")
     if datetime.now(UTC) >= effective_at:
         raise SystemExit(f"inserting the changes took longer than the {CHANGE_LEAD_SECONDS:.0f}s lead")
-    finished = asyncio.run(wait_for(stack.pricing_url, "the label storm", "storm_acknowledged", watched, target=labels))
+    with profiled("pricing-storm", {"pricing": pricing.pid}):
+        finished = asyncio.run(
+            wait_for(stack.pricing_url, "the label storm", "storm_acknowledged", watched, target=labels)
+        )
     used = cpu_seconds(pricing.pid) - cpu
     simulators_used = sum(cpu_seconds(station.process.pid) for station in stations) - simulators_cpu
     elapsed = finished - effective_at.timestamp()
@@ -633,7 +636,8 @@ def basket_lookups(stack: Stack, base_url: str, token: str, pids: dict[str, int]
     wrk(base_url, max(2, seconds // 2), token)  # warm-up: connection pools, prepared statements
     pgbench_tps = pgbench(stack.postgres, "pricing", script, seconds, CONNECTIONS, prepared=True).tps
     cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    run = wrk(base_url, seconds, token)
+    with profiled("pricing-baskets", pids):
+        run = wrk(base_url, seconds, token)
     used = {name: cpu_seconds(pid) - cpu[name] for name, pid in pids.items()}
     if run.non_2xx or run.socket_errors or not run.requests:
         raise SystemExit(f"basket lookups failed under load: {run}")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.baseline import pgbench
+from bench.baseline import pgbench, profiled
 from bench.http import wait_for
 from devstack.servers import NatsServer, PostgresServer, free_port
 from gateway.adapters.client_registry import ClientRegistry
@@ -264,13 +264,16 @@ def bench_reservations(work: Path, seconds: int) -> dict[str, float]:
         script.write_text(WRK_SCRIPT)
         # CPU milliseconds per reservation, per process: steadier than rates on a shared machine.
         cpu = {name: cpu_seconds(process.pid) for name, process in (("gateway", gateway), ("inventory", inventory))}
-        hot_run = wrk(base, script, "HOT", seconds, token)
+        servers = {"gateway": gateway.pid, "inventory": inventory.pid}
+        with profiled("reservations-hot", servers):
+            hot_run = wrk(base, script, "HOT", seconds, token)
         hot_count = hot_run["rps"] * seconds
         for name, process in (("gateway", gateway), ("inventory", inventory)):
             used = cpu_seconds(process.pid) - cpu[name]
             hot_run[f"{name}_cpu_ms_per_reservation"] = 1000 * used / hot_count if hot_count else 0.0
             cpu[name] += used
-        spread_run = wrk(base, script, "spread", seconds, token)
+        with profiled("reservations-spread", servers):
+            spread_run = wrk(base, script, "spread", seconds, token)
         spread_count = spread_run["rps"] * seconds
         for name, process in (("gateway", gateway), ("inventory", inventory)):
             used = cpu_seconds(process.pid) - cpu[name]

@@ -21,7 +21,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 RPC_SYSTEM = "rpc.system"
@@ -44,6 +44,31 @@ SERVER_FAULTS = frozenset(
 _configured: TracerProvider | None = None
 
 
+class _WhileExported(Sampler):
+    """Starts a new trace's spans only while something receives them (an exporter or a processor).
+
+    With no collector configured, a recorded span costs its attributes, events and end for
+    nothing; dropped, the request still gets a trace id (for logs, problem documents and the
+    backends) and does no span work. A caller's sampled ``traceparent`` is still honoured by
+    the parent-based sampler around this one, so a trace that someone collects is never cut.
+    """
+
+    def __init__(self, delegate: Sampler) -> None:
+        self._delegate = delegate
+        self.exporting = False
+
+    def should_sample(self, parent_context: Any, trace_id: int, name: str, *args: Any, **kwargs: Any) -> SamplingResult:
+        if not self.exporting:
+            return SamplingResult(Decision.DROP)
+        return self._delegate.should_sample(parent_context, trace_id, name, *args, **kwargs)
+
+    def get_description(self) -> str:
+        return f"WhileExported{{{self._delegate.get_description()}}}"
+
+
+_root_sampler: _WhileExported | None = None
+
+
 def configure_tracing(
     service_name: str,
     *,
@@ -54,16 +79,21 @@ def configure_tracing(
     """Install the process-wide tracer provider (once; later calls return the first).
 
     Spans are exported over OTLP only when an endpoint is configured; sampling follows
-    the parent's decision and otherwise keeps ``sample_ratio`` of new traces.
+    the parent's decision and otherwise keeps ``sample_ratio`` of new traces, while something
+    receives them (an endpoint or ``extra_processors``; see :class:`_WhileExported`).
     """
-    global _configured
+    global _configured, _root_sampler
     if _configured is not None:
         for processor in extra_processors:
             _configured.add_span_processor(processor)
+        if extra_processors and _root_sampler is not None:
+            _root_sampler.exporting = True
         return _configured
+    _root_sampler = _WhileExported(TraceIdRatioBased(sample_ratio))
+    _root_sampler.exporting = bool(otlp_endpoint or extra_processors)
     provider = TracerProvider(
         resource=Resource.create({SERVICE_NAME: service_name}),
-        sampler=ParentBased(TraceIdRatioBased(sample_ratio)),
+        sampler=ParentBased(_root_sampler),
     )
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter

@@ -9,6 +9,10 @@ signing out): it is refused at once on the pod that revoked it and, as each pod 
 client's revoked token ids for the same ``CLIENT_CACHE_SECONDS``, on every pod within that
 bound.
 
+Both caches read the registry once per client when they run out: the requests that find a
+client's entry expired together (every connection of a busy client, every few seconds)
+share one read instead of each opening a database connection for the same row.
+
 Verification: a token whose signature checked out is remembered (the whole token, its
 signature included, up to :data:`VERIFIED_TOKENS_KEPT` of them, least recently used
 forgotten first), so the next request with it skips the HMAC, the base64 and the JSON
@@ -23,10 +27,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
+from typing import Generic, TypeVar
 
 from gateway.adapters.client_registry import ClientRegistry
 from gateway.domain.clients import ClientKind, ClientRegistration, StaffRole, hash_client_secret, verify_client_secret
@@ -37,6 +42,53 @@ from gateway.http import problems
 MAX_CONCURRENT_SECRET_CHECKS = 8
 # Verified tokens remembered per pod; a token is a few hundred bytes.
 VERIFIED_TOKENS_KEPT = 10_000
+# Clients whose registration (and revoked token ids) a pod keeps at most; past it, it starts over.
+CLIENTS_CACHED = 50_000
+
+ValueT = TypeVar("ValueT")
+
+
+class _ClientCache(Generic[ValueT]):
+    """A value per client read from the registry, kept for ``seconds`` after its read began.
+
+    Concurrent misses of one client share one read (a caller that gives up does not cancel it
+    for the others). :meth:`forget` drops the kept value and disowns a read in flight, whose
+    answer may predate what made the caller forget, so that it is not kept either.
+    """
+
+    def __init__(self, load: Callable[[str], Awaitable[ValueT]], seconds: float) -> None:
+        self._load = load
+        self._seconds = seconds
+        self._values: dict[str, tuple[float, ValueT]] = {}
+        self._reads: dict[str, asyncio.Future[ValueT]] = {}
+
+    async def get(self, client_id: str) -> ValueT:
+        if self._seconds <= 0:
+            return await self._load(client_id)
+        started = time.monotonic()
+        kept = self._values.get(client_id)
+        if kept is not None and kept[0] > started:
+            return kept[1]
+        read = self._reads.get(client_id)
+        if read is None:
+            read = asyncio.ensure_future(self._load(client_id))
+            self._reads[client_id] = read
+            read.add_done_callback(lambda done: self._keep(client_id, done, started))
+        return await asyncio.shield(read)
+
+    def forget(self, client_id: str) -> None:
+        self._values.pop(client_id, None)
+        self._reads.pop(client_id, None)
+
+    def _keep(self, client_id: str, read: asyncio.Future[ValueT], started: float) -> None:
+        if self._reads.get(client_id) is not read:
+            return  # forgotten while it ran
+        del self._reads[client_id]
+        if read.cancelled() or read.exception() is not None:
+            return
+        if len(self._values) >= CLIENTS_CACHED:
+            self._values.clear()
+        self._values[client_id] = (started + self._seconds, read.result())
 
 
 @cache
@@ -116,10 +168,9 @@ class Authenticator:
         self._registry = registry
         self._signer = signer
         self._ttl = token_ttl_seconds
-        self._cache_seconds = cache_seconds
         self._clock = clock
-        self._cache: dict[str, tuple[float, ClientRegistration | None]] = {}
-        self._revoked: dict[str, tuple[float, frozenset[str]]] = {}
+        self._registrations = _ClientCache(registry.get, cache_seconds)
+        self._revoked = _ClientCache(registry.revoked_token_ids, cache_seconds)
         # token → (its claims, its principal), for tokens whose signature was verified.
         self._verified: OrderedDict[str, tuple[TokenClaims, Principal]] = OrderedDict()
         # scrypt checks run in threads; a bound keeps a flood of token requests from taking
@@ -176,12 +227,12 @@ class Authenticator:
                 del self._verified[token]  # expired: verify() below says so
             claims = self._signer.verify(token, now=now)
             principal = None
-        registration = await self._registration(claims.client_id)
+        registration = await self._registrations.get(claims.client_id)
         if registration is None or not registration.is_active:
             raise InvalidToken("the client is revoked or unknown")
         if registration.kind.value != claims.kind:
             raise InvalidToken("the token does not match its client")
-        if claims.token_id in await self._revoked_ids(claims.client_id):
+        if claims.token_id in await self._revoked.get(claims.client_id):
             raise InvalidToken("the token was revoked")
         if principal is None:
             principal = Principal.from_claims(claims)
@@ -192,8 +243,8 @@ class Authenticator:
 
     def forget(self, client_id: str) -> None:
         """Drop a cached registration (after a revocation on this pod)."""
-        self._cache.pop(client_id, None)
-        self._revoked.pop(client_id, None)
+        self._registrations.forget(client_id)
+        self._revoked.forget(client_id)
 
     async def revoke(self, token: str) -> Principal:
         """Refuse ``token`` from now on (it must still be valid); its principal."""
@@ -203,29 +254,5 @@ class Authenticator:
             claims.token_id, claims.client_id, datetime.fromtimestamp(claims.expires_at, UTC)
         )
         self._verified.pop(token, None)
-        self._revoked.pop(claims.client_id, None)
+        self._revoked.forget(claims.client_id)
         return principal
-
-    async def _revoked_ids(self, client_id: str) -> frozenset[str]:
-        now = time.monotonic()
-        cached = self._revoked.get(client_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        revoked = await self._registry.revoked_token_ids(client_id)
-        if self._cache_seconds > 0:
-            if len(self._revoked) > 50_000:
-                self._revoked.clear()
-            self._revoked[client_id] = (now + self._cache_seconds, revoked)
-        return revoked
-
-    async def _registration(self, client_id: str) -> ClientRegistration | None:
-        now = time.monotonic()
-        cached = self._cache.get(client_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        registration = await self._registry.get(client_id)
-        if self._cache_seconds > 0:
-            if len(self._cache) > 50_000:
-                self._cache.clear()
-            self._cache[client_id] = (now + self._cache_seconds, registration)
-        return registration

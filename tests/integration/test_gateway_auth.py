@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -12,7 +13,8 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from devstack.servers import free_port
-from gateway.domain.clients import ClientKind, StaffRole
+from gateway.adapters.client_registry import ClientRegistry
+from gateway.domain.clients import ClientKind, ClientRegistration, StaffRole
 from gateway.domain.tokens import InvalidToken, TokenClaims, TokenSigner
 from gateway.security.authentication import Authenticator
 from gateway.settings import GatewaySettings
@@ -297,6 +299,76 @@ async def test_a_remembered_token_is_refused_once_its_client_is_revoked(gateway:
     with pytest.raises(InvalidToken, match="revoked"):
         await authenticator.authenticate(tokens[client_id])
     assert (await authenticator.authenticate(tokens[other_id])).client_id == other_id
+
+
+class CountingRegistry(ClientRegistry):
+    """The real registry, counting its reads of registrations and revoked token ids."""
+
+    def __init__(self, registry: ClientRegistry) -> None:
+        self.__dict__.update(registry.__dict__)
+        self.reads: list[str] = []
+        self.hold = asyncio.Event()
+        self.hold.set()
+
+    async def get(self, client_id: str) -> ClientRegistration | None:
+        registration = await super().get(client_id)
+        self.reads.append("registration")
+        await self.hold.wait()  # read, but not answered yet
+        return registration
+
+    async def revoked_token_ids(self, client_id: str) -> frozenset[str]:
+        revoked = await super().revoked_token_ids(client_id)
+        self.reads.append("revoked")
+        await self.hold.wait()
+        return revoked
+
+
+async def test_requests_finding_a_clients_cached_entry_expired_together_share_one_registry_read(
+    gateway: RunningGateway,
+) -> None:
+    client_id, secret = await gateway.register(ClientKind.APP)
+    registry = CountingRegistry(gateway.resources.clients)
+    authenticator = Authenticator(
+        registry, TokenSigner(gateway.resources.settings.signing_keys), token_ttl_seconds=600, cache_seconds=300
+    )
+    claims = await authenticator.issue(client_id, secret, None)
+    assert isinstance(claims, TokenClaims)
+    token = authenticator.sign(claims)
+    registry.reads.clear()
+
+    registry.hold.clear()  # the first read is held until every request has asked
+    asking = [asyncio.create_task(authenticator.authenticate(token)) for _ in range(64)]
+    while not registry.reads:
+        await asyncio.sleep(0)
+    registry.hold.set()
+    principals = await asyncio.gather(*asking)
+
+    assert {principal.client_id for principal in principals} == {client_id}
+    assert sorted(registry.reads) == ["registration", "revoked"]
+
+
+async def test_a_registry_read_in_flight_when_the_client_is_forgotten_is_not_kept(gateway: RunningGateway) -> None:
+    client_id, secret = await gateway.register(ClientKind.APP)
+    registry = CountingRegistry(gateway.resources.clients)
+    authenticator = Authenticator(
+        registry, TokenSigner(gateway.resources.settings.signing_keys), token_ttl_seconds=600, cache_seconds=300
+    )
+    claims = await authenticator.issue(client_id, secret, None)
+    assert isinstance(claims, TokenClaims)
+    token = authenticator.sign(claims)
+    registry.reads.clear()
+
+    registry.hold.clear()
+    stale = asyncio.create_task(authenticator.authenticate(token))  # reads the registration before the revocation
+    while not registry.reads:
+        await asyncio.sleep(0)
+    assert await gateway.resources.clients.revoke(client_id) is not None
+    authenticator.forget(client_id)  # as the revoke route does
+    registry.hold.set()
+    await asyncio.gather(stale, return_exceptions=True)
+
+    with pytest.raises(InvalidToken, match="revoked"):
+        await authenticator.authenticate(token)
 
 
 async def test_a_token_differing_from_a_remembered_one_in_any_byte_is_verified_afresh(

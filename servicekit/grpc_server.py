@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import grpc
+import uvloop
 from grpc_health.v1 import health_pb2
 from grpc_health.v1.health_pb2_grpc import add_HealthServicer_to_server
 from grpc_reflection.v1alpha import reflection
@@ -339,5 +340,8 @@ def run_service(name: str, settings_type: type[SettingsT], build: Callable[[Sett
         finally:
             await app.close()
 
-    asyncio.run(serve())
+    # uvloop, as the gateway runs on: grpc.aio, asyncpg and nats-py all run on any asyncio loop,
+    # and a service's event loop (callbacks, sockets, timers) costs less in libuv than in selectors.
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve())
     return 0

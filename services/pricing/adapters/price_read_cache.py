@@ -16,6 +16,11 @@ an older generation never writes into a newer cache, and a read that finds an ol
 generation than the cache holds (its statement's snapshot predates a newer read's) reads
 the database directly.
 
+Reads run outside a transaction (``UnitOfWork.read``), so a miss's load may see a later
+snapshot than its generation. That errs on the safe side only: what it keeps under
+generation G is at least as new as G, and the commit that made it newer also raised the
+generation, which drops it on the next read.
+
 What is cached per SKU: the item, and the rules that had not ended when they were loaded
 (window, currency, channel and tier are decided by the domain at the question's moment, so
 time passing needs no invalidation; a question about a moment before the load reads the

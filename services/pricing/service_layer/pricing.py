@@ -283,10 +283,12 @@ class Pricing:
             validate_sku(sku)
         at = question.at or self._clock()
         skus = sorted({sku for sku, _ in lines})
-        async with self._uow() as uow:
-            if question.at is None:  # now: through the cache (never staler than the last commit)
-                store, items, rules = await self.read_cache.read(uow.session, question.store_id, skus, at)
-            else:  # a moment of the caller's: what the rules in force then say
+        if question.at is None:  # now: through the cache (never staler than the last commit)
+            # Outside a transaction: a cache hit is one statement (see price_read_cache on a miss).
+            async with self._uow().read() as session:
+                store, items, rules = await self.read_cache.read(session, question.store_id, skus, at)
+        else:  # a moment of the caller's: what the rules in force then say
+            async with self._uow() as uow:
                 store = await pricing_store.get_store(uow.session, question.store_id)
                 items, rules = {}, {}
                 if store is not None:

@@ -26,6 +26,7 @@ import uvloop
 from grpc_health.v1 import health_pb2
 from grpc_health.v1.health_pb2_grpc import add_HealthServicer_to_server
 from grpc_reflection.v1alpha import reflection
+from retail.common.v1 import refusal_pb2
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from servicekit import errors
@@ -60,6 +61,17 @@ def status_for(error: errors.DomainError) -> grpc.StatusCode:
         if error_type in STATUS_FOR_ERROR:
             return STATUS_FOR_ERROR[error_type]  # type: ignore[index]
     return grpc.StatusCode.FAILED_PRECONDITION
+
+
+def refusal_of(error: errors.DomainError) -> refusal_pb2.Refusal:
+    """One item's refusal inside a batched answer: the status, reason, message and details the
+    interceptor below would have answered for that item called alone."""
+    return refusal_pb2.Refusal(
+        code=status_for(error).value[0],
+        reason=error.reason,
+        message=error.message,
+        details_json=json.dumps(error.details, default=str) if error.details else "",
+    )
 
 
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]

@@ -36,6 +36,7 @@ from typing import Any
 
 import grpc
 from fastapi import FastAPI, Request
+from retail.common.v1 import refusal_pb2
 
 from gateway.http import problems
 from gateway.http.problems import ProblemResponse, ProblemType
@@ -125,6 +126,24 @@ def error_details(error: grpc.RpcError) -> dict[str, Any]:
                 return {}
             return {k: v for k, v in details.items() if isinstance(k, str)} if isinstance(details, dict) else {}
     return {}
+
+
+_STATUS_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def refusal_error(refusal: refusal_pb2.Refusal) -> grpc.aio.AioRpcError:
+    """One item's refusal from a batched answer, as the error the unary call for that item would
+    have raised: route code raises it, and the problem answer is the same."""
+    trailing = [(REASON_METADATA_KEY, refusal.reason)] if refusal.reason else []
+    if refusal.details_json:
+        trailing.append((DETAILS_METADATA_KEY, refusal.details_json))
+    return grpc.aio.AioRpcError(
+        _STATUS_BY_NUMBER.get(refusal.code, grpc.StatusCode.UNKNOWN),
+        grpc.aio.Metadata(),
+        grpc.aio.Metadata(*trailing),
+        details=refusal.message,
+        debug_error_string="",
+    )
 
 
 # Refusals common enough for clients to switch on get a problem type of their own.

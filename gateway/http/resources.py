@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters.backends import BackendChannels
 from gateway.adapters.client_registry import ClientRegistry
+from gateway.adapters.member_resolver import MemberResolver
 from gateway.adapters.sales_journal import SalesJournal
 from gateway.http import problems
 from gateway.idempotency.records import IdempotencyRecords
@@ -77,6 +78,14 @@ class GatewayResources:
     @property
     def member_service(self) -> member_service_pb2_grpc.MemberServiceAsyncStub:
         return self.backend("member", member_service_pb2_grpc.MemberServiceStub)
+
+    @property
+    def member_resolver(self) -> MemberResolver:
+        """Identity resolutions, coalesced into batched calls (one per gateway, like its stubs)."""
+        cached: MemberResolver | None = self._stubs.get(("member", MemberResolver))
+        if cached is None:
+            cached = self._stubs[("member", MemberResolver)] = MemberResolver(self.member_service)
+        return cached
 
     @property
     def pricing_service(self) -> pricing_service_pb2_grpc.PricingServiceAsyncStub:

@@ -168,8 +168,7 @@ async def resolve_member(
     identity = pb.Identity(
         type=to_wire(pb.IdentityType, "IDENTITY_TYPE", identity_type), value=value, app_id=app_id or ""
     )
-    answer = await resources.member_service.ResolveMember(pb.ResolveMemberRequest(identity=identity))
-    return Resolved(member_id=answer.member_id)
+    return Resolved(member_id=await resources.member_resolver.resolve(identity))
 
 
 @router.get("/members/kpis", responses=problems.problem_responses(401, 403, 422))

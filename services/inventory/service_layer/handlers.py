@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
+from servicekit.coalescing import Coalescer
 from servicekit.db import UnitOfWork
 from servicekit.errors import FailedPrecondition, InvalidArgument
 from servicekit.idempotency import (
@@ -62,7 +63,6 @@ from services.inventory.domain.model import (
     choose_location,
     split_allocation,
 )
-from services.inventory.service_layer.coalescing import Coalescer
 from services.inventory.service_layer.commands import PendingLinesReport, ReserveStock
 from services.inventory.service_layer.discrepancies import lock_known_positions, record_discrepancy
 

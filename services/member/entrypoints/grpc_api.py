@@ -16,6 +16,9 @@ import grpc
 from retail.member.v1 import member_service_pb2 as pb
 from retail.member.v1 import member_service_pb2_grpc as pb_grpc
 
+from servicekit.errors import DomainError
+from servicekit.grpc_server import refusal_of
+from services.member.domain.identities import ChannelIdentity
 from services.member.domain.model import check_store_id
 from services.member.entrypoints.request_fields import page_size, parse_day
 from services.member.entrypoints.wire import (
@@ -87,6 +90,24 @@ class MemberServicer(pb_grpc.MemberServiceServicer):
     async def ResolveMember(self, request: pb.ResolveMemberRequest, context: Any) -> pb.ResolveMemberResponse:
         """The one member an identity belongs to."""
         return pb.ResolveMemberResponse(member_id=await self._members.resolve(map_identity(request.identity)))
+
+    async def ResolveMembers(self, request: pb.ResolveMembersRequest, context: Any) -> pb.ResolveMembersResponse:
+        """Several identities at once (the gateway's coalesced resolutions): a member id or a refusal each."""
+        identities: list[ChannelIdentity | DomainError] = []
+        for identity in request.identities:
+            try:
+                identities.append(map_identity(identity))
+            except DomainError as refused:  # this identity alone is malformed: the others are answered
+                identities.append(refused)
+        answers = await self._members.resolve_many(identities)
+        return pb.ResolveMembersResponse(
+            resolutions=[
+                pb.Resolution(refusal=refusal_of(answer))
+                if isinstance(answer, DomainError)
+                else pb.Resolution(member_id=answer)
+                for answer in answers
+            ]
+        )
 
     async def FindMemberByLookupHash(
         self, request: pb.FindMemberByLookupHashRequest, context: Any

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 
 from servicekit.db import UnitOfWork
-from servicekit.errors import InvalidArgument
+from servicekit.errors import DomainError, InvalidArgument
 from servicekit.idempotency import keep_reply, replay
 from services.member.adapters import integration_events as events
 from services.member.adapters import loyalty_store, member_store
@@ -57,6 +57,8 @@ from services.member.service_layer.merges import MergeOutcome, Merges, UndoOutco
 from services.member.service_layer.tier_review import PurchaseProfile, TierReview, TierStatus
 
 MAX_PURPOSE_LENGTH = 200
+# Identities one ResolveMembers call may ask about (the gateway sends at most its batch size).
+MAX_RESOLVED_AT_ONCE = 500
 MAX_REASON_LENGTH = 200
 
 
@@ -394,6 +396,27 @@ class MemberService:
         if owner is None:
             raise IdentityNotFound(f"no member has this {identity.type.value}")
         return owner.member_id
+
+    async def resolve_many(self, identities: Sequence[ChannelIdentity | DomainError]) -> list[str | DomainError]:
+        """:meth:`resolve` for several identities in one statement: per identity, in order, its
+        member id or the refusal ``resolve`` would raise (an identity already refused while it
+        was read, e.g. malformed, stays refused)."""
+        if len(identities) > MAX_RESOLVED_AT_ONCE:
+            raise InvalidArgument(f"at most {MAX_RESOLVED_AT_ONCE} identities at once", details={"field": "identities"})
+        hashes = [
+            self.lookup_hash(identity) if isinstance(identity, ChannelIdentity) else None for identity in identities
+        ]
+        async with self._uow().read() as session:  # one statement: no transaction needed
+            owners = await member_store.identity_owners(session, sorted({h for h in hashes if h is not None}))
+        answers: list[str | DomainError] = []
+        for identity, lookup_hash in zip(identities, hashes, strict=True):
+            if isinstance(identity, DomainError):
+                answers.append(identity)
+            elif lookup_hash in owners:
+                answers.append(owners[lookup_hash])
+            else:
+                answers.append(IdentityNotFound(f"no member has this {identity.type.value}"))
+        return answers
 
     async def find_by_lookup_hash(self, lookup_hash: bytes) -> str:
         """The member a journal's lookup hash belongs to (for the contexts that read the journal)."""

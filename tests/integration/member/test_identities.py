@@ -253,3 +253,41 @@ async def test_a_member_id_sequence_continues_after_loaded_members(app: MemberAp
     first = await register(stub, "phone", random_phone())
     second = await register(stub, "phone", random_phone())
     assert int(second.member_id[1:]) == int(first.member_id[1:]) + 1
+
+
+async def test_resolving_many_answers_each_identity_as_resolving_it_alone_would(stub: Stub) -> None:
+    phone, card = random_phone(), "886" + str(uuid.uuid4().int)[:13]
+    member_id = (await register(stub, "phone", phone)).member_id
+    other_id = (await register(stub, "pos_card", card)).member_id
+    asked = [
+        identity("phone", f"+86 {phone}"),
+        identity("email", f"nobody.{uuid.uuid4().hex[:6]}@example.com"),
+        identity("phone", "1380013800"),  # ten digits
+        identity("pos_card", card),
+        pb.Identity(value="13800138000"),  # no type
+        identity("phone", phone),  # the same member asked twice
+    ]
+
+    answer = await stub.ResolveMembers(pb.ResolveMembersRequest(identities=asked), timeout=5)
+
+    outcomes = [
+        (r.refusal.code, r.refusal.reason) if r.HasField("refusal") else r.member_id for r in answer.resolutions
+    ]
+    assert outcomes == [
+        member_id,
+        (grpc.StatusCode.NOT_FOUND.value[0], "identity-not-found"),
+        (grpc.StatusCode.INVALID_ARGUMENT.value[0], "invalid-phone"),
+        other_id,
+        (grpc.StatusCode.INVALID_ARGUMENT.value[0], "unknown-identity-type"),
+        member_id,
+    ]
+    # Each refusal is the one the unary call answers.
+    for asked_alone, resolution in zip(asked, answer.resolutions, strict=True):
+        if resolution.HasField("refusal"):
+            await refused(
+                stub.ResolveMember(pb.ResolveMemberRequest(identity=asked_alone)),
+                next(c for c in grpc.StatusCode if c.value[0] == resolution.refusal.code),
+                resolution.refusal.reason,
+            )
+    too_many = pb.ResolveMembersRequest(identities=[identity("phone", phone)] * 501)
+    await refused(stub.ResolveMembers(too_many), grpc.StatusCode.INVALID_ARGUMENT, "invalid-argument")

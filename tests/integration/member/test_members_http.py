@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -412,3 +413,31 @@ async def test_the_member_mix_counts_a_stores_members_by_stage_tier_and_churn_ri
         await gateway.http.get("/v1/members/mix", params={"store_id": store}, headers=other_manager), 403, "forbidden"
     )
     assert_problem(await gateway.http.get("/v1/members/mix", headers=guide), 403, "forbidden")
+
+
+async def test_concurrent_resolutions_share_batched_calls_and_each_gets_its_own_answer(gateway: RunningGateway) -> None:
+    app = await gateway.client_headers(ClientKind.APP)
+    phones = [f"139{uuid.uuid4().int % 10**8:08d}" for _ in range(40)]
+    members = {}
+    for phone in phones[:30]:  # the last ten belong to nobody
+        created = await post(gateway, "/v1/members", {"identity": {"type": "phone", "value": phone}}, app)
+        members[phone] = created.json()["member_id"]
+    resolver = gateway.resources.member_resolver
+    calls_before, resolved_before = resolver.stats
+    asked = [*phones, "1380013800"] * 4  # every phone four times, and a malformed one
+
+    answers = await asyncio.gather(
+        *(gateway.http.get("/v1/members/resolve", params={"type": "phone", "value": v}, headers=app) for v in asked)
+    )
+
+    for value, answer in zip(asked, answers, strict=True):
+        if value in members:
+            assert answer.status_code == 200, answer.text
+            assert answer.json() == {"member_id": members[value]}
+        elif value == "1380013800":
+            assert assert_problem(answer, 422, "invalid-argument")["reason"] == "invalid-phone"
+        else:
+            assert assert_problem(answer, 404, "not-found")["reason"] == "identity-not-found"
+    calls, resolved = resolver.stats
+    assert resolved - resolved_before == len(asked)
+    assert calls - calls_before < len(asked)  # coalesced: fewer calls than resolutions

@@ -12,6 +12,7 @@ from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from retail.common.v1 import identifiers_pb2 as _identifiers_pb2
 from retail.common.v1 import money_pb2 as _money_pb2
 from retail.common.v1 import paging_pb2 as _paging_pb2
+from retail.common.v1 import refusal_pb2 as _refusal_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -1281,6 +1282,84 @@ class ResolveMemberResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ResolveMemberResponse: _TypeAlias = ResolveMemberResponse  # noqa: Y015
+
+@_typing.final
+class ResolveMembersRequest(_message.Message):
+    """ResolveMembersRequest names up to 500 identities."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDENTITIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def identities(self) -> _containers.RepeatedCompositeFieldContainer[Global___Identity]:
+        """The identities to look up; the same identity may appear more than once."""
+
+    def __init__(
+        self,
+        *,
+        identities: _abc.Iterable[Global___Identity] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["identities", b"identities"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveMembersRequest: _TypeAlias = ResolveMembersRequest  # noqa: Y015
+
+@_typing.final
+class ResolveMembersResponse(_message.Message):
+    """ResolveMembersResponse answers each identity of the request, in the same order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOLUTIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def resolutions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Resolution]:
+        """One per identity of the request."""
+
+    def __init__(
+        self,
+        *,
+        resolutions: _abc.Iterable[Global___Resolution] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["resolutions", b"resolutions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResolveMembersResponse: _TypeAlias = ResolveMembersResponse  # noqa: Y015
+
+@_typing.final
+class Resolution(_message.Message):
+    """Resolution is one identity's answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    REFUSAL_FIELD_NUMBER: _builtins.int
+    member_id: _builtins.str
+    """The member the identity belongs to."""
+    @_builtins.property
+    def refusal(self) -> _refusal_pb2.Refusal:
+        """NOT_FOUND when no member has it, INVALID_ARGUMENT when it is not a valid identity."""
+
+    def __init__(
+        self,
+        *,
+        member_id: _builtins.str = ...,
+        refusal: _refusal_pb2.Refusal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["member_id", b"member_id", "outcome", b"outcome", "refusal", b"refusal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["member_id", b"member_id", "outcome", b"outcome", "refusal", b"refusal"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["member_id", "refusal"]  # noqa: Y015
+    _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_outcome) -> _WhichOneofReturnType_outcome | None: ...
+
+Global___Resolution: _TypeAlias = Resolution  # noqa: Y015
 
 @_typing.final
 class FindMemberByLookupHashRequest(_message.Message):

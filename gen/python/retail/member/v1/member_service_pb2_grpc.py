@@ -49,6 +49,11 @@ class MemberServiceStub:
                 request_serializer=retail_dot_member_dot_v1_dot_member__service__pb2.ResolveMemberRequest.SerializeToString,
                 response_deserializer=retail_dot_member_dot_v1_dot_member__service__pb2.ResolveMemberResponse.FromString,
                 _registered_method=True)
+        self.ResolveMembers = channel.unary_unary(
+                '/retail.member.v1.MemberService/ResolveMembers',
+                request_serializer=retail_dot_member_dot_v1_dot_member__service__pb2.ResolveMembersRequest.SerializeToString,
+                response_deserializer=retail_dot_member_dot_v1_dot_member__service__pb2.ResolveMembersResponse.FromString,
+                _registered_method=True)
         self.GetMember = channel.unary_unary(
                 '/retail.member.v1.MemberService/GetMember',
                 request_serializer=retail_dot_member_dot_v1_dot_member__service__pb2.GetMemberRequest.SerializeToString,
@@ -139,6 +144,15 @@ class MemberServiceServicer:
 
     def ResolveMember(self, request, context):
         """ResolveMember returns the one member an identity belongs to (NOT_FOUND when none).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ResolveMembers(self, request, context):
+        """ResolveMembers resolves several identities in one call (the gateway coalesces concurrent
+        resolutions into it): one answer per identity, in order, each a member id or the refusal
+        ResolveMember would have answered for it alone.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -272,6 +286,11 @@ def add_MemberServiceServicer_to_server(servicer, server):
                     request_deserializer=retail_dot_member_dot_v1_dot_member__service__pb2.ResolveMemberRequest.FromString,
                     response_serializer=retail_dot_member_dot_v1_dot_member__service__pb2.ResolveMemberResponse.SerializeToString,
             ),
+            'ResolveMembers': grpc.unary_unary_rpc_method_handler(
+                    servicer.ResolveMembers,
+                    request_deserializer=retail_dot_member_dot_v1_dot_member__service__pb2.ResolveMembersRequest.FromString,
+                    response_serializer=retail_dot_member_dot_v1_dot_member__service__pb2.ResolveMembersResponse.SerializeToString,
+            ),
             'GetMember': grpc.unary_unary_rpc_method_handler(
                     servicer.GetMember,
                     request_deserializer=retail_dot_member_dot_v1_dot_member__service__pb2.GetMemberRequest.FromString,
@@ -402,6 +421,33 @@ class MemberService:
             '/retail.member.v1.MemberService/ResolveMember',
             retail_dot_member_dot_v1_dot_member__service__pb2.ResolveMemberRequest.SerializeToString,
             retail_dot_member_dot_v1_dot_member__service__pb2.ResolveMemberResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ResolveMembers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.member.v1.MemberService/ResolveMembers',
+            retail_dot_member_dot_v1_dot_member__service__pb2.ResolveMembersRequest.SerializeToString,
+            retail_dot_member_dot_v1_dot_member__service__pb2.ResolveMembersResponse.FromString,
             options,
             channel_credentials,
             insecure,

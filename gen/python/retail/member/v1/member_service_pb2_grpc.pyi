@@ -44,6 +44,11 @@ class MemberServiceStub:
     """
     ResolveMember: _grpc.UnaryUnaryMultiCallable[_member_service_pb2.ResolveMemberRequest, _member_service_pb2.ResolveMemberResponse]
     """ResolveMember returns the one member an identity belongs to (NOT_FOUND when none)."""
+    ResolveMembers: _grpc.UnaryUnaryMultiCallable[_member_service_pb2.ResolveMembersRequest, _member_service_pb2.ResolveMembersResponse]
+    """ResolveMembers resolves several identities in one call (the gateway coalesces concurrent
+    resolutions into it): one answer per identity, in order, each a member id or the refusal
+    ResolveMember would have answered for it alone.
+    """
     GetMember: _grpc.UnaryUnaryMultiCallable[_member_service_pb2.GetMemberRequest, _member_service_pb2.GetMemberResponse]
     """GetMember returns a member; personal data masked unless the request asks for clear
     data (which is audited) or for none at all (the store-guide view). A member merged
@@ -116,6 +121,11 @@ class MemberServiceAsyncStub(MemberServiceStub):
     """
     ResolveMember: _aio.UnaryUnaryMultiCallable[_member_service_pb2.ResolveMemberRequest, _member_service_pb2.ResolveMemberResponse]  # type: ignore[assignment]
     """ResolveMember returns the one member an identity belongs to (NOT_FOUND when none)."""
+    ResolveMembers: _aio.UnaryUnaryMultiCallable[_member_service_pb2.ResolveMembersRequest, _member_service_pb2.ResolveMembersResponse]  # type: ignore[assignment]
+    """ResolveMembers resolves several identities in one call (the gateway coalesces concurrent
+    resolutions into it): one answer per identity, in order, each a member id or the refusal
+    ResolveMember would have answered for it alone.
+    """
     GetMember: _aio.UnaryUnaryMultiCallable[_member_service_pb2.GetMemberRequest, _member_service_pb2.GetMemberResponse]  # type: ignore[assignment]
     """GetMember returns a member; personal data masked unless the request asks for clear
     data (which is audited) or for none at all (the store-guide view). A member merged
@@ -197,6 +207,17 @@ class MemberServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_member_service_pb2.ResolveMemberResponse, _abc.Awaitable[_member_service_pb2.ResolveMemberResponse]]:
         """ResolveMember returns the one member an identity belongs to (NOT_FOUND when none)."""
+
+    @_abc_1.abstractmethod
+    def ResolveMembers(
+        self,
+        request: _member_service_pb2.ResolveMembersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_member_service_pb2.ResolveMembersResponse, _abc.Awaitable[_member_service_pb2.ResolveMembersResponse]]:
+        """ResolveMembers resolves several identities in one call (the gateway coalesces concurrent
+        resolutions into it): one answer per identity, in order, each a member id or the refusal
+        ResolveMember would have answered for it alone.
+        """
 
     @_abc_1.abstractmethod
     def GetMember(

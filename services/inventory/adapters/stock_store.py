@@ -9,7 +9,7 @@ before stock levels, so concurrent transactions never deadlock.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -194,37 +194,59 @@ async def insert_reservations(session: AsyncSession, reservations: Sequence[Rese
 
 
 async def load_reservation(session: AsyncSession, reservation_id: str, *, lock: bool) -> Reservation | None:
-    try:
-        rid = uuid.UUID(reservation_id)
-    except ValueError:
-        return None
-    row = (
+    return (await load_reservations(session, [reservation_id], lock=lock)).get(reservation_id)
+
+
+async def load_reservations(
+    session: AsyncSession, reservation_ids: Iterable[str], *, lock: bool
+) -> dict[str, Reservation]:
+    """Reservations by id (row-locked in id order when ``lock``), in two statements; unknown or
+    malformed ids are simply absent."""
+    wanted: dict[uuid.UUID, str] = {}
+    for reservation_id in reservation_ids:
+        try:
+            wanted[uuid.UUID(reservation_id)] = reservation_id
+        except ValueError:
+            continue
+    if not wanted:
+        return {}
+    ids = sorted(wanted)
+    rows = (
         await session.execute(
             text(
                 "SELECT reservation_id, sku, channel, status, expires_at, sale_id, owner FROM reservation "
-                "WHERE reservation_id = :id" + (" FOR UPDATE" if lock else "")
+                "WHERE reservation_id = ANY (CAST(:ids AS uuid[])) ORDER BY reservation_id"
+                + (" FOR UPDATE" if lock else "")
             ),
-            {"id": rid},
+            {"ids": ids},
         )
-    ).first()
-    if row is None:
-        return None
-    allocations = await session.execute(
+    ).all()
+    if not rows:
+        return {}
+    allocations: dict[uuid.UUID, list[Allocation]] = {}
+    for allocation in await session.execute(
         text(
-            "SELECT location_id, quantity FROM reservation_allocation WHERE reservation_id = :id ORDER BY location_id"
+            "SELECT reservation_id, location_id, quantity FROM reservation_allocation "
+            "WHERE reservation_id = ANY (CAST(:ids AS uuid[])) ORDER BY reservation_id, location_id"
         ),
-        {"id": rid},
-    )
-    return Reservation(
-        reservation_id=str(row.reservation_id),
-        sku=row.sku,
-        channel=row.channel,
-        status=ReservationStatus(row.status),
-        expires_at=row.expires_at,
-        allocations=[Allocation(a.location_id, a.quantity) for a in allocations],
-        sale_id=row.sale_id,
-        owner=row.owner,
-    )
+        {"ids": [row.reservation_id for row in rows]},
+    ):
+        allocations.setdefault(allocation.reservation_id, []).append(
+            Allocation(allocation.location_id, allocation.quantity)
+        )
+    return {
+        wanted[row.reservation_id]: Reservation(
+            reservation_id=str(row.reservation_id),
+            sku=row.sku,
+            channel=row.channel,
+            status=ReservationStatus(row.status),
+            expires_at=row.expires_at,
+            allocations=allocations.get(row.reservation_id, []),
+            sale_id=row.sale_id,
+            owner=row.owner,
+        )
+        for row in rows
+    }
 
 
 async def set_reservation_status(session: AsyncSession, reservation: Reservation) -> None:
@@ -341,10 +363,15 @@ async def missing_items(session: AsyncSession, skus: Iterable[str]) -> set[str]:
     return set(wanted) - {row.sku for row in rows}
 
 
-async def location_exists(session: AsyncSession, location_id: str) -> bool:
-    """Whether the location was ever set up (a closed one still takes the sales it made)."""
-    row = await session.execute(text("SELECT 1 FROM location WHERE location_id = :id"), {"id": location_id})
-    return row.first() is not None
+async def missing_locations(session: AsyncSession, location_ids: Iterable[str]) -> set[str]:
+    """The locations never set up (a closed one still exists: it still takes the sales it made)."""
+    wanted = sorted(set(location_ids))
+    if not wanted:
+        return set()
+    rows = await session.execute(
+        text("SELECT location_id FROM location WHERE location_id = ANY (CAST(:ids AS text[]))"), {"ids": wanted}
+    )
+    return set(wanted) - {row.location_id for row in rows}
 
 
 # A SKU's registration and a sale finding the SKU unknown serialise on this lock, so a line
@@ -485,25 +512,26 @@ async def lock_or_create_positions(session: AsyncSession, keys: Iterable[Key]) -
     return positions
 
 
-async def add_journal_sales(
-    session: AsyncSession, location_id: str, day: date, lines: Sequence[tuple[str, Decimal]]
-) -> None:
-    """Accumulate one journal entry into the daily totals (a return passes negative quantities)."""
-    if not lines:
+async def add_journal_sales(session: AsyncSession, sales: Mapping[tuple[str, date, str], Decimal]) -> None:
+    """Accumulate journal entries into the daily totals, in one statement: (location, business
+    day, SKU) → the quantity sold, returns netted (a total may be zero or negative)."""
+    if not sales:
         return
+    keys = sorted(sales)
     await session.execute(
         text(
             "INSERT INTO daily_sales (location_id, sku, day, source, quantity) "
-            "SELECT :location, sku, :day, 'journal', quantity "
-            "FROM unnest(CAST(:skus AS text[]), CAST(:quantities AS numeric[])) AS v(sku, quantity) "
+            "SELECT location_id, sku, day, 'journal', quantity FROM unnest(CAST(:locations AS text[]), "
+            "CAST(:skus AS text[]), CAST(:days AS date[]), CAST(:quantities AS numeric[])) "
+            "AS v(location_id, sku, day, quantity) "
             "ON CONFLICT (location_id, sku, day, source) "
             "DO UPDATE SET quantity = daily_sales.quantity + EXCLUDED.quantity"
         ),
         {
-            "location": location_id,
-            "day": day,
-            "skus": [sku for sku, _ in lines],
-            "quantities": [quantity for _, quantity in lines],
+            "locations": [location_id for location_id, _, _ in keys],
+            "days": [day for _, day, _ in keys],
+            "skus": [sku for _, _, sku in keys],
+            "quantities": [sales[key] for key in keys],
         },
     )
 

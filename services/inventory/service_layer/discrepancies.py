@@ -8,6 +8,7 @@ exactly once when both exist (``InventoryService.apply_waiting_lines``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 
@@ -22,25 +23,29 @@ Key = tuple[str, str]
 
 
 async def lock_known_positions(
-    session: AsyncSession, keys: set[Key], location_id: str
-) -> tuple[dict[Key, StockPosition], set[str], bool]:
-    """Lock the stock levels of ``keys`` (creating those new at a location), leaving out the ones
-    whose SKU inventory does not know, or which are at ``location_id`` when that is unknown;
-    returns the levels, the unknown SKUs and whether ``location_id`` is known."""
+    session: AsyncSession, keys: set[Key], locations: Iterable[str]
+) -> tuple[dict[Key, StockPosition], set[str], set[str]]:
+    """Lock the stock levels of ``keys`` once, in (sku, location) order (creating those new at a
+    location), leaving out the ones whose SKU inventory does not know, or which are at one of the
+    facts' ``locations`` that is unknown; returns the levels, the unknown SKUs and the unknown
+    locations (of ``locations``)."""
     positions = await stock_store.lock_positions(session, keys)
     unknown: set[str] = set()
-    location_known = True
-    if missing := keys - positions.keys():  # rare: a SKU new at the location, or not known at all
+    unknown_locations: set[str] = set()
+    if missing := keys - positions.keys():  # rare: a SKU new at a location, or not known at all
         unknown = await stock_store.missing_items(session, {sku for sku, _ in missing})
         if unknown:
             # A registration of one of these SKUs either committed before this re-read, or
             # waits for this transaction and then finds the waiting line it records.
             await stock_store.hold_item_registrations(session, unknown)
             unknown = await stock_store.missing_items(session, unknown)
-        location_known = await stock_store.location_exists(session, location_id)
-        keys = {(sku, where) for sku, where in keys if sku not in unknown and (location_known or where != location_id)}
+        # A location with every level in place exists; only the others need looking up.
+        unknown_locations = await stock_store.missing_locations(
+            session, {where for _, where in missing} & set(locations)
+        )
+        keys = {(sku, where) for sku, where in keys if sku not in unknown and where not in unknown_locations}
         positions = await stock_store.lock_or_create_positions(session, keys)
-    return positions, unknown, location_known
+    return positions, unknown, unknown_locations
 
 
 async def record_discrepancy(

@@ -43,6 +43,7 @@ from services.inventory.adapters.integration_events import (
     stock_level_changes,
 )
 from services.inventory.adapters.transfer_store import TransferRow
+from services.inventory.domain.journal import AppliedSale, JournalSale, apply_journal_sale
 from services.inventory.domain.locations import Location
 from services.inventory.domain.model import (
     ZERO,
@@ -301,100 +302,114 @@ class InventoryService:
         apply move stock now. A line whose SKU or location inventory does not know waits as a
         discrepancy and is applied exactly once when both exist (:meth:`apply_waiting_lines`).
         A line whose quantity cannot move stock (``unreadable``: the SKU and the quantity as
-        journaled) is recorded for the store to count.
+        journaled) is recorded for the store to count. The rules are :func:`apply_journal_sale`'s,
+        applied as :meth:`apply_sales` applies a batch of one.
         """
+        sale = JournalSale(sale_id, location_id, is_return, lines, reservation_id, occurred_at, unreadable)
+        await self.apply_sales(uow, [sale])
+
+    async def apply_sales(self, uow: UnitOfWork, sales: Sequence[JournalSale]) -> None:
+        """Apply journal entries in their order, leaving exactly what :meth:`apply_sale` for each
+        in turn leaves, in a fixed number of statements whatever the batch's size.
+
+        The SALES consumer hands it the fresh sales of one fetch (each sale id once, through its
+        inbox). Every reservation the batch names is locked first (one statement, id order), then
+        every stock level it touches, once, in (sku, location) order (reservations before levels,
+        as everywhere, so nothing deadlocks). Each entry is then applied in memory, in order, by
+        :func:`apply_journal_sale` — the one copy of the rules — so a later sale of a level sees
+        the earlier ones, and a negative-stock discrepancy names the on-hand its own sale left.
+        The levels and their movements are saved once, the daily totals accumulated once, and each
+        level changed is announced once, as the batch left it: a ``SALE`` if a sale (not a return)
+        moved it, else a ``RETURN``. Reservation and discrepancy events follow per entry.
+        """
+        if not sales:
+            return
         session = uow.session
-        reservation = None
-        if reservation_id and not is_return:
-            reservation = await stock_store.load_reservation(session, reservation_id, lock=True)
-            if reservation is not None and reservation.status not in (
-                ReservationStatus.ACTIVE,
-                ReservationStatus.COMMITTED,
-            ):
-                reservation = None  # expired or released before the sale arrived: a plain sale
-        keys = {(sku, location_id) for sku, _ in lines}
-        if reservation is not None:
-            keys |= {(reservation.sku, a.location_id) for a in reservation.allocations}
-        positions, unknown, location_known = await lock_known_positions(session, keys, location_id)
-        from_reservation: dict[str, Decimal] = {}
-        waiting: dict[str, tuple[DiscrepancyKind, Decimal]] = {}
-        for sku, quantity in lines:
-            if sku in unknown:
-                waiting[sku] = (DiscrepancyKind.UNKNOWN_SKU, quantity)
-                continue
-            remaining = quantity
-            if reservation is not None and sku == reservation.sku:
-                for allocation in reservation.allocations:
-                    take = min(remaining, allocation.quantity - from_reservation.get(allocation.location_id, ZERO))
-                    if take > ZERO:
-                        positions[(sku, allocation.location_id)].sell_reserved(take, sale_id)
-                        from_reservation[allocation.location_id] = (
-                            from_reservation.get(allocation.location_id, ZERO) + take
-                        )
-                        remaining -= take
-            if remaining <= ZERO:
-                continue
-            if not location_known:
-                waiting[sku] = (DiscrepancyKind.UNKNOWN_LOCATION, remaining)
-            elif is_return:
-                positions[(sku, location_id)].take_back(remaining, sale_id)
-            else:
-                positions[(sku, location_id)].sell(remaining, sale_id)
-        if reservation is not None:
-            # Units held beyond what the sale took go back to available-to-promise.
-            for allocation in reservation.allocations:
-                leftover = allocation.quantity - from_reservation.get(allocation.location_id, ZERO)
-                if leftover > ZERO:
-                    positions[(reservation.sku, allocation.location_id)].unreserve(
-                        leftover, reservation.reservation_id, MovementKind.RELEASE
-                    )
-            reservation.status = ReservationStatus.FULFILLED
-            reservation.sale_id = sale_id
-            await stock_store.set_reservation_status(session, reservation)
+        reservations = await stock_store.load_reservations(
+            session, sorted({sale.fulfils for sale in sales if sale.fulfils}), lock=True
+        )
+        keys = {(sku, sale.location_id) for sale in sales for sku, _ in sale.lines}
+        for reservation in reservations.values():
+            if reservation.status in (ReservationStatus.ACTIVE, ReservationStatus.COMMITTED):
+                keys |= {(reservation.sku, allocation.location_id) for allocation in reservation.allocations}
+        positions, unknown, unknown_locations = await lock_known_positions(
+            session, keys, {sale.location_id for sale in sales}
+        )
+        applied = [
+            apply_journal_sale(
+                sale,
+                positions,
+                reservations.get(sale.fulfils),
+                unknown_skus=unknown,
+                location_known=sale.location_id not in unknown_locations,
+            )
+            for sale in sales
+        ]
+        for outcome in applied:
+            if outcome.fulfilled is not None:
+                await stock_store.set_reservation_status(session, outcome.fulfilled)
         changed = await stock_store.save_positions(session, positions.values())
         now = self._clock()
-        sign = Decimal(-1) if is_return else Decimal(1)
-        sold = [(sku, quantity - waiting[sku][1] if sku in waiting else quantity) for sku, quantity in lines]
-        await stock_store.add_journal_sales(
-            session, location_id, self._business_day(occurred_at), [(sku, sign * q) for sku, q in sold if q > ZERO]
+        daily: dict[tuple[str, date, str], Decimal] = {}
+        for sale, outcome in zip(sales, applied, strict=True):
+            day = self._business_day(sale.occurred_at)
+            for sku, quantity in outcome.sold:
+                daily[(sale.location_id, day, sku)] = daily.get((sale.location_id, day, sku), ZERO) + quantity
+        await stock_store.add_journal_sales(session, daily)
+        sold = {
+            key for sale, outcome in zip(sales, applied, strict=True) if not sale.is_return for key in outcome.levels
+        }
+        uow.publish(
+            *stock_level_changes([p for p in changed if (p.sku, p.location_id) in sold], StockChangeCause.SALE, now)
         )
-        uow.publish(*stock_level_changes(changed, StockChangeCause.RETURN if is_return else StockChangeCause.SALE, now))
-        if reservation is not None:
-            uow.publish(reservation_committed(reservation, now))
-        for position in positions.values():
-            if position.is_short and not is_return:
-                await record_discrepancy(
-                    uow,
-                    now,
-                    DiscrepancyKind.NEGATIVE_STOCK,
-                    sku=position.sku,
-                    location_id=position.location_id,
-                    sale_id=sale_id,
-                    occurred_at=occurred_at,
-                    on_hand_after=position.on_hand,
-                )
-        for sku, (kind, quantity) in sorted(waiting.items()):
+        uow.publish(
+            *stock_level_changes(
+                [p for p in changed if (p.sku, p.location_id) not in sold], StockChangeCause.RETURN, now
+            )
+        )
+        for sale, outcome in zip(sales, applied, strict=True):
+            await self._record_sale_discrepancies(uow, now, sale, outcome)
+
+    async def _record_sale_discrepancies(
+        self, uow: UnitOfWork, now: datetime, sale: JournalSale, outcome: AppliedSale
+    ) -> None:
+        """What one applied entry leaves for people: its reservation fulfilled, the levels its sale
+        took below zero, its lines waiting for their SKU or location, its unreadable quantities."""
+        if outcome.fulfilled is not None:
+            uow.publish(reservation_committed(outcome.fulfilled, now))
+        for sku, where, on_hand in outcome.short:
+            await record_discrepancy(
+                uow,
+                now,
+                DiscrepancyKind.NEGATIVE_STOCK,
+                sku=sku,
+                location_id=where,
+                sale_id=sale.sale_id,
+                occurred_at=sale.occurred_at,
+                on_hand_after=on_hand,
+            )
+        for sku, (kind, quantity) in sorted(outcome.waiting.items()):
             await record_discrepancy(
                 uow,
                 now,
                 kind,
                 sku=sku,
-                location_id=location_id,
-                sale_id=sale_id,
-                occurred_at=occurred_at,
+                location_id=sale.location_id,
+                sale_id=sale.sale_id,
+                occurred_at=sale.occurred_at,
                 quantity=quantity,
-                is_return=is_return,
+                is_return=sale.is_return,
             )
-        for sku, quantity_text in unreadable:
+        for sku, quantity_text in sale.unreadable:
             await record_discrepancy(
                 uow,
                 now,
                 DiscrepancyKind.UNREADABLE_QUANTITY,
                 sku=sku,
-                location_id=location_id,
-                sale_id=sale_id,
-                occurred_at=occurred_at,
-                is_return=is_return,
+                location_id=sale.location_id,
+                sale_id=sale.sale_id,
+                occurred_at=sale.occurred_at,
+                is_return=sale.is_return,
                 detail=f"quantity {quantity_text!r} cannot move stock",
             )
 
@@ -436,14 +451,13 @@ class InventoryService:
         changed = await stock_store.save_positions(session, positions.values())
         now = self._clock()
         await stock_store.mark_lines_applied(session, [line.discrepancy_id for line in lines], now)
-        by_day: dict[tuple[str, date], dict[str, Decimal]] = {}
+        daily: dict[tuple[str, date, str], Decimal] = {}
         for line in lines:
             if line.source is not LineSource.SALE:
                 continue  # goods received or returned to a supplier are no demand
-            day_sales = by_day.setdefault((line.location_id, self._business_day(line.occurred_at)), {})
-            day_sales[line.sku] = day_sales.get(line.sku, ZERO) + (-line.quantity if line.is_return else line.quantity)
-        for (where, day), day_sales in sorted(by_day.items()):
-            await stock_store.add_journal_sales(session, where, day, sorted(day_sales.items()))
+            key = (line.location_id, self._business_day(line.occurred_at), line.sku)
+            daily[key] = daily.get(key, ZERO) + (-line.quantity if line.is_return else line.quantity)
+        await stock_store.add_journal_sales(session, daily)
         named = {key: next(c for c in _WAITING_LINE_CAUSES if c in found) for key, found in causes.items()}
         for cause in _WAITING_LINE_CAUSES:
             uow.publish(

@@ -59,9 +59,10 @@ class SupplyIntake:
             session, lines, location_id=location_id, po_id=po_id, supplier_id=supplier_id, occurred_at=occurred_at
         )
         moving = [line for line in lines if line.line_index in fresh and line.quantity > ZERO]
-        positions, unknown, location_known = await lock_known_positions(
-            session, {(line.sku, location_id) for line in moving}, location_id
+        positions, unknown, unknown_locations = await lock_known_positions(
+            session, {(line.sku, location_id) for line in moving}, [location_id]
         )
+        location_known = location_id not in unknown_locations
         waiting: list[tuple[SupplyLine, DiscrepancyKind]] = []
         last_line: dict[str, SupplyLine] = {}
         for line in moving:

@@ -10,9 +10,10 @@ processed in arrival order, so earlier requests are served before later ones.
 The coalescing is per process; across processes the row lock keeps it correct.
 
 The same holds for a call to another service: the gateway hands concurrent identity
-resolutions to the member service as one batched call (``gateway.adapters.member_resolver``),
-one call in flight at a time, the next batch gathering meanwhile. An idle system pays no
-delay: the first request finds the key idle and goes at once.
+resolutions and reservations to their service as batched calls
+(``gateway.adapters.coalesced_calls``), one call in flight at a time, the next batch
+gathering meanwhile. An idle system pays no delay: the first request finds the key idle
+and goes at once.
 """
 
 from __future__ import annotations

@@ -13,16 +13,16 @@ from typing import Annotated, Any, TypeVar
 import grpc
 from fastapi import Depends, Request
 from retail.alerts.v1 import alerts_service_pb2_grpc
-from retail.inventory.v1 import inventory_service_pb2_grpc
+from retail.inventory.v1 import inventory_service_pb2, inventory_service_pb2_grpc
 from retail.marketing.v1 import marketing_service_pb2_grpc
-from retail.member.v1 import member_service_pb2_grpc
+from retail.member.v1 import member_service_pb2, member_service_pb2_grpc
 from retail.pricing.v1 import pricing_service_pb2_grpc
 from retail.supply.v1 import supply_service_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters.backends import BackendChannels
 from gateway.adapters.client_registry import ClientRegistry
-from gateway.adapters.member_resolver import MemberResolver
+from gateway.adapters.coalesced_calls import CoalescedCalls, member_resolutions, stock_reservations
 from gateway.adapters.sales_journal import SalesJournal
 from gateway.http import problems
 from gateway.idempotency.records import IdempotencyRecords
@@ -33,6 +33,7 @@ from gateway.settings import GatewaySettings
 from servicekit.nats_connection import NatsConnection
 
 StubT = TypeVar("StubT")
+CallsT = TypeVar("CallsT")
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,21 @@ class GatewayResources:
         return self.backend("member", member_service_pb2_grpc.MemberServiceStub)
 
     @property
-    def member_resolver(self) -> MemberResolver:
-        """Identity resolutions, coalesced into batched calls (one per gateway, like its stubs)."""
-        cached: MemberResolver | None = self._stubs.get(("member", MemberResolver))
+    def member_resolutions(self) -> CoalescedCalls[member_service_pb2.Identity, str]:
+        """Identity → member id, coalesced into ``ResolveMembers`` calls (one per gateway, like its stubs)."""
+        return self._coalesced("member", member_resolutions, self.member_service)
+
+    @property
+    def stock_reservations(
+        self,
+    ) -> CoalescedCalls[inventory_service_pb2.ReserveStockRequest, inventory_service_pb2.Reservation]:
+        """``ReserveStock`` request → reservation, coalesced into ``ReserveStocks`` calls."""
+        return self._coalesced("inventory", stock_reservations, self.inventory_service)
+
+    def _coalesced(self, name: str, make: Callable[[StubT], CallsT], stub: StubT) -> CallsT:
+        cached: CallsT | None = self._stubs.get((name, make))
         if cached is None:
-            cached = self._stubs[("member", MemberResolver)] = MemberResolver(self.member_service)
+            cached = self._stubs[(name, make)] = make(stub)
         return cached
 
     @property

@@ -167,8 +167,8 @@ async def reserve_stock(
         owner=call.principal.client_id,
     )
     return await call.forward(
-        lambda: resources.inventory_service.ReserveStock(message),
-        lambda answer: (201, map_reservation(answer.reservation)),
+        lambda: resources.stock_reservations(message),  # coalesced with concurrent reservations
+        lambda reservation: (201, map_reservation(reservation)),
     )
 
 

@@ -168,7 +168,7 @@ async def resolve_member(
     identity = pb.Identity(
         type=to_wire(pb.IdentityType, "IDENTITY_TYPE", identity_type), value=value, app_id=app_id or ""
     )
-    return Resolved(member_id=await resources.member_resolver.resolve(identity))
+    return Resolved(member_id=await resources.member_resolutions(identity))
 
 
 @router.get("/members/kpis", responses=problems.problem_responses(401, 403, 422))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import grpc
@@ -9,7 +10,8 @@ from retail.common.v1 import paging_pb2
 from retail.inventory.v1 import inventory_service_pb2 as pb
 from retail.inventory.v1 import inventory_service_pb2_grpc as pb_grpc
 
-from servicekit.errors import FailedPrecondition, InvalidArgument
+from servicekit.errors import DomainError, FailedPrecondition, InvalidArgument
+from servicekit.grpc_server import refusal_of
 from services.inventory.domain.model import ZERO
 from services.inventory.entrypoints import planning_api
 from services.inventory.entrypoints.wire import (
@@ -38,6 +40,8 @@ from services.inventory.service_layer.replenishment import ReplenishmentPlanner
 
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 100
+# Reservation requests one ReserveStocks call may carry (the gateway sends at most its batch size).
+MAX_RESERVATIONS_AT_ONCE = 500
 
 
 class InventoryServicer(pb_grpc.InventoryServiceServicer):
@@ -133,6 +137,29 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         """Hold units for an online order (coalesced per hot SKU and location)."""
         reservation = await self._commands.reserve_stock(map_reserve(request))
         return pb.ReserveStockResponse(reservation=map_reservation(reservation))
+
+    async def ReserveStocks(self, request: pb.ReserveStocksRequest, context: Any) -> pb.ReserveStocksResponse:
+        """Several reservations in one call (the gateway's coalesced ones): each as ReserveStock alone."""
+        if len(request.requests) > MAX_RESERVATIONS_AT_ONCE:
+            raise InvalidArgument(
+                f"at most {MAX_RESERVATIONS_AT_ONCE} reservations at once", details={"field": "requests"}
+            )
+
+        async def reserve(one: pb.ReserveStockRequest) -> pb.ReserveOutcome:
+            try:
+                reservation = await self._commands.reserve_stock(map_reserve(one))
+            except DomainError as refused:  # this request alone is refused: the others are answered
+                return pb.ReserveOutcome(refusal=refusal_of(refused))
+            return pb.ReserveOutcome(reservation=map_reservation(reservation))
+
+        # Concurrently, so that requests for one SKU and location share the coalesced transactions.
+        outcomes = await asyncio.gather(*(reserve(one) for one in request.requests), return_exceptions=True)
+        answered: list[pb.ReserveOutcome] = []
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome  # a fault (the database unreachable): the whole call fails, retries replay
+            answered.append(outcome)
+        return pb.ReserveStocksResponse(outcomes=answered)
 
     async def CommitReservation(
         self, request: pb.CommitReservationRequest, context: Any

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 
+import grpc
 import pytest
+from retail.common.v1 import money_pb2
+from retail.inventory.v1 import inventory_service_pb2 as pb
+from retail.inventory.v1 import inventory_service_pb2_grpc as pb_grpc
 
 from gateway.domain.clients import ClientKind, StaffRole
 from gateway.settings import GatewaySettings
@@ -303,3 +309,73 @@ async def test_a_page_token_the_gateway_did_not_hand_out_is_refused_never_taken_
         assert_problem(refused, 422, "invalid-page-token")
     elsewhere = await gateway.http.get("/v1/locations/S072/stock", params={"page_token": token}, headers=headquarters)
     assert_problem(elsewhere, 422, "invalid-page-token")
+
+
+async def test_concurrent_reservations_share_batched_calls_never_oversell_and_each_gets_its_own_answer(
+    gateway: RunningGateway, inventory_url: str
+) -> None:
+    await stock(inventory_url, "FLASH", {"ONLINE01": Decimal(25)})
+    await stock(inventory_url, "CALM", {"ONLINE01": Decimal(100)})
+    app = await gateway.client_headers(ClientKind.APP)
+    calls_before, reserved_before = gateway.resources.stock_reservations.stats
+    bodies = [{"sku": "FLASH", "quantity": "1", "location_id": "ONLINE01"}] * 60 + [
+        {"sku": "CALM", "quantity": "2", "location_id": "ONLINE01"}
+    ] * 10
+    keys = [idempotency_key() for _ in bodies]
+
+    answers = await asyncio.gather(
+        *(
+            gateway.http.post("/v1/reservations", json=body, headers=app | key)
+            for body, key in zip(bodies, keys, strict=True)
+        )
+    )
+
+    flash = [answer for body, answer in zip(bodies, answers, strict=True) if body["sku"] == "FLASH"]
+    assert sorted(answer.status_code for answer in flash) == [201] * 25 + [409] * 35
+    for refused in (answer for answer in flash if answer.status_code == 409):
+        assert (assert_problem(refused, 409, "out-of-stock")["available"]) == "0"
+    calm = [answer for body, answer in zip(bodies, answers, strict=True) if body["sku"] == "CALM"]
+    assert {answer.status_code for answer in calm} == {201}
+    assert len({answer.json()["reservation_id"] for answer in calm}) == 10
+    assert (await level(inventory_url, "FLASH", "ONLINE01"))["reserved"] == Decimal(25)
+    assert (await level(inventory_url, "CALM", "ONLINE01"))["reserved"] == Decimal(20)
+    calls, reserved = gateway.resources.stock_reservations.stats
+    assert reserved - reserved_before == len(bodies)
+    assert calls - calls_before < len(bodies)  # coalesced: fewer calls than reservations
+    # A retry of any of them replays its own first answer.
+    first = next(i for i, answer in enumerate(answers) if answer.status_code == 201)
+    again = await gateway.http.post("/v1/reservations", json=bodies[first], headers=app | keys[first])
+    assert again.json() == answers[first].json()
+    assert (await level(inventory_url, "FLASH", "ONLINE01"))["reserved"] == Decimal(25)
+
+
+async def test_a_batch_of_reservations_answers_each_request_as_reserve_stock_alone_would(
+    app: InventoryApp, inventory_url: str
+) -> None:
+    await stock(inventory_url, "BATCH", {"ONLINE01": Decimal(3)})
+
+    def asked(request_id: str, quantity: str, sku: str = "BATCH") -> pb.ReserveStockRequest:
+        return pb.ReserveStockRequest(
+            request_id=request_id, sku=sku, quantity=money_pb2.Decimal(value=quantity), location_id="ONLINE01"
+        )
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{app.server.bound_port}") as channel:
+        stub = pb_grpc.InventoryServiceStub(channel)
+        earlier = await stub.ReserveStock(asked("r-earlier", "1"), timeout=10)
+        batch = [
+            asked("r-earlier", "1"),  # a retry: the first answer again
+            asked("r-earlier", "2"),  # the same request id for another request
+            asked("r-new", "2"),
+            asked("r-more", "1"),  # nothing left
+            asked("r-unknown", "1", sku="NO-SUCH-SKU"),
+            asked("", "1"),  # malformed
+        ]
+        answer = await stub.ReserveStocks(pb.ReserveStocksRequest(requests=batch), timeout=10)
+
+    outcomes = [o.refusal.reason if o.HasField("refusal") else o.reservation.reservation_id for o in answer.outcomes]
+    assert outcomes[0] == earlier.reservation.reservation_id
+    assert outcomes[1] == "request-id-reused"
+    assert outcomes[2] not in ("", earlier.reservation.reservation_id)
+    assert outcomes[3:] == ["out-of-stock", "unknown-sku", "request-id-missing"]
+    assert json.loads(answer.outcomes[3].refusal.details_json)["available"] == "0"
+    assert (await level(inventory_url, "BATCH", "ONLINE01"))["reserved"] == Decimal(3)

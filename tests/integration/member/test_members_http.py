@@ -422,7 +422,7 @@ async def test_concurrent_resolutions_share_batched_calls_and_each_gets_its_own_
     for phone in phones[:30]:  # the last ten belong to nobody
         created = await post(gateway, "/v1/members", {"identity": {"type": "phone", "value": phone}}, app)
         members[phone] = created.json()["member_id"]
-    resolver = gateway.resources.member_resolver
+    resolver = gateway.resources.member_resolutions
     calls_before, resolved_before = resolver.stats
     asked = [*phones, "1380013800"] * 4  # every phone four times, and a malformed one
 

@@ -11,6 +11,7 @@ from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from retail.common.v1 import money_pb2 as _money_pb2
 from retail.common.v1 import paging_pb2 as _paging_pb2
+from retail.common.v1 import refusal_pb2 as _refusal_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -1155,6 +1156,86 @@ class ReserveStockResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReserveStockResponse: _TypeAlias = ReserveStockResponse  # noqa: Y015
+
+@_typing.final
+class ReserveStocksRequest(_message.Message):
+    """ReserveStocksRequest carries up to 500 reservation requests."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUESTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def requests(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReserveStockRequest]:
+        """The reservations to make, each as ReserveStock takes it."""
+
+    def __init__(
+        self,
+        *,
+        requests: _abc.Iterable[Global___ReserveStockRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["requests", b"requests"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReserveStocksRequest: _TypeAlias = ReserveStocksRequest  # noqa: Y015
+
+@_typing.final
+class ReserveStocksResponse(_message.Message):
+    """ReserveStocksResponse answers each request, in the same order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTCOMES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def outcomes(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReserveOutcome]:
+        """One per request."""
+
+    def __init__(
+        self,
+        *,
+        outcomes: _abc.Iterable[Global___ReserveOutcome] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcomes", b"outcomes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReserveStocksResponse: _TypeAlias = ReserveStocksResponse  # noqa: Y015
+
+@_typing.final
+class ReserveOutcome(_message.Message):
+    """ReserveOutcome is one reservation request's answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESERVATION_FIELD_NUMBER: _builtins.int
+    REFUSAL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def reservation(self) -> Global___Reservation:
+        """The reservation, as ReserveStockResponse carries it."""
+
+    @_builtins.property
+    def refusal(self) -> _refusal_pb2.Refusal:
+        """What ReserveStock would have answered for this request alone."""
+
+    def __init__(
+        self,
+        *,
+        reservation: Global___Reservation | None = ...,
+        refusal: _refusal_pb2.Refusal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["outcome", b"outcome", "refusal", b"refusal", "reservation", b"reservation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcome", b"outcome", "refusal", b"refusal", "reservation", b"reservation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["reservation", "refusal"]  # noqa: Y015
+    _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_outcome) -> _WhichOneofReturnType_outcome | None: ...
+
+Global___ReserveOutcome: _TypeAlias = ReserveOutcome  # noqa: Y015
 
 @_typing.final
 class CommitReservationRequest(_message.Message):

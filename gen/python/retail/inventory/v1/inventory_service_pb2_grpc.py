@@ -57,6 +57,11 @@ class InventoryServiceStub:
                 request_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ReserveStockRequest.SerializeToString,
                 response_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ReserveStockResponse.FromString,
                 _registered_method=True)
+        self.ReserveStocks = channel.unary_unary(
+                '/retail.inventory.v1.InventoryService/ReserveStocks',
+                request_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ReserveStocksRequest.SerializeToString,
+                response_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ReserveStocksResponse.FromString,
+                _registered_method=True)
         self.CommitReservation = channel.unary_unary(
                 '/retail.inventory.v1.InventoryService/CommitReservation',
                 request_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.CommitReservationRequest.SerializeToString,
@@ -168,6 +173,16 @@ class InventoryServiceServicer:
         channel also available_total, draws_from (the channel's locations, each with kind,
         channels and available_to_promise) and not_promisable (locations holding stock that
         do not serve the channel, e.g. the warehouse).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReserveStocks(self, request, context):
+        """ReserveStocks holds several reservations in one call (the gateway coalesces concurrent
+        reservations into it): one outcome per request, in order, each the reservation or the
+        refusal ReserveStock would have answered for that request alone (out-of-stock with its
+        details, a reused request_id...). Each request keeps its own request_id replay.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -315,6 +330,11 @@ def add_InventoryServiceServicer_to_server(servicer, server):
                     servicer.ReserveStock,
                     request_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ReserveStockRequest.FromString,
                     response_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ReserveStockResponse.SerializeToString,
+            ),
+            'ReserveStocks': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReserveStocks,
+                    request_deserializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ReserveStocksRequest.FromString,
+                    response_serializer=retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ReserveStocksResponse.SerializeToString,
             ),
             'CommitReservation': grpc.unary_unary_rpc_method_handler(
                     servicer.CommitReservation,
@@ -503,6 +523,33 @@ class InventoryService:
             '/retail.inventory.v1.InventoryService/ReserveStock',
             retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ReserveStockRequest.SerializeToString,
             retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ReserveStockResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReserveStocks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.inventory.v1.InventoryService/ReserveStocks',
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ReserveStocksRequest.SerializeToString,
+            retail_dot_inventory_dot_v1_dot_inventory__service__pb2.ReserveStocksResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -50,6 +50,12 @@ class InventoryServiceStub:
     channels and available_to_promise) and not_promisable (locations holding stock that
     do not serve the channel, e.g. the warehouse).
     """
+    ReserveStocks: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.ReserveStocksRequest, _inventory_service_pb2.ReserveStocksResponse]
+    """ReserveStocks holds several reservations in one call (the gateway coalesces concurrent
+    reservations into it): one outcome per request, in order, each the reservation or the
+    refusal ReserveStock would have answered for that request alone (out-of-stock with its
+    details, a reused request_id...). Each request keeps its own request_id replay.
+    """
     CommitReservation: _grpc.UnaryUnaryMultiCallable[_inventory_service_pb2.CommitReservationRequest, _inventory_service_pb2.CommitReservationResponse]
     """CommitReservation marks a reservation as paid: it no longer expires, and the sale that
     the gateway journals with this reservation id turns the reserved units into sold ones.
@@ -124,6 +130,12 @@ class InventoryServiceAsyncStub(InventoryServiceStub):
     channel also available_total, draws_from (the channel's locations, each with kind,
     channels and available_to_promise) and not_promisable (locations holding stock that
     do not serve the channel, e.g. the warehouse).
+    """
+    ReserveStocks: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.ReserveStocksRequest, _inventory_service_pb2.ReserveStocksResponse]  # type: ignore[assignment]
+    """ReserveStocks holds several reservations in one call (the gateway coalesces concurrent
+    reservations into it): one outcome per request, in order, each the reservation or the
+    refusal ReserveStock would have answered for that request alone (out-of-stock with its
+    details, a reused request_id...). Each request keeps its own request_id replay.
     """
     CommitReservation: _aio.UnaryUnaryMultiCallable[_inventory_service_pb2.CommitReservationRequest, _inventory_service_pb2.CommitReservationResponse]  # type: ignore[assignment]
     """CommitReservation marks a reservation as paid: it no longer expires, and the sale that
@@ -220,6 +232,18 @@ class InventoryServiceServicer(metaclass=_abc_1.ABCMeta):
         channel also available_total, draws_from (the channel's locations, each with kind,
         channels and available_to_promise) and not_promisable (locations holding stock that
         do not serve the channel, e.g. the warehouse).
+        """
+
+    @_abc_1.abstractmethod
+    def ReserveStocks(
+        self,
+        request: _inventory_service_pb2.ReserveStocksRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inventory_service_pb2.ReserveStocksResponse, _abc.Awaitable[_inventory_service_pb2.ReserveStocksResponse]]:
+        """ReserveStocks holds several reservations in one call (the gateway coalesces concurrent
+        reservations into it): one outcome per request, in order, each the reservation or the
+        refusal ReserveStock would have answered for that request alone (out-of-stock with its
+        details, a reused request_id...). Each request keeps its own request_id replay.
         """
 
     @_abc_1.abstractmethod

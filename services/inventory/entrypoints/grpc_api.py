@@ -134,7 +134,7 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
         )
 
     async def ReserveStock(self, request: pb.ReserveStockRequest, context: Any) -> pb.ReserveStockResponse:
-        """Hold units for an online order (coalesced per hot SKU and location)."""
+        """Hold units for an online order (coalesced with the location's concurrent reservations)."""
         reservation = await self._commands.reserve_stock(map_reserve(request))
         return pb.ReserveStockResponse(reservation=map_reservation(reservation))
 
@@ -144,22 +144,23 @@ class InventoryServicer(pb_grpc.InventoryServiceServicer):
             raise InvalidArgument(
                 f"at most {MAX_RESERVATIONS_AT_ONCE} reservations at once", details={"field": "requests"}
             )
-
-        async def reserve(one: pb.ReserveStockRequest) -> pb.ReserveOutcome:
-            try:
-                reservation = await self._commands.reserve_stock(map_reserve(one))
-            except DomainError as refused:  # this request alone is refused: the others are answered
-                return pb.ReserveOutcome(refusal=refusal_of(refused))
-            return pb.ReserveOutcome(reservation=map_reservation(reservation))
-
-        # Concurrently, so that requests for one SKU and location share the coalesced transactions.
-        outcomes = await asyncio.gather(*(reserve(one) for one in request.requests), return_exceptions=True)
+        # Concurrently, so that requests for one location share the coalesced transactions.
+        outcomes = await asyncio.gather(
+            *(self._reserve_outcome(one) for one in request.requests), return_exceptions=True
+        )
         answered: list[pb.ReserveOutcome] = []
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome  # a fault (the database unreachable): the whole call fails, retries replay
             answered.append(outcome)
         return pb.ReserveStocksResponse(outcomes=answered)
+
+    async def _reserve_outcome(self, request: pb.ReserveStockRequest) -> pb.ReserveOutcome:
+        try:
+            reservation = await self._commands.reserve_stock(map_reserve(request))
+        except DomainError as refused:  # this request alone is refused: the others of its batch are answered
+            return pb.ReserveOutcome(refusal=refusal_of(refused))
+        return pb.ReserveOutcome(reservation=map_reservation(reservation))
 
     async def CommitReservation(
         self, request: pb.CommitReservationRequest, context: Any

@@ -36,7 +36,7 @@ class InventoryCommands:
         self._replies = replies
 
     async def reserve_stock(self, command: commands.ReserveStock) -> Reservation:
-        """Hold units (coalesced per hot SKU and location: the batch's transaction is the handler's)."""
+        """Hold units (coalesced per location: the batch's transaction is the handler's)."""
         return await self._service.reserve(command)
 
     async def commit_reservation(self, command: commands.CommitReservation) -> Reservation:

@@ -1,7 +1,8 @@
 """Inventory commands: one handler each, in a unit of work, calling the domain.
 
-Reservations at a named location go through a :class:`Coalescer`, so a burst on one hot
-SKU becomes few transactions. Every mutating command is idempotent by ``request_id``;
+Reservations go through a :class:`Coalescer` per location, so a burst on one hot SKU (and
+whatever else that location is asked meanwhile) becomes few transactions, the levels locked
+in a fixed order. Every mutating command is idempotent by ``request_id``;
 sales from the journal are idempotent by sale id through the consumer's inbox. Each one
 writes its integration events to the outbox in its own transaction: one StockLevelChanged
 per level it changed, whatever the number of reservations or movements behind it.
@@ -96,31 +97,29 @@ class InventoryService:
         self._uow = unit_of_work
         self._codec = codec
         self._clock = clock
-        self.coalescer: Coalescer[tuple[str, str], ReserveStock, Reservation] = Coalescer(
-            self._reserve_batch, max_batch=max_batch
-        )
+        self.coalescer: Coalescer[str, ReserveStock, Reservation] = Coalescer(self._reserve_batch, max_batch=max_batch)
 
     # -- reservations ----------------------------------------------------------------------
     async def reserve(self, command: ReserveStock) -> Reservation:
         if command.location_id:
-            return await self.coalescer.submit((command.sku, command.location_id), command)
+            return await self.coalescer.submit(command.location_id, command)
         if command.allow_split:
             return await self._reserve_split(command)
         async with self._uow() as uow:
             candidates = await stock_store.positions_for_channel(uow.session, command.sku, command.channel)
         for position in choose_location(candidates, command.quantity)[:ALLOCATION_ATTEMPTS]:
             try:
-                return await self.coalescer.submit((command.sku, position.location_id), command)
+                return await self.coalescer.submit(position.location_id, command)
             except OutOfStock:  # taken by someone else meanwhile: next best location
                 continue
         async with self._uow() as uow:
             raise await self._channel_refusal(uow, command)
 
     async def _reserve_batch(
-        self, key: tuple[str, str], commands: Sequence[ReserveStock]
+        self, location_id: str, commands: Sequence[ReserveStock]
     ) -> list[Reservation | BaseException]:
-        """One transaction for every queued reservation of one SKU at one location."""
-        sku, location_id = key
+        """One transaction for every queued reservation at one location, whatever their SKUs: a
+        flash sale's hot SKU and the rest of the location's orders share its commits."""
         outcomes: list[Reservation | BaseException | None] = [None] * len(commands)
         first_of: dict[str, int] = {}
         async with self._uow() as uow:
@@ -139,43 +138,48 @@ class InventoryService:
                     outcomes[index] = claim
                 else:
                     outcomes[index] = self._codec.decode(claim)
-            position = (await stock_store.lock_positions(session, [key])).get(key)
+            positions = await stock_store.lock_positions(session, {(commands[i].sku, location_id) for i in live})
             granted: list[tuple[int, Reservation]] = []
             refused: list[str] = []
-            if position is None and live:
-                refusal = await self._unknown_error(uow, sku, location_id) or OutOfStock(
-                    f"{sku} is not stocked at {location_id}",
-                    details={"sku": sku, "location_id": location_id, "available": "0"},
-                )
-                for index in live:
+            not_stocked: dict[str, BaseException] = {}
+            now = self._clock()
+            for index in live:
+                command = commands[index]
+                position = positions.get((command.sku, location_id))
+                if position is None:
+                    if command.sku not in not_stocked:
+                        not_stocked[command.sku] = await self._unknown_error(
+                            uow, command.sku, location_id
+                        ) or OutOfStock(
+                            f"{command.sku} is not stocked at {location_id}",
+                            details={"sku": command.sku, "location_id": location_id, "available": "0"},
+                        )
+                    outcomes[index] = not_stocked[command.sku]
+                    refused.append(command.request_id)
+                    continue
+                reservation_id = str(uuid.uuid4())
+                try:
+                    position.reserve(command.quantity, reservation_id)
+                except OutOfStock as refusal:
                     outcomes[index] = refusal
-                    refused.append(commands[index].request_id)
-            elif position is not None:
-                now = self._clock()
-                for index in live:
-                    command = commands[index]
-                    reservation_id = str(uuid.uuid4())
-                    try:
-                        position.reserve(command.quantity, reservation_id)
-                    except OutOfStock as refusal:
-                        outcomes[index] = refusal
-                        refused.append(command.request_id)
-                        continue
-                    reservation = Reservation(
-                        reservation_id=reservation_id,
-                        sku=sku,
-                        channel=command.channel,
-                        status=ReservationStatus.ACTIVE,
-                        expires_at=now + command.ttl,
-                        allocations=[Allocation(location_id, command.quantity)],
-                        owner=command.owner,
-                    )
-                    granted.append((index, reservation))
-                    outcomes[index] = reservation
+                    refused.append(command.request_id)
+                    continue
+                reservation = Reservation(
+                    reservation_id=reservation_id,
+                    sku=command.sku,
+                    channel=command.channel,
+                    status=ReservationStatus.ACTIVE,
+                    expires_at=now + command.ttl,
+                    allocations=[Allocation(location_id, command.quantity)],
+                    owner=command.owner,
+                )
+                granted.append((index, reservation))
+                outcomes[index] = reservation
+            if granted:
                 await stock_store.insert_reservations(session, [r for _, r in granted])
-                changed = await stock_store.save_positions(session, [position])
+                changed = await stock_store.save_positions(session, positions.values())
                 await store_replies(session, [(commands[i].request_id, self._codec.encode(r)) for i, r in granted])
-                # The whole batch is one level change; each reservation granted is a fact of its own.
+                # Each level the batch moved is one level change; each reservation granted is a fact of its own.
                 uow.publish(*stock_level_changes(changed, StockChangeCause.RESERVATION, now))
                 uow.publish(*(reservation_made(reservation, now) for _, reservation in granted))
             await release_claims(session, refused)

@@ -108,6 +108,44 @@ async def test_fifty_copies_at_once_run_the_effect_once_and_all_get_the_first_an
     assert len({answer.text for answer in answers}) == 1
 
 
+async def test_concurrent_keys_are_claimed_and_completed_in_groups_each_answered_and_replayed_on_its_own(
+    gateway: RunningGateway, effects: Effects
+) -> None:
+    app = await gateway.client_headers(ClientKind.APP)
+    keys = [idempotency_key() for _ in range(60)]
+    records = gateway.resources.idempotency
+    claims_before, completions_before = records.statements
+    # Among them, copies of one key with the same body and with another body, in the same flood.
+    shared = idempotency_key()
+    floods = [(key, ORDER) for key in keys] + [(shared, ORDER)] * 3 + [(shared, ORDER | {"quantity": 9})] * 3
+
+    answers = await asyncio.gather(
+        *(gateway.http.post("/test/reservations", json=body, headers=app | key) for key, body in floods)
+    )
+
+    claims, completions = records.statements
+    assert claims - claims_before < len(floods)  # grouped: fewer claim statements than requests
+    assert completions - completions_before < len(keys)
+    own = answers[: len(keys)]
+    assert {answer.status_code for answer in own} == {201}
+    assert len({answer.json()["request_id"] for answer in own}) == len(keys)
+    copies = list(zip(floods[len(keys) :], answers[len(keys) :], strict=True))
+    winning = {repr(sorted(body.items())) for (_, body), answer in copies if answer.status_code == 201}
+    assert len(winning) == 1  # one of the two bodies ran, once; every copy of it got its answer
+    first_body = next(answer.json() for _, answer in copies if answer.status_code == 201)
+    for (_, body), answer in copies:
+        if repr(sorted(body.items())) in winning:
+            assert (answer.status_code, answer.json()) == (201, first_body)
+        else:
+            assert_problem(answer, 422, "idempotency-key-reused")
+    assert len(effects.runs) == len(keys) + 1  # once per key, the shared key once
+    for key, answer in zip(keys[:5], own, strict=False):
+        again = await gateway.http.post("/test/reservations", json=ORDER, headers=app | key)
+        assert again.json() == answer.json()
+        assert again.headers["idempotent-replayed"] == "true"
+    assert len(effects.runs) == len(keys) + 1
+
+
 async def test_the_same_key_with_a_different_body_is_422(gateway: RunningGateway, effects: Effects) -> None:
     headers = await gateway.client_headers(ClientKind.APP) | idempotency_key()
     await gateway.http.post("/test/reservations", json=ORDER, headers=headers)

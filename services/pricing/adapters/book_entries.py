@@ -5,7 +5,7 @@ compares equal byte for byte and the tills get the stored bytes as they are."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from retail.pricing.v1 import pricing_service_pb2 as pb
 from sqlalchemy import bindparam, text
@@ -26,8 +26,10 @@ def decode(stored: bytes) -> BookEntry:
     return map_book_entry_of(pb.PriceBookEntry.FromString(stored))
 
 
-@dataclass(frozen=True)
-class BookRow:
+class BookRow(NamedTuple):
+    """A stored entry (a tuple: a refresh reads and writes one per store and SKU, tens of thousands
+    after a chain-wide change)."""
+
     store_id: str
     sku: str
     version: int
@@ -46,12 +48,7 @@ async def book_rows(
         ),
         {"skus": list(skus), "stores": list(store_ids)},
     )
-    return {
-        (row.store_id, row.sku): BookRow(
-            row.store_id, row.sku, row.version, row.removed, row.unit_price_fen, bytes(row.entry)
-        )
-        for row in rows
-    }
+    return {(row[0], row[1]): BookRow(*row[:5], bytes(row[5])) for row in rows}
 
 
 _UPSERT_ENTRIES = text("""

@@ -19,14 +19,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from google.protobuf.timestamp_pb2 import Timestamp
+from retail.common.v1.money_pb2 import Money
 from retail.pricing.v1 import events_pb2
+from retail.pricing.v1.pricing_service_pb2 import Promotion
 
 from servicekit.messaging import StreamSpec
 from servicekit.outbox import OutboxEvent
 from servicekit.protowire import timestamp
 from services.pricing.adapters.pricing_store import StoredItem
 from services.pricing.domain.markdown import StoredMarkdown
-from services.pricing.domain.rules import EffectivePrice
+from services.pricing.domain.rules import EffectivePrice, PriceRule
 from services.pricing.entrypoints import wire
 
 SUBJECT_PREFIX = "retail.pricing.v1"
@@ -59,27 +62,79 @@ def price_changed(
     effective_at: datetime,
     occurred_at: datetime,
 ) -> OutboxEvent:
-    message = events_pb2.PriceChanged(
+    """One ``PriceChanged``; a refresh writing thousands uses one :class:`PriceChangedBatch`."""
+    return PriceChangedBatch(occurred_at).event(
         store_id=store_id,
         sku=sku,
-        price_book_version=version,
+        old_unit_price_fen=old_unit_price_fen,
+        price=price,
+        currency=currency,
+        version=version,
         change_id=change_id,
-        effective_at=timestamp(effective_at),
-        occurred_at=timestamp(occurred_at),
+        effective_at=effective_at,
     )
-    if old_unit_price_fen is not None:
-        message.old_unit_price.CopyFrom(wire.map_money(old_unit_price_fen, currency))
-    if price is not None:
-        message.new_unit_price.CopyFrom(wire.map_money(price.unit_price_fen, currency))
-        message.regular_price.CopyFrom(wire.map_money(price.regular_price_fen, currency))
-        if price.promotion is not None:
-            message.promotion.CopyFrom(wire.map_promotion(price.promotion))
-    return OutboxEvent.of(
-        f"{SUBJECT_PREFIX}.price_changed.{store_id}",
-        message,
-        aggregate_id=price_aggregate(store_id, sku),
-        occurred_at=occurred_at,
-    )
+
+
+class PriceChangedBatch:
+    """The ``PriceChanged`` events of one book refresh, as :func:`price_changed` builds them (the same
+    bytes), with the parts that repeat across its thousands of events built once: the timestamps
+    (one or two moments for a whole batch), the money amounts and the promotions."""
+
+    def __init__(self, occurred_at: datetime) -> None:
+        self._occurred_at = occurred_at
+        self._occurred = timestamp(occurred_at)
+        self._stamps: dict[datetime, Timestamp] = {occurred_at: self._occurred}
+        self._money: dict[tuple[int, str], Money] = {}
+        self._promotions: dict[int, tuple[PriceRule, Promotion]] = {}
+
+    def event(
+        self,
+        *,
+        store_id: str,
+        sku: str,
+        old_unit_price_fen: int | None,
+        price: EffectivePrice | None,
+        currency: str,
+        version: int,
+        change_id: str,
+        effective_at: datetime,
+    ) -> OutboxEvent:
+        effective = self._stamps.get(effective_at)
+        if effective is None:
+            effective = self._stamps[effective_at] = timestamp(effective_at)
+        message = events_pb2.PriceChanged(
+            store_id=store_id,
+            sku=sku,
+            price_book_version=version,
+            change_id=change_id,
+            effective_at=effective,
+            occurred_at=self._occurred,
+        )
+        if old_unit_price_fen is not None:
+            message.old_unit_price.CopyFrom(self._amount(old_unit_price_fen, currency))
+        if price is not None:
+            message.new_unit_price.CopyFrom(self._amount(price.unit_price_fen, currency))
+            message.regular_price.CopyFrom(self._amount(price.regular_price_fen, currency))
+            if price.promotion is not None:
+                message.promotion.CopyFrom(self._promotion(price.promotion))
+        return OutboxEvent.of(
+            f"{SUBJECT_PREFIX}.price_changed.{store_id}",
+            message,
+            aggregate_id=price_aggregate(store_id, sku),
+            occurred_at=self._occurred_at,
+        )
+
+    def _amount(self, fen: int, currency: str) -> Money:
+        money = self._money.get((fen, currency))
+        if money is None:
+            money = self._money[(fen, currency)] = wire.map_money(fen, currency)
+        return money
+
+    def _promotion(self, rule: PriceRule) -> Promotion:
+        known = self._promotions.get(id(rule))
+        if known is None or known[0] is not rule:  # keyed by identity, the rule kept alive beside it
+            known = self._promotions[id(rule)] = (rule, wire.map_promotion(rule))
+        return known[1]
 
 
 def guard_rail_overridden(

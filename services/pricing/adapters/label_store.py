@@ -65,14 +65,14 @@ def _content(raw: Any) -> LabelContent | None:
     return LabelContent(**data)
 
 
-def _label(row: Any) -> LabelRow:
+def _label(row: Any, desired: LabelContent | None = None) -> LabelRow:
     return LabelRow(
         store_id=row.store_id,
         label_id=row.label_id,
         sku=row.sku,
         template=row.template,
         state=row.state,
-        desired=_content(row.desired),
+        desired=desired if desired is not None else _content(row.desired),
         desired_digest=row.desired_digest,
         desired_price_fen=row.desired_price_fen,
         pending_since=row.pending_since,
@@ -158,50 +158,60 @@ async def put_label(
 
 
 async def set_desired(
-    session: AsyncSession, store_id: str, contents: Sequence[tuple[str, LabelContent | None]], now: datetime
+    session: AsyncSession, contents: Sequence[tuple[str, str, LabelContent | None]], now: datetime
 ) -> int:
-    """Give every label of the store showing one of these SKUs its new content (in its own template)."""
-    by_sku = dict(contents)
-    if not by_sku:
+    """(store, SKU, content): give every label of the store showing the SKU its new content, in its own template.
+
+    Set-based, whatever the number of labels: the templates in use are read (one row each, not
+    one per label), the content is serialized and hashed once per (SKU, template), and one
+    ``UPDATE`` joins it to the labels by store, SKU and template. A label relinked to another SKU
+    meanwhile is not touched (that SKU's content is set already); a label's SKU or template
+    cannot change under this call, as relinking takes the share lock of the item rows the
+    caller holds for update."""
+    by_key = {(store_id, sku): content for store_id, sku, content in contents}
+    if not by_key:
         return 0
-    rows = await session.execute(
-        text("SELECT label_id, sku, template FROM label WHERE store_id = :store AND sku = ANY(:skus)"),
-        {"store": store_id, "skus": list(by_sku)},
-    )
-    label_ids: list[str] = []
-    skus: list[str] = []
-    desired: list[str | None] = []
-    digests: list[str | None] = []
-    prices: list[int | None] = []
-    for row in rows:
-        content = by_sku[row.sku]
-        label_ids.append(row.label_id)
-        skus.append(row.sku)
-        if content is None:
-            desired.append(None)
-            digests.append(None)
-            prices.append(None)
-        else:
-            shown, digest = _shown(content, row.template)
-            desired.append(shown)
-            digests.append(digest)
-            prices.append(content.price_fen)
-    if not label_ids:
+    store_ids = sorted({store_id for store_id, _ in by_key})
+    skus = sorted({sku for _, sku in by_key})
+    templates = (
+        await session.execute(
+            text("SELECT DISTINCT template FROM label WHERE store_id = ANY(:stores) AND sku = ANY(:skus)"),
+            {"stores": store_ids, "skus": skus},
+        )
+    ).scalars()
+    columns: tuple[list[Any], ...] = ([], [], [], [], [], [])
+    labels_store, labels_sku, labels_template, desired, digests, prices = columns
+    for template in list(templates):
+        for (store_id, sku), content in by_key.items():
+            labels_store.append(store_id)
+            labels_sku.append(sku)
+            labels_template.append(template)
+            if content is None:
+                desired.append(None)
+                digests.append(None)
+                prices.append(None)
+            else:
+                shown, digest = _shown(content, template)
+                desired.append(shown)
+                digests.append(digest)
+                prices.append(content.price_fen)
+    if not labels_store:
         return 0
     result = await session.execute(
         text("""
             UPDATE label AS l SET desired = CAST(v.desired AS jsonb), desired_digest = v.digest,
                 desired_price_fen = v.price, state = 'pending', attempts = 0, next_attempt_at = :now,
                 pending_since = :now, last_error = ''
-            FROM unnest(CAST(:labels AS text[]), CAST(:skus AS text[]), CAST(:desired AS text[]),
-                        CAST(:digests AS text[]), CAST(:prices AS bigint[])) AS v(label_id, sku, desired, digest, price)
-            WHERE l.store_id = :store AND l.label_id = v.label_id AND l.desired_digest IS DISTINCT FROM v.digest
-              AND l.sku = v.sku  -- relinked to another SKU meanwhile: that SKU's content is already set
+            FROM unnest(CAST(:stores AS text[]), CAST(:skus AS text[]), CAST(:templates AS text[]),
+                        CAST(:desired AS text[]), CAST(:digests AS text[]), CAST(:prices AS bigint[]))
+                 AS v(store_id, sku, template, desired, digest, price)
+            WHERE l.store_id = v.store_id AND l.sku = v.sku AND l.template = v.template
+              AND l.desired_digest IS DISTINCT FROM v.digest
         """),
         {
-            "store": store_id,
-            "labels": label_ids,
-            "skus": skus,
+            "stores": labels_store,
+            "skus": labels_sku,
+            "templates": labels_template,
             "desired": desired,
             "digests": digests,
             "prices": prices,
@@ -211,8 +221,15 @@ async def set_desired(
     return int(getattr(result, "rowcount", 0))
 
 
+# What a claim returns: the row, with its desired content as JSON text (decoded once per digest, below).
+_CLAIMED_COLUMNS = _L_COLUMNS.replace("l.desired,", "CAST(l.desired AS text) AS desired,")
+
+
 async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[LabelRow]:
-    """Mark up to ``limit`` due labels (with content and a station) as sent and return them."""
+    """Mark up to ``limit`` due labels (with content and a station) as sent and return them.
+
+    After a chain-wide change every store's labels of a SKU want the same content (same digest):
+    it is decoded once per digest, not once per label (half a claim's cost was JSON decoding)."""
     rows = await session.execute(
         text(f"""
             UPDATE label AS l SET state = 'sent', attempts = l.attempts + 1, sent_digest = l.desired_digest,
@@ -223,11 +240,19 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[La
                   AND d.desired_digest IS NOT NULL
                   AND s.label_station_kind <> ''
                 ORDER BY d.next_attempt_at LIMIT :limit FOR UPDATE OF d SKIP LOCKED)
-            RETURNING {_L_COLUMNS}
+            RETURNING {_CLAIMED_COLUMNS}
         """),
         {"now": now, "limit": limit},
     )
-    return [_label(row) for row in rows]
+    contents: dict[str, LabelContent | None] = {}
+    claimed: list[LabelRow] = []
+    for row in rows:
+        digest = row.desired_digest
+        content = contents.get(digest)
+        if content is None:
+            content = contents[digest] = _content(row.desired)
+        claimed.append(_label(row, content))
+    return claimed
 
 
 @dataclass(frozen=True)

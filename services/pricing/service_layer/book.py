@@ -22,7 +22,7 @@ from servicekit.errors import FailedPrecondition
 from services.pricing.adapters import book_entries, label_store, pricing_store
 from services.pricing.adapters.book_entries import BookRow
 from services.pricing.adapters.esl.base import LabelContent
-from services.pricing.adapters.integration_events import price_changed
+from services.pricing.adapters.integration_events import PriceChangedBatch
 from services.pricing.adapters.pricing_store import StoredItem, StoreRow
 from services.pricing.domain.price_book import BookEntry
 from services.pricing.domain.rules import MEMBER_TIERS, Channel, EffectivePrice, PriceContext, PriceRule, RuleSet
@@ -135,10 +135,10 @@ async def refresh(
     rules_by_sku = await pricing_store.rules_of(session, wanted)
     rules = RuleSet.of(rule for sku_rules in rules_by_sku.values() for rule in sku_rules)
     stored = await book_entries.book_rows(session, wanted, [store.store_id for store in stores])
-    changed: dict[str, list[tuple[str, Computed, bytes, BookRow | None]]] = {}
+    changed: dict[str, list[tuple[str, Computed, bytes, LabelContent | None, BookRow | None]]] = {}
     # Stores in which a SKU has the same rules (a chain-wide price: every store) get the same entry:
-    # computed and serialized once, not once per store.
-    computed_for: dict[tuple[object, ...], tuple[Computed, bytes]] = {}
+    # computed, serialized and turned into label content once, not once per store.
+    computed_for: dict[tuple[object, ...], tuple[Computed, bytes, LabelContent | None]] = {}
     for store in stores:
         groups = frozenset(store.price_groups)
         for sku in wanted:
@@ -150,51 +150,47 @@ async def refresh(
             known = computed_for.get(key)
             if known is None:
                 computed = compute_entry(item, rules, store, at, sku_rules)
-                known = computed_for[key] = (computed, computed.serialized())
-            computed, serialized = known
+                known = computed_for[key] = (computed, computed.serialized(), label_content(computed.entry, ""))
+            computed, serialized, content = known
             before = stored.get((store.store_id, sku))
             if before is None and computed.entry is None:
                 continue
             if before is not None and before.entry == serialized and before.removed == (computed.entry is None):
                 continue
-            changed.setdefault(store.store_id, []).append((sku, computed, serialized, before))
+            changed.setdefault(store.store_id, []).append((sku, computed, serialized, content, before))
     if not changed:
         return RefreshResult(0, {})
     versions = await pricing_store.advance_book_versions(session, list(changed))
     store_by_id = {store.store_id: store for store in stores}
     rows: list[BookRow] = []
+    contents: list[tuple[str, str, LabelContent | None]] = []
+    events = PriceChangedBatch(at)
+    causes = causes or {}
     for store_id, entries in changed.items():
         version = versions[store_id]
-        store = store_by_id[store_id]
-        contents: list[tuple[str, LabelContent | None]] = []
-        for sku, computed, serialized, before in entries:
+        currency = store_by_id[store_id].currency
+        for sku, computed, serialized, content, before in entries:
+            price = computed.price
             rows.append(
                 BookRow(
-                    store_id=store_id,
-                    sku=sku,
-                    version=version,
-                    removed=computed.entry is None,
-                    unit_price_fen=computed.price.unit_price_fen if computed.price else None,
-                    entry=serialized,
+                    store_id, sku, version, computed.entry is None, price.unit_price_fen if price else None, serialized
                 )
             )
-            old_price = before.unit_price_fen if before is not None and not before.removed else None
-            change_id, effective_at = (causes or {}).get((store_id, sku), ("", at))
+            change_id, effective_at = causes.get((store_id, sku), ("", at))
             uow.publish(
-                price_changed(
+                events.event(
                     store_id=store_id,
                     sku=sku,
-                    old_unit_price_fen=old_price,
-                    price=computed.price,
-                    currency=store.currency,
+                    old_unit_price_fen=before.unit_price_fen if before is not None and not before.removed else None,
+                    price=price,
+                    currency=currency,
                     version=version,
                     change_id=change_id,
                     effective_at=effective_at,
-                    occurred_at=at,
                 )
             )
-            contents.append((sku, label_content(computed.entry, "")))
-        await label_store.set_desired(session, store_id, contents, at)
+            contents.append((store_id, sku, content))
+    await label_store.set_desired(session, contents, at)
     await book_entries.upsert_book_rows(session, rows)
     return RefreshResult(len(rows), versions)
 

@@ -29,6 +29,8 @@ def every(
     *,
     again: Callable[[T], bool] | None = None,
     first_run_now: bool = True,
+    wake: asyncio.Event | None = None,
+    due_in: Callable[[], Awaitable[float | None]] | None = None,
 ) -> Background:
     """A background loop running ``step`` every ``interval`` seconds until stopped (0 switches it off).
 
@@ -36,19 +38,44 @@ def every(
     not yet at the end), ``step`` runs again at once rather than after the interval. The first
     round runs at once unless ``first_run_now`` is false. A failing round (database or a remote
     system down) is logged and tried again next round.
+
+    Two ways to run sooner than the interval, so that work known to be due does not wait for the
+    next poll: ``wake``, an event another part of the process sets when it has just made work (a
+    set during a round runs the next one at once), and ``due_in``, asked after each round, the
+    seconds until the next known work is due (``None``, or a moment already past: the interval).
     """
 
     async def run(stop: asyncio.Event) -> None:
         if not interval or (not first_run_now and await sleep_unless(stop, interval)):
             return
         while not stop.is_set():
+            if wake is not None:
+                wake.clear()
+            wait = interval
             try:
                 result = await step()
                 while again is not None and again(result) and not stop.is_set():
                     result = await step()
+                if due_in is not None:
+                    due = await due_in()
+                    if due is not None and 0 < due < wait:
+                        wait = due
             except Exception as exc:
                 log.warning("background round failed", extra={"what": what, "error": str(exc)})
-            if await sleep_unless(stop, interval):
+            if await _sleep_unless(stop, wait, wake):
                 return
 
     return run
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float, wake: asyncio.Event | None) -> bool:
+    """Sleep until ``stop`` or ``wake`` is set or ``seconds`` passed; returns whether ``stop`` was set."""
+    if wake is None:
+        return await sleep_unless(stop, seconds)
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    return stop.is_set()

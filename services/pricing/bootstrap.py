@@ -6,6 +6,7 @@ Nothing connects at import time; :func:`build` returns the server and what it ho
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -40,6 +41,7 @@ class PricingServices:
     labels: LabelSync
     stations: Stations
     markdowns: Markdowns
+    labels_due: asyncio.Event
 
 
 def label_policy(settings: PricingSettings) -> LabelPolicy:
@@ -69,11 +71,13 @@ def wire(
     policy = label_policy(settings)
     stations = Stations(policy)
     labels = LabelSync(unit_of_work, stations, policy, clock=clock)
+    labels_due = asyncio.Event()  # set when the schedule gave labels new content (see build)
     markdowns = Markdowns(unit_of_work, pricing, min_margin=settings.min_margin, clock=clock)
     return PricingServices(
         handlers=PricingHandlers(unit_of_work, pricing, labels, markdowns),
         pricing=pricing,
-        scheduler=Scheduler(unit_of_work, batch=settings.schedule_batch, clock=clock),
+        scheduler=Scheduler(unit_of_work, batch=settings.schedule_batch, clock=clock, on_changed=labels_due.set),
+        labels_due=labels_due,
         labels=labels,
         stations=stations,
         markdowns=markdowns,
@@ -110,12 +114,18 @@ def build(settings: PricingSettings, *, clock: Clock = utc_now) -> PricingApp:
             )
         ],
         jobs=[
-            every("price schedule", settings.schedule_poll_seconds, services.scheduler.run_due),
+            every(
+                "price schedule",
+                settings.schedule_poll_seconds,
+                services.scheduler.run_due,
+                due_in=services.scheduler.seconds_until_due,
+            ),
             every(
                 "label push",
                 settings.schedule_poll_seconds,
                 labels.push_due,
                 again=lambda pushed: pushed >= settings.label_push_batch,
+                wake=services.labels_due,
             ),
             every("label acknowledgements", settings.label_poll_seconds, labels.poll_sent),
             every("label status", settings.label_status_seconds, labels.refresh_status),

@@ -101,3 +101,59 @@ async def test_first_run_after_one_interval_runs_nothing_when_stopped_before() -
     await asyncio.wait_for(loop, timeout=5)
 
     assert not ran
+
+
+async def test_wake_runs_the_next_round_at_once_rather_than_after_the_interval() -> None:
+    stop = asyncio.Event()
+    wake = asyncio.Event()
+    rounds = 0
+
+    async def step() -> None:
+        nonlocal rounds
+        rounds += 1
+        if rounds == 1:
+            wake.set()  # work made while the round ran: the loop must not sleep the hour
+        else:
+            stop.set()
+
+    await asyncio.wait_for(every("label push", HOUR, step, wake=wake)(stop), timeout=5)
+
+    assert rounds == 2
+
+
+async def test_due_in_shortens_the_wait_to_the_next_known_work() -> None:
+    stop = asyncio.Event()
+    rounds = 0
+
+    async def step() -> None:
+        nonlocal rounds
+        rounds += 1
+        if rounds == 2:
+            stop.set()
+
+    async def due_in() -> float | None:
+        return 0.001
+
+    await asyncio.wait_for(every("price schedule", HOUR, step, due_in=due_in)(stop), timeout=5)
+
+    assert rounds == 2  # the hour was cut to the next due moment
+
+
+async def test_work_due_already_waits_the_interval_rather_than_spinning() -> None:
+    stop = asyncio.Event()
+    rounds = 0
+
+    async def step() -> None:
+        nonlocal rounds
+        rounds += 1
+
+    async def due_in() -> float | None:
+        return -5.0  # due, yet the round took nothing (another replica holds it)
+
+    loop = asyncio.create_task(every("price schedule", HOUR, step, due_in=due_in)(stop))
+    for _ in range(20):  # event-loop turns, each enough for another round if the loop spun
+        await asyncio.sleep(0)
+    stop.set()
+    await asyncio.wait_for(loop, timeout=5)
+
+    assert rounds == 1

@@ -23,10 +23,21 @@ Clock = Callable[[], datetime]
 
 
 class Scheduler:
-    def __init__(self, unit_of_work: Callable[[], UnitOfWork], *, batch: int, clock: Clock) -> None:
+    """``on_changed`` is called after each committed batch that changed book entries (their labels
+    have new content to push: the label pusher need not wait for its next poll)."""
+
+    def __init__(
+        self,
+        unit_of_work: Callable[[], UnitOfWork],
+        *,
+        batch: int,
+        clock: Clock,
+        on_changed: Callable[[], None] = lambda: None,
+    ) -> None:
         self._uow = unit_of_work
         self._batch = batch
         self._clock = clock
+        self._on_changed = on_changed
 
     async def run_due(self) -> int:
         """Apply what is due now, batch after batch; the number of book entries that changed."""
@@ -57,11 +68,19 @@ class Scheduler:
             result = await book.refresh(uow, skus, now, items=items, stores=stores, causes=causes)
             await pricing_store.mark_changes_applied(uow.session, [change.change_id for change in changes], now)
             await uow.commit()
-            return True, result.changed
+        if result.changed:
+            self._on_changed()
+        return True, result.changed
 
     async def next_due(self) -> datetime | None:
         async with self._uow() as uow:
             return await pricing_store.next_timer(uow.session)
+
+    async def seconds_until_due(self) -> float | None:
+        """Until the next scheduled change or window edge (negative: due already), so that the
+        schedule's round starts at a change's effective moment rather than up to a poll later."""
+        due = await self.next_due()
+        return None if due is None else (due - self._clock()).total_seconds()
 
 
 async def _apply(uow: UnitOfWork, changes: Sequence[ChangeRow]) -> None:

@@ -214,3 +214,25 @@ async def test_a_revert_is_not_acknowledged_while_the_older_update_is_still_queu
     shown = simulator.displayed(label_id)
     assert shown is not None
     assert shown.digest == x.digest()
+
+
+async def test_a_done_transaction_is_read_once_and_a_pending_one_every_time(
+    station: LabelStation, simulator: BatchSimulator, label_ids: list[str]
+) -> None:
+    # A round of acknowledgements asks a page of labels at a time; the pages name the same transactions.
+    ids = label_ids[:4]
+    pushes = [LabelPush(i, content(100 * (n + 1))) for n, i in enumerate(ids)]
+    tickets = [r.ticket for r in await station.push(pushes)]
+    reads = simulator.requests["transactions"]
+
+    await station.status(ids[:2], tickets[:2])
+    await station.status(ids[2:], tickets[2:])
+    assert simulator.requests["transactions"] == reads + 2  # pending: its results may still change
+
+    simulator.tick()
+    first = await station.status(ids[:2], tickets[:2])
+    second = await station.status(ids[2:], tickets[2:])
+
+    assert simulator.requests["transactions"] == reads + 3  # done: final, read once
+    assert [s.acknowledged_digest for s in first + second] == [p.content.digest() for p in pushes]
+    assert not any(s.pending or s.error for s in first + second)

@@ -26,6 +26,7 @@ otherwise be confirmed while the older update is still on its way to the shelf).
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +49,7 @@ __all__ = ["BatchStation", "update_payload"]
 
 # Query strings stay well below the 8 KiB request-line limit common to servers and proxies.
 _MAX_QUERY_CHARS = 6000
+_DONE_TRANSACTIONS_KEPT = 256  # of up to 1,000 results each
 
 
 def update_payload(push: LabelPush) -> dict[str, object]:
@@ -119,6 +121,10 @@ class BatchStation:
         headers = {api_key_header: api_key} if api_key else None
         self._client = http_client(base_url, timeout=timeout, max_connections=concurrency, headers=headers)
         self._name = f"ESL server {base_url}"
+        # Results of transactions the server reported done: final, so not asked for again (a round of
+        # acknowledgements asks about a store's sent labels a page at a time, and each page names
+        # the transactions of its labels; 1,000 labels a transaction, the same ones page after page).
+        self._done: OrderedDict[str, dict[str, _Result]] = OrderedDict()
 
     async def close(self) -> None:
         """Close the connection pool."""
@@ -227,6 +233,10 @@ class BatchStation:
 
     async def _transaction(self, transaction_id: str) -> dict[str, _Result] | None:
         """Per-label results of a transaction, ``None`` if the server does not know it."""
+        done = self._done.get(transaction_id)
+        if done is not None:
+            self._done.move_to_end(transaction_id)
+            return done
         response = await send(
             self._client,
             self._client.build_request("GET", f"/api/v1/transactions/{quote(transaction_id, safe='')}"),
@@ -248,6 +258,10 @@ class BatchStation:
                 raise StationUnavailable(f"{self._name}: transaction result without label_id")
             error = entry.get("error")
             results[entry["label_id"]] = _Result(str(entry.get("status", "")), error if isinstance(error, str) else "")
+        if body.get("status") == "done":
+            self._done[transaction_id] = results
+            if len(self._done) > _DONE_TRANSACTIONS_KEPT:
+                self._done.popitem(last=False)
         return results
 
     async def _label_states(self, label_ids: Sequence[str]) -> dict[str, _LabelState]:

@@ -384,3 +384,33 @@ async def test_a_relay_killed_mid_batch_leaves_a_consumer_every_effect_once_and_
     for aggregate, number in effects:
         numbers[aggregate].append(number)
     assert all(applied == list(range(1, 101)) for applied in numbers.values()), "an aggregate's effects overtook"
+
+
+async def test_events_of_one_transaction_are_stored_as_given_in_the_order_given(database_url: str) -> None:
+    engine = create_engine(database_url)
+    uow = UnitOfWork(async_sessionmaker(engine, expire_on_commit=False))
+    events = [
+        OutboxEvent(
+            subject=f"test.order.{n % 3}",
+            event_type="retail.test.v1.Happened",
+            aggregate_id=f"agg-{n % 3}",
+            payload=f"event {n}".encode(),
+        )
+        for n in range(600)
+    ]
+    async with uow:
+        uow.publish(*reversed(events))
+        await uow.commit()
+    await engine.dispose()
+    connection = await asyncpg.connect(to_plain_url(database_url))
+    try:
+        rows = await connection.fetch(
+            "SELECT event_id, subject, event_type, aggregate_id, payload, headers, occurred_at FROM outbox ORDER BY id"
+        )
+    finally:
+        await connection.close()
+    assert [
+        (row["event_id"], row["subject"], row["event_type"], row["aggregate_id"], row["payload"], row["occurred_at"])
+        for row in rows
+    ] == [(e.event_id, e.subject, e.event_type, e.aggregate_id, e.payload, e.occurred_at) for e in reversed(events)]
+    assert all(row["headers"] in ("{}", {}) for row in rows)  # outside a trace: no trace context

@@ -62,9 +62,11 @@ def service_server(
     own_stream: StreamSpec,
     subscriptions: Sequence[Subscription[Any]],
     jobs: Sequence[BackgroundTask] = (),
+    relay_batch: int = 500,
 ) -> GrpcServer:
     """The service's gRPC server: ready while PostgreSQL and NATS answer, relaying ``own_stream``'s
-    outbox and running ``subscriptions`` in one task, ``jobs`` beside it, and the kit tables pruned."""
+    outbox (``relay_batch`` rows a pass) and running ``subscriptions`` in one task, ``jobs`` beside
+    it, and the kit tables pruned."""
     return GrpcServer(
         name=name,
         port=settings.grpc_port,
@@ -79,6 +81,7 @@ def service_server(
                 own_stream=own_stream,
                 replicas=settings.jetstream_replicas,
                 subscriptions=subscriptions,
+                relay_batch=relay_batch,
             ),
             *jobs,
             kit_maintenance(connected.engine),

@@ -42,8 +42,10 @@ def relay_and_consume(
     own_stream: StreamSpec,
     replicas: int,
     subscriptions: Sequence[Subscription[Any]] = (),
+    relay_batch: int = 500,
 ) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
-    """The background task relaying ``own_stream``'s outbox and running ``subscriptions``."""
+    """The background task relaying ``own_stream``'s outbox (``relay_batch`` rows a pass, see
+    :class:`OutboxRelay`) and running ``subscriptions``."""
 
     async def when_provisioned(stop: asyncio.Event, what: str, step: Callable[[], Coroutine[Any, Any, None]]) -> bool:
         nats.start()
@@ -62,7 +64,7 @@ def relay_and_consume(
             await provision(nats.client.jetstream(), [own_stream], [], replicas=replicas)
 
         if await when_provisioned(stop, f"{own_stream.name} stream", declare_stream):
-            await OutboxRelay(database_url, nats.client.jetstream()).run(stop)
+            await OutboxRelay(database_url, nats.client.jetstream(), batch_size=relay_batch).run(stop)
 
     async def consume(stop: asyncio.Event, subscription: Subscription[Any]) -> None:
         async def declare_consumer() -> None:

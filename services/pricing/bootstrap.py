@@ -106,6 +106,7 @@ def build(settings: PricingSettings, *, clock: Clock = utc_now) -> PricingApp:
         registrations=[register(PricingServicer(services.handlers, services.pricing, labels, services.markdowns))],
         service_names=[GRPC_SERVICE],
         own_stream=PRICING_STREAM,
+        relay_batch=settings.outbox_relay_batch,
         subscriptions=[
             Subscription(
                 inventory_consumer(settings.inventory_consumer_durable),

@@ -32,6 +32,16 @@ class PricingSettings(GrpcServiceSettings):
         ),
     )
     schedule_batch: int = Field(default=500, ge=1, le=10_000, description="SKUs recomputed per transaction")
+    outbox_relay_batch: int = Field(
+        default=2000,
+        ge=1,
+        le=4000,  # nats-py's bound on asynchronous publishes in flight: a pass's are all sent at once
+        description=(
+            "outbox rows the relay publishes per pass, one publish in flight per aggregate of the pass "
+            "(OUTBOX_RELAY_BATCH): a chain-wide change writes 50,000 PriceChanged of as many aggregates, and a "
+            "pass waits for its slowest ack before the next is read"
+        ),
+    )
     label_push_batch: int = Field(default=1000, ge=1, le=10_000, description="label pushes claimed per round")
     label_poll_seconds: float = Field(
         default=2.0, gt=0, le=600, description="how often stations are asked what their labels show"

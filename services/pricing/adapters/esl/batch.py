@@ -26,6 +26,7 @@ otherwise be confirmed while the older update is still on its way to the shelf).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -89,6 +90,13 @@ class _LabelState:
 def _parse_time(value: object) -> datetime | None:
     if not isinstance(value, str) or not value:
         return None
+    return _parse_moment(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_moment(value: str) -> datetime | None:
+    """Cached: a store's labels check in together, so an answer about a thousand labels names a few
+    moments, and a sent label is asked about every acknowledgement round until it confirms."""
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:

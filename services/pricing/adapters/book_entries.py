@@ -48,7 +48,7 @@ async def book_rows(
         ),
         {"skus": list(skus), "stores": list(store_ids)},
     )
-    return {(row[0], row[1]): BookRow(*row[:5], bytes(row[5])) for row in rows}
+    return {(row[0], row[1]): BookRow(row[0], row[1], row[2], row[3], row[4], bytes(row[5])) for row in rows}
 
 
 _UPSERT_ENTRIES = text("""

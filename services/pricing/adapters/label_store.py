@@ -17,7 +17,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,8 +33,9 @@ _COLUMNS = (
 _L_COLUMNS = ", ".join(f"l.{column.strip()}" for column in _COLUMNS.split(","))
 
 
-@dataclass(frozen=True)
-class LabelRow:
+class LabelRow(NamedTuple):
+    """A label's row (a tuple: a push round claims a thousand, a chain-wide change fifty thousand)."""
+
     store_id: str
     label_id: str
     sku: str

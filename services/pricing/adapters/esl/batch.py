@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote
 
 from services.pricing.adapters.esl.base import (
+    LabelContent,
     LabelPush,
     LabelStatus,
     PushResult,
@@ -55,21 +56,27 @@ _DONE_TRANSACTIONS_KEPT = 256  # of up to 1,000 results each
 
 def update_payload(push: LabelPush) -> dict[str, object]:
     """One entry of ``updates``: the article as the ESL server's templates expect it."""
-    content = push.content
     return {
         "label_id": push.label_id,
-        "article": {
-            "sku": content.sku,
-            "name": content.name,
-            "price": content.price_fen,
-            "regular_price": content.regular_price_fen,
-            "promotion": content.promotion_text,
-            "unit": content.unit,
-            "barcode": content.barcode,
-            "currency": content.currency,
-        },
-        "template": content.template,
+        "article": _article(push.content),
+        "template": push.content.template,
         "digest": push.digest(),
+    }
+
+
+@functools.lru_cache(maxsize=16_384)
+def _article(content: LabelContent) -> dict[str, object]:
+    """Built once per content (after a chain-wide change every store's label of a SKU shows the same);
+    only ever serialized, never changed."""
+    return {
+        "sku": content.sku,
+        "name": content.name,
+        "price": content.price_fen,
+        "regular_price": content.regular_price_fen,
+        "promotion": content.promotion_text,
+        "unit": content.unit,
+        "barcode": content.barcode,
+        "currency": content.currency,
     }
 
 
@@ -266,7 +273,7 @@ class BatchStation:
                 raise StationUnavailable(f"{self._name}: transaction result without label_id")
             error = entry.get("error")
             results[entry["label_id"]] = _Result(str(entry.get("status", "")), error if isinstance(error, str) else "")
-        if body.get("status") == "done":
+        if isinstance(body, dict) and body.get("status") == "done":
             self._done[transaction_id] = results
             if len(self._done) > _DONE_TRANSACTIONS_KEPT:
                 self._done.popitem(last=False)

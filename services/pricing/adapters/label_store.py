@@ -92,8 +92,14 @@ def _label(row: Any, desired: LabelContent | None = None) -> LabelRow:
     )
 
 
+_CONTENT_FIELDS = tuple(field.name for field in dataclasses.fields(LabelContent))
+
+
 def _json(content: LabelContent | None) -> str | None:
-    return None if content is None else json.dumps(dataclasses.asdict(content), ensure_ascii=False)
+    # The fields by name, not dataclasses.asdict (which deep-copies every value: a refresh stores thousands).
+    if content is None:
+        return None
+    return json.dumps({name: getattr(content, name) for name in _CONTENT_FIELDS}, ensure_ascii=False)
 
 
 @functools.lru_cache(maxsize=16_384)
@@ -101,7 +107,7 @@ def _shown(content: LabelContent, template: str) -> tuple[str, str]:
     """(stored JSON, digest) of the content in a label's template: after a chain-wide change every store's
     label of a SKU shows the same, so it is serialized and hashed once, not once per label."""
     shown = dataclasses.replace(content, template=template)
-    return json.dumps(dataclasses.asdict(shown), ensure_ascii=False), shown.digest()
+    return _json(shown) or "", shown.digest()
 
 
 async def get_label(session: AsyncSession, store_id: str, label_id: str, *, lock: bool = False) -> LabelRow | None:
@@ -256,9 +262,9 @@ async def claim_due(session: AsyncSession, now: datetime, limit: int) -> list[La
     return claimed
 
 
-@dataclass(frozen=True)
-class SentLabel:
-    """What asking a station about a sent label needs (not its contents)."""
+class SentLabel(NamedTuple):
+    """What asking a station about a sent label needs (not its contents); a tuple, as every round
+    of acknowledgements reads one per sent label."""
 
     label_id: str
     ticket: str

@@ -60,10 +60,11 @@ class Scheduler:
             await pricing_store.clear_due_timers(uow.session, timer_skus, now)
             stores = await pricing_store.all_stores(uow.session)
             await _apply(uow, changes)
+            every_store = [store.store_id for store in stores]
             causes = {
                 (store_id, change.sku): (change.change_id, change.effective_at)
                 for change in changes
-                for store_id in change.store_ids or [store.store_id for store in stores]
+                for store_id in change.store_ids or every_store
             }
             result = await book.refresh(uow, skus, now, items=items, stores=stores, causes=causes)
             await pricing_store.mark_changes_applied(uow.session, [change.change_id for change in changes], now)

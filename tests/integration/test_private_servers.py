@@ -106,8 +106,26 @@ def test_postgresql_does_not_outlive_a_killed_parent(private_folder: Path) -> No
 # Only root has a choice of identity to test: an ordinary user always runs the server as itself.
 if os.geteuid() == 0:
 
+    @pytest.fixture
+    def binaries_nobody_can_reach(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+        """The PostgreSQL binaries, copied into a folder `nobody` may enter.
+
+        The checkout itself may sit in a private folder (a clone below /root), where `nobody`
+        could not reach the installed ones; these tests are about the state folder's path.
+        """
+        made = Path(tempfile.mkdtemp(prefix="retail-pginstall-"))
+        made.chmod(0o755)
+        installed = devstack.servers.postgres_bin_dir().parent  # site-packages/pgserver/pginstall
+        copy = made / "pgserver" / "pginstall"
+        shutil.copytree(installed, copy, symlinks=True)
+        # The binaries find their libraries at $ORIGIN/../../../pgserver.libs: keep that layout.
+        shutil.copytree(installed.parent.parent / "pgserver.libs", made / "pgserver.libs", symlinks=True)
+        monkeypatch.setattr(devstack.servers, "postgres_bin_dir", lambda: copy / "bin")
+        yield copy
+        shutil.rmtree(made, ignore_errors=True)
+
     def test_root_without_user_namespaces_runs_postgresql_as_nobody_where_nobody_can_reach_it(
-        open_folder: Path, monkeypatch: pytest.MonkeyPatch
+        open_folder: Path, binaries_nobody_can_reach: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setattr(devstack.servers, "user_namespace_refusal", lambda: "refused by the test")
         nobody = pwd.getpwnam("nobody")
@@ -123,7 +141,7 @@ if os.geteuid() == 0:
         assert stat.S_IMODE(open_folder.stat().st_mode) == 0o711
 
     def test_root_without_user_namespaces_refuses_a_folder_nobody_cannot_enter_and_changes_nothing(
-        private_folder: Path, monkeypatch: pytest.MonkeyPatch
+        private_folder: Path, binaries_nobody_can_reach: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.setattr(devstack.servers, "user_namespace_refusal", lambda: "refused by the test")
         server = PostgresServer(private_folder / "postgres", durable=False)

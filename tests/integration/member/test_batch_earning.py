@@ -254,6 +254,7 @@ async def test_a_member_service_killed_mid_batch_earns_each_sale_once_after_its_
         for n in range(3_000)
     ]
     ids = [sale.sale_id for sale in sales]
+    publishing: asyncio.Task[None] | None = None
     process.start()
     try:
         await serving(port)
@@ -261,16 +262,21 @@ async def test_a_member_service_killed_mid_batch_earns_each_sale_once_after_its_
             stub = pb_grpc.MemberServiceStub(channel)  # type: ignore[no-untyped-call]
             for phone in phones:
                 await register(stub, "phone", phone)
-        await publish_twice(nats_url, sales)
+        # The journal fills while the service earns: it is killed once some sales are in, however
+        # fast it earns, with many still to come (published, or still being published).
+        publishing = asyncio.create_task(publish_twice(nats_url, sales))
         async with asyncio.timeout(120):  # kill -9 once some sales are in and many are not
             while (kept := await kept_count(member_url, ids)) < 200:
                 await asyncio.sleep(0.01)
         assert kept < len(ids) - 200, "the service finished before it could be killed"
         process.kill()
         process.start()
+        await publishing
         await serving(port)
         await settled(nats_url, durable)
     finally:
+        if publishing is not None and not publishing.done():
+            publishing.cancel()
         process.stop()
     await earned_once(member_url, ids)
 

@@ -18,7 +18,8 @@ second asker finding it in flight as it would a moment later.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -185,23 +186,23 @@ class IdempotencyRecords:
     async def release(self, client_id: str, key: str) -> None:
         await self._execute(_RELEASE, client_id, key)
 
-    async def _fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection; DatabaseBusy when none became free within the acquire timeout."""
         try:
             async with self._pool.acquire(timeout=self._acquire_timeout) as connection:
-                return list(await connection.fetch(query, *args))
+                yield connection
         except TimeoutError as exc:
             raise DatabaseBusy("no gateway database connection became free in time") from exc
+
+    async def _fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
+        async with self._connection() as connection:
+            return list(await connection.fetch(query, *args))
 
     async def _fetchrow(self, query: str, *args: object) -> asyncpg.Record | None:
-        try:
-            async with self._pool.acquire(timeout=self._acquire_timeout) as connection:
-                return await connection.fetchrow(query, *args)
-        except TimeoutError as exc:
-            raise DatabaseBusy("no gateway database connection became free in time") from exc
+        async with self._connection() as connection:
+            return await connection.fetchrow(query, *args)
 
     async def _execute(self, query: str, *args: object) -> None:
-        try:
-            async with self._pool.acquire(timeout=self._acquire_timeout) as connection:
-                await connection.execute(query, *args)
-        except TimeoutError as exc:
-            raise DatabaseBusy("no gateway database connection became free in time") from exc
+        async with self._connection() as connection:
+            await connection.execute(query, *args)

@@ -391,11 +391,10 @@ class MemberService:
 
     # -- questions -----------------------------------------------------------------------------
     async def resolve(self, identity: ChannelIdentity) -> str:
-        async with self._uow().read() as session:  # one statement: no transaction needed
-            owner = await member_store.find_identity(session, self.lookup_hash(identity))
-        if owner is None:
-            raise IdentityNotFound(f"no member has this {identity.type.value}")
-        return owner.member_id
+        [answer] = await self.resolve_many([identity])
+        if isinstance(answer, DomainError):
+            raise answer
+        return answer
 
     async def resolve_many(self, identities: Sequence[ChannelIdentity | DomainError]) -> list[str | DomainError]:
         """:meth:`resolve` for several identities in one statement: per identity, in order, its

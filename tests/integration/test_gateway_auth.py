@@ -323,9 +323,9 @@ class CountingRegistry(ClientRegistry):
         return revoked
 
 
-async def test_requests_finding_a_clients_cached_entry_expired_together_share_one_registry_read(
-    gateway: RunningGateway,
-) -> None:
+async def counted_client(gateway: RunningGateway) -> tuple[str, CountingRegistry, Authenticator, str]:
+    """A new app client, an authenticator caching for 300 s over a counting registry, and a token
+    it issued (the reads of issuing it forgotten)."""
     client_id, secret = await gateway.register(ClientKind.APP)
     registry = CountingRegistry(gateway.resources.clients)
     authenticator = Authenticator(
@@ -335,6 +335,13 @@ async def test_requests_finding_a_clients_cached_entry_expired_together_share_on
     assert isinstance(claims, TokenClaims)
     token = authenticator.sign(claims)
     registry.reads.clear()
+    return client_id, registry, authenticator, token
+
+
+async def test_requests_finding_a_clients_cached_entry_expired_together_share_one_registry_read(
+    gateway: RunningGateway,
+) -> None:
+    client_id, registry, authenticator, token = await counted_client(gateway)
 
     registry.hold.clear()  # the first read is held until every request has asked
     asking = [asyncio.create_task(authenticator.authenticate(token)) for _ in range(64)]
@@ -348,15 +355,7 @@ async def test_requests_finding_a_clients_cached_entry_expired_together_share_on
 
 
 async def test_a_registry_read_in_flight_when_the_client_is_forgotten_is_not_kept(gateway: RunningGateway) -> None:
-    client_id, secret = await gateway.register(ClientKind.APP)
-    registry = CountingRegistry(gateway.resources.clients)
-    authenticator = Authenticator(
-        registry, TokenSigner(gateway.resources.settings.signing_keys), token_ttl_seconds=600, cache_seconds=300
-    )
-    claims = await authenticator.issue(client_id, secret, None)
-    assert isinstance(claims, TokenClaims)
-    token = authenticator.sign(claims)
-    registry.reads.clear()
+    client_id, registry, authenticator, token = await counted_client(gateway)
 
     registry.hold.clear()
     stale = asyncio.create_task(authenticator.authenticate(token))  # reads the registration before the revocation

@@ -114,3 +114,13 @@ async def streams_left_as_found(nats_url: str) -> AsyncIterator[None]:
         yield
     finally:
         await restore_streams(nats_url, before)
+
+
+async def consumer_settled(js: JetStreamContext, stream: str, durable: str, timeout: float = 60) -> None:  # noqa: ASYNC109
+    """Wait until a durable consumer has nothing pending and nothing unacknowledged."""
+    async with asyncio.timeout(timeout):
+        while True:
+            info = await js.consumer_info(stream, durable)
+            if not info.num_pending and not info.num_ack_pending:
+                return
+            await asyncio.sleep(0.05)

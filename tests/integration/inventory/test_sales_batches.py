@@ -35,7 +35,7 @@ from services.inventory.entrypoints.wire import map_reserve
 from services.inventory.service_layer.handlers import InventoryService
 from tests.integration.inventory.conftest import level, outbox_events, stock
 from tests.integration.inventory.test_reservations import reserve_request
-from tests.support.messaging import jetstream
+from tests.support.messaging import consumer_settled, jetstream
 
 SALE_TYPE = sales_pb2.SaleRecorded.DESCRIPTOR.full_name
 SOLD_AT = datetime(2026, 11, 24, 9, 30, tzinfo=UTC)
@@ -241,13 +241,9 @@ class Journal:
         stop = asyncio.Event()
         tasks = [asyncio.create_task(consumer.run(stop)) for consumer in consumers]
         try:
-            async with asyncio.timeout(60):
+            async with asyncio.timeout(60):  # for all of them together
                 for durable in {consumer.spec.durable for consumer in consumers}:
-                    while True:
-                        info = await self.js.consumer_info(self.stream.name, durable)
-                        if not info.num_pending and not info.num_ack_pending:
-                            break
-                        await asyncio.sleep(0.05)
+                    await consumer_settled(self.js, self.stream.name, durable)
         finally:
             stop.set()
             await asyncio.gather(*tasks)

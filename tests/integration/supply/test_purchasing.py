@@ -43,7 +43,7 @@ from tests.integration.supply.support import (
     supplier_user,
 )
 from tests.support.clock import HandClock
-from tests.support.messaging import jetstream, read_all
+from tests.support.messaging import consumer_settled, jetstream, read_all
 
 STORE = "S001"
 OTHER_STORE = "S002"
@@ -623,12 +623,7 @@ async def test_two_replicas_on_one_durable_and_redelivered_suggestions_make_one_
         replicas = [EventConsumer(js, spec, handlers, app.connected.unit_of_work, batch_size=size) for size in (4, 7)]
         tasks = [asyncio.create_task(replica.run(stop)) for replica in replicas]
         try:
-            async with asyncio.timeout(60):
-                while True:
-                    info = await js.consumer_info("INVENTORY", spec.durable)
-                    if not info.num_pending and not info.num_ack_pending:
-                        break
-                    await asyncio.sleep(0.05)
+            await consumer_settled(js, "INVENTORY", spec.durable)
         finally:
             stop.set()
             await asyncio.gather(*tasks)

@@ -37,6 +37,7 @@ import urllib.request
 from pathlib import Path
 
 from bench.baseline import profiled
+from bench.cpu import cpu_seconds
 from devstack.servers import NatsServer, PostgresServer, free_port
 from servicekit import migrations
 
@@ -54,12 +55,6 @@ def wrk(url: str, seconds: int, connections: int = 32) -> float:
     if "Non-2xx" in output:
         raise SystemExit(f"wrk saw errors from {url}:\n{output}")
     return float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wrk_cpu(url: str, seconds: int, process: subprocess.Popen[bytes]) -> tuple[float, float]:

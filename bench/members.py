@@ -57,8 +57,9 @@ from retail.common.v1 import money_pb2
 from retail.sales.v1 import events_pb2 as sales_pb2
 
 from bench.baseline import grpc_service, pgbench, profiled
+from bench.cpu import cpu_seconds
 from bench.pos_ingest import wait_ready
-from bench.reservations import cpu_seconds, register_app_client, rss_mb, token_for
+from bench.reservations import register_app_client, rss_mb, token_for
 from devstack.servers import NatsServer, PostgresServer, free_port
 from gateway.adapters.sales_journal import SALE_RECORDED_TYPE, SALES_STREAM, sale_subject
 from gateway.domain.sales import member_identity_hash

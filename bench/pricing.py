@@ -57,9 +57,10 @@ from pathlib import Path
 import asyncpg
 
 from bench.baseline import grpc_service, pgbench, profiled
+from bench.cpu import cpu_seconds
 from bench.members import WrkRun, gateway_in_front_of, run_wrk
 from bench.pos_ingest import wait_ready
-from bench.reservations import cpu_seconds, register_app_client, rss_mb, token_for
+from bench.reservations import register_app_client, rss_mb, token_for
 from devstack.servers import NatsServer, PostgresServer, free_port
 from gateway.migrate import GATEWAY_VERSIONS
 from servicekit import migrations

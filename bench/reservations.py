@@ -28,6 +28,7 @@ from pathlib import Path
 import asyncpg
 
 from bench.baseline import pgbench, profiled
+from bench.cpu import CpuAccount
 from bench.http import wait_for
 from devstack.servers import NatsServer, PostgresServer, free_port
 from gateway.adapters.client_registry import ClientRegistry
@@ -125,12 +126,6 @@ def _latency_ms(output: str, percentile: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time the process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -205,7 +200,10 @@ def bench_reservations(work: Path, seconds: int) -> dict[str, float]:
         hot, spread = work / "hot.sql", work / "spread.sql"
         hot.write_text(HOT_UPDATE)
         spread.write_text(SPREAD_UPDATE)
-        pgbench_hot = pgbench(postgres, "inventory", hot, seconds, CONNECTIONS).tps
+        postgres_pid = postgres.process.pid if postgres.process else None
+        with CpuAccount({}, postgres_pid) as pgbench_hot_cpu:
+            pgbench_hot_run = pgbench(postgres, "inventory", hot, seconds, CONNECTIONS)
+        pgbench_hot = pgbench_hot_run.tps
         pgbench_spread = pgbench(postgres, "inventory", spread, seconds, CONNECTIONS).tps
         asyncio.run(reset_reserved(inventory_url))
 
@@ -263,21 +261,11 @@ def bench_reservations(work: Path, seconds: int) -> dict[str, float]:
         script = work / "reserve.lua"
         script.write_text(WRK_SCRIPT)
         # CPU milliseconds per reservation, per process: steadier than rates on a shared machine.
-        cpu = {name: cpu_seconds(process.pid) for name, process in (("gateway", gateway), ("inventory", inventory))}
         servers = {"gateway": gateway.pid, "inventory": inventory.pid}
-        with profiled("reservations-hot", servers):
+        with profiled("reservations-hot", servers), CpuAccount(servers, postgres_pid) as hot_cpu:
             hot_run = wrk(base, script, "HOT", seconds, token)
-        hot_count = hot_run["rps"] * seconds
-        for name, process in (("gateway", gateway), ("inventory", inventory)):
-            used = cpu_seconds(process.pid) - cpu[name]
-            hot_run[f"{name}_cpu_ms_per_reservation"] = 1000 * used / hot_count if hot_count else 0.0
-            cpu[name] += used
-        with profiled("reservations-spread", servers):
+        with profiled("reservations-spread", servers), CpuAccount(servers, postgres_pid) as spread_cpu:
             spread_run = wrk(base, script, "spread", seconds, token)
-        spread_count = spread_run["rps"] * seconds
-        for name, process in (("gateway", gateway), ("inventory", inventory)):
-            used = cpu_seconds(process.pid) - cpu[name]
-            spread_run[f"{name}_cpu_ms_per_reservation"] = 1000 * used / spread_count if spread_count else 0.0
         limited_run = wrk(base, script, "LIMITED", max(3, seconds // 2), token)
         memory = {"inventory_rss_mb": rss_mb(inventory.pid), "gateway_rss_mb": rss_mb(gateway.pid)}
         oversell = asyncio.run(check_no_oversell(inventory_url))
@@ -303,10 +291,10 @@ def bench_reservations(work: Path, seconds: int) -> dict[str, float]:
         "hot_p99_ms": hot_run["p99_ms"],
         "spread_p50_ms": spread_run["p50_ms"],
         "spread_p99_ms": spread_run["p99_ms"],
-        "hot_gateway_cpu_ms_per_reservation": hot_run["gateway_cpu_ms_per_reservation"],
-        "hot_inventory_cpu_ms_per_reservation": hot_run["inventory_cpu_ms_per_reservation"],
-        "spread_gateway_cpu_ms_per_reservation": spread_run["gateway_cpu_ms_per_reservation"],
-        "spread_inventory_cpu_ms_per_reservation": spread_run["inventory_cpu_ms_per_reservation"],
+        # Where the machine's CPU went per reservation, and per pgbench transaction on the hot row.
+        **hot_cpu.per_operation_ms(hot_run["rps"] * seconds, "hot", "reservation"),
+        **spread_cpu.per_operation_ms(spread_run["rps"] * seconds, "spread", "reservation"),
+        **pgbench_hot_cpu.per_operation_ms(pgbench_hot_run.transactions, "pgbench_hot", "transaction"),
         "limited_requests_refused_409": limited_run["non_2xx"],
         **oversell,
         **memory,

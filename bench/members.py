@@ -57,7 +57,7 @@ from retail.common.v1 import money_pb2
 from retail.sales.v1 import events_pb2 as sales_pb2
 
 from bench.baseline import grpc_service, pgbench, profiled
-from bench.cpu import cpu_seconds
+from bench.cpu import CpuAccount, cpu_seconds
 from bench.pos_ingest import wait_ready
 from bench.reservations import register_app_client, rss_mb, token_for
 from devstack.servers import NatsServer, PostgresServer, free_port
@@ -651,12 +651,13 @@ def resolve(stack: Stack, work: Path, seconds: int) -> dict[str, float]:
         token = token_for(base_url, CLIENT_ID, client_secret)
         check_resolves(base_url, token)
         wrk(base_url, script, max(2, seconds // 2), token)  # warm-up: connection pools, caches
-        pgbench_tps = pgbench(stack.postgres, "member", lookup, seconds, CONNECTIONS, prepared=True).tps
+        postgres_pid = stack.postgres.process.pid if stack.postgres.process else None
+        with CpuAccount({}, postgres_pid) as pgbench_cpu:
+            lookups = pgbench(stack.postgres, "member", lookup, seconds, CONNECTIONS, prepared=True)
+        pgbench_tps = lookups.tps
         pids = {"member": member.process.pid, "gateway": gw.pid}
-        cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
-        with profiled("members-resolve", pids):
+        with profiled("members-resolve", pids), CpuAccount(pids, postgres_pid) as resolve_cpu:
             run = wrk(base_url, script, seconds, token)
-        used = {name: cpu_seconds(pid) - cpu[name] for name, pid in pids.items()}
         memory = {f"{name}_rss_mb": rss_mb(pid) for name, pid in pids.items()}
     if run.non_2xx or run.socket_errors or not run.requests:
         raise SystemExit(f"identity resolution failed under load: {run}")
@@ -666,8 +667,12 @@ def resolve(stack: Stack, work: Path, seconds: int) -> dict[str, float]:
         "resolve_vs_pgbench_lookup": run.rps / pgbench_tps,
         "resolve_p50_ms": run.p50_ms,
         "resolve_p99_ms": run.p99_ms,
-        "member_cpu_ms_per_resolve": 1000 * used["member"] / run.requests,
-        "gateway_cpu_ms_per_resolve": 1000 * used["gateway"] / run.requests,
+        # Where the machine's CPU went per resolution, and per pgbench lookup (bench/cpu.py).
+        **{
+            name.removeprefix("resolve_"): value
+            for name, value in resolve_cpu.per_operation_ms(run.requests, "resolve", "resolve").items()
+        },
+        **pgbench_cpu.per_operation_ms(lookups.transactions, "pgbench_lookup", "transaction"),
         **memory,
     }
 

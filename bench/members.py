@@ -14,7 +14,10 @@
    the service's own statement: the primary-key lookup of ``member_identity`` by lookup
    hash, the HMAC computed in SQL from ``sha256`` (no pgcrypto needed) and checked to be
    the service's. Printed: requests/s, p50/p99, the ratio to pgbench, the member process's
-   RSS, and CPU milliseconds per request of the member service and of the gateway.
+   RSS, and the machine's CPU milliseconds per request by owner (bench/cpu.py). And the
+   floor of any Python HTTP path on this machine: wrk with the same 64 connections
+   against a bare ASGI app on uvicorn answering a constant JSON (``bench/raw_asgi.py``),
+   as a ratio to pgbench's lookups and to the resolutions.
 
 2. Points earning from the sales journal. With the member service stopped, a raw
    publisher (nats-py, acknowledged publishes, the gateway's headers and subjects) puts
@@ -58,6 +61,8 @@ from retail.sales.v1 import events_pb2 as sales_pb2
 
 from bench.baseline import grpc_service, pgbench, profiled
 from bench.cpu import CpuAccount, cpu_seconds
+from bench.http import serve
+from bench.http import wrk as http_wrk
 from bench.pos_ingest import wait_ready
 from bench.reservations import register_app_client, rss_mb, token_for
 from devstack.servers import NatsServer, PostgresServer, free_port
@@ -659,6 +664,7 @@ def resolve(stack: Stack, work: Path, seconds: int) -> dict[str, float]:
         with profiled("members-resolve", pids), CpuAccount(pids, postgres_pid) as resolve_cpu:
             run = wrk(base_url, script, seconds, token)
         memory = {f"{name}_rss_mb": rss_mb(pid) for name, pid in pids.items()}
+    floor = bare_http_floor(seconds)
     if run.non_2xx or run.socket_errors or not run.requests:
         raise SystemExit(f"identity resolution failed under load: {run}")
     return {
@@ -673,8 +679,25 @@ def resolve(stack: Stack, work: Path, seconds: int) -> dict[str, float]:
             for name, value in resolve_cpu.per_operation_ms(run.requests, "resolve", "resolve").items()
         },
         **pgbench_cpu.per_operation_ms(lookups.transactions, "pgbench_lookup", "transaction"),
+        "bare_uvicorn_constant_json_per_s": floor,
+        "bare_uvicorn_vs_pgbench_lookup": floor / pgbench_tps,
+        "resolve_vs_bare_uvicorn": run.rps / floor,
         **memory,
     }
+
+
+def bare_http_floor(seconds: int) -> float:
+    """Requests/s wrk gets, with the resolutions' connections, from a bare ASGI app on uvicorn
+    answering a constant JSON: what no Python HTTP path on this machine can exceed."""
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", "bench.raw_asgi:app", "--port", str(port)]
+    url = f"http://127.0.0.1:{port}/healthz"
+    server = serve([*command, "--no-access-log", "--log-level", "warning"], {**os.environ}, url)
+    try:
+        return http_wrk(url, seconds, CONNECTIONS)
+    finally:
+        server.terminate()
+        server.wait(10)
 
 
 def earn(stack: Stack, work: Path, seconds: int) -> dict[str, float]:

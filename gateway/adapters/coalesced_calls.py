@@ -13,13 +13,23 @@ An item the backend refuses fails only its own caller, with the error the unary 
 have raised (:func:`gateway.http.grpc_errors.refusal_error`), so the problem answer is the
 same; a batched call that fails as a whole (the service unavailable, the deadline passed)
 fails every caller in it, as each unary call would have failed.
+
+A backend of an older release, which has the unary call but not yet the batched one (a
+gateway rolled out before its services), answers the batched call ``UNIMPLEMENTED``: the
+batch is then sent as unary calls side by side, and so is every batch for the next
+:data:`UNARY_FOR_SECONDS`, after which the batched call is tried again. Callers see the
+unary call's answers and errors either way; nothing fails during such a rollout.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+import grpc
 from retail.inventory.v1 import inventory_service_pb2 as inventory_pb
 from retail.inventory.v1 import inventory_service_pb2_grpc
 from retail.member.v1 import member_service_pb2 as member_pb
@@ -30,6 +40,10 @@ from servicekit.coalescing import Coalescer
 
 # Items per batched call at most (the services accept up to 500).
 BATCH_MAX = 200
+# After a backend answered a batched call UNIMPLEMENTED, how long to send unary calls instead.
+UNARY_FOR_SECONDS = 60.0
+
+log = logging.getLogger(__name__)
 
 Reservation = inventory_pb.Reservation
 ItemT = TypeVar("ItemT")
@@ -42,16 +56,39 @@ class CoalescedCalls(Generic[ItemT, AnswerT]):
     def __init__(
         self,
         send_batch: Callable[[Sequence[ItemT]], Awaitable[Sequence[AnswerT | BaseException]]],
+        send_one: Callable[[ItemT], Awaitable[AnswerT]],
         *,
         max_batch: int = BATCH_MAX,
+        unary_for_seconds: float = UNARY_FOR_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._send_one = send_one
+        self._unary_until = float("-inf")  # until when batches go as unary calls
+
         async def run(_: None, items: Sequence[ItemT]) -> Sequence[AnswerT | BaseException]:
-            answers = await send_batch(items)
+            if clock() < self._unary_until:
+                return await self._one_by_one(items)
+            try:
+                answers = await send_batch(items)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() is not grpc.StatusCode.UNIMPLEMENTED:
+                    raise
+                log.warning(
+                    "the backend has no batched call yet (an older release?): unary calls for %.0f s",
+                    unary_for_seconds,
+                )
+                self._unary_until = clock() + unary_for_seconds
+                return await self._one_by_one(items)
             if len(answers) != len(items):
                 raise RuntimeError(f"{len(answers)} answers for {len(items)} items")
             return answers
 
         self._coalescer: Coalescer[None, ItemT, AnswerT] = Coalescer(run, max_batch=max_batch)
+
+    async def _one_by_one(self, items: Sequence[ItemT]) -> list[AnswerT | BaseException]:
+        """Each item as its unary call, side by side: its answer, or the error it raised."""
+        answers = await asyncio.gather(*(self._send_one(item) for item in items), return_exceptions=True)
+        return list(answers)
 
     @property
     def stats(self) -> tuple[int, int]:
@@ -62,7 +99,9 @@ class CoalescedCalls(Generic[ItemT, AnswerT]):
         return await self._coalescer.submit(None, item)
 
 
-def member_resolutions(stub: member_service_pb2_grpc.MemberServiceAsyncStub) -> CoalescedCalls[member_pb.Identity, str]:
+def member_resolutions(
+    stub: member_service_pb2_grpc.MemberServiceAsyncStub, *, clock: Callable[[], float] = time.monotonic
+) -> CoalescedCalls[member_pb.Identity, str]:
     """``ResolveMember`` for one identity, sent as ``ResolveMembers`` calls: the member id."""
 
     async def send(identities: Sequence[member_pb.Identity]) -> list[str | BaseException]:
@@ -72,11 +111,14 @@ def member_resolutions(stub: member_service_pb2_grpc.MemberServiceAsyncStub) -> 
             for resolution in answer.resolutions
         ]
 
-    return CoalescedCalls(send)
+    async def send_one(identity: member_pb.Identity) -> str:
+        return (await stub.ResolveMember(member_pb.ResolveMemberRequest(identity=identity))).member_id
+
+    return CoalescedCalls(send, send_one, clock=clock)
 
 
 def stock_reservations(
-    stub: inventory_service_pb2_grpc.InventoryServiceAsyncStub,
+    stub: inventory_service_pb2_grpc.InventoryServiceAsyncStub, *, clock: Callable[[], float] = time.monotonic
 ) -> CoalescedCalls[inventory_pb.ReserveStockRequest, Reservation]:
     """``ReserveStock`` for one request, sent as ``ReserveStocks`` calls: the reservation."""
 
@@ -89,4 +131,7 @@ def stock_reservations(
             for outcome in answer.outcomes
         ]
 
-    return CoalescedCalls(send)
+    async def send_one(request: inventory_pb.ReserveStockRequest) -> Reservation:
+        return (await stub.ReserveStock(request)).reservation
+
+    return CoalescedCalls(send, send_one, clock=clock)

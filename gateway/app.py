@@ -227,8 +227,6 @@ def create_app(
     problems.install_problem_handlers(app)
     install_rpc_error_handler(app)
     install_docs(app)
-    for router in (health.router, auth.router, pos.router, clients.router):
-        app.include_router(router)
-    for router in routers:
-        app.include_router(router)
+    for router in (health.router, auth.router, pos.router, clients.router, *routers):
+        app.include_router(router)  # without a prefix: see gateway.http.routing
     return app

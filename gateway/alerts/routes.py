@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 from retail.alerts.v1 import alerts_service_pb2 as pb
 
 from gateway.alerts.schemas import (
@@ -34,12 +34,13 @@ from gateway.domain.scopes import ALERT_WEBHOOKS_WRITE, ALERTS_READ, ALERTS_WRIT
 from gateway.http import problems
 from gateway.http.paging import Paging
 from gateway.http.resources import Resources
+from gateway.http.routing import ContextRouter
 from gateway.idempotency.requests import IdempotentRequest, idempotent
 from gateway.members.wire import actor_of
 from gateway.security.authentication import Principal
 from gateway.security.authorisation import require
 
-router = APIRouter(prefix="/v1", tags=["alerts"])
+router = ContextRouter(prefix="/v1", tags=["alerts"])
 
 Reader = Annotated[Principal, Depends(require(ALERTS_READ))]
 WebhookAdmin = Annotated[Principal, Depends(require(ALERT_WEBHOOKS_WRITE))]

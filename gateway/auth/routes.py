@@ -9,7 +9,7 @@ import json
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import Header, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -17,9 +17,10 @@ from gateway.auth.schemas import OAuthErrorCode, OAuthProblem, TokenRequest, Tok
 from gateway.domain.scopes import CATALOGUE
 from gateway.http import problems
 from gateway.http.resources import Resources
+from gateway.http.routing import ContextRouter
 from gateway.security.authorisation import TOKEN_URL, admit_bearer, enforce_rate_limit
 
-router = APIRouter(tags=["auth"])
+router = ContextRouter(tags=["auth"])
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
 

@@ -6,7 +6,7 @@ import asyncio
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import Depends, Path, Response
 
 from gateway.clients.schemas import ClientView, IssuedSecret, NewClient
 from gateway.domain.clients import (
@@ -17,11 +17,12 @@ from gateway.domain.clients import (
 from gateway.domain.scopes import CLIENTS_ADMIN, effective_scopes, scopes_beyond_kind, unknown_scopes
 from gateway.http import problems
 from gateway.http.resources import Resources
+from gateway.http.routing import ContextRouter
 from gateway.idempotency.requests import IdempotentRequest, idempotent
 from gateway.security.authentication import Principal
 from gateway.security.authorisation import require
 
-router = APIRouter(prefix="/v1/admin/clients", tags=["clients"])
+router = ContextRouter(prefix="/v1/admin/clients", tags=["clients"])
 ClientIdPath = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]{2,127}$", examples=["S001-POS01"])]
 
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from gateway.health.schemas import Alive, NotReadyProblem, Ready
 from gateway.http import problems
 from gateway.http.problems import ProblemResponse
 from gateway.http.resources import Resources
+from gateway.http.routing import ContextRouter
 
-router = APIRouter(tags=["operations"])
+router = ContextRouter(tags=["operations"])
 
 
 @router.get("/healthz", summary="Liveness: the process serves HTTP")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 from retail.inventory.v1 import inventory_service_pb2 as pb
 
 from gateway.domain.clients import ClientKind
@@ -17,6 +17,7 @@ from gateway.http import problems
 from gateway.http.integer_types import Int32
 from gateway.http.paging import Paging
 from gateway.http.resources import Resources
+from gateway.http.routing import ContextRouter
 from gateway.idempotency.requests import IdempotentRequest, idempotent
 from gateway.inventory.schemas import (
     ID_PATTERN,
@@ -41,7 +42,7 @@ from gateway.inventory.wire import (
 from gateway.security.authentication import Principal
 from gateway.security.authorisation import require
 
-router = APIRouter(prefix="/v1", tags=["inventory"])
+router = ContextRouter(prefix="/v1", tags=["inventory"])
 
 
 _DISCREPANCY_KINDS = {

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import Depends, Path, Query, Response
 from retail.inventory.v1 import inventory_service_pb2 as pb
 
 from gateway.domain.clients import ClientKind
@@ -27,6 +27,7 @@ from gateway.domain.scopes import (
 from gateway.http import problems
 from gateway.http.paging import Paging
 from gateway.http.resources import GatewayResources, Resources
+from gateway.http.routing import ContextRouter
 from gateway.idempotency.requests import IdempotentRequest, idempotent
 from gateway.inventory.schemas import (
     Location,
@@ -58,7 +59,7 @@ from gateway.inventory.wire import (
 from gateway.security.authentication import Principal
 from gateway.security.authorisation import require
 
-router = APIRouter(prefix="/v1", tags=["inventory"])
+router = ContextRouter(prefix="/v1", tags=["inventory"])
 
 
 _KINDS = {pb.LOCATION_KIND_STORE: "store", pb.LOCATION_KIND_WAREHOUSE: "warehouse", pb.LOCATION_KIND_ONLINE: "online"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 from retail.marketing.v1 import marketing_service_pb2 as pb
 
 from gateway.domain.clients import ClientKind
@@ -19,6 +19,7 @@ from gateway.http import problems
 from gateway.http.integer_types import Int32
 from gateway.http.paging import Paging
 from gateway.http.resources import Resources
+from gateway.http.routing import ContextRouter
 from gateway.idempotency.requests import IdempotentRequest, idempotent
 from gateway.marketing.schemas import (
     ID_PATTERN,
@@ -46,7 +47,7 @@ from gateway.security.authentication import Principal
 from gateway.security.authorisation import require
 from servicekit.protowire import from_wire, to_wire
 
-router = APIRouter(prefix="/v1", tags=["marketing"])
+router = ContextRouter(prefix="/v1", tags=["marketing"])
 
 
 @router.get("/members/{member_id}/coupons", responses=problems.problem_responses(401, 403, 422))

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 from retail.marketing.v1 import marketing_service_pb2 as pb
 
 from gateway.domain.scopes import MARKETING_READ, MARKETING_WRITE
 from gateway.http import problems
 from gateway.http.paging import Paging
 from gateway.http.resources import Resources
+from gateway.http.routing import ContextRouter
 from gateway.idempotency.requests import IdempotentRequest, idempotent
 from gateway.marketing.schemas import (
     CampaignId,
@@ -39,7 +40,7 @@ from gateway.security.authentication import Principal
 from gateway.security.authorisation import require
 from servicekit.protowire import moment, to_wire
 
-router = APIRouter(prefix="/v1", tags=["marketing"])
+router = ContextRouter(prefix="/v1", tags=["marketing"])
 
 Reader = Annotated[Principal, Depends(require(MARKETING_READ))]
 

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 from retail.member.v1 import member_service_pb2 as pb
 
 from gateway.domain.scopes import MEMBERS_IMPORT
 from gateway.http import problems
 from gateway.http.resources import Resources
+from gateway.http.routing import ContextRouter
 from gateway.idempotency.requests import IdempotentRequest, idempotent
 from gateway.members.schemas import MemberImportIn, MemberImportOut
 from gateway.members.wire import actor_of, imported_member_message, map_import_results
 
-router = APIRouter(prefix="/v1", tags=["members"])
+router = ContextRouter(prefix="/v1", tags=["members"])
 
 # An import of 1,000 members with their history takes longer than a usual call; a retry with
 # the same Idempotency-Key is answered by the member service's kept answer, never imported twice.

@@ -14,7 +14,7 @@ import uuid
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Response
+from fastapi import Depends, Path, Query, Response
 from retail.member.v1 import member_service_pb2 as pb
 
 from gateway.domain.clients import ClientKind, StaffRole
@@ -30,6 +30,7 @@ from gateway.domain.scopes import (
 from gateway.http import problems
 from gateway.http.paging import Paging
 from gateway.http.resources import GatewayResources, Resources
+from gateway.http.routing import ContextRouter
 from gateway.idempotency.requests import IdempotentRequest, created_status, idempotent
 from gateway.members.schemas import (
     STORE_ID_PATTERN,
@@ -75,7 +76,7 @@ from gateway.security.authentication import Principal
 from gateway.security.authorisation import require
 from servicekit.protowire import from_wire, moment, to_wire
 
-router = APIRouter(prefix="/v1", tags=["members"])
+router = ContextRouter(prefix="/v1", tags=["members"])
 
 
 def require_purpose(principal: Principal, purpose: str | None) -> None:

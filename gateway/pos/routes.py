@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import grpc
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from retail.pricing.v1 import pricing_service_pb2 as pricing_pb2
 from retail.pricing.v1 import pricing_service_pb2_grpc as pricing_pb2_grpc
 
@@ -23,6 +23,7 @@ from gateway.adapters.sales_journal import JournalUnavailable
 from gateway.domain.scopes import POS_SALES_WRITE, POS_SYNC_READ
 from gateway.http import problems
 from gateway.http.resources import GatewayResources, Resources
+from gateway.http.routing import ContextRouter
 from gateway.idempotency.requests import IdempotentRequest, idempotent
 from gateway.pos.journal import ingest
 from gateway.pos.schemas import (
@@ -37,7 +38,7 @@ from gateway.pos.schemas import (
 from gateway.security.authentication import Principal
 from gateway.security.authorisation import require
 
-router = APIRouter(prefix="/v1/pos", tags=["pos"])
+router = ContextRouter(prefix="/v1/pos", tags=["pos"])
 log = logging.getLogger("gateway.pos")
 
 

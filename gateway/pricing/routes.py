@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 from pydantic import AwareDatetime
 from retail.common.v1 import money_pb2
 from retail.pricing.v1 import pricing_service_pb2 as pb
@@ -31,6 +31,7 @@ from gateway.http import problems
 from gateway.http.integer_types import Int64
 from gateway.http.paging import Paging
 from gateway.http.resources import Resources
+from gateway.http.routing import ContextRouter
 from gateway.idempotency.requests import IdempotentRequest, created_status, idempotent
 from gateway.members.wire import actor_of
 from gateway.pricing.access import BOOK_RESPONSES, created_or_changed, forbidden, price_question_store
@@ -74,7 +75,7 @@ from gateway.security.authentication import Principal
 from gateway.security.authorisation import require
 from servicekit.protowire import timestamp
 
-router = APIRouter(prefix="/v1", tags=["pricing"])
+router = ContextRouter(prefix="/v1", tags=["pricing"])
 
 
 @router.put("/stores/{store_id}", responses=created_or_changed(StoreOut, 401, 403, 409, 422), response_model=StoreOut)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import Depends, Header, Path, Query, Response
 from retail.pricing.v1 import pricing_service_pb2 as pb
 
 from gateway.domain.clients import ClientKind, StaffRole
@@ -20,6 +20,7 @@ from gateway.http import problems
 from gateway.http.integer_types import Int64
 from gateway.http.paging import Paging
 from gateway.http.resources import Resources
+from gateway.http.routing import ContextRouter
 from gateway.idempotency.requests import IdempotentRequest, created_status, idempotent
 from gateway.members.wire import actor_of
 from gateway.pricing.access import BOOK_RESPONSES, created_or_changed, ensure_store_staff, forbidden
@@ -50,7 +51,7 @@ from gateway.security.authentication import Principal
 from gateway.security.authorisation import require
 from servicekit.protowire import timestamp
 
-router = APIRouter(prefix="/v1", tags=["pricing"])
+router = ContextRouter(prefix="/v1", tags=["pricing"])
 
 
 _MARKDOWN_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"

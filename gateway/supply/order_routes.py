@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 from retail.supply.v1 import supply_service_pb2 as pb
 
 from gateway.domain.clients import ClientKind
@@ -27,6 +27,7 @@ from gateway.domain.scopes import (
 from gateway.http import problems
 from gateway.http.paging import Paging
 from gateway.http.resources import Resources
+from gateway.http.routing import ContextRouter
 from gateway.idempotency.requests import IdempotentRequest, idempotent
 from gateway.members.wire import actor_of
 from gateway.security.authentication import Principal
@@ -62,7 +63,7 @@ from gateway.supply.wire import (
     status_numbers,
 )
 
-router = APIRouter(prefix="/v1", tags=["supply"])
+router = ContextRouter(prefix="/v1", tags=["supply"])
 
 Reader = Annotated[Principal, Depends(require(PURCHASES_READ))]
 Statuses = Annotated[list[PurchaseOrderStatusName] | None, Query(description="only orders in these states")]

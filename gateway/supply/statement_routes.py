@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from typing import Annotated, Protocol
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 from retail.supply.v1 import supply_service_pb2 as pb
 
 from gateway.domain.scopes import SETTLEMENT_READ, SETTLEMENT_WRITE, STATEMENTS_RESPOND
 from gateway.http import problems
 from gateway.http.paging import Paging
 from gateway.http.resources import Resources
+from gateway.http.routing import ContextRouter
 from gateway.idempotency.requests import IdempotentRequest, idempotent
 from gateway.members.wire import actor_of
 from gateway.security.authentication import Principal
@@ -41,7 +42,7 @@ from gateway.supply.schemas import (
 )
 from gateway.supply.wire import amount, map_check, map_statement, map_statement_line, status_numbers
 
-router = APIRouter(prefix="/v1", tags=["supply"])
+router = ContextRouter(prefix="/v1", tags=["supply"])
 
 Reader = Annotated[Principal, Depends(require(SETTLEMENT_READ))]
 Statuses = Annotated[list[StatementStatusName] | None, Query(description="only statements in these states")]

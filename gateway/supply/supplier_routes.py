@@ -11,7 +11,7 @@ import asyncio
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 from retail.inventory.v1 import inventory_service_pb2 as inventory_pb
 from retail.supply.v1 import supply_service_pb2 as pb
 
@@ -20,6 +20,7 @@ from gateway.domain.scopes import PURCHASES_READ, PURCHASES_WRITE, SETTLEMENT_WR
 from gateway.http import problems
 from gateway.http.paging import Paging
 from gateway.http.resources import Resources
+from gateway.http.routing import ContextRouter
 from gateway.idempotency.requests import IdempotentRequest, idempotent
 from gateway.inventory.planning_routes import PLANNING_DEADLINE_SECONDS
 from gateway.members.wire import actor_of
@@ -51,7 +52,7 @@ from gateway.supply.wire import (
     sell_through,
 )
 
-router = APIRouter(prefix="/v1", tags=["supply"])
+router = ContextRouter(prefix="/v1", tags=["supply"])
 
 Reader = Annotated[Principal, Depends(require(PURCHASES_READ))]
 FromDate = Annotated[date | None, Query(alias="from", description="first day of the period")]

@@ -2,9 +2,10 @@
 
 FastAPI finds a request's route by trying every route before it, one after the other, each
 try costing a few microseconds of scope bookkeeping besides the path's regular expression.
-With about a hundred routes, a request for a route near the end (alerts, supply) paid more
-for finding it than many routes spend answering: the routing was half of a rejected
-request's time in a profile, and a quarter of an identity resolution's, the 28th route.
+With the gateway's hundred-odd routes, a request near the end paid more for finding its
+route than for everything else the framework does: answering a request refused before any
+backend call took 539 us for a path no route has, 338 us for ``GET /v1/alerts`` and 180 us
+for an identity resolution (the 28th path), against about 100 us once routers are passed by.
 
 Each context's router is a :class:`ContextRouter`: it knows the literal start of each of its
 paths (``/v1/members/`` of ``/v1/members/{member_id}``) and tells FastAPI "no match" at once

@@ -52,6 +52,7 @@ from pathlib import Path
 import asyncpg
 
 from bench.baseline import pgbench, python_module
+from bench.targets import scoreboard
 from devstack.servers import NatsServer, PostgresServer
 from servicekit import migrations
 from servicekit.messaging import StreamSpec, connect_nats, ensure_stream
@@ -231,6 +232,11 @@ def main() -> int:
                 work / "settlement", args.seconds, args.settlement_lines
             )
             print_results(results["supply_settlement"])
+    board = scoreboard(results)
+    if board:
+        print("== performance targets: each figure against its bound, baselines from this run", flush=True)
+        for line in board:
+            print(f"  {line}")
     out = Path(".local/bench-latest.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

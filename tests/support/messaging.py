@@ -116,11 +116,24 @@ async def streams_left_as_found(nats_url: str) -> AsyncIterator[None]:
         await restore_streams(nats_url, before)
 
 
-async def consumer_settled(js: JetStreamContext, stream: str, durable: str, timeout: float = 60) -> None:  # noqa: ASYNC109
-    """Wait until a durable consumer has nothing pending and nothing unacknowledged."""
+async def consumer_settled(
+    js: JetStreamContext,
+    stream: str,
+    durable: str,
+    timeout: float = 60,  # noqa: ASYNC109 - the wait's bound is the caller's
+    *,
+    declared_later: bool = False,
+) -> None:
+    """Wait until a durable consumer has nothing pending and nothing unacknowledged; with
+    ``declared_later``, also until the service under test has declared it."""
     async with asyncio.timeout(timeout):
         while True:
-            info = await js.consumer_info(stream, durable)
-            if not info.num_pending and not info.num_ack_pending:
-                return
+            try:
+                info = await js.consumer_info(stream, durable)
+            except NotFoundError:
+                if not declared_later:
+                    raise
+            else:
+                if not info.num_pending and not info.num_ack_pending:
+                    return
             await asyncio.sleep(0.05)

@@ -25,7 +25,7 @@ from services.inventory.adapters.catalogue_store import CatalogueItem, catalogue
 from services.inventory.bootstrap import GRPC_SERVICE, InventoryApp, build
 from services.inventory.entrypoints.catalogue_consumer import ITEM_CHANGED_SUBJECT, PRICING_STREAM, catalogue_consumer
 from services.inventory.settings import InventorySettings
-from tests.support.messaging import jetstream
+from tests.support.messaging import consumer_settled, jetstream
 
 PRICING = StreamSpec(PRICING_STREAM, ["retail.pricing.v1.>"], description="Facts of the pricing context")
 
@@ -105,12 +105,7 @@ async def wait_for_version(unit_of_work: Callable[[], UnitOfWork], sku: str, ver
 
 async def settled(js: JetStreamContext, durable: str) -> None:
     """Wait until the consumer has handled everything on the stream (nothing pending or unacked)."""
-    async with asyncio.timeout(30):
-        while True:
-            info = await js.consumer_info(PRICING_STREAM, durable)
-            if not info.num_pending and not info.num_ack_pending:
-                return
-            await asyncio.sleep(0.05)
+    await consumer_settled(js, PRICING_STREAM, durable, timeout=30)
 
 
 async def test_an_item_changed_event_creates_the_item_in_the_projection(

@@ -22,7 +22,6 @@ import pytest
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from nats.js import JetStreamContext
-from nats.js.errors import NotFoundError
 from retail.common.v1 import money_pb2
 from retail.inventory.v1 import events_pb2
 from retail.inventory.v1 import inventory_service_pb2 as pb
@@ -51,7 +50,7 @@ from services.inventory.service_layer.supply import SupplyIntake
 from services.inventory.settings import InventorySettings
 from tests.integration.inventory.conftest import level, outbox_events, stock
 from tests.support.clock import HandClock
-from tests.support.messaging import jetstream
+from tests.support.messaging import consumer_settled, jetstream
 
 # Supply's stream, as its relay declares it.
 SUPPLY = StreamSpec(SUPPLY_STREAM, [SUPPLY_SUBJECTS], description="Facts of the supply context")
@@ -134,15 +133,7 @@ class Supply:
 
     async def settled(self, durable: str) -> None:
         """Until the consumer has handled everything on the stream (nothing pending or unacked)."""
-        async with asyncio.timeout(60):
-            while True:
-                try:
-                    info = await self.js.consumer_info(SUPPLY_STREAM, durable)
-                except NotFoundError:  # the service has not declared its consumer yet
-                    info = None
-                if info is not None and not info.num_pending and not info.num_ack_pending:
-                    return
-                await asyncio.sleep(0.05)
+        await consumer_settled(self.js, SUPPLY_STREAM, durable, declared_later=True)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from services.inventory.bootstrap import InventoryApp
 from services.inventory.entrypoints.sales_consumer import SALES_CONSUMER
 from tests.integration.inventory.conftest import level, stock
 from tests.support.gateway import RunningGateway, gateway_schema, gateway_settings, idempotency_key, running_gateway
-from tests.support.messaging import jetstream
+from tests.support.messaging import consumer_settled, jetstream
 
 __all__ = ["gateway_schema", "gateway_settings"]
 
@@ -43,12 +43,7 @@ def sale(sku: str, quantity: str, hours_ago: float) -> dict[str, Any]:
 async def settled(nats_url: str) -> None:
     """Wait until inventory has handled everything in the journal (nothing pending or unacked)."""
     async with jetstream(nats_url) as (_, js):
-        async with asyncio.timeout(60):
-            while True:
-                info = await js.consumer_info(SALES_CONSUMER.stream, SALES_CONSUMER.durable)
-                if not info.num_pending and not info.num_ack_pending:
-                    return
-                await asyncio.sleep(0.05)
+        await consumer_settled(js, SALES_CONSUMER.stream, SALES_CONSUMER.durable)
 
 
 async def test_the_same_batch_sent_three_times_at_once_changes_stock_exactly_once(

@@ -7,7 +7,6 @@ arrive as anonymous facts at stores no member test looks at.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
@@ -30,7 +29,7 @@ from services.member.migrate import VERSIONS
 from services.member.settings import MemberSettings
 from tests.conftest import Infra, create_database_from, run_in_fresh_loop, service_template
 from tests.support.clock import HandClock
-from tests.support.messaging import jetstream
+from tests.support.messaging import consumer_settled, jetstream
 
 MessageT = TypeVar("MessageT", bound=Message)
 HQ = identifiers_pb2.Actor(
@@ -244,16 +243,7 @@ async def publish_sales(nats_url: str, sales: Sequence[sales_pb2.SaleRecorded]) 
 async def settled(nats_url: str, durable: str) -> None:
     """Wait until the member consumer has handled everything in the journal (nothing pending or unacked)."""
     async with jetstream(nats_url) as (_, js):
-        async with asyncio.timeout(60):
-            while True:
-                try:
-                    info = await js.consumer_info("SALES", durable)
-                except Exception:  # not declared yet: the service is still starting
-                    await asyncio.sleep(0.05)
-                    continue
-                if not info.num_pending and not info.num_ack_pending:
-                    return
-                await asyncio.sleep(0.05)
+        await consumer_settled(js, "SALES", durable, declared_later=True)  # declared once the service starts
 
 
 async def fetch(url: str, query: str, *args: Any) -> list[asyncpg.Record]:

@@ -7,7 +7,6 @@ rate and the reject rate computed by hand."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -32,7 +31,7 @@ from tests.integration.inventory.conftest import level, stock
 from tests.integration.supply.conftest import fetch
 from tests.integration.supply.support import HQ, add_supplier, dec, eventually, manager, purchase_contract, rid
 from tests.integration.supply.support import supplier_user as portal
-from tests.support.messaging import jetstream
+from tests.support.messaging import consumer_settled, jetstream
 
 
 @pytest.fixture(scope="session")
@@ -77,12 +76,8 @@ async def publish(nats_url: str, subject: str, message: Message, event_id: str) 
 
 async def settled(nats_url: str, durable: str) -> None:
     """Until inventory's supply consumer has handled everything on the SUPPLY stream."""
-    async with jetstream(nats_url) as (_, js), asyncio.timeout(60):
-        while True:
-            info = await js.consumer_info("SUPPLY", durable)
-            if not info.num_pending and not info.num_ack_pending:
-                return
-            await asyncio.sleep(0.05)
+    async with jetstream(nats_url) as (_, js):
+        await consumer_settled(js, "SUPPLY", durable)
 
 
 async def test_a_suggestion_becomes_an_order_whose_partial_receipt_raises_stock_in_inventory_once(

@@ -32,26 +32,24 @@ from gateway.idempotency.requests import IdempotentRequest, idempotent
 from gateway.members.wire import actor_of
 from gateway.security.authentication import Principal
 from gateway.security.authorisation import require
-from gateway.supply.schemas import (
-    ID_PATTERN,
+from gateway.supply.order_schemas import (
     CancelIn,
     ConfirmOrderIn,
     GoodsReceiptIn,
     GoodsReceiptPage,
     InvoiceIn,
     InvoiceOut,
-    PoId,
     PurchaseOrderEdit,
     PurchaseOrderIn,
     PurchaseOrderOut,
     PurchaseOrderPage,
     PurchaseOrderStatusName,
     RecordedReceiptOut,
-    SupplierId,
     VendorReturnIn,
     VendorReturnOut,
     VersionIn,
 )
+from gateway.supply.schemas import ID_PATTERN, PoId, SupplierId
 from gateway.supply.wire import (
     decimal,
     map_invoice,

@@ -25,12 +25,11 @@ from gateway.idempotency.requests import IdempotentRequest, idempotent
 from gateway.members.wire import actor_of
 from gateway.security.authentication import Principal
 from gateway.security.authorisation import require
-from gateway.supply.schemas import (
-    ID_PATTERN,
+from gateway.supply.schemas import ID_PATTERN, StatementId, SupplierId
+from gateway.supply.statement_schemas import (
     DisputeIn,
     ExportFormat,
     SettlementCheckOut,
-    StatementId,
     StatementLinesOut,
     StatementOut,
     StatementPage,
@@ -38,7 +37,6 @@ from gateway.supply.schemas import (
     StatementRunIn,
     StatementRunOut,
     StatementStatusName,
-    SupplierId,
 )
 from gateway.supply.wire import amount, map_check, map_statement, map_statement_line, status_numbers
 

@@ -26,18 +26,16 @@ from gateway.inventory.planning_routes import PLANNING_DEADLINE_SECONDS
 from gateway.members.wire import actor_of
 from gateway.security.authentication import Principal
 from gateway.security.authorisation import require
-from gateway.supply.schemas import (
-    ID_PATTERN,
-    ContractId,
+from gateway.supply.schemas import ID_PATTERN, ContractId, SupplierId
+from gateway.supply.statement_schemas import StatementLineOut
+from gateway.supply.supplier_schemas import (
     ContractIn,
     ContractOut,
     ContractPage,
     FeeIn,
     ScorecardOut,
     SellThroughOut,
-    StatementLineOut,
     SupplierChangeIn,
-    SupplierId,
     SupplierIn,
     SupplierOut,
     SupplierPage,

@@ -13,11 +13,7 @@ from retail.inventory.v1 import inventory_service_pb2 as inventory_pb
 from retail.supply.v1 import supply_service_pb2 as pb
 
 from gateway.http.money import yuan_text
-from gateway.supply.schemas import (
-    Amount,
-    ContractIn,
-    ContractItemOut,
-    ContractOut,
+from gateway.supply.order_schemas import (
     GoodsReceiptIn,
     GoodsReceiptOut,
     InvoiceIn,
@@ -26,16 +22,19 @@ from gateway.supply.schemas import (
     OrderLineIn,
     OrderLineOut,
     PurchaseOrderOut,
+    ReceiptLineOut,
+)
+from gateway.supply.schemas import Amount
+from gateway.supply.statement_schemas import SettlementCheckOut, SettlementProblemOut, StatementLineOut, StatementOut
+from gateway.supply.supplier_schemas import (
+    ContractIn,
+    ContractItemOut,
+    ContractOut,
     QualityBandOut,
     RebateTierOut,
-    ReceiptLineOut,
     ScorecardOut,
     SellThroughOut,
     SellThroughRow,
-    SettlementCheckOut,
-    SettlementProblemOut,
-    StatementLineOut,
-    StatementOut,
     SupplierOut,
 )
 from servicekit.protowire import from_wire, moment, timestamp, to_wire

@@ -23,7 +23,7 @@ from gateway.domain.scopes import (
     default_scopes,
     grantable_scopes,
 )
-from gateway.supply.schemas import ContractIn
+from gateway.supply.supplier_schemas import ContractIn
 from gateway.supply.wire import amount, map_contract, map_contract_in, sell_through
 
 SUPPLY_SCOPES = {

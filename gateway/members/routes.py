@@ -1,4 +1,4 @@
-"""Members: register from any channel, resolve any identity, read by role, link (and merge), erase, points, KPIs.
+"""Members: register from any channel, resolve any identity, read by role and change; the KPIs and the mix.
 
 What a caller sees of a member's personal data depends on who it is: a store guide sees
 tier, tags, preferences and points but no contact details at all; headquarters staff with
@@ -14,48 +14,31 @@ import uuid
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Response
+from fastapi import Depends, Query, Response
 from retail.member.v1 import member_service_pb2 as pb
 
 from gateway.domain.clients import ClientKind, StaffRole
-from gateway.domain.scopes import (
-    MEMBER_KPIS_READ,
-    MEMBER_POINTS_READ,
-    MEMBER_POINTS_REDEEM,
-    MEMBERS_ERASE,
-    MEMBERS_MERGES_UNDO,
-    MEMBERS_READ,
-    MEMBERS_WRITE,
-)
+from gateway.domain.scopes import MEMBER_KPIS_READ, MEMBERS_READ, MEMBERS_WRITE
 from gateway.http import problems
-from gateway.http.paging import Paging
 from gateway.http.resources import GatewayResources, Resources
 from gateway.http.routing import ContextRouter
 from gateway.idempotency.requests import IdempotentRequest, created_status, idempotent
 from gateway.members.schemas import (
     STORE_ID_PATTERN,
     ChurnRiskCountOut,
-    ErasedOut,
-    ExpiringOut,
     IdentityType,
-    Linked,
-    LinkIn,
     MemberId,
     MemberKpisOut,
     MemberMixOut,
     MemberOut,
     MemberPatch,
-    PointsOut,
     ProfileIn,
     Purpose,
-    RedemptionIn,
-    RedemptionOut,
     Registered,
     RegistrationIn,
     Resolved,
     StageCountOut,
     TierCountOut,
-    UndoneOut,
 )
 from gateway.members.wire import (
     actor_of,
@@ -63,10 +46,7 @@ from gateway.members.wire import (
     consent_messages,
     gender_number,
     identity_message,
-    map_entry,
-    map_linked,
     map_member,
-    map_undone,
     optional_decimal,
     optional_money,
     view_of,
@@ -322,137 +302,3 @@ async def update_member(
     )
     await resources.member_service.UpdateMember(message)
     return await member_view(resources, principal, member_id, purpose)
-
-
-@router.post(
-    "/members/{member_id}/identities",
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=Linked,
-)
-async def link_identity(
-    member_id: MemberId,
-    body: LinkIn,
-    resources: Resources,
-    call: Annotated[IdempotentRequest, Depends(idempotent(MEMBERS_WRITE))],
-) -> Response:
-    """Link a channel identity to a member. An identity that belongs to another member merges the
-    two (the older or more complete survives; headquarters may choose with `survivor_member_id`);
-    the answer names the merge, which `POST /v1/merges/{merge_id}/undo` reverses. An identity
-    the member already has is `409` (`identity-already-linked`).
-
-    Scope `members:write`; `Idempotency-Key` required.
-    """
-    if body.survivor_member_id and not call.principal.is_headquarters:
-        raise problems.ProblemError(problems.FORBIDDEN, "only headquarters staff choose the survivor of a merge")
-    message = pb.LinkIdentityRequest(
-        request_id=call.request_id,
-        member_id=member_id,
-        identity=identity_message(body),
-        survivor_member_id=body.survivor_member_id or "",
-        actor=actor_of(call.principal),
-    )
-
-    return await call.forward(
-        lambda: resources.member_service.LinkIdentity(message), lambda answer: (200, map_linked(answer))
-    )
-
-
-@router.post(
-    "/merges/{merge_id}/undo", responses=problems.problem_responses(401, 403, 404, 409), response_model=UndoneOut
-)
-async def undo_merge(
-    merge_id: Annotated[str, Path(max_length=64)],
-    resources: Resources,
-    call: Annotated[IdempotentRequest, Depends(idempotent(MEMBERS_MERGES_UNDO))],
-) -> Response:
-    """Undo a merge: both members exactly as they were before it. `409` with a `reason` when that
-    is no longer possible: `merge-already-undone`, `survivor-merged-again` (undo the later merge
-    first), `merge-diverged` (moved points were spent since) or `merged-member-erased`.
-
-    Scope `members:merges:undo`; `Idempotency-Key` required.
-    """
-    message = pb.UndoMergeRequest(request_id=call.request_id, merge_id=merge_id, actor=actor_of(call.principal))
-
-    return await call.forward(
-        lambda: resources.member_service.UndoMerge(message), lambda answer: (200, map_undone(answer))
-    )
-
-
-@router.get("/members/{member_id}/points", responses=problems.problem_responses(401, 403, 404, 422))
-async def member_points(
-    member_id: MemberId,
-    resources: Resources,
-    principal: Annotated[Principal, Depends(require(MEMBER_POINTS_READ))],
-    page: Paging,
-) -> PointsOut:
-    """The points balance, what expires when, and a page of the ledger (newest first). Scope `members:points:read`."""
-    answer = await resources.member_service.GetPoints(pb.GetPointsRequest(member_id=member_id, page=page.request()))
-    return PointsOut(
-        member_id=answer.member_id,
-        balance=answer.balance,
-        expiring=[ExpiringOut(points=e.points, expires_at=moment(e.expires_at)) for e in answer.expiring],
-        entries=[map_entry(entry) for entry in answer.entries],
-        next_page_token=page.next_token(answer.page_info.next_page_token),
-    )
-
-
-@router.post(
-    "/members/{member_id}/points/redemptions",
-    status_code=201,
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=RedemptionOut,
-)
-async def redeem_points(
-    member_id: MemberId,
-    body: RedemptionIn,
-    resources: Resources,
-    call: Annotated[IdempotentRequest, Depends(idempotent(MEMBER_POINTS_REDEEM))],
-) -> Response:
-    """Spend points (soonest-expiring first). More than the balance is `409` (`insufficient-points`,
-    with `available`); the balance never goes below zero, also under concurrent redemptions.
-
-    Scope `members:points:redeem`; `Idempotency-Key` required; a terminal redeems in its own store.
-    """
-    principal = call.principal
-    store_id = body.store_id or principal.store_id or ""
-    if store_id:
-        principal.ensure_store(store_id)
-    message = pb.RedeemPointsRequest(
-        request_id=call.request_id,
-        member_id=member_id,
-        points=body.points,
-        reference=body.reference or "",
-        store_id=store_id,
-        actor=actor_of(principal),
-    )
-
-    return await call.forward(
-        lambda: resources.member_service.RedeemPoints(message),
-        lambda answer: (201, RedemptionOut(entry=map_entry(answer.entry), balance=answer.balance)),
-    )
-
-
-@router.delete("/members/{member_id}", responses=problems.problem_responses(401, 403, 404, 422))
-async def erase_member(
-    member_id: MemberId,
-    resources: Resources,
-    principal: Annotated[Principal, Depends(require(MEMBERS_ERASE))],
-    reason: Annotated[str, Query(max_length=200, description="ticket or request reference; no personal data")] = "",
-) -> ErasedOut:
-    """Erase a member (PIPL): every personal datum and identity of the member, and of members merged
-    into it, is removed from the member service; only anonymous aggregates remain. Erasing again
-    answers the first erasure. Scope `members:erase`.
-    """
-    answer = await resources.member_service.EraseMember(
-        pb.EraseMemberRequest(
-            request_id=f"{principal.client_id}/erase/{uuid.uuid4()}",
-            member_id=member_id,
-            reason=reason,
-            actor=actor_of(principal),
-        ),
-    )
-    return ErasedOut(
-        member_id=answer.member_id,
-        erased_at=moment(answer.erased_at),
-        also_erased_member_ids=list(answer.also_erased_member_ids),
-    )

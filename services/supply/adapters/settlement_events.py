@@ -10,7 +10,7 @@ from retail.supply.v1 import supply_service_pb2 as pb
 from servicekit.outbox import OutboxEvent
 from servicekit.protowire import timestamp
 from services.supply.adapters.integration_events import money
-from services.supply.adapters.settlement_store import StatementRow
+from services.supply.adapters.statement_store import StatementRow
 from services.supply.domain.statements import StatementStatus
 
 SUBJECT = "retail.supply.v1.statement_status_changed"

@@ -27,7 +27,8 @@ from servicekit.errors import InvalidArgument
 from servicekit.protowire import timestamp
 from services.supply.adapters.integration_events import CURRENCY, decimal_text, money, wire_decimal
 from services.supply.adapters.settlement_events import STATEMENT_STATUSES
-from services.supply.adapters.settlement_store import LineRow, StatementRow, StoreSkuSales
+from services.supply.adapters.settlement_reports import StoreSkuSales
+from services.supply.adapters.statement_store import LineRow, StatementRow
 from services.supply.domain.settlement import Accrual, AccrualKind
 from services.supply.domain.statements import StatementStatus, yuan
 from services.supply.entrypoints.wire import MODES_TO_WIRE

@@ -15,7 +15,7 @@ Accruals (each exactly once: the consumer's inbox, and ``source_id`` unique):
 * :meth:`Accruals.record_fee` — a promotion or slotting fee, a deduction.
 
 Statements (:class:`Statements`): a run drafts, for every contract, the statement of the period
-containing a day, set-based (see :mod:`~services.supply.adapters.settlement_store`); issuing
+containing a day, set-based (see :mod:`~services.supply.adapters.statement_store`); issuing
 redrafts and freezes it under the statement's row lock, which a run also takes, so an
 accrual can never slip into an issued statement.
 """
@@ -35,17 +35,11 @@ from servicekit.clock import Clock, utc_now
 from servicekit.db import UnitOfWork
 from servicekit.errors import InvalidArgument, NotFound, PermissionDenied
 from servicekit.idempotency import ReplyCodec, RequestFingerprint, keep_reply, replay
-from services.supply.adapters import settlement_store as store
+from services.supply.adapters import accrual_store, settlement_reports, statement_store
+from services.supply.adapters.accrual_store import DaySales, UnmatchedLine
 from services.supply.adapters.settlement_events import statement_status_changed
-from services.supply.adapters.settlement_store import (
-    DaySales,
-    LineRow,
-    PeriodBases,
-    Problem,
-    StatementRow,
-    StoreSkuSales,
-    UnmatchedLine,
-)
+from services.supply.adapters.settlement_reports import Problem, StoreSkuSales
+from services.supply.adapters.statement_store import LineRow, PeriodBases, StatementRow
 from services.supply.domain.contracts import Contract
 from services.supply.domain.scorecards import scorecard
 from services.supply.domain.settlement import (
@@ -202,18 +196,18 @@ class Accruals:
         # Noted by id first: an entry delivered again (past the inbox, under another event id) changes nothing.
         contracts: dict[str, Contract] = {}
         if entry.is_return:
-            if not await store.record_journal_entry(session, entry.sale_id, entry.store_id, day, True):
+            if not await accrual_store.record_journal_entry(session, entry.sale_id, entry.store_id, day, True):
                 return
-            await store.add_sales_days(session, days)
+            await accrual_store.add_sales_days(session, days)
         else:
             skus = [line.sku for line in usable]
-            noted, contracts = await store.note_sale(session, entry.sale_id, entry.store_id, day, days, skus)
+            noted, contracts = await accrual_store.note_sale(session, entry.sale_id, entry.store_id, day, days, skus)
             if not noted:
                 return
         unusable = [line for line in entry.lines if not _usable(line)]
         if unusable:
-            settled = await store.settled_by_sales(session, [line.sku for line in unusable])
-            await store.keep_unmatched(
+            settled = await accrual_store.settled_by_sales(session, [line.sku for line in unusable])
+            await accrual_store.keep_unmatched(
                 session,
                 [
                     UnmatchedLine(
@@ -252,7 +246,7 @@ class Accruals:
         ]
         # The accruals written, and the returns that arrived before this sale (an offline till replaying late)
         # taken off the waiting list, in one round trip; those returns apply now, in their order.
-        waiting = await store.take_waiting_returns(session, entry.sale_id, accruals, now)
+        waiting = await accrual_store.take_waiting_returns(session, entry.sale_id, accruals, now)
         for return_sale_id in dict.fromkeys(line.sale_id for line in waiting):
             lines = [line for line in waiting if line.sale_id == return_sale_id]
             await self._apply_return(
@@ -278,10 +272,10 @@ class Accruals:
         session = uow.session
         if not lines:
             return
-        if not original_sale_id or not await store.journal_sale_known(session, original_sale_id):
+        if not original_sale_id or not await accrual_store.journal_sale_known(session, original_sale_id):
             # The original has not arrived (or was never named): the lines of SKUs settled from sales wait for it.
-            settled = await store.settled_by_sales(session, [line.sku for line in lines])
-            await store.keep_unmatched(
+            settled = await accrual_store.settled_by_sales(session, [line.sku for line in lines])
+            await accrual_store.keep_unmatched(
                 session,
                 [
                     UnmatchedLine(
@@ -303,7 +297,7 @@ class Accruals:
                 now,
             )
             return
-        sold = await store.sold_lines(session, original_sale_id)
+        sold = await accrual_store.sold_lines(session, original_sale_id)
         taken: dict[str, tuple[Decimal, int]] = {}  # what this entry already took back per original line
         accruals: list[Accrual] = []
         excess: list[UnmatchedLine] = []
@@ -352,12 +346,12 @@ class Accruals:
                         f"{left} more returned than sale {original_sale_id} sold",
                     )
                 )
-        await store.insert_accruals(session, accruals, now, sale_id=sale_id)
-        await store.keep_unmatched(session, excess, now)
+        await accrual_store.insert_accruals(session, accruals, now, sale_id=sale_id)
+        await accrual_store.keep_unmatched(session, excess, now)
 
     async def apply_goods_received(self, uow: UnitOfWork, receipt_id: str, received_at: datetime) -> int:
         """A receipt's lines under purchase contracts, as accruals (in the consumer's unit of work)."""
-        location, lines = await store.receipt_lines(uow.session, receipt_id)
+        location, lines = await accrual_store.receipt_lines(uow.session, receipt_id)
         day = business_day(received_at)
         accruals = [
             accrue_receipt(
@@ -372,12 +366,12 @@ class Accruals:
             for line in lines
             if line.accepted > 0 or (line.contract.rejects_billed and line.rejected > 0)
         ]
-        await store.insert_accruals(uow.session, accruals, self._clock())
+        await accrual_store.insert_accruals(uow.session, accruals, self._clock())
         return len(accruals)
 
     async def apply_vendor_return(self, uow: UnitOfWork, return_id: str, returned_at: datetime) -> int:
         """A return to vendor's lines under purchase contracts, as credits."""
-        location, lines = await store.vendor_return_lines(uow.session, return_id)
+        location, lines = await accrual_store.vendor_return_lines(uow.session, return_id)
         day = business_day(returned_at)
         accruals = [
             accrue_receipt(
@@ -393,7 +387,7 @@ class Accruals:
             for line in lines
             if line.accepted > 0
         ]
-        await store.insert_accruals(uow.session, accruals, self._clock())
+        await accrual_store.insert_accruals(uow.session, accruals, self._clock())
         return len(accruals)
 
     async def record_fee(self, command: RecordFee) -> Accrual:
@@ -409,7 +403,7 @@ class Accruals:
             session = uow.session
             if (first := await replay(session, command.request, self._fee_codec)) is not None:
                 return first
-            supplier_id = await store.contract_supplier(session, command.contract_id)
+            supplier_id = await accrual_store.contract_supplier(session, command.contract_id)
             if supplier_id is None or (command.supplier_scope is not None and supplier_id != command.supplier_scope):
                 raise UnknownContract("no such contract", details={"contract_id": command.contract_id})
             if command.supplier_scope is not None:
@@ -422,7 +416,7 @@ class Accruals:
                 occurred_on=command.occurred_on,
                 amount_fen=-command.amount_fen,
             )
-            await store.insert_accruals(
+            await accrual_store.insert_accruals(
                 session, [accrual], self._clock(), description=f"{command.fee_kind}: {description}".rstrip(": ")
             )
             await keep_reply(session, command.request, self._fee_codec, accrual)
@@ -551,7 +545,7 @@ class Statements:
             if (first := await replay(uow.session, command.request, self._run_codec)) is not None:
                 return first
             ids = await self._draft(uow, command.period_date, supplier_id=command.supplier_id)
-            lines, total = await store.run_summary(uow.session, ids)
+            lines, total = await statement_store.run_summary(uow.session, ids)
             result = RunResult(len(ids), lines, total)
             await keep_reply(uow.session, command.request, self._run_codec, result)
             await uow.commit()
@@ -574,10 +568,10 @@ class Statements:
         puts the window's open accruals on the statement for good before its period lines are computed."""
         session = uow.session
         now = self._clock()
-        candidates = await store.run_candidates(session, supplier_id, contract_id)
+        candidates = await statement_store.run_candidates(session, supplier_id, contract_id)
         contract_ids = [terms.contract_id for terms, _, _ in candidates]
-        issued = await store.issued_periods(session, contract_ids)
-        with_open = await store.contracts_with_open_accruals(session, contract_ids)
+        issued = await statement_store.issued_periods(session, contract_ids)
+        with_open = await statement_store.contracts_with_open_accruals(session, contract_ids)
         planned: list[tuple[str, SettlementTerms, StatementWindow]] = []
         for terms, valid_from, valid_until in candidates:
             window = statement_window(
@@ -590,15 +584,15 @@ class Statements:
             in_force = valid_from < window.end and (valid_until is None or valid_until > window.start)
             if in_force or terms.contract_id in with_open or contract_id is not None:
                 planned.append((statement_id(terms.contract_id, window.start), terms, window))
-        drafts = {row.statement_id: row for row in await store.ensure_drafts(session, planned, now)}
+        drafts = {row.statement_id: row for row in await statement_store.ensure_drafts(session, planned, now)}
         planned = [plan for plan in planned if plan[0] in drafts]
         if not planned:
             return []
         ids = [sid for sid, _, _ in planned]
-        await store.set_windows(session, [(sid, window) for sid, _, window in planned])
+        await statement_store.set_windows(session, [(sid, window) for sid, _, window in planned])
         if freeze:
-            await store.freeze_lines(session, ids)
-        bases = await store.period_bases(session, ids, live=not freeze)
+            await statement_store.freeze_lines(session, ids)
+        bases = await statement_store.period_bases(session, ids, live=not freeze)
         bases = {sid: bases.get(sid, PeriodBases()) for sid in ids}
         adjustments: list[Accrual] = []
         scores: dict[tuple[str, date], Decimal | None] = {}
@@ -608,7 +602,7 @@ class Statements:
             if terms.quality_bands:
                 key = (terms.supplier_id, window.start)
                 if key not in scores:
-                    due = await store.due_lines(session, terms.supplier_id, window.start, window.end)
+                    due = await statement_store.due_lines(session, terms.supplier_id, window.start, window.end)
                     scores[key] = scorecard(due).quality_score
                 score = scores[key]
             last_day = window.end - timedelta(days=1)
@@ -634,8 +628,8 @@ class Statements:
             had = totals[sid]
             totals[sid] = replace(had, total_fen=had.total_fen + accrual.amount_fen, lines=had.lines + 1)
         if adjustments:
-            await store.insert_accruals(session, adjustments, now, statement_ids=on_statement)
-        await store.write_totals(session, list(totals.items()), now)
+            await accrual_store.insert_accruals(session, adjustments, now, statement_ids=on_statement)
+        await statement_store.write_totals(session, list(totals.items()), now)
         return ids
 
     async def move(self, command: MoveStatement) -> StatementRow:
@@ -647,7 +641,7 @@ class Statements:
             session = uow.session
             if (first := await replay(session, command.request, self._statement_codec)) is not None:
                 return first
-            current = await store.statement(session, command.statement_id, lock=True)
+            current = await statement_store.statement(session, command.statement_id, lock=True)
             if current is None or (
                 command.supplier_scope is not None and current.supplier_id != command.supplier_scope
             ):
@@ -662,20 +656,20 @@ class Statements:
                 # The last drafting, under the row lock every run takes too: nothing slips in after it.
                 await self._draft(uow, current.period_start, contract_id=current.contract_id, freeze=True)
             if disputes:
-                found = await store.line_sources(session, current.statement_id, list(disputes))
+                found = await statement_store.line_sources(session, current.statement_id, list(disputes))
                 missing = sorted(set(disputes) - found)
                 if missing:
                     raise InvalidDisputeLine(
                         f"line {missing[0]} is not on the statement", details={"source_id": missing[0]}
                     )
-                await store.comment_lines(session, current.statement_id, disputes)
-            after = await store.move_statement(
+                await statement_store.comment_lines(session, current.statement_id, disputes)
+            after = await statement_store.move_statement(
                 session, current.statement_id, to, now, actor_id=command.actor_id, payment_reference=reference
             )
             if command.action is StatementAction.ISSUE:
                 # Its total from the lines now on it for good (not what arrived since the drafting began).
-                await store.refresh_totals(session, [current.statement_id], now)
-                after = await store.statement(session, current.statement_id) or after
+                await statement_store.refresh_totals(session, [current.statement_id], now)
+                after = await statement_store.statement(session, current.statement_id) or after
             uow.publish(statement_status_changed(current.status, after, command.actor_id, now))
             await keep_reply(session, command.request, self._statement_codec, after)
             await uow.commit()
@@ -690,15 +684,15 @@ class Statements:
         limit: int | None = None,
     ) -> StatementPage:
         async with self._unit_of_work() as uow:
-            found = await store.statement(uow.session, statement_id_)
+            found = await statement_store.statement(uow.session, statement_id_)
             if found is None or (supplier_scope is not None and found.supplier_id != supplier_scope):
                 raise StatementNotFound("no such statement", details={"statement_id": statement_id_})
-            lines = await store.statement_lines(
+            lines = await statement_store.statement_lines(
                 uow.session, statement_id_, after=after, limit=None if limit is None else limit + 1
             )
             if found.status is StatementStatus.DRAFT:
                 # A draft shows its lines as they stand: its total is theirs now, not as last drafted.
-                total, count, late = await store.live_totals(uow.session, statement_id_)
+                total, count, late = await statement_store.live_totals(uow.session, statement_id_)
                 found = replace(found, total_fen=total, line_count=count, late_line_count=late)
         more = limit is not None and len(lines) > limit
         lines = lines[:limit] if limit is not None else lines
@@ -714,7 +708,7 @@ class Statements:
         limit: int,
     ) -> tuple[list[StatementRow], tuple[date, str] | None]:
         async with self._unit_of_work() as uow:
-            rows = await store.list_statements(
+            rows = await statement_store.list_statements(
                 uow.session, supplier_id=supplier_id, statuses=statuses, after=after, limit=limit + 1
             )
         more = len(rows) > limit
@@ -722,9 +716,11 @@ class Statements:
         return rows, (rows[-1].period_start, rows[-1].statement_id) if more and rows else None
 
     async def check(self, supplier_id: str | None) -> SettlementCheck:
-        """The reconciliation check (see :func:`~services.supply.adapters.settlement_store.check`)."""
+        """The reconciliation check (see :func:`~services.supply.adapters.settlement_reports.check`)."""
         async with self._unit_of_work() as uow:
-            accruals, statements, open_accruals, problems = await store.check(uow.session, supplier_id, MAX_PROBLEMS)
+            accruals, statements, open_accruals, problems = await settlement_reports.check(
+                uow.session, supplier_id, MAX_PROBLEMS
+            )
         return SettlementCheck(accruals, statements, open_accruals, problems)
 
     async def supplier_sales(
@@ -735,8 +731,8 @@ class Statements:
         if (last - first).days > 366:
             raise InvalidArgument("a sales window is at most 367 days", details={"field": "from_date"})
         async with self._unit_of_work() as uow:
-            if (supplier_scope is not None and supplier_id != supplier_scope) or not await store.supplier_exists(
-                uow.session, supplier_id
-            ):
+            if (
+                supplier_scope is not None and supplier_id != supplier_scope
+            ) or not await settlement_reports.supplier_exists(uow.session, supplier_id):
                 raise UnknownSupplier("no such supplier", details={"supplier_id": supplier_id})
-            return await store.supplier_sales(uow.session, supplier_id, first, last, store_id)
+            return await settlement_reports.supplier_sales(uow.session, supplier_id, first, last, store_id)

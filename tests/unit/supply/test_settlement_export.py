@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from servicekit.errors import InvalidArgument
-from services.supply.adapters.settlement_store import LineRow, StatementRow
+from services.supply.adapters.statement_store import LineRow, StatementRow
 from services.supply.domain.contracts import SettlementMode
 from services.supply.domain.settlement import Accrual, AccrualKind
 from services.supply.domain.statements import StatementStatus

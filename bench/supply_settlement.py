@@ -32,7 +32,8 @@ from servicekit import migrations
 from servicekit.db import create_engine, units_of_work
 from servicekit.idempotency import RequestFingerprint
 from services.supply.migrate import VERSIONS as SUPPLY_VERSIONS
-from services.supply.service_layer.settlement import Accruals, JournalEntry, JournalLine, RunStatements, Statements
+from services.supply.service_layer.accruals import Accruals, JournalEntry, JournalLine
+from services.supply.service_layer.statements import RunStatements, Statements
 
 SUPPLIERS = 1_000
 GROUP_BY = (

@@ -30,10 +30,11 @@ from services.supply.entrypoints.settlement_consumers import (
     settlement_consumer,
     settlement_handlers,
 )
+from services.supply.service_layer.accruals import Accruals
 from services.supply.service_layer.purchase_orders import PurchaseOrders
 from services.supply.service_layer.receiving import Receiving
 from services.supply.service_layer.scorecards import Scorecards
-from services.supply.service_layer.settlement import Accruals, Statements
+from services.supply.service_layer.statements import Statements
 from services.supply.service_layer.suppliers import Suppliers
 from services.supply.settings import SupplySettings
 

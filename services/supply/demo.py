@@ -17,7 +17,7 @@ load did and creates nothing (and a load interrupted half way is finished by the
 * last month, the purchase supplier's order at the first store, sent, confirmed and delivered
   in full, and accrued as the SUPPLY stream's consumer accrues it (which then finds it done);
 * last month's demo sales, as the SALES journal carries them, through settlement's journal
-  handler (:meth:`~services.supply.service_layer.settlement.Accruals.apply_journal_entry`, a
+  handler (:meth:`~services.supply.service_layer.accruals.Accruals.apply_journal_entry`, a
   sale recognised by its id, so a second load adds nothing): the consignment and concession
   SKUs' lines accrue, every line adds to the store × SKU × day sales the portal shows. The
   history's sales never went through the journal (the other services import them), so this
@@ -61,6 +61,7 @@ from services.supply.domain.statements import StatementAction, StatementNotFound
 from services.supply.domain.suppliers import Actor, Supplier
 from services.supply.domain.terms import ContractTerms, ItemTerms
 from services.supply.entrypoints.wire import map_contract, map_po, map_receipt_outcome, map_supplier, reply
+from services.supply.service_layer.accruals import JournalEntry, JournalLine
 from services.supply.service_layer.purchase_orders import (
     ConfirmPurchaseOrder,
     CreatePurchaseOrder,
@@ -68,7 +69,7 @@ from services.supply.service_layer.purchase_orders import (
     WantedLine,
 )
 from services.supply.service_layer.receiving import ReceivedLine, RecordGoodsReceipt
-from services.supply.service_layer.settlement import JournalEntry, JournalLine, MoveStatement, RunStatements
+from services.supply.service_layer.statements import MoveStatement, RunStatements
 from services.supply.service_layer.suppliers import CreateContract, UpsertSupplier
 from services.supply.settings import SupplySettings
 

@@ -46,6 +46,7 @@ from services.supply.entrypoints.wire import (
     map_wanted_lines,
     reply,
 )
+from services.supply.service_layer.accruals import Accruals
 from services.supply.service_layer.purchase_orders import (
     ConfirmPurchaseOrder,
     CreatePurchaseOrder,
@@ -60,7 +61,7 @@ from services.supply.service_layer.receiving import (
     RecordVendorReturn,
 )
 from services.supply.service_layer.scorecards import Scorecards
-from services.supply.service_layer.settlement import Accruals, Statements
+from services.supply.service_layer.statements import Statements
 from services.supply.service_layer.suppliers import CreateContract, Suppliers, UpsertSupplier
 
 DEFAULT_PAGE = 50

@@ -28,15 +28,13 @@ from services.supply.entrypoints.settlement_wire import (
     map_store_sku_sales,
 )
 from services.supply.entrypoints.wire import map_actor, map_date, map_fen
-from services.supply.service_layer.settlement import (
-    Accruals,
+from services.supply.service_layer.accruals import Accruals, RecordFee, business_day
+from services.supply.service_layer.statements import (
     MoveStatement,
-    RecordFee,
     RunStatements,
     Statements,
     StatementsAreHeadquarters,
     UnknownSupplier,
-    business_day,
 )
 
 _HEADQUARTERS_MOVES = (StatementAction.ISSUE, StatementAction.APPROVE, StatementAction.PAY)

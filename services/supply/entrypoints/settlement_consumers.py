@@ -1,6 +1,6 @@
 """Settlement's consumers: the SALES journal, and supply's own receipts and returns to vendor.
 
-Each handler maps the message and hands it to :class:`~services.supply.service_layer.settlement.Accruals`
+Each handler maps the message and hands it to :class:`~services.supply.service_layer.accruals.Accruals`
 in the consumer's unit of work, so the inbox row and the accruals commit together: a redelivered
 journal entry or receipt accrues nothing twice. Receipts are accrued from the SUPPLY stream
 rather than inside purchasing's transaction, so settlement never slows or fails a receipt.
@@ -17,7 +17,7 @@ from servicekit.db import UnitOfWork
 from servicekit.messaging import ConsumerSpec
 from servicekit.protowire import moment
 from services.supply.entrypoints.settlement_wire import map_journal_entry
-from services.supply.service_layer.settlement import Accruals
+from services.supply.service_layer.accruals import Accruals
 
 
 def sales_consumer(durable: str = "supply-sales") -> ConsumerSpec:

@@ -32,7 +32,7 @@ from services.supply.adapters.statement_store import LineRow, StatementRow
 from services.supply.domain.settlement import Accrual, AccrualKind
 from services.supply.domain.statements import StatementStatus, yuan
 from services.supply.entrypoints.wire import MODES_TO_WIRE
-from services.supply.service_layer.settlement import JournalEntry, JournalLine
+from services.supply.service_layer.accruals import JournalEntry, JournalLine
 
 STATUSES_FROM_WIRE = {number: status for status, number in STATEMENT_STATUSES.items()}
 KINDS = {

@@ -11,7 +11,7 @@ from demodata import DemoRetailer, DemoScale
 from servicekit.db import UnitOfWork
 from services.supply.demo import REJECT_REASON, contract_modes, load_demo
 from services.supply.domain.statements import StatementStatus
-from services.supply.service_layer.settlement import Statements
+from services.supply.service_layer.statements import Statements
 from tests.integration.supply.conftest import fetch
 
 SCALE = replace(

@@ -27,11 +27,22 @@ time passing needs no invalidation; a question about a moment before the load re
 database). Rules are indexed by location — chain-wide, per store, per store group — so a
 store's question looks at its own rules only, as ``rules_for_store`` does in SQL. At most
 ``max_skus`` SKUs are kept (the oldest loaded go first).
+
+Beside the rules, the cache keeps the service's **decisions** (``Decision``: which regular rule
+and promotion win for a SKU in one store — its id, groups and currency as read this time —
+channel and member tier, and the window of moments they keep winning in), so that a basket
+line of a SKU priced before is a dictionary look-up and the line's arithmetic instead of the
+rules' evaluation. A decision is derived from the cached rules of one generation and is
+dropped with them (a higher generation empties both), so its staleness bound is theirs:
+**none after a commit**. It is used only at moments inside its window, which never starts
+before its SKU was loaded (questions about earlier moments evaluate the rules, or read the
+database as above). At most ``max_decisions`` are kept (default four per cached SKU; the
+oldest go first).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -39,7 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.pricing.adapters import pricing_store
 from services.pricing.adapters.pricing_store import StoredItem, StoreRow
-from services.pricing.domain.rules import PriceRule
+from services.pricing.domain.rules import Decision, PriceRule
 
 
 @dataclass(frozen=True)
@@ -79,8 +90,29 @@ def cached_sku(item: StoredItem | None, rules: Iterable[PriceRule], loaded_at: d
     )
 
 
-PriceInputs = tuple[StoreRow | None, dict[str, StoredItem], dict[str, list[PriceRule]]]
-"""What pricing a basket needs: the store (None: unknown), the items found and each SKU's rules for the store."""
+@dataclass(frozen=True)
+class PriceInputs:
+    """What pricing a basket needs: the store (None: unknown), each SKU as loaded, and the
+    ``decisions`` kept for the generation they were read under (None when the cache was bypassed)."""
+
+    store: StoreRow | None
+    skus: dict[str, CachedSku]
+    decisions: dict[Hashable, Decision] | None = None
+
+    @property
+    def items(self) -> dict[str, StoredItem]:
+        """The items found (an unknown SKU has none)."""
+        return {sku: entry.item for sku, entry in self.skus.items() if entry.item is not None}
+
+    def rules(self) -> dict[str, list[PriceRule]]:
+        """Each SKU's rules that can apply in the store."""
+        assert self.store is not None
+        return {sku: entry.rules_for(self.store) for sku, entry in self.skus.items()}
+
+    @property
+    def since(self) -> datetime:
+        """The earliest moment these inputs answer for (the latest load among the SKUs)."""
+        return max(entry.loaded_at for entry in self.skus.values())
 
 
 @dataclass
@@ -89,24 +121,27 @@ class CacheStats:
     misses: int = 0
     bypasses: int = 0
     invalidations: int = 0
+    decisions_dropped: int = 0
 
 
 class PriceReadCache:
-    def __init__(self, max_skus: int) -> None:
+    def __init__(self, max_skus: int, *, max_decisions: int | None = None) -> None:
         self._max_skus = max_skus
+        self._max_decisions = 4 * max_skus if max_decisions is None else max_decisions
         self._generation = 0
         self._skus: dict[str, CachedSku] = {}
+        self._decisions: dict[Hashable, Decision] = {}
         self.stats = CacheStats()
 
     async def read(self, session: AsyncSession, store_id: str, skus: Sequence[str], at: datetime) -> PriceInputs:
         """The store, the SKUs' items and their rules that can apply in the store, as of now (``at``)."""
         store, generation = await pricing_store.store_and_read_generation(session, store_id)
         if store is None:
-            return None, {}, {}
+            return PriceInputs(None, {})
         if generation > self._generation:
-            if self._skus:
+            if self._skus or self._decisions:
                 self.stats.invalidations += 1
-            self._skus, self._generation = {}, generation
+            self._skus, self._decisions, self._generation = {}, {}, generation
         usable = self._max_skus > 0 and generation == self._generation
         found: dict[str, CachedSku] = {}
         wanted: list[str] = []
@@ -127,9 +162,22 @@ class PriceReadCache:
             found.update(loaded)
             if usable and generation == self._generation:
                 self._keep(loaded)
-        items = {sku: entry.item for sku, entry in found.items() if entry.item is not None}
-        rules = {sku: entry.rules_for(store) for sku, entry in found.items()}
-        return store, items, rules
+        current = usable and generation == self._generation and self._max_decisions > 0
+        return PriceInputs(store, found, self._decisions if current else None)
+
+    @property
+    def decisions_kept(self) -> int:
+        return len(self._decisions)
+
+    def trim_decisions(self) -> None:
+        """Drop the oldest kept decisions beyond ``max_decisions`` (a quarter more, so that a
+        full cache is not trimmed on every basket)."""
+        overflow = len(self._decisions) - self._max_decisions
+        if overflow > 0:
+            overflow += self._max_decisions // 4
+            for key in list(self._decisions)[:overflow]:
+                del self._decisions[key]
+            self.stats.decisions_dropped += overflow
 
     def _keep(self, loaded: dict[str, CachedSku]) -> None:
         self._skus.update(loaded)

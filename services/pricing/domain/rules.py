@@ -52,7 +52,9 @@ Performance
 -----------
 :meth:`RuleSet.of` groups rules per SKU and kind and sorts each group once by the
 precedence key (steps 2–8 do not depend on the sale). Pricing a line then walks one
-SKU's rules in that order and takes the first that passes the hard filters.
+SKU's rules in that order and takes the first that passes the hard filters. A
+:class:`Decision` (the winners and the window of moments they hold for) can be kept and
+reused for every later line of the same SKU and context inside that window.
 
 API
 ---
@@ -60,8 +62,9 @@ API
 * the mechanics ``FixedPrice``, ``PercentOff``, ``MultiBuy`` and ``Mechanic`` live in :mod:`promotions`
 * ``PriceRule``, ``PriceContext``, ``EffectivePrice``, ``precedence_key(rule)``
 * ``RuleSet.of(rules)`` with ``.price(ctx, quantity, *, weighed=False)``, ``.regular_rule(ctx)``,
-  ``.promotion_rule(ctx)``; ``effective_price(rules, ctx, quantity, *, weighed=False)``
-  for a one-off.
+  ``.promotion_rule(ctx)``, ``.decide(ctx)`` (a :class:`Decision`: the winners and the moments
+  they hold between, whose ``.price(quantity, weighed=…)`` prices a line);
+  ``effective_price(rules, ctx, quantity, *, weighed=False)`` for a one-off.
 * ``find_conflicts(existing, new) -> list[RuleConflict]`` and ``check_conflicts(existing, new)``
   raising :class:`OverlappingRules` (an ``InvalidArgument``).
 * ``validate_quantity(quantity) -> Decimal``
@@ -372,6 +375,37 @@ def _first_applicable(ordered: tuple[PriceRule, ...], ctx: PriceContext) -> Pric
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Which rules price one SKU in one context (store, channel, tier, currency), from ``since``
+    (inclusive) until ``until`` (exclusive; None: no rule's window ends or starts later)."""
+
+    regular: PriceRule
+    promotion: PriceRule | None
+    currency: str
+    since: datetime
+    until: datetime | None
+
+    def holds_at(self, at: datetime) -> bool:
+        return self.since <= at and (self.until is None or at < self.until)
+
+    def price(self, quantity: Decimal, *, weighed: bool = False) -> EffectivePrice:
+        """The line for ``quantity`` (already validated: see :func:`validate_quantity`)."""
+        regular_fen = self.regular.price_fen
+        assert regular_fen is not None  # PriceRule guarantees it for REGULAR rules
+        promotion = self.promotion
+        if promotion is None:
+            line_total = round_half_up_fen(Decimal(regular_fen) * quantity)
+            return EffectivePrice(
+                regular_fen, regular_fen, self.regular, None, False, quantity, line_total, self.currency
+            )
+        assert promotion.mechanic is not None  # PriceRule guarantees it for PROMOTION rules
+        unit, line_total, applied, note = apply_promotion(regular_fen, promotion.mechanic, quantity, weighed)
+        return EffectivePrice(
+            unit, regular_fen, self.regular, promotion, applied, quantity, line_total, self.currency, note
+        )
+
+
 _NO_RULES: tuple[PriceRule, ...] = ()
 
 
@@ -414,6 +448,28 @@ class RuleSet:
         """The winning PROMOTION rule, applied or not; ``None`` when none applies."""
         return _first_applicable(self.promotions_by_sku.get(ctx.sku, _NO_RULES), ctx)
 
+    def decide(self, ctx: PriceContext) -> Decision:
+        """The winning REGULAR rule and promotion, and the moments around ``ctx.at`` between which
+        they stay the winners (:class:`NoPrice` when no regular rule applies).
+
+        Only a rule's window depends on the moment, and a window opens or closes only at one of
+        its bounds, so the winners stay the same from the latest bound of the SKU's rules at or
+        before ``ctx.at`` until the next one after it.
+        """
+        regular = self.regular_rule(ctx)
+        promotion = self.promotion_rule(ctx)
+        since, until = _EARLIEST, None
+        for group in (self.regular_by_sku.get(ctx.sku, _NO_RULES), self.promotions_by_sku.get(ctx.sku, _NO_RULES)):
+            for rule in group:
+                for bound in (rule.valid_from, rule.valid_to):
+                    if bound is None:
+                        continue
+                    if bound <= ctx.at:
+                        since = max(since, bound)
+                    elif until is None or bound < until:
+                        until = bound
+        return Decision(regular, promotion, ctx.currency, since, until)
+
     def price(self, ctx: PriceContext, quantity: Decimal = _ONE, *, weighed: bool = False) -> EffectivePrice:
         """The regular price, the promotion on top of it, and the line total for ``quantity``.
 
@@ -421,16 +477,7 @@ class RuleSet:
         even at a whole 2.000 kg.
         """
         amount = validate_quantity(quantity)
-        regular = self.regular_rule(ctx)
-        regular_fen = regular.price_fen
-        assert regular_fen is not None  # PriceRule guarantees it for REGULAR rules
-        promotion = self.promotion_rule(ctx)
-        if promotion is None:
-            line_total = round_half_up_fen(Decimal(regular_fen) * amount)
-            return EffectivePrice(regular_fen, regular_fen, regular, None, False, amount, line_total, ctx.currency)
-        assert promotion.mechanic is not None  # PriceRule guarantees it for PROMOTION rules
-        unit, line_total, applied, note = apply_promotion(regular_fen, promotion.mechanic, amount, weighed)
-        return EffectivePrice(unit, regular_fen, regular, promotion, applied, amount, line_total, ctx.currency, note)
+        return self.decide(ctx).price(amount, weighed=weighed)
 
     def __len__(self) -> int:
         return sum(len(group) for group in self.regular_by_sku.values()) + sum(

@@ -402,26 +402,28 @@ def map_change(change: ChangeRow) -> pb.PriceChange:
     return message
 
 
-def map_effective_price(price: EffectivePrice, sku: str) -> pb.EffectivePrice:
-    message = pb.EffectivePrice(
-        sku=sku,
-        unit_price=map_money(price.unit_price_fen, price.currency),
-        regular_price=map_money(price.regular_price_fen, price.currency),
-        regular_rule_id=price.regular_rule.rule_id,
-        promotion_applied=price.promotion_applied,
-        line_total=map_money(price.line_total_fen, price.currency),
-        explanation=explain(price),
-    )
-    message.quantity.CopyFrom(map_decimal(price.quantity))
+def map_effective_price(price: EffectivePrice, sku: str, message: pb.EffectivePrice | None = None) -> pb.EffectivePrice:
+    """The line as a message (``message``: filled in place); each field set in place, since
+    building each Money and copying it in cost twice as much."""
+    message = pb.EffectivePrice() if message is None else message
+    message.sku = sku
+    currency = price.currency
+    unit_price, regular_price, line_total = message.unit_price, message.regular_price, message.line_total
+    unit_price.currency_code, unit_price.minor_units = currency, price.unit_price_fen
+    regular_price.currency_code, regular_price.minor_units = currency, price.regular_price_fen
+    message.regular_rule_id = price.regular_rule.rule_id
     if price.promotion is not None:
-        message.promotion.CopyFrom(map_promotion(price.promotion))
+        message.promotion.CopyFrom(_kept(_promotion_messages, price.promotion, map_promotion))
+    message.promotion_applied = price.promotion_applied
+    message.quantity.value = _decimal_text(price.quantity)
+    line_total.currency_code, line_total.minor_units = currency, price.line_total_fen
+    message.explanation = explain(price)
     return message
 
 
 def explain(price: EffectivePrice) -> str:
     """Which rules decided a price, in words."""
-    rule = price.regular_rule
-    text = f"regular price from {rule.rule_id} ({rule.scope.describe()}, priority {rule.priority})"
+    text = _kept(_regular_texts, price.regular_rule, _describe_regular)
     if price.promotion is not None:
         verb = "applied" if price.promotion_applied else "not applied"
         text += f"; promotion {price.promotion.rule_id} {verb}"
@@ -432,11 +434,46 @@ def explain(price: EffectivePrice) -> str:
 
 def map_basket_prices(prices: Sequence[EffectivePrice], lines: Sequence[tuple[str, Decimal]]) -> pb.PriceBasketResponse:
     currency = prices[0].currency
-    return pb.PriceBasketResponse(
-        lines=[map_effective_price(price, sku) for price, (sku, _) in zip(prices, lines, strict=True)],
+    response = pb.PriceBasketResponse(
         total=map_money(sum(price.line_total_fen for price in prices), currency),
         regular_total=map_money(sum(price.regular_line_total_fen for price in prices), currency),
     )
+    add = response.lines.add
+    for price, (sku, _) in zip(prices, lines, strict=True):
+        map_effective_price(price, sku, add())
+    return response
+
+
+# What a rule always maps to, kept per rule object: a basket's rules come from the read cache,
+# the same objects again and again (the rule is kept with its answer, so its id is not reused).
+_MEMO_SIZE = 50_000
+_regular_texts: dict[int, tuple[PriceRule, str]] = {}
+_promotion_messages: dict[int, tuple[PriceRule, pb.Promotion]] = {}
+_decimal_texts: dict[Decimal, str] = {}
+MemoT = TypeVar("MemoT")
+
+
+def _kept(memo: dict[int, tuple[PriceRule, MemoT]], rule: PriceRule, make: Callable[[PriceRule], MemoT]) -> MemoT:
+    kept = memo.get(id(rule))
+    if kept is not None and kept[0] is rule:
+        return kept[1]
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[id(rule)] = (rule, made := make(rule))
+    return made
+
+
+def _describe_regular(rule: PriceRule) -> str:
+    return f"regular price from {rule.rule_id} ({rule.scope.describe()}, priority {rule.priority})"
+
+
+def _decimal_text(number: Decimal) -> str:
+    """``map_decimal``'s text; quantities repeat (1, 2, 0.5 kg…), so each is worked out once."""
+    if (text := _decimal_texts.get(number)) is None:
+        if len(_decimal_texts) >= _MEMO_SIZE:
+            _decimal_texts.clear()
+        text = _decimal_texts[number] = format(number.normalize(), "f")
+    return text
 
 
 def map_mismatch_reason(reason: str) -> Any:

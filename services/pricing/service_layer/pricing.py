@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -22,13 +22,14 @@ from servicekit.errors import FailedPrecondition, InvalidArgument, NotFound, Per
 from services.pricing.adapters import book_entries, pricing_store
 from services.pricing.adapters import integration_events as events
 from services.pricing.adapters.book_entries import BookRow
-from services.pricing.adapters.price_read_cache import PriceReadCache
+from services.pricing.adapters.price_read_cache import PriceInputs, PriceReadCache, cached_sku
 from services.pricing.adapters.pricing_store import ChangeRow, StoredItem, StoreRow
 from services.pricing.domain.catalogue import Item, validate_sku
 from services.pricing.domain.commands import Actor, Question, RuleDraft, ScheduleChange, SetPrices
 from services.pricing.domain.guard_rails import check_guard_rails
 from services.pricing.domain.money import validate_currency
 from services.pricing.domain.rules import (
+    Decision,
     EffectivePrice,
     PriceContext,
     PriceRule,
@@ -36,6 +37,7 @@ from services.pricing.domain.rules import (
     RuleSet,
     Scope,
     check_conflicts,
+    validate_quantity,
 )
 from services.pricing.service_layer import book
 
@@ -286,47 +288,28 @@ class Pricing:
         if question.at is None:  # now: through the cache (never staler than the last commit)
             # Outside a transaction: a cache hit is one statement (see price_read_cache on a miss).
             async with self._uow().read() as session:
-                store, items, rules = await self.read_cache.read(session, question.store_id, skus, at)
+                inputs = await self.read_cache.read(session, question.store_id, skus, at)
         else:  # a moment of the caller's: what the rules in force then say
             async with self._uow() as uow:
-                store = await pricing_store.get_store(uow.session, question.store_id)
-                items, rules = {}, {}
-                if store is not None:
-                    items = await pricing_store.get_items(uow.session, skus)
-                    rules = await pricing_store.rules_for_store(
-                        uow.session,
-                        skus,
-                        store_id=store.store_id,
-                        store_groups=store.price_groups,
-                        currency=store.currency,
-                        at=at,
-                    )
+                inputs = await _inputs_at(uow, question.store_id, skus, at)
+        store = inputs.store
         if store is None:
             raise UnknownStore(f"unknown store {question.store_id}", details={"store_id": question.store_id})
+        items = inputs.items
         missing = [sku for sku in skus if sku not in items]
         if missing:
             raise UnknownSku(f"unknown SKUs {', '.join(missing)}", details={"skus": missing})
         delisted = [sku for sku in skus if not items[sku].item.sellable_in(store.store_id)]
         if delisted:
             raise NotListed(f"not sold in store {store.store_id}: {', '.join(delisted)}", details={"skus": delisted})
-        rule_set = RuleSet.of(rule for sku_rules in rules.values() for rule in sku_rules)
-        groups = frozenset(store.price_groups)
-        return [
-            rule_set.price(
-                PriceContext(
-                    sku=sku,
-                    store_id=store.store_id,
-                    store_groups=groups,
-                    channel=question.channel,
-                    member_tier=question.member_tier,
-                    at=at,
-                    currency=store.currency,
-                ),
-                quantity,
-                weighed=items[sku].item.weighed,
-            )
-            for sku, quantity in lines
-        ]
+        decide = _Decider(inputs, store, question, at)
+        prices = []
+        for sku, quantity in lines:
+            amount = validate_quantity(quantity)
+            prices.append(decide(sku).price(amount, weighed=items[sku].item.weighed))
+        if inputs.decisions is not None:
+            self.read_cache.trim_decisions()
+        return prices
 
     # -- POS price book ----------------------------------------------------------------------
 
@@ -426,3 +409,61 @@ class Pricing:
                 at=now,
             )
         )
+
+
+async def _inputs_at(uow: UnitOfWork, store_id: str, skus: Sequence[str], at: datetime) -> PriceInputs:
+    """What the database says pricing at ``at`` needs (never through the cache)."""
+    store = await pricing_store.get_store(uow.session, store_id)
+    if store is None:
+        return PriceInputs(None, {})
+    items = await pricing_store.get_items(uow.session, skus)
+    rules = await pricing_store.rules_for_store(
+        uow.session, skus, store_id=store.store_id, store_groups=store.price_groups, currency=store.currency, at=at
+    )
+    return PriceInputs(store, {sku: cached_sku(items.get(sku), rules.get(sku, ()), at) for sku in skus})
+
+
+class _Decider:
+    """Each SKU's :class:`Decision` in one basket's context: kept from an earlier basket when one
+    holds at the moment (see ``price_read_cache``), else evaluated from the rules and kept."""
+
+    def __init__(self, inputs: PriceInputs, store: StoreRow, question: Question, at: datetime) -> None:
+        self._inputs = inputs
+        self._store = store
+        self._question = question
+        self._at = at
+        self._context = (store.store_id, store.price_groups, store.currency, question.channel, question.member_tier)
+        self._decided: dict[str, Decision] = {}
+        self._rule_set: RuleSet | None = None
+
+    def __call__(self, sku: str) -> Decision:
+        decision = self._decided.get(sku)
+        if decision is not None:
+            return decision
+        kept = self._inputs.decisions
+        key = (*self._context, sku)
+        decision = kept.get(key) if kept is not None else None
+        if decision is None or not decision.holds_at(self._at):
+            decision = self._evaluate(sku)
+            if kept is not None:
+                kept[key] = decision
+        self._decided[sku] = decision
+        return decision
+
+    def _evaluate(self, sku: str) -> Decision:
+        if self._rule_set is None:
+            self._rule_set = RuleSet.of(rule for rules in self._inputs.rules().values() for rule in rules)
+        store, question = self._store, self._question
+        decision = self._rule_set.decide(
+            PriceContext(
+                sku=sku,
+                store_id=store.store_id,
+                store_groups=frozenset(store.price_groups),
+                channel=question.channel,
+                member_tier=question.member_tier,
+                at=self._at,
+                currency=store.currency,
+            )
+        )
+        since = self._inputs.since  # the rules answer for moments after their load only
+        return replace(decision, since=since) if decision.since < since else decision

@@ -6,9 +6,8 @@ negative amounts, no exponent and no grouping — 12345 fen is "123.45", -5 fen 
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 
 def yuan_text(fen: int) -> str:
-    """Whole fen as yuan with two decimals, exactly."""
-    return str(Decimal(fen).scaleb(-2))
+    """Whole fen as yuan with two decimals, exactly (integer arithmetic: a basket's answer has 60 of them)."""
+    whole, cents = divmod(abs(fen), 100)
+    return f"{'-' if fen < 0 else ''}{whole}.{cents:02d}"

@@ -36,7 +36,6 @@ from gateway.idempotency.requests import IdempotentRequest, created_status, idem
 from gateway.members.wire import actor_of
 from gateway.pricing.access import BOOK_RESPONSES, created_or_changed, forbidden, price_question_store
 from gateway.pricing.schemas import (
-    DEFAULT_CURRENCY,
     ID_PATTERN,
     QUANTITY_PATTERN,
     BasketIn,
@@ -58,7 +57,7 @@ from gateway.pricing.schemas import (
     TierName,
 )
 from gateway.pricing.wire import (
-    amount,
+    basket_json,
     enum_number,
     guard_rail_override_message,
     map_change,
@@ -211,10 +210,14 @@ async def effective_price(
     return map_effective_price(basket.lines[0])
 
 
-@router.post("/prices/effective/basket", responses=problems.problem_responses(401, 403, 404, 409, 422))
+@router.post(
+    "/prices/effective/basket",
+    responses=problems.problem_responses(401, 403, 404, 409, 422),
+    response_model=BasketOut,
+)
 async def price_basket(
     body: BasketIn, resources: Resources, principal: Annotated[Principal, Depends(require(PRICES_READ))]
-) -> BasketOut:
+) -> Response:
     """Every line of a basket priced in one context (multi-buys count across the quantity), with
     the total and what it would cost at regular prices.
 
@@ -228,12 +231,8 @@ async def price_basket(
             lines=[pb.BasketLine(sku=line.sku, quantity=money_pb2.Decimal(value=line.quantity)) for line in body.lines],
         ),
     )
-    return BasketOut(
-        lines=[map_effective_price(line) for line in answer.lines],
-        total=amount(answer.total),
-        regular_total=amount(answer.regular_total),
-        currency=answer.total.currency_code or DEFAULT_CURRENCY,
-    )
+    # The answer is the pricing service's, trusted: written as BasketOut's JSON without the models.
+    return Response(basket_json(answer), media_type="application/json")
 
 
 @router.put("/prices/{sku}", responses=problems.problem_responses(401, 403, 404, 409, 422), response_model=PricesOut)

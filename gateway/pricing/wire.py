@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -206,6 +207,40 @@ def map_effective_price(price: pb.EffectivePrice) -> EffectivePriceOut:
         line_total=amount(price.line_total),
         explanation=price.explanation,
     )
+
+
+def basket_json(answer: pb.PriceBasketResponse) -> bytes:
+    """The :class:`BasketOut` of a basket as JSON, byte for byte what the model would serialise to,
+    built straight from the trusted answer: no model per line to validate and dump (for 20 lines
+    that was a fifth of the gateway's CPU per basket). A promotion, rarer and holding moments,
+    still goes through :class:`PromotionOut`."""
+    return _JSON.encode(
+        {
+            "lines": [_effective_price_json(line) for line in answer.lines],
+            "total": amount(answer.total),
+            "regular_total": amount(answer.regular_total),
+            "currency": answer.total.currency_code or DEFAULT_CURRENCY,
+        }
+    ).encode()
+
+
+# pydantic's JSON: compact, and UTF-8 as it is (no \u escapes outside control characters).
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def _effective_price_json(price: pb.EffectivePrice) -> dict[str, Any]:
+    return {
+        "sku": price.sku,
+        "unit_price": amount(price.unit_price),
+        "regular_price": amount(price.regular_price),
+        "currency": price.unit_price.currency_code or DEFAULT_CURRENCY,
+        "regular_rule_id": price.regular_rule_id,
+        "promotion": map_promotion(price.promotion).model_dump(mode="json") if price.HasField("promotion") else None,
+        "promotion_applied": price.promotion_applied,
+        "quantity": price.quantity.value,
+        "line_total": amount(price.line_total),
+        "explanation": price.explanation,
+    }
 
 
 def map_book_entry(entry: pb.PriceBookEntry) -> PriceBookEntryOut:

@@ -1,9 +1,10 @@
 """Backend calls coalesced across requests: one batched call for many concurrent callers.
 
 Some calls come in floods: identity resolutions (apps and mini-programs resolve a member on
-almost every request) and reservations (a flash sale's buyers on one SKU). Sent one by one,
-each pays a whole gRPC round trip on both sides: the call's machinery was a quarter of the
-gateway's CPU per resolution and 17% per reservation, and much of the backends'. Here
+almost every request), reservations (a flash sale's buyers on one SKU) and basket prices
+(every cart and checkout page). Sent one by one, each pays a whole gRPC round trip on both
+sides: the call's machinery was a quarter of the gateway's CPU per resolution and 17% per
+reservation, and much of the backends'. Here
 concurrent calls of one kind queue up (:class:`servicekit.coalescing.Coalescer`): one
 batched call is in flight at a time, carrying everything that queued while the previous one
 ran, and each caller gets its own answer. An idle gateway adds no delay: the first call goes
@@ -34,12 +35,17 @@ from retail.inventory.v1 import inventory_service_pb2 as inventory_pb
 from retail.inventory.v1 import inventory_service_pb2_grpc
 from retail.member.v1 import member_service_pb2 as member_pb
 from retail.member.v1 import member_service_pb2_grpc
+from retail.pricing.v1 import pricing_service_pb2 as pricing_pb
+from retail.pricing.v1 import pricing_service_pb2_grpc
 
 from gateway.http.grpc_errors import refusal_error
 from servicekit.coalescing import Coalescer
 
 # Items per batched call at most (the services accept up to 500).
 BATCH_MAX = 200
+# Baskets per batched call at most: 16 of the largest (200 lines) answer well inside the
+# 4 MiB a gRPC client accepts.
+BASKETS_MAX = 16
 # After a backend answered a batched call UNIMPLEMENTED, how long to send unary calls instead.
 UNARY_FOR_SECONDS = 60.0
 
@@ -135,3 +141,24 @@ def stock_reservations(
         return (await stub.ReserveStock(request)).reservation
 
     return CoalescedCalls(send, send_one, clock=clock)
+
+
+def basket_prices(
+    stub: pricing_service_pb2_grpc.PricingServiceAsyncStub, *, clock: Callable[[], float] = time.monotonic
+) -> CoalescedCalls[pricing_pb.PriceBasketRequest, pricing_pb.PriceBasketResponse]:
+    """``PriceBasket`` for one basket, sent as ``PriceBaskets`` calls: the priced basket."""
+
+    async def send(
+        baskets: Sequence[pricing_pb.PriceBasketRequest],
+    ) -> list[pricing_pb.PriceBasketResponse | BaseException]:
+        answer = await stub.PriceBaskets(pricing_pb.PriceBasketsRequest(baskets=baskets))
+        return [
+            refusal_error(outcome.refusal) if outcome.HasField("refusal") else outcome.basket
+            for outcome in answer.outcomes
+        ]
+
+    async def send_one(basket: pricing_pb.PriceBasketRequest) -> pricing_pb.PriceBasketResponse:
+        answer: pricing_pb.PriceBasketResponse = await stub.PriceBasket(basket)
+        return answer
+
+    return CoalescedCalls(send, send_one, max_batch=BASKETS_MAX, clock=clock)

@@ -16,13 +16,18 @@ from retail.alerts.v1 import alerts_service_pb2_grpc
 from retail.inventory.v1 import inventory_service_pb2, inventory_service_pb2_grpc
 from retail.marketing.v1 import marketing_service_pb2_grpc
 from retail.member.v1 import member_service_pb2, member_service_pb2_grpc
-from retail.pricing.v1 import pricing_service_pb2_grpc
+from retail.pricing.v1 import pricing_service_pb2, pricing_service_pb2_grpc
 from retail.supply.v1 import supply_service_pb2_grpc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.adapters.backends import BackendChannels
 from gateway.adapters.client_registry import ClientRegistry
-from gateway.adapters.coalesced_calls import CoalescedCalls, member_resolutions, stock_reservations
+from gateway.adapters.coalesced_calls import (
+    CoalescedCalls,
+    basket_prices,
+    member_resolutions,
+    stock_reservations,
+)
 from gateway.adapters.sales_journal import SalesJournal
 from gateway.http import problems
 from gateway.idempotency.records import IdempotencyRecords
@@ -101,6 +106,13 @@ class GatewayResources:
     @property
     def pricing_service(self) -> pricing_service_pb2_grpc.PricingServiceAsyncStub:
         return self.backend("pricing", pricing_service_pb2_grpc.PricingServiceStub)
+
+    @property
+    def basket_prices(
+        self,
+    ) -> CoalescedCalls[pricing_service_pb2.PriceBasketRequest, pricing_service_pb2.PriceBasketResponse]:
+        """A basket → its prices, coalesced into ``PriceBaskets`` calls."""
+        return self._coalesced("pricing", basket_prices, self.pricing_service)
 
     @property
     def marketing_service(self) -> marketing_service_pb2_grpc.MarketingServiceAsyncStub:

@@ -225,7 +225,8 @@ async def price_basket(
     their own store only.
     """
     chosen = price_question_store(principal, body.store_id, "body.store_id")
-    answer = await resources.pricing_service.PriceBasket(
+    # Concurrent baskets go to the pricing service together (gateway.adapters.coalesced_calls).
+    answer = await resources.basket_prices(
         pb.PriceBasketRequest(
             question=price_question(principal, chosen, body.channel, body.tier, body.at),
             lines=[pb.BasketLine(sku=line.sku, quantity=money_pb2.Decimal(value=line.quantity)) for line in body.lines],

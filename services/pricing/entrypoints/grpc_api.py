@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -12,7 +13,8 @@ from retail.common.v1 import paging_pb2
 from retail.pricing.v1 import pricing_service_pb2 as pb
 from retail.pricing.v1 import pricing_service_pb2_grpc as pb_grpc
 
-from servicekit.errors import InvalidArgument
+from servicekit.errors import DomainError, InvalidArgument
+from servicekit.grpc_server import refusal_of
 from servicekit.idempotency import fingerprint, message_codec
 from servicekit.paging import page_key, page_token
 from services.pricing.entrypoints.wire import (
@@ -49,6 +51,8 @@ from services.pricing.service_layer.labels import LabelSync
 from services.pricing.service_layer.markdowns import Markdowns
 from services.pricing.service_layer.pricing import Pricing
 
+# Baskets one PriceBaskets call may carry (the gateway sends at most its batch size).
+MAX_BASKETS_AT_ONCE = 500
 ResultT = TypeVar("ResultT")
 ResponseT = TypeVar("ResponseT", bound=Message)
 
@@ -151,6 +155,31 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         lines = map_basket(request)
         prices = await self._pricing.effective_prices(map_question(request.question), lines)
         return map_basket_prices(prices, lines)
+
+    async def PriceBaskets(self, request: pb.PriceBasketsRequest, context: Any) -> pb.PriceBasketsResponse:
+        """Several baskets in one call (the gateway's coalesced ones): each as PriceBasket alone."""
+        if len(request.baskets) > MAX_BASKETS_AT_ONCE:
+            raise InvalidArgument(f"at most {MAX_BASKETS_AT_ONCE} baskets at once", details={"field": "baskets"})
+        response = pb.PriceBasketsResponse()
+        outcomes = [response.outcomes.add() for _ in request.baskets]
+        # Concurrently: each basket's read waits for the database while the others are priced.
+        faults = await asyncio.gather(
+            *(self._price_outcome(basket, outcome) for basket, outcome in zip(request.baskets, outcomes, strict=True)),
+            return_exceptions=True,
+        )
+        for fault in faults:
+            if fault is not None:
+                raise fault  # a fault (the database unreachable): the whole call fails, as each basket's would
+        return response
+
+    async def _price_outcome(self, basket: pb.PriceBasketRequest, outcome: pb.BasketOutcome) -> None:
+        try:
+            lines = map_basket(basket)
+            prices = await self._pricing.effective_prices(map_question(basket.question), lines)
+        except DomainError as refused:  # this basket alone is refused: the others of its batch are answered
+            outcome.refusal.CopyFrom(refusal_of(refused))
+            return
+        map_basket_prices(prices, lines, outcome.basket)
 
     async def GetPriceBook(self, request: pb.GetPriceBookRequest, context: Any) -> pb.GetPriceBookResponse:
         """A store's book, or what changed in it since a version."""

@@ -432,12 +432,15 @@ def explain(price: EffectivePrice) -> str:
     return text
 
 
-def map_basket_prices(prices: Sequence[EffectivePrice], lines: Sequence[tuple[str, Decimal]]) -> pb.PriceBasketResponse:
+def map_basket_prices(
+    prices: Sequence[EffectivePrice],
+    lines: Sequence[tuple[str, Decimal]],
+    response: pb.PriceBasketResponse | None = None,
+) -> pb.PriceBasketResponse:
+    response = pb.PriceBasketResponse() if response is None else response  # or filled in place
     currency = prices[0].currency
-    response = pb.PriceBasketResponse(
-        total=map_money(sum(price.line_total_fen for price in prices), currency),
-        regular_total=map_money(sum(price.regular_line_total_fen for price in prices), currency),
-    )
+    response.total.CopyFrom(map_money(sum(price.line_total_fen for price in prices), currency))
+    response.regular_total.CopyFrom(map_money(sum(price.regular_line_total_fen for price in prices), currency))
     add = response.lines.add
     for price, (sku, _) in zip(prices, lines, strict=True):
         map_effective_price(price, sku, add())

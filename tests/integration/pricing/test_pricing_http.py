@@ -4,6 +4,7 @@ input that changes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -402,6 +403,34 @@ async def test_effective_prices_and_baskets_follow_store_channel_tier_and_moment
         "24.50",
         "CNY",
     )
+
+
+async def test_concurrent_baskets_share_batched_calls_and_each_gets_its_own_answer(
+    app: PricingApp, gateway: RunningGateway, chain: Chain, unique: str
+) -> None:
+    skus = [await priced_sku(app, f"SKU{unique}{index}", base_fen=1000 + index) for index in range(4)]
+    baskets: list[dict[str, Any]] = [
+        {"store_id": chain.store_a, "lines": [{"sku": sku, "quantity": str(1 + n % 3)} for sku in skus[n % 4 :]]}
+        for n in range(24)
+    ]
+    baskets[5]["lines"].append({"sku": f"NO{unique}", "quantity": "1"})  # refused alone: the others are answered
+    calls_before, baskets_before = gateway.resources.basket_prices.stats
+
+    async def price(basket: dict[str, Any]) -> httpx.Response:
+        return await gateway.http.post("/v1/prices/effective/basket", json=basket, headers=chain.app)
+
+    together = await asyncio.gather(*(price(basket) for basket in baskets))
+
+    calls, priced = gateway.resources.basket_prices.stats
+    assert priced - baskets_before == len(baskets)
+    assert calls - calls_before < len(baskets)  # coalesced: fewer calls than baskets
+    assert_problem(together[5], 404, "not-found")
+    for index, (basket, answer) in enumerate(zip(baskets, together, strict=True)):
+        if index != 5:
+            alone = await price(basket)  # one at a time: a batch of one
+            assert (answer.status_code, answer.content) == (200, alone.content)
+            assert answer.headers["content-type"] == "application/json"
+    assert together[0].json()["total"] == "40.06"
 
 
 async def test_terminals_and_store_staff_ask_prices_of_their_own_store_only(

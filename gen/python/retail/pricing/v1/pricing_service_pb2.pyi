@@ -12,6 +12,7 @@ from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from retail.common.v1 import identifiers_pb2 as _identifiers_pb2
 from retail.common.v1 import money_pb2 as _money_pb2
 from retail.common.v1 import paging_pb2 as _paging_pb2
+from retail.common.v1 import refusal_pb2 as _refusal_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -1334,6 +1335,86 @@ class PriceBasketResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PriceBasketResponse: _TypeAlias = PriceBasketResponse  # noqa: Y015
+
+@_typing.final
+class PriceBasketsRequest(_message.Message):
+    """PriceBasketsRequest carries up to 500 baskets."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BASKETS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def baskets(self) -> _containers.RepeatedCompositeFieldContainer[Global___PriceBasketRequest]:
+        """The baskets, each as PriceBasket takes it."""
+
+    def __init__(
+        self,
+        *,
+        baskets: _abc.Iterable[Global___PriceBasketRequest] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["baskets", b"baskets"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PriceBasketsRequest: _TypeAlias = PriceBasketsRequest  # noqa: Y015
+
+@_typing.final
+class PriceBasketsResponse(_message.Message):
+    """PriceBasketsResponse answers each basket, in the same order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OUTCOMES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def outcomes(self) -> _containers.RepeatedCompositeFieldContainer[Global___BasketOutcome]:
+        """One per basket."""
+
+    def __init__(
+        self,
+        *,
+        outcomes: _abc.Iterable[Global___BasketOutcome] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcomes", b"outcomes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PriceBasketsResponse: _TypeAlias = PriceBasketsResponse  # noqa: Y015
+
+@_typing.final
+class BasketOutcome(_message.Message):
+    """BasketOutcome is one basket's answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    BASKET_FIELD_NUMBER: _builtins.int
+    REFUSAL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def basket(self) -> Global___PriceBasketResponse:
+        """The basket, as PriceBasketResponse carries it."""
+
+    @_builtins.property
+    def refusal(self) -> _refusal_pb2.Refusal:
+        """What PriceBasket would have answered for this basket alone."""
+
+    def __init__(
+        self,
+        *,
+        basket: Global___PriceBasketResponse | None = ...,
+        refusal: _refusal_pb2.Refusal | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["basket", b"basket", "outcome", b"outcome", "refusal", b"refusal"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["basket", b"basket", "outcome", b"outcome", "refusal", b"refusal"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["basket", "refusal"]  # noqa: Y015
+    _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_outcome) -> _WhichOneofReturnType_outcome | None: ...
+
+Global___BasketOutcome: _TypeAlias = BasketOutcome  # noqa: Y015
 
 @_typing.final
 class PriceBookEntry(_message.Message):

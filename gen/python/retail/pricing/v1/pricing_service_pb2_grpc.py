@@ -84,6 +84,11 @@ class PricingServiceStub:
                 request_serializer=retail_dot_pricing_dot_v1_dot_pricing__service__pb2.PriceBasketRequest.SerializeToString,
                 response_deserializer=retail_dot_pricing_dot_v1_dot_pricing__service__pb2.PriceBasketResponse.FromString,
                 _registered_method=True)
+        self.PriceBaskets = channel.unary_unary(
+                '/retail.pricing.v1.PricingService/PriceBaskets',
+                request_serializer=retail_dot_pricing_dot_v1_dot_pricing__service__pb2.PriceBasketsRequest.SerializeToString,
+                response_deserializer=retail_dot_pricing_dot_v1_dot_pricing__service__pb2.PriceBasketsResponse.FromString,
+                _registered_method=True)
         self.GetPriceBook = channel.unary_unary(
                 '/retail.pricing.v1.PricingService/GetPriceBook',
                 request_serializer=retail_dot_pricing_dot_v1_dot_pricing__service__pb2.GetPriceBookRequest.SerializeToString,
@@ -195,6 +200,15 @@ class PricingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PriceBaskets(self, request, context):
+        """PriceBaskets prices several baskets in one call (the gateway coalesces concurrent baskets
+        into it): one outcome per basket, in order, each the answer or the refusal PriceBasket
+        would have given that basket alone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetPriceBook(self, request, context):
         """GetPriceBook returns a store's POS price book: in full, or what changed since a version.
         """
@@ -293,6 +307,11 @@ def add_PricingServiceServicer_to_server(servicer, server):
                     servicer.PriceBasket,
                     request_deserializer=retail_dot_pricing_dot_v1_dot_pricing__service__pb2.PriceBasketRequest.FromString,
                     response_serializer=retail_dot_pricing_dot_v1_dot_pricing__service__pb2.PriceBasketResponse.SerializeToString,
+            ),
+            'PriceBaskets': grpc.unary_unary_rpc_method_handler(
+                    servicer.PriceBaskets,
+                    request_deserializer=retail_dot_pricing_dot_v1_dot_pricing__service__pb2.PriceBasketsRequest.FromString,
+                    response_serializer=retail_dot_pricing_dot_v1_dot_pricing__service__pb2.PriceBasketsResponse.SerializeToString,
             ),
             'GetPriceBook': grpc.unary_unary_rpc_method_handler(
                     servicer.GetPriceBook,
@@ -578,6 +597,33 @@ class PricingService:
             '/retail.pricing.v1.PricingService/PriceBasket',
             retail_dot_pricing_dot_v1_dot_pricing__service__pb2.PriceBasketRequest.SerializeToString,
             retail_dot_pricing_dot_v1_dot_pricing__service__pb2.PriceBasketResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PriceBaskets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/retail.pricing.v1.PricingService/PriceBaskets',
+            retail_dot_pricing_dot_v1_dot_pricing__service__pb2.PriceBasketsRequest.SerializeToString,
+            retail_dot_pricing_dot_v1_dot_pricing__service__pb2.PriceBasketsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -60,6 +60,11 @@ class PricingServiceStub:
     """GetEffectivePrice returns the price to charge for one SKU in one context."""
     PriceBasket: _grpc.UnaryUnaryMultiCallable[_pricing_service_pb2.PriceBasketRequest, _pricing_service_pb2.PriceBasketResponse]
     """PriceBasket prices every line of a basket in one context."""
+    PriceBaskets: _grpc.UnaryUnaryMultiCallable[_pricing_service_pb2.PriceBasketsRequest, _pricing_service_pb2.PriceBasketsResponse]
+    """PriceBaskets prices several baskets in one call (the gateway coalesces concurrent baskets
+    into it): one outcome per basket, in order, each the answer or the refusal PriceBasket
+    would have given that basket alone.
+    """
     GetPriceBook: _grpc.UnaryUnaryMultiCallable[_pricing_service_pb2.GetPriceBookRequest, _pricing_service_pb2.GetPriceBookResponse]
     """GetPriceBook returns a store's POS price book: in full, or what changed since a version."""
     GetStoreVersions: _grpc.UnaryUnaryMultiCallable[_pricing_service_pb2.GetStoreVersionsRequest, _pricing_service_pb2.GetStoreVersionsResponse]
@@ -111,6 +116,11 @@ class PricingServiceAsyncStub(PricingServiceStub):
     """GetEffectivePrice returns the price to charge for one SKU in one context."""
     PriceBasket: _aio.UnaryUnaryMultiCallable[_pricing_service_pb2.PriceBasketRequest, _pricing_service_pb2.PriceBasketResponse]  # type: ignore[assignment]
     """PriceBasket prices every line of a basket in one context."""
+    PriceBaskets: _aio.UnaryUnaryMultiCallable[_pricing_service_pb2.PriceBasketsRequest, _pricing_service_pb2.PriceBasketsResponse]  # type: ignore[assignment]
+    """PriceBaskets prices several baskets in one call (the gateway coalesces concurrent baskets
+    into it): one outcome per basket, in order, each the answer or the refusal PriceBasket
+    would have given that basket alone.
+    """
     GetPriceBook: _aio.UnaryUnaryMultiCallable[_pricing_service_pb2.GetPriceBookRequest, _pricing_service_pb2.GetPriceBookResponse]  # type: ignore[assignment]
     """GetPriceBook returns a store's POS price book: in full, or what changed since a version."""
     GetStoreVersions: _aio.UnaryUnaryMultiCallable[_pricing_service_pb2.GetStoreVersionsRequest, _pricing_service_pb2.GetStoreVersionsResponse]  # type: ignore[assignment]
@@ -213,6 +223,17 @@ class PricingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_pricing_service_pb2.PriceBasketResponse, _abc.Awaitable[_pricing_service_pb2.PriceBasketResponse]]:
         """PriceBasket prices every line of a basket in one context."""
+
+    @_abc_1.abstractmethod
+    def PriceBaskets(
+        self,
+        request: _pricing_service_pb2.PriceBasketsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_pricing_service_pb2.PriceBasketsResponse, _abc.Awaitable[_pricing_service_pb2.PriceBasketsResponse]]:
+        """PriceBaskets prices several baskets in one call (the gateway coalesces concurrent baskets
+        into it): one outcome per basket, in order, each the answer or the refusal PriceBasket
+        would have given that basket alone.
+        """
 
     @_abc_1.abstractmethod
     def GetPriceBook(

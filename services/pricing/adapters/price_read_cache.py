@@ -36,8 +36,8 @@ rules' evaluation. A decision is derived from the cached rules of one generation
 dropped with them (a higher generation empties both), so its staleness bound is theirs:
 **none after a commit**. It is used only at moments inside its window, which never starts
 before its SKU was loaded (questions about earlier moments evaluate the rules, or read the
-database as above). At most ``max_decisions`` are kept (default four per cached SKU; the
-oldest go first).
+database as above). At most ``max_decisions`` are kept (default as many as ``max_skus``,
+about 300 bytes each; the oldest go first).
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ class CacheStats:
 class PriceReadCache:
     def __init__(self, max_skus: int, *, max_decisions: int | None = None) -> None:
         self._max_skus = max_skus
-        self._max_decisions = 4 * max_skus if max_decisions is None else max_decisions
+        self._max_decisions = max_skus if max_decisions is None else max_decisions
         self._generation = 0
         self._skus: dict[str, CachedSku] = {}
         self._decisions: dict[Hashable, Decision] = {}

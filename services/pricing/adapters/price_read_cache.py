@@ -135,35 +135,53 @@ class PriceReadCache:
 
     async def read(self, session: AsyncSession, store_id: str, skus: Sequence[str], at: datetime) -> PriceInputs:
         """The store, the SKUs' items and their rules that can apply in the store, as of now (``at``)."""
-        store, generation = await pricing_store.store_and_read_generation(session, store_id)
-        if store is None:
-            return PriceInputs(None, {})
+        return (await self.read_many(session, [(store_id, skus)], at))[0]
+
+    async def read_many(
+        self, session: AsyncSession, baskets: Sequence[tuple[str, Sequence[str]]], at: datetime
+    ) -> list[PriceInputs]:
+        """``read`` of each (store, SKUs), with one statement for the stores and the generation and
+        one load for every SKU missed."""
+        stores, generation = await pricing_store.stores_and_read_generation(
+            session, sorted({store_id for store_id, _ in baskets})
+        )
         if generation > self._generation:
             if self._skus or self._decisions:
                 self.stats.invalidations += 1
             self._skus, self._decisions, self._generation = {}, {}, generation
         usable = self._max_skus > 0 and generation == self._generation
         found: dict[str, CachedSku] = {}
-        wanted: list[str] = []
-        for sku in skus:
-            entry = self._skus.get(sku) if usable else None
-            if entry is not None and entry.loaded_at <= at:
-                found[sku] = entry
+        wanted: set[str] = set()
+        for store_id, skus in baskets:
+            if store_id not in stores:
+                continue
+            missed = False
+            for sku in skus:
+                entry = self._skus.get(sku) if usable else None
+                if entry is not None and entry.loaded_at <= at:
+                    found[sku] = entry
+                elif sku not in found:
+                    wanted.add(sku)
+                    missed = True
+            if not usable:
+                self.stats.bypasses += 1
+            elif missed:
+                self.stats.misses += 1
             else:
-                wanted.append(sku)
-        if not usable:
-            self.stats.bypasses += 1
-        elif wanted:
-            self.stats.misses += 1
-        else:
-            self.stats.hits += 1
+                self.stats.hits += 1
         if wanted:
-            loaded = await _load(session, wanted, at)
+            loaded = await _load(session, sorted(wanted), at)
             found.update(loaded)
             if usable and generation == self._generation:
                 self._keep(loaded)
         current = usable and generation == self._generation and self._max_decisions > 0
-        return PriceInputs(store, found, self._decisions if current else None)
+        decisions = self._decisions if current else None
+        return [
+            PriceInputs(stores[store_id], {sku: found[sku] for sku in skus}, decisions)
+            if store_id in stores
+            else PriceInputs(None, {})
+            for store_id, skus in baskets
+        ]
 
     @property
     def decisions_kept(self) -> int:

@@ -183,18 +183,19 @@ async def get_store(session: AsyncSession, store_id: str, *, lock: bool = False)
 _G_STORE_COLUMNS = ", ".join(f"s.{column.strip()}" for column in _STORE_COLUMNS.split(","))
 
 
-async def store_and_read_generation(session: AsyncSession, store_id: str) -> tuple[StoreRow | None, int]:
-    """The store (None: unknown) and the price read generation (see ``price_read_cache``), in one statement."""
-    row = (
-        await session.execute(
-            text(
-                f"SELECT g.generation, {_G_STORE_COLUMNS} FROM price_read_generation g "
-                "LEFT JOIN store s ON s.store_id = :id"
-            ),
-            {"id": store_id},
-        )
-    ).one()
-    return (_store(row) if row.store_id is not None else None), int(row.generation)
+async def stores_and_read_generation(
+    session: AsyncSession, store_ids: Sequence[str]
+) -> tuple[dict[str, StoreRow], int]:
+    """The stores found and the price read generation (see ``price_read_cache``), in one statement."""
+    rows = await session.execute(
+        text(
+            f"SELECT g.generation, {_G_STORE_COLUMNS} FROM price_read_generation g "
+            "LEFT JOIN store s ON s.store_id = ANY(CAST(:ids AS text[]))"
+        ),
+        {"ids": list(store_ids)},
+    )
+    found = rows.all()
+    return {row.store_id: _store(row) for row in found if row.store_id is not None}, int(found[0].generation)
 
 
 async def all_stores(session: AsyncSession) -> list[StoreRow]:

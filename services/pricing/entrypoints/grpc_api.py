@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -17,6 +16,7 @@ from servicekit.errors import DomainError, InvalidArgument
 from servicekit.grpc_server import refusal_of
 from servicekit.idempotency import fingerprint, message_codec
 from servicekit.paging import page_key, page_token
+from services.pricing.domain.commands import Question
 from services.pricing.entrypoints.wire import (
     map_actor,
     map_basket,
@@ -161,25 +161,22 @@ class PricingServicer(pb_grpc.PricingServiceServicer):
         if len(request.baskets) > MAX_BASKETS_AT_ONCE:
             raise InvalidArgument(f"at most {MAX_BASKETS_AT_ONCE} baskets at once", details={"field": "baskets"})
         response = pb.PriceBasketsResponse()
-        outcomes = [response.outcomes.add() for _ in request.baskets]
-        # Concurrently: each basket's read waits for the database while the others are priced.
-        faults = await asyncio.gather(
-            *(self._price_outcome(basket, outcome) for basket, outcome in zip(request.baskets, outcomes, strict=True)),
-            return_exceptions=True,
-        )
-        for fault in faults:
-            if fault is not None:
-                raise fault  # a fault (the database unreachable): the whole call fails, as each basket's would
+        asked: list[tuple[pb.BasketOutcome, Question, list[tuple[str, Decimal]]]] = []
+        for basket in request.baskets:
+            outcome = response.outcomes.add()
+            try:
+                lines = map_basket(basket)
+                asked.append((outcome, map_question(basket.question), lines))
+            except DomainError as refused:  # this basket alone is refused: the others of its batch are answered
+                outcome.refusal.CopyFrom(refusal_of(refused))
+        # One read for the baskets asked about now; a fault (the database unreachable) fails the whole call.
+        answers = await self._pricing.effective_prices_many([(question, lines) for _, question, lines in asked])
+        for (outcome, _, lines), answer in zip(asked, answers, strict=True):
+            if isinstance(answer, DomainError):
+                outcome.refusal.CopyFrom(refusal_of(answer))
+            else:
+                map_basket_prices(answer, lines, outcome.basket)
         return response
-
-    async def _price_outcome(self, basket: pb.PriceBasketRequest, outcome: pb.BasketOutcome) -> None:
-        try:
-            lines = map_basket(basket)
-            prices = await self._pricing.effective_prices(map_question(basket.question), lines)
-        except DomainError as refused:  # this basket alone is refused: the others of its batch are answered
-            outcome.refusal.CopyFrom(refusal_of(refused))
-            return
-        map_basket_prices(prices, lines, outcome.basket)
 
     async def GetPriceBook(self, request: pb.GetPriceBookRequest, context: Any) -> pb.GetPriceBookResponse:
         """A store's book, or what changed in it since a version."""

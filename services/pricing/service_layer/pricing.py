@@ -18,7 +18,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from servicekit.db import UnitOfWork
-from servicekit.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from servicekit.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from services.pricing.adapters import book_entries, pricing_store
 from services.pricing.adapters import integration_events as events
 from services.pricing.adapters.book_entries import BookRow
@@ -277,14 +277,8 @@ class Pricing:
     # -- effective prices --------------------------------------------------------------------
 
     async def effective_prices(self, question: Question, lines: Sequence[tuple[str, Decimal]]) -> list[EffectivePrice]:
-        if not lines:
-            raise InvalidArgument("a basket needs at least one line", details={"field": "lines"})
-        if len(lines) > MAX_BASKET_LINES:
-            raise InvalidArgument(f"a basket holds at most {MAX_BASKET_LINES} lines", details={"field": "lines"})
-        for sku, _ in lines:
-            validate_sku(sku)
+        skus = _basket_skus(lines)
         at = question.at or self._clock()
-        skus = sorted({sku for sku, _ in lines})
         if question.at is None:  # now: through the cache (never staler than the last commit)
             # Outside a transaction: a cache hit is one statement (see price_read_cache on a miss).
             async with self._uow().read() as session:
@@ -292,6 +286,46 @@ class Pricing:
         else:  # a moment of the caller's: what the rules in force then say
             async with self._uow() as uow:
                 inputs = await _inputs_at(uow, question.store_id, skus, at)
+        return self._price(question, lines, skus, inputs, at)
+
+    async def effective_prices_many(
+        self, baskets: Sequence[tuple[Question, Sequence[tuple[str, Decimal]]]]
+    ) -> list[list[EffectivePrice] | DomainError]:
+        """Each basket as :meth:`effective_prices` alone answers it, a refusal as its error; the
+        baskets priced now share one read (one statement when their SKUs are cached)."""
+        answers: list[list[EffectivePrice] | DomainError] = []
+        now: list[tuple[int, list[str]]] = []
+        for index, (question, lines) in enumerate(baskets):
+            try:
+                if question.at is None:
+                    now.append((index, _basket_skus(lines)))
+                    answers.append([])  # priced below
+                else:
+                    answers.append(await self.effective_prices(question, lines))
+            except DomainError as refused:
+                answers.append(refused)
+        if now:
+            at = self._clock()
+            async with self._uow().read() as session:
+                read = await self.read_cache.read_many(
+                    session, [(baskets[index][0].store_id, skus) for index, skus in now], at
+                )
+            for (index, skus), inputs in zip(now, read, strict=True):
+                question, lines = baskets[index]
+                try:
+                    answers[index] = self._price(question, lines, skus, inputs, at)
+                except DomainError as refused:
+                    answers[index] = refused
+        return answers
+
+    def _price(
+        self,
+        question: Question,
+        lines: Sequence[tuple[str, Decimal]],
+        skus: Sequence[str],
+        inputs: PriceInputs,
+        at: datetime,
+    ) -> list[EffectivePrice]:
         store = inputs.store
         if store is None:
             raise UnknownStore(f"unknown store {question.store_id}", details={"store_id": question.store_id})
@@ -409,6 +443,17 @@ class Pricing:
                 at=now,
             )
         )
+
+
+def _basket_skus(lines: Sequence[tuple[str, Decimal]]) -> list[str]:
+    """The basket's SKUs, sorted, once it holds 1 to MAX_BASKET_LINES lines of valid SKUs."""
+    if not lines:
+        raise InvalidArgument("a basket needs at least one line", details={"field": "lines"})
+    if len(lines) > MAX_BASKET_LINES:
+        raise InvalidArgument(f"a basket holds at most {MAX_BASKET_LINES} lines", details={"field": "lines"})
+    for sku, _ in lines:
+        validate_sku(sku)
+    return sorted({sku for sku, _ in lines})
 
 
 async def _inputs_at(uow: UnitOfWork, store_id: str, skus: Sequence[str], at: datetime) -> PriceInputs:

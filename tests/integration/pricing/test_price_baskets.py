@@ -4,6 +4,7 @@ the same answer, or the same refusal, while the other baskets of the call are an
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import grpc
@@ -12,8 +13,9 @@ from retail.common.v1 import money_pb2
 from retail.pricing.v1 import pricing_service_pb2 as pb
 from retail.pricing.v1 import pricing_service_pb2_grpc as pb_grpc
 
+from servicekit.protowire import timestamp
 from services.pricing.bootstrap import PricingApp
-from tests.integration.pricing.conftest import cny, put_item, put_store, set_prices
+from tests.integration.pricing.conftest import Clock, cny, put_item, put_store, set_prices
 
 
 def basket(store_id: str, *lines: tuple[str, str], tier: str = "") -> pb.PriceBasketRequest:
@@ -24,13 +26,20 @@ def basket(store_id: str, *lines: tuple[str, str], tier: str = "") -> pb.PriceBa
 
 
 async def test_a_batch_of_baskets_answers_each_as_price_basket_alone_would(
-    app: PricingApp, stub: pb_grpc.PricingServiceAsyncStub
+    app: PricingApp, stub: pb_grpc.PricingServiceAsyncStub, clock: Clock
 ) -> None:
     await put_store(app, "S1")
+    await put_store(app, "S2", price_groups=("EAST",))
     for sku, fen in (("SKU-B1", 1000), ("SKU-B2", 250)):
         await put_item(app, sku, cost_fen=100)
         await set_prices(
-            app, sku, fen, overrides=[pb.RegularPrice(scope=pb.RuleScope(member_tier="gold"), price=cny(fen - 10))]
+            app,
+            sku,
+            fen,
+            overrides=[
+                pb.RegularPrice(scope=pb.RuleScope(member_tier="gold"), price=cny(fen - 10)),
+                pb.RegularPrice(scope=pb.RuleScope(store_group="EAST"), price=cny(fen - 20)),
+            ],
         )
     await put_item(app, "SKU-UNPRICED", cost_fen=100)
     baskets = [
@@ -44,7 +53,12 @@ async def test_a_batch_of_baskets_answers_each_as_price_basket_alone_would(
         basket("", ("SKU-B1", "1")),  # no store
         basket("S1"),  # no lines
         basket("S1", ("SKU-B2", "1"), ("SKU-B1", "1"), ("SKU-B2", "2")),
+        basket("S2", ("SKU-B1", "2"), ("SKU-B2", "1")),  # another store in the same call
+        basket("S2", ("SKU-B2", "5"), tier="gold"),
     ]
+    earlier = basket("S2", ("SKU-B1", "1"))  # a moment of the caller's: read apart from the others
+    earlier.question.at.CopyFrom(timestamp(clock.now() - timedelta(hours=1)))
+    baskets.append(earlier)
 
     answer = await stub.PriceBaskets(pb.PriceBasketsRequest(baskets=baskets), timeout=10)
 

@@ -54,6 +54,7 @@ def label_policy(settings: PricingSettings) -> LabelPolicy:
         ack_deadline_seconds=settings.label_ack_deadline_seconds,
         station_timeout_seconds=settings.label_station_timeout_seconds,
         push_batch=settings.label_push_batch,
+        push_rounds=settings.label_push_rounds,
         api_key=settings.label_station_api_key,
     )
 
@@ -125,7 +126,6 @@ def build(settings: PricingSettings, *, clock: Clock = utc_now) -> PricingApp:
                 "label push",
                 settings.schedule_poll_seconds,
                 labels.push_due,
-                again=lambda pushed: pushed >= settings.label_push_batch,
                 wake=services.labels_due,
             ),
             every("label acknowledgements", settings.label_poll_seconds, labels.poll_sent),

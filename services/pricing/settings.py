@@ -43,6 +43,15 @@ class PricingSettings(GrpcServiceSettings):
         ),
     )
     label_push_batch: int = Field(default=1000, ge=1, le=10_000, description="label pushes claimed per round")
+    label_push_rounds: int = Field(
+        default=4,
+        ge=1,
+        le=32,
+        description=(
+            "claims of LABEL_PUSH_BATCH pushed at once (LABEL_PUSH_ROUNDS): the next is claimed and pushed while "
+            "stations still answer the previous ones"
+        ),
+    )
     label_poll_seconds: float = Field(
         default=2.0, gt=0, le=600, description="how often stations are asked what their labels show"
     )

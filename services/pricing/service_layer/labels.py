@@ -58,6 +58,7 @@ class LabelPolicy:
     ack_deadline_seconds: float = 1200.0
     station_timeout_seconds: float = 10.0
     push_batch: int = 1000
+    push_rounds: int = 4  # claims of push_batch being pushed at once
     api_key: str = ""
 
 
@@ -165,17 +166,46 @@ class LabelSync:
     # -- sync rounds -------------------------------------------------------------------------
 
     async def push_due(self) -> int:
-        """Push one batch of due labels; the number claimed (a full batch: call again)."""
-        now = self._clock()
+        """Push every due label, a claim of ``push_batch`` at a time; the number claimed.
+
+        Up to ``push_rounds`` claims are pushed at once: the next batch is claimed and pushed while
+        the stations still answer the previous ones (a round waits for no other store, and no other
+        round), except that a round holding a label that an earlier round still pushes (its content
+        changed again meanwhile) pushes only once that earlier push was answered, so a station never
+        gets a label's newer content before its older."""
+        claimed = 0
+        rounds: list[tuple[frozenset[tuple[str, str]], asyncio.Task[None]]] = []
+        async with asyncio.TaskGroup() as group:
+            while True:
+                rounds = [(keys, task) for keys, task in rounds if not task.done()]
+                if len(rounds) >= self._policy.push_rounds:
+                    await asyncio.wait([task for _, task in rounds], return_when=asyncio.FIRST_COMPLETED)
+                    continue
+                labels, stores = await self._claim()
+                claimed += len(labels)
+                if labels:
+                    keys = frozenset((label.store_id, label.label_id) for label in labels)
+                    earlier = [task for other, task in rounds if not keys.isdisjoint(other)]
+                    rounds.append((keys, group.create_task(self._push_round(labels, stores, earlier))))
+                if len(labels) < self._policy.push_batch:
+                    return claimed
+
+    async def _claim(self) -> tuple[list[LabelRow], dict[str, StoreRow]]:
         async with self._uow() as uow:
-            claimed = await label_store.claim_due(uow.session, now, self._policy.push_batch)
+            claimed = await label_store.claim_due(uow.session, self._clock(), self._policy.push_batch)
             stores = {store.store_id: store for store in await pricing_store.all_stores(uow.session)}
             await uow.commit()
+        return claimed, stores
+
+    async def _push_round(
+        self, claimed: list[LabelRow], stores: dict[str, StoreRow], earlier: list[asyncio.Task[None]]
+    ) -> None:
+        if earlier:
+            await asyncio.wait(earlier)
         by_store: dict[str, list[LabelRow]] = {}
         for label in claimed:
             by_store.setdefault(label.store_id, []).append(label)
         await asyncio.gather(*(self._push_store(stores[store_id], labels) for store_id, labels in by_store.items()))
-        return len(claimed)
 
     async def _push_store(self, store: StoreRow, labels: list[LabelRow]) -> None:
         station = self._stations.of(store)

@@ -4,7 +4,7 @@ retried, then reported — never silently marked done."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, timedelta
 
 import grpc
@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from services.pricing.adapters.esl.openepaperlink import expected_hash, tag_type_of
 from services.pricing.bootstrap import PricingApp
+from services.pricing.settings import PricingSettings
 from tests.integration.pricing.conftest import (
     HQ,
     Clock,
@@ -24,6 +25,7 @@ from tests.integration.pricing.conftest import (
     request_id,
     set_prices,
     stamp,
+    start_pricing_app,
     store_manager,
 )
 from tests.support.grpc_status import refused
@@ -516,3 +518,42 @@ async def test_the_book_answers_not_modified_for_the_current_version_and_a_delta
     delta = await book(stub, "S060", since=before_delist)
     assert [(entry.sku, entry.removed) for entry in delta.entries] == [("P-3", True)]
     assert "P-3" not in as_prices((await book(stub, "S060")).entries)
+
+
+async def test_one_push_round_pushes_every_due_label_a_claim_at_a_time_several_claims_at_once(
+    pricing_settings: Callable[..., PricingSettings], clock: Clock
+) -> None:
+    """Seven labels in two stores, claims of two, two claims pushed at once: one call of push_due
+    claims and pushes all seven (four claims), and every label then confirms its content."""
+    app = await start_pricing_app(pricing_settings(label_push_batch=2, label_push_rounds=2), clock)
+    label_ids = {"S030": [f"A-{n}" for n in range(4)], "S031": [f"B-{n}" for n in range(3)]}
+    first, second = BatchSimulator(label_ids["S030"]), BatchSimulator(label_ids["S031"])
+    try:
+        async with running(first) as first_url, running(second) as second_url:
+            await put_store(app, "S030", station_kind="batch", station_url=first_url)
+            await put_store(app, "S031", station_kind="batch", station_url=second_url)
+            await put_item(app, "SKU-P", cost_fen=100)
+            await set_prices(app, "SKU-P", 300)
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{app.server.bound_port}") as channel:
+                stub = pb_grpc.PricingServiceStub(channel)
+                for store_id, ids in label_ids.items():
+                    for label_id in ids:
+                        await stub.PutLabel(
+                            pb.PutLabelRequest(
+                                request_id=request_id(), store_id=store_id, label_id=label_id, sku="SKU-P", actor=HQ
+                            ),
+                            timeout=10,
+                        )
+                assert await app.services.labels.push_due() == 7
+                assert await app.services.labels.push_due() == 0
+                first.tick()
+                second.tick()
+                await app.services.labels.poll_sent()
+                for store_id, count in (("S030", 4), ("S031", 3)):
+                    shown = [
+                        (label.state, label.acknowledged_price.minor_units) for label in await labels_of(stub, store_id)
+                    ]
+                    assert shown == [(pb.LABEL_SYNC_STATE_ACKNOWLEDGED, 300)] * count
+    finally:
+        await app.server.stop()
+        await app.close()

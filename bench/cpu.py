@@ -34,19 +34,27 @@ def cpu_seconds(pid: int) -> float:
 
 def tree_cpu_seconds(pid: int) -> float:
     """CPU time of ``pid`` and its children: the live ones, and the ended ones it reaped
-    (counted in its own ``cutime``/``cstime``), as for a PostgreSQL postmaster and its backends."""
-    fields = _stat_fields(pid)
-    total = sum(int(value) for value in fields[11:15])
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or entry.name == str(pid):
-            continue
-        try:
-            child = _stat_fields(int(entry.name))
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue  # ended while the folder was read: its time is in the parent's by now
-        if child[1] == str(pid):  # the parent's pid
-            total += sum(int(value) for value in child[11:15])
-    return total / _TICKS
+    (counted in its own ``cutime``/``cstime``), as for a PostgreSQL postmaster and its backends.
+
+    A child reaped while the children are read would be in neither reading (or in both): the
+    reading is taken again until the parent reaped nothing during it. An ended child not yet
+    reaped still shows its final times, so it is counted once either way.
+    """
+    for _ in range(100):
+        before = _stat_fields(pid)
+        total = sum(int(value) for value in before[11:15])
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or entry.name == str(pid):
+                continue
+            try:
+                child = _stat_fields(int(entry.name))
+            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                continue  # gone: the parent's reaped times below tell whether that moved the total
+            if child[1] == str(pid):  # the parent's pid
+                total += sum(int(value) for value in child[11:15])
+        if _stat_fields(pid)[13:15] == before[13:15]:  # no child reaped meanwhile
+            return total / _TICKS
+    raise RuntimeError(f"the children of {pid} kept ending while their CPU time was read")
 
 
 def machine_busy_seconds() -> float:

@@ -17,7 +17,8 @@
    RSS, and the machine's CPU milliseconds per request by owner (bench/cpu.py). And the
    floor of any Python HTTP path on this machine: wrk with the same 64 connections
    against a bare ASGI app on uvicorn answering a constant JSON (``bench/raw_asgi.py``),
-   as a ratio to pgbench's lookups and to the resolutions.
+   as a ratio to pgbench's lookups and to the resolutions. Then the same load split over two
+   gateway processes (replicas, as a deployment runs them), each with its own wrk.
 
 2. Points earning from the sales journal. With the member service stopped, a raw
    publisher (nats-py, acknowledged publishes, the gateway's headers and subjects) puts
@@ -49,6 +50,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -369,16 +371,23 @@ def wrk(base_url: str, script: Path, seconds: int, token: str) -> WrkRun:
 
 
 def run_wrk(
-    base_url: str, script: Path, seconds: int, token: str, *, connections: int, script_args: list[str]
+    base_url: str,
+    script: Path,
+    seconds: int,
+    token: str,
+    *,
+    connections: int,
+    script_args: list[str],
+    threads: int = 2,
 ) -> WrkRun:
-    """wrk (2 threads, ``connections``) running a Lua script with a bearer token in ``BENCH_TOKEN``."""
+    """wrk (``threads``, ``connections``) running a Lua script with a bearer token in ``BENCH_TOKEN``."""
     binary = shutil.which("wrk")
     if binary is None:
         raise SystemExit("wrk is not installed (make bench installs it from Debian's packages when run as root)")
     output = subprocess.run(
         [
             binary,
-            "-t2",
+            f"-t{threads}",
             f"-c{connections}",
             f"-d{seconds}s",
             "--timeout",
@@ -664,9 +673,21 @@ def resolve(stack: Stack, work: Path, seconds: int) -> dict[str, float]:
         with profiled("members-resolve", pids), CpuAccount(pids, postgres_pid) as resolve_cpu:
             run = wrk(base_url, script, seconds, token)
         memory = {f"{name}_rss_mb": rss_mb(pid) for name, pid in pids.items()}
+        # One gateway process uses one core while pgbench's clients and backends use both; a
+        # deployment runs gateway replicas side by side (pods behind the ingress). The same load
+        # split over two gateway processes, each with its own wrk and half the connections:
+        second_work = work / "second-gateway"
+        second_work.mkdir(exist_ok=True)
+        with gateway(stack, member, second_work) as (second_url, second_gw):
+            wrk(second_url, script, max(2, seconds // 2), token)  # warm-up
+            both = {**pids, "gateway_2": second_gw.pid}
+            with CpuAccount(both, postgres_pid) as replicas_cpu:
+                runs = side_by_side([base_url, second_url], script, seconds, token)
     floor = bare_http_floor(seconds)
-    if run.non_2xx or run.socket_errors or not run.requests:
-        raise SystemExit(f"identity resolution failed under load: {run}")
+    for each in (run, *runs):
+        if each.non_2xx or each.socket_errors or not each.requests:
+            raise SystemExit(f"identity resolution failed under load: {each}")
+    replicas_rps = sum(each.rps for each in runs)
     return {
         "pgbench_identity_lookup_tps": pgbench_tps,
         "gateway_resolve_per_s": run.rps,
@@ -682,8 +703,23 @@ def resolve(stack: Stack, work: Path, seconds: int) -> dict[str, float]:
         "bare_uvicorn_constant_json_per_s": floor,
         "bare_uvicorn_vs_pgbench_lookup": floor / pgbench_tps,
         "resolve_vs_bare_uvicorn": run.rps / floor,
+        "two_gateways_resolve_per_s": replicas_rps,
+        "two_gateways_resolve_vs_pgbench_lookup": replicas_rps / pgbench_tps,
+        "two_gateways_resolve_p99_ms": max(each.p99_ms for each in runs),
+        **replicas_cpu.per_operation_ms(sum(each.requests for each in runs), "two_gateways", "resolve"),
         **memory,
     }
+
+
+def side_by_side(base_urls: list[str], script: Path, seconds: int, token: str) -> list[WrkRun]:
+    """One wrk per gateway (one thread, an equal share of the connections), all at once."""
+    share = CONNECTIONS // len(base_urls)
+
+    def one(base_url: str) -> WrkRun:
+        return run_wrk(base_url, script, seconds, token, connections=share, script_args=[str(MEMBERS)], threads=1)
+
+    with ThreadPoolExecutor(len(base_urls)) as pool:
+        return list(pool.map(one, base_urls))
 
 
 def bare_http_floor(seconds: int) -> float:

@@ -33,6 +33,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from gateway.http import problems
+from gateway.http.json_body import json_text
 from gateway.http.resources import Resources
 from gateway.idempotency.records import IdempotencyRecords
 from gateway.security.authentication import Principal
@@ -143,18 +144,13 @@ class IdempotentRequest:
         stored = (
             {name: (None if name in never_stored else value) for name, value in body.items()} if never_stored else body
         )
-        await asyncio.shield(self.records.complete(client_id, self.key, status_code, render(stored)))
-        return Response(render(body), status_code=status_code, media_type=JSON)
+        await asyncio.shield(self.records.complete(client_id, self.key, status_code, json_text(stored)))
+        return Response(json_text(body), status_code=status_code, media_type=JSON)
 
 
 def created_status(created: bool) -> int:
     """201 for what a call created, 200 for what it changed (or found unchanged)."""
     return 201 if created else 200
-
-
-def render(body: Any) -> str:
-    """JSON exactly as FastAPI would send it."""
-    return json.dumps(body, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
 
 
 def request_fingerprint(method: str, path: str, body: bytes) -> bytes:

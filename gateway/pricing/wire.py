@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 from retail.common.v1 import money_pb2
 from retail.pricing.v1 import pricing_service_pb2 as pb
 
+from gateway.http.json_body import json_text
 from gateway.http.money import yuan_text
 from gateway.pricing.schemas import (
     DEFAULT_CURRENCY,
@@ -214,7 +214,7 @@ def basket_json(answer: pb.PriceBasketResponse) -> bytes:
     built straight from the trusted answer: no model per line to validate and dump (for 20 lines
     that was a fifth of the gateway's CPU per basket). A promotion, rarer and holding moments,
     still goes through :class:`PromotionOut`."""
-    return _JSON.encode(
+    return json_text(
         {
             "lines": [_effective_price_json(line) for line in answer.lines],
             "total": amount(answer.total),
@@ -222,10 +222,6 @@ def basket_json(answer: pb.PriceBasketResponse) -> bytes:
             "currency": answer.total.currency_code or DEFAULT_CURRENCY,
         }
     ).encode()
-
-
-# pydantic's JSON: compact, and UTF-8 as it is (no \u escapes outside control characters).
-_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 def _effective_price_json(price: pb.EffectivePrice) -> dict[str, Any]:

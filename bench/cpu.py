@@ -17,6 +17,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from devstack.servers import PostgresServer
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -69,17 +73,17 @@ def machine_busy_seconds() -> float:
 @dataclass
 class CpuAccount:
     """CPU used between :meth:`start` and :meth:`stop` by ``servers`` (name → pid), by the
-    PostgreSQL cluster whose postmaster is ``postgres_pid``, and by the whole machine."""
+    ``postgres`` cluster (its postmaster and backends), and by the whole machine."""
 
     servers: Mapping[str, int]
-    postgres_pid: int | None = None
+    postgres: PostgresServer | None = None
     _start: dict[str, float] = field(default_factory=dict, init=False)
     used: dict[str, float] = field(default_factory=dict, init=False)
 
     def _read(self) -> dict[str, float]:
         readings = {name: cpu_seconds(pid) for name, pid in self.servers.items()}
-        if self.postgres_pid is not None:
-            readings["postgres"] = tree_cpu_seconds(self.postgres_pid)
+        if self.postgres is not None and self.postgres.process is not None:
+            readings["postgres"] = tree_cpu_seconds(self.postgres.process.pid)
         readings["machine"] = machine_busy_seconds()
         return readings
 
@@ -100,9 +104,11 @@ class CpuAccount:
     def __exit__(self, *_: object) -> None:
         self.stop()
 
-    def per_operation_ms(self, operations: float, prefix: str, unit: str) -> dict[str, float]:
-        """``{prefix}_{name}_cpu_ms_per_{unit}`` for each account (servers, ``postgres``,
-        ``rest`` of the machine, whole ``machine``), ``operations`` being how many were done."""
-        if operations <= 0:
-            return {f"{prefix}_{name}_cpu_ms_per_{unit}": 0.0 for name in self.used}
-        return {f"{prefix}_{name}_cpu_ms_per_{unit}": 1000 * value / operations for name, value in self.used.items()}
+    def per_operation_ms(self, operations: float, unit: str, *, prefix: str = "") -> dict[str, float]:
+        """``[{prefix}_]{name}_cpu_ms_per_{unit}`` for each account (servers, ``postgres``, ``rest``
+        of the machine, whole ``machine``), ``operations`` being how many were done."""
+        start = f"{prefix}_" if prefix else ""
+        return {
+            f"{start}{name}_cpu_ms_per_{unit}": 1000 * value / operations if operations > 0 else 0.0
+            for name, value in self.used.items()
+        }

@@ -665,12 +665,11 @@ def resolve(stack: Stack, work: Path, seconds: int) -> dict[str, float]:
         token = token_for(base_url, CLIENT_ID, client_secret)
         check_resolves(base_url, token)
         wrk(base_url, script, max(2, seconds // 2), token)  # warm-up: connection pools, caches
-        postgres_pid = stack.postgres.process.pid if stack.postgres.process else None
-        with CpuAccount({}, postgres_pid) as pgbench_cpu:
+        with CpuAccount({}, stack.postgres) as pgbench_cpu:
             lookups = pgbench(stack.postgres, "member", lookup, seconds, CONNECTIONS, prepared=True)
         pgbench_tps = lookups.tps
         pids = {"member": member.process.pid, "gateway": gw.pid}
-        with profiled("members-resolve", pids), CpuAccount(pids, postgres_pid) as resolve_cpu:
+        with profiled("members-resolve", pids), CpuAccount(pids, stack.postgres) as resolve_cpu:
             run = wrk(base_url, script, seconds, token)
         memory = {f"{name}_rss_mb": rss_mb(pid) for name, pid in pids.items()}
         # One gateway process uses one core while pgbench's clients and backends use both; a
@@ -681,7 +680,7 @@ def resolve(stack: Stack, work: Path, seconds: int) -> dict[str, float]:
         with gateway(stack, member, second_work) as (second_url, second_gw):
             wrk(second_url, script, max(2, seconds // 2), token)  # warm-up
             both = {**pids, "gateway_2": second_gw.pid}
-            with CpuAccount(both, postgres_pid) as replicas_cpu:
+            with CpuAccount(both, stack.postgres) as replicas_cpu:
                 runs = side_by_side([base_url, second_url], script, seconds, token)
     floor = bare_http_floor(seconds)
     for each in (run, *runs):
@@ -695,18 +694,15 @@ def resolve(stack: Stack, work: Path, seconds: int) -> dict[str, float]:
         "resolve_p50_ms": run.p50_ms,
         "resolve_p99_ms": run.p99_ms,
         # Where the machine's CPU went per resolution, and per pgbench lookup (bench/cpu.py).
-        **{
-            name.removeprefix("resolve_"): value
-            for name, value in resolve_cpu.per_operation_ms(run.requests, "resolve", "resolve").items()
-        },
-        **pgbench_cpu.per_operation_ms(lookups.transactions, "pgbench_lookup", "transaction"),
+        **resolve_cpu.per_operation_ms(run.requests, "resolve"),
+        **pgbench_cpu.per_operation_ms(lookups.transactions, "transaction", prefix="pgbench_lookup"),
         "bare_uvicorn_constant_json_per_s": floor,
         "bare_uvicorn_vs_pgbench_lookup": floor / pgbench_tps,
         "resolve_vs_bare_uvicorn": run.rps / floor,
         "two_gateways_resolve_per_s": replicas_rps,
         "two_gateways_resolve_vs_pgbench_lookup": replicas_rps / pgbench_tps,
         "two_gateways_resolve_p99_ms": max(each.p99_ms for each in runs),
-        **replicas_cpu.per_operation_ms(sum(each.requests for each in runs), "two_gateways", "resolve"),
+        **replicas_cpu.per_operation_ms(sum(each.requests for each in runs), "resolve", prefix="two_gateways"),
         **memory,
     }
 

@@ -57,7 +57,7 @@ from pathlib import Path
 import asyncpg
 
 from bench.baseline import grpc_service, pgbench, profiled
-from bench.cpu import cpu_seconds
+from bench.cpu import CpuAccount, cpu_seconds
 from bench.members import WrkRun, gateway_in_front_of, run_wrk
 from bench.pos_ingest import wait_ready
 from bench.reservations import register_app_client, rss_mb, token_for
@@ -636,10 +636,8 @@ def basket_lookups(stack: Stack, base_url: str, token: str, pids: dict[str, int]
     script.write_text(basket_script())
     wrk(base_url, max(2, seconds // 2), token)  # warm-up: connection pools, prepared statements
     pgbench_tps = pgbench(stack.postgres, "pricing", script, seconds, CONNECTIONS, prepared=True).tps
-    cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
-    with profiled("pricing-baskets", pids):
+    with profiled("pricing-baskets", pids), CpuAccount(pids, stack.postgres) as basket_cpu:
         run = wrk(base_url, seconds, token)
-    used = {name: cpu_seconds(pid) - cpu[name] for name, pid in pids.items()}
     if run.non_2xx or run.socket_errors or not run.requests:
         raise SystemExit(f"basket lookups failed under load: {run}")
     return {
@@ -649,8 +647,8 @@ def basket_lookups(stack: Stack, base_url: str, token: str, pids: dict[str, int]
         "baskets_vs_pgbench_basket_reads": run.rps / pgbench_tps,
         "basket_p50_ms": run.p50_ms,
         "basket_p99_ms": run.p99_ms,
-        "pricing_cpu_ms_per_basket": 1000 * used["pricing"] / run.requests,
-        "gateway_cpu_ms_per_basket": 1000 * used["gateway"] / run.requests,
+        # Where the machine's CPU went per basket (bench/cpu.py).
+        **basket_cpu.per_operation_ms(run.requests, "basket"),
     }
 
 

@@ -200,8 +200,7 @@ def bench_reservations(work: Path, seconds: int) -> dict[str, float]:
         hot, spread = work / "hot.sql", work / "spread.sql"
         hot.write_text(HOT_UPDATE)
         spread.write_text(SPREAD_UPDATE)
-        postgres_pid = postgres.process.pid if postgres.process else None
-        with CpuAccount({}, postgres_pid) as pgbench_hot_cpu:
+        with CpuAccount({}, postgres) as pgbench_hot_cpu:
             pgbench_hot_run = pgbench(postgres, "inventory", hot, seconds, CONNECTIONS)
         pgbench_hot = pgbench_hot_run.tps
         pgbench_spread = pgbench(postgres, "inventory", spread, seconds, CONNECTIONS).tps
@@ -262,9 +261,9 @@ def bench_reservations(work: Path, seconds: int) -> dict[str, float]:
         script.write_text(WRK_SCRIPT)
         # CPU milliseconds per reservation, per process: steadier than rates on a shared machine.
         servers = {"gateway": gateway.pid, "inventory": inventory.pid}
-        with profiled("reservations-hot", servers), CpuAccount(servers, postgres_pid) as hot_cpu:
+        with profiled("reservations-hot", servers), CpuAccount(servers, postgres) as hot_cpu:
             hot_run = wrk(base, script, "HOT", seconds, token)
-        with profiled("reservations-spread", servers), CpuAccount(servers, postgres_pid) as spread_cpu:
+        with profiled("reservations-spread", servers), CpuAccount(servers, postgres) as spread_cpu:
             spread_run = wrk(base, script, "spread", seconds, token)
         limited_run = wrk(base, script, "LIMITED", max(3, seconds // 2), token)
         memory = {"inventory_rss_mb": rss_mb(inventory.pid), "gateway_rss_mb": rss_mb(gateway.pid)}
@@ -292,9 +291,9 @@ def bench_reservations(work: Path, seconds: int) -> dict[str, float]:
         "spread_p50_ms": spread_run["p50_ms"],
         "spread_p99_ms": spread_run["p99_ms"],
         # Where the machine's CPU went per reservation, and per pgbench transaction on the hot row.
-        **hot_cpu.per_operation_ms(hot_run["rps"] * seconds, "hot", "reservation"),
-        **spread_cpu.per_operation_ms(spread_run["rps"] * seconds, "spread", "reservation"),
-        **pgbench_hot_cpu.per_operation_ms(pgbench_hot_run.transactions, "pgbench_hot", "transaction"),
+        **hot_cpu.per_operation_ms(hot_run["rps"] * seconds, "reservation", prefix="hot"),
+        **spread_cpu.per_operation_ms(spread_run["rps"] * seconds, "reservation", prefix="spread"),
+        **pgbench_hot_cpu.per_operation_ms(pgbench_hot_run.transactions, "transaction", prefix="pgbench_hot"),
         "limited_requests_refused_409": limited_run["non_2xx"],
         **oversell,
         **memory,

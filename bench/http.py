@@ -83,6 +83,22 @@ def serve(args: list[str], env: dict[str, str], url: str) -> subprocess.Popen[by
     return process
 
 
+def raw_asgi_rps(seconds: int, connections: int = 32) -> float:
+    """Requests/s wrk gets from the bare ASGI app on uvicorn (``bench/raw_asgi.py``, a constant
+    JSON, no middleware): the floor of any Python HTTP path on this machine."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/healthz"
+    command = [sys.executable, "-m", "uvicorn", "bench.raw_asgi:app", "--port", str(port)]
+    server = serve(
+        [*command, "--no-access-log", "--log-level", "warning"], {**os.environ, "PYTHONUNBUFFERED": "1"}, url
+    )
+    try:
+        return wrk(url, seconds, connections)
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def bench_http(work: Path, seconds: int) -> dict[str, float]:
     postgres = PostgresServer(work / "postgres")
     nats = NatsServer(work / "nats")
@@ -92,27 +108,9 @@ def bench_http(work: Path, seconds: int) -> dict[str, float]:
     try:
         postgres.create_database("gateway")
         asyncio.run(asyncio.to_thread(migrations.upgrade, postgres.url_for("gateway"), GATEWAY_VERSIONS))
-        raw_port, gateway_port = free_port(), free_port()
+        gateway_port = free_port()
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        raw = serve(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "bench.raw_asgi:app",
-                "--port",
-                str(raw_port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            env,
-            f"http://127.0.0.1:{raw_port}/healthz",
-        )
-        servers.append(raw)
-        raw_rps = wrk(f"http://127.0.0.1:{raw_port}/healthz", seconds)
-        raw.terminate()
-        raw.wait(10)
+        raw_rps = raw_asgi_rps(seconds)
         fastapi_port = free_port()
         bare = serve(
             [

@@ -63,8 +63,7 @@ from retail.sales.v1 import events_pb2 as sales_pb2
 
 from bench.baseline import grpc_service, pgbench, profiled
 from bench.cpu import CpuAccount, cpu_seconds
-from bench.http import serve
-from bench.http import wrk as http_wrk
+from bench.http import raw_asgi_rps
 from bench.pos_ingest import wait_ready
 from bench.reservations import register_app_client, rss_mb, token_for
 from devstack.servers import NatsServer, PostgresServer, free_port
@@ -682,7 +681,7 @@ def resolve(stack: Stack, work: Path, seconds: int) -> dict[str, float]:
             both = {**pids, "gateway_2": second_gw.pid}
             with CpuAccount(both, stack.postgres) as replicas_cpu:
                 runs = side_by_side([base_url, second_url], script, seconds, token)
-    floor = bare_http_floor(seconds)
+    floor = raw_asgi_rps(seconds, CONNECTIONS)  # the floor of any Python HTTP path here
     for each in (run, *runs):
         if each.non_2xx or each.socket_errors or not each.requests:
             raise SystemExit(f"identity resolution failed under load: {each}")
@@ -716,20 +715,6 @@ def side_by_side(base_urls: list[str], script: Path, seconds: int, token: str) -
 
     with ThreadPoolExecutor(len(base_urls)) as pool:
         return list(pool.map(one, base_urls))
-
-
-def bare_http_floor(seconds: int) -> float:
-    """Requests/s wrk gets, with the resolutions' connections, from a bare ASGI app on uvicorn
-    answering a constant JSON: what no Python HTTP path on this machine can exceed."""
-    port = free_port()
-    command = [sys.executable, "-m", "uvicorn", "bench.raw_asgi:app", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}/healthz"
-    server = serve([*command, "--no-access-log", "--log-level", "warning"], {**os.environ}, url)
-    try:
-        return http_wrk(url, seconds, CONNECTIONS)
-    finally:
-        server.terminate()
-        server.wait(10)
 
 
 def earn(stack: Stack, work: Path, seconds: int) -> dict[str, float]:

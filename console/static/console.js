@@ -176,9 +176,18 @@
 
   const DRAW = { tiles, chart, table, notice };
 
+  // Set once a form on the page is sent (signing out, approving, acknowledging): an answer that comes
+  // back after that, a 401 from the sign-out itself included, is about a page being left and
+  // must not send the browser elsewhere or draw an error over it.
+  let leaving = false;
+  document.addEventListener("submit", () => {
+    leaving = true;
+  });
+
   async function load(container) {
     try {
       const response = await fetch(container.dataset.src, { credentials: "same-origin", headers: { Accept: "application/json" } });
+      if (leaving) return;
       if (response.status === 401) {
         window.location.assign("/sign-in?ended=1");
         return;
@@ -188,6 +197,7 @@
       container.replaceChildren(...answer.blocks.map((block) => DRAW[block.kind](block)));
       container.dataset.loaded = "true";
     } catch (error) {
+      if (leaving) return;
       container.replaceChildren(el("p", { class: "error", role: "alert" }, body.dataset.loadFailed));
       container.dataset.loaded = "failed";
       container.dataset.error = String(error);

@@ -6,6 +6,12 @@ own handlers over them, and hands :func:`service_server` what is its own — the
 registrations, its stream, the subscriptions it consumes and its periodic jobs. The server
 around them (health answering for PostgreSQL and NATS, the outbox relay and consumers as one
 task, the kit tables' pruning) is the same in every service, so it is written once here.
+
+Nothing in a ``bootstrap.py`` connects at import time. Its ``build(settings)`` returns the
+server and what it holds (connections, application services, anything it must close). Where
+tests and tools need the application services without a server, its
+``wire(settings, unit_of_work, …, clock=…)`` is that part alone, over a unit of work and a
+clock of theirs, with the settings' policies.
 """
 
 from __future__ import annotations

@@ -32,7 +32,6 @@ from gateway.members.schemas import (
     MemberMixOut,
     MemberOut,
     MemberPatch,
-    ProfileIn,
     Purpose,
     Registered,
     RegistrationIn,
@@ -49,6 +48,7 @@ from gateway.members.wire import (
     map_member,
     optional_decimal,
     optional_money,
+    profile_message,
     view_of,
     yuan,
 )
@@ -114,7 +114,6 @@ async def register_member(
         channel = to_wire(pb.Channel, "CHANNEL", body.channel)
     else:
         channel = pb.CHANNEL_MINI_PROGRAM if body.identity.type.startswith("wechat") else pb.CHANNEL_APP
-    profile = body.profile or ProfileIn()
     request = pb.RegisterMemberRequest(
         request_id=call.request_id,
         identity=identity_message(body.identity),
@@ -122,13 +121,7 @@ async def register_member(
         channel=channel,
         store_id=store_id,
         actor=actor_of(principal),
-        profile=pb.Profile(
-            name=profile.name or "",
-            birthday=profile.birthday.isoformat() if profile.birthday else "",
-            gender=gender_number(profile.gender),
-            preferences=profile.preferences,
-            address=address_message(profile.address) if profile.address else None,
-        ),
+        profile=profile_message(body.profile),
     )
 
     return await call.forward(

@@ -220,18 +220,23 @@ def _money(yuan_text: str) -> money_pb2.Money:
     return money_pb2.Money(currency_code="CNY", minor_units=int(Decimal(yuan_text).scaleb(2)))
 
 
+def profile_message(profile: ProfileIn | None) -> pb.Profile:
+    """A profile as given; none given is an empty one."""
+    profile = profile or ProfileIn()
+    return pb.Profile(
+        name=profile.name or "",
+        birthday=profile.birthday.isoformat() if profile.birthday else "",
+        gender=gender_number(profile.gender),
+        preferences=profile.preferences,
+        address=address_message(profile.address) if profile.address else None,
+    )
+
+
 def imported_member_message(member: ImportedMemberIn) -> pb.ImportedMember:
-    profile = member.profile or ProfileIn()
     return pb.ImportedMember(
         external_id=member.external_id,
         identities=[identity_message(identity) for identity in member.identities],
-        profile=pb.Profile(
-            name=profile.name or "",
-            birthday=profile.birthday.isoformat() if profile.birthday else "",
-            gender=gender_number(profile.gender),
-            preferences=profile.preferences,
-            address=address_message(profile.address) if profile.address else None,
-        ),
+        profile=profile_message(member.profile),
         consents=consent_messages(member.consents),
         store_id=member.home_store_id or "",
         purchases=[

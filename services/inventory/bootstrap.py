@@ -1,4 +1,4 @@
-"""The inventory service's one composition root: real dependencies wired together."""
+"""The inventory service's one composition root (the shape every service shares: :mod:`servicekit.composition`)."""
 
 from __future__ import annotations
 

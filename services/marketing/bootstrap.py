@@ -1,8 +1,4 @@
-"""The marketing service's one composition root: real dependencies wired together.
-
-Nothing connects at import time; :func:`build` returns the server and what it holds, and
-:func:`wire` is the part that tests and tools reuse with a unit of work and clock of theirs.
-"""
+"""The marketing service's one composition root (the shape every service shares: :mod:`servicekit.composition`)."""
 
 from __future__ import annotations
 

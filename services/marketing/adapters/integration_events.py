@@ -57,20 +57,23 @@ def coupon_use_given_back(code: str, campaign_id: str, sale_id: str, at: datetim
     )
 
 
-def redemption_conflict_recorded(conflict: ConflictRow) -> OutboxEvent:
-    message = events_pb2.RedemptionConflictRecorded(
-        conflict=marketing_service_pb2.RedemptionConflict(
-            code=conflict.code,
-            sale_id=conflict.sale_id,
-            store_id=conflict.store_id,
-            member_id=conflict.member_id or "",
-            discount=money(conflict.discount_fen),
-            redeemed_by_sale_id=conflict.redeemed_by_sale_id or "",
-            occurred_at=timestamp(conflict.occurred_at),
-            campaign_id=conflict.campaign_id or "",
-            reason=conflict.reason,
-        )
+def map_conflict(conflict: ConflictRow) -> marketing_service_pb2.RedemptionConflict:
+    """A recorded conflict as its event carries it and the conflicts' list answers it."""
+    return marketing_service_pb2.RedemptionConflict(
+        code=conflict.code,
+        sale_id=conflict.sale_id,
+        store_id=conflict.store_id,
+        member_id=conflict.member_id or "",
+        discount=money(conflict.discount_fen),
+        redeemed_by_sale_id=conflict.redeemed_by_sale_id or "",
+        occurred_at=timestamp(conflict.occurred_at),
+        campaign_id=conflict.campaign_id or "",
+        reason=conflict.reason,
     )
+
+
+def redemption_conflict_recorded(conflict: ConflictRow) -> OutboxEvent:
+    message = events_pb2.RedemptionConflictRecorded(conflict=map_conflict(conflict))
     return OutboxEvent.of(
         f"{SUBJECT_PREFIX}.redemption_conflict_recorded",
         message,

@@ -22,13 +22,13 @@ from servicekit.idempotency import fingerprint
 from servicekit.paging import page_key, page_token
 from servicekit.protowire import timestamp
 from services.marketing.adapters.campaign_store import StoredCampaign
+from services.marketing.adapters.integration_events import map_conflict
 from services.marketing.entrypoints.wire import (
     CAMPAIGN_STATUSES,
     Actor,
     map_actor,
     map_campaign,
     map_campaign_draft,
-    map_conflict,
     map_coupon,
     map_hold,
     map_hold_response,

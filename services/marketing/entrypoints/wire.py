@@ -18,8 +18,14 @@ from servicekit.errors import InvalidArgument, PermissionDenied
 from servicekit.idempotency import RequestFingerprint
 from servicekit.protowire import from_wire, moment, timestamp
 from services.marketing.adapters.campaign_store import Progress, StoredCampaign
-from services.marketing.adapters.coupon_store import ConflictRow, CouponView
-from services.marketing.adapters.integration_events import CURRENCY, map_offer, map_progress, map_terms, money
+from services.marketing.adapters.coupon_store import CouponView
+from services.marketing.adapters.integration_events import (
+    CURRENCY,
+    map_offer,
+    map_progress,
+    map_terms,
+    money,
+)
 from services.marketing.adapters.model_store import ModelRun
 from services.marketing.adapters.segment_store import StoredSegment, StoredSnapshot
 from services.marketing.domain.campaign_report import Estimate, GroupSummary
@@ -397,20 +403,6 @@ def map_coupon(coupon: CouponView, now: datetime) -> pb.Coupon:
         issued_at=timestamp(coupon.issued_at),
         use_limit=coupon.use_limit,
         used=coupon.used,
-    )
-
-
-def map_conflict(conflict: ConflictRow) -> pb.RedemptionConflict:
-    return pb.RedemptionConflict(
-        code=conflict.code,
-        sale_id=conflict.sale_id,
-        store_id=conflict.store_id,
-        member_id=conflict.member_id or "",
-        discount=money(conflict.discount_fen),
-        redeemed_by_sale_id=conflict.redeemed_by_sale_id or "",
-        occurred_at=timestamp(conflict.occurred_at),
-        campaign_id=conflict.campaign_id or "",
-        reason=conflict.reason,
     )
 
 

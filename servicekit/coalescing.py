@@ -10,10 +10,15 @@ processed in arrival order, so earlier requests are served before later ones.
 The coalescing is per process; across processes the row lock keeps it correct.
 
 The same holds for a call to another service: the gateway hands concurrent identity
-resolutions and reservations to their service as batched calls
-(``gateway.adapters.coalesced_calls``), one call in flight at a time, the next batch
-gathering meanwhile. An idle system pays no delay: the first request finds the key idle
-and goes at once.
+resolutions, reservations and baskets to their service as batched calls
+(``gateway.adapters.coalesced_calls``), the next batch gathering while one is in flight. An
+idle system pays no delay: the first request finds the key idle and goes at once.
+
+``lanes`` is how many batches of one key may run at once (one by default). One lane keeps
+the batches in order, each after the one before: what a write on one row wants. A read sent
+to another process may take two: the second batch is sent while the first is answered, so
+the two processes work side by side rather than in turns. Every lane takes its batch from
+the head of the same queue, so items still leave in arrival order.
 """
 
 from __future__ import annotations
@@ -42,15 +47,16 @@ class CoalescingStats:
 @dataclass
 class _Queue(Generic[ItemT, ResultT]):
     waiting: deque[tuple[ItemT, asyncio.Future[ResultT]]] = field(default_factory=deque)
-    draining: bool = False
+    draining: int = 0  # batches of this key running now
 
 
 class Coalescer(Generic[KeyT, ItemT, ResultT]):
-    """Batches concurrent submissions per key; at most one batch per key runs at a time."""
+    """Batches concurrent submissions per key; at most ``lanes`` batches of a key run at a time."""
 
-    def __init__(self, run_batch: BatchRunner[KeyT, ItemT, ResultT], *, max_batch: int = 256) -> None:
+    def __init__(self, run_batch: BatchRunner[KeyT, ItemT, ResultT], *, max_batch: int = 256, lanes: int = 1) -> None:
         self._run_batch = run_batch
         self._max_batch = max_batch
+        self._lanes = lanes
         self._queues: dict[KeyT, _Queue[ItemT, ResultT]] = {}
         self._drainers: set[asyncio.Task[None]] = set()  # held so the loop cannot collect them
         self.stats = CoalescingStats()
@@ -59,8 +65,8 @@ class Coalescer(Generic[KeyT, ItemT, ResultT]):
         queue = self._queues.setdefault(key, _Queue())
         future: asyncio.Future[ResultT] = asyncio.get_running_loop().create_future()
         queue.waiting.append((item, future))
-        if not queue.draining:
-            queue.draining = True
+        if queue.draining < self._lanes:
+            queue.draining += 1
             drainer = asyncio.create_task(self._drain(key, queue))
             self._drainers.add(drainer)
             drainer.add_done_callback(self._drainers.discard)
@@ -85,6 +91,6 @@ class Coalescer(Generic[KeyT, ItemT, ResultT]):
                     else:
                         future.set_result(outcome)
         finally:
-            queue.draining = False
-            if not queue.waiting:
+            queue.draining -= 1
+            if not queue.waiting and not queue.draining:
                 self._queues.pop(key, None)

@@ -5,10 +5,13 @@ almost every request), reservations (a flash sale's buyers on one SKU) and baske
 (every cart and checkout page). Sent one by one, each pays a whole gRPC round trip on both
 sides: the call's machinery was a quarter of the gateway's CPU per resolution and 17% per
 reservation, and much of the backends'. Here
-concurrent calls of one kind queue up (:class:`servicekit.coalescing.Coalescer`): one
-batched call is in flight at a time, carrying everything that queued while the previous one
-ran, and each caller gets its own answer. An idle gateway adds no delay: the first call goes
-at once.
+concurrent calls of one kind queue up (:class:`servicekit.coalescing.Coalescer`): a batched
+call carries everything that queued while the previous one ran, and each caller gets its own
+answer. An idle gateway adds no delay: the first call goes at once. Resolutions and
+reservations have one call in flight at a time (a reservation batch is a transaction on hot
+rows: the next one waits its turn anyway). Baskets, pure reads that cost the pricing service
+about as much CPU as the gateway, have two: the pricing service prices one batch while the
+gateway writes the answers of the other, instead of each waiting for the other in turn.
 
 An item the backend refuses fails only its own caller, with the error the unary call would
 have raised (:func:`gateway.http.grpc_errors.refusal_error`), so the problem answer is the
@@ -46,6 +49,8 @@ BATCH_MAX = 200
 # Baskets per batched call at most: 16 of the largest (200 lines) answer well inside the
 # 4 MiB a gRPC client accepts.
 BASKETS_MAX = 16
+# Basket calls in flight at once (see the module's docstring).
+BASKET_LANES = 2
 # After a backend answered a batched call UNIMPLEMENTED, how long to send unary calls instead.
 UNARY_FOR_SECONDS = 60.0
 
@@ -65,6 +70,7 @@ class CoalescedCalls(Generic[ItemT, AnswerT]):
         send_one: Callable[[ItemT], Awaitable[AnswerT]],
         *,
         max_batch: int = BATCH_MAX,
+        lanes: int = 1,
         unary_for_seconds: float = UNARY_FOR_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -89,7 +95,7 @@ class CoalescedCalls(Generic[ItemT, AnswerT]):
                 raise RuntimeError(f"{len(answers)} answers for {len(items)} items")
             return answers
 
-        self._coalescer: Coalescer[None, ItemT, AnswerT] = Coalescer(run, max_batch=max_batch)
+        self._coalescer: Coalescer[None, ItemT, AnswerT] = Coalescer(run, max_batch=max_batch, lanes=lanes)
 
     async def _one_by_one(self, items: Sequence[ItemT]) -> list[AnswerT | BaseException]:
         """Each item as its unary call, side by side: its answer, or the error it raised."""
@@ -161,4 +167,4 @@ def basket_prices(
         answer: pricing_pb.PriceBasketResponse = await stub.PriceBasket(basket)
         return answer
 
-    return CoalescedCalls(send, send_one, max_batch=BASKETS_MAX, clock=clock)
+    return CoalescedCalls(send, send_one, max_batch=BASKETS_MAX, lanes=BASKET_LANES, clock=clock)

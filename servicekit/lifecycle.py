@@ -61,11 +61,19 @@ def every(
                     if due is not None and 0 < due < wait:
                         wait = due
             except Exception as exc:
-                log.warning("background round failed", extra={"what": what, "error": str(exc)})
+                log.warning("background round failed", extra={"what": what, "error": error_text(exc)})
             if await _sleep_unless(stop, wait, wake):
                 return
 
     return run
+
+
+def error_text(exc: BaseException) -> str:
+    """What went wrong, for a log line: an exception group (a TaskGroup's failure, which says only
+    how many sub-exceptions it has) as the texts of the exceptions inside it."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(error_text(inner) for inner in exc.exceptions)
+    return str(exc)
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float, wake: asyncio.Event | None) -> bool:

@@ -64,6 +64,33 @@ async def test_a_failing_round_is_logged_and_the_next_round_runs(caplog: pytest.
     assert (record.what, record.error) == ("schedule", "database down")  # type: ignore[attr-defined]
 
 
+async def test_a_round_failing_inside_a_task_group_logs_what_failed_not_only_how_many(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stop = asyncio.Event()
+    attempts = 0
+
+    async def push(store: str) -> None:
+        if store != "S2":
+            raise ConnectionError(f"station {store} unreachable")
+
+    async def step() -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 2:
+            stop.set()
+            return
+        async with asyncio.TaskGroup() as group:
+            for store in ("S1", "S2", "S3"):
+                group.create_task(push(store))
+
+    with caplog.at_level(logging.WARNING, logger="servicekit.lifecycle"):
+        await asyncio.wait_for(every("labels", 0.001, step)(stop), timeout=5)
+
+    [record] = [r for r in caplog.records if r.getMessage() == "background round failed"]
+    assert record.error == "station S1 unreachable; station S3 unreachable"  # type: ignore[attr-defined]
+
+
 async def test_stopping_ends_a_drain_between_batches() -> None:
     stop = asyncio.Event()
     calls = 0

@@ -54,6 +54,8 @@ class Coalescer(Generic[KeyT, ItemT, ResultT]):
     """Batches concurrent submissions per key; at most ``lanes`` batches of a key run at a time."""
 
     def __init__(self, run_batch: BatchRunner[KeyT, ItemT, ResultT], *, max_batch: int = 256, lanes: int = 1) -> None:
+        if max_batch < 1 or lanes < 1:
+            raise ValueError(f"a coalescer needs at least one item per batch and one lane: {max_batch}, {lanes}")
         self._run_batch = run_batch
         self._max_batch = max_batch
         self._lanes = lanes

@@ -123,9 +123,11 @@ async def consumer_settled(
     timeout: float = 60,  # noqa: ASYNC109 - the wait's bound is the caller's
     *,
     declared_later: bool = False,
+    past_sequence: int = 0,
 ) -> None:
     """Wait until a durable consumer has nothing pending and nothing unacknowledged; with
-    ``declared_later``, also until the service under test has declared it."""
+    ``declared_later``, also until the service under test has declared it; with
+    ``past_sequence``, also until it has been delivered the stream's message of that sequence."""
     async with asyncio.timeout(timeout):
         while True:
             try:
@@ -134,6 +136,7 @@ async def consumer_settled(
                 if not declared_later:
                     raise
             else:
-                if not info.num_pending and not info.num_ack_pending:
+                delivered = info.delivered is not None and (info.delivered.stream_seq or 0) >= past_sequence
+                if delivered and not info.num_pending and not info.num_ack_pending:
                     return
             await asyncio.sleep(0.05)

@@ -7,8 +7,6 @@ stream, consumed by the running service's durable consumer.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Callable
 from datetime import UTC
 from decimal import Decimal
@@ -38,7 +36,7 @@ from tests.integration.pricing.conftest import (
     store_manager,
 )
 from tests.support.grpc_status import refused
-from tests.support.messaging import jetstream
+from tests.support.messaging import consumer_settled, jetstream
 
 DEADLINE_SECONDS = 30
 MIN_MARGIN = Decimal("0.05")  # the settings' default
@@ -67,25 +65,6 @@ async def raise_overstock(
         headers={"Nats-Msg-Id": alert_id, "Retail-Event-Type": inventory_events.StockAlertRaised.DESCRIPTOR.full_name},
     )
     return ack
-
-
-async def settled(js: JetStreamContext, durable: str, past_sequence: int) -> None:
-    """Wait until the service's INVENTORY consumer has handled everything up to ``past_sequence``."""
-    deadline = time.monotonic() + DEADLINE_SECONDS
-    while True:
-        try:
-            info = await js.consumer_info(INVENTORY_STREAM.name, durable)
-        except Exception:  # not declared yet: the service declares it once the stream exists
-            info = None
-        if (
-            info is not None
-            and info.delivered.stream_seq >= past_sequence
-            and not info.num_pending
-            and not info.num_ack_pending
-        ):
-            return
-        assert time.monotonic() < deadline, f"the pricing consumer {durable} did not catch up: {info}"
-        await asyncio.sleep(0.05)
 
 
 async def suggestions(
@@ -151,7 +130,9 @@ async def test_an_overstock_alert_becomes_a_suggestion_the_store_approves_into_i
             js, store, roomy, alert_id=f"A-{unique}-A", days_of_cover="95", overstock_cover_days="30"
         )
         assert (again.duplicate, again.seq) == (True, first.seq)
-        await settled(js, durable, last.seq)
+        await consumer_settled(
+            js, INVENTORY_STREAM.name, durable, DEADLINE_SECONDS, declared_later=True, past_sequence=last.seq
+        )
 
         found = await suggestions(stub, store)
         assert sorted(found) == [roomy, tight]  # the SKU whose floor leaves no markdown got no suggestion
@@ -218,7 +199,9 @@ async def test_an_overstock_alert_becomes_a_suggestion_the_store_approves_into_i
         # every alert comes back with its Nats-Msg-Id, and none makes a second suggestion.
         await js.delete_consumer(INVENTORY_STREAM.name, durable)
         await ensure_consumer(js, inventory_consumer(durable))
-        await settled(js, durable, last.seq)
+        await consumer_settled(
+            js, INVENTORY_STREAM.name, durable, DEADLINE_SECONDS, declared_later=True, past_sequence=last.seq
+        )
         assert await suggestions(stub, store) == {}
         assert await suggestions(stub, store, pb.MARKDOWN_STATE_WITHDRAWN) == {}
         assert sorted(await suggestions(stub, store, pb.MARKDOWN_STATE_APPROVED)) == [roomy]

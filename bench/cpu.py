@@ -70,6 +70,11 @@ def machine_busy_seconds() -> float:
     return (sum(ticks[:8]) - idle - iowait) / _TICKS
 
 
+def machine_iowait_seconds() -> float:
+    """Seconds the cores have sat idle with I/O outstanding (a disk-bound run shows it here)."""
+    return int(Path("/proc/stat").read_text().splitlines()[0].split()[5]) / _TICKS
+
+
 @dataclass
 class CpuAccount:
     """CPU used between :meth:`start` and :meth:`stop` by ``servers`` (name → pid), by the

@@ -57,7 +57,7 @@ from pathlib import Path
 import asyncpg
 
 from bench.baseline import grpc_service, pgbench, profiled
-from bench.cpu import CpuAccount, cpu_seconds
+from bench.cpu import CpuAccount, machine_iowait_seconds
 from bench.members import WrkRun, gateway_in_front_of, run_wrk
 from bench.pos_ingest import wait_ready
 from bench.reservations import register_app_client, rss_mb, token_for
@@ -587,20 +587,25 @@ def label_storm(
 ) -> dict[str, float]:
     """Part 1: a change of every SKU's price, from its effective moment until every label confirmed it."""
     labels = STORES * LABELS_PER_STORE
-    cpu = cpu_seconds(pricing.pid)
-    simulators_cpu = sum(cpu_seconds(station.process.pid) for station in stations)
+    servers = {"pricing": pricing.pid, **{station.store_id: station.process.pid for station in stations}}
+    if stack.nats.process is not None:
+        servers["nats"] = stack.nats.process.pid
     effective_at = datetime.now(UTC) + timedelta(seconds=CHANGE_LEAD_SECONDS)
     scheduled = asyncio.run(schedule_storm(stack.pricing_url, effective_at))
     if scheduled != SKUS:
         raise SystemExit(f"{scheduled} price changes scheduled, not {SKUS}")
     if datetime.now(UTC) >= effective_at:
         raise SystemExit(f"inserting the changes took longer than the {CHANGE_LEAD_SECONDS:.0f}s lead")
-    with profiled("pricing-storm", {"pricing": pricing.pid}):
+    iowait = machine_iowait_seconds()
+    started = time.monotonic()
+    with profiled("pricing-storm", {"pricing": pricing.pid}), CpuAccount(servers, stack.postgres) as storm_cpu:
         finished = asyncio.run(
             wait_for(stack.pricing_url, "the label storm", "storm_acknowledged", watched, target=labels)
         )
-    used = cpu_seconds(pricing.pid) - cpu
-    simulators_used = sum(cpu_seconds(station.process.pid) for station in stations) - simulators_cpu
+    wall = time.monotonic() - started
+    iowait = machine_iowait_seconds() - iowait
+    used = storm_cpu.used
+    simulators = sum(used[station.store_id] for station in stations)
     elapsed = finished - effective_at.timestamp()
     record = asyncio.run(storm_record(stack.pricing_url, effective_at))
     if record.events != labels:
@@ -623,8 +628,15 @@ def label_storm(
         "raw_jetstream_publish_per_s": raw,
         "storm_label_events_vs_raw_jetstream": rate / raw,
         "storm_relay_vs_raw_jetstream": record.relay_publish_per_s / raw,
-        "storm_pricing_cpu_seconds": used,
-        "storm_esl_simulators_cpu_seconds": simulators_used,
+        # Where the machine's time went from the changes' insertion to the last confirmation: each
+        # process's CPU, the cores' share busy, and how long they sat idle waiting for the disk.
+        "storm_pricing_cpu_seconds": used["pricing"],
+        "storm_esl_simulators_cpu_seconds": simulators,
+        "storm_postgres_cpu_seconds": used.get("postgres", 0.0),
+        "storm_nats_cpu_seconds": used.get("nats", 0.0),
+        "storm_rest_cpu_seconds": used["rest"],
+        "storm_machine_busy_vs_all_cores": used["machine"] / (wall * (os.cpu_count() or 1)),
+        "storm_machine_iowait_seconds": iowait,
         "pricing_rss_mb_after_storm": rss_mb(pricing.pid),
     }
 

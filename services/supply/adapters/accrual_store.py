@@ -70,20 +70,40 @@ class PurchaseLine:
     contract: Contract
 
 
+# A line's contract, as :func:`_contract` reads it.
+_LINE_CONTRACT = (
+    "c.contract_id, c.supplier_id, c.mode, c.valid_from, c.valid_until, c.commission_rate, c.store_commission_rates, "
+    "c.rejects_billed"
+)
+
+
 async def receipt_lines(session: AsyncSession, receipt_id: str) -> tuple[str, list[PurchaseLine]]:
     """A goods receipt's lines under purchase contracts, and its location."""
-    rows = (
-        await session.execute(
-            text(
-                "SELECT r.location_id, l.line_number, l.sku, l.accepted, l.rejected, l.unit_cost_fen, c.contract_id, "
-                "c.supplier_id, c.mode, c.valid_from, c.valid_until, c.commission_rate, c.store_commission_rates, "
-                "c.rejects_billed FROM goods_receipt r JOIN receipt_line l USING (receipt_id) "
-                "JOIN contract c ON c.contract_id = l.contract_id "
-                "WHERE r.receipt_id = :id AND c.mode = 'purchase' ORDER BY l.line_number"
-            ),
-            {"id": receipt_id},
-        )
-    ).all()
+    return await _purchase_lines(
+        session,
+        "SELECT r.location_id, l.line_number, l.sku, l.accepted, l.rejected, l.unit_cost_fen, "
+        f"{_LINE_CONTRACT} FROM goods_receipt r JOIN receipt_line l USING (receipt_id) "
+        "JOIN contract c ON c.contract_id = l.contract_id "
+        "WHERE r.receipt_id = :id AND c.mode = 'purchase' ORDER BY l.line_number",
+        receipt_id,
+    )
+
+
+async def vendor_return_lines(session: AsyncSession, return_id: str) -> tuple[str, list[PurchaseLine]]:
+    """A return to vendor's lines under purchase contracts (what went back counts as accepted, to be
+    credited), and the location the goods left."""
+    return await _purchase_lines(
+        session,
+        "SELECT r.location_id, l.line_number, l.sku, l.quantity AS accepted, 0::numeric AS rejected, l.unit_cost_fen, "
+        f"{_LINE_CONTRACT} FROM vendor_return r JOIN vendor_return_line l USING (return_id) "
+        "JOIN contract c ON c.contract_id = l.contract_id "
+        "WHERE r.return_id = :id AND c.mode = 'purchase' ORDER BY l.line_number",
+        return_id,
+    )
+
+
+async def _purchase_lines(session: AsyncSession, query: str, document_id: str) -> tuple[str, list[PurchaseLine]]:
+    rows = (await session.execute(text(query), {"id": document_id})).all()
     location = rows[0].location_id if rows else ""
     return location, [
         PurchaseLine(
@@ -91,33 +111,6 @@ async def receipt_lines(session: AsyncSession, receipt_id: str) -> tuple[str, li
             row.sku,
             row.accepted,
             row.rejected,
-            _contract(row, {row.sku: row.unit_cost_fen}, [row.sku]),
-        )
-        for row in rows
-    ]
-
-
-async def vendor_return_lines(session: AsyncSession, return_id: str) -> tuple[str, list[PurchaseLine]]:
-    """A return to vendor's lines under purchase contracts, and the location the goods left."""
-    rows = (
-        await session.execute(
-            text(
-                "SELECT r.location_id, l.line_number, l.sku, l.quantity, l.unit_cost_fen, c.contract_id, "
-                "c.supplier_id, c.mode, c.valid_from, c.valid_until, c.commission_rate, c.store_commission_rates, "
-                "c.rejects_billed FROM vendor_return r JOIN vendor_return_line l USING (return_id) "
-                "JOIN contract c ON c.contract_id = l.contract_id "
-                "WHERE r.return_id = :id AND c.mode = 'purchase' ORDER BY l.line_number"
-            ),
-            {"id": return_id},
-        )
-    ).all()
-    location = rows[0].location_id if rows else ""
-    return location, [
-        PurchaseLine(
-            row.line_number,
-            row.sku,
-            row.quantity,
-            Decimal(0),
             _contract(row, {row.sku: row.unit_cost_fen}, [row.sku]),
         )
         for row in rows
@@ -333,9 +326,9 @@ async def note_sale(
                 "VALUES (:sale, :at_store, :on, false) ON CONFLICT (sale_id) DO NOTHING RETURNING 1), "
                 "days AS ("
                 + _ADD_DAYS.format(condition="WHERE EXISTS (SELECT 1 FROM noted) ")
-                + ") SELECT (SELECT count(*) FROM noted) AS noted, i.sku, i.unit_cost_fen, c.contract_id, "
-                "c.supplier_id, c.mode, c.valid_from, c.valid_until, c.commission_rate, c.store_commission_rates, "
-                "c.rejects_billed FROM (SELECT 1) AS one LEFT JOIN (contract_item i JOIN contract c USING "
+                + ") SELECT (SELECT count(*) FROM noted) AS noted, i.sku, i.unit_cost_fen, "
+                + _LINE_CONTRACT
+                + " FROM (SELECT 1) AS one LEFT JOIN (contract_item i JOIN contract c USING "
                 "(contract_id)) ON i.sku = ANY (CAST(:skus AS text[])) AND c.mode = ANY (CAST(:modes AS text[])) "
                 "AND c.valid_from <= :on AND (c.valid_until IS NULL OR c.valid_until > :on)"
             ),

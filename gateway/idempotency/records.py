@@ -7,13 +7,16 @@ is replaced by the pool on its next acquisition; an outage surfaces as asyncpg's
 errors (503 at the edge).
 
 Claims and completions are written in groups: concurrent requests' claims queue up and go
-as one statement (:class:`servicekit.coalescing.Coalescer`, one statement in flight at a
-time), and so do their completions. Under a flood of reservations the two statements per
+as one statement (:class:`servicekit.coalescing.Coalescer`, up to :data:`GROUP_LANES`
+statements in flight at a time, so that a group is written while the one before it is still
+answered), and so do their completions. Under a flood of reservations the two statements per
 request were 29% of the gateway's CPU (asyncpg's per-statement work, profiled with py-spy);
 an idle gateway adds no delay, as the first claim finds nothing queued and goes at once.
-A group's keys are written in one order, (client, key), so two gateways writing
-overlapping groups cannot deadlock; a key asked twice in one group is claimed once, the
-second asker finding it in flight as it would a moment later.
+A group's keys are written in one order, (client, key), so two groups writing
+overlapping keys (of two lanes, or of two gateways) cannot deadlock; a key asked twice in
+one group is claimed once, the second asker finding it in flight as it would a moment later.
+Two lanes measured against one, alternating, under the hot-SKU reservation load: 0.497 and
+0.473 of pgbench's hot-row rate against 0.459 and 0.450.
 """
 
 from __future__ import annotations
@@ -101,6 +104,9 @@ async def open_pool(database_url: str, *, max_size: int, application_name: str) 
     return pool
 
 
+# Group statements of one kind in flight at once (see the module's docstring).
+GROUP_LANES = 2
+
 Claim = tuple[str, str, bytes]  # client id, key, fingerprint
 Completion = tuple[str, str, int, str]  # client id, key, status code, body
 
@@ -114,8 +120,12 @@ class IdempotencyRecords:
         self._lease_seconds = lease_seconds
         self._acquire_timeout = acquire_timeout
         # None: the key was released between the group's statement and the look after it; ask again.
-        self._claims: Coalescer[None, Claim, ClaimOutcome | None] = Coalescer(self._claim_group, max_batch=group_max)
-        self._completions: Coalescer[None, Completion, None] = Coalescer(self._complete_group, max_batch=group_max)
+        self._claims: Coalescer[None, Claim, ClaimOutcome | None] = Coalescer(
+            self._claim_group, max_batch=group_max, lanes=GROUP_LANES
+        )
+        self._completions: Coalescer[None, Completion, None] = Coalescer(
+            self._complete_group, max_batch=group_max, lanes=GROUP_LANES
+        )
 
     @property
     def statements(self) -> tuple[int, int]:

@@ -15,10 +15,12 @@ resolutions, reservations and baskets to their service as batched calls
 idle system pays no delay: the first request finds the key idle and goes at once.
 
 ``lanes`` is how many batches of one key may run at once (one by default). One lane keeps
-the batches in order, each after the one before: what a write on one row wants. A read sent
-to another process may take two: the second batch is sent while the first is answered, so
-the two processes work side by side rather than in turns. Every lane takes its batch from
-the head of the same queue, so items still leave in arrival order.
+the batches in order, each after the one before: what a transaction on one hot row wants
+(a reservation batch), since a second would only wait for the first's lock. Batches that do
+not wait for each other may take two (the gateway's basket calls, its Idempotency-Key
+groups): the second is sent while the first is answered, so the two processes work side by
+side rather than in turns. Every lane takes its batch from the head of the same queue, so
+items still leave in arrival order.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ the two is divided among its owners.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,29 +62,32 @@ def tree_cpu_seconds(pid: int) -> float:
     raise RuntimeError(f"the children of {pid} kept ending while their CPU time was read")
 
 
+def _machine_ticks() -> list[int]:
+    """The first line of /proc/stat: all cores' user, nice, system, idle, iowait, … ticks."""
+    return [int(value) for value in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+
+
 def machine_busy_seconds() -> float:
     """CPU seconds all cores have spent on anything but idling or waiting for I/O."""
-    first = Path("/proc/stat").read_text().splitlines()[0].split()
-    ticks = [int(value) for value in first[1:]]
+    ticks = _machine_ticks()
     idle, iowait = ticks[3], ticks[4]
     # guest time is already counted in user time
     return (sum(ticks[:8]) - idle - iowait) / _TICKS
 
 
-def machine_iowait_seconds() -> float:
-    """Seconds the cores have sat idle with I/O outstanding (a disk-bound run shows it here)."""
-    return int(Path("/proc/stat").read_text().splitlines()[0].split()[5]) / _TICKS
-
-
 @dataclass
 class CpuAccount:
     """CPU used between :meth:`start` and :meth:`stop` by ``servers`` (name → pid), by the
-    ``postgres`` cluster (its postmaster and backends), and by the whole machine."""
+    ``postgres`` cluster (its postmaster and backends), and by the whole machine; with the
+    seconds that passed (``wall``) and those the cores sat idle waiting for I/O (``iowait``:
+    a disk-bound run shows it here)."""
 
     servers: Mapping[str, int]
     postgres: PostgresServer | None = None
     _start: dict[str, float] = field(default_factory=dict, init=False)
     used: dict[str, float] = field(default_factory=dict, init=False)
+    wall: float = field(default=0.0, init=False)
+    iowait: float = field(default=0.0, init=False)
 
     def _read(self) -> dict[str, float]:
         readings = {name: cpu_seconds(pid) for name, pid in self.servers.items()}
@@ -94,6 +98,7 @@ class CpuAccount:
 
     def start(self) -> CpuAccount:
         self._start = self._read()
+        self.wall, self.iowait = time.monotonic(), _machine_ticks()[4] / _TICKS
         return self
 
     def stop(self) -> CpuAccount:
@@ -101,7 +106,12 @@ class CpuAccount:
         self.used = {name: end[name] - self._start[name] for name in end}
         named = sum(value for name, value in self.used.items() if name != "machine")
         self.used["rest"] = max(0.0, self.used["machine"] - named)
+        self.wall, self.iowait = time.monotonic() - self.wall, _machine_ticks()[4] / _TICKS - self.iowait
         return self
+
+    def busy_vs_all_cores(self) -> float:
+        """The machine's CPU time over what all its cores could have given meanwhile."""
+        return self.used["machine"] / (self.wall * (os.cpu_count() or 1)) if self.wall > 0 else 0.0
 
     def __enter__(self) -> CpuAccount:
         return self.start()

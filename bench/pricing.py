@@ -57,7 +57,7 @@ from pathlib import Path
 import asyncpg
 
 from bench.baseline import grpc_service, pgbench, profiled
-from bench.cpu import CpuAccount, machine_iowait_seconds
+from bench.cpu import CpuAccount
 from bench.members import WrkRun, gateway_in_front_of, run_wrk
 from bench.pos_ingest import wait_ready
 from bench.reservations import register_app_client, rss_mb, token_for
@@ -596,14 +596,10 @@ def label_storm(
         raise SystemExit(f"{scheduled} price changes scheduled, not {SKUS}")
     if datetime.now(UTC) >= effective_at:
         raise SystemExit(f"inserting the changes took longer than the {CHANGE_LEAD_SECONDS:.0f}s lead")
-    iowait = machine_iowait_seconds()
-    started = time.monotonic()
     with profiled("pricing-storm", {"pricing": pricing.pid}), CpuAccount(servers, stack.postgres) as storm_cpu:
         finished = asyncio.run(
             wait_for(stack.pricing_url, "the label storm", "storm_acknowledged", watched, target=labels)
         )
-    wall = time.monotonic() - started
-    iowait = machine_iowait_seconds() - iowait
     used = storm_cpu.used
     simulators = sum(used[station.store_id] for station in stations)
     elapsed = finished - effective_at.timestamp()
@@ -628,15 +624,15 @@ def label_storm(
         "raw_jetstream_publish_per_s": raw,
         "storm_label_events_vs_raw_jetstream": rate / raw,
         "storm_relay_vs_raw_jetstream": record.relay_publish_per_s / raw,
-        # Where the machine's time went from the changes' insertion to the last confirmation: each
-        # process's CPU, the cores' share busy, and how long they sat idle waiting for the disk.
+        # Where the machine's time went from just before the effective moment to the last
+        # confirmation: each process's CPU, the cores' share busy, and their wait for the disk.
         "storm_pricing_cpu_seconds": used["pricing"],
         "storm_esl_simulators_cpu_seconds": simulators,
         "storm_postgres_cpu_seconds": used.get("postgres", 0.0),
         "storm_nats_cpu_seconds": used.get("nats", 0.0),
         "storm_rest_cpu_seconds": used["rest"],
-        "storm_machine_busy_vs_all_cores": used["machine"] / (wall * (os.cpu_count() or 1)),
-        "storm_machine_iowait_seconds": iowait,
+        "storm_machine_busy_vs_all_cores": storm_cpu.busy_vs_all_cores(),
+        "storm_machine_iowait_seconds": storm_cpu.iowait,
         "pricing_rss_mb_after_storm": rss_mb(pricing.pid),
     }
 

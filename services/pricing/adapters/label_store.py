@@ -16,7 +16,7 @@ import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import text
@@ -339,6 +339,10 @@ async def record_acknowledged(
     return int(getattr(result, "rowcount", 0))
 
 
+# How far a label's stored last check-in may trail the station's report (see record_status).
+LAST_SEEN_GRANULARITY = timedelta(seconds=60)
+
+
 @dataclass(frozen=True)
 class Failure:
     label_id: str
@@ -400,7 +404,15 @@ async def record_status(
     now: datetime,
 ) -> int:
     """(label, online, battery, last seen) as the station reports; a label seen online again
-    whose content is not confirmed (failed or given up) is made pending again, attempts reset."""
+    whose content is not confirmed (failed or given up) is made pending again, attempts reset.
+
+    Only a label whose report differs is written: online or battery changed, or its last
+    check-in is ``LAST_SEEN_GRANULARITY`` or more after the stored one (an acknowledgement
+    stores the moment it was recorded, so a check-in reported just before it is not news). A
+    tag checks in every few seconds to minutes and every acknowledgement round asks about each
+    sent label, so writing each report would rewrite every label row per round (in the label
+    storm's measurement, more database time than the pushes themselves); ``last_seen`` is
+    kept to within that granularity instead. Returns the number of labels written."""
     if not statuses:
         return 0
     result = await session.execute(
@@ -416,9 +428,14 @@ async def record_status(
             FROM unnest(CAST(:labels AS text[]), CAST(:online AS boolean[]), CAST(:battery AS integer[]),
                         CAST(:seen AS timestamptz[])) AS v(label_id, online, battery, seen)
             WHERE l.store_id = :store AND l.label_id = v.label_id
+              AND (l.online <> v.online
+                   OR (v.battery IS NOT NULL AND l.battery_mv IS DISTINCT FROM v.battery)
+                   OR (v.seen IS NOT NULL
+                       AND (l.last_seen IS NULL OR v.seen >= l.last_seen + CAST(:granularity AS interval))))
         """),
         {
             "store": store_id,
+            "granularity": LAST_SEEN_GRANULARITY,
             "labels": [s[0] for s in statuses],
             "online": [s[1] for s in statuses],
             "battery": [s[2] for s in statuses],

@@ -557,3 +557,72 @@ async def test_one_push_round_pushes_every_due_label_a_claim_at_a_time_several_c
     finally:
         await app.server.stop()
         await app.close()
+
+
+async def test_a_status_round_writes_only_the_labels_whose_report_changed(
+    app: PricingApp, stub: pb_grpc.PricingServiceAsyncStub
+) -> None:
+    """Every acknowledgement round asks about every sent label: a report that only says "checked in
+    again" is not a row write, until the stored check-in trails by the granularity; a changed
+    battery or online state is written at once, and only for its label."""
+    station_time = [1_800_000_000.0]
+    vendor = BatchSimulator(["L-A", "L-B"], clock=lambda: station_time[0])
+
+    async def rows() -> dict[str, tuple[str, bool, int | None, float | None]]:
+        async with app.services.pricing._uow() as uow:
+            found = await uow.session.execute(
+                text(
+                    "SELECT label_id, xmin::text AS version, online, battery_mv, last_seen FROM label "
+                    "WHERE store_id = 'S070'"
+                )
+            )
+            return {
+                row.label_id: (row.version, row.online, row.battery_mv, row.last_seen and row.last_seen.timestamp())
+                for row in found
+            }
+
+    async with running(vendor) as url:
+        await put_store(app, "S070", station_kind="batch", station_url=url)
+        await put_item(app, "SKU-ST", cost_fen=100)
+        await set_prices(app, "SKU-ST", 500)
+        for label_id in ("L-A", "L-B"):
+            await stub.PutLabel(
+                pb.PutLabelRequest(request_id=request_id(), store_id="S070", label_id=label_id, sku="SKU-ST", actor=HQ),
+                timeout=10,
+            )
+        assert await app.services.labels.refresh_status() == 2
+        first = await rows()
+        assert {label: row[1:] for label, row in first.items()} == {
+            "L-A": (True, 2950, station_time[0]),
+            "L-B": (True, 2950, station_time[0]),
+        }
+
+        # Checked in again 59 s later: reported, not written.
+        station_time[0] += 59
+        vendor.tick()
+        assert await app.services.labels.refresh_status() == 2
+        assert await rows() == first
+
+        # One label's battery drops: that label is written, with the check-in it reports.
+        vendor.set_battery("L-A", 2400)
+        assert await app.services.labels.refresh_status() == 2
+        second = await rows()
+        assert second["L-A"][0] != first["L-A"][0]
+        assert second["L-A"][1:] == (True, 2400, station_time[0])
+        assert second["L-B"] == first["L-B"]
+
+        # A minute after L-B's stored check-in: written.
+        station_time[0] += 1
+        vendor.tick()
+        await app.services.labels.refresh_status()
+        third = await rows()
+        assert third["L-A"] == second["L-A"]
+        assert third["L-B"][0] != first["L-B"][0]
+        assert third["L-B"][1:] == (True, 2950, station_time[0])
+
+        # Going offline is written at once.
+        vendor.set_online("L-B", False)
+        await app.services.labels.refresh_status()
+        fourth = await rows()
+        assert fourth["L-A"] == third["L-A"]
+        assert fourth["L-B"][1] is False

@@ -58,6 +58,7 @@ from gateway.pricing.schemas import (
 )
 from gateway.pricing.wire import (
     basket_json,
+    basket_request,
     enum_number,
     guard_rail_override_message,
     map_change,
@@ -226,12 +227,8 @@ async def price_basket(
     """
     chosen = price_question_store(principal, body.store_id, "body.store_id")
     # Concurrent baskets go to the pricing service together (gateway.adapters.coalesced_calls).
-    answer = await resources.basket_prices(
-        pb.PriceBasketRequest(
-            question=price_question(principal, chosen, body.channel, body.tier, body.at),
-            lines=[pb.BasketLine(sku=line.sku, quantity=money_pb2.Decimal(value=line.quantity)) for line in body.lines],
-        ),
-    )
+    question = price_question(principal, chosen, body.channel, body.tier, body.at)
+    answer = await resources.basket_prices(basket_request(question, body.lines))
     # The answer is the pricing service's, trusted: written as BasketOut's JSON without the models.
     return Response(basket_json(answer), media_type="application/json")
 

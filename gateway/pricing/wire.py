@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -13,6 +14,7 @@ from gateway.http.json_body import json_text
 from gateway.http.money import yuan_text
 from gateway.pricing.schemas import (
     DEFAULT_CURRENCY,
+    BasketLineIn,
     ChannelName,
     DecisionOut,
     EffectivePriceOut,
@@ -207,6 +209,16 @@ def map_effective_price(price: pb.EffectivePrice) -> EffectivePriceOut:
         line_total=amount(price.line_total),
         explanation=price.explanation,
     )
+
+
+def basket_request(question: pb.PriceQuestion, lines: Sequence[BasketLineIn]) -> pb.PriceBasketRequest:
+    """A basket's request, each line added in place: a line built as its own message (and its
+    quantity as another) is copied into the request, which took three times as long."""
+    request = pb.PriceBasketRequest(question=question)
+    add = request.lines.add
+    for line in lines:
+        add(sku=line.sku).quantity.value = line.quantity
+    return request
 
 
 def basket_json(answer: pb.PriceBasketResponse) -> bytes:

@@ -6,7 +6,9 @@ Three rounds run side by side, each safe to run on every replica:
 * :meth:`LabelSync.push_due` claims due labels (pending, or failed and past their backoff),
   commits the claim, then pushes them per store, stations in parallel, each call bounded by
   the station's timeout: a slow, failing or garbage-answering station fails its own labels
-  (retried with backoff, then given up and reported), never the other stores'.
+  (retried with backoff, then given up and reported), never the other stores'. What the
+  round's stations answered is recorded in one transaction once every station of the round
+  answered (or timed out): one commit per round, not one per store.
 * :meth:`LabelSync.poll_sent` asks stations what their sent labels show: the content that
   was pushed → acknowledged; a per-label failure → failed; no answer within the ack timeout
   → failed (pushed again; a tag that was asleep simply gets it again).
@@ -28,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from typing import NamedTuple
 
 from servicekit.db import UnitOfWork
 from servicekit.errors import InvalidArgument
@@ -46,6 +49,16 @@ LABEL_STATES = ("pending", "sent", "acknowledged", "failed", "given_up")
 _LABEL_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")
 _TEMPLATE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 STATUS_BATCH = 1000
+
+
+class _Outcome(NamedTuple):
+    """What one store's station answered about some labels, to be recorded."""
+
+    store_id: str
+    acknowledged: Sequence[tuple[str, str]] = ()
+    tickets: Sequence[tuple[str, str, str]] = ()
+    failures: Sequence[Failure] = ()
+    statuses: Sequence[tuple[str, bool, int | None, datetime | None]] = ()
 
 
 @dataclass(frozen=True)
@@ -205,9 +218,12 @@ class LabelSync:
         by_store: dict[str, list[LabelRow]] = {}
         for label in claimed:
             by_store.setdefault(label.store_id, []).append(label)
-        await asyncio.gather(*(self._push_store(stores[store_id], labels) for store_id, labels in by_store.items()))
+        outcomes = await asyncio.gather(
+            *(self._push_store(stores[store_id], labels) for store_id, labels in by_store.items())
+        )
+        await self._record_all(outcomes)
 
-    async def _push_store(self, store: StoreRow, labels: list[LabelRow]) -> None:
+    async def _push_store(self, store: StoreRow, labels: list[LabelRow]) -> _Outcome:
         station = self._stations.of(store)
         pushes = [
             LabelPush(label.label_id, label.desired, label.desired_digest or "")
@@ -241,7 +257,7 @@ class LabelSync:
                         tickets.append((result.label_id, digest, result.ticket))
                     else:
                         failures.append(Failure(result.label_id, digest, result.error or "refused by the station"))
-        await self._record(store.store_id, acknowledged=acknowledged, tickets=tickets, failures=failures)
+        return _Outcome(store.store_id, acknowledged=acknowledged, tickets=tickets, failures=failures)
 
     async def poll_sent(self) -> int:
         """Ask every station what its sent labels show now; the number of labels asked about."""
@@ -337,34 +353,44 @@ class LabelSync:
         failures: Sequence[Failure] = (),
         statuses: Sequence[tuple[str, bool, int | None, datetime | None]] = (),
     ) -> None:
+        await self._record_all([_Outcome(store_id, acknowledged, tickets, failures, statuses)])
+
+    async def _record_all(self, outcomes: Sequence[_Outcome]) -> None:
+        """What stations answered, every store's in one transaction (a push round's stores answer
+        together: one commit for the round, not one per store)."""
         now = self._clock()
         async with self._uow() as uow:
-            await label_store.record_tickets(uow.session, store_id, tickets)
-            await label_store.record_acknowledged(uow.session, store_id, acknowledged, now)
-            given_up = await label_store.record_failures(
-                uow.session,
-                store_id,
-                failures,
-                now,
-                retry_base=self._policy.retry_base_seconds,
-                retry_max=self._policy.retry_max_seconds,
-                max_attempts=self._policy.max_attempts,
-                given_up_retry=self._policy.given_up_retry_seconds,
-            )
-            await label_store.record_status(uow.session, store_id, statuses, now)
-            for label in given_up:
-                log.warning(
-                    "label given up",
-                    extra={"store_id": store_id, "label_id": label.label_id, "error": label.last_error},
-                )
-                uow.publish(
-                    events.label_sync_given_up(
-                        store_id=store_id,
-                        label_id=label.label_id,
-                        sku=label.sku,
-                        attempts=label.attempts,
-                        last_error=label.last_error,
-                        at=now,
-                    )
-                )
+            for outcome in outcomes:
+                await self._record_in(uow, outcome, now)
             await uow.commit()
+
+    async def _record_in(self, uow: UnitOfWork, outcome: _Outcome, now: datetime) -> None:
+        store_id, acknowledged, tickets, failures, statuses = outcome
+        await label_store.record_tickets(uow.session, store_id, tickets)
+        await label_store.record_acknowledged(uow.session, store_id, acknowledged, now)
+        given_up = await label_store.record_failures(
+            uow.session,
+            store_id,
+            failures,
+            now,
+            retry_base=self._policy.retry_base_seconds,
+            retry_max=self._policy.retry_max_seconds,
+            max_attempts=self._policy.max_attempts,
+            given_up_retry=self._policy.given_up_retry_seconds,
+        )
+        await label_store.record_status(uow.session, store_id, statuses, now)
+        for label in given_up:
+            log.warning(
+                "label given up",
+                extra={"store_id": store_id, "label_id": label.label_id, "error": label.last_error},
+            )
+            uow.publish(
+                events.label_sync_given_up(
+                    store_id=store_id,
+                    label_id=label.label_id,
+                    sku=label.sku,
+                    attempts=label.attempts,
+                    last_error=label.last_error,
+                    at=now,
+                )
+            )

@@ -626,3 +626,41 @@ async def test_a_status_round_writes_only_the_labels_whose_report_changed(
         fourth = await rows()
         assert fourth["L-A"] == third["L-A"]
         assert fourth["L-B"][1] is False
+
+
+async def test_a_push_round_records_every_stores_answers_in_one_transaction(
+    app: PricingApp, stub: pb_grpc.PricingServiceAsyncStub
+) -> None:
+    """A round's stores answer together, so their tickets are written by one transaction (one commit
+    per round, not one per store): every label row of the round carries the same xmin."""
+    first, second = BatchSimulator(["R-1", "R-2"]), BatchSimulator(["Q-1", "Q-2"])
+    async with running(first) as first_url, running(second) as second_url:
+        await put_store(app, "S080", station_kind="batch", station_url=first_url)
+        await put_store(app, "S081", station_kind="batch", station_url=second_url)
+        await put_item(app, "SKU-R", cost_fen=100)
+        await set_prices(app, "SKU-R", 700)
+        for store_id, label_id in (("S080", "R-1"), ("S080", "R-2"), ("S081", "Q-1"), ("S081", "Q-2")):
+            await stub.PutLabel(
+                pb.PutLabelRequest(
+                    request_id=request_id(), store_id=store_id, label_id=label_id, sku="SKU-R", actor=HQ
+                ),
+                timeout=10,
+            )
+        assert await app.services.labels.push_due() == 4
+        async with app.services.pricing._uow() as uow:
+            rows = (
+                await uow.session.execute(
+                    text(
+                        "SELECT store_id, label_id, state, ticket, xmin::text AS version FROM label "
+                        "WHERE store_id IN ('S080', 'S081') ORDER BY store_id, label_id"
+                    )
+                )
+            ).all()
+        assert [(row.store_id, row.label_id, row.state) for row in rows] == [
+            ("S080", "R-1", "sent"),
+            ("S080", "R-2", "sent"),
+            ("S081", "Q-1", "sent"),
+            ("S081", "Q-2", "sent"),
+        ]
+        assert all(row.ticket for row in rows)
+        assert len({row.version for row in rows}) == 1

@@ -131,6 +131,14 @@ def stamp(moment: datetime) -> Timestamp:
     return timestamp(moment)
 
 
+async def put_label(stub: pb_grpc.PricingServiceAsyncStub, store_id: str, label_id: str, sku: str) -> None:
+    """Link a shelf label to a SKU, as headquarters."""
+    await stub.PutLabel(
+        pb.PutLabelRequest(request_id=request_id(), store_id=store_id, label_id=label_id, sku=sku, actor=HQ),
+        timeout=10,
+    )
+
+
 async def _stub_call(app: PricingApp, method: str, request: Any) -> Any:
     async with grpc.aio.insecure_channel(f"127.0.0.1:{app.server.bound_port}") as channel:
         stub = pb_grpc.PricingServiceStub(channel)

@@ -10,7 +10,7 @@ from retail.pricing.v1 import pricing_service_pb2_grpc as pb_grpc
 
 from services.pricing.adapters.esl.openepaperlink import expected_hash, tag_type_of
 from services.pricing.bootstrap import PricingApp
-from tests.integration.pricing.conftest import HQ, Clock, put_item, put_store, request_id, set_prices
+from tests.integration.pricing.conftest import Clock, put_item, put_label, put_store, set_prices
 from tools.esl_simulators import Mode, running
 from tools.esl_simulators.openepaperlink import TAG_TYPES, OpenEPaperLinkSimulator, generate_macs
 
@@ -42,12 +42,6 @@ async def label(stub: pb_grpc.PricingServiceAsyncStub, store_id: str, mac: str) 
     answer = await stub.ListLabels(pb.ListLabelsRequest(store_id=store_id), timeout=10)
     [found] = [entry for entry in answer.labels if entry.label_id == mac]
     return found
-
-
-async def put_label(stub: pb_grpc.PricingServiceAsyncStub, store_id: str, mac: str, sku: str) -> None:
-    await stub.PutLabel(
-        pb.PutLabelRequest(request_id=request_id(), store_id=store_id, label_id=mac, sku=sku, actor=HQ), timeout=10
-    )
 
 
 async def test_a_price_reverted_before_the_tag_checked_in_is_audited_truthfully_at_every_step(

@@ -21,6 +21,7 @@ from tests.integration.pricing.conftest import (
     Clock,
     cny,
     put_item,
+    put_label,
     put_store,
     request_id,
     set_prices,
@@ -108,10 +109,7 @@ async def test_after_a_scheduled_change_fires_the_book_delta_the_api_and_every_l
             await put_item(app, sku, cost_fen=500)
             await set_prices(app, sku, 1000)
         for mac, sku in zip(macs, ("SKU-A", "SKU-A", "SKU-B"), strict=True):
-            await stub.PutLabel(
-                pb.PutLabelRequest(request_id=request_id(), store_id="S001", label_id=mac, sku=sku, actor=HQ),
-                timeout=10,
-            )
+            await put_label(stub, "S001", mac, sku)
         for label_id, sku in (("B-1", "SKU-A"), ("B-2", "SKU-B"), ("B-3", "SKU-C")):
             await stub.PutLabel(
                 pb.PutLabelRequest(
@@ -215,10 +213,7 @@ async def test_a_label_offline_during_a_change_catches_up_when_it_returns(
         await put_item(app, "SKU-O", cost_fen=100)
         await set_prices(app, "SKU-O", 600)
         for label_id in ("L-ON", "L-OFF"):
-            await stub.PutLabel(
-                pb.PutLabelRequest(request_id=request_id(), store_id="S010", label_id=label_id, sku="SKU-O", actor=HQ),
-                timeout=10,
-            )
+            await put_label(stub, "S010", label_id, "SKU-O")
         await sync_until_settled(app, vendor)
 
         vendor.set_online("L-OFF", False)
@@ -277,14 +272,8 @@ async def test_a_failing_station_is_retried_with_backoff_then_given_up_reported_
         await put_item(app, "SKU-F", cost_fen=100)
         await set_prices(app, "SKU-F", 300)
         broken.mode = Mode.FAILING
-        await stub.PutLabel(
-            pb.PutLabelRequest(request_id=request_id(), store_id="S020", label_id="X-1", sku="SKU-F", actor=HQ),
-            timeout=10,
-        )
-        await stub.PutLabel(
-            pb.PutLabelRequest(request_id=request_id(), store_id="S021", label_id="H-1", sku="SKU-F", actor=HQ),
-            timeout=10,
-        )
+        await put_label(stub, "S020", "X-1", "SKU-F")
+        await put_label(stub, "S021", "H-1", "SKU-F")
 
         await app.services.labels.push_due()
         healthy.tick()
@@ -350,12 +339,7 @@ async def test_a_station_answering_garbage_or_hanging_never_stalls_the_other_sto
         await set_prices(app, "SKU-G", 300)
         garbage.mode, hanging.mode = Mode.GARBAGE, Mode.DOWN
         for store_id, label_id in (("S030", "G-1"), ("S031", "D-1"), ("S032", "OK-1")):
-            await stub.PutLabel(
-                pb.PutLabelRequest(
-                    request_id=request_id(), store_id=store_id, label_id=label_id, sku="SKU-G", actor=HQ
-                ),
-                timeout=10,
-            )
+            await put_label(stub, store_id, label_id, "SKU-G")
         assert await app.services.labels.push_due() == 3
         healthy.tick()
         await app.services.labels.poll_sent()
@@ -538,12 +522,7 @@ async def test_one_push_round_pushes_every_due_label_a_claim_at_a_time_several_c
                 stub = pb_grpc.PricingServiceStub(channel)
                 for store_id, ids in label_ids.items():
                     for label_id in ids:
-                        await stub.PutLabel(
-                            pb.PutLabelRequest(
-                                request_id=request_id(), store_id=store_id, label_id=label_id, sku="SKU-P", actor=HQ
-                            ),
-                            timeout=10,
-                        )
+                        await put_label(stub, store_id, label_id, "SKU-P")
                 assert await app.services.labels.push_due() == 7
                 assert await app.services.labels.push_due() == 0
                 first.tick()
@@ -586,10 +565,7 @@ async def test_a_status_round_writes_only_the_labels_whose_report_changed(
         await put_item(app, "SKU-ST", cost_fen=100)
         await set_prices(app, "SKU-ST", 500)
         for label_id in ("L-A", "L-B"):
-            await stub.PutLabel(
-                pb.PutLabelRequest(request_id=request_id(), store_id="S070", label_id=label_id, sku="SKU-ST", actor=HQ),
-                timeout=10,
-            )
+            await put_label(stub, "S070", label_id, "SKU-ST")
         assert await app.services.labels.refresh_status() == 2
         first = await rows()
         assert {label: row[1:] for label, row in first.items()} == {
@@ -640,12 +616,7 @@ async def test_a_push_round_records_every_stores_answers_in_one_transaction(
         await put_item(app, "SKU-R", cost_fen=100)
         await set_prices(app, "SKU-R", 700)
         for store_id, label_id in (("S080", "R-1"), ("S080", "R-2"), ("S081", "Q-1"), ("S081", "Q-2")):
-            await stub.PutLabel(
-                pb.PutLabelRequest(
-                    request_id=request_id(), store_id=store_id, label_id=label_id, sku="SKU-R", actor=HQ
-                ),
-                timeout=10,
-            )
+            await put_label(stub, store_id, label_id, "SKU-R")
         assert await app.services.labels.push_due() == 4
         async with app.services.pricing._uow() as uow:
             rows = (

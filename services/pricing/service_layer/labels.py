@@ -310,7 +310,9 @@ class LabelSync:
             for label in sent:
                 if label.label_id not in answered and label.sent_at is not None and now - label.sent_at >= timeout:
                     failures.append(Failure(label.label_id, label.sent_digest or "", "not acknowledged in time"))
-            await self._record(store.store_id, acknowledged=acknowledged, failures=failures, statuses=statuses)
+            await self._record_all(
+                [_Outcome(store.store_id, acknowledged=acknowledged, failures=failures, statuses=statuses)]
+            )
             if len(sent) < STATUS_BATCH:
                 return asked
 
@@ -339,21 +341,10 @@ class LabelSync:
                 log.warning("label station status failed", extra={"store_id": store.store_id, "error": str(exc)})
                 return refreshed
             statuses = [(a.label_id, a.online, a.battery_mv, a.last_seen) for a in answers]
-            await self._record(store.store_id, statuses=statuses)
+            await self._record_all([_Outcome(store.store_id, statuses=statuses)])
             refreshed += len(statuses)
             if len(label_ids) < STATUS_BATCH:
                 return refreshed
-
-    async def _record(
-        self,
-        store_id: str,
-        *,
-        acknowledged: Sequence[tuple[str, str]] = (),
-        tickets: Sequence[tuple[str, str, str]] = (),
-        failures: Sequence[Failure] = (),
-        statuses: Sequence[tuple[str, bool, int | None, datetime | None]] = (),
-    ) -> None:
-        await self._record_all([_Outcome(store_id, acknowledged, tickets, failures, statuses)])
 
     async def _record_all(self, outcomes: Sequence[_Outcome]) -> None:
         """What stations answered, every store's in one transaction (a push round's stores answer

@@ -15,7 +15,6 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Response
 from pydantic import AwareDatetime
-from retail.common.v1 import money_pb2
 from retail.pricing.v1 import pricing_service_pb2 as pb
 
 from gateway.domain.clients import ClientKind, StaffRole
@@ -196,18 +195,12 @@ async def effective_price(
     Scope `prices:read`. Terminals and store staff ask about their own store only.
     """
     chosen = price_question_store(principal, store_id, "query.store_id")
-    answer = await resources.pricing_service.GetEffectivePrice(
-        pb.GetEffectivePriceRequest(sku=sku, question=price_question(principal, chosen, channel, tier, at)),
-    )
+    question = price_question(principal, chosen, channel, tier, at)
+    answer = await resources.pricing_service.GetEffectivePrice(pb.GetEffectivePriceRequest(sku=sku, question=question))
     # The question carries no quantity: the line total of more than one unit is the basket's.
     if quantity == "1":
         return map_effective_price(answer.price)
-    basket = await resources.pricing_service.PriceBasket(
-        pb.PriceBasketRequest(
-            question=price_question(principal, chosen, channel, tier, at),
-            lines=[pb.BasketLine(sku=sku, quantity=money_pb2.Decimal(value=quantity))],
-        ),
-    )
+    basket = await resources.pricing_service.PriceBasket(basket_request(question, [(sku, quantity)]))
     return map_effective_price(basket.lines[0])
 
 
@@ -228,7 +221,7 @@ async def price_basket(
     chosen = price_question_store(principal, body.store_id, "body.store_id")
     # Concurrent baskets go to the pricing service together (gateway.adapters.coalesced_calls).
     question = price_question(principal, chosen, body.channel, body.tier, body.at)
-    answer = await resources.basket_prices(basket_request(question, body.lines))
+    answer = await resources.basket_prices(basket_request(question, ((line.sku, line.quantity) for line in body.lines)))
     # The answer is the pricing service's, trusted: written as BasketOut's JSON without the models.
     return Response(basket_json(answer), media_type="application/json")
 

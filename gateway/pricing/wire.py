@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -14,7 +14,6 @@ from gateway.http.json_body import json_text
 from gateway.http.money import yuan_text
 from gateway.pricing.schemas import (
     DEFAULT_CURRENCY,
-    BasketLineIn,
     ChannelName,
     DecisionOut,
     EffectivePriceOut,
@@ -211,13 +210,13 @@ def map_effective_price(price: pb.EffectivePrice) -> EffectivePriceOut:
     )
 
 
-def basket_request(question: pb.PriceQuestion, lines: Sequence[BasketLineIn]) -> pb.PriceBasketRequest:
-    """A basket's request, each line added in place: a line built as its own message (and its
-    quantity as another) is copied into the request, which took three times as long."""
+def basket_request(question: pb.PriceQuestion, lines: Iterable[tuple[str, str]]) -> pb.PriceBasketRequest:
+    """A basket's request from its (SKU, quantity) lines, each added in place: a line built as its
+    own message (and its quantity as another) is copied into the request, which took three times as long."""
     request = pb.PriceBasketRequest(question=question)
     add = request.lines.add
-    for line in lines:
-        add(sku=line.sku).quantity.value = line.quantity
+    for sku, quantity in lines:
+        add(sku=sku).quantity.value = quantity
     return request
 
 

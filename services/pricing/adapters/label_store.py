@@ -204,16 +204,24 @@ async def set_desired(
                 prices.append(content.price_fen)
     if not labels_store:
         return 0
+    # The labels are locked in the one order of every multi-label write (see lock_answered).
     result = await session.execute(
         text("""
-            UPDATE label AS l SET desired = CAST(v.desired AS jsonb), desired_digest = v.digest,
-                desired_price_fen = v.price, state = 'pending', attempts = 0, next_attempt_at = :now,
+            UPDATE label AS l SET desired = CAST(s.desired AS jsonb), desired_digest = s.digest,
+                desired_price_fen = s.price, state = 'pending', attempts = 0, next_attempt_at = :now,
                 pending_since = :now, last_error = ''
-            FROM unnest(CAST(:stores AS text[]), CAST(:skus AS text[]), CAST(:templates AS text[]),
-                        CAST(:desired AS text[]), CAST(:digests AS text[]), CAST(:prices AS bigint[]))
-                 AS v(store_id, sku, template, desired, digest, price)
-            WHERE l.store_id = v.store_id AND l.sku = v.sku AND l.template = v.template
-              AND l.desired_digest IS DISTINCT FROM v.digest
+            FROM (
+                SELECT d.store_id, d.label_id, v.desired, v.digest, v.price
+                FROM label AS d
+                JOIN unnest(CAST(:stores AS text[]), CAST(:skus AS text[]), CAST(:templates AS text[]),
+                            CAST(:desired AS text[]), CAST(:digests AS text[]), CAST(:prices AS bigint[]))
+                     AS v(store_id, sku, template, desired, digest, price)
+                  ON d.store_id = v.store_id AND d.sku = v.sku AND d.template = v.template
+                WHERE d.desired_digest IS DISTINCT FROM v.digest
+                ORDER BY d.store_id, d.label_id
+                FOR UPDATE OF d
+            ) AS s
+            WHERE l.store_id = s.store_id AND l.label_id = s.label_id
         """),
         {
             "stores": labels_store,
@@ -341,6 +349,62 @@ async def record_acknowledged(
 
 # How far a label's stored last check-in may trail the station's report (see record_status).
 LAST_SEEN_GRANULARITY = timedelta(seconds=60)
+# A status report ``v`` that differs from the label's row ``l``: what record_status writes.
+_STATUS_DIFFERS = """(l.online <> v.online
+    OR (v.battery IS NOT NULL AND l.battery_mv IS DISTINCT FROM v.battery)
+    OR (v.seen IS NOT NULL AND (l.last_seen IS NULL OR v.seen >= l.last_seen + CAST(:granularity AS interval))))"""
+
+Status = tuple[str, bool, int | None, datetime | None]  # (label, online, battery in mV, last check-in)
+
+
+async def lock_answered(
+    session: AsyncSession, answered: Sequence[tuple[str, str]], reported: Sequence[tuple[str, Status]]
+) -> set[tuple[str, str]]:
+    """Lock, in one order, every label (store, label) a transaction recording station answers may
+    write: the ``answered`` ones (a ticket, an acknowledgement or a failure) and those of the
+    ``reported`` statuses that differ from their row (the others are not written: see
+    record_status). Returns the reported labels locked; the transaction records only their
+    statuses, and a status that changes meanwhile is recorded by the next round that reports it.
+
+    Every statement or transaction writing many labels takes their row locks ordered by store
+    and label (this one, and ``set_desired``), and a transaction takes them in one statement,
+    before its writes, which then touch only locked rows. Without the one order two of them
+    deadlock: a push round records its tickets in claim order while an acknowledgement round
+    records the same labels in label order, and PostgreSQL rolls one back. Claims skip locked
+    rows and never wait; a single label's write (its registration) is the last lock its
+    transaction takes."""
+    wanted: dict[tuple[str, str], tuple[bool, int | None, datetime | None] | None] = dict.fromkeys(answered)
+    for store_id, (label_id, online, battery, seen) in reported:
+        wanted.setdefault((store_id, label_id), (online, battery, seen))
+    if not wanted:
+        return set()
+    statuses = list(wanted.values())
+    rows = await session.execute(
+        text(
+            """
+            SELECT l.store_id, l.label_id FROM label AS l
+            JOIN unnest(CAST(:stores AS text[]), CAST(:labels AS text[]), CAST(:reported AS boolean[]),
+                        CAST(:online AS boolean[]), CAST(:battery AS integer[]), CAST(:seen AS timestamptz[]))
+                 AS v(store_id, label_id, reported, online, battery, seen)
+              ON l.store_id = v.store_id AND l.label_id = v.label_id
+            WHERE NOT v.reported OR """
+            + _STATUS_DIFFERS
+            + """
+            ORDER BY l.store_id, l.label_id
+            FOR UPDATE OF l
+            """
+        ),
+        {
+            "stores": [store_id for store_id, _ in wanted],
+            "labels": [label_id for _, label_id in wanted],
+            "reported": [status is not None for status in statuses],
+            "online": [status[0] if status else None for status in statuses],
+            "battery": [status[1] if status else None for status in statuses],
+            "seen": [status[2] if status else None for status in statuses],
+            "granularity": LAST_SEEN_GRANULARITY,
+        },
+    )
+    return {(row.store_id, row.label_id) for row in rows}
 
 
 @dataclass(frozen=True)
@@ -397,12 +461,7 @@ async def record_failures(
     return [label for label in (_label(row) for row in rows) if label.attempts == max_attempts]
 
 
-async def record_status(
-    session: AsyncSession,
-    store_id: str,
-    statuses: Sequence[tuple[str, bool, int | None, datetime | None]],
-    now: datetime,
-) -> int:
+async def record_status(session: AsyncSession, store_id: str, statuses: Sequence[Status], now: datetime) -> int:
     """(label, online, battery, last seen) as the station reports; a label seen online again
     whose content is not confirmed (failed or given up) is made pending again, attempts reset.
 
@@ -412,11 +471,14 @@ async def record_status(
     tag checks in every few seconds to minutes and every acknowledgement round asks about each
     sent label, so writing each report would rewrite every label row per round (in the label
     storm's measurement, more database time than the pushes themselves); ``last_seen`` is
-    kept to within that granularity instead. Returns the number of labels written."""
+    kept to within that granularity instead. Returns the number of labels written.
+
+    The labels are to be locked already (:func:`lock_answered`, which returns the ones to pass)."""
     if not statuses:
         return 0
     result = await session.execute(
-        text("""
+        text(
+            """
             UPDATE label AS l SET online = v.online, battery_mv = coalesce(v.battery, l.battery_mv),
                 last_seen = coalesce(v.seen, l.last_seen),
                 state = CASE WHEN v.online AND NOT l.online AND l.state IN ('failed', 'given_up') THEN 'pending'
@@ -427,12 +489,9 @@ async def record_status(
                                        THEN :now ELSE l.next_attempt_at END
             FROM unnest(CAST(:labels AS text[]), CAST(:online AS boolean[]), CAST(:battery AS integer[]),
                         CAST(:seen AS timestamptz[])) AS v(label_id, online, battery, seen)
-            WHERE l.store_id = :store AND l.label_id = v.label_id
-              AND (l.online <> v.online
-                   OR (v.battery IS NOT NULL AND l.battery_mv IS DISTINCT FROM v.battery)
-                   OR (v.seen IS NOT NULL
-                       AND (l.last_seen IS NULL OR v.seen >= l.last_seen + CAST(:granularity AS interval))))
-        """),
+            WHERE l.store_id = :store AND l.label_id = v.label_id AND """
+            + _STATUS_DIFFERS
+        ),
         {
             "store": store_id,
             "granularity": LAST_SEEN_GRANULARITY,

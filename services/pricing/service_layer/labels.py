@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from itertools import chain
 from typing import NamedTuple
 
 from servicekit.db import UnitOfWork
@@ -37,7 +38,7 @@ from servicekit.errors import InvalidArgument
 from services.pricing.adapters import book_entries, label_store, pricing_store
 from services.pricing.adapters import integration_events as events
 from services.pricing.adapters.esl.base import LabelPush, LabelStation, PushState, StationUnavailable, open_station
-from services.pricing.adapters.label_store import Failure, LabelRow, Mismatch
+from services.pricing.adapters.label_store import Failure, LabelRow, Mismatch, Status
 from services.pricing.adapters.pricing_store import StoreRow
 from services.pricing.domain.catalogue import validate_sku
 from services.pricing.service_layer.book import label_content
@@ -51,14 +52,14 @@ _TEMPLATE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 STATUS_BATCH = 1000
 
 
-class _Outcome(NamedTuple):
+class StationAnswers(NamedTuple):
     """What one store's station answered about some labels, to be recorded."""
 
     store_id: str
     acknowledged: Sequence[tuple[str, str]] = ()
     tickets: Sequence[tuple[str, str, str]] = ()
     failures: Sequence[Failure] = ()
-    statuses: Sequence[tuple[str, bool, int | None, datetime | None]] = ()
+    statuses: Sequence[Status] = ()
 
 
 @dataclass(frozen=True)
@@ -187,21 +188,30 @@ class LabelSync:
         changed again meanwhile) pushes only once that earlier push was answered, so a station never
         gets a label's newer content before its older."""
         claimed = 0
+        failed: list[Exception] = []
         rounds: list[tuple[frozenset[tuple[str, str]], asyncio.Task[None]]] = []
         async with asyncio.TaskGroup() as group:
-            while True:
+            while not failed:
                 rounds = [(keys, task) for keys, task in rounds if not task.done()]
                 if len(rounds) >= self._policy.push_rounds:
                     await asyncio.wait([task for _, task in rounds], return_when=asyncio.FIRST_COMPLETED)
                     continue
-                labels, stores = await self._claim()
+                try:
+                    labels, stores = await self._claim()
+                except Exception as exc:  # the rounds in flight finish first (below)
+                    failed.append(exc)
+                    break
                 claimed += len(labels)
                 if labels:
                     keys = frozenset((label.store_id, label.label_id) for label in labels)
                     earlier = [task for other, task in rounds if not keys.isdisjoint(other)]
-                    rounds.append((keys, group.create_task(self._push_round(labels, stores, earlier))))
+                    round_ = self._push_round(labels, stores, earlier, failed)
+                    rounds.append((keys, group.create_task(round_)))
                 if len(labels) < self._policy.push_batch:
-                    return claimed
+                    break
+        if failed:
+            raise failed[0]
+        return claimed
 
     async def _claim(self) -> tuple[list[LabelRow], dict[str, StoreRow]]:
         async with self._uow() as uow:
@@ -211,19 +221,31 @@ class LabelSync:
         return claimed, stores
 
     async def _push_round(
-        self, claimed: list[LabelRow], stores: dict[str, StoreRow], earlier: list[asyncio.Task[None]]
+        self,
+        claimed: list[LabelRow],
+        stores: dict[str, StoreRow],
+        earlier: list[asyncio.Task[None]],
+        failed: list[Exception],
     ) -> None:
+        """Push a claim and record the answers. A failure is kept in ``failed``, not raised: raised,
+        it would cancel the other rounds mid-push, and labels claimed but never pushed would wait
+        out the acknowledgement timeout. Labels pushed but not recorded are confirmed later: by
+        what they show (a batch station), or pushed again after that timeout (OpenEPaperLink,
+        whose acknowledgement needs the ticket)."""
         if earlier:
             await asyncio.wait(earlier)
         by_store: dict[str, list[LabelRow]] = {}
         for label in claimed:
             by_store.setdefault(label.store_id, []).append(label)
-        outcomes = await asyncio.gather(
-            *(self._push_store(stores[store_id], labels) for store_id, labels in by_store.items())
-        )
-        await self._record_all(outcomes)
+        try:
+            answers = await asyncio.gather(
+                *(self._push_store(stores[store_id], labels) for store_id, labels in by_store.items())
+            )
+            await self.record_answers(answers)
+        except Exception as exc:
+            failed.append(exc)
 
-    async def _push_store(self, store: StoreRow, labels: list[LabelRow]) -> _Outcome:
+    async def _push_store(self, store: StoreRow, labels: list[LabelRow]) -> StationAnswers:
         station = self._stations.of(store)
         pushes = [
             LabelPush(label.label_id, label.desired, label.desired_digest or "")
@@ -257,7 +279,7 @@ class LabelSync:
                         tickets.append((result.label_id, digest, result.ticket))
                     else:
                         failures.append(Failure(result.label_id, digest, result.error or "refused by the station"))
-        return _Outcome(store.store_id, acknowledged=acknowledged, tickets=tickets, failures=failures)
+        return StationAnswers(store.store_id, acknowledged=acknowledged, tickets=tickets, failures=failures)
 
     async def poll_sent(self) -> int:
         """Ask every station what its sent labels show now; the number of labels asked about."""
@@ -284,7 +306,7 @@ class LabelSync:
             timeout = timedelta(seconds=self._policy.ack_timeout_seconds)
             acknowledged: list[tuple[str, str]] = []
             failures: list[Failure] = []
-            statuses: list[tuple[str, bool, int | None, datetime | None]] = []
+            statuses: list[Status] = []
             if station is not None:
                 try:
                     # A label whose push has not recorded its ticket yet (or never will: the pusher
@@ -310,8 +332,8 @@ class LabelSync:
             for label in sent:
                 if label.label_id not in answered and label.sent_at is not None and now - label.sent_at >= timeout:
                     failures.append(Failure(label.label_id, label.sent_digest or "", "not acknowledged in time"))
-            await self._record_all(
-                [_Outcome(store.store_id, acknowledged=acknowledged, failures=failures, statuses=statuses)]
+            await self.record_answers(
+                [StationAnswers(store.store_id, acknowledged=acknowledged, failures=failures, statuses=statuses)]
             )
             if len(sent) < STATUS_BATCH:
                 return asked
@@ -341,22 +363,40 @@ class LabelSync:
                 log.warning("label station status failed", extra={"store_id": store.store_id, "error": str(exc)})
                 return refreshed
             statuses = [(a.label_id, a.online, a.battery_mv, a.last_seen) for a in answers]
-            await self._record_all([_Outcome(store.store_id, statuses=statuses)])
+            await self.record_answers([StationAnswers(store.store_id, statuses=statuses)])
             refreshed += len(statuses)
             if len(label_ids) < STATUS_BATCH:
                 return refreshed
 
-    async def _record_all(self, outcomes: Sequence[_Outcome]) -> None:
+    async def record_answers(self, answers: Sequence[StationAnswers]) -> None:
         """What stations answered, every store's in one transaction (a push round's stores answer
-        together: one commit for the round, not one per store)."""
+        together: one commit for the round, not one per store). The labels are locked first, all
+        at once and in the one order of every label writer, so that a push round and an
+        acknowledgement round recording the same labels never deadlock (see
+        :func:`label_store.lock_answered`)."""
         now = self._clock()
         async with self._uow() as uow:
-            for outcome in outcomes:
-                await self._record_in(uow, outcome, now)
+            locked = await label_store.lock_answered(
+                uow.session,
+                answered=[
+                    (answer.store_id, label_id)
+                    for answer in answers
+                    for label_id in chain(
+                        (label_id for label_id, _ in answer.acknowledged),
+                        (label_id for label_id, _, _ in answer.tickets),
+                        (failure.label_id for failure in answer.failures),
+                    )
+                ],
+                reported=[(answer.store_id, status) for answer in answers for status in answer.statuses],
+            )
+            for answer in answers:
+                await self._record_in(uow, answer, locked, now)
             await uow.commit()
 
-    async def _record_in(self, uow: UnitOfWork, outcome: _Outcome, now: datetime) -> None:
-        store_id, acknowledged, tickets, failures, statuses = outcome
+    async def _record_in(
+        self, uow: UnitOfWork, answer: StationAnswers, locked: set[tuple[str, str]], now: datetime
+    ) -> None:
+        store_id, acknowledged, tickets, failures, statuses = answer
         await label_store.record_tickets(uow.session, store_id, tickets)
         await label_store.record_acknowledged(uow.session, store_id, acknowledged, now)
         given_up = await label_store.record_failures(
@@ -369,7 +409,9 @@ class LabelSync:
             max_attempts=self._policy.max_attempts,
             given_up_retry=self._policy.given_up_retry_seconds,
         )
-        await label_store.record_status(uow.session, store_id, statuses, now)
+        await label_store.record_status(
+            uow.session, store_id, [status for status in statuses if (store_id, status[0]) in locked], now
+        )
         for label in given_up:
             log.warning(
                 "label given up",

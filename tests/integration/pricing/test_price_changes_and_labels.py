@@ -4,17 +4,21 @@ retried, then reported — never silently marked done."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from datetime import UTC, timedelta
 
 import grpc
+import pytest
 from retail.common.v1 import money_pb2, paging_pb2
 from retail.pricing.v1 import pricing_service_pb2 as pb
 from retail.pricing.v1 import pricing_service_pb2_grpc as pb_grpc
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from services.pricing.adapters.esl.openepaperlink import expected_hash, tag_type_of
-from services.pricing.bootstrap import PricingApp
+from services.pricing.bootstrap import PricingApp, label_policy
+from services.pricing.service_layer.labels import LabelSync, Stations
 from services.pricing.settings import PricingSettings
 from tests.integration.pricing.conftest import (
     HQ,
@@ -635,3 +639,57 @@ async def test_a_push_round_records_every_stores_answers_in_one_transaction(
         ]
         assert all(row.ticket for row in rows)
         assert len({row.version for row in rows}) == 1
+
+
+async def test_a_round_that_cannot_record_leaves_the_other_rounds_to_finish_their_pushes(
+    app: PricingApp,
+    stub: pb_grpc.PricingServiceAsyncStub,
+    pricing_settings: Callable[..., PricingSettings],
+    clock: Clock,
+) -> None:
+    """Two push rounds at once: the first cannot record its answers (the database refuses them),
+    while the second still waits for a hanging station. The second is not cancelled mid-push,
+    leaving its labels claimed but never pushed until the acknowledgement timeout: it ends, and
+    records its station's silence as failures to retry; the push reports the first's error."""
+    fast, hanging = BatchSimulator(["F-1", "F-2"]), BatchSimulator(["H-1", "H-2"])
+    hanging.mode = Mode.DOWN
+    async with running(fast) as fast_url, running(hanging) as hanging_url:
+        await put_store(app, "S090", station_kind="batch", station_url=fast_url)
+        await put_store(app, "S091", station_kind="batch", station_url=hanging_url)
+        await put_item(app, "SKU-F", cost_fen=100)
+        await set_prices(app, "SKU-F", 700)
+        for store_id, label_id in (("S090", "F-1"), ("S090", "F-2"), ("S091", "H-1"), ("S091", "H-2")):
+            await put_label(stub, store_id, label_id, "SKU-F")
+        async with app.services.pricing._uow() as uow:
+            # S090's labels are claimed first, and its tickets are refused.
+            await uow.session.execute(
+                text("UPDATE label SET next_attempt_at = next_attempt_at - interval '1 minute' WHERE store_id = 'S090'")
+            )
+            await uow.session.execute(
+                text("""
+                    CREATE FUNCTION refuse_s090_tickets() RETURNS trigger LANGUAGE plpgsql AS $$
+                    BEGIN
+                        IF NEW.store_id = 'S090' AND NEW.ticket <> '' THEN
+                            RAISE EXCEPTION 'tickets of S090 refused by the test';
+                        END IF;
+                        RETURN NEW;
+                    END $$
+                """)
+            )
+            await uow.session.execute(
+                text("CREATE TRIGGER refuse BEFORE UPDATE ON label FOR EACH ROW EXECUTE FUNCTION refuse_s090_tickets()")
+            )
+            await uow.commit()
+        policy = dataclasses.replace(label_policy(pricing_settings()), push_batch=2)
+        stations = Stations(policy)
+        try:
+            with pytest.raises(DBAPIError, match="refused by the test"):
+                await LabelSync(
+                    app.services.pricing._uow, stations, policy, clock=app.services.labels._clock
+                ).push_due()
+        finally:
+            await stations.close()
+        assert fast.updates_received == 2
+        hanging_labels = await labels_of(stub, "S091")
+        assert {label.state for label in hanging_labels} == {pb.LABEL_SYNC_STATE_FAILED}
+        assert all("station unavailable" in label.last_error for label in hanging_labels)

@@ -29,7 +29,7 @@ from services.pricing.bootstrap import PricingApp, label_policy
 from services.pricing.domain.rules import MEMBER_TIERS
 from services.pricing.entrypoints.wire import map_book_entry_of
 from services.pricing.service_layer.book import label_content
-from services.pricing.service_layer.labels import LabelSync, Stations
+from services.pricing.service_layer.labels import LabelSync, StationAnswers, Stations
 from services.pricing.service_layer.schedule import Scheduler
 from services.pricing.settings import PricingSettings
 from tests.integration.pricing.conftest import (
@@ -533,6 +533,62 @@ async def test_two_push_rounds_at_once_never_push_a_label_twice(
         assert len(labels) == len(label_ids)
         assert await app.services.labels.push_due() == 0
         assert vendor.updates_received == len(label_ids)
+
+
+async def test_answers_recorded_at_once_about_the_same_labels_in_opposite_orders_never_deadlock(
+    app: PricingApp, stub: pb_grpc.PricingServiceAsyncStub
+) -> None:
+    """A push round records its stores' tickets while an acknowledgement round records the same
+    labels' statuses, each listing them in its own order (a round in claim order, a poll by
+    label). Were each to lock rows as it met them, PostgreSQL would roll one back as a deadlock
+    and a push round's answers would be lost, its labels waiting out the acknowledgement timeout.
+    Every recording takes its labels' locks in one order, so all of them commit, each whole."""
+    stores = {"S1": [f"D-{n:03d}" for n in range(150)], "S2": [f"E-{n:03d}" for n in range(150)]}
+    vendors = {store_id: BatchSimulator(label_ids) for store_id, label_ids in stores.items()}
+    async with running(vendors["S1"]) as first_url, running(vendors["S2"]) as second_url:
+        await put_store(app, "S1", station_kind="batch", station_url=first_url)
+        await put_store(app, "S2", station_kind="batch", station_url=second_url)
+        await put_item(app, "K-D", cost_fen=100)
+        await set_prices(app, "K-D", 500)
+        await in_parallel(
+            [
+                stub.PutLabel(
+                    pb.PutLabelRequest(
+                        request_id=request_id(), store_id=store_id, label_id=label_id, sku="K-D", actor=HQ
+                    ),
+                    timeout=CALL_TIMEOUT,
+                )
+                for store_id, label_ids in stores.items()
+                for label_id in label_ids
+            ]
+        )
+        assert await app.services.labels.push_due() == 300
+        async with unit_of_work_over(app)() as uow:
+            [digest] = (await uow.session.execute(text("SELECT DISTINCT sent_digest FROM label"))).scalars().all()
+
+        def answers(name: str, battery: int, store_order: list[str], reverse: bool) -> list[StationAnswers]:
+            return [
+                StationAnswers(
+                    store_id,
+                    tickets=[(label_id, digest, name) for label_id in sorted(stores[store_id], reverse=reverse)],
+                    statuses=[
+                        (label_id, True, battery, None) for label_id in sorted(stores[store_id], reverse=not reverse)
+                    ],
+                )
+                for store_id in store_order
+            ]
+
+        for attempt in range(10):
+            await asyncio.gather(
+                app.services.labels.record_answers(answers(f"A{attempt}", 3000 + attempt, ["S1", "S2"], False)),
+                app.services.labels.record_answers(answers(f"B{attempt}", 2000 + attempt, ["S2", "S1"], True)),
+            )
+        async with unit_of_work_over(app)() as uow:
+            rows = (await uow.session.execute(text("SELECT ticket, battery_mv FROM label"))).all()
+        # Both recordings of the last attempt committed; whichever came second wrote every label whole.
+        assert len(rows) == 300
+        assert {(row.ticket, row.battery_mv) for row in rows} <= {("A9", 3009), ("B9", 2009)}
+        assert len({row.ticket for row in rows}) == 1
 
 
 async def test_a_pos_applying_deltas_during_concurrent_changes_ends_with_the_full_book(

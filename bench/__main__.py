@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import sys
@@ -167,11 +168,19 @@ def main() -> int:
     parser.add_argument(
         "--settlement-lines", type=int, default=2_000_000, help="journal lines of the month-end statement run"
     )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the work folder (each server's log and data) and say where it is"
+    )
     args = parser.parse_args()
     # The benchmark's own short-lived NATS clients close without saying so first: not a disconnection.
     logging.getLogger("servicekit.nats").setLevel(logging.ERROR)
     results: dict[str, dict[str, float]] = {}
-    with tempfile.TemporaryDirectory(prefix="retail-bench-") as folder:
+    with contextlib.ExitStack() as kept:
+        if args.keep:
+            folder = tempfile.mkdtemp(prefix="retail-bench-")
+            print(f"(the work folder stays at {folder})", flush=True)
+        else:
+            folder = kept.enter_context(tempfile.TemporaryDirectory(prefix="retail-bench-"))
         work = Path(folder)
         if args.only in (None, "outbox"):
             print("== outbox relay", flush=True)

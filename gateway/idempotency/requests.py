@@ -144,8 +144,11 @@ class IdempotentRequest:
         stored = (
             {name: (None if name in never_stored else value) for name, value in body.items()} if never_stored else body
         )
-        await asyncio.shield(self.records.complete(client_id, self.key, status_code, json_text(stored)))
-        return Response(json_text(body), status_code=status_code, media_type=JSON)
+        answer = json_text(body)
+        await asyncio.shield(
+            self.records.complete(client_id, self.key, status_code, answer if stored is body else json_text(stored))
+        )
+        return Response(answer, status_code=status_code, media_type=JSON)
 
 
 def created_status(created: bool) -> int:

@@ -10,7 +10,7 @@ from typing import Any
 from retail.common.v1 import money_pb2
 from retail.pricing.v1 import pricing_service_pb2 as pb
 
-from gateway.http.json_body import json_text
+from gateway.http.json_body import json_bytes
 from gateway.http.money import yuan_text
 from gateway.pricing.schemas import (
     DEFAULT_CURRENCY,
@@ -225,14 +225,14 @@ def basket_json(answer: pb.PriceBasketResponse) -> bytes:
     built straight from the trusted answer: no model per line to validate and dump (for 20 lines
     that was a fifth of the gateway's CPU per basket). A promotion, rarer and holding moments,
     still goes through :class:`PromotionOut`."""
-    return json_text(
+    return json_bytes(
         {
             "lines": [_effective_price_json(line) for line in answer.lines],
             "total": amount(answer.total),
             "regular_total": amount(answer.regular_total),
             "currency": answer.total.currency_code or DEFAULT_CURRENCY,
         }
-    ).encode()
+    )
 
 
 def _effective_price_json(price: pb.EffectivePrice) -> dict[str, Any]:

@@ -113,6 +113,12 @@ class BatchSimulator(StationSimulator):
 
     # --- controls -----------------------------------------------------------------------
 
+    @property
+    def label_ids(self) -> list[str]:
+        """The registered labels, in the order they were added."""
+        with self._lock:
+            return list(self._labels)
+
     def add_labels(self, label_ids: Iterable[str]) -> None:
         """Register labels with the server."""
         now = self._clock()

@@ -608,6 +608,23 @@ async def test_a_status_round_writes_only_the_labels_whose_report_changed(
         assert fourth["L-B"][1] is False
 
 
+async def stores_with_labels_of(
+    app: PricingApp,
+    stub: pb_grpc.PricingServiceAsyncStub,
+    sku: str,
+    stores: dict[str, tuple[str, BatchSimulator]],
+) -> None:
+    """Each store on its batch station (URL, simulator), ``sku`` at 7.00, and every label of the
+    station's showing it."""
+    for store_id, (url, _) in stores.items():
+        await put_store(app, store_id, station_kind="batch", station_url=url)
+    await put_item(app, sku, cost_fen=100)
+    await set_prices(app, sku, 700)
+    for store_id, (_, station) in stores.items():
+        for label_id in station.label_ids:
+            await put_label(stub, store_id, label_id, sku)
+
+
 async def test_a_push_round_records_every_stores_answers_in_one_transaction(
     app: PricingApp, stub: pb_grpc.PricingServiceAsyncStub
 ) -> None:
@@ -615,12 +632,7 @@ async def test_a_push_round_records_every_stores_answers_in_one_transaction(
     per round, not one per store): every label row of the round carries the same xmin."""
     first, second = BatchSimulator(["R-1", "R-2"]), BatchSimulator(["Q-1", "Q-2"])
     async with running(first) as first_url, running(second) as second_url:
-        await put_store(app, "S080", station_kind="batch", station_url=first_url)
-        await put_store(app, "S081", station_kind="batch", station_url=second_url)
-        await put_item(app, "SKU-R", cost_fen=100)
-        await set_prices(app, "SKU-R", 700)
-        for store_id, label_id in (("S080", "R-1"), ("S080", "R-2"), ("S081", "Q-1"), ("S081", "Q-2")):
-            await put_label(stub, store_id, label_id, "SKU-R")
+        await stores_with_labels_of(app, stub, "SKU-R", {"S080": (first_url, first), "S081": (second_url, second)})
         assert await app.services.labels.push_due() == 4
         async with app.services.pricing._uow() as uow:
             rows = (
@@ -654,12 +666,7 @@ async def test_a_round_that_cannot_record_leaves_the_other_rounds_to_finish_thei
     fast, hanging = BatchSimulator(["F-1", "F-2"]), BatchSimulator(["H-1", "H-2"])
     hanging.mode = Mode.DOWN
     async with running(fast) as fast_url, running(hanging) as hanging_url:
-        await put_store(app, "S090", station_kind="batch", station_url=fast_url)
-        await put_store(app, "S091", station_kind="batch", station_url=hanging_url)
-        await put_item(app, "SKU-F", cost_fen=100)
-        await set_prices(app, "SKU-F", 700)
-        for store_id, label_id in (("S090", "F-1"), ("S090", "F-2"), ("S091", "H-1"), ("S091", "H-2")):
-            await put_label(stub, store_id, label_id, "SKU-F")
+        await stores_with_labels_of(app, stub, "SKU-F", {"S090": (fast_url, fast), "S091": (hanging_url, hanging)})
         async with app.services.pricing._uow() as uow:
             # S090's labels are claimed first, and its tickets are refused.
             await uow.session.execute(

@@ -7,6 +7,8 @@ pending → sent → acknowledged, or failed → (retried after a backoff) → g
 desired content makes any label pending again with its attempts reset. Pushers claim due
 labels with ``FOR UPDATE SKIP LOCKED`` and commit the claim before talking to a station,
 so no row lock is held across the network, and two replicas never push the same label.
+Every other write of many labels takes their row locks in one order, by store and label
+(see :func:`lock_answered`), so that no two of them deadlock.
 """
 
 from __future__ import annotations

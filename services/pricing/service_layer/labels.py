@@ -8,7 +8,8 @@ Three rounds run side by side, each safe to run on every replica:
   the station's timeout: a slow, failing or garbage-answering station fails its own labels
   (retried with backoff, then given up and reported), never the other stores'. What the
   round's stations answered is recorded in one transaction once every station of the round
-  answered (or timed out): one commit per round, not one per store.
+  answered (or timed out): one commit per round, not one per store. A round that cannot record
+  does not cancel the rounds still pushing (see :meth:`LabelSync._push_round`).
 * :meth:`LabelSync.poll_sent` asks stations what their sent labels show: the content that
   was pushed → acknowledged; a per-label failure → failed; no answer within the ack timeout
   → failed (pushed again; a tag that was asleep simply gets it again).

@@ -30,4 +30,4 @@ def json_bytes(body: Any) -> bytes:
 
 def json_text(body: Any) -> str:
     """:func:`json_bytes` as text (an Idempotency-Key record stores its answer as text)."""
-    return orjson.dumps(body).decode()
+    return json_bytes(body).decode()

@@ -127,12 +127,17 @@ class GatewayResources:
         return self.backend("alerts", alerts_service_pb2_grpc.AlertsServiceStub)
 
 
-async def gateway_resources(request: Request) -> GatewayResources:
-    # async: a plain function dependency would be run in a worker thread on every request.
+def resources_of(request: Request) -> GatewayResources:
+    """The running gateway's resources; 503 ``not-ready`` while it starts or stops."""
     resources = getattr(request.app.state, "resources", None)
     if not isinstance(resources, GatewayResources):
         raise problems.ProblemError(problems.NOT_READY, "the gateway is starting or stopping; retry shortly")
     return resources
+
+
+async def gateway_resources(request: Request) -> GatewayResources:
+    # async: a plain function dependency would be run in a worker thread on every request.
+    return resources_of(request)
 
 
 Resources = Annotated[GatewayResources, Depends(gateway_resources)]

@@ -34,7 +34,7 @@ from pydantic import BaseModel
 
 from gateway.http import problems
 from gateway.http.json_body import json_text
-from gateway.http.resources import Resources
+from gateway.http.resources import resources_of
 from gateway.idempotency.records import IdempotencyRecords
 from gateway.security.authentication import Principal
 from gateway.security.authorisation import require
@@ -171,11 +171,11 @@ def idempotent(scope: str) -> Callable[..., Coroutine[Any, Any, IdempotentReques
 
     async def idempotent_request(
         request: Request,
-        resources: Resources,
         principal: Annotated[Principal, Depends(require(scope))],
         idempotency_key: IdempotencyKeyHeader,
     ) -> IdempotentRequest:
         # The path itself, not its template: the same key on another object is another request.
+        resources = resources_of(request)
         path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         return IdempotentRequest(
             principal=principal,

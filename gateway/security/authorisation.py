@@ -18,7 +18,7 @@ from fastapi.security import OAuth2
 from gateway.domain.scopes import CATALOGUE
 from gateway.domain.tokens import InvalidToken
 from gateway.http import problems
-from gateway.http.resources import Resources
+from gateway.http.resources import Resources, resources_of
 from gateway.security.authentication import Principal
 from gateway.security.rate_limits import RateLimiter, retry_after_header
 
@@ -72,9 +72,9 @@ def require(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
 
     async def authorised_principal(
         request: Request,
-        resources: Resources,
         authorization: Annotated[str | None, Security(oauth2_client_credentials, scopes=[scope])],
     ) -> Principal:
+        resources = resources_of(request)
         principal = await admit_bearer(request, resources, authorization, resources.authenticator.authenticate)
         if scope not in principal.scopes:
             raise problems.ProblemError(

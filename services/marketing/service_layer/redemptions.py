@@ -183,19 +183,24 @@ class CouponRedemptions:
                 return first
             # Read and check first, without locks: only the claims at the end lock rows (the coupon's,
             # the member's, the campaign's, in the one order), so a hot code is locked for the claims alone.
-            coupon = await store.lock_coupon(session, code, lock=False)
-            if coupon is None:
-                raise UnknownCoupon("no such coupon")
             campaign_of = await store.coupon_campaigns(session, [code, *others])
+            if code not in campaign_of:
+                raise UnknownCoupon("no such coupon")
             missing = [other for other in others if other not in campaign_of]
             if missing:
                 raise UnknownCoupon(f"no such coupon: {missing[0]}", details={"code": missing[0]})
+            # Each read sees what was committed when it began: the member's uses are read before the
+            # coupon, so a use of this code committed in between shows on the coupon as well, and the
+            # refusal is "already used", not the member's limit (read the other way round, it was either).
+            member_uses = await store.member_uses(session, campaign_of[code], command.member_id)
+            coupon = await store.lock_coupon(session, code, lock=False)
+            if coupon is None:
+                raise UnknownCoupon("no such coupon")
             campaigns = await store.campaign_offers(session, sorted(set(campaign_of.values())))
             campaign = campaigns[coupon.campaign_id]
             if campaign.status not in ("launching", "running"):
                 raise CampaignNotRunning("the coupon's campaign is not running")
             use = UseRequest(command.member_id, command.store_id, command.channel, now)
-            member_uses = await store.member_uses(session, coupon.campaign_id, command.member_id)
             check_use(coupon.use, campaign.terms, use, member_uses=member_uses)
             lines = await self._basket(session, command.lines)
             offers: list[tuple[str, Offer]] = [(code, campaign.offer)]

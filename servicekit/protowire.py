@@ -6,10 +6,15 @@ style); domain enums use the lower-case ``<value>``. Nothing here knows any one 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
+from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
+
+ValueT = TypeVar("ValueT")
+MessageT = TypeVar("MessageT", bound=Message)
 
 
 def to_wire(enum_type: Any, prefix: str, value: str) -> Any:
@@ -36,6 +41,12 @@ def timestamp(moment: datetime) -> Timestamp:
     change writes 50,000 events in a few transactions."""
     delta = (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)) - _EPOCH
     return Timestamp(seconds=delta.days * 86_400 + delta.seconds, nanos=delta.microseconds * 1000)
+
+
+def optional(convert: Callable[[ValueT], MessageT], value: ValueT | None) -> MessageT | None:
+    """``convert(value)``, or None for no value: a message's constructor leaves a message field
+    given None unset (``pb.Alert(resolved_at=optional(timestamp, alert.resolved_at))``)."""
+    return None if value is None else convert(value)
 
 
 def moment(stamp: Timestamp) -> datetime:

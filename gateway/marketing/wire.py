@@ -32,7 +32,7 @@ from gateway.marketing.schemas import (
     UpliftBacktestOut,
     UpliftModelOut,
 )
-from servicekit.protowire import from_wire, moment, timestamp, to_wire
+from servicekit.protowire import from_wire, moment, optional, timestamp, to_wire
 
 CURRENCY = "CNY"
 
@@ -55,7 +55,7 @@ def _moment(stamp: Timestamp, present: bool) -> Any:
 
 
 def map_offer_in(offer: OfferIn) -> pb.Offer:
-    message = pb.Offer(
+    return pb.Offer(
         kind=to_wire(pb.DiscountKind, "DISCOUNT_KIND", offer.kind),
         skus=offer.skus,
         categories=offer.categories,
@@ -63,14 +63,10 @@ def map_offer_in(offer: OfferIn) -> pb.Offer:
         stacking_group=offer.stacking_group,
         exclusive=offer.exclusive,
         stacks_with=offer.stacks_with,
+        amount_off=optional(money, offer.amount_off),
+        percent_off_bp=offer.percent_off_bp or 0,
+        max_discount=optional(money, offer.max_discount),
     )
-    if offer.amount_off is not None:
-        message.amount_off.CopyFrom(money(offer.amount_off))
-    if offer.percent_off_bp is not None:
-        message.percent_off_bp = offer.percent_off_bp
-    if offer.max_discount is not None:
-        message.max_discount.CopyFrom(money(offer.max_discount))
-    return message
 
 
 def map_terms_in(terms: TermsIn) -> pb.CouponTerms:
@@ -85,9 +81,7 @@ def map_terms_in(terms: TermsIn) -> pb.CouponTerms:
 
 def map_campaign_in(body: CampaignIn) -> dict[str, Any]:
     """The fields of a CreateCampaignRequest a body gives (request id and actor are the route's)."""
-    budget = pb.Budget(max_coupons=body.max_coupons or 0)
-    if body.max_discount is not None:
-        budget.max_discount.CopyFrom(money(body.max_discount))
+    budget = pb.Budget(max_coupons=body.max_coupons or 0, max_discount=optional(money, body.max_discount))
     return {
         "name": body.name,
         "snapshot_id": body.snapshot_id,

@@ -34,7 +34,7 @@ from gateway.pricing.schemas import (
     TierName,
 )
 from gateway.security.authentication import Principal
-from servicekit.protowire import from_wire, optional_moment, timestamp, to_wire
+from servicekit.protowire import from_wire, optional, optional_moment, timestamp, to_wire
 
 
 def money(amount: str, currency: str) -> money_pb2.Money:
@@ -73,12 +73,13 @@ def rule_scope(rule: RuleScopeIn) -> pb.RuleScope:
 
 
 def regular_price_message(rule: OverrideIn, currency: str) -> pb.RegularPrice:
-    message = pb.RegularPrice(scope=rule_scope(rule), price=money(rule.price, currency), priority=rule.priority)
-    if rule.valid_from is not None:
-        message.valid_from.CopyFrom(timestamp(rule.valid_from))
-    if rule.valid_to is not None:
-        message.valid_to.CopyFrom(timestamp(rule.valid_to))
-    return message
+    return pb.RegularPrice(
+        scope=rule_scope(rule),
+        price=money(rule.price, currency),
+        priority=rule.priority,
+        valid_from=optional(timestamp, rule.valid_from),
+        valid_to=optional(timestamp, rule.valid_to),
+    )
 
 
 def promotion_message(rule: PromotionIn, currency: str) -> pb.Promotion:
@@ -307,12 +308,12 @@ def map_markdown(suggestion: pb.MarkdownSuggestion) -> MarkdownOut:
 def price_question(
     principal: Principal, store_id: str, channel: ChannelName | None, tier: TierName | None, at: datetime | None
 ) -> pb.PriceQuestion:
-    question = pb.PriceQuestion(
-        store_id=store_id, channel=enum_number(pb.Channel, "CHANNEL", channel), member_tier=tier or ""
+    return pb.PriceQuestion(
+        store_id=store_id,
+        channel=enum_number(pb.Channel, "CHANNEL", channel),
+        member_tier=tier or "",
+        at=optional(timestamp, at),
     )
-    if at is not None:
-        question.at.CopyFrom(timestamp(at))
-    return question
 
 
 def book_etag(store_id: str, version: int) -> str:

@@ -37,7 +37,7 @@ from gateway.supply.supplier_schemas import (
     SellThroughRow,
     SupplierOut,
 )
-from servicekit.protowire import from_wire, moment, timestamp, to_wire
+from servicekit.protowire import from_wire, moment, optional, timestamp, to_wire
 
 CURRENCY = "CNY"
 
@@ -94,7 +94,7 @@ def map_supplier(supplier: pb.Supplier) -> SupplierOut:
 
 
 def map_contract_in(supplier_id: str, body: ContractIn) -> pb.Contract:
-    contract = pb.Contract(
+    return pb.Contract(
         supplier_id=supplier_id,
         mode=to_wire(pb.SettlementMode, "SETTLEMENT_MODE", body.mode),
         valid_from=body.valid_from.isoformat(),
@@ -108,22 +108,20 @@ def map_contract_in(supplier_id: str, body: ContractIn) -> pb.Contract:
         quality_bands=[
             pb.QualityBand(score_below=decimal(b.score_below), rate=decimal(b.rate)) for b in body.quality_bands
         ],
+        items=[
+            pb.ContractItem(
+                sku=item.sku,
+                unit_cost=optional(fen, item.unit_cost_fen),
+                pack_size=optional(decimal, item.pack_size),
+                minimum_order=optional(decimal, item.minimum_order),
+            )
+            for item in body.items
+        ],
+        store_commission_rates={store_id: decimal(rate) for store_id, rate in body.store_commission_rates.items()},
+        commission_rate=optional(decimal, body.commission_rate),
+        over_delivery_allowance=optional(decimal, body.over_delivery_allowance),
+        price_tolerance=optional(decimal, body.price_tolerance),
     )
-    for item in body.items:
-        line = contract.items.add(sku=item.sku)
-        if item.unit_cost_fen is not None:
-            line.unit_cost.CopyFrom(fen(item.unit_cost_fen))
-        if item.pack_size is not None:
-            line.pack_size.CopyFrom(decimal(item.pack_size))
-        if item.minimum_order is not None:
-            line.minimum_order.CopyFrom(decimal(item.minimum_order))
-    for store_id, rate in body.store_commission_rates.items():
-        contract.store_commission_rates[store_id].CopyFrom(decimal(rate))
-    for name in ("commission_rate", "over_delivery_allowance", "price_tolerance"):
-        value = getattr(body, name)
-        if value is not None:
-            getattr(contract, name).CopyFrom(decimal(value))
-    return contract
 
 
 def map_contract(contract: pb.Contract) -> ContractOut:

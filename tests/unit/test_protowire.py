@@ -1,4 +1,5 @@
-"""servicekit.protowire's Timestamp of a moment: the same seconds and nanos as protobuf's own FromDatetime."""
+"""servicekit.protowire: a moment's Timestamp (the same seconds and nanos as protobuf's own FromDatetime),
+and an optional value's message field (unset without a value)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from servicekit.protowire import moment, timestamp
+from retail.alerts.v1 import alerts_service_pb2 as pb
+
+from servicekit.protowire import moment, optional, optional_moment, timestamp
 
 
 def from_datetime(at: datetime) -> tuple[int, int]:
@@ -33,3 +36,13 @@ def test_a_timestamp_has_the_seconds_and_nanos_protobuf_gives_any_moment_and_rea
         stamp = timestamp(at)
         assert (stamp.seconds, stamp.nanos) == from_datetime(at), at
         assert moment(stamp) == (at if at.tzinfo else at.replace(tzinfo=UTC)), at
+
+
+def test_an_optional_value_sets_its_message_field_and_no_value_leaves_it_unset() -> None:
+    at = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
+    resolved = pb.Alert(alert_id="A1", resolved_at=optional(timestamp, at))
+    open_ = pb.Alert(alert_id="A2", resolved_at=optional(timestamp, None))
+
+    assert resolved.HasField("resolved_at") and optional_moment(resolved, "resolved_at") == at
+    assert not open_.HasField("resolved_at") and optional_moment(open_, "resolved_at") is None
+    assert open_.SerializeToString() == pb.Alert(alert_id="A2").SerializeToString()

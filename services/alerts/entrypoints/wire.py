@@ -11,7 +11,7 @@ from retail.common.v1 import identifiers_pb2
 
 from servicekit.errors import InvalidArgument
 from servicekit.idempotency import Reply, ReplyCodec
-from servicekit.protowire import from_wire, timestamp, to_wire
+from servicekit.protowire import from_wire, optional, timestamp, to_wire
 from services.alerts.adapters.alert_store import StoredWebhook
 from services.alerts.domain.alerts import Actor, Alert, AlertKind, AlertState, Severity
 from services.alerts.domain.causes import Cause, CauseKind
@@ -70,15 +70,13 @@ def map_states(numbers: Iterable[int]) -> list[AlertState]:
 
 
 def map_cause(cause: Cause) -> pb.Cause:
-    message = pb.Cause(
+    return pb.Cause(
         kind=to_wire(pb.CauseKind, "CAUSE_KIND", cause.kind.value),
         score=cause.score,
         summary=cause.summary,
         facts=cause.facts,
+        occurred_at=optional(timestamp, cause.occurred_at),
     )
-    if cause.occurred_at is not None:
-        message.occurred_at.CopyFrom(timestamp(cause.occurred_at))
-    return message
 
 
 def cause_kind(number: int) -> CauseKind:
@@ -86,7 +84,7 @@ def cause_kind(number: int) -> CauseKind:
 
 
 def map_alert(alert: Alert) -> pb.Alert:
-    message = pb.Alert(
+    return pb.Alert(
         alert_id=alert.alert_id,
         kind=map_kind(alert.kind),
         severity=to_wire(pb.Severity, "SEVERITY", alert.severity.name),
@@ -106,12 +104,9 @@ def map_alert(alert: Alert) -> pb.Alert:
         resolved_by=alert.resolved_by,
         resolution_note=alert.resolution_note,
         version=alert.version,
+        acknowledged_at=optional(timestamp, alert.acknowledged_at),
+        resolved_at=optional(timestamp, alert.resolved_at),
     )
-    if alert.acknowledged_at is not None:
-        message.acknowledged_at.CopyFrom(timestamp(alert.acknowledged_at))
-    if alert.resolved_at is not None:
-        message.resolved_at.CopyFrom(timestamp(alert.resolved_at))
-    return message
 
 
 def map_webhook_request(message: pb.Webhook, webhook_id: str) -> Webhook:
@@ -134,7 +129,7 @@ def map_webhook_request(message: pb.Webhook, webhook_id: str) -> Webhook:
 
 def map_webhook(stored: StoredWebhook) -> pb.Webhook:
     webhook = stored.webhook
-    message = pb.Webhook(
+    return pb.Webhook(
         webhook_id=webhook.webhook_id,
         name=webhook.name,
         url=mask_url(webhook.url),
@@ -144,7 +139,5 @@ def map_webhook(stored: StoredWebhook) -> pb.Webhook:
         kinds=sorted(map_kind(kind) for kind in webhook.kinds),
         min_severity=to_wire(pb.Severity, "SEVERITY", webhook.min_severity.name),
         last_error=stored.last_error,
+        last_delivered_at=optional(timestamp, stored.last_delivered_at),
     )
-    if stored.last_delivered_at is not None:
-        message.last_delivered_at.CopyFrom(timestamp(stored.last_delivered_at))
-    return message

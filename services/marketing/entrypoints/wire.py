@@ -16,7 +16,7 @@ from retail.sales.v1 import events_pb2 as sales_pb2
 
 from servicekit.errors import InvalidArgument, PermissionDenied
 from servicekit.idempotency import RequestFingerprint
-from servicekit.protowire import from_wire, moment, timestamp
+from servicekit.protowire import from_wire, moment, optional, timestamp
 from services.marketing.adapters.campaign_store import Progress, StoredCampaign
 from services.marketing.adapters.coupon_store import CouponView
 from services.marketing.adapters.integration_events import (
@@ -321,14 +321,16 @@ def map_hold_result(message: pb.HoldCouponResponse) -> HoldResult:
 
 
 def map_campaign(campaign: StoredCampaign, progress: Progress) -> pb.Campaign:
-    message = pb.Campaign(
+    return pb.Campaign(
         campaign_id=campaign.campaign_id,
         name=campaign.name,
         status=CAMPAIGN_STATUSES[campaign.status],
         snapshot_id=campaign.snapshot_id,
         offer=map_offer(campaign.offer),
         terms=map_terms(campaign.terms),
-        budget=pb.Budget(max_coupons=campaign.max_coupons or 0),
+        budget=pb.Budget(
+            max_coupons=campaign.max_coupons or 0, max_discount=optional(money, campaign.max_discount_fen)
+        ),
         control_fraction_bp=campaign.control_fraction_bp,
         frequency_cap_per_7_days=campaign.frequency_cap,
         store_id=campaign.store_id or "",
@@ -342,26 +344,20 @@ def map_campaign(campaign: StoredCampaign, progress: Progress) -> pb.Campaign:
         contact_channels=sorted(campaign.contact_channels),
         target=campaign.target.value,
         target_percent=campaign.target_percent or 0,
+        launched_at=optional(timestamp, campaign.launched_at),
     )
-    if campaign.max_discount_fen is not None:
-        message.budget.max_discount.CopyFrom(money(campaign.max_discount_fen))
-    if campaign.launched_at is not None:
-        message.launched_at.CopyFrom(timestamp(campaign.launched_at))
-    return message
 
 
 def map_segment(segment: StoredSegment, latest: StoredSnapshot | None) -> pb.Segment:
-    message = pb.Segment(
+    return pb.Segment(
         segment_id=segment.segment_id,
         name=segment.name,
         description=segment.description,
         rule_json=json.dumps(segment.rule.to_json(), ensure_ascii=False, sort_keys=True),
         created_at=timestamp(segment.created_at),
         created_by=segment.created_by,
+        latest_snapshot=optional(map_snapshot, latest),
     )
-    if latest is not None:
-        message.latest_snapshot.CopyFrom(map_snapshot(latest))
-    return message
 
 
 def map_snapshot(snapshot: StoredSnapshot) -> pb.SegmentSnapshot:
@@ -423,7 +419,7 @@ def map_group(summary: GroupSummary) -> pb.GroupOutcome:
 
 def map_report(report: CampaignReport) -> pb.GetCampaignReportResponse:
     result = report.result
-    message = pb.GetCampaignReportResponse(
+    return pb.GetCampaignReportResponse(
         campaign_id=report.campaign_id,
         window_start=timestamp(report.window_start),
         window_end=timestamp(report.window_end),
@@ -435,14 +431,12 @@ def map_report(report: CampaignReport) -> pb.GetCampaignReportResponse:
         redemptions=report.redemptions,
         redemption_conflicts=report.redemption_conflicts,
         final=report.final,
+        roi=optional(map_interval, result.roi),
     )
-    if result.roi is not None:
-        message.roi.CopyFrom(map_interval(result.roi))
-    return message
 
 
 def map_model_run(run: ModelRun) -> pb.ModelRun:
-    message = pb.ModelRun(
+    return pb.ModelRun(
         model_version=run.model_version,
         status=run.status,
         horizon_days=run.horizon_days or 0,
@@ -454,10 +448,8 @@ def map_model_run(run: ModelRun) -> pb.ModelRun:
         backtest_json=json.dumps(run.backtest, sort_keys=True) if run.backtest is not None else "",
         error=run.error or "",
         serving=run.serving,
+        finished_at=optional(timestamp, run.finished_at),
     )
-    if run.finished_at is not None:
-        message.finished_at.CopyFrom(timestamp(run.finished_at))
-    return message
 
 
 def map_propensity(propensity: Propensity) -> pb.GetMemberPropensityResponse:

@@ -21,7 +21,7 @@ from retail.sales.v1 import events_pb2 as sales_pb2
 from servicekit.consumer import InboundEvent
 from servicekit.errors import DomainError, InvalidArgument
 from servicekit.idempotency import fingerprint, message_codec
-from servicekit.protowire import from_wire, moment, timestamp, to_wire
+from servicekit.protowire import from_wire, moment, optional, timestamp, to_wire
 from services.member.adapters.integration_events import CURRENCY, money
 from services.member.domain.identities import ChannelIdentity, UnknownIdentityType, parse_identity
 from services.member.domain.model import (
@@ -31,6 +31,7 @@ from services.member.domain.model import (
     Channel,
     Consent,
     ConsentChannel,
+    ContactDetails,
     Gender,
     PersonalDataView,
     Profile,
@@ -64,6 +65,7 @@ from services.member.service_layer.member_kpis import KpiReport, MemberMix
 from services.member.service_layer.members import ErasureOutcome, LinkOutcome, MemberView
 from services.member.service_layer.merges import MergeOutcome, UndoOutcome
 from services.member.service_layer.points_book import BookedEntry
+from services.member.service_layer.tier_review import PurchaseProfile
 
 ResponseT = TypeVar("ResponseT", bound=Message)
 ResultT = TypeVar("ResultT")
@@ -178,7 +180,7 @@ def map_update(request: pb.UpdateMemberRequest, today: date) -> UpdateMember:
 
 def map_member(view: MemberView) -> pb.Member:
     tier = view.tier
-    message = pb.Member(
+    return pb.Member(
         member_id=view.member_id,
         status=to_wire(pb.MemberStatus, "MEMBER_STATUS", view.status),
         registered_at=timestamp(view.registered_at),
@@ -189,6 +191,7 @@ def map_member(view: MemberView) -> pb.Member:
             qualifying_spend=money(tier.qualifying_spend_minor),
             next_tier=to_wire(pb.MemberTier, "MEMBER_TIER", tier.next_tier),
             spend_to_next_tier=money(tier.spend_to_next_minor),
+            grace_until=optional(timestamp, tier.grace_until),
         ),
         points_balance=view.points_balance,
         tags=view.tags,
@@ -205,52 +208,51 @@ def map_member(view: MemberView) -> pb.Member:
         consents=[map_consent(consent) for consent in view.consents],
         lifecycle_stage=to_wire(pb.LifecycleStage, "LIFECYCLE_STAGE", view.lifecycle_stage),
         view=_VIEWS_BACK[view.view],
+        contact=optional(map_contact, view.contact),
+        purchases=map_purchases(view.purchases),
     )
-    if tier.grace_until is not None:
-        message.tier.grace_until.CopyFrom(timestamp(tier.grace_until))
-    contact = view.contact
-    if contact is not None:
-        message.contact.CopyFrom(
-            pb.ContactDetails(
-                name=contact.name,
-                phone=contact.phone,
-                birthday=contact.birthday,
-                email=contact.email,
-                gender=to_wire(pb.Gender, "GENDER", contact.gender.value if contact.gender else ""),
-            )
-        )
-        if contact.address is not None:
-            address = contact.address
-            message.contact.address.CopyFrom(
-                pb.Address(
-                    province=address.province,
-                    city=address.city,
-                    district=address.district,
-                    street=address.street,
-                    postal_code=address.postal_code,
-                )
-            )
-    purchases = view.purchases
+
+
+def map_contact(contact: ContactDetails) -> pb.ContactDetails:
+    return pb.ContactDetails(
+        name=contact.name,
+        phone=contact.phone,
+        birthday=contact.birthday,
+        email=contact.email,
+        gender=to_wire(pb.Gender, "GENDER", contact.gender.value if contact.gender else ""),
+        address=optional(map_postal_address, contact.address),
+    )
+
+
+def map_postal_address(address: Address) -> pb.Address:
+    return pb.Address(
+        province=address.province,
+        city=address.city,
+        district=address.district,
+        street=address.street,
+        postal_code=address.postal_code,
+    )
+
+
+def map_purchases(purchases: PurchaseProfile) -> pb.PurchaseProfile:
     facts = purchases.facts
-    message.purchases.CopyFrom(
-        pb.PurchaseProfile(
-            frequency=facts.purchases_in_window,
-            monetary=money(facts.spend_in_window_minor),
-            recency_days=purchases.recency_days,
-            recency_score=purchases.rfm.recency if purchases.rfm else 0,
-            frequency_score=purchases.rfm.frequency if purchases.rfm else 0,
-            monetary_score=purchases.rfm.monetary if purchases.rfm else 0,
-            favourite_category_ids=purchases.favourite_categories,
-            favourite_store_ids=purchases.favourite_stores,
-            favourite_hours=purchases.favourite_hours,
-            lifetime_purchases=facts.purchase_count,
-            lifetime_spend=money(facts.lifetime_spend_minor),
-        )
+    # The span of purchases is shown whole or not at all (a tier review knows only the last one).
+    span = facts.first_purchase_at is not None and facts.last_purchase_at is not None
+    return pb.PurchaseProfile(
+        frequency=facts.purchases_in_window,
+        monetary=money(facts.spend_in_window_minor),
+        recency_days=purchases.recency_days,
+        recency_score=purchases.rfm.recency if purchases.rfm else 0,
+        frequency_score=purchases.rfm.frequency if purchases.rfm else 0,
+        monetary_score=purchases.rfm.monetary if purchases.rfm else 0,
+        favourite_category_ids=purchases.favourite_categories,
+        favourite_store_ids=purchases.favourite_stores,
+        favourite_hours=purchases.favourite_hours,
+        lifetime_purchases=facts.purchase_count,
+        lifetime_spend=money(facts.lifetime_spend_minor),
+        first_purchase_at=optional(timestamp, facts.first_purchase_at if span else None),
+        last_purchase_at=optional(timestamp, facts.last_purchase_at if span else None),
     )
-    if facts.first_purchase_at is not None and facts.last_purchase_at is not None:
-        message.purchases.first_purchase_at.CopyFrom(timestamp(facts.first_purchase_at))
-        message.purchases.last_purchase_at.CopyFrom(timestamp(facts.last_purchase_at))
-    return message
 
 
 def map_consent(consent: Consent) -> pb.Consent:
@@ -263,7 +265,7 @@ def map_consent(consent: Consent) -> pb.Consent:
 
 
 def map_entry(entry: BookedEntry | Any) -> pb.PointsEntry:
-    message = pb.PointsEntry(
+    return pb.PointsEntry(
         entry_id=entry.entry_id,
         kind=to_wire(pb.PointsEntryKind, "POINTS_ENTRY_KIND", entry.kind),
         points=entry.points,
@@ -271,10 +273,8 @@ def map_entry(entry: BookedEntry | Any) -> pb.PointsEntry:
         reference=entry.reference,
         reason=entry.reason,
         recorded_at=timestamp(entry.recorded_at),
+        expires_at=optional(timestamp, entry.expires_at),
     )
-    if entry.expires_at is not None:
-        message.expires_at.CopyFrom(timestamp(entry.expires_at))
-    return message
 
 
 def map_decimal(value: Decimal) -> money_pb2.Decimal:
@@ -419,7 +419,7 @@ def map_tier_changes(rows: Sequence[Any], token: str) -> pb.ListTierChangesRespo
 
 def map_kpis(report: KpiReport) -> pb.GetMemberKpisResponse:
     kpis = report.kpis
-    message = pb.GetMemberKpisResponse(
+    return pb.GetMemberKpisResponse(
         store_id=report.store_id,
         from_date=report.from_date.isoformat(),
         to_date=report.to_date.isoformat(),
@@ -430,16 +430,11 @@ def map_kpis(report: KpiReport) -> pb.GetMemberKpisResponse:
         net_sales=money(kpis.net_sales_minor),
         member_net_sales=money(kpis.member_net_sales_minor),
         new_members=report.new_members,
+        repeat_purchase_rate=optional(map_decimal, kpis.repeat_purchase_rate),
+        average_basket=optional(money, kpis.average_basket_minor),
+        member_average_basket=optional(money, kpis.member_average_basket_minor),
+        member_share_of_sales=optional(map_decimal, kpis.member_share_of_sales),
     )
-    if kpis.repeat_purchase_rate is not None:
-        message.repeat_purchase_rate.CopyFrom(map_decimal(kpis.repeat_purchase_rate))
-    if kpis.average_basket_minor is not None:
-        message.average_basket.CopyFrom(money(kpis.average_basket_minor))
-    if kpis.member_average_basket_minor is not None:
-        message.member_average_basket.CopyFrom(money(kpis.member_average_basket_minor))
-    if kpis.member_share_of_sales is not None:
-        message.member_share_of_sales.CopyFrom(map_decimal(kpis.member_share_of_sales))
-    return message
 
 
 def map_mix(mix: MemberMix) -> pb.GetMemberMixResponse:

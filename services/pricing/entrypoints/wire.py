@@ -19,7 +19,7 @@ from retail.pricing.v1 import pricing_service_pb2 as pb
 
 from servicekit import protowire
 from servicekit.errors import InvalidArgument
-from servicekit.protowire import timestamp, to_wire
+from servicekit.protowire import optional, timestamp, to_wire
 from services.pricing.adapters.label_store import LabelRow
 from services.pricing.adapters.pricing_store import ChangeRow, StoredItem, StoreRow
 from services.pricing.domain.catalogue import Item
@@ -386,7 +386,7 @@ def map_prices(sku: str, rules: Sequence[PriceRule]) -> pb.SkuPrices:
 
 
 def map_change(change: ChangeRow) -> pb.PriceChange:
-    message = pb.PriceChange(
+    return pb.PriceChange(
         change_id=change.change_id,
         sku=change.sku,
         price=map_money(change.price_fen, change.currency),
@@ -396,10 +396,8 @@ def map_change(change: ChangeRow) -> pb.PriceChange:
         state=to_wire(pb.PriceChangeState, "PRICE_CHANGE_STATE", change.state),
         guard_rail_override_reason=change.override_reason,
         markdown_id=change.markdown_id or "",
+        applied_at=optional(timestamp, change.applied_at),
     )
-    if change.applied_at is not None:
-        message.applied_at.CopyFrom(timestamp(change.applied_at))
-    return message
 
 
 def map_effective_price(price: EffectivePrice, sku: str, message: pb.EffectivePrice | None = None) -> pb.EffectivePrice:
@@ -484,7 +482,8 @@ def map_mismatch_reason(reason: str) -> Any:
 
 
 def map_label(label: LabelRow) -> pb.Label:
-    message = pb.Label(
+    currency = label.desired.currency if label.desired is not None else DEFAULT_CURRENCY
+    return pb.Label(
         store_id=label.store_id,
         label_id=label.label_id,
         sku=label.sku,
@@ -494,20 +493,12 @@ def map_label(label: LabelRow) -> pb.Label:
         last_error=label.last_error,
         online=label.online,
         battery_mv=label.battery_mv or 0,
+        desired_price=None if label.desired_price_fen is None else map_money(label.desired_price_fen, currency),
+        acknowledged_price=None if label.acked_price_fen is None else map_money(label.acked_price_fen, currency),
+        acknowledged_at=optional(timestamp, label.acked_at),
+        last_seen=optional(timestamp, label.last_seen),
+        pending_since=optional(timestamp, label.pending_since),
     )
-    currency = label.desired.currency if label.desired is not None else DEFAULT_CURRENCY
-    if label.desired_price_fen is not None:
-        message.desired_price.CopyFrom(map_money(label.desired_price_fen, currency))
-    if label.acked_price_fen is not None:
-        message.acknowledged_price.CopyFrom(map_money(label.acked_price_fen, currency))
-    for field, moment in (
-        ("acknowledged_at", label.acked_at),
-        ("last_seen", label.last_seen),
-        ("pending_since", label.pending_since),
-    ):
-        if moment is not None:
-            getattr(message, field).CopyFrom(timestamp(moment))
-    return message
 
 
 def map_markdown(row: StoredMarkdown) -> pb.MarkdownSuggestion:
@@ -594,7 +585,4 @@ def map_put_label_response(result: tuple[LabelRow, bool]) -> pb.PutLabelResponse
 
 def map_decide_markdown_response(result: tuple[StoredMarkdown, ChangeRow | None]) -> pb.DecideMarkdownResponse:
     suggestion, change = result
-    response = pb.DecideMarkdownResponse(suggestion=map_markdown(suggestion))
-    if change is not None:
-        response.change.CopyFrom(map_change(change))
-    return response
+    return pb.DecideMarkdownResponse(suggestion=map_markdown(suggestion), change=optional(map_change, change))

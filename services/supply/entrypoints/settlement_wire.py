@@ -24,7 +24,7 @@ from retail.sales.v1 import events_pb2 as sales_pb2
 from retail.supply.v1 import supply_service_pb2 as pb
 
 from servicekit.errors import InvalidArgument
-from servicekit.protowire import timestamp
+from servicekit.protowire import optional, timestamp
 from services.supply.adapters.integration_events import CURRENCY, decimal_text, money, wire_decimal
 from services.supply.adapters.settlement_events import STATEMENT_STATUSES
 from services.supply.adapters.settlement_reports import StoreSkuSales
@@ -81,7 +81,7 @@ def map_statement_statuses(values: Any) -> list[StatementStatus]:
 
 
 def map_statement(row: StatementRow) -> pb.Statement:
-    statement = pb.Statement(
+    return pb.Statement(
         statement_id=row.statement_id,
         supplier_id=row.supplier_id,
         contract_id=row.contract_id,
@@ -94,10 +94,8 @@ def map_statement(row: StatementRow) -> pb.Statement:
         late_line_count=row.late_line_count,
         payment_reference=row.payment_reference,
         version=row.version,
+        issued_at=optional(timestamp, row.issued_at),
     )
-    if row.issued_at is not None:
-        statement.issued_at.CopyFrom(timestamp(row.issued_at))
-    return statement
 
 
 def map_accrual(accrual: Accrual, *, late: bool = False, comment: str = "") -> pb.StatementLine:

@@ -13,7 +13,7 @@ from retail.supply.v1 import supply_service_pb2 as pb
 
 from servicekit.errors import InvalidArgument
 from servicekit.idempotency import Reply, ReplyCodec
-from servicekit.protowire import from_wire, timestamp
+from servicekit.protowire import from_wire, optional, timestamp
 from services.supply.adapters.integration_events import CURRENCY, PO_STATUSES, map_receipt, money, wire_decimal
 from services.supply.adapters.purchase_store import PoLine, StoredPurchaseOrder, StoredSuggestion
 from services.supply.adapters.supplier_store import StoredContract, StoredSupplier
@@ -228,9 +228,8 @@ def map_contract(stored: StoredContract) -> pb.Contract:
             for band in terms.quality_bands
         ],
         created_at=timestamp(stored.created_at),
+        commission_rate=optional(wire_decimal, contract.commission_rate),
     )
-    if contract.commission_rate is not None:
-        message.commission_rate.CopyFrom(wire_decimal(contract.commission_rate))
     if terms.cycle.kind is CycleKind.DAYS:
         message.cycle_days = terms.cycle.days
         message.cycle_anchor = terms.cycle.anchor.isoformat()
@@ -254,7 +253,7 @@ def map_wanted_lines(lines: Sequence[pb.PurchaseOrderLine]) -> tuple[WantedLine,
 
 
 def map_po_line(line: PoLine) -> pb.PurchaseOrderLine:
-    message = pb.PurchaseOrderLine(
+    return pb.PurchaseOrderLine(
         line_number=line.line_number,
         sku=line.sku,
         ordered=wire_decimal(line.ordered),
@@ -262,12 +261,9 @@ def map_po_line(line: PoLine) -> pb.PurchaseOrderLine:
         accepted=wire_decimal(line.accepted),
         rejected=wire_decimal(line.rejected),
         returned=wire_decimal(line.returned),
+        confirmed=optional(wire_decimal, line.confirmed),
+        suggested=optional(wire_decimal, line.suggested),
     )
-    if line.confirmed is not None:
-        message.confirmed.CopyFrom(wire_decimal(line.confirmed))
-    if line.suggested is not None:
-        message.suggested.CopyFrom(wire_decimal(line.suggested))
-    return message
 
 
 def map_po(po: StoredPurchaseOrder) -> pb.PurchaseOrder:
@@ -317,10 +313,9 @@ def map_received_lines(lines: Sequence[pb.ReceiptLine]) -> tuple[ReceivedLine, .
 
 
 def map_receipt_outcome(outcome: ReceiptOutcome) -> pb.RecordGoodsReceiptResponse:
-    response = pb.RecordGoodsReceiptResponse(receipt=map_receipt(outcome.receipt))
-    if outcome.purchase_order is not None:
-        response.purchase_order.CopyFrom(map_po(outcome.purchase_order))
-    return response
+    return pb.RecordGoodsReceiptResponse(
+        receipt=map_receipt(outcome.receipt), purchase_order=optional(map_po, outcome.purchase_order)
+    )
 
 
 def map_returned_lines(lines: Sequence[pb.VendorReturnLine]) -> tuple[ReturnedLine, ...]:

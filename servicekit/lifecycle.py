@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -31,8 +32,14 @@ def every(
     first_run_now: bool = True,
     wake: asyncio.Event | None = None,
     due_in: Callable[[], Awaitable[float | None]] | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Background:
     """A background loop running ``step`` every ``interval`` seconds until stopped (0 switches it off).
+
+    The interval runs from a round's start: a round that took part of it is followed by the next
+    once the rest has passed, and a round that took longer by the next at once (a poll stays a
+    poll every ``interval``, however long its rounds take under load). A failing round is
+    followed after the whole interval, so that a system that is down is not asked again at once.
 
     ``again`` drains a backlog: while it says so of what ``step`` returned (a full batch, a cursor
     not yet at the end), ``step`` runs again at once rather than after the interval. The first
@@ -52,10 +59,12 @@ def every(
             if wake is not None:
                 wake.clear()
             wait = interval
+            started = clock()
             try:
                 result = await step()
                 while again is not None and again(result) and not stop.is_set():
                     result = await step()
+                wait = max(0.0, interval - (clock() - started))
                 if due_in is not None:
                     due = await due_in()
                     if due is not None and 0 < due < wait:

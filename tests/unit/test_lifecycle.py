@@ -184,3 +184,67 @@ async def test_work_due_already_waits_the_interval_rather_than_spinning() -> Non
     await asyncio.wait_for(loop, timeout=5)
 
     assert rounds == 1
+
+
+class StepClock:
+    """A monotonic clock that only the rounds move: each round says how long it took."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_round_longer_than_the_interval_is_followed_by_the_next_at_once() -> None:
+    stop = asyncio.Event()
+    clock = StepClock()
+    rounds = 0
+
+    async def step() -> None:
+        nonlocal rounds
+        rounds += 1
+        clock.now += 2 * HOUR  # a round of two hours, under load
+        if rounds == 3:
+            stop.set()
+
+    await asyncio.wait_for(every("label acknowledgements", HOUR, step, clock=clock)(stop), timeout=5)
+
+    assert rounds == 3  # no hour waited between them
+
+
+async def test_a_round_that_took_most_of_the_interval_waits_only_the_rest() -> None:
+    stop = asyncio.Event()
+    clock = StepClock()
+    rounds = 0
+
+    async def step() -> None:
+        nonlocal rounds
+        rounds += 1
+        clock.now += HOUR - 0.001  # the next round is due a millisecond after this one ends
+        if rounds == 2:
+            stop.set()
+
+    await asyncio.wait_for(every("label acknowledgements", HOUR, step, clock=clock)(stop), timeout=5)
+
+    assert rounds == 2
+
+
+async def test_a_failing_round_waits_the_whole_interval_however_long_it_took() -> None:
+    stop = asyncio.Event()
+    clock = StepClock()
+    rounds = 0
+
+    async def step() -> None:
+        nonlocal rounds
+        rounds += 1
+        clock.now += 2 * HOUR  # a timeout against a station that is down
+        raise ConnectionError("station down")
+
+    loop = asyncio.create_task(every("label acknowledgements", HOUR, step, clock=clock)(stop))
+    for _ in range(20):  # event-loop turns, each enough for another round if the loop did not wait
+        await asyncio.sleep(0)
+    stop.set()
+    await asyncio.wait_for(loop, timeout=5)
+
+    assert rounds == 1

@@ -82,6 +82,21 @@ async def test_failing_station_raises_station_unavailable(rig: Rig) -> None:
             await rig.station.status(rig.label_ids)
 
 
+async def test_a_station_failing_after_the_push_fails_the_status_of_its_tickets(rig: Rig) -> None:
+    """Asked about pushed labels, a station looks up their tickets and their states (a batch station
+    does both at once): either failing is one StationUnavailable, and nothing is left running."""
+    results = await rig.station.push(pushes(rig))
+    tickets = [result.ticket for result in results]
+    rig.simulator.mode = Mode.FAILING
+    tasks_before = asyncio.all_tasks()
+
+    async with asyncio.timeout(GUARD):
+        with pytest.raises(StationUnavailable, match="500"):
+            await rig.station.status(rig.label_ids, tickets)
+
+    assert asyncio.all_tasks() == tasks_before
+
+
 @pytest.mark.parametrize("mode", [Mode.GARBAGE, Mode.WRONG_SHAPE])
 async def test_garbage_answers_never_escape_as_other_exceptions(rig: Rig, mode: Mode) -> None:
     rig.simulator.mode = mode

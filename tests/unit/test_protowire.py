@@ -7,7 +7,6 @@ import random
 from datetime import UTC, datetime, timedelta, timezone
 
 from google.protobuf.timestamp_pb2 import Timestamp
-
 from retail.alerts.v1 import alerts_service_pb2 as pb
 
 from servicekit.protowire import moment, optional, optional_moment, timestamp
@@ -43,6 +42,8 @@ def test_an_optional_value_sets_its_message_field_and_no_value_leaves_it_unset()
     resolved = pb.Alert(alert_id="A1", resolved_at=optional(timestamp, at))
     open_ = pb.Alert(alert_id="A2", resolved_at=optional(timestamp, None))
 
-    assert resolved.HasField("resolved_at") and optional_moment(resolved, "resolved_at") == at
-    assert not open_.HasField("resolved_at") and optional_moment(open_, "resolved_at") is None
+    assert resolved.HasField("resolved_at")
+    assert optional_moment(resolved, "resolved_at") == at
+    assert not open_.HasField("resolved_at")
+    assert optional_moment(open_, "resolved_at") is None
     assert open_.SerializeToString() == pb.Alert(alert_id="A2").SerializeToString()

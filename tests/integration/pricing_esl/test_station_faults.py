@@ -83,8 +83,8 @@ async def test_failing_station_raises_station_unavailable(rig: Rig) -> None:
 
 
 async def test_a_station_failing_after_the_push_fails_the_status_of_its_tickets(rig: Rig) -> None:
-    """Asked about pushed labels, a station looks up their tickets and their states (a batch station
-    does both at once): either failing is one StationUnavailable, and nothing is left running."""
+    """Asked about pushed labels, a station looks up their tickets and their states: either failing is
+    one StationUnavailable, and nothing is left running."""
     results = await rig.station.push(pushes(rig))
     tickets = [result.ticket for result in results]
     rig.simulator.mode = Mode.FAILING

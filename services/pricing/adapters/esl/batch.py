@@ -206,22 +206,13 @@ class BatchStation:
         """
         ticket_list = normalize_tickets(label_ids, tickets)
         transaction_ids = sorted({t for t in ticket_list if t})
-        # The labels' states are asked for while the transactions are looked up (neither needs the other).
-        asking = asyncio.create_task(self._label_states(list(dict.fromkeys(i for i in label_ids if i))))
-        try:
-            lookups = await gather_bounded(self._limit, [self._transaction(t) for t in transaction_ids])
-            transactions: dict[str, dict[str, _Result] | None] = {}
-            for transaction_id, lookup in zip(transaction_ids, lookups, strict=True):
-                if isinstance(lookup, StationUnavailable):
-                    raise lookup
-                transactions[transaction_id] = lookup
-            states = await asking
-        finally:
-            if not asking.done():  # a transaction lookup failed: the states are not wanted
-                asking.cancel()
-                await asyncio.wait([asking])
-            if not asking.cancelled():
-                asking.exception()  # seen: a failure of both is reported once, as the lookup's
+        lookups = await gather_bounded(self._limit, [self._transaction(t) for t in transaction_ids])
+        transactions: dict[str, dict[str, _Result] | None] = {}
+        for transaction_id, lookup in zip(transaction_ids, lookups, strict=True):
+            if isinstance(lookup, StationUnavailable):
+                raise lookup
+            transactions[transaction_id] = lookup
+        states = await self._label_states(list(dict.fromkeys(i for i in label_ids if i)))
 
         statuses: list[LabelStatus] = []
         for label_id, ticket in zip(label_ids, ticket_list, strict=True):

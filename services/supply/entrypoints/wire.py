@@ -350,10 +350,6 @@ def map_invoice_outcome(outcome: InvoiceOutcome) -> pb.RecordSupplierInvoiceResp
     )
 
 
-def optional_decimal(value: Decimal | None) -> money_pb2.Decimal | None:
-    return None if value is None else wire_decimal(value)
-
-
 def map_scorecard(found: SupplierScorecard) -> pb.Scorecard:
     card = found.scorecard
     return pb.Scorecard(
@@ -361,13 +357,13 @@ def map_scorecard(found: SupplierScorecard) -> pb.Scorecard:
         from_date=found.first.isoformat(),
         to_date=found.last.isoformat(),
         lines_due=card.lines_due,
-        otif=optional_decimal(card.otif),
-        fill_rate=optional_decimal(card.fill_rate),
-        reject_rate=optional_decimal(card.reject_rate),
-        quality_score=optional_decimal(card.quality_score),
-        promised_lead_days=optional_decimal(card.promised_lead_days),
-        actual_lead_days=optional_decimal(card.actual_lead_days),
-        invoice_match_rate=optional_decimal(card.invoice_match_rate),
+        otif=optional(wire_decimal, card.otif),
+        fill_rate=optional(wire_decimal, card.fill_rate),
+        reject_rate=optional(wire_decimal, card.reject_rate),
+        quality_score=optional(wire_decimal, card.quality_score),
+        promised_lead_days=optional(wire_decimal, card.promised_lead_days),
+        actual_lead_days=optional(wire_decimal, card.actual_lead_days),
+        invoice_match_rate=optional(wire_decimal, card.invoice_match_rate),
     )
 
 

@@ -46,7 +46,7 @@ Reader = Annotated[Principal, Depends(require(ALERTS_READ))]
 WebhookAdmin = Annotated[Principal, Depends(require(ALERT_WEBHOOKS_WRITE))]
 
 
-@router.get("/alerts", responses=problems.problem_responses(401, 403, 422))
+@router.get("/alerts")
 async def list_alerts(
     resources: Resources,
     principal: Reader,
@@ -74,7 +74,7 @@ async def list_alerts(
     )
 
 
-@router.get("/alerts/{alert_id}", responses=problems.problem_responses(401, 403, 404, 422))
+@router.get("/alerts/{alert_id}", responses=problems.problem_responses(404))
 async def get_alert(resources: Resources, principal: Reader, alert_id: AlertId) -> FeedAlertOut:
     """One alert with its causes. Scope `alerts:read`; another store's alert is `404`."""
     answer = await resources.alerts_service.GetAlert(pb.GetAlertRequest(actor=actor_of(principal), alert_id=alert_id))
@@ -82,9 +82,7 @@ async def get_alert(resources: Resources, principal: Reader, alert_id: AlertId) 
 
 
 @router.post(
-    "/alerts/{alert_id}/acknowledge",
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=FeedAlertOut,
+    "/alerts/{alert_id}/acknowledge", responses=problems.problem_responses(404, 409), response_model=FeedAlertOut
 )
 async def acknowledge_alert(
     alert_id: AlertId,
@@ -106,11 +104,7 @@ async def acknowledge_alert(
     )
 
 
-@router.post(
-    "/alerts/{alert_id}/resolve",
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=FeedAlertOut,
-)
+@router.post("/alerts/{alert_id}/resolve", responses=problems.problem_responses(404, 409), response_model=FeedAlertOut)
 async def resolve_alert(
     alert_id: AlertId,
     body: ResolveIn,
@@ -132,19 +126,14 @@ async def resolve_alert(
     )
 
 
-@router.get("/alert-webhooks", responses=problems.problem_responses(401, 403))
+@router.get("/alert-webhooks")
 async def list_webhooks(resources: Resources, principal: WebhookAdmin) -> WebhookList:
     """The forwarding targets with their last delivery outcome; URLs masked. Scope `alert-webhooks:write`."""
     answer = await resources.alerts_service.ListWebhooks(pb.ListWebhooksRequest(actor=actor_of(principal)))
     return WebhookList(webhooks=[map_webhook(webhook) for webhook in answer.webhooks])
 
 
-@router.post(
-    "/alert-webhooks",
-    status_code=201,
-    responses=problems.problem_responses(401, 403, 422),
-    response_model=WebhookOut,
-)
+@router.post("/alert-webhooks", status_code=201, response_model=WebhookOut)
 async def create_webhook(
     body: WebhookIn,
     resources: Resources,
@@ -161,11 +150,7 @@ async def create_webhook(
     )
 
 
-@router.put(
-    "/alert-webhooks/{webhook_id}",
-    responses=problems.problem_responses(401, 403, 422),
-    response_model=WebhookOut,
-)
+@router.put("/alert-webhooks/{webhook_id}", response_model=WebhookOut)
 async def put_webhook(
     webhook_id: WebhookId,
     body: WebhookIn,
@@ -181,11 +166,7 @@ async def put_webhook(
     )
 
 
-@router.delete(
-    "/alert-webhooks/{webhook_id}",
-    responses=problems.problem_responses(401, 403, 404, 422),
-    response_model=WebhookDeleted,
-)
+@router.delete("/alert-webhooks/{webhook_id}", responses=problems.problem_responses(404), response_model=WebhookDeleted)
 async def delete_webhook(
     webhook_id: WebhookId,
     resources: Resources,

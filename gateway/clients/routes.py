@@ -57,7 +57,7 @@ def headquarters(principal: Principal) -> Principal:
     return principal
 
 
-_ERRORS = problems.problem_responses(401, 403, 404, 409, 429)
+_ERRORS = problems.problem_responses(404, 409)
 
 
 @router.post("", status_code=201, summary="Register a client", response_model=IssuedSecret, responses=_ERRORS)

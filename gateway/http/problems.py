@@ -389,8 +389,10 @@ def _problem_response_doc(description: str, model: type[Problem]) -> dict[str, A
 
 # Liveness consults nothing (routes/health.py), so it is the one operation that never answers 503.
 ALWAYS_AVAILABLE_PATHS = frozenset({"/healthz"})
+# What any operation that needs a token may answer (gateway/security/authorisation.py).
+_TOKEN_STATUSES = (401, 403, 429)
 _RETRY_AFTER_DOC: dict[str, Any] = {
-    "description": "whole seconds to wait before retrying; sent with every 503",
+    "description": "whole seconds to wait before retrying; sent with every 429 and 503",
     "schema": {"type": "integer", "minimum": 1},
 }
 
@@ -399,9 +401,12 @@ def document_problems(openapi: dict[str, Any]) -> None:
     """Make an OpenAPI document tell the truth about errors.
 
     Adds the problem schemas; replaces FastAPI's default 422 body with the validation
-    problem; documents 400 and 413 on every operation with a request body, 500 on every one,
-    and 503 with its ``Retry-After`` header on every one but liveness (any route may find a
-    backend, the gateway's database or NATS unavailable, or the gateway starting or stopping).
+    problem; documents 400 and 413 on every operation with a request body, 401, 403 and 429
+    on every one that needs a token (a missing or refused token, a scope or an object the
+    client may not have, a client over its rate limit), 500 on every one, and 503 with its
+    ``Retry-After`` header on every one but liveness (any route may find a backend, the
+    gateway's database or NATS unavailable, or the gateway starting or stopping). A route
+    names only the problems of its own: ``responses=problem_responses(404, 409)``.
     """
     schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
     for name, model in _documented_models.items():
@@ -415,6 +420,11 @@ def document_problems(openapi: dict[str, Any]) -> None:
             responses = operation.setdefault("responses", {})
             if "422" in responses:
                 responses["422"] = _problem_response_doc(VALIDATION_ERROR.title, ValidationProblem)
+            if operation.get("security"):
+                for refused in _TOKEN_STATUSES:
+                    responses.setdefault(
+                        str(refused), _problem_response_doc(problem_type_for_status(refused).title, Problem)
+                    )
             if "requestBody" in operation:
                 # A body that is not even text (bytes that are not UTF-8) cannot be validated: 400.
                 responses.setdefault("400", _problem_response_doc(BAD_REQUEST.title, Problem))
@@ -422,8 +432,9 @@ def document_problems(openapi: dict[str, Any]) -> None:
             responses.setdefault("500", _problem_response_doc(INTERNAL_ERROR.title, Problem))
             if path not in ALWAYS_AVAILABLE_PATHS:
                 responses.setdefault("503", _problem_response_doc(SERVICE_UNAVAILABLE.title, Problem))
-            if "503" in responses:
-                responses["503"].setdefault("headers", {})[RETRY_AFTER] = _RETRY_AFTER_DOC
+            for retried in ("429", "503"):
+                if retried in responses:
+                    responses[retried].setdefault("headers", {})[RETRY_AFTER] = _RETRY_AFTER_DOC
     # FastAPI's own validation error shapes are never sent; keep them out of the document.
     for name in ("HTTPValidationError", "ValidationError"):
         schema = schemas.pop(name, None)

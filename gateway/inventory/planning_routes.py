@@ -69,7 +69,7 @@ def planning_supplier(principal: Principal, location_id: str) -> str:
     return ""
 
 
-@router.get("/locations/{location_id}/replenishment", responses=problems.problem_responses(401, 403, 404, 409, 422))
+@router.get("/locations/{location_id}/replenishment", responses=problems.problem_responses(404, 409))
 async def location_replenishment(
     location_id: LocationId,
     resources: Resources,
@@ -98,9 +98,7 @@ async def location_replenishment(
     )
 
 
-@router.get(
-    "/locations/{location_id}/skus/{sku}/forecast", responses=problems.problem_responses(401, 403, 404, 409, 422)
-)
+@router.get("/locations/{location_id}/skus/{sku}/forecast", responses=problems.problem_responses(404, 409))
 async def sku_forecast(
     location_id: LocationId,
     sku: Sku,
@@ -133,7 +131,7 @@ async def sku_forecast(
     )
 
 
-@router.get("/locations/{location_id}/kpis", responses=problems.problem_responses(401, 403, 404, 422))
+@router.get("/locations/{location_id}/kpis", responses=problems.problem_responses(404))
 async def stock_kpis(
     location_id: LocationId,
     resources: Resources,
@@ -185,11 +183,7 @@ async def stock_kpis(
     )
 
 
-@router.post(
-    "/locations/{location_id}/pending-sale-lines/apply",
-    responses=problems.problem_responses(401, 403, 422),
-    response_model=PendingSaleLinesOut,
-)
+@router.post("/locations/{location_id}/pending-sale-lines/apply", response_model=PendingSaleLinesOut)
 async def apply_pending_sale_lines(
     location_id: LocationId,
     resources: Resources,

@@ -70,7 +70,7 @@ def owner_of(principal: Principal) -> str:
     return "" if principal.is_headquarters else principal.client_id
 
 
-@router.get("/locations", responses=problems.problem_responses(401, 403))
+@router.get("/locations")
 async def list_locations(
     resources: Resources, principal: Annotated[Principal, Depends(require(STOCK_READ))]
 ) -> list[Location]:
@@ -92,7 +92,7 @@ async def list_locations(
     ]
 
 
-@router.get("/stock/{sku}", responses=problems.problem_responses(401, 403, 404))
+@router.get("/stock/{sku}", responses=problems.problem_responses(404))
 async def sku_availability(
     sku: Sku, resources: Resources, principal: Annotated[Principal, Depends(require(STOCK_READ))]
 ) -> SkuAvailability:
@@ -118,7 +118,7 @@ async def sku_availability(
     return SkuAvailability(sku=answer.sku, total_available_to_promise=total, levels=levels)
 
 
-@router.get("/locations/{location_id}/stock", responses=problems.problem_responses(401, 403, 404, 422))
+@router.get("/locations/{location_id}/stock", responses=problems.problem_responses(404))
 async def location_stock(
     location_id: LocationId,
     resources: Resources,
@@ -139,7 +139,7 @@ async def location_stock(
 @router.post(
     "/reservations",
     status_code=201,
-    responses=problems.problem_responses(401, 403, 404, 422) | problems.problem_responses(409, model=OutOfStockProblem),
+    responses=problems.problem_responses(404) | problems.problem_responses(409, model=OutOfStockProblem),
     response_model=ReservationOut,
 )
 async def reserve_stock(
@@ -175,7 +175,7 @@ async def reserve_stock(
 
 @router.post(
     "/reservations/{reservation_id}/commit",
-    responses=problems.problem_responses(401, 403, 404, 409),
+    responses=problems.problem_responses(404, 409),
     response_model=ReservationOut,
 )
 async def commit_reservation(
@@ -196,7 +196,7 @@ async def commit_reservation(
 
 @router.post(
     "/reservations/{reservation_id}/release",
-    responses=problems.problem_responses(401, 403, 404, 409),
+    responses=problems.problem_responses(404, 409),
     response_model=ReservationOut,
 )
 async def release_reservation(
@@ -212,12 +212,7 @@ async def release_reservation(
     return await _step(resources, call, "ReleaseReservation", message, _reservation_of)
 
 
-@router.post(
-    "/transfers",
-    status_code=201,
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=TransferOut,
-)
+@router.post("/transfers", status_code=201, responses=problems.problem_responses(404, 409), response_model=TransferOut)
 async def request_transfer(
     body: TransferIn, resources: Resources, call: Annotated[IdempotentRequest, Depends(idempotent(TRANSFERS_WRITE))]
 ) -> Response:
@@ -258,9 +253,7 @@ def _reservation_of(answer: Any) -> dict[str, Any]:
 
 
 @router.post(
-    "/transfers/{transfer_id}/dispatch",
-    responses=problems.problem_responses(401, 403, 404, 409),
-    response_model=TransferOut,
+    "/transfers/{transfer_id}/dispatch", responses=problems.problem_responses(404, 409), response_model=TransferOut
 )
 async def dispatch_transfer(
     transfer_id: Annotated[str, Path(max_length=64)],
@@ -273,9 +266,7 @@ async def dispatch_transfer(
 
 
 @router.post(
-    "/transfers/{transfer_id}/receive",
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=TransferOut,
+    "/transfers/{transfer_id}/receive", responses=problems.problem_responses(404, 409), response_model=TransferOut
 )
 async def receive_transfer(
     transfer_id: Annotated[str, Path(max_length=64)],
@@ -291,9 +282,7 @@ async def receive_transfer(
 
 
 @router.post(
-    "/transfers/{transfer_id}/cancel",
-    responses=problems.problem_responses(401, 403, 404, 409),
-    response_model=TransferOut,
+    "/transfers/{transfer_id}/cancel", responses=problems.problem_responses(404, 409), response_model=TransferOut
 )
 async def cancel_transfer(
     transfer_id: Annotated[str, Path(max_length=64)],
@@ -305,7 +294,7 @@ async def cancel_transfer(
     return await _step(resources, call, "CancelTransfer", message, _transfer_of)
 
 
-@router.get("/locations/{location_id}/transfers", responses=problems.problem_responses(401, 403, 404, 422))
+@router.get("/locations/{location_id}/transfers", responses=problems.problem_responses(404))
 async def location_transfers(
     location_id: LocationId,
     resources: Resources,
@@ -339,9 +328,7 @@ async def location_transfers(
 
 
 @router.post(
-    "/locations/{location_id}/stock-counts",
-    responses=problems.problem_responses(401, 403, 404, 422),
-    response_model=StockCountOut,
+    "/locations/{location_id}/stock-counts", responses=problems.problem_responses(404), response_model=StockCountOut
 )
 async def record_stock_count(
     location_id: LocationId,
@@ -370,9 +357,7 @@ async def record_stock_count(
 
 
 @router.post(
-    "/locations/{location_id}/sales-history",
-    responses=problems.problem_responses(401, 403, 404, 422),
-    response_model=SalesHistoryOut,
+    "/locations/{location_id}/sales-history", responses=problems.problem_responses(404), response_model=SalesHistoryOut
 )
 async def import_sales_history(
     location_id: LocationId,

@@ -50,7 +50,7 @@ from servicekit.protowire import from_wire, to_wire
 router = ContextRouter(prefix="/v1", tags=["marketing"])
 
 
-@router.get("/members/{member_id}/coupons", responses=problems.problem_responses(401, 403, 422))
+@router.get("/members/{member_id}/coupons")
 async def member_coupons(
     resources: Resources,
     principal: Annotated[Principal, Depends(require(COUPONS_READ))],
@@ -70,10 +70,7 @@ async def member_coupons(
 
 
 @router.post(
-    "/coupons/{code}/hold",
-    status_code=201,
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=HoldOut,
+    "/coupons/{code}/hold", status_code=201, responses=problems.problem_responses(404, 409), response_model=HoldOut
 )
 async def hold_coupon(
     code: CouponCodeText,
@@ -106,11 +103,7 @@ async def hold_coupon(
     )
 
 
-@router.post(
-    "/coupon-holds/{hold_id}/release",
-    responses=problems.problem_responses(401, 403, 404, 422),
-    response_model=ReleasedOut,
-)
+@router.post("/coupon-holds/{hold_id}/release", responses=problems.problem_responses(404), response_model=ReleasedOut)
 async def release_coupon_hold(
     hold_id: HoldId, resources: Resources, call: Annotated[IdempotentRequest, Depends(idempotent(COUPONS_REDEEM))]
 ) -> Response:
@@ -126,7 +119,7 @@ async def release_coupon_hold(
 @router.post(
     "/campaigns/{campaign_id}/codes",
     status_code=201,
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
+    responses=problems.problem_responses(404, 409),
     response_model=CouponOut,
 )
 async def create_generic_code(
@@ -148,7 +141,7 @@ async def create_generic_code(
     )
 
 
-@router.get("/redemption-conflicts", responses=problems.problem_responses(401, 403, 422))
+@router.get("/redemption-conflicts")
 async def redemption_conflicts(
     resources: Resources,
     principal: Annotated[Principal, Depends(require(MARKETING_READ))],
@@ -172,10 +165,7 @@ async def redemption_conflicts(
 
 
 @router.post(
-    "/models/repurchase/train",
-    status_code=202,
-    responses=problems.problem_responses(401, 403, 409, 422),
-    response_model=ModelRunOut,
+    "/models/repurchase/train", status_code=202, responses=problems.problem_responses(409), response_model=ModelRunOut
 )
 async def train_repurchase_model(
     resources: Resources, call: Annotated[IdempotentRequest, Depends(idempotent(MARKETING_WRITE))]
@@ -191,7 +181,7 @@ async def train_repurchase_model(
     )
 
 
-@router.get("/models/repurchase", responses=problems.problem_responses(401, 403, 422))
+@router.get("/models/repurchase")
 async def repurchase_model(
     resources: Resources, principal: Annotated[Principal, Depends(require(MARKETING_READ))]
 ) -> ModelStatusOut:
@@ -207,10 +197,7 @@ async def repurchase_model(
 
 
 @router.post(
-    "/models/uplift/train",
-    status_code=202,
-    responses=problems.problem_responses(401, 403, 409, 422),
-    response_model=ModelRunOut,
+    "/models/uplift/train", status_code=202, responses=problems.problem_responses(409), response_model=ModelRunOut
 )
 async def train_uplift_model(
     resources: Resources, call: Annotated[IdempotentRequest, Depends(idempotent(MARKETING_WRITE))]
@@ -229,7 +216,7 @@ async def train_uplift_model(
     )
 
 
-@router.get("/models/uplift", responses=problems.problem_responses(401, 403, 422))
+@router.get("/models/uplift")
 async def uplift_model(
     resources: Resources, principal: Annotated[Principal, Depends(require(MARKETING_READ))]
 ) -> UpliftModelOut:
@@ -240,7 +227,7 @@ async def uplift_model(
     return map_uplift_model(answer)
 
 
-@router.get("/members/{member_id}/propensity", responses=problems.problem_responses(401, 403, 404, 409, 422))
+@router.get("/members/{member_id}/propensity", responses=problems.problem_responses(404, 409))
 async def member_propensity(
     resources: Resources,
     principal: Annotated[Principal, Depends(require(MARKETING_READ))],
@@ -264,7 +251,7 @@ async def member_propensity(
     )
 
 
-@router.get("/members/{member_id}/tags", responses=problems.problem_responses(401, 403, 404, 422))
+@router.get("/members/{member_id}/tags", responses=problems.problem_responses(404))
 async def member_tags(
     resources: Resources, principal: Annotated[Principal, Depends(require(MEMBERS_READ))], member_id: MemberId
 ) -> TagsOut:
@@ -282,7 +269,7 @@ async def member_tags(
     )
 
 
-@router.get("/members/{member_id}/recommendations", responses=problems.problem_responses(401, 403, 404, 409, 422))
+@router.get("/members/{member_id}/recommendations", responses=problems.problem_responses(404, 409))
 async def member_recommendations(
     resources: Resources,
     principal: Annotated[Principal, Depends(require(MARKETING_READ))],

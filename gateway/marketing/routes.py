@@ -49,9 +49,7 @@ def _rule_json(rule: dict[str, object]) -> str:
     return json.dumps(rule, ensure_ascii=False)
 
 
-@router.post(
-    "/segments", status_code=201, responses=problems.problem_responses(401, 403, 422), response_model=SegmentOut
-)
+@router.post("/segments", status_code=201, response_model=SegmentOut)
 async def create_segment(
     body: SegmentIn, resources: Resources, call: Annotated[IdempotentRequest, Depends(idempotent(MARKETING_WRITE))]
 ) -> Response:
@@ -69,7 +67,7 @@ async def create_segment(
     )
 
 
-@router.get("/segments", responses=problems.problem_responses(401, 403, 422))
+@router.get("/segments")
 async def list_segments(resources: Resources, principal: Reader, page: Paging) -> SegmentPage:
     """Segments, newest first. Scope `marketing:read`."""
     answer = await resources.marketing_service.ListSegments(
@@ -80,7 +78,7 @@ async def list_segments(resources: Resources, principal: Reader, page: Paging) -
     )
 
 
-@router.get("/segments/{segment_id}", responses=problems.problem_responses(401, 403, 404, 422))
+@router.get("/segments/{segment_id}", responses=problems.problem_responses(404))
 async def get_segment(resources: Resources, principal: Reader, segment_id: SegmentId) -> SegmentOut:
     """A segment and its latest snapshot. Scope `marketing:read`."""
     answer = await resources.marketing_service.GetSegment(
@@ -89,7 +87,7 @@ async def get_segment(resources: Resources, principal: Reader, segment_id: Segme
     return map_segment(answer.segment)
 
 
-@router.post("/segments/preview", responses=problems.problem_responses(401, 403, 422), response_model=PreviewOut)
+@router.post("/segments/preview", response_model=PreviewOut)
 async def preview_segment(
     body: RuleIn, resources: Resources, call: Annotated[IdempotentRequest, Depends(idempotent(MARKETING_READ))]
 ) -> Response:
@@ -108,7 +106,7 @@ async def preview_segment(
 @router.post(
     "/segments/{segment_id}/snapshots",
     status_code=201,
-    responses=problems.problem_responses(401, 403, 404, 422),
+    responses=problems.problem_responses(404),
     response_model=SnapshotOut,
 )
 async def snapshot_segment(
@@ -126,9 +124,7 @@ async def snapshot_segment(
     )
 
 
-@router.post(
-    "/campaigns", status_code=201, responses=problems.problem_responses(401, 403, 404, 422), response_model=CampaignOut
-)
+@router.post("/campaigns", status_code=201, responses=problems.problem_responses(404), response_model=CampaignOut)
 async def create_campaign(
     body: CampaignIn, resources: Resources, call: Annotated[IdempotentRequest, Depends(idempotent(MARKETING_WRITE))]
 ) -> Response:
@@ -147,7 +143,7 @@ async def create_campaign(
     )
 
 
-@router.get("/campaigns", responses=problems.problem_responses(401, 403, 422))
+@router.get("/campaigns")
 async def list_campaigns(
     resources: Resources,
     principal: Reader,
@@ -168,7 +164,7 @@ async def list_campaigns(
     )
 
 
-@router.get("/campaigns/{campaign_id}", responses=problems.problem_responses(401, 403, 404, 422))
+@router.get("/campaigns/{campaign_id}", responses=problems.problem_responses(404))
 async def get_campaign(resources: Resources, principal: Reader, campaign_id: CampaignId) -> CampaignOut:
     """A campaign with its launch progress and budget use. Scope `marketing:read`."""
     answer = await resources.marketing_service.GetCampaign(
@@ -178,9 +174,7 @@ async def get_campaign(resources: Resources, principal: Reader, campaign_id: Cam
 
 
 @router.post(
-    "/campaigns/{campaign_id}/approve",
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=CampaignOut,
+    "/campaigns/{campaign_id}/approve", responses=problems.problem_responses(404, 409), response_model=CampaignOut
 )
 async def approve_campaign(
     campaign_id: CampaignId,
@@ -200,7 +194,7 @@ async def approve_campaign(
 @router.post(
     "/campaigns/{campaign_id}/launch",
     status_code=202,
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
+    responses=problems.problem_responses(404, 409),
     response_model=CampaignOut,
 )
 async def launch_campaign(
@@ -218,7 +212,7 @@ async def launch_campaign(
     )
 
 
-@router.get("/campaigns/{campaign_id}/report", responses=problems.problem_responses(401, 403, 404, 422))
+@router.get("/campaigns/{campaign_id}/report", responses=problems.problem_responses(404))
 async def campaign_report(resources: Resources, principal: Reader, campaign_id: CampaignId) -> ReportOut:
     """Treatment against control over the attribution window: conversion, revenue and margin per
     member, incremental revenue and margin with 95% intervals (fen), coupon cost and ROI.

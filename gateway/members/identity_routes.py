@@ -26,11 +26,7 @@ from servicekit.protowire import moment
 router = ContextRouter(prefix="/v1", tags=["members"])
 
 
-@router.post(
-    "/members/{member_id}/identities",
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=Linked,
-)
+@router.post("/members/{member_id}/identities", responses=problems.problem_responses(404, 409), response_model=Linked)
 async def link_identity(
     member_id: MemberId,
     body: LinkIn,
@@ -59,9 +55,7 @@ async def link_identity(
     )
 
 
-@router.post(
-    "/merges/{merge_id}/undo", responses=problems.problem_responses(401, 403, 404, 409), response_model=UndoneOut
-)
+@router.post("/merges/{merge_id}/undo", responses=problems.problem_responses(404, 409), response_model=UndoneOut)
 async def undo_merge(
     merge_id: Annotated[str, Path(max_length=64)],
     resources: Resources,
@@ -80,7 +74,7 @@ async def undo_merge(
     )
 
 
-@router.delete("/members/{member_id}", responses=problems.problem_responses(401, 403, 404, 422))
+@router.delete("/members/{member_id}", responses=problems.problem_responses(404))
 async def erase_member(
     member_id: MemberId,
     resources: Resources,

@@ -30,10 +30,7 @@ IMPORT_DEADLINE_SECONDS = 120.0
 
 
 @router.post(
-    "/member-imports",
-    status_code=200,
-    responses=problems.problem_responses(401, 403, 409, 422),
-    response_model=MemberImportOut,
+    "/member-imports", status_code=200, responses=problems.problem_responses(409), response_model=MemberImportOut
 )
 async def import_members(
     body: MemberImportIn,

@@ -22,7 +22,7 @@ from servicekit.protowire import moment
 router = ContextRouter(prefix="/v1", tags=["members"])
 
 
-@router.get("/members/{member_id}/points", responses=problems.problem_responses(401, 403, 404, 422))
+@router.get("/members/{member_id}/points", responses=problems.problem_responses(404))
 async def member_points(
     member_id: MemberId,
     resources: Resources,
@@ -43,7 +43,7 @@ async def member_points(
 @router.post(
     "/members/{member_id}/points/redemptions",
     status_code=201,
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
+    responses=problems.problem_responses(404, 409),
     response_model=RedemptionOut,
 )
 async def redeem_points(

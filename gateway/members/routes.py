@@ -88,12 +88,7 @@ _REGISTERED_BEFORE: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post(
-    "/members",
-    status_code=201,
-    responses=problems.problem_responses(401, 403, 422) | _REGISTERED_BEFORE,
-    response_model=Registered,
-)
+@router.post("/members", status_code=201, responses=_REGISTERED_BEFORE, response_model=Registered)
 async def register_member(
     body: RegistrationIn,
     resources: Resources,
@@ -130,7 +125,7 @@ async def register_member(
     )
 
 
-@router.get("/members/resolve", responses=problems.problem_responses(401, 403, 404, 422))
+@router.get("/members/resolve", responses=problems.problem_responses(404))
 async def resolve_member(
     resources: Resources,
     principal: Annotated[Principal, Depends(require(MEMBERS_READ))],
@@ -145,7 +140,7 @@ async def resolve_member(
     return Resolved(member_id=await resources.member_resolutions(identity))
 
 
-@router.get("/members/kpis", responses=problems.problem_responses(401, 403, 422))
+@router.get("/members/kpis")
 async def member_kpis(
     resources: Resources,
     principal: Annotated[Principal, Depends(require(MEMBER_KPIS_READ))],
@@ -193,7 +188,7 @@ async def member_kpis(
     )
 
 
-@router.get("/members/mix", responses=problems.problem_responses(401, 403, 422))
+@router.get("/members/mix")
 async def member_mix(
     resources: Resources,
     principal: Annotated[Principal, Depends(require(MEMBER_KPIS_READ))],
@@ -229,7 +224,7 @@ async def member_mix(
     )
 
 
-@router.get("/members/{member_id}", responses=problems.problem_responses(401, 403, 404, 422))
+@router.get("/members/{member_id}", responses=problems.problem_responses(404))
 async def get_member(
     member_id: MemberId,
     resources: Resources,
@@ -247,7 +242,7 @@ async def get_member(
     return await member_view(resources, principal, member_id, purpose)
 
 
-@router.patch("/members/{member_id}", responses=problems.problem_responses(401, 403, 404, 409, 422))
+@router.patch("/members/{member_id}", responses=problems.problem_responses(404, 409))
 async def update_member(
     member_id: MemberId,
     body: MemberPatch,

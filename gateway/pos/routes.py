@@ -46,7 +46,7 @@ log = logging.getLogger("gateway.pos")
     "/sales/batch",
     summary="Upload POS sales and returns to the sales journal",
     response_model=BatchResult,
-    responses=problems.problem_responses(401, 403, 409, 429, 503),
+    responses=problems.problem_responses(409, 503),
 )
 async def upload_sales(
     batch: SalesBatch,
@@ -91,12 +91,7 @@ async def upload_sales(
     return await idempotency.run(effect)
 
 
-@router.get(
-    "/sync",
-    summary="What a terminal needs on start-up or after reconnecting",
-    response_model=SyncState,
-    responses=problems.problem_responses(401, 403, 429),
-)
+@router.get("/sync", summary="What a terminal needs on start-up or after reconnecting", response_model=SyncState)
 async def sync_state(
     principal: Annotated[Principal, Depends(require(POS_SYNC_READ))], resources: Resources
 ) -> SyncState:

@@ -47,4 +47,4 @@ def price_question_store(principal: Principal, store_id: str | None, location: s
     return chosen
 
 
-BOOK_RESPONSES = problems.problem_responses(401, 403, 404, 422)
+BOOK_RESPONSES = problems.problem_responses(404)

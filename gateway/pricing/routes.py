@@ -77,7 +77,7 @@ from servicekit.protowire import timestamp
 router = ContextRouter(prefix="/v1", tags=["pricing"])
 
 
-@router.put("/stores/{store_id}", responses=created_or_changed(StoreOut, 401, 403, 409, 422), response_model=StoreOut)
+@router.put("/stores/{store_id}", responses=created_or_changed(StoreOut, 409), response_model=StoreOut)
 async def put_store(
     store_id: StoreId,
     body: StoreIn,
@@ -109,7 +109,7 @@ async def put_store(
     )
 
 
-@router.put("/items/{sku}", responses=created_or_changed(ItemOut, 401, 403, 404, 409, 422), response_model=ItemOut)
+@router.put("/items/{sku}", responses=created_or_changed(ItemOut, 404, 409), response_model=ItemOut)
 async def put_item(
     sku: Sku,
     body: ItemIn,
@@ -144,7 +144,7 @@ async def put_item(
     )
 
 
-@router.get("/items", responses=problems.problem_responses(401, 403, 422))
+@router.get("/items")
 async def list_items(
     resources: Resources,
     principal: Annotated[Principal, Depends(require(CATALOGUE_READ))],
@@ -178,7 +178,7 @@ async def list_items(
     )
 
 
-@router.get("/prices/effective", responses=problems.problem_responses(401, 403, 404, 409, 422))
+@router.get("/prices/effective", responses=problems.problem_responses(404, 409))
 async def effective_price(
     resources: Resources,
     principal: Annotated[Principal, Depends(require(PRICES_READ))],
@@ -204,11 +204,7 @@ async def effective_price(
     return map_effective_price(basket.lines[0])
 
 
-@router.post(
-    "/prices/effective/basket",
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=BasketOut,
-)
+@router.post("/prices/effective/basket", responses=problems.problem_responses(404, 409), response_model=BasketOut)
 async def price_basket(
     body: BasketIn, resources: Resources, principal: Annotated[Principal, Depends(require(PRICES_READ))]
 ) -> Response:
@@ -226,7 +222,7 @@ async def price_basket(
     return Response(basket_json(answer), media_type="application/json")
 
 
-@router.put("/prices/{sku}", responses=problems.problem_responses(401, 403, 404, 409, 422), response_model=PricesOut)
+@router.put("/prices/{sku}", responses=problems.problem_responses(404, 409), response_model=PricesOut)
 async def set_prices(
     sku: Sku,
     body: PricesIn,
@@ -257,7 +253,7 @@ async def set_prices(
     )
 
 
-@router.get("/prices/{sku}", responses=problems.problem_responses(401, 403, 404, 422))
+@router.get("/prices/{sku}", responses=problems.problem_responses(404))
 async def get_prices(
     sku: Sku, resources: Resources, principal: Annotated[Principal, Depends(require(PRICES_READ))]
 ) -> PricesOut:
@@ -267,10 +263,7 @@ async def get_prices(
 
 
 @router.post(
-    "/price-changes",
-    status_code=201,
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=PriceChangeOut,
+    "/price-changes", status_code=201, responses=problems.problem_responses(404, 409), response_model=PriceChangeOut
 )
 async def schedule_price_change(
     body: PriceChangeIn,
@@ -309,7 +302,7 @@ async def schedule_price_change(
     )
 
 
-@router.get("/price-changes", responses=problems.problem_responses(401, 403, 422))
+@router.get("/price-changes")
 async def list_price_changes(
     resources: Resources,
     principal: Annotated[Principal, Depends(require(PRICES_READ))],

@@ -130,9 +130,7 @@ async def pos_price_book(
 
 
 @router.put(
-    "/stores/{store_id}/labels/{label_id}",
-    responses=created_or_changed(LabelOut, 401, 403, 404, 409, 422),
-    response_model=LabelOut,
+    "/stores/{store_id}/labels/{label_id}", responses=created_or_changed(LabelOut, 404, 409), response_model=LabelOut
 )
 async def put_label(
     store_id: StoreId,
@@ -162,7 +160,7 @@ async def put_label(
     )
 
 
-@router.get("/stores/{store_id}/labels", responses=problems.problem_responses(401, 403, 404, 422))
+@router.get("/stores/{store_id}/labels", responses=problems.problem_responses(404))
 async def list_labels(
     store_id: StoreId,
     resources: Resources,
@@ -183,7 +181,7 @@ async def list_labels(
     )
 
 
-@router.get("/stores/{store_id}/label-mismatches", responses=problems.problem_responses(401, 403, 404, 422))
+@router.get("/stores/{store_id}/label-mismatches", responses=problems.problem_responses(404))
 async def label_mismatches(
     store_id: StoreId,
     resources: Resources,
@@ -217,7 +215,7 @@ async def label_mismatches(
     )
 
 
-@router.get("/stores/{store_id}/markdown-suggestions", responses=problems.problem_responses(401, 403, 404, 422))
+@router.get("/stores/{store_id}/markdown-suggestions", responses=problems.problem_responses(404))
 async def list_markdowns(
     store_id: StoreId,
     resources: Resources,
@@ -243,7 +241,7 @@ async def list_markdowns(
 
 @router.post(
     "/markdown-suggestions/{markdown_id}:decide",
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
+    responses=problems.problem_responses(404, 409),
     response_model=DecisionOut,
 )
 async def decide_markdown(

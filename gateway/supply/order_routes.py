@@ -99,7 +99,7 @@ async def _list_orders(
     )
 
 
-@router.get("/suppliers/{supplier_id}/purchase-orders", responses=problems.problem_responses(401, 403, 404, 422))
+@router.get("/suppliers/{supplier_id}/purchase-orders", responses=problems.problem_responses(404))
 async def supplier_purchase_orders(
     resources: Resources, principal: Reader, supplier_id: SupplierId, page: Paging, status: Statuses = None
 ) -> PurchaseOrderPage:
@@ -109,7 +109,7 @@ async def supplier_purchase_orders(
     return await _list_orders(resources, principal, page, supplier_id, "", list(status or []))
 
 
-@router.get("/purchase-orders", responses=problems.problem_responses(401, 403, 422))
+@router.get("/purchase-orders")
 async def list_purchase_orders(
     resources: Resources,
     principal: Reader,
@@ -124,10 +124,7 @@ async def list_purchase_orders(
 
 
 @router.post(
-    "/purchase-orders",
-    status_code=201,
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=PurchaseOrderOut,
+    "/purchase-orders", status_code=201, responses=problems.problem_responses(404, 409), response_model=PurchaseOrderOut
 )
 async def create_purchase_order(
     body: PurchaseOrderIn,
@@ -151,7 +148,7 @@ async def create_purchase_order(
     )
 
 
-@router.get("/purchase-orders/{po_id}", responses=problems.problem_responses(401, 403, 404, 422))
+@router.get("/purchase-orders/{po_id}", responses=problems.problem_responses(404))
 async def get_purchase_order(resources: Resources, principal: Reader, po_id: PoId) -> PurchaseOrderOut:
     """A purchase order with its lines, what the supplier confirmed and what was received,
     accepted, rejected and returned. Scope `purchases:read`; another supplier's order (or
@@ -163,9 +160,7 @@ async def get_purchase_order(resources: Resources, principal: Reader, po_id: PoI
 
 
 @router.patch(
-    "/purchase-orders/{po_id}",
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=PurchaseOrderOut,
+    "/purchase-orders/{po_id}", responses=problems.problem_responses(404, 409), response_model=PurchaseOrderOut
 )
 async def edit_purchase_order(
     po_id: PoId,
@@ -191,9 +186,7 @@ async def edit_purchase_order(
 
 
 @router.post(
-    "/purchase-orders/{po_id}/approve",
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=PurchaseOrderOut,
+    "/purchase-orders/{po_id}/approve", responses=problems.problem_responses(404, 409), response_model=PurchaseOrderOut
 )
 async def approve_purchase_order(
     po_id: PoId,
@@ -216,9 +209,7 @@ async def approve_purchase_order(
 
 
 @router.post(
-    "/purchase-orders/{po_id}/send",
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=PurchaseOrderOut,
+    "/purchase-orders/{po_id}/send", responses=problems.problem_responses(404, 409), response_model=PurchaseOrderOut
 )
 async def send_purchase_order(
     po_id: PoId, resources: Resources, call: Annotated[IdempotentRequest, Depends(idempotent(PURCHASES_WRITE))]
@@ -234,9 +225,7 @@ async def send_purchase_order(
 
 
 @router.post(
-    "/purchase-orders/{po_id}/confirm",
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=PurchaseOrderOut,
+    "/purchase-orders/{po_id}/confirm", responses=problems.problem_responses(404, 409), response_model=PurchaseOrderOut
 )
 async def confirm_purchase_order(
     po_id: PoId,
@@ -264,9 +253,7 @@ async def confirm_purchase_order(
 
 
 @router.post(
-    "/purchase-orders/{po_id}/cancel",
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=PurchaseOrderOut,
+    "/purchase-orders/{po_id}/cancel", responses=problems.problem_responses(404, 409), response_model=PurchaseOrderOut
 )
 async def cancel_purchase_order(
     po_id: PoId,
@@ -286,9 +273,7 @@ async def cancel_purchase_order(
 
 
 @router.post(
-    "/purchase-orders/{po_id}/close",
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=PurchaseOrderOut,
+    "/purchase-orders/{po_id}/close", responses=problems.problem_responses(404, 409), response_model=PurchaseOrderOut
 )
 async def close_purchase_order(
     po_id: PoId, resources: Resources, call: Annotated[IdempotentRequest, Depends(idempotent(PURCHASES_WRITE))]
@@ -305,7 +290,7 @@ async def close_purchase_order(
 @router.post(
     "/purchase-orders/{po_id}/vendor-returns",
     status_code=201,
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
+    responses=problems.problem_responses(404, 409),
     response_model=VendorReturnOut,
 )
 async def return_to_vendor(
@@ -339,7 +324,7 @@ async def return_to_vendor(
 @router.post(
     "/goods-receipts",
     status_code=201,
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
+    responses=problems.problem_responses(404, 409),
     response_model=RecordedReceiptOut,
 )
 async def record_goods_receipt(
@@ -364,7 +349,7 @@ async def record_goods_receipt(
     return await call.forward(lambda: resources.supply_service.RecordGoodsReceipt(request), answer)
 
 
-@router.get("/goods-receipts", responses=problems.problem_responses(401, 403, 422))
+@router.get("/goods-receipts")
 async def list_goods_receipts(
     resources: Resources,
     principal: Reader,
@@ -394,10 +379,7 @@ async def list_goods_receipts(
 
 
 @router.post(
-    "/supplier-invoices",
-    status_code=201,
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=InvoiceOut,
+    "/supplier-invoices", status_code=201, responses=problems.problem_responses(404, 409), response_model=InvoiceOut
 )
 async def record_supplier_invoice(
     body: InvoiceIn,

@@ -51,7 +51,7 @@ EXPORT_RESPONSES: dict[int | str, dict[str, object]] = {
         "description": "the statement as a file: CSV (one row per line, amounts in fen) or JSON",
         "content": {"text/csv": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "object"}}},
     },
-    **problems.problem_responses(401, 403, 404, 422),
+    **problems.problem_responses(404),
 }
 
 
@@ -72,7 +72,7 @@ async def _list_statements(
     )
 
 
-@router.get("/suppliers/{supplier_id}/statements", responses=problems.problem_responses(401, 403, 404, 422))
+@router.get("/suppliers/{supplier_id}/statements", responses=problems.problem_responses(404))
 async def supplier_statements(
     resources: Resources, principal: Reader, supplier_id: SupplierId, page: Paging, status: Statuses = None
 ) -> StatementPage:
@@ -82,7 +82,7 @@ async def supplier_statements(
     return await _list_statements(resources, principal, page, supplier_id, list(status or []))
 
 
-@router.get("/statements", responses=problems.problem_responses(401, 403, 422))
+@router.get("/statements")
 async def list_statements(
     resources: Resources,
     principal: Reader,
@@ -94,7 +94,7 @@ async def list_statements(
     return await _list_statements(resources, principal, page, supplier_id or "", list(status or []))
 
 
-@router.get("/statements/{statement_id}", responses=problems.problem_responses(401, 403, 404, 422))
+@router.get("/statements/{statement_id}", responses=problems.problem_responses(404))
 async def get_statement(
     resources: Resources, principal: Reader, statement_id: StatementId, page: Paging
 ) -> StatementLinesOut:
@@ -148,9 +148,7 @@ def _statement_answer(answer: _StatementAnswer) -> tuple[int, StatementOut]:
 
 
 @router.post(
-    "/statements/{statement_id}/confirm",
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=StatementOut,
+    "/statements/{statement_id}/confirm", responses=problems.problem_responses(404, 409), response_model=StatementOut
 )
 async def confirm_statement(
     statement_id: StatementId,
@@ -166,9 +164,7 @@ async def confirm_statement(
 
 
 @router.post(
-    "/statements/{statement_id}/dispute",
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=StatementOut,
+    "/statements/{statement_id}/dispute", responses=problems.problem_responses(404, 409), response_model=StatementOut
 )
 async def dispute_statement(
     statement_id: StatementId,
@@ -188,9 +184,7 @@ async def dispute_statement(
 
 
 @router.post(
-    "/statements/{statement_id}/issue",
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=StatementOut,
+    "/statements/{statement_id}/issue", responses=problems.problem_responses(404, 409), response_model=StatementOut
 )
 async def issue_statement(
     statement_id: StatementId,
@@ -207,9 +201,7 @@ async def issue_statement(
 
 
 @router.post(
-    "/statements/{statement_id}/approve",
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=StatementOut,
+    "/statements/{statement_id}/approve", responses=problems.problem_responses(404, 409), response_model=StatementOut
 )
 async def approve_statement(
     statement_id: StatementId,
@@ -225,9 +217,7 @@ async def approve_statement(
 
 
 @router.post(
-    "/statements/{statement_id}/mark-paid",
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=StatementOut,
+    "/statements/{statement_id}/mark-paid", responses=problems.problem_responses(404, 409), response_model=StatementOut
 )
 async def mark_statement_paid(
     statement_id: StatementId,
@@ -247,11 +237,7 @@ async def mark_statement_paid(
     return await call.forward(lambda: resources.supply_service.MarkStatementPaid(request), _statement_answer)
 
 
-@router.post(
-    "/statement-runs",
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=StatementRunOut,
-)
+@router.post("/statement-runs", responses=problems.problem_responses(404, 409), response_model=StatementRunOut)
 async def run_statements(
     body: StatementRunIn,
     resources: Resources,
@@ -277,7 +263,7 @@ async def run_statements(
     )
 
 
-@router.get("/settlement/check", responses=problems.problem_responses(401, 403, 422))
+@router.get("/settlement/check")
 async def check_settlement(
     resources: Resources,
     principal: Reader,

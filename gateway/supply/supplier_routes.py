@@ -65,9 +65,7 @@ def _period(from_date: date | None, to_date: date | None) -> tuple[str, str]:
     return (from_date.isoformat() if from_date else "", to_date.isoformat() if to_date else "")
 
 
-@router.post(
-    "/suppliers", status_code=201, responses=problems.problem_responses(401, 403, 409, 422), response_model=SupplierOut
-)
+@router.post("/suppliers", status_code=201, responses=problems.problem_responses(409), response_model=SupplierOut)
 async def create_supplier(
     body: SupplierIn, resources: Resources, call: Annotated[IdempotentRequest, Depends(idempotent(PURCHASES_WRITE))]
 ) -> Response:
@@ -90,11 +88,7 @@ async def create_supplier(
     )
 
 
-@router.put(
-    "/suppliers/{supplier_id}",
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
-    response_model=SupplierOut,
-)
+@router.put("/suppliers/{supplier_id}", responses=problems.problem_responses(404, 409), response_model=SupplierOut)
 async def change_supplier(
     supplier_id: SupplierId,
     body: SupplierChangeIn,
@@ -121,7 +115,7 @@ async def change_supplier(
     )
 
 
-@router.get("/suppliers", responses=problems.problem_responses(401, 403, 422))
+@router.get("/suppliers")
 async def list_suppliers(resources: Resources, principal: Reader, page: Paging) -> SupplierPage:
     """Suppliers by code. Scope `purchases:read`, staff (a supplier user reads its own at
     `/v1/suppliers/{supplier_id}`)."""
@@ -136,7 +130,7 @@ async def list_suppliers(resources: Resources, principal: Reader, page: Paging) 
     )
 
 
-@router.get("/suppliers/{supplier_id}", responses=problems.problem_responses(401, 403, 404, 422))
+@router.get("/suppliers/{supplier_id}", responses=problems.problem_responses(404))
 async def get_supplier(resources: Resources, principal: Reader, supplier_id: SupplierId) -> SupplierOut:
     """A supplier. Scope `purchases:read`; a supplier user its own only (another is `404`)."""
     if principal.supplier_id is not None:
@@ -150,7 +144,7 @@ async def get_supplier(resources: Resources, principal: Reader, supplier_id: Sup
 @router.post(
     "/suppliers/{supplier_id}/contracts",
     status_code=201,
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
+    responses=problems.problem_responses(404, 409),
     response_model=ContractOut,
 )
 async def create_contract(
@@ -174,7 +168,7 @@ async def create_contract(
     )
 
 
-@router.get("/suppliers/{supplier_id}/contracts", responses=problems.problem_responses(401, 403, 404, 422))
+@router.get("/suppliers/{supplier_id}/contracts", responses=problems.problem_responses(404))
 async def list_contracts(
     resources: Resources, principal: Reader, supplier_id: SupplierId, page: Paging
 ) -> ContractPage:
@@ -193,7 +187,7 @@ async def list_contracts(
 @router.post(
     "/contracts/{contract_id}/fees",
     status_code=201,
-    responses=problems.problem_responses(401, 403, 404, 409, 422),
+    responses=problems.problem_responses(404, 409),
     response_model=StatementLineOut,
 )
 async def record_fee(
@@ -220,7 +214,7 @@ async def record_fee(
     )
 
 
-@router.get("/suppliers/{supplier_id}/scorecard", responses=problems.problem_responses(401, 403, 404, 422))
+@router.get("/suppliers/{supplier_id}/scorecard", responses=problems.problem_responses(404))
 async def scorecard(
     resources: Resources, principal: Reader, supplier_id: SupplierId, from_date: FromDate = None, to_date: ToDate = None
 ) -> ScorecardOut:
@@ -236,7 +230,7 @@ async def scorecard(
     return map_scorecard(answer.scorecard)
 
 
-@router.get("/suppliers/{supplier_id}/sell-through", responses=problems.problem_responses(401, 403, 404, 422))
+@router.get("/suppliers/{supplier_id}/sell-through", responses=problems.problem_responses(404))
 async def supplier_sell_through(
     resources: Resources,
     principal: Reader,

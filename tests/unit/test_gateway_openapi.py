@@ -18,6 +18,7 @@ import pytest
 from demodata import DemoRetailer
 from gateway import inventory, members, pricing
 from gateway.app import create_app
+from gateway.http.problems import RETRY_AFTER
 
 REF = "#/components/schemas/"
 # What each protobuf scalar holds; an integer's OpenAPI format names the one it travels in.
@@ -102,6 +103,31 @@ def test_every_operation_has_a_unique_camel_case_operation_id_named_after_its_ro
     assert by_route["POST /v1/reservations"] == "reserveStock"
     assert by_route["POST /v1/auth/token"] == "issueToken"
     assert by_route["GET /v1/pos/price-book"] == "posPriceBook"
+
+
+def test_every_operation_that_needs_a_token_documents_what_a_token_can_be_refused_with(
+    document: dict[str, Any],
+) -> None:
+    """A route names only its own problems (404, 409); the document adds what every route behind
+    a token may answer: no or a refused token, a missing scope or another's object, a rate limit."""
+    secured = [
+        (method, path, operation) for method, path, operation in operations(document) if operation.get("security")
+    ]
+    assert len(secured) >= 40
+    undocumented = [
+        f"{method} {path}"
+        for method, path, operation in secured
+        if not {"401", "403", "429"} <= operation["responses"].keys()
+        or RETRY_AFTER not in operation["responses"]["429"].get("headers", {})
+    ]
+    assert undocumented == []
+    token = document["paths"]["/v1/auth/token"]["post"]
+    assert "security" not in token
+    assert "403" not in token["responses"]
+    assert "401" not in document["paths"]["/healthz"]["get"]["responses"]
+    reserve = document["paths"]["/v1/reservations"]["post"]["responses"]
+    assert {"401", "403", "409", "422", "429"} <= reserve.keys()
+    assert reserve["401"]["content"]["application/problem+json"]["schema"]["$ref"] == REF + "Problem"
 
 
 def test_schemas_carry_the_names_an_sdk_would_show(document: dict[str, Any]) -> None:

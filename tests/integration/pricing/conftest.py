@@ -19,6 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from retail.common.v1 import identifiers_pb2, money_pb2
 from retail.pricing.v1 import pricing_service_pb2 as pb
 from retail.pricing.v1 import pricing_service_pb2_grpc as pb_grpc
+from sqlalchemy import text
 
 from servicekit.protowire import timestamp
 from servicekit.settings import load_settings
@@ -214,6 +215,27 @@ async def put_item(
     )
     item: pb.Item = answer.item
     return item
+
+
+async def store_of_labels(app: PricingApp, count: int, state: str) -> None:
+    """Store S1 (a batch station) with ``count`` labels L000001… of one SKU, written in one statement
+    as a large store's are: ``state`` is the SQL for each label's state (``g`` its number), every
+    label's desired and sent digest ``d``; then the table is analysed."""
+    await put_store(app, "S1", station_kind="batch", station_url="http://127.0.0.1:9/")
+    await put_item(app, "SKU-P", cost_fen=100)
+    async with app.services.pricing._uow() as uow:
+        await uow.session.execute(
+            text(
+                "INSERT INTO label (store_id, label_id, sku, state, desired_digest, sent_digest, next_attempt_at) "
+                f"SELECT 'S1', 'L' || lpad(g::text, 6, '0'), 'SKU-P', {state}, 'd', 'd', now() "
+                "FROM generate_series(1, :n) AS g"
+            ),
+            {"n": count},
+        )
+        await uow.commit()
+    async with app.connected.engine.connect() as connection:
+        await connection.execute(text("ANALYZE label"))
+        await connection.commit()
 
 
 async def set_prices(

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from services.pricing.adapters import label_store
 from services.pricing.bootstrap import PricingApp
-from tests.integration.pricing.conftest import put_item, put_store
+from tests.integration.pricing.conftest import store_of_labels
 
 LABELS = 3_000
 PAGE_OF = "(ctid::text::point)[0]::bigint"
@@ -23,18 +23,7 @@ async def pages(app: PricingApp) -> dict[str, int]:
 
 
 async def test_recording_tickets_rewrites_the_labels_on_their_own_pages(app: PricingApp) -> None:
-    await put_store(app, "S1", station_kind="batch", station_url="http://127.0.0.1:9/")
-    await put_item(app, "SKU-P", cost_fen=100)
-    async with app.services.pricing._uow() as uow:
-        await uow.session.execute(
-            text(
-                "INSERT INTO label (store_id, label_id, sku, state, desired_digest, sent_digest) "
-                "SELECT 'S1', 'L' || lpad(g::text, 6, '0'), 'SKU-P', 'sent', 'd', 'd' "
-                "FROM generate_series(1, :n) AS g"
-            ),
-            {"n": LABELS},
-        )
-        await uow.commit()
+    await store_of_labels(app, LABELS, "'sent'")
     before = await pages(app)
     assert len(set(before.values())) > 10  # the labels fill many pages, each as full as the table allows
     # A push round's answers: every fourth label of the store gets its ticket, in one statement.

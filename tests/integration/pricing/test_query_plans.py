@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.pricing.adapters import label_store
 from services.pricing.bootstrap import PricingApp
-from tests.integration.pricing.conftest import Clock, put_item, put_store
+from tests.integration.pricing.conftest import Clock, store_of_labels
 
 SETTLED_LABELS = 20_000
 NONE_SENT = SETTLED_LABELS + 1  # a `sent_every` no label number reaches
@@ -37,30 +37,13 @@ async def plan_of(app: PricingApp, marker: str, run: Callable[[AsyncSession], Aw
         event.remove(app.connected.engine.sync_engine, "before_cursor_execute", capture)
 
 
-async def settle_labels(app: PricingApp, sent_every: int) -> None:
-    """SETTLED_LABELS labels of store S1, acknowledged but for every ``sent_every``-th (sent) and
-    every thousandth (given up)."""
-    await put_store(app, "S1", station_kind="batch", station_url="http://127.0.0.1:9/")
-    await put_item(app, "SKU-P", cost_fen=100)
-    async with app.services.pricing._uow() as uow:
-        await uow.session.execute(
-            text(
-                "INSERT INTO label (store_id, label_id, sku, state, desired_digest, next_attempt_at) "
-                "SELECT 'S1', 'L' || lpad(g::text, 6, '0'), 'SKU-P', "
-                "       CASE WHEN g % 1000 = 0 THEN 'given_up' WHEN g % :sent_every = 0 THEN 'sent' "
-                "            ELSE 'acknowledged' END, 'd', now() "
-                "FROM generate_series(1, :n) AS g"
-            ),
-            {"n": SETTLED_LABELS, "sent_every": sent_every},
-        )
-        await uow.commit()
-    async with app.connected.engine.connect() as connection:
-        await connection.execute(text("ANALYZE label"))
-        await connection.commit()
+def settled(sent_every: int) -> str:
+    """Acknowledged labels, but for every ``sent_every``-th (sent) and every thousandth (given up)."""
+    return f"CASE WHEN g % 1000 = 0 THEN 'given_up' WHEN g % {sent_every} = 0 THEN 'sent' ELSE 'acknowledged' END"
 
 
 async def test_claiming_due_labels_probes_the_due_index_also_for_given_up_labels(app: PricingApp, clock: Clock) -> None:
-    await settle_labels(app, sent_every=NONE_SENT)
+    await store_of_labels(app, SETTLED_LABELS, settled(sent_every=NONE_SENT))
 
     plan = await plan_of(app, "UPDATE label", lambda session: label_store.claim_due(session, clock.now(), 1000))
 
@@ -69,7 +52,7 @@ async def test_claiming_due_labels_probes_the_due_index_also_for_given_up_labels
 
 
 async def test_the_acknowledgement_poll_reads_a_stores_sent_labels_from_their_own_index(app: PricingApp) -> None:
-    await settle_labels(app, sent_every=97)
+    await store_of_labels(app, SETTLED_LABELS, settled(sent_every=97))
 
     plan = await plan_of(app, "state = 'sent'", lambda session: label_store.sent_labels(session, "S1", 500))
 
